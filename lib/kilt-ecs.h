@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The ECS engine: applies a recipe to ECS container definitions wherever they are written
+ * (CloudFormation templates, register/describe-task-definition JSON, Terraform
+ * `container_definitions`), patching the raw document in place. Included by kilt.h.
+ *
+ * Every front end (kilt inject, the CloudFormation macro) parses its input into a json_t (YAML
+ * through kilt-yaml.h), calls kilt_ecs_inject, and prints the report. The engine keeps every field
+ * it does not know, passes CloudFormation intrinsics through untouched wherever they stand, and
+ * gives the same bytes for the same input (see docs/ecs.md for every rule). Not thread-safe on the
+ * same document; distinct documents may be processed in parallel. */
+#ifndef KILT_ECS_H
+#define KILT_ECS_H
+
+/* What the document is. AUTO looks at the shape: an array is Terraform `container_definitions`;
+ * an object with `Resources` or `AWSTemplateFormatVersion` is a CloudFormation template; an
+ * object with `containerDefinitions`/`ContainerDefinitions` (or `taskDefinition`, the
+ * describe-task-definition output) is an ECS task definition. */
+enum kilt_ecs_input {
+	KILT_ECS_INPUT_AUTO = 0,
+	KILT_ECS_INPUT_CLOUDFORMATION,
+	/* register-task-definition input (camelCase or PascalCase) or describe-task-definition output;
+	 * the latter is rewritten into register-task-definition input (read-only fields dropped). */
+	KILT_ECS_INPUT_TASK_DEFINITION,
+	/* a JSON array of container definitions in camelCase (Terraform); the output carries no nulls
+	 * and no empty arrays. */
+	KILT_ECS_INPUT_CONTAINER_DEFINITIONS,
+};
+
+enum kilt_ecs_mode {
+	/* every eligible task is patched unless tagged `kilt-ignore` (the default) */
+	KILT_ECS_OPT_OUT = 0,
+	/* only tasks tagged `kilt-include` are patched */
+	KILT_ECS_OPT_IN,
+};
+
+/* Looks up the facts of an image for a platform ("linux/amd64"; NULL when unknown). On success
+ * `ret_facts` receives an owned object shaped like kilt_image_config_parse's result:
+ * { "entrypoint": [..], "command": [..], "os": "linux", "architecture": "amd64", ... }.
+ * Called only when a container does not say what it runs and the recipe needs it. Return a
+ * negative errno-style code with `err` filled when the image cannot be resolved. */
+typedef int (*kilt_ecs_image_facts_fn)(void *userdata, const char *image, const char *platform,
+				       json_t **ret_facts, struct kilt_error *err);
+
+struct kilt_ecs_options {
+	enum kilt_ecs_input input;
+	enum kilt_ecs_mode mode;
+	/* borrowed, may be NULL: operator parameters, visible to the recipe as `config.*` */
+	const json_t *config;
+	/* borrowed, may be NULL: template parameter values, name -> string (or array of strings for
+	 * list parameters); may also hold pseudo-parameters ("AWS::Region", "AWS::AccountId",
+	 * "AWS::URLSuffix"...). A parameter missing here falls back to the template's Default. */
+	const json_t *parameters;
+	/* borrowed, may be NULL: the secret ARN sidecars pull their image with
+	 * (RepositoryCredentials.CredentialsParameter). */
+	const char *sidecar_repository_credentials;
+	/* borrowed, may be NULL: the LogConfiguration every sidecar gets. NULL inherits the app
+	 * container's LogConfiguration when its driver is awslogs (stream prefix kept). */
+	const json_t *sidecar_log_configuration;
+	/* sidecars get no LogConfiguration at all (wins over the two above) */
+	bool sidecar_logs_off;
+	/* A container that cannot be patched (entrypoint unknown, image unresolvable...) is skipped
+	 * with a warning instead of failing the whole document. */
+	bool fail_open;
+	/* may be NULL: no lookups (a container that needs one fails, or is skipped under fail_open) */
+	kilt_ecs_image_facts_fn image_facts;
+	void *image_facts_userdata; /* borrowed, passed to image_facts */
+};
+
+/* Fills `ret` with the defaults: AUTO, opt-out, nothing configured, no lookups. */
+void kilt_ecs_options_default(struct kilt_ecs_options *ret);
+
+enum kilt_ecs_verdict {
+	KILT_ECS_PATCHED, /* injected by this run */
+	KILT_ECS_UNCHANGED, /* already carries this recipe's injection: left byte for byte */
+	KILT_ECS_SKIPPED, /* left alone; the reason says why */
+	KILT_ECS_REMOVED, /* an earlier injection was undone (task or container now excluded) */
+};
+
+/* One decision about a task (container == NULL) or one of its containers. */
+struct kilt_ecs_decision {
+	char *task; /* owned: CloudFormation logical ID, task family, or "container_definitions" */
+	char *container; /* owned: container name; NULL for the task itself */
+	enum kilt_ecs_verdict verdict;
+	bool warning; /* the reason deserves the operator's attention */
+	char *reason; /* owned: one sentence a user can act on */
+};
+
+/* What a run decided, in document order. Caller-owned; release with kilt_ecs_report_done. */
+struct kilt_ecs_report {
+	enum kilt_ecs_input input; /* the kind actually processed (AUTO resolved) */
+	struct kilt_ecs_decision *decisions; /* owned */
+	size_t n_decisions;
+	size_t n_patched, n_unchanged, n_skipped, n_removed, n_warnings;
+};
+
+void kilt_ecs_report_init(struct kilt_ecs_report *report);
+/* Releases the contents; NULL is a no-op. */
+void kilt_ecs_report_done(struct kilt_ecs_report *report);
+/* "patched", "unchanged", "skipped", "removed"; static. */
+const char *kilt_ecs_verdict_name(enum kilt_ecs_verdict verdict);
+/* The report as JSON (owned): {"input": "...", "decisions": [{"task", "container"?, "decision",
+ * "reason", "warning"?}], "patched": n, ...}. */
+json_t *kilt_ecs_report_to_json(const struct kilt_ecs_report *report);
+
+/* Decides what `doc` is (see enum kilt_ecs_input). -EINVAL with a message when it is none. */
+int kilt_ecs_detect(const json_t *doc, enum kilt_ecs_input *ret, struct kilt_error *err);
+/* "cloudformation", "task-definition", "container-definitions", "auto"; static. */
+const char *kilt_ecs_input_name(enum kilt_ecs_input input);
+
+/* Applies `recipe` to every eligible task definition and container of `doc`, in place.
+ * `opts` may be NULL for the defaults; `report` (may be NULL) must have been initialised and
+ * receives one decision per task and per container. On failure `doc` is left as it was (the
+ * engine works on a copy and swaps it in only when every task succeeded) and `err` names the
+ * resource, the container and the fix. */
+int kilt_ecs_inject(const struct kilt_recipe *recipe, json_t *doc,
+		    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
+		    struct kilt_error *err);
+
+/* Undoes every earlier kilt injection in `doc` (any recipe): original entrypoint, command,
+ * environment, image, linux parameters, volumes and dependencies come back and sidecars go. */
+int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts,
+		    struct kilt_ecs_report *report, struct kilt_error *err);
+
+/* The engine's core, for tests and front ends that produce plans another way: like
+ * kilt_ecs_inject, but each container's plan (the schema of kilt_recipe_evaluate) comes from
+ * `evaluate`. `name` and `hash` identify the recipe in markers. `supports_platform` may be NULL
+ * (every platform supported). */
+struct kilt_ecs_planner {
+	const char *name; /* borrowed */
+	const char *hash; /* borrowed */
+	int (*evaluate)(void *userdata, const struct kilt_target *target, const json_t *config,
+			json_t **ret_plan, struct kilt_error *err);
+	bool (*supports_platform)(void *userdata, const char *platform);
+	void *userdata; /* borrowed */
+};
+int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
+			    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
+			    struct kilt_error *err);
+
+/* Terraform and ECS APIs compare container definitions after dropping nulls and empty arrays:
+ * removes them recursively from `value` (in place) so a plan shows no perpetual diff. */
+void kilt_ecs_prune_empty(json_t *value);
+
+#endif
