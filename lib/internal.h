@@ -49,7 +49,7 @@ static inline void fclosep(FILE **f)
 
 /* Returns *pp and sets it to NULL: hands ownership out of a _cleanup_ variable. */
 #define steal_pointer(pp)                                                                          \
-	({                                                                                         \
+	__extension__({                                                                            \
 		__typeof__(*(pp)) _p = *(pp);                                                      \
 		*(pp) = NULL;                                                                      \
 		_p;                                                                                \
