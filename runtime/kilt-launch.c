@@ -1,0 +1,702 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kilt-launch: the entrypoint kilt puts in front of a workload. It starts the agent programs and
+ * the app (optionally run by a tracer), forwards every catchable signal to the app, reaps every
+ * zombie (as PID 1 or as a child subreaper) and exits with the app's status. libc only, no heap in
+ * the supervising process. Grammar and behaviour are documented in docs/runtime.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_AGENTS 16
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 32000
+/* An agent that stayed up this long is restarted after the minimum delay again. */
+#define BACKOFF_RESET_MS 60000
+/* Time between SIGTERM and SIGKILL for agents after the app ended, and for policy "stop". */
+#define GRACE_MS 5000
+/* After SIGKILL, how long to wait for the kernel to hand the corpses back before giving up. */
+#define KILL_WAIT_MS 1000
+
+#define EXIT_USAGE 2
+#define EXIT_INTERNAL 1
+
+/* The internal option the tracer's child (this program again) is started with. */
+#define SHIM_OPTION "--shim-status-fd"
+
+enum policy { POLICY_RESTART, POLICY_IGNORE, POLICY_STOP };
+
+/* A counted argv group: argc words starting at argv, borrowed from main's argv. */
+struct group {
+	char **argv;
+	int argc;
+};
+
+struct agent {
+	struct group cmd;
+	pid_t pid; /* 0 while not running */
+	int64_t started_ms; /* when the current instance started */
+	int64_t restart_ms; /* when to start it again; 0 = not scheduled */
+	int backoff_ms; /* delay before the next restart */
+};
+
+/* What the shim tells the supervisor through the status pipe. */
+struct shim_msg {
+	int32_t kind; /* 'P': value is the app's pid; 'S': value is its wait status */
+	int32_t value;
+};
+
+struct launch {
+	enum policy policy;
+	struct agent agents[MAX_AGENTS];
+	size_t n_agents;
+	struct group tracer; /* argc 0: no tracer */
+	char **app; /* NULL-terminated, borrowed from main's argv */
+	bool debug;
+	sigset_t orig_mask; /* restored in every child before exec */
+	int sfd; /* signalfd */
+	int status_fd; /* read end of the shim's status pipe; -1 when closed or unused */
+	pid_t tracer_pid;
+	bool tracer_done;
+	int tracer_code;
+	pid_t app_pid; /* 0 until known */
+	bool app_done;
+	int app_code;
+	sigset_t pending; /* signals that arrived before the app's pid was known */
+	int64_t stop_ms; /* policy stop: when to SIGKILL the app; 0 = none */
+	bool shutting_down;
+	bool killed;
+	int64_t shutdown_ms; /* next escalation step of the shutdown */
+	char self[PATH_MAX]; /* this program's path, for the tracer to run as the shim */
+};
+
+static bool g_debug;
+
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+	char buf[600];
+	static const char prefix[] = "kilt-launch: ";
+	int saved = errno;
+	memcpy(buf, prefix, sizeof prefix - 1);
+	size_t off = sizeof prefix - 1;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + off, sizeof buf - off - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	off += (size_t)n < sizeof buf - off - 1 ? (size_t)n : sizeof buf - off - 2;
+	buf[off++] = '\n';
+	for (size_t done = 0; done < off;) {
+		ssize_t w = write(STDERR_FILENO, buf + done, off - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	errno = saved;
+}
+
+#define debug(...)                                                                                 \
+	do {                                                                                       \
+		if (g_debug)                                                                       \
+			say(__VA_ARGS__);                                                          \
+	} while (0)
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The status a shell would report: the exit code, or 128+n for death by signal n. */
+static int exit_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return EXIT_INTERNAL;
+}
+
+static const char *describe(int status, char *buf, size_t size)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, size, "was killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, size, "exited with status %d", exit_code(status));
+	return buf;
+}
+
+static _Noreturn void usage(const char *why)
+{
+	if (why)
+		say("%s", why);
+	static const char text[] =
+		"usage: kilt-launch [--policy restart|ignore|stop] [-a N ARG1..ARGN]...\n"
+		"                   [-t N ARG1..ARGN] -- APP [ARG]...\n"
+		"  -a, --agent N   start an agent whose argv is the next N words (repeatable)\n"
+		"  -t, --tracer N  run the app under the tracer whose argv is the next N words\n"
+		"  --policy P      when an agent dies: restart (default, with backoff), ignore, "
+		"stop\n"
+		"Everything after the first top-level -- is the app's argv, untouched.\n";
+	if (write(STDERR_FILENO, text, sizeof text - 1) < 0) {
+		/* nothing left to report to */
+	}
+	_exit(EXIT_USAGE);
+}
+
+/* In a child: restore the inherited signal mask and exec; never returns. */
+static _Noreturn void exec_or_die(char **argv, const sigset_t *mask)
+{
+	sigprocmask(SIG_SETMASK, mask, NULL);
+	execvp(argv[0], argv);
+	int e = errno;
+	say("cannot execute %s: %s", argv[0], strerror(e));
+	_exit(e == ENOENT ? 127 : 126);
+}
+
+static int parse_count(const char *s, int remaining)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(s, &end, 10);
+	if (errno || end == s || *end || n < 1 || n > INT_MAX)
+		usage("the count after -a/-t must be a positive number");
+	if (n > remaining)
+		usage("an argv group is longer than the arguments that follow it");
+	return (int)n;
+}
+
+static void parse_args(struct launch *l, int argc, char **argv)
+{
+	int i = 1;
+	while (i < argc) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			if (i + 1 >= argc)
+				usage("no app after --");
+			l->app = &argv[i + 1];
+			return;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			usage(NULL);
+		if (strcmp(a, "--policy") == 0) {
+			if (i + 1 >= argc)
+				usage("--policy needs a value");
+			const char *p = argv[i + 1];
+			if (strcmp(p, "restart") == 0)
+				l->policy = POLICY_RESTART;
+			else if (strcmp(p, "ignore") == 0)
+				l->policy = POLICY_IGNORE;
+			else if (strcmp(p, "stop") == 0)
+				l->policy = POLICY_STOP;
+			else
+				usage("--policy must be restart, ignore or stop");
+			i += 2;
+			continue;
+		}
+		bool agent = strcmp(a, "-a") == 0 || strcmp(a, "--agent") == 0;
+		bool tracer = strcmp(a, "-t") == 0 || strcmp(a, "--tracer") == 0;
+		if (!agent && !tracer)
+			usage("unknown option (the app's argv goes after --)");
+		if (i + 1 >= argc)
+			usage("-a/-t needs a count");
+		/* The group must leave room for at least "--" and the app after it. */
+		int n = parse_count(argv[i + 1], argc - (i + 2) - 2);
+		struct group g = { &argv[i + 2], n };
+		if (agent) {
+			if (l->n_agents == MAX_AGENTS)
+				usage("too many agents");
+			l->agents[l->n_agents++].cmd = g;
+		} else {
+			if (l->tracer.argc)
+				usage("only one tracer");
+			l->tracer = g;
+		}
+		i += 2 + n;
+	}
+	usage("missing -- before the app");
+}
+
+/* Forked child of the supervisor for an agent: own process group, then exec. */
+static pid_t spawn_agent(struct launch *l, struct agent *ag)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0);
+		/* This child's copy of argv ends the group; the word after it is not needed here. */
+		ag->cmd.argv[ag->cmd.argc] = NULL;
+		exec_or_die(ag->cmd.argv, &l->orig_mask);
+	}
+	if (pid > 0)
+		setpgid(pid, pid); /* both sides, so that kill(-pid) works at once */
+	return pid;
+}
+
+static void start_agent(struct launch *l, struct agent *ag, int64_t now)
+{
+	ag->restart_ms = 0;
+	ag->started_ms = now;
+	ag->pid = spawn_agent(l, ag);
+	if (ag->pid < 0) {
+		say("cannot start agent %s: %s", ag->cmd.argv[0], strerror(errno));
+		ag->pid = 0;
+		ag->restart_ms = now + ag->backoff_ms;
+		return;
+	}
+	debug("agent %s started as pid %d", ag->cmd.argv[0], (int)ag->pid);
+}
+
+static void send_app(struct launch *l, int sig)
+{
+	if (l->app_done)
+		return;
+	if (l->app_pid > 0) {
+		debug("forwarding signal %d to the app (pid %d)", sig, (int)l->app_pid);
+		kill(l->app_pid, sig);
+	} else {
+		sigaddset(&l->pending, sig);
+	}
+}
+
+/* Child of the supervisor that becomes the tracer; it runs "SELF --shim-status-fd FD -- APP". */
+static _Noreturn void exec_tracer(struct launch *l, int wfd)
+{
+	static char shim_opt[] = SHIM_OPTION;
+	static char dashdash[] = "--";
+	char fdbuf[16];
+	snprintf(fdbuf, sizeof fdbuf, "%d", wfd);
+	fcntl(wfd, F_SETFD, 0);
+	size_t napp = 0;
+	while (l->app[napp])
+		napp++;
+	size_t n = (size_t)l->tracer.argc;
+	/* The only allocation: in a child that execs at once. */
+	char **v = malloc((n + 4 + napp + 1) * sizeof *v);
+	if (!v) {
+		say("out of memory");
+		_exit(126);
+	}
+	memcpy(v, l->tracer.argv, n * sizeof *v);
+	v[n] = l->self;
+	v[n + 1] = shim_opt;
+	v[n + 2] = fdbuf;
+	v[n + 3] = dashdash;
+	memcpy(v + n + 4, l->app, (napp + 1) * sizeof *v);
+	exec_or_die(v, &l->orig_mask);
+}
+
+static void start_app(struct launch *l)
+{
+	if (!l->tracer.argc) {
+		pid_t pid = fork();
+		if (pid == 0)
+			exec_or_die(l->app, &l->orig_mask);
+		if (pid < 0) {
+			say("cannot start %s: %s", l->app[0], strerror(errno));
+			l->app_done = true;
+			l->app_code = EXIT_INTERNAL;
+			return;
+		}
+		l->app_pid = pid;
+		debug("app %s started as pid %d", l->app[0], (int)pid);
+		return;
+	}
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		say("cannot create the status pipe: %s", strerror(errno));
+		l->app_done = true;
+		l->app_code = EXIT_INTERNAL;
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		exec_tracer(l, fds[1]);
+	close(fds[1]);
+	if (pid < 0) {
+		say("cannot start tracer %s: %s", l->tracer.argv[0], strerror(errno));
+		close(fds[0]);
+		l->app_done = true;
+		l->app_code = EXIT_INTERNAL;
+		return;
+	}
+	l->status_fd = fds[0];
+	l->tracer_pid = pid;
+	debug("tracer %s started as pid %d", l->tracer.argv[0], (int)pid);
+}
+
+/* Policy "stop", or the tracer gave up: ask the app to end, SIGKILL after the grace period. */
+static void stop_app(struct launch *l, int64_t now)
+{
+	send_app(l, SIGTERM);
+	if (!l->stop_ms)
+		l->stop_ms = now + GRACE_MS;
+}
+
+static void app_finished(struct launch *l, int status)
+{
+	l->app_done = true;
+	l->app_code = exit_code(status);
+	char d[64];
+	debug("app (pid %d) %s", (int)l->app_pid, describe(status, d, sizeof d));
+}
+
+static void agent_died(struct launch *l, struct agent *ag, int status, int64_t now)
+{
+	char d[64];
+	const char *what = describe(status, d, sizeof d);
+	pid_t pid = ag->pid;
+	ag->pid = 0;
+	if (l->shutting_down) {
+		debug("agent %s (pid %d) %s", ag->cmd.argv[0], (int)pid, what);
+		return;
+	}
+	switch (l->policy) {
+	case POLICY_RESTART:
+		if (now - ag->started_ms >= BACKOFF_RESET_MS)
+			ag->backoff_ms = BACKOFF_MIN_MS;
+		say("agent %s (pid %d) %s; restarting in %d ms", ag->cmd.argv[0], (int)pid, what,
+		    ag->backoff_ms);
+		ag->restart_ms = now + ag->backoff_ms;
+		ag->backoff_ms =
+			ag->backoff_ms >= BACKOFF_MAX_MS / 2 ? BACKOFF_MAX_MS : ag->backoff_ms * 2;
+		break;
+	case POLICY_IGNORE:
+		say("agent %s (pid %d) %s; not restarted (policy ignore)", ag->cmd.argv[0],
+		    (int)pid, what);
+		break;
+	case POLICY_STOP:
+		say("agent %s (pid %d) %s; stopping the app (policy stop)", ag->cmd.argv[0],
+		    (int)pid, what);
+		stop_app(l, now);
+		break;
+	}
+}
+
+static void reap(struct launch *l, int64_t now)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		if (pid == l->app_pid && !l->app_done) {
+			app_finished(l, status);
+			continue;
+		}
+		if (pid == l->tracer_pid && !l->tracer_done) {
+			l->tracer_done = true;
+			l->tracer_code = exit_code(status);
+			char d[64];
+			if (l->app_pid > 0 && !l->app_done) {
+				say("tracer %s (pid %d) %s while the app (pid %d) runs; the app is "
+				    "no "
+				    "longer traced%s",
+				    l->tracer.argv[0], (int)pid, describe(status, d, sizeof d),
+				    (int)l->app_pid,
+				    l->policy == POLICY_STOP ? "; stopping it (policy stop)" : "");
+				if (l->policy == POLICY_STOP)
+					stop_app(l, now);
+			} else {
+				debug("tracer (pid %d) %s", (int)pid,
+				      describe(status, d, sizeof d));
+			}
+			continue;
+		}
+		bool known = false;
+		for (size_t i = 0; i < l->n_agents; i++) {
+			if (l->agents[i].pid == pid) {
+				agent_died(l, &l->agents[i], status, now);
+				known = true;
+				break;
+			}
+		}
+		if (!known)
+			debug("reaped pid %d", (int)pid);
+	}
+}
+
+static void drain_signals(struct launch *l, int64_t now)
+{
+	for (;;) {
+		struct signalfd_siginfo si;
+		ssize_t n = read(l->sfd, &si, sizeof si);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof si)
+			return;
+		int sig = (int)si.ssi_signo;
+		if (sig == SIGCHLD)
+			reap(l, now);
+		else
+			send_app(l, sig);
+	}
+}
+
+static void read_status(struct launch *l)
+{
+	struct shim_msg m;
+	ssize_t n = read(l->status_fd, &m, sizeof m);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n != (ssize_t)sizeof m) {
+		/* EOF (the shim and the tracer are gone) or a torn message: nothing more will come. */
+		close(l->status_fd);
+		l->status_fd = -1;
+		return;
+	}
+	if (m.kind == 'P' && l->app_pid == 0 && m.value > 0) {
+		l->app_pid = (pid_t)m.value;
+		debug("app %s runs under the tracer as pid %d", l->app[0], (int)l->app_pid);
+		for (int sig = 1; sig < NSIG; sig++) {
+			if (sigismember(&l->pending, sig) == 1)
+				send_app(l, sig);
+		}
+		sigemptyset(&l->pending);
+	} else if (m.kind == 'S' && !l->app_done) {
+		app_finished(l, (int)m.value);
+	}
+}
+
+/* The tracer form when the shim could not report: fall back to what the tracer says. */
+static void check_tracer_fallback(struct launch *l)
+{
+	if (l->app_done || !l->tracer.argc || l->status_fd >= 0 || !l->tracer_done)
+		return;
+	if (l->app_pid > 0)
+		return; /* the app lives on as our orphan; its status comes through waitpid */
+	say("tracer %s exited with status %d before reporting the app; using its status",
+	    l->tracer.argv[0], l->tracer_code);
+	l->app_done = true;
+	l->app_code = l->tracer_code;
+}
+
+static bool children_alive(const struct launch *l)
+{
+	for (size_t i = 0; i < l->n_agents; i++) {
+		if (l->agents[i].pid > 0)
+			return true;
+	}
+	return l->tracer_pid > 0 && !l->tracer_done;
+}
+
+static void begin_shutdown(struct launch *l, int64_t now)
+{
+	l->shutting_down = true;
+	l->shutdown_ms = now + GRACE_MS;
+	for (size_t i = 0; i < l->n_agents; i++) {
+		struct agent *ag = &l->agents[i];
+		ag->restart_ms = 0;
+		if (ag->pid > 0) {
+			debug("stopping agent %s (pid %d)", ag->cmd.argv[0], (int)ag->pid);
+			kill(-ag->pid, SIGTERM);
+		}
+	}
+	/* The tracer is not signalled: it ends by itself once it has no tracee left. */
+}
+
+static void kill_all(struct launch *l)
+{
+	for (size_t i = 0; i < l->n_agents; i++) {
+		if (l->agents[i].pid > 0) {
+			say("agent %s (pid %d) ignored SIGTERM; killing it",
+			    l->agents[i].cmd.argv[0], (int)l->agents[i].pid);
+			kill(-l->agents[i].pid, SIGKILL);
+		}
+	}
+	if (l->tracer_pid > 0 && !l->tracer_done) {
+		say("tracer %s (pid %d) still runs after the app; killing it", l->tracer.argv[0],
+		    (int)l->tracer_pid);
+		kill(l->tracer_pid, SIGKILL);
+	}
+}
+
+/* Timers: agent restarts, policy stop escalation, shutdown escalation. Returns poll's timeout. */
+static int run_timers(struct launch *l, int64_t now, bool *give_up)
+{
+	int64_t next = INT64_MAX;
+	if (!l->shutting_down) {
+		for (size_t i = 0; i < l->n_agents; i++) {
+			struct agent *ag = &l->agents[i];
+			if (!ag->pid && ag->restart_ms && ag->restart_ms <= now)
+				start_agent(l, ag, now);
+			if (!ag->pid && ag->restart_ms && ag->restart_ms < next)
+				next = ag->restart_ms;
+		}
+	}
+	if (l->stop_ms && !l->app_done) {
+		if (l->stop_ms <= now) {
+			say("the app (pid %d) ignored SIGTERM; killing it", (int)l->app_pid);
+			if (l->app_pid > 0)
+				kill(l->app_pid, SIGKILL);
+			l->stop_ms = 0;
+		} else if (l->stop_ms < next) {
+			next = l->stop_ms;
+		}
+	}
+	if (l->shutting_down) {
+		if (l->shutdown_ms <= now) {
+			if (l->killed) {
+				*give_up = true;
+				return 0;
+			}
+			kill_all(l);
+			l->killed = true;
+			l->shutdown_ms = now + KILL_WAIT_MS;
+		}
+		if (l->shutdown_ms < next)
+			next = l->shutdown_ms;
+	}
+	if (next == INT64_MAX)
+		return -1;
+	return next - now > INT_MAX ? INT_MAX : (int)(next - now);
+}
+
+/*
+ * The shim: started by the tracer as "SELF --shim-status-fd FD -- APP...". It forks the app so
+ * that the app's real parent can tell its status, reports pid and status through FD and exits
+ * with the same status. All signals stay blocked here, so a terminal's ^C cannot take the
+ * reporter down before the app.
+ */
+static int shim_main(int argc, char **argv)
+{
+	if (argc < 5 || strcmp(argv[3], "--") != 0)
+		usage("bad internal shim invocation");
+	char *end;
+	errno = 0;
+	long fd = strtol(argv[2], &end, 10);
+	if (errno || end == argv[2] || *end || fd < 0 || fd > INT_MAX)
+		usage("bad internal shim invocation");
+	int wfd = (int)fd;
+	fcntl(wfd, F_SETFD, FD_CLOEXEC);
+	sigset_t all, orig;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &orig);
+	pid_t pid = fork();
+	if (pid == 0)
+		exec_or_die(&argv[4], &orig);
+	if (pid < 0) {
+		say("cannot start %s: %s", argv[4], strerror(errno));
+		return EXIT_INTERNAL;
+	}
+	struct shim_msg m = { 'P', (int32_t)pid };
+	if (write(wfd, &m, sizeof m) != (ssize_t)sizeof m)
+		say("cannot report the app's pid: %s", strerror(errno));
+	int status;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			say("cannot wait for the app: %s", strerror(errno));
+			return EXIT_INTERNAL;
+		}
+	}
+	m.kind = 'S';
+	m.value = (int32_t)status;
+	if (write(wfd, &m, sizeof m) != (ssize_t)sizeof m)
+		say("cannot report the app's status: %s", strerror(errno));
+	return exit_code(status);
+}
+
+static void find_self(struct launch *l, const char *argv0)
+{
+	ssize_t n = readlink("/proc/self/exe", l->self, sizeof l->self - 1);
+	if (n > 0) {
+		l->self[n] = '\0';
+		return;
+	}
+	if (strchr(argv0, '/') && strlen(argv0) < sizeof l->self) {
+		memcpy(l->self, argv0, strlen(argv0) + 1);
+		return;
+	}
+	say("cannot find this program's own path (is /proc mounted?)");
+	_exit(EXIT_INTERNAL);
+}
+
+int main(int argc, char **argv)
+{
+	static struct launch l;
+	const char *dbg = getenv("KILT_DEBUG");
+	g_debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+
+	if (argc >= 2 && strcmp(argv[1], SHIM_OPTION) == 0)
+		return shim_main(argc, argv);
+
+	l.status_fd = -1;
+	parse_args(&l, argc, argv);
+	for (size_t i = 0; i < l.n_agents; i++)
+		l.agents[i].backoff_ms = BACKOFF_MIN_MS;
+	if (l.tracer.argc)
+		find_self(&l, argv[0]);
+
+	/* Every signal that can be caught and is not a fault of our own goes through signalfd. */
+	sigset_t set;
+	sigfillset(&set);
+	static const int own[] = { SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,
+				   SIGILL,  SIGFPE,  SIGTRAP, SIGSYS };
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+		sigdelset(&set, own[i]);
+	sigemptyset(&l.pending);
+	if (sigprocmask(SIG_BLOCK, &set, &l.orig_mask) < 0) {
+		say("sigprocmask: %s", strerror(errno));
+		return EXIT_INTERNAL;
+	}
+	l.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (l.sfd < 0) {
+		say("signalfd: %s", strerror(errno));
+		return EXIT_INTERNAL;
+	}
+	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		say("cannot become a child subreaper (%s); orphans will not be reaped",
+		    strerror(errno));
+
+	int64_t now = now_ms();
+	for (size_t i = 0; i < l.n_agents; i++)
+		start_agent(&l, &l.agents[i], now);
+	start_app(&l);
+
+	for (;;) {
+		now = now_ms();
+		check_tracer_fallback(&l);
+		if (l.app_done && !l.shutting_down)
+			begin_shutdown(&l, now);
+		if (l.shutting_down && !children_alive(&l))
+			break;
+		bool give_up = false;
+		int timeout = run_timers(&l, now, &give_up);
+		if (give_up)
+			break;
+		struct pollfd p[2] = { { .fd = l.sfd, .events = POLLIN },
+				       { .fd = l.status_fd, .events = POLLIN } };
+		int r = poll(p, l.status_fd >= 0 ? 2 : 1, timeout);
+		if (r < 0 && errno != EINTR) {
+			say("poll: %s", strerror(errno));
+			return EXIT_INTERNAL;
+		}
+		now = now_ms();
+		if (r > 0 && p[0].revents)
+			drain_signals(&l, now);
+		if (r > 0 && l.status_fd >= 0 && p[1].revents)
+			read_status(&l);
+	}
+	debug("exiting with the app's status %d", l.app_code);
+	return l.app_code;
+}
