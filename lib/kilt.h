@@ -43,6 +43,7 @@ const char *kilt_error_format(const struct kilt_error *err, char *buf, size_t si
 
 #include "kilt-hocon.h"
 #include "kilt-recipe.h"
+#include "kilt-image.h"
 #include "kilt-yaml.h"
 #include "kilt-ecs.h"
 
