@@ -11,7 +11,8 @@ struct kilt_target {
 	const char *image; /* image reference as written (parameters already resolved) */
 	const char *name; /* container name */
 	const char *group; /* task family / logical ID / pod name */
-	const json_t *entrypoint; /* array of strings: what would really run (Docker's rule applied) */
+	const json_t
+		*entrypoint; /* array of strings: what would really run (Docker's rule applied) */
 	const json_t *command; /* array of strings */
 	const json_t *environment; /* object name -> value (a string, or an intrinsic kept as is) */
 	const json_t *metadata; /* object: tags / labels / annotations */
@@ -22,11 +23,22 @@ struct kilt_target {
 struct kilt_recipe;
 
 /* Loads a recipe in either spelling (kilt's `deploy`/`patch` or the original kilt's
- * `build`/`runtime`). Validation errors carry file:line:column. */
+ * `build`/`runtime`; docs/recipe.md). Validation errors carry file:line:column. Loading resolves
+ * the recipe once with placeholder facts of the right types, so a recipe that loads can fail at
+ * evaluation only because of the real facts or config (an unknown fact, a config value of the
+ * wrong type). `kilt_recipe_load_string` takes `name` for messages (NULL: "inline"); when it is a
+ * path, includes are resolved relative to its directory. */
 int kilt_recipe_load_file(const char *path, struct kilt_recipe **ret, struct kilt_error *err);
 int kilt_recipe_load_string(const char *text, size_t len, const char *name,
 			    struct kilt_recipe **ret, struct kilt_error *err);
 void kilt_recipe_free(struct kilt_recipe *recipe);
+
+/* Called once per validation error by kilt_recipe_check_file, in order of appearance. */
+typedef void kilt_recipe_error_fn(const struct kilt_error *err, void *userdata);
+/* Validates like kilt_recipe_load_file but reports every error it finds (up to 100) through `fn`
+ * instead of stopping at the first. Returns 0 when the recipe is valid, else the code of the first
+ * error. */
+int kilt_recipe_check_file(const char *path, kilt_recipe_error_fn *fn, void *userdata);
 
 /* The recipe's name (file name without directory and extension, or "inline"); borrowed. */
 const char *kilt_recipe_name(const struct kilt_recipe *recipe);
@@ -56,8 +68,30 @@ bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char 
  *     "background":   [ [ "argv0", "arg1" ] ],          (exact argv of each program)
  *     "platforms":    [ "linux/amd64" ]                 (supported; empty = all) }
  *
- * Errors name the recipe field and, where known, file:line:column. */
+ * Rules (docs/recipe.md): a field the recipe does not set keeps the container's value, so
+ * "entrypoint" is the recipe's entrypoint or else target->entrypoint, and likewise "command"
+ * (never the image's CMD silently: Docker's rule is applied by whoever fills the target).
+ * Environment values are strings, except values taken over from the target as they are
+ * (intrinsics). Output is deterministic: evaluating twice gives equal plans.
+ *
+ * Errors name the recipe field and, where known, file:line:column. Codes:
+ *   -ENODATA  a fact the recipe needs is unknown (target field NULL); the message names it
+ *             ("original.entrypoint is not known for container web: ...") and how to supply it
+ *   -ENOTSUP  target->platform is known and the recipe does not support it
+ *   -EINVAL   a value has the wrong type or form (usually from config)
+ *
+ * Thread safety: any number of threads may evaluate one recipe at once. Evaluation of the same
+ * config for containers whose known facts are alike is served from a template compiled on first
+ * use (see docs/recipe.md "Performance"); the result is identical to a full resolution. */
 int kilt_recipe_evaluate(const struct kilt_recipe *recipe, const struct kilt_target *target,
 			 const json_t *config, json_t **ret_plan, struct kilt_error *err);
+
+/* Splits `len` bytes of `s` into words like a POSIX shell's tokenizer: blanks separate words,
+ * single quotes keep everything literal, double quotes keep everything but `\$`, `\``, `\"`,
+ * `\\` and backslash-newline, a backslash outside quotes escapes the next character, `#` at the
+ * start of a word begins a comment. Nothing is expanded (`$HOME`, `*`, `~` stay as written) and
+ * unquoted operators (`| & ; < > ( )`) are an error, since no shell runs the result. On success
+ * `ret` receives an owned array of strings (maybe empty). */
+int kilt_shellwords_split(const char *s, size_t len, json_t **ret, struct kilt_error *err);
 
 #endif

@@ -1,0 +1,1108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Validation of a resolved recipe: both spellings (deploy/patch and the original kilt's
+ * build/runtime) are checked key by key and normalized into one partial plan; every problem
+ * becomes a located error ("recipe.conf:4:9: deploy.mount[0]: image is missing ..."). */
+#include <ctype.h>
+#include <stdarg.h>
+
+#include "recipe-private.h"
+
+#define PATH_MAX_LEN 512
+
+/* ---- errors and places ---------------------------------------------------------------------- */
+
+void recipe_vctx_done(struct recipe_vctx *v)
+{
+	free(v->errs);
+	v->errs = NULL;
+	v->nerrs = v->cap = 0;
+}
+
+/* Drops the last component of a HOCON path ("a.b[2]" -> "a.b", "a.\"x.y\"" -> "a"). */
+static bool path_parent(char *p)
+{
+	size_t n = strlen(p);
+	if (n == 0)
+		return false;
+	if (p[n - 1] == ']') {
+		char *o = strrchr(p, '[');
+		if (!o)
+			return false;
+		*o = '\0';
+		return true;
+	}
+	size_t i = n;
+	if (p[n - 1] == '"') {
+		/* Find the opening quote, skipping escaped ones. */
+		i = n - 1;
+		while (i > 0) {
+			i--;
+			if (p[i] == '"' && (i == 0 || p[i - 1] != '\\'))
+				break;
+		}
+	} else {
+		while (i > 0 && p[i - 1] != '.' && p[i - 1] != ']')
+			i--;
+	}
+	if (i > 0 && p[i - 1] == '.')
+		i--;
+	p[i] = '\0';
+	return true;
+}
+
+static void locate(const struct recipe_vctx *v, const char *path, const char **file, unsigned *line,
+		   unsigned *col)
+{
+	*file = v->file;
+	*line = *col = 0;
+	if (!v->origins)
+		return;
+	char p[PATH_MAX_LEN];
+	snprintf(p, sizeof(p), "%s", path);
+	for (;;) {
+		const char *f = NULL;
+		unsigned l = 0, c = 0;
+		if (p[0] && kilt_hocon_origins_get(v->origins, p, &f, &l, &c)) {
+			if (f)
+				*file = f;
+			*line = l;
+			*col = c;
+			return;
+		}
+		if (!path_parent(p))
+			return;
+	}
+}
+
+static void verr(struct recipe_vctx *v, int code, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void verr(struct recipe_vctx *v, int code, const char *path, const char *fmt, ...)
+{
+	if (v->nerrs >= RECIPE_MAX_ERRORS)
+		return;
+	if (v->nerrs == v->cap) {
+		v->cap = v->cap ? v->cap * 2 : 4;
+		v->errs = xrealloc(v->errs, v->cap * sizeof(*v->errs));
+	}
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	const char *file;
+	unsigned line, col;
+	locate(v, path, &file, &line, &col);
+	struct kilt_error *e = &v->errs[v->nerrs++];
+	memset(e, 0, sizeof(*e));
+	if (path[0])
+		kilt_error_set(e, code, file, line, col, "%s: %s", path, msg);
+	else
+		kilt_error_set(e, code, file, line, col, "%s", msg);
+}
+
+/* ---- paths and names ------------------------------------------------------------------------ */
+
+static bool key_needs_quotes(const char *k)
+{
+	if (!*k)
+		return true;
+	for (const char *p = k; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+			return true;
+	return false;
+}
+
+static void path_key(char *buf, size_t size, const char *parent, const char *key)
+{
+	const char *dot = parent[0] ? "." : "";
+	if (!key_needs_quotes(key)) {
+		snprintf(buf, size, "%s%s%s", parent, dot, key);
+		return;
+	}
+	struct kbuf b;
+	kbuf_init(&b, size > 0 ? size - 1 : 0);
+	kbuf_printf(&b, "%s%s\"", parent, dot);
+	for (const char *p = key; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			kbuf_addc(&b, '\\');
+		kbuf_addc(&b, *p);
+	}
+	kbuf_addc(&b, '"');
+	snprintf(buf, size, "%s", b.data ? b.data : "");
+	kbuf_done(&b);
+}
+
+static void path_index(char *buf, size_t size, const char *parent, size_t i)
+{
+	int n = snprintf(buf, size, "%s[%zu]", parent, i);
+	if (n < 0 && size > 0)
+		buf[0] = '\0'; /* cannot happen with these formats; truncation is acceptable */
+}
+
+static const char *type_name(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "a list";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	}
+	return "a value";
+}
+
+unsigned recipe_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return 100;
+	unsigned row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		unsigned diag = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned up = row[j];
+			unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			unsigned best = diag + cost;
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static const char *suggest(const char *key, const char *const *names)
+{
+	const char *best = NULL;
+	unsigned best_d = 100;
+	for (size_t i = 0; names[i]; i++) {
+		unsigned d = recipe_edit_distance(key, names[i]);
+		if (d < best_d) {
+			best_d = d;
+			best = names[i];
+		}
+	}
+	size_t len = strlen(key);
+	unsigned limit = len <= 4 ? 1 : len <= 8 ? 2 : 3;
+	return best_d <= limit ? best : NULL;
+}
+
+static bool in_list(const char *key, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++)
+		if (strcmp(key, names[i]) == 0)
+			return true;
+	return false;
+}
+
+static void check_keys(struct recipe_vctx *v, const json_t *obj, const char *path,
+		       const char *const *names, const char *what)
+{
+	const char *key;
+	json_t *val;
+	json_object_foreach ((json_t *)(uintptr_t)obj, key, val) {
+		if (in_list(key, names))
+			continue;
+		char p[PATH_MAX_LEN];
+		path_key(p, sizeof(p), path, key);
+		if (!path[0] && (strcmp(key, "config") == 0 || strcmp(key, "original") == 0)) {
+			verr(v, -EINVAL, p,
+			     "a recipe does not set '%s': it reads it as ${%s.x} (the values come "
+			     "from "
+			     "the %s); put the recipe's own values under 'vars'",
+			     key, key,
+			     strcmp(key, "config") == 0 ? "operator" : "target container");
+			continue;
+		}
+		const char *s = suggest(key, names);
+		if (s)
+			verr(v, -EINVAL, p, "unknown key '%s' in %s (did you mean '%s'?)", key,
+			     what, s);
+		else
+			verr(v, -EINVAL, p, "unknown key '%s' in %s", key, what);
+	}
+}
+
+/* Returns the value of `a`, or of its alias `b` (the original kilt's spelling); both is an error.
+ * `ret_path` receives the path of the key used. */
+static const json_t *get_alias(struct recipe_vctx *v, const json_t *obj, const char *path,
+			       const char *a, const char *b, char *ret_path, size_t size)
+{
+	const json_t *va = json_object_get(obj, a);
+	const json_t *vb = b ? json_object_get(obj, b) : NULL;
+	if (va && vb) {
+		char p[PATH_MAX_LEN];
+		path_key(p, sizeof(p), path, b);
+		verr(v, -EINVAL, p, "both '%s' and '%s' are set; they mean the same, keep one", a,
+		     b);
+	}
+	if (ret_path)
+		path_key(ret_path, size, path, va ? a : b ? b : a);
+	return va ? va : vb;
+}
+
+/* True when `s` holds a marker: its content is not known yet, so checks are skipped and the
+ * template that produced it cannot be used (the caller falls back to a full resolution). */
+static bool opaque(struct recipe_vctx *v, const char *s)
+{
+	if (strchr(s, RECIPE_MARK)) {
+		v->tainted = true;
+		return true;
+	}
+	return false;
+}
+
+static bool is_abs_path(const char *s)
+{
+	return s[0] == '/';
+}
+
+/* ---- values --------------------------------------------------------------------------------- */
+
+/* A scalar as an argv word or environment value; NULL for non-scalars. */
+static json_t *scalar_string(const json_t *j)
+{
+	char buf[64];
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		return json_stringn_nocheck(json_string_value(j), json_string_length(j));
+	case JSON_INTEGER:
+		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		return json_string(buf);
+	case JSON_REAL: {
+		char *s = json_dumps(j, JSON_ENCODE_ANY);
+		json_t *r = json_string(s ? s : "0");
+		free(s);
+		return r;
+	}
+	case JSON_TRUE:
+		return json_string("true");
+	case JSON_FALSE:
+		return json_string("false");
+	default:
+		return NULL;
+	}
+}
+
+/* An argv: a list of scalars (exact), or a string split into words like a shell would. */
+static json_t *norm_argv(struct recipe_vctx *v, const json_t *val, const char *path)
+{
+	if (json_is_array(val)) {
+		json_t *out = json_array();
+		size_t i;
+		json_t *el;
+		json_array_foreach (val, i, el) {
+			json_t *s = scalar_string(el);
+			if (!s) {
+				char p[PATH_MAX_LEN];
+				path_index(p, sizeof(p), path, i);
+				verr(v, -EINVAL, p, "expected a string (an argv word), got %s",
+				     type_name(el));
+				json_decref(out);
+				return NULL;
+			}
+			json_array_append_new(out, s);
+		}
+		return out;
+	}
+	if (json_is_string(val)) {
+		const char *s = json_string_value(val);
+		if (opaque(v, s)) {
+			json_t *out = json_array();
+			json_array_append_new(out, json_string_nocheck(s));
+			return out;
+		}
+		struct kilt_error e = { 0 };
+		json_t *out = NULL;
+		if (kilt_shellwords_split(s, json_string_length(val), &out, &e) < 0) {
+			verr(v, e.code, path, "cannot split the command line: %s", e.msg);
+			return NULL;
+		}
+		return out;
+	}
+	verr(v, -EINVAL, path, "expected a list of strings or a command line string, got %s",
+	     type_name(val));
+	return NULL;
+}
+
+static const char *want_string(struct recipe_vctx *v, const json_t *val, const char *path)
+{
+	if (json_is_string(val))
+		return json_string_value(val);
+	verr(v, -EINVAL, path, "expected a string, got %s", type_name(val));
+	return NULL;
+}
+
+static bool env_name_ok(const char *n)
+{
+	return n[0] && !strchr(n, '=');
+}
+
+/* Environment: an object NAME -> value, in the recipe's order, as [{name, value}]. */
+static json_t *norm_env(struct recipe_vctx *v, const json_t *val, const char *path)
+{
+	if (!json_is_object(val)) {
+		verr(v, -EINVAL, path, "expected an object NAME: value, got %s", type_name(val));
+		return NULL;
+	}
+	json_t *out = json_array();
+	const char *key;
+	json_t *el;
+	json_object_foreach ((json_t *)(uintptr_t)val, key, el) {
+		char p[PATH_MAX_LEN];
+		path_key(p, sizeof(p), path, key);
+		if (!env_name_ok(key)) {
+			verr(v, -EINVAL, p, "'%s' is not a valid environment variable name", key);
+			continue;
+		}
+		json_t *s;
+		if (json_is_object(el))
+			s = json_deep_copy(el); /* an intrinsic (Ref, Fn::Sub...) kept as it is */
+		else
+			s = scalar_string(el);
+		if (!s) {
+			verr(v, -EINVAL, p, "expected a string, got %s", type_name(el));
+			continue;
+		}
+		json_t *pair = json_object();
+		json_object_set_new_nocheck(pair, "name", json_string(key));
+		json_object_set_new_nocheck(pair, "value", s);
+		json_array_append_new(out, pair);
+	}
+	return out;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s || strlen(s) > 255)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+			return false;
+	return true;
+}
+
+/* ---- deploy / build ------------------------------------------------------------------------- */
+
+static const char *const mount_keys[] = {
+	"name",	   "image",	  "volume",
+	"volumes", "entrypoint",  "entry_point",
+	"command", "environment", "environment_variables",
+	NULL,
+};
+
+static json_t *norm_mount(struct recipe_vctx *v, const json_t *m, const char *path, size_t index,
+			  json_t *seen_names, json_t *seen_volumes)
+{
+	if (!json_is_object(m)) {
+		verr(v, -EINVAL, path, "expected a mount object { image, volume(s), ... }, got %s",
+		     type_name(m));
+		return NULL;
+	}
+	check_keys(v, m, path, mount_keys, "a mount");
+	json_t *out = json_object();
+	char p[PATH_MAX_LEN];
+	size_t before = v->nerrs;
+
+	const json_t *name = json_object_get(m, "name");
+	path_key(p, sizeof(p), path, "name");
+	if (name) {
+		const char *s = want_string(v, name, p);
+		if (s && !opaque(v, s) && !valid_name(s))
+			verr(v, -EINVAL, p,
+			     "'%s' is not a valid container name (letters, digits, '-' and '_', at "
+			     "most 255)",
+			     s);
+		if (s)
+			json_object_set_new_nocheck(out, "name", json_string(s));
+	} else {
+		char def[64];
+		snprintf(def, sizeof(def), "kilt-mount-%zu", index);
+		json_object_set_new_nocheck(out, "name", json_string(def));
+	}
+	const char *nm = json_string_value(json_object_get(out, "name"));
+	if (nm && !strchr(nm, RECIPE_MARK)) {
+		if (json_object_get(seen_names, nm))
+			verr(v, -EINVAL, p, "mount name '%s' is used twice", nm);
+		json_object_set_new(seen_names, nm, json_true());
+	}
+
+	const json_t *image = json_object_get(m, "image");
+	path_key(p, sizeof(p), path, "image");
+	if (!image) {
+		verr(v, -EINVAL, path,
+		     "image is missing: a mount needs the image that holds the files it shares");
+	} else {
+		const char *s = want_string(v, image, p);
+		if (s && !opaque(v, s) && !s[0])
+			verr(v, -EINVAL, p, "the image reference is empty");
+		if (s)
+			json_object_set_new_nocheck(out, "image", json_string(s));
+	}
+
+	const json_t *volume = json_object_get(m, "volume");
+	const json_t *volumes = json_object_get(m, "volumes");
+	json_t *vols = json_array();
+	if (volume && volumes) {
+		path_key(p, sizeof(p), path, "volumes");
+		verr(v, -EINVAL, p, "both 'volume' and 'volumes' are set; keep one");
+	} else if (!volume && !volumes) {
+		verr(v, -EINVAL, path,
+		     "volume is missing: say which path of the image the container gets "
+		     "(volume: /path or volumes: [ ... ])");
+	} else {
+		const json_t *src = volume ? volume : volumes;
+		path_key(p, sizeof(p), path, volume ? "volume" : "volumes");
+		json_t *list = NULL;
+		if (json_is_string(src)) {
+			list = json_array();
+			json_array_append(list, (json_t *)(uintptr_t)src);
+		} else if (json_is_array(src)) {
+			list = json_incref((json_t *)(uintptr_t)src);
+		} else {
+			verr(v, -EINVAL, p, "expected a path or a list of paths, got %s",
+			     type_name(src));
+		}
+		if (list && json_array_size(list) == 0)
+			verr(v, -EINVAL, p, "the list of volumes is empty");
+		size_t i;
+		json_t *el;
+		json_array_foreach (list, i, el) {
+			char pi[PATH_MAX_LEN];
+			if (json_is_string(src))
+				snprintf(pi, sizeof(pi), "%s", p);
+			else
+				path_index(pi, sizeof(pi), p, i);
+			const char *s = want_string(v, el, pi);
+			if (!s)
+				continue;
+			if (!opaque(v, s)) {
+				if (!is_abs_path(s)) {
+					verr(v, -EINVAL, pi, "'%s' is not an absolute path", s);
+					continue;
+				}
+				if (json_object_get(seen_volumes, s))
+					verr(v, -EINVAL, pi,
+					     "volume '%s' is provided by two mounts", s);
+				json_object_set_new(seen_volumes, s, json_true());
+			}
+			json_array_append_new(vols, json_string(s));
+		}
+		json_decref(list);
+	}
+	json_object_set_new_nocheck(out, "volumes", vols);
+
+	const json_t *ep = get_alias(v, m, path, "entrypoint", "entry_point", p, sizeof(p));
+	if (ep) {
+		json_t *a = norm_argv(v, ep, p);
+		if (a)
+			json_object_set_new_nocheck(out, "entrypoint", a);
+	}
+	const json_t *cmd = json_object_get(m, "command");
+	if (cmd) {
+		path_key(p, sizeof(p), path, "command");
+		json_t *a = norm_argv(v, cmd, p);
+		if (a)
+			json_object_set_new_nocheck(out, "command", a);
+	}
+	const json_t *env =
+		get_alias(v, m, path, "environment", "environment_variables", p, sizeof(p));
+	if (env) {
+		json_t *e = norm_env(v, env, p);
+		if (e)
+			json_object_set_new_nocheck(out, "environment", e);
+	}
+	if (v->nerrs != before) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+static const char *const capability_names[] = {
+	"AUDIT_CONTROL",   "AUDIT_READ",   "AUDIT_WRITE",
+	"BLOCK_SUSPEND",   "BPF",	   "CHECKPOINT_RESTORE",
+	"CHOWN",	   "DAC_OVERRIDE", "DAC_READ_SEARCH",
+	"FOWNER",	   "FSETID",	   "IPC_LOCK",
+	"IPC_OWNER",	   "KILL",	   "LEASE",
+	"LINUX_IMMUTABLE", "MAC_ADMIN",	   "MAC_OVERRIDE",
+	"MKNOD",	   "NET_ADMIN",	   "NET_BIND_SERVICE",
+	"NET_BROADCAST",   "NET_RAW",	   "PERFMON",
+	"SETFCAP",	   "SETGID",	   "SETPCAP",
+	"SETUID",	   "SYSLOG",	   "SYS_ADMIN",
+	"SYS_BOOT",	   "SYS_CHROOT",   "SYS_MODULE",
+	"SYS_NICE",	   "SYS_PACCT",	   "SYS_PTRACE",
+	"SYS_RAWIO",	   "SYS_RESOURCE", "SYS_TIME",
+	"SYS_TTY_CONFIG",  "WAKE_ALARM",   NULL,
+};
+
+static int cmp_json_strings(const void *a, const void *b)
+{
+	return strcmp(json_string_value(*(json_t *const *)a),
+		      json_string_value(*(json_t *const *)b));
+}
+
+/* Sorts an array of strings and drops duplicates. */
+static json_t *sorted_unique(json_t *arr)
+{
+	size_t n = json_array_size(arr);
+	json_t **v = xcalloc(n ? n : 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_array_get(arr, i);
+	qsort(v, n, sizeof(*v), cmp_json_strings);
+	json_t *out = json_array();
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(json_string_value(v[i]), json_string_value(v[i - 1])) != 0)
+			json_array_append(out, v[i]);
+	free(v);
+	json_decref(arr);
+	return out;
+}
+
+static json_t *norm_capabilities(struct recipe_vctx *v, const json_t *val, const char *path)
+{
+	json_t *list = json_array();
+	if (json_is_string(val)) {
+		json_array_append(list, (json_t *)(uintptr_t)val);
+	} else if (json_is_array(val)) {
+		json_array_extend(list, (json_t *)(uintptr_t)val);
+	} else {
+		verr(v, -EINVAL, path, "expected a list of capability names, got %s",
+		     type_name(val));
+		json_decref(list);
+		return NULL;
+	}
+	json_t *out = json_array();
+	size_t i;
+	json_t *el;
+	json_array_foreach (list, i, el) {
+		char p[PATH_MAX_LEN];
+		if (json_is_string(val))
+			snprintf(p, sizeof(p), "%s", path);
+		else
+			path_index(p, sizeof(p), path, i);
+		const char *s = want_string(v, el, p);
+		if (!s)
+			continue;
+		if (opaque(v, s)) {
+			json_array_append_new(out, json_string(s));
+			continue;
+		}
+		char up[64];
+		const char *t = strncasecmp(s, "CAP_", 4) == 0 ? s + 4 : s;
+		size_t k = 0;
+		for (; t[k] && k + 1 < sizeof(up); k++)
+			up[k] = (char)toupper((unsigned char)t[k]);
+		up[k] = '\0';
+		if (!in_list(up, capability_names)) {
+			const char *sug = suggest(up, capability_names);
+			if (sug)
+				verr(v, -EINVAL, p, "unknown capability '%s' (did you mean '%s'?)",
+				     s, sug);
+			else
+				verr(v, -EINVAL, p, "unknown capability '%s'", s);
+			continue;
+		}
+		json_array_append_new(out, json_string(up));
+	}
+	json_decref(list);
+	return sorted_unique(out);
+}
+
+static const char *const deploy_keys[] = {
+	"image", "entrypoint", "entry_point",  "command",  "environment", "environment_variables",
+	"mount", "mounts",     "capabilities", "pid_mode", NULL,
+};
+
+static void norm_deploy(struct recipe_vctx *v, const json_t *d, const char *path, json_t *out)
+{
+	if (!json_is_object(d)) {
+		verr(v, -EINVAL, path, "expected an object, got %s", type_name(d));
+		return;
+	}
+	check_keys(v, d, path, deploy_keys, path);
+	char p[PATH_MAX_LEN];
+
+	const json_t *image = json_object_get(d, "image");
+	if (image) {
+		path_key(p, sizeof(p), path, "image");
+		const char *s = want_string(v, image, p);
+		if (s && !opaque(v, s) && !s[0])
+			verr(v, -EINVAL, p, "the image reference is empty");
+		if (s)
+			json_object_set_new_nocheck(out, "image", json_string(s));
+	}
+	const json_t *ep = get_alias(v, d, path, "entrypoint", "entry_point", p, sizeof(p));
+	if (ep) {
+		json_t *a = norm_argv(v, ep, p);
+		if (a)
+			json_object_set_new_nocheck(out, "entrypoint", a);
+	}
+	const json_t *cmd = json_object_get(d, "command");
+	if (cmd) {
+		path_key(p, sizeof(p), path, "command");
+		json_t *a = norm_argv(v, cmd, p);
+		if (a)
+			json_object_set_new_nocheck(out, "command", a);
+	}
+	const json_t *env =
+		get_alias(v, d, path, "environment", "environment_variables", p, sizeof(p));
+	if (env) {
+		json_t *e = norm_env(v, env, p);
+		if (e)
+			json_object_set_new_nocheck(out, "environment", e);
+	}
+	const json_t *mounts = get_alias(v, d, path, "mount", "mounts", p, sizeof(p));
+	if (mounts) {
+		json_t *list = json_object_get(out, "mounts");
+		_cleanup_json_ json_t *names = json_object();
+		_cleanup_json_ json_t *vols = json_object();
+		if (json_is_object(mounts)) {
+			json_t *m = norm_mount(v, mounts, p, 0, names, vols);
+			if (m)
+				json_array_append_new(list, m);
+		} else if (json_is_array(mounts)) {
+			size_t i;
+			json_t *el;
+			json_array_foreach (mounts, i, el) {
+				char pi[PATH_MAX_LEN];
+				path_index(pi, sizeof(pi), p, i);
+				json_t *m = norm_mount(v, el, pi, i, names, vols);
+				if (m)
+					json_array_append_new(list, m);
+			}
+		} else {
+			verr(v, -EINVAL, p, "expected a list of mounts, got %s", type_name(mounts));
+		}
+	}
+	const json_t *caps = json_object_get(d, "capabilities");
+	if (caps) {
+		path_key(p, sizeof(p), path, "capabilities");
+		json_t *c = norm_capabilities(v, caps, p);
+		if (c)
+			json_object_set_new_nocheck(out, "capabilities", c);
+	}
+	const json_t *pid = json_object_get(d, "pid_mode");
+	if (pid) {
+		path_key(p, sizeof(p), path, "pid_mode");
+		const char *s = want_string(v, pid, p);
+		if (s && !opaque(v, s)) {
+			if (strcasecmp(s, "task") == 0)
+				json_object_set_new_nocheck(out, "pid_mode", json_string("task"));
+			else if (strcasecmp(s, "host") == 0)
+				json_object_set_new_nocheck(out, "pid_mode", json_string("host"));
+			else
+				verr(v, -EINVAL, p, "pid_mode must be 'task' or 'host', not '%s'",
+				     s);
+		} else if (s) {
+			json_object_set_new_nocheck(out, "pid_mode", json_string(s));
+		}
+	}
+}
+
+/* ---- patch / runtime ------------------------------------------------------------------------ */
+
+static const char *const upload_keys[] = {
+	"url", "file", "payload", "as", "mode", "uid", "gid", "sha256", NULL,
+};
+
+static bool is_base64(const char *s)
+{
+	size_t n = strlen(s), pad = 0;
+	if (n == 0 || n % 4 != 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad || !(isalnum((unsigned char)c) || c == '+' || c == '/'))
+			return false;
+	}
+	return pad <= 2;
+}
+
+static bool id_value(struct recipe_vctx *v, const json_t *val, const char *path, long long max,
+		     bool octal_strings, json_int_t *ret)
+{
+	if (json_is_integer(val)) {
+		json_int_t n = json_integer_value(val);
+		if (n < 0 || n > max) {
+			verr(v, -ERANGE, path, "%" JSON_INTEGER_FORMAT " is out of range (0..%lld)",
+			     n, max);
+			return false;
+		}
+		*ret = n;
+		return true;
+	}
+	if (octal_strings && json_is_string(val)) {
+		const char *s = json_string_value(val);
+		if (opaque(v, s))
+			return false;
+		char *end = NULL;
+		errno = 0;
+		long long n = strtoll(s, &end, 8);
+		if (!s[0] || errno || *end || n < 0 || n > max) {
+			verr(v, -EINVAL, path, "'%s' is not an octal mode such as \"0755\"", s);
+			return false;
+		}
+		*ret = (json_int_t)n;
+		return true;
+	}
+	verr(v, -EINVAL, path, "expected %s, got %s",
+	     octal_strings ? "a mode (493 or \"0755\")" : "a number", type_name(val));
+	return false;
+}
+
+static json_t *norm_upload(struct recipe_vctx *v, const json_t *u, const char *path)
+{
+	if (!json_is_object(u)) {
+		verr(v, -EINVAL, path, "expected an upload object { url|file|payload, as }, got %s",
+		     type_name(u));
+		return NULL;
+	}
+	check_keys(v, u, path, upload_keys, "an upload");
+	size_t before = v->nerrs;
+	json_t *out = json_object();
+	char p[PATH_MAX_LEN];
+	static const char *const sources[] = { "url", "file", "payload" };
+	const char *src_key = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(sources); i++) {
+		const json_t *s = json_object_get(u, sources[i]);
+		if (!s)
+			continue;
+		path_key(p, sizeof(p), path, sources[i]);
+		if (src_key) {
+			verr(v, -EINVAL, p, "both '%s' and '%s' are set; an upload has one source",
+			     src_key, sources[i]);
+			continue;
+		}
+		src_key = sources[i];
+		const char *str = want_string(v, s, p);
+		if (!str)
+			continue;
+		if (!opaque(v, str)) {
+			if (strcmp(src_key, "url") == 0 && strncmp(str, "http://", 7) != 0 &&
+			    strncmp(str, "https://", 8) != 0)
+				verr(v, -EINVAL, p, "'%s' is not an http:// or https:// URL", str);
+			else if (strcmp(src_key, "file") == 0 && !str[0])
+				verr(v, -EINVAL, p, "the file name is empty");
+			else if (strcmp(src_key, "payload") == 0 && !is_base64(str))
+				verr(v, -EINVAL, p, "the payload is not valid base64");
+		}
+		json_object_set_new_nocheck(out, src_key, json_string(str));
+	}
+	if (!src_key)
+		verr(v, -EINVAL, path,
+		     "the upload has no source: set one of url (with sha256), file or payload");
+
+	const json_t *as = json_object_get(u, "as");
+	if (!as) {
+		verr(v, -EINVAL, path, "the upload has no target: set as: /path/in/the/container");
+	} else {
+		path_key(p, sizeof(p), path, "as");
+		const char *s = want_string(v, as, p);
+		if (s && !opaque(v, s) && !is_abs_path(s))
+			verr(v, -EINVAL, p, "'%s' is not an absolute path", s);
+		if (s)
+			json_object_set_new_nocheck(out, "as", json_string(s));
+	}
+
+	json_int_t mode = 0755, uid = 0, gid = 0;
+	const json_t *j;
+	if ((j = json_object_get(u, "mode"))) {
+		path_key(p, sizeof(p), path, "mode");
+		id_value(v, j, p, 07777, true, &mode);
+	}
+	if ((j = json_object_get(u, "uid"))) {
+		path_key(p, sizeof(p), path, "uid");
+		id_value(v, j, p, 2147483647, false, &uid);
+	}
+	if ((j = json_object_get(u, "gid"))) {
+		path_key(p, sizeof(p), path, "gid");
+		id_value(v, j, p, 2147483647, false, &gid);
+	}
+	json_object_set_new_nocheck(out, "mode", json_integer(mode));
+	json_object_set_new_nocheck(out, "uid", json_integer(uid));
+	json_object_set_new_nocheck(out, "gid", json_integer(gid));
+
+	const json_t *sha = json_object_get(u, "sha256");
+	if (sha) {
+		path_key(p, sizeof(p), path, "sha256");
+		const char *s = want_string(v, sha, p);
+		if (s && !opaque(v, s)) {
+			char low[65];
+			size_t n = strlen(s);
+			bool ok = n == 64;
+			for (size_t i = 0; ok && i < n; i++) {
+				if (!isxdigit((unsigned char)s[i]))
+					ok = false;
+				else
+					low[i] = (char)tolower((unsigned char)s[i]);
+			}
+			if (!ok) {
+				verr(v, -EINVAL, p, "expected 64 hexadecimal digits (a SHA-256)");
+			} else {
+				low[64] = '\0';
+				json_object_set_new_nocheck(out, "sha256", json_string(low));
+			}
+		} else if (s) {
+			json_object_set_new_nocheck(out, "sha256", json_string(s));
+		}
+	} else if (src_key && strcmp(src_key, "url") == 0) {
+		verr(v, -EINVAL, path,
+		     "a URL upload needs sha256: kilt never installs a download it cannot verify");
+	}
+	if (v->nerrs != before) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+static json_t *norm_program(struct recipe_vctx *v, const json_t *e, const char *path)
+{
+	const json_t *val = e;
+	char p[PATH_MAX_LEN];
+	snprintf(p, sizeof(p), "%s", path);
+	if (json_is_object(e)) {
+		static const char *const run_keys[] = { "run", NULL };
+		check_keys(v, e, path, run_keys, "a program");
+		val = json_object_get(e, "run");
+		if (!val) {
+			verr(v, -EINVAL, path,
+			     "the program has no 'run' (a command line or a list)");
+			return NULL;
+		}
+		path_key(p, sizeof(p), path, "run");
+	}
+	json_t *argv = norm_argv(v, val, p);
+	if (!argv)
+		return NULL;
+	if (json_array_size(argv) == 0) {
+		verr(v, -EINVAL, p, "the program is empty");
+		json_decref(argv);
+		return NULL;
+	}
+	const char *a0 = json_string_value(json_array_get(argv, 0));
+	if (a0 && !a0[0]) {
+		verr(v, -EINVAL, p, "the program name (argv[0]) is empty");
+		json_decref(argv);
+		return NULL;
+	}
+	return argv;
+}
+
+static const char *const patch_keys[] = {
+	"upload", "uploads", "background_exec", "exec", NULL,
+};
+
+static void norm_patch(struct recipe_vctx *v, const json_t *d, const char *path, json_t *out)
+{
+	if (!json_is_object(d)) {
+		verr(v, -EINVAL, path, "expected an object, got %s", type_name(d));
+		return;
+	}
+	check_keys(v, d, path, patch_keys, path);
+	char p[PATH_MAX_LEN];
+	const json_t *ups = get_alias(v, d, path, "upload", "uploads", p, sizeof(p));
+	if (ups) {
+		json_t *list = json_object_get(out, "uploads");
+		_cleanup_json_ json_t *targets = json_object();
+		if (!json_is_array(ups)) {
+			verr(v, -EINVAL, p, "expected a list of uploads, got %s", type_name(ups));
+		} else {
+			size_t i;
+			json_t *el;
+			json_array_foreach (ups, i, el) {
+				char pi[PATH_MAX_LEN];
+				path_index(pi, sizeof(pi), p, i);
+				json_t *u = norm_upload(v, el, pi);
+				if (!u)
+					continue;
+				const char *as = json_string_value(json_object_get(u, "as"));
+				if (as && !strchr(as, RECIPE_MARK)) {
+					if (json_object_get(targets, as))
+						verr(v, -EINVAL, pi, "'%s' is uploaded twice", as);
+					json_object_set_new(targets, as, json_true());
+				}
+				json_array_append_new(list, u);
+			}
+		}
+	}
+	const json_t *bg = get_alias(v, d, path, "background_exec", "exec", p, sizeof(p));
+	if (bg) {
+		json_t *list = json_object_get(out, "background");
+		if (json_is_string(bg) || json_is_object(bg)) {
+			json_t *a = norm_program(v, bg, p);
+			if (a)
+				json_array_append_new(list, a);
+		} else if (json_is_array(bg)) {
+			size_t i;
+			json_t *el;
+			json_array_foreach (bg, i, el) {
+				char pi[PATH_MAX_LEN];
+				path_index(pi, sizeof(pi), p, i);
+				json_t *a = norm_program(v, el, pi);
+				if (a)
+					json_array_append_new(list, a);
+			}
+		} else {
+			verr(v, -EINVAL, p, "expected a list of programs, got %s", type_name(bg));
+		}
+	}
+}
+
+/* ---- platforms ------------------------------------------------------------------------------ */
+
+bool recipe_platform_normalize(const char *in, char *buf, size_t size)
+{
+	static const char *const oses[] = { "linux", "windows", NULL };
+	static const char *const arches[] = { "amd64", "arm64",	  "arm",      "386",	 "ppc64le",
+					      "s390x", "riscv64", "mips64le", "loong64", NULL };
+	char tmp[64];
+	if (strlen(in) >= sizeof(tmp))
+		return false;
+	snprintf(tmp, sizeof(tmp), "%s", in);
+	for (char *c = tmp; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	char *parts[4] = { 0 };
+	size_t n = 0;
+	for (char *s = tmp, *slash; n < 4; s = slash + 1) {
+		parts[n++] = s;
+		slash = strchr(s, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+	}
+	const char *os = "linux", *arch, *variant = NULL;
+	if (n == 1) {
+		arch = parts[0];
+	} else if (n == 2 || n == 3) {
+		os = parts[0];
+		arch = parts[1];
+		variant = n == 3 ? parts[2] : NULL;
+	} else {
+		return false;
+	}
+	if (strcmp(arch, "x86_64") == 0 || strcmp(arch, "x86-64") == 0)
+		arch = "amd64";
+	else if (strcmp(arch, "aarch64") == 0)
+		arch = "arm64";
+	if (!in_list(os, oses) || !in_list(arch, arches))
+		return false;
+	if (variant && !variant[0])
+		return false;
+	/* v8 is what arm64 means unless said otherwise. */
+	if (variant && strcmp(arch, "arm64") == 0 && strcmp(variant, "v8") == 0)
+		variant = NULL;
+	if (variant)
+		snprintf(buf, size, "%s/%s/%s", os, arch, variant);
+	else
+		snprintf(buf, size, "%s/%s", os, arch);
+	return true;
+}
+
+static json_t *norm_platforms(struct recipe_vctx *v, const json_t *val, const char *path)
+{
+	json_t *list = json_array();
+	if (json_is_string(val)) {
+		json_array_append(list, (json_t *)(uintptr_t)val);
+	} else if (json_is_array(val)) {
+		json_array_extend(list, (json_t *)(uintptr_t)val);
+	} else {
+		verr(v, -EINVAL, path,
+		     "expected a list of platforms such as [ linux/amd64 ], got %s",
+		     type_name(val));
+		json_decref(list);
+		return NULL;
+	}
+	json_t *out = json_array();
+	size_t i;
+	json_t *el;
+	json_array_foreach (list, i, el) {
+		char p[PATH_MAX_LEN];
+		if (json_is_string(val))
+			snprintf(p, sizeof(p), "%s", path);
+		else
+			path_index(p, sizeof(p), path, i);
+		const char *s = want_string(v, el, p);
+		if (!s || opaque(v, s))
+			continue;
+		char norm[64];
+		if (!recipe_platform_normalize(s, norm, sizeof(norm))) {
+			verr(v, -EINVAL, p,
+			     "'%s' is not a platform kilt knows (os/arch[/variant], such as "
+			     "linux/amd64 or linux/arm64)",
+			     s);
+			continue;
+		}
+		json_array_append_new(out, json_string(norm));
+	}
+	json_decref(list);
+	return sorted_unique(out);
+}
+
+/* ---- the document --------------------------------------------------------------------------- */
+
+static const char *const top_keys[] = {
+	"deploy", "build", "patch", "runtime", "platforms", "vars", "description", NULL,
+};
+
+int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_partial)
+{
+	size_t before = v->nerrs;
+	if (!json_is_object(root)) {
+		verr(v, -EINVAL, "", "a recipe is an object, not %s", type_name(root));
+		return v->errs[before].code;
+	}
+	_cleanup_json_ json_t *out = json_object();
+	json_object_set_new_nocheck(out, "environment", json_array());
+	json_object_set_new_nocheck(out, "mounts", json_array());
+	json_object_set_new_nocheck(out, "capabilities", json_array());
+	json_object_set_new_nocheck(out, "uploads", json_array());
+	json_object_set_new_nocheck(out, "background", json_array());
+	json_object_set_new_nocheck(out, "platforms", json_array());
+
+	check_keys(v, root, "", top_keys, "a recipe");
+	char p[PATH_MAX_LEN];
+	const json_t *deploy = get_alias(v, root, "", "deploy", "build", p, sizeof(p));
+	if (deploy)
+		norm_deploy(v, deploy, p, out);
+	const json_t *patch = get_alias(v, root, "", "patch", "runtime", p, sizeof(p));
+	if (patch)
+		norm_patch(v, patch, p, out);
+	if (!deploy && !patch)
+		verr(v, -EINVAL, "",
+		     "the recipe has neither 'deploy' nor 'patch' (original kilt: 'build', "
+		     "'runtime'), so it changes nothing");
+	const json_t *plat = json_object_get(root, "platforms");
+	if (plat) {
+		json_t *pl = norm_platforms(v, plat, "platforms");
+		if (pl)
+			json_object_set_new_nocheck(out, "platforms", pl);
+	}
+	const json_t *desc = json_object_get(root, "description");
+	if (desc)
+		want_string(v, desc, "description");
+	if (v->nerrs != before)
+		return v->errs[before].code;
+	*ret_partial = steal_pointer(&out);
+	return 0;
+}

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The plan for one container: a partial plan (the recipe's contribution, validated) combined with
+ * the target's facts. This runs once per container, so it only copies, expands markers and merges
+ * the environment; every check happened when the partial plan was made. */
+#include "recipe-private.h"
+
+enum { FALLBACK = 1 };
+
+static const char *string_fact(const struct kilt_target *t, char code)
+{
+	switch (code) {
+	case MARK_IMAGE:
+		return t->image;
+	case MARK_NAME:
+		return t->name;
+	case MARK_GROUP:
+		return t->group;
+	case MARK_PLATFORM:
+		return t->platform;
+	default:
+		return NULL;
+	}
+}
+
+static int expand_string(const char *s, size_t len, const struct kilt_target *t, json_t **ret)
+{
+	const char *m = memchr(s, RECIPE_MARK, len);
+	if (!m) {
+		*ret = json_stringn_nocheck(s, len);
+		return 0;
+	}
+	struct kbuf b;
+	kbuf_init(&b, 1u << 20);
+	const char *end = s + len;
+	while (m) {
+		kbuf_add(&b, s, (size_t)(m - s));
+		if (m + 1 >= end) {
+			kbuf_done(&b);
+			return FALLBACK;
+		}
+		const char *fact = string_fact(t, m[1]);
+		if (!fact || kbuf_adds(&b, fact) < 0) {
+			kbuf_done(&b);
+			return FALLBACK;
+		}
+		s = m + 2;
+		m = memchr(s, RECIPE_MARK, (size_t)(end - s));
+	}
+	if (kbuf_add(&b, s, (size_t)(end - s)) < 0) {
+		kbuf_done(&b);
+		return FALLBACK;
+	}
+	json_t *r = json_stringn_nocheck(b.data ? b.data : "", b.len);
+	kbuf_done(&b);
+	*ret = r;
+	return 0;
+}
+
+static int copy_value(const json_t *in, const struct kilt_target *t, bool expand, json_t **ret);
+
+static int copy_array(const json_t *in, const struct kilt_target *t, bool expand, json_t **ret)
+{
+	json_t *out = json_array();
+	size_t n = json_array_size(in);
+	for (size_t i = 0; i < n; i++) {
+		const json_t *el = json_array_get(in, i);
+		if (expand && json_is_string(el) && json_string_length(el) == 2 &&
+		    json_string_value(el)[0] == RECIPE_MARK) {
+			char code = json_string_value(el)[1];
+			const json_t *src = code == MARK_ENTRYPOINT ? t->entrypoint
+					    : code == MARK_COMMAND  ? t->command
+								    : NULL;
+			if (code == MARK_ENTRYPOINT || code == MARK_COMMAND) {
+				if (!json_is_array(src)) {
+					json_decref(out);
+					return FALLBACK;
+				}
+				size_t k;
+				json_t *w;
+				json_array_foreach (src, k, w)
+					json_array_append_new(out, json_deep_copy(w));
+				continue;
+			}
+		}
+		json_t *c = NULL;
+		if (copy_value(el, t, expand, &c) != 0) {
+			json_decref(out);
+			return FALLBACK;
+		}
+		json_array_append_new(out, c);
+	}
+	*ret = out;
+	return 0;
+}
+
+static int copy_value(const json_t *in, const struct kilt_target *t, bool expand, json_t **ret)
+{
+	switch (json_typeof(in)) {
+	case JSON_STRING:
+		if (!expand) {
+			*ret = json_stringn_nocheck(json_string_value(in), json_string_length(in));
+			return 0;
+		}
+		return expand_string(json_string_value(in), json_string_length(in), t, ret);
+	case JSON_ARRAY:
+		return copy_array(in, t, expand, ret);
+	case JSON_OBJECT: {
+		json_t *out = json_object();
+		const char *key;
+		json_t *val;
+		json_object_foreach ((json_t *)(uintptr_t)in, key, val) {
+			json_t *c = NULL;
+			if (copy_value(val, t, expand, &c) != 0) {
+				json_decref(out);
+				return FALLBACK;
+			}
+			json_object_set_new_nocheck(out, key, c);
+		}
+		*ret = out;
+		return 0;
+	}
+	default:
+		*ret = json_deep_copy(in);
+		return 0;
+	}
+}
+
+const char *recipe_fact_hint(const char *fact)
+{
+	if (strcmp(fact, "entrypoint") == 0)
+		return "set the container's entrypoint (ECS EntryPoint, Kubernetes command) or let "
+		       "kilt read ENTRYPOINT from a resolvable image";
+	if (strcmp(fact, "command") == 0)
+		return "set the container's command (ECS Command, Kubernetes args) or let kilt "
+		       "read "
+		       "CMD from a resolvable image";
+	if (strcmp(fact, "image") == 0)
+		return "the container has no image reference kilt can read";
+	if (strcmp(fact, "name") == 0)
+		return "give the container a name";
+	if (strcmp(fact, "group") == 0)
+		return "the task family / logical ID / pod name is not known here";
+	if (strcmp(fact, "platform") == 0)
+		return "set the platform (ECS RuntimePlatform, a Kubernetes arch node selector) or "
+		       "let "
+		       "kilt read it from the image";
+	if (strcmp(fact, "environment") == 0)
+		return "the container's environment is not known here";
+	return "the fact is not known here";
+}
+
+static int unknown_fact(struct kilt_error *err, const struct kilt_target *t, const char *fact)
+{
+	return kilt_error_setf(err, -ENODATA,
+			       "original.%s is not known for container %s: the recipe keeps the "
+			       "container's %s, so kilt must know it; %s",
+			       fact, t->name ? t->name : "(unnamed)", fact, recipe_fact_hint(fact));
+}
+
+static json_t *env_pair(const char *name, json_t *value)
+{
+	json_t *pair = json_object();
+	json_object_set_new_nocheck(pair, "name", json_string_nocheck(name));
+	json_object_set_new_nocheck(pair, "value", value);
+	return pair;
+}
+
+/* Original variables in their order (the recipe's value replacing a clash in place), then the
+ * recipe's new variables in the recipe's order. */
+static int merge_env(const json_t *recipe_env, const struct kilt_target *t, bool expand,
+		     json_t **ret)
+{
+	size_t n = json_array_size(recipe_env);
+	bool small[32];
+	bool *used = n <= ARRAY_SIZE(small) ? small : xcalloc(n, sizeof(bool));
+	memset(used, 0, n * sizeof(bool));
+	json_t *out = json_array();
+	int r = 0;
+	if (json_is_object(t->environment)) {
+		const char *key;
+		json_t *val;
+		json_object_foreach ((json_t *)(uintptr_t)t->environment, key, val) {
+			json_t *v = NULL;
+			for (size_t i = 0; i < n; i++) {
+				const json_t *pair = json_array_get(recipe_env, i);
+				const char *rn = json_string_value(json_object_get(pair, "name"));
+				if (rn && strcmp(rn, key) == 0) {
+					used[i] = true;
+					r = copy_value(json_object_get(pair, "value"), t, expand,
+						       &v);
+					if (r)
+						goto out;
+				}
+			}
+			if (!v)
+				v = json_deep_copy(val);
+			json_array_append_new(out, env_pair(key, v));
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (used[i])
+			continue;
+		const json_t *pair = json_array_get(recipe_env, i);
+		json_t *v = NULL;
+		r = copy_value(json_object_get(pair, "value"), t, expand, &v);
+		if (r)
+			goto out;
+		json_array_append_new(
+			out, env_pair(json_string_value(json_object_get(pair, "name")), v));
+	}
+out:
+	if (used != small)
+		free(used);
+	if (r) {
+		json_decref(out);
+		return r;
+	}
+	*ret = out;
+	return 0;
+}
+
+static int add_copy(json_t *plan, const char *key, const json_t *in, const struct kilt_target *t,
+		    bool expand)
+{
+	json_t *c = NULL;
+	int r = copy_value(in, t, expand, &c);
+	if (r)
+		return r;
+	json_object_set_new_nocheck(plan, key, c);
+	return 0;
+}
+
+int recipe_finalize(const json_t *partial, const struct kilt_target *t, const char *name,
+		    const char *hash, bool expand, json_t **ret_plan, struct kilt_error *err)
+{
+	_cleanup_json_ json_t *plan = json_object();
+	json_t *rec = json_object();
+	json_object_set_new_nocheck(rec, "name", json_string(name));
+	json_object_set_new_nocheck(rec, "hash", json_string(hash));
+	json_object_set_new_nocheck(plan, "recipe", rec);
+
+	int r;
+	const json_t *j = json_object_get(partial, "image");
+	if (j && (r = add_copy(plan, "image", j, t, expand)))
+		return r;
+
+	j = json_object_get(partial, "entrypoint");
+	if (j) {
+		if ((r = add_copy(plan, "entrypoint", j, t, expand)))
+			return r;
+	} else if (json_is_array(t->entrypoint)) {
+		json_object_set_new_nocheck(plan, "entrypoint", json_deep_copy(t->entrypoint));
+	} else {
+		return unknown_fact(err, t, "entrypoint");
+	}
+	j = json_object_get(partial, "command");
+	if (j) {
+		if ((r = add_copy(plan, "command", j, t, expand)))
+			return r;
+	} else if (json_is_array(t->command)) {
+		json_object_set_new_nocheck(plan, "command", json_deep_copy(t->command));
+	} else {
+		return unknown_fact(err, t, "command");
+	}
+
+	json_t *env = NULL;
+	if ((r = merge_env(json_object_get(partial, "environment"), t, expand, &env)))
+		return r;
+	json_object_set_new_nocheck(plan, "environment", env);
+
+	if ((r = add_copy(plan, "mounts", json_object_get(partial, "mounts"), t, expand)))
+		return r;
+	if ((r = add_copy(plan, "capabilities", json_object_get(partial, "capabilities"), t,
+			  expand)))
+		return r;
+	j = json_object_get(partial, "pid_mode");
+	if (j && (r = add_copy(plan, "pid_mode", j, t, expand)))
+		return r;
+	if ((r = add_copy(plan, "uploads", json_object_get(partial, "uploads"), t, expand)))
+		return r;
+	if ((r = add_copy(plan, "background", json_object_get(partial, "background"), t, expand)))
+		return r;
+	if ((r = add_copy(plan, "platforms", json_object_get(partial, "platforms"), t, expand)))
+		return r;
+	*ret_plan = steal_pointer(&plan);
+	return 0;
+}

@@ -1,0 +1,708 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Recipes: load (parse, hash, validate once against placeholder facts) and evaluate per container.
+ *
+ * Evaluation has two ways that give the same plan. The full way resolves the HOCON document with
+ * the container's facts and validates the result. The fast way resolves the document once per
+ * (config, which facts are known) with markers standing in for the facts, validates that once, and
+ * then only copies the partial plan per container, replacing markers by facts. A recipe whose
+ * markers could be interpreted rather than copied (split into words, checked as a path...), or
+ * that reads facts markers cannot stand for (metadata, environment), always goes the full way. */
+#include <ctype.h>
+#include <pthread.h>
+
+#include <openssl/evp.h>
+
+#include "recipe-private.h"
+
+#define MAX_TEMPLATES 16u
+
+enum {
+	HAS_IMAGE = 1u << 0,
+	HAS_NAME = 1u << 1,
+	HAS_GROUP = 1u << 2,
+	HAS_ENTRYPOINT = 1u << 3,
+	HAS_COMMAND = 1u << 4,
+	HAS_PLATFORM = 1u << 5,
+	HAS_ALL = (1u << 6) - 1,
+};
+
+struct template
+{
+	unsigned mask; /* which facts were known */
+	json_t *config; /* owned; the config it was made for (an empty object for none) */
+	json_t *partial; /* owned; NULL when this key must take the full way */
+};
+
+struct kilt_recipe {
+	char *name; /* owned */
+	char *hash; /* owned */
+	char *file; /* owned; names the recipe in errors that have no place */
+	struct kilt_hocon *doc; /* owned */
+	char **platforms; /* owned; normalized, sorted */
+	size_t nplatforms;
+	bool fast_ok; /* markers can stand for the facts this recipe reads */
+	pthread_mutex_t lock; /* guards templates/ntemplates */
+	struct template templates[MAX_TEMPLATES];
+	size_t ntemplates;
+};
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static char *recipe_name_from(const char *name)
+{
+	if (!name)
+		return xstrdup("inline");
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	size_t n = strcspn(base, ".");
+	if (n == 0)
+		return xstrdup(base[0] ? base : "inline");
+	return xstrndup(base, n);
+}
+
+static char *sha256_hex(const char *text, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL))
+		abort(); /* only fails when libcrypto cannot allocate */
+	char *hex = xmalloc(mdlen * 2 + 1);
+	static const char digits[] = "0123456789abcdef";
+	for (unsigned i = 0; i < mdlen; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[mdlen * 2] = '\0';
+	return hex;
+}
+
+static bool contains_ci(const char *text, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(text + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/* ---- what the source reads ------------------------------------------------------------------ */
+
+/* Calls `fn` for each substitution `${path}` / `${?path}` in the source with its path split into
+ * segments. Over-approximates (also sees `${...}` inside quoted strings), which only costs a
+ * placeholder or the fast way. */
+typedef void scan_fn(char segs[][128], size_t nsegs, bool optional, const char *raw, size_t rawlen,
+		     void *userdata);
+
+static void scan_substitutions(const char *text, size_t len, scan_fn *fn, void *userdata)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (text[i] != '$' || text[i + 1] != '{')
+			continue;
+		size_t j = i + 2;
+		bool optional = j < len && text[j] == '?';
+		if (optional)
+			j++;
+		size_t start = j;
+		char segs[8][128];
+		size_t nsegs = 0, seglen = 0;
+		bool ok = true;
+		segs[0][0] = '\0';
+		while (j < len && text[j] != '}' && text[j] != '\n') {
+			char c = text[j];
+			if (c == ' ' || c == '\t') {
+				j++;
+				continue;
+			}
+			if (c == '.') {
+				if (nsegs + 1 >= ARRAY_SIZE(segs)) {
+					ok = false;
+					break;
+				}
+				segs[nsegs][seglen] = '\0';
+				nsegs++;
+				seglen = 0;
+				j++;
+				continue;
+			}
+			if (c == '"') {
+				j++;
+				while (j < len && text[j] != '"' && text[j] != '\n') {
+					if (seglen + 1 < sizeof(segs[0]))
+						segs[nsegs][seglen++] = text[j];
+					j++;
+				}
+				j++;
+				continue;
+			}
+			if (seglen + 1 < sizeof(segs[0]))
+				segs[nsegs][seglen++] = c;
+			j++;
+		}
+		if (!ok || j >= len || text[j] != '}')
+			continue;
+		segs[nsegs][seglen] = '\0';
+		nsegs++;
+		fn(segs, nsegs, optional, text + start, j - start, userdata);
+		i = j;
+	}
+}
+
+struct scan_state {
+	json_t *placeholders; /* context additions for load-time validation */
+	bool reads_objects; /* reads original.metadata / original.environment */
+};
+
+static void scan_one(char segs[][128], size_t nsegs, bool optional, const char *raw, size_t rawlen,
+		     void *userdata)
+{
+	struct scan_state *st = userdata;
+	for (size_t k = 0; k < nsegs; k++)
+		if (strstr(segs[k], "metadata") || strstr(segs[k], "environment"))
+			st->reads_objects = true;
+	(void)raw;
+	(void)rawlen;
+	bool wanted = false;
+	if (nsegs >= 2 && strcmp(segs[0], "config") == 0)
+		wanted = true;
+	if (nsegs >= 3 && strcmp(segs[0], "original") == 0 &&
+	    (strcmp(segs[1], "metadata") == 0 || strcmp(segs[1], "environment") == 0 ||
+	     strcmp(segs[1], "environment_variables") == 0))
+		wanted = true;
+	if (!wanted || optional)
+		return;
+	/* A required value only known later: a placeholder lets the load-time resolution pass. */
+	json_t *cur = st->placeholders;
+	for (size_t k = 0; k + 1 < nsegs; k++) {
+		json_t *next = json_object_get(cur, segs[k]);
+		if (!json_is_object(next)) {
+			next = json_object();
+			json_object_set_new(cur, segs[k], next);
+		}
+		cur = next;
+	}
+	if (!json_object_get(cur, segs[nsegs - 1])) {
+		const char mark[] = { RECIPE_MARK, MARK_PLACEHOLDER, '\0' };
+		json_object_set_new(cur, segs[nsegs - 1], json_string(mark));
+	}
+}
+
+/* ---- contexts ------------------------------------------------------------------------------- */
+
+static json_t *mark_string(char code)
+{
+	const char s[] = { RECIPE_MARK, code, '\0' };
+	return json_string(s);
+}
+
+static json_t *mark_array(char code)
+{
+	json_t *a = json_array();
+	json_array_append_new(a, mark_string(code));
+	return a;
+}
+
+/* Markers for the facts in `mask`. */
+static json_t *marker_original(unsigned mask)
+{
+	json_t *o = json_object();
+	if (mask & HAS_IMAGE)
+		json_object_set_new(o, "image", mark_string(MARK_IMAGE));
+	if (mask & HAS_NAME) {
+		json_object_set_new(o, "name", mark_string(MARK_NAME));
+		json_object_set_new(o, "container_name", mark_string(MARK_NAME));
+	}
+	if (mask & HAS_GROUP) {
+		json_object_set_new(o, "group", mark_string(MARK_GROUP));
+		json_object_set_new(o, "container_group_name", mark_string(MARK_GROUP));
+	}
+	if (mask & HAS_ENTRYPOINT) {
+		json_object_set_new(o, "entrypoint", mark_array(MARK_ENTRYPOINT));
+		json_object_set_new(o, "entry_point", mark_array(MARK_ENTRYPOINT));
+	}
+	if (mask & HAS_COMMAND)
+		json_object_set_new(o, "command", mark_array(MARK_COMMAND));
+	if (mask & HAS_PLATFORM)
+		json_object_set_new(o, "platform", mark_string(MARK_PLATFORM));
+	return o;
+}
+
+static unsigned fact_mask(const struct kilt_target *t)
+{
+	unsigned m = 0;
+	if (t->image)
+		m |= HAS_IMAGE;
+	if (t->name)
+		m |= HAS_NAME;
+	if (t->group)
+		m |= HAS_GROUP;
+	if (json_is_array(t->entrypoint))
+		m |= HAS_ENTRYPOINT;
+	if (json_is_array(t->command))
+		m |= HAS_COMMAND;
+	if (t->platform)
+		m |= HAS_PLATFORM;
+	return m;
+}
+
+static void set_copy(json_t *o, const char *key, const json_t *v)
+{
+	json_object_set_new(o, key, json_deep_copy(v));
+}
+
+/* The context of a full resolution: the facts that are known, under both spellings. */
+static json_t *real_context(const struct kilt_target *t, const json_t *config)
+{
+	json_t *o = json_object();
+	if (t->image)
+		json_object_set_new(o, "image", json_string(t->image));
+	if (t->name) {
+		json_object_set_new(o, "name", json_string(t->name));
+		json_object_set_new(o, "container_name", json_string(t->name));
+	}
+	if (t->group) {
+		json_object_set_new(o, "group", json_string(t->group));
+		json_object_set_new(o, "container_group_name", json_string(t->group));
+	}
+	if (json_is_array(t->entrypoint)) {
+		set_copy(o, "entrypoint", t->entrypoint);
+		set_copy(o, "entry_point", t->entrypoint);
+	}
+	if (json_is_array(t->command))
+		set_copy(o, "command", t->command);
+	if (json_is_object(t->environment)) {
+		set_copy(o, "environment", t->environment);
+		set_copy(o, "environment_variables", t->environment);
+	}
+	if (json_is_object(t->metadata))
+		set_copy(o, "metadata", t->metadata);
+	if (t->platform)
+		json_object_set_new(o, "platform", json_string(t->platform));
+	json_t *ctx = json_object();
+	json_object_set_new(ctx, "original", o);
+	if (config)
+		set_copy(ctx, "config", config);
+	return ctx;
+}
+
+/* ---- errors about unknown facts ------------------------------------------------------------- */
+
+static bool mentions(const char *msg, const char *path)
+{
+	size_t n = strlen(path);
+	for (const char *p = strstr(msg, path); p; p = strstr(p + 1, path)) {
+		char next = p[n];
+		if (!isalnum((unsigned char)next) && next != '_')
+			return true;
+	}
+	return false;
+}
+
+/* A resolution failed; when it is because the target lacks a fact, say so and how to fix it. */
+static void explain_unknown_fact(struct kilt_error *err, const struct kilt_target *t)
+{
+	static const struct {
+		const char *fact, *alias;
+		size_t offset;
+	} facts[] = {
+		{ "entrypoint", "entry_point", offsetof(struct kilt_target, entrypoint) },
+		{ "command", NULL, offsetof(struct kilt_target, command) },
+		{ "image", NULL, offsetof(struct kilt_target, image) },
+		{ "name", "container_name", offsetof(struct kilt_target, name) },
+		{ "group", "container_group_name", offsetof(struct kilt_target, group) },
+		{ "platform", NULL, offsetof(struct kilt_target, platform) },
+		{ "environment", "environment_variables",
+		  offsetof(struct kilt_target, environment) },
+		{ "metadata", NULL, offsetof(struct kilt_target, metadata) },
+	};
+	if (!err)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(facts); i++) {
+		const void *val = *(const void *const *)((const char *)t + facts[i].offset);
+		if (facts[i].offset == offsetof(struct kilt_target, entrypoint))
+			val = json_is_array(t->entrypoint) ? val : NULL;
+		if (facts[i].offset == offsetof(struct kilt_target, command))
+			val = json_is_array(t->command) ? val : NULL;
+		if (val)
+			continue;
+		char path[64], alias[64] = "";
+		snprintf(path, sizeof(path), "original.%s", facts[i].fact);
+		if (facts[i].alias)
+			snprintf(alias, sizeof(alias), "original.%s", facts[i].alias);
+		const char *used = mentions(err->msg, path)		   ? path
+				   : alias[0] && mentions(err->msg, alias) ? alias
+									   : NULL;
+		if (!used)
+			continue;
+		char old[sizeof(err->msg)];
+		snprintf(old, sizeof(old), "%s", err->msg);
+		int n = snprintf(
+			err->msg, sizeof(err->msg),
+			"%s is not known for container %s: %s; or write ${?%s} if the recipe can "
+			"do without it (%s)",
+			used, t->name ? t->name : "(unnamed)", recipe_fact_hint(facts[i].fact),
+			used, old);
+		if (n < 0)
+			snprintf(err->msg, sizeof(err->msg), "%s is not known", used);
+		err->code = -ENODATA;
+		return;
+	}
+}
+
+/* ---- load ----------------------------------------------------------------------------------- */
+
+void kilt_recipe_free(struct kilt_recipe *recipe)
+{
+	if (!recipe)
+		return;
+	for (size_t i = 0; i < recipe->ntemplates; i++) {
+		json_decref(recipe->templates[i].config);
+		json_decref(recipe->templates[i].partial);
+	}
+	for (size_t i = 0; i < recipe->nplatforms; i++)
+		free(recipe->platforms[i]);
+	free(recipe->platforms);
+	kilt_hocon_free(recipe->doc);
+	pthread_mutex_destroy(&recipe->lock);
+	free(recipe->name);
+	free(recipe->hash);
+	free(recipe->file);
+	free(recipe);
+}
+
+static void report_all(const struct recipe_vctx *v, kilt_recipe_error_fn *fn, void *userdata)
+{
+	if (!fn)
+		return;
+	for (size_t i = 0; i < v->nerrs; i++)
+		fn(&v->errs[i], userdata);
+}
+
+static int load(const char *text, size_t len, const char *display, const char *name_src,
+		kilt_recipe_error_fn *fn, void *userdata, struct kilt_recipe **ret,
+		struct kilt_error *err)
+{
+	struct kilt_error e = { 0 };
+	struct kilt_hocon *doc = NULL;
+	_cleanup_json_ json_t *ctx = NULL;
+	_cleanup_json_ json_t *root = NULL;
+	int r = kilt_hocon_parse_string(text, len, display, NULL, &doc, &e);
+	if (r < 0)
+		goto fail;
+
+	struct kilt_recipe *rec = xcalloc(1, sizeof(*rec));
+	rec->doc = doc;
+	rec->name = recipe_name_from(name_src);
+	rec->hash = sha256_hex(text, len);
+	rec->file = xstrdup(display);
+	pthread_mutex_init(&rec->lock, NULL);
+
+	struct scan_state st = { .placeholders = json_object() };
+	scan_substitutions(text, len, scan_one, &st);
+	rec->fast_ok = !st.reads_objects && !memchr(text, RECIPE_MARK, len) &&
+		       !contains_ci(text, len, "u0001") && !contains_ci(text, len, "include");
+
+	/* Validation context: every fact present (markers), metadata and environment empty,
+	 * placeholders for required values only known later. */
+	ctx = json_object();
+	json_t *orig = marker_original(HAS_ALL);
+	json_object_set_new(orig, "environment", json_object());
+	json_object_set_new(orig, "environment_variables", json_object());
+	json_object_set_new(orig, "metadata", json_object());
+	json_object_set_new(ctx, "original", orig);
+	bool placeholders = json_object_size(st.placeholders) > 0;
+	json_object_update_recursive(ctx, st.placeholders);
+	json_decref(st.placeholders);
+	if (!json_object_get(ctx, "config"))
+		json_object_set_new(ctx, "config", json_object());
+
+	struct kilt_hocon_origins *origins = NULL;
+	r = kilt_hocon_resolve(doc, ctx, &origins, &root, &e);
+	if (r < 0) {
+		kilt_recipe_free(rec);
+		goto fail;
+	}
+	struct recipe_vctx v = { .origins = origins, .file = display };
+	json_t *partial = NULL;
+	r = recipe_normalize(&v, root, &partial);
+	if (r < 0) {
+		report_all(&v, fn, userdata);
+		if (err)
+			*err = v.errs[0];
+		recipe_vctx_done(&v);
+		kilt_hocon_origins_free(origins);
+		kilt_recipe_free(rec);
+		return r;
+	}
+	recipe_vctx_done(&v);
+	kilt_hocon_origins_free(origins);
+
+	json_t *plats = json_object_get(partial, "platforms");
+	rec->platforms = xcalloc(json_array_size(plats) + 1, sizeof(char *));
+	size_t i;
+	json_t *el;
+	json_array_foreach (plats, i, el)
+		if (!strchr(json_string_value(el), RECIPE_MARK))
+			rec->platforms[rec->nplatforms++] = xstrdup(json_string_value(el));
+
+	/* Without placeholders the validation resolution is exactly the template for "every fact
+	 * known, no config": keep it. */
+	if (rec->fast_ok && !placeholders) {
+		struct template *tp = &rec->templates[rec->ntemplates++];
+		tp->mask = HAS_ALL;
+		tp->config = json_object();
+		tp->partial = v.tainted ? NULL : json_incref(partial);
+	}
+	json_decref(partial);
+	*ret = rec;
+	return 0;
+fail:
+	if (fn)
+		fn(&e, userdata);
+	if (err)
+		*err = e;
+	return r;
+}
+
+int kilt_recipe_load_string(const char *text, size_t len, const char *name,
+			    struct kilt_recipe **ret, struct kilt_error *err)
+{
+	return load(text, len, name ? name : "inline", name, NULL, NULL, ret, err);
+}
+
+static int read_recipe(const char *path, char **ret, size_t *ret_len, struct kilt_error *err)
+{
+	struct kilt_hocon_limits lim;
+	kilt_hocon_limits_default(&lim);
+	int r = kilt_read_file(path, lim.max_input_bytes, ret, ret_len);
+	if (r == -EFBIG)
+		return kilt_error_set(err, r, path, 0, 0, "larger than %zu bytes",
+				      lim.max_input_bytes);
+	if (r < 0)
+		return kilt_error_set(err, r, path, 0, 0, "cannot read: %s", strerror(-r));
+	return 0;
+}
+
+int kilt_recipe_load_file(const char *path, struct kilt_recipe **ret, struct kilt_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r = read_recipe(path, &text, &len, err);
+	if (r < 0)
+		return r;
+	return load(text, len, path, path, NULL, NULL, ret, err);
+}
+
+int kilt_recipe_check_file(const char *path, kilt_recipe_error_fn *fn, void *userdata)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	struct kilt_error e = { 0 };
+	int r = read_recipe(path, &text, &len, &e);
+	if (r < 0) {
+		if (fn)
+			fn(&e, userdata);
+		return r;
+	}
+	struct kilt_recipe *rec = NULL;
+	r = load(text, len, path, path, fn, userdata, &rec, NULL);
+	kilt_recipe_free(rec);
+	return r;
+}
+
+const char *kilt_recipe_name(const struct kilt_recipe *recipe)
+{
+	return recipe->name;
+}
+
+const char *kilt_recipe_hash(const struct kilt_recipe *recipe)
+{
+	return recipe->hash;
+}
+
+bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char *platform)
+{
+	if (!platform || recipe->nplatforms == 0)
+		return true;
+	char norm[64];
+	if (!recipe_platform_normalize(platform, norm, sizeof(norm)))
+		return false;
+	for (size_t i = 0; i < recipe->nplatforms; i++) {
+		const char *p = recipe->platforms[i];
+		size_t n = strlen(p);
+		if (strcmp(p, norm) == 0)
+			return true;
+		/* A recipe platform without a variant covers every variant. */
+		if (strncmp(p, norm, n) == 0 && norm[n] == '/' && strchr(p, '/') == strrchr(p, '/'))
+			return true;
+	}
+	return false;
+}
+
+/* ---- evaluate ------------------------------------------------------------------------------- */
+
+int recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
+			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
+{
+	_cleanup_json_ json_t *ctx = real_context(target, config);
+	_cleanup_json_ json_t *root = NULL;
+	int r = kilt_hocon_resolve(recipe->doc, ctx, NULL, &root, err);
+	if (r < 0) {
+		explain_unknown_fact(err, target);
+		return r;
+	}
+	struct recipe_vctx v = { .file = recipe->file };
+	_cleanup_json_ json_t *partial = NULL;
+	r = recipe_normalize(&v, root, &partial);
+	recipe_vctx_done(&v);
+	if (r < 0) {
+		/* Resolve again, this time recording where values come from, to locate the error. */
+		struct kilt_hocon_origins *origins = NULL;
+		_cleanup_json_ json_t *again = NULL;
+		struct recipe_vctx lv = { .file = recipe->file };
+		if (kilt_hocon_resolve(recipe->doc, ctx, &origins, &again, NULL) == 0)
+			lv.origins = origins;
+		json_t *ignored = NULL;
+		if (recipe_normalize(&lv, again ? again : root, &ignored) < 0 && err)
+			*err = lv.errs[0];
+		json_decref(ignored);
+		recipe_vctx_done(&lv);
+		kilt_hocon_origins_free(origins);
+		return r;
+	}
+	return recipe_finalize(partial, target, recipe->name, recipe->hash, false, ret_plan, err);
+}
+
+static bool has_marker_bytes(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		return memchr(json_string_value(j), RECIPE_MARK, json_string_length(j)) != NULL;
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *el;
+		json_array_foreach (j, i, el)
+			if (has_marker_bytes(el))
+				return true;
+		return false;
+	}
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *el;
+		json_object_foreach ((json_t *)(uintptr_t)j, k, el)
+			if (strchr(k, RECIPE_MARK) || has_marker_bytes(el))
+				return true;
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
+/* Resolves the document with markers for the facts in `mask` and the real config. Returns the
+ * partial plan, or NULL when this combination must take the full way. */
+static json_t *compile_template(const struct kilt_recipe *recipe, unsigned mask,
+				const json_t *config)
+{
+	if (config && has_marker_bytes(config))
+		return NULL;
+	_cleanup_json_ json_t *ctx = json_object();
+	json_object_set_new(ctx, "original", marker_original(mask));
+	if (config)
+		set_copy(ctx, "config", config);
+	_cleanup_json_ json_t *root = NULL;
+	if (kilt_hocon_resolve(recipe->doc, ctx, NULL, &root, NULL) < 0)
+		return NULL;
+	struct recipe_vctx v = { .file = recipe->file };
+	json_t *partial = NULL;
+	int r = recipe_normalize(&v, root, &partial);
+	bool tainted = v.tainted;
+	recipe_vctx_done(&v);
+	if (r < 0 || tainted) {
+		json_decref(partial);
+		return NULL;
+	}
+	return partial;
+}
+
+static bool same_config(const json_t *a, const json_t *b)
+{
+	if (!b)
+		return json_object_size(a) == 0;
+	return json_equal(a, b);
+}
+
+/* Finds or makes the template for (mask, config). Returns false when there is none to use. */
+static bool get_template(struct kilt_recipe *recipe, unsigned mask, const json_t *config,
+			 const json_t **ret_partial)
+{
+	pthread_mutex_lock(&recipe->lock);
+	for (size_t i = 0; i < recipe->ntemplates; i++) {
+		const struct template *tp = &recipe->templates[i];
+		if (tp->mask == mask && same_config(tp->config, config)) {
+			*ret_partial = tp->partial;
+			pthread_mutex_unlock(&recipe->lock);
+			return tp->partial != NULL;
+		}
+	}
+	bool full = recipe->ntemplates >= MAX_TEMPLATES;
+	pthread_mutex_unlock(&recipe->lock);
+	if (full)
+		return false;
+
+	json_t *partial = compile_template(recipe, mask, config);
+	pthread_mutex_lock(&recipe->lock);
+	/* Another thread may have made it meanwhile; its copy is as good as ours. */
+	for (size_t i = 0; i < recipe->ntemplates; i++) {
+		const struct template *tp = &recipe->templates[i];
+		if (tp->mask == mask && same_config(tp->config, config)) {
+			json_decref(partial);
+			*ret_partial = tp->partial;
+			pthread_mutex_unlock(&recipe->lock);
+			return tp->partial != NULL;
+		}
+	}
+	if (recipe->ntemplates < MAX_TEMPLATES) {
+		struct template *tp = &recipe->templates[recipe->ntemplates++];
+		tp->mask = mask;
+		tp->config = config ? json_deep_copy(config) : json_object();
+		tp->partial = partial;
+		partial = NULL;
+		*ret_partial = tp->partial;
+	}
+	pthread_mutex_unlock(&recipe->lock);
+	json_decref(partial);
+	return *ret_partial != NULL;
+}
+
+int kilt_recipe_evaluate(const struct kilt_recipe *recipe, const struct kilt_target *target,
+			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
+{
+	if (config && !json_is_object(config))
+		return kilt_error_setf(err, -EINVAL, "recipe %s: config must be an object",
+				       recipe->name);
+	if (target->platform && !kilt_recipe_supports_platform(recipe, target->platform)) {
+		struct kbuf b;
+		kbuf_init(&b, 1024);
+		for (size_t i = 0; i < recipe->nplatforms; i++)
+			kbuf_printf(&b, "%s%s", i ? ", " : "", recipe->platforms[i]);
+		kilt_error_setf(err, -ENOTSUP,
+				"recipe %s does not support platform %s of container %s (it "
+				"supports %s)",
+				recipe->name, target->platform,
+				target->name ? target->name : "(unnamed)", b.data ? b.data : "");
+		kbuf_done(&b);
+		return -ENOTSUP;
+	}
+	if (recipe->fast_ok) {
+		/* The cache is the only mutable part of a recipe; it has its own lock. */
+		struct kilt_recipe *mut = (struct kilt_recipe *)(uintptr_t)recipe;
+		const json_t *partial = NULL;
+		if (get_template(mut, fact_mask(target), config, &partial)) {
+			int r = recipe_finalize(partial, target, recipe->name, recipe->hash, true,
+						ret_plan, err);
+			if (r <= 0)
+				return r;
+		}
+	}
+	return recipe_evaluate_full(recipe, target, config, ret_plan, err);
+}
