@@ -3,8 +3,6 @@
  * secrets, ECR hosts): the pure half of the registry client. */
 #include <ctype.h>
 
-#include <libfyaml.h>
-
 #include "internal.h"
 #include "kilt.h"
 
@@ -568,26 +566,6 @@ int kilt_docker_auth_lookup(const json_t *config, const char *registry, char **r
 	return -ENOENT;
 }
 
-static int yaml_to_json(const char *text, size_t len, json_t **ret, struct kilt_error *err)
-{
-	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };
-	struct fy_document *fyd = fy_document_build_from_string(&cfg, text, len);
-	if (!fyd)
-		return kilt_error_setf(err, -EINVAL, "not valid JSON or YAML");
-	char *out = fy_emit_document_to_string(fyd, FYECF_MODE_JSON_ONELINE);
-	fy_document_destroy(fyd);
-	if (!out)
-		return kilt_error_setf(err, -EINVAL, "YAML document cannot be shown as JSON");
-	json_error_t jerr;
-	json_t *root = json_loads(out, 0, &jerr);
-	free(out);
-	if (!root)
-		return kilt_error_setf(err, -EINVAL, "YAML document cannot be shown as JSON: %s",
-				       jerr.text);
-	*ret = root;
-	return 0;
-}
-
 static bool looks_like_auth_map(const json_t *obj)
 {
 	const char *key;
@@ -616,12 +594,11 @@ static json_t *wrap_auths(json_t *map)
 int kilt_docker_config_parse(const char *text, size_t len, json_t **ret, struct kilt_error *err)
 {
 	json_error_t jerr;
-	_cleanup_json_ json_t *root = json_loadb(text, len, 0, &jerr);
-	if (!root) {
-		int r = yaml_to_json(text, len, &root, err);
-		if (r < 0)
-			return r;
-	}
+	_cleanup_json_ json_t *root = NULL;
+	/* JSON and YAML alike (a config.json, or a Secret as kubectl prints it). */
+	int r = kilt_yaml_load(text, len, NULL, 0, NULL, &root, err);
+	if (r < 0)
+		return r;
 	if (!json_is_object(root))
 		return kilt_error_setf(err, -EINVAL, "expected an object");
 	if (json_is_object(json_object_get(root, "auths"))) {
@@ -648,7 +625,7 @@ int kilt_docker_config_parse(const char *text, size_t len, json_t **ret, struct 
 		_cleanup_free_ char *decoded = NULL;
 		size_t dlen = 0;
 		if (b64) {
-			int r = kilt_base64_decode(b64, strlen(b64), &decoded, &dlen, err);
+			r = kilt_base64_decode(b64, strlen(b64), &decoded, &dlen, err);
 			if (r < 0)
 				return kilt_error_prefix(err, "Secret data \"%s\"",
 							 is_cfg ? ".dockercfg"
