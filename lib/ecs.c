@@ -1,0 +1,1650 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The ECS engine: finds task definitions and container definitions in CloudFormation templates,
+ * ECS task-definition JSON and Terraform container lists, decides for each whether to patch it,
+ * and applies one recipe plan per container on the raw document (sidecars, VolumesFrom,
+ * DependsOn, capabilities, PidMode, environment), leaving a marker that makes re-runs no-ops and
+ * undo exact. The rules are documented in docs/ecs.md. */
+#include <stdarg.h>
+#include <strings.h>
+
+#include "ecs-internal.h"
+
+#define LABEL_RECIPE "kilt.recipe"
+#define LABEL_HASH "kilt.recipe-hash"
+#define LABEL_UNDO "kilt.undo"
+#define LABEL_ROLE "kilt.role"
+#define UNDO_TASK "kilt:task"
+#define MAX_EDIT_DEPTH 32
+#define MAX_SIDECARS_PER_LIST 64
+
+/* Field names of one spelling: CloudFormation / PascalCase ECS JSON, or the ECS API's camelCase
+ * (register-task-definition input, Terraform). */
+struct names {
+	const char *container_definitions, *name, *image, *essential, *entrypoint, *command,
+		*environment, *env_name, *env_value, *volumes_from, *source_container, *read_only,
+		*depends_on, *container_name, *condition, *linux_parameters, *capabilities, *add,
+		*docker_labels, *log_configuration, *log_driver, *repository_credentials,
+		*credentials_parameter, *requires_compatibilities, *pid_mode, *runtime_platform,
+		*cpu_architecture, *os_family, *tags, *key, *value, *family;
+};
+
+static const struct names PASCAL = {
+	"ContainerDefinitions",
+	"Name",
+	"Image",
+	"Essential",
+	"EntryPoint",
+	"Command",
+	"Environment",
+	"Name",
+	"Value",
+	"VolumesFrom",
+	"SourceContainer",
+	"ReadOnly",
+	"DependsOn",
+	"ContainerName",
+	"Condition",
+	"LinuxParameters",
+	"Capabilities",
+	"Add",
+	"DockerLabels",
+	"LogConfiguration",
+	"LogDriver",
+	"RepositoryCredentials",
+	"CredentialsParameter",
+	"RequiresCompatibilities",
+	"PidMode",
+	"RuntimePlatform",
+	"CpuArchitecture",
+	"OperatingSystemFamily",
+	"Tags",
+	"Key",
+	"Value",
+	"Family",
+};
+
+static const struct names CAMEL = {
+	"containerDefinitions",
+	"name",
+	"image",
+	"essential",
+	"entryPoint",
+	"command",
+	"environment",
+	"name",
+	"value",
+	"volumesFrom",
+	"sourceContainer",
+	"readOnly",
+	"dependsOn",
+	"containerName",
+	"condition",
+	"linuxParameters",
+	"capabilities",
+	"add",
+	"dockerLabels",
+	"logConfiguration",
+	"logDriver",
+	"repositoryCredentials",
+	"credentialsParameter",
+	"requiresCompatibilities",
+	"pidMode",
+	"runtimePlatform",
+	"cpuArchitecture",
+	"operatingSystemFamily",
+	"tags",
+	"key",
+	"value",
+	"family",
+};
+
+struct engine {
+	const struct kilt_ecs_planner *planner; /* borrowed; NULL when only removing */
+	struct kilt_ecs_options opts;
+	struct cfn_ctx cfn;
+	struct kilt_ecs_report *report; /* borrowed */
+	const struct names *n;
+	bool intrinsics; /* CloudFormation: intrinsics may stand anywhere */
+};
+
+/* Task-level facts and the decision taken for them. */
+struct task {
+	const char *id; /* borrowed */
+	json_t *props; /* borrowed: holds PidMode, tags...; NULL for a bare container list */
+	bool selected;
+	bool warn;
+	char reason[512];
+	char *platform; /* owned; NULL when unknown */
+	json_t *include_containers; /* owned array of names, or NULL */
+	json_t *ignore_containers; /* owned array of names, or NULL */
+	json_t *metadata; /* owned object: the task's tags */
+	size_t decision; /* index of the task's decision in the report */
+	bool any_patched, any_unchanged, any_removed;
+};
+
+/* One container object inside a list: a plain element or a branch of an Fn::If element. */
+struct item {
+	json_t *obj; /* borrowed */
+	size_t index; /* element index in the list */
+	const char *name; /* borrowed, NULL when the name is not a string */
+	bool sidecar, marked;
+};
+
+/* The state of one container list while it is being patched. */
+struct list_state {
+	json_t *list; /* borrowed */
+	json_t *sidecars; /* owned: new sidecar objects, appended at the end */
+	json_t *sidecar_keys; /* owned: mount key -> sidecar name */
+	json_t *names; /* owned: every container name in use -> true */
+};
+
+/* ---- report -------------------------------------------------------------------------------- */
+
+void kilt_ecs_options_default(struct kilt_ecs_options *ret)
+{
+	*ret = (struct kilt_ecs_options){ .input = KILT_ECS_INPUT_AUTO, .mode = KILT_ECS_OPT_OUT };
+}
+
+void kilt_ecs_report_init(struct kilt_ecs_report *report)
+{
+	*report = (struct kilt_ecs_report){ 0 };
+}
+
+void kilt_ecs_report_done(struct kilt_ecs_report *report)
+{
+	if (!report)
+		return;
+	for (size_t i = 0; i < report->n_decisions; i++) {
+		free(report->decisions[i].task);
+		free(report->decisions[i].container);
+		free(report->decisions[i].reason);
+	}
+	free(report->decisions);
+	kilt_ecs_report_init(report);
+}
+
+const char *kilt_ecs_verdict_name(enum kilt_ecs_verdict verdict)
+{
+	switch (verdict) {
+	case KILT_ECS_PATCHED:
+		return "patched";
+	case KILT_ECS_UNCHANGED:
+		return "unchanged";
+	case KILT_ECS_SKIPPED:
+		return "skipped";
+	case KILT_ECS_REMOVED:
+		return "removed";
+	}
+	return "unknown";
+}
+
+const char *kilt_ecs_input_name(enum kilt_ecs_input input)
+{
+	switch (input) {
+	case KILT_ECS_INPUT_AUTO:
+		return "auto";
+	case KILT_ECS_INPUT_CLOUDFORMATION:
+		return "cloudformation";
+	case KILT_ECS_INPUT_TASK_DEFINITION:
+		return "task-definition";
+	case KILT_ECS_INPUT_CONTAINER_DEFINITIONS:
+		return "container-definitions";
+	}
+	return "unknown";
+}
+
+json_t *kilt_ecs_report_to_json(const struct kilt_ecs_report *report)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < report->n_decisions; i++) {
+		const struct kilt_ecs_decision *d = &report->decisions[i];
+		json_t *o = json_pack("{ss}", "task", d->task);
+		if (d->container)
+			json_object_set_new(o, "container", json_string(d->container));
+		json_object_set_new(o, "decision", json_string(kilt_ecs_verdict_name(d->verdict)));
+		json_object_set_new(o, "reason", json_string(d->reason));
+		if (d->warning)
+			json_object_set_new(o, "warning", json_true());
+		json_array_append_new(list, o);
+	}
+	return json_pack("{sssosIsIsIsIsI}", "input", kilt_ecs_input_name(report->input),
+			 "decisions", list, "patched", (json_int_t)report->n_patched, "unchanged",
+			 (json_int_t)report->n_unchanged, "skipped", (json_int_t)report->n_skipped,
+			 "removed", (json_int_t)report->n_removed, "warnings",
+			 (json_int_t)report->n_warnings);
+}
+
+static size_t add_decision(struct engine *e, const char *task, const char *container,
+			   enum kilt_ecs_verdict verdict, bool warning, const char *reason)
+{
+	struct kilt_ecs_report *r = e->report;
+	r->decisions = xrealloc(r->decisions, (r->n_decisions + 1) * sizeof(*r->decisions));
+	r->decisions[r->n_decisions] = (struct kilt_ecs_decision){
+		.task = xstrdup(task),
+		.container = container ? xstrdup(container) : NULL,
+		.verdict = verdict,
+		.warning = warning,
+		.reason = xstrdup(reason),
+	};
+	return r->n_decisions++;
+}
+
+static void tally(struct kilt_ecs_report *r)
+{
+	r->n_patched = r->n_unchanged = r->n_skipped = r->n_removed = r->n_warnings = 0;
+	for (size_t i = 0; i < r->n_decisions; i++) {
+		const struct kilt_ecs_decision *d = &r->decisions[i];
+		if (d->warning)
+			r->n_warnings++;
+		if (!d->container)
+			continue;
+		switch (d->verdict) {
+		case KILT_ECS_PATCHED:
+			r->n_patched++;
+			break;
+		case KILT_ECS_UNCHANGED:
+			r->n_unchanged++;
+			break;
+		case KILT_ECS_SKIPPED:
+			r->n_skipped++;
+			break;
+		case KILT_ECS_REMOVED:
+			r->n_removed++;
+			break;
+		}
+	}
+}
+
+/* ---- detection ----------------------------------------------------------------------------- */
+
+int kilt_ecs_detect(const json_t *doc, enum kilt_ecs_input *ret, struct kilt_error *err)
+{
+	if (json_is_array(doc)) {
+		*ret = KILT_ECS_INPUT_CONTAINER_DEFINITIONS;
+		return 0;
+	}
+	if (json_is_object(doc)) {
+		if (json_object_get(doc, "Resources") ||
+		    json_object_get(doc, "AWSTemplateFormatVersion")) {
+			*ret = KILT_ECS_INPUT_CLOUDFORMATION;
+			return 0;
+		}
+		if (json_object_get(doc, "containerDefinitions") ||
+		    json_object_get(doc, "ContainerDefinitions") ||
+		    json_is_object(json_object_get(doc, "taskDefinition"))) {
+			*ret = KILT_ECS_INPUT_TASK_DEFINITION;
+			return 0;
+		}
+	}
+	return kilt_error_setf(
+		err, -EINVAL,
+		"not an ECS input: expected a CloudFormation template (Resources), a "
+		"task definition (containerDefinitions) or a container_definitions "
+		"array");
+}
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static bool str_in_array(const json_t *arr, const char *s)
+{
+	size_t i;
+	const json_t *e;
+	json_array_foreach (arr, i, e) {
+		if (json_is_string(e) && strcmp(json_string_value(e), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+static json_t *split_colons(const char *s)
+{
+	json_t *arr = json_array();
+	for (const char *p = s;;) {
+		const char *c = strchr(p, ':');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+		while (n && *p == ' ') {
+			p++;
+			n--;
+		}
+		while (n && p[n - 1] == ' ')
+			n--;
+		if (n)
+			json_array_append_new(arr, json_stringn(p, n));
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	return arr;
+}
+
+static const char *label_in(const json_t *labels, const char *key)
+{
+	return json_string_value(json_object_get(labels, key));
+}
+
+/* A label of a container, looking through an Fn::If around DockerLabels. */
+static const char *get_label(const struct engine *e, json_t *c, const char *key)
+{
+	json_t *labels = json_object_get(c, e->n->docker_labels);
+	json_t *a, *b;
+	if (cfn_if_branches(labels, &a, &b)) {
+		const char *v = label_in(a, key);
+		return v ? v : label_in(b, key);
+	}
+	return label_in(labels, key);
+}
+
+__attribute__((format(printf, 3, 4))) static void append_reason(char *buf, size_t size,
+								const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	if (len + 3 >= size)
+		return;
+	if (len)
+		snprintf(buf + len, size - len, "; ");
+	len = strlen(buf);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- editing through Fn::If ---------------------------------------------------------------- */
+
+/* An edit turns a plain value (NULL when absent) into its new value (owned). */
+typedef json_t *(*edit_fn)(const struct engine *e, const json_t *v, const void *arg,
+			   struct kilt_error *err);
+
+/* Applies `fn` to `v`, or to both branches of an Fn::If (an AWS::NoValue branch counts as
+ * absent). Returns the new value (owned) or NULL with `err` set. */
+static json_t *edit_value(const struct engine *e, const json_t *v, edit_fn fn, const void *arg,
+			  unsigned depth, struct kilt_error *err)
+{
+	if (depth > MAX_EDIT_DEPTH) {
+		kilt_error_setf(err, -ELOOP, "Fn::If nested too deeply");
+		return NULL;
+	}
+	const char *ifn;
+	if (v && e->intrinsics && cfn_is_intrinsic(v, &ifn)) {
+		json_t *a, *b;
+		if (cfn_is_novalue(v))
+			return fn(e, NULL, arg, err);
+		if (!cfn_if_branches((json_t *)(uintptr_t)v, &a, &b)) {
+			kilt_error_setf(err, -EINVAL,
+					"the value is %s, which kilt cannot merge into; write it "
+					"as a literal (Fn::If is fine)",
+					ifn);
+			return NULL;
+		}
+		json_t *na = edit_value(e, a, fn, arg, depth + 1, err);
+		if (!na)
+			return NULL;
+		json_t *nb = edit_value(e, b, fn, arg, depth + 1, err);
+		if (!nb) {
+			json_decref(na);
+			return NULL;
+		}
+		json_t *copy = json_deep_copy(v);
+		json_t *args = json_object_get(copy, "Fn::If");
+		json_array_set_new(args, 1, na);
+		json_array_set_new(args, 2, nb);
+		return copy;
+	}
+	return fn(e, v, arg, err);
+}
+
+static json_t *copy_or(const json_t *v, json_t *dflt)
+{
+	if (!v)
+		return dflt;
+	json_decref(dflt);
+	return json_deep_copy(v);
+}
+
+static json_t *edit_cap_add(const struct engine *e, const json_t *v, const void *arg,
+			    struct kilt_error *err)
+{
+	(void)e;
+	if (v && !json_is_array(v)) {
+		kilt_error_setf(err, -EINVAL, "Capabilities Add is not a list");
+		return NULL;
+	}
+	json_t *add = copy_or(v, json_array());
+	size_t i;
+	const json_t *cap;
+	json_array_foreach ((const json_t *)arg, i, cap) {
+		if (json_is_string(cap) && !str_in_array(add, json_string_value(cap)))
+			json_array_append_new(add, json_deep_copy(cap));
+	}
+	return add;
+}
+
+static json_t *edit_caps(const struct engine *e, const json_t *v, const void *arg,
+			 struct kilt_error *err)
+{
+	if (v && !json_is_object(v)) {
+		kilt_error_setf(err, -EINVAL, "Capabilities is not an object");
+		return NULL;
+	}
+	json_t *caps = copy_or(v, json_object());
+	json_t *add = edit_value(e, json_object_get(caps, e->n->add), edit_cap_add, arg, 0, err);
+	if (!add) {
+		json_decref(caps);
+		return NULL;
+	}
+	json_object_set_new(caps, e->n->add, add);
+	return caps;
+}
+
+static json_t *edit_linux(const struct engine *e, const json_t *v, const void *arg,
+			  struct kilt_error *err)
+{
+	if (v && !json_is_object(v)) {
+		kilt_error_setf(err, -EINVAL, "LinuxParameters is not an object");
+		return NULL;
+	}
+	json_t *lp = copy_or(v, json_object());
+	json_t *caps =
+		edit_value(e, json_object_get(lp, e->n->capabilities), edit_caps, arg, 0, err);
+	if (!caps) {
+		json_decref(lp);
+		return NULL;
+	}
+	json_object_set_new(lp, e->n->capabilities, caps);
+	return lp;
+}
+
+/* Appends `arg` (an object whose first field identifies it) unless an element with the same
+ * identifying field is already there. */
+static json_t *edit_append_unique(const struct engine *e, const json_t *v, const void *arg,
+				  struct kilt_error *err)
+{
+	(void)e;
+	if (v && !json_is_array(v)) {
+		kilt_error_setf(err, -EINVAL, "expected a list");
+		return NULL;
+	}
+	const json_t *entry = arg;
+	void *it = json_object_iter((json_t *)(uintptr_t)entry);
+	const char *key = json_object_iter_key(it);
+	const json_t *id = json_object_iter_value(it);
+	json_t *arr = copy_or(v, json_array());
+	size_t i;
+	const json_t *el;
+	json_array_foreach (arr, i, el) {
+		if (json_equal(json_object_get(el, key), id))
+			return arr;
+	}
+	json_array_append_new(arr, json_deep_copy(entry));
+	return arr;
+}
+
+static json_t *edit_labels(const struct engine *e, const json_t *v, const void *arg,
+			   struct kilt_error *err)
+{
+	(void)e;
+	if (v && !json_is_object(v)) {
+		kilt_error_setf(err, -EINVAL, "DockerLabels is not an object");
+		return NULL;
+	}
+	json_t *labels = copy_or(v, json_object());
+	json_object_update(labels, (json_t *)(uintptr_t)arg);
+	return labels;
+}
+
+struct env_edit {
+	const json_t *plan_env; /* [{name, value}] from the plan */
+};
+
+/* The merge rule (docs/ecs.md): entries keep their place; a plain entry whose name the plan
+ * sets takes the plan's value; names new to the container follow in the plan's order; entries
+ * that are intrinsics stay as they are. */
+static json_t *edit_env(const struct engine *e, const json_t *v, const void *arg,
+			struct kilt_error *err)
+{
+	const struct env_edit *ee = arg;
+	if (v && !json_is_array(v)) {
+		kilt_error_setf(err, -EINVAL, "Environment is not a list");
+		return NULL;
+	}
+	json_t *env = copy_or(v, json_array());
+	_cleanup_json_ json_t *seen = json_object();
+	size_t i;
+	json_t *el;
+	json_array_foreach (env, i, el) {
+		const char *name = json_string_value(json_object_get(el, e->n->env_name));
+		if (!name)
+			continue;
+		json_object_set_new(seen, name, json_true());
+		size_t j;
+		const json_t *pe;
+		json_array_foreach (ee->plan_env, j, pe) {
+			const char *pn = json_string_value(json_object_get(pe, "name"));
+			if (pn && strcmp(pn, name) == 0) {
+				const json_t *pv = json_object_get(pe, "value");
+				if (pv && !json_equal(pv, json_object_get(el, e->n->env_value)))
+					json_object_set_new(el, e->n->env_value,
+							    json_deep_copy(pv));
+			}
+		}
+	}
+	const json_t *pe;
+	json_array_foreach (ee->plan_env, i, pe) {
+		const char *pn = json_string_value(json_object_get(pe, "name"));
+		if (!pn || json_object_get(seen, pn))
+			continue;
+		json_object_set_new(seen, pn, json_true());
+		const json_t *pv = json_object_get(pe, "value");
+		json_array_append_new(env, json_pack("{sssO}", e->n->env_name, pn, e->n->env_value,
+						     pv ? pv : json_string("")));
+	}
+	return env;
+}
+
+/* Replaces c[key] by the edited value and, the first time, remembers the original in `undo`. */
+static int edit_field(const struct engine *e, json_t *c, const char *key, edit_fn fn,
+		      const void *arg, json_t *undo, struct kilt_error *err)
+{
+	json_t *old = json_object_get(c, key);
+	if (json_is_null(old))
+		old = NULL;
+	json_t *nv = edit_value(e, old, fn, arg, 0, err);
+	if (!nv)
+		return kilt_error_prefix(err, "%s", key);
+	if ((old && json_equal(old, nv)) || (!old && json_is_array(nv) && !json_array_size(nv))) {
+		json_decref(nv);
+		return 0;
+	}
+	if (!json_object_get(undo, key))
+		json_object_set_new(undo, key, old ? json_deep_copy(old) : json_null());
+	json_object_set_new(c, key, nv);
+	return 0;
+}
+
+static void set_field(json_t *c, const char *key, json_t *value, json_t *undo)
+{
+	json_t *old = json_object_get(c, key);
+	if (old && json_equal(old, value)) {
+		json_decref(value);
+		return;
+	}
+	if (!json_object_get(undo, key))
+		json_object_set_new(undo, key, old ? json_deep_copy(old) : json_null());
+	json_object_set_new(c, key, value);
+}
+
+/* ---- undo ---------------------------------------------------------------------------------- */
+
+static bool is_sidecar(const struct engine *e, json_t *c)
+{
+	const char *role = get_label(e, c, LABEL_ROLE);
+	return role && strcmp(role, "sidecar") == 0;
+}
+
+static void restore_fields(json_t *obj, const json_t *undo)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach ((json_t *)(uintptr_t)undo, k, v) {
+		if (strcmp(k, UNDO_TASK) == 0)
+			continue;
+		if (json_is_null(v))
+			json_object_del(obj, k);
+		else
+			json_object_set_new(obj, k, json_deep_copy(v));
+	}
+}
+
+/* Restores one app container; restores task-level fields into `props` when recorded. */
+static int undo_container(const struct engine *e, json_t *c, json_t *props, struct kilt_error *err)
+{
+	const char *text = get_label(e, c, LABEL_UNDO);
+	if (!text) {
+		if (!get_label(e, c, LABEL_RECIPE))
+			return 0;
+		return kilt_error_setf(err, -EINVAL,
+				       "carries the %s label but no %s label, so kilt cannot undo "
+				       "the earlier injection; restore the container by hand",
+				       LABEL_RECIPE, LABEL_UNDO);
+	}
+	json_error_t jerr;
+	_cleanup_json_ json_t *undo = json_loads(text, 0, &jerr);
+	if (!json_is_object(undo))
+		return kilt_error_setf(err, -EINVAL, "the %s label is not valid: %s", LABEL_UNDO,
+				       jerr.text);
+	json_t *task_undo = json_object_get(undo, UNDO_TASK);
+	if (props && json_is_object(task_undo))
+		restore_fields(props, task_undo);
+	restore_fields(c, undo);
+	return 0;
+}
+
+/* Collects the container objects of a list, looking into Fn::If elements. */
+static void gather(const struct engine *e, json_t *list, struct item **ret, size_t *ret_n)
+{
+	size_t n = 0, cap = json_array_size(list) * 2 + 1;
+	struct item *items = xcalloc(cap, sizeof(*items));
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *el = json_array_get(list, i);
+		json_t *objs[2] = { el, NULL };
+		json_t *a, *b;
+		if (e->intrinsics && cfn_if_branches(el, &a, &b)) {
+			objs[0] = a;
+			objs[1] = b;
+		}
+		for (size_t k = 0; k < 2; k++) {
+			json_t *c = objs[k];
+			if (!json_is_object(c) || (e->intrinsics && cfn_is_intrinsic(c, NULL)))
+				continue;
+			items[n++] = (struct item){
+				.obj = c,
+				.index = i,
+				.name = json_string_value(json_object_get(c, e->n->name)),
+				.sidecar = is_sidecar(e, c),
+				.marked = get_label(e, c, LABEL_RECIPE) != NULL,
+			};
+		}
+	}
+	*ret = items;
+	*ret_n = n;
+}
+
+/* Removes every trace of an earlier injection from a list (and its task-level fields). */
+static int undo_list(const struct engine *e, json_t *list, json_t *props, struct kilt_error *err)
+{
+	for (size_t i = json_array_size(list); i-- > 0;) {
+		json_t *el = json_array_get(list, i);
+		if (json_is_object(el) && is_sidecar(e, el))
+			json_array_remove(list, i);
+	}
+	_cleanup_free_ struct item *items = NULL;
+	size_t n;
+	gather(e, list, &items, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i].marked || items[i].sidecar)
+			continue;
+		int r = undo_container(e, items[i].obj, props, err);
+		if (r < 0)
+			return kilt_error_prefix(err, "container %s",
+						 items[i].name ? items[i].name : "(unnamed)");
+	}
+	return 0;
+}
+
+/* ---- task selection ------------------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static void skip_task(struct task *t, bool warn,
+							    const char *fmt, ...)
+{
+	t->selected = false;
+	t->warn = t->warn || warn;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t->reason, sizeof(t->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Reads the kilt-* tags. Returns false (with the task skipped) when they cannot be read. */
+static bool read_tags(struct engine *e, struct task *t, bool *ret_include, bool *ret_ignore)
+{
+	const struct names *n = e->n;
+	json_t *tags = json_object_get(t->props, n->tags);
+	const char *fn;
+	*ret_include = *ret_ignore = false;
+	if (!tags)
+		return true;
+	if (e->intrinsics && cfn_is_intrinsic(tags, &fn)) {
+		skip_task(t, true,
+			  "Tags is %s, so kilt cannot read the kilt-* tags; write Tags as a list",
+			  fn);
+		return false;
+	}
+	if (!json_is_array(tags))
+		return true;
+	size_t i;
+	json_t *tag;
+	json_array_foreach (tags, i, tag) {
+		json_t *a, *b;
+		if (e->intrinsics && cfn_if_branches(tag, &a, &b)) {
+			const char *ka = json_string_value(json_object_get(a, n->key));
+			const char *kb = json_string_value(json_object_get(b, n->key));
+			if ((ka && strncmp(ka, "kilt-", 5) == 0) ||
+			    (kb && strncmp(kb, "kilt-", 5) == 0)) {
+				skip_task(t, true,
+					  "a %s tag stands inside Fn::If, so whether it applies is "
+					  "known only at deploy time; move it out of the condition",
+					  ka ? ka : kb);
+				return false;
+			}
+			continue;
+		}
+		const char *key = json_string_value(json_object_get(tag, n->key));
+		const json_t *value = json_object_get(tag, n->value);
+		if (!key)
+			continue;
+		if (value)
+			json_object_set_new(t->metadata, key, json_deep_copy(value));
+		bool inc = strcmp(key, "kilt-include-containers") == 0;
+		bool ign = strcmp(key, "kilt-ignore-containers") == 0;
+		if (strcmp(key, "kilt-include") == 0)
+			*ret_include = true;
+		else if (strcmp(key, "kilt-ignore") == 0)
+			*ret_ignore = true;
+		else if (inc || ign) {
+			char why[256] = "";
+			_cleanup_free_ char *s = NULL;
+			if (cfn_resolve_string(&e->cfn, value, &s, why, sizeof(why)) < 0) {
+				char msg[400];
+				snprintf(msg, sizeof(msg),
+					 "the value of tag %s cannot be evaluated offline (%s); "
+					 "write "
+					 "the container names as a literal",
+					 key, why);
+				skip_task(t, true, "%s", msg);
+				return false;
+			}
+			json_t **slot = inc ? &t->include_containers : &t->ignore_containers;
+			json_decref(*slot);
+			*slot = split_colons(s);
+		}
+	}
+	if (t->include_containers)
+		*ret_include = true;
+	return true;
+}
+
+static void decide_platform(struct engine *e, struct task *t)
+{
+	const struct names *n = e->n;
+	json_t *rp = json_object_get(t->props, n->runtime_platform);
+	char why[256] = "";
+	const char *fn;
+	if (rp && e->intrinsics && cfn_is_intrinsic(rp, &fn)) {
+		append_reason(t->reason, sizeof(t->reason),
+			      "RuntimePlatform is %s: platform unknown, treated as supported", fn);
+		t->warn = true;
+		return;
+	}
+	json_t *osv = json_object_get(rp, n->os_family);
+	if (osv) {
+		_cleanup_free_ char *os = NULL;
+		if (cfn_resolve_string(&e->cfn, osv, &os, why, sizeof(why)) < 0) {
+			append_reason(t->reason, sizeof(t->reason),
+				      "OperatingSystemFamily cannot be evaluated (%s): treated as "
+				      "LINUX",
+				      why);
+			t->warn = true;
+		} else if (strncmp(os, "WINDOWS", 7) == 0) {
+			skip_task(
+				t, false,
+				"Windows task definition (%s): kilt injects into Linux containers "
+				"only",
+				os);
+			return;
+		}
+	}
+	json_t *archv = json_object_get(rp, n->cpu_architecture);
+	if (!archv) {
+		t->platform = xstrdup("linux/amd64"); /* ECS's default */
+	} else {
+		_cleanup_free_ char *arch = NULL;
+		if (cfn_resolve_string(&e->cfn, archv, &arch, why, sizeof(why)) < 0) {
+			append_reason(t->reason, sizeof(t->reason),
+				      "CpuArchitecture cannot be evaluated (%s): platform unknown",
+				      why);
+			t->warn = true;
+		} else if (strcasecmp(arch, "ARM64") == 0) {
+			t->platform = xstrdup("linux/arm64");
+		} else if (strcasecmp(arch, "X86_64") == 0) {
+			t->platform = xstrdup("linux/amd64");
+		}
+	}
+	if (t->platform && e->planner && e->planner->supports_platform &&
+	    !e->planner->supports_platform(e->planner->userdata, t->platform)) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "recipe %s does not support %s", e->planner->name,
+			 t->platform);
+		skip_task(t, false, "%s", msg);
+	}
+}
+
+static void decide_compat(struct engine *e, struct task *t)
+{
+	const struct names *n = e->n;
+	json_t *rc = json_object_get(t->props, n->requires_compatibilities);
+	if (!rc)
+		rc = json_object_get(t->props, "compatibilities"); /* describe output */
+	if (!rc) {
+		append_reason(t->reason, sizeof(t->reason), "%s",
+			      "RequiresCompatibilities is absent: treated as a Fargate task (set "
+			      "it to [FARGATE] to be explicit, or tag kilt-ignore)");
+		t->warn = true;
+		return;
+	}
+	char why[256] = "";
+	_cleanup_json_ json_t *list = NULL;
+	if (cfn_resolve_list(&e->cfn, rc, &list, why, sizeof(why)) < 0) {
+		char msg[400];
+		snprintf(msg, sizeof(msg),
+			 "RequiresCompatibilities cannot be evaluated offline (%s): treated as a "
+			 "Fargate task",
+			 why);
+		append_reason(t->reason, sizeof(t->reason), "%s", msg);
+		t->warn = true;
+		return;
+	}
+	if (!str_in_array(list, "FARGATE")) {
+		_cleanup_free_ char *s = json_dumps(list, JSON_COMPACT);
+		skip_task(t, false, "not a Fargate task definition (RequiresCompatibilities %s)",
+			  s ? s : "?");
+		return;
+	}
+	append_reason(t->reason, sizeof(t->reason), "%s", "Fargate task definition");
+}
+
+static void decide_task(struct engine *e, struct task *t)
+{
+	t->selected = true;
+	t->metadata = json_object();
+	bool include = false, ignore = false;
+	if (!t->props) {
+		if (e->opts.mode == KILT_ECS_OPT_IN) {
+			skip_task(t, false,
+				  "opt-in mode, and a bare container list has no kilt-include "
+				  "tag%s",
+				  "");
+			return;
+		}
+		append_reason(t->reason, sizeof(t->reason), "%s",
+			      "container definitions without a task (opt-out mode)");
+		return;
+	}
+	if (!read_tags(e, t, &include, &ignore))
+		return;
+	if (ignore) {
+		skip_task(t, false, "tagged kilt-ignore%s", "");
+		return;
+	}
+	if (e->opts.mode == KILT_ECS_OPT_IN && !include) {
+		skip_task(t, false, "opt-in mode and no kilt-include tag%s", "");
+		return;
+	}
+	decide_compat(e, t);
+	if (!t->selected)
+		return;
+	decide_platform(e, t);
+	if (!t->selected)
+		return;
+	if (include)
+		append_reason(t->reason, sizeof(t->reason), "%s", "tagged kilt-include");
+}
+
+static bool container_selected(const struct task *t, const char *name, char *why, size_t size)
+{
+	if (!name) {
+		snprintf(why, size, "the container has no literal name");
+		return false;
+	}
+	if (t->ignore_containers && str_in_array(t->ignore_containers, name)) {
+		snprintf(why, size, "listed in the kilt-ignore-containers tag");
+		return false;
+	}
+	if (t->include_containers && !str_in_array(t->include_containers, name)) {
+		snprintf(why, size, "not listed in the kilt-include-containers tag");
+		return false;
+	}
+	return true;
+}
+
+/* ---- patching ------------------------------------------------------------------------------ */
+
+static void sanitize_name(char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+			*s = '-';
+}
+
+static json_t *env_to_names(const struct names *n, const json_t *plan_env)
+{
+	json_t *out = json_array();
+	size_t i;
+	const json_t *pe;
+	json_array_foreach (plan_env, i, pe) {
+		const json_t *name = json_object_get(pe, "name");
+		const json_t *value = json_object_get(pe, "value");
+		if (json_is_string(name))
+			json_array_append_new(out,
+					      json_pack("{sOsO}", n->env_name, name, n->env_value,
+							value ? value : json_string("")));
+	}
+	return out;
+}
+
+static json_t *recipe_labels(const struct engine *e)
+{
+	return json_pack("{ssss}", LABEL_RECIPE, e->planner->name, LABEL_HASH, e->planner->hash);
+}
+
+/* Returns the name of the sidecar for `mount` in this list, creating it on first use. */
+static const char *sidecar_for(struct engine *e, struct list_state *ls, const json_t *mount,
+			       const json_t *app, struct kilt_error *err)
+{
+	const struct names *n = e->n;
+	_cleanup_free_ char *key = json_dumps(mount, JSON_COMPACT | JSON_SORT_KEYS);
+	const char *have = json_string_value(json_object_get(ls->sidecar_keys, key));
+	if (have)
+		return have;
+	if (json_array_size(ls->sidecars) >= MAX_SIDECARS_PER_LIST) {
+		kilt_error_setf(err, -E2BIG, "more than %d sidecars in one task",
+				MAX_SIDECARS_PER_LIST);
+		return NULL;
+	}
+	const json_t *image = json_object_get(mount, "image");
+	if (!json_is_string(image) && !json_is_object(image)) {
+		kilt_error_setf(err, -EINVAL, "recipe mount has no image");
+		return NULL;
+	}
+	const char *mname = json_string_value(json_object_get(mount, "name"));
+	_cleanup_free_ char *base = NULL;
+	if (mname && strncmp(mname, "kilt", 4) == 0)
+		base = xstrdup(mname);
+	else
+		base = xasprintf("kilt-%s", mname && *mname ? mname : "mount");
+	sanitize_name(base);
+	_cleanup_free_ char *name = xstrdup(base);
+	for (unsigned k = 2; json_object_get(ls->names, name); k++) {
+		free(name);
+		name = xasprintf("%s-%u", base, k);
+	}
+	json_t *sc = json_object();
+	json_object_set_new(sc, n->name, json_string(name));
+	json_object_set_new(sc, n->image, json_deep_copy(image));
+	json_object_set_new(sc, n->essential, json_false());
+	const json_t *ep = json_object_get(mount, "entrypoint");
+	if (json_array_size(ep))
+		json_object_set_new(sc, n->entrypoint, json_deep_copy(ep));
+	const json_t *cmd = json_object_get(mount, "command");
+	if (json_array_size(cmd))
+		json_object_set_new(sc, n->command, json_deep_copy(cmd));
+	const json_t *env = json_object_get(mount, "environment");
+	if (json_array_size(env))
+		json_object_set_new(sc, n->environment, env_to_names(n, env));
+	if (e->opts.sidecar_repository_credentials)
+		json_object_set_new(sc, n->repository_credentials,
+				    json_pack("{ss}", n->credentials_parameter,
+					      e->opts.sidecar_repository_credentials));
+	if (!e->opts.sidecar_logs_off) {
+		const json_t *logs = e->opts.sidecar_log_configuration;
+		if (!logs) {
+			const json_t *app_logs = json_object_get(app, n->log_configuration);
+			const char *drv =
+				json_string_value(json_object_get(app_logs, n->log_driver));
+			if ((drv && strcmp(drv, "awslogs") == 0) ||
+			    (e->intrinsics && cfn_is_intrinsic(app_logs, NULL)))
+				logs = app_logs;
+		}
+		if (logs)
+			json_object_set_new(sc, n->log_configuration, json_deep_copy(logs));
+	}
+	json_t *labels = recipe_labels(e);
+	json_object_set_new(labels, LABEL_ROLE, json_string("sidecar"));
+	json_object_set_new(sc, n->docker_labels, labels);
+	json_array_append_new(ls->sidecars, sc);
+	json_object_set_new(ls->names, name, json_true());
+	json_object_set_new(ls->sidecar_keys, key, json_string(name));
+	return json_string_value(json_object_get(ls->sidecar_keys, key));
+}
+
+static bool nonempty_array(const json_t *v)
+{
+	return json_is_array(v) && json_array_size(v) > 0;
+}
+
+/* What the container would really run (DESIGN §3): fills owned entrypoint and command. */
+static int original_argv(struct engine *e, struct task *t, json_t *c, const char *image,
+			 json_t **ret_ep, json_t **ret_cmd, struct kilt_error *err)
+{
+	const struct names *n = e->n;
+	json_t *ep = json_object_get(c, n->entrypoint), *cmd = json_object_get(c, n->command);
+	if (json_is_null(ep))
+		ep = NULL;
+	if (json_is_null(cmd))
+		cmd = NULL;
+	char why[256] = "";
+	_cleanup_json_ json_t *rep = NULL, *rcmd = NULL;
+	const char *fn;
+	if (ep && e->intrinsics && cfn_is_intrinsic(ep, &fn)) {
+		if (cfn_resolve_list(&e->cfn, ep, &rep, why, sizeof(why)) < 0)
+			return kilt_error_setf(err, -EINVAL,
+					       "%s is %s, which kilt cannot evaluate offline (%s); "
+					       "write it as a literal list",
+					       n->entrypoint, fn, why);
+		ep = rep;
+	}
+	if (cmd && e->intrinsics && cfn_is_intrinsic(cmd, &fn)) {
+		if (cfn_resolve_list(&e->cfn, cmd, &rcmd, why, sizeof(why)) < 0)
+			return kilt_error_setf(err, -EINVAL,
+					       "%s is %s, which kilt cannot evaluate offline (%s); "
+					       "write it as a literal list",
+					       n->command, fn, why);
+		cmd = rcmd;
+	}
+	if ((ep && !json_is_array(ep)) || (cmd && !json_is_array(cmd)))
+		return kilt_error_setf(err, -EINVAL, "%s and %s must be lists of strings",
+				       n->entrypoint, n->command);
+	if (nonempty_array(ep)) {
+		*ret_ep = json_deep_copy(ep);
+		*ret_cmd = nonempty_array(cmd) ? json_deep_copy(cmd) : json_array();
+		return 0;
+	}
+	/* The image's ENTRYPOINT is needed (and its CMD unless the container sets Command). */
+	if (!image)
+		return kilt_error_setf(err, -ENOENT,
+				       "%s is not set and the image is an intrinsic kilt cannot "
+				       "evaluate offline; set %s (and %s) on the container to what "
+				       "the image runs",
+				       n->entrypoint, n->entrypoint, n->command);
+	if (!e->opts.image_facts)
+		return kilt_error_setf(
+			err, -ENOENT,
+			"%s is not set and the entrypoint of image %s cannot be "
+			"looked up offline; set %s (and %s) on the container to what "
+			"the image runs (see `docker inspect %s`)",
+			n->entrypoint, image, n->entrypoint, n->command, image);
+	_cleanup_json_ json_t *facts = NULL;
+	int r = e->opts.image_facts(e->opts.image_facts_userdata, image, t->platform, &facts, err);
+	if (r < 0)
+		return kilt_error_prefix(err, "image %s", image);
+	json_t *iep = json_object_get(facts, "entrypoint");
+	json_t *icmd = json_object_get(facts, "command");
+	*ret_ep = json_is_array(iep) ? json_deep_copy(iep) : json_array();
+	if (nonempty_array(cmd))
+		*ret_cmd = json_deep_copy(cmd);
+	else
+		*ret_cmd = json_is_array(icmd) ? json_deep_copy(icmd) : json_array();
+	if (json_array_size(*ret_ep) == 0 && json_array_size(*ret_cmd) == 0) {
+		json_decref(*ret_ep);
+		json_decref(*ret_cmd);
+		return kilt_error_setf(err, -ENOENT,
+				       "image %s sets neither ENTRYPOINT nor CMD and the container "
+				       "sets no %s; set it on the container",
+				       image, n->command);
+	}
+	return 0;
+}
+
+static int check_plan(const json_t *plan, struct kilt_error *err)
+{
+	if (!json_is_object(plan) || !json_is_array(json_object_get(plan, "entrypoint")))
+		return kilt_error_setf(err, -EINVAL, "the recipe's plan has no entrypoint list");
+	const char *keys[] = { "command", "environment", "mounts", "capabilities" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		json_t *v = json_object_get(plan, keys[i]);
+		if (v && !json_is_array(v))
+			return kilt_error_setf(err, -EINVAL, "the recipe's plan: %s is not a list",
+					       keys[i]);
+	}
+	json_t *pm = json_object_get(plan, "pid_mode");
+	if (pm && !json_is_string(pm))
+		return kilt_error_setf(err, -EINVAL, "the recipe's plan: pid_mode is not a string");
+	return 0;
+}
+
+static int patch_container(struct engine *e, struct task *t, struct list_state *ls, json_t *c,
+			   const char *cname, char *summary, size_t ssize, struct kilt_error *err)
+{
+	const struct names *n = e->n;
+	json_t *imagev = json_object_get(c, n->image);
+	if (!imagev)
+		return kilt_error_setf(err, -EINVAL, "the container has no %s", n->image);
+	/* The image as text: literal, or Fn::Sub text standing for the intrinsic. */
+	_cleanup_free_ char *sub_text = NULL, *resolved = NULL;
+	_cleanup_json_ json_t *sub_vars = NULL;
+	const char *image_fact = json_string_value(imagev);
+	if (!image_fact) {
+		if (!e->intrinsics || !cfn_is_intrinsic(imagev, NULL))
+			return kilt_error_setf(err, -EINVAL, "%s is not a string", n->image);
+		sub_text = cfn_sub_text(imagev, &sub_vars);
+		char why[256];
+		if (cfn_resolve_string(&e->cfn, imagev, &resolved, why, sizeof(why)) < 0)
+			resolved = NULL;
+	}
+	const char *image_lookup = image_fact ? image_fact : resolved;
+
+	_cleanup_json_ json_t *ep = NULL, *cmd = NULL;
+	int r = original_argv(e, t, c, image_lookup, &ep, &cmd, err);
+	if (r < 0)
+		return r;
+
+	_cleanup_json_ json_t *env = json_object();
+	json_t *cenv = json_object_get(c, n->environment);
+	size_t i;
+	json_t *el;
+	if (json_is_array(cenv)) {
+		json_array_foreach (cenv, i, el) {
+			const char *name = json_string_value(json_object_get(el, n->env_name));
+			json_t *value = json_object_get(el, n->env_value);
+			if (name)
+				json_object_set_new(
+					env, name, value ? json_deep_copy(value) : json_string(""));
+		}
+	}
+	_cleanup_json_ json_t *meta = json_deep_copy(t->metadata);
+	json_t *labels = json_object_get(c, n->docker_labels);
+	if (json_is_object(labels))
+		json_object_update(meta, labels);
+
+	struct kilt_target target = {
+		.image = image_fact ? image_fact : sub_text,
+		.name = cname,
+		.group = t->id,
+		.entrypoint = ep,
+		.command = cmd,
+		.environment = env,
+		.metadata = meta,
+		.platform = t->platform,
+	};
+	_cleanup_json_ json_t *plan = NULL;
+	r = e->planner->evaluate(e->planner->userdata, &target, e->opts.config, &plan, err);
+	if (r < 0)
+		return kilt_error_prefix(err, "recipe %s", e->planner->name);
+	r = check_plan(plan, err);
+	if (r < 0)
+		return r;
+	if (sub_text) {
+		const char *keys[] = { "image", "entrypoint", "command", "environment", "mounts" };
+		for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+			json_t *v = json_object_get(plan, keys[k]);
+			if (v)
+				json_object_set_new(
+					plan, keys[k],
+					cfn_wrap_sub(json_incref(v), sub_text, sub_vars));
+		}
+	}
+
+	_cleanup_json_ json_t *undo = json_object();
+	json_t *pimage = json_object_get(plan, "image");
+	if (pimage)
+		set_field(c, n->image, json_deep_copy(pimage), undo);
+	set_field(c, n->entrypoint, json_deep_copy(json_object_get(plan, "entrypoint")), undo);
+	json_t *pcmd = json_object_get(plan, "command");
+	if (json_array_size(pcmd) || json_object_get(c, n->command))
+		set_field(c, n->command, pcmd ? json_deep_copy(pcmd) : json_array(), undo);
+	json_t *penv = json_object_get(plan, "environment");
+	if (penv) {
+		struct env_edit ee = { .plan_env = penv };
+		r = edit_field(e, c, n->environment, edit_env, &ee, undo, err);
+		if (r < 0)
+			return r;
+	}
+	json_t *caps = json_object_get(plan, "capabilities");
+	if (json_array_size(caps)) {
+		r = edit_field(e, c, n->linux_parameters, edit_linux, caps, undo, err);
+		if (r < 0)
+			return r;
+	}
+	size_t nsc = 0;
+	json_t *mounts = json_object_get(plan, "mounts");
+	json_t *mount;
+	json_array_foreach (mounts, i, mount) {
+		const char *sname = sidecar_for(e, ls, mount, c, err);
+		if (!sname)
+			return kilt_error_prefix(err, "recipe mount %zu", i);
+		_cleanup_json_ json_t *vf =
+			json_pack("{sssb}", n->source_container, sname, n->read_only, 1);
+		_cleanup_json_ json_t *dep =
+			json_pack("{ssss}", n->container_name, sname, n->condition, "START");
+		r = edit_field(e, c, n->volumes_from, edit_append_unique, vf, undo, err);
+		if (r < 0)
+			return r;
+		r = edit_field(e, c, n->depends_on, edit_append_unique, dep, undo, err);
+		if (r < 0)
+			return r;
+		append_reason(summary, ssize, "sidecar %s", sname);
+		nsc++;
+	}
+	const char *pid = json_string_value(json_object_get(plan, "pid_mode"));
+	if (pid) {
+		json_t *cur = t->props ? json_object_get(t->props, n->pid_mode) : NULL;
+		if (!t->props) {
+			append_reason(summary, ssize,
+				      "the recipe asks for PidMode %s: set it on the task "
+				      "definition (pid_mode in Terraform)",
+				      pid);
+			t->warn = true;
+		} else if (!cur) {
+			json_object_set_new(undo, UNDO_TASK, json_pack("{sn}", n->pid_mode));
+			json_object_set_new(t->props, n->pid_mode, json_string(pid));
+		} else if (!json_is_string(cur) || strcmp(json_string_value(cur), pid) != 0) {
+			append_reason(summary, ssize,
+				      "the task's PidMode is kept although the recipe asks for %s",
+				      pid);
+			t->warn = true;
+		}
+	}
+	if (json_array_size(caps)) {
+		_cleanup_free_ char *s = json_dumps(caps, JSON_COMPACT);
+		append_reason(summary, ssize, "capabilities %s", s ? s : "");
+	}
+	/* The marker goes last: it records the original of every field changed above. */
+	json_t *old_labels = json_object_get(c, n->docker_labels);
+	if (!json_object_get(undo, n->docker_labels))
+		json_object_set_new(undo, n->docker_labels,
+				    old_labels ? json_deep_copy(old_labels) : json_null());
+	_cleanup_json_ json_t *marker = recipe_labels(e);
+	_cleanup_free_ char *undo_text = cfn_encode_label(undo);
+	json_object_set_new(marker, LABEL_UNDO, json_string(undo_text));
+	json_t *nl = edit_value(e, old_labels, edit_labels, marker, 0, err);
+	if (!nl)
+		return kilt_error_prefix(err, "%s", n->docker_labels);
+	json_object_set_new(c, n->docker_labels, nl);
+	(void)nsc;
+	return 0;
+}
+
+/* ---- lists and tasks ----------------------------------------------------------------------- */
+
+static void list_state_done(struct list_state *ls)
+{
+	json_decref(ls->sidecars);
+	json_decref(ls->sidecar_keys);
+	json_decref(ls->names);
+}
+
+static bool all_current(const struct engine *e, struct item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i].marked)
+			continue;
+		const char *rn = get_label(e, items[i].obj, LABEL_RECIPE);
+		const char *rh = get_label(e, items[i].obj, LABEL_HASH);
+		if (!rn || !rh || strcmp(rn, e->planner->name) != 0 ||
+		    strcmp(rh, e->planner->hash) != 0)
+			return false;
+	}
+	return true;
+}
+
+static int process_list(struct engine *e, struct task *t, json_t *list, struct kilt_error *err)
+{
+	_cleanup_free_ struct item *items = NULL;
+	size_t n = 0;
+	gather(e, list, &items, &n);
+	bool marked = false;
+	for (size_t i = 0; i < n; i++)
+		marked = marked || items[i].marked;
+
+	char why[256];
+	if (marked && e->planner && t->selected && all_current(e, items, n)) {
+		bool same = true;
+		for (size_t i = 0; i < n && same; i++)
+			if (!items[i].sidecar)
+				same = items[i].marked ==
+				       container_selected(t, items[i].name, why, sizeof(why));
+		if (same) {
+			for (size_t i = 0; i < n; i++) {
+				if (items[i].sidecar)
+					continue;
+				char msg[300];
+				if (items[i].marked)
+					snprintf(msg, sizeof(msg),
+						 "already injected with recipe %s (sha256 %.12s)",
+						 e->planner->name, e->planner->hash);
+				else
+					container_selected(t, items[i].name, msg, sizeof(msg));
+				add_decision(e, t->id, items[i].name ? items[i].name : "(unnamed)",
+					     items[i].marked ? KILT_ECS_UNCHANGED
+							     : KILT_ECS_SKIPPED,
+					     false, msg);
+				t->any_unchanged = t->any_unchanged || items[i].marked;
+			}
+			return 0;
+		}
+	}
+	/* Remember which containers carried an injection, then undo it all. */
+	_cleanup_json_ json_t *was_marked = json_object();
+	if (marked) {
+		for (size_t i = 0; i < n; i++)
+			if (items[i].marked && !items[i].sidecar && items[i].name)
+				json_object_set_new(was_marked, items[i].name, json_true());
+		int r = undo_list(e, list, t->props, err);
+		if (r < 0)
+			return r;
+		free(items);
+		items = NULL;
+		gather(e, list, &items, &n);
+	}
+
+	if (!e->planner || !t->selected) {
+		for (size_t i = 0; i < n; i++) {
+			const char *name = items[i].name ? items[i].name : "(unnamed)";
+			bool removed = json_object_get(was_marked, name) != NULL;
+			char msg[700];
+			snprintf(msg, sizeof(msg), "%s%s",
+				 removed ? "earlier injection removed: " : "",
+				 e->planner ? t->reason : "kilt remove");
+			add_decision(e, t->id, name, removed ? KILT_ECS_REMOVED : KILT_ECS_SKIPPED,
+				     false, msg);
+			t->any_removed = t->any_removed || removed;
+		}
+		return 0;
+	}
+
+	struct list_state ls = {
+		.list = list,
+		.sidecars = json_array(),
+		.sidecar_keys = json_object(),
+		.names = json_object(),
+	};
+	for (size_t i = 0; i < n; i++)
+		if (items[i].name)
+			json_object_set_new(ls.names, items[i].name, json_true());
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = items[i].name ? items[i].name : "(unnamed)";
+		bool removed = json_object_get(was_marked, name) != NULL;
+		if (!container_selected(t, items[i].name, why, sizeof(why))) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "%s%s",
+				 removed ? "earlier injection removed: " : "", why);
+			add_decision(e, t->id, name, removed ? KILT_ECS_REMOVED : KILT_ECS_SKIPPED,
+				     false, msg);
+			t->any_removed = t->any_removed || removed;
+			continue;
+		}
+		char summary[512] = "";
+		bool warn_before = t->warn;
+		t->warn = false;
+		_cleanup_json_ json_t *backup = json_deep_copy(items[i].obj);
+		json_t *pid_before = t->props ? json_object_get(t->props, e->n->pid_mode) : NULL;
+		_cleanup_json_ json_t *pid_backup = pid_before ? json_deep_copy(pid_before) : NULL;
+		_cleanup_json_ json_t *sidecars_backup = json_deep_copy(ls.sidecars);
+		_cleanup_json_ json_t *keys_backup = json_deep_copy(ls.sidecar_keys);
+		_cleanup_json_ json_t *names_backup = json_deep_copy(ls.names);
+		int r = patch_container(e, t, &ls, items[i].obj, name, summary, sizeof(summary),
+					err);
+		bool warn = t->warn;
+		t->warn = warn_before || warn;
+		if (r < 0) {
+			kilt_error_prefix(err, "%s: container %s", t->id, name);
+			if (!e->opts.fail_open) {
+				rc = r;
+				break;
+			}
+			/* fail-open: put everything back the way it was and say why */
+			json_object_clear(items[i].obj);
+			json_object_update(items[i].obj, backup);
+			if (t->props && pid_backup)
+				json_object_set(t->props, e->n->pid_mode, pid_backup);
+			else if (t->props)
+				json_object_del(t->props, e->n->pid_mode);
+			json_decref(ls.sidecars);
+			ls.sidecars = json_incref(sidecars_backup);
+			json_decref(ls.sidecar_keys);
+			ls.sidecar_keys = json_incref(keys_backup);
+			json_decref(ls.names);
+			ls.names = json_incref(names_backup);
+			char msg[700];
+			snprintf(msg, sizeof(msg), "not patched (fail-open): %s", err->msg);
+			add_decision(e, t->id, name, KILT_ECS_SKIPPED, true, msg);
+			*err = (struct kilt_error){ 0 };
+			continue;
+		}
+		char msg[700];
+		snprintf(msg, sizeof(msg), "injected recipe %s%s%s", e->planner->name,
+			 summary[0] ? ": " : "", summary);
+		add_decision(e, t->id, name, KILT_ECS_PATCHED, warn, msg);
+		t->any_patched = true;
+	}
+	if (rc == 0)
+		json_array_extend(list, ls.sidecars);
+	list_state_done(&ls);
+	return rc;
+}
+
+static int process_task(struct engine *e, const char *id, json_t *props, json_t *containers,
+			struct kilt_error *err)
+{
+	struct task t = { .id = id, .props = props };
+	if (e->planner)
+		decide_task(e, &t);
+	else
+		t.metadata = json_object();
+	t.decision = add_decision(e, id, NULL, KILT_ECS_SKIPPED, false, "");
+	int r = 0;
+	const char *fn;
+	if (!containers) {
+		skip_task(&t, false, "no container definitions%s", "");
+	} else if (json_is_array(containers)) {
+		r = process_list(e, &t, containers, err);
+	} else if (e->intrinsics && cfn_is_intrinsic(containers, &fn)) {
+		json_t *a, *b;
+		if (cfn_if_branches(containers, &a, &b)) {
+			if (json_is_array(a))
+				r = process_list(e, &t, a, err);
+			if (r == 0 && json_is_array(b))
+				r = process_list(e, &t, b, err);
+		} else {
+			skip_task(&t, true,
+				  "ContainerDefinitions is %s, which kilt cannot see into; write "
+				  "the containers as a list",
+				  fn);
+		}
+	} else {
+		r = kilt_error_setf(err, -EINVAL, "%s: %s is not a list", id,
+				    e->n->container_definitions);
+	}
+	struct kilt_ecs_decision *d = &e->report->decisions[t.decision];
+	d->warning = t.warn;
+	if (t.any_patched)
+		d->verdict = KILT_ECS_PATCHED;
+	else if (t.any_unchanged)
+		d->verdict = KILT_ECS_UNCHANGED;
+	else if (t.any_removed)
+		d->verdict = KILT_ECS_REMOVED;
+	else if (t.selected && e->planner && containers && t.reason[0])
+		append_reason(t.reason, sizeof(t.reason), "%s", "but no container was selected");
+	free(d->reason);
+	d->reason = xstrdup(e->planner ? t.reason : "kilt remove");
+	free(t.platform);
+	json_decref(t.include_containers);
+	json_decref(t.ignore_containers);
+	json_decref(t.metadata);
+	return r;
+}
+
+/* describe-task-definition output -> register-task-definition input. */
+static json_t *from_describe(json_t *doc)
+{
+	static const char *const readonly[] = {
+		"taskDefinitionArn", "revision",     "status",	     "requiresAttributes",
+		"compatibilities",   "registeredAt", "registeredBy", "deregisteredAt",
+	};
+	json_t *td = json_deep_copy(json_object_get(doc, "taskDefinition"));
+	for (size_t i = 0; i < ARRAY_SIZE(readonly); i++)
+		if (strcmp(readonly[i], "compatibilities") != 0 ||
+		    json_object_get(td, "requiresCompatibilities"))
+			json_object_del(td, readonly[i]);
+	json_t *tags = json_object_get(doc, "tags");
+	if (json_array_size(tags) && !json_object_get(td, "tags"))
+		json_object_set(td, "tags", tags);
+	return td;
+}
+
+void kilt_ecs_prune_empty(json_t *value)
+{
+	if (json_is_array(value)) {
+		for (size_t i = json_array_size(value); i-- > 0;) {
+			json_t *e = json_array_get(value, i);
+			kilt_ecs_prune_empty(e);
+			if (json_is_null(e))
+				json_array_remove(value, i);
+		}
+	} else if (json_is_object(value)) {
+		const char *k;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe (value, tmp, k, v) {
+			kilt_ecs_prune_empty(v);
+			if (json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
+				json_object_del(value, k);
+		}
+	}
+}
+
+static int run(struct engine *e, json_t *doc, struct kilt_error *err)
+{
+	enum kilt_ecs_input kind = e->opts.input;
+	if (kind == KILT_ECS_INPUT_AUTO) {
+		int r = kilt_ecs_detect(doc, &kind, err);
+		if (r < 0)
+			return r;
+	}
+	e->report->input = kind;
+	_cleanup_json_ json_t *work = NULL;
+	int r = 0;
+	switch (kind) {
+	case KILT_ECS_INPUT_CLOUDFORMATION: {
+		json_t *resources = json_object_get(doc, "Resources");
+		if (!json_is_object(doc) || !json_is_object(resources))
+			return kilt_error_setf(
+				err, -EINVAL, "a CloudFormation template needs a Resources object");
+		work = json_deep_copy(doc);
+		e->n = &PASCAL;
+		e->intrinsics = true;
+		e->cfn.template = work;
+		resources = json_object_get(work, "Resources");
+		const char *id;
+		json_t *res;
+		json_object_foreach (resources, id, res) {
+			const char *type = json_string_value(json_object_get(res, "Type"));
+			if (!type || strcmp(type, "AWS::ECS::TaskDefinition") != 0)
+				continue;
+			json_t *props = json_object_get(res, "Properties");
+			if (!json_is_object(props)) {
+				add_decision(e, id, NULL, KILT_ECS_SKIPPED, true,
+					     "the task definition has no Properties");
+				continue;
+			}
+			r = process_task(e, id, props,
+					 json_object_get(props, "ContainerDefinitions"), err);
+			if (r < 0)
+				return r;
+		}
+		break;
+	}
+	case KILT_ECS_INPUT_TASK_DEFINITION: {
+		if (!json_is_object(doc))
+			return kilt_error_setf(err, -EINVAL, "a task definition must be an object");
+		work = json_is_object(json_object_get(doc, "taskDefinition")) ? from_describe(doc)
+									      : json_deep_copy(doc);
+		e->n = json_object_get(work, "ContainerDefinitions") ? &PASCAL : &CAMEL;
+		e->intrinsics = false;
+		const char *family = json_string_value(json_object_get(work, e->n->family));
+		r = process_task(e, family ? family : "task-definition", work,
+				 json_object_get(work, e->n->container_definitions), err);
+		if (r < 0)
+			return r;
+		break;
+	}
+	case KILT_ECS_INPUT_CONTAINER_DEFINITIONS:
+		if (!json_is_array(doc))
+			return kilt_error_setf(err, -EINVAL,
+					       "container definitions must be a JSON array");
+		work = json_deep_copy(doc);
+		e->n = &CAMEL;
+		e->intrinsics = false;
+		/* Terraform compares without nulls and empty lists: so does kilt, from the start */
+		kilt_ecs_prune_empty(work);
+		r = process_task(e, "container_definitions", NULL, work, err);
+		if (r < 0)
+			return r;
+		kilt_ecs_prune_empty(work);
+		break;
+	default:
+		return kilt_error_setf(err, -EINVAL, "unknown input kind");
+	}
+	if (json_is_array(doc)) {
+		json_array_clear(doc);
+		json_array_extend(doc, work);
+	} else {
+		json_object_clear(doc);
+		json_object_update(doc, work);
+	}
+	return 0;
+}
+
+static int run_with_report(struct engine *e, json_t *doc, struct kilt_ecs_report *report,
+			   struct kilt_error *err)
+{
+	struct kilt_ecs_report local;
+	kilt_ecs_report_init(&local);
+	e->report = &local;
+	int r = run(e, doc, err);
+	tally(&local);
+	if (report && r == 0) {
+		kilt_ecs_report_done(report);
+		*report = local;
+	} else {
+		kilt_ecs_report_done(&local);
+	}
+	return r;
+}
+
+int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
+			    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
+			    struct kilt_error *err)
+{
+	struct engine e = { .planner = planner };
+	if (opts)
+		e.opts = *opts;
+	else
+		kilt_ecs_options_default(&e.opts);
+	e.cfn.params = e.opts.parameters;
+	if (!planner || !planner->evaluate || !planner->name || !planner->hash)
+		return kilt_error_setf(err, -EINVAL, "no recipe");
+	return run_with_report(&e, doc, report, err);
+}
+
+int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts,
+		    struct kilt_ecs_report *report, struct kilt_error *err)
+{
+	struct engine e = { .planner = NULL };
+	if (opts)
+		e.opts = *opts;
+	else
+		kilt_ecs_options_default(&e.opts);
+	e.cfn.params = e.opts.parameters;
+	return run_with_report(&e, doc, report, err);
+}
+
+/* ---- the recipe as a planner --------------------------------------------------------------- */
+
+static int recipe_evaluate(void *userdata, const struct kilt_target *target, const json_t *config,
+			   json_t **ret_plan, struct kilt_error *err)
+{
+	return kilt_recipe_evaluate(userdata, target, config, ret_plan, err);
+}
+
+static bool recipe_supports(void *userdata, const char *platform)
+{
+	return kilt_recipe_supports_platform(userdata, platform);
+}
+
+int kilt_ecs_inject(const struct kilt_recipe *recipe, json_t *doc,
+		    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
+		    struct kilt_error *err)
+{
+	if (!recipe)
+		return kilt_error_setf(err, -EINVAL, "no recipe");
+	struct kilt_ecs_planner p = {
+		.name = kilt_recipe_name(recipe),
+		.hash = kilt_recipe_hash(recipe),
+		.evaluate = recipe_evaluate,
+		.supports_platform = recipe_supports,
+		.userdata = (void *)(uintptr_t)recipe,
+	};
+	return kilt_ecs_inject_planner(&p, doc, opts, report, err);
+}

@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `kilt inject`: applies a recipe to CloudFormation templates (JSON or YAML), ECS task
+ * definitions and Terraform container definitions offline, writing the result atomically. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "internal.h"
+
+/* The built-in recipes (deploy/recipes/falco.kilt.conf), embedded at build time by
+ * lambda_builtin.c for every front end of this binary. */
+const char *lambda_builtin_recipe(const char *name, size_t *ret_len);
+
+#define MAX_INPUT_BYTES (64u << 20)
+
+static void help(FILE *out)
+{
+	fputs("Usage: kilt inject [-r RECIPE] [FILE|-] [-o OUT | -i] [options]\n"
+	      "\n"
+	      "Apply a recipe to ECS container definitions: a CloudFormation template (JSON or "
+	      "YAML,\n"
+	      "short-form tags kept), a task definition (register-task-definition input or\n"
+	      "describe-task-definition output) or a Terraform container_definitions array. The\n"
+	      "result is written to standard output in the input's syntax. Without -r the "
+	      "built-in\n"
+	      "Falco recipe is used. Applying the same recipe again changes nothing; a different\n"
+	      "recipe replaces the earlier injection.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -r, --recipe FILE       recipe to apply (default: the built-in Falco recipe)\n"
+	      "  -o, --output OUT        write the result to OUT (atomically)\n"
+	      "  -i, --in-place          rewrite FILE (atomically)\n"
+	      "  -f, --format KIND       auto (default), cloudformation, task-definition,\n"
+	      "                          container-definitions\n"
+	      "  -m, --mode MODE         opt-out (default: every Fargate task unless tagged\n"
+	      "                          kilt-ignore) or opt-in (only tasks tagged kilt-include)\n"
+	      "  -s, --set KEY=VALUE     recipe parameter, visible as config.KEY (repeatable)\n"
+	      "  -p, --param NAME=VALUE  template parameter value (repeatable; defaults "
+	      "otherwise)\n"
+	      "  -e, --explain           print the decision and reason for every task and "
+	      "container\n"
+	      "      --remove            undo every earlier kilt injection instead of injecting\n"
+	      "      --fail-open         skip (with a warning) containers that cannot be patched\n"
+	      "      --sidecar-credentials ARN\n"
+	      "                          RepositoryCredentials secret for the sidecars' images\n"
+	      "      --sidecar-logs inherit|none\n"
+	      "                          sidecars inherit the app's awslogs settings (default) or\n"
+	      "                          get no log configuration\n"
+	      "  -h, --help              show this help\n"
+	      "\n"
+	      "Exit status: 0 success, 1 error (nothing is written), 2 usage error.\n",
+	      out);
+}
+
+static int read_input(const char *path, char **ret, size_t *ret_len, struct kilt_error *err)
+{
+	if (strcmp(path, "-") != 0) {
+		int r = kilt_read_file(path, MAX_INPUT_BYTES, ret, ret_len);
+		if (r < 0)
+			return kilt_error_set(err, r, path, 0, 0, "cannot read: %s", strerror(-r));
+		return 0;
+	}
+	struct kbuf in;
+	kbuf_init(&in, MAX_INPUT_BYTES);
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
+		if (kbuf_add(&in, chunk, n) < 0) {
+			kbuf_done(&in);
+			return kilt_error_set(err, -EFBIG, "<stdin>", 0, 0,
+					      "input larger than %u MiB", MAX_INPUT_BYTES >> 20);
+		}
+	}
+	if (ferror(stdin)) {
+		kbuf_done(&in);
+		return kilt_error_set(err, -EIO, "<stdin>", 0, 0, "read error");
+	}
+	*ret_len = in.len;
+	*ret = kbuf_steal(&in);
+	return 0;
+}
+
+static int parse_doc(const char *buf, size_t len, const char *name, enum kilt_format *ret_fmt,
+		     json_t **ret, struct kilt_error *err)
+{
+	enum kilt_format fmt = kilt_yaml_detect(buf, len);
+	if (fmt == KILT_FORMAT_JSON) {
+		json_error_t jerr;
+		json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!doc)
+			return kilt_error_set(err, -EINVAL, name, (unsigned)jerr.line,
+					      (unsigned)jerr.column, "%s", jerr.text);
+		*ret_fmt = fmt;
+		*ret = doc;
+		return 0;
+	}
+	int r = kilt_yaml_load(buf, len, name, KILT_YAML_CFN_TAGS, NULL, ret, err);
+	if (r < 0)
+		return r;
+	*ret_fmt = KILT_FORMAT_YAML;
+	return 0;
+}
+
+static int render(const json_t *doc, enum kilt_format fmt, char **ret, size_t *ret_len,
+		  struct kilt_error *err)
+{
+	if (fmt == KILT_FORMAT_YAML)
+		return kilt_yaml_dump(doc, KILT_YAML_CFN_TAGS, ret, ret_len, err);
+	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	if (!s)
+		return kilt_error_setf(err, -EINVAL, "cannot encode the result as JSON");
+	size_t n = strlen(s);
+	char *out = xmalloc(n + 2);
+	memcpy(out, s, n);
+	out[n] = '\n';
+	out[n + 1] = '\0';
+	free(s);
+	*ret = out;
+	*ret_len = n + 1;
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Temporary file in the target's directory, fsync, rename: readers see the old file or the new
+ * one, never a part. */
+static int write_atomic(const char *path, const char *data, size_t len, struct kilt_error *err)
+{
+	_cleanup_free_ char *dcopy = xstrdup(path);
+	const char *dir = dirname(dcopy);
+	_cleanup_free_ char *tmp = xasprintf("%s.kilt-XXXXXX", path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return kilt_error_set(err, -errno, path, 0, 0, "cannot create a temporary file: %s",
+				      strerror(errno));
+	struct stat st;
+	mode_t mode = 0644;
+	if (stat(path, &st) == 0)
+		mode = st.st_mode & 07777;
+	int r = write_all(fd, data, len);
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return kilt_error_set(err, r, path, 0, 0, "cannot write: %s", strerror(-r));
+	}
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		(void)fsync(dfd);
+	return 0;
+}
+
+static void print_report(const struct kilt_ecs_report *rep, bool explain)
+{
+	for (size_t i = 0; i < rep->n_decisions; i++) {
+		const struct kilt_ecs_decision *d = &rep->decisions[i];
+		if (!explain && !d->warning)
+			continue;
+		if (d->container)
+			fprintf(stderr, "%s%s / %s: %s: %s\n", d->warning ? "warning: " : "",
+				d->task, d->container, kilt_ecs_verdict_name(d->verdict),
+				d->reason);
+		else
+			fprintf(stderr, "%s%s: %s: %s\n", d->warning ? "warning: " : "", d->task,
+				kilt_ecs_verdict_name(d->verdict), d->reason);
+	}
+	fprintf(stderr,
+		"kilt inject: %s: %zu container(s) patched, %zu unchanged, %zu skipped, %zu "
+		"removed, %zu warning(s)\n",
+		kilt_ecs_input_name(rep->input), rep->n_patched, rep->n_unchanged, rep->n_skipped,
+		rep->n_removed, rep->n_warnings);
+}
+
+static int load_recipe(const char *path, struct kilt_recipe **ret, struct kilt_error *err)
+{
+	if (path)
+		return kilt_recipe_load_file(path, ret, err);
+	size_t len = 0;
+	const char *text = lambda_builtin_recipe("falco", &len);
+	if (!text)
+		return kilt_error_setf(err, -ENOENT,
+				       "this kilt was built without the built-in recipe; give one "
+				       "with -r");
+	return kilt_recipe_load_string(text, len, "falco", ret, err);
+}
+
+enum {
+	OPT_REMOVE = 0x100,
+	OPT_FAIL_OPEN,
+	OPT_SIDECAR_CREDS,
+	OPT_SIDECAR_LOGS,
+};
+
+int cmd_inject(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "recipe", required_argument, NULL, 'r' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "in-place", no_argument, NULL, 'i' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "set", required_argument, NULL, 's' },
+		{ "param", required_argument, NULL, 'p' },
+		{ "explain", no_argument, NULL, 'e' },
+		{ "remove", no_argument, NULL, OPT_REMOVE },
+		{ "fail-open", no_argument, NULL, OPT_FAIL_OPEN },
+		{ "sidecar-credentials", required_argument, NULL, OPT_SIDECAR_CREDS },
+		{ "sidecar-logs", required_argument, NULL, OPT_SIDECAR_LOGS },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *recipe_path = NULL, *out_path = NULL;
+	bool in_place = false, explain = false, remove = false;
+	struct kilt_ecs_options opts;
+	kilt_ecs_options_default(&opts);
+	_cleanup_json_ json_t *config = json_object();
+	_cleanup_json_ json_t *params = json_object();
+	int c;
+	while ((c = getopt_long(argc, argv, "r:o:if:m:s:p:eh", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			recipe_path = optarg;
+			break;
+		case 'o':
+			out_path = optarg;
+			break;
+		case 'i':
+			in_place = true;
+			break;
+		case 'f':
+			if (strcmp(optarg, "auto") == 0)
+				opts.input = KILT_ECS_INPUT_AUTO;
+			else if (strcmp(optarg, "cloudformation") == 0 ||
+				 strcmp(optarg, "cfn") == 0)
+				opts.input = KILT_ECS_INPUT_CLOUDFORMATION;
+			else if (strcmp(optarg, "task-definition") == 0 ||
+				 strcmp(optarg, "ecs") == 0)
+				opts.input = KILT_ECS_INPUT_TASK_DEFINITION;
+			else if (strcmp(optarg, "container-definitions") == 0 ||
+				 strcmp(optarg, "terraform") == 0)
+				opts.input = KILT_ECS_INPUT_CONTAINER_DEFINITIONS;
+			else
+				return cli_usage_error("inject", "unknown --format '%s'", optarg);
+			break;
+		case 'm':
+			if (strcmp(optarg, "opt-in") == 0)
+				opts.mode = KILT_ECS_OPT_IN;
+			else if (strcmp(optarg, "opt-out") == 0)
+				opts.mode = KILT_ECS_OPT_OUT;
+			else
+				return cli_usage_error("inject",
+						       "--mode must be opt-in or opt-out, not '%s'",
+						       optarg);
+			break;
+		case 's':
+			if (cli_add_setting(config, optarg) < 0)
+				return cli_usage_error("inject",
+						       "--set expects KEY=VALUE, not '%s'", optarg);
+			break;
+		case 'p': {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg)
+				return cli_usage_error(
+					"inject", "--param expects NAME=VALUE, not '%s'", optarg);
+			_cleanup_free_ char *name = xstrndup(optarg, (size_t)(eq - optarg));
+			json_object_set_new(params, name, json_string(eq + 1));
+			break;
+		}
+		case 'e':
+			explain = true;
+			break;
+		case OPT_REMOVE:
+			remove = true;
+			break;
+		case OPT_FAIL_OPEN:
+			opts.fail_open = true;
+			break;
+		case OPT_SIDECAR_CREDS:
+			opts.sidecar_repository_credentials = optarg;
+			break;
+		case OPT_SIDECAR_LOGS:
+			if (strcmp(optarg, "none") == 0)
+				opts.sidecar_logs_off = true;
+			else if (strcmp(optarg, "inherit") != 0)
+				return cli_usage_error("inject",
+						       "--sidecar-logs must be inherit or none");
+			break;
+		case 'h':
+			help(stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("inject", "invalid option");
+		}
+	}
+	if (argc - optind > 1)
+		return cli_usage_error("inject", "expected at most one FILE");
+	const char *path = optind < argc ? argv[optind] : "-";
+	if (in_place && out_path)
+		return cli_usage_error("inject", "-i and -o exclude each other");
+	if (in_place && strcmp(path, "-") == 0)
+		return cli_usage_error("inject", "-i needs a FILE");
+	if (in_place)
+		out_path = path;
+	opts.config = config;
+	opts.parameters = params;
+
+	struct kilt_error err = { 0 };
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+	if (read_input(path, &buf, &len, &err) < 0) {
+		cli_report(&err);
+		return EXIT_ERROR;
+	}
+	enum kilt_format fmt;
+	_cleanup_json_ json_t *doc = NULL;
+	if (parse_doc(buf, len, name, &fmt, &doc, &err) < 0) {
+		cli_report(&err);
+		return EXIT_ERROR;
+	}
+	struct kilt_ecs_report rep;
+	kilt_ecs_report_init(&rep);
+	int r;
+	if (remove) {
+		r = kilt_ecs_remove(doc, &opts, &rep, &err);
+	} else {
+		struct kilt_recipe *recipe = NULL;
+		r = load_recipe(recipe_path, &recipe, &err);
+		if (r == 0) {
+			r = kilt_ecs_inject(recipe, doc, &opts, &rep, &err);
+			kilt_recipe_free(recipe);
+		}
+	}
+	if (r < 0) {
+		if (!err.file[0])
+			snprintf(err.file, sizeof(err.file), "%s", name);
+		cli_report(&err);
+		kilt_ecs_report_done(&rep);
+		return EXIT_ERROR;
+	}
+	print_report(&rep, explain);
+	kilt_ecs_report_done(&rep);
+
+	_cleanup_free_ char *out = NULL;
+	size_t out_len = 0;
+	if (render(doc, fmt, &out, &out_len, &err) < 0) {
+		cli_report(&err);
+		return EXIT_ERROR;
+	}
+	if (out_path) {
+		if (write_atomic(out_path, out, out_len, &err) < 0) {
+			cli_report(&err);
+			return EXIT_ERROR;
+		}
+		return EXIT_OK;
+	}
+	r = write_all(STDOUT_FILENO, out, out_len);
+	if (r < 0) {
+		fprintf(stderr, "kilt inject: cannot write the result: %s\n", strerror(-r));
+		return EXIT_ERROR;
+	}
+	return EXIT_OK;
+}
