@@ -774,7 +774,8 @@ static int registry_get(struct lookup *l, const char *kind, const char *what, co
 				    : (st == 401 || st == 403) ? "unauthorized"
 				    : st == 429		       ? "rate limited"
 							       : "failed";
-		return kilt_error_setf(err, code, "%s %s: %s (HTTP %ld from %s)%s%s", kind, what,
+		return kilt_error_setf(err, code, "%s %s: %s (HTTP %ld from %s)%s%s",
+				       strcmp(kind, "blobs") == 0 ? "blob" : "manifest", what,
 				       label, st, host, msg ? ": " : "", msg ? msg : "");
 	}
 }
@@ -832,6 +833,25 @@ static int lookup_uncached(struct lookup *l, const struct kilt_platform *want, b
 	_cleanup_free_ char *manifest_digest = xstrdup(digest);
 	char want_s[100];
 	kilt_platform_format(want, want_s, sizeof(want_s));
+	if (!top_digest && !ref->digest) {
+		/* A tag moved to (or stayed on) a digest whose facts are known: done. */
+		_cleanup_free_ char *fkey = xasprintf("facts|%s|%s", digest, want_s);
+		bool neg = false;
+		json_t *known = registry_cache_get(l->c->cache, fkey, &neg, NULL);
+		if (known && explicit_plat &&
+		    !kilt_platform_matches(
+			    want, json_string_value(json_object_get(known, "os")),
+			    json_string_value(json_object_get(known, "architecture")),
+			    json_string_value(json_object_get(known, "variant")))) {
+			json_decref(known);
+			known = NULL;
+		}
+		if (known) {
+			kilt_manifest_free(m);
+			*ret = known;
+			return 0;
+		}
+	}
 	if (kilt_manifest_kind(m) == KILT_MANIFEST_INDEX) {
 		const char *pick = NULL;
 		r = kilt_manifest_select(m, want, &pick, err);
