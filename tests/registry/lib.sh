@@ -1,7 +1,7 @@
-#SPDX - License - Identifier : Apache - 2.0
-#Shared by the registry tests : a test CA, a real registry(Debian's docker-registry, distribution
-#v2) on a free loopback port in a private temp dir, test images built with umoci and pushed with
-#skopeo, and small assertion helpers.Sourced by tests / registry/*.sh; everything started here is
+# SPDX-License-Identifier: Apache-2.0
+# Shared by the registry tests: a test CA, a real registry (Debian's docker-registry, distribution
+# v2) on a free loopback port in a private temp dir, test images built with umoci and pushed with
+# skopeo, and small assertion helpers. Sourced by tests/registry/*.sh; everything started here is
 # stopped by the EXIT trap.
 set -euo pipefail
 
@@ -162,7 +162,7 @@ push() {
   skopeo --insecure-policy copy -q "${all[@]}" "$@" "oci:$WORK/oci:$tag" "docker://$dest" >/dev/null
 }
 
-# manifest_digest TAG: the digest of a tag's manifest in the layout.
+# layout_digest TAG: the digest of a tag's manifest (or index) in the layout.
 layout_digest() {
   python3 -c 'import json,sys; print([m["digest"] for m in json.load(open(sys.argv[1]))["manifests"] if m.get("annotations",{}).get("org.opencontainers.image.ref.name")==sys.argv[2]][0])' "$WORK/oci/index.json" "$1"
 }
