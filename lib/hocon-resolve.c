@@ -405,7 +405,7 @@ static int resolve_subst(struct rstate *rs, const struct hval *v, json_t **out)
 
 /* ---- concatenation --------------------------------------------------------------------------- */
 
-static void real_text(struct kbuf *b, double d)
+static int real_text(struct kbuf *b, double d)
 {
 	char buf[64];
 	for (int prec = 1; prec <= 17; prec++) {
@@ -413,30 +413,25 @@ static void real_text(struct kbuf *b, double d)
 		if (strtod(buf, NULL) == d)
 			break;
 	}
-	kbuf_adds(b, buf);
+	return kbuf_adds(b, buf);
 }
 
-static void scalar_text(struct kbuf *b, const json_t *j)
+/* Appends a scalar as concatenation renders it; -E2BIG when the buffer is full. */
+static int scalar_text(struct kbuf *b, const json_t *j)
 {
 	switch (json_typeof(j)) {
 	case JSON_STRING:
-		kbuf_add(b, json_string_value(j), json_string_length(j));
-		break;
+		return kbuf_add(b, json_string_value(j), json_string_length(j));
 	case JSON_INTEGER:
-		kbuf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-		break;
+		return kbuf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
 	case JSON_REAL:
-		real_text(b, json_real_value(j));
-		break;
+		return real_text(b, json_real_value(j));
 	case JSON_TRUE:
-		kbuf_adds(b, "true");
-		break;
+		return kbuf_adds(b, "true");
 	case JSON_FALSE:
-		kbuf_adds(b, "false");
-		break;
+		return kbuf_adds(b, "false");
 	default:
-		kbuf_adds(b, "null");
-		break;
+		return kbuf_adds(b, "null");
 	}
 }
 
@@ -487,14 +482,15 @@ static int resolve_concat(struct rstate *rs, const struct hval *v, json_t **out)
 		struct kbuf b;
 		size_t left = rs->budget > rs->work ? rs->budget - rs->work : 0;
 		kbuf_init(&b, left);
-		for (int64_t i = first_def; i <= last_def; i++) {
+		int full = 0;
+		for (int64_t i = first_def; i <= last_def && !full; i++) {
 			const struct hval *p = v->cat.parts[i];
 			if (vals[i])
-				scalar_text(&b, vals[i]);
+				full = scalar_text(&b, vals[i]);
 			else if (!(p->flags & HV_F_DYNAMIC))
-				kbuf_add(&b, p->lit.s, p->lit.len);
+				full = kbuf_add(&b, p->lit.s, p->lit.len);
 		}
-		if (b.len >= left) {
+		if (full < 0 || b.len >= left) {
 			kbuf_done(&b);
 			r = budget_error(rs, v);
 			goto out;
