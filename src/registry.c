@@ -690,6 +690,8 @@ static int authenticate(struct lookup *l, const char *www_auth, struct kilt_erro
 		} else {
 			free(l->auth_header);
 			l->auth_header = basic_header(user, pass);
+			/* Later lookups send it at once instead of meeting the 401 again. */
+			token_store(l, l->auth_header, 3600);
 		}
 	} else if (strcmp(ch.scheme, "bearer") != 0 || !ch.realm) {
 		r = kilt_error_setf(err, -EACCES, "%s: unsupported auth challenge '%.200s'", reg,
