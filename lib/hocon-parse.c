@@ -484,7 +484,7 @@ static int parse_quoted(struct parser *ps, const char **ret_s, size_t *ret_len)
 			return perr(
 				ps, q, -EINVAL,
 				"invalid escape in quoted string: expected one of \\\" \\\\ \\/ "
-				"\\b \\f \\n \\r \\t \\uXXXX, found \\%s",
+				"\\b \\f \\n \\r \\t \\uXXXX after a backslash, found %s",
 				found(ps, q + 1, buf, sizeof(buf)));
 		}
 		}
