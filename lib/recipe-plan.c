@@ -77,8 +77,11 @@ static int copy_array(const json_t *in, const struct kilt_target *t, bool expand
 				}
 				size_t k;
 				json_t *w;
-				json_array_foreach (src, k, w)
-					json_array_append_new(out, json_deep_copy(w));
+				json_array_foreach (src, k, w) {
+					json_t *c = NULL;
+					copy_value(w, t, false, &c);
+					json_array_append_new(out, c);
+				}
 				continue;
 			}
 		}
@@ -193,7 +196,7 @@ static int merge_env(const json_t *recipe_env, const struct kilt_target *t, bool
 				}
 			}
 			if (!v)
-				v = json_deep_copy(val);
+				copy_value(val, t, false, &v);
 			json_array_append_new(out, env_pair(key, v));
 		}
 	}
@@ -235,8 +238,8 @@ int recipe_finalize(const json_t *partial, const struct kilt_target *t, const ch
 {
 	_cleanup_json_ json_t *plan = json_object();
 	json_t *rec = json_object();
-	json_object_set_new_nocheck(rec, "name", json_string(name));
-	json_object_set_new_nocheck(rec, "hash", json_string(hash));
+	json_object_set_new_nocheck(rec, "name", json_string_nocheck(name));
+	json_object_set_new_nocheck(rec, "hash", json_string_nocheck(hash));
 	json_object_set_new_nocheck(plan, "recipe", rec);
 
 	int r;
@@ -249,7 +252,9 @@ int recipe_finalize(const json_t *partial, const struct kilt_target *t, const ch
 		if ((r = add_copy(plan, "entrypoint", j, t, expand)))
 			return r;
 	} else if (json_is_array(t->entrypoint)) {
-		json_object_set_new_nocheck(plan, "entrypoint", json_deep_copy(t->entrypoint));
+		json_t *c = NULL;
+		copy_value(t->entrypoint, t, false, &c);
+		json_object_set_new_nocheck(plan, "entrypoint", c);
 	} else {
 		return unknown_fact(err, t, "entrypoint");
 	}
@@ -258,7 +263,9 @@ int recipe_finalize(const json_t *partial, const struct kilt_target *t, const ch
 		if ((r = add_copy(plan, "command", j, t, expand)))
 			return r;
 	} else if (json_is_array(t->command)) {
-		json_object_set_new_nocheck(plan, "command", json_deep_copy(t->command));
+		json_t *c = NULL;
+		copy_value(t->command, t, false, &c);
+		json_object_set_new_nocheck(plan, "command", c);
 	} else {
 		return unknown_fact(err, t, "command");
 	}

@@ -540,15 +540,41 @@ bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char 
 
 /* ---- evaluate ------------------------------------------------------------------------------- */
 
+/* What both ways check first: a config object and a supported platform. */
+static int precheck(const struct kilt_recipe *recipe, const struct kilt_target *target,
+		    const json_t *config, struct kilt_error *err)
+{
+	if (config && !json_is_object(config))
+		return kilt_error_setf(err, -EINVAL, "recipe %s: config must be an object",
+				       recipe->name);
+	if (target->platform && !kilt_recipe_supports_platform(recipe, target->platform)) {
+		struct kbuf b;
+		kbuf_init(&b, 1024);
+		for (size_t i = 0; i < recipe->nplatforms; i++)
+			kbuf_printf(&b, "%s%s", i ? ", " : "", recipe->platforms[i]);
+		kilt_error_setf(err, -ENOTSUP,
+				"recipe %s does not support platform %s of container %s (it "
+				"supports %s)",
+				recipe->name, target->platform,
+				target->name ? target->name : "(unnamed)", b.data ? b.data : "");
+		kbuf_done(&b);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 int recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
 			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
 {
+	int r = precheck(recipe, target, config, err);
+	if (r < 0)
+		return r;
 	_cleanup_json_ json_t *ctx = real_context(target, config);
 	_cleanup_json_ json_t *root = NULL;
-	int r = kilt_hocon_resolve(recipe->doc, ctx, NULL, &root, err);
+	r = kilt_hocon_resolve(recipe->doc, ctx, NULL, &root, err);
 	if (r < 0) {
 		explain_unknown_fact(err, target);
-		return r;
+		return err ? err->code : r;
 	}
 	struct recipe_vctx v = { .file = recipe->file };
 	_cleanup_json_ json_t *partial = NULL;
@@ -677,29 +703,16 @@ static bool get_template(struct kilt_recipe *recipe, unsigned mask, const json_t
 int kilt_recipe_evaluate(const struct kilt_recipe *recipe, const struct kilt_target *target,
 			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
 {
-	if (config && !json_is_object(config))
-		return kilt_error_setf(err, -EINVAL, "recipe %s: config must be an object",
-				       recipe->name);
-	if (target->platform && !kilt_recipe_supports_platform(recipe, target->platform)) {
-		struct kbuf b;
-		kbuf_init(&b, 1024);
-		for (size_t i = 0; i < recipe->nplatforms; i++)
-			kbuf_printf(&b, "%s%s", i ? ", " : "", recipe->platforms[i]);
-		kilt_error_setf(err, -ENOTSUP,
-				"recipe %s does not support platform %s of container %s (it "
-				"supports %s)",
-				recipe->name, target->platform,
-				target->name ? target->name : "(unnamed)", b.data ? b.data : "");
-		kbuf_done(&b);
-		return -ENOTSUP;
-	}
+	int r = precheck(recipe, target, config, err);
+	if (r < 0)
+		return r;
 	if (recipe->fast_ok) {
 		/* The cache is the only mutable part of a recipe; it has its own lock. */
 		struct kilt_recipe *mut = (struct kilt_recipe *)(uintptr_t)recipe;
 		const json_t *partial = NULL;
 		if (get_template(mut, fact_mask(target), config, &partial)) {
-			int r = recipe_finalize(partial, target, recipe->name, recipe->hash, true,
-						ret_plan, err);
+			r = recipe_finalize(partial, target, recipe->name, recipe->hash, true,
+					    ret_plan, err);
 			if (r <= 0)
 				return r;
 		}

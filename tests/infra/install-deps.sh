@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake ninja-build pkg-config git python3
+  build-essential cmake ninja-build pkg-config git python3 python3-yaml
   libjansson-dev libcmocka-dev libfyaml-dev
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libgnutls28-dev
   clang clang-format libclang-rt-14-dev

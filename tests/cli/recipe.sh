@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# `kilt recipe check|render`: exit codes (0 ok, 1 error, 2 usage), messages with file:line:col,
+# Docker's entrypoint/command rule, --set, --env order, and YAML output that reads back as the
+# same plan as the JSON output.
+set -uo pipefail
+KILT=${KILT:?path of the kilt binary}
+SRC=${KILT_SOURCE_DIR:?source tree}
+R=$SRC/deploy/recipes
+tmp=$(mktemp -d /tmp/kilt-cli-recipe.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+# expect CODE DESCRIPTION -- command...: runs it, keeps stdout/stderr in $tmp/out, $tmp/err.
+expect() {
+  local want=$1 what=$2
+  shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" -ne "$want" ]; then
+    echo "FAIL: $what: exit $got, want $want"; sed 's/^/  err: /' "$tmp/err" | head -5
+    fails=$((fails + 1))
+  else
+    echo "ok: $what"
+  fi
+}
+# grep_in FILE PATTERN DESCRIPTION
+grep_in() {
+  if grep -qE -- "$2" "$tmp/$1"; then echo "ok:   $3"; else
+    echo "FAIL: $3: '$2' not in $1:"; sed 's/^/  | /' "$tmp/$1" | head -10; fails=$((fails + 1)); fi
+}
+
+NGINX=(--image docker.io/library/nginx:1.27 --name web --entrypoint '["/docker-entrypoint.sh"]'
+       --command '["nginx","-g","daemon off;"]')
+
+# --- help and usage
+expect 0 "recipe --help" -- "$KILT" recipe --help
+grep_in out "kilt recipe check" "recipe help names check"
+expect 0 "check --help" -- "$KILT" recipe check --help
+expect 0 "render --help" -- "$KILT" recipe render --help
+grep_in out -- "--entrypoint JSON" "render help lists --entrypoint"
+expect 2 "recipe without subcommand" -- "$KILT" recipe
+expect 2 "unknown subcommand" -- "$KILT" recipe frobnicate
+expect 2 "check without files" -- "$KILT" recipe check
+expect 2 "check bad option" -- "$KILT" recipe check --bogus x
+expect 2 "render without --image" -- "$KILT" recipe render "$R/falco.kilt.conf"
+expect 2 "render without file" -- "$KILT" recipe render --image x
+expect 2 "render bad --entrypoint" -- "$KILT" recipe render "$R/falco.kilt.conf" --image x --entrypoint '/bin/sh'
+grep_in err "JSON array of strings" "bad --entrypoint explained"
+expect 2 "render bad --output" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --output xml
+expect 2 "render bad --set" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --set novalue
+expect 2 "render bad --env" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --env =x
+
+# --- check
+expect 0 "check shipped recipes" -- "$KILT" recipe check "$R/falco.kilt.conf" "$R/falco.original-syntax.conf"
+grep_in out "falco.kilt.conf: ok \(recipe falco, sha256 [0-9a-f]{64}\)" "check reports name and hash"
+expect 1 "check seed example (URL without sha256, placeholder payload)" -- "$KILT" recipe check "$R/seed-example.kilt.conf"
+grep_in err "seed-example.kilt.conf:7:15: patch.upload\[0\]: a URL upload needs sha256" "seed: located sha256 error"
+grep_in err "seed-example.kilt.conf:9:26: patch.upload\[2\].payload: the payload is not valid base64" "seed: second error also reported"
+cat >"$tmp/bad.conf" <<'CONF'
+deploy {
+  entrypiont: [ /x ]
+  mount: [ { volume: /v } ]
+}
+CONF
+expect 1 "check a bad recipe among good ones" -- "$KILT" recipe check "$R/falco.kilt.conf" "$tmp/bad.conf"
+grep_in err "bad.conf:2:15: deploy.entrypiont: unknown key 'entrypiont' in deploy \(did you mean 'entrypoint'\?\)" "did-you-mean"
+grep_in err "bad.conf:3:12: deploy.mount\[0\]: image is missing" "every error, not just the first"
+grep_in out "falco.kilt.conf: ok" "the good file is still reported"
+expect 1 "check a missing file" -- "$KILT" recipe check "$tmp/nope.conf"
+grep_in err "nope.conf: cannot read" "missing file named"
+printf 'deploy { entrypoint: [ /a\n' >"$tmp/syntax.conf"
+expect 1 "check a syntax error" -- "$KILT" recipe check "$tmp/syntax.conf"
+grep_in err "syntax.conf:2:1: " "syntax error located"
+
+# --- render
+expect 0 "render the demo" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}"
+cp "$tmp/out" "$tmp/demo.json"
+grep_in out '"/kilt/bin/kilt-launch"' "launcher in entrypoint"
+grep_in out '"daemon off;"' "original command kept"
+grep_in out '"SYS_PTRACE"' "capability"
+expect 0 "render yaml" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --output yaml
+cp "$tmp/out" "$tmp/demo.yaml"
+grep_in out "^  - /kilt/bin/kilt-wait|^  entrypoint:" "yaml block style"
+if /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
+  if /usr/bin/python3 - "$tmp/demo.json" "$tmp/demo.yaml" <<'PY'
+import json, sys, yaml
+j = json.load(open(sys.argv[1])); y = yaml.safe_load(open(sys.argv[2]))
+sys.exit(0 if j == y else 1)
+PY
+  then echo "ok:   yaml reads back as the json plan"; else echo "FAIL: yaml differs from json"; fails=$((fails + 1)); fi
+else
+  echo "SKIP: python3-yaml is not installed, cannot read the YAML back (tests/infra/install-deps.sh installs it)"
+fi
+
+expect 1 "render without entrypoint names the flag" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --name web
+grep_in err "falco.kilt.conf:[0-9]+:[0-9]+: original.entrypoint is not known for container web" "unknown entrypoint located"
+grep_in err "pass --entrypoint JSON" "flag to pass"
+# Docker's rule: --entrypoint alone means an empty command.
+expect 0 "render with --entrypoint only" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --name web --entrypoint '["/bin/app","x"]'
+/usr/bin/python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); sys.exit(0 if p["command"]==["/bin/app","x"] else 1)' "$tmp/out" \
+  && echo "ok:   entrypoint-only gives an empty original command" || { echo "FAIL: Docker rule"; fails=$((fails + 1)); }
+expect 1 "render with --command only (entrypoint unknown)" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --command '["x"]'
+grep_in err "original.entrypoint is not known" "command-only still needs the entrypoint"
+expect 1 "render on arm64" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --platform linux/arm64
+grep_in err "does not support platform linux/arm64" "platform refused"
+expect 0 "render --set" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --set falco_version=0.31.1 --set launcher=/opt/kl
+grep_in out "falco-userspace:0.31.1-pdig" "config.falco_version used"
+grep_in out '"/opt/kl"' "config.launcher used"
+cat >"$tmp/env.conf" <<'CONF'
+deploy { environment { B: recipe, NEW: "x"${config.a.b} } }
+CONF
+expect 0 "render --env order and dotted --set" -- "$KILT" recipe render "$tmp/env.conf" --image i --entrypoint '[]' --env C=c --env B=b --set a.b=Y -o json
+/usr/bin/python3 - "$tmp/out" <<'PY' && echo "ok:   env order" || { echo "FAIL: env order"; fails=$((fails + 1)); }
+import json, sys
+p = json.load(open(sys.argv[1]))
+sys.exit(0 if p["environment"] == [{"name": "C", "value": "c"}, {"name": "B", "value": "recipe"}, {"name": "NEW", "value": "xY"}] else 1)
+PY
+expect 1 "render a bad recipe" -- "$KILT" recipe render "$tmp/bad.conf" --image i
+grep_in err "^kilt: .*bad.conf:2:15: " "render reports the load error"
+
+# Rendering is deterministic.
+"$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" >"$tmp/again.json"
+cmp -s "$tmp/demo.json" "$tmp/again.json" && echo "ok:   deterministic" || { echo "FAIL: output differs between runs"; fails=$((fails + 1)); }
+
+if [ "$fails" -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
+echo "all recipe CLI checks passed"

@@ -1,0 +1,728 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the recipe module: the shell-word splitter, platforms, names and hashes, the
+ * shipped recipes (Falco's launcher argv, the two spellings giving one plan), fact handling,
+ * error collection, the template cache against full resolution, and evaluation from threads. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "internal.h"
+#include "kilt.h"
+#include "recipe-private.h"
+
+#define RECIPES KILT_SOURCE_DIR "/deploy/recipes"
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static json_t *split_ok(const char *s)
+{
+	json_t *argv = NULL;
+	struct kilt_error err = { 0 };
+	int r = kilt_shellwords_split(s, strlen(s), &argv, &err);
+	if (r < 0)
+		fail_msg("split of <%s> failed: %s", s, err.msg);
+	return argv;
+}
+
+static void assert_split(const char *s, const char *want_json)
+{
+	json_t *got = split_ok(s);
+	json_error_t jerr;
+	json_t *want = json_loads(want_json, 0, &jerr);
+	assert_non_null(want);
+	if (!json_equal(got, want)) {
+		char *g = json_dumps(got, JSON_COMPACT);
+		fail_msg("split of <%s>: got %s, want %s", s, g, want_json);
+	}
+	json_decref(got);
+	json_decref(want);
+}
+
+static void assert_split_fails(const char *s, const char *msg_part)
+{
+	json_t *argv = NULL;
+	struct kilt_error err = { 0 };
+	assert_true(kilt_shellwords_split(s, strlen(s), &argv, &err) < 0);
+	assert_null(argv);
+	if (!strstr(err.msg, msg_part))
+		fail_msg("split of <%s>: message <%s> lacks <%s>", s, err.msg, msg_part);
+}
+
+static struct kilt_recipe *load_ok(const char *path)
+{
+	struct kilt_recipe *r = NULL;
+	struct kilt_error err = { 0 };
+	if (kilt_recipe_load_file(path, &r, &err) < 0) {
+		char buf[1024];
+		fail_msg("%s", kilt_error_format(&err, buf, sizeof(buf)));
+	}
+	return r;
+}
+
+static struct kilt_recipe *load_text(const char *text)
+{
+	struct kilt_recipe *r = NULL;
+	struct kilt_error err = { 0 };
+	if (kilt_recipe_load_string(text, strlen(text), "test.conf", &r, &err) < 0) {
+		char buf[1024];
+		fail_msg("%s", kilt_error_format(&err, buf, sizeof(buf)));
+	}
+	return r;
+}
+
+struct facts {
+	json_t *entrypoint, *command, *environment, *metadata;
+	struct kilt_target t;
+};
+
+static void nginx(struct facts *f)
+{
+	f->entrypoint = json_pack("[s]", "/docker-entrypoint.sh");
+	f->command = json_pack("[sss]", "nginx", "-g", "daemon off;");
+	f->environment = json_pack("{ss}", "NGINX_VERSION", "1.27.0");
+	f->metadata = json_pack("{ss}", "team", "web");
+	f->t = (struct kilt_target){
+		.image = "docker.io/library/nginx:1.27",
+		.name = "web",
+		.group = "shop",
+		.entrypoint = f->entrypoint,
+		.command = f->command,
+		.environment = f->environment,
+		.metadata = f->metadata,
+		.platform = "linux/amd64",
+	};
+}
+
+static void facts_done(struct facts *f)
+{
+	json_decref(f->entrypoint);
+	json_decref(f->command);
+	json_decref(f->environment);
+	json_decref(f->metadata);
+}
+
+static json_t *eval_ok(const struct kilt_recipe *r, const struct kilt_target *t,
+		       const json_t *config)
+{
+	json_t *plan = NULL;
+	struct kilt_error err = { 0 };
+	if (kilt_recipe_evaluate(r, t, config, &plan, &err) < 0) {
+		char buf[1024];
+		fail_msg("%s", kilt_error_format(&err, buf, sizeof(buf)));
+	}
+	return plan;
+}
+
+static void assert_json_equal(const json_t *a, const json_t *b)
+{
+	if (!json_equal(a, b)) {
+		char *sa = json_dumps(a, JSON_INDENT(1));
+		char *sb = json_dumps(b, JSON_INDENT(1));
+		fail_msg("plans differ:\n%s\n----\n%s", sa, sb);
+	}
+}
+
+/* ---- shell words ---------------------------------------------------------------------------- */
+
+static void test_recipe__shellwords_plain(void **state)
+{
+	(void)state;
+	assert_split("", "[]");
+	assert_split("   \t\n ", "[]");
+	assert_split("/falco/pdig -p 1", "[\"/falco/pdig\", \"-p\", \"1\"]");
+	assert_split("  a   b\tc\nd  ", "[\"a\", \"b\", \"c\", \"d\"]");
+}
+
+static void test_recipe__shellwords_quotes(void **state)
+{
+	(void)state;
+	assert_split("'a b' \"c d\"", "[\"a b\", \"c d\"]");
+	assert_split("a'b'\"c\"d", "[\"abcd\"]");
+	assert_split("'' \"\"", "[\"\", \"\"]");
+	/* Single quotes keep backslashes and double quotes literally. */
+	assert_split("'a\\b\"c'", "[\"a\\\\b\\\"c\"]");
+	/* Inside double quotes only \\ \" \$ \` escape. */
+	assert_split("\"a\\\"b\\\\c\\$d\\`e\\nf\"", "[\"a\\\"b\\\\c$d`e\\\\nf\"]");
+	/* Quoted operators and # are plain text. */
+	assert_split("'|' \"a > b\" 'x;y' '#'", "[\"|\", \"a > b\", \"x;y\", \"#\"]");
+}
+
+static void test_recipe__shellwords_backslash(void **state)
+{
+	(void)state;
+	assert_split("a\\ b c", "[\"a b\", \"c\"]");
+	assert_split("\\'x\\\"", "[\"'x\\\"\"]");
+	assert_split("a\\\nb", "[\"ab\"]");
+	assert_split("a \\| b", "[\"a\", \"|\", \"b\"]");
+}
+
+static void test_recipe__shellwords_no_expansion(void **state)
+{
+	(void)state;
+	assert_split("echo $HOME ~ * `x` ${y}",
+		     "[\"echo\", \"$HOME\", \"~\", \"*\", \"`x`\", \"${y}\"]");
+}
+
+static void test_recipe__shellwords_comments(void **state)
+{
+	(void)state;
+	assert_split("a # b c\nd", "[\"a\", \"d\"]");
+	assert_split("a#b", "[\"a#b\"]");
+	assert_split("# all comment", "[]");
+}
+
+static void test_recipe__shellwords_errors(void **state)
+{
+	(void)state;
+	assert_split_fails("a 'b", "single quote is never closed");
+	assert_split_fails("a \"b", "double quote is never closed");
+	assert_split_fails("a\\", "ends with a backslash");
+	assert_split_fails("a | b", "unquoted '|'");
+	assert_split_fails("a;b", "unquoted ';'");
+	assert_split_fails("a > log", "unquoted '>'");
+	assert_split_fails("(a)", "unquoted '('");
+	assert_split_fails("a &", "unquoted '&'");
+	/* The column of the problem is named. */
+	assert_split_fails("abc 'x", "column 5");
+}
+
+/* ---- platforms, names, hashes --------------------------------------------------------------- */
+
+static void test_recipe__platform_normalize(void **state)
+{
+	(void)state;
+	char b[64];
+	assert_true(recipe_platform_normalize("linux/amd64", b, sizeof(b)));
+	assert_string_equal(b, "linux/amd64");
+	assert_true(recipe_platform_normalize("x86_64", b, sizeof(b)));
+	assert_string_equal(b, "linux/amd64");
+	assert_true(recipe_platform_normalize("Linux/AArch64", b, sizeof(b)));
+	assert_string_equal(b, "linux/arm64");
+	assert_true(recipe_platform_normalize("linux/arm64/v8", b, sizeof(b)));
+	assert_string_equal(b, "linux/arm64");
+	assert_true(recipe_platform_normalize("linux/arm/v7", b, sizeof(b)));
+	assert_string_equal(b, "linux/arm/v7");
+	assert_false(recipe_platform_normalize("linux/sparc", b, sizeof(b)));
+	assert_false(recipe_platform_normalize("plan9/amd64", b, sizeof(b)));
+	assert_false(recipe_platform_normalize("linux/amd64/", b, sizeof(b)));
+	assert_false(recipe_platform_normalize("a/b/c/d", b, sizeof(b)));
+	assert_false(recipe_platform_normalize("", b, sizeof(b)));
+}
+
+static void test_recipe__supports_platform(void **state)
+{
+	(void)state;
+	struct kilt_recipe *falco = load_ok(RECIPES "/falco.kilt.conf");
+	assert_true(kilt_recipe_supports_platform(falco, NULL));
+	assert_true(kilt_recipe_supports_platform(falco, "linux/amd64"));
+	assert_true(kilt_recipe_supports_platform(falco, "amd64"));
+	assert_true(kilt_recipe_supports_platform(falco, "linux/amd64/v3"));
+	assert_false(kilt_recipe_supports_platform(falco, "linux/arm64"));
+	assert_false(kilt_recipe_supports_platform(falco, "linux/arm64/v8"));
+	assert_false(kilt_recipe_supports_platform(falco, "windows/amd64"));
+	assert_false(kilt_recipe_supports_platform(falco, "nonsense"));
+	kilt_recipe_free(falco);
+
+	struct kilt_recipe *any = load_text("deploy { command: [] }");
+	assert_true(kilt_recipe_supports_platform(any, "linux/arm64"));
+	assert_true(kilt_recipe_supports_platform(any, "linux/s390x"));
+	kilt_recipe_free(any);
+
+	struct kilt_recipe *armv7 =
+		load_text("platforms: [ linux/arm/v7 ]\ndeploy { command: [] }");
+	assert_true(kilt_recipe_supports_platform(armv7, "linux/arm/v7"));
+	assert_false(kilt_recipe_supports_platform(armv7, "linux/arm/v6"));
+	assert_false(kilt_recipe_supports_platform(armv7, "linux/arm"));
+	kilt_recipe_free(armv7);
+}
+
+static void test_recipe__name_and_hash(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = load_ok(RECIPES "/falco.kilt.conf");
+	assert_string_equal(kilt_recipe_name(r), "falco");
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(kilt_read_file(RECIPES "/falco.kilt.conf", 1u << 20, &text, &len), 0);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	assert_true(EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL));
+	char hex[65];
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	assert_string_equal(kilt_recipe_hash(r), hex);
+	free(text);
+	kilt_recipe_free(r);
+
+	struct kilt_recipe *inl = NULL;
+	struct kilt_error err = { 0 };
+	const char *src = "deploy { command: [] }";
+	assert_int_equal(kilt_recipe_load_string(src, strlen(src), NULL, &inl, &err), 0);
+	assert_string_equal(kilt_recipe_name(inl), "inline");
+	/* sha256("deploy { command: [] }") differs from the empty string's. */
+	assert_int_equal(strlen(kilt_recipe_hash(inl)), 64);
+	assert_string_not_equal(kilt_recipe_hash(inl),
+				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	kilt_recipe_free(inl);
+	kilt_recipe_free(NULL);
+}
+
+/* ---- the shipped recipes -------------------------------------------------------------------- */
+
+static size_t index_of(const json_t *arr, const char *s, size_t from)
+{
+	for (size_t i = from; i < json_array_size(arr); i++)
+		if (strcmp(json_string_value(json_array_get(arr, i)), s) == 0)
+			return i;
+	return (size_t)-1;
+}
+
+/* kilt-launch counts its argv groups: the counts in the recipe must match the groups. */
+static void test_recipe__falco_launcher_argv(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = load_ok(RECIPES "/falco.kilt.conf");
+	struct facts f;
+	nginx(&f);
+	json_t *plan = eval_ok(r, &f.t, NULL);
+	const json_t *ep = json_object_get(plan, "entrypoint");
+	assert_string_equal(json_string_value(json_array_get(ep, 0)), "/kilt/bin/kilt-launch");
+	size_t a = index_of(ep, "-a", 1), t = index_of(ep, "-t", 1), dd = index_of(ep, "--", 1);
+	assert_int_equal(a, 1);
+	long na = strtol(json_string_value(json_array_get(ep, a + 1)), NULL, 10);
+	long nt = strtol(json_string_value(json_array_get(ep, t + 1)), NULL, 10);
+	assert_int_equal((size_t)na, t - (a + 2));
+	assert_int_equal((size_t)nt, dd - (t + 2));
+	assert_int_equal(dd, json_array_size(ep) - 1);
+	assert_string_equal(json_string_value(json_array_get(ep, a + 2)), "/kilt/falco/bin/falco");
+	assert_string_equal(json_string_value(json_array_get(ep, t + 2)), "/kilt/falco/bin/pdig");
+	/* Falco 0.32 rejects these; they must never be passed. */
+	for (size_t i = 0; i < json_array_size(ep); i++) {
+		const char *w = json_string_value(json_array_get(ep, i));
+		assert_null(strstr(w, "alternate-lua-dir"));
+		assert_null(strstr(w, "k8s_audit_rules"));
+	}
+	assert_int_equal(index_of(ep, "-u", 0) != (size_t)-1, 1);
+	/* The program: the original entrypoint then the original command. */
+	json_t *want_cmd =
+		json_pack("[ssss]", "/docker-entrypoint.sh", "nginx", "-g", "daemon off;");
+	assert_json_equal(json_object_get(plan, "command"), want_cmd);
+	json_decref(want_cmd);
+	json_t *want_caps = json_pack("[s]", "SYS_PTRACE");
+	assert_json_equal(json_object_get(plan, "capabilities"), want_caps);
+	json_decref(want_caps);
+	json_t *want_plat = json_pack("[s]", "linux/amd64");
+	assert_json_equal(json_object_get(plan, "platforms"), want_plat);
+	json_decref(want_plat);
+	const json_t *m = json_array_get(json_object_get(plan, "mounts"), 0);
+	assert_string_equal(json_string_value(json_object_get(m, "image")),
+			    "docker.io/kiltproject/falco-userspace:0.32.2-pdig.fc679b8");
+	json_decref(plan);
+
+	/* Versions and the launcher path are parameters. */
+	json_t *config = json_pack("{ssss}", "falco_version", "0.32.1", "launcher", "/opt/kl");
+	plan = eval_ok(r, &f.t, config);
+	ep = json_object_get(plan, "entrypoint");
+	assert_string_equal(json_string_value(json_array_get(ep, 0)), "/opt/kl");
+	m = json_array_get(json_object_get(plan, "mounts"), 0);
+	assert_string_equal(json_string_value(json_object_get(m, "image")),
+			    "docker.io/kiltproject/falco-userspace:0.32.1-pdig.fc679b8");
+	json_decref(plan);
+	json_decref(config);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+static void test_recipe__spellings_give_one_plan(void **state)
+{
+	(void)state;
+	struct kilt_recipe *canon = load_ok(RECIPES "/falco.kilt.conf");
+	struct kilt_recipe *orig = load_ok(RECIPES "/falco.original-syntax.conf");
+	struct facts f;
+	nginx(&f);
+	json_t *configs[] = {
+		NULL,
+		json_pack("{ss}", "falco_version", "0.31.1"),
+		json_pack("{ssss}", "agent_image", "reg/x:1", "launcher", "/l"),
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(configs); i++) {
+		json_t *a = eval_ok(canon, &f.t, configs[i]);
+		json_t *b = eval_ok(orig, &f.t, configs[i]);
+		/* Only the hash of the source text differs. */
+		assert_string_not_equal(
+			json_string_value(json_object_get(json_object_get(a, "recipe"), "hash")),
+			json_string_value(json_object_get(json_object_get(b, "recipe"), "hash")));
+		json_object_del(a, "recipe");
+		json_object_del(b, "recipe");
+		assert_json_equal(a, b);
+		json_decref(a);
+		json_decref(b);
+		json_decref(configs[i]);
+	}
+	facts_done(&f);
+	kilt_recipe_free(canon);
+	kilt_recipe_free(orig);
+}
+
+/* ---- facts ---------------------------------------------------------------------------------- */
+
+static void test_recipe__unknown_fact_is_an_error(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = load_ok(RECIPES "/falco.kilt.conf");
+	struct facts f;
+	nginx(&f);
+	f.t.entrypoint = NULL;
+	f.t.command = NULL;
+	json_t *plan = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_evaluate(r, &f.t, NULL, &plan, &err), -ENODATA);
+	assert_null(plan);
+	assert_non_null(strstr(err.msg, "original.entrypoint is not known for container web"));
+	assert_non_null(strstr(err.msg, "${?original.entrypoint}"));
+	assert_true(err.line > 0);
+
+	/* Only the command unknown. */
+	f.t.entrypoint = f.entrypoint;
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(kilt_recipe_evaluate(r, &f.t, NULL, &plan, &err), -ENODATA);
+	assert_non_null(strstr(err.msg, "original.command is not known"));
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+static void test_recipe__optional_fact(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = load_text("deploy {\n"
+					  "  entrypoint: [ /w ] ${?original.entrypoint}\n"
+					  "  command: ${?original.command}\n"
+					  "  environment { N: \"none\", N: ${?original.name} }\n"
+					  "}\n");
+	struct facts f;
+	nginx(&f);
+	json_t *plan = eval_ok(r, &f.t, NULL);
+	json_t *want = json_pack("[ss]", "/w", "/docker-entrypoint.sh");
+	assert_json_equal(json_object_get(plan, "entrypoint"), want);
+	json_decref(want);
+	json_decref(plan);
+
+	/* Every fact unknown: optional substitutions vanish. The recipe sets an entrypoint, but
+	 * the command substitution vanished, so the command is the target's, which is unknown. */
+	struct kilt_target none = { 0 };
+	struct kilt_error err = { 0 };
+	plan = NULL;
+	assert_int_equal(kilt_recipe_evaluate(r, &none, NULL, &plan, &err), -ENODATA);
+	assert_non_null(strstr(err.msg, "original.command is not known"));
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+static void test_recipe__env_merge(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = load_text("deploy { environment { B: recipe, Z: new1, A: new2 } }");
+	struct facts f;
+	nginx(&f);
+	json_decref(f.environment);
+	f.environment = json_pack("{ssssss}", "C", "c", "B", "b", "D", "d");
+	f.t.environment = f.environment;
+	json_t *plan = eval_ok(r, &f.t, NULL);
+	json_t *want = json_pack("[{ssss}{ssss}{ssss}{ssss}{ssss}]", "name", "C", "value", "c",
+				 "name", "B", "value", "recipe", "name", "D", "value", "d", "name",
+				 "Z", "value", "new1", "name", "A", "value", "new2");
+	assert_json_equal(json_object_get(plan, "environment"), want);
+	json_decref(want);
+	json_decref(plan);
+
+	/* An intrinsic in the target's environment is kept as it is. */
+	json_object_set_new(f.environment, "REF", json_pack("{ss}", "Ref", "Param"));
+	plan = eval_ok(r, &f.t, NULL);
+	const json_t *env = json_object_get(plan, "environment");
+	json_t *ref = json_pack("{ss}", "Ref", "Param");
+	assert_json_equal(json_object_get(json_array_get(env, 3), "value"), ref);
+	json_decref(ref);
+	json_decref(plan);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+/* ---- errors --------------------------------------------------------------------------------- */
+
+static void count_error(const struct kilt_error *err, void *userdata)
+{
+	unsigned *n = userdata;
+	assert_true(err->code < 0);
+	assert_true(err->line > 0);
+	(*n)++;
+}
+
+static void count_any(const struct kilt_error *err, void *userdata)
+{
+	unsigned *n = userdata;
+	assert_non_null(strstr(err->msg, "cannot read"));
+	(*n)++;
+}
+
+static void test_recipe__check_reports_every_error(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/kilt-recipe-test-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *text = "deploy {\n"
+			   "  entrypiont: [ /x ]\n"
+			   "  mount: [ { volume: /v } ]\n"
+			   "}\n"
+			   "patch { upload: [ { url: \"https://e.com/f\", as: /f } ] }\n";
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	unsigned n = 0;
+	assert_int_equal(kilt_recipe_check_file(path, count_error, &n), -EINVAL);
+	assert_int_equal(n, 3);
+
+	struct kilt_recipe *r = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_load_file(path, &r, &err), -EINVAL);
+	assert_null(r);
+	assert_string_equal(err.file, path);
+	assert_int_equal(err.line, 2);
+	assert_non_null(strstr(err.msg, "did you mean 'entrypoint'?"));
+	unlink(path);
+
+	n = 0;
+	assert_int_equal(kilt_recipe_check_file("/nonexistent/recipe.conf", count_any, &n),
+			 -ENOENT);
+	assert_int_equal(n, 1);
+}
+
+static void test_recipe__load_string_errors_are_located(void **state)
+{
+	(void)state;
+	const char *text =
+		"deploy {\n  mount: [\n    { image: \"a\", volume: /v, entrypoint: 3 }\n  ]\n}\n";
+	struct kilt_recipe *r = NULL;
+	struct kilt_error err = { 0 };
+	assert_true(kilt_recipe_load_string(text, strlen(text), "inline.conf", &r, &err) < 0);
+	char buf[1024];
+	assert_string_equal(kilt_error_format(&err, buf, sizeof(buf)),
+			    "inline.conf:3:43: deploy.mount[0].entrypoint: expected a list of "
+			    "strings or a command line string, got a number");
+}
+
+/* ---- templates and threads ------------------------------------------------------------------ */
+
+/* The cached template and a full resolution agree for every combination of known facts. */
+static void test_recipe__template_equals_full(void **state)
+{
+	(void)state;
+	const char *paths[] = { RECIPES "/falco.kilt.conf", RECIPES "/falco.original-syntax.conf" };
+	const char *texts[] = {
+		"deploy { entrypoint: [ /w ] ${?original.entrypoint} ${?original.command}\n"
+		"  command: []\n"
+		"  image: ${?original.image}\"-x\"\n"
+		"  environment { I: ${?original.image}, N: ${?original.name}, G: "
+		"${?original.group},\n"
+		"    P: ${?original.platform}, M: \"i=\"${?original.image}\";n=\"${?original.name} "
+		"}\n"
+		"  mount: [ { image: \"a:\"${?original.name}, volume: /a } ] }\n",
+		"build { entry_point: ${?original.entry_point}, environment_variables { N: "
+		"${?original.container_name} } }\n",
+	};
+	struct kilt_recipe *recipes[4];
+	recipes[0] = load_ok(paths[0]);
+	recipes[1] = load_ok(paths[1]);
+	recipes[2] = load_text(texts[0]);
+	recipes[3] = load_text(texts[1]);
+	struct facts f;
+	nginx(&f);
+	json_t *config = json_pack("{ss}", "falco_version", "9.9");
+	for (size_t ri = 0; ri < ARRAY_SIZE(recipes); ri++) {
+		for (unsigned mask = 0; mask < 64; mask++) {
+			struct kilt_target t = f.t;
+			if (!(mask & 1))
+				t.image = NULL;
+			if (!(mask & 2))
+				t.name = NULL;
+			if (!(mask & 4))
+				t.group = NULL;
+			if (!(mask & 8))
+				t.entrypoint = NULL;
+			if (!(mask & 16))
+				t.command = NULL;
+			if (!(mask & 32))
+				t.platform = NULL;
+			for (int c = 0; c < 2; c++) {
+				const json_t *cfg = c ? config : NULL;
+				json_t *a = NULL, *b = NULL;
+				struct kilt_error ea = { 0 }, eb = { 0 };
+				int ra = kilt_recipe_evaluate(recipes[ri], &t, cfg, &a, &ea);
+				int rb = recipe_evaluate_full(recipes[ri], &t, cfg, &b, &eb);
+				assert_int_equal(ra, rb);
+				if (ra == 0)
+					assert_json_equal(a, b);
+				else
+					assert_string_equal(ea.msg, eb.msg);
+				json_decref(a);
+				json_decref(b);
+			}
+		}
+	}
+	json_decref(config);
+	facts_done(&f);
+	for (size_t ri = 0; ri < ARRAY_SIZE(recipes); ri++)
+		kilt_recipe_free(recipes[ri]);
+}
+
+/* Markers must never leak: a fact that itself contains the marker byte is copied as it is. */
+static void test_recipe__marker_bytes_in_facts(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r =
+		load_text("deploy { environment { I: \"<\"${original.image}\">\" } }");
+	struct facts f;
+	nginx(&f);
+	f.t.image = "a\001ib";
+	json_t *plan = eval_ok(r, &f.t, NULL);
+	const json_t *env = json_object_get(plan, "environment");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(env, 1), "value")),
+			    "<a\001ib>");
+	json_decref(plan);
+	json_t *config = json_pack("{ss}", "x", "\001i");
+	plan = eval_ok(r, &f.t, config);
+	json_decref(plan);
+	json_decref(config);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+struct thread_arg {
+	const struct kilt_recipe *recipe;
+	const struct kilt_target *target;
+	const json_t *config;
+	const char *want;
+	int failures;
+};
+
+static void *eval_thread(void *p)
+{
+	struct thread_arg *a = p;
+	for (int i = 0; i < 2000; i++) {
+		json_t *plan = NULL;
+		struct kilt_error err = { 0 };
+		if (kilt_recipe_evaluate(a->recipe, a->target, a->config, &plan, &err) < 0) {
+			a->failures++;
+			continue;
+		}
+		char *s = json_dumps(plan, JSON_COMPACT);
+		if (strcmp(s, a->want) != 0)
+			a->failures++;
+		free(s);
+		json_decref(plan);
+	}
+	return NULL;
+}
+
+static void test_recipe__threads(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = load_ok(RECIPES "/falco.kilt.conf");
+	struct facts f;
+	nginx(&f);
+	json_t *configs[4];
+	char *wants[4];
+	for (int i = 0; i < 4; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "0.3%d.0", i);
+		configs[i] = json_pack("{ss}", "falco_version", v);
+		json_t *plan = NULL;
+		struct kilt_error err = { 0 };
+		assert_int_equal(recipe_evaluate_full(r, &f.t, configs[i], &plan, &err), 0);
+		wants[i] = json_dumps(plan, JSON_COMPACT);
+		json_decref(plan);
+	}
+	pthread_t th[4];
+	struct thread_arg args[4];
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){ r, &f.t, configs[i], wants[i], 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, eval_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(args[i].failures, 0);
+		free(wants[i]);
+		json_decref(configs[i]);
+	}
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+/* More configs than the cache holds still evaluate correctly (the full way). */
+static void test_recipe__many_configs(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = load_text("vars { v: \"0\", v: ${?config.v} }\n"
+					  "deploy { image: \"x:\"${vars.v} }\n");
+	struct facts f;
+	nginx(&f);
+	for (int i = 0; i < 40; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", i);
+		json_t *config = json_pack("{ss}", "v", v);
+		json_t *plan = eval_ok(r, &f.t, config);
+		char want[32];
+		snprintf(want, sizeof(want), "x:%d", i);
+		assert_string_equal(json_string_value(json_object_get(plan, "image")), want);
+		json_decref(plan);
+		json_decref(config);
+	}
+	json_t *bad = json_pack("[]");
+	json_t *plan = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_evaluate(r, &f.t, bad, &plan, &err), -EINVAL);
+	json_decref(bad);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+static void test_recipe__edit_distance(void **state)
+{
+	(void)state;
+	assert_int_equal(recipe_edit_distance("", ""), 0);
+	assert_int_equal(recipe_edit_distance("entrypoint", "entrypiont"), 2);
+	assert_int_equal(recipe_edit_distance("mount", "mounts"), 1);
+	assert_int_equal(recipe_edit_distance("abc", ""), 3);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_recipe__shellwords_plain),
+		cmocka_unit_test(test_recipe__shellwords_quotes),
+		cmocka_unit_test(test_recipe__shellwords_backslash),
+		cmocka_unit_test(test_recipe__shellwords_no_expansion),
+		cmocka_unit_test(test_recipe__shellwords_comments),
+		cmocka_unit_test(test_recipe__shellwords_errors),
+		cmocka_unit_test(test_recipe__platform_normalize),
+		cmocka_unit_test(test_recipe__supports_platform),
+		cmocka_unit_test(test_recipe__name_and_hash),
+		cmocka_unit_test(test_recipe__falco_launcher_argv),
+		cmocka_unit_test(test_recipe__spellings_give_one_plan),
+		cmocka_unit_test(test_recipe__unknown_fact_is_an_error),
+		cmocka_unit_test(test_recipe__optional_fact),
+		cmocka_unit_test(test_recipe__env_merge),
+		cmocka_unit_test(test_recipe__check_reports_every_error),
+		cmocka_unit_test(test_recipe__load_string_errors_are_located),
+		cmocka_unit_test(test_recipe__template_equals_full),
+		cmocka_unit_test(test_recipe__marker_bytes_in_facts),
+		cmocka_unit_test(test_recipe__threads),
+		cmocka_unit_test(test_recipe__many_configs),
+		cmocka_unit_test(test_recipe__edit_distance),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
