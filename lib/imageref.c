@@ -291,8 +291,11 @@ bool kilt_imageref_ecr_region(const char *registry, char *buf, size_t size)
 	const char *dot = strchr(rest, '.');
 	if (!dot || dot == rest)
 		return false;
-	if (strcmp(dot, ".amazonaws.com") != 0 && strcmp(dot, ".amazonaws.com.cn") != 0 &&
-	    strcmp(dot, ".on.aws") != 0)
+	/* A port, if any, is not part of the name. */
+	size_t tail = strcspn(dot, ":");
+	if (!((tail == 14 && strncmp(dot, ".amazonaws.com", 14) == 0) ||
+	      (tail == 17 && strncmp(dot, ".amazonaws.com.cn", 17) == 0) ||
+	      (tail == 7 && strncmp(dot, ".on.aws", 7) == 0)))
 		return false;
 	size_t rlen = (size_t)(dot - rest);
 	for (size_t k = 0; k < rlen; k++)

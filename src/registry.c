@@ -37,6 +37,7 @@ struct registry_client {
 	char **insecure; /* owned */
 	size_t n_insecure;
 	char *ca_file; /* owned, may be NULL */
+	struct curl_slist *resolve; /* owned: KILT_RESOLVE entries (HOST:PORT:ADDRESS, like curl) */
 	struct kilt_platform default_platform;
 	json_t *auth_config; /* owned, may be NULL */
 	char *auth_source; /* owned: where auth_config came from */
@@ -174,6 +175,17 @@ int registry_client_new(const struct registry_options *opts, struct registry_cli
 		if (*env == ',')
 			env++;
 	}
+	/* KILT_RESOLVE pins names to addresses (curl's --resolve), for split-horizon setups and for
+	 * tests that need an ECR-shaped host name on loopback. */
+	const char *res = getenv("KILT_RESOLVE");
+	while (res && *res) {
+		size_t n = strcspn(res, ",");
+		_cleanup_free_ char *one = xstrndup(res, n);
+		c->resolve = curl_slist_append(c->resolve, one);
+		res += n;
+		if (*res == ',')
+			res++;
+	}
 	const char *ca = opts->ca_file ? opts->ca_file : getenv("SSL_CERT_FILE");
 	c->ca_file = ca && *ca ? xstrdup(ca) : NULL;
 	const char *dir = opts->cache_dir ? opts->cache_dir : getenv("KILT_CACHE_DIR");
@@ -203,6 +215,7 @@ void registry_client_free(struct registry_client *c)
 		free(c->insecure[i]);
 	free(c->insecure);
 	free(c->ca_file);
+	curl_slist_free_all(c->resolve);
 	json_decref(c->auth_config);
 	free(c->auth_source);
 	registry_cache_free(c->cache);
@@ -370,6 +383,8 @@ static int http_do(struct lookup *l, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	if (c->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	if (c->resolve)
+		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
 	if (insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -62,7 +62,8 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# make_ca: $WORK/pki/{ca.crt,ca.key,server.crt,server.key} for 127.0.0.1 and localhost.
+# make_ca: $WORK/pki/{ca.crt,ca.key,server.crt,server.key} for 127.0.0.1 and localhost (and
+# $EXTRA_SAN, e.g. DNS:name).
 make_ca() {
   local d=$WORK/pki
   mkdir -p "$d"
@@ -70,7 +71,8 @@ make_ca() {
     -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
     -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost%s\nextendedKeyUsage=serverAuth\n' \
+    "${EXTRA_SAN:+,$EXTRA_SAN}" >"$d/ext.cnf"
   openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
     -days 2 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null
   mkdir -p "$d/certdir"

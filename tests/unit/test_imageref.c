@@ -113,6 +113,11 @@ static void test_imageref__api_host_and_ecr(void **state)
 	assert_true(kilt_imageref_ecr_region(
 		"123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", region, sizeof(region)));
 	assert_string_equal(region, "us-gov-west-1");
+	assert_true(kilt_imageref_ecr_region("123456789012.dkr.ecr.us-west-2.amazonaws.com:8443",
+					     region, sizeof(region)));
+	assert_string_equal(region, "us-west-2");
+	assert_false(kilt_imageref_ecr_region("123456789012.dkr.ecr.us-west-2.amazonaws.comx",
+					      region, sizeof(region)));
 	assert_false(kilt_imageref_ecr_region("12345.dkr.ecr.us-east-1.amazonaws.com", region,
 					      sizeof(region)));
 	assert_false(kilt_imageref_ecr_region("123456789012.dkr.ecr.us-east-1.example.com", region,
