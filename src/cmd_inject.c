@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "registry.h"
 #include "internal.h"
 
 /* The built-in recipes (deploy/recipes/falco.kilt.conf), embedded at build time by
@@ -47,6 +48,11 @@ static void help(FILE *out)
 	      "      --fail-open         skip (with a warning) containers that cannot be patched\n"
 	      "      --sidecar-credentials ARN\n"
 	      "                          RepositoryCredentials secret for the sidecars' images\n"
+	      "      --no-image-lookup   never ask a registry for an image's ENTRYPOINT/CMD\n"
+	      "      --auth-file FILE    registry credentials (docker config.json or pull secret)\n"
+	      "      --insecure-registry HOST[:PORT]  plain HTTP / unverified TLS (repeatable)\n"
+	      "      --ca-file FILE      CA bundle for registries\n"
+	      "      --image-timeout MS  time budget of each image lookup (default 15000)\n"
 	      "      --sidecar-logs inherit|none\n"
 	      "                          sidecars inherit the app's awslogs settings (default) or\n"
 	      "                          get no log configuration\n"
@@ -212,6 +218,11 @@ enum {
 	OPT_FAIL_OPEN,
 	OPT_SIDECAR_CREDS,
 	OPT_SIDECAR_LOGS,
+	OPT_NO_IMAGE_LOOKUP,
+	OPT_AUTH_FILE,
+	OPT_INSECURE_REGISTRY,
+	OPT_CA_FILE,
+	OPT_IMAGE_TIMEOUT,
 };
 
 int cmd_inject(int argc, char **argv)
@@ -229,6 +240,11 @@ int cmd_inject(int argc, char **argv)
 		{ "fail-open", no_argument, NULL, OPT_FAIL_OPEN },
 		{ "sidecar-credentials", required_argument, NULL, OPT_SIDECAR_CREDS },
 		{ "sidecar-logs", required_argument, NULL, OPT_SIDECAR_LOGS },
+		{ "no-image-lookup", no_argument, NULL, OPT_NO_IMAGE_LOOKUP },
+		{ "auth-file", required_argument, NULL, OPT_AUTH_FILE },
+		{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY },
+		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+		{ "image-timeout", required_argument, NULL, OPT_IMAGE_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -236,6 +252,12 @@ int cmd_inject(int argc, char **argv)
 	bool in_place = false, explain = false, remove = false;
 	struct kilt_ecs_options opts;
 	kilt_ecs_options_default(&opts);
+	/* Image facts (src/registry.c) for containers that do not say what they run. */
+	struct registry_options ropts;
+	registry_options_default(&ropts);
+	const char *insecure[64];
+	bool image_lookup = true;
+	_cleanup_(registry_client_freep) struct registry_client *registry = NULL;
 	_cleanup_json_ json_t *config = json_object();
 	_cleanup_json_ json_t *params = json_object();
 	int c;
@@ -308,6 +330,31 @@ int cmd_inject(int argc, char **argv)
 				return cli_usage_error("inject",
 						       "--sidecar-logs must be inherit or none");
 			break;
+		case OPT_NO_IMAGE_LOOKUP:
+			image_lookup = false;
+			break;
+		case OPT_AUTH_FILE:
+			ropts.auth_file = optarg;
+			break;
+		case OPT_INSECURE_REGISTRY:
+			if (ropts.n_insecure == ARRAY_SIZE(insecure))
+				return cli_usage_error("inject", "too many --insecure-registry");
+			insecure[ropts.n_insecure++] = optarg;
+			ropts.insecure = insecure;
+			break;
+		case OPT_CA_FILE:
+			ropts.ca_file = optarg;
+			break;
+		case OPT_IMAGE_TIMEOUT: {
+			char *end = NULL;
+			errno = 0;
+			long ms = strtol(optarg, &end, 10);
+			if (errno || !end || *end || ms < 1 || ms > 3600000)
+				return cli_usage_error("inject",
+						       "--image-timeout: expected milliseconds");
+			ropts.timeout_ms = ms;
+			break;
+		}
 		case 'h':
 			help(stdout);
 			return EXIT_OK;
@@ -328,6 +375,14 @@ int cmd_inject(int argc, char **argv)
 	opts.parameters = params;
 
 	struct kilt_error err = { 0 };
+	if (image_lookup && !remove) {
+		if (registry_client_new(&ropts, &registry, &err) < 0) {
+			cli_report(&err);
+			return EXIT_ERROR;
+		}
+		opts.image_facts = registry_facts_callback;
+		opts.image_facts_userdata = registry;
+	}
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;

@@ -39,6 +39,10 @@ void registry_options_default(struct registry_options *ret);
 int registry_client_new(const struct registry_options *opts, struct registry_client **ret,
 			struct kilt_error *err);
 void registry_client_free(struct registry_client *c);
+static inline void registry_client_freep(struct registry_client **c)
+{
+	registry_client_free(*c);
+}
 
 /* Resolves `ref` for `platform` ("os/arch[/variant]", NULL: the default). On success `ret_facts`
  * receives an owned object:
