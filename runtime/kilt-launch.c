@@ -338,6 +338,7 @@ static void start_app(struct launch *l)
 		l->app_code = EXIT_INTERNAL;
 		return;
 	}
+	fcntl(fds[0], F_SETFL, O_NONBLOCK);
 	l->status_fd = fds[0];
 	l->tracer_pid = pid;
 	debug("tracer %s started as pid %d", l->tracer.argv[0], (int)pid);
@@ -391,6 +392,33 @@ static void agent_died(struct launch *l, struct agent *ag, int status, int64_t n
 	}
 }
 
+/* Reads one message from the shim; false when there is nothing (more) to read. */
+static bool read_status(struct launch *l)
+{
+	struct shim_msg m;
+	ssize_t n = read(l->status_fd, &m, sizeof m);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return false;
+	if (n != (ssize_t)sizeof m) {
+		/* EOF (the shim and the tracer are gone) or a torn message: nothing more will come. */
+		close(l->status_fd);
+		l->status_fd = -1;
+		return false;
+	}
+	if (m.kind == 'P' && l->app_pid == 0 && m.value > 0) {
+		l->app_pid = (pid_t)m.value;
+		debug("app %s runs under the tracer as pid %d", l->app[0], (int)l->app_pid);
+		for (int sig = 1; sig < NSIG; sig++) {
+			if (sigismember(&l->pending, sig) == 1)
+				send_app(l, sig);
+		}
+		sigemptyset(&l->pending);
+	} else if (m.kind == 'S' && !l->app_done) {
+		app_finished(l, (int)m.value);
+	}
+	return true;
+}
+
 static void reap(struct launch *l, int64_t now)
 {
 	for (;;) {
@@ -406,6 +434,10 @@ static void reap(struct launch *l, int64_t now)
 		}
 		if (pid == l->tracer_pid && !l->tracer_done) {
 			l->tracer_done = true;
+			/* The shim reports before it exits, and the tracer ends after the shim: read
+			 * what is in the pipe before judging whether the app is still running. */
+			while (l->status_fd >= 0 && read_status(l)) {
+			}
 			l->tracer_code = exit_code(status);
 			char d[64];
 			if (l->app_pid > 0 && !l->app_done) {
@@ -453,31 +485,6 @@ static void drain_signals(struct launch *l, int64_t now)
 	}
 }
 
-static void read_status(struct launch *l)
-{
-	struct shim_msg m;
-	ssize_t n = read(l->status_fd, &m, sizeof m);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (n != (ssize_t)sizeof m) {
-		/* EOF (the shim and the tracer are gone) or a torn message: nothing more will come. */
-		close(l->status_fd);
-		l->status_fd = -1;
-		return;
-	}
-	if (m.kind == 'P' && l->app_pid == 0 && m.value > 0) {
-		l->app_pid = (pid_t)m.value;
-		debug("app %s runs under the tracer as pid %d", l->app[0], (int)l->app_pid);
-		for (int sig = 1; sig < NSIG; sig++) {
-			if (sigismember(&l->pending, sig) == 1)
-				send_app(l, sig);
-		}
-		sigemptyset(&l->pending);
-	} else if (m.kind == 'S' && !l->app_done) {
-		app_finished(l, (int)m.value);
-	}
-}
-
 /* The tracer form when the shim could not report: fall back to what the tracer says. */
 static void check_tracer_fallback(struct launch *l)
 {
@@ -500,6 +507,13 @@ static bool children_alive(const struct launch *l)
 	return l->tracer_pid > 0 && !l->tracer_done;
 }
 
+/* An agent and its helpers share its process group, unless it moved itself elsewhere. */
+static void signal_agent(const struct agent *ag, int sig)
+{
+	if (kill(-ag->pid, sig) < 0)
+		kill(ag->pid, sig);
+}
+
 static void begin_shutdown(struct launch *l, int64_t now)
 {
 	l->shutting_down = true;
@@ -509,7 +523,7 @@ static void begin_shutdown(struct launch *l, int64_t now)
 		ag->restart_ms = 0;
 		if (ag->pid > 0) {
 			debug("stopping agent %s (pid %d)", ag->cmd.argv[0], (int)ag->pid);
-			kill(-ag->pid, SIGTERM);
+			signal_agent(ag, SIGTERM);
 		}
 	}
 	/* The tracer is not signalled: it ends by itself once it has no tracee left. */
@@ -521,7 +535,7 @@ static void kill_all(struct launch *l)
 		if (l->agents[i].pid > 0) {
 			say("agent %s (pid %d) ignored SIGTERM; killing it",
 			    l->agents[i].cmd.argv[0], (int)l->agents[i].pid);
-			kill(-l->agents[i].pid, SIGKILL);
+			signal_agent(&l->agents[i], SIGKILL);
 		}
 	}
 	if (l->tracer_pid > 0 && !l->tracer_done) {
@@ -695,7 +709,7 @@ int main(int argc, char **argv)
 		if (r > 0 && p[0].revents)
 			drain_signals(&l, now);
 		if (r > 0 && l.status_fd >= 0 && p[1].revents)
-			read_status(&l);
+			(void)read_status(&l);
 	}
 	debug("exiting with the app's status %d", l.app_code);
 	return l.app_code;

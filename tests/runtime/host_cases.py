@@ -203,20 +203,20 @@ def case_agents():
     d = tmpdir("agents")
     # Restart with backoff: 1 s, 2 s, 4 s.
     stamps = os.path.join(d, "stamps")
-    agent = ["python3", "-c", f"import time; open('{stamps}', 'a').write(f'{{time.monotonic()}}\\n'); raise SystemExit(3)"]
+    agent = ["sh", "-c", f"cut -d' ' -f1 /proc/uptime >> {stamps}; exit 3"]
     t0 = time.monotonic()
-    rc, out, err = run_host([KL, "-a", str(len(agent)), *agent, "--", "sleep", "7.6"])
+    rc, out, err = run_host([KL, "-a", str(len(agent)), *agent, "--", "sleep", "8.5"])
     check_eq(rc, 0, "app status with a crashing agent")
     ts = [float(x) for x in open(stamps).read().split()] if os.path.exists(stamps) else []
     check_eq(len(ts), 4, "agent started at 0, 1, 3 and 7 s")
     gaps = [b - a for a, b in zip(ts, ts[1:])]
     for got, want in zip(gaps, (1.0, 2.0, 4.0)):
-        check(want - 0.1 < got < want + 0.6, f"backoff gap {got:.2f} s, want {want} s")
+        check(want - 0.05 < got < want + 0.6, f"backoff gap {got:.2f} s, want {want} s")
     lines = [line for line in err.splitlines() if line]
     check_eq(len(lines), 4, f"one line per agent death: {lines}")
-    check(all(re.match(r"kilt-launch: agent python3 \(pid \d+\) exited with status 3; restarting in \d+ ms$", x)
+    check(all(re.match(r"kilt-launch: agent sh \(pid \d+\) exited with status 3; restarting in \d+ ms$", x)
               for x in lines), f"restart lines: {lines}")
-    check(time.monotonic() - t0 < 9.5, "launcher exits promptly after the app")
+    check(time.monotonic() - t0 < 10.5, "launcher exits promptly after the app")
 
     # Policy ignore: the agent stays dead, the app goes on.
     rc, out, err = run_host([KL, "--policy", "ignore", "-a", "3", "sh", "-c", "exit 3", "--", "sh", "-c", "sleep 1.5; exit 5"])
