@@ -201,6 +201,27 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *var
 			free(keys[i]);
 		return r;
 	}
+	if (strcmp(fn, "Fn::Select") == 0 && json_array_size(arg) == 2) {
+		struct kbuf kb;
+		kbuf_init(&kb, 32);
+		int r = resolve(ctx, json_array_get(arg, 0), NULL, depth + 1, &kb, why, size);
+		_cleanup_free_ char *idx = kbuf_steal(&kb);
+		if (r < 0)
+			return r;
+		char *end = NULL;
+		errno = 0;
+		long i = strtol(idx, &end, 10);
+		if (errno || end == idx || *end || i < 0)
+			return unresolved(why, size, "Fn::Select index %s is not a number", idx);
+		_cleanup_json_ json_t *items = NULL;
+		r = cfn_resolve_list(ctx, json_array_get(arg, 1), &items, why, size);
+		if (r < 0)
+			return r;
+		const json_t *pick = json_array_get(items, (size_t)i);
+		if (!pick)
+			return unresolved(why, size, "Fn::Select index %s is out of range", idx);
+		return kbuf_adds(out, json_string_value(pick)) < 0 ? -E2BIG : 0;
+	}
 	return unresolved(why, size, "%s needs the deployed stack to be evaluated", fn);
 }
 
@@ -246,6 +267,27 @@ int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, c
 						 : "");
 		if (json_is_array(pv))
 			return cfn_resolve_list(ctx, pv, ret, why, size);
+	}
+	if (cfn_is_intrinsic(v, &fn) && strcmp(fn, "Fn::Split") == 0) {
+		const json_t *arg = json_object_get(v, fn);
+		const char *delim = json_string_value(json_array_get(arg, 0));
+		_cleanup_free_ char *src = NULL;
+		if (!delim || !*delim || json_array_size(arg) != 2)
+			return unresolved(why, size, "%s", "a malformed Fn::Split");
+		int r = cfn_resolve_string(ctx, json_array_get(arg, 1), &src, why, size);
+		if (r < 0)
+			return r;
+		size_t dl = strlen(delim);
+		for (const char *p = src;;) {
+			const char *hit = strstr(p, delim);
+			json_array_append_new(list,
+					      json_stringn(p, hit ? (size_t)(hit - p) : strlen(p)));
+			if (!hit)
+				break;
+			p = hit + dl;
+		}
+		*ret = steal_pointer(&list);
+		return 0;
 	}
 	_cleanup_free_ char *s = NULL;
 	int r = cfn_resolve_string(ctx, v, &s, why, size);

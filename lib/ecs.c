@@ -1004,7 +1004,8 @@ static bool nonempty_array(const json_t *v)
 
 /* What the container would really run (DESIGN §3): fills owned entrypoint and command. */
 static int original_argv(struct engine *e, struct task *t, json_t *c, const char *image,
-			 json_t **ret_ep, json_t **ret_cmd, struct kilt_error *err)
+			 char *summary, size_t ssize, json_t **ret_ep, json_t **ret_cmd,
+			 struct kilt_error *err)
 {
 	const struct names *n = e->n;
 	json_t *ep = json_object_get(c, n->entrypoint), *cmd = json_object_get(c, n->command);
@@ -1022,6 +1023,11 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 					       "write it as a literal list",
 					       n->entrypoint, fn, why);
 		ep = rep;
+		append_reason(summary, ssize,
+			      "%s (%s) was evaluated to its value now: run kilt again when the "
+			      "parameters change",
+			      n->entrypoint, fn);
+		t->warn = true;
 	}
 	if (cmd && e->intrinsics && cfn_is_intrinsic(cmd, &fn)) {
 		if (cfn_resolve_list(&e->cfn, cmd, &rcmd, why, sizeof(why)) < 0)
@@ -1030,6 +1036,11 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 					       "write it as a literal list",
 					       n->command, fn, why);
 		cmd = rcmd;
+		append_reason(summary, ssize,
+			      "%s (%s) was evaluated to its value now: run kilt again when the "
+			      "parameters change",
+			      n->command, fn);
+		t->warn = true;
 	}
 	if ((ep && !json_is_array(ep)) || (cmd && !json_is_array(cmd)))
 		return kilt_error_setf(err, -EINVAL, "%s and %s must be lists of strings",
@@ -1055,8 +1066,16 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 			n->entrypoint, image, n->entrypoint, n->command, image);
 	_cleanup_json_ json_t *facts = NULL;
 	int r = e->opts.image_facts(e->opts.image_facts_userdata, image, t->platform, &facts, err);
-	if (r < 0)
-		return kilt_error_prefix(err, "image %s", image);
+	if (r < 0) {
+		char inner[sizeof(err->msg)];
+		snprintf(inner, sizeof(inner), "%s", err->msg);
+		return kilt_error_setf(
+			err, r,
+			"%s is not set and the entrypoint of image %s could not be "
+			"looked up (%s); set %s (and %s) on the container to what the "
+			"image runs",
+			n->entrypoint, image, inner, n->entrypoint, n->command);
+	}
 	json_t *iep = json_object_get(facts, "entrypoint");
 	json_t *icmd = json_object_get(facts, "command");
 	*ret_ep = json_is_array(iep) ? json_deep_copy(iep) : json_array();
@@ -1114,7 +1133,7 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 	const char *image_lookup = image_fact ? image_fact : resolved;
 
 	_cleanup_json_ json_t *ep = NULL, *cmd = NULL;
-	int r = original_argv(e, t, c, image_lookup, &ep, &cmd, err);
+	int r = original_argv(e, t, c, image_lookup, summary, ssize, &ep, &cmd, err);
 	if (r < 0)
 		return r;
 
@@ -1343,7 +1362,8 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 			json_object_set_new(ls.names, items[i].name, json_true());
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
-		const char *name = items[i].name ? items[i].name : "(unnamed)";
+		/* a copy: a failed patch under fail-open rebuilds the object that holds the name */
+		_cleanup_free_ char *name = xstrdup(items[i].name ? items[i].name : "(unnamed)");
 		bool removed = json_object_get(was_marked, name) != NULL;
 		if (!container_selected(t, items[i].name, why, sizeof(why))) {
 			char msg[300];
@@ -1365,8 +1385,8 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		_cleanup_json_ json_t *names_backup = json_deep_copy(ls.names);
 		int r = patch_container(e, t, &ls, items[i].obj, name, summary, sizeof(summary),
 					err);
-		bool warn = t->warn;
-		t->warn = warn_before || warn;
+		bool warn = t->warn; /* the container's own warnings, reported with it */
+		t->warn = warn_before;
 		if (r < 0) {
 			kilt_error_prefix(err, "%s: container %s", t->id, name);
 			if (!e->opts.fail_open) {

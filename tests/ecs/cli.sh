@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# `kilt inject` file handling: stdin/stdout, -o and -i write atomically and leave nothing behind on
+# failure, usage errors exit 2, bad input exits 1 with a located message, the built-in recipe works
+# without -r, and --explain/--remove behave.
+set -euo pipefail
+: "${KILT:?KILT must name the kilt binary}"
+src=${KILT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kilt-ecs-cli.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+recipe=$src/tests/ecs/recipes/falco.conf
+case_in=$src/tests/golden/ecs/cfn-basic/input.json
+case_want=$src/tests/golden/ecs/cfn-basic/want.json
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# stdin -> stdout equals the golden output
+"$KILT" inject -r "$recipe" - <"$case_in" >"$tmp/out.json" 2>/dev/null
+cmp -s "$tmp/out.json" "$case_want" || fail "stdin output differs from the golden file"
+
+# -o writes the same bytes, with no temporary file left
+"$KILT" inject -r "$recipe" "$case_in" -o "$tmp/o.json" 2>/dev/null
+cmp -s "$tmp/o.json" "$case_want" || fail "-o output differs"
+[ "$(ls "$tmp" | grep -c kilt-)" -eq 0 ] || fail "temporary file left behind"
+
+# -i rewrites in place and keeps the file's mode
+cp "$case_in" "$tmp/inplace.json"
+chmod 0640 "$tmp/inplace.json"
+"$KILT" inject -r "$recipe" -i "$tmp/inplace.json" 2>/dev/null
+cmp -s "$tmp/inplace.json" "$case_want" || fail "-i output differs"
+[ "$(stat -c %a "$tmp/inplace.json")" = 640 ] || fail "-i changed the file mode"
+
+# a failure leaves an existing output untouched and writes nothing to stdout
+echo '{"Resources": {]}' >"$tmp/bad.json"
+echo keep >"$tmp/existing.json"
+set +e
+"$KILT" inject -r "$recipe" "$tmp/bad.json" -o "$tmp/existing.json" >"$tmp/stdout" 2>"$tmp/stderr"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "bad input: exit $rc, want 1"
+[ "$(cat "$tmp/existing.json")" = keep ] || fail "bad input clobbered the output file"
+[ ! -s "$tmp/stdout" ] || fail "bad input wrote to stdout"
+grep -q "bad.json:1:" "$tmp/stderr" || fail "error not located: $(cat "$tmp/stderr")"
+
+# -i on a file whose injection fails leaves it byte for byte
+cp "$src/tests/golden/ecs/cfn-command-only-error/input.json" "$tmp/fails.json"
+cp "$tmp/fails.json" "$tmp/fails.orig"
+set +e
+"$KILT" inject -r "$recipe" --no-image-lookup -i "$tmp/fails.json" 2>"$tmp/stderr"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "failing -i: exit $rc"
+cmp -s "$tmp/fails.json" "$tmp/fails.orig" || fail "failing -i modified the file"
+grep -q "Task: container app" "$tmp/stderr" || fail "error does not name resource and container"
+
+# an unwritable destination is an error, not a partial file
+set +e
+"$KILT" inject -r "$recipe" "$case_in" -o "$tmp/no/such/dir/out.json" 2>"$tmp/stderr"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "unwritable -o: exit $rc"
+
+# usage errors exit 2
+for args in "--mode sideways" "-i -" "--format nope" "-o a -i b" "--param novalue"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$KILT" inject -r "$recipe" $args "$case_in" >/dev/null 2>&1
+  rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || fail "usage '$args': exit $rc, want 2"
+done
+"$KILT" inject --help | grep -q -- "--explain" || fail "--help lacks --explain"
+
+# --explain names every task and container with a reason
+"$KILT" inject -r "$recipe" --explain "$src/tests/golden/ecs/cfn-tag-include-containers/input.json" \
+  >/dev/null 2>"$tmp/explain"
+for want in "Task: patched:" "Task / app: patched:" "Task / worker: patched:" \
+  "Task / db: skipped: not listed in the kilt-include-containers tag"; do
+  grep -qF "$want" "$tmp/explain" || fail "--explain lacks '$want': $(cat "$tmp/explain")"
+done
+
+# --remove undoes an injection (semantically equal to the input)
+"$KILT" inject --remove "$case_want" >"$tmp/removed.json" 2>/dev/null
+python3 - "$case_in" "$tmp/removed.json" <<'PY' || fail "--remove did not restore the input"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+sys.exit(0 if a == b else 1)
+PY
+
+# the built-in recipe needs no file
+if "$KILT" inject "$case_in" >"$tmp/builtin.json" 2>"$tmp/builtin.err"; then
+  grep -q '"kilt.recipe": "falco"' "$tmp/builtin.json" || fail "built-in recipe not applied"
+else
+  fail "the built-in recipe failed: $(cat "$tmp/builtin.err")"
+fi
+echo "ecs cli: ok"
