@@ -46,5 +46,6 @@ const char *kilt_error_format(const struct kilt_error *err, char *buf, size_t si
 #include "kilt-image.h"
 #include "kilt-yaml.h"
 #include "kilt-ecs.h"
+#include "kilt-macro.h"
 
 #endif

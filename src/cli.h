@@ -30,6 +30,7 @@ int cli_add_setting(json_t *obj, const char *kv);
 int cmd_hocon(int argc, char **argv);
 int cmd_recipe(int argc, char **argv);
 int cmd_inject(int argc, char **argv);
+int cmd_cfn_macro(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 
 #endif

@@ -1,0 +1,756 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `kilt cfn-macro`: the CloudFormation macro as an AWS Lambda custom runtime. It runs the Lambda
+ * Runtime API loop (or processes one event with --event), resolves the per-stack settings, loads
+ * and caches the recipe (builtin, inline, HTTPS or S3), patches every task definition of the
+ * template with the ECS engine and answers {requestId, status, fragment, errorMessage}. */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "cli.h"
+#include "internal.h"
+#include "lambda.h"
+
+extern char **environ;
+
+#define MAX_RECIPE_BYTES ((size_t)1024 * 1024)
+#define RECIPE_CACHE_SLOTS 8
+/* The most the event body may be: the Lambda payload limit plus JSON framing. */
+#define MAX_EVENT_BYTES (KILT_MACRO_MAX_EVENT + 64 * 1024)
+
+/* ---- the builtin recipe -------------------------------------------------------------------- */
+
+/* The Falco recipe, compiled in from deploy/recipes/falco.kilt.conf by src/lambda_builtin.c. */
+const char *lambda_builtin_recipe(const char *name, size_t *ret_len);
+
+/* ---- state kept across warm invocations ---------------------------------------------------- */
+
+struct cached_recipe {
+	char *key; /* owned: kilt_macro_settings_recipe_key() */
+	struct kilt_recipe *recipe; /* owned */
+	uint64_t last_used;
+};
+
+struct macro {
+	json_t *env; /* owned: the environment layer of the settings */
+	struct cached_recipe cache[RECIPE_CACHE_SLOTS];
+	uint64_t uses;
+	CURL *fetch; /* owned, lazily created: recipe downloads (keep-alive across invocations) */
+	int64_t deadline_ms; /* of the current invocation; 0 when unknown */
+};
+
+/* What one invocation did, for the log line. */
+struct outcome {
+	bool success;
+	char error[KILT_MACRO_MAX_MESSAGE + 1];
+	struct kilt_ecs_report report;
+	bool have_report;
+	const char *mode;
+	char recipe_name[128];
+	char recipe_hash[65];
+	const char *recipe_from;
+	size_t template_bytes;
+};
+
+static int64_t now_ms(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double now_monotonic(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the environment layer ----------------------------------------------------------------- */
+
+static const struct {
+	const char *var, *setting;
+} env_settings[] = {
+	{ "KILT_MODE", "Mode" },
+	{ "KILT_RECIPE", "Recipe" },
+	{ "KILT_RECIPE_URL", "RecipeUrl" },
+	{ "KILT_RECIPE_SHA256", "RecipeSha256" },
+	{ "KILT_LOG_GROUP", "LogGroup" },
+	{ "KILT_IMAGE_AUTH_SECRET", "ImageAuthSecret" },
+	{ "KILT_CONFIG", "Config" },
+};
+
+/* Reads the function's environment into a settings layer: the KILT_* variables above, and
+ * KILT_CONFIG_<name>=value for single recipe config values (name kept as written). Empty
+ * variables count as unset (CloudFormation templates often pass "" for "not given"). */
+static json_t *env_layer(void)
+{
+	json_t *env = json_object();
+	for (size_t i = 0; i < ARRAY_SIZE(env_settings); i++) {
+		const char *v = getenv(env_settings[i].var);
+		if (v && *v)
+			json_object_set_new(env, env_settings[i].setting, json_string(v));
+	}
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "KILT_CONFIG_", 12) != 0)
+			continue;
+		const char *eq = strchr(*e, '=');
+		if (!eq || eq == *e + 12 || !eq[1])
+			continue;
+		_cleanup_free_ char *key = xasprintf("Config.%.*s", (int)(eq - (*e + 12)), *e + 12);
+		json_t *s = json_string(eq + 1);
+		if (s)
+			json_object_set_new(env, key, s);
+	}
+	return env;
+}
+
+/* ---- recipe loading ------------------------------------------------------------------------ */
+
+struct fetch_ctx {
+	struct kbuf body;
+	bool too_big;
+};
+
+static size_t fetch_body(char *p, size_t size, size_t n, void *userdata)
+{
+	struct fetch_ctx *f = userdata;
+	if (kbuf_add(&f->body, p, size * n) < 0) {
+		f->too_big = true;
+		return 0;
+	}
+	return size * n;
+}
+
+/* The time an outbound fetch may take: what is left of the invocation minus a margin to answer,
+ * at most 10 s. */
+static long fetch_timeout_ms(const struct macro *m)
+{
+	long budget = 10000;
+	if (m->deadline_ms > 0) {
+		int64_t left = m->deadline_ms - now_ms(CLOCK_REALTIME) - 1500;
+		if (left < budget)
+			budget = left < 500 ? 500 : (long)left;
+	}
+	return budget;
+}
+
+static const char *ca_bundle(void)
+{
+	const char *env = getenv("SSL_CERT_FILE");
+	if (env && *env)
+		return env;
+	/* Amazon Linux keeps its CA bundle here; the bundled libcurl was built for Debian's path. */
+	static const char *const paths[] = {
+		"/etc/pki/tls/certs/ca-bundle.crt",
+		"/etc/ssl/certs/ca-certificates.crt",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+		if (access(paths[i], R_OK) == 0)
+			return paths[i];
+	return NULL;
+}
+
+/* GETs `url` (headers may be NULL) into an owned buffer. */
+static int http_get(struct macro *m, const char *url, struct curl_slist *headers, char **ret,
+		    size_t *ret_len, struct kilt_error *err)
+{
+	if (!m->fetch) {
+		m->fetch = curl_easy_init();
+		if (!m->fetch)
+			return kilt_error_setf(err, -ENOMEM, "libcurl: cannot create a handle");
+	}
+	CURL *h = m->fetch;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct fetch_ctx f = { 0 };
+	kbuf_init(&f.body, MAX_RECIPE_BYTES);
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, headers ? 0L : 1L);
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, fetch_timeout_ms(m));
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "kilt-cfn-macro/" KILT_VERSION);
+	const char *ca = ca_bundle();
+	if (ca)
+		curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	if (headers)
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	CURLcode rc = curl_easy_perform(h);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	long status = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	int r = 0;
+	if (f.too_big)
+		r = kilt_error_setf(err, -EFBIG, "more than %zu bytes; a recipe is smaller",
+				    MAX_RECIPE_BYTES);
+	else if (rc != CURLE_OK)
+		r = kilt_error_setf(err, -EIO, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	else if (status != 200)
+		r = kilt_error_setf(err, -EIO, "HTTP %ld%s%.200s", status, f.body.len ? ": " : "",
+				    f.body.len ? f.body.data : "");
+	if (r < 0) {
+		kbuf_done(&f.body);
+		return r;
+	}
+	*ret_len = f.body.len;
+	*ret = kbuf_steal(&f.body);
+	return 0;
+}
+
+/* s3://bucket/key through the S3 REST API, signed with the function's role credentials. */
+static int s3_get(struct macro *m, const char *url, char **ret, size_t *ret_len,
+		  struct kilt_error *err)
+{
+	const char *bk = url + 5;
+	const char *slash = strchr(bk, '/');
+	_cleanup_free_ char *bucket = xstrndup(bk, (size_t)(slash - bk));
+	const char *key = slash + 1;
+	/* Keys are sent as written: restrict them to characters that need no encoding. */
+	if (strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/") !=
+	    strlen(key))
+		return kilt_error_setf(err, -EINVAL,
+				       "S3 key \"%.200s\": use only letters, digits and - . _ ~ /",
+				       key);
+	const char *access = getenv("AWS_ACCESS_KEY_ID");
+	const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
+	const char *token = getenv("AWS_SESSION_TOKEN");
+	const char *region = getenv("AWS_REGION");
+	if (!region || !*region)
+		region = getenv("AWS_DEFAULT_REGION");
+	if (!access || !*access || !secret || !*secret)
+		return kilt_error_setf(err, -EACCES,
+				       "no AWS credentials in the function's environment "
+				       "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)");
+	if (!region || !*region)
+		return kilt_error_setf(err, -EINVAL, "AWS_REGION is not set");
+	/* KILT_S3_ENDPOINT (https://host[:port]) points at an S3-compatible endpoint using path
+	 * style; the default is the bucket's virtual host in the function's region. */
+	const char *endpoint = getenv("KILT_S3_ENDPOINT");
+	_cleanup_free_ char *host = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *full = NULL;
+	if (endpoint && *endpoint) {
+		if (strncmp(endpoint, "https://", 8) != 0)
+			return kilt_error_setf(err, -EINVAL,
+					       "KILT_S3_ENDPOINT: expected https://host[:port]");
+		host = xstrdup(endpoint + 8);
+		host[strcspn(host, "/")] = '\0';
+		path = xasprintf("/%s/%s", bucket, key);
+		full = xasprintf("https://%s%s", host, path);
+	} else {
+		host = xasprintf("%s.s3.%s.amazonaws.com", bucket, region);
+		path = xasprintf("/%s", key);
+		full = xasprintf("https://%s%s", host, path);
+	}
+	char amz_date[17];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
+	static const char empty_sha[] =
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+	_cleanup_free_ char *h_host = xasprintf("host:%s", host);
+	_cleanup_free_ char *h_date = xasprintf("x-amz-date:%s", amz_date);
+	_cleanup_free_ char *h_sha = xasprintf("x-amz-content-sha256:%s", empty_sha);
+	_cleanup_free_ char *h_token =
+		token && *token ? xasprintf("x-amz-security-token:%s", token) : NULL;
+	const char *sign_headers[] = { h_host, h_date, h_sha, h_token, NULL };
+	struct kilt_sigv4_request req = {
+		.method = "GET",
+		.path = path,
+		.headers = sign_headers,
+		.payload = "",
+		.payload_len = 0,
+		.region = region,
+		.service = "s3",
+		.amz_date = amz_date,
+		.access_key = access,
+		.secret_key = secret,
+		.session_token = token && *token ? token : NULL,
+	};
+	struct kilt_sigv4_result sig = { 0 };
+	int r = kilt_sigv4_sign(&req, &sig, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *h_auth = xasprintf("Authorization: %s", sig.authorization);
+	kilt_sigv4_result_done(&sig);
+	_cleanup_free_ char *hd = xasprintf("X-Amz-Date: %s", amz_date);
+	_cleanup_free_ char *hs = xasprintf("X-Amz-Content-Sha256: %s", empty_sha);
+	_cleanup_free_ char *ht =
+		token && *token ? xasprintf("X-Amz-Security-Token: %s", token) : NULL;
+	struct curl_slist *headers = NULL;
+	headers = curl_slist_append(headers, h_auth);
+	headers = curl_slist_append(headers, hd);
+	headers = curl_slist_append(headers, hs);
+	if (ht)
+		headers = curl_slist_append(headers, ht);
+	r = http_get(m, full, headers, ret, ret_len, err);
+	curl_slist_free_all(headers);
+	return r;
+}
+
+/* The recipe's name for messages: the URL's file name without extension. */
+static char *name_from_url(const char *url)
+{
+	const char *base = strrchr(url, '/');
+	base = base ? base + 1 : url;
+	size_t n = strcspn(base, ".?#");
+	return n ? xstrndup(base, n) : xstrdup("recipe");
+}
+
+static int load_recipe(struct macro *m, const struct kilt_macro_settings *s,
+		       struct kilt_recipe **ret, struct kilt_error *err)
+{
+	_cleanup_free_ char *key = kilt_macro_settings_recipe_key(s);
+	struct cached_recipe *slot = NULL;
+	for (size_t i = 0; i < RECIPE_CACHE_SLOTS; i++) {
+		if (m->cache[i].key && strcmp(m->cache[i].key, key) == 0) {
+			m->cache[i].last_used = ++m->uses;
+			*ret = m->cache[i].recipe;
+			return 0;
+		}
+		if (!slot || m->cache[i].last_used < slot->last_used)
+			slot = &m->cache[i];
+	}
+
+	_cleanup_free_ char *fetched = NULL;
+	_cleanup_free_ char *name = NULL;
+	const char *text;
+	size_t len = 0;
+	int r = 0;
+	if (s->recipe_text) {
+		text = s->recipe_text;
+		len = strlen(text);
+		name = xstrdup("inline");
+	} else if (s->recipe_builtin) {
+		text = lambda_builtin_recipe(s->recipe_builtin, &len);
+		if (!text)
+			return kilt_error_setf(err, -ENOENT,
+					       "recipe " KILT_MACRO_BUILTIN_PREFIX
+					       "%.64s: no such builtin recipe (builtin: falco)",
+					       s->recipe_builtin);
+		name = xstrdup(s->recipe_builtin);
+	} else {
+		if (strncmp(s->recipe_url, "s3://", 5) == 0)
+			r = s3_get(m, s->recipe_url, &fetched, &len, err);
+		else
+			r = http_get(m, s->recipe_url, NULL, &fetched, &len, err);
+		if (r < 0)
+			return kilt_error_prefix(err, "recipe %.300s: cannot fetch", s->recipe_url);
+		text = fetched;
+		name = name_from_url(s->recipe_url);
+	}
+	if (s->recipe_sha256) {
+		char hex[65];
+		kilt_macro_sha256_hex(text, len, hex);
+		if (strcmp(hex, s->recipe_sha256) != 0)
+			return kilt_error_setf(
+				err, -EBADMSG,
+				"recipe %s: sha256 is %s but RecipeSha256 (%s) says "
+				"%s; publish the expected file or update RecipeSha256",
+				s->recipe_url ? s->recipe_url : name, hex,
+				kilt_macro_layer_name(s->recipe_from), s->recipe_sha256);
+	}
+	struct kilt_recipe *recipe = NULL;
+	r = kilt_recipe_load_string(text, len, name, &recipe, err);
+	if (r < 0)
+		return kilt_error_prefix(err, "recipe (from %s) is invalid",
+					 kilt_macro_layer_name(s->recipe_from));
+	free(slot->key);
+	kilt_recipe_free(slot->recipe);
+	slot->key = steal_pointer(&key);
+	slot->recipe = recipe;
+	slot->last_used = ++m->uses;
+	*ret = recipe;
+	return 0;
+}
+
+/* ---- one event ----------------------------------------------------------------------------- */
+
+static void fail(struct outcome *o, const struct kilt_error *err, const char *prefix)
+{
+	char buf[1024];
+	kilt_error_format(err, buf, sizeof(buf));
+	snprintf(o->error, sizeof(o->error), "kilt: %s%s", prefix ? prefix : "", buf);
+	o->success = false;
+}
+
+/* Processes a decoded event; returns the owned reply text. Never fails: every problem becomes
+ * a "failure" reply. */
+static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcome *o,
+		     size_t *ret_len)
+{
+	struct kilt_error err = { 0 };
+	struct kilt_macro_settings s = { 0 };
+	char *reply = NULL;
+	json_auto_t *params = NULL;
+	json_auto_t *logconf = NULL;
+	int r = kilt_macro_event_check(ev, &err);
+	if (r < 0) {
+		fail(o, &err, NULL);
+		goto out;
+	}
+	r = kilt_macro_settings_resolve(ev->params, ev->fragment, m->env, &s, &err);
+	if (r < 0) {
+		fail(o, &err, "settings: ");
+		goto out;
+	}
+	o->mode = s.mode == KILT_MACRO_OPT_IN ? "opt-in" : "opt-out";
+	o->recipe_from = kilt_macro_layer_name(s.recipe_from);
+	struct kilt_recipe *recipe = NULL;
+	r = load_recipe(m, &s, &recipe, &err);
+	if (r < 0) {
+		fail(o, &err, NULL);
+		goto out;
+	}
+	snprintf(o->recipe_name, sizeof(o->recipe_name), "%s", kilt_recipe_name(recipe));
+	snprintf(o->recipe_hash, sizeof(o->recipe_hash), "%s", kilt_recipe_hash(recipe));
+
+	/* Template parameter values plus the pseudo parameters the event tells us. */
+	params = json_deep_copy(ev->parameter_values);
+	if (*ev->region)
+		json_object_set_new(params, "AWS::Region", json_string(ev->region));
+	if (*ev->account_id)
+		json_object_set_new(params, "AWS::AccountId", json_string(ev->account_id));
+	if (*ev->region)
+		json_object_set_new(params, "AWS::URLSuffix",
+				    json_string(strncmp(ev->region, "cn-", 3) == 0
+							? "amazonaws.com.cn"
+							: "amazonaws.com"));
+	struct kilt_ecs_options opts;
+	kilt_ecs_options_default(&opts);
+	opts.input = KILT_ECS_INPUT_CLOUDFORMATION;
+	opts.mode = s.mode == KILT_MACRO_OPT_IN ? KILT_ECS_OPT_IN : KILT_ECS_OPT_OUT;
+	opts.config = s.config;
+	opts.parameters = params;
+	opts.sidecar_repository_credentials = s.image_auth_secret;
+	if (s.log_group) {
+		logconf = json_pack("{s:s, s:{s:s, s:s, s:s}}", "LogDriver", "awslogs", "Options",
+				    "awslogs-group", s.log_group, "awslogs-region",
+				    *ev->region ? ev->region : "us-east-1", "awslogs-stream-prefix",
+				    "kilt");
+		opts.sidecar_log_configuration = logconf;
+	}
+	kilt_ecs_report_init(&o->report);
+	o->have_report = true;
+	/* The engine patches a copy and swaps it in only when every task succeeded. */
+	r = kilt_ecs_inject(recipe, ev->fragment, &opts, &o->report, &err);
+	if (r < 0) {
+		fail(o, &err, NULL);
+		goto out;
+	}
+	r = kilt_macro_reply(ev->request_id, ev->fragment, NULL, &reply, ret_len, &err);
+	if (r < 0) {
+		fail(o, &err, NULL);
+		goto out;
+	}
+	o->template_bytes = *ret_len;
+	o->success = true;
+out:
+	kilt_macro_settings_done(&s);
+	if (!reply) {
+		struct kilt_error ignored = { 0 };
+		kilt_macro_reply(ev->request_id, NULL, o->error, &reply, ret_len, &ignored);
+	}
+	return reply;
+}
+
+/* One JSON line per invocation: ids, decisions, counts and duration; never template contents. */
+static void log_invocation(const char *lambda_id, const struct kilt_macro_event *ev,
+			   const struct outcome *o, double ms)
+{
+	json_auto_t *line = json_object();
+	json_object_set_new(line, "level", json_string(o->success ? "info" : "error"));
+	json_object_set_new(line, "msg",
+			    json_string(o->success ? "template processed" : "template refused"));
+	if (lambda_id)
+		json_object_set_new(line, "lambdaRequestId", json_string(lambda_id));
+	if (ev) {
+		json_object_set_new(line, "requestId", json_string(ev->request_id));
+		json_object_set_new(line, "transformId", json_string(ev->transform_id));
+		json_object_set_new(line, "region", json_string(ev->region));
+		json_object_set_new(line, "accountId", json_string(ev->account_id));
+	}
+	json_object_set_new(line, "status", json_string(o->success ? "success" : "failure"));
+	if (o->mode)
+		json_object_set_new(line, "mode", json_string(o->mode));
+	if (o->recipe_name[0])
+		json_object_set_new(line, "recipe",
+				    json_pack("{s:s, s:s, s:s}", "name", o->recipe_name, "sha256",
+					      o->recipe_hash, "from", o->recipe_from));
+	if (o->have_report) {
+		const struct kilt_ecs_report *rep = &o->report;
+		json_object_set_new(line, "patched", json_integer((json_int_t)rep->n_patched));
+		json_object_set_new(line, "unchanged", json_integer((json_int_t)rep->n_unchanged));
+		json_object_set_new(line, "skipped", json_integer((json_int_t)rep->n_skipped));
+		json_object_set_new(line, "removed", json_integer((json_int_t)rep->n_removed));
+		json_object_set_new(line, "warnings", json_integer((json_int_t)rep->n_warnings));
+		json_t *decisions = json_array();
+		for (size_t i = 0; i < rep->n_decisions && i < 200; i++) {
+			const struct kilt_ecs_decision *d = &rep->decisions[i];
+			json_t *j = json_pack("{s:s, s:s, s:s}", "task", d->task, "decision",
+					      kilt_ecs_verdict_name(d->verdict), "reason",
+					      d->reason ? d->reason : "");
+			if (j && d->container)
+				json_object_set_new(j, "container", json_string(d->container));
+			if (j)
+				json_array_append_new(decisions, j);
+		}
+		json_object_set_new(line, "decisions", decisions);
+	}
+	if (o->template_bytes)
+		json_object_set_new(line, "replyBytes",
+				    json_integer((json_int_t)o->template_bytes));
+	if (!o->success)
+		json_object_set_new(line, "error", json_string(o->error));
+	json_object_set_new(line, "durationMs", json_real((double)(int64_t)(ms * 1000) / 1000));
+	char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	if (text) {
+		fprintf(stderr, "%s\n", text);
+		fflush(stderr);
+		free(text);
+	}
+}
+
+static void outcome_done(struct outcome *o)
+{
+	if (o->have_report)
+		kilt_ecs_report_done(&o->report);
+}
+
+/* Decodes and processes one event body. Returns the owned reply, or NULL with `err` filled when
+ * the body is not a macro event at all (no requestId to answer). */
+static char *handle(struct macro *m, const char *lambda_id, const char *body, size_t len,
+		    size_t *ret_len, bool *ret_success, struct kilt_error *err)
+{
+	double t0 = now_monotonic();
+	struct kilt_macro_event ev = { 0 };
+	struct outcome o = { 0 };
+	char *reply = NULL;
+	int r = kilt_macro_event_parse(body, len, &ev, err);
+	if (r < 0) {
+		kilt_error_prefix(err, "not a CloudFormation macro event");
+		fail(&o, err, NULL);
+		log_invocation(lambda_id, NULL, &o, (now_monotonic() - t0) * 1000);
+		return NULL;
+	}
+	reply = process(m, &ev, &o, ret_len);
+	*ret_success = o.success;
+	log_invocation(lambda_id, &ev, &o, (now_monotonic() - t0) * 1000);
+	outcome_done(&o);
+	kilt_macro_event_done(&ev);
+	return reply;
+}
+
+static void macro_done(struct macro *m)
+{
+	json_decref(m->env);
+	for (size_t i = 0; i < RECIPE_CACHE_SLOTS; i++) {
+		free(m->cache[i].key);
+		kilt_recipe_free(m->cache[i].recipe);
+	}
+	if (m->fetch)
+		curl_easy_cleanup(m->fetch);
+}
+
+/* Checks the environment layer on its own (a template with neither parameters nor mapping) and
+ * warms the recipe cache with the function-wide recipe. Returns 0, or the error that makes every
+ * invocation fail (a bad KILT_* variable). */
+static int macro_init(struct macro *m, struct kilt_error *err)
+{
+	m->env = env_layer();
+	struct kilt_macro_settings s = { 0 };
+	int r = kilt_macro_settings_resolve(NULL, NULL, m->env, &s, err);
+	if (r < 0)
+		return r;
+	/* A recipe that cannot be loaded now may still be overridden per stack: not fatal. */
+	struct kilt_recipe *recipe;
+	struct kilt_error ignored = { 0 };
+	if (!s.recipe_url)
+		load_recipe(m, &s, &recipe, &ignored);
+	kilt_macro_settings_done(&s);
+	return 0;
+}
+
+/* ---- front ends ---------------------------------------------------------------------------- */
+
+static int run_event_file(const char *path)
+{
+	struct kilt_error err = { 0 };
+	_cleanup_free_ char *body = NULL;
+	size_t len = 0;
+	int r;
+	if (strcmp(path, "-") == 0) {
+		struct kbuf b;
+		kbuf_init(&b, MAX_EVENT_BYTES);
+		char chunk[65536];
+		size_t n;
+		r = 0;
+		while (r >= 0 && (n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+			r = kbuf_add(&b, chunk, n);
+		if (r < 0 || ferror(stdin)) {
+			kbuf_done(&b);
+			kilt_error_setf(&err, r < 0 ? r : -EIO, "stdin: %s",
+					r < 0 ? "event too large" : "read error");
+			cli_report(&err);
+			return EXIT_ERROR;
+		}
+		len = b.len;
+		body = kbuf_steal(&b);
+	} else {
+		r = kilt_read_file(path, MAX_EVENT_BYTES, &body, &len);
+		if (r < 0) {
+			kilt_error_setf(&err, r, "%s: %s", path, strerror(-r));
+			cli_report(&err);
+			return EXIT_ERROR;
+		}
+	}
+	struct macro m = { 0 };
+	r = macro_init(&m, &err);
+	if (r < 0) {
+		kilt_error_prefix(&err, "settings");
+		cli_report(&err);
+		macro_done(&m);
+		return EXIT_ERROR;
+	}
+	size_t reply_len = 0;
+	bool success = false;
+	_cleanup_free_ char *reply = handle(&m, NULL, body, len, &reply_len, &success, &err);
+	macro_done(&m);
+	if (!reply) {
+		cli_report(&err);
+		return EXIT_ERROR;
+	}
+	fwrite(reply, 1, reply_len, stdout);
+	fputc('\n', stdout);
+	return success ? EXIT_OK : EXIT_ERROR;
+}
+
+static int run_loop(void)
+{
+	struct kilt_error err = { 0 };
+	const char *api = getenv("AWS_LAMBDA_RUNTIME_API");
+	if (!api || !*api) {
+		fputs("kilt cfn-macro: AWS_LAMBDA_RUNTIME_API is not set: this runs as an AWS "
+		      "Lambda custom runtime (use --event FILE to process one event locally)\n",
+		      stderr);
+		return EXIT_ERROR;
+	}
+	struct lambda_client *client = NULL;
+	if (lambda_client_new(api, &client, &err) < 0) {
+		cli_report(&err);
+		return EXIT_ERROR;
+	}
+	struct macro m = { 0 };
+	int rc = EXIT_ERROR;
+	if (macro_init(&m, &err) < 0) {
+		char buf[1024];
+		kilt_error_prefix(&err, "kilt: settings");
+		kilt_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "{\"level\":\"error\",\"msg\":\"init failed\",\"error\":");
+		json_auto_t *s = json_string(buf);
+		json_dumpf(s, stderr, JSON_ENCODE_ANY);
+		fputs("}\n", stderr);
+		struct kilt_error e2 = { 0 };
+		if (lambda_init_error(client, "Kilt.InvalidSettings", buf, &e2) < 0)
+			cli_report(&e2);
+		goto out;
+	}
+	for (;;) {
+		struct lambda_invocation inv = { 0 };
+		int r = lambda_next(client, MAX_EVENT_BYTES, &inv, &err);
+		if (r == -E2BIG && inv.request_id[0]) {
+			struct kilt_error e2 = { 0 };
+			if (lambda_invocation_error(client, inv.request_id, "Kilt.EventTooLarge",
+						    err.msg, &e2) < 0)
+				cli_report(&e2);
+			lambda_invocation_done(&inv);
+			continue;
+		}
+		if (r < 0) {
+			/* The runtime API went away: exit and let Lambda start a fresh one. */
+			cli_report(&err);
+			goto out;
+		}
+		m.deadline_ms = inv.deadline_ms;
+		if (inv.trace_id[0])
+			setenv("_X_AMZN_TRACE_ID", inv.trace_id, 1);
+		size_t len = 0;
+		bool success = false;
+		struct kilt_error e = { 0 };
+		_cleanup_free_ char *reply =
+			handle(&m, inv.request_id, inv.body, inv.len, &len, &success, &e);
+		struct kilt_error e2 = { 0 };
+		if (!reply)
+			r = lambda_invocation_error(client, inv.request_id, "Kilt.InvalidEvent",
+						    e.msg, &e2);
+		else
+			r = lambda_respond(client, inv.request_id, reply, len, &e2);
+		if (r < 0)
+			cli_report(&e2);
+		lambda_invocation_done(&inv);
+	}
+out:
+	macro_done(&m);
+	lambda_client_free(client);
+	return rc;
+}
+
+static void usage(FILE *out)
+{
+	fputs("Usage: kilt cfn-macro [--event FILE]\n"
+	      "\n"
+	      "The CloudFormation macro that patches every ECS task definition of a stack. "
+	      "Without\n"
+	      "options it is an AWS Lambda custom runtime: it serves invocations from the runtime\n"
+	      "API named by AWS_LAMBDA_RUNTIME_API until the runtime stops it.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -e, --event FILE   process one macro event (JSON, '-' for stdin), print the "
+	      "reply\n"
+	      "                     on stdout and the log line on stderr; exit 1 on status "
+	      "failure\n"
+	      "  -h, --help         show this help\n"
+	      "\n"
+	      "Settings (highest first): the Transform's Parameters, the template's\n"
+	      "Mappings.KiltSettings, the environment (KILT_MODE, KILT_RECIPE, KILT_RECIPE_URL,\n"
+	      "KILT_RECIPE_SHA256, KILT_LOG_GROUP, KILT_IMAGE_AUTH_SECRET, KILT_CONFIG,\n"
+	      "KILT_CONFIG_<name>), defaults. See docs/cloudformation.md.\n",
+	      out);
+}
+
+int cmd_cfn_macro(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "event", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *event = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "e:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'e':
+			event = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("cfn-macro", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("cfn-macro", "unexpected argument '%s'", argv[optind]);
+	return event ? run_event_file(event) : run_loop();
+}
