@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 #include "hocon-internal.h"
 
@@ -1201,7 +1202,16 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 	struct kilt_hocon *doc = c->doc;
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	int r = kilt_read_file(path, doc->limits.max_input_bytes, &text, &len);
+	/* only regular files: a FIFO or a device (/dev/stdin) would block or never end */
+	struct stat st;
+	int r = stat(path, &st) < 0 ? -errno : 0;
+	if (r == 0 && S_ISDIR(st.st_mode))
+		r = -EISDIR;
+	else if (r == 0 && !S_ISREG(st.st_mode))
+		return perr(ps, at, -EINVAL, "cannot include \"%s\": %s is not a regular file",
+			    name, path);
+	if (r == 0)
+		r = kilt_read_file(path, doc->limits.max_input_bytes, &text, &len);
 	if (r == -ENOENT && !required)
 		return 0;
 	if (r == -EFBIG)
