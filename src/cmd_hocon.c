@@ -11,7 +11,8 @@ static void help(FILE *out)
 {
 	fputs("Usage: kilt hocon [--compact] FILE|-\n"
 	      "\n"
-	      "Parse a HOCON document (JSON is valid HOCON), resolve its includes and substitutions,\n"
+	      "Parse a HOCON document (JSON is valid HOCON), resolve its includes and "
+	      "substitutions,\n"
 	      "and print the result as JSON. '-' reads standard input (includes are then resolved\n"
 	      "relative to the current directory). Environment variables are never consulted.\n"
 	      "\n"
@@ -59,7 +60,8 @@ int cmd_hocon(int argc, char **argv)
 		while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
 			if (kbuf_add(&in, chunk, n) < 0) {
 				kbuf_done(&in);
-				kilt_error_setf(&err, -EFBIG, "<stdin>: input larger than %zu bytes",
+				kilt_error_setf(&err, -EFBIG,
+						"<stdin>: input larger than %zu bytes",
 						lim.max_input_bytes);
 				cli_report(&err);
 				return EXIT_ERROR;
