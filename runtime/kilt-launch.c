@@ -419,6 +419,26 @@ static bool read_status(struct launch *l)
 	return true;
 }
 
+static void tracer_died(struct launch *l, int status, int64_t now)
+{
+	char d[64];
+	l->tracer_done = true;
+	l->tracer_code = exit_code(status);
+	/* The shim reports before it exits and the tracer ends after the shim: read what is in
+	 * the pipe before judging whether the app still runs. */
+	while (l->status_fd >= 0 && read_status(l)) {
+	}
+	if (l->app_pid <= 0 || l->app_done) {
+		debug("tracer (pid %d) %s", (int)l->tracer_pid, describe(status, d, sizeof d));
+		return;
+	}
+	say("tracer %s (pid %d) %s while the app (pid %d) runs; the app is no longer traced%s",
+	    l->tracer.argv[0], (int)l->tracer_pid, describe(status, d, sizeof d), (int)l->app_pid,
+	    l->policy == POLICY_STOP ? "; stopping it (policy stop)" : "");
+	if (l->policy == POLICY_STOP)
+		stop_app(l, now);
+}
+
 static void reap(struct launch *l, int64_t now)
 {
 	for (;;) {
@@ -433,26 +453,7 @@ static void reap(struct launch *l, int64_t now)
 			continue;
 		}
 		if (pid == l->tracer_pid && !l->tracer_done) {
-			l->tracer_done = true;
-			/* The shim reports before it exits, and the tracer ends after the shim: read
-			 * what is in the pipe before judging whether the app is still running. */
-			while (l->status_fd >= 0 && read_status(l)) {
-			}
-			l->tracer_code = exit_code(status);
-			char d[64];
-			if (l->app_pid > 0 && !l->app_done) {
-				say("tracer %s (pid %d) %s while the app (pid %d) runs; the app is "
-				    "no "
-				    "longer traced%s",
-				    l->tracer.argv[0], (int)pid, describe(status, d, sizeof d),
-				    (int)l->app_pid,
-				    l->policy == POLICY_STOP ? "; stopping it (policy stop)" : "");
-				if (l->policy == POLICY_STOP)
-					stop_app(l, now);
-			} else {
-				debug("tracer (pid %d) %s", (int)pid,
-				      describe(status, d, sizeof d));
-			}
+			tracer_died(l, status, now);
 			continue;
 		}
 		bool known = false;

@@ -18,7 +18,7 @@ BUILD = os.environ.get("RT_BUILD_DIR", os.path.join(SRC, "build", "runtime-tests
 
 # Applets the test rootfs exposes as symlinks to busybox.
 APPLETS = ["sh", "sleep", "cat", "echo", "ls", "kill", "printf", "true", "false", "grep", "ps",
-           "touch", "wc", "env", "mkdir", "rm", "test", "["]
+           "touch", "wc", "env", "mkdir", "rm", "test", "[", "tr", "cut"]
 
 _failures = []
 
@@ -40,10 +40,16 @@ def check_eq(got, want, what):
     return check(got == want, f"{what}: got {got!r}, want {want!r}")
 
 
+_tmpdirs = []
+
+
 def finish():
+    """Exit status for ctest; temporary directories are kept only when something failed."""
     if _failures:
-        log(f"{len(_failures)} check(s) failed")
+        log(f"{len(_failures)} check(s) failed; kept {' '.join(_tmpdirs)}")
         sys.exit(1)
+    for d in _tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
     log("ok")
     sys.exit(0)
 
@@ -63,7 +69,9 @@ def need(*programs):
 def tmpdir(tag):
     base = os.path.join(BUILD, "tmp")
     os.makedirs(base, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f"{tag}-", dir=base)
+    d = tempfile.mkdtemp(prefix=f"{tag}-", dir=base)
+    _tmpdirs.append(d)
+    return d
 
 
 # ---------------------------------------------------------------------------------------------

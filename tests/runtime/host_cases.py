@@ -34,6 +34,12 @@ def zombie_children(ppid):
     return out
 
 
+def children(pid):
+    """Child pids of pid (the launcher's only direct child in the tracer form is the tracer)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return f.read().split()
+
+
 def case_grammar():
     # Everything after the first top-level -- is the app's, untouched.
     rc, out, err = run_host([KL, "--", "printf", "[%s]", "--", "----", "-a", "1", "--policy", ""])
@@ -299,7 +305,7 @@ def case_tracer():
     p = subprocess.Popen([KL, "-t", str(len(st)), *st, "--", "sh", "-c",
                           f"touch {ready3}; sleep 1.5; exit 11"], stderr=subprocess.PIPE, text=True)
     check(wait_for(ready3), "app ready (tracer death)")
-    kids = subprocess.run(["pgrep", "-P", str(p.pid), "strace"], capture_output=True, text=True).stdout.split()
+    kids = children(p.pid)
     check_eq(len(kids), 1, "one strace child")
     if kids:
         os.kill(int(kids[0]), signal.SIGKILL)
@@ -312,7 +318,7 @@ def case_tracer():
     p = subprocess.Popen([KL, "--policy", "stop", "-t", str(len(st)), *st, "--", "sh", "-c",
                           f"touch {ready4}; exec sleep 30"], stderr=subprocess.PIPE, text=True)
     check(wait_for(ready4), "app ready (tracer death, policy stop)")
-    kids = subprocess.run(["pgrep", "-P", str(p.pid), "strace"], capture_output=True, text=True).stdout.split()
+    kids = children(p.pid)
     if kids:
         os.kill(int(kids[0]), signal.SIGKILL)
     rc = p.wait(timeout=20)
