@@ -4,7 +4,9 @@
 #ifndef KILT_HOCON_H
 #define KILT_HOCON_H
 
-/* Limits on untrusted input; each has its own error message when exceeded. */
+/* Limits on untrusted input; each has its own error message when exceeded. Resolution is also
+ * bounded: when substitutions would copy more than 4 Mi + 32 x (input bytes) values and string
+ * bytes (exponential self-copies), it fails with -E2BIG instead of exhausting memory. */
 struct kilt_hocon_limits {
 	size_t max_input_bytes; /* per file, including included files (default 8 MiB) */
 	unsigned max_depth; /* nesting of objects/arrays (default 128) */
@@ -20,7 +22,12 @@ void kilt_hocon_limits_default(struct kilt_hocon_limits *ret);
 struct kilt_hocon;
 
 /* Parses `path` (includes are resolved relative to its directory). `limits` may be NULL for the
- * defaults. On a syntax or include error, `err` carries file:line:column. */
+ * defaults. On a syntax or include error, `err` carries file:line:column.
+ *
+ * Includes: `include "x"`, `include file("x")` and `include required(...)` read regular files
+ * only, relative to the including file; a name without an extension merges x.properties, x.json
+ * and x.conf (in that order, the later ones winning). `url()`, `classpath()` and URL names fail
+ * with -EOPNOTSUPP. A missing non-required include is nothing; an include cycle is an error. */
 int kilt_hocon_parse_file(const char *path, const struct kilt_hocon_limits *limits,
 			  struct kilt_hocon **ret, struct kilt_error *err);
 
