@@ -60,7 +60,8 @@ void kilt_hocon_origins_free(struct kilt_hocon_origins *origins);
  * When `ret_origins` is not NULL it receives the definition site of every value in the result
  * (costs time: ask only when errors need locating). */
 int kilt_hocon_resolve(const struct kilt_hocon *doc, const json_t *context,
-		       struct kilt_hocon_origins **ret_origins, json_t **ret, struct kilt_error *err);
+		       struct kilt_hocon_origins **ret_origins, json_t **ret,
+		       struct kilt_error *err);
 
 /* Parse + resolve in one call (no context); for `kilt hocon` and tests. */
 int kilt_hocon_load_file(const char *path, const struct kilt_hocon_limits *limits, json_t **ret,
