@@ -42,7 +42,8 @@ int kilt_recipe_check_file(const char *path, kilt_recipe_error_fn *fn, void *use
 
 /* The recipe's name (file name without directory and extension, or "inline"); borrowed. */
 const char *kilt_recipe_name(const struct kilt_recipe *recipe);
-/* Lower-case hex SHA-256 of the recipe's source text (the idempotency marker); borrowed. */
+/* Lower-case hex SHA-256 of the recipe's source text (the idempotency marker); borrowed. Files
+ * the recipe includes are not part of it. */
 const char *kilt_recipe_hash(const struct kilt_recipe *recipe);
 /* True when the recipe declares support for `platform` ("linux/amd64", "linux/arm64/v8"...).
  * A recipe that declares no platforms supports all; NULL (unknown) is supported. */
