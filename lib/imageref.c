@@ -594,8 +594,37 @@ static json_t *wrap_auths(json_t *map)
 	return o;
 }
 
+static bool valid_utf8(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = s[i];
+		size_t k;
+		if (c < 0x80)
+			k = 0;
+		else if (c >= 0xc2 && c <= 0xdf)
+			k = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3;
+		else
+			return false;
+		if (k > n - i - 1)
+			return false;
+		for (size_t j = 1; j <= k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+		i += k + 1;
+	}
+	return true;
+}
+
 int kilt_docker_config_parse(const char *text, size_t len, json_t **ret, struct kilt_error *err)
 {
+	/* Credentials files are text; refusing other bytes early also keeps them away from the
+	 * YAML scanner, which can spin on some invalid sequences. */
+	if (!valid_utf8((const unsigned char *)text, len))
+		return kilt_error_setf(err, -EINVAL, "not valid UTF-8 text");
 	json_error_t jerr;
 	_cleanup_json_ json_t *root = NULL;
 	/* JSON and YAML alike (a config.json, or a Secret as kubectl prints it). */

@@ -242,6 +242,12 @@ static void test_imageref__pull_secret(void **state)
 	const char *opaque = "{\"kind\":\"Secret\",\"data\":{\"token\":\"eA==\"}}";
 	assert_int_equal(kilt_docker_config_parse(opaque, strlen(opaque), &cfg, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, ".dockerconfigjson"));
+	const char *latin1 = "{\"auths\":{\"h\xe9\":{}}}";
+	assert_int_equal(kilt_docker_config_parse(latin1, strlen(latin1), &cfg, &err), -EINVAL);
+	assert_string_equal(err.msg, "not valid UTF-8 text");
+	const char *utf8 = "{\"auths\":{\"h\xc3\xa9\":{\"auth\":\"dTpw\"}}}";
+	assert_int_equal(kilt_docker_config_parse(utf8, strlen(utf8), &cfg, &err), 0);
+	json_decref(cfg);
 	const char *junk = "[1, 2";
 	assert_int_equal(kilt_docker_config_parse(junk, strlen(junk), &cfg, &err), -EINVAL);
 }
