@@ -242,7 +242,9 @@ fail:
 	return r;
 }
 
-/* The mapping layer: Mappings.KiltSettings.Settings.* and Mappings.KiltSettings.Config.*. */
+/* The mapping layer: Mappings.KiltSettings.Settings.* (Settings.Config may hold a JSON object as a
+ * string, since CloudFormation only allows alphanumeric second-level keys in a mapping) and
+ * Mappings.KiltSettings.Config.* (alphanumeric config names). */
 static int mapping_read(const json_t *fragment, struct layer *ret, struct kilt_error *err)
 {
 	const char *where = kilt_macro_layer_name(KILT_MACRO_LAYER_MAPPING);
@@ -262,15 +264,8 @@ static int mapping_read(const json_t *fragment, struct layer *ret, struct kilt_e
 	}
 	const json_t *settings = json_object_get(map, "Settings");
 	const json_t *config = json_object_get(map, "Config");
-	if (settings) {
-		json_t *cfg = json_object_get(settings, "Config");
-		if (cfg || !json_is_object(settings))
-			return kilt_error_setf(
-				err, -EINVAL, "%s: Settings: %s", where,
-				cfg ? "put recipe config under KiltSettings.Config, not "
-				      "Settings.Config"
-				    : "expected an object");
-	}
+	if (settings && !json_is_object(settings))
+		return kilt_error_setf(err, -EINVAL, "%s: Settings: expected an object", where);
 	struct layer l;
 	int r = layer_read(settings, where, &l, err);
 	if (r < 0)

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "internal.h"
 #include "lambda.h"
+#include "registry.h"
 
 extern char **environ;
 
@@ -40,6 +41,9 @@ struct macro {
 	struct cached_recipe cache[RECIPE_CACHE_SLOTS];
 	uint64_t uses;
 	CURL *fetch; /* owned, lazily created: recipe downloads (keep-alive across invocations) */
+	/* owned, lazily created: image facts for containers that do not say what they run; its
+	 * cache lives across warm invocations */
+	struct registry_client *registry;
 	int64_t deadline_ms; /* of the current invocation; 0 when unknown */
 };
 
@@ -441,6 +445,18 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 				    "kilt");
 		opts.sidecar_log_configuration = logconf;
 	}
+	if (!m->registry) {
+		struct registry_options ropts;
+		registry_options_default(&ropts);
+		/* Leave time to answer within the function's timeout (>= 30 s). */
+		ropts.timeout_ms = 8000;
+		if (registry_client_new(&ropts, &m->registry, &err) < 0) {
+			fail(o, &err, "image lookups: ");
+			goto out;
+		}
+	}
+	opts.image_facts = registry_facts_callback;
+	opts.image_facts_userdata = m->registry;
 	kilt_ecs_report_init(&o->report);
 	o->have_report = true;
 	/* The engine patches a copy and swaps it in only when every task succeeded. */
@@ -561,6 +577,7 @@ static void macro_done(struct macro *m)
 	}
 	if (m->fetch)
 		curl_easy_cleanup(m->fetch);
+	registry_client_free(m->registry);
 }
 
 /* Checks the environment layer on its own (a template with neither parameters nor mapping) and
