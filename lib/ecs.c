@@ -269,9 +269,11 @@ int kilt_ecs_detect(const json_t *doc, enum kilt_ecs_input *ret, struct kilt_err
 			*ret = KILT_ECS_INPUT_CLOUDFORMATION;
 			return 0;
 		}
+		const json_t *td = json_object_get(doc, "taskDefinition");
 		if (json_object_get(doc, "containerDefinitions") ||
 		    json_object_get(doc, "ContainerDefinitions") ||
-		    json_is_object(json_object_get(doc, "taskDefinition"))) {
+		    (json_is_object(td) && (json_object_get(td, "containerDefinitions") ||
+					    json_object_get(td, "ContainerDefinitions")))) {
 			*ret = KILT_ECS_INPUT_TASK_DEFINITION;
 			return 0;
 		}
@@ -1558,8 +1560,11 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 	case KILT_ECS_INPUT_TASK_DEFINITION: {
 		if (!json_is_object(doc))
 			return kilt_error_setf(err, -EINVAL, "a task definition must be an object");
-		work = json_is_object(json_object_get(doc, "taskDefinition")) ? from_describe(doc)
-									      : json_deep_copy(doc);
+		/* describe output (taskDefinition) unless the object is a task definition itself */
+		bool describe = json_is_object(json_object_get(doc, "taskDefinition")) &&
+				!json_object_get(doc, "containerDefinitions") &&
+				!json_object_get(doc, "ContainerDefinitions");
+		work = describe ? from_describe(doc) : json_deep_copy(doc);
 		e->n = json_object_get(work, "ContainerDefinitions") ? &PASCAL : &CAMEL;
 		e->intrinsics = false;
 		const char *family = json_string_value(json_object_get(work, e->n->family));
