@@ -66,21 +66,25 @@ def main():
     rss_k = statistics.median(peak_rss_kib([kl, "--", *sleep]) for _ in range(3))
     rss_t = statistics.median(peak_rss_kib([tini, "-s", "--", *sleep]) for _ in range(3))
 
-    # Interleaved rounds so that drift of the machine hits every variant alike.
-    rounds, per = 10, max(1, a.runs // 10)
-    t_direct = t_kilt = t_tini = 0.0
+    # Interleaved rounds, so that drift of a busy machine hits every variant alike; the median
+    # round is reported.
+    rounds = 20
+    per = max(1, a.runs // rounds)
+    direct, kilt, tin = [], [], []
     for _ in range(rounds):
-        t_direct += spawn_many([true], per)
-        t_kilt += spawn_many([kl, "--", true], per)
-        t_tini += spawn_many([tini, "-s", "--", true], per)
+        direct.append(spawn_many([true], per) / per)
+        kilt.append(spawn_many([kl, "--", true], per) / per)
+        tin.append(spawn_many([tini, "-s", "--", true], per) / per)
     n = rounds * per
-    ov_k, ov_t = (t_kilt - t_direct) / n, (t_tini - t_direct) / n
+    d_med, k_med, t_med = (statistics.median(x) for x in (direct, kilt, tin))
+    t_kilt, t_tini, t_direct = k_med * n, t_med * n, d_med * n
+    ov_k, ov_t = k_med - d_med, t_med - d_med
 
     print(f"kilt-launch: {kl}\ntini:        {tini}\n")
     print(f"{'metric':<34}{'kilt-launch':>14}{'tini-static':>14}{'ratio':>9}")
     print(f"{'binary size (bytes)':<34}{size_k:>14}{size_t:>14}{size_k / size_t:>9.3f}")
     print(f"{'peak RSS supervising (KiB)':<34}{rss_k:>14}{rss_t:>14}{rss_k / rss_t:>9.3f}")
-    print(f"{f'launch + exit /bin/true, x{n} (s)':<34}{t_kilt:>14.3f}{t_tini:>14.3f}{t_kilt / t_tini:>9.3f}")
+    print(f"{f'{n} x launch /bin/true (s, median)':<34}{t_kilt:>14.3f}{t_tini:>14.3f}{t_kilt / t_tini:>9.3f}")
     print(f"{'overhead per launch vs direct (us)':<34}{ov_k * 1e6:>14.1f}{ov_t * 1e6:>14.1f}{ov_k / ov_t:>9.3f}")
     print(f"\n(direct spawn of /bin/true: {t_direct / n * 1e6:.1f} us each)")
     goals = [("size <= 128 KiB", size_k <= 128 * 1024), ("RSS <= tini", rss_k <= rss_t),
