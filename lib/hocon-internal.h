@@ -119,6 +119,9 @@ struct hsrc {
 	uint32_t nlines;
 };
 
+/* Most sources (the file and everything it includes) one document may have. */
+#define HOCON_MAX_SRCS 4096u
+
 struct kilt_hocon {
 	struct arena arena;
 	struct hval *root; /* HV_OBJ, or HV_ARR for a document whose root is an array */

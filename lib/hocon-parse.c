@@ -1237,6 +1237,17 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 		return perr(ps, at, -E2BIG, "includes nested deeper than the limit of %u",
 			    doc->limits.max_include_depth);
 	}
+	/* the same files may be included many times: bound the whole document too */
+	size_t max = doc->limits.max_input_bytes;
+	size_t total_max = max > UINT32_MAX / 16 ? UINT32_MAX : max * 16;
+	if (doc->nsrcs >= HOCON_MAX_SRCS || len > total_max || doc->input_bytes > total_max - len) {
+		free(real);
+		return perr(
+			ps, at, -E2BIG,
+			"cannot include \"%s\": the document would exceed %u files or %zu bytes "
+			"with its includes",
+			name, HOCON_MAX_SRCS, total_max);
+	}
 	uint16_t f = hocon_add_src(doc, path, text, len);
 	char buf[4096];
 	struct parser sub = {

@@ -205,7 +205,7 @@ int kilt_hocon_parse_string(const char *text, size_t len, const char *name,
 	if (!name)
 		name = "<string>";
 	struct kilt_hocon *doc = doc_new(limits);
-	if (len > doc->limits.max_input_bytes) {
+	if (len > doc->limits.max_input_bytes || len > UINT32_MAX) {
 		size_t max = doc->limits.max_input_bytes;
 		kilt_hocon_free(doc);
 		return kilt_error_set(err, -EFBIG, name, 0, 0,

@@ -708,6 +708,22 @@ static void test_hocon__limits(void **state)
 	snprintf(path, sizeof(path), "%s/lim/big.conf", tmpdir);
 	assert_true(kilt_hocon_parse_file(path, &lim, &doc, &err) < 0);
 	assert_non_null(strstr(err.msg, "larger than the limit of 20 bytes"));
+
+	/* including the same file again and again is bounded by 16 x the input limit */
+	lim.max_input_bytes = 64;
+	write_file("lim/x.conf", "a += 12345678901234567890123456789012345678901234567890\n");
+	write_file("lim/many.conf",
+		   "include \"m1.conf\"\ninclude \"m1.conf\"\ninclude \"m1.conf\"\n");
+	write_file("lim/m1.conf",
+		   "include \"m2.conf\"\ninclude \"m2.conf\"\ninclude \"m2.conf\"\n");
+	write_file("lim/m2.conf", "include \"x.conf\"\ninclude \"x.conf\"\ninclude \"x.conf\"\n");
+	snprintf(path, sizeof(path), "%s/lim/many.conf", tmpdir);
+	assert_true(kilt_hocon_parse_file(path, &lim, &doc, &err) < 0);
+	assert_int_equal(err.code, -E2BIG);
+	assert_non_null(strstr(err.msg, "would exceed 4096 files or 1024 bytes"));
+	lim.max_input_bytes = 256;
+	assert_int_equal(kilt_hocon_parse_file(path, &lim, &doc, &err), 0);
+	kilt_hocon_free(doc);
 }
 
 static void test_hocon__expansion_budget(void **state)
