@@ -36,6 +36,7 @@ struct rstate {
 	const struct hval *top; /* innermost field definition (substitution/concatenation) */
 	unsigned depth;
 	size_t work, budget;
+	bool shared; /* an object or array may have several parents: unshare() before returning */
 	struct kilt_error *err;
 };
 
@@ -131,6 +132,7 @@ static int resolve_val(struct rstate *rs, const struct hval *v, json_t **out)
 static json_t *merge_objects(struct rstate *rs, json_t *hi, json_t *lo)
 {
 	json_t *m = json_object();
+	rs->shared = true;
 	void *it = json_object_iter(lo);
 	while (it) {
 		json_object_setn_nocheck(m, json_object_iter_key(it), json_object_iter_key_len(it),
@@ -162,6 +164,8 @@ static int fold(struct rstate *rs, const struct item *it, uint32_t n, json_t **o
 		json_t *x = NULL;
 		if (it[i].j) {
 			x = json_incref(it[i].j);
+			if (json_is_object(x) || json_is_array(x))
+				rs->shared = true;
 		} else {
 			int r = resolve_val(rs, it[i].v, &x);
 			if (r < 0) {
@@ -502,7 +506,12 @@ static int resolve_concat(struct rstate *rs, const struct hval *v, json_t **out)
 		json_t *a = json_array();
 		for (uint32_t i = 0; i < n; i++) {
 			if (vals[i]) {
-				rs->work += json_array_size(vals[i]);
+				size_t na = json_array_size(vals[i]);
+				rs->work += na;
+				for (size_t k = 0; k < na && !rs->shared; k++) {
+					json_t *e = json_array_get(vals[i], k);
+					rs->shared = json_is_object(e) || json_is_array(e);
+				}
 				json_array_extend(a, vals[i]);
 			}
 		}
@@ -519,6 +528,7 @@ static int resolve_concat(struct rstate *rs, const struct hval *v, json_t **out)
 				continue;
 			if (!acc) {
 				acc = json_incref(vals[i]);
+				rs->shared = true;
 				continue;
 			}
 			json_t *m = merge_objects(rs, vals[i], acc);
@@ -570,6 +580,8 @@ static int resolve_ex(struct rstate *rs, const struct hval *v, bool part, json_t
 	struct slot *s = &rs->slots[v->id];
 	if (s->st == ST_DONE) {
 		*out = json_incref(s->v);
+		if (json_is_object(s->v) || json_is_array(s->v))
+			rs->shared = true;
 		return 0;
 	}
 	if (s->st == ST_BUSY)
@@ -832,7 +844,7 @@ int kilt_hocon_resolve(const struct kilt_hocon *doc, const json_t *context,
 		json_decref(rs.slots[i].v);
 	if (rs.slots != small)
 		free(rs.slots);
-	if (r == 0)
+	if (r == 0 && rs.shared)
 		r = unshare(&rs, root);
 	if (r < 0) {
 		json_decref(root);
