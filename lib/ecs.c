@@ -557,8 +557,8 @@ static int edit_field(const struct engine *e, json_t *c, const char *key, edit_f
 		json_decref(nv);
 		return 0;
 	}
-	if (!json_object_get(undo, key))
-		json_object_set_new(undo, key, old ? json_deep_copy(old) : json_null());
+	if (!json_object_get(undo, key)) /* moved: the container lets go of it just below */
+		json_object_set_new(undo, key, old ? json_incref(old) : json_null());
 	json_object_set_new(c, key, nv);
 	return 0;
 }
@@ -571,7 +571,7 @@ static void set_field(json_t *c, const char *key, json_t *value, json_t *undo)
 		return;
 	}
 	if (!json_object_get(undo, key))
-		json_object_set_new(undo, key, old ? json_deep_copy(old) : json_null());
+		json_object_set_new(undo, key, old ? json_incref(old) : json_null());
 	json_object_set_new(c, key, value);
 }
 
@@ -1148,11 +1148,11 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 			const char *name = json_string_value(json_object_get(el, n->env_name));
 			json_t *value = json_object_get(el, n->env_value);
 			if (name)
-				json_object_set_new(
-					env, name, value ? json_deep_copy(value) : json_string(""));
+				json_object_set_new(env, name,
+						    value ? json_incref(value) : json_string(""));
 		}
 	}
-	_cleanup_json_ json_t *meta = json_deep_copy(t->metadata);
+	_cleanup_json_ json_t *meta = json_copy(t->metadata);
 	json_t *labels = json_object_get(c, n->docker_labels);
 	if (json_is_object(labels))
 		json_object_update(meta, labels);
@@ -1175,6 +1175,10 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 	if (r < 0)
 		return r;
 	if (sub_text) {
+		/* wrapping edits the plan in place: never touch what the recipe module may share */
+		json_t *own = json_deep_copy(plan);
+		json_decref(plan);
+		plan = own;
 		const char *keys[] = { "image", "entrypoint", "command", "environment", "mounts" };
 		for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
 			json_t *v = json_object_get(plan, keys[k]);
@@ -1253,7 +1257,7 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 	json_t *old_labels = json_object_get(c, n->docker_labels);
 	if (!json_object_get(undo, n->docker_labels))
 		json_object_set_new(undo, n->docker_labels,
-				    old_labels ? json_deep_copy(old_labels) : json_null());
+				    old_labels ? json_incref(old_labels) : json_null());
 	_cleanup_json_ json_t *marker = recipe_labels(e);
 	_cleanup_free_ char *undo_text = cfn_encode_label(undo);
 	json_object_set_new(marker, LABEL_UNDO, json_string(undo_text));
@@ -1379,12 +1383,15 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		char summary[512] = "";
 		bool warn_before = t->warn;
 		t->warn = false;
-		_cleanup_json_ json_t *backup = json_deep_copy(items[i].obj);
+		/* fail-open needs a way back when a container cannot be patched */
+		bool fo = e->opts.fail_open;
+		_cleanup_json_ json_t *backup = fo ? json_deep_copy(items[i].obj) : NULL;
 		json_t *pid_before = t->props ? json_object_get(t->props, e->n->pid_mode) : NULL;
-		_cleanup_json_ json_t *pid_backup = pid_before ? json_deep_copy(pid_before) : NULL;
-		_cleanup_json_ json_t *sidecars_backup = json_deep_copy(ls.sidecars);
-		_cleanup_json_ json_t *keys_backup = json_deep_copy(ls.sidecar_keys);
-		_cleanup_json_ json_t *names_backup = json_deep_copy(ls.names);
+		_cleanup_json_ json_t *pid_backup =
+			fo && pid_before ? json_deep_copy(pid_before) : NULL;
+		_cleanup_json_ json_t *sidecars_backup = fo ? json_deep_copy(ls.sidecars) : NULL;
+		_cleanup_json_ json_t *keys_backup = fo ? json_deep_copy(ls.sidecar_keys) : NULL;
+		_cleanup_json_ json_t *names_backup = fo ? json_deep_copy(ls.names) : NULL;
 		int r = patch_container(e, t, &ls, items[i].obj, name, summary, sizeof(summary),
 					err);
 		bool warn = t->warn; /* the container's own warnings, reported with it */
@@ -1516,6 +1523,16 @@ void kilt_ecs_prune_empty(json_t *value)
 	}
 }
 
+static void restore_text(json_t *doc, const char *text)
+{
+	json_t *orig = text ? json_loads(text, 0, NULL) : NULL;
+	if (!orig)
+		abort(); /* kilt's own dump always loads back */
+	json_object_clear(doc);
+	json_object_update(doc, orig);
+	json_decref(orig);
+}
+
 static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 {
 	enum kilt_ecs_input kind = e->opts.input;
@@ -1533,11 +1550,12 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 		if (!json_is_object(doc) || !json_is_object(resources))
 			return kilt_error_setf(
 				err, -EINVAL, "a CloudFormation template needs a Resources object");
-		work = json_deep_copy(doc);
+		/* Templates are patched in place (a second tree would double the memory); a compact
+		 * copy of the text brings the document back if any task fails. */
+		_cleanup_free_ char *backup = json_dumps(doc, JSON_COMPACT);
 		e->n = &PASCAL;
 		e->intrinsics = true;
-		e->cfn.template = work;
-		resources = json_object_get(work, "Resources");
+		e->cfn.template = doc;
 		const char *id;
 		json_t *res;
 		json_object_foreach (resources, id, res) {
@@ -1552,10 +1570,12 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 			}
 			r = process_task(e, id, props,
 					 json_object_get(props, "ContainerDefinitions"), err);
-			if (r < 0)
+			if (r < 0) {
+				restore_text(doc, backup);
 				return r;
+			}
 		}
-		break;
+		return 0;
 	}
 	case KILT_ECS_INPUT_TASK_DEFINITION: {
 		if (!json_is_object(doc))
