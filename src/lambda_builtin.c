@@ -7,15 +7,21 @@
 
 const char *lambda_builtin_recipe(const char *name, size_t *ret_len);
 
+/* Global but hidden symbols: relocations then name them, not ".rodata + offset" (aarch64's
+ * linker folds GOT entries of one section symbol with different addends into one). */
 __asm__(".section .rodata\n"
 	".balign 16\n"
+	".globl lambda_builtin_falco_start\n"
+	".hidden lambda_builtin_falco_start\n"
 	"lambda_builtin_falco_start:\n"
 	".incbin \"" KILT_SOURCE_DIR "/deploy/recipes/falco.kilt.conf\"\n"
+	".globl lambda_builtin_falco_end\n"
+	".hidden lambda_builtin_falco_end\n"
 	"lambda_builtin_falco_end:\n"
 	".byte 0\n"
 	".previous\n");
-extern const char lambda_builtin_falco_start[] __asm__("lambda_builtin_falco_start");
-extern const char lambda_builtin_falco_end[] __asm__("lambda_builtin_falco_end");
+extern const char lambda_builtin_falco_start[] __attribute__((visibility("hidden")));
+extern const char lambda_builtin_falco_end[] __attribute__((visibility("hidden")));
 
 const char *lambda_builtin_recipe(const char *name, size_t *ret_len)
 {
