@@ -577,8 +577,11 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 		r = add_key(l, s, len, plain && !e->scalar.tag, m);
 		if (r < 0)
 			return r;
-		if (e->scalar.anchor)
-			add_anchor(l, token_dup(e->scalar.anchor), json_stringn(s, len), 1, 0);
+		if (e->scalar.anchor) {
+			json_t *ks = json_stringn(s, len);
+			add_anchor(l, token_dup(e->scalar.anchor), ks, 1, 0);
+			json_decref(ks);
+		}
 		return 0;
 	}
 	bool v12 = l->flags & KILT_YAML_SCHEMA_1_2;
@@ -851,9 +854,67 @@ static int parse_events(struct loader *l, struct fy_parser *p, struct fy_diag *d
 	}
 }
 
+/* Returns the offset of the first byte that is not part of valid UTF-8 (no overlong forms,
+ * surrogates or code points above U+10FFFF), or `len`. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp, min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 2;
+			cp = c & 0x1fu;
+			min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 3;
+			cp = c & 0x0fu;
+			min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 4;
+			cp = c & 0x07u;
+			min = 0x10000;
+		} else {
+			return i;
+		}
+		if (len - i < n)
+			return i;
+		for (size_t k = 1; k < n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = (cp << 6) | (s[i + k] & 0x3fu);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += n;
+	}
+	return len;
+}
+
 static int load_yaml(const char *buf, size_t len, const char *name, unsigned flags,
 		     const struct kilt_yaml_limits *lim, json_t **ret, struct kilt_error *err)
 {
+	/* YAML is Unicode; libfyaml 0.7.12 can also loop forever on some invalid UTF-8 (`%\xe0`),
+	 * so bad bytes are refused before it sees them */
+	size_t bad = utf8_invalid_at((const unsigned char *)buf, len);
+	if (bad < len) {
+		unsigned line = 1, column = 1;
+		for (size_t i = 0; i < bad; i++) {
+			if (buf[i] == '\n') {
+				line++;
+				column = 1;
+			} else if (((unsigned char)buf[i] & 0xc0) != 0x80) {
+				column++;
+			}
+		}
+		return kilt_error_set(err, -EINVAL, name, line, column,
+				      "invalid UTF-8 (byte 0x%02X); YAML input must be UTF-8",
+				      (unsigned char)buf[bad]);
+	}
 	struct loader l = { .name = name, .flags = flags, .lim = *lim, .err = err };
 	if (flags & KILT_YAML_MULTI)
 		l.docs = json_array();
@@ -947,8 +1008,9 @@ static json_t *load_json(const char *buf, size_t len, unsigned flags, json_error
 	json_t *docs = json_array();
 	size_t off = skip_space(buf, len, 0);
 	while (off < len) {
-		json_t *doc = json_loadb(buf + off, len - off,
-					 JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, jerr);
+		json_t *doc = json_loadb(
+			buf + off, len - off,
+			JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, jerr);
 		if (!doc || jerr->position <= 0) {
 			json_decref(doc);
 			json_decref(docs);
@@ -1265,7 +1327,8 @@ static bool put_string(struct emitter *e, const char *s, size_t len, unsigned bl
 	else if (block_col && literal_ok(s, len, f)) {
 		put_literal(e, s, len, block_col);
 		return true;
-	} else if (f.escapes || f.newline || f.tab)
+	} else if (f.escapes || f.newline || f.tab || memmem(s, len, "''", 2))
+		/* libfyaml 0.7.12 misreads '''' (two escaped quotes in a row) in single quotes */
 		put_double_quoted(e, s, len);
 	else
 		put_single_quoted(e, s, len);
@@ -1402,6 +1465,9 @@ static bool short_form(const struct emitter *e, const json_t *v, const char **re
 	if (!in)
 		return false;
 	const json_t *inner = json_object_iter_value(it);
+	/* a tagged scalar always reads back as a string: `!Ref null` is {"Ref": "null"} */
+	if (!json_is_string(inner) && !json_is_object(inner) && !json_is_array(inner))
+		return false;
 	*ret_getatt = NULL;
 	if (strcmp(in->tag, "GetAtt") == 0) {
 		/* a string value has no short form: `!GetAtt a.b` reads back as an array */

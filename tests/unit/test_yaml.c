@@ -476,6 +476,10 @@ static void test_yaml__errors_located(void **state)
 	load_fails("? [a]\n: 1\n", 0, -EINVAL, 1, 3, "cannot be a mapping key");
 	load_fails("a: \"\\ud800\"\n", 0, -EINVAL, 1, 5, "UTF8");
 	load_fails("a: !!map x\n", 0, -EINVAL, 1, 4, "!!map on a scalar");
+	/* invalid UTF-8 is refused before the parser sees it (libfyaml can hang on `%\xe0`) */
+	load_fails("a: 1\nb: \xc3\xa9\xe0\n", 0, -EINVAL, 2, 5, "invalid UTF-8 (byte 0xE0)");
+	load_fails("%\xe0", 0, -EINVAL, 1, 2, "invalid UTF-8");
+	load_fails("a: \xed\xa0\x80\n", 0, -EINVAL, 1, 4, "invalid UTF-8");
 	/* JSON-looking input that is neither JSON nor YAML gets the JSON error */
 	load_fails("{\"a\": 1,,}", 0, -EINVAL, 1, 9, "invalid JSON");
 	load_fails("{\"a\": 1, \"a\": 2}", 0, -EINVAL, 1, 12, "duplicate");
