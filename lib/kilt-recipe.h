@@ -11,8 +11,8 @@ struct kilt_target {
 	const char *image; /* image reference as written (parameters already resolved) */
 	const char *name; /* container name */
 	const char *group; /* task family / logical ID / pod name */
-	const json_t
-		*entrypoint; /* array of strings: what would really run (Docker's rule applied) */
+	/* array of strings: what would really run (Docker's rule applied) */
+	const json_t *entrypoint;
 	const json_t *command; /* array of strings */
 	const json_t *environment; /* object name -> value (a string, or an intrinsic kept as is) */
 	const json_t *metadata; /* object: tags / labels / annotations */
@@ -50,7 +50,8 @@ const char *kilt_recipe_hash(const struct kilt_recipe *recipe);
 bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char *platform);
 
 /* Evaluates the recipe for one container. `config` (borrowed, may be NULL) is an object of
- * operator parameters visible as `config.*`. On success `ret_plan` receives an owned object:
+ * operator parameters visible as `config.*`. Non-array entrypoint/command and non-object
+ * environment/metadata count as unknown. On success `ret_plan` receives an owned object:
  *
  *   { "recipe":       { "name": "falco", "hash": "<sha256 hex>" },
  *     "image":        "<replacement image>"            (only when the recipe replaces it)
