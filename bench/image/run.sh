@@ -6,6 +6,9 @@
 #   - N cold lookups with concurrency 1 and with concurrency 16 (fresh process each: empty cache),
 #     and their ratio;
 #   - cached lookups per second (the same N references looked up again and again in one process).
+# The registry runs on the same machine, so cold lookups are bound by its CPU; the cold runs are
+# repeated through a TCP proxy that adds LATENCY_MS (default 20) each way, which is what a remote
+# registry looks like and where concurrency pays.
 # Usage: KILT=build/dev/kilt bench/image/run.sh [N]   (N defaults to 200)
 set -euo pipefail
 N=${1:-200}
@@ -48,8 +51,48 @@ for i in range(n):
     req("PUT", "/v2/%s/manifests/v1" % repo, man,
         {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
 EOP
+LATENCY_MS=${LATENCY_MS:-20}
+PPORT=$(free_port)
+python3 - "$PPORT" "${REG##*:}" "$LATENCY_MS" <<'EOP' &
+import asyncio, sys, time
+listen, target, delay = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) / 1000.0
+async def pipe(reader, writer):
+    # Each chunk leaves `delay` after it arrived: a link with that latency, not a throttle.
+    q = asyncio.Queue()
+    async def pump():
+        while True:
+            data = await reader.read(65536)
+            await q.put((time.monotonic() + delay, data))
+            if not data:
+                return
+    asyncio.ensure_future(pump())
+    while True:
+        due, data = await q.get()
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if not data:
+            writer.close()
+            return
+        writer.write(data)
+        await writer.drain()
+async def handle(cr, cw):
+    sr, sw = await asyncio.open_connection("127.0.0.1", target)
+    await asyncio.gather(pipe(cr, sw), pipe(sr, cw), return_exceptions=True)
+async def main():
+    srv = await asyncio.start_server(handle, "127.0.0.1", listen)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+EOP
+PIDS+=($!)
+sleep 0.5
 refs=()
-for i in $(seq 0 $((N - 1))); do refs+=("$(printf '%s/bench/img%03d:v1' "$REG" "$i")"); done
+far=()
+for i in $(seq 0 $((N - 1))); do
+  refs+=("$(printf '%s/bench/img%03d:v1' "$REG" "$i")")
+  far+=("$(printf '127.0.0.1:%s/bench/img%03d:v1' "$PPORT" "$i")")
+done
 
 ms() { date +%s%3N; }
 run() { # run CONCURRENCY REPEAT -> prints elapsed ms
@@ -62,16 +105,25 @@ run() { # run CONCURRENCY REPEAT -> prints elapsed ms
 run 16 1 >/dev/null # warm the registry's own caches and the page cache once
 c1=$(run 1 1)
 c16=$(run 16 1)
+local_refs=("${refs[@]}")
+refs=("${far[@]}")
+f1=$(run 1 1)
+f16=$(run 16 1)
+refs=("${local_refs[@]}")
 base=$(run 16 1)
 many=$(run 16 51)
 cached=$((N * 50))
-python3 - "$N" "$c1" "$c16" "$base" "$many" "$cached" <<'EOP'
+python3 - "$N" "$c1" "$c16" "$base" "$many" "$cached" "$f1" "$f16" "$LATENCY_MS" <<'EOP'
 import sys
-n, c1, c16, base, many, cached = map(int, sys.argv[1:])
-print("image lookups: %d distinct images, local registry over TLS" % n)
+n, c1, c16, base, many, cached, f1, f16, lat = map(int, sys.argv[1:])
+print("image lookups: %d distinct images, local registry over TLS (2 requests each)" % n)
 print("  cold, concurrency 1 : %6d ms  (%.1f lookups/s)" % (c1, n * 1000.0 / c1))
 print("  cold, concurrency 16: %6d ms  (%.1f lookups/s)" % (c16, n * 1000.0 / c16))
-print("  speed-up 16 vs 1    : %.2fx" % (c1 / c16))
+print("  speed-up 16 vs 1    : %.2fx   (registry on the same CPUs: CPU-bound)" % (c1 / c16))
+print("  with %d ms latency each way:" % lat)
+print("  cold, concurrency 1 : %6d ms  (%.1f lookups/s)" % (f1, n * 1000.0 / f1))
+print("  cold, concurrency 16: %6d ms  (%.1f lookups/s)" % (f16, n * 1000.0 / f16))
+print("  speed-up 16 vs 1    : %.2fx" % (f1 / f16))
 dt = max(many - base, 1)
 print("  cached lookups      : %d in %d ms  (%.0f lookups/s)" % (cached, dt, cached * 1000.0 / dt))
 EOP
