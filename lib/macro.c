@@ -561,9 +561,19 @@ int kilt_macro_reply(const char *request_id, const json_t *fragment, const char 
 	json_auto_t *reply = json_object();
 	json_object_set_new(reply, "requestId", json_string(request_id ? request_id : ""));
 	if (fragment) {
-		/* Measure the processed template as CloudFormation will store it. */
-		size_t size = json_dumpb(fragment, NULL, 0, JSON_COMPACT);
-		if (size > KILT_MACRO_MAX_TEMPLATE)
+		json_object_set_new(reply, "status", json_string("success"));
+		/* Serialize once (a 1 MB template is the slow part): the template's size is the
+		 * reply's minus the same reply with "fragment":null (4 bytes of value). */
+		json_object_set_new(reply, "fragment", json_null());
+		size_t frame = json_dumpb(reply, NULL, 0, JSON_COMPACT) - 4;
+		json_object_set(reply, "fragment", (json_t *)(uintptr_t)fragment);
+		char *text = json_dumps(reply, JSON_COMPACT);
+		if (!text)
+			abort();
+		size_t len = strlen(text);
+		size_t size = len - frame;
+		if (size > KILT_MACRO_MAX_TEMPLATE) {
+			free(text);
 			return kilt_error_setf(
 				err, -E2BIG,
 				"the processed template is %zu bytes, over CloudFormation's "
@@ -571,20 +581,21 @@ int kilt_macro_reply(const char *request_id, const json_t *fragment, const char 
 				"nested stacks or patch fewer task definitions (tag some "
 				"kilt-ignore, or use Mode opt-in)",
 				size, KILT_MACRO_MAX_TEMPLATE);
-		json_object_set_new(reply, "status", json_string("success"));
-		json_object_set(reply, "fragment", (json_t *)(uintptr_t)fragment);
-	} else {
-		const char *m = message && *message ? message : "kilt: unknown error";
-		size_t n = strnlen(m, KILT_MACRO_MAX_MESSAGE);
-		json_object_set_new(reply, "status", json_string("failure"));
-		/* Cut on a UTF-8 boundary so the text stays valid. */
-		while (n > 0 && n < strlen(m) && ((unsigned char)m[n] & 0xc0u) == 0x80u)
-			n--;
-		json_t *msg = json_stringn(m, n);
-		if (!msg) /* invalid UTF-8 in the message: never fail a failure reply */
-			msg = json_string("kilt: error message was not valid UTF-8");
-		json_object_set_new(reply, "errorMessage", msg);
+		}
+		*ret_len = len;
+		*ret = text;
+		return 0;
 	}
+	const char *m = message && *message ? message : "kilt: unknown error";
+	size_t n = strnlen(m, KILT_MACRO_MAX_MESSAGE);
+	json_object_set_new(reply, "status", json_string("failure"));
+	/* Cut on a UTF-8 boundary so the text stays valid. */
+	while (n > 0 && m[n] && ((unsigned char)m[n] & 0xc0u) == 0x80u)
+		n--;
+	json_t *msg = json_stringn(m, n);
+	if (!msg) /* invalid UTF-8 in the message: never fail a failure reply */
+		msg = json_string("kilt: error message was not valid UTF-8");
+	json_object_set_new(reply, "errorMessage", msg);
 	char *text = json_dumps(reply, JSON_COMPACT);
 	if (!text)
 		abort();

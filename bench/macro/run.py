@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""bench/macro: the CloudFormation macro under aws-lambda-rie against an echo runtime (the floor).
+
+Both runtimes start the same way: the zip's bundled loader and libraries (the macro through its
+`bootstrap`, the echo runtime through the same loader and lib/), so the comparison is the
+macro's own work.
+
+- cold start: a fresh emulator per sample; the time from the first Invoke request (the emulator
+  starts the runtime process on it) to its reply, and the emulator's own INIT duration (process
+  start until the runtime asks for its first event).
+- warm: the latency of one invocation of a ~1 MB template on a warm instance (median, p90).
+
+Goals (issue): cold start <= 10 ms; warm <= 3x the echo floor.
+
+Usage: bench/macro/run.py --build build/dev   (builds kilt-macro-zip and kilt-echo-runtime there)
+       [--cold N] [--warm N]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+RIE = os.path.join(os.environ.get("KILT_PEER_BIN", "/opt/kilt/bin"), "aws-lambda-rie")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Rie:
+    def __init__(self, cmd, cwd):
+        self.cmd, self.cwd = cmd, cwd
+
+    def __enter__(self):
+        self.port, api = free_port(), free_port()
+        self.log = tempfile.TemporaryFile("w+")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KILT_", "AWS_"))}
+        env["LOG_LEVEL"] = "info"
+        self.proc = subprocess.Popen(
+            [RIE, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
+             "--runtime-api-address", f"127.0.0.1:{api}", *self.cmd],
+            cwd=self.cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError("emulator did not start")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait()
+
+    def invoke(self, body):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/2015-03-31/functions/function/invocations",
+            data=body, method="POST")
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=60) as r:
+            out = r.read()
+        return (time.perf_counter() - t0) * 1000, out
+
+    def init_ms(self):
+        self.log.seek(0)
+        m = re.search(r"INIT REPORT\(durationMs: ([0-9.]+)\)", self.log.read())
+        return float(m.group(1)) if m else float("nan")
+
+
+def task(i):
+    return {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+        "Family": f"svc{i}", "Cpu": "256", "Memory": "512", "NetworkMode": "awsvpc",
+        "RequiresCompatibilities": ["FARGATE"],
+        "ContainerDefinitions": [{
+            "Name": "app", "Image": f"example.com/app{i}:1.0", "Essential": True,
+            "EntryPoint": ["/bin/app"], "Command": ["serve", "--port", "8080"],
+            "Environment": [{"Name": f"K{j}", "Value": f"value-{j}"} for j in range(10)],
+            "LogConfiguration": {"LogDriver": "awslogs", "Options": {
+                "awslogs-group": "app", "awslogs-region": {"Ref": "AWS::Region"},
+                "awslogs-stream-prefix": f"svc{i}"}}}]}}
+
+
+def one_mb_event():
+    """About 1 MB of template: 40 Fargate tasks plus ordinary resources; the processed template
+    stays under CloudFormation's 1 MB limit."""
+    res = {f"Task{i}": task(i) for i in range(40)}
+    i = 0
+    while len(json.dumps(res, separators=(",", ":"))) < 960 * 1024:
+        res[f"Param{i}"] = {"Type": "AWS::SSM::Parameter", "Properties": {
+            "Type": "String", "Name": f"/bench/param/{i}",
+            "Value": {"Fn::Sub": "${AWS::StackName}-" + "v" * 200 + str(i)}}}
+        i += 1
+    ev = {"region": "us-east-1", "accountId": "123456789012", "transformId": "1::Kilt",
+          "requestId": "bench", "params": {}, "templateParameterValues": {},
+          "fragment": {"AWSTemplateFormatVersion": "2010-09-09", "Resources": res}}
+    return json.dumps(ev).encode()
+
+
+SMALL = json.dumps({"region": "us-east-1", "accountId": "1", "requestId": "cold",
+                    "transformId": "1::Kilt", "params": {}, "templateParameterValues": {},
+                    "fragment": {"Resources": {"Task0": task(0)}}}).encode()
+
+
+def stats(xs):
+    xs = sorted(xs)
+    return {"min": xs[0], "median": statistics.median(xs), "p90": xs[int(len(xs) * 0.9) - 1]}
+
+
+def fmt(s):
+    return f"min {s['min']:6.2f}  median {s['median']:6.2f}  p90 {s['p90']:6.2f} ms"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(SRC, "build", "dev"))
+    ap.add_argument("--cold", type=int, default=15)
+    ap.add_argument("--warm", type=int, default=40)
+    args = ap.parse_args()
+    subprocess.run(["cmake", "--build", args.build, "--target", "kilt-macro-zip",
+                    "kilt-echo-runtime"], check=True, stdout=subprocess.DEVNULL)
+    if not os.access(RIE, os.X_OK):
+        subprocess.run(["bash", os.path.join(SRC, "tests/infra/peer-lambda-rie.sh")], check=True)
+    tmp = tempfile.mkdtemp(prefix="kilt-bench-macro.")
+    try:
+        with zipfile.ZipFile(os.path.join(args.build, "tests/macro/kilt-macro-amd64.zip")) as z:
+            for info in z.infolist():
+                os.chmod(z.extract(info, tmp), (info.external_attr >> 16) & 0o777)
+        echo = os.path.join(tmp, "bin", "echo-runtime")
+        shutil.copy(os.path.join(args.build, "bench/macro/kilt-echo-runtime"), echo)
+        loader = [os.path.join(tmp, "lib", "ld-linux-x86-64.so.2"), "--inhibit-cache",
+                  "--library-path", os.path.join(tmp, "lib")]
+        runtimes = {"macro": [os.path.join(tmp, "bootstrap")], "echo": loader + [echo]}
+        big = one_mb_event()
+        results = {}
+        for name, cmd in runtimes.items():
+            cold, init = [], []
+            for _ in range(args.cold):
+                with Rie(cmd, tmp) as rie:
+                    ms, out = rie.invoke(SMALL)
+                    assert json.loads(out)["status"] == "success", out[:300]
+                    cold.append(ms)
+                    init.append(rie.init_ms())
+            warm = []
+            with Rie(cmd, tmp) as rie:
+                for i in range(args.warm + 3):
+                    ms, out = rie.invoke(big)
+                    r = json.loads(out)
+                    assert r["status"] == "success", r.get("errorMessage")
+                    if i >= 3:
+                        warm.append(ms)
+            results[name] = {"cold": stats(cold), "init": stats(init), "warm": stats(warm),
+                             "reply_bytes": len(out)}
+        print(f"event: {len(big)} bytes; processed template reply "
+              f"{results['macro']['reply_bytes']} bytes (echo {results['echo']['reply_bytes']})")
+        for name in runtimes:
+            r = results[name]
+            print(f"{name:5} cold start (first invoke) {fmt(r['cold'])}")
+            print(f"{name:5} runtime init (RIE)        {fmt(r['init'])}")
+            print(f"{name:5} warm, 1 MB template       {fmt(r['warm'])}")
+        m, e = results["macro"], results["echo"]
+        ratio = m["warm"]["median"] / e["warm"]["median"]
+        print(f"warm ratio macro/echo (median): {ratio:.2f}x (goal <= 3x)")
+        print(f"cold start macro - echo (median): "
+              f"{m['cold']['median'] - e['cold']['median']:+.2f} ms; macro cold start "
+              f"median {m['cold']['median']:.2f} ms (goal <= 10 ms)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
