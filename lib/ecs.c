@@ -11,6 +11,7 @@
 
 #define LABEL_RECIPE "kilt.recipe"
 #define LABEL_HASH "kilt.recipe-hash"
+#define LABEL_CONFIG "kilt.config-hash"
 #define LABEL_UNDO "kilt.undo"
 #define LABEL_ROLE "kilt.role"
 #define UNDO_TASK "kilt:task"
@@ -105,6 +106,8 @@ struct engine {
 	struct kilt_ecs_report *report; /* borrowed */
 	const struct names *n;
 	bool intrinsics; /* CloudFormation: intrinsics may stand anywhere */
+	/* owned: digest of the operator's settings (config, sidecar options); NULL for none */
+	char *config_hash;
 };
 
 /* Task-level facts and the decision taken for them. */
@@ -926,7 +929,11 @@ static json_t *env_to_names(const struct names *n, const json_t *plan_env)
 
 static json_t *recipe_labels(const struct engine *e)
 {
-	return json_pack("{ssss}", LABEL_RECIPE, e->planner->name, LABEL_HASH, e->planner->hash);
+	json_t *labels =
+		json_pack("{ssss}", LABEL_RECIPE, e->planner->name, LABEL_HASH, e->planner->hash);
+	if (e->config_hash)
+		json_object_set_new(labels, LABEL_CONFIG, json_string(e->config_hash));
+	return labels;
 }
 
 /* Returns the name of the sidecar for `mount` in this list, creating it on first use. */
@@ -1285,8 +1292,12 @@ static bool all_current(const struct engine *e, struct item *items, size_t n)
 			continue;
 		const char *rn = get_label(e, items[i].obj, LABEL_RECIPE);
 		const char *rh = get_label(e, items[i].obj, LABEL_HASH);
+		const char *rc = get_label(e, items[i].obj, LABEL_CONFIG);
 		if (!rn || !rh || strcmp(rn, e->planner->name) != 0 ||
 		    strcmp(rh, e->planner->hash) != 0)
+			return false;
+		if ((rc == NULL) != (e->config_hash == NULL) ||
+		    (rc && strcmp(rc, e->config_hash) != 0))
 			return false;
 	}
 	return true;
@@ -1638,6 +1649,32 @@ static int run_with_report(struct engine *e, json_t *doc, struct kilt_ecs_report
 	return r;
 }
 
+/* The operator's settings that change what a recipe produces, so that changing them is not
+ * mistaken for "already injected". */
+static char *settings_hash(const struct kilt_ecs_options *o)
+{
+	_cleanup_json_ json_t *s = json_object();
+	if (json_is_object(o->config) && json_object_size(o->config))
+		json_object_set(s, "config", (json_t *)(uintptr_t)o->config);
+	if (o->sidecar_repository_credentials)
+		json_object_set_new(s, "credentials",
+				    json_string(o->sidecar_repository_credentials));
+	if (o->sidecar_log_configuration)
+		json_object_set(s, "logs", (json_t *)(uintptr_t)o->sidecar_log_configuration);
+	if (o->sidecar_logs_off)
+		json_object_set_new(s, "logs_off", json_true());
+	if (!json_object_size(s))
+		return NULL;
+	_cleanup_free_ char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return NULL;
+	char *digest = kilt_digest_sha256(text, strlen(text));
+	/* "sha256:" + the first 16 hex digits: enough to tell settings apart */
+	if (strlen(digest) > 23)
+		digest[23] = '\0';
+	return digest;
+}
+
 int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
 			    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
 			    struct kilt_error *err)
@@ -1650,7 +1687,10 @@ int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
 	e.cfn.params = e.opts.parameters;
 	if (!planner || !planner->evaluate || !planner->name || !planner->hash)
 		return kilt_error_setf(err, -EINVAL, "no recipe");
-	return run_with_report(&e, doc, report, err);
+	e.config_hash = settings_hash(&e.opts);
+	int r = run_with_report(&e, doc, report, err);
+	free(e.config_hash);
+	return r;
 }
 
 int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts,
