@@ -92,4 +92,23 @@ if "$KILT" inject "$case_in" >"$tmp/builtin.json" 2>"$tmp/builtin.err"; then
 else
   fail "the built-in recipe failed: $(cat "$tmp/builtin.err")"
 fi
+# the Terraform external data source of docs/ecs.md: a JSON object of strings in and out
+printf '%s' '{"containers":"[{\"name\":\"web\",\"image\":\"nginx\",\"entryPoint\":[\"/e\"],\"mountPoints\":[],\"secrets\":null}]"}' |
+  PATH="$(dirname "$KILT"):$PATH" sh -c "jq -r .containers | $(printf '%q' "$KILT") inject -r $(printf '%q' "$recipe") --format container-definitions - 2>/dev/null | jq -c '{containers: tojson}'" \
+  >"$tmp/tf.json"
+python3 - "$tmp/tf.json" <<'PY' || fail "the Terraform external-program protocol is broken: $(cat "$tmp/tf.json")"
+import json, sys
+out = json.load(open(sys.argv[1]))
+assert list(out) == ["containers"] and isinstance(out["containers"], str)
+defs = json.loads(out["containers"])
+def clean(v):
+    if isinstance(v, dict):
+        return all(x is not None and x != [] and clean(x) for x in v.values())
+    if isinstance(v, list):
+        return all(clean(x) for x in v)
+    return True
+assert clean(defs), "nulls or empty lists left"
+assert [d["name"] for d in defs] == ["web", "kilt-falco"]
+assert defs[0]["dockerLabels"]["kilt.recipe"] == "falco"
+PY
 echo "ecs cli: ok"
