@@ -25,14 +25,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The event's own "env" member (if any) stands for the function's environment layer. */
 	const json_t *env = json_object_get(ev.root, "env");
 	struct kilt_macro_settings s = { 0 };
-	if (kilt_macro_settings_resolve(ev.params, ev.fragment, env, &s, &err) == 0) {
+	if (kilt_macro_settings_resolve(ev.params, ev.template, env, &s, &err) == 0) {
 		char *key = kilt_macro_settings_recipe_key(&s);
 		if (!key || (!s.recipe_text && !s.recipe_url && !s.recipe_builtin))
 			abort(); /* exactly one recipe location is always chosen */
 		free(key);
 		kilt_macro_settings_done(&s);
 	}
-	if (kilt_macro_reply(ev.request_id, ev.fragment, NULL, &reply, &len, &err) == 0) {
+	if (kilt_macro_reply(ev.request_id, kilt_macro_event_result(&ev), NULL, &reply, &len,
+			     &err) == 0) {
 		/* The reply must be JSON again, with the same request id. */
 		json_t *back = json_loadb(reply, len, 0, NULL);
 		if (!back || strcmp(json_string_value(json_object_get(back, "requestId")),

@@ -25,6 +25,12 @@ struct kilt_macro_event {
 	const char *account_id; /* "" when absent */
 	const char *transform_id; /* "" when absent */
 	json_t *fragment; /* the template; NULL when absent (reported by kilt_macro_event_check) */
+	/* What to patch: `fragment` itself for a template-level Transform, or, when the macro is
+	 * called through Fn::Transform inside a template's Resources (the only way to pass it
+	 * Parameters), a template {"Resources": fragment} made around that map of resources.
+	 * NULL when the fragment is neither. Reply with kilt_macro_event_result(). */
+	json_t *template; /* owned reference */
+	bool resources_only; /* `template` wraps a map of resources */
 	const json_t *params; /* Transform parameters: an object, possibly empty */
 	const json_t *parameter_values; /* templateParameterValues: an object, possibly empty */
 };
@@ -35,9 +41,13 @@ struct kilt_macro_event {
  * most KILT_MACRO_MAX_EVENT (else -E2BIG). `ret` is untouched on failure. */
 int kilt_macro_event_parse(const char *text, size_t len, struct kilt_macro_event *ret,
 			   struct kilt_error *err);
-/* Checks the parts the macro relies on: fragment is a template (an object whose Resources is an
- * object), params and templateParameterValues are objects when present. */
+/* Checks the parts the macro relies on: the fragment is a template (an object whose Resources is
+ * an object) or a map of resources (Fn::Transform inside Resources), params and
+ * templateParameterValues are objects when present. */
 int kilt_macro_event_check(const struct kilt_macro_event *ev, struct kilt_error *err);
+/* The fragment to send back after `ev->template` was patched (the Resources map again when the
+ * event carried only that); borrowed. */
+json_t *kilt_macro_event_result(const struct kilt_macro_event *ev);
 /* Releases the event's contents; NULL and a zeroed struct are fine. */
 void kilt_macro_event_done(struct kilt_macro_event *ev);
 

@@ -18,6 +18,21 @@ static const char *opt_string(const json_t *obj, const char *key)
 	return s ? s : "";
 }
 
+/* A map of resources, as Fn::Transform inside Resources sees its siblings: a non-empty object
+ * whose every member is an object with a string Type. */
+static bool is_resource_map(const json_t *fragment)
+{
+	if (!json_is_object(fragment) || json_object_size(fragment) == 0)
+		return false;
+	const char *key;
+	json_t *v;
+	json_object_foreach ((json_t *)(uintptr_t)fragment, key, v) {
+		if (!json_is_string(json_object_get(v, "Type")))
+			return false;
+	}
+	return true;
+}
+
 int kilt_macro_event_parse(const char *text, size_t len, struct kilt_macro_event *ret,
 			   struct kilt_error *err)
 {
@@ -52,13 +67,24 @@ int kilt_macro_event_parse(const char *text, size_t len, struct kilt_macro_event
 		values = json_object();
 		json_object_set_new(root, "templateParameterValues", values);
 	}
+	json_t *fragment = json_object_get(root, "fragment");
+	json_t *template = NULL;
+	bool resources_only = false;
+	if (json_is_object(json_object_get(fragment, "Resources"))) {
+		template = json_incref(fragment);
+	} else if (is_resource_map(fragment)) {
+		template = json_pack("{s:O}", "Resources", fragment);
+		resources_only = true;
+	}
 	*ret = (struct kilt_macro_event){
 		.root = root,
+		.template = template,
+		.resources_only = resources_only,
 		.request_id = rid,
 		.region = opt_string(root, "region"),
 		.account_id = opt_string(root, "accountId"),
 		.transform_id = opt_string(root, "transformId"),
-		.fragment = json_object_get(root, "fragment"),
+		.fragment = fragment,
 		.params = params,
 		.parameter_values = values,
 	};
@@ -71,17 +97,16 @@ int kilt_macro_event_check(const struct kilt_macro_event *ev, struct kilt_error 
 		return kilt_error_setf(err, -EINVAL,
 				       "event has no \"fragment\": the macro must be listed in the "
 				       "template's top-level Transform");
-	if (!json_is_object(ev->fragment))
-		return kilt_error_setf(err, -EINVAL,
-				       "fragment: expected a template object; the macro only works "
-				       "as a template-level Transform, not inside Fn::Transform");
-	json_t *res = json_object_get(ev->fragment, "Resources");
-	if (!json_is_object(res))
+	if (!ev->template) {
+		json_t *res = json_object_get(ev->fragment, "Resources");
 		return kilt_error_setf(
 			err, -EINVAL,
-			"fragment: %s; the macro only works as a template-level Transform, not "
-			"inside Fn::Transform",
-			res ? "Resources is not an object" : "the template has no Resources");
+			"fragment: %s; list the macro in the template's Transform (or "
+			"call it with Fn::Transform inside Resources)",
+			!json_is_object(ev->fragment) ? "expected a template object"
+			: res			      ? "Resources is not an object"
+						      : "the template has no Resources");
+	}
 	if (!json_is_object(ev->params))
 		return kilt_error_setf(err, -EINVAL,
 				       "Transform parameters: expected an object of settings");
@@ -90,10 +115,16 @@ int kilt_macro_event_check(const struct kilt_macro_event *ev, struct kilt_error 
 	return 0;
 }
 
+json_t *kilt_macro_event_result(const struct kilt_macro_event *ev)
+{
+	return ev->resources_only ? json_object_get(ev->template, "Resources") : ev->template;
+}
+
 void kilt_macro_event_done(struct kilt_macro_event *ev)
 {
 	if (!ev)
 		return;
+	json_decref(ev->template);
 	json_decref(ev->root);
 	*ev = (struct kilt_macro_event){ 0 };
 }

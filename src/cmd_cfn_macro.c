@@ -404,7 +404,7 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 		fail(o, &err, NULL);
 		goto out;
 	}
-	r = kilt_macro_settings_resolve(ev->params, ev->fragment, m->env, &s, &err);
+	r = kilt_macro_settings_resolve(ev->params, ev->template, m->env, &s, &err);
 	if (r < 0) {
 		fail(o, &err, "settings: ");
 		goto out;
@@ -460,12 +460,13 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 	kilt_ecs_report_init(&o->report);
 	o->have_report = true;
 	/* The engine patches a copy and swaps it in only when every task succeeded. */
-	r = kilt_ecs_inject(recipe, ev->fragment, &opts, &o->report, &err);
+	r = kilt_ecs_inject(recipe, ev->template, &opts, &o->report, &err);
 	if (r < 0) {
 		fail(o, &err, NULL);
 		goto out;
 	}
-	r = kilt_macro_reply(ev->request_id, ev->fragment, NULL, &reply, ret_len, &err);
+	r = kilt_macro_reply(ev->request_id, kilt_macro_event_result(ev), NULL, &reply, ret_len,
+			     &err);
 	if (r < 0) {
 		fail(o, &err, NULL);
 		goto out;

@@ -259,6 +259,17 @@ class MacroUnderRie(unittest.TestCase):
             self.assertFalse(patched(r, "Plain"), "Transform parameter Mode ignored")
             self.assertEqual(sidecar(r, "Tagged")["Image"], "param.example/agent:1")
 
+    def test_fn_transform_inside_resources(self):
+        # Resources: {Fn::Transform: {Name: Kilt, Parameters: {Mode: opt-in}}, ...}: the
+        # fragment is the map of sibling resources, and the reply must be that map again.
+        resources = copy.deepcopy(TWO_TASKS["Resources"])
+        r = self.default.invoke(event(resources, params={"Mode": "opt-in"}))
+        self.assertEqual(r["status"], "success", r.get("errorMessage"))
+        self.assertEqual(sorted(r["fragment"]), ["Plain", "Tagged"])
+        wrapped = {"fragment": {"Resources": r["fragment"]}}
+        self.assertTrue(patched(wrapped, "Tagged"))
+        self.assertFalse(patched(wrapped, "Plain"))
+
     def test_inline_recipe_text_and_base64(self):
         env = {"KILT_RECIPE": base64.b64encode(MINI_RECIPE).decode()}
         with Rie(env) as rie:

@@ -38,6 +38,31 @@ static void test_macro__event_parse(void **state)
 	kilt_macro_event_done(&ev); /* twice is fine */
 }
 
+static void test_macro__event_resource_map(void **state)
+{
+	(void)state;
+	/* Fn::Transform inside Resources: the fragment is the map of sibling resources. */
+	const char *text = "{\"requestId\":\"r\",\"fragment\":{\"Web\":{\"Type\":"
+			   "\"AWS::ECS::TaskDefinition\"},\"Q\":{\"Type\":\"AWS::SQS::Queue\"}},"
+			   "\"params\":{\"Mode\":\"opt-in\"}}";
+	struct kilt_macro_event ev = { 0 };
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_macro_event_parse(text, strlen(text), &ev, &err), 0);
+	assert_int_equal(kilt_macro_event_check(&ev, &err), 0);
+	assert_true(ev.resources_only);
+	assert_ptr_equal(json_object_get(ev.template, "Resources"), ev.fragment);
+	assert_ptr_equal(kilt_macro_event_result(&ev), ev.fragment);
+	kilt_macro_event_done(&ev);
+
+	/* A template is patched as it is. */
+	const char *tpl = "{\"requestId\":\"r\",\"fragment\":{\"Resources\":{}}}";
+	assert_int_equal(kilt_macro_event_parse(tpl, strlen(tpl), &ev, &err), 0);
+	assert_false(ev.resources_only);
+	assert_ptr_equal(ev.template, ev.fragment);
+	assert_ptr_equal(kilt_macro_event_result(&ev), ev.fragment);
+	kilt_macro_event_done(&ev);
+}
+
 static void test_macro__event_unanswerable(void **state)
 {
 	(void)state;
@@ -65,6 +90,8 @@ static void test_macro__event_check(void **state)
 		{ "{\"requestId\":\"r\"}", "no \"fragment\"" },
 		{ "{\"requestId\":\"r\",\"fragment\":[]}", "expected a template object" },
 		{ "{\"requestId\":\"r\",\"fragment\":{}}", "the template has no Resources" },
+		{ "{\"requestId\":\"r\",\"fragment\":{\"A\":{\"Type\":\"T\"},\"B\":1}}",
+		  "the template has no Resources" },
 		{ "{\"requestId\":\"r\",\"fragment\":{\"Resources\":[]}}",
 		  "Resources is not an object" },
 		{ "{\"requestId\":\"r\",\"fragment\":{\"Resources\":{}},\"params\":[]}",
@@ -271,6 +298,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_macro__event_parse),
+		cmocka_unit_test(test_macro__event_resource_map),
 		cmocka_unit_test(test_macro__event_unanswerable),
 		cmocka_unit_test(test_macro__event_check),
 		cmocka_unit_test(test_macro__settings_defaults),
