@@ -405,6 +405,8 @@ int cmd_inject(int argc, char **argv)
 		struct kilt_recipe *recipe = NULL;
 		r = load_recipe(recipe_path, &recipe, &err);
 		if (r == 0) {
+			if (registry) /* concurrent lookups first; the engine's hit the cache */
+				registry_prefetch(registry, doc);
 			r = kilt_ecs_inject(recipe, doc, &opts, &rep, &err);
 			kilt_recipe_free(recipe);
 		}

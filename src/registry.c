@@ -1116,10 +1116,15 @@ int registry_lookup(struct registry_client *c, const char *text, const char *pla
 		json_decref(facts);
 	} else {
 		kilt_error_prefix(&e, "image %s", canonical);
-		/* Transport trouble is not a fact about the image: only definite answers are
-		 * cached negatively. */
+		/* Definite answers are remembered for the negative TTL; transport trouble (timeout,
+		 * refused, unreachable) for at most 10 s, so a dead registry is not asked again for
+		 * every container of a document, yet recovers quickly. */
 		if (r == -ENOENT || r == -EACCES || r == -EPROTO || r == -EBADMSG || r == -ENOTSUP)
 			registry_cache_put_negative(c->cache, neg_key, &e, c->opts.negative_ttl_s);
+		else if (r != -EINVAL)
+			registry_cache_put_negative(
+				c->cache, neg_key, &e,
+				c->opts.negative_ttl_s < 10 ? c->opts.negative_ttl_s : 10);
 		if (err)
 			*err = e;
 	}
@@ -1171,6 +1176,94 @@ void registry_lookup_many(struct registry_client *c, struct registry_job *jobs, 
 	for (size_t i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
 	free(t);
+}
+
+/* ---- prefetch ------------------------------------------------------------------------------ */
+
+#define PREFETCH_MAX 512
+#define PREFETCH_DEPTH 64
+
+struct prefetch {
+	struct registry_job jobs[PREFETCH_MAX];
+	char *platforms[PREFETCH_MAX]; /* owned */
+	size_t n;
+};
+
+static const char *platform_of(const json_t *obj, const char *inherited)
+{
+	const json_t *rp = json_object_get(obj, "runtimePlatform");
+	if (!rp)
+		rp = json_object_get(obj, "RuntimePlatform");
+	if (!json_is_object(rp))
+		return inherited;
+	const char *cpu = json_string_value(json_object_get(rp, "cpuArchitecture"));
+	if (!cpu)
+		cpu = json_string_value(json_object_get(rp, "CpuArchitecture"));
+	return cpu && strcasecmp(cpu, "ARM64") == 0 ? "linux/arm64" : "linux/amd64";
+}
+
+static bool has_entrypoint(const json_t *obj)
+{
+	static const char *const keys[] = { "entryPoint", "EntryPoint", "entrypoint" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (json_array_size(json_object_get(obj, keys[i])) > 0)
+			return true;
+	return false;
+}
+
+static void collect(struct prefetch *p, const json_t *v, const char *platform, unsigned depth)
+{
+	if (depth > PREFETCH_DEPTH || p->n == PREFETCH_MAX)
+		return;
+	union {
+		const json_t *c;
+		json_t *m;
+	} it = { .c = v };
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *el;
+		json_array_foreach (it.m, i, el) {
+			collect(p, el, platform, depth + 1);
+		}
+		return;
+	}
+	if (!json_is_object(v))
+		return;
+	platform = platform_of(v, platform);
+	const char *image = json_string_value(json_object_get(v, "image"));
+	if (!image)
+		image = json_string_value(json_object_get(v, "Image"));
+	struct kilt_imageref ref = { 0 };
+	if (image && !has_entrypoint(v) && kilt_imageref_parse(image, &ref, NULL) == 0) {
+		kilt_imageref_done(&ref);
+		bool dup = false;
+		for (size_t i = 0; i < p->n && !dup; i++)
+			dup = strcmp(p->jobs[i].ref, image) == 0 &&
+			      strcmp(p->platforms[i], platform) == 0;
+		if (!dup && p->n < PREFETCH_MAX) {
+			p->platforms[p->n] = xstrdup(platform);
+			p->jobs[p->n] = (struct registry_job){ .ref = image,
+							       .platform = p->platforms[p->n] };
+			p->n++;
+		}
+	}
+	const char *key;
+	json_t *child;
+	json_object_foreach (it.m, key, child) {
+		collect(p, child, platform, depth + 1);
+	}
+}
+
+void registry_prefetch(struct registry_client *c, const json_t *doc)
+{
+	struct prefetch *p = xcalloc(1, sizeof(*p));
+	collect(p, doc, "linux/amd64", 0);
+	registry_lookup_many(c, p->jobs, p->n);
+	for (size_t i = 0; i < p->n; i++) {
+		json_decref(p->jobs[i].facts);
+		free(p->platforms[i]);
+	}
+	free(p);
 }
 
 int registry_facts_callback(void *userdata, const char *image, const char *platform,

@@ -74,6 +74,13 @@ struct registry_stats {
 };
 void registry_stats(struct registry_client *c, struct registry_stats *ret);
 
+/* Warms the cache for a document about to be injected (task definitions, CloudFormation,
+ * Terraform container definitions, pod specs): every object with an `image`/`Image` string and no
+ * entrypoint is looked up, all at once (up to `concurrency`), for the platform its task's
+ * RuntimePlatform names (default linux/amd64). Results, failures included, land in the cache,
+ * where the engine's one-by-one lookups find them. */
+void registry_prefetch(struct registry_client *c, const json_t *doc);
+
 /* The ECS engine's image-facts hook (kilt_ecs_image_facts_fn): `userdata` is the client. */
 int registry_facts_callback(void *userdata, const char *image, const char *platform,
 			    json_t **ret_facts, struct kilt_error *err);

@@ -112,6 +112,30 @@ start_registry() {
   exit 1
 }
 
+# start_stall: a TCP server that accepts connections and never answers; sets STALL (host:port).
+start_stall() {
+  local port
+  port=$(free_port)
+  python3 - "$port" <<'PY' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)  # accepted, never answered
+PY
+  PIDS+=($!)
+  local i
+  for i in $(seq 1 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && break
+    sleep 0.1
+  done
+  STALL=127.0.0.1:$port
+}
+
 # requests_to_v2: how many manifest/blob GETs the registry has logged so far.
 requests_to_v2() {
   grep -cE '"(GET|HEAD) /v2/[^ ]+/(manifests|blobs)/' "$REG_LOG" || true

@@ -5,24 +5,7 @@
 # over plain HTTP that is only used when named with --insecure-registry.
 source "$(dirname "$0")/lib.sh"
 
-SPORT=$(free_port)
-python3 - "$SPORT" <<'PY' &
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(64)
-held = []
-while True:
-    c, _ = s.accept()
-    held.append(c)  # accepted, never answered
-PY
-PIDS+=($!)
-for i in $(seq 1 50); do
-  python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$SPORT),1)" 2>/dev/null && break
-  sleep 0.1
-done
-STALL=127.0.0.1:$SPORT
+start_stall
 
 ms() { date +%s%3N; }
 t0=$(ms)
