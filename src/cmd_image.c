@@ -38,6 +38,8 @@ static void help(FILE *out)
 	      "      --concurrency N        lookups at once (default 8)\n"
 	      "      --cache-dir DIR        keep facts by digest in DIR across runs (default\n"
 	      "                             KILT_CACHE_DIR; none when unset)\n"
+	      "      --cache-entries N      entries kept in memory, least recently used dropped\n"
+	      "                             first (default 4096)\n"
 	      "      --repeat N             look every REF up N times (shows the cache at work)\n"
 	      "      --stats                print request and cache counters to stderr\n"
 	      "  -o, --output json|text     output format (default text)\n"
@@ -106,6 +108,7 @@ static int inspect(int argc, char **argv)
 		OPT_CACHE_DIR,
 		OPT_REPEAT,
 		OPT_STATS,
+		OPT_CACHE_ENTRIES,
 	};
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
@@ -117,6 +120,7 @@ static int inspect(int argc, char **argv)
 		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
 		{ "repeat", required_argument, NULL, OPT_REPEAT },
 		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "cache-entries", required_argument, NULL, OPT_CACHE_ENTRIES },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -168,6 +172,12 @@ static int inspect(int argc, char **argv)
 			break;
 		case OPT_STATS:
 			stats = true;
+			break;
+		case OPT_CACHE_ENTRIES:
+			if (parse_long(optarg, 1, 1000000, &v) < 0)
+				return cli_usage_error("image inspect",
+						       "--cache-entries: expected a count");
+			ro.max_entries = (size_t)v;
 			break;
 		case 'o':
 			if (strcmp(optarg, "json") == 0)

@@ -112,6 +112,17 @@ after=$(requests_to_v2)
 expect_eq "negative cache: four failed lookups, one request" "$((after - before))" 1
 expect_contains "negative cache says so" "$(tail -1 "$WORK/neg")" "(failure remembered for 30s)"
 
+# LRU: with room for 2 entries (a lookup by tag takes two: tag -> digest, digest -> facts), the
+# second round of A B A asks for A and B again: 2 + 2 + 2 requests, then A again is a hit.
+before=$(requests_to_v2)
+"${K[@]}" --cache-entries 2 --concurrency 1 "$REG/kilt/ep:1" "$REG/kilt/both:1" "$REG/kilt/ep:1" >/dev/null
+after=$(requests_to_v2)
+expect_eq "LRU eviction" "$((after - before))" 6
+before=$(requests_to_v2)
+"${K[@]}" --cache-entries 4 --concurrency 1 "$REG/kilt/ep:1" "$REG/kilt/both:1" "$REG/kilt/ep:1" >/dev/null
+after=$(requests_to_v2)
+expect_eq "LRU with room keeps both" "$((after - before))" 4
+
 # Disk cache: facts by digest survive the process; tags are always asked again.
 mkdir -p "$WORK/cache"
 "${K[@]}" --cache-dir "$WORK/cache" "$REG/kilt/cmd:1" >/dev/null
