@@ -447,7 +447,9 @@ static int add_value(struct loader *l, json_t *v, size_t nodes, unsigned height,
 	}
 	if (f->merged)
 		json_object_del(f->merged, key);
-	json_object_set_new(f->node, key, v);
+	if (json_object_set_new(f->node, key, v) < 0)
+		return kilt_error_set(l->err, -EINVAL, l->name, f->key_line, f->key_column,
+				      "mapping key is not valid UTF-8");
 	return 0;
 }
 
@@ -467,11 +469,6 @@ static int add_key(struct loader *l, const char *s, size_t len, bool plain, cons
 	} else if (json_object_get(f->node, key) &&
 		   !(f->merged && json_object_get(f->merged, key))) {
 		return fail(l, -EINVAL, m, "duplicate key \"%.200s\"", key);
-	} else {
-		json_t *probe = json_string(key);
-		if (!probe)
-			return fail(l, -EINVAL, m, "mapping key is not valid UTF-8");
-		json_decref(probe);
 	}
 	f->key = steal_pointer(&key);
 	f->key_line = mark_line(m);
