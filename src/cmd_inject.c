@@ -116,7 +116,8 @@ static int render(const json_t *doc, enum kilt_format fmt, char **ret, size_t *r
 {
 	if (fmt == KILT_FORMAT_YAML)
 		return kilt_yaml_dump(doc, KILT_YAML_CFN_TAGS, ret, ret_len, err);
-	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	/* 15 digits: every decimal a template author writes (0.1) comes back as written */
+	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 	if (!s)
 		return kilt_error_setf(err, -EINVAL, "cannot encode the result as JSON");
 	size_t n = strlen(s);
