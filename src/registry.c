@@ -403,6 +403,7 @@ static int http_do(struct lookup *l, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	if (cr != CURLE_OK) {
+		response_done(resp);
 		const char *what = errbuf[0] ? errbuf : curl_easy_strerror(cr);
 		int code = -EHOSTUNREACH;
 		if (cr == CURLE_OPERATION_TIMEDOUT)
@@ -764,7 +765,7 @@ static int registry_get(struct lookup *l, const char *kind, const char *what, co
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->n_hosts; i++)
 		if (strcmp(c->hosts[i].host, l->ref->registry) == 0)
-			plain = c->hosts[i].plain_http;
+			plain |= c->hosts[i].plain_http;
 	pthread_mutex_unlock(&c->lock);
 	if (!l->auth_header)
 		l->auth_header = token_cached(l);
