@@ -28,7 +28,7 @@ need() {
     fi
   done
 }
-need docker-registry umoci skopeo openssl python3 curl
+need docker-registry umoci skopeo openssl python3
 
 say() { printf '%s\n' "$*" >&2; }
 fail() {
@@ -56,6 +56,21 @@ finish() {
 # jget JSON PYTHON-EXPR: evaluates EXPR with `d` bound to the parsed JSON, prints it as JSON.
 jget() {
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(json.dumps(eval(sys.argv[2]), separators=(",", ":")))' "$1" "$2"
+}
+
+# wait_port PORT: waits (up to 10 s) until something listens on 127.0.0.1:PORT.
+wait_port() {
+  python3 - "$1" <<'PY'
+import socket, sys, time
+end = time.time() + 10
+while time.time() < end:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+PY
 }
 
 free_port() {
@@ -99,14 +114,9 @@ start_registry() {
   PIDS+=($!)
   REG=127.0.0.1:$port
   REG_LOG=$dir/registry.log
-  local scheme=https i
-  [ "$mode" = tls ] || scheme=http
-  for i in $(seq 1 100); do
-    if curl -s -o /dev/null --cacert "$WORK/pki/ca.crt" "$scheme://$REG/v2/" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
+  if wait_port "$port"; then
+    return 0
+  fi
   cat "$dir/registry.log" >&2
   fail "registry $name did not start"
   exit 1
@@ -128,11 +138,7 @@ while True:
     held.append(c)  # accepted, never answered
 PY
   PIDS+=($!)
-  local i
-  for i in $(seq 1 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$port"
   STALL=127.0.0.1:$port
 }
 

@@ -26,10 +26,7 @@ ELOG=$WORK/ecr.log
 python3 "$HERE/ecr_standin.py" "$EPORT" "$WORK/pki/server.crt" "$WORK/pki/server.key" \
   AKIDKILTTEST 'kilt/secret+KEY' 'session-token-xyz' "$ECR_PW" "$ELOG" 2>"$WORK/ecr.err" &
 PIDS+=($!)
-for i in $(seq 1 50); do
-  curl -s -o /dev/null --cacert "$CA" -X POST "https://127.0.0.1:$EPORT/" && break
-  sleep 0.1
-done
+wait_port "$EPORT"
 : >"$ELOG"
 
 export HOME=$WORK/home KILT_RESOLVE="$HOSTNAME_ECR:$PORT:127.0.0.1"

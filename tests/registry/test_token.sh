@@ -16,10 +16,7 @@ python3 "$HERE/token_issuer.py" "$TPORT" "$WORK/pki/server.crt" "$WORK/pki/serve
   "$WORK/pki/token.crt" "$WORK/pki/token.key" "$TLOG" kilt-issuer 'kilt:t0ken-pw' \
   2>"$WORK/issuer.err" &
 PIDS+=($!)
-for i in $(seq 1 50); do
-  curl -s -o /dev/null --cacert "$CA" "https://127.0.0.1:$TPORT/healthz" && break
-  sleep 0.1
-done
+wait_port "$TPORT"
 : >"$TLOG"
 start_registry token "auth:
   token:
