@@ -197,6 +197,10 @@ static int inspect(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage_error("image inspect", "expected at least one image reference");
+	struct kilt_platform plat;
+	struct kilt_error perr = { 0 };
+	if (platform && kilt_platform_parse(platform, &plat, &perr) < 0)
+		return cli_usage_error("image inspect", "%s", perr.msg);
 	ro.insecure = insecure;
 	ro.n_insecure = n_insecure;
 	struct kilt_error err = { 0 };
