@@ -11,7 +11,7 @@ pkgs=(
   valgrind strace jq
   musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
   runc umoci skopeo busybox-static tini
-  docker-registry apache2-utils openssl
+  docker-registry apache2-utils openssl curl
 )
 
 missing=()
