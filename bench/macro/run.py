@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import zipfile
 
@@ -115,6 +116,12 @@ SMALL = json.dumps({"region": "us-east-1", "accountId": "1", "requestId": "cold"
                     "fragment": {"Resources": {"Task0": task(0)}}}).encode()
 
 
+def report_error(name, e, rie):
+    rie.log.seek(0)
+    tail = rie.log.read()[-1500:]
+    print(f"{name}: emulator answered HTTP {e.code}: {e.read()[:200]!r}\n{tail}", file=sys.stderr)
+
+
 def stats(xs):
     xs = sorted(xs)
     return {"min": xs[0], "median": statistics.median(xs), "p90": xs[int(len(xs) * 0.9) - 1]}
@@ -147,21 +154,34 @@ def main():
         big = one_mb_event()
         results = {}
         for name, cmd in runtimes.items():
-            cold, init = [], []
+            cold, init, errors = [], [], 0
             for _ in range(args.cold):
                 with Rie(cmd, tmp) as rie:
-                    ms, out = rie.invoke(SMALL)
+                    try:
+                        ms, out = rie.invoke(SMALL)
+                    except urllib.error.HTTPError as e:
+                        errors += 1
+                        report_error(name, e, rie)
+                        continue
                     assert json.loads(out)["status"] == "success", out[:300]
                     cold.append(ms)
                     init.append(rie.init_ms())
             warm = []
             with Rie(cmd, tmp) as rie:
                 for i in range(args.warm + 3):
-                    ms, out = rie.invoke(big)
+                    try:
+                        ms, out = rie.invoke(big)
+                    except urllib.error.HTTPError as e:
+                        errors += 1
+                        report_error(name, e, rie)
+                        continue
                     r = json.loads(out)
                     assert r["status"] == "success", r.get("errorMessage")
                     if i >= 3:
                         warm.append(ms)
+            if errors:
+                print(f"{name}: {errors} invocations failed at the emulator (see above)",
+                      file=sys.stderr)
             results[name] = {"cold": stats(cold), "init": stats(init), "warm": stats(warm),
                              "reply_bytes": len(out)}
         print(f"event: {len(big)} bytes; processed template reply "
