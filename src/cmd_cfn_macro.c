@@ -714,6 +714,26 @@ static int run_loop(void)
 						    e.msg, &e2);
 		else
 			r = lambda_respond(client, inv.request_id, reply, len, &e2);
+		if (r == -E2BIG) {
+			/* The runtime API refused the reply's size: CloudFormation still needs an
+			 * answer, and a failure reply is small. */
+			cli_report(&e2);
+			struct kilt_macro_event ev = { 0 };
+			struct kilt_error ignored = { 0 };
+			_cleanup_free_ char *small = NULL;
+			size_t small_len = 0;
+			const char *rid = "";
+			if (kilt_macro_event_parse(inv.body, inv.len, &ev, &ignored) == 0)
+				rid = ev.request_id;
+			kilt_macro_reply(
+				rid, NULL,
+				"kilt: the reply was refused by Lambda as too large; split the "
+				"stack into nested stacks",
+				&small, &small_len, &ignored);
+			kilt_macro_event_done(&ev);
+			e2 = (struct kilt_error){ 0 };
+			r = lambda_respond(client, inv.request_id, small, small_len, &e2);
+		}
 		if (r < 0)
 			cli_report(&e2);
 		lambda_invocation_done(&inv);
