@@ -687,6 +687,13 @@ static int run_loop(void)
 	for (;;) {
 		struct lambda_invocation inv = { 0 };
 		int r = lambda_next(client, MAX_EVENT_BYTES, &inv, &err);
+		/* A dropped connection is retried a few times before giving up on the API. */
+		for (int attempt = 1; r == -EIO && attempt <= 3; attempt++) {
+			cli_report(&err);
+			nanosleep(&(struct timespec){ .tv_nsec = 50L * 1000000 * attempt }, NULL);
+			err = (struct kilt_error){ 0 };
+			r = lambda_next(client, MAX_EVENT_BYTES, &inv, &err);
+		}
 		if (r == -E2BIG && inv.request_id[0]) {
 			struct kilt_error e2 = { 0 };
 			if (lambda_invocation_error(client, inv.request_id, "Kilt.EventTooLarge",
