@@ -1093,8 +1093,9 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 	else
 		*ret_cmd = json_is_array(icmd) ? json_deep_copy(icmd) : json_array();
 	if (json_array_size(*ret_ep) == 0 && json_array_size(*ret_cmd) == 0) {
-		json_decref(*ret_ep);
-		json_decref(*ret_cmd);
+		/* Outputs stay untouched on failure: the caller owns nothing here. */
+		json_decref(steal_pointer(ret_ep));
+		json_decref(steal_pointer(ret_cmd));
 		return kilt_error_setf(err, -ENOENT,
 				       "image %s sets neither ENTRYPOINT nor CMD and the container "
 				       "sets no %s; set it on the container",

@@ -12,7 +12,8 @@
 static const struct kilt_command commands[] = {
 	{ "hocon", "print a HOCON document resolved to JSON", cmd_hocon },
 	{ "recipe", "check recipes and render the plan for a container", cmd_recipe },
-	{ "inject", "apply a recipe to CloudFormation, ECS task definitions, Terraform", cmd_inject },
+	{ "inject", "apply a recipe to CloudFormation, ECS task definitions, Terraform",
+	  cmd_inject },
 	{ "cfn-macro", "run the CloudFormation macro (AWS Lambda custom runtime)", cmd_cfn_macro },
 	{ "image", "inspect the facts kilt reads from image registries", cmd_image },
 };
