@@ -270,6 +270,22 @@ class MacroUnderRie(unittest.TestCase):
         self.assertTrue(patched(wrapped, "Tagged"))
         self.assertFalse(patched(wrapped, "Plain"))
 
+    def test_parameter_values_decide_tags_and_conditions(self):
+        frag = template(Web=task("web"))
+        frag["Parameters"] = {"Skip": {"Type": "String", "Default": "none"},
+                              "Env": {"Type": "String", "Default": "dev"}}
+        frag["Conditions"] = {"IsProd": {"Fn::Equals": [{"Ref": "Env"}, "prod"]}}
+        props = frag["Resources"]["Web"]["Properties"]
+        props["Tags"] = [{"Key": "kilt-ignore-containers", "Value": {"Fn::Sub": "${Skip}"}}]
+        # the tag's value comes from templateParameterValues, not the Default
+        r = self.default.invoke(event(frag, values={"Skip": "app", "Env": "prod"}))
+        self.assertEqual(r["status"], "success", r.get("errorMessage"))
+        self.assertFalse(patched(r, "Web"), "kilt-ignore-containers=${Skip} (app) ignored")
+        r = self.default.invoke(event(frag, values={"Skip": "other", "Env": "prod"}))
+        self.assertTrue(patched(r, "Web"))
+        # the conditions are left for CloudFormation to evaluate
+        self.assertEqual(r["fragment"]["Conditions"], frag["Conditions"])
+
     def test_inline_recipe_text_and_base64(self):
         env = {"KILT_RECIPE": base64.b64encode(MINI_RECIPE).decode()}
         with Rie(env) as rie:
