@@ -450,6 +450,8 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 		registry_options_default(&ropts);
 		/* Leave time to answer within the function's timeout (>= 30 s). */
 		ropts.timeout_ms = 8000;
+		/* The bundled libcurl looks for Debian's CA path; Amazon Linux keeps it elsewhere. */
+		ropts.ca_file = ca_bundle();
 		if (registry_client_new(&ropts, &m->registry, &err) < 0) {
 			fail(o, &err, "image lookups: ");
 			goto out;
