@@ -1059,7 +1059,11 @@ static json_t *load_json(const char *buf, size_t len, unsigned flags, json_error
 			json_decref(docs);
 			return NULL;
 		}
-		json_array_append_new(docs, doc);
+		/* like YAML streams: null documents are skipped */
+		if (json_is_null(doc))
+			json_decref(doc);
+		else
+			json_array_append_new(docs, doc);
 		off = skip_space(buf, len, off + (size_t)jerr->position);
 	}
 	return docs;
@@ -1099,6 +1103,10 @@ int kilt_yaml_load(const char *buf, size_t len, const char *name, unsigned flags
 			json_decref(v);
 			return kilt_error_set(err, -E2BIG, name, 0, 0,
 					      "nesting deeper than %u levels", lim.max_depth);
+		} else if ((flags & KILT_YAML_MULTI) && json_array_size(v) > lim.max_documents) {
+			json_decref(v);
+			return kilt_error_set(err, -E2BIG, name, 0, 0, "more than %zu documents",
+					      lim.max_documents);
 		}
 	} else {
 		int r = load_yaml(buf, len, name, flags, &lim, &v, err);

@@ -403,6 +403,9 @@ static void test_yaml__multi_document(void **state)
 	json_auto_t *j = load_ok("{\"a\": 1}\n{\"b\": [2]}\n", m);
 	_cleanup_free_ char *s = compact(j);
 	assert_string_equal(s, "[{\"a\":1},{\"b\":[2]}]");
+	json_auto_t *j2 = load_ok("[]\nnull\n{}", m);
+	_cleanup_free_ char *s2 = compact(j2);
+	assert_string_equal(s2, "[[],{}]");
 	/* dump requires an array */
 	json_auto_t *o = json_object();
 	struct kilt_error err = { 0 };
