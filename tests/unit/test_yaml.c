@@ -488,7 +488,7 @@ static void test_yaml__errors_located(void **state)
 	load_fails("a: 'x\n  y''''z'\n", 0, -EINVAL, 1, 5, "consecutive escaped quotes");
 
 	load_fails("a: \xed\xa0\x80\n", 0, -EINVAL, 1, 4, "invalid UTF-8");
-	/* JSON-looking input that is neither JSON nor YAML gets the JSON error */
+	/* JSON-looking input that is neither JSON nor YAML reports the JSON error */
 	load_fails("{\"a\": 1,,}", 0, -EINVAL, 1, 9, "invalid JSON");
 	load_fails("{\"a\": 1, \"a\": 2}", 0, -EINVAL, 1, 12, "duplicate");
 	load_fails("%YAML 9.9\n---\na\n", 0, -EINVAL, 0, 0, "unsupport");
