@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The shared core helpers: errors (set, wrap, format), bounded buffers and file reading. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+#include "kilt.h"
+
+static void test_util__error_set_and_format(void **state)
+{
+	(void)state;
+	struct kilt_error err = { 0 };
+	char buf[1024];
+	assert_int_equal(kilt_error_set(&err, -EINVAL, "r.conf", 3, 7, "expected %s", "'}'"),
+			 -EINVAL);
+	assert_int_equal(err.code, -EINVAL);
+	assert_string_equal(kilt_error_format(&err, buf, sizeof(buf)), "r.conf:3:7: expected '}'");
+
+	kilt_error_set(&err, -ENOENT, "r.conf", 0, 0, "cannot open");
+	assert_string_equal(kilt_error_format(&err, buf, sizeof(buf)), "r.conf: cannot open");
+
+	kilt_error_setf(&err, -EIO, "plain %d", 42);
+	assert_int_equal(err.line, 0);
+	assert_string_equal(err.file, "");
+	assert_string_equal(kilt_error_format(&err, buf, sizeof(buf)), "plain 42");
+
+	/* NULL error pointers are allowed and only return the code. */
+	assert_int_equal(kilt_error_set(NULL, -EPERM, NULL, 1, 1, "x"), -EPERM);
+	assert_int_equal(kilt_error_setf(NULL, -EPERM, "x"), -EPERM);
+}
+
+static void test_util__error_prefix_keeps_place(void **state)
+{
+	(void)state;
+	struct kilt_error err = { 0 };
+	char buf[1024];
+	kilt_error_set(&err, -EINVAL, "a.conf", 2, 5, "expected a string");
+	assert_int_equal(kilt_error_prefix(&err, "deploy.mount[%d].image", 1), -EINVAL);
+	assert_string_equal(kilt_error_format(&err, buf, sizeof(buf)),
+			    "a.conf:2:5: deploy.mount[1].image: expected a string");
+}
+
+static void test_util__error_prefix_truncates_safely(void **state)
+{
+	(void)state;
+	struct kilt_error err = { 0 };
+	char long_msg[600];
+	memset(long_msg, 'x', sizeof(long_msg) - 1);
+	long_msg[sizeof(long_msg) - 1] = '\0';
+	kilt_error_setf(&err, -EINVAL, "%s", long_msg);
+	assert_int_equal(strlen(err.msg), sizeof(err.msg) - 1);
+	kilt_error_prefix(&err, "context");
+	assert_int_equal(strlen(err.msg), sizeof(err.msg) - 1);
+	assert_memory_equal(err.msg, "context: xxx", 12);
+}
+
+static void test_util__kbuf_bounded(void **state)
+{
+	(void)state;
+	struct kbuf b;
+	kbuf_init(&b, 10);
+	assert_int_equal(kbuf_adds(&b, "hello"), 0);
+	assert_int_equal(kbuf_addc(&b, ' '), 0);
+	assert_int_equal(kbuf_printf(&b, "%d", 123), 0);
+	assert_int_equal(b.len, 9);
+	assert_string_equal(b.data, "hello 123");
+	/* Two more bytes would exceed the maximum: refused, contents unchanged. */
+	assert_int_equal(kbuf_adds(&b, "45"), -E2BIG);
+	assert_string_equal(b.data, "hello 123");
+	assert_int_equal(kbuf_addc(&b, '4'), 0);
+	assert_int_equal(kbuf_addc(&b, '5'), -E2BIG);
+	char *s = kbuf_steal(&b);
+	assert_string_equal(s, "hello 1234");
+	assert_int_equal(b.len, 0);
+	assert_null(b.data);
+	free(s);
+	/* An empty buffer hands out an empty string, never NULL. */
+	s = kbuf_steal(&b);
+	assert_string_equal(s, "");
+	free(s);
+	kbuf_done(&b);
+}
+
+static void test_util__kbuf_printf_long(void **state)
+{
+	(void)state;
+	struct kbuf b;
+	kbuf_init(&b, 4096);
+	char word[1000];
+	memset(word, 'a', sizeof(word) - 1);
+	word[sizeof(word) - 1] = '\0';
+	assert_int_equal(kbuf_printf(&b, "<%s>", word), 0);
+	assert_int_equal(b.len, sizeof(word) + 1);
+	assert_int_equal(b.data[0], '<');
+	assert_int_equal(b.data[b.len - 1], '>');
+	kbuf_done(&b);
+}
+
+static void test_util__read_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/kilt-test-util-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "abc\ndef", 7), 7);
+	close(fd);
+
+	char *data = NULL;
+	size_t len = 0;
+	assert_int_equal(kilt_read_file(path, 100, &data, &len), 0);
+	assert_int_equal(len, 7);
+	assert_string_equal(data, "abc\ndef");
+	free(data);
+
+	data = NULL;
+	assert_int_equal(kilt_read_file(path, 6, &data, &len), -EFBIG);
+	assert_null(data);
+	assert_int_equal(kilt_read_file("/tmp", 100, &data, &len), -EISDIR);
+	assert_int_equal(kilt_read_file("/nonexistent/kilt", 100, &data, &len), -ENOENT);
+	unlink(path);
+}
+
+static void test_util__xasprintf(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *s = xasprintf("%s-%04d", "kilt", 7);
+	assert_string_equal(s, "kilt-0007");
+	_cleanup_free_ char *t = xstrndup("abcdef", 3);
+	assert_string_equal(t, "abc");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_util__error_set_and_format),
+		cmocka_unit_test(test_util__error_prefix_keeps_place),
+		cmocka_unit_test(test_util__error_prefix_truncates_safely),
+		cmocka_unit_test(test_util__kbuf_bounded),
+		cmocka_unit_test(test_util__kbuf_printf_long),
+		cmocka_unit_test(test_util__read_file),
+		cmocka_unit_test(test_util__xasprintf),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
