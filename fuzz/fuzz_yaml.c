@@ -29,9 +29,10 @@ static char *canon(const json_t *v)
 static void check_json(const json_t *a, const char *ca, unsigned flags, const char *text,
 		       size_t len)
 {
-	/* a JSON stream whose first document is a scalar cannot be told from YAML (documented) */
+	/* JSON whose (first) document is a scalar is read as YAML, where `1e+34` may be a string
+	 * (documented); templates and manifests are objects */
 	const json_t *first = (flags & KILT_YAML_MULTI) ? json_array_get(a, 0) : a;
-	if ((flags & KILT_YAML_MULTI) && first && !json_is_object(first) && !json_is_array(first))
+	if (first && !json_is_object(first) && !json_is_array(first))
 		return;
 	struct kilt_yaml_limits lim;
 	kilt_yaml_limits_default(&lim);

@@ -81,8 +81,9 @@ int kilt_yaml_dump(const json_t *root, unsigned flags, char **ret, size_t *ret_l
 /* Writes `root` as JSON the way kilt always does: 2-space indentation, keys in the json_t's
  * order, a final newline (reals print with 17 significant digits, as jansson does). With
  * KILT_YAML_MULTI `root` must be an array and each element is written as its own JSON text (a
- * stream kubectl accepts; kilt_yaml_load reads it back when the first document is an object or
- * an array, as manifests are). */
+ * stream kubectl accepts). kilt_yaml_load reads the output back exactly when the root (or first
+ * document) is an object or an array, as templates and manifests are; a bare scalar is read as
+ * YAML. */
 int kilt_yaml_dump_json(const json_t *root, unsigned flags, char **ret, size_t *ret_len,
 			struct kilt_error *err);
 
