@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The Lambda Runtime API client (see lambda.h): plain HTTP/1.1 to the local runtime endpoint,
- * with one libcurl easy handle so the keep-alive connection is reused. */
+/* The Lambda Runtime API client (see lambda.h): plain HTTP/1.1 to the local runtime endpoint over
+ * one keep-alive connection. The transport is lambda_http.c (libc sockets) unless
+ * KILT_RUNTIME_API_CLIENT=curl selects libcurl, which was the only transport until the cold-start
+ * work measured libcurl's loading at about 3 ms of every start (docs/cloudformation.md); it stays
+ * as a fallback, loaded only when chosen (lambda_libcurl.c). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +13,16 @@
 
 #include "internal.h"
 #include "lambda.h"
+#include "lambda_http.h"
 
 #define API_PREFIX "/2018-06-01/runtime"
+/* Answers to the runtime API are local; anything slower means the API is gone. */
+#define POST_TIMEOUT_MS 30000
 
 struct lambda_client {
-	CURL *curl; /* owned */
-	char *base; /* owned: "http://host:port/2018-06-01/runtime" */
+	struct lambda_http *http; /* owned; NULL when libcurl is the transport */
+	CURL *curl; /* owned; NULL unless libcurl is the transport */
+	char *base; /* owned: "http://host:port" (libcurl) */
 	char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -33,18 +40,38 @@ int lambda_client_new(const char *api, struct lambda_client **ret, struct kilt_e
 		return kilt_error_setf(err, -EINVAL,
 				       "AWS_LAMBDA_RUNTIME_API: expected host:port, got \"%.64s\"",
 				       api ? api : "");
-	static bool initialized;
-	if (!initialized) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return kilt_error_setf(err, -EIO, "libcurl: global init failed");
-		initialized = true;
-	}
-	CURL *curl = curl_easy_init();
-	if (!curl)
-		return kilt_error_setf(err, -ENOMEM, "libcurl: cannot create a handle");
+	const char *transport = getenv("KILT_RUNTIME_API_CLIENT");
+	if (!transport || !*transport)
+		transport = "socket";
 	struct lambda_client *c = xcalloc(1, sizeof(*c));
-	c->curl = curl;
-	c->base = xasprintf("http://%s" API_PREFIX, api);
+	if (strcmp(transport, "socket") == 0) {
+		int r = lambda_http_new(api, &c->http, err);
+		if (r < 0) {
+			free(c);
+			return r;
+		}
+	} else if (strcmp(transport, "curl") == 0) {
+		static bool initialized;
+		if (!initialized) {
+			if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+				free(c);
+				return kilt_error_setf(err, -EIO, "libcurl: global init failed");
+			}
+			initialized = true;
+		}
+		c->curl = curl_easy_init();
+		if (!c->curl) {
+			free(c);
+			return kilt_error_setf(err, -ENOMEM, "libcurl: cannot create a handle");
+		}
+		c->base = xasprintf("http://%s", api);
+	} else {
+		free(c);
+		return kilt_error_setf(err, -EINVAL,
+				       "KILT_RUNTIME_API_CLIENT: expected socket or curl, got "
+				       "\"%.32s\"",
+				       transport);
+	}
 	*ret = c;
 	return 0;
 }
@@ -53,26 +80,10 @@ void lambda_client_free(struct lambda_client *c)
 {
 	if (!c)
 		return;
+	lambda_http_free(c->http);
 	curl_easy_cleanup(c->curl);
 	free(c->base);
 	free(c);
-}
-
-struct exchange {
-	struct kbuf body;
-	bool too_big;
-	struct lambda_invocation *inv; /* borrowed, may be NULL: headers land here */
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *userdata)
-{
-	struct exchange *x = userdata;
-	size_t len = size * n;
-	if (kbuf_add(&x->body, p, len) < 0) {
-		x->too_big = true;
-		return 0; /* aborts the transfer */
-	}
-	return len;
 }
 
 /* Copies the value of header `name` from `line` into dst when it matches. */
@@ -94,87 +105,128 @@ static void header_value(const char *line, size_t len, const char *name, char *d
 	dst[n] = '\0';
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *userdata)
+/* The response headers of invocation/next that describe the invocation. */
+static void invocation_header(void *userdata, const char *line, size_t len)
 {
-	struct exchange *x = userdata;
-	size_t len = size * n;
-	if (x->inv) {
-		char deadline[32] = "";
-		header_value(p, len, "Lambda-Runtime-Aws-Request-Id", x->inv->request_id,
-			     sizeof(x->inv->request_id));
-		header_value(p, len, "Lambda-Runtime-Trace-Id", x->inv->trace_id,
-			     sizeof(x->inv->trace_id));
-		header_value(p, len, "Lambda-Runtime-Deadline-Ms", deadline, sizeof(deadline));
-		if (*deadline) {
-			char *endp;
-			errno = 0;
-			long long v = strtoll(deadline, &endp, 10);
-			if (!errno && !*endp && v > 0)
-				x->inv->deadline_ms = v;
-		}
+	struct lambda_invocation *inv = userdata;
+	char deadline[32] = "";
+	header_value(line, len, "Lambda-Runtime-Aws-Request-Id", inv->request_id,
+		     sizeof(inv->request_id));
+	header_value(line, len, "Lambda-Runtime-Trace-Id", inv->trace_id, sizeof(inv->trace_id));
+	header_value(line, len, "Lambda-Runtime-Deadline-Ms", deadline, sizeof(deadline));
+	if (*deadline) {
+		char *endp;
+		errno = 0;
+		long long v = strtoll(deadline, &endp, 10);
+		if (!errno && !*endp && v > 0)
+			inv->deadline_ms = v;
 	}
+}
+
+/* ---- the libcurl transport ----------------------------------------------------------------- */
+
+static size_t curl_body(char *p, size_t size, size_t n, void *userdata)
+{
+	struct lambda_response *resp = userdata;
+	size_t len = size * n;
+	if (!resp->too_big && kbuf_add(&resp->body, p, len) < 0) {
+		resp->too_big = true;
+		kbuf_done(&resp->body);
+	}
+	return len; /* a body over the maximum is read and dropped, as lambda_http.c does */
+}
+
+static size_t curl_header(char *p, size_t size, size_t n, void *userdata)
+{
+	struct lambda_response *resp = userdata;
+	size_t len = size * n;
+	size_t l = len;
+	while (l > 0 && (p[l - 1] == '\n' || p[l - 1] == '\r'))
+		l--;
+	if (resp->on_header && l > 0 && strncmp(p, "HTTP/", 5) != 0)
+		resp->on_header(resp->userdata, p, l);
 	return len;
 }
 
-/* One request on the shared handle; fills ret_status. */
-static int perform(struct lambda_client *c, const char *url, const char *body, size_t len,
-		   const char *error_type, struct exchange *x, long *ret_status,
-		   struct kilt_error *err)
+static int curl_request(struct lambda_client *c, const char *path, const char *headers,
+			const char *body, size_t len, int timeout_ms, struct lambda_response *resp,
+			struct kilt_error *err)
 {
 	CURL *h = c->curl;
+	_cleanup_free_ char *url = xasprintf("%s%s", c->base, path);
 	/* curl_easy_reset keeps the connection cache: the keep-alive connection survives. */
 	curl_easy_reset(h);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, curl_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the runtime API is local: never a proxy */
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	struct curl_slist *headers = NULL;
-	_cleanup_free_ char *type_header = NULL;
+	if (timeout_ms > 0)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	struct curl_slist *list = NULL;
+	_cleanup_free_ char *extra = headers ? xstrdup(headers) : NULL;
 	if (body) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-		curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-		headers = curl_slist_append(headers, "Content-Type: application/json");
+		list = curl_slist_append(list, "Content-Type: application/json");
 		/* No 100-continue round trip for large replies. */
-		headers = curl_slist_append(headers, "Expect:");
-		if (error_type) {
-			type_header =
-				xasprintf("Lambda-Runtime-Function-Error-Type: %s", error_type);
-			headers = curl_slist_append(headers, type_header);
+		list = curl_slist_append(list, "Expect:");
+		/* "Name: value\r\n" lines, as lambda_http_request takes them */
+		for (char *line = extra, *next; line && *line; line = next) {
+			next = strstr(line, "\r\n");
+			if (next) {
+				*next = '\0';
+				next += 2;
+			}
+			list = curl_slist_append(list, line);
 		}
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
 	}
 	c->curl_err[0] = '\0';
 	CURLcode rc = curl_easy_perform(h);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(headers);
-	if (x->too_big)
-		return kilt_error_setf(err, -E2BIG, "runtime API: %s: body over %zu bytes", url,
-				       x->body.max);
+	curl_slist_free_all(list);
 	if (rc != CURLE_OK)
-		return kilt_error_setf(err, -EIO, "runtime API: %s: %s", url,
+		return kilt_error_setf(err, -EIO, "%s %s: %s", body ? "POST" : "GET", path,
 				       c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, ret_status);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	return 0;
+}
+
+/* One request to API_PREFIX/<path>: GET without a body, POST with one. */
+static int exchange(struct lambda_client *c, const char *path, const char *body, size_t len,
+		    const char *error_type, int timeout_ms, struct lambda_response *resp,
+		    struct kilt_error *err)
+{
+	_cleanup_free_ char *full = xasprintf(API_PREFIX "/%s", path);
+	_cleanup_free_ char *headers =
+		error_type ? xasprintf("Lambda-Runtime-Function-Error-Type: %s\r\n", error_type)
+			   : NULL;
+	int r = c->http ? lambda_http_request(c->http, body ? "POST" : "GET", full, headers, body,
+					      len, timeout_ms, resp, err)
+			: curl_request(c, full, headers, body, len, timeout_ms, resp, err);
+	return r < 0 ? kilt_error_prefix(err, "runtime API") : 0;
 }
 
 int lambda_next(struct lambda_client *c, size_t max, struct lambda_invocation *ret,
 		struct kilt_error *err)
 {
 	struct lambda_invocation inv = { 0 };
-	struct exchange x = { .inv = &inv };
-	kbuf_init(&x.body, max);
-	_cleanup_free_ char *url = xasprintf("%s/invocation/next", c->base);
-	long status = 0;
-	int r = perform(c, url, NULL, 0, NULL, &x, &status, err);
-	if (r >= 0 && status != 200)
-		r = kilt_error_setf(err, -EPROTO, "runtime API: invocation/next: HTTP %ld", status);
+	struct lambda_response resp = { .on_header = invocation_header, .userdata = &inv };
+	kbuf_init(&resp.body, max);
+	/* No timeout: the API answers when an event arrives (the process is frozen meanwhile). */
+	int r = exchange(c, "invocation/next", NULL, 0, NULL, 0, &resp, err);
+	if (r >= 0 && resp.too_big)
+		r = kilt_error_setf(err, -E2BIG,
+				    "runtime API: invocation/next: body over %zu bytes", max);
+	else if (r >= 0 && resp.status != 200)
+		r = kilt_error_setf(err, -EPROTO, "runtime API: invocation/next: HTTP %ld",
+				    resp.status);
 	/* The id goes into URL paths: accept only what Lambda uses (UUIDs). */
 	if (r >= 0 && (!inv.request_id[0] ||
 		       strspn(inv.request_id, "0123456789abcdefABCDEF-") != strlen(inv.request_id)))
@@ -182,7 +234,7 @@ int lambda_next(struct lambda_client *c, size_t max, struct lambda_invocation *r
 				    "runtime API: invocation/next: missing or malformed "
 				    "Lambda-Runtime-Aws-Request-Id");
 	if (r < 0) {
-		kbuf_done(&x.body);
+		kbuf_done(&resp.body);
 		/* An oversized event still gets answered: hand out its request id. */
 		if (r == -E2BIG && inv.request_id[0]) {
 			*ret = inv;
@@ -190,8 +242,8 @@ int lambda_next(struct lambda_client *c, size_t max, struct lambda_invocation *r
 		}
 		return r;
 	}
-	inv.len = x.body.len;
-	inv.body = kbuf_steal(&x.body);
+	inv.len = resp.body.len;
+	inv.body = kbuf_steal(&resp.body);
 	*ret = inv;
 	return 0;
 }
@@ -199,16 +251,14 @@ int lambda_next(struct lambda_client *c, size_t max, struct lambda_invocation *r
 static int post(struct lambda_client *c, const char *path, const char *body, size_t len,
 		const char *error_type, struct kilt_error *err)
 {
-	struct exchange x = { 0 };
-	kbuf_init(&x.body, 64 * 1024);
-	_cleanup_free_ char *url = xasprintf("%s/%s", c->base, path);
-	long status = 0;
-	int r = perform(c, url, body, len, error_type, &x, &status, err);
-	if (r >= 0 && status != 202)
-		r = kilt_error_setf(err, status == 413 ? -E2BIG : -EPROTO,
-				    "runtime API: %s: HTTP %ld: %.300s", path, status,
-				    x.body.data ? x.body.data : "");
-	kbuf_done(&x.body);
+	struct lambda_response resp = { 0 };
+	kbuf_init(&resp.body, 64 * 1024);
+	int r = exchange(c, path, body, len, error_type, POST_TIMEOUT_MS, &resp, err);
+	if (r >= 0 && resp.status != 202)
+		r = kilt_error_setf(err, resp.status == 413 ? -E2BIG : -EPROTO,
+				    "runtime API: %s: HTTP %ld: %.300s", path, resp.status,
+				    resp.body.data ? resp.body.data : "");
+	kbuf_done(&resp.body);
 	return r;
 }
 

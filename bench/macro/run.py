@@ -4,17 +4,21 @@
 
 Both runtimes start the same way: the zip's bundled loader and libraries (the macro through its
 `bootstrap`, the echo runtime through the same loader and lib/), so the comparison is the
-macro's own work.
+macro's own work. A third runtime, `macro-curl`, is the macro with KILT_RUNTIME_API_CLIENT=curl:
+the libcurl transport the socket one replaced, measured in the same run.
 
 - cold start: a fresh emulator per sample; the time from the first Invoke request (the emulator
   starts the runtime process on it) to its reply, and the emulator's own INIT duration (process
-  start until the runtime asks for its first event).
-- warm: the latency of one invocation of a ~1 MB template on a warm instance (median, p90).
+  start until the runtime asks for its first event). Samples of the runtimes are interleaved
+  (round robin, rotating the order) so load from other processes spreads evenly over them.
+- warm: the latency of one invocation of a ~1 MB template on a warm instance.
+
+The machine may be shared: compare minimums (the floor) and medians over many samples.
 
 Goals (issue): cold start <= 10 ms; warm <= 3x the echo floor.
 
 Usage: bench/macro/run.py --build build/dev   (builds kilt-macro-zip and kilt-echo-runtime there)
-       [--cold N] [--warm N]
+       [--cold N] [--warm N] [--only macro,echo] [--json FILE]
 """
 import argparse
 import json
@@ -42,14 +46,15 @@ def free_port():
 
 
 class Rie:
-    def __init__(self, cmd, cwd):
-        self.cmd, self.cwd = cmd, cwd
+    def __init__(self, cmd, cwd, extra_env=None):
+        self.cmd, self.cwd, self.extra_env = cmd, cwd, extra_env or {}
 
     def __enter__(self):
         self.port, api = free_port(), free_port()
         self.log = tempfile.TemporaryFile("w+")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KILT_", "AWS_"))}
         env["LOG_LEVEL"] = "info"
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [RIE, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
              "--runtime-api-address", f"127.0.0.1:{api}", *self.cmd],
@@ -131,11 +136,43 @@ def fmt(s):
     return f"min {s['min']:6.2f}  median {s['median']:6.2f}  p90 {s['p90']:6.2f} ms"
 
 
+def cold_sample(name, cmd, env, tmp):
+    """(first invoke ms, RIE init ms), or None when the emulator answered with an error."""
+    with Rie(cmd, tmp, env) as rie:
+        try:
+            ms, out = rie.invoke(SMALL)
+        except urllib.error.HTTPError as e:
+            report_error(name, e, rie)
+            return None
+        assert json.loads(out)["status"] == "success", out[:300]
+        return ms, rie.init_ms()
+
+
+def warm_samples(name, cmd, env, tmp, n, big):
+    times, errors, out = [], 0, b""
+    with Rie(cmd, tmp, env) as rie:
+        for i in range(n + 3):
+            try:
+                ms, out = rie.invoke(big)
+            except urllib.error.HTTPError as e:
+                errors += 1
+                report_error(name, e, rie)
+                continue
+            r = json.loads(out)
+            assert r["status"] == "success", r.get("errorMessage")
+            if i >= 3:
+                times.append(ms)
+    return times, errors, len(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(SRC, "build", "dev"))
-    ap.add_argument("--cold", type=int, default=15)
-    ap.add_argument("--warm", type=int, default=40)
+    ap.add_argument("--cold", type=int, default=30, help="cold starts per runtime")
+    ap.add_argument("--warm", type=int, default=40, help="warm invocations per runtime")
+    ap.add_argument("--only", default="macro,macro-curl,echo",
+                    help="runtimes to run (macro, macro-curl, echo)")
+    ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
     subprocess.run(["cmake", "--build", args.build, "--target", "kilt-macro-zip",
                     "kilt-echo-runtime"], check=True, stdout=subprocess.DEVNULL)
@@ -150,53 +187,62 @@ def main():
         shutil.copy(os.path.join(args.build, "bench/macro/kilt-echo-runtime"), echo)
         loader = [os.path.join(tmp, "lib", "ld-linux-x86-64.so.2"), "--inhibit-cache",
                   "--library-path", os.path.join(tmp, "lib")]
-        runtimes = {"macro": [os.path.join(tmp, "bootstrap")], "echo": loader + [echo]}
+        boot = [os.path.join(tmp, "bootstrap")]
+        known = {"macro": (boot, {}),
+                 "macro-curl": (boot, {"KILT_RUNTIME_API_CLIENT": "curl"}),
+                 "echo": (loader + [echo], {})}
+        names = [n for n in args.only.split(",") if n]
+        for n in names:
+            if n not in known:
+                ap.error(f"unknown runtime {n} (known: {', '.join(known)})")
+        runtimes = {n: known[n] for n in names}
         big = one_mb_event()
+        cold = {n: [] for n in runtimes}
+        init = {n: [] for n in runtimes}
+        errors = dict.fromkeys(runtimes, 0)
+        for i in range(args.cold):
+            order = names[i % len(names):] + names[:i % len(names)]
+            for n in order:
+                got = cold_sample(n, runtimes[n][0], runtimes[n][1], tmp)
+                if got is None:
+                    errors[n] += 1
+                    continue
+                cold[n].append(got[0])
+                init[n].append(got[1])
         results = {}
-        for name, cmd in runtimes.items():
-            cold, init, errors = [], [], 0
-            for _ in range(args.cold):
-                with Rie(cmd, tmp) as rie:
-                    try:
-                        ms, out = rie.invoke(SMALL)
-                    except urllib.error.HTTPError as e:
-                        errors += 1
-                        report_error(name, e, rie)
-                        continue
-                    assert json.loads(out)["status"] == "success", out[:300]
-                    cold.append(ms)
-                    init.append(rie.init_ms())
-            warm = []
-            with Rie(cmd, tmp) as rie:
-                for i in range(args.warm + 3):
-                    try:
-                        ms, out = rie.invoke(big)
-                    except urllib.error.HTTPError as e:
-                        errors += 1
-                        report_error(name, e, rie)
-                        continue
-                    r = json.loads(out)
-                    assert r["status"] == "success", r.get("errorMessage")
-                    if i >= 3:
-                        warm.append(ms)
-            if errors:
-                print(f"{name}: {errors} invocations failed at the emulator (see above)",
+        for n, (cmd, env) in runtimes.items():
+            warm, errs, reply_bytes = warm_samples(n, cmd, env, tmp, args.warm, big)
+            errors[n] += errs
+            if errors[n]:
+                print(f"{n}: {errors[n]} invocations failed at the emulator (see above)",
                       file=sys.stderr)
-            results[name] = {"cold": stats(cold), "init": stats(init), "warm": stats(warm),
-                             "reply_bytes": len(out)}
-        print(f"event: {len(big)} bytes; processed template reply "
-              f"{results['macro']['reply_bytes']} bytes (echo {results['echo']['reply_bytes']})")
-        for name in runtimes:
-            r = results[name]
-            print(f"{name:5} cold start (first invoke) {fmt(r['cold'])}")
-            print(f"{name:5} runtime init (RIE)        {fmt(r['init'])}")
-            print(f"{name:5} warm, 1 MB template       {fmt(r['warm'])}")
-        m, e = results["macro"], results["echo"]
-        ratio = m["warm"]["median"] / e["warm"]["median"]
-        print(f"warm ratio macro/echo (median): {ratio:.2f}x (goal <= 3x)")
-        print(f"cold start macro - echo (median): "
-              f"{m['cold']['median'] - e['cold']['median']:+.2f} ms; macro cold start "
-              f"median {m['cold']['median']:.2f} ms (goal <= 10 ms)")
+            results[n] = {"cold": stats(cold[n]), "init": stats(init[n]), "warm": stats(warm),
+                          "reply_bytes": reply_bytes, "samples": len(cold[n])}
+        print(f"event: {len(big)} bytes; {args.cold} cold starts and {args.warm} warm "
+              f"invocations per runtime; load average {os.getloadavg()[0]:.1f}")
+        for n in runtimes:
+            r = results[n]
+            print(f"{n:10} cold start (first invoke) {fmt(r['cold'])}")
+            print(f"{n:10} runtime init (RIE)        {fmt(r['init'])}")
+            print(f"{n:10} warm, 1 MB template       {fmt(r['warm'])}")
+        if "macro" in results and "echo" in results:
+            m, e = results["macro"], results["echo"]
+            print(f"warm ratio macro/echo: median {m['warm']['median'] / e['warm']['median']:.2f}x, "
+                  f"min {m['warm']['min'] / e['warm']['min']:.2f}x (goal <= 3x)")
+            print(f"cold start macro - echo: median "
+                  f"{m['cold']['median'] - e['cold']['median']:+.2f} ms, min "
+                  f"{m['cold']['min'] - e['cold']['min']:+.2f} ms")
+        if "macro" in results:
+            c = results["macro"]["cold"]
+            print(f"macro cold start: min {c['min']:.2f} ms, median {c['median']:.2f} ms "
+                  f"(goal <= 10 ms)")
+        if "macro" in results and "macro-curl" in results:
+            print(f"socket transport vs libcurl: cold start median "
+                  f"{results['macro']['cold']['median'] - results['macro-curl']['cold']['median']:+.2f} ms, "
+                  f"warm median {results['macro']['warm']['median'] - results['macro-curl']['warm']['median']:+.2f} ms")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

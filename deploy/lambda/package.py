@@ -4,7 +4,8 @@
 
 The zip holds a tiny static `bootstrap` (deploy/lambda/bootstrap.c), the kilt binary in bin/, and
 in lib/ every shared library kilt needs plus the dynamic loader, found by walking DT_NEEDED with
-readelf (so it works for a cross-built arm64 binary too). bootstrap starts bin/kilt through the
+readelf (so it works for a cross-built arm64 binary too), and libcurl with its own libraries, which
+kilt opens with dlopen on first use. bootstrap starts bin/kilt through the
 bundled loader with --library-path lib and --inhibit-cache: nothing of the host image is used.
 The zip is deterministic: sorted entries, fixed timestamps, fixed permissions.
 
@@ -70,9 +71,20 @@ def find_lib(name, arch):
     return None
 
 
+# Libraries kilt opens with dlopen when first needed (src/lambda_libcurl.c): not in DT_NEEDED,
+# so they are found by their soname in the binary's text and bundled with their own closure.
+DLOPENED = ["libcurl.so.4"]
+
+
+def dlopened(binary):
+    with open(binary, "rb") as f:
+        data = f.read()
+    return [name for name in DLOPENED if name.encode() + b"\0" in data]
+
+
 def closure(binary, arch):
-    """soname -> real path of every library `binary` needs, transitively."""
-    libs, todo = {}, list(needed(binary))
+    """soname -> real path of every library `binary` needs or opens, transitively."""
+    libs, todo = {}, list(needed(binary)) + dlopened(binary)
     while todo:
         name = todo.pop()
         if name in libs:
