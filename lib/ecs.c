@@ -99,8 +99,32 @@ static const struct names CAMEL = {
 	"family",
 };
 
+/* Every change the engine makes to nodes of the document, in order, so that a failed run (or a
+ * container that fails under fail-open) is undone exactly: same values, same key order. Replaced
+ * values are kept (moved, not copied) until the run ends; nothing else is copied. */
+enum jkind {
+	J_SET, /* target[key] was set: `old` is the value it replaced, NULL when the key was new */
+	J_OBJECT, /* a key of target is about to go: `old` is a shallow copy of the object */
+	J_ARRAY, /* elements of the array target went: `old` is a shallow copy from before */
+	J_APPEND, /* elements were appended to the array target: it had `size` before */
+};
+
+struct jentry {
+	json_t *target; /* owned reference */
+	json_t *old; /* owned, or NULL */
+	size_t size; /* J_SET: offset of the key in journal.keys; J_APPEND: the former size */
+	enum jkind kind;
+};
+
+struct journal {
+	struct jentry *v; /* owned */
+	size_t n, cap;
+	struct kbuf keys; /* the keys of J_SET entries, NUL-separated */
+};
+
 struct engine {
 	const struct kilt_ecs_planner *planner; /* borrowed; NULL when only removing */
+	struct journal *journal; /* borrowed: the run's changes to the document */
 	struct kilt_ecs_options opts;
 	struct cfn_ctx cfn;
 	struct kilt_ecs_report *report; /* borrowed */
@@ -108,6 +132,11 @@ struct engine {
 	bool intrinsics; /* CloudFormation: intrinsics may stand anywhere */
 	/* owned: digest of the operator's settings (config, sidecar options); NULL for none */
 	char *config_hash;
+	/* owned: compact text -> value, for the small values written into container after
+	 * container (the same VolumesFrom, DependsOn, LinuxParameters...), so each is held once */
+	json_t *shared;
+	json_t *labels; /* owned: the recipe's marker labels, values shared by every container */
+	json_t *sidecar_logs; /* owned copy of opts.sidecar_log_configuration, or NULL */
 };
 
 /* Task-level facts and the decision taken for them. */
@@ -140,6 +169,125 @@ struct list_state {
 	json_t *sidecar_keys; /* owned: mount key -> sidecar name */
 	json_t *names; /* owned: every container name in use -> true */
 };
+
+/* ---- journal ------------------------------------------------------------------------------- */
+
+static struct jentry *journal_push(const struct engine *e, json_t *target, enum jkind kind)
+{
+	struct journal *j = e->journal;
+	if (j->n == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 64;
+		j->v = xrealloc(j->v, j->cap * sizeof(*j->v));
+	}
+	struct jentry *je = &j->v[j->n++];
+	*je = (struct jentry){ .target = json_incref(target), .kind = kind };
+	return je;
+}
+
+/* target[key] = value (stolen), recorded. */
+static void doc_set(const struct engine *e, json_t *target, const char *key, json_t *value)
+{
+	struct journal *j = e->journal;
+	struct jentry *je = journal_push(e, target, J_SET);
+	je->old = json_incref(json_object_get(target, key));
+	je->size = j->keys.len;
+	if (kbuf_add(&j->keys, key, strlen(key) + 1) < 0)
+		abort(); /* the buffer's maximum is SIZE_MAX / 2 */
+	json_object_set_new(target, key, value);
+}
+
+/* Deletes target[key], recorded (with the key order, which a later set could not restore). */
+static void doc_del(const struct engine *e, json_t *target, const char *key)
+{
+	if (!json_object_get(target, key))
+		return;
+	journal_push(e, target, J_OBJECT)->old = json_copy(target);
+	json_object_del(target, key);
+}
+
+/* Records that elements are about to be appended to `list`. */
+static void doc_will_append(const struct engine *e, json_t *list)
+{
+	journal_push(e, list, J_APPEND)->size = json_array_size(list);
+}
+
+/* Undoes every change recorded after the first `mark`, newest first. */
+static void journal_rollback(struct journal *j, size_t mark)
+{
+	while (j->n > mark) {
+		struct jentry *je = &j->v[--j->n];
+		switch (je->kind) {
+		case J_SET: {
+			const char *key = j->keys.data + je->size;
+			if (je->old)
+				json_object_set(je->target, key, je->old);
+			else
+				json_object_del(je->target, key);
+			j->keys.len = je->size;
+			break;
+		}
+		case J_OBJECT:
+			json_object_clear(je->target);
+			json_object_update(je->target, je->old);
+			break;
+		case J_ARRAY:
+			json_array_clear(je->target);
+			json_array_extend(je->target, je->old);
+			break;
+		case J_APPEND:
+			while (json_array_size(je->target) > je->size)
+				json_array_remove(je->target, json_array_size(je->target) - 1);
+			break;
+		}
+		json_decref(je->old);
+		json_decref(je->target);
+	}
+}
+
+static void journal_init(struct journal *j)
+{
+	*j = (struct journal){ 0 };
+	kbuf_init(&j->keys, SIZE_MAX / 2);
+}
+
+/* Keeps the changes and lets go of what they replaced. */
+static void journal_done(struct journal *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		json_decref(j->v[i].old);
+		json_decref(j->v[i].target);
+	}
+	free(j->v);
+	kbuf_done(&j->keys);
+	*j = (struct journal){ 0 };
+}
+
+/* ---- shared values ------------------------------------------------------------------------- */
+
+#define MAX_SHARED_TEXT 512
+#define MAX_SHARED_VALUES 1024
+
+/* Returns `v` (owned), or an equal value written earlier in this run in its place. The engine
+ * never modifies a value in place (it replaces fields and edits shallow copies), so values can
+ * be shared between containers; the document owns them like any other. */
+static json_t *share(const struct engine *e, json_t *v)
+{
+	if (json_object_size(e->shared) >= MAX_SHARED_VALUES ||
+	    !(json_is_object(v) || json_is_array(v)))
+		return v;
+	char key[MAX_SHARED_TEXT];
+	size_t n = json_dumpb(v, key, sizeof(key) - 1, JSON_COMPACT);
+	if (n == 0 || n >= sizeof(key) - 1)
+		return v;
+	key[n] = '\0';
+	json_t *have = json_object_get(e->shared, key);
+	if (have) {
+		json_decref(v);
+		return json_incref(have);
+	}
+	json_object_set(e->shared, key, v);
+	return v;
+}
 
 /* ---- report -------------------------------------------------------------------------------- */
 
@@ -389,21 +537,24 @@ static json_t *edit_value(const struct engine *e, const json_t *v, edit_fn fn, c
 			json_decref(na);
 			return NULL;
 		}
-		json_t *copy = json_deep_copy(v);
-		json_t *args = json_object_get(copy, "Fn::If");
+		/* values are never modified in place: copy the two levels that change */
+		json_t *copy = json_copy((json_t *)(uintptr_t)v);
+		json_t *args = json_copy(json_object_get(copy, "Fn::If"));
 		json_array_set_new(args, 1, na);
 		json_array_set_new(args, 2, nb);
+		json_object_set_new(copy, "Fn::If", args);
 		return copy;
 	}
 	return fn(e, v, arg, err);
 }
 
+/* A shallow copy of `v` to edit (its members stay shared, never modified), or `dflt`. */
 static json_t *copy_or(const json_t *v, json_t *dflt)
 {
 	if (!v)
 		return dflt;
 	json_decref(dflt);
-	return json_deep_copy(v);
+	return json_copy((json_t *)(uintptr_t)v);
 }
 
 static json_t *edit_cap_add(const struct engine *e, const json_t *v, const void *arg,
@@ -419,7 +570,7 @@ static json_t *edit_cap_add(const struct engine *e, const json_t *v, const void 
 	const json_t *cap;
 	json_array_foreach ((const json_t *)arg, i, cap) {
 		if (json_is_string(cap) && !str_in_array(add, json_string_value(cap)))
-			json_array_append_new(add, json_deep_copy(cap));
+			json_array_append(add, (json_t *)(uintptr_t)cap);
 	}
 	return add;
 }
@@ -480,7 +631,7 @@ static json_t *edit_append_unique(const struct engine *e, const json_t *v, const
 		if (json_equal(json_object_get(el, key), id))
 			return arr;
 	}
-	json_array_append_new(arr, json_deep_copy(entry));
+	json_array_append(arr, (json_t *)(uintptr_t)entry);
 	return arr;
 }
 
@@ -527,9 +678,13 @@ static json_t *edit_env(const struct engine *e, const json_t *v, const void *arg
 			const char *pn = json_string_value(json_object_get(pe, "name"));
 			if (pn && strcmp(pn, name) == 0) {
 				const json_t *pv = json_object_get(pe, "value");
-				if (pv && !json_equal(pv, json_object_get(el, e->n->env_value)))
-					json_object_set_new(el, e->n->env_value,
-							    json_deep_copy(pv));
+				if (pv && !json_equal(pv, json_object_get(el, e->n->env_value))) {
+					/* the entry is shared with the original list: replace it */
+					el = json_copy(el);
+					json_object_set(el, e->n->env_value,
+							(json_t *)(uintptr_t)pv);
+					json_array_set_new(env, i, el);
+				}
 			}
 		}
 	}
@@ -540,15 +695,17 @@ static json_t *edit_env(const struct engine *e, const json_t *v, const void *arg
 			continue;
 		json_object_set_new(seen, pn, json_true());
 		const json_t *pv = json_object_get(pe, "value");
-		json_array_append_new(env, json_pack("{sssO}", e->n->env_name, pn, e->n->env_value,
-						     pv ? pv : json_string("")));
+		json_array_append_new(env, json_pack("{ssso}", e->n->env_name, pn, e->n->env_value,
+						     pv ? json_incref((json_t *)(uintptr_t)pv)
+							: json_string("")));
 	}
 	return env;
 }
 
-/* Replaces c[key] by the edited value and, the first time, remembers the original in `undo`. */
+/* Replaces c[key] by the edited value and, the first time, remembers the original in `undo`.
+ * `shareable`: the result is often the same in many containers (see share()). */
 static int edit_field(const struct engine *e, json_t *c, const char *key, edit_fn fn,
-		      const void *arg, json_t *undo, struct kilt_error *err)
+		      const void *arg, bool shareable, json_t *undo, struct kilt_error *err)
 {
 	json_t *old = json_object_get(c, key);
 	if (json_is_null(old))
@@ -560,13 +717,14 @@ static int edit_field(const struct engine *e, json_t *c, const char *key, edit_f
 		json_decref(nv);
 		return 0;
 	}
-	if (!json_object_get(undo, key)) /* moved: the container lets go of it just below */
+	if (!json_object_get(undo, key)) /* shared: the container lets go of it just below */
 		json_object_set_new(undo, key, old ? json_incref(old) : json_null());
-	json_object_set_new(c, key, nv);
+	doc_set(e, c, key, shareable ? share(e, nv) : nv);
 	return 0;
 }
 
-static void set_field(json_t *c, const char *key, json_t *value, json_t *undo)
+static void set_field(const struct engine *e, json_t *c, const char *key, json_t *value,
+		      json_t *undo)
 {
 	json_t *old = json_object_get(c, key);
 	if (old && json_equal(old, value)) {
@@ -575,7 +733,7 @@ static void set_field(json_t *c, const char *key, json_t *value, json_t *undo)
 	}
 	if (!json_object_get(undo, key))
 		json_object_set_new(undo, key, old ? json_incref(old) : json_null());
-	json_object_set_new(c, key, value);
+	doc_set(e, c, key, value);
 }
 
 /* ---- undo ---------------------------------------------------------------------------------- */
@@ -586,7 +744,8 @@ static bool is_sidecar(const struct engine *e, json_t *c)
 	return role && strcmp(role, "sidecar") == 0;
 }
 
-static void restore_fields(json_t *obj, const json_t *undo)
+/* `undo` is the caller's private object (parsed from a label): its values move into `obj`. */
+static void restore_fields(const struct engine *e, json_t *obj, const json_t *undo)
 {
 	const char *k;
 	json_t *v;
@@ -594,9 +753,9 @@ static void restore_fields(json_t *obj, const json_t *undo)
 		if (strcmp(k, UNDO_TASK) == 0)
 			continue;
 		if (json_is_null(v))
-			json_object_del(obj, k);
+			doc_del(e, obj, k);
 		else
-			json_object_set_new(obj, k, json_deep_copy(v));
+			doc_set(e, obj, k, json_incref(v));
 	}
 }
 
@@ -619,8 +778,8 @@ static int undo_container(const struct engine *e, json_t *c, json_t *props, stru
 				       jerr.text);
 	json_t *task_undo = json_object_get(undo, UNDO_TASK);
 	if (props && json_is_object(task_undo))
-		restore_fields(props, task_undo);
-	restore_fields(c, undo);
+		restore_fields(e, props, task_undo);
+	restore_fields(e, c, undo);
 	return 0;
 }
 
@@ -657,10 +816,20 @@ static void gather(const struct engine *e, json_t *list, struct item **ret, size
 /* Removes every trace of an earlier injection from a list (and its task-level fields). */
 static int undo_list(const struct engine *e, json_t *list, json_t *props, struct kilt_error *err)
 {
+	/* recorded as a shallow copy of the list, the way back for any removal */
+	json_t *before = json_copy(list);
+	bool removed = false;
 	for (size_t i = json_array_size(list); i-- > 0;) {
 		json_t *el = json_array_get(list, i);
-		if (json_is_object(el) && is_sidecar(e, el))
+		if (json_is_object(el) && is_sidecar(e, el)) {
 			json_array_remove(list, i);
+			removed = true;
+		}
+	}
+	if (removed) {
+		journal_push(e, list, J_ARRAY)->old = before;
+	} else {
+		json_decref(before);
 	}
 	_cleanup_free_ struct item *items = NULL;
 	size_t n;
@@ -920,20 +1089,17 @@ static json_t *env_to_names(const struct names *n, const json_t *plan_env)
 		const json_t *name = json_object_get(pe, "name");
 		const json_t *value = json_object_get(pe, "value");
 		if (json_is_string(name))
-			json_array_append_new(out,
-					      json_pack("{sOsO}", n->env_name, name, n->env_value,
-							value ? value : json_string("")));
+			json_array_append_new(
+				out, json_pack("{sOso}", n->env_name, name, n->env_value,
+					       value ? json_incref((json_t *)(uintptr_t)value)
+						     : json_string("")));
 	}
 	return out;
 }
 
 static json_t *recipe_labels(const struct engine *e)
 {
-	json_t *labels =
-		json_pack("{ssss}", LABEL_RECIPE, e->planner->name, LABEL_HASH, e->planner->hash);
-	if (e->config_hash)
-		json_object_set_new(labels, LABEL_CONFIG, json_string(e->config_hash));
-	return labels;
+	return json_copy(e->labels);
 }
 
 /* Returns the name of the sidecar for `mount` in this list, creating it on first use. */
@@ -969,14 +1135,16 @@ static const char *sidecar_for(struct engine *e, struct list_state *ls, const js
 	}
 	json_t *sc = json_object();
 	json_object_set_new(sc, n->name, json_string(name));
-	json_object_set_new(sc, n->image, json_deep_copy(image));
+	json_object_set(sc, n->image, (json_t *)(uintptr_t)image);
 	json_object_set_new(sc, n->essential, json_false());
 	const json_t *ep = json_object_get(mount, "entrypoint");
 	if (json_array_size(ep))
-		json_object_set_new(sc, n->entrypoint, json_deep_copy(ep));
+		json_object_set_new(sc, n->entrypoint,
+				    share(e, json_incref((json_t *)(uintptr_t)ep)));
 	const json_t *cmd = json_object_get(mount, "command");
 	if (json_array_size(cmd))
-		json_object_set_new(sc, n->command, json_deep_copy(cmd));
+		json_object_set_new(sc, n->command,
+				    share(e, json_incref((json_t *)(uintptr_t)cmd)));
 	const json_t *env = json_object_get(mount, "environment");
 	if (json_array_size(env))
 		json_object_set_new(sc, n->environment, env_to_names(n, env));
@@ -985,7 +1153,7 @@ static const char *sidecar_for(struct engine *e, struct list_state *ls, const js
 				    json_pack("{ss}", n->credentials_parameter,
 					      e->opts.sidecar_repository_credentials));
 	if (!e->opts.sidecar_logs_off) {
-		const json_t *logs = e->opts.sidecar_log_configuration;
+		const json_t *logs = e->sidecar_logs;
 		if (!logs) {
 			const json_t *app_logs = json_object_get(app, n->log_configuration);
 			const char *drv =
@@ -995,7 +1163,7 @@ static const char *sidecar_for(struct engine *e, struct list_state *ls, const js
 				logs = app_logs;
 		}
 		if (logs)
-			json_object_set_new(sc, n->log_configuration, json_deep_copy(logs));
+			json_object_set(sc, n->log_configuration, (json_t *)(uintptr_t)logs);
 	}
 	json_t *labels = recipe_labels(e);
 	json_object_set_new(labels, LABEL_ROLE, json_string("sidecar"));
@@ -1199,22 +1367,25 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 
 	_cleanup_json_ json_t *undo = json_object();
 	json_t *pimage = json_object_get(plan, "image");
+	/* the plan's values go in as they are: nothing modifies them afterwards */
 	if (pimage)
-		set_field(c, n->image, json_deep_copy(pimage), undo);
-	set_field(c, n->entrypoint, json_deep_copy(json_object_get(plan, "entrypoint")), undo);
+		set_field(e, c, n->image, json_incref(pimage), undo);
+	set_field(e, c, n->entrypoint, share(e, json_incref(json_object_get(plan, "entrypoint"))),
+		  undo);
 	json_t *pcmd = json_object_get(plan, "command");
 	if (json_array_size(pcmd) || json_object_get(c, n->command))
-		set_field(c, n->command, pcmd ? json_deep_copy(pcmd) : json_array(), undo);
+		set_field(e, c, n->command, pcmd ? share(e, json_incref(pcmd)) : json_array(),
+			  undo);
 	json_t *penv = json_object_get(plan, "environment");
 	if (penv) {
 		struct env_edit ee = { .plan_env = penv };
-		r = edit_field(e, c, n->environment, edit_env, &ee, undo, err);
+		r = edit_field(e, c, n->environment, edit_env, &ee, false, undo, err);
 		if (r < 0)
 			return r;
 	}
 	json_t *caps = json_object_get(plan, "capabilities");
 	if (json_array_size(caps)) {
-		r = edit_field(e, c, n->linux_parameters, edit_linux, caps, undo, err);
+		r = edit_field(e, c, n->linux_parameters, edit_linux, caps, true, undo, err);
 		if (r < 0)
 			return r;
 	}
@@ -1229,10 +1400,10 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 			json_pack("{sssb}", n->source_container, sname, n->read_only, 1);
 		_cleanup_json_ json_t *dep =
 			json_pack("{ssss}", n->container_name, sname, n->condition, "START");
-		r = edit_field(e, c, n->volumes_from, edit_append_unique, vf, undo, err);
+		r = edit_field(e, c, n->volumes_from, edit_append_unique, vf, true, undo, err);
 		if (r < 0)
 			return r;
-		r = edit_field(e, c, n->depends_on, edit_append_unique, dep, undo, err);
+		r = edit_field(e, c, n->depends_on, edit_append_unique, dep, true, undo, err);
 		if (r < 0)
 			return r;
 		append_reason(summary, ssize, "sidecar %s", sname);
@@ -1249,7 +1420,7 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 			t->warn = true;
 		} else if (!cur) {
 			json_object_set_new(undo, UNDO_TASK, json_pack("{sn}", n->pid_mode));
-			json_object_set_new(t->props, n->pid_mode, json_string(pid));
+			doc_set(e, t->props, n->pid_mode, json_string(pid));
 		} else if (!json_is_string(cur) || strcmp(json_string_value(cur), pid) != 0) {
 			append_reason(summary, ssize,
 				      "the task's PidMode is kept although the recipe asks for %s",
@@ -1272,7 +1443,7 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 	json_t *nl = edit_value(e, old_labels, edit_labels, marker, 0, err);
 	if (!nl)
 		return kilt_error_prefix(err, "%s", n->docker_labels);
-	json_object_set_new(c, n->docker_labels, nl);
+	doc_set(e, c, n->docker_labels, nl);
 	(void)nsc;
 	return 0;
 }
@@ -1395,12 +1566,10 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		char summary[512] = "";
 		bool warn_before = t->warn;
 		t->warn = false;
-		/* fail-open needs a way back when a container cannot be patched */
+		/* fail-open needs a way back when a container cannot be patched: the journal for
+		 * the document, copies for the list's own state */
 		bool fo = e->opts.fail_open;
-		_cleanup_json_ json_t *backup = fo ? json_deep_copy(items[i].obj) : NULL;
-		json_t *pid_before = t->props ? json_object_get(t->props, e->n->pid_mode) : NULL;
-		_cleanup_json_ json_t *pid_backup =
-			fo && pid_before ? json_deep_copy(pid_before) : NULL;
+		size_t mark = e->journal->n;
 		_cleanup_json_ json_t *sidecars_backup = fo ? json_deep_copy(ls.sidecars) : NULL;
 		_cleanup_json_ json_t *keys_backup = fo ? json_deep_copy(ls.sidecar_keys) : NULL;
 		_cleanup_json_ json_t *names_backup = fo ? json_deep_copy(ls.names) : NULL;
@@ -1415,12 +1584,7 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 				break;
 			}
 			/* fail-open: put everything back the way it was and say why */
-			json_object_clear(items[i].obj);
-			json_object_update(items[i].obj, backup);
-			if (t->props && pid_backup)
-				json_object_set(t->props, e->n->pid_mode, pid_backup);
-			else if (t->props)
-				json_object_del(t->props, e->n->pid_mode);
+			journal_rollback(e->journal, mark);
 			json_decref(ls.sidecars);
 			ls.sidecars = json_incref(sidecars_backup);
 			json_decref(ls.sidecar_keys);
@@ -1439,8 +1603,10 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		add_decision(e, t->id, name, KILT_ECS_PATCHED, warn, msg);
 		t->any_patched = true;
 	}
-	if (rc == 0)
+	if (rc == 0 && json_array_size(ls.sidecars)) {
+		doc_will_append(e, list);
 		json_array_extend(list, ls.sidecars);
+	}
 	list_state_done(&ls);
 	return rc;
 }
@@ -1535,16 +1701,6 @@ void kilt_ecs_prune_empty(json_t *value)
 	}
 }
 
-static void restore_text(json_t *doc, const char *text)
-{
-	json_t *orig = text ? json_loads(text, 0, NULL) : NULL;
-	if (!orig)
-		abort(); /* kilt's own dump always loads back */
-	json_object_clear(doc);
-	json_object_update(doc, orig);
-	json_decref(orig);
-}
-
 static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 {
 	enum kilt_ecs_input kind = e->opts.input;
@@ -1562,9 +1718,8 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 		if (!json_is_object(doc) || !json_is_object(resources))
 			return kilt_error_setf(
 				err, -EINVAL, "a CloudFormation template needs a Resources object");
-		/* Templates are patched in place (a second tree would double the memory); a compact
-		 * copy of the text brings the document back if any task fails. */
-		_cleanup_free_ char *backup = json_dumps(doc, JSON_COMPACT);
+		/* Templates are patched in place (a second tree would double the memory); the
+		 * journal brings the document back if any task fails. */
 		e->n = &PASCAL;
 		e->intrinsics = true;
 		e->cfn.template = doc;
@@ -1583,7 +1738,7 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 			r = process_task(e, id, props,
 					 json_object_get(props, "ContainerDefinitions"), err);
 			if (r < 0) {
-				restore_text(doc, backup);
+				journal_rollback(e->journal, 0);
 				return r;
 			}
 		}
@@ -1618,6 +1773,11 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 		r = process_task(e, "container_definitions", NULL, work, err);
 		if (r < 0)
 			return r;
+		/* pruning works in place, and values may be shared (with the recipe's plans too):
+		 * prune a copy of its own */
+		json_t *own = json_deep_copy(work);
+		json_decref(work);
+		work = own;
 		kilt_ecs_prune_empty(work);
 		break;
 	default:
@@ -1639,7 +1799,15 @@ static int run_with_report(struct engine *e, json_t *doc, struct kilt_ecs_report
 	struct kilt_ecs_report local;
 	kilt_ecs_report_init(&local);
 	e->report = &local;
+	struct journal journal;
+	journal_init(&journal);
+	e->journal = &journal;
+	e->shared = json_object();
 	int r = run(e, doc, err);
+	journal_done(&journal);
+	e->journal = NULL;
+	json_decref(e->shared);
+	e->shared = NULL;
 	tally(&local);
 	if (report && r == 0) {
 		kilt_ecs_report_done(report);
@@ -1689,8 +1857,15 @@ int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
 	if (!planner || !planner->evaluate || !planner->name || !planner->hash)
 		return kilt_error_setf(err, -EINVAL, "no recipe");
 	e.config_hash = settings_hash(&e.opts);
+	e.labels = json_pack("{ssss}", LABEL_RECIPE, planner->name, LABEL_HASH, planner->hash);
+	if (e.config_hash)
+		json_object_set_new(e.labels, LABEL_CONFIG, json_string(e.config_hash));
+	if (e.opts.sidecar_log_configuration)
+		e.sidecar_logs = json_deep_copy(e.opts.sidecar_log_configuration);
 	int r = run_with_report(&e, doc, report, err);
 	free(e.config_hash);
+	json_decref(e.labels);
+	json_decref(e.sidecar_logs);
 	return r;
 }
 
