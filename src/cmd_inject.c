@@ -111,26 +111,6 @@ static int parse_doc(const char *buf, size_t len, const char *name, enum kilt_fo
 	return 0;
 }
 
-static int render(const json_t *doc, enum kilt_format fmt, char **ret, size_t *ret_len,
-		  struct kilt_error *err)
-{
-	if (fmt == KILT_FORMAT_YAML)
-		return kilt_yaml_dump(doc, KILT_YAML_CFN_TAGS, ret, ret_len, err);
-	/* 15 digits: every decimal a template author writes (0.1) comes back as written */
-	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-	if (!s)
-		return kilt_error_setf(err, -EINVAL, "cannot encode the result as JSON");
-	size_t n = strlen(s);
-	char *out = xmalloc(n + 2);
-	memcpy(out, s, n);
-	out[n] = '\n';
-	out[n + 1] = '\0';
-	free(s);
-	*ret = out;
-	*ret_len = n + 1;
-	return 0;
-}
-
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -146,9 +126,75 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* JSON goes out through a fixed buffer as jansson encodes it, so the text of a large template
+ * never exists whole in memory. */
+struct out_stream {
+	int fd;
+	int error; /* the first write error (negative errno), or 0 */
+	size_t len;
+	char buf[65536];
+};
+
+static int out_flush(struct out_stream *o)
+{
+	if (o->error == 0 && o->len)
+		o->error = write_all(o->fd, o->buf, o->len);
+	o->len = 0;
+	return o->error;
+}
+
+static int out_callback(const char *p, size_t n, void *data)
+{
+	struct out_stream *o = data;
+	while (n && o->error == 0) {
+		if (o->len == sizeof(o->buf))
+			(void)out_flush(o);
+		size_t k = sizeof(o->buf) - o->len;
+		if (k > n)
+			k = n;
+		memcpy(o->buf + o->len, p, k);
+		o->len += k;
+		p += k;
+		n -= k;
+	}
+	return o->error ? -1 : 0;
+}
+
+/* Writes the result to `fd` in the input's syntax. The YAML emitter (lib/yaml.c) produces the
+ * whole text first. */
+static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kilt_error *err)
+{
+	if (fmt == KILT_FORMAT_YAML) {
+		_cleanup_free_ char *text = NULL;
+		size_t len = 0;
+		int r = kilt_yaml_dump(doc, KILT_YAML_CFN_TAGS, &text, &len, err);
+		if (r < 0)
+			return r;
+		r = write_all(fd, text, len);
+		return r < 0 ? kilt_error_setf(err, r, "cannot write the result: %s", strerror(-r))
+			     : 0;
+	}
+	_cleanup_free_ struct out_stream *o = xmalloc(sizeof(*o));
+	o->fd = fd;
+	o->error = 0;
+	o->len = 0;
+	/* 15 digits: every decimal a template author writes (0.1) comes back as written */
+	int r = json_dump_callback(doc, out_callback, o,
+				   JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+	if (r == 0)
+		r = out_callback("\n", 1, o);
+	if (out_flush(o) < 0)
+		return kilt_error_setf(err, o->error, "cannot write the result: %s",
+				       strerror(-o->error));
+	if (r < 0) /* jansson refuses only what a parser never produces (loops, bad UTF-8) */
+		return kilt_error_setf(err, -EINVAL, "cannot encode the result as JSON");
+	return 0;
+}
+
 /* Temporary file in the target's directory, fsync, rename: readers see the old file or the new
  * one, never a part. */
-static int write_atomic(const char *path, const char *data, size_t len, struct kilt_error *err)
+static int write_atomic(const char *path, const json_t *doc, enum kilt_format fmt,
+			struct kilt_error *err)
 {
 	_cleanup_free_ char *dcopy = xstrdup(path);
 	const char *dir = dirname(dcopy);
@@ -161,18 +207,20 @@ static int write_atomic(const char *path, const char *data, size_t len, struct k
 	mode_t mode = 0644;
 	if (stat(path, &st) == 0)
 		mode = st.st_mode & 07777;
-	int r = write_all(fd, data, len);
+	int r = write_doc(fd, doc, fmt, err);
 	if (r == 0 && fchmod(fd, mode) < 0)
-		r = -errno;
+		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
 	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
+		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
 	if (close(fd) < 0 && r == 0)
-		r = -errno;
+		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
 	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
+		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
 	if (r < 0) {
 		unlink(tmp);
-		return kilt_error_set(err, r, path, 0, 0, "cannot write: %s", strerror(-r));
+		if (!err->file[0])
+			snprintf(err->file, sizeof(err->file), "%s", path);
+		return r;
 	}
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
@@ -397,6 +445,7 @@ int cmd_inject(int argc, char **argv)
 		cli_report(&err);
 		return EXIT_ERROR;
 	}
+	free(steal_pointer(&buf)); /* the tree holds everything now */
 	struct kilt_ecs_report rep;
 	kilt_ecs_report_init(&rep);
 	int r;
@@ -422,22 +471,15 @@ int cmd_inject(int argc, char **argv)
 	print_report(&rep, explain);
 	kilt_ecs_report_done(&rep);
 
-	_cleanup_free_ char *out = NULL;
-	size_t out_len = 0;
-	if (render(doc, fmt, &out, &out_len, &err) < 0) {
-		cli_report(&err);
-		return EXIT_ERROR;
-	}
 	if (out_path) {
-		if (write_atomic(out_path, out, out_len, &err) < 0) {
+		if (write_atomic(out_path, doc, fmt, &err) < 0) {
 			cli_report(&err);
 			return EXIT_ERROR;
 		}
 		return EXIT_OK;
 	}
-	r = write_all(STDOUT_FILENO, out, out_len);
-	if (r < 0) {
-		fprintf(stderr, "kilt inject: cannot write the result: %s\n", strerror(-r));
+	if (write_doc(STDOUT_FILENO, doc, fmt, &err) < 0) {
+		fprintf(stderr, "kilt inject: %s\n", err.msg);
 		return EXIT_ERROR;
 	}
 	return EXIT_OK;
