@@ -8,7 +8,7 @@ set -euo pipefail
 arch=${1:?usage: build-zip.sh amd64|arm64 [OUTDIR]}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${2:-$src/build/lambda}
-bdir=$src/build/lambda-$arch
+bdir=${KILT_LAMBDA_BUILD_DIR:-$src/build/lambda-$arch}  # the build tree (tests pass their own)
 mkdir -p "$out"
 cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DKILT_TESTS=OFF -DKILT_BENCH=OFF)
 case $arch in
