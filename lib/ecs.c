@@ -250,13 +250,20 @@ static void journal_init(struct journal *j)
 	kbuf_init(&j->keys, SIZE_MAX / 2);
 }
 
-/* Keeps the changes and lets go of what they replaced. */
-static void journal_done(struct journal *j)
+/* Keeps the changes so far and lets go of what they replaced. */
+static void journal_forget(struct journal *j)
 {
 	for (size_t i = 0; i < j->n; i++) {
 		json_decref(j->v[i].old);
 		json_decref(j->v[i].target);
 	}
+	j->n = 0;
+	j->keys.len = 0;
+}
+
+static void journal_done(struct journal *j)
+{
+	journal_forget(j);
 	free(j->v);
 	kbuf_done(&j->keys);
 	*j = (struct journal){ 0 };
@@ -1738,9 +1745,12 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 			r = process_task(e, id, props,
 					 json_object_get(props, "ContainerDefinitions"), err);
 			if (r < 0) {
-				journal_rollback(e->journal, 0);
+				if (!e->opts.discard_on_failure)
+					journal_rollback(e->journal, 0);
 				return r;
 			}
+			if (e->opts.discard_on_failure)
+				journal_forget(e->journal);
 		}
 		return 0;
 	}

@@ -61,6 +61,10 @@ struct kilt_ecs_options {
 	/* A container that cannot be patched (entrypoint unknown, image unresolvable...) is skipped
 	 * with a warning instead of failing the whole document. */
 	bool fail_open;
+	/* The caller drops `doc` when the run fails (kilt inject does): the engine keeps the values
+	 * it replaced only until each task is done instead of until the end, which saves memory on
+	 * large templates. On failure `doc` is then left partly patched (still valid JSON). */
+	bool discard_on_failure;
 	/* may be NULL: no lookups (a container that needs one fails, or is skipped under fail_open) */
 	kilt_ecs_image_facts_fn image_facts;
 	void *image_facts_userdata; /* borrowed, passed to image_facts */
@@ -109,9 +113,12 @@ const char *kilt_ecs_input_name(enum kilt_ecs_input input);
 
 /* Applies `recipe` to every eligible task definition and container of `doc`, in place.
  * `opts` may be NULL for the defaults; `report` (may be NULL) must have been initialised and
- * receives one decision per task and per container. On failure `doc` is left as it was (the
- * engine works on a copy and swaps it in only when every task succeeded) and `err` names the
- * resource, the container and the fix. */
+ * receives one decision per task and per container. On failure `doc` is left as it was, key
+ * order included (the engine journals its changes and undoes them), unless
+ * opts->discard_on_failure, and `err` names the resource, the container and the fix.
+ * The engine never modifies a value in place: it replaces fields and edits shallow copies, and
+ * values it writes may be shared between containers (the same VolumesFrom in every one) and with
+ * the plans. A caller that edits the result should likewise replace values, not modify them. */
 int kilt_ecs_inject(const struct kilt_recipe *recipe, json_t *doc,
 		    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
 		    struct kilt_error *err);

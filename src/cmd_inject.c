@@ -422,6 +422,7 @@ int cmd_inject(int argc, char **argv)
 		out_path = path;
 	opts.config = config;
 	opts.parameters = params;
+	opts.discard_on_failure = true; /* nothing is written when the run fails */
 
 	struct kilt_error err = { 0 };
 	if (image_lookup && !remove) {

@@ -101,7 +101,7 @@ enum dump_kind { DUMP_STREAM, DUMP_STRING };
  * and cleared), inject, dump into `sink` (NULL: /dev/null). Returns the output length (so the
  * work cannot be optimised away). */
 static size_t pass(char **text, size_t len, const struct kilt_recipe *recipe, enum dump_kind dump,
-		   FILE *sink, bool drop_text)
+		   FILE *sink, bool drop_text, bool keep_rollback)
 {
 	json_error_t jerr;
 	json_t *doc = json_loadb(*text, len, 0, &jerr);
@@ -117,7 +117,10 @@ static size_t pass(char **text, size_t len, const struct kilt_recipe *recipe, en
 		struct kilt_error err = { 0 };
 		struct kilt_ecs_report rep;
 		kilt_ecs_report_init(&rep);
-		if (kilt_ecs_inject(recipe, doc, NULL, &rep, &err) < 0) {
+		struct kilt_ecs_options opts;
+		kilt_ecs_options_default(&opts);
+		opts.discard_on_failure = !keep_rollback; /* as kilt inject runs it */
+		if (kilt_ecs_inject(recipe, doc, &opts, &rep, &err) < 0) {
 			fprintf(stderr, "bench_cfn: inject: %s\n", err.msg);
 			exit(1);
 		}
@@ -150,7 +153,7 @@ static double best_of(long rounds, char *text, size_t len, const struct kilt_rec
 	double best = 1e9;
 	for (long i = 0; i < rounds; i++) {
 		double t0 = now();
-		*ret_out = pass(&text, len, recipe, DUMP_STREAM, sink, false);
+		*ret_out = pass(&text, len, recipe, DUMP_STREAM, sink, false, false);
 		double dt = now() - t0;
 		if (dt < best)
 			best = dt;
@@ -234,7 +237,8 @@ static int child(const char *mode, const char *path)
 			bool inject = strncmp(mode, "inject", 6) == 0;
 			bool string = strstr(mode, "-string") != NULL;
 			struct kilt_recipe *recipe = inject ? load_recipe() : NULL;
-			pass(&text, len, recipe, string ? DUMP_STRING : DUMP_STREAM, NULL, !string);
+			pass(&text, len, recipe, string ? DUMP_STRING : DUMP_STREAM, NULL, !string,
+			     string || strstr(mode, "-keep") != NULL);
 			kilt_recipe_free(recipe);
 		}
 		free(text);
@@ -262,7 +266,7 @@ int main(int argc, char **argv)
 		perror("bench_cfn: scratch file");
 		return 1;
 	}
-	pass(&text, len, recipe, DUMP_STREAM, sink, false);
+	pass(&text, len, recipe, DUMP_STREAM, sink, false, false);
 	double floor_s = best_of(rounds, text, len, NULL, sink, &out_floor);
 	double inject_s = best_of(rounds, text, len, recipe, sink, &out_inject);
 	fclose(sink);
@@ -282,6 +286,7 @@ int main(int argc, char **argv)
 	long read = child_rss(self, "read", path);
 	long floor_kib = child_rss(self, "floor", path);
 	long inject_kib = child_rss(self, "inject", path);
+	long inject_keep = child_rss(self, "inject-keep", path);
 	long floor_str = child_rss(self, "floor-string", path);
 	long inject_str = child_rss(self, "inject-string", path);
 	long cli_idle = child_rss(self, "cli-idle", path);
@@ -305,6 +310,8 @@ int main(int argc, char **argv)
 	       (double)floor_kib / t, (double)(floor_kib - idle) / t);
 	printf("  %-44s %7ld  gross %5.2fx  net %5.2fx (goal <= 5x)\n",
 	       "load + inject + dump (streamed)", inject_kib, (double)inject_kib / t, net);
+	printf("  %-44s %7ld  gross %5.2fx  net %5.2fx\n", "  the same, rollback kept to the end",
+	       inject_keep, (double)inject_keep / t, (double)(inject_keep - idle) / t);
 	printf("  %-44s %7ld  gross %5.2fx  net %5.2fx\n", "load + dump (text kept, json_dumps)",
 	       floor_str, (double)floor_str / t, (double)(floor_str - idle) / t);
 	printf("  %-44s %7ld  gross %5.2fx  net %5.2fx\n",

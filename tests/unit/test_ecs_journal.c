@@ -128,6 +128,21 @@ static void test_ecs_journal__failure_restores_everything(void **state)
 
 	_cleanup_free_ char *plan_after = dump(shared_plan());
 	assert_string_equal(plan_before, plan_after);
+
+	/* a caller that drops the document on failure gets no way back: A stays patched (and B
+	 * is left partly patched) */
+	json_auto_t *dropped = load(TEMPLATE);
+	struct kilt_ecs_options d;
+	kilt_ecs_options_default(&d);
+	d.discard_on_failure = true;
+	assert_true(run(&SHARING, dropped, &d, &err) < 0);
+	_cleanup_free_ char *partly = dump(dropped);
+	assert_string_not_equal(orig, partly);
+	json_t *res = json_object_get(dropped, "Resources");
+	assert_int_equal(json_array_size(json_object_get(
+				 json_object_get(json_object_get(res, "A"), "Properties"),
+				 "ContainerDefinitions")),
+			 3);
 }
 
 static void test_ecs_journal__fail_open_restores_the_container(void **state)
@@ -153,6 +168,13 @@ static void test_ecs_journal__fail_open_restores_the_container(void **state)
 	assert_string_equal(bad_before, bad_after);
 	assert_int_equal(json_array_size(list), 4); /* one sidecar */
 	assert_string_equal(json_string_value(json_object_get(b, "PidMode")), "task");
+
+	/* the same when the caller would drop the document on failure */
+	json_auto_t *doc2 = load(TEMPLATE);
+	o.discard_on_failure = true;
+	assert_int_equal(kilt_ecs_inject_planner(&LATE, doc2, &o, NULL, &err), 0);
+	_cleanup_free_ char *one = dump(doc), *two = dump(doc2);
+	assert_string_equal(one, two);
 
 	/* without fail-open the whole template comes back */
 	json_auto_t *plain = load(TEMPLATE);
