@@ -57,49 +57,6 @@ static size_t uws_len(const char *p, const char *end)
 	}
 }
 
-/* Offset of the first byte that is not valid UTF-8, or len. */
-static size_t utf8_check(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		if (len - i >= 8) {
-			uint64_t w;
-			memcpy(&w, s + i, 8);
-			if (!(w & 0x8080808080808080ull)) {
-				i += 8;
-				continue;
-			}
-		}
-		unsigned char c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t n;
-		uint32_t cp, min;
-		if ((c & 0xE0) == 0xC0) {
-			n = 2, cp = c & 0x1Fu, min = 0x80;
-		} else if ((c & 0xF0) == 0xE0) {
-			n = 3, cp = c & 0x0Fu, min = 0x800;
-		} else if ((c & 0xF8) == 0xF0) {
-			n = 4, cp = c & 0x07u, min = 0x10000;
-		} else {
-			return i;
-		}
-		if (len - i < n)
-			return i;
-		for (size_t k = 1; k < n; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + k] & 0x3Fu);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return i;
-		i += n;
-	}
-	return len;
-}
-
 /* ---- parser state ---------------------------------------------------------------------------- */
 
 struct pctx {
@@ -324,24 +281,13 @@ static bool unquoted_start(const char *p, const char *end)
 
 /* ---- strings --------------------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int read_hex4(struct parser *ps, const char *q, uint32_t *ret)
 {
 	if (ps->end - q < 4)
 		return perr(ps, q, -EINVAL, "expected 4 hex digits after \\u");
 	uint32_t v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(q[i]);
+		int h = kilt_hexval(q[i]);
 		if (h < 0)
 			return perr(ps, q + i, -EINVAL, "expected 4 hex digits after \\u");
 		v = (v << 4) | (uint32_t)h;
@@ -1495,7 +1441,8 @@ static int parse_fields(struct parser *ps, struct hobj *o, bool braced, const ch
 /* Parses a whole source into `into` (an included file: must be an object) or as the root. */
 static int parse_source_root(struct parser *ps, struct hobj *into, bool included)
 {
-	size_t bad = utf8_check((const unsigned char *)ps->base, (size_t)(ps->end - ps->base));
+	size_t bad = kilt_utf8_valid_prefix((const unsigned char *)ps->base,
+					    (size_t)(ps->end - ps->base));
 	if (bad < (size_t)(ps->end - ps->base))
 		return perr(ps, ps->base + bad, -EILSEQ, "invalid UTF-8 (byte 0x%02x)",
 			    (unsigned char)ps->base[bad]);
@@ -1596,7 +1543,8 @@ static int props_token(struct parser *ps, bool key)
 
 static int parse_properties(struct parser *ps, struct hobj *o)
 {
-	size_t bad = utf8_check((const unsigned char *)ps->base, (size_t)(ps->end - ps->base));
+	size_t bad = kilt_utf8_valid_prefix((const unsigned char *)ps->base,
+					    (size_t)(ps->end - ps->base));
 	if (bad < (size_t)(ps->end - ps->base))
 		return perr(ps, ps->base + bad, -EILSEQ, "invalid UTF-8 (byte 0x%02x)",
 			    (unsigned char)ps->base[bad]);

@@ -133,13 +133,6 @@ int kilt_auth_challenge_parse(const char *header, struct kilt_auth_challenge *re
 			      struct kilt_error *err);
 void kilt_auth_challenge_done(struct kilt_auth_challenge *c);
 
-/* Decodes standard base64 (padding optional, whitespace ignored) into an owned NUL-terminated
- * buffer. */
-int kilt_base64_decode(const char *in, size_t len, char **ret, size_t *ret_len,
-		       struct kilt_error *err);
-/* Encodes into an owned string. */
-char *kilt_base64_encode(const void *in, size_t len);
-
 /* Finds credentials for `registry` ("docker.io", "host:port") in a docker config.json document:
  * `auths` keys may be bare hosts, URLs ("https://index.docker.io/v1/") or host/path; an entry has a
  * base64 `auth` ("user:password") or `username`/`password` (an `identitytoken` alone is refused

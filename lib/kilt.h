@@ -41,6 +41,19 @@ int kilt_error_prefix(struct kilt_error *err, const char *fmt, ...)
 /* Writes "file:line:column: msg" (or the parts that are known) into buf; returns buf. */
 const char *kilt_error_format(const struct kilt_error *err, char *buf, size_t size);
 
+/* ---- text codecs --------------------------------------------------------------------------- */
+
+/* Length of the longest valid UTF-8 prefix of `s` (so `len` when all of it is valid). */
+size_t kilt_utf8_valid_prefix(const unsigned char *s, size_t len);
+/* The value of a hex digit, or -1. */
+int kilt_hexval(char c);
+/* Decodes standard or URL-safe base64 (padding optional, whitespace ignored) into an owned NUL-terminated
+ * buffer. */
+int kilt_base64_decode(const char *in, size_t len, char **ret, size_t *ret_len,
+		       struct kilt_error *err);
+/* Encodes into an owned string. */
+char *kilt_base64_encode(const void *in, size_t len);
+
 #include "kilt-hocon.h"
 #include "kilt-recipe.h"
 #include "kilt-image.h"

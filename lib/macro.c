@@ -322,55 +322,18 @@ static bool is_sha256_hex(const char *s)
 	return true;
 }
 
-static int b64_value(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 /* Decodes standard or URL-safe base64, ignoring whitespace. Returns NULL when `s` is not base64
  * or decodes to something that is not text (a NUL byte). */
 static char *base64_decode_text(const char *s)
 {
-	size_t n = strlen(s);
-	char *out = xmalloc(n / 4 * 3 + 4);
-	size_t o = 0;
-	unsigned acc = 0, bits = 0;
-	bool pad = false;
-	for (const char *p = s; *p; p++) {
-		if (isspace((unsigned char)*p))
-			continue;
-		if (*p == '=') {
-			pad = true;
-			continue;
-		}
-		int v = b64_value((unsigned char)*p);
-		if (v < 0 || pad) {
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			char c = (char)((acc >> bits) & 0xffu);
-			if (c == '\0') {
-				free(out);
-				return NULL;
-			}
-			out[o++] = c;
-		}
+	char *out = NULL;
+	size_t len = 0;
+	if (kilt_base64_decode(s, strlen(s), &out, &len, NULL) < 0)
+		return NULL;
+	if (memchr(out, '\0', len)) {
+		free(out);
+		return NULL;
 	}
-	out[o] = '\0';
 	return out;
 }
 

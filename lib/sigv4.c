@@ -67,17 +67,6 @@ static int encode(struct kbuf *b, const char *s, size_t n, bool keep_slash)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes s[0..n) into a new string (malformed escapes are kept as written). */
 static char *pct_decode(const char *s, size_t n, size_t *ret_len)
 {
@@ -85,8 +74,8 @@ static char *pct_decode(const char *s, size_t n, size_t *ret_len)
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		int hi, lo;
-		if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
+		if (s[i] == '%' && i + 2 < n && (hi = kilt_hexval(s[i + 1])) >= 0 &&
+		    (lo = kilt_hexval(s[i + 2])) >= 0) {
 			out[o++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else {
