@@ -133,6 +133,67 @@ static void test_util__xasprintf(void **state)
 	assert_string_equal(t, "abc");
 }
 
+static void test_util__utf8_valid_prefix(void **state)
+{
+	(void)state;
+	const char *ok = "plain ascii and \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 more ascii text";
+	assert_int_equal(kilt_utf8_valid_prefix((const unsigned char *)ok, strlen(ok)), strlen(ok));
+	/* Overlong encoding, surrogate, truncated sequence, stray continuation byte. */
+	assert_int_equal(kilt_utf8_valid_prefix((const unsigned char *)"ab\xc0\xaf", 4), 2);
+	assert_int_equal(kilt_utf8_valid_prefix((const unsigned char *)"a\xed\xa0\x80", 4), 1);
+	assert_int_equal(kilt_utf8_valid_prefix((const unsigned char *)"abc\xe2\x82", 5), 3);
+	assert_int_equal(kilt_utf8_valid_prefix((const unsigned char *)"\x80", 1), 0);
+	assert_int_equal(kilt_utf8_valid_prefix((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+}
+
+static void test_util__hexval(void **state)
+{
+	(void)state;
+	assert_int_equal(kilt_hexval('0'), 0);
+	assert_int_equal(kilt_hexval('9'), 9);
+	assert_int_equal(kilt_hexval('a'), 10);
+	assert_int_equal(kilt_hexval('F'), 15);
+	assert_int_equal(kilt_hexval('g'), -1);
+	assert_int_equal(kilt_hexval(' '), -1);
+}
+
+static void test_util__base64(void **state)
+{
+	(void)state;
+	const char *cases[][2] = {
+		{ "", "" },	   { "f", "Zg==" },	   { "fo", "Zm8=" },
+		{ "foo", "Zm9v" }, { "foob", "Zm9vYg==" }, { "user:pa ss", "dXNlcjpwYSBzcw==" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *enc = kilt_base64_encode(cases[i][0], strlen(cases[i][0]));
+		assert_string_equal(enc, cases[i][1]);
+		_cleanup_free_ char *dec = NULL;
+		size_t len = 0;
+		assert_int_equal(kilt_base64_decode(enc, strlen(enc), &dec, &len, NULL), 0);
+		assert_int_equal(len, strlen(cases[i][0]));
+		assert_string_equal(dec, cases[i][0]);
+	}
+	/* Padding optional, whitespace ignored, URL-safe alphabet accepted. */
+	_cleanup_free_ char *a = NULL;
+	size_t len = 0;
+	assert_int_equal(kilt_base64_decode("Zm9v\nYg", 7, &a, &len, NULL), 0);
+	assert_string_equal(a, "foob");
+	_cleanup_free_ char *b = NULL;
+	assert_int_equal(kilt_base64_decode("-_8", 3, &b, &len, NULL), 0);
+	assert_int_equal(len, 2);
+	assert_int_equal((unsigned char)b[0], 0xfb);
+	assert_int_equal((unsigned char)b[1], 0xff);
+	/* Bad characters, data after padding and a lone trailing sextet are errors. */
+	struct kilt_error err = { 0 };
+	char *c = NULL;
+	assert_int_equal(kilt_base64_decode("Zm9v!", 5, &c, &len, &err), -EINVAL);
+	assert_string_equal(err.msg, "base64: unexpected character at offset 4");
+	assert_int_equal(kilt_base64_decode("Zg==Zg", 6, &c, &len, NULL), -EINVAL);
+	assert_int_equal(kilt_base64_decode("Zm9vY", 5, &c, &len, &err), -EINVAL);
+	assert_string_equal(err.msg, "base64: truncated input");
+	assert_null(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +204,9 @@ int main(void)
 		cmocka_unit_test(test_util__kbuf_printf_long),
 		cmocka_unit_test(test_util__read_file),
 		cmocka_unit_test(test_util__xasprintf),
+		cmocka_unit_test(test_util__utf8_valid_prefix),
+		cmocka_unit_test(test_util__hexval),
+		cmocka_unit_test(test_util__base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
