@@ -11,16 +11,19 @@ the libcurl transport the socket one replaced, measured in the same run.
   starts the runtime process on it) to its reply, and the emulator's own INIT duration (process
   start until the runtime asks for its first event). Samples of the runtimes are interleaved
   (round robin, rotating the order) so load from other processes spreads evenly over them.
-- warm: the latency of one invocation of a ~1 MB template on a warm instance.
+- warm: the latency of one invocation of a ~1 MB template on a warm instance (one instance per
+  runtime, invocations interleaved the same way).
 
 The machine may be shared: compare minimums (the floor) and medians over many samples.
 
 Goals (issue): cold start <= 10 ms; warm <= 3x the echo floor.
 
 Usage: bench/macro/run.py --build build/dev   (builds kilt-macro-zip and kilt-echo-runtime there)
-       [--cold N] [--warm N] [--only macro,echo] [--json FILE]
+       [--cold N] [--warm N] [--only macro,echo] [--json FILE] [--baseline-zip ZIP]
 """
 import argparse
+import contextlib
+import http.client
 import json
 import os
 import re
@@ -124,7 +127,9 @@ SMALL = json.dumps({"region": "us-east-1", "accountId": "1", "requestId": "cold"
 def report_error(name, e, rie):
     rie.log.seek(0)
     tail = rie.log.read()[-1500:]
-    print(f"{name}: emulator answered HTTP {e.code}: {e.read()[:200]!r}\n{tail}", file=sys.stderr)
+    what = (f"emulator answered HTTP {e.code}: {e.read()[:200]!r}"
+            if isinstance(e, urllib.error.HTTPError) else f"invoke failed: {e!r}")
+    print(f"{name}: {what}\n{tail}", file=sys.stderr)
 
 
 def stats(xs):
@@ -141,28 +146,36 @@ def cold_sample(name, cmd, env, tmp):
     with Rie(cmd, tmp, env) as rie:
         try:
             ms, out = rie.invoke(SMALL)
-        except urllib.error.HTTPError as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             report_error(name, e, rie)
             return None
         assert json.loads(out)["status"] == "success", out[:300]
         return ms, rie.init_ms()
 
 
-def warm_samples(name, cmd, env, tmp, n, big):
-    times, errors, out = [], 0, b""
-    with Rie(cmd, tmp, env) as rie:
+def warm_samples(runtimes, tmp, n, big):
+    """One warm instance per runtime, all up at once; invocations interleaved like cold starts.
+    Returns name -> (latencies, errors, reply bytes)."""
+    names = list(runtimes)
+    out = {name: ([], 0, 0) for name in names}
+    with contextlib.ExitStack() as stack:
+        ries = {name: stack.enter_context(Rie(cmd, tmp, env))
+                for name, (cmd, env) in runtimes.items()}
         for i in range(n + 3):
-            try:
-                ms, out = rie.invoke(big)
-            except urllib.error.HTTPError as e:
-                errors += 1
-                report_error(name, e, rie)
-                continue
-            r = json.loads(out)
-            assert r["status"] == "success", r.get("errorMessage")
-            if i >= 3:
-                times.append(ms)
-    return times, errors, len(out)
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                times, errors, size = out[name]
+                try:
+                    ms, reply = ries[name].invoke(big)
+                except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+                    out[name] = (times, errors + 1, size)
+                    report_error(name, e, ries[name])
+                    continue
+                r = json.loads(reply)
+                assert r["status"] == "success", r.get("errorMessage")
+                if i >= 3:  # the first ones warm caches up
+                    times.append(ms)
+                out[name] = (times, errors, len(reply))
+    return out
 
 
 def main():
@@ -173,6 +186,9 @@ def main():
     ap.add_argument("--only", default="macro,macro-curl,echo",
                     help="runtimes to run (macro, macro-curl, echo)")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--baseline-zip",
+                    help="another macro zip (e.g. built from an older commit) to run as the "
+                         "runtime `baseline` in the same run")
     args = ap.parse_args()
     subprocess.run(["cmake", "--build", args.build, "--target", "kilt-macro-zip",
                     "kilt-echo-runtime"], check=True, stdout=subprocess.DEVNULL)
@@ -191,6 +207,14 @@ def main():
         known = {"macro": (boot, {}),
                  "macro-curl": (boot, {"KILT_RUNTIME_API_CLIENT": "curl"}),
                  "echo": (loader + [echo], {})}
+        if args.baseline_zip:
+            base = os.path.join(tmp, "baseline")
+            with zipfile.ZipFile(args.baseline_zip) as z:
+                for info in z.infolist():
+                    os.chmod(z.extract(info, base), (info.external_attr >> 16) & 0o777)
+            known["baseline"] = ([os.path.join(base, "bootstrap")], {})
+            if "baseline" not in args.only.split(","):
+                args.only += ",baseline"
         names = [n for n in args.only.split(",") if n]
         for n in names:
             if n not in known:
@@ -210,8 +234,9 @@ def main():
                 cold[n].append(got[0])
                 init[n].append(got[1])
         results = {}
-        for n, (cmd, env) in runtimes.items():
-            warm, errs, reply_bytes = warm_samples(n, cmd, env, tmp, args.warm, big)
+        warm_all = warm_samples(runtimes, tmp, args.warm, big)
+        for n in runtimes:
+            warm, errs, reply_bytes = warm_all[n]
             errors[n] += errs
             if errors[n]:
                 print(f"{n}: {errors[n]} invocations failed at the emulator (see above)",
@@ -240,6 +265,10 @@ def main():
             print(f"socket transport vs libcurl: cold start median "
                   f"{results['macro']['cold']['median'] - results['macro-curl']['cold']['median']:+.2f} ms, "
                   f"warm median {results['macro']['warm']['median'] - results['macro-curl']['warm']['median']:+.2f} ms")
+        if "macro" in results and "baseline" in results:
+            m, b = results["macro"]["cold"], results["baseline"]["cold"]
+            print(f"macro vs baseline zip: cold start min {m['min'] - b['min']:+.2f} ms, "
+                  f"median {m['median'] - b['median']:+.2f} ms")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=1)
