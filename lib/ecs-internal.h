@@ -15,6 +15,13 @@ struct cfn_ctx {
 	const json_t *params;
 };
 
+/* The template sections cfn.c reads through cfn_ctx.template (besides Resources): the
+ * streaming path (cfn-stream.c) hands the engine these alone, so keep this list in step. */
+#define CFN_CONTEXT_SECTIONS { "Parameters", "Mappings" }
+
+/* Recounts a report's totals from its decisions (ecs.c). */
+void ecs_report_tally(struct kilt_ecs_report *r);
+
 /* True when `v` is an intrinsic: an object with exactly one key that is "Ref", "Condition" or
  * starts with "Fn::". `ret_fn` (may be NULL) receives the key (borrowed). */
 bool cfn_is_intrinsic(const json_t *v, const char **ret_fn);

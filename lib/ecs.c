@@ -387,7 +387,7 @@ static size_t add_decision(struct engine *e, const char *task, const char *conta
 	return r->n_decisions++;
 }
 
-static void tally(struct kilt_ecs_report *r)
+void ecs_report_tally(struct kilt_ecs_report *r)
 {
 	r->n_patched = r->n_unchanged = r->n_skipped = r->n_removed = r->n_warnings = 0;
 	for (size_t i = 0; i < r->n_decisions; i++) {
@@ -1818,7 +1818,7 @@ static int run_with_report(struct engine *e, json_t *doc, struct kilt_ecs_report
 	e->journal = NULL;
 	json_decref(e->shared);
 	e->shared = NULL;
-	tally(&local);
+	ecs_report_tally(&local);
 	if (report && r == 0) {
 		kilt_ecs_report_done(report);
 		*report = local;

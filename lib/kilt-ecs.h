@@ -144,6 +144,33 @@ int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
 			    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
 			    struct kilt_error *err);
 
+/* A CloudFormation template in JSON, injected resource by resource (lib/cfn-stream.c): the text
+ * is split without building a tree, each resource is parsed, patched, written and freed in turn,
+ * so the memory held is the text plus one resource (plus a batch for `prefetch`) instead of a
+ * tree of the whole template (about five times the text). The output is the bytes
+ * json_dump_callback(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) gives for the document
+ * kilt_ecs_inject leaves, without a final newline. */
+struct kilt_cfn_stream {
+	/* receives the output in pieces; returns 0, or -1 to stop (the run fails with -EIO) */
+	int (*write)(const char *p, size_t n, void *userdata);
+	void *write_userdata; /* borrowed */
+	/* may be NULL: called with an array of up to a batch of resources (borrowed) before the
+	 * engine sees them, so that image lookups can run together (kilt inject prefetches) */
+	void (*prefetch)(void *userdata, const json_t *resources);
+	void *prefetch_userdata; /* borrowed */
+};
+
+/* Applies `recipe` (NULL: kilt_ecs_remove) to the JSON text of a template, giving what parsing
+ * it (JSON_REJECT_DUPLICATES), kilt_ecs_inject and the dump above would give: the same bytes,
+ * decisions and errors. Returns 0; -ENOTSUP when the text needs the whole-document path: not
+ * an object with a Resources object, a syntax error or duplicate key anywhere (even after a
+ * failing resource, since a parse error comes first there), nesting deeper than the splitter
+ * follows, an input kind other than AUTO or CLOUDFORMATION. Then nothing is reported and what
+ * was written must be discarded, as after any failure; other codes as kilt_ecs_inject. */
+int kilt_cfn_stream_inject(const struct kilt_recipe *recipe, const char *text, size_t len,
+			   const struct kilt_ecs_options *opts, const struct kilt_cfn_stream *io,
+			   struct kilt_ecs_report *report, struct kilt_error *err);
+
 /* Terraform and ECS APIs compare container definitions after dropping nulls and empty arrays:
  * removes them recursively from `value` (in place) so a plan shows no perpetual diff. */
 void kilt_ecs_prune_empty(json_t *value);

@@ -192,22 +192,31 @@ static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kil
 }
 
 /* Temporary file in the target's directory, fsync, rename: readers see the old file or the new
- * one, never a part. */
-static int write_atomic(const char *path, const json_t *doc, enum kilt_format fmt,
-			struct kilt_error *err)
+ * one, never a part. atomic_open creates the temporary file (owned *ret_tmp, open *ret_fd). */
+static int atomic_open(const char *path, char **ret_tmp, int *ret_fd, struct kilt_error *err)
 {
-	_cleanup_free_ char *dcopy = xstrdup(path);
-	const char *dir = dirname(dcopy);
-	_cleanup_free_ char *tmp = xasprintf("%s.kilt-XXXXXX", path);
+	char *tmp = xasprintf("%s.kilt-XXXXXX", path);
 	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return kilt_error_set(err, -errno, path, 0, 0, "cannot create a temporary file: %s",
-				      strerror(errno));
+	if (fd < 0) {
+		int e = errno;
+		free(tmp);
+		return kilt_error_set(err, -e, path, 0, 0, "cannot create a temporary file: %s",
+				      strerror(e));
+	}
+	*ret_tmp = tmp;
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Finishes what atomic_open began: `r` is the result of writing into `fd` (closed here); the
+ * temporary file becomes `path`, or goes when anything failed. */
+static int atomic_commit(const char *path, char *tmp, int fd, int r, struct kilt_error *err)
+{
+	_cleanup_free_ char *tmp_owned = tmp;
 	struct stat st;
 	mode_t mode = 0644;
 	if (stat(path, &st) == 0)
 		mode = st.st_mode & 07777;
-	int r = write_doc(fd, doc, fmt, err);
 	if (r == 0 && fchmod(fd, mode) < 0)
 		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
 	if (r == 0 && fsync(fd) < 0)
@@ -222,10 +231,22 @@ static int write_atomic(const char *path, const json_t *doc, enum kilt_format fm
 			snprintf(err->file, sizeof(err->file), "%s", path);
 		return r;
 	}
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *dcopy = xstrdup(path);
+	_cleanup_close_ int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
 		(void)fsync(dfd);
 	return 0;
+}
+
+static int write_atomic(const char *path, const json_t *doc, enum kilt_format fmt,
+			struct kilt_error *err)
+{
+	char *tmp = NULL;
+	int fd = -1;
+	int r = atomic_open(path, &tmp, &fd, err);
+	if (r < 0)
+		return r;
+	return atomic_commit(path, tmp, fd, write_doc(fd, doc, fmt, err), err);
 }
 
 static void print_report(const struct kilt_ecs_report *rep, bool explain)
@@ -262,6 +283,119 @@ static int load_recipe(const char *path, struct kilt_recipe **ret, struct kilt_e
 	return kilt_recipe_load_string(text, len, "falco", ret, err);
 }
 
+/* ---- the streaming path for CloudFormation JSON (lib/cfn-stream.c) ------------------------ */
+
+/* Which path a JSON template takes (hidden --json-path, for tests and benchmarks). */
+enum json_path {
+	JSON_PATH_AUTO = 0, /* streamed when lib/cfn-stream.c can, else the whole document */
+	JSON_PATH_WHOLE, /* always parse the whole document */
+	JSON_PATH_STREAM, /* streamed, or fail: proves a test went through the streaming path */
+};
+
+#define STREAM_FALLBACK (-1)
+/* Output to standard output is held until the run succeeds (nothing is written on failure);
+ * beyond this the whole-document path takes over. */
+#define MAX_STDOUT_BUFFER (256u << 20)
+
+struct stream_sink {
+	struct out_stream *o; /* borrowed: the temporary file, or NULL */
+	struct kbuf *mem; /* borrowed: the held output for standard output, or NULL */
+	bool overflow;
+};
+
+/* A write error is kept in the out_stream and reported after the report, as write_doc does. */
+static int sink_write(const char *p, size_t n, void *data)
+{
+	struct stream_sink *k = data;
+	if (k->mem) {
+		if (kbuf_add(k->mem, p, n) < 0)
+			k->overflow = true;
+		return k->overflow ? -1 : 0;
+	}
+	(void)out_callback(p, n, k->o);
+	return 0;
+}
+
+static void prefetch_batch(void *userdata, const json_t *resources)
+{
+	registry_prefetch(userdata, resources);
+}
+
+/* Injects a JSON template resource by resource, holding the input text and one resource (or one
+ * prefetch batch) instead of the whole tree. Gives the same bytes, report and errors as the
+ * whole-document path, or STREAM_FALLBACK (nothing written, nothing printed) for the inputs
+ * lib/cfn-stream.c hands back and when the temporary file cannot be made. */
+static int inject_streamed(const char *buf, size_t len, const char *name, const char *out_path,
+			   const struct kilt_recipe *recipe, struct registry_client *registry,
+			   const struct kilt_ecs_options *opts, bool explain)
+{
+	struct kilt_error err = { 0 };
+	_cleanup_free_ struct out_stream *o = NULL;
+	_cleanup_free_ char *tmp = NULL;
+	int fd = -1;
+	struct kbuf mem;
+	kbuf_init(&mem, MAX_STDOUT_BUFFER);
+	struct stream_sink sink = { .mem = &mem };
+	if (out_path) {
+		if (atomic_open(out_path, &tmp, &fd, &err) < 0)
+			return STREAM_FALLBACK; /* the whole-document path says so after its report */
+		o = xmalloc(sizeof(*o));
+		*o = (struct out_stream){ .fd = fd };
+		sink = (struct stream_sink){ .o = o };
+	}
+	struct kilt_cfn_stream io = {
+		.write = sink_write,
+		.write_userdata = &sink,
+		.prefetch = registry && recipe ? prefetch_batch : NULL,
+		.prefetch_userdata = registry,
+	};
+	struct kilt_ecs_report rep;
+	kilt_ecs_report_init(&rep);
+	int r = kilt_cfn_stream_inject(recipe, buf, len, opts, &io, &rep, &err);
+	if (r < 0 || sink.overflow) {
+		kbuf_done(&mem);
+		if (out_path) {
+			close(fd);
+			unlink(tmp);
+		}
+		kilt_ecs_report_done(&rep);
+		if (r == -ENOTSUP || sink.overflow)
+			return STREAM_FALLBACK;
+		if (!err.file[0])
+			snprintf(err.file, sizeof(err.file), "%s", name);
+		cli_report(&err);
+		return EXIT_ERROR;
+	}
+	print_report(&rep, explain);
+	kilt_ecs_report_done(&rep);
+	if (out_path) {
+		(void)out_callback("\n", 1, o);
+		r = 0;
+		if (out_flush(o) < 0)
+			r = kilt_error_setf(&err, o->error, "cannot write the result: %s",
+					    strerror(-o->error));
+		if (atomic_commit(out_path, steal_pointer(&tmp), fd, r, &err) < 0) {
+			cli_report(&err);
+			return EXIT_ERROR;
+		}
+		return EXIT_OK;
+	}
+	r = write_all(STDOUT_FILENO, mem.data, mem.len);
+	kbuf_done(&mem);
+	if (r == 0)
+		r = write_all(STDOUT_FILENO, "\n", 1);
+	if (r < 0) {
+		fprintf(stderr, "kilt inject: cannot write the result: %s\n", strerror(-r));
+		return EXIT_ERROR;
+	}
+	return EXIT_OK;
+}
+
+static void recipe_freep(struct kilt_recipe **recipe)
+{
+	kilt_recipe_free(*recipe);
+}
+
 enum {
 	OPT_REMOVE = 0x100,
 	OPT_FAIL_OPEN,
@@ -272,6 +406,7 @@ enum {
 	OPT_INSECURE_REGISTRY,
 	OPT_CA_FILE,
 	OPT_IMAGE_TIMEOUT,
+	OPT_JSON_PATH,
 };
 
 int cmd_inject(int argc, char **argv)
@@ -294,11 +429,13 @@ int cmd_inject(int argc, char **argv)
 		{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY },
 		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 		{ "image-timeout", required_argument, NULL, OPT_IMAGE_TIMEOUT },
+		{ "json-path", required_argument, NULL, OPT_JSON_PATH }, /* hidden */
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *recipe_path = NULL, *out_path = NULL;
 	bool in_place = false, explain = false, remove = false;
+	enum json_path json_path = JSON_PATH_AUTO;
 	struct kilt_ecs_options opts;
 	kilt_ecs_options_default(&opts);
 	/* Image facts (src/registry.c) for containers that do not say what they run. */
@@ -404,6 +541,17 @@ int cmd_inject(int argc, char **argv)
 			ropts.timeout_ms = ms;
 			break;
 		}
+		case OPT_JSON_PATH:
+			if (strcmp(optarg, "auto") == 0)
+				json_path = JSON_PATH_AUTO;
+			else if (strcmp(optarg, "whole") == 0)
+				json_path = JSON_PATH_WHOLE;
+			else if (strcmp(optarg, "stream") == 0)
+				json_path = JSON_PATH_STREAM;
+			else
+				return cli_usage_error("inject",
+						       "--json-path must be auto, whole or stream");
+			break;
 		case 'h':
 			help(stdout);
 			return EXIT_OK;
@@ -440,6 +588,20 @@ int cmd_inject(int argc, char **argv)
 		cli_report(&err);
 		return EXIT_ERROR;
 	}
+	/* Loaded before the input is parsed, reported after it: a syntax error comes first. */
+	_cleanup_(recipe_freep) struct kilt_recipe *recipe = NULL;
+	struct kilt_error recipe_err = { 0 };
+	int recipe_r = remove ? 0 : load_recipe(recipe_path, &recipe, &recipe_err);
+	if (json_path != JSON_PATH_WHOLE && recipe_r == 0 &&
+	    kilt_yaml_detect(buf, len) == KILT_FORMAT_JSON) {
+		int s = inject_streamed(buf, len, name, out_path, recipe, registry, &opts, explain);
+		if (s != STREAM_FALLBACK)
+			return s;
+	}
+	if (json_path == JSON_PATH_STREAM) {
+		fprintf(stderr, "kilt inject: %s: this input cannot be streamed\n", name);
+		return EXIT_ERROR;
+	}
 	enum kilt_format fmt;
 	_cleanup_json_ json_t *doc = NULL;
 	if (parse_doc(buf, len, name, &fmt, &doc, &err) < 0) {
@@ -453,13 +615,13 @@ int cmd_inject(int argc, char **argv)
 	if (remove) {
 		r = kilt_ecs_remove(doc, &opts, &rep, &err);
 	} else {
-		struct kilt_recipe *recipe = NULL;
-		r = load_recipe(recipe_path, &recipe, &err);
+		r = recipe_r;
+		if (r < 0)
+			err = recipe_err;
 		if (r == 0) {
 			if (registry) /* concurrent lookups first; the engine's hit the cache */
 				registry_prefetch(registry, doc);
 			r = kilt_ecs_inject(recipe, doc, &opts, &rep, &err);
-			kilt_recipe_free(recipe);
 		}
 	}
 	if (r < 0) {
