@@ -275,6 +275,7 @@ struct frame {
 	size_t nodes;
 	unsigned height;
 	struct fy_mark start;
+	int column; /* 0-based column of the collection's event (`-` or first key; -1 unknown) */
 };
 
 struct loader {
@@ -390,8 +391,10 @@ static char *token_dup(struct fy_token *t)
 static int add_value(struct loader *l, json_t *v, size_t nodes, unsigned height, char *anchor,
 		     const struct fy_mark *m)
 {
-	if (!v)
+	if (!v) {
+		free(anchor);
 		return fail(l, -EINVAL, m, "invalid value (a string that is not valid UTF-8?)");
+	}
 	if (anchor)
 		add_anchor(l, anchor, v, nodes, height);
 	if (l->depth == 0) {
@@ -594,6 +597,42 @@ static int scalar_text(struct loader *l, struct fy_token *tok, const struct fy_m
 	return 0;
 }
 
+/* libfyaml 0.7.12 accepts a block scalar whose lines are not indented more than its parent
+ * (`- - |` then `  x`) and then hands out uninitialised text for it; such input is not YAML, so
+ * it is refused here before the text is read. */
+static int check_block_indent(struct loader *l, struct fy_token *tok, const struct fy_mark *m)
+{
+	enum fy_scalar_style style = fy_token_scalar_style(tok);
+	if ((style != FYSS_LITERAL && style != FYSS_FOLDED) || l->depth == 0)
+		return 0;
+	const struct frame *f = &l->stack[l->depth - 1];
+	long parent = f->column;
+	const struct fy_mark *a = fy_token_start_mark(tok), *b = fy_token_end_mark(tok);
+	if (!a || !b || a->input_pos > b->input_pos || b->input_pos > l->len || parent < 0)
+		return 0;
+	const char *p = l->buf + a->input_pos, *end = l->buf + b->input_pos;
+	while (p < end) {
+		long indent = 0;
+		while (p < end && *p == ' ') {
+			p++;
+			indent++;
+		}
+		if (p < end && *p != '\n' && *p != '\r') {
+			if (indent <= parent)
+				return fail(l, -EINVAL, m,
+					    "block scalar lines must be indented more than their "
+					    "parent (column %ld)",
+					    parent + 1);
+			return 0;
+		}
+		while (p < end && *p != '\n')
+			p++;
+		if (p < end)
+			p++;
+	}
+	return 0;
+}
+
 static int on_scalar(struct loader *l, struct fy_event *e)
 {
 	struct fy_token *tok = e->scalar.value;
@@ -601,7 +640,10 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 	size_t len = 0;
 	const char *s = NULL;
 	_cleanup_free_ char *owned = NULL;
-	int r = scalar_text(l, tok, m, &s, &len, &owned);
+	int r = check_block_indent(l, tok, m);
+	if (r < 0)
+		return r;
+	r = scalar_text(l, tok, m, &s, &len, &owned);
 	if (r < 0)
 		return r;
 
@@ -774,6 +816,7 @@ static int on_collection_start(struct loader *l, struct fy_event *e, bool map)
 		.anchor = token_dup(anchor),
 		.nodes = 1,
 		.start = m ? *m : (struct fy_mark){ 0 },
+		.column = fy_event_start_mark(e) ? fy_event_start_mark(e)->column : -1,
 	};
 	return 0;
 }
@@ -896,7 +939,8 @@ static int parse_events(struct loader *l, struct fy_parser *p, struct fy_diag *d
 }
 
 /* Returns the offset of the first byte that is not part of valid UTF-8 (no overlong forms,
- * surrogates or code points above U+10FFFF), or `len`. */
+ * surrogates or code points above U+10FFFF) or is an ASCII control character YAML does not allow
+ * raw (all but tab, LF, CR), or `len`. */
 static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 {
 	size_t i = 0;
@@ -905,6 +949,8 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 		size_t n;
 		uint32_t cp, min;
 		if (c < 0x80) {
+			if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+				return i;
 			i++;
 			continue;
 		} else if ((c & 0xe0) == 0xc0) {
@@ -939,8 +985,9 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 static int load_yaml(const char *buf, size_t len, const char *name, unsigned flags,
 		     const struct kilt_yaml_limits *lim, json_t **ret, struct kilt_error *err)
 {
-	/* YAML is Unicode; libfyaml 0.7.12 can also loop forever on some invalid UTF-8 (`%\xe0`),
-	 * so bad bytes are refused before it sees them */
+	/* YAML is printable Unicode; libfyaml 0.7.12 loops forever on some invalid UTF-8 (`%\xe0`)
+	 * and hands out uninitialised text for block scalars with a raw NUL, so such bytes are
+	 * refused before it sees them */
 	size_t bad = utf8_invalid_at((const unsigned char *)buf, len);
 	if (bad < len) {
 		unsigned line = 1, column = 1;
@@ -952,9 +999,15 @@ static int load_yaml(const char *buf, size_t len, const char *name, unsigned fla
 				column++;
 			}
 		}
+		unsigned char c = (unsigned char)buf[bad];
+		if (c < 0x80)
+			return kilt_error_set(
+				err, -EINVAL, name, line, column,
+				"control character 0x%02X is not allowed in YAML (write "
+				"it as an escape in a double-quoted string)",
+				c);
 		return kilt_error_set(err, -EINVAL, name, line, column,
-				      "invalid UTF-8 (byte 0x%02X); YAML input must be UTF-8",
-				      (unsigned char)buf[bad]);
+				      "invalid UTF-8 (byte 0x%02X); YAML input must be UTF-8", c);
 	}
 	struct loader l = {
 		.name = name, .buf = buf, .len = len, .flags = flags, .lim = *lim, .err = err

@@ -482,6 +482,17 @@ static void test_yaml__errors_located(void **state)
 	/* invalid UTF-8 is refused before the parser sees it (libfyaml can hang on `%\xe0`) */
 	load_fails("a: 1\nb: \xc3\xa9\xe0\n", 0, -EINVAL, 2, 5, "invalid UTF-8 (byte 0xE0)");
 	load_fails("%\xe0", 0, -EINVAL, 1, 2, "invalid UTF-8");
+	load_fails("a: |\n  x\x01\n", 0, -EINVAL, 2, 4, "control character 0x01");
+	/* block scalars less indented than their parent (libfyaml accepts them, then misreads) */
+	load_fails("- - |-\n  x\n   \n   y\n", 0, -EINVAL, 2, 1, "indented more than their parent");
+	roundtrip("? k\n: |\n  text\nm:\n- |\n x\n- a: |\n   y\n", 0,
+		  "{\"k\":\"text\\n\",\"m\":[\"x\\n\",{\"a\":\"y\\n\"}]}", NULL);
+	{
+		struct kilt_error nerr = { 0 };
+		json_t *nv = NULL;
+		assert_int_equal(kilt_yaml_load("a: |\0\n", 6, "n", 0, NULL, &nv, &nerr), -EINVAL);
+		assert_non_null(strstr(nerr.msg, "control character 0x00"));
+	}
 	/* libfyaml misreads runs of '' in single quotes: kilt decodes one-line ones itself */
 	roundtrip("a: 'x'''' y'\nb: ''''''\n'k''''': 1\n", 0,
 		  "{\"a\":\"x'' y\",\"b\":\"''\",\"k''\":1}", "a: x'' y\nb: \"''\"\nk'': 1\n");
