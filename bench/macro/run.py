@@ -53,22 +53,28 @@ class Rie:
         self.cmd, self.cwd, self.extra_env = cmd, cwd, extra_env or {}
 
     def __enter__(self):
-        self.port, api = free_port(), free_port()
-        self.log = tempfile.TemporaryFile("w+")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KILT_", "AWS_"))}
         env["LOG_LEVEL"] = "info"
         env.update(self.extra_env)
-        self.proc = subprocess.Popen(
-            [RIE, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
-             "--runtime-api-address", f"127.0.0.1:{api}", *self.cmd],
-            cwd=self.cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.01)
+        # A free port may be taken again before the emulator binds it: then it exits, and a
+        # new pair of ports is tried.
+        for _ in range(5):
+            self.port, api = free_port(), free_port()
+            self.log = tempfile.TemporaryFile("w+")
+            self.proc = subprocess.Popen(
+                [RIE, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
+                 "--runtime-api-address", f"127.0.0.1:{api}", *self.cmd],
+                cwd=self.cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            end = time.monotonic() + 30
+            while time.monotonic() < end and self.proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    return self
+                except OSError:
+                    time.sleep(0.01)
+            self.__exit__()
+            self.log.seek(0)
+            print(f"emulator did not start: {self.log.read()[-500:]}", file=sys.stderr)
         raise RuntimeError("emulator did not start")
 
     def __exit__(self, *exc):
