@@ -122,7 +122,9 @@ static int connect_api(struct lambda_http *h)
 				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(h->host, h->port, &hints, &res);
+	/* "localhost" needs no resolver (the zip may run where /etc/hosts is missing). */
+	const char *host = strcasecmp(h->host, "localhost") == 0 ? "127.0.0.1" : h->host;
+	int rc = getaddrinfo(host, h->port, &hints, &res);
 	if (rc != 0)
 		return rc == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
 	int e = ECONNREFUSED;

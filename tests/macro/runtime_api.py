@@ -146,9 +146,9 @@ class Peer:
         return [r for r in self.requests if r[1] == "POST"]
 
 
-def run_kilt(peer, transport):
+def run_kilt(peer, transport, host="127.0.0.1"):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KILT_", "AWS_"))}
-    env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{peer.port}"
+    env["AWS_LAMBDA_RUNTIME_API"] = f"{host}:{peer.port}"
     env["KILT_RUNTIME_API_CLIENT"] = transport
     p = subprocess.run([KILT, "cfn-macro"], env=env, capture_output=True, text=True, timeout=60)
     if peer.thread.is_alive():  # the runtime never came (or came back): stop accepting
@@ -215,6 +215,12 @@ class RuntimeApi(unittest.TestCase):
         self.assertEqual(posts[0][3].get("lambda-runtime-function-error-type"),
                          "Kilt.InvalidEvent")
         self.assertEqual(json.loads(posts[1][4])["status"], "success")
+
+    def test_localhost(self):
+        peer = Peer([macro_event("a")], "length")
+        p = run_kilt(peer, "socket", host="localhost")
+        self.check_replies(peer, ["a"])
+        self.assertEqual(p.returncode, 1, p.stderr)
 
     def test_unknown_transport_is_refused(self):
         peer = Peer([macro_event("a")], "length")
