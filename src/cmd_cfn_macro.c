@@ -462,7 +462,9 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 	opts.image_facts_userdata = m->registry;
 	kilt_ecs_report_init(&o->report);
 	o->have_report = true;
-	/* The engine patches a copy and swaps it in only when every task succeeded. */
+	/* On failure the engine undoes its changes; the template is dropped then anyway, so it keeps
+	 * no rollback beyond the current task. */
+	opts.discard_on_failure = true;
 	r = kilt_ecs_inject(recipe, ev->template, &opts, &o->report, &err);
 	if (r < 0) {
 		fail(o, &err, NULL);
