@@ -3,7 +3,7 @@
  * resources without building a tree, then parses, patches, writes and frees one resource at a
  * time, so a large template never exists whole as a jansson tree (about five times its text).
  * The bytes written are those of the whole-document path; anything this splitter does not follow
- * is handed back (-ENOTSUP) to that path, which then gives the exact result or error. */
+ * is handed back (KILT_CFN_STREAM_WHOLE) to that path, which then gives the exact result or error. */
 #include "ecs-internal.h"
 
 /* jansson refuses nesting deeper than 2048; spans nested up to this parse the same alone and
@@ -270,7 +270,7 @@ static void batch_done(struct batch *b)
 }
 
 /* Parses the next resources (one, or a batch when there is a prefetch callback) from `*from` on.
- * -ENOTSUP when one does not parse. */
+ * KILT_CFN_STREAM_WHOLE when one does not parse. */
 static int batch_fill(struct stream *s, const struct members *res, size_t *from, struct batch *b)
 {
 	batch_done(b);
@@ -279,7 +279,7 @@ static int batch_fill(struct stream *s, const struct members *res, size_t *from,
 		struct span sp = res->v[*from].value;
 		json_t *v = parse_span(s, sp);
 		if (!v)
-			return -ENOTSUP;
+			return KILT_CFN_STREAM_WHOLE;
 		b->v[b->n++] = v;
 		bytes += sp.end - sp.start;
 		(*from)++;
@@ -311,7 +311,7 @@ static int stream_resources(struct stream *s, const struct kilt_recipe *recipe, 
 	for (size_t i = 0; i < res->n && r == 0; i++) {
 		if (b.next == b.n) {
 			r = batch_fill(s, res, &parsed, &b);
-			if (r < 0)
+			if (r != 0)
 				break;
 		}
 		const char *id = json_string_value(res->v[i].name);
@@ -327,7 +327,7 @@ static int stream_resources(struct stream *s, const struct kilt_recipe *recipe, 
 			*ret_failed = true;
 			/* the whole-document path parses everything before it patches anything */
 			if (!spans_parse(s, res, parsed))
-				r = -ENOTSUP;
+				r = KILT_CFN_STREAM_WHOLE;
 			break;
 		}
 		report_move(acc, &one);
@@ -357,16 +357,16 @@ static int run(struct stream *s, const struct kilt_recipe *recipe, const struct 
 	size_t len = s->len;
 	size_t i = skip_ws(t, len, 0);
 	if (i >= len || t[i] != '{')
-		return -ENOTSUP;
+		return KILT_CFN_STREAM_WHOLE;
 	size_t end = split_object(t, len, i, 0, top);
 	if (!end || skip_ws(t, len, end) != len)
-		return -ENOTSUP;
+		return KILT_CFN_STREAM_WHOLE;
 	ssize_t ri = find_member(top, "Resources");
 	if (ri < 0)
-		return -ENOTSUP;
+		return KILT_CFN_STREAM_WHOLE;
 	struct span rs = top->v[ri].value;
 	if (t[rs.start] != '{' || split_object(t, len, rs.start, 1, res) != rs.end)
-		return -ENOTSUP;
+		return KILT_CFN_STREAM_WHOLE;
 
 	/* The engine's template: the sections it reads, and Resources, one resource at a time. */
 	_cleanup_json_ json_t *ctx = json_object();
@@ -377,7 +377,7 @@ static int run(struct stream *s, const struct kilt_recipe *recipe, const struct 
 			continue;
 		json_t *v = parse_span(s, top->v[m].value);
 		if (!v)
-			return -ENOTSUP;
+			return KILT_CFN_STREAM_WHOLE;
 		json_object_set_new(ctx, sections[k], v);
 	}
 	json_object_set_new(ctx, "Resources", json_object());
@@ -391,9 +391,9 @@ static int run(struct stream *s, const struct kilt_recipe *recipe, const struct 
 		if ((ssize_t)k == ri) {
 			bool failed = false;
 			r = stream_resources(s, recipe, ctx, res, o, acc, &failed, err);
-			if (r < 0 && failed && r != -ENOTSUP && !spans_parse(s, top, k + 1))
-				r = -ENOTSUP;
-			if (r < 0)
+			if (r < 0 && failed && !spans_parse(s, top, k + 1))
+				r = KILT_CFN_STREAM_WHOLE;
+			if (r != 0)
 				return r;
 			continue;
 		}
@@ -405,7 +405,7 @@ static int run(struct stream *s, const struct kilt_recipe *recipe, const struct 
 		else
 			v = parse_span(s, top->v[k].value);
 		if (!v)
-			return -ENOTSUP;
+			return KILT_CFN_STREAM_WHOLE;
 		r = dump(s, v, 2, err);
 		if (r < 0)
 			return r;
@@ -426,7 +426,7 @@ int kilt_cfn_stream_inject(const struct kilt_recipe *recipe, const char *text, s
 		kilt_ecs_options_default(&o);
 	if (!io || !io->write || !text ||
 	    (o.input != KILT_ECS_INPUT_AUTO && o.input != KILT_ECS_INPUT_CLOUDFORMATION))
-		return -ENOTSUP;
+		return KILT_CFN_STREAM_WHOLE;
 	struct stream s = { .text = text, .len = len, .io = io };
 	struct members top = { 0 }, res = { 0 };
 	struct kilt_ecs_report acc;
@@ -434,7 +434,7 @@ int kilt_cfn_stream_inject(const struct kilt_recipe *recipe, const char *text, s
 	int r = run(&s, recipe, &o, &top, &res, &acc, err);
 	members_done(&top);
 	members_done(&res);
-	if (r < 0) {
+	if (r != 0) {
 		kilt_ecs_report_done(&acc);
 		return r;
 	}

@@ -162,11 +162,13 @@ struct kilt_cfn_stream {
 
 /* Applies `recipe` (NULL: kilt_ecs_remove) to the JSON text of a template, giving what parsing
  * it (JSON_REJECT_DUPLICATES), kilt_ecs_inject and the dump above would give: the same bytes,
- * decisions and errors. Returns 0; -ENOTSUP when the text needs the whole-document path: not
- * an object with a Resources object, a syntax error or duplicate key anywhere (even after a
- * failing resource, since a parse error comes first there), nesting deeper than the splitter
- * follows, an input kind other than AUTO or CLOUDFORMATION. Then nothing is reported and what
- * was written must be discarded, as after any failure; other codes as kilt_ecs_inject. */
+ * decisions and errors. Returns 0; KILT_CFN_STREAM_WHOLE when the text needs the whole-document
+ * path: not an object with a Resources object, a syntax error or duplicate key anywhere (even
+ * after a failing resource, since a parse error comes first there), nesting deeper than the
+ * splitter follows, an input kind other than AUTO or CLOUDFORMATION; then nothing is reported
+ * (ignore `err`). Else a negative code as kilt_ecs_inject. After anything but 0, what
+ * was written must be discarded. */
+#define KILT_CFN_STREAM_WHOLE 1
 int kilt_cfn_stream_inject(const struct kilt_recipe *recipe, const char *text, size_t len,
 			   const struct kilt_ecs_options *opts, const struct kilt_cfn_stream *io,
 			   struct kilt_ecs_report *report, struct kilt_error *err);

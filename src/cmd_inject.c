@@ -352,14 +352,14 @@ static int inject_streamed(const char *buf, size_t len, const char *name, const 
 	struct kilt_ecs_report rep;
 	kilt_ecs_report_init(&rep);
 	int r = kilt_cfn_stream_inject(recipe, buf, len, opts, &io, &rep, &err);
-	if (r < 0 || sink.overflow) {
+	if (r != 0 || sink.overflow) {
 		kbuf_done(&mem);
 		if (out_path) {
 			close(fd);
 			unlink(tmp);
 		}
 		kilt_ecs_report_done(&rep);
-		if (r == -ENOTSUP || sink.overflow)
+		if (r == KILT_CFN_STREAM_WHOLE || sink.overflow)
 			return STREAM_FALLBACK;
 		if (!err.file[0])
 			snprintf(err.file, sizeof(err.file), "%s", name);

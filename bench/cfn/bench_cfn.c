@@ -170,7 +170,7 @@ static size_t stream_pass(const char *text, size_t len, const struct kilt_recipe
 	opts.discard_on_failure = true;
 	struct kilt_ecs_report rep;
 	kilt_ecs_report_init(&rep);
-	if (kilt_cfn_stream_inject(recipe, text, len, &opts, &io, &rep, &err) < 0 ||
+	if (kilt_cfn_stream_inject(recipe, text, len, &opts, &io, &rep, &err) != 0 ||
 	    fputc('\n', f) == EOF) {
 		fprintf(stderr, "bench_cfn: stream: %s\n", err.msg);
 		exit(1);
