@@ -17,7 +17,9 @@ struct cfn_ctx {
 
 /* The template sections cfn.c reads through cfn_ctx.template (besides Resources): the
  * streaming path (cfn-stream.c) hands the engine these alone, so keep this list in step. */
+/* clang-format off */
 #define CFN_CONTEXT_SECTIONS { "Parameters", "Mappings" }
+/* clang-format on */
 
 /* Recounts a report's totals from its decisions (ecs.c). */
 void ecs_report_tally(struct kilt_ecs_report *r);
