@@ -88,13 +88,16 @@ static bool contains_ci(const char *text, size_t len, const char *needle)
 /* ---- what the source reads ------------------------------------------------------------------ */
 
 /* Calls `fn` for each substitution `${path}` / `${?path}` in the source with its path split into
- * segments. Over-approximates (also sees `${...}` inside quoted strings), which only costs a
- * placeholder or the fast way. */
-typedef void scan_fn(char segs[][128], size_t nsegs, bool optional, const char *raw, size_t rawlen,
-		     void *userdata);
+ * segments (whole, however long or many: a placeholder for a cut key would not match it).
+ * Over-approximates (also sees `${...}` inside quoted strings), which only costs a placeholder or
+ * the fast way. */
+typedef void scan_fn(const char *const *segs, size_t nsegs, bool optional, void *userdata);
 
 static void scan_substitutions(const char *text, size_t len, scan_fn *fn, void *userdata)
 {
+	struct kbuf b; /* the segments, each NUL-terminated */
+	kbuf_init(&b, len + 1);
+	size_t *starts = NULL, cap = 0;
 	for (size_t i = 0; i + 1 < len; i++) {
 		if (text[i] != '$' || text[i + 1] != '{')
 			continue;
@@ -102,49 +105,43 @@ static void scan_substitutions(const char *text, size_t len, scan_fn *fn, void *
 		bool optional = j < len && text[j] == '?';
 		if (optional)
 			j++;
-		size_t start = j;
-		char segs[8][128];
-		size_t nsegs = 0, seglen = 0;
-		bool ok = true;
-		segs[0][0] = '\0';
-		while (j < len && text[j] != '}' && text[j] != '\n') {
-			char c = text[j];
-			if (c == ' ' || c == '\t') {
-				j++;
-				continue;
+		size_t nsegs = 0;
+		b.len = 0;
+		for (;;) {
+			if (nsegs == cap) {
+				cap = cap ? cap * 2 : 8;
+				starts = xrealloc(starts, cap * sizeof(*starts));
 			}
-			if (c == '.') {
-				if (nsegs + 1 >= ARRAY_SIZE(segs)) {
-					ok = false;
-					break;
-				}
-				segs[nsegs][seglen] = '\0';
-				nsegs++;
-				seglen = 0;
-				j++;
-				continue;
-			}
-			if (c == '"') {
-				j++;
-				while (j < len && text[j] != '"' && text[j] != '\n') {
-					if (seglen + 1 < sizeof(segs[0]))
-						segs[nsegs][seglen++] = text[j];
+			starts[nsegs++] = b.len;
+			while (j < len && text[j] != '}' && text[j] != '\n' && text[j] != '.') {
+				if (text[j] == '"') {
+					size_t q = ++j;
+					while (j < len && text[j] != '"' && text[j] != '\n')
+						j++;
+					kbuf_add(&b, text + q, j - q);
+					if (j < len && text[j] == '"')
+						j++;
+				} else {
+					if (text[j] != ' ' && text[j] != '\t')
+						kbuf_addc(&b, text[j]);
 					j++;
 				}
-				j++;
-				continue;
 			}
-			if (seglen + 1 < sizeof(segs[0]))
-				segs[nsegs][seglen++] = c;
+			kbuf_addc(&b, '\0');
+			if (j >= len || text[j] != '.')
+				break;
 			j++;
 		}
-		if (!ok || j >= len || text[j] != '}')
+		if (j >= len || text[j] != '}')
 			continue;
-		segs[nsegs][seglen] = '\0';
-		nsegs++;
-		fn(segs, nsegs, optional, text + start, j - start, userdata);
+		_cleanup_free_ const char **segs = xmalloc(nsegs * sizeof(*segs));
+		for (size_t k = 0; k < nsegs; k++)
+			segs[k] = b.data + starts[k];
+		fn(segs, nsegs, optional, userdata);
 		i = j;
 	}
+	free(starts);
+	kbuf_done(&b);
 }
 
 struct scan_state {
@@ -152,15 +149,12 @@ struct scan_state {
 	bool reads_objects; /* reads original.metadata / original.environment */
 };
 
-static void scan_one(char segs[][128], size_t nsegs, bool optional, const char *raw, size_t rawlen,
-		     void *userdata)
+static void scan_one(const char *const *segs, size_t nsegs, bool optional, void *userdata)
 {
 	struct scan_state *st = userdata;
 	for (size_t k = 0; k < nsegs; k++)
 		if (strstr(segs[k], "metadata") || strstr(segs[k], "environment"))
 			st->reads_objects = true;
-	(void)raw;
-	(void)rawlen;
 	bool wanted = false;
 	if (nsegs >= 2 && strcmp(segs[0], "config") == 0)
 		wanted = true;
@@ -176,7 +170,9 @@ static void scan_one(char segs[][128], size_t nsegs, bool optional, const char *
 		json_t *next = json_object_get(cur, segs[k]);
 		if (!json_is_object(next)) {
 			next = json_object();
-			json_object_set_new(cur, segs[k], next);
+			/* on failure jansson has freed `next` */
+			if (json_object_set_new(cur, segs[k], next) < 0)
+				return;
 		}
 		cur = next;
 	}

@@ -45,13 +45,15 @@ int kilt_shellwords_split(const char *s, size_t len, json_t **ret, struct kilt_e
 	int r = 0;
 	size_t i = 0;
 
+	/* Anywhere, quoted or escaped too: exec would cut the word at it. */
+	const char *nul = memchr(s, '\0', len);
+	if (nul) {
+		r = kilt_error_setf(err, -EINVAL, "column %u: NUL byte in command line",
+				    column_of((size_t)(nul - s)));
+		goto out;
+	}
 	while (i < len) {
 		char c = s[i];
-		if (c == '\0') {
-			r = kilt_error_setf(err, -EINVAL, "column %u: NUL byte in command line",
-					    column_of(i));
-			goto out;
-		}
 		if (is_blank(c)) {
 			if (in_word) {
 				r = push_word(argv, &w, err);
@@ -121,12 +123,6 @@ int kilt_shellwords_split(const char *s, size_t len, json_t **ret, struct kilt_e
 				char d = s[i];
 				if (d == '"')
 					break;
-				if (d == '\0') {
-					r = kilt_error_setf(err, -EINVAL,
-							    "column %u: NUL byte in command line",
-							    column_of(i));
-					goto out;
-				}
 				if (d == '\\' && i + 1 < len) {
 					char e = s[i + 1];
 					/* Inside double quotes a backslash only escapes these. */

@@ -189,6 +189,25 @@ static void test_recipe__shellwords_errors(void **state)
 	assert_split_fails("a &", "unquoted '&'");
 	/* The column of the problem is named. */
 	assert_split_fails("abc 'x", "column 5");
+	/* A NUL byte is refused wherever it is: exec would cut the word there. */
+	static const struct {
+		const char *s;
+		size_t len;
+		const char *col;
+	} nul[] = {
+		{ "a\0b", 3, "column 2" },
+		{ "a \"\0\"", 5, "column 4" },
+		{ "a '\0'", 5, "column 4" },
+		{ "a \\\0b", 5, "column 4" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(nul); i++) {
+		json_t *argv = NULL;
+		struct kilt_error err = { 0 };
+		assert_true(kilt_shellwords_split(nul[i].s, nul[i].len, &argv, &err) < 0);
+		assert_null(argv);
+		assert_non_null(strstr(err.msg, "NUL byte"));
+		assert_non_null(strstr(err.msg, nul[i].col));
+	}
 }
 
 /* ---- platforms, names, hashes --------------------------------------------------------------- */
@@ -419,6 +438,44 @@ static void test_recipe__optional_fact(void **state)
 	plan = NULL;
 	assert_int_equal(kilt_recipe_evaluate(r, &none, NULL, &plan, &err), -ENODATA);
 	assert_non_null(strstr(err.msg, "original.command is not known"));
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+/* Required config substitutions get load-time placeholders however long or deep their path: a
+ * key longer than the scanner's old 127-byte segment was cut (mid-character for non-ASCII keys,
+ * which freed the object being built and then used it) and a path of more than 8 segments got
+ * no placeholder, so valid recipes failed to load. */
+static void test_recipe__config_placeholder_long_paths(void **state)
+{
+	(void)state;
+	char longkey[201], uni[129];
+	memset(longkey, 'k', 200);
+	longkey[200] = '\0';
+	for (size_t i = 0; i < 64; i++)
+		memcpy(uni + 2 * i, "\xc3\xa9", 2);
+	uni[128] = '\0';
+	_cleanup_free_ char *text = xasprintf("deploy.environment {\n"
+					      "  A: ${config.\"%s\".y}\n"
+					      "  B: ${config.\"%s\".y}\n"
+					      "  C: ${config.a.b.c.d.e.f.g.h.i}\n"
+					      "}\n",
+					      longkey, uni);
+	struct kilt_recipe *r = load_text(text);
+	assert_non_null(r);
+	json_t *config =
+		json_pack("{s{s{ss}s{ss}s{s{s{s{s{s{s{s{ss}}}}}}}}}}", "config", longkey, "y", "1",
+			  uni, "y", "2", "a", "b", "c", "d", "e", "f", "g", "h", "i", "3");
+	assert_non_null(config);
+	struct facts f;
+	nginx(&f);
+	json_t *plan = eval_ok(r, &f.t, json_object_get(config, "config"));
+	_cleanup_free_ char *dump = json_dumps(json_object_get(plan, "environment"), JSON_COMPACT);
+	assert_non_null(strstr(dump, "\"A\",\"value\":\"1\""));
+	assert_non_null(strstr(dump, "\"B\",\"value\":\"2\""));
+	assert_non_null(strstr(dump, "\"C\",\"value\":\"3\""));
+	json_decref(plan);
+	json_decref(config);
 	facts_done(&f);
 	kilt_recipe_free(r);
 }
@@ -715,6 +772,7 @@ int main(void)
 		cmocka_unit_test(test_recipe__spellings_give_one_plan),
 		cmocka_unit_test(test_recipe__unknown_fact_is_an_error),
 		cmocka_unit_test(test_recipe__optional_fact),
+		cmocka_unit_test(test_recipe__config_placeholder_long_paths),
 		cmocka_unit_test(test_recipe__env_merge),
 		cmocka_unit_test(test_recipe__check_reports_every_error),
 		cmocka_unit_test(test_recipe__load_string_errors_are_located),
