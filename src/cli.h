@@ -24,7 +24,8 @@ void cli_report(const struct kilt_error *err);
 /* Prints "kilt <cmd>: <message>" and a hint to use --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses "KEY=VALUE" into the object `obj` (key may be a dotted path: a.b=c makes nested
- * objects). Returns 0, or -EINVAL when there is no '='. */
+ * objects). Returns 0, -EINVAL when there is no '=' or a key part is empty, -EILSEQ when it is
+ * not valid UTF-8. */
 int cli_add_setting(json_t *obj, const char *kv);
 
 int cmd_hocon(int argc, char **argv);

@@ -265,6 +265,8 @@ static int add_pair(json_t *obj, const char *opt, const char *kv)
 	const char *eq = strchr(kv, '=');
 	if (!eq || eq == kv)
 		return cli_usage_error("recipe render", "%s expects NAME=VALUE, not '%s'", opt, kv);
+	if (kilt_utf8_valid_prefix((const unsigned char *)kv, strlen(kv)) != strlen(kv))
+		return cli_usage_error("recipe render", "%s: '%s' is not valid UTF-8", opt, kv);
 	_cleanup_free_ char *k = xstrndup(kv, (size_t)(eq - kv));
 	json_object_set_new(obj, k, json_string(eq + 1));
 	return 0;
@@ -357,7 +359,10 @@ static int recipe_render(int argc, char **argv)
 				return r;
 			break;
 		case 's':
-			if (cli_add_setting(config, optarg) < 0)
+			if ((r = cli_add_setting(config, optarg)) == -EILSEQ)
+				return cli_usage_error("recipe render",
+						       "--set: '%s' is not valid UTF-8", optarg);
+			if (r < 0)
 				return cli_usage_error(
 					"recipe render",
 					"--set expects KEY=VALUE (KEY may be dotted: "

@@ -56,6 +56,9 @@ int cli_add_setting(json_t *obj, const char *kv)
 	const char *eq = strchr(kv, '=');
 	if (!eq || eq == kv)
 		return -EINVAL;
+	/* jansson refuses such keys and values (and frees what was to be added) */
+	if (kilt_utf8_valid_prefix((const unsigned char *)kv, strlen(kv)) != strlen(kv))
+		return -EILSEQ;
 	_cleanup_free_ char *key = xstrndup(kv, (size_t)(eq - kv));
 	json_t *cur = obj;
 	char *seg = key;

@@ -50,6 +50,14 @@ grep_in err "JSON array of strings" "bad --entrypoint explained"
 expect 2 "render bad --output" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --output xml
 expect 2 "render bad --set" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --set novalue
 expect 2 "render bad --env" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --env =x
+# Invalid UTF-8 used to be dropped silently (--env, --metadata) or, in a dotted --set key, to
+# free the object being built and then write into it.
+expect 2 "render --set with invalid UTF-8 key" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --set $'\xff.b=c'
+grep_in err "not valid UTF-8" "--set invalid UTF-8 explained"
+expect 2 "render --set with invalid UTF-8 value" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --set $'a.b=\xff'
+expect 2 "render --env with invalid UTF-8 value" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --env $'A=\xff'
+grep_in err "not valid UTF-8" "--env invalid UTF-8 explained"
+expect 2 "render --metadata with invalid UTF-8 key" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --metadata $'\xff=1'
 
 # --- check
 expect 0 "check shipped recipes" -- "$KILT" recipe check "$R/falco.kilt.conf" "$R/falco.original-syntax.conf"
