@@ -142,6 +142,9 @@ int hocon_error_at(const struct kilt_hocon *doc, uint16_t file, uint32_t off,
 		   struct kilt_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 
+/* The directory part of `name` ("." when it has none), for resolving relative includes; may be
+ * written to `buf`. */
+const char *hocon_dir_of(const char *name, char *buf, size_t size);
 /* Parses a source already added to `doc` as the root document. */
 int hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir,
 		     struct kilt_error *err);

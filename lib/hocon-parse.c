@@ -1128,17 +1128,6 @@ static int fmt_of(const char *path)
 	return FMT_CONF;
 }
 
-static const char *dir_of(const char *name, char *buf, size_t size)
-{
-	const char *slash = strrchr(name, '/');
-	if (!slash)
-		return ".";
-	if (slash == name)
-		return "/";
-	snprintf(buf, size, "%.*s", (int)(slash - name), name);
-	return buf;
-}
-
 /* Reads and merges one file into `o`. Returns 1 when included, 0 when it does not exist and
  * that is allowed, or a negative error. */
 static int include_one(struct parser *ps, struct hobj *o, const char *at, const char *name,
@@ -1202,7 +1191,7 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 		.p = doc->srcs[f].text,
 		.end = doc->srcs[f].text + len,
 		.file = f,
-		.dir = dir_of(doc->srcs[f].name, buf, sizeof(buf)),
+		.dir = hocon_dir_of(doc->srcs[f].name, buf, sizeof(buf)),
 		.depth = ps->depth,
 	};
 	if (c->path_valid && c->npath)

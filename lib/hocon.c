@@ -187,7 +187,7 @@ static struct kilt_hocon *doc_new(const struct kilt_hocon_limits *limits)
 	return doc;
 }
 
-static const char *dir_of(const char *name, char *buf, size_t size)
+const char *hocon_dir_of(const char *name, char *buf, size_t size)
 {
 	const char *slash = strrchr(name, '/');
 	if (!slash)
@@ -214,7 +214,7 @@ int kilt_hocon_parse_string(const char *text, size_t len, const char *name,
 	}
 	uint16_t f = hocon_add_src(doc, name, text ? text : "", len);
 	char buf[4096];
-	int r = hocon_parse_root(doc, f, dir_of(name, buf, sizeof(buf)), err);
+	int r = hocon_parse_root(doc, f, hocon_dir_of(name, buf, sizeof(buf)), err);
 	if (r < 0) {
 		kilt_hocon_free(doc);
 		return r;

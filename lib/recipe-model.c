@@ -399,6 +399,32 @@ static bool valid_name(const char *s)
 
 /* ---- deploy / build ------------------------------------------------------------------------- */
 
+/* The entrypoint, command and environment of a container (deploy) or a mount's sidecar. */
+static void norm_process(struct recipe_vctx *v, const json_t *obj, const char *path, json_t *out)
+{
+	char p[PATH_MAX_LEN];
+	const json_t *ep = get_alias(v, obj, path, "entrypoint", "entry_point", p, sizeof(p));
+	if (ep) {
+		json_t *a = norm_argv(v, ep, p);
+		if (a)
+			json_object_set_new_nocheck(out, "entrypoint", a);
+	}
+	const json_t *cmd = json_object_get(obj, "command");
+	if (cmd) {
+		path_key(p, sizeof(p), path, "command");
+		json_t *a = norm_argv(v, cmd, p);
+		if (a)
+			json_object_set_new_nocheck(out, "command", a);
+	}
+	const json_t *env =
+		get_alias(v, obj, path, "environment", "environment_variables", p, sizeof(p));
+	if (env) {
+		json_t *e = norm_env(v, env, p);
+		if (e)
+			json_object_set_new_nocheck(out, "environment", e);
+	}
+}
+
 static const char *const mount_keys[] = {
 	"name",	   "image",	  "volume",
 	"volumes", "entrypoint",  "entry_point",
@@ -507,26 +533,7 @@ static json_t *norm_mount(struct recipe_vctx *v, const json_t *m, const char *pa
 	}
 	json_object_set_new_nocheck(out, "volumes", vols);
 
-	const json_t *ep = get_alias(v, m, path, "entrypoint", "entry_point", p, sizeof(p));
-	if (ep) {
-		json_t *a = norm_argv(v, ep, p);
-		if (a)
-			json_object_set_new_nocheck(out, "entrypoint", a);
-	}
-	const json_t *cmd = json_object_get(m, "command");
-	if (cmd) {
-		path_key(p, sizeof(p), path, "command");
-		json_t *a = norm_argv(v, cmd, p);
-		if (a)
-			json_object_set_new_nocheck(out, "command", a);
-	}
-	const json_t *env =
-		get_alias(v, m, path, "environment", "environment_variables", p, sizeof(p));
-	if (env) {
-		json_t *e = norm_env(v, env, p);
-		if (e)
-			json_object_set_new_nocheck(out, "environment", e);
-	}
+	norm_process(v, m, path, out);
 	if (v->nerrs != before) {
 		json_decref(out);
 		return NULL;
@@ -647,26 +654,7 @@ static void norm_deploy(struct recipe_vctx *v, const json_t *d, const char *path
 		if (s)
 			json_object_set_new_nocheck(out, "image", json_string(s));
 	}
-	const json_t *ep = get_alias(v, d, path, "entrypoint", "entry_point", p, sizeof(p));
-	if (ep) {
-		json_t *a = norm_argv(v, ep, p);
-		if (a)
-			json_object_set_new_nocheck(out, "entrypoint", a);
-	}
-	const json_t *cmd = json_object_get(d, "command");
-	if (cmd) {
-		path_key(p, sizeof(p), path, "command");
-		json_t *a = norm_argv(v, cmd, p);
-		if (a)
-			json_object_set_new_nocheck(out, "command", a);
-	}
-	const json_t *env =
-		get_alias(v, d, path, "environment", "environment_variables", p, sizeof(p));
-	if (env) {
-		json_t *e = norm_env(v, env, p);
-		if (e)
-			json_object_set_new_nocheck(out, "environment", e);
-	}
+	norm_process(v, d, path, out);
 	const json_t *mounts = get_alias(v, d, path, "mount", "mounts", p, sizeof(p));
 	if (mounts) {
 		json_t *list = json_object_get(out, "mounts");
