@@ -351,7 +351,7 @@ int kilt_digest_verify(const char *digest, const void *data, size_t len, struct 
 	if (strcmp(h, digest + 7) != 0)
 		return kilt_error_setf(err, -EBADMSG,
 				       "content does not match its digest: expected %.200s, got "
-				       "%.7s:%.128s",
+				       "%.7s%.128s",
 				       digest, digest, h);
 	return 0;
 }

@@ -170,6 +170,10 @@ static void test_manifest__digest(void **state)
 	struct kilt_error err = { 0 };
 	assert_int_equal(kilt_digest_verify(d, "x", 1, &err), -EBADMSG);
 	assert_non_null(strstr(err.msg, "does not match"));
+	/* Both digests are named, each written the way a registry writes it. */
+	_cleanup_free_ char *x = kilt_digest_sha256("x", 1);
+	_cleanup_free_ char *want = xasprintf("expected %s, got %s", d, x);
+	assert_string_equal(strstr(err.msg, "expected "), want);
 	assert_int_equal(kilt_digest_verify("sha256:E3B0", "", 0, &err), -EINVAL);
 	assert_int_equal(kilt_digest_verify("sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715d"
 					    "c83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b9"
