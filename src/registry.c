@@ -260,11 +260,8 @@ static CURL *handle_get(struct registry_client *c)
 	pthread_mutex_lock(&c->lock);
 	CURL *h = c->n_idle ? c->idle[--c->n_idle] : NULL;
 	pthread_mutex_unlock(&c->lock);
-	if (!h)
-		h = curl_easy_init();
-	if (!h)
-		abort();
-	return h;
+	/* NULL when libcurl cannot be loaded (lambda_libcurl.c has said why on stderr). */
+	return h ? h : curl_easy_init();
 }
 
 static void handle_put(struct registry_client *c, CURL *h)
@@ -832,38 +829,45 @@ static int registry_get(struct lookup *l, const char *kind, const char *what, co
 
 /* ---- lookups ------------------------------------------------------------------------------- */
 
-static int fetch_manifest(struct lookup *l, const char *what, struct response *resp,
-			  struct kilt_manifest **ret, char **ret_digest, struct kilt_error *err)
+static int fetch_manifest(struct lookup *l, const char *what, struct kilt_manifest **ret,
+			  char **ret_digest, struct kilt_error *err)
 {
+	struct response resp;
 	int r = registry_get(l, "manifests", what, KILT_MANIFEST_ACCEPT, KILT_MANIFEST_MAX_BYTES,
-			     resp, err);
+			     &resp, err);
 	if (r < 0)
 		return r;
-	const char *body = resp->body.data ? resp->body.data : "";
+	const char *body = resp.body.data ? resp.body.data : "";
 	_cleanup_free_ char *digest = NULL;
 	if (kilt_digest_valid(what)) {
 		/* Pinned: the bytes must hash to what was asked for. */
-		r = kilt_digest_verify(what, body, resp->body.len, err);
+		r = kilt_digest_verify(what, body, resp.body.len, err);
 		if (r < 0)
-			return kilt_error_prefix(err, "manifest %s", what);
-		digest = xstrdup(what);
-	} else if (kilt_digest_valid(resp->digest) && strncmp(resp->digest, "sha256:", 7) != 0) {
-		r = kilt_digest_verify(resp->digest, body, resp->body.len, err);
+			kilt_error_prefix(err, "manifest %s", what);
+		else
+			digest = xstrdup(what);
+	} else if (kilt_digest_valid(resp.digest) && strncmp(resp.digest, "sha256:", 7) != 0) {
+		r = kilt_digest_verify(resp.digest, body, resp.body.len, err);
 		if (r < 0)
-			return kilt_error_prefix(err, "manifest %s", what);
-		digest = xstrdup(resp->digest);
+			kilt_error_prefix(err, "manifest %s", what);
+		else
+			digest = xstrdup(resp.digest);
 	} else {
-		digest = kilt_digest_sha256(body, resp->body.len);
-		if (resp->digest[0] && strcmp(resp->digest, digest) != 0)
-			return kilt_error_setf(
-				err, -EPROTO,
-				"manifest %s: Docker-Content-Digest %s does not match "
-				"the content (%s)",
-				what, resp->digest, digest);
+		digest = kilt_digest_sha256(body, resp.body.len);
+		if (resp.digest[0] && strcmp(resp.digest, digest) != 0)
+			r = kilt_error_setf(err, -EPROTO,
+					    "manifest %s: Docker-Content-Digest %s does not match "
+					    "the content (%s)",
+					    what, resp.digest, digest);
 	}
-	r = kilt_manifest_parse(body, resp->body.len, resp->content_type, ret, err);
+	if (r == 0) {
+		r = kilt_manifest_parse(body, resp.body.len, resp.content_type, ret, err);
+		if (r < 0)
+			kilt_error_prefix(err, "manifest %s", what);
+	}
+	response_done(&resp);
 	if (r < 0)
-		return kilt_error_prefix(err, "manifest %s", what);
+		return r;
 	*ret_digest = steal_pointer(&digest);
 	return 0;
 }
@@ -876,10 +880,9 @@ static int lookup_uncached(struct lookup *l, const struct kilt_platform *want, b
 	struct response resp;
 	struct kilt_manifest *m = NULL;
 	_cleanup_free_ char *digest = NULL;
-	int r = fetch_manifest(l, what, &resp, &m, &digest, err);
+	int r = fetch_manifest(l, what, &m, &digest, err);
 	if (r < 0)
 		return r;
-	response_done(&resp);
 	_cleanup_free_ char *manifest_digest = xstrdup(digest);
 	char want_s[100];
 	kilt_platform_format(want, want_s, sizeof(want_s));
@@ -914,10 +917,9 @@ static int lookup_uncached(struct lookup *l, const struct kilt_platform *want, b
 		if (r < 0)
 			return r;
 		_cleanup_free_ char *again = NULL;
-		r = fetch_manifest(l, manifest_digest, &resp, &m, &again, err);
+		r = fetch_manifest(l, manifest_digest, &m, &again, err);
 		if (r < 0)
 			return r;
-		response_done(&resp);
 		if (kilt_manifest_kind(m) != KILT_MANIFEST_IMAGE) {
 			kilt_manifest_free(m);
 			return kilt_error_setf(err, -EPROTO,
@@ -1102,8 +1104,12 @@ int registry_lookup(struct registry_client *c, const char *text, const char *pla
 	};
 	json_t *facts = NULL;
 	struct kilt_error e = { 0 };
-	r = lookup_uncached(&l, &want, explicit_plat, NULL, &facts, &e);
-	handle_put(c, l.curl);
+	if (l.curl) {
+		r = lookup_uncached(&l, &want, explicit_plat, NULL, &facts, &e);
+		handle_put(c, l.curl);
+	} else {
+		r = kilt_error_setf(&e, -ELIBACC, "libcurl: cannot create a handle");
+	}
 	free(l.auth_header);
 	if (r == 0) {
 		const char *top = json_string_value(json_object_get(facts, "digest"));

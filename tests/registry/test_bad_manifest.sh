@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# A registry stand-in (Python http.server, plain HTTP on loopback) that answers with manifests a
+# real registry would never serve: bytes that do not match Docker-Content-Digest, and a body that
+# is not a manifest. kilt must refuse both with a clear error, exit 1, and leak nothing on the way:
+# valgrind checks that where the binary is not an ASan build (LeakSanitizer misses these leaks,
+# the lost pointer still sits in a dead stack frame).
+source "$(dirname "$0")/lib.sh"
+
+PORT=$(free_port)
+cat >"$WORK/standin.py" <<'PY'
+import http.server, sys
+
+GOOD = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
+ZERO = "sha256:" + "0" * 64
+
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/v2/bad/digest/manifests/1":
+            body, headers = GOOD, {"Docker-Content-Digest": ZERO}
+        elif self.path == "/v2/bad/body/manifests/1":
+            body, headers = b"this is not a manifest", {}
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+python3 "$WORK/standin.py" "$PORT" 2>"$WORK/standin.err" &
+PIDS+=($!)
+wait_port "$PORT"
+
+export HOME=$WORK/home
+mkdir -p "$HOME"
+K=("$KILT" image inspect --insecure-registry "127.0.0.1:$PORT")
+if command -v valgrind >/dev/null 2>&1 && ! ldd "$KILT" | grep -q libasan; then
+  K=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 "${K[@]}")
+else
+  say "note: leaks are not checked here (no valgrind, or an ASan build)"
+fi
+
+set +e
+out=$("${K[@]}" "127.0.0.1:$PORT/bad/digest:1" 2>&1)
+rc=$?
+set -e
+expect_eq "digest mismatch exits 1" "$rc" 1
+expect_contains "digest mismatch is named" "$out" "does not match the content"
+
+set +e
+out=$("${K[@]}" "127.0.0.1:$PORT/bad/body:1" 2>&1)
+rc=$?
+set -e
+expect_eq "malformed manifest exits 1" "$rc" 1
+expect_contains "malformed manifest is named" "$out" "manifest 1"
+finish
