@@ -8,6 +8,9 @@
 
 #define MAX_RESOLVE_DEPTH 16
 #define MAX_RESOLVED_LEN (64u << 10)
+/* Intrinsics evaluated for one value, all nesting included: Mappings may point at each other, so
+ * without it a small template could ask for billions of evaluations that produce nothing. */
+#define MAX_RESOLVE_STEPS 10000u
 
 bool cfn_is_intrinsic(const json_t *v, const char **ret_fn)
 {
@@ -59,8 +62,12 @@ static bool is_param(const struct cfn_ctx *ctx, const char *name)
 	       json_object_get(json_object_get(ctx->template, "Parameters"), name);
 }
 
-static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *vars, unsigned depth,
+/* `depth` and `steps` (what is left of MAX_RESOLVE_STEPS) run through every string and list
+ * resolved for one value, Fn::Select's list included, so no path starts them afresh. */
+static int resolve(const struct cfn_ctx *ctx, const json_t *v, unsigned depth, unsigned *steps,
 		   struct kbuf *out, char *why, size_t size);
+static int resolve_list(const struct cfn_ctx *ctx, const json_t *v, unsigned depth, unsigned *steps,
+			json_t **ret, char *why, size_t size);
 
 __attribute__((format(printf, 3, 4))) static int unresolved(char *why, size_t size, const char *fmt,
 							    ...)
@@ -74,7 +81,7 @@ __attribute__((format(printf, 3, 4))) static int unresolved(char *why, size_t si
 
 /* Fn::Sub template: ${Name} from `vars`, then parameters; ${!Literal} is a literal "${Literal}". */
 static int resolve_sub(const struct cfn_ctx *ctx, const char *t, const json_t *vars, unsigned depth,
-		       struct kbuf *out, char *why, size_t size)
+		       unsigned *steps, struct kbuf *out, char *why, size_t size)
 {
 	for (const char *p = t; *p;) {
 		const char *open = strstr(p, "${");
@@ -94,7 +101,7 @@ static int resolve_sub(const struct cfn_ctx *ctx, const char *t, const json_t *v
 			const json_t *var = vars ? json_object_get(vars, name) : NULL;
 			int r;
 			if (var) {
-				r = resolve(ctx, var, NULL, depth + 1, out, why, size);
+				r = resolve(ctx, var, depth + 1, steps, out, why, size);
 			} else {
 				const json_t *pv = param_value(ctx, name);
 				if (!pv || !json_is_string(pv))
@@ -111,12 +118,14 @@ static int resolve_sub(const struct cfn_ctx *ctx, const char *t, const json_t *v
 	return 0;
 }
 
-static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *vars, unsigned depth,
+static int resolve(const struct cfn_ctx *ctx, const json_t *v, unsigned depth, unsigned *steps,
 		   struct kbuf *out, char *why, size_t size)
 {
-	(void)vars; /* only Fn::Sub templates have variables; see resolve_sub */
 	if (depth > MAX_RESOLVE_DEPTH)
 		return unresolved(why, size, "%s", "intrinsics nested too deeply");
+	if (*steps == 0)
+		return unresolved(why, size, "%s", "too many intrinsics to evaluate");
+	(*steps)--;
 	if (json_is_string(v))
 		return kbuf_adds(out, json_string_value(v)) < 0 ? -E2BIG : 0;
 	if (json_is_integer(v))
@@ -151,12 +160,12 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *var
 	}
 	if (strcmp(fn, "Fn::Sub") == 0) {
 		if (json_is_string(arg))
-			return resolve_sub(ctx, json_string_value(arg), NULL, depth, out, why,
-					   size);
+			return resolve_sub(ctx, json_string_value(arg), NULL, depth, steps, out,
+					   why, size);
 		if (json_is_array(arg) && json_array_size(arg) == 2 &&
 		    json_is_string(json_array_get(arg, 0)))
 			return resolve_sub(ctx, json_string_value(json_array_get(arg, 0)),
-					   json_array_get(arg, 1), depth, out, why, size);
+					   json_array_get(arg, 1), depth, steps, out, why, size);
 		return unresolved(why, size, "%s", "a malformed Fn::Sub");
 	}
 	if (strcmp(fn, "Fn::Join") == 0) {
@@ -168,7 +177,7 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *var
 		json_array_foreach (items, i, e) {
 			if (i && kbuf_adds(out, json_string_value(delim)) < 0)
 				return -E2BIG;
-			int r = resolve(ctx, e, NULL, depth + 1, out, why, size);
+			int r = resolve(ctx, e, depth + 1, steps, out, why, size);
 			if (r < 0)
 				return r;
 		}
@@ -180,7 +189,7 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *var
 		for (size_t i = 0; i < 3 && r == 0; i++) {
 			struct kbuf kb;
 			kbuf_init(&kb, MAX_RESOLVED_LEN);
-			r = resolve(ctx, json_array_get(arg, i), NULL, depth + 1, &kb, why, size);
+			r = resolve(ctx, json_array_get(arg, i), depth + 1, steps, &kb, why, size);
 			keys[i] = kbuf_steal(&kb);
 		}
 		const json_t *hit = NULL;
@@ -196,7 +205,7 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *var
 					       keys[0]);
 		}
 		if (r == 0)
-			r = resolve(ctx, hit, NULL, depth + 1, out, why, size);
+			r = resolve(ctx, hit, depth + 1, steps, out, why, size);
 		for (size_t i = 0; i < 3; i++)
 			free(keys[i]);
 		return r;
@@ -204,7 +213,7 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *var
 	if (strcmp(fn, "Fn::Select") == 0 && json_array_size(arg) == 2) {
 		struct kbuf kb;
 		kbuf_init(&kb, 32);
-		int r = resolve(ctx, json_array_get(arg, 0), NULL, depth + 1, &kb, why, size);
+		int r = resolve(ctx, json_array_get(arg, 0), depth + 1, steps, &kb, why, size);
 		_cleanup_free_ char *idx = kbuf_steal(&kb);
 		if (r < 0)
 			return r;
@@ -214,7 +223,7 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *var
 		if (errno || end == idx || *end || i < 0)
 			return unresolved(why, size, "Fn::Select index %s is not a number", idx);
 		_cleanup_json_ json_t *items = NULL;
-		r = cfn_resolve_list(ctx, json_array_get(arg, 1), &items, why, size);
+		r = resolve_list(ctx, json_array_get(arg, 1), depth + 1, steps, &items, why, size);
 		if (r < 0)
 			return r;
 		const json_t *pick = json_array_get(items, (size_t)i);
@@ -225,12 +234,12 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, const json_t *var
 	return unresolved(why, size, "%s needs the deployed stack to be evaluated", fn);
 }
 
-int cfn_resolve_string(const struct cfn_ctx *ctx, const json_t *v, char **ret, char *why,
-		       size_t size)
+static int resolve_string(const struct cfn_ctx *ctx, const json_t *v, unsigned depth,
+			  unsigned *steps, char **ret, char *why, size_t size)
 {
 	struct kbuf b;
 	kbuf_init(&b, MAX_RESOLVED_LEN);
-	int r = resolve(ctx, v, NULL, 0, &b, why, size);
+	int r = resolve(ctx, v, depth, steps, &b, why, size);
 	if (r == -E2BIG)
 		r = unresolved(why, size, "%s", "the value is too long");
 	if (r < 0) {
@@ -241,8 +250,15 @@ int cfn_resolve_string(const struct cfn_ctx *ctx, const json_t *v, char **ret, c
 	return 0;
 }
 
-int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, char *why,
-		     size_t size)
+int cfn_resolve_string(const struct cfn_ctx *ctx, const json_t *v, char **ret, char *why,
+		       size_t size)
+{
+	unsigned steps = MAX_RESOLVE_STEPS;
+	return resolve_string(ctx, v, 0, &steps, ret, why, size);
+}
+
+static int resolve_list(const struct cfn_ctx *ctx, const json_t *v, unsigned depth, unsigned *steps,
+			json_t **ret, char *why, size_t size)
 {
 	_cleanup_json_ json_t *list = json_array();
 	if (json_is_array(v)) {
@@ -250,7 +266,7 @@ int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, c
 		const json_t *e;
 		json_array_foreach (v, i, e) {
 			char *s = NULL;
-			int r = cfn_resolve_string(ctx, e, &s, why, size);
+			int r = resolve_string(ctx, e, depth + 1, steps, &s, why, size);
 			if (r < 0)
 				return r;
 			json_array_append_new(list, json_string(s));
@@ -266,7 +282,7 @@ int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, c
 						 ? json_string_value(json_object_get(v, "Ref"))
 						 : "");
 		if (json_is_array(pv))
-			return cfn_resolve_list(ctx, pv, ret, why, size);
+			return resolve_list(ctx, pv, depth + 1, steps, ret, why, size);
 	}
 	if (cfn_is_intrinsic(v, &fn) && strcmp(fn, "Fn::Split") == 0) {
 		const json_t *arg = json_object_get(v, fn);
@@ -274,7 +290,8 @@ int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, c
 		_cleanup_free_ char *src = NULL;
 		if (!delim || !*delim || json_array_size(arg) != 2)
 			return unresolved(why, size, "%s", "a malformed Fn::Split");
-		int r = cfn_resolve_string(ctx, json_array_get(arg, 1), &src, why, size);
+		int r = resolve_string(ctx, json_array_get(arg, 1), depth + 1, steps, &src, why,
+				       size);
 		if (r < 0)
 			return r;
 		size_t dl = strlen(delim);
@@ -290,7 +307,7 @@ int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, c
 		return 0;
 	}
 	_cleanup_free_ char *s = NULL;
-	int r = cfn_resolve_string(ctx, v, &s, why, size);
+	int r = resolve_string(ctx, v, depth, steps, &s, why, size);
 	if (r < 0)
 		return r;
 	for (char *p = s;;) {
@@ -309,6 +326,13 @@ int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, c
 	}
 	*ret = steal_pointer(&list);
 	return 0;
+}
+
+int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, char *why,
+		     size_t size)
+{
+	unsigned steps = MAX_RESOLVE_STEPS;
+	return resolve_list(ctx, v, 0, &steps, ret, why, size);
 }
 
 /* "${" in literal text must not be read as a substitution once the text sits inside Fn::Sub. */

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -475,6 +476,47 @@ static void test_ecs__malformed(void **state)
 	}
 }
 
+/* Mappings that point at each other: resolving an image through them ends quickly (a budget of
+ * evaluations) and never recurses without bound (Fn::Select used to start the depth afresh). */
+static void test_ecs__intrinsic_limits(void **state)
+{
+	(void)state;
+	alarm(60); /* a hang fails the test instead of stalling the run */
+	json_t *loop = load("{\"M\":{\"l0\":{\"x\":{\"Fn::Select\":[\"0\",{\"Fn::Split\":[\",\","
+			    "{\"Fn::FindInMap\":[\"M\",\"l0\",\"x\"]}]}]}}}}");
+	/* 8 levels of 40 look-ups each, every one empty: 40^7 evaluations without a budget */
+	json_t *m = json_object();
+	for (int l = 0; l < 8; l++) {
+		char name[8], next[8];
+		snprintf(name, sizeof(name), "l%d", l);
+		snprintf(next, sizeof(next), "l%d", l + 1);
+		json_t *x = json_string("");
+		if (l < 7) {
+			json_t *items = json_array();
+			for (int k = 0; k < 40; k++)
+				json_array_append_new(items, json_pack("{s[sss]}", "Fn::FindInMap",
+								       "M", next, "x"));
+			json_decref(x);
+			x = json_pack("{s[so]}", "Fn::Join", "", items);
+		}
+		json_object_set_new(m, name, json_pack("{so}", "x", x));
+	}
+	json_t *maps[] = { loop, json_pack("{so}", "M", m) };
+	for (size_t i = 0; i < ARRAY_SIZE(maps); i++) {
+		json_auto_t *doc = load(TASK(
+			"{\"RequiresCompatibilities\":[\"FARGATE\"],\"ContainerDefinitions\":[{"
+			"\"Name\":\"app\",\"Image\":{\"Fn::FindInMap\":[\"M\",\"l0\",\"x\"]},"
+			"\"EntryPoint\":[\"/a\"]}]}"));
+		json_object_set_new(doc, "Mappings", maps[i]);
+		struct kilt_ecs_report rep;
+		kilt_ecs_report_init(&rep);
+		assert_int_equal(inject(&FALCO, doc, NULL, &rep), 0);
+		assert_int_equal(rep.n_patched, 1);
+		kilt_ecs_report_done(&rep);
+	}
+	alarm(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -489,6 +531,7 @@ int main(void)
 		cmocka_unit_test(test_ecs__intrinsics),
 		cmocka_unit_test(test_ecs__terraform_and_ecs_json),
 		cmocka_unit_test(test_ecs__malformed),
+		cmocka_unit_test(test_ecs__intrinsic_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
