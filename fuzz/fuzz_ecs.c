@@ -2,7 +2,8 @@
 /* Fuzz target for the ECS engine's template input: the bytes are read as JSON or YAML (with
  * CloudFormation short forms), then injected with a Falco-like recipe in opt-out and opt-in
  * (fail-open) modes, removed again, and checked: applying the recipe twice must equal applying it
- * once. Must never crash, leak or break that invariant. */
+ * once; a JSON template the streaming path (kilt_cfn_stream_inject) accepts must give the bytes
+ * and report of the whole-document path. Must never crash, leak or break these invariants. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,56 @@ static void check_twice(const struct kilt_recipe *recipe, json_t *doc,
 	(void)kilt_ecs_remove(doc, o, NULL, &err);
 }
 
+static int to_kbuf(const char *p, size_t n, void *data)
+{
+	return kbuf_add(data, p, n) < 0 ? -1 : 0;
+}
+
+/* What kilt inject does with JSON: streamed when the splitter follows the text, whole otherwise;
+ * both must agree byte for byte. */
+static void check_stream(const struct kilt_recipe *recipe, const char *text, size_t len,
+			 const struct kilt_ecs_options *o)
+{
+	struct kbuf out;
+	kbuf_init(&out, 16u << 20);
+	struct kilt_cfn_stream io = { .write = to_kbuf, .write_userdata = &out };
+	struct kilt_ecs_report srep, wrep;
+	kilt_ecs_report_init(&srep);
+	kilt_ecs_report_init(&wrep);
+	struct kilt_error serr = { 0 }, werr = { 0 };
+	int r = kilt_cfn_stream_inject(recipe, text, len, o, &io, &srep, &serr);
+	if (r == KILT_CFN_STREAM_WHOLE) {
+		kbuf_done(&out);
+		return;
+	}
+	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!doc) {
+		fprintf(stderr, "streamed a template the whole path cannot parse\n");
+		abort();
+	}
+	int w = kilt_ecs_inject(recipe, doc, o, &wrep, &werr);
+	char *whole =
+		w == 0 ? json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
+		       : NULL;
+	if ((r == 0) != (w == 0) || (r < 0 && strcmp(serr.msg, werr.msg) != 0)) {
+		fprintf(stderr, "stream %d (%s) != whole %d (%s)\n", r, serr.msg, w, werr.msg);
+		abort();
+	}
+	if (r == 0 &&
+	    (!whole || strlen(whole) != out.len || memcmp(whole, out.data, out.len) != 0 ||
+	     srep.n_decisions != wrep.n_decisions || srep.n_patched != wrep.n_patched ||
+	     srep.n_warnings != wrep.n_warnings)) {
+		fprintf(stderr, "stream != whole\nstream: %.*s\nwhole:  %s\n", (int)out.len,
+			out.data ? out.data : "", whole ? whole : "");
+		abort();
+	}
+	free(whole);
+	json_decref(doc);
+	kilt_ecs_report_done(&srep);
+	kilt_ecs_report_done(&wrep);
+	kbuf_done(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct kilt_recipe *recipe;
@@ -92,6 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kilt_ecs_options o;
 	kilt_ecs_options_default(&o);
 	o.parameters = params;
+	check_stream(recipe, (const char *)data, size, &o);
 	check_twice(recipe, doc, &o);
 
 	kilt_ecs_options_default(&o);
