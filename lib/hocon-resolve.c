@@ -35,7 +35,9 @@ struct rstate {
 	struct slot *slots;
 	const struct hval *top; /* innermost field definition (substitution/concatenation) */
 	unsigned depth;
+	unsigned nest; /* objects and arrays being resolved around the current value */
 	size_t work, budget;
+	size_t visits; /* nesting checks of reused values, bounded by budget too */
 	bool shared; /* an object or array may have several parents: unshare() before returning */
 	struct kilt_error *err;
 };
@@ -118,6 +120,54 @@ static const char *json_kind(const json_t *j)
 	}
 }
 
+/* ---- nesting ---------------------------------------------------------------------------------- */
+
+/* 1 when `j` nests objects and arrays more than `left` deep, -1 when the checks exceed the budget
+ * (a shared value may be reached many times). Recursion is bounded by `left`. */
+static int nest_over(struct rstate *rs, const json_t *j, unsigned left)
+{
+	if (!json_is_object(j) && !json_is_array(j))
+		return 0;
+	if (left == 0)
+		return 1;
+	if (++rs->visits > rs->budget)
+		return -1;
+	int r = 0;
+	if (json_is_object(j)) {
+		const char *k;
+		json_t *x;
+		json_object_foreach ((json_t *)(uintptr_t)j, k, x)
+			if ((r = nest_over(rs, x, left - 1)) != 0)
+				return r;
+	} else {
+		size_t i;
+		json_t *x;
+		json_array_foreach (j, i, x)
+			if ((r = nest_over(rs, x, left - 1)) != 0)
+				return r;
+	}
+	return 0;
+}
+
+static int nest_error(struct rstate *rs, const struct hval *at)
+{
+	return verr(rs, at, -E2BIG,
+		    "objects and arrays nested deeper than the limit of %u once substitutions are "
+		    "resolved",
+		    rs->doc->limits.max_depth);
+}
+
+/* A value resolved earlier is placed here: the result must stay within max_depth, or walks over
+ * it (and freeing it) could recurse without bound. */
+static int check_reuse(struct rstate *rs, const struct hval *at, const json_t *j)
+{
+	unsigned max = rs->doc->limits.max_depth;
+	int r = nest_over(rs, j, rs->nest < max ? max - rs->nest : 0);
+	if (r < 0)
+		return budget_error(rs, at);
+	return r > 0 ? nest_error(rs, at) : 0;
+}
+
 /* ---- values ---------------------------------------------------------------------------------- */
 
 static int resolve_ex(struct rstate *rs, const struct hval *v, bool part, json_t **out);
@@ -163,6 +213,11 @@ static int fold(struct rstate *rs, const struct item *it, uint32_t n, json_t **o
 	for (uint32_t i = 0; i < n; i++) {
 		json_t *x = NULL;
 		if (it[i].j) {
+			int r = check_reuse(rs, it[i].origin, it[i].j);
+			if (r < 0) {
+				json_decref(acc);
+				return r;
+			}
 			x = json_incref(it[i].j);
 			if (json_is_object(x) || json_is_array(x))
 				rs->shared = true;
@@ -387,8 +442,13 @@ static int resolve_subst(struct rstate *rs, const struct hval *v, json_t **out)
 		if (r < 0)
 			return r;
 	}
-	if (!x && rs->ctx)
+	if (!x && rs->ctx) {
 		x = ctx_lookup(rs->ctx, p->segs, p->n);
+		if (x && (r = check_reuse(rs, v, x)) < 0) {
+			json_decref(x);
+			return r;
+		}
+	}
 	if (!x && !(v->flags & HV_F_OPTIONAL)) {
 		_cleanup_free_ char *name = path_str(p->segs, p->n);
 		if (excluded && excluded == rs->top)
@@ -552,6 +612,16 @@ out:
 
 /* ---- memoized resolution --------------------------------------------------------------------- */
 
+static int resolve_container(struct rstate *rs, const struct hval *v, json_t **out)
+{
+	if (rs->nest >= rs->doc->limits.max_depth)
+		return nest_error(rs, v);
+	rs->nest++;
+	int r = v->type == HV_OBJ ? resolve_obj(rs, v->obj, out) : resolve_arr(rs, v, out);
+	rs->nest--;
+	return r;
+}
+
 static int cycle_error(struct rstate *rs, const struct hval *v)
 {
 	const struct hval *at = rs->top ? rs->top : v;
@@ -567,18 +637,16 @@ static int resolve_ex(struct rstate *rs, const struct hval *v, bool part, json_t
 {
 	*out = NULL;
 	if (!(v->flags & HV_F_DYNAMIC)) {
-		switch (v->type) {
-		case HV_OBJ:
-			return resolve_obj(rs, v->obj, out);
-		case HV_ARR:
-			return resolve_arr(rs, v, out);
-		default:
-			*out = lit_json(v);
-			return 0;
-		}
+		if (v->type == HV_OBJ || v->type == HV_ARR)
+			return resolve_container(rs, v, out);
+		*out = lit_json(v);
+		return 0;
 	}
 	struct slot *s = &rs->slots[v->id];
 	if (s->st == ST_DONE) {
+		int r = check_reuse(rs, v, s->v);
+		if (r < 0)
+			return r;
 		*out = json_incref(s->v);
 		if (json_is_object(s->v) || json_is_array(s->v))
 			rs->shared = true;
@@ -613,10 +681,8 @@ static int resolve_ex(struct rstate *rs, const struct hval *v, bool part, json_t
 	int r;
 	switch (v->type) {
 	case HV_OBJ:
-		r = resolve_obj(rs, v->obj, &res);
-		break;
 	case HV_ARR:
-		r = resolve_arr(rs, v, &res);
+		r = resolve_container(rs, v, &res);
 		break;
 	case HV_SUBST:
 		r = resolve_subst(rs, v, &res);

@@ -636,6 +636,48 @@ static void test_hocon__origins(void **state)
 
 /* ---- limits ---------------------------------------------------------------------------------- */
 
+/* Substitutions may not build a result nested deeper than max_depth: the nesting of the text is
+ * limited, but a value placed inside another (directly or from the memo) used to add up, so a
+ * small document made a result deep enough for recursive walks to overflow the stack. */
+static void test_hocon__resolved_depth_limit(void **state)
+{
+	(void)state;
+	struct kilt_hocon_limits lim;
+	kilt_hocon_limits_default(&lim);
+	lim.max_depth = 3;
+	static const char *const bad[] = {
+		"a { b = ${c} }\nc { d { e = 1 } }\n", /* resolved in place */
+		"x = 1\nc { d { e = ${x} } }\na { b = ${c} }\n", /* c comes from the memo */
+		"x = 1\nc { d { e = ${x} } }\na { b = [ ${c.d} ] }\n", /* a member of c */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct kilt_hocon *doc = NULL;
+		struct kilt_error err = { 0 };
+		assert_int_equal(
+			kilt_hocon_parse_string(bad[i], strlen(bad[i]), "r.conf", &lim, &doc, &err),
+			0);
+		json_t *out = NULL;
+		assert_int_equal(kilt_hocon_resolve(doc, NULL, NULL, &out, &err), -E2BIG);
+		assert_null(out);
+		if (!strstr(err.msg, "nested deeper than the limit of 3"))
+			fail_msg("case %zu: %s", i, err.msg);
+		assert_true(err.line > 0);
+		kilt_hocon_free(doc);
+	}
+	/* Exactly at the limit is fine. */
+	const char *ok = "x = 1\nc { d = ${x} }\na { b = ${c} }\n";
+	struct kilt_hocon *doc = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_hocon_parse_string(ok, strlen(ok), "r.conf", &lim, &doc, &err), 0);
+	json_t *out = NULL;
+	assert_int_equal(kilt_hocon_resolve(doc, NULL, NULL, &out, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(json_object_get(out, "a"), "b"), "d")),
+			 1);
+	json_decref(out);
+	kilt_hocon_free(doc);
+}
+
 static void test_hocon__limits(void **state)
 {
 	(void)state;
@@ -892,6 +934,7 @@ int main(void)
 		cmocka_unit_test(test_hocon__properties),
 		cmocka_unit_test(test_hocon__origins),
 		cmocka_unit_test(test_hocon__limits),
+		cmocka_unit_test(test_hocon__resolved_depth_limit),
 		cmocka_unit_test(test_hocon__expansion_budget),
 		cmocka_unit_test(test_hocon__syntax_errors),
 		cmocka_unit_test(test_hocon__conformance),
