@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `kilt hocon FILE|-`: print a HOCON document resolved to JSON. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,6 +67,13 @@ int cmd_hocon(int argc, char **argv)
 				cli_report(&err);
 				return EXIT_ERROR;
 			}
+		}
+		if (ferror(stdin)) {
+			int e = errno ? errno : EIO;
+			kbuf_done(&in);
+			kilt_error_setf(&err, -e, "<stdin>: cannot read: %s", strerror(e));
+			cli_report(&err);
+			return EXIT_ERROR;
 		}
 		struct kilt_hocon *doc = NULL;
 		r = kilt_hocon_parse_string(in.data ? in.data : "", in.len, "<stdin>", &lim, &doc,

@@ -53,6 +53,10 @@ check "no environment fallback" '[ $rc -eq 1 ] && ! printf "%s" "$err" | grep -q
 err=$("$KILT" hocon "$tmp/does-not-exist.conf" 2>&1 >/dev/null); rc=$?
 check "missing file: exit 1 with the OS reason" '[ $rc -eq 1 ] && printf "%s" "$err" | grep -q "No such file or directory"'
 
+# A read error on standard input (here: it is a directory) used to print {} as if it were empty.
+err=$("$KILT" hocon - <"$tmp" 2>&1 >/dev/null); rc=$?
+check "stdin read error: exit 1 with the OS reason" '[ $rc -eq 1 ] && printf "%s" "$err" | grep -q "<stdin>: cannot read: Is a directory"'
+
 "$KILT" hocon >/dev/null 2>&1; rc=$?
 check "no argument: exit 2" '[ $rc -eq 2 ]'
 "$KILT" hocon a b >/dev/null 2>&1; rc=$?
