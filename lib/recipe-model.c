@@ -299,6 +299,12 @@ static json_t *scalar_string(const json_t *j)
 	}
 }
 
+/* exec would cut an argv word or an environment value at a NUL byte. */
+static bool has_nul(const json_t *s)
+{
+	return json_is_string(s) && memchr(json_string_value(s), '\0', json_string_length(s));
+}
+
 /* An argv: a list of scalars (exact), or a string split into words like a shell would. */
 static json_t *norm_argv(struct recipe_vctx *v, const json_t *val, const char *path)
 {
@@ -308,11 +314,16 @@ static json_t *norm_argv(struct recipe_vctx *v, const json_t *val, const char *p
 		json_t *el;
 		json_array_foreach (val, i, el) {
 			json_t *s = scalar_string(el);
-			if (!s) {
+			if (!s || has_nul(s)) {
 				char p[PATH_MAX_LEN];
 				path_index(p, sizeof(p), path, i);
-				verr(v, -EINVAL, p, "expected a string (an argv word), got %s",
-				     type_name(el));
+				if (s)
+					verr(v, -EINVAL, p, "an argv word cannot hold a NUL byte");
+				else
+					verr(v, -EINVAL, p,
+					     "expected a string (an argv word), got %s",
+					     type_name(el));
+				json_decref(s);
 				json_decref(out);
 				return NULL;
 			}
@@ -377,6 +388,11 @@ static json_t *norm_env(struct recipe_vctx *v, const json_t *val, const char *pa
 			s = scalar_string(el);
 		if (!s) {
 			verr(v, -EINVAL, p, "expected a string, got %s", type_name(el));
+			continue;
+		}
+		if (has_nul(s)) {
+			verr(v, -EINVAL, p, "an environment value cannot hold a NUL byte");
+			json_decref(s);
 			continue;
 		}
 		json_t *pair = json_object();

@@ -558,6 +558,30 @@ static void test_recipe__check_reports_every_error(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* A NUL byte cannot reach a program: exec would cut the word or variable there. The list form of
+ * an argv and environment values used to let it through (the string form already refused it). */
+static void test_recipe__nul_in_argv_or_env(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "deploy { command: [ \"a\\u0000b\" ] }\n", "deploy.command[0]: " },
+		{ "deploy { environment { A: \"x\\u0000y\" } }\n", "deploy.environment.A: " },
+		{ "patch { exec: [ [ p, \"\\u0000\" ] ] }\n", "patch.exec[0][1]: " },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct kilt_recipe *r = NULL;
+		struct kilt_error err = { 0 };
+		assert_true(kilt_recipe_load_string(cases[i].text, strlen(cases[i].text),
+						    "nul.conf", &r, &err) < 0);
+		assert_null(r);
+		if (!strstr(err.msg, cases[i].want) || !strstr(err.msg, "NUL byte"))
+			fail_msg("case %zu: %s", i, err.msg);
+		assert_true(err.line > 0);
+	}
+}
+
 static void test_recipe__load_string_errors_are_located(void **state)
 {
 	(void)state;
@@ -776,6 +800,7 @@ int main(void)
 		cmocka_unit_test(test_recipe__env_merge),
 		cmocka_unit_test(test_recipe__check_reports_every_error),
 		cmocka_unit_test(test_recipe__load_string_errors_are_located),
+		cmocka_unit_test(test_recipe__nul_in_argv_or_env),
 		cmocka_unit_test(test_recipe__template_equals_full),
 		cmocka_unit_test(test_recipe__marker_bytes_in_facts),
 		cmocka_unit_test(test_recipe__threads),
