@@ -95,6 +95,11 @@ static int parse_doc(const char *buf, size_t len, const char *name, enum kilt_fo
 {
 	enum kilt_format fmt = kilt_yaml_detect(buf, len);
 	if (fmt == KILT_FORMAT_JSON) {
+		/* kilt_yaml_detect looks past a UTF-8 byte order mark; jansson refuses one */
+		if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+			buf += 3;
+			len -= 3;
+		}
 		json_error_t jerr;
 		json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!doc)

@@ -17,6 +17,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$KILT" inject -r "$recipe" - <"$case_in" >"$tmp/out.json" 2>/dev/null
 cmp -s "$tmp/out.json" "$case_want" || fail "stdin output differs from the golden file"
 
+# a JSON template that starts with a UTF-8 byte order mark (as some editors write) is read as JSON
+{ printf '\xef\xbb\xbf'; cat "$case_in"; } >"$tmp/bom.json"
+"$KILT" inject -r "$recipe" "$tmp/bom.json" >"$tmp/bom-out.json" 2>"$tmp/bom-err" ||
+  fail "a byte order mark before JSON: $(cat "$tmp/bom-err")"
+cmp -s "$tmp/bom-out.json" "$case_want" || fail "a byte order mark changed the output"
+rm -f "$tmp/bom.json" "$tmp/bom-out.json" "$tmp/bom-err"
+
 # -o writes the same bytes, with no temporary file left
 "$KILT" inject -r "$recipe" "$case_in" -o "$tmp/o.json" 2>/dev/null
 cmp -s "$tmp/o.json" "$case_want" || fail "-o output differs"
