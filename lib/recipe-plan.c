@@ -33,8 +33,7 @@ static int expand_string(const char *s, size_t len, const struct kilt_target *t,
 	kbuf_init(&b, 1u << 20);
 	const char *end = s + len;
 	while (m) {
-		kbuf_add(&b, s, (size_t)(m - s));
-		if (m + 1 >= end) {
+		if (kbuf_add(&b, s, (size_t)(m - s)) < 0 || m + 1 >= end) {
 			kbuf_done(&b);
 			return FALLBACK;
 		}

@@ -661,6 +661,39 @@ static void test_recipe__template_equals_full(void **state)
 }
 
 /* Markers must never leak: a fact that itself contains the marker byte is copied as it is. */
+/* A marker after more text than the expansion buffer holds: the fast way dropped that text
+ * silently (the unchecked append failed, the fact after it fit) instead of falling back. */
+static void test_recipe__long_text_before_marker(void **state)
+{
+	(void)state;
+	size_t n = (1u << 20) + 100;
+	char *big = xmalloc(n + 1);
+	memset(big, 'x', n);
+	big[n] = '\0';
+	_cleanup_free_ char *text =
+		xasprintf("deploy.environment { A: \"%s\"${original.name} }\n", big);
+	free(big);
+	struct kilt_recipe *r = load_text(text);
+	struct facts f;
+	nginx(&f);
+	json_t *plan = eval_ok(r, &f.t, NULL);
+	json_t *full = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(recipe_evaluate_full(r, &f.t, NULL, &full, &err), 0);
+	assert_true(json_equal(plan, full));
+	const json_t *env = json_object_get(plan, "environment");
+	const json_t *a = NULL;
+	for (size_t i = 0; i < json_array_size(env); i++)
+		if (strcmp(json_string_value(json_object_get(json_array_get(env, i), "name")),
+			   "A") == 0)
+			a = json_object_get(json_array_get(env, i), "value");
+	assert_int_equal(json_string_length(a), n + strlen("web"));
+	json_decref(full);
+	json_decref(plan);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
 static void test_recipe__marker_bytes_in_facts(void **state)
 {
 	(void)state;
@@ -803,6 +836,7 @@ int main(void)
 		cmocka_unit_test(test_recipe__nul_in_argv_or_env),
 		cmocka_unit_test(test_recipe__template_equals_full),
 		cmocka_unit_test(test_recipe__marker_bytes_in_facts),
+		cmocka_unit_test(test_recipe__long_text_before_marker),
 		cmocka_unit_test(test_recipe__threads),
 		cmocka_unit_test(test_recipe__many_configs),
 		cmocka_unit_test(test_recipe__edit_distance),
