@@ -549,6 +549,38 @@ char *kilt_macro_settings_recipe_key(const struct kilt_macro_settings *s)
 
 /* ---- reply --------------------------------------------------------------------------------- */
 
+/* The length of the valid UTF-8 sequence at s[0..n) (shortest form, no surrogates), 0 if none. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t k;
+	uint32_t min;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		k = 2;
+		min = 0x80;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		k = 3;
+		min = 0x800;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		k = 4;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (k > n)
+		return 0;
+	uint32_t cp = s[0] & (0xffu >> (k + 1));
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0u) != 0x80u)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k;
+}
+
 int kilt_macro_reply(const char *request_id, const json_t *fragment, const char *message,
 		     char **ret, size_t *ret_len, struct kilt_error *err)
 {
@@ -586,8 +618,23 @@ int kilt_macro_reply(const char *request_id, const json_t *fragment, const char 
 	/* Cut on a UTF-8 boundary so the text stays valid. */
 	while (n > 0 && m[n] && ((unsigned char)m[n] & 0xc0u) == 0x80u)
 		n--;
-	json_t *msg = json_stringn(m, n);
-	if (!msg) /* invalid UTF-8 in the message: never fail a failure reply */
+	/* Messages are cut at fixed sizes on their way up, which can split a UTF-8 sequence: each
+	 * byte that is not part of a valid one becomes '?', the rest of the message stays. */
+	_cleanup_free_ char *clean = xmalloc(n + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_len((const unsigned char *)m + i, n - i);
+		if (k == 0) {
+			clean[o++] = '?';
+			i++;
+		} else {
+			memcpy(clean + o, m + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	json_t *msg = json_stringn(clean, o);
+	if (!msg) /* never fail a failure reply */
 		msg = json_string("kilt: error message was not valid UTF-8");
 	json_object_set_new(reply, "errorMessage", msg);
 	char *text = json_dumps(reply, JSON_COMPACT);

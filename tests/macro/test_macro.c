@@ -266,6 +266,17 @@ static void test_macro__reply(void **state)
 	assert_int_equal(strlen(json_string_value(json_object_get(f, "errorMessage"))),
 			 KILT_MACRO_MAX_MESSAGE);
 	free(reply);
+
+	/* Error texts are cut at fixed sizes (struct kilt_error, "%.200s"), which can split a
+	 * UTF-8 sequence: only the broken bytes are lost, never the message. */
+	assert_int_equal(kilt_macro_reply("r1", NULL,
+					  "kilt: a\xc3 cut, a lone \x80, caf\xc3\xa9 ok", &reply,
+					  &len, &err),
+			 0);
+	json_auto_t *u = J(reply);
+	assert_string_equal(json_string_value(json_object_get(u, "errorMessage")),
+			    "kilt: a? cut, a lone ?, caf\xc3\xa9 ok");
+	free(reply);
 }
 
 static void test_macro__reply_too_large(void **state)
