@@ -1166,11 +1166,13 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 			}
 		}
 	}
-	if (c->include_depth + 1 > doc->limits.max_include_depth ||
-	    c->nincstack >= ARRAY_SIZE(c->incstack)) {
+	/* the stack of open files (the root among them) caps the limit */
+	unsigned max_inc = doc->limits.max_include_depth;
+	if (max_inc > ARRAY_SIZE(c->incstack) - 1)
+		max_inc = ARRAY_SIZE(c->incstack) - 1;
+	if (c->include_depth + 1 > max_inc) {
 		free(real);
-		return perr(ps, at, -E2BIG, "includes nested deeper than the limit of %u",
-			    doc->limits.max_include_depth);
+		return perr(ps, at, -E2BIG, "includes nested deeper than the limit of %u", max_inc);
 	}
 	/* the same files may be included many times: bound the whole document too */
 	size_t max = doc->limits.max_input_bytes;

@@ -741,6 +741,24 @@ static void test_hocon__limits(void **state)
 	lim.max_include_depth = 3;
 	assert_int_equal(kilt_hocon_parse_file(path, &lim, &doc, &err), 0);
 	kilt_hocon_free(doc);
+	doc = NULL;
+	/* A limit above what the parser can hold names the limit that applied, not the one asked. */
+	lim.max_include_depth = 100;
+	for (int i = 0; i < 80; i++) {
+		char rel[64], text[64];
+		snprintf(rel, sizeof(rel), "deep/d%d.conf", i);
+		snprintf(text, sizeof(text), "include \"d%d.conf\"\n", i + 1);
+		write_file(rel, text);
+	}
+	write_file("deep/d80.conf", "x = 1\n");
+	snprintf(path, sizeof(path), "%s/deep/d0.conf", tmpdir);
+	assert_true(kilt_hocon_parse_file(path, &lim, &doc, &err) < 0);
+	if (!strstr(err.msg, "includes nested deeper than the limit of 63"))
+		fail_msg("%s", err.msg);
+	lim.max_include_depth = 3;
+	snprintf(path, sizeof(path), "%s/lim/l0.conf", tmpdir);
+	assert_int_equal(kilt_hocon_parse_file(path, &lim, &doc, &err), 0);
+	kilt_hocon_free(doc);
 
 	/* an included file is held to the input limit too */
 	kilt_hocon_limits_default(&lim);
