@@ -943,43 +943,12 @@ static int parse_events(struct loader *l, struct fy_parser *p, struct fy_diag *d
  * raw (all but tab, LF, CR), or `len`. */
 static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 {
-	size_t i = 0;
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		uint32_t cp, min;
-		if (c < 0x80) {
-			if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-				return i;
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 2;
-			cp = c & 0x1fu;
-			min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 3;
-			cp = c & 0x0fu;
-			min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 4;
-			cp = c & 0x07u;
-			min = 0x10000;
-		} else {
+	size_t valid = kilt_utf8_valid_prefix(s, len);
+	/* bytes below 0x80 are never inside a multi-byte sequence */
+	for (size_t i = 0; i < valid; i++)
+		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') || s[i] == 0x7f)
 			return i;
-		}
-		if (len - i < n)
-			return i;
-		for (size_t k = 1; k < n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + k] & 0x3fu);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return i;
-		i += n;
-	}
-	return len;
+	return valid;
 }
 
 static int load_yaml(const char *buf, size_t len, const char *name, unsigned flags,
