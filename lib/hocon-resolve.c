@@ -162,6 +162,8 @@ static int nest_error(struct rstate *rs, const struct hval *at)
 static int check_reuse(struct rstate *rs, const struct hval *at, const json_t *j)
 {
 	unsigned max = rs->doc->limits.max_depth;
+	if (rs->nest == 0)
+		return 0; /* outside the root (origins): every value is within max_depth by itself */
 	int r = nest_over(rs, j, rs->nest < max ? max - rs->nest : 0);
 	if (r < 0)
 		return budget_error(rs, at);
@@ -359,12 +361,18 @@ static int descend(struct rstate *rs, const struct items *cur, const struct hseg
 			}
 			if (v->type != HV_SUBST && v->type != HV_CONCAT)
 				return 0; /* not an object: hides what came before */
-			int r = resolve_val(rs, v, &owned);
-			if (r < 0)
-				return r;
-			if (!owned)
+			const struct slot *sl = &rs->slots[v->id];
+			if (sl->st == ST_DONE) {
+				/* only a member is used, and checked where it is placed */
+				j = sl->v;
+			} else {
+				int r = resolve_val(rs, v, &owned);
+				if (r < 0)
+					return r;
+				j = owned;
+			}
+			if (!j)
 				continue;
-			j = owned;
 			origin = v;
 		}
 		if (!json_is_object(j)) {

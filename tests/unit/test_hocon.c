@@ -664,6 +664,33 @@ static void test_hocon__resolved_depth_limit(void **state)
 		assert_true(err.line > 0);
 		kilt_hocon_free(doc);
 	}
+	/* Looking up members of a large value from the memo does not walk all of it each time:
+	 * N lookups into an N-key value stay far below the budget. */
+	struct kbuf big;
+	kbuf_init(&big, SIZE_MAX);
+	const unsigned n = 4000;
+	kbuf_adds(&big, "t {\n");
+	for (unsigned i = 0; i < n; i++)
+		kbuf_printf(&big, "k%u { x = ${v} }\n", i);
+	kbuf_adds(&big, "}\nv = 1\nbase = ${t}\nuse {\n");
+	for (unsigned i = 0; i < n; i++)
+		kbuf_printf(&big, "u%u = ${base.k%u}\n", i, i);
+	kbuf_adds(&big, "}\n");
+	{
+		struct kilt_hocon *bdoc = NULL;
+		struct kilt_error berr = { 0 };
+		assert_int_equal(
+			kilt_hocon_parse_string(big.data, big.len, "big.conf", NULL, &bdoc, &berr),
+			0);
+		json_t *bout = NULL;
+		if (kilt_hocon_resolve(bdoc, NULL, NULL, &bout, &berr) < 0)
+			fail_msg("%s", berr.msg);
+		assert_int_equal(json_object_size(json_object_get(bout, "use")), n);
+		json_decref(bout);
+		kilt_hocon_free(bdoc);
+	}
+	kbuf_done(&big);
+
 	/* Exactly at the limit is fine. */
 	const char *ok = "x = 1\nc { d = ${x} }\na { b = ${c} }\n";
 	struct kilt_hocon *doc = NULL;
