@@ -1396,7 +1396,6 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 		if (r < 0)
 			return r;
 	}
-	size_t nsc = 0;
 	json_t *mounts = json_object_get(plan, "mounts");
 	json_t *mount;
 	json_array_foreach (mounts, i, mount) {
@@ -1414,7 +1413,6 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 		if (r < 0)
 			return r;
 		append_reason(summary, ssize, "sidecar %s", sname);
-		nsc++;
 	}
 	const char *pid = json_string_value(json_object_get(plan, "pid_mode"));
 	if (pid) {
@@ -1451,7 +1449,6 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 	if (!nl)
 		return kilt_error_prefix(err, "%s", n->docker_labels);
 	doc_set(e, c, n->docker_labels, nl);
-	(void)nsc;
 	return 0;
 }
 
