@@ -91,14 +91,20 @@ static const struct {
 
 /* Reads the function's environment into a settings layer: the KILT_* variables above, and
  * KILT_CONFIG_<name>=value for single recipe config values (name kept as written). Empty
- * variables count as unset (CloudFormation templates often pass "" for "not given"). */
-static json_t *env_layer(void)
+ * variables count as unset (CloudFormation templates often pass "" for "not given"); a value that
+ * is not UTF-8 is an error, never dropped (that would fall back to the defaults). */
+static int env_layer(json_t **ret, struct kilt_error *err)
 {
-	json_t *env = json_object();
+	json_auto_t *env = json_object();
 	for (size_t i = 0; i < ARRAY_SIZE(env_settings); i++) {
 		const char *v = getenv(env_settings[i].var);
-		if (v && *v)
-			json_object_set_new(env, env_settings[i].setting, json_string(v));
+		if (!v || !*v)
+			continue;
+		json_t *s = json_string(v);
+		if (!s)
+			return kilt_error_setf(err, -EINVAL, "%s: not valid UTF-8",
+					       env_settings[i].var);
+		json_object_set_new(env, env_settings[i].setting, s);
 	}
 	for (char **e = environ; *e; e++) {
 		if (strncmp(*e, "KILT_CONFIG_", 12) != 0)
@@ -106,12 +112,20 @@ static json_t *env_layer(void)
 		const char *eq = strchr(*e, '=');
 		if (!eq || eq == *e + 12 || !eq[1])
 			continue;
-		_cleanup_free_ char *key = xasprintf("Config.%.*s", (int)(eq - (*e + 12)), *e + 12);
+		int n = (int)(eq - *e);
+		_cleanup_free_ char *key = xasprintf("Config.%.*s", n - 12, *e + 12);
 		json_t *s = json_string(eq + 1);
-		if (s)
-			json_object_set_new(env, key, s);
+		if (!s || json_object_set_new(env, key, s) < 0) {
+			/* The message goes into JSON too: name the variable only when it can be. */
+			json_auto_t *name = json_stringn(*e, (size_t)n);
+			return name ? kilt_error_setf(err, -EINVAL, "%.*s: not valid UTF-8", n, *e)
+				    : kilt_error_setf(
+					      err, -EINVAL,
+					      "a KILT_CONFIG_ variable name is not valid UTF-8");
+		}
 	}
-	return env;
+	*ret = steal_pointer(&env);
+	return 0;
 }
 
 /* ---- recipe loading ------------------------------------------------------------------------ */
@@ -226,6 +240,20 @@ static int s3_get(struct macro *m, const char *url, char **ret, size_t *ret_len,
 		return kilt_error_setf(err, -EINVAL,
 				       "S3 key \"%.200s\": use only letters, digits and - . _ ~ /",
 				       key);
+	/* S3 signs the path as sent, but the SigV4 rules kilt_sigv4_sign follows (and curl) fold
+	 * these segments: the request would be refused as SignatureDoesNotMatch. */
+	for (const char *seg = key;; seg++) {
+		size_t n = strcspn(seg, "/");
+		if (n == 0 || (n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			return kilt_error_setf(err, -EINVAL,
+					       "S3 key \"%.200s\": an empty, '.' or '..' segment "
+					       "cannot be fetched",
+					       key);
+		seg += n;
+		if (!*seg)
+			break;
+	}
 	const char *access = getenv("AWS_ACCESS_KEY_ID");
 	const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
 	const char *token = getenv("AWS_SESSION_TOKEN");
@@ -591,9 +619,11 @@ static void macro_done(struct macro *m)
  * invocation fail (a bad KILT_* variable). */
 static int macro_init(struct macro *m, struct kilt_error *err)
 {
-	m->env = env_layer();
+	int r = env_layer(&m->env, err);
+	if (r < 0)
+		return r;
 	struct kilt_macro_settings s = { 0 };
-	int r = kilt_macro_settings_resolve(NULL, NULL, m->env, &s, err);
+	r = kilt_macro_settings_resolve(NULL, NULL, m->env, &s, err);
 	if (r < 0)
 		return r;
 	/* A recipe that cannot be loaded now may still be overridden per stack: not fatal. */

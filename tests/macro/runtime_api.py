@@ -222,6 +222,19 @@ class RuntimeApi(unittest.TestCase):
         self.check_replies(peer, ["a"])
         self.assertEqual(p.returncode, 1, p.stderr)
 
+    def test_environment_that_is_not_utf8_is_refused(self):
+        # A setting that cannot be read must not be dropped: that would apply the default recipe.
+        for var in (b"KILT_MODE", b"KILT_RECIPE_URL", b"KILT_CONFIG_agent_image"):
+            with self.subTest(var=var):
+                env = {k: v for k, v in os.environb.items()
+                       if not k.startswith((b"KILT_", b"AWS_"))}
+                env[var] = b"s3://bucket/caf\xe9"
+                p = subprocess.run([KILT, "cfn-macro", "--event", "-"], env=env,
+                                   input=macro_event("a"), capture_output=True, timeout=60)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn(var + b": not valid UTF-8", p.stderr)
+                self.assertEqual(p.stdout, b"")
+
     def test_unknown_transport_is_refused(self):
         peer = Peer([macro_event("a")], "length")
         p = run_kilt(peer, "carrier-pigeon")

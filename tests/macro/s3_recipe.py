@@ -141,6 +141,16 @@ class S3Recipe(unittest.TestCase):
         self.assertIn("s3://kilt-recipes/recipes/none.conf", r["errorMessage"])
         self.assertIn("HTTP 404", r["errorMessage"])
 
+    def test_key_with_empty_or_dot_segments_is_refused_clearly(self):
+        # S3 signs the path as sent, while curl and the SigV4 rules kilt signs by fold "//", "."
+        # and "..": such keys must get a clear error, not a 403 SignatureDoesNotMatch.
+        for key in ("recipes//mini.kilt.conf", "recipes/./mini.kilt.conf", "a/../mini.kilt.conf"):
+            with self.subTest(key=key):
+                r = self.run_macro({"RecipeUrl": f"s3://kilt-recipes/{key}"})
+                self.assertEqual(r["status"], "failure")
+                self.assertIn(key, r["errorMessage"])
+                self.assertIn("empty, '.' or '..' segment", r["errorMessage"])
+
     def test_no_credentials(self):
         r = self.run_macro({"RecipeUrl": "s3://kilt-recipes/recipes/agent/mini.kilt.conf"},
                            AWS_ACCESS_KEY_ID="")
