@@ -51,17 +51,13 @@ else
   say "note: leaks are not checked here (no valgrind, or an ASan build)"
 fi
 
-set +e
-out=$("${K[@]}" "127.0.0.1:$PORT/bad/digest:1" 2>&1)
-rc=$?
-set -e
-expect_eq "digest mismatch exits 1" "$rc" 1
-expect_contains "digest mismatch is named" "$out" "does not match the content"
-
-set +e
-out=$("${K[@]}" "127.0.0.1:$PORT/bad/body:1" 2>&1)
-rc=$?
-set -e
-expect_eq "malformed manifest exits 1" "$rc" 1
-expect_contains "malformed manifest is named" "$out" "manifest 1"
+# refused WHAT REPOSITORY NEEDLE: the lookup exits 1 with NEEDLE in its message.
+refused() {
+  local out rc=0
+  out=$("${K[@]}" "127.0.0.1:$PORT/$2:1" 2>&1) || rc=$?
+  expect_eq "$1 exits 1" "$rc" 1
+  expect_contains "$1 is named" "$out" "$3"
+}
+refused "digest mismatch" bad/digest "does not match the content"
+refused "malformed manifest" bad/body "manifest 1"
 finish
