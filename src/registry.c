@@ -873,10 +873,10 @@ static int fetch_manifest(struct lookup *l, const char *what, struct kilt_manife
 }
 
 static int lookup_uncached(struct lookup *l, const struct kilt_platform *want, bool explicit_plat,
-			   const char *top_digest, json_t **ret, struct kilt_error *err)
+			   json_t **ret, struct kilt_error *err)
 {
 	const struct kilt_imageref *ref = l->ref;
-	const char *what = top_digest ? top_digest : (ref->digest ? ref->digest : ref->tag);
+	const char *what = ref->digest ? ref->digest : ref->tag;
 	struct response resp;
 	struct kilt_manifest *m = NULL;
 	_cleanup_free_ char *digest = NULL;
@@ -886,7 +886,7 @@ static int lookup_uncached(struct lookup *l, const struct kilt_platform *want, b
 	_cleanup_free_ char *manifest_digest = xstrdup(digest);
 	char want_s[100];
 	kilt_platform_format(want, want_s, sizeof(want_s));
-	if (!top_digest && !ref->digest) {
+	if (!ref->digest) {
 		/* A tag moved to (or stayed on) a digest whose facts are known: done. */
 		_cleanup_free_ char *fkey = xasprintf("facts|%s|%s", digest, want_s);
 		bool neg = false;
@@ -1105,7 +1105,7 @@ int registry_lookup(struct registry_client *c, const char *text, const char *pla
 	json_t *facts = NULL;
 	struct kilt_error e = { 0 };
 	if (l.curl) {
-		r = lookup_uncached(&l, &want, explicit_plat, NULL, &facts, &e);
+		r = lookup_uncached(&l, &want, explicit_plat, &facts, &e);
 		handle_put(c, l.curl);
 	} else {
 		r = kilt_error_setf(&e, -ELIBACC, "libcurl: cannot create a handle");
