@@ -372,6 +372,22 @@ json_t *kilt_ecs_report_to_json(const struct kilt_ecs_report *report)
 			 (json_int_t)report->n_warnings);
 }
 
+/* Text cut to a buffer (a name or value inside a reason) may end inside a UTF-8 character: such
+ * bytes are dropped, or the reason could not go into JSON. Owned. */
+static char *reason_dup(const char *s)
+{
+	size_t len = strlen(s), o = 0;
+	char *out = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++) {
+		size_t n = kilt_utf8_valid_prefix((const unsigned char *)s + i, len - i);
+		memcpy(out + o, s + i, n);
+		o += n;
+		i += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static size_t add_decision(struct engine *e, const char *task, const char *container,
 			   enum kilt_ecs_verdict verdict, bool warning, const char *reason)
 {
@@ -382,7 +398,7 @@ static size_t add_decision(struct engine *e, const char *task, const char *conta
 		.container = container ? xstrdup(container) : NULL,
 		.verdict = verdict,
 		.warning = warning,
-		.reason = xstrdup(reason),
+		.reason = reason_dup(reason),
 	};
 	return r->n_decisions++;
 }
@@ -1658,7 +1674,7 @@ static int process_task(struct engine *e, const char *id, json_t *props, json_t 
 	else if (t.selected && e->planner && containers && t.reason[0])
 		append_reason(t.reason, sizeof(t.reason), "%s", "but no container was selected");
 	free(d->reason);
-	d->reason = xstrdup(e->planner ? t.reason : "kilt remove");
+	d->reason = reason_dup(e->planner ? t.reason : "kilt remove");
 	free(t.platform);
 	json_decref(t.include_containers);
 	json_decref(t.ignore_containers);

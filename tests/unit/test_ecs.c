@@ -517,6 +517,36 @@ static void test_ecs__intrinsic_limits(void **state)
 	alarm(0);
 }
 
+/* A reason cut to its buffer in the middle of a UTF-8 character still reaches the JSON report. */
+static void test_ecs__reason_utf8(void **state)
+{
+	(void)state;
+	char sub[2 + 2 * 300 + 1] = "${";
+	for (size_t i = 0; i < 300; i++)
+		memcpy(sub + 2 + 2 * i, "\xc3\xa9", 2);
+	sub[sizeof(sub) - 1] = '\0';
+	json_auto_t *doc = load(TASK("{\"RequiresCompatibilities\":[\"FARGATE\"],"
+				     "\"ContainerDefinitions\":[{\"Name\":\"app\","
+				     "\"Image\":\"nginx\",\"EntryPoint\":[\"/a\"]}]}"));
+	json_t *props = json_object_get(json_object_get(json_object_get(doc, "Resources"), "Task"),
+					"Properties");
+	json_object_set_new(props, "Tags",
+			    json_pack("[{sss{ss}}]", "Key", "kilt-include-containers", "Value",
+				      "Fn::Sub", sub));
+	struct kilt_ecs_report rep;
+	kilt_ecs_report_init(&rep);
+	assert_int_equal(inject(&FALCO, doc, NULL, &rep), 0);
+	json_auto_t *j = kilt_ecs_report_to_json(&rep);
+	json_t *d = json_array_get(json_object_get(j, "decisions"), 0);
+	assert_non_null(d);
+	const char *reason = json_string_value(json_object_get(d, "reason"));
+	assert_non_null(reason);
+	/* only the broken character goes, not the advice after it */
+	assert_non_null(strstr(reason, "unterminated"));
+	assert_non_null(strstr(reason, "write the container names as a literal"));
+	kilt_ecs_report_done(&rep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_ecs__terraform_and_ecs_json),
 		cmocka_unit_test(test_ecs__malformed),
 		cmocka_unit_test(test_ecs__intrinsic_limits),
+		cmocka_unit_test(test_ecs__reason_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
