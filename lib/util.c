@@ -165,9 +165,28 @@ int kilt_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 	return 0;
 }
 
+/* Messages are cut at a fixed size; drop a UTF-8 sequence the cut left incomplete so the text
+ * stays valid wherever it goes (JSON logs, replies). */
+static void trim_partial_utf8(char *s)
+{
+	size_t n = strlen(s), i = n, back = 0;
+	while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0u) == 0x80u)
+		i--, back++;
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t want = (lead & 0xE0u) == 0xC0u	? 2
+		      : (lead & 0xF0u) == 0xE0u ? 3
+		      : (lead & 0xF8u) == 0xF0u ? 4
+						: 0;
+	if (want && back + 1 < want)
+		s[i - 1] = '\0';
+}
+
 static void set_msg(struct kilt_error *err, const char *fmt, va_list ap)
 {
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	trim_partial_utf8(err->msg);
 }
 
 int kilt_error_set(struct kilt_error *err, int code, const char *file, unsigned line,
@@ -214,6 +233,7 @@ int kilt_error_prefix(struct kilt_error *err, const char *fmt, ...)
 	size_t n = strnlen(joined, sizeof(err->msg) - 1);
 	memcpy(err->msg, joined, n);
 	err->msg[n] = '\0';
+	trim_partial_utf8(err->msg);
 	return err->code;
 }
 

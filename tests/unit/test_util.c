@@ -194,6 +194,31 @@ static void test_util__base64(void **state)
 	assert_null(c);
 }
 
+static void test_util__error_cut_keeps_utf8_valid(void **state)
+{
+	(void)state;
+	struct kilt_error err = { 0 };
+	/* 510 ASCII bytes then a 3-byte character: only 1 byte of it fits in msg[512]. */
+	char text[600];
+	memset(text, 'a', 510);
+	memcpy(text + 510, "\xe2\x82\xac tail", 9);
+	kilt_error_setf(&err, -EINVAL, "%s", text);
+	assert_int_equal(strlen(err.msg), 510);
+	assert_int_equal(kilt_utf8_valid_prefix((const unsigned char *)err.msg, strlen(err.msg)),
+			 strlen(err.msg));
+	/* A character that fits whole is kept. */
+	memset(text, 'a', 508);
+	memcpy(text + 508, "\xe2\x82\xac", 4);
+	kilt_error_setf(&err, -EINVAL, "%s", text);
+	assert_int_equal(strlen(err.msg), 511);
+	/* Wrapping pushes the tail out: still valid. */
+	kilt_error_setf(&err, -EINVAL, "%s", text);
+	kilt_error_prefix(&err, "ctx");
+	assert_int_equal(kilt_utf8_valid_prefix((const unsigned char *)err.msg, strlen(err.msg)),
+			 strlen(err.msg));
+	assert_int_equal(strlen(err.msg), 508 + 5 - 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_util__utf8_valid_prefix),
 		cmocka_unit_test(test_util__hexval),
 		cmocka_unit_test(test_util__base64),
+		cmocka_unit_test(test_util__error_cut_keeps_utf8_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
