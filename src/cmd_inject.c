@@ -219,7 +219,11 @@ static int atomic_commit(const char *path, char *tmp, int fd, int r, struct kilt
 {
 	_cleanup_free_ char *tmp_owned = tmp;
 	struct stat st;
-	mode_t mode = 0644;
+	/* A new file gets what open(2) would give it (0666 less the umask); an existing one keeps
+	 * its mode. */
+	mode_t mask = umask(0);
+	umask(mask);
+	mode_t mode = 0666 & ~mask;
 	if (stat(path, &st) == 0)
 		mode = st.st_mode & 07777;
 	if (r == 0 && fchmod(fd, mode) < 0)

@@ -28,6 +28,12 @@ rm -f "$tmp/bom.json" "$tmp/bom-out.json" "$tmp/bom-err"
 "$KILT" inject -r "$recipe" "$case_in" -o "$tmp/o.json" 2>/dev/null
 cmp -s "$tmp/o.json" "$case_want" || fail "-o output differs"
 [ "$(ls "$tmp" | grep -c kilt-)" -eq 0 ] || fail "temporary file left behind"
+# a new -o file gets 0666 less the umask, like any file a command creates
+(umask 027 && "$KILT" inject -r "$recipe" "$case_in" -o "$tmp/umask.json" 2>/dev/null)
+[ "$(stat -c %a "$tmp/umask.json")" = 640 ] || fail "-o ignored the umask: $(stat -c %a "$tmp/umask.json")"
+(umask 022 && "$KILT" inject -r "$recipe" "$case_in" -o "$tmp/umask2.json" 2>/dev/null)
+[ "$(stat -c %a "$tmp/umask2.json")" = 644 ] || fail "-o with umask 022: $(stat -c %a "$tmp/umask2.json")"
+rm -f "$tmp/umask.json" "$tmp/umask2.json"
 
 # -i rewrites in place and keeps the file's mode
 cp "$case_in" "$tmp/inplace.json"
