@@ -10,22 +10,28 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+static void reap(void)
+{
+	for (;;) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+		if (pid > 0 || (pid < 0 && errno == EINTR))
+			continue;
+		break;
+	}
+}
+
 int main(void)
 {
 	sigset_t all;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* Children that ended before the mask was set sent a SIGCHLD that nobody will see again. */
+	reap();
 	for (;;) {
 		int sig = sigwaitinfo(&all, NULL);
 		if (sig == SIGTERM || sig == SIGINT)
 			return 0;
-		if (sig != SIGCHLD)
-			continue;
-		for (;;) {
-			pid_t pid = waitpid(-1, NULL, WNOHANG);
-			if (pid > 0 || (pid < 0 && errno == EINTR))
-				continue;
-			break;
-		}
+		if (sig == SIGCHLD)
+			reap();
 	}
 }

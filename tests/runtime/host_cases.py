@@ -122,7 +122,33 @@ def case_grammar():
     check_eq(out, base, "agent fds")
 
 
+def wait_reaps_inherited_zombie():
+    """kilt-wait exec'd by a process whose child has already ended (its SIGCHLD was discarded
+    before kilt-wait blocked signals) reaps that zombie at once, not at some later SIGCHLD."""
+    kw = os.environ.get("KILT_WAIT")
+    if not kw:
+        log("KILT_WAIT is not set: the inherited-zombie check of kilt-wait is not run")
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if os.fork() == 0:
+                os._exit(0)
+            time.sleep(0.3)  # the child is a zombie now and its SIGCHLD is gone
+            os.execv(kw, [kw])
+        finally:
+            os._exit(127)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(kw):
+        time.sleep(0.02)
+    time.sleep(0.3)
+    check_eq(zombie_children(pid), [], "kilt-wait reaped the zombie it inherited")
+    os.kill(pid, signal.SIGTERM)
+    check_eq(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), 0, "kilt-wait exits 0 on TERM")
+
+
 def case_signals():
+    wait_reaps_inherited_zombie()
     d = tmpdir("signals")
     log_f = os.path.join(d, "log")
     ready = os.path.join(d, "ready")
