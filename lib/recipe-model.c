@@ -597,54 +597,58 @@ static json_t *sorted_unique(json_t *arr)
 	return out;
 }
 
-static json_t *norm_capabilities(struct recipe_vctx *v, const json_t *val, const char *path)
+/* A string or a list of strings: each word goes to `one` with its own path, which appends what
+ * it makes of it to `out`; the result is sorted and unique. */
+static json_t *
+norm_word_list(struct recipe_vctx *v, const json_t *val, const char *path, const char *expected,
+	       void (*one)(struct recipe_vctx *v, const char *s, const char *p, json_t *out))
 {
-	json_t *list = json_array();
-	if (json_is_string(val)) {
-		json_array_append(list, (json_t *)(uintptr_t)val);
-	} else if (json_is_array(val)) {
-		json_array_extend(list, (json_t *)(uintptr_t)val);
-	} else {
-		verr(v, -EINVAL, path, "expected a list of capability names, got %s",
-		     type_name(val));
-		json_decref(list);
+	if (!json_is_string(val) && !json_is_array(val)) {
+		verr(v, -EINVAL, path, "expected %s, got %s", expected, type_name(val));
 		return NULL;
 	}
+	bool single = json_is_string(val);
+	size_t n = single ? 1 : json_array_size(val);
 	json_t *out = json_array();
-	size_t i;
-	json_t *el;
-	json_array_foreach (list, i, el) {
+	for (size_t i = 0; i < n; i++) {
 		char p[PATH_MAX_LEN];
-		if (json_is_string(val))
+		if (single)
 			snprintf(p, sizeof(p), "%s", path);
 		else
 			path_index(p, sizeof(p), path, i);
-		const char *s = want_string(v, el, p);
-		if (!s)
-			continue;
-		if (opaque(v, s)) {
-			json_array_append_new(out, json_string(s));
-			continue;
-		}
-		char up[64];
-		const char *t = strncasecmp(s, "CAP_", 4) == 0 ? s + 4 : s;
-		size_t k = 0;
-		for (; t[k] && k + 1 < sizeof(up); k++)
-			up[k] = (char)toupper((unsigned char)t[k]);
-		up[k] = '\0';
-		if (!in_list(up, capability_names)) {
-			const char *sug = suggest(up, capability_names);
-			if (sug)
-				verr(v, -EINVAL, p, "unknown capability '%s' (did you mean '%s'?)",
-				     s, sug);
-			else
-				verr(v, -EINVAL, p, "unknown capability '%s'", s);
-			continue;
-		}
-		json_array_append_new(out, json_string(up));
+		const char *s = want_string(v, single ? val : json_array_get(val, i), p);
+		if (s)
+			one(v, s, p, out);
 	}
-	json_decref(list);
 	return sorted_unique(out);
+}
+
+static void norm_capability(struct recipe_vctx *v, const char *s, const char *p, json_t *out)
+{
+	if (opaque(v, s)) {
+		json_array_append_new(out, json_string(s));
+		return;
+	}
+	char up[64];
+	const char *t = strncasecmp(s, "CAP_", 4) == 0 ? s + 4 : s;
+	size_t k = 0;
+	for (; t[k] && k + 1 < sizeof(up); k++)
+		up[k] = (char)toupper((unsigned char)t[k]);
+	up[k] = '\0';
+	if (!in_list(up, capability_names)) {
+		const char *sug = suggest(up, capability_names);
+		if (sug)
+			verr(v, -EINVAL, p, "unknown capability '%s' (did you mean '%s'?)", s, sug);
+		else
+			verr(v, -EINVAL, p, "unknown capability '%s'", s);
+		return;
+	}
+	json_array_append_new(out, json_string(up));
+}
+
+static json_t *norm_capabilities(struct recipe_vctx *v, const json_t *val, const char *path)
+{
+	return norm_word_list(v, val, path, "a list of capability names", norm_capability);
 }
 
 static const char *const deploy_keys[] = {
@@ -1023,44 +1027,25 @@ bool recipe_platform_normalize(const char *in, char *buf, size_t size)
 	return true;
 }
 
+static void norm_platform(struct recipe_vctx *v, const char *s, const char *p, json_t *out)
+{
+	if (opaque(v, s))
+		return;
+	char norm[64];
+	if (!recipe_platform_normalize(s, norm, sizeof(norm))) {
+		verr(v, -EINVAL, p,
+		     "'%s' is not a platform kilt knows (os/arch[/variant], such as "
+		     "linux/amd64 or linux/arm64)",
+		     s);
+		return;
+	}
+	json_array_append_new(out, json_string(norm));
+}
+
 static json_t *norm_platforms(struct recipe_vctx *v, const json_t *val, const char *path)
 {
-	json_t *list = json_array();
-	if (json_is_string(val)) {
-		json_array_append(list, (json_t *)(uintptr_t)val);
-	} else if (json_is_array(val)) {
-		json_array_extend(list, (json_t *)(uintptr_t)val);
-	} else {
-		verr(v, -EINVAL, path,
-		     "expected a list of platforms such as [ linux/amd64 ], got %s",
-		     type_name(val));
-		json_decref(list);
-		return NULL;
-	}
-	json_t *out = json_array();
-	size_t i;
-	json_t *el;
-	json_array_foreach (list, i, el) {
-		char p[PATH_MAX_LEN];
-		if (json_is_string(val))
-			snprintf(p, sizeof(p), "%s", path);
-		else
-			path_index(p, sizeof(p), path, i);
-		const char *s = want_string(v, el, p);
-		if (!s || opaque(v, s))
-			continue;
-		char norm[64];
-		if (!recipe_platform_normalize(s, norm, sizeof(norm))) {
-			verr(v, -EINVAL, p,
-			     "'%s' is not a platform kilt knows (os/arch[/variant], such as "
-			     "linux/amd64 or linux/arm64)",
-			     s);
-			continue;
-		}
-		json_array_append_new(out, json_string(norm));
-	}
-	json_decref(list);
-	return sorted_unique(out);
+	return norm_word_list(v, val, path, "a list of platforms such as [ linux/amd64 ]",
+			      norm_platform);
 }
 
 /* ---- the document --------------------------------------------------------------------------- */
