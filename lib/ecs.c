@@ -1202,7 +1202,31 @@ static bool nonempty_array(const json_t *v)
 	return json_is_array(v) && json_array_size(v) > 0;
 }
 
+/* Each element of an argv list is a string or, in a CloudFormation template, an intrinsic
+ * that stands for one; anything else (a number, an arbitrary object) is no argv word. */
+static int argv_words_check(const struct engine *e, const json_t *list, const char *field,
+			    struct kilt_error *err)
+{
+	size_t i;
+	json_t *el;
+	json_array_foreach (list, i, el) {
+		if (json_is_string(el) || (e->intrinsics && cfn_is_intrinsic(el, NULL)))
+			continue;
+		const char *kind = json_is_number(el)	 ? "a number"
+				   : json_is_boolean(el) ? "a boolean"
+				   : json_is_null(el)	 ? "null"
+				   : json_is_array(el)	 ? "a list"
+							 : "an object";
+		return kilt_error_setf(err, -EINVAL,
+				       "%s[%zu] is %s, not a string (each element of %s is one "
+				       "argv word; quote it)",
+				       field, i, kind, field);
+	}
+	return 0;
+}
+
 /* What the container would really run (DESIGN §3): fills owned entrypoint and command. */
+
 static int original_argv(struct engine *e, struct task *t, json_t *c, const char *image,
 			 char *summary, size_t ssize, json_t **ret_ep, json_t **ret_cmd,
 			 struct kilt_error *err)
@@ -1245,6 +1269,12 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 	if ((ep && !json_is_array(ep)) || (cmd && !json_is_array(cmd)))
 		return kilt_error_setf(err, -EINVAL, "%s and %s must be lists of strings",
 				       n->entrypoint, n->command);
+	/* The words move (EntryPoint's end up in the patched Command): each must be one. */
+	int r = argv_words_check(e, ep, n->entrypoint, err);
+	if (r == 0)
+		r = argv_words_check(e, cmd, n->command, err);
+	if (r < 0)
+		return r;
 	if (nonempty_array(ep)) {
 		*ret_ep = json_deep_copy(ep);
 		*ret_cmd = nonempty_array(cmd) ? json_deep_copy(cmd) : json_array();
@@ -1265,7 +1295,7 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 			"the image runs (see `docker inspect %s`)",
 			n->entrypoint, image, n->entrypoint, n->command, image);
 	_cleanup_json_ json_t *facts = NULL;
-	int r = e->opts.image_facts(e->opts.image_facts_userdata, image, t->platform, &facts, err);
+	r = e->opts.image_facts(e->opts.image_facts_userdata, image, t->platform, &facts, err);
 	if (r < 0) {
 		char inner[sizeof(err->msg)];
 		snprintf(inner, sizeof(inner), "%s", err->msg);
