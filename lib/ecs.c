@@ -1897,6 +1897,31 @@ static char *settings_hash(const struct kilt_ecs_options *o)
 	return digest;
 }
 
+/* A Secrets Manager secret ARN or name goes into every sidecar as written: an empty one, or
+ * one with blanks or control characters, is a typo that ECS would only reject at deploy time. */
+static int check_secret_ref(const char *s, struct kilt_error *err)
+{
+	if (!*s)
+		return kilt_error_setf(err, -EINVAL,
+				       "sidecar repository credentials: empty (expected the ARN "
+				       "or name of a Secrets Manager secret)");
+	size_t len = strlen(s);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return kilt_error_setf(
+				err, -EINVAL,
+				"sidecar repository credentials \"%.200s\": blank or "
+				"control character at byte %zu (expected the ARN or "
+				"name of a Secrets Manager secret)",
+				s, i + 1);
+	if (len > 2048)
+		return kilt_error_setf(err, -EINVAL,
+				       "sidecar repository credentials: %zu bytes, longer than an "
+				       "ARN can be (2048)",
+				       len);
+	return 0;
+}
+
 int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
 			    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
 			    struct kilt_error *err)
@@ -1909,6 +1934,11 @@ int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
 	e.cfn.params = e.opts.parameters;
 	if (!planner || !planner->evaluate || !planner->name || !planner->hash)
 		return kilt_error_setf(err, -EINVAL, "no recipe");
+	if (e.opts.sidecar_repository_credentials) {
+		int r = check_secret_ref(e.opts.sidecar_repository_credentials, err);
+		if (r < 0)
+			return r;
+	}
 	e.config_hash = settings_hash(&e.opts);
 	e.labels = json_pack("{ssss}", LABEL_RECIPE, planner->name, LABEL_HASH, planner->hash);
 	if (e.config_hash)

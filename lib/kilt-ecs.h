@@ -50,8 +50,9 @@ struct kilt_ecs_options {
 	 * list parameters); may also hold pseudo-parameters ("AWS::Region", "AWS::AccountId",
 	 * "AWS::URLSuffix"...). A parameter missing here falls back to the template's Default. */
 	const json_t *parameters;
-	/* borrowed, may be NULL: the secret ARN sidecars pull their image with
-	 * (RepositoryCredentials.CredentialsParameter). */
+	/* borrowed, may be NULL: the secret ARN (or name) sidecars pull their image with
+	 * (RepositoryCredentials.CredentialsParameter); empty, blanks or control characters are
+	 * an error (-EINVAL). */
 	const char *sidecar_repository_credentials;
 	/* borrowed, may be NULL: the LogConfiguration every sidecar gets. NULL inherits the app
 	 * container's LogConfiguration when its driver is awslogs (stream prefix kept). */

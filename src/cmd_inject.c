@@ -516,6 +516,9 @@ int cmd_inject(int argc, char **argv)
 			opts.fail_open = true;
 			break;
 		case OPT_SIDECAR_CREDS:
+			if (!*optarg)
+				return cli_usage_error("inject", "--sidecar-credentials needs the "
+								 "ARN or name of a secret");
 			opts.sidecar_repository_credentials = optarg;
 			break;
 		case OPT_SIDECAR_LOGS:

@@ -81,6 +81,12 @@ for args in "--mode sideways" "-i -" "--format nope" "-o a -i b" "--param novalu
   set -e
   [ "$rc" -eq 2 ] || fail "usage '$args': exit $rc, want 2"
 done
+set +e
+"$KILT" inject -r "$recipe" --sidecar-credentials '' "$case_in" >"$tmp/stdout" 2>"$tmp/stderr"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "--sidecar-credentials '': exit $rc, want 2"
+grep -q -- "--sidecar-credentials needs" "$tmp/stderr" || fail "--sidecar-credentials '': $(cat "$tmp/stderr")"
 "$KILT" inject --help | grep -q -- "--explain" || fail "--help lacks --explain"
 
 # --explain names every task and container with a reason

@@ -547,6 +547,35 @@ static void test_ecs__reason_utf8(void **state)
 	kilt_ecs_report_done(&rep);
 }
 
+/* The sidecars' secret ARN is checked before anything is written: an empty one (the macro's
+ * ImageAuthSecret layer, `--sidecar-credentials ""`) or one with blanks is an error. */
+static void test_ecs__sidecar_credentials_checked(void **state)
+{
+	(void)state;
+	const char *bad[] = { "", " ", "arn:aws:secretsmanager:us-east-1:1:secret:a b", "arn\n" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		json_auto_t *doc = load(BASIC);
+		_cleanup_free_ char *before = dump(doc);
+		struct kilt_ecs_options opts;
+		kilt_ecs_options_default(&opts);
+		opts.sidecar_repository_credentials = bad[i];
+		struct kilt_error err = { 0 };
+		assert_int_equal(kilt_ecs_inject_planner(&FALCO, doc, &opts, NULL, &err), -EINVAL);
+		assert_non_null(strstr(err.msg, "sidecar repository credentials"));
+		_cleanup_free_ char *after = dump(doc);
+		assert_string_equal(before, after);
+	}
+	json_auto_t *doc = load(BASIC);
+	struct kilt_ecs_options opts;
+	kilt_ecs_options_default(&opts);
+	opts.sidecar_repository_credentials = "arn:aws:secretsmanager:us-east-1:1:secret:pull-AbCd";
+	assert_int_equal(inject(&FALCO, doc, &opts, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(container(doc, 1), "RepositoryCredentials"),
+				    "CredentialsParameter")),
+			    opts.sidecar_repository_credentials);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -563,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_ecs__malformed),
 		cmocka_unit_test(test_ecs__intrinsic_limits),
 		cmocka_unit_test(test_ecs__reason_utf8),
+		cmocka_unit_test(test_ecs__sidecar_credentials_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
