@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +33,10 @@
 #define GRACE_MS 5000
 /* After SIGKILL, how long to wait for the kernel to hand the corpses back before giving up. */
 #define KILL_WAIT_MS 1000
+/* --wait-for: how often the path is looked for, and the default and largest time allowed. */
+#define WAIT_POLL_MS 50
+#define WAIT_DEFAULT_S 30
+#define WAIT_MAX_S 86400
 
 #define EXIT_USAGE 2
 #define EXIT_INTERNAL 1
@@ -40,6 +45,7 @@
 #define SHIM_OPTION "--shim-status-fd"
 
 enum policy { POLICY_RESTART, POLICY_IGNORE, POLICY_STOP };
+enum on_timeout { ON_TIMEOUT_UNSET, ON_TIMEOUT_RUN, ON_TIMEOUT_EXIT }; /* unset: run */
 
 /* A counted argv group: argc words starting at argv, borrowed from main's argv. */
 struct group {
@@ -67,7 +73,11 @@ struct launch {
 	size_t n_agents;
 	struct group tracer; /* argc 0: no tracer */
 	char **app; /* NULL-terminated, borrowed from main's argv */
-	bool debug;
+	const char *wait_path; /* --wait-for; NULL: start the app at once */
+	int wait_timeout_s;
+	enum on_timeout on_timeout;
+	bool waiting; /* the app is held until wait_path exists */
+	int64_t wait_deadline_ms;
 	sigset_t orig_mask; /* restored in every child before exec */
 	int sfd; /* signalfd */
 	int status_fd; /* read end of the shim's status pipe; -1 when closed or unused */
@@ -151,11 +161,15 @@ static _Noreturn void usage(const char *why)
 		say("%s", why);
 	static const char text[] =
 		"usage: kilt-launch [--policy restart|ignore|stop] [-a N ARG1..ARGN]...\n"
-		"                   [-t N ARG1..ARGN] -- APP [ARG]...\n"
-		"  -a, --agent N   start an agent whose argv is the next N words (repeatable)\n"
-		"  -t, --tracer N  run the app under the tracer whose argv is the next N words\n"
-		"  --policy P      when an agent dies: restart (default, with backoff), ignore, "
-		"stop\n"
+		"                   [-t N ARG1..ARGN] [--wait-for PATH [--wait-timeout S]\n"
+		"                   [--on-timeout run|exit]] -- APP [ARG]...\n"
+		"  -a, --agent N      start an agent: its argv is the next N words (repeatable)\n"
+		"  -t, --tracer N     run the app under a tracer: its argv is the next N words\n"
+		"  --policy P         when an agent dies: restart (default, backoff), ignore,\n"
+		"                     stop\n"
+		"  --wait-for PATH    hold the app until PATH exists (the agent is ready)\n"
+		"  --wait-timeout S   give up waiting after S seconds (default 30)\n"
+		"  --on-timeout W     then: run the app anyway (default; warns) or exit 1\n"
 		"Everything after the first top-level -- is the app's argv, untouched.\n";
 	if (write(STDERR_FILENO, text, sizeof text - 1) < 0) {
 		/* nothing left to report to */
@@ -210,6 +224,38 @@ static void parse_args(struct launch *l, int argc, char **argv)
 				l->policy = POLICY_STOP;
 			else
 				usage("--policy must be restart, ignore or stop");
+			i += 2;
+			continue;
+		}
+		if (strcmp(a, "--wait-for") == 0) {
+			if (i + 1 >= argc || !argv[i + 1][0])
+				usage("--wait-for needs a path");
+			l->wait_path = argv[i + 1];
+			i += 2;
+			continue;
+		}
+		if (strcmp(a, "--wait-timeout") == 0) {
+			if (i + 1 >= argc)
+				usage("--wait-timeout needs a number of seconds");
+			char *end;
+			errno = 0;
+			long n = strtol(argv[i + 1], &end, 10);
+			if (errno || end == argv[i + 1] || *end || n < 1 || n > WAIT_MAX_S)
+				usage("--wait-timeout must be a whole number of seconds, 1 to "
+				      "86400");
+			l->wait_timeout_s = (int)n;
+			i += 2;
+			continue;
+		}
+		if (strcmp(a, "--on-timeout") == 0) {
+			if (i + 1 >= argc)
+				usage("--on-timeout needs a value");
+			if (strcmp(argv[i + 1], "run") == 0)
+				l->on_timeout = ON_TIMEOUT_RUN;
+			else if (strcmp(argv[i + 1], "exit") == 0)
+				l->on_timeout = ON_TIMEOUT_EXIT;
+			else
+				usage("--on-timeout must be run or exit");
 			i += 2;
 			continue;
 		}
@@ -347,6 +393,13 @@ static void start_app(struct launch *l)
 /* Policy "stop", or the tracer gave up: ask the app to end, SIGKILL after the grace period. */
 static void stop_app(struct launch *l, int64_t now)
 {
+	if (l->waiting) {
+		/* Still held: it is simply never started. */
+		l->waiting = false;
+		l->app_done = true;
+		l->app_code = EXIT_INTERNAL;
+		return;
+	}
 	send_app(l, SIGTERM);
 	if (!l->stop_ms)
 		l->stop_ms = now + GRACE_MS;
@@ -479,10 +532,19 @@ static void drain_signals(struct launch *l, int64_t now)
 		if (n != (ssize_t)sizeof si)
 			return;
 		int sig = (int)si.ssi_signo;
-		if (sig == SIGCHLD)
+		if (sig == SIGCHLD) {
 			reap(l, now);
-		else
+		} else if (l->waiting &&
+			   (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT)) {
+			/* Asked to stop before the app ever ran: do not start it just to stop it. */
+			say("signal %d arrived while waiting for %s; the app is not started", sig,
+			    l->wait_path);
+			l->waiting = false;
+			l->app_done = true;
+			l->app_code = 128 + sig;
+		} else {
 			send_app(l, sig);
+		}
 	}
 }
 
@@ -497,6 +559,34 @@ static void check_tracer_fallback(struct launch *l)
 	    l->tracer.argv[0], l->tracer_code);
 	l->app_done = true;
 	l->app_code = l->tracer_code;
+}
+
+/* --wait-for: start the app once the path exists, or when the time is up (--on-timeout). */
+static void check_wait(struct launch *l, int64_t now)
+{
+	if (!l->waiting)
+		return;
+	struct stat st;
+	if (stat(l->wait_path, &st) == 0) {
+		l->waiting = false;
+		debug("%s exists; starting the app", l->wait_path);
+		start_app(l);
+		return;
+	}
+	if (now < l->wait_deadline_ms)
+		return;
+	l->waiting = false;
+	if (l->on_timeout == ON_TIMEOUT_EXIT) {
+		say("%s did not appear within %d s; not starting the app (--on-timeout exit)",
+		    l->wait_path, l->wait_timeout_s);
+		l->app_done = true;
+		l->app_code = EXIT_INTERNAL;
+		return;
+	}
+	say("%s did not appear within %d s; starting the app anyway (what it does before the "
+	    "agent is ready goes unseen)",
+	    l->wait_path, l->wait_timeout_s);
+	start_app(l);
 }
 
 static bool children_alive(const struct launch *l)
@@ -582,6 +672,8 @@ static int run_timers(struct launch *l, int64_t now, bool *give_up)
 		if (l->shutdown_ms < next)
 			next = l->shutdown_ms;
 	}
+	if (l->waiting && now + WAIT_POLL_MS < next)
+		next = now + WAIT_POLL_MS;
 	if (next == INT64_MAX)
 		return -1;
 	return next - now > INT_MAX ? INT_MAX : (int)(next - now);
@@ -656,7 +748,12 @@ int main(int argc, char **argv)
 		return shim_main(argc, argv);
 
 	l.status_fd = -1;
+	l.wait_timeout_s = -1;
 	parse_args(&l, argc, argv);
+	if (!l.wait_path && (l.wait_timeout_s > 0 || l.on_timeout != ON_TIMEOUT_UNSET))
+		usage("--wait-timeout and --on-timeout need --wait-for");
+	if (l.wait_timeout_s < 0)
+		l.wait_timeout_s = WAIT_DEFAULT_S;
 	for (size_t i = 0; i < l.n_agents; i++)
 		l.agents[i].backoff_ms = BACKOFF_MIN_MS;
 	if (l.tracer.argc)
@@ -686,10 +783,18 @@ int main(int argc, char **argv)
 	int64_t now = now_ms();
 	for (size_t i = 0; i < l.n_agents; i++)
 		start_agent(&l, &l.agents[i], now);
-	start_app(&l);
+	if (l.wait_path) {
+		debug("holding the app until %s exists (at most %d s)", l.wait_path,
+		      l.wait_timeout_s);
+		l.waiting = true;
+		l.wait_deadline_ms = now + (int64_t)l.wait_timeout_s * 1000;
+	} else {
+		start_app(&l);
+	}
 
 	for (;;) {
 		now = now_ms();
+		check_wait(&l, now);
 		check_tracer_fallback(&l);
 		if (l.app_done && !l.shutting_down)
 			begin_shutdown(&l, now);

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The static helpers as PID 1 of real runc containers (busybox-static rootfs, no libc).
 
-Usage: container_cases.py exit-codes|pid1|wait|static-check
+Usage: container_cases.py exit-codes|pid1|wait|agent-ready|static-check
 """
 import json
 import os
@@ -230,8 +230,76 @@ def case_wait():
         b.cleanup()
 
 
+def case_agent_ready():
+    """kilt-launch --wait-for as PID 1: the app is held until the agent made the path, with a
+    timeout that either runs the app anyway (default) or exits 1; TERM while waiting ends it."""
+    need_root()
+    b = Bundle("agent-ready")
+    ready = "/dev/shm/agent-ready"
+    # The agent takes a second to become ready; the app must see the path when it starts.
+    agent = ["/bin/sh", "-c", f"sleep 1; touch {ready}; exec sleep 60"]
+    app = ["/bin/sh", "-c", f"if [ -e {ready} ]; then echo ready; else echo early; fi; exit 5"]
+    try:
+        t0 = time.monotonic()
+        rc, out, err = b.run([KL, "-a", str(len(agent)), *agent, "--wait-for", ready, "--wait-timeout", "20", "--", *app])
+        check_eq(rc, 5, "app status after waiting for the agent")
+        check_eq(out, "ready\n", "the app started only once the agent was ready")
+        check_eq(err, "", "a wait that succeeds is silent")
+        check(0.9 < time.monotonic() - t0 < 8, "held for about the agent's start-up time")
+
+        # The same in the tracer form: the tracer (and so the app) starts after the wait.
+        rc, out, err = b.run([KL, "-a", str(len(agent)), *agent, "-t", "1", "/bin/env", "--wait-for", ready, "--", *app])
+        check_eq((rc, out), (5, "ready\n"), "tracer form: the app waited for the agent")
+
+        # Without --wait-for the app starts at once (what the wait is for).
+        rc, out, err = b.run([KL, "-a", str(len(agent)), *agent, "--", *app])
+        check_eq((rc, out), (5, "early\n"), "without --wait-for the app does not wait")
+
+        # Timeout, default: run the app anyway, with one line saying so.
+        never = ["/bin/sh", "-c", "exec sleep 60"]
+        t0 = time.monotonic()
+        rc, out, err = b.run([KL, "-a", "3", *never, "--wait-for", ready, "--wait-timeout", "1", "--", *app])
+        took = time.monotonic() - t0
+        check_eq((rc, out), (5, "early\n"), "timeout (run): the app runs anyway")
+        check_eq(err, f"kilt-launch: {ready} did not appear within 1 s; starting the app anyway "
+                      "(what it does before the agent is ready goes unseen)\n", "timeout (run) line")
+        check(0.9 < took < 8, f"timeout after about 1 s ({took:.2f} s)")
+
+        # Timeout with --on-timeout exit: the app never runs, status 1.
+        rc, out, err = b.run([KL, "-a", "3", *never, "--wait-for", ready, "--wait-timeout", "1", "--on-timeout", "exit",
+                              "--", "/bin/sh", "-c", "touch /work/ran; exit 5"])
+        check_eq(rc, 1, "timeout (exit): status 1")
+        check(not os.path.exists(b.work_file("ran")), "timeout (exit): the app was not started")
+        check_eq(err, f"kilt-launch: {ready} did not appear within 1 s; not starting the app (--on-timeout exit)\n",
+                 "timeout (exit) line")
+
+        # TERM from the runtime while waiting: the app is not started, agents are stopped, 143.
+        cid, p = b.start([KL, "-a", "3", "/bin/sh", "-c", "touch /work/agent-up; exec sleep 60", "--wait-for", ready,
+                          "--", "/bin/sh", "-c", "touch /work/ran; exit 5"])
+        check(wait_for(b.work_file("agent-up")), "agent up while the app is held")
+        runc_kill(cid, "TERM")
+        try:
+            rc = p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            kill_container(cid)
+            rc = p.wait()
+        check_eq(rc, 143, "TERM while waiting: 128+15")
+        check(not os.path.exists(b.work_file("ran")), "TERM while waiting: the app was not started")
+        check_eq(p.stderr.read(), f"kilt-launch: signal 15 arrived while waiting for {ready}; the app is not started\n",
+                 "TERM while waiting line")
+
+        # Policy stop and the agent dies before it is ready: the app is not started, status 1.
+        rc, out, err = b.run([KL, "--policy", "stop", "-a", "3", "/bin/sh", "-c", "exit 3", "--wait-for", ready,
+                              "--", "/bin/sh", "-c", "touch /work/ran; exit 5"])
+        check_eq(rc, 1, "policy stop while waiting: status 1")
+        check(not os.path.exists(b.work_file("ran")), "policy stop while waiting: the app was not started")
+        check("stopping the app (policy stop)" in err, f"policy stop line: {err!r}")
+    finally:
+        b.cleanup()
+
+
 if __name__ == "__main__":
-    cases = {"exit-codes": case_exit_codes, "pid1": case_pid1, "wait": case_wait,
+    cases = {"exit-codes": case_exit_codes, "pid1": case_pid1, "wait": case_wait, "agent-ready": case_agent_ready,
              "static-check": case_static_check}
     cases[sys.argv[1]]()
     finish()

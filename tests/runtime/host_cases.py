@@ -78,6 +78,14 @@ def case_grammar():
         ["--policy", "sometimes", "--", "true"],
         ["--policy"],
         ["-t", "1", "a", "-t", "1", "b", "--", "true"],
+        ["--wait-for", "", "--", "true"],
+        ["--wait-for"],
+        ["--wait-for", "/x", "--wait-timeout", "0", "--", "true"],
+        ["--wait-for", "/x", "--wait-timeout", "1.5", "--", "true"],
+        ["--wait-for", "/x", "--wait-timeout", "86401", "--", "true"],
+        ["--wait-for", "/x", "--on-timeout", "maybe", "--", "true"],
+        ["--wait-timeout", "5", "--", "true"],
+        ["--on-timeout", "run", "--", "true"],
         ["--bogus", "--", "true"],
     ]
     for args in usage_cases:
