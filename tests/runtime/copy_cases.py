@@ -1,0 +1,259 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`kilt-wait --copy SRC DEST`, the copy that fills a Kubernetes emptyDir from the agent image.
+
+host       the helper under test (KILT_WAIT) on the host: files, modes, links, times, a second
+           run over the first, a DEST inside SRC, every refusal with its exit status and message,
+           the depth bound.
+container  the static helper as the only program of an image built with umoci (no shell, no cp,
+           no libc): a real runc container copies /kilt into a bind-mounted directory standing
+           for the emptyDir, a second container runs a binary from that copy, a restart copies
+           again over the first copy, and a failing copy exits 1 with its reason.
+
+Usage: copy_cases.py host|container
+"""
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+from harness import check, check_eq, finish, helper, kill_container, log, need, skip, tmpdir
+
+SEQ = [0]
+
+
+def make_tree(root):
+    """An agent-like tree: nested directories with their own modes, an executable, a read-only
+    file, a set-user-ID file, relative and absolute symbolic links (one dangling), an empty
+    directory, a name with spaces."""
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(root, "etc", "rules.d"))
+    os.makedirs(os.path.join(root, "empty"))
+    with open(os.path.join(root, "etc", "falco.yaml"), "w") as f:
+        f.write("json_output: true\n")
+    with open(os.path.join(root, "etc", "rules.d", "a rule.yaml"), "w") as f:
+        f.write("- rule: x\n" * 1000)
+    os.chmod(os.path.join(root, "etc", "falco.yaml"), 0o444)
+    with open(os.path.join(root, "etc", "suid"), "wb") as f:
+        f.write(b"\0\1\2" * 30000)
+    os.chmod(os.path.join(root, "etc", "suid"), 0o4755)
+    os.symlink("falco.yaml", os.path.join(root, "etc", "link"))
+    os.symlink("/kilt/etc/falco.yaml", os.path.join(root, "etc", "abs-link"))
+    os.symlink("../missing", os.path.join(root, "etc", "dangling"))
+    os.chmod(os.path.join(root, "etc", "rules.d"), 0o750)
+    os.utime(os.path.join(root, "etc", "falco.yaml"), (1000000000, 1000000000))
+
+
+def snapshot(root, skip_names=()):
+    """{relative path: (kind, mode bits, content or link target, mtime for files)}."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in skip_names]
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", None, os.readlink(p), None)
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode), None, None)
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = ("file", stat.S_IMODE(st.st_mode), f.read(), int(st.st_mtime))
+    return out
+
+
+def expected(snap):
+    """What the copy must give: set-user-ID and set-group-ID dropped, everything else equal."""
+    return {k: (kind, mode & 0o1777 if mode is not None else None, data, mt)
+            for k, (kind, mode, data, mt) in snap.items()}
+
+
+def run(args, **kw):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=60, **kw)
+    return p.returncode, p.stdout, p.stderr
+
+
+def case_host():
+    kw = os.environ.get("KILT_WAIT")
+    if not kw:
+        skip("KILT_WAIT is not set")
+    d = tmpdir("copy-host")
+    src = os.path.join(d, "src")
+    make_tree(src)
+    want = expected(snapshot(src))
+    dest = os.path.join(d, "dest")
+
+    rc, out, err = run([kw, "--copy", src, dest])
+    check_eq((rc, out, err), (0, "", ""), "copy succeeds silently")
+    check_eq(snapshot(dest), want, "the copy equals the source (modes, links, contents, times)")
+
+    # A second run (an init container restarted) replaces what is there, links included.
+    os.chmod(os.path.join(dest, "etc", "suid"), 0o600)
+    with open(os.path.join(dest, "etc", "suid"), "w") as f:
+        f.write("stale")
+    os.unlink(os.path.join(dest, "etc", "link"))
+    os.symlink("elsewhere", os.path.join(dest, "etc", "link"))
+    with open(os.path.join(dest, "extra"), "w") as f:
+        f.write("kept")
+    rc, out, err = run([kw, "--copy", src + "/", dest])
+    check_eq((rc, err), (0, ""), "a second copy over the first succeeds")
+    again = snapshot(dest)
+    extra = again.pop("extra", None)
+    check(extra is not None and extra[2] == b"kept", "a file only in DEST is left alone")
+    check_eq(again, want, "the second copy equals the source again")
+
+    # DEST inside SRC is not copied into itself.
+    inner = os.path.join(src, "etc", "inner")
+    rc, out, err = run([kw, "--copy", src, inner])
+    check_eq(rc, 0, "a DEST inside SRC copies")
+    check(not os.path.exists(os.path.join(inner, "etc", "inner")), "DEST is not copied into itself")
+    check_eq(snapshot(inner), want, "the copy inside SRC equals the source")
+    shutil.rmtree(inner)
+
+    # Refusals: exit status and one line naming the path and the reason.
+    rc, out, err = run([kw, "--copy", os.path.join(d, "nope"), os.path.join(d, "d1")])
+    check_eq(rc, 1, "a missing SRC fails")
+    check(f"{d}/nope: cannot open the source directory: No such file or directory" in err, f"missing SRC message: {err!r}")
+    fifo_src = os.path.join(d, "fifo-src")
+    os.makedirs(fifo_src)
+    os.mkfifo(os.path.join(fifo_src, "pipe"))
+    rc, out, err = run([kw, "--copy", fifo_src, os.path.join(d, "d2")])
+    check_eq(rc, 1, "a FIFO is refused")
+    check(f"{fifo_src}/pipe: not a file, directory or symbolic link" in err, f"FIFO message: {err!r}")
+    blocked = os.path.join(d, "blocked")
+    os.makedirs(os.path.join(blocked, "etc"))  # a directory where SRC has a file
+    os.makedirs(os.path.join(blocked, "etc", "falco.yaml"))
+    rc, out, err = run([kw, "--copy", src, blocked])
+    check_eq(rc, 1, "a directory in the way fails")
+    check("etc/falco.yaml: a directory is in the way in the destination" in err, f"in-the-way message: {err!r}")
+    with open(os.path.join(d, "afile"), "w") as f:
+        f.write("x")
+    rc, out, err = run([kw, "--copy", src, os.path.join(d, "afile")])
+    check_eq(rc, 1, "DEST that is a file fails")
+    check("cannot open the destination directory" in err, f"DEST-is-a-file message: {err!r}")
+    for args in (["--copy"], ["--copy", src], ["--copy", src, dest, "x"], ["--copy", "", dest]):
+        rc, out, err = run([kw, *args])
+        check_eq((rc, err), (2, "usage: kilt-wait --copy SRC DEST\n"), f"usage error for {args}")
+
+    # The depth bound: 64 directories below SRC copy, 65 do not.
+    for depth, want_rc in ((64, 0), (65, 1)):
+        deep = os.path.join(d, f"deep{depth}")
+        p = deep
+        for _ in range(depth):
+            p = os.path.join(p, "d")
+        os.makedirs(p)
+        rc, out, err = run([kw, "--copy", deep, os.path.join(d, f"deep{depth}-out")])
+        check_eq(rc, want_rc, f"{depth} nested directories")
+        if want_rc:
+            check("deeper than 64 directories" in err, f"depth message: {err!r}")
+    finish()
+
+
+def sh(*args):
+    subprocess.run(list(args), check=True, stdout=subprocess.DEVNULL)
+
+
+def runc(bundle, args, mounts, timeout=60):
+    with open(os.path.join(bundle, "config.json")) as f:
+        c = json.load(f)
+    c["process"]["terminal"] = False
+    c["process"]["args"] = args
+    c["root"]["readonly"] = True  # the copy writes only into the emptyDir stand-in
+    for dst, src, mode in mounts:
+        c["mounts"].append({"destination": dst, "type": "bind", "source": src,
+                            "options": ["rbind", mode]})
+    cfg = os.path.join(bundle, "run.json")
+    with open(cfg, "w") as f:
+        json.dump(c, f)
+    shutil.copy2(cfg, os.path.join(bundle, "config.json"))
+    SEQ[0] += 1
+    cid = f"kilt-rt-copy-{os.getpid()}-{SEQ[0]}"
+    p = subprocess.Popen(["runc", "run", "--bundle", bundle, cid], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_container(cid)
+        out, err = p.communicate()
+        check(False, f"{cid} timed out")
+    return p.returncode, out, err
+
+
+def case_container():
+    if os.geteuid() != 0:
+        skip("runc containers need root here (rootless runc is not set up)")
+    need("runc", "umoci")
+    kw = helper("static", "kilt-wait")
+    d = tmpdir("copy-ctr")
+
+    # The agent image: nothing but kilt's static helpers and the agent's files under /kilt.
+    layout = os.path.join(d, "oci")
+    sh("umoci", "init", "--layout", layout)
+    sh("umoci", "new", "--image", f"{layout}:agent")
+    staging = os.path.join(d, "staging")
+    sh("umoci", "unpack", "--image", f"{layout}:agent", staging)
+    root = os.path.join(staging, "rootfs")
+    kilt = os.path.join(root, "kilt")
+    make_tree(kilt)
+    os.makedirs(os.path.join(kilt, "bin"), exist_ok=True)
+    shutil.copy2(kw, os.path.join(kilt, "bin", "kilt-wait"))
+    shutil.copy2(helper("static", "kilt-launch"), os.path.join(kilt, "bin", "kilt-launch"))
+    sh("umoci", "repack", "--image", f"{layout}:agent", staging)
+    sh("umoci", "config", "--image", f"{layout}:agent", "--config.entrypoint", "/kilt/bin/kilt-wait")
+    bundle = os.path.join(d, "bundle")
+    sh("umoci", "unpack", "--image", f"{layout}:agent", bundle)
+    rootfs = os.path.join(bundle, "rootfs")
+    entries = sorted(os.listdir(rootfs))
+    check_eq(entries, ["kilt"], "the image holds /kilt only")
+    for prog in ("bin/sh", "bin/cp", "usr/bin/cp", "lib", "usr/lib"):
+        check(not os.path.lexists(os.path.join(rootfs, prog)), f"the image has no /{prog}")
+    want = expected(snapshot(os.path.join(rootfs, "kilt")))
+
+    # 1. The init container: kilt-wait --copy /kilt /kilt-volume/0, the volume bind-mounted rw.
+    vol = os.path.join(d, "emptydir")
+    os.makedirs(vol)
+    os.chmod(vol, 0o777)  # what the kubelet gives an emptyDir
+    rc, out, err = runc(bundle, ["/kilt/bin/kilt-wait", "--copy", "/kilt", "/kilt-volume/0"],
+                        [("/kilt-volume/0", vol, "rw")])
+    check_eq((rc, out, err), (0, "", ""), "the copy in a shell-less container exits 0, silent")
+    check_eq(snapshot(vol), want, "the volume holds the image's /kilt (modes, links, contents, times)")
+
+    # 2. A restarted init container copies again over its first copy.
+    os.unlink(os.path.join(vol, "etc", "falco.yaml"))
+    rc, out, err = runc(bundle, ["/kilt/bin/kilt-wait", "--copy", "/kilt", "/kilt-volume/0"],
+                        [("/kilt-volume/0", vol, "rw")])
+    check_eq((rc, err), (0, ""), "a second copy exits 0")
+    check_eq(snapshot(vol), want, "the second copy restores the volume")
+
+    # 3. The app side: the volume mounted read-only at /kilt of another container; the copied
+    # static binary runs from it (here copying its own tree once more, into /out).
+    app = os.path.join(d, "app-bundle")
+    shutil.copytree(bundle, app, symlinks=True)
+    shutil.rmtree(os.path.join(app, "rootfs", "kilt"))
+    os.makedirs(os.path.join(app, "rootfs", "kilt"))
+    out_dir = os.path.join(d, "out")
+    os.makedirs(out_dir)
+    rc, out, err = runc(app, ["/kilt/bin/kilt-wait", "--copy", "/kilt/etc", "/out"],
+                        [("/kilt", vol, "ro"), ("/out", out_dir, "rw")])
+    check_eq((rc, err), (0, ""), "the copied kilt-wait runs from the volume")
+    check_eq(snapshot(out_dir), {k[len("etc/"):]: v for k, v in want.items() if k.startswith("etc/")},
+             "what it copied from the volume equals the image's /kilt/etc")
+
+    # 4. A copy that cannot succeed: exit 1 and the reason (a read-only volume).
+    ro = os.path.join(d, "ro-volume")
+    os.makedirs(ro)
+    rc, out, err = runc(bundle, ["/kilt/bin/kilt-wait", "--copy", "/kilt", "/kilt-volume/0"],
+                        [("/kilt-volume/0", ro, "ro")])
+    check_eq(rc, 1, "a read-only volume makes the copy fail")
+    check("kilt-wait: copy: /kilt/" in err and "Read-only file system" in err, f"failure message: {err!r}")
+    rc, out, err = runc(bundle, ["/kilt/bin/kilt-wait", "--copy", "/nope", "/kilt-volume/0"],
+                        [("/kilt-volume/0", vol, "rw")])
+    check_eq(rc, 1, "a missing source fails")
+    check("kilt-wait: copy: /nope: cannot open the source directory" in err, f"missing source message: {err!r}")
+    finish()
+
+
+if __name__ == "__main__":
+    {"host": case_host, "container": case_container}[sys.argv[1]]()
