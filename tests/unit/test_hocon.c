@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the HOCON module: every construct of the language, substitutions with context,
  * includes (with real files in a temporary folder), origins, limits, each error with its
- * line:column, and the conformance suites of ../shared/conformance/hocon. */
-#include <dirent.h>
+ * line:column. The equivalence suites are in test_hocon_equiv.c and test_hocon_conformance.c. */
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -873,80 +872,6 @@ static void test_hocon__syntax_errors(void **state)
 	assert_hocon_error("a = ${x.}", 1, 8, "ends with '.'");
 }
 
-/* ---- conformance ----------------------------------------------------------------------------- */
-
-static int name_cmp(const struct dirent **a, const struct dirent **b)
-{
-	return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-static void test_hocon__conformance(void **state)
-{
-	(void)state;
-	char root[PATH_MAX];
-	snprintf(root, sizeof(root), "%s/conformance/hocon", KILT_SHARED_DIR);
-	struct dirent **dirs = NULL;
-	int nd = scandir(root, &dirs, NULL, name_cmp);
-	if (nd < 0)
-		fail_msg("conformance suites missing: %s: %s (KILT_SHARED_DIR=%s)", root,
-			 strerror(errno), KILT_SHARED_DIR);
-	int folders = 0, files = 0, failures = 0;
-	for (int i = 0; i < nd; i++) {
-		char dir[PATH_MAX * 2];
-		snprintf(dir, sizeof(dir), "%s/%s", root, dirs[i]->d_name);
-		struct stat st;
-		if (dirs[i]->d_name[0] == '.' || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			free(dirs[i]);
-			continue;
-		}
-		folders++;
-		char orig[PATH_MAX * 3];
-		snprintf(orig, sizeof(orig), "%s/original.json", dir);
-		json_error_t jerr;
-		json_t *want = json_load_file(orig, 0, &jerr);
-		if (!want)
-			fail_msg("%s: %s", orig, jerr.text);
-		struct dirent **ents = NULL;
-		int ne = scandir(dir, &ents, NULL, name_cmp);
-		assert_true(ne >= 0);
-		for (int k = 0; k < ne; k++) {
-			const char *n = ents[k]->d_name;
-			size_t len = strlen(n);
-			bool conf = len > 5 && strcmp(n + len - 5, ".conf") == 0;
-			bool js = len > 5 && strcmp(n + len - 5, ".json") == 0;
-			if ((conf || js) && strcmp(n, "original.json") != 0) {
-				char path[PATH_MAX * 4];
-				snprintf(path, sizeof(path), "%s/%s", dir, n);
-				struct kilt_error err = { 0 };
-				json_t *got = NULL;
-				char why[1024] = "";
-				files++;
-				if (kilt_hocon_load_file(path, NULL, &got, &err) < 0) {
-					char buf[1024];
-					print_error("FAIL %s/%s: %s\n", dirs[i]->d_name, n,
-						    kilt_error_format(&err, buf, sizeof(buf)));
-					failures++;
-				} else if (!hocon_json_same(want, got, "$", why, sizeof(why))) {
-					print_error("FAIL %s/%s: %s\n", dirs[i]->d_name, n, why);
-					failures++;
-				} else {
-					print_message("ok   %s/%s\n", dirs[i]->d_name, n);
-				}
-				json_decref(got);
-			}
-			free(ents[k]);
-		}
-		free(ents);
-		json_decref(want);
-		free(dirs[i]);
-	}
-	free(dirs);
-	print_message("conformance: %d folders, %d files, %d failures\n", folders, files, failures);
-	assert_true(folders >= 5);
-	assert_true(files >= 15);
-	assert_int_equal(failures, 0);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -982,7 +907,6 @@ int main(void)
 		cmocka_unit_test(test_hocon__resolved_depth_limit),
 		cmocka_unit_test(test_hocon__expansion_budget),
 		cmocka_unit_test(test_hocon__syntax_errors),
-		cmocka_unit_test(test_hocon__conformance),
 	};
 	return cmocka_run_group_tests_name("hocon", tests, setup_tmp, teardown_tmp);
 }
