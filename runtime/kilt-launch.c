@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -189,6 +190,9 @@ static _Noreturn void exec_or_die(char **argv, const sigset_t *mask)
 
 static int parse_count(const char *s, int remaining)
 {
+	/* digits only: strtol alone would also take " 1" and "+1" */
+	if (*s < '1' || *s > '9')
+		usage("the count after -a/-t must be a positive number");
 	char *end;
 	errno = 0;
 	long n = strtol(s, &end, 10);
@@ -199,11 +203,23 @@ static int parse_count(const char *s, int remaining)
 	return (int)n;
 }
 
+static bool group_has_dashdash(const struct group *g)
+{
+	for (int k = 0; k < g->argc; k++)
+		if (strcmp(g->argv[k], "--") == 0)
+			return true;
+	return false;
+}
+
 static void parse_args(struct launch *l, int argc, char **argv)
 {
 	int i = 1;
+	struct group last = { NULL, 0 }; /* the group that ended just before argv[i] */
+	const char *last_opt = NULL;
 	while (i < argc) {
 		const char *a = argv[i];
+		struct group prev = last;
+		last.argc = 0;
 		if (strcmp(a, "--") == 0) {
 			if (i + 1 >= argc)
 				usage("no app after --");
@@ -240,7 +256,8 @@ static void parse_args(struct launch *l, int argc, char **argv)
 			char *end;
 			errno = 0;
 			long n = strtol(argv[i + 1], &end, 10);
-			if (errno || end == argv[i + 1] || *end || n < 1 || n > WAIT_MAX_S)
+			if (argv[i + 1][0] < '1' || argv[i + 1][0] > '9' || errno ||
+			    end == argv[i + 1] || *end || n < 1 || n > WAIT_MAX_S)
 				usage("--wait-timeout must be a whole number of seconds, 1 to "
 				      "86400");
 			l->wait_timeout_s = (int)n;
@@ -261,8 +278,19 @@ static void parse_args(struct launch *l, int argc, char **argv)
 		}
 		bool agent = strcmp(a, "-a") == 0 || strcmp(a, "--agent") == 0;
 		bool tracer = strcmp(a, "-t") == 0 || strcmp(a, "--tracer") == 0;
-		if (!agent && !tracer)
-			usage("unknown option (the app's argv goes after --)");
+		if (!agent && !tracer) {
+			char why[300];
+			if (prev.argc && group_has_dashdash(&prev))
+				/* the usual cause: a count one or more too large swallowed the -- */
+				snprintf(why, sizeof why,
+					 "%.100s is not an option: the %s %d group before it took "
+					 "the -- meant for the app (is its count too large?)",
+					 a, last_opt, prev.argc);
+			else
+				snprintf(why, sizeof why,
+					 "unknown option %.100s (the app's argv goes after --)", a);
+			usage(why);
+		}
 		if (i + 1 >= argc)
 			usage("-a/-t needs a count");
 		/* The group must leave room for at least "--" and the app after it. */
@@ -277,6 +305,8 @@ static void parse_args(struct launch *l, int argc, char **argv)
 				usage("only one tracer");
 			l->tracer = g;
 		}
+		last = g;
+		last_opt = a;
 		i += 2 + n;
 	}
 	usage("missing -- before the app");
@@ -492,15 +522,23 @@ static void tracer_died(struct launch *l, int status, int64_t now)
 		stop_app(l, now);
 }
 
+static int signal_adopted(const struct launch *l, int sig);
+
 static void reap(struct launch *l, int64_t now)
 {
+	bool any = false;
 	for (;;) {
 		int status;
 		pid_t pid = waitpid(-1, &status, WNOHANG);
 		if (pid < 0 && errno == EINTR)
 			continue;
-		if (pid <= 0)
+		if (pid <= 0) {
+			/* What ended may have left children that are ours now: they end too. */
+			if (any && l->shutting_down && !l->killed)
+				signal_adopted(l, SIGTERM);
 			return;
+		}
+		any = true;
 		if (pid == l->app_pid && !l->app_done) {
 			app_finished(l, status);
 			continue;
@@ -595,7 +633,80 @@ static bool children_alive(const struct launch *l)
 		if (l->agents[i].pid > 0)
 			return true;
 	}
-	return l->tracer_pid > 0 && !l->tracer_done;
+	if (l->tracer_pid > 0 && !l->tracer_done)
+		return true;
+	/* Adopted orphans too (see signal_adopted): ECHILD means no child of any kind is left. */
+	siginfo_t si;
+	return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/* The parent pid in /proc/PID/stat ("pid (comm) state ppid ..."; comm may hold anything). */
+static pid_t parent_of(const char *pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%s/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	if (!rp || rp[1] != ' ' || !rp[2] || rp[3] != ' ')
+		return -1;
+	char *end;
+	long ppid = strtol(rp + 4, &end, 10);
+	return end != rp + 4 && *end == ' ' && ppid > 0 && ppid <= INT_MAX ? (pid_t)ppid : -1;
+}
+
+/* The entries of a directory as read by getdents64 (the layout is the kernel's). */
+struct dirent64_raw {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
+/*
+ * Sends `sig` to every child of this process that it did not start itself: orphans that the
+ * kernel reparented here (as PID 1 or child subreaper), such as a daemon an agent started with
+ * setsid, which left the agent's process group. Agents and the tracer are not touched here.
+ * Returns how many were signalled. /proc is read with getdents64: no heap in the supervisor.
+ */
+static int signal_adopted(const struct launch *l, int sig)
+{
+	int dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	pid_t self = getpid();
+	int count = 0;
+	_Alignas(struct dirent64_raw) char buf[4096];
+	for (;;) {
+		long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			const struct dirent64_raw *d = (const struct dirent64_raw *)(buf + off);
+			off += d->reclen;
+			if (d->name[0] < '1' || d->name[0] > '9' || parent_of(d->name) != self)
+				continue;
+			pid_t pid = (pid_t)strtol(d->name, NULL, 10);
+			bool ours = pid == l->tracer_pid;
+			for (size_t i = 0; i < l->n_agents; i++)
+				ours = ours || pid == l->agents[i].pid;
+			if (ours)
+				continue;
+			debug("sending signal %d to pid %d (an orphan adopted by kilt-launch)", sig,
+			      (int)pid);
+			if (kill(pid, sig) == 0)
+				count++;
+		}
+	}
+	close(dfd);
+	return count;
 }
 
 /* An agent and its helpers share its process group, unless it moved itself elsewhere. */
@@ -618,6 +729,7 @@ static void begin_shutdown(struct launch *l, int64_t now)
 		}
 	}
 	/* The tracer is not signalled: it ends by itself once it has no tracee left. */
+	signal_adopted(l, SIGTERM);
 }
 
 static void kill_all(struct launch *l)
@@ -634,6 +746,9 @@ static void kill_all(struct launch *l)
 		    (int)l->tracer_pid);
 		kill(l->tracer_pid, SIGKILL);
 	}
+	int n = signal_adopted(l, SIGKILL);
+	if (n)
+		say("%d orphaned process(es) ignored SIGTERM; killed them", n);
 }
 
 /* Timers: agent restarts, policy stop escalation, shutdown escalation. Returns poll's timeout. */

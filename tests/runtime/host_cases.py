@@ -73,6 +73,9 @@ def case_grammar():
         ["-a", "-1", "x", "--", "true"],
         ["-a", "1x", "x", "--", "true"],
         ["-a", "99999999999999999999", "x", "--", "true"],
+        ["-a", " 1", "x", "--", "true"],  # strtol alone would take these two
+        ["-a", "+1", "x", "--", "true"],
+        ["-a", "01", "x", "--", "true"],
         ["-a", "3", "x", "--", "true"],  # the group would swallow -- and the app
         ["-a", "1", "x"],
         ["--policy", "sometimes", "--", "true"],
@@ -92,6 +95,13 @@ def case_grammar():
         rc, out, err = run_host([KL, *args])
         check_eq(rc, 2, f"usage error for {args}")
         check("usage: kilt-launch" in err, f"usage text for {args}")
+    # A count that swallows the -- is named as the cause, not "unknown option".
+    rc, out, err = run_host([KL, "-a", "2", "x", "--", "app", "arg"])
+    check_eq(rc, 2, "a group count one too large")
+    check("app is not an option: the -a 2 group before it took the -- meant for the app" in err,
+          f"the message names the group that took the --: {err!r}")
+    rc, out, err = run_host([KL, "--bogus", "--", "true"])
+    check("unknown option --bogus" in err, f"the unknown option is named: {err!r}")
     rc, out, err = run_host([KL, *(["-a", "1", "true"] * 17), "--", "true"])
     check_eq(rc, 2, "too many agents")
 
@@ -284,6 +294,30 @@ def case_agents():
     for pid in (open(pids).read().split() if os.path.exists(pids) else ["missing"]):
         check(not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z",
               f"agent process {pid} is gone")
+    # A daemon an agent started with setsid (its own session and process group, so the group's
+    # SIGTERM misses it) is ended too: the launcher adopted it and leaves no process behind.
+    for agent_cmd in (f'setsid sh -c "echo \\$\\$ > {d}/daemon; exec sleep 60" & sleep 60',
+                      f'setsid sh -c "echo \\$\\$ > {d}/daemon; exec sleep 60" & exit 0'):
+        daemon = os.path.join(d, "daemon")
+        if os.path.exists(daemon):
+            os.unlink(daemon)
+        rc, out, err = run_host([KL, "--policy", "ignore", "-a", "3", "sh", "-c", agent_cmd,
+                                 "--", "sh", "-c", f"while [ ! -s {daemon} ]; do sleep 0.02; done; exit 6"])
+        check_eq(rc, 6, f"app status with a setsid daemon ({agent_cmd})")
+        dpid = open(daemon).read().strip() if os.path.exists(daemon) else "missing"
+        gone = not os.path.exists(f"/proc/{dpid}") or open(f"/proc/{dpid}/stat").read().split(") ")[1][0] == "Z"
+        if not gone:
+            os.kill(int(dpid), signal.SIGKILL)
+        check(gone, f"the agent's setsid daemon {dpid} is gone after the launcher exited")
+    # ... and one that ignores SIGTERM is killed after the grace period, with a line saying so.
+    t0 = time.monotonic()
+    rc, out, err = run_host([KL, "--policy", "ignore", "-a", "3", "sh", "-c",
+                             f"setsid sh -c \"trap '' TERM; echo \\$\\$ > {d}/daemon2; exec sleep 60\" &",
+                             "--", "sh", "-c", f"while [ ! -s {d}/daemon2 ]; do sleep 0.02; done"])
+    check_eq(rc, 0, "app status with a stubborn setsid daemon")
+    check(4.5 < time.monotonic() - t0 < 9, "stubborn daemon killed after the grace period")
+    check("orphaned process(es) ignored SIGTERM; killed them" in err, f"orphan kill line: {err!r}")
+
     # An agent that ignores TERM is killed after the grace period.
     t0 = time.monotonic()
     rc, out, err = run_host([KL, "-a", "3", "sh", "-c", "trap '' TERM; while :; do sleep 0.05; done", "--", "sh", "-c", "sleep 0.3; exit 8"])
