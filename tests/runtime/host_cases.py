@@ -86,6 +86,7 @@ def case_grammar():
         ["--wait-for", "/x", "--wait-timeout", "0", "--", "true"],
         ["--wait-for", "/x", "--wait-timeout", "1.5", "--", "true"],
         ["--wait-for", "/x", "--wait-timeout", "86401", "--", "true"],
+        ["--wait-for", "/x", "--wait-timeout", "+5", "--", "true"],
         ["--wait-for", "/x", "--on-timeout", "maybe", "--", "true"],
         ["--wait-timeout", "5", "--", "true"],
         ["--on-timeout", "run", "--", "true"],
