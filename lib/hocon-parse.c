@@ -20,15 +20,16 @@ enum {
 };
 
 static const uint8_t cls[256] = {
-	['\t'] = C_WS,	  ['\n'] = C_NL,    ['\v'] = C_WS,    ['\f'] = C_WS,	 ['\r'] = C_WS,
-	[0x1C] = C_WS,	  [0x1D] = C_WS,    [0x1E] = C_WS,    [0x1F] = C_WS,	 [' '] = C_WS,
-	['$'] = C_FORBID, ['"'] = C_FORBID, ['{'] = C_FORBID, ['}'] = C_FORBID,	 ['['] = C_FORBID,
-	[']'] = C_FORBID, [':'] = C_FORBID, ['='] = C_FORBID, [','] = C_FORBID,	 ['+'] = C_FORBID,
-	['#'] = C_FORBID, ['`'] = C_FORBID, ['^'] = C_FORBID, ['?'] = C_FORBID,	 ['!'] = C_FORBID,
-	['@'] = C_FORBID, ['*'] = C_FORBID, ['&'] = C_FORBID, ['\\'] = C_FORBID, ['0'] = C_DIGIT,
-	['1'] = C_DIGIT,  ['2'] = C_DIGIT,  ['3'] = C_DIGIT,  ['4'] = C_DIGIT,	 ['5'] = C_DIGIT,
-	['6'] = C_DIGIT,  ['7'] = C_DIGIT,  ['8'] = C_DIGIT,  ['9'] = C_DIGIT,	 [0xC2] = C_HIGH,
-	[0xE1] = C_HIGH,  [0xE2] = C_HIGH,  [0xE3] = C_HIGH,  [0xEF] = C_HIGH,
+	['\t'] = C_WS,	   ['\n'] = C_NL,    ['\v'] = C_WS,    ['\f'] = C_WS,	  ['\r'] = C_WS,
+	[0x1C] = C_WS,	   [0x1D] = C_WS,    [0x1E] = C_WS,    [0x1F] = C_WS,	  [' '] = C_WS,
+	[0x00] = C_FORBID, /* a NUL would cut the key or value for every C consumer */
+	['$'] = C_FORBID,  ['"'] = C_FORBID, ['{'] = C_FORBID, ['}'] = C_FORBID,  ['['] = C_FORBID,
+	[']'] = C_FORBID,  [':'] = C_FORBID, ['='] = C_FORBID, [','] = C_FORBID,  ['+'] = C_FORBID,
+	['#'] = C_FORBID,  ['`'] = C_FORBID, ['^'] = C_FORBID, ['?'] = C_FORBID,  ['!'] = C_FORBID,
+	['@'] = C_FORBID,  ['*'] = C_FORBID, ['&'] = C_FORBID, ['\\'] = C_FORBID, ['0'] = C_DIGIT,
+	['1'] = C_DIGIT,   ['2'] = C_DIGIT,  ['3'] = C_DIGIT,  ['4'] = C_DIGIT,	  ['5'] = C_DIGIT,
+	['6'] = C_DIGIT,   ['7'] = C_DIGIT,  ['8'] = C_DIGIT,  ['9'] = C_DIGIT,	  [0xC2] = C_HIGH,
+	[0xE1] = C_HIGH,   [0xE2] = C_HIGH,  [0xE3] = C_HIGH,  [0xEF] = C_HIGH,
 };
 
 /* Length of the Unicode whitespace character (Zs, Zl, Zp or BOM) at p, or 0. */
@@ -159,6 +160,8 @@ static const char *found(const struct parser *ps, const char *at, char *buf, siz
 		return "a newline";
 	if (c == '#' || (c == '/' && at + 1 < ps->end && at[1] == '/'))
 		return "a comment";
+	if (c == 0)
+		return "a NUL byte (only a quoted string can hold one, as \\u0000)";
 	if (c < 0x20 || c == 0x7F) {
 		snprintf(buf, size, "control character 0x%02x", c);
 		return buf;
@@ -912,7 +915,8 @@ static int parse_word(struct parser *ps, struct hval **ret)
 		double d = strtod(start, &endp);
 		if (endp != q)
 			return perr(ps, start, -EINVAL, "invalid number");
-		if (!isfinite(d))
+		/* ERANGE with 0 is an underflow: 1e-999999 is not zero */
+		if (!isfinite(d) || (errno == ERANGE && d == 0))
 			return perr(ps, start, -ERANGE, "number %.*s is out of range",
 				    (int)(q - start), start);
 		v->lit.num.d = d;

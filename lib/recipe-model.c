@@ -272,6 +272,32 @@ static bool is_abs_path(const char *s)
 	return s[0] == '/';
 }
 
+/* An absolute path in the form used to tell paths apart: "//" and "/./" collapsed, no trailing
+ * '/' (so "/x", "/x/" and "//x/." are one path). Owned. ".." is left as written. */
+static char *path_canonical(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = xmalloc(n + 2);
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		while (i < n && s[i] == '/')
+			i++;
+		size_t j = i;
+		while (j < n && s[j] != '/')
+			j++;
+		if (j > i && !(j - i == 1 && s[i] == '.')) {
+			out[o++] = '/';
+			memcpy(out + o, s + i, j - i);
+			o += j - i;
+		}
+		i = j;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return out;
+}
+
 /* ---- values --------------------------------------------------------------------------------- */
 
 /* A scalar as an argv word or environment value; NULL for non-scalars. */
@@ -351,17 +377,23 @@ static json_t *norm_argv(struct recipe_vctx *v, const json_t *val, const char *p
 	return NULL;
 }
 
+/* A name, path, image reference, URL...: every one of them would be cut at a NUL byte (the
+ * plan, the ECS JSON and the OS all read C strings), so a NUL is an error here. */
 static const char *want_string(struct recipe_vctx *v, const json_t *val, const char *path)
 {
+	if (has_nul(val)) {
+		verr(v, -EINVAL, path, "cannot hold a NUL byte (\\u0000)");
+		return NULL;
+	}
 	if (json_is_string(val))
 		return json_string_value(val);
 	verr(v, -EINVAL, path, "expected a string, got %s", type_name(val));
 	return NULL;
 }
 
-static bool env_name_ok(const char *n)
+static bool env_name_ok(const char *n, size_t len)
 {
-	return n[0] && !strchr(n, '=');
+	return n[0] && !strchr(n, '=') && strlen(n) == len;
 }
 
 /* Environment: an object NAME -> value, in the recipe's order, as [{name, value}]. */
@@ -373,12 +405,15 @@ static json_t *norm_env(struct recipe_vctx *v, const json_t *val, const char *pa
 	}
 	json_t *out = json_array();
 	const char *key;
+	size_t key_len;
 	json_t *el;
-	json_object_foreach ((json_t *)(uintptr_t)val, key, el) {
+	json_object_keylen_foreach((json_t *)(uintptr_t)val, key, key_len, el)
+	{
 		char p[PATH_MAX_LEN];
 		path_key(p, sizeof(p), path, key);
-		if (!env_name_ok(key)) {
-			verr(v, -EINVAL, p, "'%s' is not a valid environment variable name", key);
+		if (!env_name_ok(key, key_len)) {
+			verr(v, -EINVAL, p, "'%s' is not a valid environment variable name%s", key,
+			     strlen(key) != key_len ? " (it holds a NUL byte)" : "");
 			continue;
 		}
 		json_t *s;
@@ -538,10 +573,20 @@ static json_t *norm_mount(struct recipe_vctx *v, const json_t *m, const char *pa
 					verr(v, -EINVAL, pi, "'%s' is not an absolute path", s);
 					continue;
 				}
-				if (json_object_get(seen_volumes, s))
+				_cleanup_free_ char *c = path_canonical(s);
+				const json_t *seen = json_object_get(seen_volumes, c);
+				if (seen && json_integer_value(seen) == (json_int_t)index)
+					verr(v, -EINVAL, pi, "volume '%s' is listed twice%s%s%s", s,
+					     strcmp(s, c) ? " (as '" : "", strcmp(s, c) ? c : "",
+					     strcmp(s, c) ? "')" : "");
+				else if (seen)
 					verr(v, -EINVAL, pi,
-					     "volume '%s' is provided by two mounts", s);
-				json_object_set_new(seen_volumes, s, json_true());
+					     "volume '%s' is provided by two mounts%s%s%s", s,
+					     strcmp(s, c) ? " (as '" : "", strcmp(s, c) ? c : "",
+					     strcmp(s, c) ? "')" : "");
+				else
+					json_object_set_new(seen_volumes, c,
+							    json_integer((json_int_t)index));
 			}
 			json_array_append_new(vols, json_string(s));
 		}
@@ -946,9 +991,10 @@ static void norm_patch(struct recipe_vctx *v, const json_t *d, const char *path,
 					continue;
 				const char *as = json_string_value(json_object_get(u, "as"));
 				if (as && !strchr(as, RECIPE_MARK)) {
-					if (json_object_get(targets, as))
+					_cleanup_free_ char *c = path_canonical(as);
+					if (json_object_get(targets, c))
 						verr(v, -EINVAL, pi, "'%s' is uploaded twice", as);
-					json_object_set_new(targets, as, json_true());
+					json_object_set_new(targets, c, json_true());
 				}
 				json_array_append_new(list, u);
 			}
@@ -1072,10 +1118,18 @@ int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_par
 	check_keys(v, root, "", top_keys, "a recipe");
 	char p[PATH_MAX_LEN];
 	const json_t *deploy = get_alias(v, root, "", "deploy", "build", p, sizeof(p));
-	if (deploy)
+	if (v->refuse_empty && json_is_object(deploy) && !json_object_size(deploy))
+		verr(v, -EINVAL, p,
+		     "an empty section changes nothing: say what changes in the container "
+		     "(entrypoint, "
+		     "environment, mount...) or remove it");
+	else if (deploy)
 		norm_deploy(v, deploy, p, out);
 	const json_t *patch = get_alias(v, root, "", "patch", "runtime", p, sizeof(p));
-	if (patch)
+	if (v->refuse_empty && json_is_object(patch) && !json_object_size(patch))
+		verr(v, -EINVAL, p,
+		     "an empty section changes nothing: say what to upload or run, or remove it");
+	else if (patch)
 		norm_patch(v, patch, p, out);
 	if (!deploy && !patch)
 		verr(v, -EINVAL, "",

@@ -31,6 +31,9 @@ struct recipe_vctx {
 	struct kilt_error *errs; /* owned */
 	size_t nerrs, cap;
 	bool tainted; /* a marker reached a value whose content is checked or interpreted */
+	/* an empty deploy or patch section is an error: set at load time when no optional
+	 * substitution (`${?config.x}`) can fill one only when the recipe is evaluated */
+	bool refuse_empty;
 };
 
 void recipe_vctx_done(struct recipe_vctx *v);

@@ -147,6 +147,7 @@ static void scan_substitutions(const char *text, size_t len, scan_fn *fn, void *
 struct scan_state {
 	json_t *placeholders; /* context additions for load-time validation */
 	bool reads_objects; /* reads original.metadata / original.environment */
+	bool optional; /* some substitution is optional: `${?x}` */
 };
 
 static void scan_one(const char *const *segs, size_t nsegs, bool optional, void *userdata)
@@ -155,6 +156,8 @@ static void scan_one(const char *const *segs, size_t nsegs, bool optional, void 
 	for (size_t k = 0; k < nsegs; k++)
 		if (strstr(segs[k], "metadata") || strstr(segs[k], "environment"))
 			st->reads_objects = true;
+	if (optional)
+		st->optional = true;
 	bool wanted = false;
 	if (nsegs >= 2 && strcmp(segs[0], "config") == 0)
 		wanted = true;
@@ -417,7 +420,9 @@ static int load(const char *text, size_t len, const char *display, const char *n
 		kilt_recipe_free(rec);
 		goto fail;
 	}
-	struct recipe_vctx v = { .origins = origins, .file = display };
+	struct recipe_vctx v = { .origins = origins,
+				 .file = display,
+				 .refuse_empty = !st.optional };
 	json_t *partial = NULL;
 	r = recipe_normalize(&v, root, &partial);
 	if (r < 0) {

@@ -228,7 +228,8 @@ static bool parse_float(const char *s, size_t len, bool v12, double *ret)
 	errno = 0;
 	char *end = NULL;
 	double d = strtod(buf, &end);
-	if (end != buf + n || !isfinite(d))
+	/* beyond a double (overflow, or an underflow to 0) the scalar stays a string, as written */
+	if (end != buf + n || !isfinite(d) || (errno == ERANGE && d == 0))
 		return false;
 	*ret = d;
 	return true;

@@ -192,10 +192,12 @@ static void test_yaml__scalars_yaml11(void **state)
 	roundtrip("[0755, 0x1F, 0b101, 1_000, -12, +3, 0, 08, 1e3, 1.5, 1.0e+3, .5, -1.5e-3, 1.]",
 		  CFN, "[493,31,5,1000,-12,3,0,\"08\",\"1e3\",1.5,1000.0,0.5,-0.0015,1.0]", NULL);
 	/* not numbers in JSON: keep the text */
-	roundtrip("[.inf, -.Inf, .nan, 99999999999999999999, 2001-12-14, 12:30, 1.2.3]", CFN,
-		  "[\".inf\",\"-.Inf\",\".nan\",\"99999999999999999999\",\"2001-12-14\","
-		  "\"12:30\",\"1.2.3\"]",
-		  NULL);
+	roundtrip(
+		"[.inf, -.Inf, .nan, 99999999999999999999, 2001-12-14, 12:30, 1.2.3, 1.0e-999999]",
+		CFN,
+		"[\".inf\",\"-.Inf\",\".nan\",\"99999999999999999999\",\"2001-12-14\","
+		"\"12:30\",\"1.2.3\",\"1.0e-999999\"]",
+		NULL);
 	roundtrip("[9223372036854775807, -9223372036854775808]", CFN,
 		  "[9223372036854775807,-9223372036854775808]", NULL);
 	/* quoted and block scalars are strings */
@@ -210,6 +212,9 @@ static void test_yaml__scalars_yaml12(void **state)
 	unsigned f = KILT_YAML_SCHEMA_1_2;
 	roundtrip("[true, yes, on, 0755, 0o17, 0x1F, 1e3, 1_000, -.5, 1.]", f,
 		  "[true,\"yes\",\"on\",755,15,31,1000.0,\"1_000\",-0.5,1.0]", NULL);
+	/* beyond a double either way: the text, never 0 or infinity */
+	roundtrip("[1e-999999, -1.5e-400, 1e999999, 0e-999999]", f,
+		  "[\"1e-999999\",\"-1.5e-400\",\"1e999999\",0.0]", NULL);
 }
 
 static void test_yaml__quoting(void **state)
