@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "registry.h"
 #include "internal.h"
 
@@ -33,7 +34,7 @@ static void help(FILE *out)
 	      "\n"
 	      "Options:\n"
 	      "  -r, --recipe FILE       recipe to apply (default: the built-in Falco recipe)\n"
-	      "  -o, --output OUT        write the result to OUT (atomically)\n"
+	      "  -o, --output OUT        write the result to OUT (a file is replaced atomically)\n"
 	      "  -i, --in-place          rewrite FILE (atomically)\n"
 	      "  -f, --format KIND       auto (default), cloudformation, task-definition,\n"
 	      "                          container-definitions\n"
@@ -60,34 +61,6 @@ static void help(FILE *out)
 	      "\n"
 	      "Exit status: 0 success, 1 error (nothing is written), 2 usage error.\n",
 	      out);
-}
-
-static int read_input(const char *path, char **ret, size_t *ret_len, struct kilt_error *err)
-{
-	if (strcmp(path, "-") != 0) {
-		int r = kilt_read_file(path, MAX_INPUT_BYTES, ret, ret_len);
-		if (r < 0)
-			return kilt_error_set(err, r, path, 0, 0, "cannot read: %s", strerror(-r));
-		return 0;
-	}
-	struct kbuf in;
-	kbuf_init(&in, MAX_INPUT_BYTES);
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
-		if (kbuf_add(&in, chunk, n) < 0) {
-			kbuf_done(&in);
-			return kilt_error_set(err, -EFBIG, "<stdin>", 0, 0,
-					      "input larger than %u MiB", MAX_INPUT_BYTES >> 20);
-		}
-	}
-	if (ferror(stdin)) {
-		kbuf_done(&in);
-		return kilt_error_set(err, -EIO, "<stdin>", 0, 0, "read error");
-	}
-	*ret_len = in.len;
-	*ret = kbuf_steal(&in);
-	return 0;
 }
 
 static int parse_doc(const char *buf, size_t len, const char *name, enum kilt_format *ret_fmt,
@@ -196,68 +169,6 @@ static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kil
 	return 0;
 }
 
-/* Temporary file in the target's directory, fsync, rename: readers see the old file or the new
- * one, never a part. atomic_open creates the temporary file (owned *ret_tmp, open *ret_fd). */
-static int atomic_open(const char *path, char **ret_tmp, int *ret_fd, struct kilt_error *err)
-{
-	char *tmp = xasprintf("%s.kilt-XXXXXX", path);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		free(tmp);
-		return kilt_error_set(err, -e, path, 0, 0, "cannot create a temporary file: %s",
-				      strerror(e));
-	}
-	*ret_tmp = tmp;
-	*ret_fd = fd;
-	return 0;
-}
-
-/* Finishes what atomic_open began: `r` is the result of writing into `fd` (closed here); the
- * temporary file becomes `path`, or goes when anything failed. */
-static int atomic_commit(const char *path, char *tmp, int fd, int r, struct kilt_error *err)
-{
-	_cleanup_free_ char *tmp_owned = tmp;
-	struct stat st;
-	/* A new file gets what open(2) would give it (0666 less the umask); an existing one keeps
-	 * its mode. */
-	mode_t mask = umask(0);
-	umask(mask);
-	mode_t mode = 0666 & ~mask;
-	if (stat(path, &st) == 0)
-		mode = st.st_mode & 07777;
-	if (r == 0 && fchmod(fd, mode) < 0)
-		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
-	if (r == 0 && fsync(fd) < 0)
-		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
-	if (close(fd) < 0 && r == 0)
-		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
-	if (r == 0 && rename(tmp, path) < 0)
-		r = kilt_error_setf(err, -errno, "cannot write: %s", strerror(errno));
-	if (r < 0) {
-		unlink(tmp);
-		if (!err->file[0])
-			snprintf(err->file, sizeof(err->file), "%s", path);
-		return r;
-	}
-	_cleanup_free_ char *dcopy = xstrdup(path);
-	_cleanup_close_ int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		(void)fsync(dfd);
-	return 0;
-}
-
-static int write_atomic(const char *path, const json_t *doc, enum kilt_format fmt,
-			struct kilt_error *err)
-{
-	char *tmp = NULL;
-	int fd = -1;
-	int r = atomic_open(path, &tmp, &fd, err);
-	if (r < 0)
-		return r;
-	return atomic_commit(path, tmp, fd, write_doc(fd, doc, fmt, err), err);
-}
-
 static void print_report(const struct kilt_ecs_report *rep, bool explain)
 {
 	for (size_t i = 0; i < rep->n_decisions; i++) {
@@ -277,6 +188,51 @@ static void print_report(const struct kilt_ecs_report *rep, bool explain)
 		"removed, %zu warning(s)\n",
 		kilt_ecs_input_name(rep->input), rep->n_patched, rep->n_unchanged, rep->n_skipped,
 		rep->n_removed, rep->n_warnings);
+}
+
+/* ---- where the result goes (src/fileio.c) ------------------------------------------------- */
+
+/* True when the run changed nothing and would write onto its own input: the file is left as it
+ * is, bytes, comments and time stamps included, instead of being rewritten in kilt's syntax. */
+static bool leave_untouched(const char *path, const char *out_path,
+			    const struct kilt_ecs_report *rep)
+{
+	return out_path && rep->n_patched == 0 && rep->n_removed == 0 &&
+	       fileio_same_file(path, out_path);
+}
+
+/* The report, printed once the result is in place (or not needed): its counts are true then. */
+static int finish(const struct kilt_ecs_report *rep, bool explain, const struct fileio_out *out,
+		  const char *untouched)
+{
+	print_report(rep, explain);
+	if (untouched)
+		fprintf(stderr, "kilt inject: %s: nothing to change; the file is left untouched\n",
+			untouched);
+	unsigned long links = out ? fileio_out_links(out) : 0;
+	if (links > 1)
+		fprintf(stderr,
+			"kilt inject: warning: %s had %lu hard links: it was replaced by a new "
+			"file, so its %lu other name(s) still hold the old content\n",
+			fileio_out_name(out), links, links - 1);
+	return EXIT_OK;
+}
+
+/* Writes `len` bytes held in memory, then a newline, to OUT ("-": standard output). */
+static int write_held(const char *out_path, const char *data, size_t len,
+		      struct fileio_out **ret_out, struct kilt_error *err)
+{
+	int r = fileio_out_open(out_path ? out_path : "-", ret_out, err);
+	if (r < 0)
+		return r;
+	int fd = fileio_out_fd(*ret_out);
+	r = write_all(fd, data, len);
+	if (r == 0)
+		r = write_all(fd, "\n", 1);
+	if (r < 0)
+		r = kilt_error_set(err, r, fileio_out_name(*ret_out), 0, 0,
+				   "cannot write the result: %s", strerror(-r));
+	return fileio_out_commit(*ret_out, r, err);
 }
 
 static int load_recipe(const char *path, struct kilt_recipe **ret, struct kilt_error *err)
@@ -302,17 +258,17 @@ enum json_path {
 };
 
 #define STREAM_FALLBACK (-1)
-/* Output to standard output is held until the run succeeds (nothing is written on failure);
- * beyond this the whole-document path takes over. */
+/* Output to standard output, a device or a FIFO is held until the run succeeds (nothing is
+ * written on failure); beyond this the whole-document path takes over. */
 #define MAX_STDOUT_BUFFER (256u << 20)
 
 struct stream_sink {
 	struct out_stream *o; /* borrowed: the temporary file, or NULL */
-	struct kbuf *mem; /* borrowed: the held output for standard output, or NULL */
+	struct kbuf *mem; /* borrowed: the held output, or NULL */
 	bool overflow;
 };
 
-/* A write error is kept in the out_stream and reported after the report, as write_doc does. */
+/* A write error is kept in the out_stream and reported after the run, as write_doc does. */
 static int sink_write(const char *p, size_t n, void *data)
 {
 	struct stream_sink *k = data;
@@ -333,23 +289,25 @@ static void prefetch_batch(void *userdata, const json_t *resources)
 /* Injects a JSON template resource by resource, holding the input text and one resource (or one
  * prefetch batch) instead of the whole tree. Gives the same bytes, report and errors as the
  * whole-document path, or STREAM_FALLBACK (nothing written, nothing printed) for the inputs
- * lib/cfn-stream.c hands back and when the temporary file cannot be made. */
+ * lib/cfn-stream.c hands back. A regular file receives the text as it is made (in its temporary
+ * file); anything else gets it whole at the end. */
 static int inject_streamed(const char *buf, size_t len, const char *name, const char *out_path,
 			   const struct kilt_recipe *recipe, struct registry_client *registry,
 			   const struct kilt_ecs_options *opts, bool explain)
 {
 	struct kilt_error err = { 0 };
 	_cleanup_free_ struct out_stream *o = NULL;
-	_cleanup_free_ char *tmp = NULL;
-	int fd = -1;
+	_cleanup_(fileio_out_freep) struct fileio_out *out = NULL;
 	struct kbuf mem;
 	kbuf_init(&mem, MAX_STDOUT_BUFFER);
 	struct stream_sink sink = { .mem = &mem };
-	if (out_path) {
-		if (atomic_open(out_path, &tmp, &fd, &err) < 0)
-			return STREAM_FALLBACK; /* the whole-document path says so after its report */
+	if (out_path && fileio_out_replaces(out_path)) {
+		if (fileio_out_open(out_path, &out, &err) < 0) {
+			cli_report(&err);
+			return EXIT_ERROR;
+		}
 		o = xmalloc(sizeof(*o));
-		*o = (struct out_stream){ .fd = fd };
+		*o = (struct out_stream){ .fd = fileio_out_fd(out) };
 		sink = (struct stream_sink){ .o = o };
 	}
 	struct kilt_cfn_stream io = {
@@ -363,10 +321,6 @@ static int inject_streamed(const char *buf, size_t len, const char *name, const 
 	int r = kilt_cfn_stream_inject(recipe, buf, len, opts, &io, &rep, &err);
 	if (r != 0 || sink.overflow) {
 		kbuf_done(&mem);
-		if (out_path) {
-			close(fd);
-			unlink(tmp);
-		}
 		kilt_ecs_report_done(&rep);
 		if (r == KILT_CFN_STREAM_WHOLE || sink.overflow)
 			return STREAM_FALLBACK;
@@ -375,28 +329,30 @@ static int inject_streamed(const char *buf, size_t len, const char *name, const 
 		cli_report(&err);
 		return EXIT_ERROR;
 	}
-	print_report(&rep, explain);
-	kilt_ecs_report_done(&rep);
-	if (out_path) {
+	if (leave_untouched(name, out_path, &rep)) {
+		kbuf_done(&mem);
+		finish(&rep, explain, NULL, out_path);
+		kilt_ecs_report_done(&rep);
+		return EXIT_OK;
+	}
+	if (out) {
 		(void)out_callback("\n", 1, o);
 		r = 0;
 		if (out_flush(o) < 0)
-			r = kilt_error_setf(&err, o->error, "cannot write the result: %s",
-					    strerror(-o->error));
-		if (atomic_commit(out_path, steal_pointer(&tmp), fd, r, &err) < 0) {
-			cli_report(&err);
-			return EXIT_ERROR;
-		}
-		return EXIT_OK;
+			r = kilt_error_set(&err, o->error, fileio_out_name(out), 0, 0,
+					   "cannot write the result: %s", strerror(-o->error));
+		r = fileio_out_commit(out, r, &err);
+	} else {
+		r = write_held(out_path, mem.data ? mem.data : "", mem.len, &out, &err);
 	}
-	r = write_all(STDOUT_FILENO, mem.data, mem.len);
 	kbuf_done(&mem);
-	if (r == 0)
-		r = write_all(STDOUT_FILENO, "\n", 1);
 	if (r < 0) {
-		fprintf(stderr, "kilt inject: cannot write the result: %s\n", strerror(-r));
+		cli_report(&err);
+		kilt_ecs_report_done(&rep);
 		return EXIT_ERROR;
 	}
+	finish(&rep, explain, out, NULL);
+	kilt_ecs_report_done(&rep);
 	return EXIT_OK;
 }
 
@@ -596,7 +552,7 @@ int cmd_inject(int argc, char **argv)
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
-	if (read_input(path, &buf, &len, &err) < 0) {
+	if (fileio_read(path, MAX_INPUT_BYTES, &buf, &len, &err) < 0) {
 		cli_report(&err);
 		return EXIT_ERROR;
 	}
@@ -643,19 +599,21 @@ int cmd_inject(int argc, char **argv)
 		kilt_ecs_report_done(&rep);
 		return EXIT_ERROR;
 	}
-	print_report(&rep, explain);
-	kilt_ecs_report_done(&rep);
-
-	if (out_path) {
-		if (write_atomic(out_path, doc, fmt, &err) < 0) {
-			cli_report(&err);
-			return EXIT_ERROR;
-		}
+	if (leave_untouched(path, out_path, &rep)) {
+		finish(&rep, explain, NULL, out_path);
+		kilt_ecs_report_done(&rep);
 		return EXIT_OK;
 	}
-	if (write_doc(STDOUT_FILENO, doc, fmt, &err) < 0) {
-		fprintf(stderr, "kilt inject: %s\n", err.msg);
+	_cleanup_(fileio_out_freep) struct fileio_out *out = NULL;
+	r = fileio_out_open(out_path ? out_path : "-", &out, &err);
+	if (r == 0)
+		r = fileio_out_commit(out, write_doc(fileio_out_fd(out), doc, fmt, &err), &err);
+	if (r < 0) {
+		cli_report(&err);
+		kilt_ecs_report_done(&rep);
 		return EXIT_ERROR;
 	}
+	finish(&rep, explain, out, NULL);
+	kilt_ecs_report_done(&rep);
 	return EXIT_OK;
 }

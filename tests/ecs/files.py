@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+# Files a user points `kilt inject` at, through the binary: -o into a device, FIFO, terminal or
+# open descriptor writes into it and never replaces it; a symbolic link is followed and its target
+# replaced; -i keeps owner, group and mode and says what happens to hard links; SIGINT, SIGTERM
+# and SIGHUP during a write leave no temporary file; the summary is printed only after the result
+# is written; a run that changes nothing leaves its own file untouched and says so.
+# Device nodes are made with mknod inside the test's own directory (never the machine's /dev).
+import os
+import pty
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+
+KILT = os.environ["KILT"]
+SRC = os.environ.get("KILT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+RECIPE = os.path.join(SRC, "tests/ecs/recipes/falco.conf")
+CASE_IN = os.path.join(SRC, "tests/golden/ecs/cfn-basic/input.json")
+WANT = open(os.path.join(SRC, "tests/golden/ecs/cfn-basic/want.json"), "rb").read()
+YAML_IN = os.path.join(SRC, "tests/golden/ecs/yaml-fail-open/input.yaml")
+SUMMARY = b"container(s) patched"
+
+failures = []
+skipped = []
+
+
+def check(cond, what):
+    if cond:
+        print("ok:", what, file=sys.stderr)
+    else:
+        print("FAIL:", what, file=sys.stderr)
+        failures.append(what)
+
+
+def kilt(*args, stdin=None, stdout=subprocess.PIPE, timeout=120):
+    return subprocess.run([KILT, "inject", "-r", RECIPE, "--no-image-lookup", *args],
+                          stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, timeout=timeout)
+
+
+def temps(d):
+    return [n for n in os.listdir(d) if ".kilt-" in n]
+
+
+def mknod(path, major, minor):
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        return True
+    except PermissionError:
+        return False
+
+
+def devices(d):
+    """Point 1: devices, FIFOs, terminals and descriptors are written into, never replaced."""
+    null = os.path.join(d, "null")
+    if mknod(null, 1, 3):
+        for args in (["-o", null], ["-o", null, "--json-path", "whole"]):
+            p = kilt(CASE_IN, *args)
+            check(p.returncode == 0, f"-o device {args[2:]}: exit {p.returncode} {p.stderr!r}")
+            check(stat.S_ISCHR(os.lstat(null).st_mode), f"-o device {args[2:]}: still a device")
+        link = os.path.join(d, "null-link")
+        os.symlink(null, link)
+        p = kilt(CASE_IN, "-o", link)
+        check(p.returncode == 0 and os.path.islink(link) and stat.S_ISCHR(os.lstat(null).st_mode),
+              "-o a link to a device: link and device kept")
+        check(not temps(d), "no temporary file beside a device")
+    else:
+        skipped.append("device nodes (mknod needs root)")
+
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    for extra in ([], ["--json-path", "whole"]):
+        got = []
+        reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+        reader.start()
+        p = kilt(CASE_IN, "-o", fifo, *extra)
+        reader.join(30)
+        check(p.returncode == 0 and got == [WANT], f"-o FIFO {extra}: the reader gets the result")
+        check(stat.S_ISFIFO(os.lstat(fifo).st_mode), f"-o FIFO {extra}: still a FIFO")
+
+    master, slave = pty.openpty()
+    tty.setraw(slave)  # no \n -> \r\n translation: the bytes arrive as written
+    name = os.ttyname(slave)
+    chunks = []
+
+    def drain():
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:
+                return
+            if not b:
+                return
+            chunks.append(b)
+            if b"".join(chunks) == WANT:
+                return
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    p = kilt(CASE_IN, "-o", name)
+    t.join(10)
+    check(p.returncode == 0 and b"".join(chunks) == WANT, f"-o terminal {name}: result shown")
+    check(stat.S_ISCHR(os.stat(name).st_mode), "-o terminal: still a terminal")
+    os.close(slave)
+    os.close(master)
+
+    for path in ("/dev/fd/1", "/proc/self/fd/1"):
+        p = kilt(CASE_IN, "-o", path)
+        check(p.returncode == 0 and p.stdout == WANT, f"-o {path} into a pipe: {p.stderr!r}")
+
+    # a link to a regular file: the target gets the result, the link stays a link
+    target = os.path.join(d, "target.json")
+    open(target, "w").write("old\n")
+    link = os.path.join(d, "link.json")
+    os.symlink("target.json", link)
+    p = kilt(CASE_IN, "-o", link)
+    check(p.returncode == 0 and os.path.islink(link) and open(target, "rb").read() == WANT,
+          "-o a link: target replaced, link kept")
+    # a dangling link: the file is created where it points
+    dangling = os.path.join(d, "dangling.json")
+    os.symlink("made.json", dangling)
+    p = kilt(CASE_IN, "-o", dangling)
+    check(p.returncode == 0 and os.path.islink(dangling)
+          and open(os.path.join(d, "made.json"), "rb").read() == WANT,
+          "-o a dangling link: file created at its target")
+    p = kilt(CASE_IN, "-o", d)
+    check(p.returncode == 1 and b"is a directory" in p.stderr, "-o a directory is an error")
+    check(not temps(d), "no temporary file left")
+
+
+def in_place(d):
+    """Point 2: -i keeps owner, group and mode, patches a link's target, reports hard links."""
+    f = os.path.join(d, "owned.json")
+    open(f, "wb").write(open(CASE_IN, "rb").read())
+    os.chmod(f, 0o640)
+    if os.geteuid() == 0:
+        os.chown(f, 65534, 65534)
+        p = kilt("-i", f)
+        st = os.stat(f)
+        check(p.returncode == 0 and open(f, "rb").read() == WANT, "-i as root: patched")
+        check((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o640),
+              f"-i as root keeps owner, group, mode: {st.st_uid}:{st.st_gid} "
+              f"{oct(stat.S_IMODE(st.st_mode))}")
+    else:
+        skipped.append("-i keeping another user's ownership (needs root)")
+
+    target = os.path.join(d, "real.json")
+    open(target, "wb").write(open(CASE_IN, "rb").read())
+    link = os.path.join(d, "alias.json")
+    os.symlink("real.json", link)
+    p = kilt("-i", link)
+    check(p.returncode == 0 and os.path.islink(link) and open(target, "rb").read() == WANT,
+          "-i on a link: the target is patched, the link stays")
+
+    a = os.path.join(d, "a.json")
+    b = os.path.join(d, "b.json")
+    orig = open(CASE_IN, "rb").read()
+    open(a, "wb").write(orig)
+    os.link(a, b)
+    p = kilt("-i", a)
+    check(p.returncode == 0 and open(a, "rb").read() == WANT and open(b, "rb").read() == orig,
+          "-i on a hard link: this name patched, the other keeps the old content")
+    check(b"had 2 hard links" in p.stderr and a.encode() in p.stderr,
+          f"-i on a hard link says so: {p.stderr!r}")
+
+
+class Stall:
+    """A loopback 'registry' that accepts connections and never answers: kilt waits in its image
+    lookup, during which the temporary file of a streamed -i/-o exists."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+
+def signals(d):
+    """Point 3: SIGINT, SIGTERM, SIGHUP during -i/-o remove the temporary file."""
+    stall = Stall()
+    text = open(CASE_IN).read().replace(
+        '"Image": "nginx:1.27",\n            "Essential": true,\n            "EntryPoint": [\n'
+        '              "/docker-entrypoint.sh"\n            ],',
+        f'"Image": "127.0.0.1:{stall.port}/app:1",\n            "Essential": true,')
+    assert f"127.0.0.1:{stall.port}" in text and "EntryPoint" not in text
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for mode in ("-i", "-o"):
+            f = os.path.join(d, f"sig-{sig.name}{mode}.json")
+            open(f, "w").write(text)
+            args = ["-i", f] if mode == "-i" else [f, "-o", f + ".out"]
+            p = subprocess.Popen([KILT, "inject", "-r", RECIPE, "--insecure-registry",
+                                  f"127.0.0.1:{stall.port}", "--image-timeout", "600000", *args],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            end = time.time() + 60
+            while not temps(d) and time.time() < end and p.poll() is None:
+                time.sleep(0.01)
+            had = temps(d)
+            check(bool(had), f"{sig.name} {mode}: the temporary file exists while kilt waits")
+            p.send_signal(sig)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            check(p.returncode == -sig, f"{sig.name} {mode}: ended by the signal "
+                  f"(status {p.returncode})")
+            check(not temps(d), f"{sig.name} {mode}: no temporary file left: {temps(d)}")
+            check(open(f).read() == text, f"{sig.name} {mode}: the input is intact")
+            check(not os.path.exists(f + ".out"), f"{sig.name} {mode}: no output made")
+    stall.sock.close()
+
+
+def summary_after_write(d):
+    """Point 5: a failed write prints the error and no summary."""
+    full = os.path.join(d, "full")
+    if not mknod(full, 1, 7):
+        skipped.append("write failure on a full device (mknod needs root)")
+        return
+    for extra in ([], ["--json-path", "whole"]):
+        p = kilt(CASE_IN, "-o", full, *extra)
+        check(p.returncode == 1 and SUMMARY not in p.stderr and b"No space" in p.stderr,
+              f"-o full device {extra}: error, no summary: {p.stderr!r}")
+        with open(full, "wb") as out:
+            p = kilt(CASE_IN, *extra, stdout=out)
+        check(p.returncode == 1 and SUMMARY not in p.stderr,
+              f"stdout on a full device {extra}: error, no summary: {p.stderr!r}")
+    p = kilt(YAML_IN, "--fail-open", "-o", full)
+    check(p.returncode == 1 and SUMMARY not in p.stderr, f"YAML -o full: no summary {p.stderr!r}")
+    p = kilt(CASE_IN, "-o", os.path.join(d, "out.json"))
+    check(p.returncode == 0 and SUMMARY in p.stderr, "a successful write prints the summary")
+
+
+def untouched(d):
+    """Issue 9 point 6: nothing patched -> the file is not rewritten, and kilt says so."""
+    yaml_text = b"# a comment kilt must keep\n" + open(YAML_IN, "rb").read()
+    json_text = open(CASE_IN, "rb").read().replace(b"  ", b"    ")
+    for name, text, extra in (("c.yaml", yaml_text, ["--mode", "opt-in"]),
+                              ("c.json", json_text, ["--mode", "opt-in"]),
+                              ("w.json", json_text, ["--mode", "opt-in", "--json-path", "whole"]),
+                              ("patched.json", WANT, [])):
+        f = os.path.join(d, name)
+        open(f, "wb").write(text)
+        os.utime(f, (1000000000, 1000000000))
+        ino = os.stat(f).st_ino
+        for args in (["-i", f], [f, "-o", f]):
+            p = kilt(*extra, *args)
+            st = os.stat(f)
+            check(p.returncode == 0 and open(f, "rb").read() == text and st.st_ino == ino
+                  and st.st_mtime == 1000000000, f"{name} {args[0]}: left untouched")
+            check(b"left untouched" in p.stderr, f"{name} {args[0]}: says so: {p.stderr!r}")
+    # onto another file or standard output the result is still written
+    f = os.path.join(d, "c.json")
+    p = kilt("--mode", "opt-in", f)
+    check(p.returncode == 0 and p.stdout.startswith(b"{\n  \"AWS"), "stdout still gets the result")
+    other = os.path.join(d, "other.json")
+    p = kilt("--mode", "opt-in", f, "-o", other)
+    check(p.returncode == 0 and os.path.exists(other) and b"untouched" not in p.stderr,
+          "-o another file is written")
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="kilt-files.") as d:
+        for fn in (devices, in_place, signals, summary_after_write, untouched):
+            sub = os.path.join(d, fn.__name__)
+            os.mkdir(sub)
+            fn(sub)
+    for s in skipped:
+        print(f"SKIPPED (loudly): {s}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} check(s) failed", file=sys.stderr)
+        sys.exit(1)
+    print("ecs files: ok", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
