@@ -45,6 +45,9 @@ enum {
 	HV_F_DYNAMIC = 1, /* needs resolution (contains a substitution); has a memo slot `id` */
 	HV_F_OPTIONAL = 2, /* ${?path} */
 	HV_F_WS = 4, /* unquoted whitespace between the parts of a concatenation */
+	/* `key += x`: a concatenation whose first part is ${?key}, the field's own absolute path,
+	 * so each such definition of a field reads the one before it */
+	HV_F_APPEND = 8,
 };
 
 struct hseg {

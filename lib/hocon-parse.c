@@ -69,6 +69,7 @@ struct pctx {
 	bool path_valid; /* false inside arrays */
 	unsigned include_depth;
 	char *incstack[64]; /* owned: real paths of the files being parsed */
+	uint16_t incfile[64]; /* their sources in the document (names for messages) */
 	unsigned nincstack;
 	struct kbuf scratch;
 };
@@ -1164,9 +1165,22 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 		for (unsigned i = 0; i < c->nincstack; i++) {
 			if (c->incstack[i] && strcmp(c->incstack[i], real) == 0) {
 				free(real);
+				if (i + 1 == c->nincstack)
+					return perr(ps, at, -ELOOP,
+						    "include cycle: \"%s\" (%s) includes itself",
+						    name, path);
+				/* name every file of the loop, from the one included again */
+				char chain[400] = "";
+				size_t off = 0;
+				for (unsigned k = i; k < c->nincstack && off < sizeof(chain); k++) {
+					int n = snprintf(chain + off, sizeof(chain) - off, "%s%s",
+							 k == i ? "" : ", which includes ",
+							 doc->srcs[c->incfile[k]].name);
+					off += n > 0 ? (size_t)n : 0;
+				}
 				return perr(ps, at, -ELOOP,
-					    "include cycle: \"%s\" (%s) includes itself", name,
-					    path);
+					    "include cycle: %s, which includes \"%s\" (%s) again",
+					    chain, name, path);
 			}
 		}
 	}
@@ -1203,6 +1217,7 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 	if (c->path_valid && c->npath)
 		sub.prefix = path_to_arena(ps, c->path, c->npath);
 	c->include_depth++;
+	c->incfile[c->nincstack] = f;
 	c->incstack[c->nincstack++] = real;
 	if (fmt == FMT_PROPS)
 		r = parse_properties(&sub, o);
@@ -1338,6 +1353,8 @@ static struct hval *make_append(struct parser *ps, const struct hseg *segs, uint
 	cat->cat.parts[0] = sub;
 	cat->cat.parts[1] = arr;
 	cat->cat.n = 2;
+	if (c->path_valid)
+		cat->flags |= HV_F_APPEND;
 	return cat;
 }
 
@@ -1651,6 +1668,7 @@ int hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir, str
 		.file = file,
 		.dir = dir,
 	};
+	c.incfile[c.nincstack] = file;
 	c.incstack[c.nincstack++] = realpath(src->name, NULL);
 	struct hval *root = new_obj_val(&ps, src->text);
 	int r = parse_source_root(&ps, root->obj, false);

@@ -325,8 +325,8 @@ static json_t *lit_json(const struct hval *v)
 
 /* Adds the definitions of `f`, latest first. A definition being resolved right now, and every one
  * after it, is left out: a self-reference looks back at what came before. */
-static void add_field_defs(struct rstate *rs, const struct hfield *f, struct items *next,
-			   const struct hval **excluded)
+static int add_field_defs(struct rstate *rs, const struct hfield *f, struct items *next,
+			  const struct hval **excluded)
 {
 	uint32_t k = f->n;
 	for (uint32_t i = 0; i < f->n; i++) {
@@ -338,8 +338,26 @@ static void add_field_defs(struct rstate *rs, const struct hfield *f, struct ite
 			break;
 		}
 	}
+	/* `a += x` lines before the one being resolved: the caller resolves defs[k - 1], which
+	 * reads defs[k - 2], and so on. Resolved here from the oldest, each finds the one before
+	 * it done, so the appends do not add up as nested substitutions (33 lines passed the
+	 * limit of 64) nor as stack depth. Same results: each reads only older definitions. */
+	if (k < f->n) {
+		uint32_t s = k;
+		while (s > 0 && (f->defs[s - 1]->flags & HV_F_APPEND) &&
+		       rs->slots[f->defs[s - 1]->id].st == ST_NONE)
+			s--;
+		for (uint32_t j = s; j + 1 < k; j++) {
+			json_t *x = NULL;
+			int r = resolve_val(rs, f->defs[j], &x);
+			json_decref(x);
+			if (r < 0)
+				return r;
+		}
+	}
 	while (k-- > 0)
 		items_add(next, (struct item){ .v = f->defs[k] });
+	return 0;
 }
 
 /* The definitions of member `seg` of the value whose definitions are `cur`. */
@@ -355,8 +373,11 @@ static int descend(struct rstate *rs, const struct items *cur, const struct hseg
 			if (v->type == HV_OBJ) {
 				const struct hfield *f =
 					hobj_find(v->obj, seg->s, seg->len, seg->hash);
-				if (f)
-					add_field_defs(rs, f, next, excluded);
+				if (f) {
+					int r = add_field_defs(rs, f, next, excluded);
+					if (r < 0)
+						return r;
+				}
 				continue;
 			}
 			if (v->type != HV_SUBST && v->type != HV_CONCAT)
