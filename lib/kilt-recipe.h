@@ -49,6 +49,18 @@ const char *kilt_recipe_hash(const struct kilt_recipe *recipe);
  * A recipe that declares no platforms supports all; NULL (unknown) is supported. */
 bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char *platform);
 
+/* Checks operator config against the recipe's parameters: a key the recipe does not read (the
+ * `parameters` it declares, or else the `config.*` names its own text reads; any key when an
+ * undeclared recipe uses include) is an error with a suggestion and the list of keys, and so is a
+ * parameter declared `required` that is missing (the message carries its description). `config`
+ * is borrowed and may be NULL. kilt_recipe_evaluate calls it first. */
+int kilt_recipe_check_config(const struct kilt_recipe *recipe, const json_t *config,
+			     struct kilt_error *err);
+
+/* The declared parameters, borrowed: { name: { "default"?: value, "description"?: "...",
+ * "required": bool } }, or NULL when the recipe declares none. */
+const json_t *kilt_recipe_parameters(const struct kilt_recipe *recipe);
+
 /* Evaluates the recipe for one container. `config` (borrowed, may be NULL) is an object of
  * operator parameters visible as `config.*`. Non-array entrypoint/command and non-object
  * environment/metadata count as unknown. On success `ret_plan` receives an owned object:
@@ -75,6 +87,8 @@ bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char 
  * (never the image's CMD silently: Docker's rule is applied by whoever fills the target).
  * Environment values are strings, except values taken over from the target as they are
  * (intrinsics). Output is deterministic: evaluating twice gives equal plans.
+ *
+ * The config the recipe sees is its declared defaults overlaid with `config`.
  *
  * Errors name the recipe field and, where known, file:line:column. Codes:
  *   -ENODATA  a fact the recipe needs is unknown (target field NULL); the message names it

@@ -696,9 +696,382 @@ static json_t *norm_capabilities(struct recipe_vctx *v, const json_t *val, const
 	return norm_word_list(v, val, path, "a list of capability names", norm_capability);
 }
 
+/* ---- kilt-launch ---------------------------------------------------------------------------- */
+
+/* kilt-launch's own limits (runtime/kilt-launch.c: MAX_AGENTS, WAIT_MAX_S). */
+#define LAUNCH_MAX_AGENTS 16
+#define LAUNCH_MAX_WAIT_S 86400
+#define LAUNCH_DEFAULT_PATH "/kilt/bin/kilt-launch"
+
+static const char *const launch_keys[] = {
+	"launcher", "agents", "tracer", "policy", "wait_for", "wait_timeout", "on_timeout", NULL,
+};
+
+static bool one_of(const char *s, const char *const *names)
+{
+	return in_list(s, names);
+}
+
+static const char *const policy_names[] = { "restart", "ignore", "stop", NULL };
+static const char *const on_timeout_names[] = { "run", "exit", NULL };
+
+/* A word of an agent or tracer argv that holds a marker: fine for kilt-launch (one word is one
+ * word), but ${original.entrypoint} would splice a list of unknown length, so such a recipe
+ * takes the full way, where the words are real. */
+static void taint_markers(struct recipe_vctx *v, const json_t *argv)
+{
+	size_t i;
+	json_t *w;
+	json_array_foreach (argv, i, w)
+		if (json_is_string(w))
+			(void)opaque(v, json_string_value(w));
+}
+
+static json_t *norm_program(struct recipe_vctx *v, const json_t *e, const char *path);
+
+static void add_group(json_t *out, const char *opt, const json_t *argv)
+{
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", json_array_size(argv));
+	json_array_append_new(out, json_string(opt));
+	json_array_append_new(out, json_string(n));
+	json_array_extend(out, (json_t *)(uintptr_t)argv);
+}
+
+/* deploy.launch: agents and the tracer as lists; kilt writes kilt-launch's argv (with the counts)
+ * up to and including its "--". */
+static json_t *norm_launch(struct recipe_vctx *v, const json_t *l, const char *path)
+{
+	if (!json_is_object(l)) {
+		verr(v, -EINVAL, path, "expected an object { agents, tracer, ... }, got %s",
+		     type_name(l));
+		return NULL;
+	}
+	check_keys(v, l, path, launch_keys, "launch");
+	size_t before = v->nerrs;
+	char p[PATH_MAX_LEN];
+	json_t *out = json_array();
+	const char *launcher = LAUNCH_DEFAULT_PATH;
+	const json_t *j = json_object_get(l, "launcher");
+	if (j) {
+		path_key(p, sizeof(p), path, "launcher");
+		const char *s = want_string(v, j, p);
+		if (s && !opaque(v, s) && !is_abs_path(s))
+			verr(v, -EINVAL, p, "'%s' is not an absolute path", s);
+		if (s)
+			launcher = s;
+	}
+	json_array_append_new(out, json_string(launcher));
+
+	if ((j = json_object_get(l, "policy"))) {
+		path_key(p, sizeof(p), path, "policy");
+		const char *s = want_string(v, j, p);
+		if (s && !opaque(v, s) && !one_of(s, policy_names))
+			verr(v, -EINVAL, p, "policy must be restart, ignore or stop, not '%s'", s);
+		if (s) {
+			json_array_append_new(out, json_string("--policy"));
+			json_array_append_new(out, json_string(s));
+		}
+	}
+
+	size_t nagents = 0;
+	const json_t *agents = json_object_get(l, "agents");
+	if (agents) {
+		path_key(p, sizeof(p), path, "agents");
+		if (!json_is_array(agents)) {
+			verr(v, -EINVAL, p,
+			     "expected a list of programs [ [ program, args... ], ... ], got %s",
+			     type_name(agents));
+		} else if (json_array_size(agents) > LAUNCH_MAX_AGENTS) {
+			verr(v, -EINVAL, p, "%zu agents; kilt-launch starts at most %d",
+			     json_array_size(agents), LAUNCH_MAX_AGENTS);
+		} else {
+			size_t i;
+			json_t *el;
+			json_array_foreach (agents, i, el) {
+				char pi[PATH_MAX_LEN];
+				path_index(pi, sizeof(pi), p, i);
+				json_t *argv = norm_program(v, el, pi);
+				if (!argv)
+					continue;
+				const char *a0 = json_string_value(json_array_get(argv, 0));
+				if (a0 && a0[0] == '-') {
+					verr(v, -EINVAL, pi,
+					     "'%s' is not a program: agents is a list of programs, "
+					     "each a list of words: agents: [ [ /path/agent, %s, "
+					     "... ] ]",
+					     a0, a0);
+					json_decref(argv);
+					continue;
+				}
+				taint_markers(v, argv);
+				add_group(out, "-a", argv);
+				json_decref(argv);
+				nagents++;
+			}
+		}
+	}
+	const json_t *tracer = json_object_get(l, "tracer");
+	if (tracer) {
+		path_key(p, sizeof(p), path, "tracer");
+		json_t *argv = json_is_array(tracer) || json_is_string(tracer)
+				       ? norm_program(v, tracer, p)
+				       : NULL;
+		if (!json_is_array(tracer) && !json_is_string(tracer))
+			verr(v, -EINVAL, p, "expected a program [ /path/tracer, args... ], got %s",
+			     type_name(tracer));
+		if (argv) {
+			taint_markers(v, argv);
+			add_group(out, "-t", argv);
+			json_decref(argv);
+		}
+	}
+	if (!agents && !tracer)
+		verr(v, -EINVAL, path,
+		     "launch has neither agents nor a tracer: list what kilt-launch runs beside "
+		     "the program (agents: [ [ ... ] ], tracer: [ ... ])");
+	(void)nagents;
+
+	const json_t *wf = json_object_get(l, "wait_for");
+	if (wf) {
+		path_key(p, sizeof(p), path, "wait_for");
+		const char *s = want_string(v, wf, p);
+		if (s && !opaque(v, s) && !is_abs_path(s))
+			verr(v, -EINVAL, p, "'%s' is not an absolute path", s);
+		if (s) {
+			json_array_append_new(out, json_string("--wait-for"));
+			json_array_append_new(out, json_string(s));
+		}
+	}
+	if ((j = json_object_get(l, "wait_timeout"))) {
+		path_key(p, sizeof(p), path, "wait_timeout");
+		if (!wf)
+			verr(v, -EINVAL, p, "wait_timeout needs wait_for (the path to wait for)");
+		if (!json_is_integer(j) || json_integer_value(j) < 1 ||
+		    json_integer_value(j) > LAUNCH_MAX_WAIT_S) {
+			verr(v, -EINVAL, p, "expected a whole number of seconds, 1 to %d",
+			     LAUNCH_MAX_WAIT_S);
+		} else {
+			char n[24];
+			snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+			json_array_append_new(out, json_string("--wait-timeout"));
+			json_array_append_new(out, json_string(n));
+		}
+	}
+	if ((j = json_object_get(l, "on_timeout"))) {
+		path_key(p, sizeof(p), path, "on_timeout");
+		if (!wf)
+			verr(v, -EINVAL, p, "on_timeout needs wait_for (the path to wait for)");
+		const char *s = want_string(v, j, p);
+		if (s && !opaque(v, s) && !one_of(s, on_timeout_names))
+			verr(v, -EINVAL, p, "on_timeout must be run or exit, not '%s'", s);
+		if (s) {
+			json_array_append_new(out, json_string("--on-timeout"));
+			json_array_append_new(out, json_string(s));
+		}
+	}
+	json_array_append_new(out, json_string("--"));
+	if (v->nerrs != before) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+static bool is_kilt_launch(const char *w)
+{
+	const char *b = strrchr(w, '/');
+	b = b ? b + 1 : w;
+	return strcmp(b, "kilt-launch") == 0;
+}
+
+static bool is_splice(const json_t *w)
+{
+	const char *s = json_string_value(w);
+	return s && json_string_length(w) == 2 && s[0] == RECIPE_MARK &&
+	       (s[1] == MARK_ENTRYPOINT || s[1] == MARK_COMMAND);
+}
+
+/* The words of entrypoint + command, with their paths, for the kilt-launch argv check. */
+struct argv_view {
+	const json_t *ep, *cmd; /* borrowed; cmd NULL when the recipe keeps the container's */
+	const char *ep_path, *cmd_path;
+	size_t n;
+};
+
+static const json_t *view_word(const struct argv_view *a, size_t i, char *path, size_t size)
+{
+	size_t nep = json_array_size(a->ep);
+	if (i < nep) {
+		path_index(path, size, a->ep_path, i);
+		return json_array_get(a->ep, i);
+	}
+	path_index(path, size, a->cmd_path, i - nep);
+	return json_array_get(a->cmd, i - nep);
+}
+
+/* A literal kilt-launch argv in deploy.entrypoint (+ command) is read the way kilt-launch reads
+ * it, so a miscounted group fails `kilt recipe check` instead of the container (exit 2 at start,
+ * a crash loop). */
+static void check_launch_argv(struct recipe_vctx *v, const json_t *ep, const char *ep_path,
+			      const json_t *cmd, const char *cmd_path)
+{
+	const char *a0 = json_string_value(json_array_get(ep, 0));
+	if (!a0 || strchr(a0, RECIPE_MARK) || !is_kilt_launch(a0))
+		return;
+	struct argv_view a = { ep, json_is_array(cmd) ? cmd : NULL, ep_path, cmd_path, 0 };
+	a.n = json_array_size(ep) + json_array_size(a.cmd);
+	char p[PATH_MAX_LEN], gp[PATH_MAX_LEN] = "";
+	const char *gopt = NULL; /* the last counted group: its option, count and path */
+	long gcount = 0;
+	size_t agents = 0;
+	bool tracer = false, wait_for = false, wait_opts = false;
+	size_t i = 1;
+	for (;;) {
+		if (i >= a.n) {
+			char last[PATH_MAX_LEN];
+			view_word(&a, a.n - 1, last, sizeof(last));
+			verr(v, -EINVAL, last,
+			     "kilt-launch would stop with a usage error (exit 2): its argv ends "
+			     "without '--' and the program%s",
+			     a.cmd ? "" : " (the container's command comes after the entrypoint)");
+			return;
+		}
+		const json_t *w = view_word(&a, i, p, sizeof(p));
+		if (is_splice(w)) {
+			verr(v, -EINVAL, p,
+			     "kilt-launch would read the container's own %s as its options: end "
+			     "its "
+			     "options with '--' before ${original.%s}",
+			     json_string_value(w)[1] == MARK_ENTRYPOINT ? "entrypoint" : "command",
+			     json_string_value(w)[1] == MARK_ENTRYPOINT ? "entrypoint" : "command");
+			return;
+		}
+		const char *s = json_string_value(w);
+		if (!s || strchr(s, RECIPE_MARK))
+			return; /* not known before evaluation; checked then */
+		if (strcmp(s, "--") == 0)
+			break;
+		bool agent = strcmp(s, "-a") == 0 || strcmp(s, "--agent") == 0;
+		bool trc = strcmp(s, "-t") == 0 || strcmp(s, "--tracer") == 0;
+		bool valued = strcmp(s, "--policy") == 0 || strcmp(s, "--wait-for") == 0 ||
+			      strcmp(s, "--wait-timeout") == 0 || strcmp(s, "--on-timeout") == 0;
+		if (!agent && !trc && !valued) {
+			if (gopt)
+				verr(v, -EINVAL, p,
+				     "kilt-launch would stop with a usage error (exit 2): '%s' is "
+				     "not "
+				     "one of its options. If it belongs to the %s group at %s, "
+				     "that "
+				     "group's count (%ld) is too small; better, list the agents "
+				     "and the "
+				     "tracer under deploy.launch and let kilt count",
+				     s, gopt, gp, gcount);
+			else
+				verr(v, -EINVAL, p,
+				     "kilt-launch would stop with a usage error (exit 2): '%s' is "
+				     "not "
+				     "one of its options (-a N, -t N, --policy, --wait-for, "
+				     "--wait-timeout, --on-timeout, then --)",
+				     s);
+			return;
+		}
+		char vp[PATH_MAX_LEN];
+		const json_t *val = i + 1 < a.n ? view_word(&a, i + 1, vp, sizeof(vp)) : NULL;
+		const char *vs = val && !is_splice(val) ? json_string_value(val) : NULL;
+		if (!vs) {
+			verr(v, -EINVAL, p,
+			     "kilt-launch would stop with a usage error (exit 2): %s "
+			     "needs a value",
+			     s);
+			return;
+		}
+		if (strchr(vs, RECIPE_MARK))
+			return;
+		if (valued) {
+			const char *bad = NULL;
+			if (strcmp(s, "--policy") == 0 && !one_of(vs, policy_names))
+				bad = "restart, ignore or stop";
+			else if (strcmp(s, "--on-timeout") == 0 && !one_of(vs, on_timeout_names))
+				bad = "run or exit";
+			else if (strcmp(s, "--wait-for") == 0 && !vs[0])
+				bad = "a path";
+			if (strcmp(s, "--wait-timeout") == 0) {
+				char *end;
+				errno = 0;
+				long n = strtol(vs, &end, 10);
+				if (errno || end == vs || *end || n < 1 || n > LAUNCH_MAX_WAIT_S)
+					bad = "a whole number of seconds, 1 to 86400";
+			}
+			if (bad) {
+				verr(v, -EINVAL, vp,
+				     "kilt-launch would stop with a usage error (exit 2): %s takes "
+				     "%s, "
+				     "not '%s'",
+				     s, bad, vs);
+				return;
+			}
+			if (strcmp(s, "--wait-for") == 0)
+				wait_for = true;
+			else if (strcmp(s, "--wait-timeout") == 0 || strcmp(s, "--on-timeout") == 0)
+				wait_opts = true;
+			i += 2;
+			continue;
+		}
+		char *end;
+		errno = 0;
+		long n = strtol(vs, &end, 10);
+		if (errno || end == vs || *end || n < 1) {
+			verr(v, -EINVAL, vp,
+			     "kilt-launch would stop with a usage error (exit 2): the count after "
+			     "%s "
+			     "must be a positive number, not '%s'",
+			     s, vs);
+			return;
+		}
+		/* Every word of the group must be there, and not the container's own argv. */
+		for (long k = 0; k < n; k++) {
+			char wp[PATH_MAX_LEN];
+			const json_t *gw =
+				i + 2 + (size_t)k < a.n
+					? view_word(&a, i + 2 + (size_t)k, wp, sizeof(wp))
+					: NULL;
+			if (!gw || is_splice(gw)) {
+				verr(v, -EINVAL, vp,
+				     "kilt-launch would stop with a usage error (exit 2): the %s "
+				     "group "
+				     "counts %ld words but only %ld follow%s; list the agents and "
+				     "the "
+				     "tracer under deploy.launch and let kilt count",
+				     s, n, k, gw ? " before the container's own argv" : "");
+				return;
+			}
+		}
+		if (agent && ++agents > LAUNCH_MAX_AGENTS) {
+			verr(v, -EINVAL, p, "kilt-launch starts at most %d agents",
+			     LAUNCH_MAX_AGENTS);
+			return;
+		}
+		if (trc && tracer) {
+			verr(v, -EINVAL, p,
+			     "kilt-launch would stop with a usage error (exit 2): only one tracer");
+			return;
+		}
+		tracer = tracer || trc;
+		gopt = s;
+		gcount = n;
+		snprintf(gp, sizeof(gp), "%s", p);
+		i += 2 + (size_t)n;
+	}
+	if (wait_opts && !wait_for)
+		verr(v, -EINVAL, p,
+		     "kilt-launch would stop with a usage error (exit 2): --wait-timeout and "
+		     "--on-timeout need --wait-for");
+}
+
 static const char *const deploy_keys[] = {
 	"image", "entrypoint", "entry_point",  "command",  "environment", "environment_variables",
-	"mount", "mounts",     "capabilities", "pid_mode", NULL,
+	"mount", "mounts",     "capabilities", "pid_mode", "launch",	  NULL,
 };
 
 static void norm_deploy(struct recipe_vctx *v, const json_t *d, const char *path, json_t *out)
@@ -720,6 +1093,20 @@ static void norm_deploy(struct recipe_vctx *v, const json_t *d, const char *path
 			json_object_set_new_nocheck(out, "image", json_string(s));
 	}
 	norm_process(v, d, path, out);
+	const json_t *launch = json_object_get(d, "launch");
+	if (launch) {
+		path_key(p, sizeof(p), path, "launch");
+		json_t *l = norm_launch(v, launch, p);
+		if (l)
+			json_object_set_new_nocheck(out, "launch", l);
+	} else if (json_object_get(out, "entrypoint")) {
+		char ep[PATH_MAX_LEN], cmd[PATH_MAX_LEN];
+		path_key(ep, sizeof(ep), path,
+			 json_object_get(d, "entrypoint") ? "entrypoint" : "entry_point");
+		path_key(cmd, sizeof(cmd), path, "command");
+		check_launch_argv(v, json_object_get(out, "entrypoint"), ep,
+				  json_object_get(out, "command"), cmd);
+	}
 	const json_t *mounts = get_alias(v, d, path, "mount", "mounts", p, sizeof(p));
 	if (mounts) {
 		json_t *list = json_object_get(out, "mounts");
@@ -771,7 +1158,7 @@ static void norm_deploy(struct recipe_vctx *v, const json_t *d, const char *path
 /* ---- patch / runtime ------------------------------------------------------------------------ */
 
 static const char *const upload_keys[] = {
-	"url", "file", "payload", "as", "mode", "uid", "gid", "sha256", NULL,
+	"url", "file", "payload", "text", "as", "mode", "uid", "gid", "sha256", NULL,
 };
 
 static bool is_base64(const char *s)
@@ -834,7 +1221,8 @@ static json_t *norm_upload(struct recipe_vctx *v, const json_t *u, const char *p
 	size_t before = v->nerrs;
 	json_t *out = json_object();
 	char p[PATH_MAX_LEN];
-	static const char *const sources[] = { "url", "file", "payload" };
+	/* text: the seed's "or directly text"; it becomes a base64 payload in the plan. */
+	static const char *const sources[] = { "url", "file", "payload", "text" };
 	const char *src_key = NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(sources); i++) {
 		const json_t *s = json_object_get(u, sources[i]);
@@ -857,13 +1245,23 @@ static json_t *norm_upload(struct recipe_vctx *v, const json_t *u, const char *p
 			else if (strcmp(src_key, "file") == 0 && !str[0])
 				verr(v, -EINVAL, p, "the file name is empty");
 			else if (strcmp(src_key, "payload") == 0 && !is_base64(str))
-				verr(v, -EINVAL, p, "the payload is not valid base64");
+				verr(v, -EINVAL, p,
+				     "the payload is not valid base64 (for the file's content as "
+				     "literal text, write text: \"...\" instead of payload)");
 		}
-		json_object_set_new_nocheck(out, src_key, json_string(str));
+		if (strcmp(src_key, "text") == 0 && !opaque(v, str)) {
+			_cleanup_free_ char *b64 = kilt_base64_encode(str, json_string_length(s));
+			json_object_set_new_nocheck(out, "payload", json_string(b64));
+		} else {
+			json_object_set_new_nocheck(
+				out, strcmp(src_key, "text") == 0 ? "payload" : src_key,
+				json_string(str));
+		}
 	}
 	if (!src_key)
 		verr(v, -EINVAL, path,
-		     "the upload has no source: set one of url (with sha256), file or payload");
+		     "the upload has no source: set one of url (with sha256), file, payload "
+		     "(base64) or text");
 
 	const json_t *as = json_object_get(u, "as");
 	if (!as) {
@@ -1094,10 +1492,106 @@ static json_t *norm_platforms(struct recipe_vctx *v, const json_t *val, const ch
 			      norm_platform);
 }
 
+static bool has_marker_json(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		return memchr(json_string_value(j), RECIPE_MARK, json_string_length(j)) != NULL;
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *el;
+		json_array_foreach (j, i, el)
+			if (has_marker_json(el))
+				return true;
+		return false;
+	}
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *el;
+		json_object_foreach ((json_t *)(uintptr_t)j, k, el)
+			if (strchr(k, RECIPE_MARK) || has_marker_json(el))
+				return true;
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
+/* ---- parameters ----------------------------------------------------------------------------- */
+
+static const char *const param_keys[] = { "default", "description", "required", NULL };
+
+/* parameters { name { default, description, required } }: the config keys the recipe reads. */
+static json_t *norm_parameters(struct recipe_vctx *v, const json_t *val, const char *path)
+{
+	if (!json_is_object(val)) {
+		verr(v, -EINVAL, path,
+		     "expected an object { name { default, description, required } }, got %s",
+		     type_name(val));
+		return NULL;
+	}
+	json_t *out = json_object();
+	const char *name;
+	json_t *el;
+	json_object_foreach ((json_t *)(uintptr_t)val, name, el) {
+		char p[PATH_MAX_LEN], pk[PATH_MAX_LEN];
+		path_key(p, sizeof(p), path, name);
+		if (!name[0] || strchr(name, '.') || strchr(name, RECIPE_MARK)) {
+			verr(v, -EINVAL, p, "'%s' is not a parameter name (config.<name>)", name);
+			continue;
+		}
+		if (!json_is_object(el)) {
+			verr(v, -EINVAL, p,
+			     "expected { default: ..., description: \"...\" } or { required: true, "
+			     "description: \"...\" }, got %s",
+			     type_name(el));
+			continue;
+		}
+		check_keys(v, el, p, param_keys, "a parameter");
+		json_t *o = json_object();
+		const json_t *def = json_object_get(el, "default");
+		const json_t *desc = json_object_get(el, "description");
+		const json_t *req = json_object_get(el, "required");
+		if (desc) {
+			path_key(pk, sizeof(pk), p, "description");
+			const char *d = want_string(v, desc, pk);
+			if (d)
+				json_object_set_new_nocheck(o, "description", json_string(d));
+		}
+		bool required = false;
+		if (req) {
+			path_key(pk, sizeof(pk), p, "required");
+			if (!json_is_boolean(req))
+				verr(v, -EINVAL, pk, "expected true or false, got %s",
+				     type_name(req));
+			required = json_is_true(req);
+			if (required && def)
+				verr(v, -EINVAL, pk,
+				     "a parameter with a default is never missing: drop required "
+				     "or "
+				     "the default");
+		}
+		if (def) {
+			if (has_marker_json(def)) {
+				path_key(pk, sizeof(pk), p, "default");
+				verr(v, -EINVAL, pk,
+				     "a default cannot depend on the container or on other config");
+			} else {
+				json_object_set_new_nocheck(o, "default", json_deep_copy(def));
+			}
+		}
+		json_object_set_new_nocheck(o, "required", json_boolean(required));
+		json_object_set_new(out, name, o);
+	}
+	return out;
+}
+
 /* ---- the document --------------------------------------------------------------------------- */
 
 static const char *const top_keys[] = {
-	"deploy", "build", "patch", "runtime", "platforms", "vars", "description", NULL,
+	"deploy", "build",	 "patch",      "runtime", "platforms",
+	"vars",	  "description", "parameters", NULL,
 };
 
 int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_partial)
@@ -1144,6 +1638,12 @@ int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_par
 	const json_t *desc = json_object_get(root, "description");
 	if (desc)
 		want_string(v, desc, "description");
+	const json_t *params = json_object_get(root, "parameters");
+	if (params) {
+		json_t *pa = norm_parameters(v, params, "parameters");
+		if (pa)
+			json_object_set_new_nocheck(out, "parameters", pa);
+	}
 	if (v->nerrs != before)
 		return v->errs[before].code;
 	*ret_partial = steal_pointer(&out);

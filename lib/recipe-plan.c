@@ -247,16 +247,28 @@ int recipe_finalize(const json_t *partial, const struct kilt_target *t, const ch
 		return r;
 
 	j = json_object_get(partial, "entrypoint");
+	json_t *ep = NULL;
 	if (j) {
-		if ((r = add_copy(plan, "entrypoint", j, t, expand)))
+		if ((r = copy_value(j, t, expand, &ep)))
 			return r;
 	} else if (json_is_array(t->entrypoint)) {
-		json_t *c = NULL;
-		copy_value(t->entrypoint, t, false, &c);
-		json_object_set_new_nocheck(plan, "entrypoint", c);
+		copy_value(t->entrypoint, t, false, &ep);
 	} else {
 		return unknown_fact(err, t, "entrypoint");
 	}
+	/* deploy.launch: kilt-launch's argv (counted groups, then "--") in front of the program. */
+	j = json_object_get(partial, "launch");
+	if (j) {
+		json_t *l = NULL;
+		if ((r = copy_value(j, t, expand, &l))) {
+			json_decref(ep);
+			return r;
+		}
+		json_array_extend(l, ep);
+		json_decref(ep);
+		ep = l;
+	}
+	json_object_set_new_nocheck(plan, "entrypoint", ep);
 	j = json_object_get(partial, "command");
 	if (j) {
 		if ((r = add_copy(plan, "command", j, t, expand)))

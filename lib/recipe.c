@@ -9,6 +9,7 @@
  * that reads facts markers cannot stand for (metadata, environment), always goes the full way. */
 #include <ctype.h>
 #include <pthread.h>
+#include <stdarg.h>
 
 #include <openssl/evp.h>
 
@@ -41,6 +42,9 @@ struct kilt_recipe {
 	char **platforms; /* owned; normalized, sorted */
 	size_t nplatforms;
 	bool fast_ok; /* markers can stand for the facts this recipe reads */
+	json_t *params; /* owned; the `parameters` block normalized, NULL when there is none */
+	json_t *defaults; /* owned; object: config defaults from `parameters` (maybe empty) */
+	json_t *accepted; /* owned; object name -> true: config keys the recipe reads; NULL: any */
 	pthread_mutex_t lock; /* guards templates/ntemplates */
 	struct template templates[MAX_TEMPLATES];
 	size_t ntemplates;
@@ -76,6 +80,14 @@ static char *sha256_hex(const char *text, size_t len)
 	return hex;
 }
 
+static bool in_names(const char *s, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++)
+		if (strcmp(s, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static bool contains_ci(const char *text, size_t len, const char *needle)
 {
 	size_t n = strlen(needle);
@@ -91,7 +103,8 @@ static bool contains_ci(const char *text, size_t len, const char *needle)
  * segments (whole, however long or many: a placeholder for a cut key would not match it).
  * Over-approximates (also sees `${...}` inside quoted strings), which only costs a placeholder or
  * the fast way. */
-typedef void scan_fn(const char *const *segs, size_t nsegs, bool optional, void *userdata);
+typedef void scan_fn(const char *const *segs, size_t nsegs, bool optional, size_t offset,
+		     void *userdata);
 
 static void scan_substitutions(const char *text, size_t len, scan_fn *fn, void *userdata)
 {
@@ -137,7 +150,7 @@ static void scan_substitutions(const char *text, size_t len, scan_fn *fn, void *
 		_cleanup_free_ const char **segs = xmalloc(nsegs * sizeof(*segs));
 		for (size_t k = 0; k < nsegs; k++)
 			segs[k] = b.data + starts[k];
-		fn(segs, nsegs, optional, userdata);
+		fn(segs, nsegs, optional, i, userdata);
 		i = j;
 	}
 	free(starts);
@@ -150,8 +163,10 @@ struct scan_state {
 	bool optional; /* some substitution is optional: `${?x}` */
 };
 
-static void scan_one(const char *const *segs, size_t nsegs, bool optional, void *userdata)
+static void scan_one(const char *const *segs, size_t nsegs, bool optional, size_t offset,
+		     void *userdata)
 {
+	(void)offset;
 	struct scan_state *st = userdata;
 	for (size_t k = 0; k < nsegs; k++)
 		if (strstr(segs[k], "metadata") || strstr(segs[k], "environment"))
@@ -183,6 +198,215 @@ static void scan_one(const char *const *segs, size_t nsegs, bool optional, void 
 		const char mark[] = { RECIPE_MARK, MARK_PLACEHOLDER, '\0' };
 		json_object_set_new(cur, segs[nsegs - 1], json_string(mark));
 	}
+}
+
+/* ---- what the substitutions name ------------------------------------------------------------ */
+
+/* A copy of the source where comments and quoted strings are blanks (newlines kept, so offsets
+ * and line numbers stay), for checks that must not see `${...}` written in prose. */
+static char *code_only(const char *text, size_t len)
+{
+	char *c = xmalloc(len + 1);
+	memcpy(c, text, len);
+	c[len] = '\0';
+	size_t i = 0;
+	while (i < len) {
+		if (c[i] == '$' && i + 1 < len && c[i + 1] == '{') {
+			while (i < len && c[i] != '}' && c[i] != '\n')
+				i++;
+			continue;
+		}
+		if (c[i] == '#' || (c[i] == '/' && i + 1 < len && c[i + 1] == '/')) {
+			while (i < len && c[i] != '\n')
+				c[i++] = ' ';
+			continue;
+		}
+		if (c[i] == '"' && i + 2 < len && c[i + 1] == '"' && c[i + 2] == '"') {
+			i += 3;
+			while (i < len && !(c[i] == '"' && i + 2 < len && c[i + 1] == '"' &&
+					    c[i + 2] == '"')) {
+				if (c[i] != '\n')
+					c[i] = ' ';
+				i++;
+			}
+			i += 3;
+			continue;
+		}
+		if (c[i] == '"') {
+			i++;
+			while (i < len && c[i] != '"' && c[i] != '\n') {
+				if (c[i] == '\\' && i + 1 < len && c[i + 1] != '\n')
+					c[i++] = ' ';
+				c[i++] = ' ';
+			}
+			i++;
+			continue;
+		}
+		i++;
+	}
+	return c;
+}
+
+/* What a recipe may name: its own top-level keys, and the two objects it reads. */
+static const char *const subst_roots[] = {
+	"original", "config",	 "vars",	"deploy",     "build", "patch",
+	"runtime",  "platforms", "description", "parameters", NULL,
+};
+static const char *const original_facts[] = {
+	"image",
+	"name",
+	"container_name",
+	"group",
+	"container_group_name",
+	"entrypoint",
+	"entry_point",
+	"command",
+	"environment",
+	"environment_variables",
+	"metadata",
+	"platform",
+	NULL,
+};
+
+struct name_check {
+	const char *text, *file;
+	const json_t *params; /* borrowed; declared parameters, NULL: not checked */
+	json_t *reads; /* config names read (object name -> true) */
+	struct kilt_error *errs; /* owned */
+	size_t nerrs;
+};
+
+static void name_error(struct name_check *nc, size_t offset, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void name_error(struct name_check *nc, size_t offset, const char *fmt, ...)
+{
+	if (nc->nerrs >= RECIPE_MAX_ERRORS)
+		return;
+	unsigned line = 1, col = 1;
+	for (size_t i = 0; i < offset; i++) {
+		if (nc->text[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+	}
+	char msg[sizeof(nc->errs->msg)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	nc->errs = xrealloc(nc->errs, (nc->nerrs + 1) * sizeof(*nc->errs));
+	struct kilt_error *e = &nc->errs[nc->nerrs++];
+	memset(e, 0, sizeof(*e));
+	kilt_error_set(e, -EINVAL, nc->file, line, col, "%s", msg);
+}
+
+static const char *closest(const char *word, const char *const *names, unsigned limit)
+{
+	const char *best = NULL;
+	unsigned best_d = limit + 1;
+	for (size_t i = 0; names[i]; i++) {
+		unsigned d = recipe_edit_distance(word, names[i]);
+		if (d < best_d) {
+			best_d = d;
+			best = names[i];
+		}
+	}
+	return best;
+}
+
+static unsigned suggest_limit(const char *word)
+{
+	size_t n = strlen(word);
+	return n <= 4 ? 1 : n <= 8 ? 2 : 3;
+}
+
+/* The names of an object's keys, sorted, as a NULL-terminated array (borrowed strings). */
+static const char **key_names(const json_t *obj)
+{
+	size_t n = json_object_size(obj), k = 0;
+	const char **names = xcalloc(n + 1, sizeof(*names));
+	const char *key;
+	json_t *v;
+	json_object_foreach ((json_t *)(uintptr_t)obj, key, v)
+		names[k++] = key;
+	for (size_t i = 1; i < k; i++)
+		for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+			const char *t = names[j];
+			names[j] = names[j - 1];
+			names[j - 1] = t;
+		}
+	return names;
+}
+
+static void list_names(struct kbuf *b, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++)
+		kbuf_printf(b, "%s%s", i ? ", " : "", names[i]);
+}
+
+static void check_one_name(const char *const *segs, size_t nsegs, bool optional, size_t offset,
+			   void *userdata)
+{
+	struct name_check *nc = userdata;
+	struct kbuf ref; /* the substitution as written, for messages */
+	kbuf_init(&ref, 256);
+	kbuf_adds(&ref, optional ? "${?" : "${");
+	for (size_t k = 0; k < nsegs; k++)
+		kbuf_printf(&ref, "%s%s", k ? "." : "", segs[k]);
+	kbuf_addc(&ref, '}');
+	const char *r = ref.data ? ref.data : "${}";
+	if (!in_names(segs[0], subst_roots)) {
+		const char *s = closest(segs[0], subst_roots, suggest_limit(segs[0]));
+		if (s)
+			name_error(nc, offset, "%s: a recipe has no '%s' (did you mean '%s'?)", r,
+				   segs[0], s);
+		else
+			name_error(nc, offset,
+				   "%s: a recipe has no '%s'; it reads original.* (the container), "
+				   "config.* (the operator) and its own keys (vars.*)",
+				   r, segs[0]);
+	} else if (nsegs >= 2 && strcmp(segs[0], "original") == 0 &&
+		   !in_names(segs[1], original_facts)) {
+		const char *s = closest(segs[1], original_facts, suggest_limit(segs[1]));
+		name_error(nc, offset,
+			   "%s: original has no '%s'%s%s%s (it has: image, name, group, "
+			   "entrypoint, command, environment, metadata, platform)",
+			   r, segs[1], s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+	} else if (nsegs >= 2 && strcmp(segs[0], "config") == 0) {
+		json_object_set_new(nc->reads, segs[1], json_true());
+		if (nc->params && !json_object_get(nc->params, segs[1])) {
+			_cleanup_free_ const char **names = key_names(nc->params);
+			const char *s = closest(segs[1], names, suggest_limit(segs[1]));
+			struct kbuf b;
+			kbuf_init(&b, 2048);
+			list_names(&b, names);
+			name_error(nc, offset,
+				   "%s: '%s' is not declared in parameters%s%s%s (declared: %s)", r,
+				   segs[1], s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "",
+				   b.data ? b.data : "none");
+			kbuf_done(&b);
+		}
+	}
+	kbuf_done(&ref);
+}
+
+/* Checks every substitution's name; returns the errors (owned) and the config names read. */
+static size_t check_names(const char *text, size_t len, const char *file, const json_t *params,
+			  struct kilt_error **ret_errs, json_t **ret_reads)
+{
+	_cleanup_free_ char *code = code_only(text, len);
+	struct name_check nc = {
+		.text = text, .file = file, .params = params, .reads = json_object()
+	};
+	scan_substitutions(code, len, check_one_name, &nc);
+	*ret_errs = nc.errs;
+	if (ret_reads)
+		*ret_reads = nc.reads;
+	else
+		json_decref(nc.reads);
+	return nc.nerrs;
 }
 
 /* ---- contexts ------------------------------------------------------------------------------- */
@@ -361,6 +585,9 @@ void kilt_recipe_free(struct kilt_recipe *recipe)
 		free(recipe->platforms[i]);
 	free(recipe->platforms);
 	kilt_hocon_free(recipe->doc);
+	json_decref(recipe->params);
+	json_decref(recipe->defaults);
+	json_decref(recipe->accepted);
 	pthread_mutex_destroy(&recipe->lock);
 	free(recipe->name);
 	free(recipe->hash);
@@ -376,6 +603,50 @@ static void report_all(const struct recipe_vctx *v, kilt_recipe_error_fn *fn, vo
 		fn(&v->errs[i], userdata);
 }
 
+static int report_errors(struct kilt_error *errs, size_t n, kilt_recipe_error_fn *fn,
+			 void *userdata, struct kilt_error *err)
+{
+	for (size_t i = 0; fn && i < n; i++)
+		fn(&errs[i], userdata);
+	if (err)
+		*err = errs[0];
+	int r = errs[0].code;
+	free(errs);
+	return r;
+}
+
+/* Resolves the document with `ctx` and validates it into a partial plan. On failure the errors
+ * have been reported and the first is in `err`. */
+static int validate(const struct kilt_hocon *doc, const json_t *ctx, const char *display,
+		    bool refuse_empty, kilt_recipe_error_fn *fn, void *userdata,
+		    json_t **ret_partial, bool *ret_tainted, struct kilt_error *err)
+{
+	struct kilt_error e = { 0 };
+	struct kilt_hocon_origins *origins = NULL;
+	_cleanup_json_ json_t *root = NULL;
+	int r = kilt_hocon_resolve(doc, ctx, &origins, &root, &e);
+	if (r < 0) {
+		if (fn)
+			fn(&e, userdata);
+		if (err)
+			*err = e;
+		return r;
+	}
+	struct recipe_vctx v = { .origins = origins,
+				 .file = display,
+				 .refuse_empty = refuse_empty };
+	r = recipe_normalize(&v, root, ret_partial);
+	if (r < 0) {
+		report_all(&v, fn, userdata);
+		if (err)
+			*err = v.errs[0];
+	}
+	*ret_tainted = v.tainted;
+	recipe_vctx_done(&v);
+	kilt_hocon_origins_free(origins);
+	return r;
+}
+
 static int load(const char *text, size_t len, const char *display, const char *name_src,
 		kilt_recipe_error_fn *fn, void *userdata, struct kilt_recipe **ret,
 		struct kilt_error *err)
@@ -383,10 +654,25 @@ static int load(const char *text, size_t len, const char *display, const char *n
 	struct kilt_error e = { 0 };
 	struct kilt_hocon *doc = NULL;
 	_cleanup_json_ json_t *ctx = NULL;
-	_cleanup_json_ json_t *root = NULL;
+	_cleanup_json_ json_t *partial = NULL;
+	_cleanup_json_ json_t *reads = NULL;
 	int r = kilt_hocon_parse_string(text, len, display, NULL, &doc, &e);
-	if (r < 0)
-		goto fail;
+	if (r < 0) {
+		if (fn)
+			fn(&e, userdata);
+		if (err)
+			*err = e;
+		return r;
+	}
+	/* Misspelled substitutions first: ${orignal.x} would otherwise fail as "not set", and
+	 * ${?orignal.x} would silently be nothing. */
+	struct kilt_error *errs = NULL;
+	size_t nerrs = check_names(text, len, display, NULL, &errs, &reads);
+	if (nerrs) {
+		kilt_hocon_free(doc);
+		return report_errors(errs, nerrs, fn, userdata, err);
+	}
+	free(errs);
 
 	struct kilt_recipe *rec = xcalloc(1, sizeof(*rec));
 	rec->doc = doc;
@@ -397,8 +683,9 @@ static int load(const char *text, size_t len, const char *display, const char *n
 
 	struct scan_state st = { .placeholders = json_object() };
 	scan_substitutions(text, len, scan_one, &st);
+	bool has_include = contains_ci(text, len, "include");
 	rec->fast_ok = !st.reads_objects && !memchr(text, RECIPE_MARK, len) &&
-		       !contains_ci(text, len, "u0001") && !contains_ci(text, len, "include");
+		       !contains_ci(text, len, "u0001") && !has_include;
 
 	/* Validation context: every fact present (markers), metadata and environment empty,
 	 * placeholders for required values only known later. */
@@ -414,28 +701,46 @@ static int load(const char *text, size_t len, const char *display, const char *n
 	if (!json_object_get(ctx, "config"))
 		json_object_set_new(ctx, "config", json_object());
 
-	struct kilt_hocon_origins *origins = NULL;
-	r = kilt_hocon_resolve(doc, ctx, &origins, &root, &e);
-	if (r < 0) {
-		kilt_recipe_free(rec);
+	bool tainted = false;
+	r = validate(doc, ctx, display, !st.optional, fn, userdata, &partial, &tainted, err);
+	if (r < 0)
 		goto fail;
+
+	/* Declared parameters: every config key read must be one, and defaults are validated as
+	 * the values they are. */
+	rec->defaults = json_object();
+	rec->params = json_incref(json_object_get(partial, "parameters"));
+	json_object_del(partial, "parameters");
+	if (rec->params) {
+		nerrs = check_names(text, len, display, rec->params, &errs, NULL);
+		if (nerrs) {
+			r = report_errors(errs, nerrs, fn, userdata, err);
+			goto fail;
+		}
+		free(errs);
+		rec->accepted = json_object();
+		const char *key;
+		json_t *p;
+		json_object_foreach (rec->params, key, p) {
+			json_object_set_new(rec->accepted, key, json_true());
+			const json_t *def = json_object_get(p, "default");
+			if (def)
+				json_object_set_new(rec->defaults, key, json_deep_copy(def));
+		}
+		if (json_object_size(rec->defaults)) {
+			json_object_update(json_object_get(ctx, "config"), rec->defaults);
+			json_decref(partial);
+			partial = NULL;
+			r = validate(doc, ctx, display, !st.optional, fn, userdata, &partial,
+				     &tainted, err);
+			if (r < 0)
+				goto fail;
+			json_object_del(partial, "parameters");
+		}
+	} else if (!has_include) {
+		/* Undeclared: the keys the recipe's own text reads (an include could read more). */
+		rec->accepted = json_incref(reads);
 	}
-	struct recipe_vctx v = { .origins = origins,
-				 .file = display,
-				 .refuse_empty = !st.optional };
-	json_t *partial = NULL;
-	r = recipe_normalize(&v, root, &partial);
-	if (r < 0) {
-		report_all(&v, fn, userdata);
-		if (err)
-			*err = v.errs[0];
-		recipe_vctx_done(&v);
-		kilt_hocon_origins_free(origins);
-		kilt_recipe_free(rec);
-		return r;
-	}
-	recipe_vctx_done(&v);
-	kilt_hocon_origins_free(origins);
 
 	json_t *plats = json_object_get(partial, "platforms");
 	rec->platforms = xcalloc(json_array_size(plats) + 1, sizeof(char *));
@@ -447,20 +752,16 @@ static int load(const char *text, size_t len, const char *display, const char *n
 
 	/* Without placeholders the validation resolution is exactly the template for "every fact
 	 * known, no config": keep it. */
-	if (rec->fast_ok && !placeholders) {
+	if (rec->fast_ok && !placeholders && json_object_size(rec->defaults) == 0) {
 		struct template *tp = &rec->templates[rec->ntemplates++];
 		tp->mask = HAS_ALL;
 		tp->config = json_object();
-		tp->partial = v.tainted ? NULL : json_incref(partial);
+		tp->partial = tainted ? NULL : json_incref(partial);
 	}
-	json_decref(partial);
 	*ret = rec;
 	return 0;
 fail:
-	if (fn)
-		fn(&e, userdata);
-	if (err)
-		*err = e;
+	kilt_recipe_free(rec);
 	return r;
 }
 
@@ -541,13 +842,64 @@ bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char 
 
 /* ---- evaluate ------------------------------------------------------------------------------- */
 
-/* What both ways check first: a config object and a supported platform. */
-static int precheck(const struct kilt_recipe *recipe, const struct kilt_target *target,
-		    const json_t *config, struct kilt_error *err)
+int kilt_recipe_check_config(const struct kilt_recipe *recipe, const json_t *config,
+			     struct kilt_error *err)
 {
 	if (config && !json_is_object(config))
 		return kilt_error_setf(err, -EINVAL, "recipe %s: config must be an object",
 				       recipe->name);
+	const char *key;
+	json_t *val;
+	if (recipe->accepted) {
+		json_object_foreach ((json_t *)(uintptr_t)config, key, val) {
+			if (json_object_get(recipe->accepted, key))
+				continue;
+			_cleanup_free_ const char **names = key_names(recipe->accepted);
+			const char *s = closest(key, names, suggest_limit(key));
+			struct kbuf b;
+			kbuf_init(&b, 2048);
+			list_names(&b, names);
+			if (names[0])
+				kilt_error_setf(
+					err, -EINVAL,
+					"config.%s is not a parameter of recipe %s%s%s%s; its "
+					"parameters are: %s",
+					key, recipe->name, s ? " (did you mean '" : "", s ? s : "",
+					s ? "'?)" : "", b.data);
+			else
+				kilt_error_setf(
+					err, -EINVAL,
+					"config.%s is not a parameter of recipe %s: it reads "
+					"no config.* keys",
+					key, recipe->name);
+			kbuf_done(&b);
+			return -EINVAL;
+		}
+	}
+	json_object_foreach (recipe->params, key, val) {
+		if (!json_is_true(json_object_get(val, "required")) || json_object_get(config, key))
+			continue;
+		const char *d = json_string_value(json_object_get(val, "description"));
+		return kilt_error_setf(err, -EINVAL,
+				       "recipe %s needs config.%s, which was not given%s%s",
+				       recipe->name, key, d ? ": " : "", d ? d : "");
+	}
+	return 0;
+}
+
+const json_t *kilt_recipe_parameters(const struct kilt_recipe *recipe)
+{
+	return recipe->params;
+}
+
+/* What both ways check first: the config (known keys, required ones given) and a supported
+ * platform. `ret_config` receives the config the recipe sees: defaults, then what was given. */
+static int precheck(const struct kilt_recipe *recipe, const struct kilt_target *target,
+		    const json_t *config, json_t **ret_config, struct kilt_error *err)
+{
+	int r = kilt_recipe_check_config(recipe, config, err);
+	if (r < 0)
+		return r;
 	if (target->platform && !kilt_recipe_supports_platform(recipe, target->platform)) {
 		struct kbuf b;
 		kbuf_init(&b, 1024);
@@ -561,15 +913,21 @@ static int precheck(const struct kilt_recipe *recipe, const struct kilt_target *
 		kbuf_done(&b);
 		return -ENOTSUP;
 	}
+	if (json_object_size(recipe->defaults) == 0) {
+		*ret_config = config ? json_incref((json_t *)(uintptr_t)config) : NULL;
+		return 0;
+	}
+	json_t *eff = json_deep_copy(recipe->defaults);
+	if (config)
+		json_object_update(eff, (json_t *)(uintptr_t)config);
+	*ret_config = eff;
 	return 0;
 }
 
-int recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
+static int evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
 			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
 {
-	int r = precheck(recipe, target, config, err);
-	if (r < 0)
-		return r;
+	int r;
 	_cleanup_json_ json_t *ctx = real_context(target, config);
 	_cleanup_json_ json_t *root = NULL;
 	r = kilt_hocon_resolve(recipe->doc, ctx, NULL, &root, err);
@@ -597,6 +955,16 @@ int recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_tar
 		return r;
 	}
 	return recipe_finalize(partial, target, recipe->name, recipe->hash, false, ret_plan, err);
+}
+
+int recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
+			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
+{
+	_cleanup_json_ json_t *eff = NULL;
+	int r = precheck(recipe, target, config, &eff, err);
+	if (r < 0)
+		return r;
+	return evaluate_full(recipe, target, eff, ret_plan, err);
 }
 
 static bool has_marker_bytes(const json_t *j)
@@ -704,9 +1072,11 @@ static bool get_template(struct kilt_recipe *recipe, unsigned mask, const json_t
 int kilt_recipe_evaluate(const struct kilt_recipe *recipe, const struct kilt_target *target,
 			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
 {
-	int r = precheck(recipe, target, config, err);
+	_cleanup_json_ json_t *eff = NULL;
+	int r = precheck(recipe, target, config, &eff, err);
 	if (r < 0)
 		return r;
+	config = eff;
 	if (recipe->fast_ok) {
 		/* The cache is the only mutable part of a recipe; it has its own lock. */
 		struct kilt_recipe *mut = (struct kilt_recipe *)(uintptr_t)recipe;
@@ -718,5 +1088,5 @@ int kilt_recipe_evaluate(const struct kilt_recipe *recipe, const struct kilt_tar
 				return r;
 		}
 	}
-	return recipe_evaluate_full(recipe, target, config, ret_plan, err);
+	return evaluate_full(recipe, target, config, ret_plan, err);
 }

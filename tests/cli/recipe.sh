@@ -62,9 +62,18 @@ expect 2 "render --metadata with invalid UTF-8 key" -- "$KILT" recipe render "$R
 # --- check
 expect 0 "check shipped recipes" -- "$KILT" recipe check "$R/falco.kilt.conf" "$R/falco.original-syntax.conf"
 grep_in out "falco.kilt.conf: ok \(recipe falco, sha256 [0-9a-f]{64}\)" "check reports name and hash"
-expect 1 "check seed example (URL without sha256, placeholder payload)" -- "$KILT" recipe check "$R/seed-example.kilt.conf"
+# deploy/recipes/ holds only recipes that check clean.
+expect 0 "every recipe in deploy/recipes checks clean" -- "$KILT" recipe check "$R"/*.conf
+# The seed's example is illustration (docs/examples/): docs/recipe.md shows exactly its errors.
+expect 1 "check seed example (URL without sha256, placeholder payload)" -- sh -c 'cd "$1" && "$2" recipe check docs/examples/seed-example.kilt.conf' sh "$SRC" "$KILT"
 grep_in err "seed-example.kilt.conf:7:15: patch.upload\[0\]: a URL upload needs sha256" "seed: located sha256 error"
-grep_in err "seed-example.kilt.conf:9:26: patch.upload\[2\].payload: the payload is not valid base64" "seed: second error also reported"
+grep_in err "seed-example.kilt.conf:9:26: patch.upload\[2\].payload: the payload is not valid base64 \(for the file's content as literal text, write text" "seed: second error names the text field"
+if python3 - "$SRC/docs/recipe.md" "$tmp/err" <<'PY'; then echo "ok:   docs/recipe.md shows the seed's errors as kilt prints them"; else echo "FAIL: docs/recipe.md seed errors differ from kilt's"; fails=$((fails + 1)); fi
+import sys
+doc = open(sys.argv[1]).read()
+got = open(sys.argv[2]).read().strip()
+sys.exit(0 if "```\n" + got + "\n```" in doc and len(got.splitlines()) == 2 else 1)
+PY
 cat >"$tmp/bad.conf" <<'CONF'
 deploy {
   entrypiont: [ /x ]

@@ -697,8 +697,8 @@ static void test_recipe__long_text_before_marker(void **state)
 static void test_recipe__marker_bytes_in_facts(void **state)
 {
 	(void)state;
-	struct kilt_recipe *r =
-		load_text("deploy { environment { I: \"<\"${original.image}\">\" } }");
+	struct kilt_recipe *r = load_text(
+		"deploy { environment { I: \"<\"${original.image}\">\", X: ${?config.x} } }");
 	struct facts f;
 	nginx(&f);
 	f.t.image = "a\001ib";
@@ -709,6 +709,9 @@ static void test_recipe__marker_bytes_in_facts(void **state)
 	json_decref(plan);
 	json_t *config = json_pack("{ss}", "x", "\001i");
 	plan = eval_ok(r, &f.t, config);
+	env = json_object_get(plan, "environment");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(env, 2), "value")),
+			    "\001i");
 	json_decref(plan);
 	json_decref(config);
 	facts_done(&f);
