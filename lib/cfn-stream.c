@@ -305,6 +305,8 @@ static int stream_resources(struct stream *s, const struct kilt_recipe *recipe, 
 	if (emit(s, "{", 1) < 0)
 		return kilt_error_setf(err, -EIO, "cannot write the result");
 	json_t *resources = json_object_get(ctx, "Resources");
+	/* the services ctx holds for the engine, put back after their own turn */
+	_cleanup_json_ json_t *kept = json_copy(resources);
 	struct batch b = { .n = 0 };
 	size_t parsed = 0;
 	int r = 0;
@@ -322,6 +324,8 @@ static int stream_resources(struct stream *s, const struct kilt_recipe *recipe, 
 			   : kilt_ecs_remove(ctx, o, &one, err);
 		_cleanup_json_ json_t *v = json_incref(json_object_get(resources, id));
 		json_object_del(resources, id);
+		if (json_object_get(kept, id))
+			json_object_set(resources, id, json_object_get(kept, id));
 		if (r < 0) {
 			kilt_ecs_report_done(&one);
 			*ret_failed = true;
@@ -380,7 +384,26 @@ static int run(struct stream *s, const struct kilt_recipe *recipe, const struct 
 			return KILT_CFN_STREAM_WHOLE;
 		json_object_set_new(ctx, sections[k], v);
 	}
-	json_object_set_new(ctx, "Resources", json_object());
+	/* The engine reads the Services and TaskSets that run a task (whether they can run it on
+	 * Fargate): they stay in its Resources throughout. A resource is one only if its text
+	 * says so, or hides words behind \u escapes: only those are parsed here. */
+	json_t *kept = json_object();
+	json_object_set_new(ctx, "Resources", kept);
+	for (size_t k = 0; k < res->n; k++) {
+		const char *p = t + res->v[k].value.start;
+		size_t n = res->v[k].value.end - res->v[k].value.start;
+		if (!memmem(p, n, "ECS::Service", 12) && !memmem(p, n, "ECS::TaskSet", 12) &&
+		    !memmem(p, n, "\\u", 2))
+			continue;
+		json_t *v = parse_span(s, res->v[k].value);
+		if (!v)
+			return KILT_CFN_STREAM_WHOLE;
+		const char *type = json_string_value(json_object_get(v, "Type"));
+		if (type && (strcmp(type, "AWS::ECS::Service") == 0 ||
+			     strcmp(type, "AWS::ECS::TaskSet") == 0))
+			json_object_set(kept, json_string_value(res->v[k].name), v);
+		json_decref(v);
+	}
 
 	if (emit(s, "{", 1) < 0)
 		return kilt_error_setf(err, -EIO, "cannot write the result");

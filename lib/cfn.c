@@ -53,7 +53,10 @@ static const json_t *param_value(const struct cfn_ctx *ctx, const char *name)
 	if (v)
 		return v;
 	const json_t *p = json_object_get(json_object_get(ctx->template, "Parameters"), name);
-	return json_object_get(p, "Default");
+	const json_t *dflt = json_object_get(p, "Default");
+	if (dflt && ctx->defaults_used)
+		json_object_set(ctx->defaults_used, name, (json_t *)(uintptr_t)dflt);
+	return dflt;
 }
 
 static bool is_param(const struct cfn_ctx *ctx, const char *name)
@@ -77,6 +80,32 @@ __attribute__((format(printf, 3, 4))) static int unresolved(char *why, size_t si
 	vsnprintf(why, size, fmt, ap);
 	va_end(ap);
 	return -ENOENT;
+}
+
+/* Why `name` (a Ref's or a ${} in Fn::Sub, written `pre`name`post`) has no value, and what to
+ * do about it. */
+static int unknown_name(const struct cfn_ctx *ctx, const char *name, const char *pre,
+			const char *post, char *why, size_t size)
+{
+	if (is_param(ctx, name))
+		return unresolved(why, size,
+				  "%s%s%s is a parameter without a value or Default (give it with "
+				  "--param %s=VALUE)",
+				  pre, name, post, name);
+	if (strncmp(name, "AWS::", 5) == 0)
+		return unresolved(why, size,
+				  "%s%s%s is a pseudo parameter known only at deploy time (give it "
+				  "with --param %s=VALUE)",
+				  pre, name, post, name);
+	if (strchr(name, '.'))
+		return unresolved(why, size,
+				  "%s%s%s is a resource attribute, known only once the stack is "
+				  "deployed",
+				  pre, name, post);
+	return unresolved(why, size,
+			  "%s%s%s names no parameter: a resource, known only once the stack is "
+			  "deployed",
+			  pre, name, post);
 }
 
 /* Fn::Sub template: ${Name} from `vars`, then parameters; ${!Literal} is a literal "${Literal}". */
@@ -105,9 +134,7 @@ static int resolve_sub(const struct cfn_ctx *ctx, const char *t, const json_t *v
 			} else {
 				const json_t *pv = param_value(ctx, name);
 				if (!pv || !json_is_string(pv))
-					return unresolved(
-						why, size,
-						"${%s} has no value (give it with --param)", name);
+					return unknown_name(ctx, name, "${", "}", why, size);
 				r = kbuf_adds(out, json_string_value(pv)) < 0 ? -E2BIG : 0;
 			}
 			if (r < 0)
@@ -153,10 +180,7 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, unsigned depth, u
 			}
 			return 0;
 		}
-		if (is_param(ctx, name))
-			return unresolved(why, size,
-					  "parameter %s has no value (give it with --param)", name);
-		return unresolved(why, size, "Ref %s is not a parameter with a known value", name);
+		return unknown_name(ctx, name, "Ref ", "", why, size);
 	}
 	if (strcmp(fn, "Fn::Sub") == 0) {
 		if (json_is_string(arg))
@@ -231,7 +255,9 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, unsigned depth, u
 			return unresolved(why, size, "Fn::Select index %s is out of range", idx);
 		return kbuf_adds(out, json_string_value(pick)) < 0 ? -E2BIG : 0;
 	}
-	return unresolved(why, size, "%s needs the deployed stack to be evaluated", fn);
+	return unresolved(why, size,
+			  "%s is known only once the stack is deployed, and kilt works offline",
+			  fn);
 }
 
 static int resolve_string(const struct cfn_ctx *ctx, const json_t *v, unsigned depth,

@@ -13,6 +13,9 @@
 struct cfn_ctx {
 	const json_t *template;
 	const json_t *params;
+	/* borrowed, may be NULL: receives name -> Default for every parameter a resolution took
+	 * its Default from (no value was given), so the caller can say the result is a guess */
+	json_t *defaults_used;
 };
 
 /* The template sections cfn.c reads through cfn_ctx.template (besides Resources): the

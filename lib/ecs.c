@@ -26,7 +26,8 @@ struct names {
 		*depends_on, *container_name, *condition, *linux_parameters, *capabilities, *add,
 		*docker_labels, *log_configuration, *log_driver, *repository_credentials,
 		*credentials_parameter, *requires_compatibilities, *pid_mode, *runtime_platform,
-		*cpu_architecture, *os_family, *tags, *key, *value, *family;
+		*cpu_architecture, *os_family, *tags, *key, *value, *family, *network_mode,
+		*proxy_configuration, *firelens_configuration;
 };
 
 static const struct names PASCAL = {
@@ -62,6 +63,9 @@ static const struct names PASCAL = {
 	"Key",
 	"Value",
 	"Family",
+	"NetworkMode",
+	"ProxyConfiguration",
+	"FirelensConfiguration",
 };
 
 static const struct names CAMEL = {
@@ -97,6 +101,9 @@ static const struct names CAMEL = {
 	"key",
 	"value",
 	"family",
+	"networkMode",
+	"proxyConfiguration",
+	"firelensConfiguration",
 };
 
 /* Every change the engine makes to nodes of the document, in order, so that a failed run (or a
@@ -137,6 +144,7 @@ struct engine {
 	json_t *shared;
 	json_t *labels; /* owned: the recipe's marker labels, values shared by every container */
 	json_t *sidecar_logs; /* owned copy of opts.sidecar_log_configuration, or NULL */
+	size_t lookups; /* image facts asked for so far */
 };
 
 /* Task-level facts and the decision taken for them. */
@@ -150,6 +158,9 @@ struct task {
 	json_t *include_containers; /* owned array of names, or NULL */
 	json_t *ignore_containers; /* owned array of names, or NULL */
 	json_t *metadata; /* owned object: the task's tags */
+	char *proxy; /* owned: the container ProxyConfiguration names (App Mesh Envoy), or NULL */
+	json_t *seen; /* owned: name -> true for every container of the task kilt can name */
+	bool unnamed; /* some container's name is not known */
 	size_t decision; /* index of the task's decision in the report */
 	bool any_patched, any_unchanged, any_removed;
 };
@@ -158,7 +169,12 @@ struct task {
 struct item {
 	json_t *obj; /* borrowed */
 	size_t index; /* element index in the list */
-	const char *name; /* borrowed, NULL when the name is not a string */
+	/* owned: the Name, as written or evaluated through the parameters; NULL when unknown */
+	char *name;
+	/* owned: what the report calls the container: its name, or "#N" (its position in the
+	 * list, from 1) when the name is unknown */
+	char *label;
+	char why[256]; /* why the name is unknown ("" when known) */
 	bool sidecar, marked;
 };
 
@@ -767,7 +783,8 @@ static bool is_sidecar(const struct engine *e, json_t *c)
 	return role && strcmp(role, "sidecar") == 0;
 }
 
-/* `undo` is the caller's private object (parsed from a label): its values move into `obj`. */
+/* `undo` is the caller's private object (parsed from a label and checked by read_undo): its
+ * values move into `obj`. */
 static void restore_fields(const struct engine *e, json_t *obj, const json_t *undo)
 {
 	const char *k;
@@ -782,9 +799,60 @@ static void restore_fields(const struct engine *e, json_t *obj, const json_t *un
 	}
 }
 
-/* Restores one app container; restores task-level fields into `props` when recorded. */
-static int undo_container(const struct engine *e, json_t *c, json_t *props, struct kilt_error *err)
+/* The value a list field of the container had before kilt: absent (null), a list, or (in
+ * CloudFormation) an intrinsic that stood there. */
+static bool undo_list_value(const struct engine *e, const json_t *v)
 {
+	return json_is_null(v) || json_is_array(v) || (e->intrinsics && cfn_is_intrinsic(v, NULL));
+}
+
+/* Checks a kilt.undo record: it may hold only the fields kilt itself changes, each with a value
+ * of the type that field had before kilt, so a forged label cannot make `--remove` write
+ * anything else (Privileged, another role, NetworkMode...). */
+static int check_undo(const struct engine *e, const json_t *undo, struct kilt_error *err)
+{
+	const struct names *n = e->n;
+	const char *k;
+	json_t *v;
+	json_object_foreach ((json_t *)(uintptr_t)undo, k, v) {
+		bool ok;
+		if (strcmp(k, UNDO_TASK) == 0) {
+			/* kilt sets PidMode only where the task had none */
+			ok = json_is_object(v) && json_object_size(v) == 1 &&
+			     json_is_null(json_object_get(v, n->pid_mode));
+		} else if (strcmp(k, n->entrypoint) == 0 || strcmp(k, n->command) == 0 ||
+			   strcmp(k, n->environment) == 0 || strcmp(k, n->volumes_from) == 0 ||
+			   strcmp(k, n->depends_on) == 0) {
+			ok = undo_list_value(e, v);
+		} else if (strcmp(k, n->image) == 0) {
+			ok = json_is_string(v) || (e->intrinsics && cfn_is_intrinsic(v, NULL));
+		} else if (strcmp(k, n->linux_parameters) == 0) {
+			ok = json_is_null(v) || json_is_object(v);
+		} else if (strcmp(k, n->docker_labels) == 0) {
+			ok = json_is_null(v) || json_is_object(v);
+		} else {
+			return kilt_error_setf(err, -EINVAL,
+					       "the %s label holds %s, a field kilt never changes: "
+					       "the label was not written by kilt; remove it and "
+					       "restore the container by hand",
+					       LABEL_UNDO, k);
+		}
+		if (!ok)
+			return kilt_error_setf(
+				err, -EINVAL,
+				"the %s label holds a value for %s that kilt cannot "
+				"have recorded: the label was not written by kilt; remove "
+				"it and restore the container by hand",
+				LABEL_UNDO, k);
+	}
+	return 0;
+}
+
+/* Reads and checks a container's kilt.undo label: 0 with an owned object, 0 with NULL when the
+ * container carries no injection, or an error. */
+static int read_undo(const struct engine *e, json_t *c, json_t **ret, struct kilt_error *err)
+{
+	*ret = NULL;
 	const char *text = get_label(e, c, LABEL_UNDO);
 	if (!text) {
 		if (!get_label(e, c, LABEL_RECIPE))
@@ -795,18 +863,89 @@ static int undo_container(const struct engine *e, json_t *c, json_t *props, stru
 				       LABEL_RECIPE, LABEL_UNDO);
 	}
 	json_error_t jerr;
-	_cleanup_json_ json_t *undo = json_loads(text, 0, &jerr);
-	if (!json_is_object(undo))
+	json_t *undo = json_loads(text, JSON_ALLOW_NUL, &jerr);
+	if (!json_is_object(undo)) {
+		json_decref(undo);
 		return kilt_error_setf(err, -EINVAL, "the %s label is not valid: %s", LABEL_UNDO,
 				       jerr.text);
+	}
+	int r = check_undo(e, undo, err);
+	if (r < 0) {
+		json_decref(undo);
+		return r;
+	}
+	*ret = undo;
+	return 0;
+}
+
+/* Restores one app container from its checked record; task-level fields go into `props`. */
+static void undo_container(const struct engine *e, json_t *c, const json_t *undo, json_t *props)
+{
 	json_t *task_undo = json_object_get(undo, UNDO_TASK);
 	if (props && json_is_object(task_undo))
 		restore_fields(e, props, task_undo);
 	restore_fields(e, c, undo);
-	return 0;
 }
 
-/* Collects the container objects of a list, looking into Fn::If elements. */
+/* Adds to `out` the SourceContainer of every VolumesFrom entry in `v`, looking through Fn::If. */
+static void source_containers(const struct engine *e, const json_t *v, json_t *out, unsigned depth)
+{
+	if (depth > MAX_EDIT_DEPTH)
+		return;
+	json_t *a, *b;
+	if (e->intrinsics && cfn_if_branches((json_t *)(uintptr_t)v, &a, &b)) {
+		source_containers(e, a, out, depth + 1);
+		source_containers(e, b, out, depth + 1);
+		return;
+	}
+	size_t i;
+	const json_t *el;
+	json_array_foreach (v, i, el) {
+		const char *src = json_string_value(json_object_get(el, e->n->source_container));
+		if (src)
+			json_object_set_new(out, src, json_true());
+		else
+			source_containers(e, el, out, depth + 1);
+	}
+}
+
+/* A container's name: literal, or evaluated through the parameter values when it is an
+ * intrinsic (`Name: !Ref WorkloadName`, as AWS's samples and Copilot write it). NULL with `why`
+ * filled when it cannot be known offline. */
+static char *container_name(const struct engine *e, const json_t *c, char *why, size_t size)
+{
+	const json_t *v = json_object_get(c, e->n->name);
+	const char *fn;
+	if (json_is_string(v))
+		return xstrdup(json_string_value(v));
+	if (!v || json_is_null(v)) {
+		snprintf(why, size, "the container has no %s", e->n->name);
+		return NULL;
+	}
+	if (e->intrinsics && cfn_is_intrinsic(v, &fn)) {
+		char inner[200] = "";
+		char *s = NULL;
+		if (cfn_resolve_string(&e->cfn, v, &s, inner, sizeof(inner)) == 0)
+			return s;
+		snprintf(why, size, "its %s is %s, which kilt cannot evaluate offline: %s",
+			 e->n->name, fn, inner);
+		return NULL;
+	}
+	snprintf(why, size, "its %s is not a string", e->n->name);
+	return NULL;
+}
+
+static void items_free(struct item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].name);
+		free(items[i].label);
+	}
+	free(items);
+}
+
+/* Collects the container objects of a list, looking into Fn::If elements. Release with
+ * items_free. */
 static void gather(const struct engine *e, json_t *list, struct item **ret, size_t *ret_n)
 {
 	size_t n = 0, cap = json_array_size(list) * 2 + 1;
@@ -823,47 +962,166 @@ static void gather(const struct engine *e, json_t *list, struct item **ret, size
 			json_t *c = objs[k];
 			if (!json_is_object(c) || (e->intrinsics && cfn_is_intrinsic(c, NULL)))
 				continue;
-			items[n++] = (struct item){
+			struct item *it = &items[n++];
+			*it = (struct item){
 				.obj = c,
 				.index = i,
-				.name = json_string_value(json_object_get(c, e->n->name)),
 				.sidecar = is_sidecar(e, c),
 				.marked = get_label(e, c, LABEL_RECIPE) != NULL,
 			};
+			it->name = container_name(e, c, it->why, sizeof(it->why));
+			it->label = it->name ? xstrdup(it->name) : xasprintf("#%zu", i + 1);
 		}
 	}
 	*ret = items;
 	*ret_n = n;
 }
 
-/* Removes every trace of an earlier injection from a list (and its task-level fields). */
-static int undo_list(const struct engine *e, json_t *list, json_t *props, struct kilt_error *err)
+/* Labels that contradict each other: kilt never writes them so. */
+static int check_labels(const struct engine *e, const struct item *it, struct kilt_error *err)
 {
-	/* recorded as a shallow copy of the list, the way back for any removal */
-	json_t *before = json_copy(list);
-	bool removed = false;
-	for (size_t i = json_array_size(list); i-- > 0;) {
-		json_t *el = json_array_get(list, i);
-		if (json_is_object(el) && is_sidecar(e, el)) {
-			json_array_remove(list, i);
-			removed = true;
-		}
-	}
-	if (removed) {
-		journal_push(e, list, J_ARRAY)->old = before;
-	} else {
-		json_decref(before);
-	}
-	_cleanup_free_ struct item *items = NULL;
-	size_t n;
-	gather(e, list, &items, &n);
-	for (size_t i = 0; i < n; i++) {
+	if (!it->sidecar)
+		return 0;
+	if (!it->marked)
+		return kilt_error_setf(err, -EINVAL,
+				       "container %s: its labels contradict each other (%s sidecar "
+				       "without %s): kilt did not write them; remove the %s label",
+				       it->label, LABEL_ROLE, LABEL_RECIPE, LABEL_ROLE);
+	if (get_label(e, it->obj, LABEL_UNDO))
+		return kilt_error_setf(
+			err, -EINVAL,
+			"container %s: its labels contradict each other (%s sidecar "
+			"with %s): kilt did not write them; remove the kilt.* labels "
+			"that do not belong to the container",
+			it->label, LABEL_ROLE, LABEL_UNDO);
+	return 0;
+}
+
+/* Whether `el`, a sidecar element of the list, was added by kilt: an injected container of the
+ * list records (its VolumesFrom against the value in its kilt.undo label) that the injection
+ * added that name, and carries the same recipe labels. */
+static bool sidecar_proven(const struct engine *e, json_t *el, const struct item *items,
+			   const json_t *added)
+{
+	const char *name = json_string_value(json_object_get(el, e->n->name));
+	const json_t *owner = name ? json_object_get(added, name) : NULL;
+	if (!owner)
+		return false;
+	json_t *app = items[json_integer_value(owner)].obj;
+	const char *rn = get_label(e, el, LABEL_RECIPE), *rh = get_label(e, el, LABEL_HASH);
+	const char *an = get_label(e, app, LABEL_RECIPE), *ah = get_label(e, app, LABEL_HASH);
+	return rn && rh && an && ah && strcmp(rn, an) == 0 && strcmp(rh, ah) == 0;
+}
+
+/* Reads and checks the kilt.undo record of every injected container of the list (`ret_undos`:
+ * n owned entries, NULL where there is none) and proves that kilt added every sidecar of the
+ * list; anything else is an error naming the container. */
+static int read_records(const struct engine *e, json_t *list, const struct item *items, size_t n,
+			json_t ***ret_undos, json_t **ret_added, struct kilt_error *err)
+{
+	json_t **undos = xcalloc(n + 1, sizeof(*undos));
+	/* sidecar name -> index of the injected container that references it */
+	json_t *added = json_object();
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
 		if (!items[i].marked || items[i].sidecar)
 			continue;
-		int r = undo_container(e, items[i].obj, props, err);
-		if (r < 0)
-			return kilt_error_prefix(err, "container %s",
-						 items[i].name ? items[i].name : "(unnamed)");
+		r = read_undo(e, items[i].obj, &undos[i], err);
+		if (r < 0) {
+			kilt_error_prefix(err, "container %s", items[i].label);
+			break;
+		}
+		if (!undos[i] || !json_object_get(undos[i], e->n->volumes_from))
+			continue;
+		_cleanup_json_ json_t *now = json_object(), *before = json_object();
+		source_containers(e, json_object_get(items[i].obj, e->n->volumes_from), now, 0);
+		source_containers(e, json_object_get(undos[i], e->n->volumes_from), before, 0);
+		const char *k;
+		json_t *v;
+		json_object_foreach (now, k, v) {
+			if (!json_object_get(before, k))
+				json_object_set_new(added, k, json_integer((json_int_t)i));
+		}
+	}
+	for (size_t i = 0; i < json_array_size(list) && r == 0; i++) {
+		json_t *el = json_array_get(list, i);
+		if (!json_is_object(el) || !is_sidecar(e, el) ||
+		    sidecar_proven(e, el, items, added))
+			continue;
+		const char *name = json_string_value(json_object_get(el, e->n->name));
+		r = kilt_error_setf(
+			err, -EINVAL,
+			"container %s carries kilt's sidecar labels, but no container "
+			"injected by kilt in this task records adding it with that "
+			"recipe: kilt removes only what it can prove it added; remove the "
+			"container or its kilt.* labels by hand",
+			name ? name : "(unnamed)");
+	}
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			json_decref(undos[i]);
+		free(undos);
+		json_decref(added);
+		return r;
+	}
+	*ret_undos = undos;
+	*ret_added = added;
+	return 0;
+}
+
+static void undos_free(json_t **undos, size_t n)
+{
+	for (size_t i = 0; undos && i < n; i++)
+		json_decref(undos[i]);
+	free(undos);
+}
+
+/* Removes every trace of an earlier injection from a list (and its task-level fields): the
+ * sidecars kilt can prove it added (read_records), reported one by one, and each injected
+ * container's fields as its record holds them. */
+static int undo_list(struct engine *e, const struct task *t, json_t *list, json_t *props,
+		     struct kilt_error *err)
+{
+	struct item *items = NULL;
+	size_t n;
+	gather(e, list, &items, &n);
+	json_t **undos = NULL;
+	_cleanup_json_ json_t *added = NULL;
+	int r = read_records(e, list, items, n, &undos, &added, err);
+	if (r < 0) {
+		items_free(items, n);
+		return r;
+	}
+	/* recorded as a shallow copy of the list, the way back for any removal */
+	json_t *copy = json_copy(list);
+	_cleanup_json_ json_t *gone = json_array();
+	for (size_t i = json_array_size(list); i-- > 0;) {
+		json_t *el = json_array_get(list, i);
+		if (!json_is_object(el) || !is_sidecar(e, el))
+			continue;
+		json_array_insert_new(gone, 0,
+				      json_pack("[ss]",
+						json_string_value(json_object_get(el, e->n->name)),
+						get_label(e, el, LABEL_RECIPE)));
+		json_array_remove(list, i);
+	}
+	if (json_array_size(gone))
+		journal_push(e, list, J_ARRAY)->old = copy;
+	else
+		json_decref(copy);
+	for (size_t i = 0; i < n; i++)
+		if (undos[i])
+			undo_container(e, items[i].obj, undos[i], props);
+	undos_free(undos, n);
+	items_free(items, n);
+	size_t i;
+	json_t *g;
+	json_array_foreach (gone, i, g) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "sidecar of an earlier injection (recipe %s) removed",
+			 json_string_value(json_array_get(g, 1)));
+		add_decision(e, t->id, json_string_value(json_array_get(g, 0)), KILT_ECS_REMOVED,
+			     false, msg);
 	}
 	return 0;
 }
@@ -1005,20 +1263,115 @@ static void decide_platform(struct engine *e, struct task *t)
 	}
 }
 
+/* Whether the task's Services and TaskSets (CloudFormation) run it on Fargate: false with
+ * `why` when at least one references the task and none can (LaunchType EC2 or EXTERNAL, a
+ * capacity provider strategy without FARGATE or FARGATE_SPOT). A service that leaves the choice
+ * to the cluster's default strategy, or writes it as an intrinsic kilt cannot evaluate, might. */
+static bool launched_on_fargate(const struct engine *e, const struct task *t, char *why,
+				size_t size)
+{
+	if (!e->intrinsics)
+		return true;
+	const json_t *resources = json_object_get(e->cfn.template, "Resources");
+	const char *id, *first = NULL;
+	const json_t *res;
+	char how[200] = "";
+	size_t users = 0;
+	json_object_foreach ((json_t *)(uintptr_t)resources, id, res) {
+		const char *type = json_string_value(json_object_get(res, "Type"));
+		if (!type || (strcmp(type, "AWS::ECS::Service") != 0 &&
+			      strcmp(type, "AWS::ECS::TaskSet") != 0))
+			continue;
+		const json_t *props = json_object_get(res, "Properties");
+		const json_t *td = json_object_get(props, "TaskDefinition");
+		const char *fn;
+		if (!cfn_is_intrinsic(td, &fn) || strcmp(fn, "Ref") != 0 ||
+		    !json_is_string(json_object_get(td, "Ref")) ||
+		    strcmp(json_string_value(json_object_get(td, "Ref")), t->id) != 0)
+			continue;
+		users++;
+		char w[128] = "";
+		_cleanup_free_ char *lt = NULL;
+		const json_t *ltv = json_object_get(props, "LaunchType");
+		const json_t *cps = json_object_get(props, "CapacityProviderStrategy");
+		if (ltv) {
+			if (cfn_resolve_string(&e->cfn, ltv, &lt, w, sizeof(w)) < 0 ||
+			    strcmp(lt, "FARGATE") == 0)
+				return true;
+			snprintf(w, sizeof(w), "LaunchType %s", lt);
+		} else if (json_is_array(cps) && json_array_size(cps)) {
+			size_t i;
+			const json_t *el;
+			json_array_foreach (cps, i, el) {
+				_cleanup_free_ char *cp = NULL;
+				char ignored[128];
+				if (cfn_resolve_string(&e->cfn,
+						       json_object_get(el, "CapacityProvider"), &cp,
+						       ignored, sizeof(ignored)) < 0 ||
+				    strncmp(cp, "FARGATE", 7) == 0)
+					return true;
+			}
+			snprintf(w, sizeof(w), "a CapacityProviderStrategy without FARGATE");
+		} else {
+			return true; /* the cluster's default capacity provider strategy decides */
+		}
+		if (!first) {
+			first = id;
+			snprintf(how, sizeof(how), "%s", w);
+		}
+	}
+	if (!users)
+		return true;
+	if (users > 1)
+		snprintf(why, size, "%s runs it with %s (and the %zu others that use it, likewise)",
+			 first, how, users - 1);
+	else
+		snprintf(why, size, "%s runs it with %s", first, how);
+	return false;
+}
+
 static void decide_compat(struct engine *e, struct task *t)
 {
 	const struct names *n = e->n;
 	json_t *rc = json_object_get(t->props, n->requires_compatibilities);
 	if (!rc)
 		rc = json_object_get(t->props, "compatibilities"); /* describe output */
+	char why[256] = "";
 	if (!rc) {
+		/* ECS makes a task Fargate-compatible only with awsvpc networking; without
+		 * NetworkMode an EC2 task uses bridge */
+		json_t *nm = json_object_get(t->props, n->network_mode);
+		_cleanup_free_ char *mode = NULL;
+		if (!nm) {
+			skip_task(t, false,
+				  "cannot run on Fargate: RequiresCompatibilities and NetworkMode "
+				  "are "
+				  "absent, so ECS registers it for EC2 with bridge networking "
+				  "(Fargate "
+				  "needs awsvpc)%s",
+				  "");
+			return;
+		}
+		if (cfn_resolve_string(&e->cfn, nm, &mode, why, sizeof(why)) == 0 &&
+		    strcmp(mode, "awsvpc") != 0) {
+			char msg[300];
+			snprintf(msg, sizeof(msg),
+				 "cannot run on Fargate: NetworkMode %s (Fargate needs awsvpc) and "
+				 "RequiresCompatibilities is absent",
+				 mode);
+			skip_task(t, false, "%s", msg);
+			return;
+		}
+		if (!launched_on_fargate(e, t, why, sizeof(why))) {
+			skip_task(t, false, "not run on Fargate: %s", why);
+			return;
+		}
 		append_reason(t->reason, sizeof(t->reason), "%s",
 			      "RequiresCompatibilities is absent: treated as a Fargate task (set "
 			      "it to [FARGATE] to be explicit, or tag kilt-ignore)");
 		t->warn = true;
 		return;
 	}
-	char why[256] = "";
 	_cleanup_json_ json_t *list = NULL;
 	if (cfn_resolve_list(&e->cfn, rc, &list, why, sizeof(why)) < 0) {
 		char msg[400];
@@ -1036,7 +1389,21 @@ static void decide_compat(struct engine *e, struct task *t)
 			  s ? s : "?");
 		return;
 	}
+	if (!launched_on_fargate(e, t, why, sizeof(why))) {
+		skip_task(t, false, "not run on Fargate: %s", why);
+		return;
+	}
 	append_reason(t->reason, sizeof(t->reason), "%s", "Fargate task definition");
+}
+
+/* The container ProxyConfiguration names (App Mesh's Envoy): a proxy, not the application. */
+static void find_proxy(struct engine *e, struct task *t)
+{
+	json_t *pc = json_object_get(t->props, e->n->proxy_configuration);
+	json_t *cn = json_object_get(pc, e->n->container_name);
+	char why[256];
+	if (cn && cfn_resolve_string(&e->cfn, cn, &t->proxy, why, sizeof(why)) < 0)
+		t->proxy = NULL;
 }
 
 static void decide_task(struct engine *e, struct task *t)
@@ -1069,6 +1436,7 @@ static void decide_task(struct engine *e, struct task *t)
 	decide_compat(e, t);
 	if (!t->selected)
 		return;
+	find_proxy(e, t);
 	decide_platform(e, t);
 	if (!t->selected)
 		return;
@@ -1076,18 +1444,46 @@ static void decide_task(struct engine *e, struct task *t)
 		append_reason(t->reason, sizeof(t->reason), "%s", "tagged kilt-include");
 }
 
-static bool container_selected(const struct task *t, const char *name, char *why, size_t size)
+/* Whether a container of a selected task is patched; `why` (and `ret_warn`) say why not. */
+static bool container_selected(const struct engine *e, const struct task *t, const struct item *it,
+			       char *why, size_t size, bool *ret_warn)
 {
-	if (!name) {
-		snprintf(why, size, "the container has no literal name");
+	const char *name = it->name;
+	*ret_warn = false;
+	if (!name && (t->include_containers || t->ignore_containers)) {
+		snprintf(why, size,
+			 "%s, so kilt cannot tell whether the kilt-%s-containers tag names it; "
+			 "give the value with --param NAME=VALUE",
+			 it->why, t->include_containers ? "include" : "ignore");
+		*ret_warn = true;
 		return false;
 	}
 	if (t->ignore_containers && str_in_array(t->ignore_containers, name)) {
 		snprintf(why, size, "listed in the kilt-ignore-containers tag");
 		return false;
 	}
-	if (t->include_containers && !str_in_array(t->include_containers, name)) {
+	bool listed = t->include_containers && str_in_array(t->include_containers, name);
+	if (t->include_containers && !listed) {
 		snprintf(why, size, "not listed in the kilt-include-containers tag");
+		return false;
+	}
+	if (listed)
+		return true;
+	/* Containers that are not the application: an agent there would trace a log router or a
+	 * proxy (a Falco and a pdig each) for nothing. */
+	const json_t *fl = json_object_get(it->obj, e->n->firelens_configuration);
+	const char *what = NULL;
+	if (fl && !json_is_null(fl) && !(e->intrinsics && cfn_is_novalue(fl)))
+		what = "the FireLens log router (FirelensConfiguration)";
+	else if (name && t->proxy && strcmp(name, t->proxy) == 0)
+		what = "the proxy ProxyConfiguration names (App Mesh Envoy)";
+	else if (name && e->opts.skip_containers && str_in_array(e->opts.skip_containers, name))
+		what = "listed by the operator as not the application";
+	if (what) {
+		snprintf(why, size,
+			 "%s, not the application: skipped by default; name it in the task's "
+			 "kilt-include-containers tag to patch it",
+			 what);
 		return false;
 	}
 	return true;
@@ -1228,8 +1624,8 @@ static int argv_words_check(const struct engine *e, const json_t *list, const ch
 /* What the container would really run (DESIGN §3): fills owned entrypoint and command. */
 
 static int original_argv(struct engine *e, struct task *t, json_t *c, const char *image,
-			 char *summary, size_t ssize, json_t **ret_ep, json_t **ret_cmd,
-			 struct kilt_error *err)
+			 const char *image_why, char *summary, size_t ssize, json_t **ret_ep,
+			 json_t **ret_cmd, struct kilt_error *err)
 {
 	const struct names *n = e->n;
 	json_t *ep = json_object_get(c, n->entrypoint), *cmd = json_object_get(c, n->command);
@@ -1282,11 +1678,12 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 	}
 	/* The image's ENTRYPOINT is needed (and its CMD unless the container sets Command). */
 	if (!image)
-		return kilt_error_setf(err, -ENOENT,
-				       "%s is not set and the image is an intrinsic kilt cannot "
-				       "evaluate offline; set %s (and %s) on the container to what "
-				       "the image runs",
-				       n->entrypoint, n->entrypoint, n->command);
+		return kilt_error_setf(
+			err, -ENOENT,
+			"%s is not set and the image is an intrinsic kilt cannot "
+			"evaluate offline (%s); give that value, or set %s (and %s) on "
+			"the container to what the image runs",
+			n->entrypoint, image_why, n->entrypoint, n->command);
 	if (!e->opts.image_facts)
 		return kilt_error_setf(
 			err, -ENOENT,
@@ -1295,6 +1692,7 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 			"the image runs (see `docker inspect %s`)",
 			n->entrypoint, image, n->entrypoint, n->command, image);
 	_cleanup_json_ json_t *facts = NULL;
+	e->lookups++;
 	r = e->opts.image_facts(e->opts.image_facts_userdata, image, t->platform, &facts, err);
 	if (r < 0) {
 		char inner[sizeof(err->msg)];
@@ -1351,22 +1749,41 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 		return kilt_error_setf(err, -EINVAL, "the container has no %s", n->image);
 	/* The image as text: literal, or Fn::Sub text standing for the intrinsic. */
 	_cleanup_free_ char *sub_text = NULL, *resolved = NULL;
-	_cleanup_json_ json_t *sub_vars = NULL;
+	_cleanup_json_ json_t *sub_vars = NULL, *defaults = NULL;
+	char image_why[256] = "";
 	const char *image_fact = json_string_value(imagev);
 	if (!image_fact) {
 		if (!e->intrinsics || !cfn_is_intrinsic(imagev, NULL))
 			return kilt_error_setf(err, -EINVAL, "%s is not a string", n->image);
 		sub_text = cfn_sub_text(imagev, &sub_vars);
-		char why[256];
-		if (cfn_resolve_string(&e->cfn, imagev, &resolved, why, sizeof(why)) < 0)
+		defaults = json_object();
+		e->cfn.defaults_used = defaults;
+		if (cfn_resolve_string(&e->cfn, imagev, &resolved, image_why, sizeof(image_why)) <
+		    0)
 			resolved = NULL;
+		e->cfn.defaults_used = NULL;
 	}
 	const char *image_lookup = image_fact ? image_fact : resolved;
 
 	_cleanup_json_ json_t *ep = NULL, *cmd = NULL;
-	int r = original_argv(e, t, c, image_lookup, summary, ssize, &ep, &cmd, err);
+	size_t looked_up = e->lookups;
+	int r = original_argv(e, t, c, image_lookup, image_why, summary, ssize, &ep, &cmd, err);
 	if (r < 0)
 		return r;
+	if (e->lookups != looked_up && json_object_size(defaults)) {
+		/* the entrypoint written now comes from an image the template only suggests */
+		const char *pname;
+		json_t *pdef;
+		json_object_foreach (defaults, pname, pdef) {
+			append_reason(
+				summary, ssize,
+				"the image's ENTRYPOINT/CMD were looked up for %s, parameter "
+				"%s's Default: the image deployed decides; give it with --param "
+				"%s=IMAGE (the macro uses the stack's value)",
+				resolved, pname, pname);
+			t->warn = true;
+		}
+	}
 
 	_cleanup_json_ json_t *env = json_object();
 	json_t *cenv = json_object_get(c, n->environment);
@@ -1525,39 +1942,75 @@ static bool all_current(const struct engine *e, struct item *items, size_t n)
 	return true;
 }
 
+/* Appends to a filled `err` what kilt knows about a container whose name is unknown, when the
+ * recipe needed original.name. */
+static void explain_unknown_name(const struct item *it, struct kilt_error *err)
+{
+	if (it->name || !strstr(err->msg, "original.name"))
+		return;
+	size_t len = strlen(err->msg);
+	snprintf(err->msg + len, sizeof(err->msg) - len, " (%s)", it->why);
+}
+
 static int process_list(struct engine *e, struct task *t, json_t *list, struct kilt_error *err)
 {
-	_cleanup_free_ struct item *items = NULL;
+	struct item *items = NULL;
 	size_t n = 0;
 	gather(e, list, &items, &n);
 	bool marked = false;
-	for (size_t i = 0; i < n; i++)
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		marked = marked || items[i].marked;
+		rc = check_labels(e, &items[i], err);
+		if (items[i].name && !items[i].sidecar)
+			json_object_set_new(t->seen, items[i].name, json_true());
+		else if (!items[i].sidecar)
+			t->unnamed = true;
+	}
+	if (rc < 0) {
+		items_free(items, n);
+		return kilt_error_prefix(err, "%s", t->id);
+	}
 
-	char why[256];
+	char why[400];
+	bool warn;
+	if (marked) {
+		/* the records and sidecars are checked even when nothing is to change */
+		json_t **undos = NULL, *added = NULL;
+		rc = read_records(e, list, items, n, &undos, &added, err);
+		undos_free(undos, n);
+		json_decref(added);
+		if (rc < 0) {
+			items_free(items, n);
+			return kilt_error_prefix(err, "%s", t->id);
+		}
+	}
 	if (marked && e->planner && t->selected && all_current(e, items, n)) {
 		bool same = true;
 		for (size_t i = 0; i < n && same; i++)
 			if (!items[i].sidecar)
 				same = items[i].marked ==
-				       container_selected(t, items[i].name, why, sizeof(why));
+				       container_selected(e, t, &items[i], why, sizeof(why), &warn);
 		if (same) {
 			for (size_t i = 0; i < n; i++) {
 				if (items[i].sidecar)
 					continue;
-				char msg[300];
+				char msg[400];
+				warn = false;
 				if (items[i].marked)
 					snprintf(msg, sizeof(msg),
 						 "already injected with recipe %s (sha256 %.12s)",
 						 e->planner->name, e->planner->hash);
 				else
-					container_selected(t, items[i].name, msg, sizeof(msg));
-				add_decision(e, t->id, items[i].name ? items[i].name : "(unnamed)",
+					container_selected(e, t, &items[i], msg, sizeof(msg),
+							   &warn);
+				add_decision(e, t->id, items[i].label,
 					     items[i].marked ? KILT_ECS_UNCHANGED
 							     : KILT_ECS_SKIPPED,
-					     false, msg);
+					     warn, msg);
 				t->any_unchanged = t->any_unchanged || items[i].marked;
 			}
+			items_free(items, n);
 			return 0;
 		}
 	}
@@ -1565,28 +2018,30 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 	_cleanup_json_ json_t *was_marked = json_object();
 	if (marked) {
 		for (size_t i = 0; i < n; i++)
-			if (items[i].marked && !items[i].sidecar && items[i].name)
-				json_object_set_new(was_marked, items[i].name, json_true());
-		int r = undo_list(e, list, t->props, err);
-		if (r < 0)
-			return r;
-		free(items);
+			if (items[i].marked && !items[i].sidecar)
+				json_object_set_new(was_marked, items[i].label, json_true());
+		int r = undo_list(e, t, list, t->props, err);
+		if (r < 0) {
+			items_free(items, n);
+			return kilt_error_prefix(err, "%s", t->id);
+		}
+		items_free(items, n);
 		items = NULL;
 		gather(e, list, &items, &n);
 	}
 
 	if (!e->planner || !t->selected) {
 		for (size_t i = 0; i < n; i++) {
-			const char *name = items[i].name ? items[i].name : "(unnamed)";
-			bool removed = json_object_get(was_marked, name) != NULL;
+			bool removed = json_object_get(was_marked, items[i].label) != NULL;
 			char msg[700];
 			snprintf(msg, sizeof(msg), "%s%s",
 				 removed ? "earlier injection removed: " : "",
 				 e->planner ? t->reason : "kilt remove");
-			add_decision(e, t->id, name, removed ? KILT_ECS_REMOVED : KILT_ECS_SKIPPED,
-				     false, msg);
+			add_decision(e, t->id, items[i].label,
+				     removed ? KILT_ECS_REMOVED : KILT_ECS_SKIPPED, false, msg);
 			t->any_removed = t->any_removed || removed;
 		}
+		items_free(items, n);
 		return 0;
 	}
 
@@ -1596,26 +2051,45 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		.sidecar_keys = json_object(),
 		.names = json_object(),
 	};
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (items[i].name)
 			json_object_set_new(ls.names, items[i].name, json_true());
-	int rc = 0;
+		/* a name the containers already point at is taken too: a sidecar by that name would
+		 * answer a reference kilt did not write, and kilt could not prove it added it */
+		source_containers(e, json_object_get(items[i].obj, e->n->volumes_from), ls.names,
+				  0);
+		json_t *deps = json_object_get(items[i].obj, e->n->depends_on);
+		size_t k;
+		json_t *dep;
+		json_array_foreach (deps, k, dep) {
+			const char *dn =
+				json_string_value(json_object_get(dep, e->n->container_name));
+			if (dn)
+				json_object_set_new(ls.names, dn, json_true());
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		/* a copy: a failed patch under fail-open rebuilds the object that holds the name */
-		_cleanup_free_ char *name = xstrdup(items[i].name ? items[i].name : "(unnamed)");
-		bool removed = json_object_get(was_marked, name) != NULL;
-		if (!container_selected(t, items[i].name, why, sizeof(why))) {
-			char msg[300];
+		_cleanup_free_ char *label = xstrdup(items[i].label);
+		bool removed = json_object_get(was_marked, label) != NULL;
+		if (!container_selected(e, t, &items[i], why, sizeof(why), &warn)) {
+			char msg[500];
 			snprintf(msg, sizeof(msg), "%s%s",
 				 removed ? "earlier injection removed: " : "", why);
-			add_decision(e, t->id, name, removed ? KILT_ECS_REMOVED : KILT_ECS_SKIPPED,
-				     false, msg);
+			add_decision(e, t->id, label, removed ? KILT_ECS_REMOVED : KILT_ECS_SKIPPED,
+				     warn, msg);
 			t->any_removed = t->any_removed || removed;
 			continue;
 		}
 		char summary[512] = "";
 		bool warn_before = t->warn;
 		t->warn = false;
+		if (!items[i].name) {
+			append_reason(summary, sizeof(summary),
+				      "%s: reported by its position, original.name unknown",
+				      items[i].why);
+			t->warn = true;
+		}
 		/* fail-open needs a way back when a container cannot be patched: the journal for
 		 * the document, copies for the list's own state */
 		bool fo = e->opts.fail_open;
@@ -1623,12 +2097,13 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		_cleanup_json_ json_t *sidecars_backup = fo ? json_deep_copy(ls.sidecars) : NULL;
 		_cleanup_json_ json_t *keys_backup = fo ? json_deep_copy(ls.sidecar_keys) : NULL;
 		_cleanup_json_ json_t *names_backup = fo ? json_deep_copy(ls.names) : NULL;
-		int r = patch_container(e, t, &ls, items[i].obj, name, summary, sizeof(summary),
-					err);
-		bool warn = t->warn; /* the container's own warnings, reported with it */
+		int r = patch_container(e, t, &ls, items[i].obj, items[i].name, summary,
+					sizeof(summary), err);
+		warn = t->warn; /* the container's own warnings, reported with it */
 		t->warn = warn_before;
 		if (r < 0) {
-			kilt_error_prefix(err, "%s: container %s", t->id, name);
+			explain_unknown_name(&items[i], err);
+			kilt_error_prefix(err, "%s: container %s", t->id, label);
 			if (!e->opts.fail_open) {
 				rc = r;
 				break;
@@ -1643,14 +2118,14 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 			ls.names = json_incref(names_backup);
 			char msg[700];
 			snprintf(msg, sizeof(msg), "not patched (fail-open): %s", err->msg);
-			add_decision(e, t->id, name, KILT_ECS_SKIPPED, true, msg);
+			add_decision(e, t->id, label, KILT_ECS_SKIPPED, true, msg);
 			*err = (struct kilt_error){ 0 };
 			continue;
 		}
 		char msg[700];
 		snprintf(msg, sizeof(msg), "injected recipe %s%s%s", e->planner->name,
 			 summary[0] ? ": " : "", summary);
-		add_decision(e, t->id, name, KILT_ECS_PATCHED, warn, msg);
+		add_decision(e, t->id, label, KILT_ECS_PATCHED, warn, msg);
 		t->any_patched = true;
 	}
 	if (rc == 0 && json_array_size(ls.sidecars)) {
@@ -1658,13 +2133,34 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		json_array_extend(list, ls.sidecars);
 	}
 	list_state_done(&ls);
+	items_free(items, n);
 	return rc;
+}
+
+/* A kilt-include-containers or kilt-ignore-containers tag naming no container of the task (a
+ * typo, or a container renamed since) would otherwise change nothing in silence. */
+static void check_listed(struct task *t, const json_t *list, const char *tag)
+{
+	size_t i;
+	const json_t *v;
+	json_array_foreach (list, i, v) {
+		const char *name = json_string_value(v);
+		if (!name || json_object_get(t->seen, name))
+			continue;
+		char msg[300];
+		snprintf(msg, sizeof(msg),
+			 "the %s tag names %s, which is no container of the task%s", tag, name,
+			 t->unnamed ? " kilt can name (give unknown names with --param)"
+				    : " (a typo?)");
+		append_reason(t->reason, sizeof(t->reason), "%s", msg);
+		t->warn = true;
+	}
 }
 
 static int process_task(struct engine *e, const char *id, json_t *props, json_t *containers,
 			struct kilt_error *err)
 {
-	struct task t = { .id = id, .props = props };
+	struct task t = { .id = id, .props = props, .seen = json_object() };
 	if (e->planner)
 		decide_task(e, &t);
 	else
@@ -1693,6 +2189,10 @@ static int process_task(struct engine *e, const char *id, json_t *props, json_t 
 		r = kilt_error_setf(err, -EINVAL, "%s: %s is not a list", id,
 				    e->n->container_definitions);
 	}
+	if (r == 0 && e->planner && t.selected && containers) {
+		check_listed(&t, t.include_containers, "kilt-include-containers");
+		check_listed(&t, t.ignore_containers, "kilt-ignore-containers");
+	}
 	struct kilt_ecs_decision *d = &e->report->decisions[t.decision];
 	d->warning = t.warn;
 	if (t.any_patched)
@@ -1706,6 +2206,8 @@ static int process_task(struct engine *e, const char *id, json_t *props, json_t 
 	free(d->reason);
 	d->reason = reason_dup(e->planner ? t.reason : "kilt remove");
 	free(t.platform);
+	free(t.proxy);
+	json_decref(t.seen);
 	json_decref(t.include_containers);
 	json_decref(t.ignore_containers);
 	json_decref(t.metadata);
@@ -1724,9 +2226,27 @@ static json_t *from_describe(json_t *doc)
 		if (strcmp(readonly[i], "compatibilities") != 0 ||
 		    json_object_get(td, "requiresCompatibilities"))
 			json_object_del(td, readonly[i]);
+	/* --include TAGS puts the tags beside taskDefinition; some tools copy them inside too:
+	 * both count (a kilt-ignore in either is honoured), each key once, inside first */
 	json_t *tags = json_object_get(doc, "tags");
-	if (json_array_size(tags) && !json_object_get(td, "tags"))
+	json_t *inner = json_object_get(td, "tags");
+	if (json_array_size(tags) && !inner) {
 		json_object_set(td, "tags", tags);
+	} else if (json_array_size(tags) && json_is_array(inner)) {
+		json_t *merged = json_copy(inner);
+		size_t i, j;
+		json_t *tag, *have;
+		json_array_foreach (tags, i, tag) {
+			bool dup = false;
+			json_array_foreach (inner, j, have) {
+				dup = dup || json_equal(json_object_get(tag, "key"),
+							json_object_get(have, "key"));
+			}
+			if (!dup)
+				json_array_append(merged, tag);
+		}
+		json_object_set_new(td, "tags", merged);
+	}
 	return td;
 }
 
@@ -1749,6 +2269,32 @@ void kilt_ecs_prune_empty(json_t *value)
 				json_object_del(value, k);
 		}
 	}
+}
+
+/* Whether a Fn::ForEach value (its output template, nested loops included) defines a task. */
+static bool holds_task(const json_t *v, unsigned depth)
+{
+	if (depth > MAX_EDIT_DEPTH)
+		return false;
+	const char *type = json_string_value(json_object_get(v, "Type"));
+	if (type && strcmp(type, "AWS::ECS::TaskDefinition") == 0)
+		return true;
+	if (json_is_array(v)) {
+		size_t i;
+		const json_t *el;
+		json_array_foreach (v, i, el) {
+			if (holds_task(el, depth + 1))
+				return true;
+		}
+	} else if (json_is_object(v)) {
+		const char *k;
+		const json_t *el;
+		json_object_foreach ((json_t *)(uintptr_t)v, k, el) {
+			if (holds_task(el, depth + 1))
+				return true;
+		}
+	}
+	return false;
 }
 
 static int run(struct engine *e, json_t *doc, struct kilt_error *err)
@@ -1776,6 +2322,19 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 		const char *id;
 		json_t *res;
 		json_object_foreach (resources, id, res) {
+			if (strncmp(id, "Fn::ForEach::", 13) == 0 && holds_task(res, 0)) {
+				r = kilt_error_setf(
+					err, -EINVAL,
+					"%s holds an AWS::ECS::TaskDefinition, which kilt cannot "
+					"patch before CloudFormation expands the loop: with the "
+					"macro, "
+					"list AWS::LanguageExtensions before it in Transform; with "
+					"kilt inject, write the task definitions out",
+					id);
+				if (!e->opts.discard_on_failure)
+					journal_rollback(e->journal, 0);
+				return r;
+			}
 			const char *type = json_string_value(json_object_get(res, "Type"));
 			if (!type || strcmp(type, "AWS::ECS::TaskDefinition") != 0)
 				continue;

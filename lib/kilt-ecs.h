@@ -59,6 +59,10 @@ struct kilt_ecs_options {
 	const json_t *sidecar_log_configuration;
 	/* sidecars get no LogConfiguration at all (wins over the two above) */
 	bool sidecar_logs_off;
+	/* borrowed, may be NULL: an array of container names that are not the application (like
+	 * the FireLens log router and the ProxyConfiguration proxy, which are skipped anyway):
+	 * skipped with a reason unless a task's kilt-include-containers tag names them. */
+	const json_t *skip_containers;
 	/* A container that cannot be patched (entrypoint unknown, image unresolvable...) is skipped
 	 * with a warning instead of failing the whole document. */
 	bool fail_open;

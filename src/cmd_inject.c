@@ -47,6 +47,10 @@ static void help(FILE *out)
 	      "container\n"
 	      "      --remove            undo every earlier kilt injection instead of injecting\n"
 	      "      --fail-open         skip (with a warning) containers that cannot be patched\n"
+	      "      --skip-container NAME  a container that is not the application: skipped\n"
+	      "                          unless a kilt-include-containers tag names it\n"
+	      "                          (repeatable; FireLens routers and the\n"
+	      "                          ProxyConfiguration proxy are skipped anyway)\n"
 	      "      --sidecar-credentials ARN\n"
 	      "                          RepositoryCredentials secret for the sidecars' images\n"
 	      "      --no-image-lookup   never ask a registry for an image's ENTRYPOINT/CMD\n"
@@ -372,6 +376,7 @@ enum {
 	OPT_CA_FILE,
 	OPT_IMAGE_TIMEOUT,
 	OPT_JSON_PATH,
+	OPT_SKIP_CONTAINER,
 };
 
 int cmd_inject(int argc, char **argv)
@@ -394,6 +399,7 @@ int cmd_inject(int argc, char **argv)
 		{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY },
 		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 		{ "image-timeout", required_argument, NULL, OPT_IMAGE_TIMEOUT },
+		{ "skip-container", required_argument, NULL, OPT_SKIP_CONTAINER },
 		{ "json-path", required_argument, NULL, OPT_JSON_PATH }, /* hidden */
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -411,6 +417,7 @@ int cmd_inject(int argc, char **argv)
 	_cleanup_(registry_client_freep) struct registry_client *registry = NULL;
 	_cleanup_json_ json_t *config = json_object();
 	_cleanup_json_ json_t *params = json_object();
+	_cleanup_json_ json_t *skip = json_array();
 	int c;
 	while ((c = getopt_long(argc, argv, "r:o:if:m:s:p:eh", lopts, NULL)) != -1) {
 		switch (c) {
@@ -487,6 +494,12 @@ int cmd_inject(int argc, char **argv)
 		case OPT_NO_IMAGE_LOOKUP:
 			image_lookup = false;
 			break;
+		case OPT_SKIP_CONTAINER:
+			if (!*optarg || json_array_append_new(skip, json_string(optarg)) < 0)
+				return cli_usage_error("inject",
+						       "--skip-container expects a container name "
+						       "(UTF-8)");
+			break;
 		case OPT_AUTH_FILE:
 			ropts.auth_file = optarg;
 			break;
@@ -538,6 +551,7 @@ int cmd_inject(int argc, char **argv)
 		out_path = path;
 	opts.config = config;
 	opts.parameters = params;
+	opts.skip_containers = json_array_size(skip) ? skip : NULL;
 	opts.discard_on_failure = true; /* nothing is written when the run fails */
 
 	struct kilt_error err = { 0 };

@@ -1,42 +1,64 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# One behaviour, several doors: every CloudFormation JSON golden case that `kilt inject` runs with
+# One behaviour, several doors: every CloudFormation golden case that `kilt inject` runs with
 # default options goes through the CloudFormation macro (`kilt cfn-macro --event`, the same engine
 # behind the Lambda runtime) too, with the case's recipe given inline. The macro's fragment must
 # equal the golden output but for the recipe's name and hash labels (the macro names an inline
-# recipe "inline"); a want-error case must be a `failure` reply.
+# recipe "inline"); a want-error case must be a `failure` reply. A case's `--param NAME=VALUE`
+# arguments become the event's templateParameterValues (`--explain` changes nothing); cases with
+# other arguments are the CLI's own. YAML cases go in as the JSON CloudFormation hands a macro
+# (short-form tags read as their long forms, tests/ecs/cfn_yaml.py).
 set -euo pipefail
 : "${KILT:?KILT must name the kilt binary}"
 src=${KILT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kilt-ecs-macro.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+export PYTHONPATH="$src/tests/ecs${PYTHONPATH:+:$PYTHONPATH}"
 n=0
 for dir in "$src"/tests/golden/ecs/*/; do
   name=$(basename "$dir")
-  [ -f "$dir/input.json" ] || continue
-  [ -f "$dir/args" ] || [ -f "$dir/pre-recipe" ] && continue
-  grep -q '"Resources"' "$dir/input.json" || continue
+  input=$(ls "$dir"/input.json "$dir"/input.yaml 2>/dev/null | head -n1 || true)
+  [ -n "$input" ] || continue
+  [ -f "$dir/pre-recipe" ] && continue
+  grep -q 'Resources' "$input" || continue
+  # (nor a YAML document CloudFormation would refuse: an error located in the input file)
+  [ -f "$dir/want-error" ] && grep -q '^input\.yaml:' "$dir/want-error" && continue
   recipe=falco
   [ -f "$dir/recipe" ] && recipe=$(tr -d '[:space:]' <"$dir/recipe")
   # (malformed JSON cannot reach the macro: CloudFormation hands it parsed templates)
-  python3 - "$dir/input.json" "$tmp/event.json" <<'PY' || continue
-import json, sys
+  python3 - "$input" "$tmp/event.json" "$dir/args" <<'PY' || continue
+import json, os, sys
+import cfn_yaml
 try:
-    frag = json.load(open(sys.argv[1]))
+    frag = cfn_yaml.load(sys.argv[1])
 except ValueError:
     sys.exit(1)
+values = {}
+if os.path.exists(sys.argv[3]):
+    args = [a for a in open(sys.argv[3]).read().split("\n") if a]
+    i = 0
+    while i < len(args):
+        if args[i] == "--explain":
+            i += 1
+        elif args[i] == "--param" and i + 1 < len(args) and "=" in args[i + 1]:
+            k, v = args[i + 1].split("=", 1)
+            values[k] = v
+            i += 2
+        else:
+            sys.exit(1)  # an option only the CLI has
 json.dump({"region": "us-east-1", "accountId": "123456789012", "fragment": frag,
            "transformId": "123456789012::Kilt", "params": {}, "requestId": "golden",
-           "templateParameterValues": {}}, open(sys.argv[2], "w"))
+           "templateParameterValues": values}, open(sys.argv[2], "w"))
 PY
   set +e
   KILT_RECIPE=$(cat "$src/tests/ecs/recipes/$recipe.conf") \
     "$KILT" cfn-macro --event "$tmp/event.json" >"$tmp/reply.json" 2>"$tmp/log"
   set -e
-  want=$dir/want.json
+  want=$(ls "$dir"/want.json "$dir"/want.yaml 2>/dev/null | head -n1 || true)
   [ -f "$dir/want-error" ] && want=error
   python3 - "$tmp/reply.json" "$want" "$name" <<'PY'
 import json, sys
+import cfn_yaml
 reply = json.load(open(sys.argv[1]))
 name = sys.argv[3]
 if sys.argv[2] == "error":
@@ -53,7 +75,7 @@ def norm(v):
     if isinstance(v, str):
         return v.replace("injected recipe inline", "injected recipe *")
     return v
-want = json.load(open(sys.argv[2]))
+want = cfn_yaml.load(sys.argv[2])
 if norm(reply["fragment"]) != norm(want):
     sys.exit(f"{name}: the macro's fragment differs from the golden output")
 PY

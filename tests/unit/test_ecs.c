@@ -297,9 +297,19 @@ static void test_ecs__selection(void **state)
 	assert_non_null(strstr(rep.decisions[0].reason, "not a Fargate"));
 	kilt_ecs_report_done(&rep);
 
-	assert_int_equal(task_verdict("{" CONTAINERS "}", NULL, &rep), KILT_ECS_PATCHED);
+	assert_int_equal(task_verdict("{\"NetworkMode\":\"awsvpc\"," CONTAINERS "}", NULL, &rep),
+			 KILT_ECS_PATCHED);
 	assert_true(rep.decisions[0].warning);
 	assert_non_null(strstr(rep.decisions[0].reason, "absent"));
+	kilt_ecs_report_done(&rep);
+
+	/* no RequiresCompatibilities and bridge networking (ECS's default): EC2 only */
+	assert_int_equal(task_verdict("{" CONTAINERS "}", NULL, &rep), KILT_ECS_SKIPPED);
+	assert_non_null(strstr(rep.decisions[0].reason, "cannot run on Fargate"));
+	kilt_ecs_report_done(&rep);
+	assert_int_equal(task_verdict("{\"NetworkMode\":\"host\"," CONTAINERS "}", NULL, &rep),
+			 KILT_ECS_SKIPPED);
+	assert_non_null(strstr(rep.decisions[0].reason, "NetworkMode host"));
 	kilt_ecs_report_done(&rep);
 
 	assert_int_equal(task_verdict("{\"RequiresCompatibilities\":[\"FARGATE\"],"
