@@ -26,8 +26,7 @@ struct fileio_out {
 
 /* ---- reading -------------------------------------------------------------------------------- */
 
-int fileio_read(const char *path, size_t max, char **ret, size_t *ret_len,
-		struct kilt_error *err)
+int fileio_read(const char *path, size_t max, char **ret, size_t *ret_len, struct kilt_error *err)
 {
 	if (strcmp(path, "-") != 0) {
 		int r = kilt_read_file(path, max, ret, ret_len);
@@ -341,18 +340,15 @@ int fileio_out_commit(struct fileio_out *o, int r, struct kilt_error *err)
 	if (r == 0)
 		r = keep_attributes(o, err);
 	if (r == 0 && fsync(o->fd) < 0)
-		r = kilt_error_set(err, -errno, o->name, 0, 0, "cannot write: %s",
-				   strerror(errno));
+		r = kilt_error_set(err, -errno, o->name, 0, 0, "cannot write: %s", strerror(errno));
 	int fd = o->fd;
 	o->fd = -1;
 	if (close(fd) < 0 && r == 0)
-		r = kilt_error_set(err, -errno, o->name, 0, 0, "cannot write: %s",
-				   strerror(errno));
+		r = kilt_error_set(err, -errno, o->name, 0, 0, "cannot write: %s", strerror(errno));
 	sigset_t old;
 	block_signals(&old);
 	if (r == 0 && rename(o->tmp, o->target) < 0)
-		r = kilt_error_set(err, -errno, o->name, 0, 0, "cannot write: %s",
-				   strerror(errno));
+		r = kilt_error_set(err, -errno, o->name, 0, 0, "cannot write: %s", strerror(errno));
 	if (r < 0)
 		(void)unlink(o->tmp);
 	free(steal_pointer(&o->tmp));

@@ -12,8 +12,7 @@
 
 /* Reads `path` ("-": standard input) whole, up to `max` bytes. On failure `err` names the file
  * and the OS reason (-EFBIG when larger than `max`). `ret` is owned and NUL-terminated. */
-int fileio_read(const char *path, size_t max, char **ret, size_t *ret_len,
-		struct kilt_error *err);
+int fileio_read(const char *path, size_t max, char **ret, size_t *ret_len, struct kilt_error *err);
 
 /* True when `a` and `b` name the same existing file (links followed). "-" is never a file. */
 bool fileio_same_file(const char *a, const char *b);
