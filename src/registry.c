@@ -190,7 +190,6 @@ int registry_client_new(const struct registry_options *opts, struct registry_cli
 	const char *ca = opts->ca_file ? opts->ca_file : getenv("SSL_CERT_FILE");
 	c->ca_file = ca && *ca ? xstrdup(ca) : NULL;
 	const char *dir = opts->cache_dir ? opts->cache_dir : getenv("KILT_CACHE_DIR");
-	c->cache = registry_cache_new(opts->max_entries, dir);
 	c->opts.cache_dir = NULL;
 	c->opts.insecure = NULL;
 	c->opts.auth_file = NULL;
@@ -198,6 +197,8 @@ int registry_client_new(const struct registry_options *opts, struct registry_cli
 	c->opts.default_platform = NULL;
 	int r = kilt_platform_parse(opts->default_platform ? opts->default_platform : "linux/amd64",
 				    &c->default_platform, err);
+	if (r == 0)
+		r = registry_cache_new(opts->max_entries, dir, &c->cache, err);
 	if (r == 0)
 		r = load_auth(c, opts->auth_file, err);
 	if (r < 0) {

@@ -88,7 +88,10 @@ int registry_facts_callback(void *userdata, const char *image, const char *platf
 /* ---- the cache (registry_cache.c) ---------------------------------------------------------- */
 
 struct registry_cache;
-struct registry_cache *registry_cache_new(size_t max_entries, const char *dir);
+/* `dir` (NULL: memory only) must be writable by this user alone, or sticky and this user's:
+ * else -EPERM with a message saying why. */
+int registry_cache_new(size_t max_entries, const char *dir, struct registry_cache **ret,
+		       struct kilt_error *err);
 void registry_cache_free(struct registry_cache *cache);
 /* Returns a new reference to the cached value of `key` (NULL when absent or expired). A
  * negative entry returns NULL with *ret_negative set and `err` filled from the stored error. */

@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The registry client's cache: a bounded LRU of tag -> digest (with a TTL), digest -> facts
  * (forever, optionally persisted on disk since a digest never changes) and failed lookups (short
- * TTL). Thread-safe behind one mutex; values are jansson objects handed out by reference. */
+ * TTL). Thread-safe behind one mutex; values are jansson objects handed out by reference.
+ *
+ * The directory on disk may be shared (root's and a user's runs, a CI cache): nothing in it is
+ * trusted that this user did not write. It is refused when others may write into it (unless it
+ * is sticky and this user's own), files are reached only through the directory's descriptor and
+ * never through a link, temporary files are created exclusively under unpredictable names, and
+ * an entry is read only when it is a regular file owned by this user. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -25,8 +32,11 @@ struct registry_cache {
 	struct centry **buckets; /* owned */
 	size_t n_buckets, n_entries, max_entries;
 	struct centry *head, *tail;
-	char *dir; /* owned, may be NULL */
+	int dir_fd; /* the cache directory, or -1 */
 };
+
+/* A persisted entry is written by kilt only; anything larger is not one. */
+#define MAX_DISK_ENTRY (1u << 20)
 
 static int64_t now_ms(void)
 {
@@ -45,8 +55,46 @@ static uint64_t hash_key(const char *s)
 	return h;
 }
 
-struct registry_cache *registry_cache_new(size_t max_entries, const char *dir)
+/* Opens the cache directory (made 0700 when missing) and checks that nobody else can write
+ * into it: neither another owner, nor group or others, unless it is sticky (others can add
+ * names but not replace this user's) and owned by this user. */
+static int open_dir(const char *dir, int *ret_fd, struct kilt_error *err)
 {
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return kilt_error_set(err, -errno, dir, 0, 0, "cache directory: cannot create: %s",
+				      strerror(errno));
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return kilt_error_set(err, -errno, dir, 0, 0, "cache directory: %s",
+				      strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return kilt_error_set(err, -errno, dir, 0, 0, "cache directory: %s",
+				      strerror(errno));
+	bool mine = st.st_uid == geteuid();
+	bool others_write = !mine || (st.st_mode & (S_IWGRP | S_IWOTH));
+	if (others_write && !(mine && (st.st_mode & S_ISVTX)))
+		return kilt_error_set(err, -EPERM, dir, 0, 0,
+				      "cache directory: %s (mode %04o, owner %lu) lets other users "
+				      "plant entries or links; use a directory of your own that "
+				      "only you can write (chmod go-w), or a sticky one you own",
+				      mine ? "writable by group or others"
+					   : "owned by another user",
+				      (unsigned)(st.st_mode & 07777), (unsigned long)st.st_uid);
+	*ret_fd = fd;
+	fd = -1;
+	return 0;
+}
+
+int registry_cache_new(size_t max_entries, const char *dir, struct registry_cache **ret,
+		       struct kilt_error *err)
+{
+	int dir_fd = -1;
+	if (dir && *dir) {
+		int r = open_dir(dir, &dir_fd, err);
+		if (r < 0)
+			return r;
+	}
 	struct registry_cache *c = xcalloc(1, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
 	c->max_entries = max_entries ? max_entries : 4096;
@@ -54,11 +102,9 @@ struct registry_cache *registry_cache_new(size_t max_entries, const char *dir)
 	while (c->n_buckets < c->max_entries)
 		c->n_buckets *= 2;
 	c->buckets = xcalloc(c->n_buckets, sizeof(*c->buckets));
-	if (dir && *dir) {
-		c->dir = xstrdup(dir);
-		mkdir(dir, 0700);
-	}
-	return c;
+	c->dir_fd = dir_fd;
+	*ret = c;
+	return 0;
 }
 
 static void entry_free(struct centry *e)
@@ -77,7 +123,8 @@ void registry_cache_free(struct registry_cache *c)
 		entry_free(e);
 	}
 	free(c->buckets);
-	free(c->dir);
+	if (c->dir_fd >= 0)
+		close(c->dir_fd);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -126,20 +173,26 @@ static struct centry *find(struct registry_cache *c, const char *key)
 	return NULL;
 }
 
-/* The file name of a persisted key: its sha256 (keys hold '/' and ':'). */
-static char *disk_path(const struct registry_cache *c, const char *key)
+/* The file name of a persisted key, inside the directory: its sha256 (keys hold '/' and ':'). */
+static char *disk_name(const char *key)
 {
 	_cleanup_free_ char *d = kilt_digest_sha256(key, strlen(key));
-	return xasprintf("%s/%s.json", c->dir, d + 7);
+	return xasprintf("%s.json", d + 7);
 }
 
 static json_t *disk_get(const struct registry_cache *c, const char *key)
 {
-	if (!c->dir)
+	if (c->dir_fd < 0)
 		return NULL;
-	_cleanup_free_ char *path = disk_path(c, key);
+	_cleanup_free_ char *name = disk_name(key);
+	_cleanup_close_ int fd =
+		openat(c->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_size > MAX_DISK_ENTRY)
+		return NULL; /* absent, a link, or not written by this user: not an entry */
 	json_error_t jerr;
-	json_t *doc = json_load_file(path, 0, &jerr);
+	json_t *doc = json_loadfd(fd, 0, &jerr);
 	const char *k = json_string_value(json_object_get(doc, "key"));
 	json_t *v = json_object_get(doc, "value");
 	if (!k || strcmp(k, key) != 0 || !json_is_object(v)) {
@@ -151,20 +204,43 @@ static json_t *disk_get(const struct registry_cache *c, const char *key)
 	return v;
 }
 
+/* Creates "<name>.<random>" exclusively in the directory (never through a link). */
+static int create_temp(const struct registry_cache *c, const char *name, char **ret_tmp)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t rnd;
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			return -EIO;
+		char *tmp = xasprintf("%s.%016llx.tmp", name, (unsigned long long)rnd);
+		int fd = openat(c->dir_fd, tmp,
+				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			*ret_tmp = tmp;
+			return fd;
+		}
+		int e = errno;
+		free(tmp);
+		if (e != EEXIST)
+			return -e;
+	}
+	return -EEXIST;
+}
+
 static void disk_put(const struct registry_cache *c, const char *key, json_t *value)
 {
-	if (!c->dir)
+	if (c->dir_fd < 0)
 		return;
-	_cleanup_free_ char *path = disk_path(c, key);
-	_cleanup_free_ char *tmp = xasprintf("%s.%ld.tmp", path, (long)getpid());
+	_cleanup_free_ char *name = disk_name(key);
+	_cleanup_free_ char *tmp = NULL;
 	_cleanup_json_ json_t *doc = json_pack("{s:s, s:O}", "key", key, "value", value);
-	/* Written whole, then renamed: a reader never sees half a file. */
-	if (json_dump_file(doc, tmp, JSON_COMPACT | JSON_SORT_KEYS) == 0) {
-		if (rename(tmp, path) < 0)
-			unlink(tmp);
-	} else {
-		unlink(tmp);
-	}
+	_cleanup_close_ int fd = create_temp(c, name, &tmp);
+	if (fd < 0)
+		return; /* the cache on disk is an optimisation: the lookup stands without it */
+	/* Written whole, then renamed: a reader never sees half a file. rename replaces a link
+	 * planted at the name, never its target. */
+	if (json_dumpfd(doc, fd, JSON_COMPACT | JSON_SORT_KEYS) < 0 ||
+	    renameat(c->dir_fd, tmp, c->dir_fd, name) < 0)
+		(void)unlinkat(c->dir_fd, tmp, 0);
 }
 
 static void insert(struct registry_cache *c, const char *key, json_t *value,
@@ -211,7 +287,7 @@ json_t *registry_cache_get(struct registry_cache *c, const char *key, bool *ret_
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (!e && c->dir) {
+	if (!e && c->dir_fd >= 0) {
 		v = disk_get(c, key);
 		if (v) {
 			pthread_mutex_lock(&c->lock);
