@@ -7,8 +7,8 @@
  * reparented to it. Other arguments are ignored, so a command appended by the orchestrator is
  * harmless.
  *
- * `kilt-wait --copy SRC DEST` copies the tree under the directory SRC into the directory DEST
- * (created when missing) and exits: 0 when everything was copied, 1 on the first failure (one
+ * `kilt-wait --copy SRC DEST [SRC DEST]...` copies the tree under each directory SRC into the
+ * directory DEST that follows it (created when missing), pair after pair, and exits: 0 when everything was copied, 1 on the first failure (one
  * line on stderr naming the path and the reason), 2 on a usage error. On Kubernetes it is the
  * init container that fills an emptyDir from the agent image, which may hold nothing but the
  * agent's files and these static helpers: no shell, no cp. Directories, regular files and
@@ -366,11 +366,17 @@ static int copy_tree(const char *src, const char *dest)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--copy") == 0) {
-		if (argc != 4 || !argv[2][0] || !argv[3][0]) {
-			fail("usage: kilt-wait --copy SRC DEST");
+		bool ok = argc >= 4 && argc % 2 == 0;
+		for (int i = 2; ok && i < argc; i++)
+			ok = argv[i][0] != '\0';
+		if (!ok) {
+			fail("usage: kilt-wait --copy SRC DEST [SRC DEST]...");
 			return 2;
 		}
-		return copy_tree(argv[2], argv[3]);
+		for (int i = 2; i + 1 < argc; i += 2)
+			if (copy_tree(argv[i], argv[i + 1]))
+				return 1;
+		return 0;
 	}
 	return idle();
 }

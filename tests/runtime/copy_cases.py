@@ -133,9 +133,20 @@ def case_host():
     rc, out, err = run([kw, "--copy", src, os.path.join(d, "afile")])
     check_eq(rc, 1, "DEST that is a file fails")
     check("cannot open the destination directory" in err, f"DEST-is-a-file message: {err!r}")
-    for args in (["--copy"], ["--copy", src], ["--copy", src, dest, "x"], ["--copy", "", dest]):
+    for args in (["--copy"], ["--copy", src], ["--copy", src, dest, "x"], ["--copy", "", dest],
+                 ["--copy", src, dest, src, ""]):
         rc, out, err = run([kw, *args])
-        check_eq((rc, err), (2, "usage: kilt-wait --copy SRC DEST\n"), f"usage error for {args}")
+        check_eq((rc, err), (2, "usage: kilt-wait --copy SRC DEST [SRC DEST]...\n"), f"usage error for {args}")
+
+    # Several pairs in one run (one init container per mount, one pair per volume); the first
+    # failure stops the run.
+    rc, out, err = run([kw, "--copy", os.path.join(src, "etc"), os.path.join(d, "p1"), os.path.join(src, "bin"), os.path.join(d, "p2")])
+    check_eq((rc, err), (0, ""), "two pairs copy")
+    check_eq(snapshot(os.path.join(d, "p1")), {k[4:]: v for k, v in want.items() if k.startswith("etc/")}, "first pair")
+    check(os.path.isdir(os.path.join(d, "p2")), "second pair")
+    rc, out, err = run([kw, "--copy", os.path.join(d, "nope"), os.path.join(d, "p3"), src, os.path.join(d, "p4")])
+    check_eq(rc, 1, "a failing first pair fails the run")
+    check(not os.path.exists(os.path.join(d, "p4")), "pairs after a failure are not copied")
 
     # The depth bound: 64 directories below SRC copy, 65 do not.
     for depth, want_rc in ((64, 0), (65, 1)):
