@@ -23,12 +23,19 @@ enum kilt_yaml_flags {
 	KILT_YAML_SCHEMA_1_2 = 1u << 2,
 };
 
+/* The default input limit, and the most kilt_yaml_dump and kilt_yaml_dump_json write (so kilt
+ * reads back whatever it wrote): 8 MiB. */
+#define KILT_YAML_MAX_INPUT_BYTES 8388608u
+
 /* Limits on untrusted input; each has its own error message when exceeded (code -E2BIG). */
 struct kilt_yaml_limits {
 	size_t max_input_bytes; /* default 8 MiB (CloudFormation macro payloads are <= 6 MB) */
 	unsigned max_depth; /* nesting of mappings/sequences, default 128 */
 	size_t max_alias_nodes; /* nodes created by expanding aliases, in total; default 100000 */
 	size_t max_documents; /* per stream, default 10000 */
+	/* bytes of string and key text copied by expanding aliases, in total per document;
+	 * default 8 MiB (one large anchored scalar aliased many times is few nodes, many bytes) */
+	size_t max_alias_bytes;
 };
 
 /* Fills `ret` with the defaults above. */
@@ -53,7 +60,8 @@ enum kilt_format kilt_yaml_detect(const char *buf, size_t len);
  * Scalars: quoted and block scalars are strings; plain scalars are resolved as documented for
  * KILT_YAML_SCHEMA_1_2 above; integers that do not fit in 64 bits, `.inf` and `.nan` (which
  * JSON cannot hold) and timestamps stay strings. Keys are always the scalar's text. Anchors and
- * aliases are expanded into independent copies (bounded by max_alias_nodes); a merge key `<<`
+ * aliases are expanded into independent copies (bounded by max_alias_nodes and max_alias_bytes);
+ * a merge key `<<`
  * is applied without KILT_YAML_CFN_TAGS and is an error with it (CloudFormation rejects it).
  *
  * Errors (err has file, 1-based line and column, and a message): syntax errors from the YAML
@@ -74,7 +82,7 @@ int kilt_yaml_load_file(const char *path, unsigned flags, const struct kilt_yaml
  * Deterministic: the same json_t always gives the same bytes. Ends with a newline.
  * Round trip: kilt_yaml_load(kilt_yaml_dump(j)) equals j with the same flags.
  * Errors: KILT_YAML_MULTI with a root that is not an array, or a real that is not finite
- * (-EINVAL). */
+ * (-EINVAL); more than KILT_YAML_MAX_INPUT_BYTES of output (-E2BIG). */
 int kilt_yaml_dump(const json_t *root, unsigned flags, char **ret, size_t *ret_len,
 		   struct kilt_error *err);
 

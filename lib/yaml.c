@@ -12,8 +12,9 @@
 #include "kilt.h"
 
 #define YAML_CORE_TAG "tag:yaml.org,2002:"
-/* Largest YAML text kilt_yaml_dump produces; a bound, not a target. */
-#define DUMP_MAX_BYTES (512u << 20)
+/* Largest text kilt_yaml_dump and kilt_yaml_dump_json produce: what kilt_yaml_load reads by
+ * default, so that kilt can always read back (and re-apply a recipe to) what it wrote. */
+#define DUMP_MAX_BYTES KILT_YAML_MAX_INPUT_BYTES
 /* Deepest json_t kilt_yaml_dump accepts (values built by kilt are far shallower). */
 #define DUMP_MAX_DEPTH 1024u
 /* Implicit keys longer than this are written in explicit `? key` form (YAML caps them at 1024). */
@@ -22,10 +23,11 @@
 void kilt_yaml_limits_default(struct kilt_yaml_limits *ret)
 {
 	*ret = (struct kilt_yaml_limits){
-		.max_input_bytes = 8u << 20,
+		.max_input_bytes = KILT_YAML_MAX_INPUT_BYTES,
 		.max_depth = 128,
 		.max_alias_nodes = 100000,
 		.max_documents = 10000,
+		.max_alias_bytes = 8u << 20,
 	};
 }
 
@@ -263,6 +265,7 @@ struct anchor {
 	json_t *value; /* owned reference */
 	size_t nodes; /* nodes in the value */
 	unsigned height; /* nesting levels in the value */
+	size_t bytes; /* string and key text in the value; SIZE_MAX until an alias needs it */
 };
 
 struct frame {
@@ -290,6 +293,7 @@ struct loader {
 	struct anchor *anchors; /* owned */
 	size_t n_anchors, anchors_cap;
 	size_t alias_nodes;
+	size_t alias_bytes; /* text copied by aliases in the current document */
 	json_t *docs; /* owned: documents finished so far */
 	json_t *root; /* owned: the current document's value */
 	size_t n_documents;
@@ -363,7 +367,7 @@ static void loader_done(struct loader *l)
 	json_decref(l->root);
 }
 
-static const struct anchor *find_anchor(const struct loader *l, const char *name, size_t len)
+static struct anchor *find_anchor(const struct loader *l, const char *name, size_t len)
 {
 	for (size_t i = l->n_anchors; i-- > 0;)
 		if (strlen(l->anchors[i].name) == len && memcmp(l->anchors[i].name, name, len) == 0)
@@ -377,7 +381,8 @@ static void add_anchor(struct loader *l, char *name, json_t *value, size_t nodes
 		l->anchors_cap = l->anchors_cap ? 2 * l->anchors_cap : 16;
 		l->anchors = xrealloc(l->anchors, l->anchors_cap * sizeof(*l->anchors));
 	}
-	l->anchors[l->n_anchors++] = (struct anchor){ name, json_incref(value), nodes, height };
+	l->anchors[l->n_anchors++] =
+		(struct anchor){ name, json_incref(value), nodes, height, SIZE_MAX };
 }
 
 static char *token_dup(struct fy_token *t)
@@ -740,6 +745,25 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 			 m);
 }
 
+/* Bytes of string and key text in `v`, counted up to `cap` (then `cap` + 1). The depth is
+ * bounded by max_depth: values are built by the loader. */
+static size_t text_bytes(const json_t *v, size_t cap)
+{
+	size_t n = 0;
+	if (json_is_string(v))
+		return json_string_length(v);
+	if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v) && n <= cap; i++)
+			n += text_bytes(json_array_get(v, i), cap - n);
+	} else if (json_is_object(v)) {
+		for (void *it = json_object_iter((json_t *)(uintptr_t)v); it && n <= cap;
+		     it = json_object_iter_next((json_t *)(uintptr_t)v, it))
+			n += json_object_iter_key_len(it) +
+			     text_bytes(json_object_iter_value(it), cap - n);
+	}
+	return n > cap ? (cap == SIZE_MAX ? cap : cap + 1) : n;
+}
+
 static int on_alias(struct loader *l, struct fy_event *e)
 {
 	/* the event starts at the name; the node starts at the '*' before it */
@@ -755,7 +779,7 @@ static int on_alias(struct loader *l, struct fy_event *e)
 	const char *name = fy_token_get_text(e->alias.anchor, &len);
 	if (!name)
 		return fail(l, -EINVAL, m, "unreadable alias");
-	const struct anchor *a = find_anchor(l, name, len);
+	struct anchor *a = find_anchor(l, name, len);
 	if (!a) {
 		for (size_t i = 0; i < l->depth; i++) {
 			const char *fa = l->stack[i].anchor;
@@ -768,6 +792,14 @@ static int on_alias(struct loader *l, struct fy_event *e)
 			    name);
 	}
 	l->tagged_empty = false;
+	if (a->bytes == SIZE_MAX)
+		a->bytes = text_bytes(a->value, l->lim.max_alias_bytes);
+	if (a->bytes > l->lim.max_alias_bytes - l->alias_bytes)
+		return fail(l, -E2BIG, m,
+			    "alias *%.*s: expanding aliases would copy more than %zu bytes of text "
+			    "(limit on alias expansion; this one copies %zu)",
+			    (int)(len > 100 ? 100 : len), name, l->lim.max_alias_bytes, a->bytes);
+	l->alias_bytes += a->bytes;
 	if (expecting_key(l)) {
 		if (!json_is_string(a->value))
 			return fail(l, -EINVAL, m, "alias *%.*s used as a key is not a string",
@@ -843,6 +875,7 @@ static int on_document_end(struct loader *l)
 {
 	loader_clear_anchors(l);
 	l->alias_nodes = 0;
+	l->alias_bytes = 0;
 	if (!(l->flags & KILT_YAML_MULTI))
 		return 0;
 	json_t *doc = steal_pointer(&l->root);
@@ -978,6 +1011,25 @@ static int load_yaml(const char *buf, size_t len, const char *name, unsigned fla
 				c);
 		return kilt_error_set(err, -EINVAL, name, line, column,
 				      "invalid UTF-8 (byte 0x%02X); YAML input must be UTF-8", c);
+	}
+	/* libfyaml 0.7.12 leaks a buffer on some runs of CR line breaks in a double-quoted scalar
+	 * ("l\r\r\n\r\r\n\n\n\r"). YAML reads CR LF and a lone CR as one LF (never as content),
+	 * so the parser gets LF only: same values, lines and columns. */
+	_cleanup_free_ char *lf = NULL;
+	if (memchr(buf, '\r', len)) {
+		lf = xmalloc(len);
+		size_t n = 0;
+		for (size_t i = 0; i < len; i++) {
+			if (buf[i] != '\r') {
+				lf[n++] = buf[i];
+				continue;
+			}
+			lf[n++] = '\n';
+			if (i + 1 < len && buf[i + 1] == '\n')
+				i++;
+		}
+		buf = lf;
+		len = n;
 	}
 	struct loader l = {
 		.name = name, .buf = buf, .len = len, .flags = flags, .lim = *lim, .err = err
@@ -1631,6 +1683,14 @@ int kilt_yaml_dump(const json_t *root, unsigned flags, char **ret, size_t *ret_l
 	} else {
 		put_value(&e, root, 0, POS_ROOT, 0);
 	}
+	if (e.rc == -E2BIG) {
+		kbuf_done(&e.b);
+		return kilt_error_setf(
+			err, e.rc,
+			"yaml: cannot write more than %zu bytes, the most kilt reads "
+			"back",
+			(size_t)DUMP_MAX_BYTES);
+	}
 	if (e.rc < 0) {
 		kbuf_done(&e.b);
 		return kilt_error_setf(err, e.rc, "yaml: cannot write %s", e.what);
@@ -1665,7 +1725,11 @@ int kilt_yaml_dump_json(const json_t *root, unsigned flags, char **ret, size_t *
 		}
 		if (kbuf_adds(&b, s) < 0 || kbuf_addc(&b, '\n') < 0) {
 			kbuf_done(&b);
-			return kilt_error_setf(err, -E2BIG, "json: output larger than the limit");
+			return kilt_error_setf(
+				err, -E2BIG,
+				"json: cannot write more than %zu bytes, the most kilt "
+				"reads back",
+				(size_t)DUMP_MAX_BYTES);
 		}
 	}
 	if (ret_len)

@@ -471,6 +471,68 @@ static void test_yaml__billion_laughs(void **state)
 	lim.max_alias_nodes = 12;
 	assert_int_equal(kilt_yaml_load(small, strlen(small), "s", 0, &lim, &v, &err), 0);
 	json_decref(v);
+
+	/* a bomb by bytes, not nodes: one 1 MiB scalar aliased 2000 times is 2001 nodes */
+	size_t big = 1u << 20;
+	struct kbuf b;
+	kbuf_init(&b, 4u << 20);
+	kbuf_adds(&b, "a: &big \"");
+	for (size_t i = 0; i < big; i++)
+		kbuf_add(&b, "x", 1);
+	kbuf_adds(&b, "\"\nb:\n");
+	for (int i = 0; i < 2000; i++)
+		kbuf_adds(&b, "  - *big\n");
+	err = (struct kilt_error){ 0 };
+	assert_int_equal(kilt_yaml_load(b.data, b.len, "bomb.yaml", 0, NULL, &v, &err), -E2BIG);
+	assert_int_equal(err.line, 11); /* the 9th alias: 9 MiB is over the 8 MiB default */
+	assert_int_equal(err.column, 5);
+	assert_non_null(strstr(err.msg, "alias *big"));
+	assert_non_null(strstr(err.msg, "more than 8388608 bytes"));
+	kbuf_done(&b);
+	/* configurable, and aliases used as keys count too */
+	lim.max_alias_nodes = 100;
+	lim.max_alias_bytes = 10;
+	const char *keys = "k: &k abcd\nm:\n  *k : 1\nn:\n  *k : 2\no:\n  *k : 3\n";
+	assert_int_equal(kilt_yaml_load(keys, strlen(keys), "k", 0, &lim, &v, &err), -E2BIG);
+	assert_int_equal(err.line, 7);
+	lim.max_alias_bytes = 12;
+	assert_int_equal(kilt_yaml_load(keys, strlen(keys), "k", 0, &lim, &v, &err), 0);
+	json_decref(v);
+}
+
+/* What kilt writes, it reads back: the writers stop where the default input limit is. */
+static void test_yaml__dump_within_input_limit(void **state)
+{
+	(void)state;
+	size_t chunk = 1u << 20;
+	char *s = xmalloc(chunk + 1);
+	memset(s, 'x', chunk);
+	s[chunk] = '\0';
+	json_auto_t *doc = json_array();
+	for (int i = 0; i < 7; i++)
+		json_array_append_new(doc, json_string(s));
+	char *out = NULL;
+	size_t len = 0;
+	struct kilt_error err = { 0 };
+	/* 7 MiB of text: written and read back with the default limits */
+	assert_int_equal(kilt_yaml_dump(doc, 0, &out, &len, &err), 0);
+	json_t *back = NULL;
+	assert_int_equal(kilt_yaml_load(out, len, "7", 0, NULL, &back, &err), 0);
+	assert_true(json_equal(doc, back));
+	json_decref(back);
+	free(out);
+	/* 9 MiB: refused with the reason, by both writers */
+	json_array_append_new(doc, json_string(s));
+	json_array_append_new(doc, json_string(s));
+	out = NULL;
+	assert_int_equal(kilt_yaml_dump(doc, 0, &out, &len, &err), -E2BIG);
+	assert_null(out);
+	assert_non_null(
+		strstr(err.msg, "cannot write more than 8388608 bytes, the most kilt reads"));
+	assert_int_equal(kilt_yaml_dump_json(doc, 0, &out, &len, &err), -E2BIG);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "cannot write more than 8388608 bytes"));
+	free(s);
 }
 
 /* ---- errors --------------------------------------------------------------------------------- */
@@ -788,6 +850,7 @@ int main(void)
 		cmocka_unit_test(test_yaml__billion_laughs),
 		cmocka_unit_test(test_yaml__errors_located),
 		cmocka_unit_test(test_yaml__limits),
+		cmocka_unit_test(test_yaml__dump_within_input_limit),
 		cmocka_unit_test(test_yaml__silent),
 		cmocka_unit_test(test_yaml__json_input),
 		cmocka_unit_test(test_yaml__load_file),
