@@ -71,6 +71,9 @@ struct pctx {
 	char *incstack[64]; /* owned: real paths of the files being parsed */
 	uint16_t incfile[64]; /* their sources in the document (names for messages) */
 	unsigned nincstack;
+	/* owned: with KILT_HOCON_INCLUDE_BESIDE, the real directory of the root document ending
+	 * in '/' (NULL: it has none, so nothing may be included) */
+	char *root_dir;
 	struct kbuf scratch;
 };
 
@@ -1150,6 +1153,14 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 	else if (r == 0 && !S_ISREG(st.st_mode))
 		return perr(ps, at, -EINVAL, "cannot include \"%s\": %s is not a regular file",
 			    name, path);
+	if (r == 0 && doc->limits.includes == KILT_HOCON_INCLUDE_BESIDE) {
+		_cleanup_free_ char *rp = realpath(path, NULL);
+		if (!rp || !c->root_dir || strncmp(rp, c->root_dir, strlen(c->root_dir)) != 0)
+			return perr(ps, at, -EPERM,
+				    "cannot include \"%s\": %s is outside the directory of %s "
+				    "(only files beside it may be included)",
+				    name, path, doc->srcs[c->incfile[0]].name);
+	}
 	if (r == 0)
 		r = kilt_read_file(path, doc->limits.max_input_bytes, &text, &len);
 	if (r == -ENOENT && !required)
@@ -1228,11 +1239,34 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 	return r < 0 ? r : 1;
 }
 
+/* True when `name` has a ".." segment. */
+static bool has_dotdot(const char *name)
+{
+	for (const char *p = name; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += n;
+		p += strspn(p, "/");
+	}
+	return false;
+}
+
 static int do_include(struct parser *ps, struct hobj *o, const char *at, const char *name,
 		      bool required)
 {
 	if (!*name)
 		return perr(ps, at, -EINVAL, "cannot include an empty file name");
+	const struct kilt_hocon *doc = ps->c->doc;
+	if (doc->limits.includes == KILT_HOCON_INCLUDE_NONE)
+		return perr(ps, at, -EPERM,
+			    "cannot include \"%s\": this document may not include files", name);
+	if (doc->limits.includes == KILT_HOCON_INCLUDE_BESIDE &&
+	    (name[0] == '/' || has_dotdot(name) || !ps->c->root_dir))
+		return perr(ps, at, -EPERM,
+			    "cannot include \"%s\": only files beside %s may be included (a "
+			    "relative name without '..')",
+			    name, doc->srcs[ps->c->incfile[0]].name);
 	_cleanup_free_ char *full = NULL;
 	if (name[0] == '/' || strcmp(ps->dir, ".") == 0)
 		full = xstrdup(name);
@@ -1670,6 +1704,11 @@ int hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir, str
 	};
 	c.incfile[c.nincstack] = file;
 	c.incstack[c.nincstack++] = realpath(src->name, NULL);
+	if (doc->limits.includes == KILT_HOCON_INCLUDE_BESIDE && c.incstack[0]) {
+		char buf[4096];
+		const char *d = hocon_dir_of(c.incstack[0], buf, sizeof(buf));
+		c.root_dir = strcmp(d, "/") == 0 ? xstrdup("/") : xasprintf("%s/", d);
+	}
 	struct hval *root = new_obj_val(&ps, src->text);
 	int r = parse_source_root(&ps, root->obj, false);
 	if (r == -EAGAIN) {
@@ -1682,6 +1721,7 @@ int hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir, str
 	}
 	for (unsigned i = 0; i < c.nincstack; i++)
 		free(c.incstack[i]);
+	free(c.root_dir);
 	free(c.path);
 	kbuf_done(&c.scratch);
 	if (r < 0)

@@ -174,6 +174,7 @@ void kilt_hocon_limits_default(struct kilt_hocon_limits *ret)
 		.max_depth = 128,
 		.max_include_depth = 16,
 		.max_subst_depth = 64,
+		.includes = KILT_HOCON_INCLUDE_FILES,
 	};
 }
 

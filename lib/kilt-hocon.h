@@ -4,6 +4,19 @@
 #ifndef KILT_HOCON_H
 #define KILT_HOCON_H
 
+/* Which files `include` may read. A trust decision the caller makes from where the text came
+ * from; the document has no say in it. */
+enum kilt_hocon_includes {
+	/* any file, relative to the including file (the HOCON specification) */
+	KILT_HOCON_INCLUDE_FILES = 0,
+	/* only files in the root document's own directory or below it: a relative name without
+	 * a ".." segment, whose real path (links followed) stays inside that directory. A
+	 * document given as text with no file name includes nothing. */
+	KILT_HOCON_INCLUDE_BESIDE,
+	/* no include at all (text from someone who may not read this machine's files) */
+	KILT_HOCON_INCLUDE_NONE,
+};
+
 /* Limits on untrusted input; each has its own error message when exceeded. Resolution is also
  * bounded: when substitutions would copy more than 4 Mi + 32 x (input bytes) values and string
  * bytes (exponential self-copies), it fails with -E2BIG instead of exhausting memory. */
@@ -12,6 +25,8 @@ struct kilt_hocon_limits {
 	unsigned max_depth; /* nesting of objects/arrays (default 128) */
 	unsigned max_include_depth; /* default 16 */
 	unsigned max_subst_depth; /* chained substitutions during resolution (default 64) */
+	/* default KILT_HOCON_INCLUDE_FILES; a refused include fails with -EPERM */
+	enum kilt_hocon_includes includes;
 };
 
 /* Fills `ret` with the defaults above. */

@@ -26,8 +26,15 @@ struct kilt_recipe;
  * `build`/`runtime`; docs/recipe.md). Validation errors carry file:line:column. Loading resolves
  * the recipe once with placeholder facts of the right types, so a recipe that loads can fail at
  * evaluation only because of the real facts or config (an unknown fact, a config value of the
- * wrong type). `kilt_recipe_load_string` takes `name` for messages (NULL: "inline"); when it is a
- * path, includes are resolved relative to its directory. */
+ * wrong type). `kilt_recipe_load_string` takes `name` for messages (NULL: "inline").
+ *
+ * Trust: where the text comes from decides which files it may include (never the environment:
+ * there is no environment fallback at all). A recipe read by kilt_recipe_load_file is the
+ * operator's (a file they installed: `-r FILE`, a file shipped beside the function or mounted
+ * into the webhook): it may include files in its own directory or below it, never outside
+ * (-EPERM). Text given to kilt_recipe_load_string (a stack's Transform parameters, a URL, S3, an
+ * annotation, the built-in recipe) may include no file at all (-EPERM): front ends load every
+ * recipe whose text someone else supplies through it. */
 int kilt_recipe_load_file(const char *path, struct kilt_recipe **ret, struct kilt_error *err);
 int kilt_recipe_load_string(const char *text, size_t len, const char *name,
 			    struct kilt_recipe **ret, struct kilt_error *err);

@@ -647,16 +647,22 @@ static int validate(const struct kilt_hocon *doc, const json_t *ctx, const char 
 	return r;
 }
 
+/* `includes`: a recipe read from a file (the operator's) may include files beside it; text from
+ * anywhere else (a stack's parameters, a URL, S3, an annotation, the binary) includes nothing,
+ * so whoever supplies it cannot make kilt read this machine's files into its output. */
 static int load(const char *text, size_t len, const char *display, const char *name_src,
-		kilt_recipe_error_fn *fn, void *userdata, struct kilt_recipe **ret,
-		struct kilt_error *err)
+		enum kilt_hocon_includes includes, kilt_recipe_error_fn *fn, void *userdata,
+		struct kilt_recipe **ret, struct kilt_error *err)
 {
 	struct kilt_error e = { 0 };
 	struct kilt_hocon *doc = NULL;
 	_cleanup_json_ json_t *ctx = NULL;
 	_cleanup_json_ json_t *partial = NULL;
 	_cleanup_json_ json_t *reads = NULL;
-	int r = kilt_hocon_parse_string(text, len, display, NULL, &doc, &e);
+	struct kilt_hocon_limits lim;
+	kilt_hocon_limits_default(&lim);
+	lim.includes = includes;
+	int r = kilt_hocon_parse_string(text, len, display, &lim, &doc, &e);
 	if (r < 0) {
 		if (fn)
 			fn(&e, userdata);
@@ -768,7 +774,8 @@ fail:
 int kilt_recipe_load_string(const char *text, size_t len, const char *name,
 			    struct kilt_recipe **ret, struct kilt_error *err)
 {
-	return load(text, len, name ? name : "inline", name, NULL, NULL, ret, err);
+	return load(text, len, name ? name : "inline", name, KILT_HOCON_INCLUDE_NONE, NULL, NULL,
+		    ret, err);
 }
 
 static int read_recipe(const char *path, char **ret, size_t *ret_len, struct kilt_error *err)
@@ -791,7 +798,7 @@ int kilt_recipe_load_file(const char *path, struct kilt_recipe **ret, struct kil
 	int r = read_recipe(path, &text, &len, err);
 	if (r < 0)
 		return r;
-	return load(text, len, path, path, NULL, NULL, ret, err);
+	return load(text, len, path, path, KILT_HOCON_INCLUDE_BESIDE, NULL, NULL, ret, err);
 }
 
 int kilt_recipe_check_file(const char *path, kilt_recipe_error_fn *fn, void *userdata)
@@ -806,7 +813,7 @@ int kilt_recipe_check_file(const char *path, kilt_recipe_error_fn *fn, void *use
 		return r;
 	}
 	struct kilt_recipe *rec = NULL;
-	r = load(text, len, path, path, fn, userdata, &rec, NULL);
+	r = load(text, len, path, path, KILT_HOCON_INCLUDE_BESIDE, fn, userdata, &rec, NULL);
 	kilt_recipe_free(rec);
 	return r;
 }

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "internal.h"
 #include "lambda.h"
 #include "registry.h"
@@ -637,53 +638,51 @@ static int macro_init(struct macro *m, struct kilt_error *err)
 
 /* ---- front ends ---------------------------------------------------------------------------- */
 
+/* --event answers on stdout whatever happens, as CloudFormation would be answered: a failure
+ * reply carrying the event's requestId when one can be read ("" otherwise). The error also goes
+ * to stderr. */
+static int event_failure(const char *body, size_t len, const struct kilt_error *err)
+{
+	cli_report(err);
+	char id[256] = "";
+	if (body) {
+		json_auto_t *j = json_loadb(body, len, 0, NULL);
+		const char *s = json_string_value(json_object_get(j, "requestId"));
+		if (s && strlen(s) < sizeof(id))
+			memcpy(id, s, strlen(s) + 1);
+	}
+	char buf[1024], msg[1100];
+	snprintf(msg, sizeof(msg), "kilt: %s", kilt_error_format(err, buf, sizeof(buf)));
+	_cleanup_free_ char *reply = NULL;
+	size_t reply_len = 0;
+	struct kilt_error ignored = { 0 };
+	if (kilt_macro_reply(id, NULL, msg, &reply, &reply_len, &ignored) == 0) {
+		fwrite(reply, 1, reply_len, stdout);
+		fputc('\n', stdout);
+	}
+	return EXIT_ERROR;
+}
+
 static int run_event_file(const char *path)
 {
 	struct kilt_error err = { 0 };
 	_cleanup_free_ char *body = NULL;
 	size_t len = 0;
-	int r;
-	if (strcmp(path, "-") == 0) {
-		struct kbuf b;
-		kbuf_init(&b, MAX_EVENT_BYTES);
-		char chunk[65536];
-		size_t n;
-		r = 0;
-		while (r >= 0 && (n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
-			r = kbuf_add(&b, chunk, n);
-		if (r < 0 || ferror(stdin)) {
-			kbuf_done(&b);
-			kilt_error_setf(&err, r < 0 ? r : -EIO, "stdin: %s",
-					r < 0 ? "event too large" : "read error");
-			cli_report(&err);
-			return EXIT_ERROR;
-		}
-		len = b.len;
-		body = kbuf_steal(&b);
-	} else {
-		r = kilt_read_file(path, MAX_EVENT_BYTES, &body, &len);
-		if (r < 0) {
-			kilt_error_setf(&err, r, "%s: %s", path, strerror(-r));
-			cli_report(&err);
-			return EXIT_ERROR;
-		}
-	}
+	if (fileio_read(path, MAX_EVENT_BYTES, &body, &len, &err) < 0)
+		return event_failure(NULL, 0, &err);
 	struct macro m = { 0 };
-	r = macro_init(&m, &err);
+	int r = macro_init(&m, &err);
 	if (r < 0) {
 		kilt_error_prefix(&err, "settings");
-		cli_report(&err);
 		macro_done(&m);
-		return EXIT_ERROR;
+		return event_failure(body, len, &err);
 	}
 	size_t reply_len = 0;
 	bool success = false;
 	_cleanup_free_ char *reply = handle(&m, NULL, body, len, &reply_len, &success, &err);
 	macro_done(&m);
-	if (!reply) {
-		cli_report(&err);
-		return EXIT_ERROR;
-	}
+	if (!reply)
+		return event_failure(body, len, &err);
 	fwrite(reply, 1, reply_len, stdout);
 	fputc('\n', stdout);
 	return success ? EXIT_OK : EXIT_ERROR;
