@@ -71,6 +71,7 @@ struct response {
 	char content_type[256];
 	char digest[160]; /* Docker-Content-Digest */
 	char *www_auth; /* owned */
+	char *location; /* owned: where a 3xx points (absolute), or NULL */
 };
 
 static int64_t now_ms(void)
@@ -323,6 +324,8 @@ static void response_done(struct response *r)
 	kbuf_done(&r->body);
 	free(r->www_auth);
 	r->www_auth = NULL;
+	free(r->location);
+	r->location = NULL;
 }
 
 /* "host[:port]" of an http(s) URL, lower case. */
@@ -341,11 +344,12 @@ static void url_host(const char *url, char *buf, size_t size)
 		*q = (char)tolower((unsigned char)*q);
 }
 
-/* Sends one request within the lookup's time budget. Returns 0 with `resp` filled (any HTTP
- * status), or a negative code with `err` filled for transport failures. */
-static int http_do(struct lookup *l, const char *method, const char *url,
-		   const struct curl_slist *extra, const char *body, size_t body_len,
-		   size_t max_body, struct response *resp, struct kilt_error *err)
+/* Sends one request (redirects not followed) within the lookup's time budget. Returns 0 with
+ * `resp` filled (any HTTP status), or a negative code with `err` filled for transport failures
+ * and for plain HTTP to a host not named insecure. */
+static int http_once(struct lookup *l, const char *method, const char *url,
+		     const struct curl_slist *extra, const char *body, size_t body_len,
+		     size_t max_body, struct response *resp, struct kilt_error *err)
 {
 	struct registry_client *c = l->c;
 	int64_t left = l->deadline_ms - now_ms();
@@ -374,10 +378,9 @@ static int http_do(struct lookup *l, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+	/* http_do follows redirects itself: each hop is checked against the TLS policy */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, insecure ? "http,https" : "https");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, insecure ? "http,https" : "https");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "kilt/" KILT_VERSION);
 	/* One request at a time per handle: HTTP/2 buys nothing here and measured slower. */
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -422,7 +425,58 @@ static int http_do(struct lookup *l, const char *method, const char *url,
 		return kilt_error_setf(err, code, "%s %s: %s", method, url, what);
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	char *loc = NULL;
+	if (resp->status >= 300 && resp->status < 400 &&
+	    curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+		resp->location = xstrdup(loc);
 	return 0;
+}
+
+#define MAX_REDIRECTS 5
+
+/* Sends a request and follows up to MAX_REDIRECTS redirects (blob storage), each hop held to
+ * the same policy as the first: plain HTTP only to a host named insecure (a plain-HTTP registry
+ * cannot send kilt to another plain-HTTP host), and the Authorization header only to the host
+ * it was meant for. */
+static int http_do(struct lookup *l, const char *method, const char *url,
+		   const struct curl_slist *extra, const char *body, size_t body_len,
+		   size_t max_body, struct response *resp, struct kilt_error *err)
+{
+	char first_host[300];
+	url_host(url, first_host, sizeof(first_host));
+	_cleanup_free_ char *hop_url = xstrdup(url);
+	struct curl_slist *stripped = NULL; /* owned: `extra` without Authorization */
+	const struct curl_slist *headers = extra;
+	int r;
+	for (int hop = 0;; hop++) {
+		r = http_once(l, method, hop_url, headers, body, body_len, max_body, resp, err);
+		if (r < 0) {
+			if (hop > 0)
+				kilt_error_prefix(err, "redirected from %s", url);
+			break;
+		}
+		if (!resp->location || strcmp(method, "GET") != 0)
+			break;
+		if (hop == MAX_REDIRECTS) {
+			r = kilt_error_setf(err, -EPROTO, "GET %s: more than %d redirects", url,
+					    MAX_REDIRECTS);
+			response_done(resp);
+			break;
+		}
+		free(hop_url);
+		hop_url = steal_pointer(&resp->location);
+		response_done(resp);
+		char host[300];
+		url_host(hop_url, host, sizeof(host));
+		if (strcmp(host, first_host) != 0 && !stripped && headers == extra) {
+			for (const struct curl_slist *e = extra; e; e = e->next)
+				if (strncasecmp(e->data, "Authorization:", 14) != 0)
+					stripped = curl_slist_append(stripped, e->data);
+			headers = stripped;
+		}
+	}
+	curl_slist_free_all(stripped);
+	return r;
 }
 
 /* ---- credentials --------------------------------------------------------------------------- */
@@ -650,6 +704,60 @@ static char *basic_header(const char *user, const char *pass)
 	return xasprintf("Authorization: Basic %s", b64);
 }
 
+/* `host` without its port ("[::1]:5000" -> "::1"), lower-case. */
+static void host_only(const char *hostport, char *buf, size_t size)
+{
+	const char *p = hostport;
+	size_t n;
+	if (*p == '[') {
+		p++;
+		n = strcspn(p, "]");
+	} else {
+		n = strcspn(p, ":");
+	}
+	snprintf(buf, size, "%.*s", (int)n, p);
+	for (char *q = buf; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+}
+
+static bool is_ip_literal(const char *h)
+{
+	return strchr(h, ':') || strspn(h, "0123456789.") == strlen(h);
+}
+
+static bool ends_with_label(const char *h, const char *domain)
+{
+	size_t a = strlen(h), b = strlen(domain);
+	return a > b && h[a - b - 1] == '.' && strcmp(h + a - b, domain) == 0;
+}
+
+/* May the credentials of the registry at `registry` (host[:port]) go to a token service on
+ * `realm_host`? Yes for the same host, a name under it, or a name under its parent domain when
+ * that parent has two labels or more and does not look like a public suffix such as co.uk
+ * (registry-1.docker.io -> auth.docker.io, registry.gitlab.com -> gitlab.com). Ports do not
+ * matter; IP addresses must match exactly. kilt has no public suffix list: this is the rule,
+ * and docs/images.md states it. */
+static bool realm_shares_domain(const char *registry, const char *realm_host)
+{
+	char reg[300], realm[300];
+	host_only(registry, reg, sizeof(reg));
+	host_only(realm_host, realm, sizeof(realm));
+	if (strcmp(reg, realm) == 0)
+		return true;
+	if (is_ip_literal(reg) || is_ip_literal(realm))
+		return false;
+	if (ends_with_label(realm, reg))
+		return true;
+	const char *parent = strchr(reg, '.');
+	if (!parent || !strchr(++parent, '.'))
+		return false;
+	const char *last = strrchr(parent, '.') + 1;
+	bool two_labels = strchr(parent, '.') == last - 1;
+	if (two_labels && strlen(last) == 2 && (size_t)(last - 1 - parent) <= 3)
+		return false; /* co.uk, com.au, or.jp: registrable domains sit one label below */
+	return strcmp(realm, parent) == 0 || ends_with_label(realm, parent);
+}
+
 /* Gets a bearer token from the challenge's realm (with basic credentials when there are some). */
 static int bearer_token(struct lookup *l, const struct kilt_auth_challenge *ch, const char *user,
 			const char *pass, struct kilt_error *err)
@@ -666,6 +774,19 @@ static int bearer_token(struct lookup *l, const struct kilt_auth_challenge *ch, 
 	_cleanup_free_ char *url =
 		xasprintf("%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", scope,
 			  svc ? "&service=" : "", svc ? svc : "");
+	char realm_host[300];
+	url_host(ch->realm, realm_host, sizeof(realm_host));
+	bool withheld = false;
+	if (user && !realm_shares_domain(kilt_imageref_api_host(l->ref), realm_host) &&
+	    !realm_shares_domain(reg, realm_host)) {
+		/* The registry named a token service elsewhere: its credentials stay home. */
+		fprintf(stderr,
+			"kilt: warning: %s: the token service %s is not on the registry's domain; "
+			"asking it for a token without the registry's credentials\n",
+			reg, realm_host);
+		user = pass = NULL;
+		withheld = true;
+	}
 	struct curl_slist *list = NULL;
 	_cleanup_free_ char *basic = user ? basic_header(user, pass) : NULL;
 	if (basic)
@@ -689,7 +810,10 @@ static int bearer_token(struct lookup *l, const struct kilt_auth_challenge *ch, 
 				    "%s: unauthorized: token service %s answered HTTP %ld%s%s%s",
 				    reg, ch->realm, resp.status, msg || detail ? ": " : "",
 				    msg ? msg : (detail ? detail : ""),
-				    user ? "" : " (no credentials configured for this registry)");
+				    user       ? ""
+				    : withheld ? " (the registry's credentials were not sent: the "
+						 "token service is not on the registry's domain)"
+					       : " (no credentials configured for this registry)");
 		response_done(&resp);
 		return r;
 	}

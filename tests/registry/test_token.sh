@@ -6,7 +6,7 @@
 # WWW-Authenticate bearer challenge, anonymously or with credentials, and reuse its token.
 source "$(dirname "$0")/lib.sh"
 
-make_ca
+EXTRA_SAN=DNS:registry.kilt.test,DNS:auth.kilt.test make_ca
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kilt token signer" \
   -keyout "$WORK/pki/token.key" -out "$WORK/pki/token.crt" 2>/dev/null
 TPORT=$(free_port)
@@ -62,5 +62,36 @@ rc=0
 err=$("${K[@]}" --auth-file "$WORK/wrong.json" "$REG/private/ep:1" 2>&1) || rc=$?
 expect_eq "wrong password at the token service" "$err" \
   "kilt: image $REG/private/ep:1: $REG: unauthorized: token service https://127.0.0.1:$TPORT/token answered HTTP 401: invalid username or password"
+
+# Credentials go to a token service on the registry's own domain only (docs/images.md). A second
+# registry whose realm is auth.kilt.test: reached as registry.kilt.test (same domain) kilt sends
+# the credentials; reached as 127.0.0.1 (another host) it asks anonymously and warns. It serves
+# the first registry's storage (skopeo could not resolve auth.kilt.test to push).
+mkdir -p "$WORK/token-domain"
+ln -s "$WORK/token/data" "$WORK/token-domain/data"
+start_registry token-domain "auth:
+  token:
+    realm: https://auth.kilt.test:$TPORT/token
+    service: kilt-registry
+    issuer: kilt-issuer
+    rootcertbundle: $WORK/pki/token.crt"
+RPORT=${REG##*:}
+export KILT_RESOLVE="registry.kilt.test:$RPORT:127.0.0.1,auth.kilt.test:$TPORT:127.0.0.1"
+creds=$(printf 'kilt:t0ken-pw' | base64 -w0)
+printf '{"auths":{"%s":{"auth":"%s"},"registry.kilt.test:%s":{"auth":"%s"}}}' "$REG" "$creds" \
+  "$RPORT" "$creds" >"$WORK/both.json"
+: >"$TLOG"
+out=$("${K[@]}" -o json --auth-file "$WORK/both.json" "registry.kilt.test:$RPORT/private/ep:1" 2>"$WORK/same.err")
+expect_eq "realm on the registry's domain: credentials sent" "$(cat "$TLOG")" "/token auth repository:private/ep:pull"
+expect_eq "realm on the registry's domain: facts" "$(jget "$out" 'd["entrypoint"]')" '["/bin/app","--flag"]'
+expect_eq "realm on the registry's domain: no warning" "$(cat "$WORK/same.err")" ""
+: >"$TLOG"
+rc=0
+err=$("${K[@]}" --auth-file "$WORK/both.json" "$REG/private/ep:1" 2>&1) || rc=$?
+expect_eq "realm on another host: credentials withheld" "$(cat "$TLOG")" "/token anon repository:private/ep:pull"
+expect_eq "realm on another host: the private image is refused" "$rc" 1
+expect_contains "realm on another host: warning" "$err" \
+  "kilt: warning: $REG: the token service auth.kilt.test:$TPORT is not on the registry's domain; asking it for a token without the registry's credentials"
+unset KILT_RESOLVE
 
 finish
