@@ -526,8 +526,11 @@ static json_t *norm_mount(struct recipe_vctx *v, const json_t *m, const char *pa
 		     "image is missing: a mount needs the image that holds the files it shares");
 	} else {
 		const char *s = want_string(v, image, p);
+		struct kilt_error e = { 0 };
 		if (s && !opaque(v, s) && !s[0])
 			verr(v, -EINVAL, p, "the image reference is empty");
+		else if (s && v->values_final && !opaque(v, s) && recipe_image_check(s, &e) < 0)
+			verr(v, -EINVAL, p, "%s", e.msg);
 		if (s)
 			json_object_set_new_nocheck(out, "image", json_string(s));
 	}
@@ -1612,7 +1615,7 @@ int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_par
 	check_keys(v, root, "", top_keys, "a recipe");
 	char p[PATH_MAX_LEN];
 	const json_t *deploy = get_alias(v, root, "", "deploy", "build", p, sizeof(p));
-	if (v->refuse_empty && json_is_object(deploy) && !json_object_size(deploy))
+	if (v->values_final && json_is_object(deploy) && !json_object_size(deploy))
 		verr(v, -EINVAL, p,
 		     "an empty section changes nothing: say what changes in the container "
 		     "(entrypoint, "
@@ -1620,7 +1623,7 @@ int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_par
 	else if (deploy)
 		norm_deploy(v, deploy, p, out);
 	const json_t *patch = get_alias(v, root, "", "patch", "runtime", p, sizeof(p));
-	if (v->refuse_empty && json_is_object(patch) && !json_object_size(patch))
+	if (v->values_final && json_is_object(patch) && !json_object_size(patch))
 		verr(v, -EINVAL, p,
 		     "an empty section changes nothing: say what to upload or run, or remove it");
 	else if (patch)

@@ -232,6 +232,52 @@ static int add_copy(json_t *plan, const char *key, const json_t *in, const struc
 	return 0;
 }
 
+int recipe_image_check(const char *image, struct kilt_error *err)
+{
+	_cleanup_free_ char *plain = NULL;
+	if (strstr(image, "${")) {
+		/* a target's image in a template may be Fn::Sub text: "${Repo}:1.0" */
+		size_t n = strlen(image);
+		plain = xmalloc(n + 1);
+		size_t o = 0;
+		for (size_t i = 0; i < n;) {
+			const char *close = image[i] == '$' && image[i + 1] == '{'
+						    ? strchr(image + i + 2, '}')
+						    : NULL;
+			if (close) {
+				plain[o++] = 'x';
+				i = (size_t)(close - image) + 1;
+			} else {
+				plain[o++] = image[i++];
+			}
+		}
+		plain[o] = '\0';
+	}
+	struct kilt_imageref ref;
+	int r = kilt_imageref_parse(plain ? plain : image, &ref, err);
+	if (r == 0)
+		kilt_imageref_done(&ref);
+	return r;
+}
+
+/* Sidecar images are checked once substitutions and the target's facts are in: a `--set` value
+ * or a fact could make one that no runtime would pull. */
+static int check_mount_images(const json_t *mounts, struct kilt_error *err)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach (mounts, i, m) {
+		const char *image = json_string_value(json_object_get(m, "image"));
+		if (!image || strchr(image, RECIPE_MARK))
+			continue;
+		int r = recipe_image_check(image, err);
+		if (r < 0)
+			return kilt_error_prefix(err, "mount %s",
+						 json_string_value(json_object_get(m, "name")));
+	}
+	return 0;
+}
+
 int recipe_finalize(const json_t *partial, const struct kilt_target *t, const char *name,
 		    const char *hash, bool expand, json_t **ret_plan, struct kilt_error *err)
 {
@@ -287,6 +333,8 @@ int recipe_finalize(const json_t *partial, const struct kilt_target *t, const ch
 	json_object_set_new_nocheck(plan, "environment", env);
 
 	if ((r = add_copy(plan, "mounts", json_object_get(partial, "mounts"), t, expand)))
+		return r;
+	if ((r = check_mount_images(json_object_get(plan, "mounts"), err)) < 0)
 		return r;
 	if ((r = add_copy(plan, "capabilities", json_object_get(partial, "capabilities"), t,
 			  expand)))

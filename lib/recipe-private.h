@@ -31,9 +31,10 @@ struct recipe_vctx {
 	struct kilt_error *errs; /* owned */
 	size_t nerrs, cap;
 	bool tainted; /* a marker reached a value whose content is checked or interpreted */
-	/* an empty deploy or patch section is an error: set at load time when no optional
-	 * substitution (`${?config.x}`) can fill one only when the recipe is evaluated */
-	bool refuse_empty;
+	/* set at load time when no optional substitution (`${?config.x}`) can change a value
+	 * when the recipe is evaluated: an empty deploy or patch section and an invalid mount
+	 * image are then errors here (recipe_finalize checks images in every case) */
+	bool values_final;
 };
 
 void recipe_vctx_done(struct recipe_vctx *v);
@@ -43,6 +44,10 @@ void recipe_vctx_done(struct recipe_vctx *v);
  * capabilities, pid_mode, uploads, background, platforms). Errors are appended to `v`; returns 0
  * when there were none, else the first error's code. */
 int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_partial);
+
+/* Checks that `image` is an image reference Docker would take (a mount's sidecar image, after
+ * substitution). CloudFormation Fn::Sub text is allowed: each ${Name} counts as a plain word. */
+int recipe_image_check(const char *image, struct kilt_error *err);
 
 /* Builds the plan for `t` from a partial plan. With `expand`, markers are replaced by the
  * target's facts; returns 1 (and no plan) when a marker names a fact the target lacks, so the

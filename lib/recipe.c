@@ -618,7 +618,7 @@ static int report_errors(struct kilt_error *errs, size_t n, kilt_recipe_error_fn
 /* Resolves the document with `ctx` and validates it into a partial plan. On failure the errors
  * have been reported and the first is in `err`. */
 static int validate(const struct kilt_hocon *doc, const json_t *ctx, const char *display,
-		    bool refuse_empty, kilt_recipe_error_fn *fn, void *userdata,
+		    bool values_final, kilt_recipe_error_fn *fn, void *userdata,
 		    json_t **ret_partial, bool *ret_tainted, struct kilt_error *err)
 {
 	struct kilt_error e = { 0 };
@@ -634,7 +634,7 @@ static int validate(const struct kilt_hocon *doc, const json_t *ctx, const char 
 	}
 	struct recipe_vctx v = { .origins = origins,
 				 .file = display,
-				 .refuse_empty = refuse_empty };
+				 .values_final = values_final };
 	r = recipe_normalize(&v, root, ret_partial);
 	if (r < 0) {
 		report_all(&v, fn, userdata);
