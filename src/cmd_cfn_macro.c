@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "builtin_recipe.h"
 #include "cli.h"
 #include "fileio.h"
 #include "internal.h"
@@ -24,11 +25,6 @@ extern char **environ;
 #define RECIPE_CACHE_SLOTS 8
 /* The most the event body may be: the Lambda payload limit plus JSON framing. */
 #define MAX_EVENT_BYTES (KILT_MACRO_MAX_EVENT + 64 * 1024)
-
-/* ---- the builtin recipe -------------------------------------------------------------------- */
-
-/* The Falco recipe, compiled in from deploy/recipes/falco.kilt.conf by src/lambda_builtin.c. */
-const char *lambda_builtin_recipe(const char *name, size_t *ret_len);
 
 /* ---- state kept across warm invocations ---------------------------------------------------- */
 
@@ -367,7 +363,7 @@ static int load_recipe(struct macro *m, const struct kilt_macro_settings *s,
 		len = strlen(text);
 		name = xstrdup("inline");
 	} else if (s->recipe_builtin) {
-		text = lambda_builtin_recipe(s->recipe_builtin, &len);
+		text = builtin_recipe(s->recipe_builtin, &len);
 		if (!text)
 			return kilt_error_setf(err, -ENOENT,
 					       "recipe " KILT_MACRO_BUILTIN_PREFIX

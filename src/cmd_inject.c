@@ -8,14 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "builtin_recipe.h"
 #include "cli.h"
 #include "fileio.h"
 #include "registry.h"
 #include "internal.h"
-
-/* The built-in recipes (deploy/recipes/falco.kilt.conf), embedded at build time by
- * lambda_builtin.c for every front end of this binary. */
-const char *lambda_builtin_recipe(const char *name, size_t *ret_len);
 
 #define MAX_INPUT_BYTES (64u << 20)
 
@@ -244,7 +241,7 @@ static int load_recipe(const char *path, struct kilt_recipe **ret, struct kilt_e
 	if (path)
 		return kilt_recipe_load_file(path, ret, err);
 	size_t len = 0;
-	const char *text = lambda_builtin_recipe("falco", &len);
+	const char *text = builtin_recipe("falco", &len);
 	if (!text)
 		return kilt_error_setf(err, -ENOENT,
 				       "this kilt was built without the built-in recipe; give one "

@@ -3,7 +3,7 @@
  * one keep-alive connection. The transport is lambda_http.c (libc sockets) unless
  * KILT_RUNTIME_API_CLIENT=curl selects libcurl, which was the only transport until the cold-start
  * work measured libcurl's loading at about 3 ms of every start (docs/cloudformation.md); it stays
- * as a fallback, loaded only when chosen (lambda_libcurl.c). */
+ * as a fallback, loaded only when chosen (libcurl_loader.c). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>

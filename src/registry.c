@@ -262,7 +262,7 @@ static CURL *handle_get(struct registry_client *c)
 	pthread_mutex_lock(&c->lock);
 	CURL *h = c->n_idle ? c->idle[--c->n_idle] : NULL;
 	pthread_mutex_unlock(&c->lock);
-	/* NULL when libcurl cannot be loaded (lambda_libcurl.c has said why on stderr). */
+	/* NULL when libcurl cannot be loaded (libcurl_loader.c has said why on stderr). */
 	return h ? h : curl_easy_init();
 }
 

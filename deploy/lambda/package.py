@@ -71,7 +71,7 @@ def find_lib(name, arch):
     return None
 
 
-# Libraries kilt opens with dlopen when first needed (src/lambda_libcurl.c): not in DT_NEEDED,
+# Libraries kilt opens with dlopen when first needed (src/libcurl_loader.c): not in DT_NEEDED,
 # so they are found by their soname in the binary's text and bundled with their own closure.
 DLOPENED = ["libcurl.so.4"]
 

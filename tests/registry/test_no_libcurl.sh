@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# kilt loads libcurl on first use (src/lambda_libcurl.c). When it cannot, an image lookup must fail
+# kilt loads libcurl on first use (src/libcurl_loader.c). When it cannot, an image lookup must fail
 # like any other lookup: one clear error and exit 1, never an abort. A stand-in libcurl.so.4 with
 # no functions in it, found first through LD_LIBRARY_PATH, makes the load fail.
 source "$(dirname "$0")/lib.sh"
