@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "builtin_recipe.h"
+#include "aws.h"
 #include "cli.h"
 #include "fileio.h"
 #include "internal.h"
@@ -251,24 +252,19 @@ static int s3_get(struct macro *m, const char *url, char **ret, size_t *ret_len,
 		if (!*seg)
 			break;
 	}
-	const char *access = getenv("AWS_ACCESS_KEY_ID");
-	const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
-	const char *token = getenv("AWS_SESSION_TOKEN");
-	const char *region = getenv("AWS_REGION");
-	if (!region || !*region)
-		region = getenv("AWS_DEFAULT_REGION");
-	if (!access || !*access || !secret || !*secret)
+	struct aws_credentials creds;
+	const char *region = aws_region_from_env();
+	if (aws_credentials_from_env(&creds) < 0)
 		return kilt_error_setf(err, -EACCES,
 				       "no AWS credentials in the function's environment "
 				       "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)");
-	if (!region || !*region)
+	if (!region)
 		return kilt_error_setf(err, -EINVAL, "AWS_REGION is not set");
 	/* KILT_S3_ENDPOINT (https://host[:port]) points at an S3-compatible endpoint using path
 	 * style; the default is the bucket's virtual host in the function's region. */
 	const char *endpoint = getenv("KILT_S3_ENDPOINT");
 	_cleanup_free_ char *host = NULL;
 	_cleanup_free_ char *path = NULL;
-	_cleanup_free_ char *full = NULL;
 	if (endpoint && *endpoint) {
 		if (strncmp(endpoint, "https://", 8) != 0)
 			return kilt_error_setf(err, -EINVAL,
@@ -276,55 +272,30 @@ static int s3_get(struct macro *m, const char *url, char **ret, size_t *ret_len,
 		host = xstrdup(endpoint + 8);
 		host[strcspn(host, "/")] = '\0';
 		path = xasprintf("/%s/%s", bucket, key);
-		full = xasprintf("https://%s%s", host, path);
 	} else {
 		host = xasprintf("%s.s3.%s.amazonaws.com", bucket, region);
 		path = xasprintf("/%s", key);
-		full = xasprintf("https://%s%s", host, path);
 	}
-	char amz_date[17];
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
-	static const char empty_sha[] =
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-	_cleanup_free_ char *h_host = xasprintf("host:%s", host);
-	_cleanup_free_ char *h_date = xasprintf("x-amz-date:%s", amz_date);
-	_cleanup_free_ char *h_sha = xasprintf("x-amz-content-sha256:%s", empty_sha);
-	_cleanup_free_ char *h_token =
-		token && *token ? xasprintf("x-amz-security-token:%s", token) : NULL;
-	const char *sign_headers[] = { h_host, h_date, h_sha, h_token, NULL };
-	struct kilt_sigv4_request req = {
+	_cleanup_free_ char *full = xasprintf("https://%s%s", host, path);
+	const struct aws_request req = {
 		.method = "GET",
+		.host = host,
 		.path = path,
-		.headers = sign_headers,
-		.payload = "",
-		.payload_len = 0,
 		.region = region,
 		.service = "s3",
-		.amz_date = amz_date,
-		.access_key = access,
-		.secret_key = secret,
-		.session_token = token && *token ? token : NULL,
+		.content_sha256 = true,
 	};
-	struct kilt_sigv4_result sig = { 0 };
-	int r = kilt_sigv4_sign(&req, &sig, err);
+	char **signed_headers = NULL;
+	int r = aws_sign(&creds, &req, &signed_headers, err);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *h_auth = xasprintf("Authorization: %s", sig.authorization);
-	kilt_sigv4_result_done(&sig);
-	_cleanup_free_ char *hd = xasprintf("X-Amz-Date: %s", amz_date);
-	_cleanup_free_ char *hs = xasprintf("X-Amz-Content-Sha256: %s", empty_sha);
-	_cleanup_free_ char *ht =
-		token && *token ? xasprintf("X-Amz-Security-Token: %s", token) : NULL;
 	struct curl_slist *headers = NULL;
-	headers = curl_slist_append(headers, h_auth);
-	headers = curl_slist_append(headers, hd);
-	headers = curl_slist_append(headers, hs);
-	if (ht)
-		headers = curl_slist_append(headers, ht);
+	for (char **h = signed_headers; *h; h++)
+		headers = curl_slist_append(headers, *h);
+	aws_headers_free(signed_headers);
 	r = http_get(m, full, headers, ret, ret_len, err);
+	for (struct curl_slist *e = headers; e; e = e->next)
+		explicit_bzero(e->data, strlen(e->data));
 	curl_slist_free_all(headers);
 	return r;
 }

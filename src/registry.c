@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "internal.h"
+#include "aws.h"
 #include "registry.h"
 
 #define MAX_HOSTS 64
@@ -498,10 +499,8 @@ static char *urlencode(const char *s)
 static int ecr_credentials(struct lookup *l, const char *region, char **ret_user,
 			   char **ret_password, struct kilt_error *err)
 {
-	const char *ak = getenv("AWS_ACCESS_KEY_ID");
-	const char *sk = getenv("AWS_SECRET_ACCESS_KEY");
-	const char *st = getenv("AWS_SESSION_TOKEN");
-	if (!ak || !*ak || !sk || !*sk)
+	struct aws_credentials creds;
+	if (aws_credentials_from_env(&creds) < 0)
 		return -ENOENT;
 	/* KILT_ECR_ENDPOINT points the call elsewhere (tests; VPC endpoints). */
 	const char *ep = getenv("KILT_ECR_ENDPOINT");
@@ -511,50 +510,36 @@ static int ecr_credentials(struct lookup *l, const char *region, char **ret_user
 				      strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
 	char host[300];
 	url_host(url, host, sizeof(host));
-	char date[32];
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
-	_cleanup_free_ char *h_host = xasprintf("Host:%s", host);
-	_cleanup_free_ char *h_date = xasprintf("X-Amz-Date:%s", date);
-	const char *target =
-		"X-Amz-Target:AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
-	const char *ctype = "Content-Type:application/x-amz-json-1.1";
-	const char *hdrs[] = { h_host, h_date, target, ctype, NULL };
 	const char *body = "{}";
-	struct kilt_sigv4_request req = {
+	const char *const hdrs[] = {
+		"X-Amz-Target:AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+		"Content-Type:application/x-amz-json-1.1",
+		NULL,
+	};
+	const struct aws_request req = {
 		.method = "POST",
+		.host = host,
 		.path = "/",
+		.region = region,
+		.service = "ecr",
 		.headers = hdrs,
 		.payload = body,
 		.payload_len = 2,
-		.region = region,
-		.service = "ecr",
-		.amz_date = date,
-		.access_key = ak,
-		.secret_key = sk,
-		.session_token = st && *st ? st : NULL,
 	};
-	struct kilt_sigv4_result sig = { 0 };
-	int r = kilt_sigv4_sign(&req, &sig, err);
+	char **signed_headers = NULL;
+	int r = aws_sign(&creds, &req, &signed_headers, err);
 	if (r < 0)
 		return r;
 	struct curl_slist *list = NULL;
-	_cleanup_free_ char *h_auth = xasprintf("Authorization: %s", sig.authorization);
-	_cleanup_free_ char *h_tok = st && *st ? xasprintf("X-Amz-Security-Token: %s", st) : NULL;
-	kilt_sigv4_result_done(&sig);
-	list = curl_slist_append(list, h_date);
-	list = curl_slist_append(list, target);
-	list = curl_slist_append(list, ctype);
-	list = curl_slist_append(list, h_auth);
-	if (h_tok)
-		list = curl_slist_append(list, h_tok);
+	for (char **h = signed_headers; *h; h++)
+		list = curl_slist_append(list, *h);
+	aws_headers_free(signed_headers);
 	list = curl_slist_append(list, "Expect:");
 	struct response resp;
 	r = http_do(l, "POST", url, list, body, 2, 1u << 20, &resp, err);
+	for (struct curl_slist *e = list; e; e = e->next)
+		explicit_bzero(e->data, strlen(e->data)); /* the signature among them */
 	curl_slist_free_all(list);
-	explicit_bzero(h_auth, strlen(h_auth));
 	if (r < 0)
 		return kilt_error_prefix(err, "ECR GetAuthorizationToken (%s)", region);
 	json_error_t jerr;
