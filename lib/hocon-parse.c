@@ -1001,19 +1001,16 @@ static const char *kind_name(const struct hval *v)
 	}
 }
 
-/* Combines the parts of a concatenation that has no top-level substitution. */
+/* Combines the parts of a concatenation that has no top-level substitution. The first part is
+ * a value (whitespace only stands between values). */
 static int fold_static(struct parser *ps, const struct vlist *parts, struct hval **ret)
 {
-	struct hval *first = NULL;
-	for (uint32_t i = 0; i < parts->n; i++) {
+	struct hval *first = parts->v[0];
+	for (uint32_t i = 1; i < parts->n; i++) {
 		struct hval *v = parts->v[i];
 		if (v->flags & HV_F_WS)
 			continue;
 		bool vc = v->type == HV_OBJ || v->type == HV_ARR;
-		if (!first) {
-			first = v;
-			continue;
-		}
 		bool fc = first->type == HV_OBJ || first->type == HV_ARR;
 		if (vc != fc || (vc && v->type != first->type))
 			return hocon_error_at(ps->c->doc, v->file, v->off, ps->c->err, -EINVAL,

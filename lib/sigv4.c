@@ -177,6 +177,8 @@ static int canonical_query(struct kbuf *b, const char *query)
 			p++;
 	}
 	if (r == 0) {
+		/* params[0..n) are all set above (n counts the filled ones) */
+		/* cppcheck-suppress uninitvar */
 		qsort(params, n, sizeof(params[0]), cmp_param);
 		for (size_t i = 0; i < n && r == 0; i++)
 			r = kbuf_printf(b, "%s%s=%s", i ? "&" : "", params[i].name,

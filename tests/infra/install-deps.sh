@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake ninja-build pkg-config git python3 python3-yaml python3-venv
   libjansson-dev libcmocka-dev libfyaml-dev
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libgnutls28-dev
-  clang clang-format libclang-rt-14-dev
+  clang clang-format libclang-rt-14-dev cppcheck
   valgrind strace jq
   musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
   runc umoci skopeo busybox-static tini
