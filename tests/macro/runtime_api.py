@@ -233,7 +233,10 @@ class RuntimeApi(unittest.TestCase):
                                    input=macro_event("a"), capture_output=True, timeout=60)
                 self.assertEqual(p.returncode, 1, p.stderr)
                 self.assertIn(var + b": not valid UTF-8", p.stderr)
-                self.assertEqual(p.stdout, b"")
+                # --event always answers (docs/cloudformation.md): a failure, not the default
+                reply = json.loads(p.stdout)
+                self.assertEqual((reply["requestId"], reply["status"]), ("a", "failure"))
+                self.assertIn(var.decode() + ": not valid UTF-8", reply["errorMessage"])
 
     def test_unknown_transport_is_refused(self):
         peer = Peer([macro_event("a")], "length")
