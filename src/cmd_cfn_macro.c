@@ -9,12 +9,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #include "builtin_recipe.h"
 #include "aws.h"
 #include "cli.h"
+#include "http_client.h"
 #include "fileio.h"
 #include "internal.h"
 #include "lambda.h"
@@ -39,7 +39,8 @@ struct macro {
 	json_t *env; /* owned: the environment layer of the settings */
 	struct cached_recipe cache[RECIPE_CACHE_SLOTS];
 	uint64_t uses;
-	CURL *fetch; /* owned, lazily created: recipe downloads (keep-alive across invocations) */
+	struct http_client *
+		fetch; /* owned, lazily created: recipe downloads (keep-alive across invocations) */
 	/* owned, lazily created: image facts for containers that do not say what they run; its
 	 * cache lives across warm invocations */
 	struct registry_client *registry;
@@ -128,21 +129,6 @@ static int env_layer(json_t **ret, struct kilt_error *err)
 
 /* ---- recipe loading ------------------------------------------------------------------------ */
 
-struct fetch_ctx {
-	struct kbuf body;
-	bool too_big;
-};
-
-static size_t fetch_body(char *p, size_t size, size_t n, void *userdata)
-{
-	struct fetch_ctx *f = userdata;
-	if (kbuf_add(&f->body, p, size * n) < 0) {
-		f->too_big = true;
-		return 0;
-	}
-	return size * n;
-}
-
 /* The time an outbound fetch may take: what is left of the invocation minus a margin to answer,
  * at most 10 s. */
 static long fetch_timeout_ms(const struct macro *m)
@@ -156,71 +142,40 @@ static long fetch_timeout_ms(const struct macro *m)
 	return budget;
 }
 
-static const char *ca_bundle(void)
-{
-	const char *env = getenv("SSL_CERT_FILE");
-	if (env && *env)
-		return env;
-	/* Amazon Linux keeps its CA bundle here; the bundled libcurl was built for Debian's path. */
-	static const char *const paths[] = {
-		"/etc/pki/tls/certs/ca-bundle.crt",
-		"/etc/ssl/certs/ca-certificates.crt",
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
-		if (access(paths[i], R_OK) == 0)
-			return paths[i];
-	return NULL;
-}
-
-/* GETs `url` (headers may be NULL) into an owned buffer. */
-static int http_get(struct macro *m, const char *url, struct curl_slist *headers, char **ret,
+/* GETs `url` (headers: "Name: value" lines, NULL-terminated, may be NULL) into an owned buffer,
+ * HTTPS only (http_client.c), following redirects only when no header (a signature) is sent. */
+static int http_get(struct macro *m, const char *url, const char *const *headers, char **ret,
 		    size_t *ret_len, struct kilt_error *err)
 {
 	if (!m->fetch) {
-		m->fetch = curl_easy_init();
-		if (!m->fetch)
-			return kilt_error_setf(err, -ENOMEM, "libcurl: cannot create a handle");
+		const struct http_options o = { .user_agent = "kilt-cfn-macro/" KILT_VERSION };
+		int r = http_client_new(&o, &m->fetch, err);
+		if (r < 0)
+			return r;
 	}
-	CURL *h = m->fetch;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	struct fetch_ctx f = { 0 };
-	kbuf_init(&f.body, MAX_RECIPE_BYTES);
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, headers ? 0L : 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, fetch_timeout_ms(m));
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "kilt-cfn-macro/" KILT_VERSION);
-	const char *ca = ca_bundle();
-	if (ca)
-		curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-	if (headers)
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	CURLcode rc = curl_easy_perform(h);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	long status = 0;
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	int r = 0;
-	if (f.too_big)
-		r = kilt_error_setf(err, -EFBIG, "more than %zu bytes; a recipe is smaller",
-				    MAX_RECIPE_BYTES);
-	else if (rc != CURLE_OK)
-		r = kilt_error_setf(err, -EIO, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-	else if (status != 200)
-		r = kilt_error_setf(err, -EIO, "HTTP %ld%s%.200s", status, f.body.len ? ": " : "",
-				    f.body.len ? f.body.data : "");
-	if (r < 0) {
-		kbuf_done(&f.body);
+	const struct http_request req = {
+		.url = url,
+		.headers = headers,
+		.max_body = MAX_RECIPE_BYTES,
+		.timeout_ms = fetch_timeout_ms(m),
+		.max_redirects = headers ? 0 : 5,
+	};
+	struct http_response resp;
+	int r = http_send(m->fetch, &req, &resp, err);
+	if (r == -EFBIG)
+		return kilt_error_setf(err, -EFBIG, "more than %zu bytes; a recipe is smaller",
+				       MAX_RECIPE_BYTES);
+	if (r < 0)
+		return r;
+	if (resp.status != 200) {
+		r = kilt_error_setf(err, -EIO, "HTTP %ld%s%.200s", resp.status,
+				    resp.body.len ? ": " : "", resp.body.len ? resp.body.data : "");
+		http_response_done(&resp);
 		return r;
 	}
-	*ret_len = f.body.len;
-	*ret = kbuf_steal(&f.body);
+	*ret_len = resp.body.len;
+	*ret = kbuf_steal(&resp.body);
+	http_response_done(&resp);
 	return 0;
 }
 
@@ -289,14 +244,8 @@ static int s3_get(struct macro *m, const char *url, char **ret, size_t *ret_len,
 	int r = aws_sign(&creds, &req, &signed_headers, err);
 	if (r < 0)
 		return r;
-	struct curl_slist *headers = NULL;
-	for (char **h = signed_headers; *h; h++)
-		headers = curl_slist_append(headers, *h);
+	r = http_get(m, full, (const char *const *)signed_headers, ret, ret_len, err);
 	aws_headers_free(signed_headers);
-	r = http_get(m, full, headers, ret, ret_len, err);
-	for (struct curl_slist *e = headers; e; e = e->next)
-		explicit_bzero(e->data, strlen(e->data));
-	curl_slist_free_all(headers);
 	return r;
 }
 
@@ -447,8 +396,7 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 		registry_options_default(&ropts);
 		/* Leave time to answer within the function's timeout (>= 30 s). */
 		ropts.timeout_ms = 8000;
-		/* The bundled libcurl looks for Debian's CA path; Amazon Linux keeps it elsewhere. */
-		ropts.ca_file = ca_bundle();
+		/* The CA bundle is found where Amazon Linux keeps it (http_ca_bundle). */
 		if (registry_client_new(&ropts, &m->registry, &err) < 0) {
 			fail(o, &err, "image lookups: ");
 			goto out;
@@ -577,8 +525,7 @@ static void macro_done(struct macro *m)
 		free(m->cache[i].key);
 		kilt_recipe_free(m->cache[i].recipe);
 	}
-	if (m->fetch)
-		curl_easy_cleanup(m->fetch);
+	http_client_free(m->fetch);
 	registry_client_free(m->registry);
 }
 

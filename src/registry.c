@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The registry client over libcurl: manifests and config blobs by the OCI distribution API, the
+/* The registry client over the HTTP client (http_client.c): manifests and config blobs by the OCI distribution API, the
  * auth dance (WWW-Authenticate bearer/basic, docker config.json, pull secrets, ECR tokens signed
  * with SigV4), TLS policy, per-lookup time budget and concurrent lookups sharing one cache. */
 #include <ctype.h>
@@ -7,10 +7,9 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
-#include "internal.h"
 #include "aws.h"
+#include "http_client.h"
+#include "internal.h"
 #include "registry.h"
 
 #define MAX_HOSTS 64
@@ -39,7 +38,8 @@ struct registry_client {
 	char **insecure; /* owned */
 	size_t n_insecure;
 	char *ca_file; /* owned, may be NULL */
-	struct curl_slist *resolve; /* owned: KILT_RESOLVE entries (HOST:PORT:ADDRESS, like curl) */
+	char **resolve; /* owned, NULL-terminated: KILT_RESOLVE entries (HOST:PORT:ADDRESS) */
+	size_t n_resolve;
 	struct kilt_platform default_platform;
 	json_t *auth_config; /* owned, may be NULL */
 	char *auth_source; /* owned: where auth_config came from */
@@ -51,7 +51,7 @@ struct registry_client {
 	size_t n_hosts;
 	struct token *tokens; /* owned list */
 	char *inflight[MAX_INFLIGHT]; /* owned keys being looked up now */
-	CURL **idle; /* owned pool of easy handles */
+	struct http_client **idle; /* owned pool of clients (connections kept alive) */
 	size_t n_idle, cap_idle;
 
 	atomic_ulong requests, hits, negative_hits, misses;
@@ -60,7 +60,7 @@ struct registry_client {
 /* One lookup's state: its handle, deadline and the error being built. */
 struct lookup {
 	struct registry_client *c;
-	CURL *curl; /* borrowed from the pool */
+	struct http_client *http; /* borrowed from the pool */
 	int64_t deadline_ms;
 	const struct kilt_imageref *ref;
 	char *auth_header; /* owned: current Authorization header line, may be NULL */
@@ -72,7 +72,6 @@ struct response {
 	char content_type[256];
 	char digest[160]; /* Docker-Content-Digest */
 	char *www_auth; /* owned */
-	char *location; /* owned: where a 3xx points (absolute), or NULL */
 };
 
 static int64_t now_ms(void)
@@ -147,17 +146,9 @@ static int load_auth(struct registry_client *c, const char *explicit_path, struc
 	return 0;
 }
 
-static void curl_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 int registry_client_new(const struct registry_options *opts, struct registry_client **ret,
 			struct kilt_error *err)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, curl_init);
-
 	struct registry_client *c = xcalloc(1, sizeof(*c));
 	c->opts = *opts;
 	if (c->opts.timeout_ms <= 0)
@@ -184,7 +175,9 @@ int registry_client_new(const struct registry_options *opts, struct registry_cli
 	while (res && *res) {
 		size_t n = strcspn(res, ",");
 		_cleanup_free_ char *one = xstrndup(res, n);
-		c->resolve = curl_slist_append(c->resolve, one);
+		c->resolve = xrealloc(c->resolve, (c->n_resolve + 2) * sizeof(*c->resolve));
+		c->resolve[c->n_resolve++] = steal_pointer(&one);
+		c->resolve[c->n_resolve] = NULL;
 		res += n;
 		if (*res == ',')
 			res++;
@@ -219,7 +212,9 @@ void registry_client_free(struct registry_client *c)
 		free(c->insecure[i]);
 	free(c->insecure);
 	free(c->ca_file);
-	curl_slist_free_all(c->resolve);
+	for (size_t i = 0; i < c->n_resolve; i++)
+		free(c->resolve[i]);
+	free(c->resolve);
 	json_decref(c->auth_config);
 	free(c->auth_source);
 	registry_cache_free(c->cache);
@@ -239,7 +234,7 @@ void registry_client_free(struct registry_client *c)
 	for (size_t i = 0; i < MAX_INFLIGHT; i++)
 		free(c->inflight[i]);
 	for (size_t i = 0; i < c->n_idle; i++)
-		curl_easy_cleanup(c->idle[i]);
+		http_client_free(c->idle[i]);
 	free(c->idle);
 	pthread_cond_destroy(&c->done);
 	pthread_mutex_destroy(&c->lock);
@@ -258,16 +253,27 @@ void registry_stats(struct registry_client *c, struct registry_stats *ret)
 
 /* ---- HTTP ---------------------------------------------------------------------------------- */
 
-static CURL *handle_get(struct registry_client *c)
+/* A client from the pool, or a new one; -ELIBACC when libcurl cannot be loaded. */
+static int handle_get(struct registry_client *c, struct http_client **ret, struct kilt_error *err)
 {
 	pthread_mutex_lock(&c->lock);
-	CURL *h = c->n_idle ? c->idle[--c->n_idle] : NULL;
+	struct http_client *h = c->n_idle ? c->idle[--c->n_idle] : NULL;
 	pthread_mutex_unlock(&c->lock);
-	/* NULL when libcurl cannot be loaded (libcurl_loader.c has said why on stderr). */
-	return h ? h : curl_easy_init();
+	if (h) {
+		*ret = h;
+		return 0;
+	}
+	const struct http_options o = {
+		.insecure = (const char *const *)c->insecure,
+		.n_insecure = c->n_insecure,
+		.ca_file = c->ca_file,
+		.resolve = (const char *const *)c->resolve,
+		.registry_hints = true,
+	};
+	return http_client_new(&o, ret, err);
 }
 
-static void handle_put(struct registry_client *c, CURL *h)
+static void handle_put(struct registry_client *c, struct http_client *h)
 {
 	pthread_mutex_lock(&c->lock);
 	if (c->n_idle == c->cap_idle) {
@@ -278,206 +284,48 @@ static void handle_put(struct registry_client *c, CURL *h)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
-{
-	struct response *r = userdata;
-	size_t n = size * nmemb;
-	return kbuf_add(&r->body, p, n) < 0 ? 0 : n;
-}
-
-static void header_value(const char *p, size_t n, size_t name_len, char *out, size_t size)
-{
-	const char *v = p + name_len;
-	size_t vn = n - name_len;
-	while (vn && (*v == ' ' || *v == '\t')) {
-		v++;
-		vn--;
-	}
-	while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n' || v[vn - 1] == ' '))
-		vn--;
-	snprintf(out, size, "%.*s", (int)vn, v);
-}
-
-static size_t on_header(char *p, size_t size, size_t nmemb, void *userdata)
-{
-	struct response *r = userdata;
-	size_t n = size * nmemb;
-	if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-		/* A new response (after a redirect or 100): forget the previous headers. */
-		r->content_type[0] = r->digest[0] = '\0';
-		free(r->www_auth);
-		r->www_auth = NULL;
-	} else if (n > 13 && strncasecmp(p, "content-type:", 13) == 0) {
-		header_value(p, n, 13, r->content_type, sizeof(r->content_type));
-	} else if (n > 22 && strncasecmp(p, "docker-content-digest:", 22) == 0) {
-		header_value(p, n, 22, r->digest, sizeof(r->digest));
-	} else if (n > 17 && strncasecmp(p, "www-authenticate:", 17) == 0 && !r->www_auth &&
-		   n < 8192) {
-		char buf[8192];
-		header_value(p, n, 17, buf, sizeof(buf));
-		r->www_auth = xstrdup(buf);
-	}
-	return n;
-}
-
 static void response_done(struct response *r)
 {
 	kbuf_done(&r->body);
 	free(r->www_auth);
 	r->www_auth = NULL;
-	free(r->location);
-	r->location = NULL;
 }
 
-/* "host[:port]" of an http(s) URL, lower case. */
-static void url_host(const char *url, char *buf, size_t size)
-{
-	const char *p = strstr(url, "://");
-	p = p ? p + 3 : url;
-	size_t n = strcspn(p, "/?#");
-	const char *at = memchr(p, '@', n);
-	if (at) {
-		n -= (size_t)(at + 1 - p);
-		p = at + 1;
-	}
-	snprintf(buf, size, "%.*s", (int)n, p);
-	for (char *q = buf; *q; q++)
-		*q = (char)tolower((unsigned char)*q);
-}
-
-/* Sends one request (redirects not followed) within the lookup's time budget. Returns 0 with
- * `resp` filled (any HTTP status), or a negative code with `err` filled for transport failures
- * and for plain HTTP to a host not named insecure. */
-static int http_once(struct lookup *l, const char *method, const char *url,
-		     const struct curl_slist *extra, const char *body, size_t body_len,
-		     size_t max_body, struct response *resp, struct kilt_error *err)
+/* Sends one request (redirects followed, at most 5) within the lookup's time budget. Returns 0
+ * with `resp` filled (any HTTP status), or a negative code with `err` filled (http_send). */
+static int http_do(struct lookup *l, const char *method, const char *url,
+		   const char *const *headers, const char *body, size_t body_len, size_t max_body,
+		   struct response *resp, struct kilt_error *err)
 {
 	struct registry_client *c = l->c;
 	int64_t left = l->deadline_ms - now_ms();
 	if (left <= 0)
 		return kilt_error_setf(err, -ETIMEDOUT, "time budget of %ld ms spent before %s %s",
 				       c->opts.timeout_ms, method, url);
-	char host[300];
-	url_host(url, host, sizeof(host));
-	bool insecure = is_insecure(c, host);
-	if (strncmp(url, "http://", 7) == 0 && !insecure)
-		return kilt_error_setf(err, -EPERM,
-				       "refusing plain HTTP to %s (add --insecure-registry %s to "
-				       "allow it)",
-				       host, host);
-	CURL *h = l->curl;
-	curl_easy_reset(h);
-	*resp = (struct response){ 0 };
-	kbuf_init(&resp->body, max_body);
-	char errbuf[CURL_ERROR_SIZE] = "";
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-	/* http_do follows redirects itself: each hop is checked against the TLS policy */
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, insecure ? "http,https" : "https");
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "kilt/" KILT_VERSION);
-	/* One request at a time per handle: HTTP/2 buys nothing here and measured slower. */
-	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-	if (c->ca_file)
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-	if (c->resolve)
-		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
-	if (insecure) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
-	}
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, extra);
+	const struct http_request req = {
+		.method = method,
+		.url = url,
+		.headers = headers,
+		.body = body,
+		.body_len = body_len,
+		.max_body = max_body,
+		.timeout_ms = (long)left,
+		.budget_ms = c->opts.timeout_ms,
+		.max_redirects = 5,
+	};
 	atomic_fetch_add(&c->requests, 1);
-	CURLcode cr = curl_easy_perform(h);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-	if (cr != CURLE_OK) {
-		response_done(resp);
-		const char *what = errbuf[0] ? errbuf : curl_easy_strerror(cr);
-		int code = -EHOSTUNREACH;
-		if (cr == CURLE_OPERATION_TIMEDOUT)
-			return kilt_error_setf(err, -ETIMEDOUT,
-					       "%s %s: timed out (time budget %ld ms): %s", method,
-					       url, c->opts.timeout_ms, what);
-		if (cr == CURLE_WRITE_ERROR)
-			return kilt_error_setf(err, -EFBIG, "%s %s: response larger than %zu bytes",
-					       method, url, max_body);
-		if (cr == CURLE_PEER_FAILED_VERIFICATION || cr == CURLE_SSL_CACERT_BADFILE ||
-		    cr == CURLE_SSL_CONNECT_ERROR || cr == CURLE_SSL_CERTPROBLEM)
-			return kilt_error_setf(err, -EPROTO,
-					       "%s %s: TLS: %s (use --ca-file for a private CA, or "
-					       "--insecure-registry %s to skip verification)",
-					       method, url, what, host);
-		if (cr == CURLE_COULDNT_CONNECT)
-			code = -ECONNREFUSED;
-		return kilt_error_setf(err, code, "%s %s: %s", method, url, what);
-	}
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-	char *loc = NULL;
-	if (resp->status >= 300 && resp->status < 400 &&
-	    curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
-		resp->location = xstrdup(loc);
+	struct http_response hr;
+	int r = http_send(l->http, &req, &hr, err);
+	if (r < 0)
+		return r;
+	*resp = (struct response){ .status = hr.status, .body = hr.body };
+	http_response_header(&hr, "Content-Type", resp->content_type, sizeof(resp->content_type));
+	http_response_header(&hr, "Docker-Content-Digest", resp->digest, sizeof(resp->digest));
+	char buf[8192];
+	if (http_response_header(&hr, "WWW-Authenticate", buf, sizeof(buf)))
+		resp->www_auth = xstrdup(buf);
+	kbuf_done(&hr.headers);
 	return 0;
-}
-
-#define MAX_REDIRECTS 5
-
-/* Sends a request and follows up to MAX_REDIRECTS redirects (blob storage), each hop held to
- * the same policy as the first: plain HTTP only to a host named insecure (a plain-HTTP registry
- * cannot send kilt to another plain-HTTP host), and the Authorization header only to the host
- * it was meant for. */
-static int http_do(struct lookup *l, const char *method, const char *url,
-		   const struct curl_slist *extra, const char *body, size_t body_len,
-		   size_t max_body, struct response *resp, struct kilt_error *err)
-{
-	char first_host[300];
-	url_host(url, first_host, sizeof(first_host));
-	_cleanup_free_ char *hop_url = xstrdup(url);
-	struct curl_slist *stripped = NULL; /* owned: `extra` without Authorization */
-	const struct curl_slist *headers = extra;
-	int r;
-	for (int hop = 0;; hop++) {
-		r = http_once(l, method, hop_url, headers, body, body_len, max_body, resp, err);
-		if (r < 0) {
-			if (hop > 0)
-				kilt_error_prefix(err, "redirected from %s", url);
-			break;
-		}
-		if (!resp->location || strcmp(method, "GET") != 0)
-			break;
-		if (hop == MAX_REDIRECTS) {
-			r = kilt_error_setf(err, -EPROTO, "GET %s: more than %d redirects", url,
-					    MAX_REDIRECTS);
-			response_done(resp);
-			break;
-		}
-		free(hop_url);
-		hop_url = steal_pointer(&resp->location);
-		response_done(resp);
-		char host[300];
-		url_host(hop_url, host, sizeof(host));
-		if (strcmp(host, first_host) != 0 && !stripped && headers == extra) {
-			for (const struct curl_slist *e = extra; e; e = e->next)
-				if (strncasecmp(e->data, "Authorization:", 14) != 0)
-					stripped = curl_slist_append(stripped, e->data);
-			headers = stripped;
-		}
-	}
-	curl_slist_free_all(stripped);
-	return r;
 }
 
 /* ---- credentials --------------------------------------------------------------------------- */
@@ -509,7 +357,7 @@ static int ecr_credentials(struct lookup *l, const char *region, char **ret_user
 			  : xasprintf("https://api.ecr.%s.amazonaws.com%s/", region,
 				      strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
 	char host[300];
-	url_host(url, host, sizeof(host));
+	http_url_host(url, host, sizeof(host));
 	const char *body = "{}";
 	const char *const hdrs[] = {
 		"X-Amz-Target:AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
@@ -530,16 +378,10 @@ static int ecr_credentials(struct lookup *l, const char *region, char **ret_user
 	int r = aws_sign(&creds, &req, &signed_headers, err);
 	if (r < 0)
 		return r;
-	struct curl_slist *list = NULL;
-	for (char **h = signed_headers; *h; h++)
-		list = curl_slist_append(list, *h);
-	aws_headers_free(signed_headers);
-	list = curl_slist_append(list, "Expect:");
 	struct response resp;
-	r = http_do(l, "POST", url, list, body, 2, 1u << 20, &resp, err);
-	for (struct curl_slist *e = list; e; e = e->next)
-		explicit_bzero(e->data, strlen(e->data)); /* the signature among them */
-	curl_slist_free_all(list);
+	r = http_do(l, "POST", url, (const char *const *)signed_headers, body, 2, 1u << 20, &resp,
+		    err);
+	aws_headers_free(signed_headers);
 	if (r < 0)
 		return kilt_error_prefix(err, "ECR GetAuthorizationToken (%s)", region);
 	json_error_t jerr;
@@ -760,7 +602,7 @@ static int bearer_token(struct lookup *l, const struct kilt_auth_challenge *ch, 
 		xasprintf("%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", scope,
 			  svc ? "&service=" : "", svc ? svc : "");
 	char realm_host[300];
-	url_host(ch->realm, realm_host, sizeof(realm_host));
+	http_url_host(ch->realm, realm_host, sizeof(realm_host));
 	bool withheld = false;
 	if (user && !realm_shares_domain(kilt_imageref_api_host(l->ref), realm_host) &&
 	    !realm_shares_domain(reg, realm_host)) {
@@ -772,13 +614,10 @@ static int bearer_token(struct lookup *l, const struct kilt_auth_challenge *ch, 
 		user = pass = NULL;
 		withheld = true;
 	}
-	struct curl_slist *list = NULL;
 	_cleanup_free_ char *basic = user ? basic_header(user, pass) : NULL;
-	if (basic)
-		list = curl_slist_append(list, basic);
+	const char *const list[] = { basic, NULL };
 	struct response resp;
 	int r = http_do(l, "GET", url, list, NULL, 0, TOKEN_MAX_BYTES, &resp, err);
-	curl_slist_free_all(list);
 	if (basic)
 		explicit_bzero(basic, strlen(basic));
 	if (r < 0)
@@ -880,14 +719,14 @@ static int registry_get(struct lookup *l, const char *kind, const char *what, co
 		_cleanup_free_ char *url =
 			xasprintf("%s://%s/v2/%s/%s/%s", plain ? "http" : "https", host,
 				  l->ref->repository, kind, what);
-		struct curl_slist *list = NULL;
 		_cleanup_free_ char *acc = accept ? xasprintf("Accept: %s", accept) : NULL;
+		const char *list[3] = { NULL };
+		size_t nl = 0;
 		if (acc)
-			list = curl_slist_append(list, acc);
+			list[nl++] = acc;
 		if (l->auth_header)
-			list = curl_slist_append(list, l->auth_header);
+			list[nl++] = l->auth_header;
 		int r = http_do(l, "GET", url, list, NULL, 0, max_body, resp, err);
-		curl_slist_free_all(list);
 		if (r == -EPROTO && !plain && is_insecure(c, host) && attempt == 0) {
 			/* An insecure registry that speaks plain HTTP: remember and retry. */
 			plain = true;
@@ -1208,17 +1047,15 @@ int registry_lookup(struct registry_client *c, const char *text, const char *pla
 	atomic_fetch_add(&c->misses, 1);
 	struct lookup l = {
 		.c = c,
-		.curl = handle_get(c),
 		.deadline_ms = now_ms() + c->opts.timeout_ms,
 		.ref = &ref,
 	};
 	json_t *facts = NULL;
 	struct kilt_error e = { 0 };
-	if (l.curl) {
+	r = handle_get(c, &l.http, &e);
+	if (r == 0) {
 		r = lookup_uncached(&l, &want, explicit_plat, &facts, &e);
-		handle_put(c, l.curl);
-	} else {
-		r = kilt_error_setf(&e, -ELIBACC, "libcurl: cannot create a handle");
+		handle_put(c, l.http);
 	}
 	free(l.auth_header);
 	if (r == 0) {
