@@ -40,15 +40,15 @@ static void check_twice(const struct kilt_recipe *recipe, json_t *doc,
 			const struct kilt_ecs_options *o)
 {
 	struct kilt_error err = { 0 };
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	if (kilt_ecs_inject(recipe, doc, o, &rep, &err) < 0) {
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 		return;
 	}
-	json_t *j = kilt_ecs_report_to_json(&rep);
+	json_t *j = kilt_report_to_json(&rep);
 	json_decref(j);
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 	char *once = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (kilt_ecs_inject(recipe, doc, o, NULL, &err) < 0) {
 		fprintf(stderr, "second application failed: %s\n", err.msg);
@@ -77,9 +77,9 @@ static void check_stream(const struct kilt_recipe *recipe, const char *text, siz
 	struct kbuf out;
 	kbuf_init(&out, 16u << 20);
 	struct kilt_cfn_stream io = { .write = to_kbuf, .write_userdata = &out };
-	struct kilt_ecs_report srep, wrep;
-	kilt_ecs_report_init(&srep);
-	kilt_ecs_report_init(&wrep);
+	struct kilt_report srep, wrep;
+	kilt_report_init(&srep);
+	kilt_report_init(&wrep);
 	struct kilt_error serr = { 0 }, werr = { 0 };
 	int r = kilt_cfn_stream_inject(recipe, text, len, o, &io, &srep, &serr);
 	if (r == KILT_CFN_STREAM_WHOLE) {
@@ -109,8 +109,8 @@ static void check_stream(const struct kilt_recipe *recipe, const char *text, siz
 	}
 	free(whole);
 	json_decref(doc);
-	kilt_ecs_report_done(&srep);
-	kilt_ecs_report_done(&wrep);
+	kilt_report_done(&srep);
+	kilt_report_done(&wrep);
 	kbuf_done(&out);
 }
 

@@ -62,8 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		opts.config = s.config;
 		opts.parameters = ev.parameter_values;
 		opts.sidecar_repository_credentials = s.image_auth_secret;
-		struct kilt_ecs_report report;
-		kilt_ecs_report_init(&report);
+		struct kilt_report report;
+		kilt_report_init(&report);
 		/* A failed run must leave the template exactly as it was. */
 		char *before = json_dumps(ev.template, JSON_COMPACT);
 		if (kilt_ecs_inject(recipe(), ev.template, &opts, &report, &err) < 0) {
@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(after);
 		}
 		free(before);
-		kilt_ecs_report_done(&report);
+		kilt_report_done(&report);
 		kilt_macro_settings_done(&s);
 	}
 	if (kilt_macro_reply(ev.request_id, kilt_macro_event_result(&ev), NULL, &reply, &len,

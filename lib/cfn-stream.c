@@ -9,8 +9,8 @@
 /* jansson refuses nesting deeper than 2048; spans nested up to this parse the same alone and
  * inside the document. */
 #define MAX_SPLIT_DEPTH 1000
-/* With a prefetch callback, resources are parsed this many (or this many bytes of text) ahead so
- * their image lookups run together. */
+/* With a table of image facts, resources are parsed this many (or this many bytes of text) ahead
+ * so their image lookups run together. */
 #define BATCH_RESOURCES 64
 #define BATCH_BYTES (8u << 20)
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
@@ -244,19 +244,6 @@ static int emit_key(struct stream *s, bool first, const char *sep, const json_t 
 	return r;
 }
 
-static void report_move(struct kilt_ecs_report *dst, struct kilt_ecs_report *src)
-{
-	if (src->n_decisions) {
-		dst->decisions = xrealloc(dst->decisions, (dst->n_decisions + src->n_decisions) *
-								  sizeof(*dst->decisions));
-		memcpy(dst->decisions + dst->n_decisions, src->decisions,
-		       src->n_decisions * sizeof(*src->decisions));
-		dst->n_decisions += src->n_decisions;
-	}
-	free(src->decisions);
-	kilt_ecs_report_init(src);
-}
-
 struct batch {
 	json_t *v[BATCH_RESOURCES]; /* owned, the parsed resources [next, n) */
 	size_t next, n;
@@ -269,12 +256,15 @@ static void batch_done(struct batch *b)
 	b->next = b->n = 0;
 }
 
-/* Parses the next resources (one, or a batch when there is a prefetch callback) from `*from` on.
- * KILT_CFN_STREAM_WHOLE when one does not parse. */
-static int batch_fill(struct stream *s, const struct members *res, size_t *from, struct batch *b)
+/* Parses the next resources (one, or a batch when there is a table of image facts) from `*from`
+ * on, and has the images the batch needs resolved. KILT_CFN_STREAM_WHOLE when one does not
+ * parse. */
+static int batch_fill(struct stream *s, const struct kilt_recipe *recipe, json_t *ctx,
+		      const struct kilt_ecs_options *o, const struct members *res, size_t *from,
+		      struct batch *b)
 {
 	batch_done(b);
-	size_t limit = s->io->prefetch ? BATCH_RESOURCES : 1, bytes = 0;
+	size_t limit = s->io->needs ? BATCH_RESOURCES : 1, bytes = 0;
 	while (*from < res->n && b->n < limit && bytes < BATCH_BYTES) {
 		struct span sp = res->v[*from].value;
 		json_t *v = parse_span(s, sp);
@@ -284,11 +274,18 @@ static int batch_fill(struct stream *s, const struct members *res, size_t *from,
 		bytes += sp.end - sp.start;
 		(*from)++;
 	}
-	if (s->io->prefetch && b->n) {
-		_cleanup_json_ json_t *list = json_array();
+	if (s->io->needs && recipe && b->n) {
+		/* the batch stands in the engine's template while the engine lists its images */
+		json_t *resources = json_object_get(ctx, "Resources");
+		_cleanup_json_ json_t *before = json_copy(resources);
 		for (size_t i = 0; i < b->n; i++)
-			json_array_append(list, b->v[i]);
-		s->io->prefetch(s->io->prefetch_userdata, list);
+			json_object_set(resources, json_string_value(res->v[*from - b->n + i].name),
+					b->v[i]);
+		kilt_ecs_list_images(recipe, ctx, o, s->io->needs);
+		json_object_clear(resources);
+		json_object_update(resources, before);
+		if (s->io->resolve)
+			s->io->resolve(s->io->resolve_userdata, s->io->needs);
 	}
 	return 0;
 }
@@ -297,7 +294,7 @@ static int batch_fill(struct stream *s, const struct members *res, size_t *from,
  * sections and an empty Resources object) as its template. */
 static int stream_resources(struct stream *s, const struct kilt_recipe *recipe, json_t *ctx,
 			    const struct members *res, const struct kilt_ecs_options *o,
-			    struct kilt_ecs_report *acc, bool *ret_failed, struct kilt_error *err)
+			    struct kilt_report *acc, bool *ret_failed, struct kilt_error *err)
 {
 	if (res->n == 0)
 		return emit(s, "{}", 2) < 0 ? kilt_error_setf(err, -EIO, "cannot write the result")
@@ -312,14 +309,14 @@ static int stream_resources(struct stream *s, const struct kilt_recipe *recipe, 
 	int r = 0;
 	for (size_t i = 0; i < res->n && r == 0; i++) {
 		if (b.next == b.n) {
-			r = batch_fill(s, res, &parsed, &b);
+			r = batch_fill(s, recipe, ctx, o, res, &parsed, &b);
 			if (r != 0)
 				break;
 		}
 		const char *id = json_string_value(res->v[i].name);
 		json_object_set_new(resources, id, b.v[b.next++]);
-		struct kilt_ecs_report one;
-		kilt_ecs_report_init(&one);
+		struct kilt_report one;
+		kilt_report_init(&one);
 		r = recipe ? kilt_ecs_inject(recipe, ctx, o, &one, err)
 			   : kilt_ecs_remove(ctx, o, &one, err);
 		_cleanup_json_ json_t *v = json_incref(json_object_get(resources, id));
@@ -327,14 +324,14 @@ static int stream_resources(struct stream *s, const struct kilt_recipe *recipe, 
 		if (json_object_get(kept, id))
 			json_object_set(resources, id, json_object_get(kept, id));
 		if (r < 0) {
-			kilt_ecs_report_done(&one);
+			kilt_report_done(&one);
 			*ret_failed = true;
 			/* the whole-document path parses everything before it patches anything */
 			if (!spans_parse(s, res, parsed))
 				r = KILT_CFN_STREAM_WHOLE;
 			break;
 		}
-		report_move(acc, &one);
+		kilt_report_move(acc, &one);
 		r = emit_key(s, i == 0, ",\n    ", res->v[i].name, err);
 		if (r == 0)
 			r = dump(s, v, 4, err);
@@ -354,7 +351,7 @@ static ssize_t find_member(const struct members *m, const char *name)
 }
 
 static int run(struct stream *s, const struct kilt_recipe *recipe, const struct kilt_ecs_options *o,
-	       struct members *top, struct members *res, struct kilt_ecs_report *acc,
+	       struct members *top, struct members *res, struct kilt_report *acc,
 	       struct kilt_error *err)
 {
 	const char *t = s->text;
@@ -440,7 +437,7 @@ static int run(struct stream *s, const struct kilt_recipe *recipe, const struct 
 
 int kilt_cfn_stream_inject(const struct kilt_recipe *recipe, const char *text, size_t len,
 			   const struct kilt_ecs_options *opts, const struct kilt_cfn_stream *io,
-			   struct kilt_ecs_report *report, struct kilt_error *err)
+			   struct kilt_report *report, struct kilt_error *err)
 {
 	struct kilt_ecs_options o;
 	if (opts)
@@ -452,22 +449,22 @@ int kilt_cfn_stream_inject(const struct kilt_recipe *recipe, const char *text, s
 		return KILT_CFN_STREAM_WHOLE;
 	struct stream s = { .text = text, .len = len, .io = io };
 	struct members top = { 0 }, res = { 0 };
-	struct kilt_ecs_report acc;
-	kilt_ecs_report_init(&acc);
+	struct kilt_report acc;
+	kilt_report_init(&acc);
 	int r = run(&s, recipe, &o, &top, &res, &acc, err);
 	members_done(&top);
 	members_done(&res);
 	if (r != 0) {
-		kilt_ecs_report_done(&acc);
+		kilt_report_done(&acc);
 		return r;
 	}
-	acc.input = KILT_ECS_INPUT_CLOUDFORMATION;
-	ecs_report_tally(&acc);
+	acc.input = kilt_ecs_input_name(KILT_ECS_INPUT_CLOUDFORMATION);
+	kilt_report_tally(&acc);
 	if (report) {
-		kilt_ecs_report_done(report);
+		kilt_report_done(report);
 		*report = acc;
 	} else {
-		kilt_ecs_report_done(&acc);
+		kilt_report_done(&acc);
 	}
 	return 0;
 }

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the ECS engine (ecs.c) shares with its CloudFormation helpers (cfn.c): recognising
- * intrinsics, resolving the few facts kilt needs through parameter values, and turning an image
- * written as an intrinsic into Fn::Sub text. Internal to libkilt. */
+/* What the ECS engine's files share: the engine's state and field spellings (ecs.c), task
+ * selection from tags (ecs-select.c), field edits through Fn::If (ecs-edit.c), and the
+ * CloudFormation helpers (cfn.c): recognising intrinsics, resolving the few facts kilt needs
+ * through parameter values, and turning an image written as an intrinsic into Fn::Sub text.
+ * Internal to libkilt. */
 #ifndef KILT_ECS_INTERNAL_H
 #define KILT_ECS_INTERNAL_H
 
 #include "internal.h"
+#include "journal.h"
 #include "kilt.h"
 
 /* Where facts come from: the template (Parameters' Defaults, Mappings) and the operator's
@@ -23,9 +26,6 @@ struct cfn_ctx {
 /* clang-format off */
 #define CFN_CONTEXT_SECTIONS { "Parameters", "Mappings" }
 /* clang-format on */
-
-/* Recounts a report's totals from its decisions (ecs.c). */
-void ecs_report_tally(struct kilt_ecs_report *r);
 
 /* True when `v` is an intrinsic: an object with exactly one key that is "Ref", "Condition" or
  * starts with "Fn::". `ret_fn` (may be NULL) receives the key (borrowed). */
@@ -58,5 +58,104 @@ json_t *cfn_wrap_sub(json_t *v, const char *text, const json_t *vars);
 /* Encodes a JSON value as compact text without any '$' (written as \u0024), so cfn-lint and
  * CloudFormation never take a stored value for a substitution. Owned. */
 char *cfn_encode_label(const json_t *v);
+
+/* ---- the engine (ecs.c) ---------------------------------------------------------------------- */
+
+#define KILT_ECS_LABEL_RECIPE "kilt.recipe"
+#define KILT_ECS_LABEL_HASH "kilt.recipe-hash"
+#define KILT_ECS_LABEL_CONFIG "kilt.config-hash"
+#define KILT_ECS_LABEL_UNDO "kilt.undo"
+#define KILT_ECS_LABEL_ROLE "kilt.role"
+
+/* Field names of one spelling: CloudFormation / PascalCase ECS JSON, or the ECS API's camelCase
+ * (register-task-definition input, Terraform). */
+struct kilt_ecs_names {
+	const char *container_definitions, *name, *image, *essential, *entrypoint, *command,
+		*environment, *env_name, *env_value, *volumes_from, *source_container, *read_only,
+		*depends_on, *container_name, *condition, *linux_parameters, *capabilities, *add,
+		*docker_labels, *log_configuration, *log_driver, *repository_credentials,
+		*credentials_parameter, *requires_compatibilities, *pid_mode, *runtime_platform,
+		*cpu_architecture, *os_family, *tags, *key, *value, *family, *network_mode,
+		*proxy_configuration, *firelens_configuration;
+};
+
+struct kilt_ecs_engine {
+	const struct kilt_planner *planner; /* borrowed; NULL when only removing */
+	struct kilt_journal *journal; /* borrowed: the run's changes to the document */
+	struct kilt_ecs_options opts;
+	struct cfn_ctx cfn;
+	struct kilt_report *report; /* borrowed */
+	const struct kilt_ecs_names *n;
+	bool intrinsics; /* CloudFormation: intrinsics may stand anywhere */
+	/* listing the images the run will need (kilt_ecs_list_images): nothing is changed */
+	struct kilt_image_needs *needs; /* borrowed, or NULL */
+	struct kilt_marker marker; /* the recipe's marker (planner only) */
+	/* owned: compact text -> value, for the small values written into container after
+	 * container (the same VolumesFrom, DependsOn, LinuxParameters...), so each is held once */
+	json_t *shared;
+	json_t *labels; /* owned: the recipe's marker labels, values shared by every container */
+	json_t *sidecar_logs; /* owned copy of opts.sidecar_log_configuration, or NULL */
+	size_t lookups; /* image facts asked for so far */
+};
+
+/* Task-level facts and the decision taken for them. */
+struct kilt_ecs_task {
+	const char *id; /* borrowed */
+	json_t *props; /* borrowed: holds PidMode, tags...; NULL for a bare container list */
+	bool selected;
+	bool warn;
+	char reason[512];
+	char *platform; /* owned; NULL when unknown */
+	struct kilt_selection sel; /* from the kilt-* tags */
+	json_t *metadata; /* owned object: the task's tags */
+	char *proxy; /* owned: the container ProxyConfiguration names (App Mesh Envoy), or NULL */
+	json_t *seen; /* owned: name -> true for every container of the task kilt can name */
+	bool unnamed; /* some container's name is not known */
+	size_t decision; /* index of the task's decision in the report */
+	bool any_patched, any_unchanged, any_removed;
+};
+
+/* A label of a container, looking through an Fn::If around DockerLabels. */
+const char *kilt_ecs_get_label(const struct kilt_ecs_engine *e, json_t *c, const char *key);
+/* Appends "; " and the text to the reason in `buf` (nothing when it is full). */
+void kilt_ecs_append_reason(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- task selection (ecs-select.c) ------------------------------------------------------------ */
+
+/* Decides whether the task is patched (tags, launch type, platform), filling t->selected,
+ * t->reason, t->warn, t->platform, t->sel and t->metadata. */
+void kilt_ecs_decide_task(struct kilt_ecs_engine *e, struct kilt_ecs_task *t);
+/* Whether a container of a selected task is patched: `obj`, its `name` (NULL when unknown,
+ * `name_why` saying why). When not, `why` says why and `ret_warn` whether that deserves a
+ * warning. */
+bool kilt_ecs_container_selected(const struct kilt_ecs_engine *e, const struct kilt_ecs_task *t,
+				 const json_t *obj, const char *name, const char *name_why,
+				 char *why, size_t size, bool *ret_warn);
+/* The task is not patched, for the reason given. */
+void kilt_ecs_skip_task(struct kilt_ecs_task *t, bool warn, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- field edits (ecs-edit.c) ----------------------------------------------------------------- */
+
+/* Each replaces a field of the container `c` with its edited value, merging into both branches
+ * of an Fn::If, and the first time records the field's original in `undo`. */
+/* The environment merge rule (docs/ecs.md) with the plan's [{name, value}]. */
+int kilt_ecs_merge_env(const struct kilt_ecs_engine *e, json_t *c, const json_t *plan_env,
+		       json_t *undo, struct kilt_error *err);
+/* Capabilities merged into LinuxParameters.Capabilities.Add. */
+int kilt_ecs_add_caps(const struct kilt_ecs_engine *e, json_t *c, const json_t *caps, json_t *undo,
+		      struct kilt_error *err);
+/* Appends `entry` to the list c[key] unless an element with the same first field is there. */
+int kilt_ecs_append_unique(const struct kilt_ecs_engine *e, json_t *c, const char *key,
+			   const json_t *entry, json_t *undo, struct kilt_error *err);
+/* Sets c[key] = value (stolen) unless equal. */
+void kilt_ecs_set_field(const struct kilt_ecs_engine *e, json_t *c, const char *key, json_t *value,
+			json_t *undo);
+/* Merges `labels` into DockerLabels (through Fn::If), recorded in the journal only. */
+int kilt_ecs_merge_labels(const struct kilt_ecs_engine *e, json_t *c, const json_t *labels,
+			  struct kilt_error *err);
+/* Returns `v` (owned), or an equal value written earlier in this run in its place. */
+json_t *kilt_ecs_share(const struct kilt_ecs_engine *e, json_t *v);
 
 #endif

@@ -1,36 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The ECS engine: finds task definitions and container definitions in CloudFormation templates,
- * ECS task-definition JSON and Terraform container lists, decides for each whether to patch it,
- * and applies one recipe plan per container on the raw document (sidecars, VolumesFrom,
- * DependsOn, capabilities, PidMode, environment), leaving a marker that makes re-runs no-ops and
- * undo exact. The rules are documented in docs/ecs.md. */
+ * ECS task-definition JSON and Terraform container lists, decides for each whether to patch it
+ * (ecs-select.c), and applies one plan per container (the planning step, plan.c) on the raw
+ * document: sidecars, VolumesFrom, DependsOn, capabilities, PidMode, environment (ecs-edit.c),
+ * leaving a marker that makes re-runs no-ops and undo exact. The rules are documented in
+ * docs/ecs.md. */
 #include <stdarg.h>
 #include <strings.h>
 
 #include "ecs-internal.h"
 
-#define LABEL_RECIPE "kilt.recipe"
-#define LABEL_HASH "kilt.recipe-hash"
-#define LABEL_CONFIG "kilt.config-hash"
-#define LABEL_UNDO "kilt.undo"
-#define LABEL_ROLE "kilt.role"
+#define LABEL_RECIPE KILT_ECS_LABEL_RECIPE
+#define LABEL_HASH KILT_ECS_LABEL_HASH
+#define LABEL_CONFIG KILT_ECS_LABEL_CONFIG
+#define LABEL_UNDO KILT_ECS_LABEL_UNDO
+#define LABEL_ROLE KILT_ECS_LABEL_ROLE
 #define UNDO_TASK "kilt:task"
 #define MAX_EDIT_DEPTH 32
 #define MAX_SIDECARS_PER_LIST 64
 
-/* Field names of one spelling: CloudFormation / PascalCase ECS JSON, or the ECS API's camelCase
- * (register-task-definition input, Terraform). */
-struct names {
-	const char *container_definitions, *name, *image, *essential, *entrypoint, *command,
-		*environment, *env_name, *env_value, *volumes_from, *source_container, *read_only,
-		*depends_on, *container_name, *condition, *linux_parameters, *capabilities, *add,
-		*docker_labels, *log_configuration, *log_driver, *repository_credentials,
-		*credentials_parameter, *requires_compatibilities, *pid_mode, *runtime_platform,
-		*cpu_architecture, *os_family, *tags, *key, *value, *family, *network_mode,
-		*proxy_configuration, *firelens_configuration;
-};
-
-static const struct names PASCAL = {
+static const struct kilt_ecs_names PASCAL = {
 	"ContainerDefinitions",
 	"Name",
 	"Image",
@@ -68,7 +57,7 @@ static const struct names PASCAL = {
 	"FirelensConfiguration",
 };
 
-static const struct names CAMEL = {
+static const struct kilt_ecs_names CAMEL = {
 	"containerDefinitions",
 	"name",
 	"image",
@@ -106,65 +95,6 @@ static const struct names CAMEL = {
 	"firelensConfiguration",
 };
 
-/* Every change the engine makes to nodes of the document, in order, so that a failed run (or a
- * container that fails under fail-open) is undone exactly: same values, same key order. Replaced
- * values are kept (moved, not copied) until the run ends; nothing else is copied. */
-enum jkind {
-	J_SET, /* target[key] was set: `old` is the value it replaced, NULL when the key was new */
-	J_OBJECT, /* a key of target is about to go: `old` is a shallow copy of the object */
-	J_ARRAY, /* elements of the array target went: `old` is a shallow copy from before */
-	J_APPEND, /* elements were appended to the array target: it had `size` before */
-};
-
-struct jentry {
-	json_t *target; /* owned reference */
-	json_t *old; /* owned, or NULL */
-	size_t size; /* J_SET: offset of the key in journal.keys; J_APPEND: the former size */
-	enum jkind kind;
-};
-
-struct journal {
-	struct jentry *v; /* owned */
-	size_t n, cap;
-	struct kbuf keys; /* the keys of J_SET entries, NUL-separated */
-};
-
-struct engine {
-	const struct kilt_ecs_planner *planner; /* borrowed; NULL when only removing */
-	struct journal *journal; /* borrowed: the run's changes to the document */
-	struct kilt_ecs_options opts;
-	struct cfn_ctx cfn;
-	struct kilt_ecs_report *report; /* borrowed */
-	const struct names *n;
-	bool intrinsics; /* CloudFormation: intrinsics may stand anywhere */
-	/* owned: digest of the operator's settings (config, sidecar options); NULL for none */
-	char *config_hash;
-	/* owned: compact text -> value, for the small values written into container after
-	 * container (the same VolumesFrom, DependsOn, LinuxParameters...), so each is held once */
-	json_t *shared;
-	json_t *labels; /* owned: the recipe's marker labels, values shared by every container */
-	json_t *sidecar_logs; /* owned copy of opts.sidecar_log_configuration, or NULL */
-	size_t lookups; /* image facts asked for so far */
-};
-
-/* Task-level facts and the decision taken for them. */
-struct task {
-	const char *id; /* borrowed */
-	json_t *props; /* borrowed: holds PidMode, tags...; NULL for a bare container list */
-	bool selected;
-	bool warn;
-	char reason[512];
-	char *platform; /* owned; NULL when unknown */
-	json_t *include_containers; /* owned array of names, or NULL */
-	json_t *ignore_containers; /* owned array of names, or NULL */
-	json_t *metadata; /* owned object: the task's tags */
-	char *proxy; /* owned: the container ProxyConfiguration names (App Mesh Envoy), or NULL */
-	json_t *seen; /* owned: name -> true for every container of the task kilt can name */
-	bool unnamed; /* some container's name is not known */
-	size_t decision; /* index of the task's decision in the report */
-	bool any_patched, any_unchanged, any_removed;
-};
-
 /* One container object inside a list: a plain element or a branch of an Fn::If element. */
 struct item {
 	json_t *obj; /* borrowed */
@@ -186,170 +116,9 @@ struct list_state {
 	json_t *names; /* owned: every container name in use -> true */
 };
 
-/* ---- journal ------------------------------------------------------------------------------- */
-
-static struct jentry *journal_push(const struct engine *e, json_t *target, enum jkind kind)
-{
-	struct journal *j = e->journal;
-	if (j->n == j->cap) {
-		j->cap = j->cap ? j->cap * 2 : 64;
-		j->v = xrealloc(j->v, j->cap * sizeof(*j->v));
-	}
-	struct jentry *je = &j->v[j->n++];
-	*je = (struct jentry){ .target = json_incref(target), .kind = kind };
-	return je;
-}
-
-/* target[key] = value (stolen), recorded. */
-static void doc_set(const struct engine *e, json_t *target, const char *key, json_t *value)
-{
-	struct journal *j = e->journal;
-	struct jentry *je = journal_push(e, target, J_SET);
-	je->old = json_incref(json_object_get(target, key));
-	je->size = j->keys.len;
-	if (kbuf_add(&j->keys, key, strlen(key) + 1) < 0)
-		abort(); /* the buffer's maximum is SIZE_MAX / 2 */
-	json_object_set_new(target, key, value);
-}
-
-/* Deletes target[key], recorded (with the key order, which a later set could not restore). */
-static void doc_del(const struct engine *e, json_t *target, const char *key)
-{
-	if (!json_object_get(target, key))
-		return;
-	journal_push(e, target, J_OBJECT)->old = json_copy(target);
-	json_object_del(target, key);
-}
-
-/* Records that elements are about to be appended to `list`. */
-static void doc_will_append(const struct engine *e, json_t *list)
-{
-	journal_push(e, list, J_APPEND)->size = json_array_size(list);
-}
-
-/* Undoes every change recorded after the first `mark`, newest first. */
-static void journal_rollback(struct journal *j, size_t mark)
-{
-	while (j->n > mark) {
-		struct jentry *je = &j->v[--j->n];
-		switch (je->kind) {
-		case J_SET: {
-			const char *key = j->keys.data + je->size;
-			if (je->old)
-				json_object_set(je->target, key, je->old);
-			else
-				json_object_del(je->target, key);
-			j->keys.len = je->size;
-			break;
-		}
-		case J_OBJECT:
-			json_object_clear(je->target);
-			json_object_update(je->target, je->old);
-			break;
-		case J_ARRAY:
-			json_array_clear(je->target);
-			json_array_extend(je->target, je->old);
-			break;
-		case J_APPEND:
-			while (json_array_size(je->target) > je->size)
-				json_array_remove(je->target, json_array_size(je->target) - 1);
-			break;
-		}
-		json_decref(je->old);
-		json_decref(je->target);
-	}
-}
-
-static void journal_init(struct journal *j)
-{
-	*j = (struct journal){ 0 };
-	kbuf_init(&j->keys, SIZE_MAX / 2);
-}
-
-/* Keeps the changes so far and lets go of what they replaced. */
-static void journal_forget(struct journal *j)
-{
-	for (size_t i = 0; i < j->n; i++) {
-		json_decref(j->v[i].old);
-		json_decref(j->v[i].target);
-	}
-	j->n = 0;
-	j->keys.len = 0;
-}
-
-static void journal_done(struct journal *j)
-{
-	journal_forget(j);
-	free(j->v);
-	kbuf_done(&j->keys);
-	*j = (struct journal){ 0 };
-}
-
-/* ---- shared values ------------------------------------------------------------------------- */
-
-#define MAX_SHARED_TEXT 512
-#define MAX_SHARED_VALUES 1024
-
-/* Returns `v` (owned), or an equal value written earlier in this run in its place. The engine
- * never modifies a value in place (it replaces fields and edits shallow copies), so values can
- * be shared between containers; the document owns them like any other. */
-static json_t *share(const struct engine *e, json_t *v)
-{
-	if (json_object_size(e->shared) >= MAX_SHARED_VALUES ||
-	    !(json_is_object(v) || json_is_array(v)))
-		return v;
-	char key[MAX_SHARED_TEXT];
-	size_t n = json_dumpb(v, key, sizeof(key) - 1, JSON_COMPACT);
-	if (n == 0 || n >= sizeof(key) - 1)
-		return v;
-	key[n] = '\0';
-	json_t *have = json_object_get(e->shared, key);
-	if (have) {
-		json_decref(v);
-		return json_incref(have);
-	}
-	json_object_set(e->shared, key, v);
-	return v;
-}
-
-/* ---- report -------------------------------------------------------------------------------- */
-
 void kilt_ecs_options_default(struct kilt_ecs_options *ret)
 {
 	*ret = (struct kilt_ecs_options){ .input = KILT_ECS_INPUT_AUTO, .mode = KILT_ECS_OPT_OUT };
-}
-
-void kilt_ecs_report_init(struct kilt_ecs_report *report)
-{
-	*report = (struct kilt_ecs_report){ 0 };
-}
-
-void kilt_ecs_report_done(struct kilt_ecs_report *report)
-{
-	if (!report)
-		return;
-	for (size_t i = 0; i < report->n_decisions; i++) {
-		free(report->decisions[i].task);
-		free(report->decisions[i].container);
-		free(report->decisions[i].reason);
-	}
-	free(report->decisions);
-	kilt_ecs_report_init(report);
-}
-
-const char *kilt_ecs_verdict_name(enum kilt_ecs_verdict verdict)
-{
-	switch (verdict) {
-	case KILT_ECS_PATCHED:
-		return "patched";
-	case KILT_ECS_UNCHANGED:
-		return "unchanged";
-	case KILT_ECS_SKIPPED:
-		return "skipped";
-	case KILT_ECS_REMOVED:
-		return "removed";
-	}
-	return "unknown";
 }
 
 const char *kilt_ecs_input_name(enum kilt_ecs_input input)
@@ -365,84 +134,6 @@ const char *kilt_ecs_input_name(enum kilt_ecs_input input)
 		return "container-definitions";
 	}
 	return "unknown";
-}
-
-json_t *kilt_ecs_report_to_json(const struct kilt_ecs_report *report)
-{
-	json_t *list = json_array();
-	for (size_t i = 0; i < report->n_decisions; i++) {
-		const struct kilt_ecs_decision *d = &report->decisions[i];
-		json_t *o = json_pack("{ss}", "task", d->task);
-		if (d->container)
-			json_object_set_new(o, "container", json_string(d->container));
-		json_object_set_new(o, "decision", json_string(kilt_ecs_verdict_name(d->verdict)));
-		json_object_set_new(o, "reason", json_string(d->reason));
-		if (d->warning)
-			json_object_set_new(o, "warning", json_true());
-		json_array_append_new(list, o);
-	}
-	return json_pack("{sssosIsIsIsIsI}", "input", kilt_ecs_input_name(report->input),
-			 "decisions", list, "patched", (json_int_t)report->n_patched, "unchanged",
-			 (json_int_t)report->n_unchanged, "skipped", (json_int_t)report->n_skipped,
-			 "removed", (json_int_t)report->n_removed, "warnings",
-			 (json_int_t)report->n_warnings);
-}
-
-/* Text cut to a buffer (a name or value inside a reason) may end inside a UTF-8 character: such
- * bytes are dropped, or the reason could not go into JSON. Owned. */
-static char *reason_dup(const char *s)
-{
-	size_t len = strlen(s), o = 0;
-	char *out = xmalloc(len + 1);
-	for (size_t i = 0; i < len; i++) {
-		size_t n = kilt_utf8_valid_prefix((const unsigned char *)s + i, len - i);
-		memcpy(out + o, s + i, n);
-		o += n;
-		i += n;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-static size_t add_decision(struct engine *e, const char *task, const char *container,
-			   enum kilt_ecs_verdict verdict, bool warning, const char *reason)
-{
-	struct kilt_ecs_report *r = e->report;
-	r->decisions = xrealloc(r->decisions, (r->n_decisions + 1) * sizeof(*r->decisions));
-	r->decisions[r->n_decisions] = (struct kilt_ecs_decision){
-		.task = xstrdup(task),
-		.container = container ? xstrdup(container) : NULL,
-		.verdict = verdict,
-		.warning = warning,
-		.reason = reason_dup(reason),
-	};
-	return r->n_decisions++;
-}
-
-void ecs_report_tally(struct kilt_ecs_report *r)
-{
-	r->n_patched = r->n_unchanged = r->n_skipped = r->n_removed = r->n_warnings = 0;
-	for (size_t i = 0; i < r->n_decisions; i++) {
-		const struct kilt_ecs_decision *d = &r->decisions[i];
-		if (d->warning)
-			r->n_warnings++;
-		if (!d->container)
-			continue;
-		switch (d->verdict) {
-		case KILT_ECS_PATCHED:
-			r->n_patched++;
-			break;
-		case KILT_ECS_UNCHANGED:
-			r->n_unchanged++;
-			break;
-		case KILT_ECS_SKIPPED:
-			r->n_skipped++;
-			break;
-		case KILT_ECS_REMOVED:
-			r->n_removed++;
-			break;
-		}
-	}
 }
 
 /* ---- detection ----------------------------------------------------------------------------- */
@@ -477,45 +168,13 @@ int kilt_ecs_detect(const json_t *doc, enum kilt_ecs_input *ret, struct kilt_err
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-static bool str_in_array(const json_t *arr, const char *s)
-{
-	size_t i;
-	const json_t *e;
-	json_array_foreach (arr, i, e) {
-		if (json_is_string(e) && strcmp(json_string_value(e), s) == 0)
-			return true;
-	}
-	return false;
-}
-
-static json_t *split_colons(const char *s)
-{
-	json_t *arr = json_array();
-	for (const char *p = s;;) {
-		const char *c = strchr(p, ':');
-		size_t n = c ? (size_t)(c - p) : strlen(p);
-		while (n && *p == ' ') {
-			p++;
-			n--;
-		}
-		while (n && p[n - 1] == ' ')
-			n--;
-		if (n)
-			json_array_append_new(arr, json_stringn(p, n));
-		if (!c)
-			break;
-		p = c + 1;
-	}
-	return arr;
-}
-
 static const char *label_in(const json_t *labels, const char *key)
 {
 	return json_string_value(json_object_get(labels, key));
 }
 
 /* A label of a container, looking through an Fn::If around DockerLabels. */
-static const char *get_label(const struct engine *e, json_t *c, const char *key)
+const char *kilt_ecs_get_label(const struct kilt_ecs_engine *e, json_t *c, const char *key)
 {
 	json_t *labels = json_object_get(c, e->n->docker_labels);
 	json_t *a, *b;
@@ -526,8 +185,7 @@ static const char *get_label(const struct engine *e, json_t *c, const char *key)
 	return label_in(labels, key);
 }
 
-__attribute__((format(printf, 3, 4))) static void append_reason(char *buf, size_t size,
-								const char *fmt, ...)
+void kilt_ecs_append_reason(char *buf, size_t size, const char *fmt, ...)
 {
 	size_t len = strlen(buf);
 	if (len + 3 >= size)
@@ -541,251 +199,17 @@ __attribute__((format(printf, 3, 4))) static void append_reason(char *buf, size_
 	va_end(ap);
 }
 
-/* ---- editing through Fn::If ---------------------------------------------------------------- */
-
-/* An edit turns a plain value (NULL when absent) into its new value (owned). */
-typedef json_t *(*edit_fn)(const struct engine *e, const json_t *v, const void *arg,
-			   struct kilt_error *err);
-
-/* Applies `fn` to `v`, or to both branches of an Fn::If (an AWS::NoValue branch counts as
- * absent). Returns the new value (owned) or NULL with `err` set. */
-static json_t *edit_value(const struct engine *e, const json_t *v, edit_fn fn, const void *arg,
-			  unsigned depth, struct kilt_error *err)
-{
-	if (depth > MAX_EDIT_DEPTH) {
-		kilt_error_setf(err, -ELOOP, "Fn::If nested too deeply");
-		return NULL;
-	}
-	const char *ifn;
-	if (v && e->intrinsics && cfn_is_intrinsic(v, &ifn)) {
-		json_t *a, *b;
-		if (cfn_is_novalue(v))
-			return fn(e, NULL, arg, err);
-		if (!cfn_if_branches((json_t *)(uintptr_t)v, &a, &b)) {
-			kilt_error_setf(err, -EINVAL,
-					"the value is %s, which kilt cannot merge into; write it "
-					"as a literal (Fn::If is fine)",
-					ifn);
-			return NULL;
-		}
-		json_t *na = edit_value(e, a, fn, arg, depth + 1, err);
-		if (!na)
-			return NULL;
-		json_t *nb = edit_value(e, b, fn, arg, depth + 1, err);
-		if (!nb) {
-			json_decref(na);
-			return NULL;
-		}
-		/* values are never modified in place: copy the two levels that change */
-		json_t *copy = json_copy((json_t *)(uintptr_t)v);
-		json_t *args = json_copy(json_object_get(copy, "Fn::If"));
-		json_array_set_new(args, 1, na);
-		json_array_set_new(args, 2, nb);
-		json_object_set_new(copy, "Fn::If", args);
-		return copy;
-	}
-	return fn(e, v, arg, err);
-}
-
-/* A shallow copy of `v` to edit (its members stay shared, never modified), or `dflt`. */
-static json_t *copy_or(const json_t *v, json_t *dflt)
-{
-	if (!v)
-		return dflt;
-	json_decref(dflt);
-	return json_copy((json_t *)(uintptr_t)v);
-}
-
-static json_t *edit_cap_add(const struct engine *e, const json_t *v, const void *arg,
-			    struct kilt_error *err)
-{
-	(void)e;
-	if (v && !json_is_array(v)) {
-		kilt_error_setf(err, -EINVAL, "Capabilities Add is not a list");
-		return NULL;
-	}
-	json_t *add = copy_or(v, json_array());
-	size_t i;
-	const json_t *cap;
-	json_array_foreach ((const json_t *)arg, i, cap) {
-		if (json_is_string(cap) && !str_in_array(add, json_string_value(cap)))
-			json_array_append(add, (json_t *)(uintptr_t)cap);
-	}
-	return add;
-}
-
-static json_t *edit_caps(const struct engine *e, const json_t *v, const void *arg,
-			 struct kilt_error *err)
-{
-	if (v && !json_is_object(v)) {
-		kilt_error_setf(err, -EINVAL, "Capabilities is not an object");
-		return NULL;
-	}
-	json_t *caps = copy_or(v, json_object());
-	json_t *add = edit_value(e, json_object_get(caps, e->n->add), edit_cap_add, arg, 0, err);
-	if (!add) {
-		json_decref(caps);
-		return NULL;
-	}
-	json_object_set_new(caps, e->n->add, add);
-	return caps;
-}
-
-static json_t *edit_linux(const struct engine *e, const json_t *v, const void *arg,
-			  struct kilt_error *err)
-{
-	if (v && !json_is_object(v)) {
-		kilt_error_setf(err, -EINVAL, "LinuxParameters is not an object");
-		return NULL;
-	}
-	json_t *lp = copy_or(v, json_object());
-	json_t *caps =
-		edit_value(e, json_object_get(lp, e->n->capabilities), edit_caps, arg, 0, err);
-	if (!caps) {
-		json_decref(lp);
-		return NULL;
-	}
-	json_object_set_new(lp, e->n->capabilities, caps);
-	return lp;
-}
-
-/* Appends `arg` (an object whose first field identifies it) unless an element with the same
- * identifying field is already there. */
-static json_t *edit_append_unique(const struct engine *e, const json_t *v, const void *arg,
-				  struct kilt_error *err)
-{
-	(void)e;
-	if (v && !json_is_array(v)) {
-		kilt_error_setf(err, -EINVAL, "expected a list");
-		return NULL;
-	}
-	const json_t *entry = arg;
-	void *it = json_object_iter((json_t *)(uintptr_t)entry);
-	const char *key = json_object_iter_key(it);
-	const json_t *id = json_object_iter_value(it);
-	json_t *arr = copy_or(v, json_array());
-	size_t i;
-	const json_t *el;
-	json_array_foreach (arr, i, el) {
-		if (json_equal(json_object_get(el, key), id))
-			return arr;
-	}
-	json_array_append(arr, (json_t *)(uintptr_t)entry);
-	return arr;
-}
-
-static json_t *edit_labels(const struct engine *e, const json_t *v, const void *arg,
-			   struct kilt_error *err)
-{
-	(void)e;
-	if (v && !json_is_object(v)) {
-		kilt_error_setf(err, -EINVAL, "DockerLabels is not an object");
-		return NULL;
-	}
-	json_t *labels = copy_or(v, json_object());
-	json_object_update(labels, (json_t *)(uintptr_t)arg);
-	return labels;
-}
-
-struct env_edit {
-	const json_t *plan_env; /* [{name, value}] from the plan */
-};
-
-/* The merge rule (docs/ecs.md): entries keep their place; a plain entry whose name the plan
- * sets takes the plan's value; names new to the container follow in the plan's order; entries
- * that are intrinsics stay as they are. */
-static json_t *edit_env(const struct engine *e, const json_t *v, const void *arg,
-			struct kilt_error *err)
-{
-	const struct env_edit *ee = arg;
-	if (v && !json_is_array(v)) {
-		kilt_error_setf(err, -EINVAL, "Environment is not a list");
-		return NULL;
-	}
-	json_t *env = copy_or(v, json_array());
-	_cleanup_json_ json_t *seen = json_object();
-	size_t i;
-	json_t *el;
-	json_array_foreach (env, i, el) {
-		const char *name = json_string_value(json_object_get(el, e->n->env_name));
-		if (!name)
-			continue;
-		json_object_set_new(seen, name, json_true());
-		size_t j;
-		const json_t *pe;
-		json_array_foreach (ee->plan_env, j, pe) {
-			const char *pn = json_string_value(json_object_get(pe, "name"));
-			if (pn && strcmp(pn, name) == 0) {
-				const json_t *pv = json_object_get(pe, "value");
-				if (pv && !json_equal(pv, json_object_get(el, e->n->env_value))) {
-					/* the entry is shared with the original list: replace it */
-					el = json_copy(el);
-					json_object_set(el, e->n->env_value,
-							(json_t *)(uintptr_t)pv);
-					json_array_set_new(env, i, el);
-				}
-			}
-		}
-	}
-	const json_t *pe;
-	json_array_foreach (ee->plan_env, i, pe) {
-		const char *pn = json_string_value(json_object_get(pe, "name"));
-		if (!pn || json_object_get(seen, pn))
-			continue;
-		json_object_set_new(seen, pn, json_true());
-		const json_t *pv = json_object_get(pe, "value");
-		json_array_append_new(env, json_pack("{ssso}", e->n->env_name, pn, e->n->env_value,
-						     pv ? json_incref((json_t *)(uintptr_t)pv)
-							: json_string("")));
-	}
-	return env;
-}
-
-/* Replaces c[key] by the edited value and, the first time, remembers the original in `undo`.
- * `shareable`: the result is often the same in many containers (see share()). */
-static int edit_field(const struct engine *e, json_t *c, const char *key, edit_fn fn,
-		      const void *arg, bool shareable, json_t *undo, struct kilt_error *err)
-{
-	json_t *old = json_object_get(c, key);
-	if (json_is_null(old))
-		old = NULL;
-	json_t *nv = edit_value(e, old, fn, arg, 0, err);
-	if (!nv)
-		return kilt_error_prefix(err, "%s", key);
-	if ((old && json_equal(old, nv)) || (!old && json_is_array(nv) && !json_array_size(nv))) {
-		json_decref(nv);
-		return 0;
-	}
-	if (!json_object_get(undo, key)) /* shared: the container lets go of it just below */
-		json_object_set_new(undo, key, old ? json_incref(old) : json_null());
-	doc_set(e, c, key, shareable ? share(e, nv) : nv);
-	return 0;
-}
-
-static void set_field(const struct engine *e, json_t *c, const char *key, json_t *value,
-		      json_t *undo)
-{
-	json_t *old = json_object_get(c, key);
-	if (old && json_equal(old, value)) {
-		json_decref(value);
-		return;
-	}
-	if (!json_object_get(undo, key))
-		json_object_set_new(undo, key, old ? json_incref(old) : json_null());
-	doc_set(e, c, key, value);
-}
-
 /* ---- undo ---------------------------------------------------------------------------------- */
 
-static bool is_sidecar(const struct engine *e, json_t *c)
+static bool is_sidecar(const struct kilt_ecs_engine *e, json_t *c)
 {
-	const char *role = get_label(e, c, LABEL_ROLE);
+	const char *role = kilt_ecs_get_label(e, c, LABEL_ROLE);
 	return role && strcmp(role, "sidecar") == 0;
 }
 
 /* `undo` is the caller's private object (parsed from a label and checked by read_undo): its
  * values move into `obj`. */
-static void restore_fields(const struct engine *e, json_t *obj, const json_t *undo)
+static void restore_fields(const struct kilt_ecs_engine *e, json_t *obj, const json_t *undo)
 {
 	const char *k;
 	json_t *v;
@@ -793,15 +217,15 @@ static void restore_fields(const struct engine *e, json_t *obj, const json_t *un
 		if (strcmp(k, UNDO_TASK) == 0)
 			continue;
 		if (json_is_null(v))
-			doc_del(e, obj, k);
+			kilt_journal_del(e->journal, obj, k);
 		else
-			doc_set(e, obj, k, json_incref(v));
+			kilt_journal_set(e->journal, obj, k, json_incref(v));
 	}
 }
 
 /* The value a list field of the container had before kilt: absent (null), a list, or (in
  * CloudFormation) an intrinsic that stood there. */
-static bool undo_list_value(const struct engine *e, const json_t *v)
+static bool undo_list_value(const struct kilt_ecs_engine *e, const json_t *v)
 {
 	return json_is_null(v) || json_is_array(v) || (e->intrinsics && cfn_is_intrinsic(v, NULL));
 }
@@ -809,9 +233,9 @@ static bool undo_list_value(const struct engine *e, const json_t *v)
 /* Checks a kilt.undo record: it may hold only the fields kilt itself changes, each with a value
  * of the type that field had before kilt, so a forged label cannot make `--remove` write
  * anything else (Privileged, another role, NetworkMode...). */
-static int check_undo(const struct engine *e, const json_t *undo, struct kilt_error *err)
+static int check_undo(const struct kilt_ecs_engine *e, const json_t *undo, struct kilt_error *err)
 {
-	const struct names *n = e->n;
+	const struct kilt_ecs_names *n = e->n;
 	const char *k;
 	json_t *v;
 	json_object_foreach ((json_t *)(uintptr_t)undo, k, v) {
@@ -850,12 +274,13 @@ static int check_undo(const struct engine *e, const json_t *undo, struct kilt_er
 
 /* Reads and checks a container's kilt.undo label: 0 with an owned object, 0 with NULL when the
  * container carries no injection, or an error. */
-static int read_undo(const struct engine *e, json_t *c, json_t **ret, struct kilt_error *err)
+static int read_undo(const struct kilt_ecs_engine *e, json_t *c, json_t **ret,
+		     struct kilt_error *err)
 {
 	*ret = NULL;
-	const char *text = get_label(e, c, LABEL_UNDO);
+	const char *text = kilt_ecs_get_label(e, c, LABEL_UNDO);
 	if (!text) {
-		if (!get_label(e, c, LABEL_RECIPE))
+		if (!kilt_ecs_get_label(e, c, LABEL_RECIPE))
 			return 0;
 		return kilt_error_setf(err, -EINVAL,
 				       "carries the %s label but no %s label, so kilt cannot undo "
@@ -879,7 +304,8 @@ static int read_undo(const struct engine *e, json_t *c, json_t **ret, struct kil
 }
 
 /* Restores one app container from its checked record; task-level fields go into `props`. */
-static void undo_container(const struct engine *e, json_t *c, const json_t *undo, json_t *props)
+static void undo_container(const struct kilt_ecs_engine *e, json_t *c, const json_t *undo,
+			   json_t *props)
 {
 	json_t *task_undo = json_object_get(undo, UNDO_TASK);
 	if (props && json_is_object(task_undo))
@@ -888,7 +314,8 @@ static void undo_container(const struct engine *e, json_t *c, const json_t *undo
 }
 
 /* Adds to `out` the SourceContainer of every VolumesFrom entry in `v`, looking through Fn::If. */
-static void source_containers(const struct engine *e, const json_t *v, json_t *out, unsigned depth)
+static void source_containers(const struct kilt_ecs_engine *e, const json_t *v, json_t *out,
+			      unsigned depth)
 {
 	if (depth > MAX_EDIT_DEPTH)
 		return;
@@ -912,7 +339,8 @@ static void source_containers(const struct engine *e, const json_t *v, json_t *o
 /* A container's name: literal, or evaluated through the parameter values when it is an
  * intrinsic (`Name: !Ref WorkloadName`, as AWS's samples and Copilot write it). NULL with `why`
  * filled when it cannot be known offline. */
-static char *container_name(const struct engine *e, const json_t *c, char *why, size_t size)
+static char *container_name(const struct kilt_ecs_engine *e, const json_t *c, char *why,
+			    size_t size)
 {
 	const json_t *v = json_object_get(c, e->n->name);
 	const char *fn;
@@ -946,7 +374,7 @@ static void items_free(struct item *items, size_t n)
 
 /* Collects the container objects of a list, looking into Fn::If elements. Release with
  * items_free. */
-static void gather(const struct engine *e, json_t *list, struct item **ret, size_t *ret_n)
+static void gather(const struct kilt_ecs_engine *e, json_t *list, struct item **ret, size_t *ret_n)
 {
 	size_t n = 0, cap = json_array_size(list) * 2 + 1;
 	struct item *items = xcalloc(cap, sizeof(*items));
@@ -967,7 +395,7 @@ static void gather(const struct engine *e, json_t *list, struct item **ret, size
 				.obj = c,
 				.index = i,
 				.sidecar = is_sidecar(e, c),
-				.marked = get_label(e, c, LABEL_RECIPE) != NULL,
+				.marked = kilt_ecs_get_label(e, c, LABEL_RECIPE) != NULL,
 			};
 			it->name = container_name(e, c, it->why, sizeof(it->why));
 			it->label = it->name ? xstrdup(it->name) : xasprintf("#%zu", i + 1);
@@ -978,7 +406,8 @@ static void gather(const struct engine *e, json_t *list, struct item **ret, size
 }
 
 /* Labels that contradict each other: kilt never writes them so. */
-static int check_labels(const struct engine *e, const struct item *it, struct kilt_error *err)
+static int check_labels(const struct kilt_ecs_engine *e, const struct item *it,
+			struct kilt_error *err)
 {
 	if (!it->sidecar)
 		return 0;
@@ -987,7 +416,7 @@ static int check_labels(const struct engine *e, const struct item *it, struct ki
 				       "container %s: its labels contradict each other (%s sidecar "
 				       "without %s): kilt did not write them; remove the %s label",
 				       it->label, LABEL_ROLE, LABEL_RECIPE, LABEL_ROLE);
-	if (get_label(e, it->obj, LABEL_UNDO))
+	if (kilt_ecs_get_label(e, it->obj, LABEL_UNDO))
 		return kilt_error_setf(
 			err, -EINVAL,
 			"container %s: its labels contradict each other (%s sidecar "
@@ -1000,7 +429,7 @@ static int check_labels(const struct engine *e, const struct item *it, struct ki
 /* Whether `el`, a sidecar element of the list, was added by kilt: an injected container of the
  * list records (its VolumesFrom against the value in its kilt.undo label) that the injection
  * added that name, and carries the same recipe labels. */
-static bool sidecar_proven(const struct engine *e, json_t *el, const struct item *items,
+static bool sidecar_proven(const struct kilt_ecs_engine *e, json_t *el, const struct item *items,
 			   const json_t *added)
 {
 	const char *name = json_string_value(json_object_get(el, e->n->name));
@@ -1008,16 +437,18 @@ static bool sidecar_proven(const struct engine *e, json_t *el, const struct item
 	if (!owner)
 		return false;
 	json_t *app = items[json_integer_value(owner)].obj;
-	const char *rn = get_label(e, el, LABEL_RECIPE), *rh = get_label(e, el, LABEL_HASH);
-	const char *an = get_label(e, app, LABEL_RECIPE), *ah = get_label(e, app, LABEL_HASH);
+	const char *rn = kilt_ecs_get_label(e, el, LABEL_RECIPE),
+		   *rh = kilt_ecs_get_label(e, el, LABEL_HASH);
+	const char *an = kilt_ecs_get_label(e, app, LABEL_RECIPE),
+		   *ah = kilt_ecs_get_label(e, app, LABEL_HASH);
 	return rn && rh && an && ah && strcmp(rn, an) == 0 && strcmp(rh, ah) == 0;
 }
 
 /* Reads and checks the kilt.undo record of every injected container of the list (`ret_undos`:
  * n owned entries, NULL where there is none) and proves that kilt added every sidecar of the
  * list; anything else is an error naming the container. */
-static int read_records(const struct engine *e, json_t *list, const struct item *items, size_t n,
-			json_t ***ret_undos, json_t **ret_added, struct kilt_error *err)
+static int read_records(const struct kilt_ecs_engine *e, json_t *list, const struct item *items,
+			size_t n, json_t ***ret_undos, json_t **ret_added, struct kilt_error *err)
 {
 	json_t **undos = xcalloc(n + 1, sizeof(*undos));
 	/* sidecar name -> index of the injected container that references it */
@@ -1079,8 +510,8 @@ static void undos_free(json_t **undos, size_t n)
 /* Removes every trace of an earlier injection from a list (and its task-level fields): the
  * sidecars kilt can prove it added (read_records), reported one by one, and each injected
  * container's fields as its record holds them. */
-static int undo_list(struct engine *e, const struct task *t, json_t *list, json_t *props,
-		     struct kilt_error *err)
+static int undo_list(struct kilt_ecs_engine *e, const struct kilt_ecs_task *t, json_t *list,
+		     json_t *props, struct kilt_error *err)
 {
 	struct item *items = NULL;
 	size_t n;
@@ -1102,11 +533,11 @@ static int undo_list(struct engine *e, const struct task *t, json_t *list, json_
 		json_array_insert_new(gone, 0,
 				      json_pack("[ss]",
 						json_string_value(json_object_get(el, e->n->name)),
-						get_label(e, el, LABEL_RECIPE)));
+						kilt_ecs_get_label(e, el, LABEL_RECIPE)));
 		json_array_remove(list, i);
 	}
 	if (json_array_size(gone))
-		journal_push(e, list, J_ARRAY)->old = copy;
+		kilt_journal_removed(e->journal, list, copy);
 	else
 		json_decref(copy);
 	for (size_t i = 0; i < n; i++)
@@ -1120,373 +551,10 @@ static int undo_list(struct engine *e, const struct task *t, json_t *list, json_
 		char msg[300];
 		snprintf(msg, sizeof(msg), "sidecar of an earlier injection (recipe %s) removed",
 			 json_string_value(json_array_get(g, 1)));
-		add_decision(e, t->id, json_string_value(json_array_get(g, 0)), KILT_ECS_REMOVED,
-			     false, msg);
+		kilt_report_add(e->report, t->id, json_string_value(json_array_get(g, 0)),
+				KILT_REMOVED, false, msg);
 	}
 	return 0;
-}
-
-/* ---- task selection ------------------------------------------------------------------------ */
-
-__attribute__((format(printf, 3, 4))) static void skip_task(struct task *t, bool warn,
-							    const char *fmt, ...)
-{
-	t->selected = false;
-	t->warn = t->warn || warn;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(t->reason, sizeof(t->reason), fmt, ap);
-	va_end(ap);
-}
-
-/* Reads the kilt-* tags. Returns false (with the task skipped) when they cannot be read. */
-static bool read_tags(struct engine *e, struct task *t, bool *ret_include, bool *ret_ignore)
-{
-	const struct names *n = e->n;
-	json_t *tags = json_object_get(t->props, n->tags);
-	const char *fn;
-	*ret_include = *ret_ignore = false;
-	if (!tags)
-		return true;
-	if (e->intrinsics && cfn_is_intrinsic(tags, &fn)) {
-		skip_task(t, true,
-			  "Tags is %s, so kilt cannot read the kilt-* tags; write Tags as a list",
-			  fn);
-		return false;
-	}
-	if (!json_is_array(tags))
-		return true;
-	size_t i;
-	json_t *tag;
-	json_array_foreach (tags, i, tag) {
-		json_t *a, *b;
-		if (e->intrinsics && cfn_if_branches(tag, &a, &b)) {
-			const char *ka = json_string_value(json_object_get(a, n->key));
-			const char *kb = json_string_value(json_object_get(b, n->key));
-			if ((ka && strncmp(ka, "kilt-", 5) == 0) ||
-			    (kb && strncmp(kb, "kilt-", 5) == 0)) {
-				skip_task(t, true,
-					  "a %s tag stands inside Fn::If, so whether it applies is "
-					  "known only at deploy time; move it out of the condition",
-					  ka ? ka : kb);
-				return false;
-			}
-			continue;
-		}
-		const char *key = json_string_value(json_object_get(tag, n->key));
-		const json_t *value = json_object_get(tag, n->value);
-		if (!key)
-			continue;
-		if (value)
-			json_object_set_new(t->metadata, key, json_deep_copy(value));
-		bool inc = strcmp(key, "kilt-include-containers") == 0;
-		bool ign = strcmp(key, "kilt-ignore-containers") == 0;
-		if (strcmp(key, "kilt-include") == 0)
-			*ret_include = true;
-		else if (strcmp(key, "kilt-ignore") == 0)
-			*ret_ignore = true;
-		else if (inc || ign) {
-			char why[256] = "";
-			_cleanup_free_ char *s = NULL;
-			if (cfn_resolve_string(&e->cfn, value, &s, why, sizeof(why)) < 0) {
-				char msg[400];
-				snprintf(msg, sizeof(msg),
-					 "the value of tag %s cannot be evaluated offline (%s); "
-					 "write "
-					 "the container names as a literal",
-					 key, why);
-				skip_task(t, true, "%s", msg);
-				return false;
-			}
-			json_t **slot = inc ? &t->include_containers : &t->ignore_containers;
-			json_decref(*slot);
-			*slot = split_colons(s);
-		}
-	}
-	if (t->include_containers)
-		*ret_include = true;
-	return true;
-}
-
-static void decide_platform(struct engine *e, struct task *t)
-{
-	const struct names *n = e->n;
-	json_t *rp = json_object_get(t->props, n->runtime_platform);
-	char why[256] = "";
-	const char *fn;
-	if (rp && e->intrinsics && cfn_is_intrinsic(rp, &fn)) {
-		append_reason(t->reason, sizeof(t->reason),
-			      "RuntimePlatform is %s: platform unknown, treated as supported", fn);
-		t->warn = true;
-		return;
-	}
-	json_t *osv = json_object_get(rp, n->os_family);
-	if (osv) {
-		_cleanup_free_ char *os = NULL;
-		if (cfn_resolve_string(&e->cfn, osv, &os, why, sizeof(why)) < 0) {
-			append_reason(t->reason, sizeof(t->reason),
-				      "OperatingSystemFamily cannot be evaluated (%s): treated as "
-				      "LINUX",
-				      why);
-			t->warn = true;
-		} else if (strncmp(os, "WINDOWS", 7) == 0) {
-			skip_task(
-				t, false,
-				"Windows task definition (%s): kilt injects into Linux containers "
-				"only",
-				os);
-			return;
-		}
-	}
-	json_t *archv = json_object_get(rp, n->cpu_architecture);
-	if (!archv) {
-		t->platform = xstrdup("linux/amd64"); /* ECS's default */
-	} else {
-		_cleanup_free_ char *arch = NULL;
-		if (cfn_resolve_string(&e->cfn, archv, &arch, why, sizeof(why)) < 0) {
-			append_reason(t->reason, sizeof(t->reason),
-				      "CpuArchitecture cannot be evaluated (%s): platform unknown",
-				      why);
-			t->warn = true;
-		} else if (strcasecmp(arch, "ARM64") == 0) {
-			t->platform = xstrdup("linux/arm64");
-		} else if (strcasecmp(arch, "X86_64") == 0) {
-			t->platform = xstrdup("linux/amd64");
-		}
-	}
-	if (t->platform && e->planner && e->planner->supports_platform &&
-	    !e->planner->supports_platform(e->planner->userdata, t->platform)) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "recipe %s does not support %s", e->planner->name,
-			 t->platform);
-		skip_task(t, false, "%s", msg);
-	}
-}
-
-/* Whether the task's Services and TaskSets (CloudFormation) run it on Fargate: false with
- * `why` when at least one references the task and none can (LaunchType EC2 or EXTERNAL, a
- * capacity provider strategy without FARGATE or FARGATE_SPOT). A service that leaves the choice
- * to the cluster's default strategy, or writes it as an intrinsic kilt cannot evaluate, might. */
-static bool launched_on_fargate(const struct engine *e, const struct task *t, char *why,
-				size_t size)
-{
-	if (!e->intrinsics)
-		return true;
-	const json_t *resources = json_object_get(e->cfn.template, "Resources");
-	const char *id, *first = NULL;
-	const json_t *res;
-	char how[200] = "";
-	size_t users = 0;
-	json_object_foreach ((json_t *)(uintptr_t)resources, id, res) {
-		const char *type = json_string_value(json_object_get(res, "Type"));
-		if (!type || (strcmp(type, "AWS::ECS::Service") != 0 &&
-			      strcmp(type, "AWS::ECS::TaskSet") != 0))
-			continue;
-		const json_t *props = json_object_get(res, "Properties");
-		const json_t *td = json_object_get(props, "TaskDefinition");
-		const char *fn;
-		if (!cfn_is_intrinsic(td, &fn) || strcmp(fn, "Ref") != 0 ||
-		    !json_is_string(json_object_get(td, "Ref")) ||
-		    strcmp(json_string_value(json_object_get(td, "Ref")), t->id) != 0)
-			continue;
-		users++;
-		char w[128] = "";
-		_cleanup_free_ char *lt = NULL;
-		const json_t *ltv = json_object_get(props, "LaunchType");
-		const json_t *cps = json_object_get(props, "CapacityProviderStrategy");
-		if (ltv) {
-			if (cfn_resolve_string(&e->cfn, ltv, &lt, w, sizeof(w)) < 0 ||
-			    strcmp(lt, "FARGATE") == 0)
-				return true;
-			snprintf(w, sizeof(w), "LaunchType %s", lt);
-		} else if (json_is_array(cps) && json_array_size(cps)) {
-			size_t i;
-			const json_t *el;
-			json_array_foreach (cps, i, el) {
-				_cleanup_free_ char *cp = NULL;
-				char ignored[128];
-				if (cfn_resolve_string(&e->cfn,
-						       json_object_get(el, "CapacityProvider"), &cp,
-						       ignored, sizeof(ignored)) < 0 ||
-				    strncmp(cp, "FARGATE", 7) == 0)
-					return true;
-			}
-			snprintf(w, sizeof(w), "a CapacityProviderStrategy without FARGATE");
-		} else {
-			return true; /* the cluster's default capacity provider strategy decides */
-		}
-		if (!first) {
-			first = id;
-			snprintf(how, sizeof(how), "%s", w);
-		}
-	}
-	if (!users)
-		return true;
-	if (users > 1)
-		snprintf(why, size, "%s runs it with %s (and the %zu others that use it, likewise)",
-			 first, how, users - 1);
-	else
-		snprintf(why, size, "%s runs it with %s", first, how);
-	return false;
-}
-
-static void decide_compat(struct engine *e, struct task *t)
-{
-	const struct names *n = e->n;
-	json_t *rc = json_object_get(t->props, n->requires_compatibilities);
-	if (!rc)
-		rc = json_object_get(t->props, "compatibilities"); /* describe output */
-	char why[256] = "";
-	if (!rc) {
-		/* ECS makes a task Fargate-compatible only with awsvpc networking; without
-		 * NetworkMode an EC2 task uses bridge */
-		json_t *nm = json_object_get(t->props, n->network_mode);
-		_cleanup_free_ char *mode = NULL;
-		if (!nm) {
-			skip_task(t, false,
-				  "cannot run on Fargate: RequiresCompatibilities and NetworkMode "
-				  "are "
-				  "absent, so ECS registers it for EC2 with bridge networking "
-				  "(Fargate "
-				  "needs awsvpc)%s",
-				  "");
-			return;
-		}
-		if (cfn_resolve_string(&e->cfn, nm, &mode, why, sizeof(why)) == 0 &&
-		    strcmp(mode, "awsvpc") != 0) {
-			char msg[300];
-			snprintf(msg, sizeof(msg),
-				 "cannot run on Fargate: NetworkMode %s (Fargate needs awsvpc) and "
-				 "RequiresCompatibilities is absent",
-				 mode);
-			skip_task(t, false, "%s", msg);
-			return;
-		}
-		if (!launched_on_fargate(e, t, why, sizeof(why))) {
-			skip_task(t, false, "not run on Fargate: %s", why);
-			return;
-		}
-		append_reason(t->reason, sizeof(t->reason), "%s",
-			      "RequiresCompatibilities is absent: treated as a Fargate task (set "
-			      "it to [FARGATE] to be explicit, or tag kilt-ignore)");
-		t->warn = true;
-		return;
-	}
-	_cleanup_json_ json_t *list = NULL;
-	if (cfn_resolve_list(&e->cfn, rc, &list, why, sizeof(why)) < 0) {
-		char msg[400];
-		snprintf(msg, sizeof(msg),
-			 "RequiresCompatibilities cannot be evaluated offline (%s): treated as a "
-			 "Fargate task",
-			 why);
-		append_reason(t->reason, sizeof(t->reason), "%s", msg);
-		t->warn = true;
-		return;
-	}
-	if (!str_in_array(list, "FARGATE")) {
-		_cleanup_free_ char *s = json_dumps(list, JSON_COMPACT);
-		skip_task(t, false, "not a Fargate task definition (RequiresCompatibilities %s)",
-			  s ? s : "?");
-		return;
-	}
-	if (!launched_on_fargate(e, t, why, sizeof(why))) {
-		skip_task(t, false, "not run on Fargate: %s", why);
-		return;
-	}
-	append_reason(t->reason, sizeof(t->reason), "%s", "Fargate task definition");
-}
-
-/* The container ProxyConfiguration names (App Mesh's Envoy): a proxy, not the application. */
-static void find_proxy(struct engine *e, struct task *t)
-{
-	json_t *pc = json_object_get(t->props, e->n->proxy_configuration);
-	json_t *cn = json_object_get(pc, e->n->container_name);
-	char why[256];
-	if (cn && cfn_resolve_string(&e->cfn, cn, &t->proxy, why, sizeof(why)) < 0)
-		t->proxy = NULL;
-}
-
-static void decide_task(struct engine *e, struct task *t)
-{
-	t->selected = true;
-	t->metadata = json_object();
-	bool include = false, ignore = false;
-	if (!t->props) {
-		if (e->opts.mode == KILT_ECS_OPT_IN) {
-			skip_task(t, false,
-				  "opt-in mode, and a bare container list has no kilt-include "
-				  "tag%s",
-				  "");
-			return;
-		}
-		append_reason(t->reason, sizeof(t->reason), "%s",
-			      "container definitions without a task (opt-out mode)");
-		return;
-	}
-	if (!read_tags(e, t, &include, &ignore))
-		return;
-	if (ignore) {
-		skip_task(t, false, "tagged kilt-ignore%s", "");
-		return;
-	}
-	if (e->opts.mode == KILT_ECS_OPT_IN && !include) {
-		skip_task(t, false, "opt-in mode and no kilt-include tag%s", "");
-		return;
-	}
-	decide_compat(e, t);
-	if (!t->selected)
-		return;
-	find_proxy(e, t);
-	decide_platform(e, t);
-	if (!t->selected)
-		return;
-	if (include)
-		append_reason(t->reason, sizeof(t->reason), "%s", "tagged kilt-include");
-}
-
-/* Whether a container of a selected task is patched; `why` (and `ret_warn`) say why not. */
-static bool container_selected(const struct engine *e, const struct task *t, const struct item *it,
-			       char *why, size_t size, bool *ret_warn)
-{
-	const char *name = it->name;
-	*ret_warn = false;
-	if (!name && (t->include_containers || t->ignore_containers)) {
-		snprintf(why, size,
-			 "%s, so kilt cannot tell whether the kilt-%s-containers tag names it; "
-			 "give the value with --param NAME=VALUE",
-			 it->why, t->include_containers ? "include" : "ignore");
-		*ret_warn = true;
-		return false;
-	}
-	if (t->ignore_containers && str_in_array(t->ignore_containers, name)) {
-		snprintf(why, size, "listed in the kilt-ignore-containers tag");
-		return false;
-	}
-	bool listed = t->include_containers && str_in_array(t->include_containers, name);
-	if (t->include_containers && !listed) {
-		snprintf(why, size, "not listed in the kilt-include-containers tag");
-		return false;
-	}
-	if (listed)
-		return true;
-	/* Containers that are not the application: an agent there would trace a log router or a
-	 * proxy (a Falco and a pdig each) for nothing. */
-	const json_t *fl = json_object_get(it->obj, e->n->firelens_configuration);
-	const char *what = NULL;
-	if (fl && !json_is_null(fl) && !(e->intrinsics && cfn_is_novalue(fl)))
-		what = "the FireLens log router (FirelensConfiguration)";
-	else if (name && t->proxy && strcmp(name, t->proxy) == 0)
-		what = "the proxy ProxyConfiguration names (App Mesh Envoy)";
-	else if (name && e->opts.skip_containers && str_in_array(e->opts.skip_containers, name))
-		what = "listed by the operator as not the application";
-	if (what) {
-		snprintf(why, size,
-			 "%s, not the application: skipped by default; name it in the task's "
-			 "kilt-include-containers tag to patch it",
-			 what);
-		return false;
-	}
-	return true;
 }
 
 /* ---- patching ------------------------------------------------------------------------------ */
@@ -1499,7 +567,7 @@ static void sanitize_name(char *s)
 			*s = '-';
 }
 
-static json_t *env_to_names(const struct names *n, const json_t *plan_env)
+static json_t *env_to_names(const struct kilt_ecs_names *n, const json_t *plan_env)
 {
 	json_t *out = json_array();
 	size_t i;
@@ -1516,16 +584,16 @@ static json_t *env_to_names(const struct names *n, const json_t *plan_env)
 	return out;
 }
 
-static json_t *recipe_labels(const struct engine *e)
+static json_t *recipe_labels(const struct kilt_ecs_engine *e)
 {
 	return json_copy(e->labels);
 }
 
 /* Returns the name of the sidecar for `mount` in this list, creating it on first use. */
-static const char *sidecar_for(struct engine *e, struct list_state *ls, const json_t *mount,
-			       const json_t *app, struct kilt_error *err)
+static const char *sidecar_for(struct kilt_ecs_engine *e, struct list_state *ls,
+			       const json_t *mount, const json_t *app, struct kilt_error *err)
 {
-	const struct names *n = e->n;
+	const struct kilt_ecs_names *n = e->n;
 	_cleanup_free_ char *key = json_dumps(mount, JSON_COMPACT | JSON_SORT_KEYS);
 	const char *have = json_string_value(json_object_get(ls->sidecar_keys, key));
 	if (have)
@@ -1559,11 +627,11 @@ static const char *sidecar_for(struct engine *e, struct list_state *ls, const js
 	const json_t *ep = json_object_get(mount, "entrypoint");
 	if (json_array_size(ep))
 		json_object_set_new(sc, n->entrypoint,
-				    share(e, json_incref((json_t *)(uintptr_t)ep)));
+				    kilt_ecs_share(e, json_incref((json_t *)(uintptr_t)ep)));
 	const json_t *cmd = json_object_get(mount, "command");
 	if (json_array_size(cmd))
 		json_object_set_new(sc, n->command,
-				    share(e, json_incref((json_t *)(uintptr_t)cmd)));
+				    kilt_ecs_share(e, json_incref((json_t *)(uintptr_t)cmd)));
 	const json_t *env = json_object_get(mount, "environment");
 	if (json_array_size(env))
 		json_object_set_new(sc, n->environment, env_to_names(n, env));
@@ -1593,14 +661,9 @@ static const char *sidecar_for(struct engine *e, struct list_state *ls, const js
 	return json_string_value(json_object_get(ls->sidecar_keys, key));
 }
 
-static bool nonempty_array(const json_t *v)
-{
-	return json_is_array(v) && json_array_size(v) > 0;
-}
-
 /* Each element of an argv list is a string or, in a CloudFormation template, an intrinsic
  * that stands for one; anything else (a number, an arbitrary object) is no argv word. */
-static int argv_words_check(const struct engine *e, const json_t *list, const char *field,
+static int argv_words_check(const struct kilt_ecs_engine *e, const json_t *list, const char *field,
 			    struct kilt_error *err)
 {
 	size_t i;
@@ -1621,13 +684,14 @@ static int argv_words_check(const struct engine *e, const json_t *list, const ch
 	return 0;
 }
 
-/* What the container would really run (DESIGN §3): fills owned entrypoint and command. */
-
-static int original_argv(struct engine *e, struct task *t, json_t *c, const char *image,
-			 const char *image_why, char *summary, size_t ssize, json_t **ret_ep,
-			 json_t **ret_cmd, struct kilt_error *err)
+/* What the container would really run (Docker's rule, kilt_docker_argv): fills owned entrypoint
+ * and command, asking for the image's facts when the container sets no EntryPoint. While the
+ * engine only lists images (e->needs), the image is listed instead and 1 returned. */
+static int original_argv(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json_t *c,
+			 const char *image, const char *image_why, char *summary, size_t ssize,
+			 json_t **ret_ep, json_t **ret_cmd, struct kilt_error *err)
 {
-	const struct names *n = e->n;
+	const struct kilt_ecs_names *n = e->n;
 	json_t *ep = json_object_get(c, n->entrypoint), *cmd = json_object_get(c, n->command);
 	if (json_is_null(ep))
 		ep = NULL;
@@ -1636,30 +700,22 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 	char why[256] = "";
 	_cleanup_json_ json_t *rep = NULL, *rcmd = NULL;
 	const char *fn;
-	if (ep && e->intrinsics && cfn_is_intrinsic(ep, &fn)) {
-		if (cfn_resolve_list(&e->cfn, ep, &rep, why, sizeof(why)) < 0)
+	const char *field[2] = { n->entrypoint, n->command };
+	json_t **value[2] = { &ep, &cmd }, **resolved[2] = { &rep, &rcmd };
+	for (size_t i = 0; i < 2; i++) {
+		json_t *v = *value[i];
+		if (!v || !e->intrinsics || !cfn_is_intrinsic(v, &fn))
+			continue;
+		if (cfn_resolve_list(&e->cfn, v, resolved[i], why, sizeof(why)) < 0)
 			return kilt_error_setf(err, -EINVAL,
 					       "%s is %s, which kilt cannot evaluate offline (%s); "
 					       "write it as a literal list",
-					       n->entrypoint, fn, why);
-		ep = rep;
-		append_reason(summary, ssize,
-			      "%s (%s) was evaluated to its value now: run kilt again when the "
-			      "parameters change",
-			      n->entrypoint, fn);
-		t->warn = true;
-	}
-	if (cmd && e->intrinsics && cfn_is_intrinsic(cmd, &fn)) {
-		if (cfn_resolve_list(&e->cfn, cmd, &rcmd, why, sizeof(why)) < 0)
-			return kilt_error_setf(err, -EINVAL,
-					       "%s is %s, which kilt cannot evaluate offline (%s); "
-					       "write it as a literal list",
-					       n->command, fn, why);
-		cmd = rcmd;
-		append_reason(summary, ssize,
-			      "%s (%s) was evaluated to its value now: run kilt again when the "
-			      "parameters change",
-			      n->command, fn);
+					       field[i], fn, why);
+		*value[i] = *resolved[i];
+		kilt_ecs_append_reason(summary, ssize,
+				       "%s (%s) was evaluated to its value now: run kilt again "
+				       "when the parameters change",
+				       field[i], fn);
 		t->warn = true;
 	}
 	if ((ep && !json_is_array(ep)) || (cmd && !json_is_array(cmd)))
@@ -1671,11 +727,13 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 		r = argv_words_check(e, cmd, n->command, err);
 	if (r < 0)
 		return r;
-	if (nonempty_array(ep)) {
-		*ret_ep = json_deep_copy(ep);
-		*ret_cmd = nonempty_array(cmd) ? json_deep_copy(cmd) : json_array();
+	json_t *rule_ep = NULL, *rule_cmd = NULL;
+	if (!kilt_docker_argv(ep, cmd, NULL, &rule_ep, &rule_cmd)) {
+		*ret_ep = rule_ep;
+		*ret_cmd = rule_cmd;
 		return 0;
 	}
+	json_decref(rule_cmd);
 	/* The image's ENTRYPOINT is needed (and its CMD unless the container sets Command). */
 	if (!image)
 		return kilt_error_setf(
@@ -1684,6 +742,10 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 			"evaluate offline (%s); give that value, or set %s (and %s) on "
 			"the container to what the image runs",
 			n->entrypoint, image_why, n->entrypoint, n->command);
+	if (e->needs) {
+		kilt_image_needs_add(e->needs, image, t->platform);
+		return 1;
+	}
 	if (!e->opts.image_facts)
 		return kilt_error_setf(
 			err, -ENOENT,
@@ -1704,46 +766,29 @@ static int original_argv(struct engine *e, struct task *t, json_t *c, const char
 			"image runs",
 			n->entrypoint, image, inner, n->entrypoint, n->command);
 	}
-	json_t *iep = json_object_get(facts, "entrypoint");
-	json_t *icmd = json_object_get(facts, "command");
-	*ret_ep = json_is_array(iep) ? json_deep_copy(iep) : json_array();
-	if (nonempty_array(cmd))
-		*ret_cmd = json_deep_copy(cmd);
-	else
-		*ret_cmd = json_is_array(icmd) ? json_deep_copy(icmd) : json_array();
-	if (json_array_size(*ret_ep) == 0 && json_array_size(*ret_cmd) == 0) {
-		/* Outputs stay untouched on failure: the caller owns nothing here. */
-		json_decref(steal_pointer(ret_ep));
-		json_decref(steal_pointer(ret_cmd));
+	if (!facts)
+		facts = json_object();
+	_cleanup_json_ json_t *rep2 = NULL, *rcmd2 = NULL;
+	kilt_docker_argv(ep, cmd, facts, &rep2, &rcmd2);
+	if (json_array_size(rep2) == 0 && json_array_size(rcmd2) == 0)
 		return kilt_error_setf(err, -ENOENT,
 				       "image %s sets neither ENTRYPOINT nor CMD and the container "
 				       "sets no %s; set it on the container",
 				       image, n->command);
-	}
+	*ret_ep = steal_pointer(&rep2);
+	*ret_cmd = steal_pointer(&rcmd2);
 	return 0;
 }
 
-static int check_plan(const json_t *plan, struct kilt_error *err)
+/* The planning step for one container (kilt_plan_container): its facts as the recipe sees them
+ * (the image as text, what it runs, its environment, the task's tags and its labels as
+ * metadata), the plan, and for an image written as an intrinsic, every string built from it made
+ * an Fn::Sub again. Returns 1 without a plan while the engine only lists images. */
+static int plan_container(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json_t *c,
+			  const char *cname, char *summary, size_t ssize, json_t **ret_plan,
+			  struct kilt_error *err)
 {
-	if (!json_is_object(plan) || !json_is_array(json_object_get(plan, "entrypoint")))
-		return kilt_error_setf(err, -EINVAL, "the recipe's plan has no entrypoint list");
-	const char *keys[] = { "command", "environment", "mounts", "capabilities" };
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		json_t *v = json_object_get(plan, keys[i]);
-		if (v && !json_is_array(v))
-			return kilt_error_setf(err, -EINVAL, "the recipe's plan: %s is not a list",
-					       keys[i]);
-	}
-	json_t *pm = json_object_get(plan, "pid_mode");
-	if (pm && !json_is_string(pm))
-		return kilt_error_setf(err, -EINVAL, "the recipe's plan: pid_mode is not a string");
-	return 0;
-}
-
-static int patch_container(struct engine *e, struct task *t, struct list_state *ls, json_t *c,
-			   const char *cname, char *summary, size_t ssize, struct kilt_error *err)
-{
-	const struct names *n = e->n;
+	const struct kilt_ecs_names *n = e->n;
 	json_t *imagev = json_object_get(c, n->image);
 	if (!imagev)
 		return kilt_error_setf(err, -EINVAL, "the container has no %s", n->image);
@@ -1768,14 +813,16 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 	_cleanup_json_ json_t *ep = NULL, *cmd = NULL;
 	size_t looked_up = e->lookups;
 	int r = original_argv(e, t, c, image_lookup, image_why, summary, ssize, &ep, &cmd, err);
-	if (r < 0)
+	if (r != 0)
 		return r;
+	if (e->needs)
+		return 1;
 	if (e->lookups != looked_up && json_object_size(defaults)) {
 		/* the entrypoint written now comes from an image the template only suggests */
 		const char *pname;
 		json_t *pdef;
 		json_object_foreach (defaults, pname, pdef) {
-			append_reason(
+			kilt_ecs_append_reason(
 				summary, ssize,
 				"the image's ENTRYPOINT/CMD were looked up for %s, parameter "
 				"%s's Default: the image deployed decides; give it with --param "
@@ -1814,10 +861,7 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 		.platform = t->platform,
 	};
 	_cleanup_json_ json_t *plan = NULL;
-	r = e->planner->evaluate(e->planner->userdata, &target, e->opts.config, &plan, err);
-	if (r < 0)
-		return kilt_error_prefix(err, "recipe %s", e->planner->name);
-	r = check_plan(plan, err);
+	r = kilt_plan_container(e->planner, &target, e->opts.config, &plan, err);
 	if (r < 0)
 		return r;
 	if (sub_text) {
@@ -1834,32 +878,39 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 					cfn_wrap_sub(json_incref(v), sub_text, sub_vars));
 		}
 	}
+	*ret_plan = steal_pointer(&plan);
+	return 0;
+}
 
+/* Writes `plan` into the container `c`: fields, sidecars, PidMode, and last the marker labels
+ * with the undo record of every field changed. */
+static int apply_plan(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, struct list_state *ls,
+		      json_t *c, const json_t *plan, char *summary, size_t ssize,
+		      struct kilt_error *err)
+{
+	const struct kilt_ecs_names *n = e->n;
+	int r;
 	_cleanup_json_ json_t *undo = json_object();
 	json_t *pimage = json_object_get(plan, "image");
 	/* the plan's values go in as they are: nothing modifies them afterwards */
 	if (pimage)
-		set_field(e, c, n->image, json_incref(pimage), undo);
-	set_field(e, c, n->entrypoint, share(e, json_incref(json_object_get(plan, "entrypoint"))),
-		  undo);
+		kilt_ecs_set_field(e, c, n->image, json_incref(pimage), undo);
+	kilt_ecs_set_field(e, c, n->entrypoint,
+			   kilt_ecs_share(e, json_incref(json_object_get(plan, "entrypoint"))),
+			   undo);
 	json_t *pcmd = json_object_get(plan, "command");
 	if (json_array_size(pcmd) || json_object_get(c, n->command))
-		set_field(e, c, n->command, pcmd ? share(e, json_incref(pcmd)) : json_array(),
-			  undo);
+		kilt_ecs_set_field(e, c, n->command,
+				   pcmd ? kilt_ecs_share(e, json_incref(pcmd)) : json_array(),
+				   undo);
 	json_t *penv = json_object_get(plan, "environment");
-	if (penv) {
-		struct env_edit ee = { .plan_env = penv };
-		r = edit_field(e, c, n->environment, edit_env, &ee, false, undo, err);
-		if (r < 0)
-			return r;
-	}
+	if (penv && (r = kilt_ecs_merge_env(e, c, penv, undo, err)) < 0)
+		return r;
 	json_t *caps = json_object_get(plan, "capabilities");
-	if (json_array_size(caps)) {
-		r = edit_field(e, c, n->linux_parameters, edit_linux, caps, true, undo, err);
-		if (r < 0)
-			return r;
-	}
+	if (json_array_size(caps) && (r = kilt_ecs_add_caps(e, c, caps, undo, err)) < 0)
+		return r;
 	json_t *mounts = json_object_get(plan, "mounts");
+	size_t i;
 	json_t *mount;
 	json_array_foreach (mounts, i, mount) {
 		const char *sname = sidecar_for(e, ls, mount, c, err);
@@ -1869,36 +920,38 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 			json_pack("{sssb}", n->source_container, sname, n->read_only, 1);
 		_cleanup_json_ json_t *dep =
 			json_pack("{ssss}", n->container_name, sname, n->condition, "START");
-		r = edit_field(e, c, n->volumes_from, edit_append_unique, vf, true, undo, err);
+		r = kilt_ecs_append_unique(e, c, n->volumes_from, vf, undo, err);
 		if (r < 0)
 			return r;
-		r = edit_field(e, c, n->depends_on, edit_append_unique, dep, true, undo, err);
+		r = kilt_ecs_append_unique(e, c, n->depends_on, dep, undo, err);
 		if (r < 0)
 			return r;
-		append_reason(summary, ssize, "sidecar %s", sname);
+		kilt_ecs_append_reason(summary, ssize, "sidecar %s", sname);
 	}
 	const char *pid = json_string_value(json_object_get(plan, "pid_mode"));
 	if (pid) {
 		json_t *cur = t->props ? json_object_get(t->props, n->pid_mode) : NULL;
 		if (!t->props) {
-			append_reason(summary, ssize,
-				      "the recipe asks for PidMode %s: set it on the task "
-				      "definition (pid_mode in Terraform)",
-				      pid);
+			kilt_ecs_append_reason(summary, ssize,
+					       "the recipe asks for PidMode %s: set it on the task "
+					       "definition (pid_mode in Terraform)",
+					       pid);
 			t->warn = true;
 		} else if (!cur) {
 			json_object_set_new(undo, UNDO_TASK, json_pack("{sn}", n->pid_mode));
-			doc_set(e, t->props, n->pid_mode, json_string(pid));
+			kilt_journal_set(e->journal, t->props, n->pid_mode, json_string(pid));
 		} else if (!json_is_string(cur) || strcmp(json_string_value(cur), pid) != 0) {
-			append_reason(summary, ssize,
-				      "the task's PidMode is kept although the recipe asks for %s",
-				      pid);
+			kilt_ecs_append_reason(
+				summary, ssize,
+				"the task's PidMode is kept although the recipe asks "
+				"for %s",
+				pid);
 			t->warn = true;
 		}
 	}
 	if (json_array_size(caps)) {
 		_cleanup_free_ char *s = json_dumps(caps, JSON_COMPACT);
-		append_reason(summary, ssize, "capabilities %s", s ? s : "");
+		kilt_ecs_append_reason(summary, ssize, "capabilities %s", s ? s : "");
 	}
 	/* The marker goes last: it records the original of every field changed above. */
 	json_t *old_labels = json_object_get(c, n->docker_labels);
@@ -1908,11 +961,18 @@ static int patch_container(struct engine *e, struct task *t, struct list_state *
 	_cleanup_json_ json_t *marker = recipe_labels(e);
 	_cleanup_free_ char *undo_text = cfn_encode_label(undo);
 	json_object_set_new(marker, LABEL_UNDO, json_string(undo_text));
-	json_t *nl = edit_value(e, old_labels, edit_labels, marker, 0, err);
-	if (!nl)
-		return kilt_error_prefix(err, "%s", n->docker_labels);
-	doc_set(e, c, n->docker_labels, nl);
-	return 0;
+	return kilt_ecs_merge_labels(e, c, marker, err);
+}
+
+static int patch_container(struct kilt_ecs_engine *e, struct kilt_ecs_task *t,
+			   struct list_state *ls, json_t *c, const char *cname, char *summary,
+			   size_t ssize, struct kilt_error *err)
+{
+	_cleanup_json_ json_t *plan = NULL;
+	int r = plan_container(e, t, c, cname, summary, ssize, &plan, err);
+	if (r != 0)
+		return r;
+	return apply_plan(e, t, ls, c, plan, summary, ssize, err);
 }
 
 /* ---- lists and tasks ----------------------------------------------------------------------- */
@@ -1924,19 +984,14 @@ static void list_state_done(struct list_state *ls)
 	json_decref(ls->names);
 }
 
-static bool all_current(const struct engine *e, struct item *items, size_t n)
+static bool all_current(const struct kilt_ecs_engine *e, struct item *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (!items[i].marked)
 			continue;
-		const char *rn = get_label(e, items[i].obj, LABEL_RECIPE);
-		const char *rh = get_label(e, items[i].obj, LABEL_HASH);
-		const char *rc = get_label(e, items[i].obj, LABEL_CONFIG);
-		if (!rn || !rh || strcmp(rn, e->planner->name) != 0 ||
-		    strcmp(rh, e->planner->hash) != 0)
-			return false;
-		if ((rc == NULL) != (e->config_hash == NULL) ||
-		    (rc && strcmp(rc, e->config_hash) != 0))
+		if (!kilt_marker_is(&e->marker, kilt_ecs_get_label(e, items[i].obj, LABEL_RECIPE),
+				    kilt_ecs_get_label(e, items[i].obj, LABEL_HASH),
+				    kilt_ecs_get_label(e, items[i].obj, LABEL_CONFIG)))
 			return false;
 	}
 	return true;
@@ -1952,7 +1007,8 @@ static void explain_unknown_name(const struct item *it, struct kilt_error *err)
 	snprintf(err->msg + len, sizeof(err->msg) - len, " (%s)", it->why);
 }
 
-static int process_list(struct engine *e, struct task *t, json_t *list, struct kilt_error *err)
+static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json_t *list,
+			struct kilt_error *err)
 {
 	struct item *items = NULL;
 	size_t n = 0;
@@ -1990,7 +1046,9 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		for (size_t i = 0; i < n && same; i++)
 			if (!items[i].sidecar)
 				same = items[i].marked ==
-				       container_selected(e, t, &items[i], why, sizeof(why), &warn);
+				       kilt_ecs_container_selected(e, t, items[i].obj,
+								   items[i].name, items[i].why, why,
+								   sizeof(why), &warn);
 		if (same) {
 			for (size_t i = 0; i < n; i++) {
 				if (items[i].sidecar)
@@ -2002,12 +1060,12 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 						 "already injected with recipe %s (sha256 %.12s)",
 						 e->planner->name, e->planner->hash);
 				else
-					container_selected(e, t, &items[i], msg, sizeof(msg),
-							   &warn);
-				add_decision(e, t->id, items[i].label,
-					     items[i].marked ? KILT_ECS_UNCHANGED
-							     : KILT_ECS_SKIPPED,
-					     warn, msg);
+					kilt_ecs_container_selected(e, t, items[i].obj,
+								    items[i].name, items[i].why,
+								    msg, sizeof(msg), &warn);
+				kilt_report_add(e->report, t->id, items[i].label,
+						items[i].marked ? KILT_UNCHANGED : KILT_SKIPPED,
+						warn, msg);
 				t->any_unchanged = t->any_unchanged || items[i].marked;
 			}
 			items_free(items, n);
@@ -2037,8 +1095,8 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 			snprintf(msg, sizeof(msg), "%s%s",
 				 removed ? "earlier injection removed: " : "",
 				 e->planner ? t->reason : "kilt remove");
-			add_decision(e, t->id, items[i].label,
-				     removed ? KILT_ECS_REMOVED : KILT_ECS_SKIPPED, false, msg);
+			kilt_report_add(e->report, t->id, items[i].label,
+					removed ? KILT_REMOVED : KILT_SKIPPED, false, msg);
 			t->any_removed = t->any_removed || removed;
 		}
 		items_free(items, n);
@@ -2072,12 +1130,13 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		/* a copy: a failed patch under fail-open rebuilds the object that holds the name */
 		_cleanup_free_ char *label = xstrdup(items[i].label);
 		bool removed = json_object_get(was_marked, label) != NULL;
-		if (!container_selected(e, t, &items[i], why, sizeof(why), &warn)) {
+		if (!kilt_ecs_container_selected(e, t, items[i].obj, items[i].name, items[i].why,
+						 why, sizeof(why), &warn)) {
 			char msg[500];
 			snprintf(msg, sizeof(msg), "%s%s",
 				 removed ? "earlier injection removed: " : "", why);
-			add_decision(e, t->id, label, removed ? KILT_ECS_REMOVED : KILT_ECS_SKIPPED,
-				     warn, msg);
+			kilt_report_add(e->report, t->id, label,
+					removed ? KILT_REMOVED : KILT_SKIPPED, warn, msg);
 			t->any_removed = t->any_removed || removed;
 			continue;
 		}
@@ -2085,15 +1144,16 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 		bool warn_before = t->warn;
 		t->warn = false;
 		if (!items[i].name) {
-			append_reason(summary, sizeof(summary),
-				      "%s: reported by its position, original.name unknown",
-				      items[i].why);
+			kilt_ecs_append_reason(
+				summary, sizeof(summary),
+				"%s: reported by its position, original.name unknown",
+				items[i].why);
 			t->warn = true;
 		}
 		/* fail-open needs a way back when a container cannot be patched: the journal for
 		 * the document, copies for the list's own state */
 		bool fo = e->opts.fail_open;
-		size_t mark = e->journal->n;
+		size_t mark = kilt_journal_mark(e->journal);
 		_cleanup_json_ json_t *sidecars_backup = fo ? json_deep_copy(ls.sidecars) : NULL;
 		_cleanup_json_ json_t *keys_backup = fo ? json_deep_copy(ls.sidecar_keys) : NULL;
 		_cleanup_json_ json_t *names_backup = fo ? json_deep_copy(ls.names) : NULL;
@@ -2109,7 +1169,7 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 				break;
 			}
 			/* fail-open: put everything back the way it was and say why */
-			journal_rollback(e->journal, mark);
+			kilt_journal_rollback(e->journal, mark);
 			json_decref(ls.sidecars);
 			ls.sidecars = json_incref(sidecars_backup);
 			json_decref(ls.sidecar_keys);
@@ -2118,18 +1178,18 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 			ls.names = json_incref(names_backup);
 			char msg[700];
 			snprintf(msg, sizeof(msg), "not patched (fail-open): %s", err->msg);
-			add_decision(e, t->id, label, KILT_ECS_SKIPPED, true, msg);
+			kilt_report_add(e->report, t->id, label, KILT_SKIPPED, true, msg);
 			*err = (struct kilt_error){ 0 };
 			continue;
 		}
 		char msg[700];
 		snprintf(msg, sizeof(msg), "injected recipe %s%s%s", e->planner->name,
 			 summary[0] ? ": " : "", summary);
-		add_decision(e, t->id, label, KILT_ECS_PATCHED, warn, msg);
+		kilt_report_add(e->report, t->id, label, KILT_PATCHED, warn, msg);
 		t->any_patched = true;
 	}
 	if (rc == 0 && json_array_size(ls.sidecars)) {
-		doc_will_append(e, list);
+		kilt_journal_will_append(e->journal, list);
 		json_array_extend(list, ls.sidecars);
 	}
 	list_state_done(&ls);
@@ -2139,7 +1199,7 @@ static int process_list(struct engine *e, struct task *t, json_t *list, struct k
 
 /* A kilt-include-containers or kilt-ignore-containers tag naming no container of the task (a
  * typo, or a container renamed since) would otherwise change nothing in silence. */
-static void check_listed(struct task *t, const json_t *list, const char *tag)
+static void check_listed(struct kilt_ecs_task *t, const json_t *list, const char *tag)
 {
 	size_t i;
 	const json_t *v;
@@ -2152,24 +1212,24 @@ static void check_listed(struct task *t, const json_t *list, const char *tag)
 			 "the %s tag names %s, which is no container of the task%s", tag, name,
 			 t->unnamed ? " kilt can name (give unknown names with --param)"
 				    : " (a typo?)");
-		append_reason(t->reason, sizeof(t->reason), "%s", msg);
+		kilt_ecs_append_reason(t->reason, sizeof(t->reason), "%s", msg);
 		t->warn = true;
 	}
 }
 
-static int process_task(struct engine *e, const char *id, json_t *props, json_t *containers,
-			struct kilt_error *err)
+static int process_task(struct kilt_ecs_engine *e, const char *id, json_t *props,
+			json_t *containers, struct kilt_error *err)
 {
-	struct task t = { .id = id, .props = props, .seen = json_object() };
+	struct kilt_ecs_task t = { .id = id, .props = props, .seen = json_object() };
 	if (e->planner)
-		decide_task(e, &t);
+		kilt_ecs_decide_task(e, &t);
 	else
 		t.metadata = json_object();
-	t.decision = add_decision(e, id, NULL, KILT_ECS_SKIPPED, false, "");
+	t.decision = kilt_report_add(e->report, id, NULL, KILT_SKIPPED, false, "");
 	int r = 0;
 	const char *fn;
 	if (!containers) {
-		skip_task(&t, false, "no container definitions%s", "");
+		kilt_ecs_skip_task(&t, false, "no container definitions");
 	} else if (json_is_array(containers)) {
 		r = process_list(e, &t, containers, err);
 	} else if (e->intrinsics && cfn_is_intrinsic(containers, &fn)) {
@@ -2180,36 +1240,36 @@ static int process_task(struct engine *e, const char *id, json_t *props, json_t 
 			if (r == 0 && json_is_array(b))
 				r = process_list(e, &t, b, err);
 		} else {
-			skip_task(&t, true,
-				  "ContainerDefinitions is %s, which kilt cannot see into; write "
-				  "the containers as a list",
-				  fn);
+			kilt_ecs_skip_task(
+				&t, true,
+				"ContainerDefinitions is %s, which kilt cannot see into; write "
+				"the containers as a list",
+				fn);
 		}
 	} else {
 		r = kilt_error_setf(err, -EINVAL, "%s: %s is not a list", id,
 				    e->n->container_definitions);
 	}
 	if (r == 0 && e->planner && t.selected && containers) {
-		check_listed(&t, t.include_containers, "kilt-include-containers");
-		check_listed(&t, t.ignore_containers, "kilt-ignore-containers");
+		check_listed(&t, t.sel.include_containers, "kilt-include-containers");
+		check_listed(&t, t.sel.ignore_containers, "kilt-ignore-containers");
 	}
-	struct kilt_ecs_decision *d = &e->report->decisions[t.decision];
+	struct kilt_decision *d = &e->report->decisions[t.decision];
 	d->warning = t.warn;
 	if (t.any_patched)
-		d->verdict = KILT_ECS_PATCHED;
+		d->verdict = KILT_PATCHED;
 	else if (t.any_unchanged)
-		d->verdict = KILT_ECS_UNCHANGED;
+		d->verdict = KILT_UNCHANGED;
 	else if (t.any_removed)
-		d->verdict = KILT_ECS_REMOVED;
+		d->verdict = KILT_REMOVED;
 	else if (t.selected && e->planner && containers && t.reason[0])
-		append_reason(t.reason, sizeof(t.reason), "%s", "but no container was selected");
-	free(d->reason);
-	d->reason = reason_dup(e->planner ? t.reason : "kilt remove");
+		kilt_ecs_append_reason(t.reason, sizeof(t.reason), "%s",
+				       "but no container was selected");
+	kilt_report_set_reason(e->report, t.decision, e->planner ? t.reason : "kilt remove");
 	free(t.platform);
 	free(t.proxy);
 	json_decref(t.seen);
-	json_decref(t.include_containers);
-	json_decref(t.ignore_containers);
+	kilt_selection_done(&t.sel);
 	json_decref(t.metadata);
 	return r;
 }
@@ -2297,7 +1357,7 @@ static bool holds_task(const json_t *v, unsigned depth)
 	return false;
 }
 
-static int run(struct engine *e, json_t *doc, struct kilt_error *err)
+static int run(struct kilt_ecs_engine *e, json_t *doc, struct kilt_error *err)
 {
 	enum kilt_ecs_input kind = e->opts.input;
 	if (kind == KILT_ECS_INPUT_AUTO) {
@@ -2305,7 +1365,7 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 		if (r < 0)
 			return r;
 	}
-	e->report->input = kind;
+	e->report->input = kilt_ecs_input_name(kind);
 	_cleanup_json_ json_t *work = NULL;
 	int r = 0;
 	switch (kind) {
@@ -2332,7 +1392,7 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 					"kilt inject, write the task definitions out",
 					id);
 				if (!e->opts.discard_on_failure)
-					journal_rollback(e->journal, 0);
+					kilt_journal_rollback(e->journal, 0);
 				return r;
 			}
 			const char *type = json_string_value(json_object_get(res, "Type"));
@@ -2340,19 +1400,19 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 				continue;
 			json_t *props = json_object_get(res, "Properties");
 			if (!json_is_object(props)) {
-				add_decision(e, id, NULL, KILT_ECS_SKIPPED, true,
-					     "the task definition has no Properties");
+				kilt_report_add(e->report, id, NULL, KILT_SKIPPED, true,
+						"the task definition has no Properties");
 				continue;
 			}
 			r = process_task(e, id, props,
 					 json_object_get(props, "ContainerDefinitions"), err);
 			if (r < 0) {
 				if (!e->opts.discard_on_failure)
-					journal_rollback(e->journal, 0);
+					kilt_journal_rollback(e->journal, 0);
 				return r;
 			}
 			if (e->opts.discard_on_failure)
-				journal_forget(e->journal);
+				kilt_journal_forget(e->journal);
 		}
 		return 0;
 	}
@@ -2395,6 +1455,8 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 	default:
 		return kilt_error_setf(err, -EINVAL, "unknown input kind");
 	}
+	if (e->needs)
+		return 0;
 	if (json_is_array(doc)) {
 		json_array_clear(doc);
 		json_array_extend(doc, work);
@@ -2405,36 +1467,38 @@ static int run(struct engine *e, json_t *doc, struct kilt_error *err)
 	return 0;
 }
 
-static int run_with_report(struct engine *e, json_t *doc, struct kilt_ecs_report *report,
+static int run_with_report(struct kilt_ecs_engine *e, json_t *doc, struct kilt_report *report,
 			   struct kilt_error *err)
 {
-	struct kilt_ecs_report local;
-	kilt_ecs_report_init(&local);
+	struct kilt_report local;
+	kilt_report_init(&local);
 	e->report = &local;
-	struct journal journal;
-	journal_init(&journal);
+	struct kilt_journal journal;
+	kilt_journal_init(&journal);
 	e->journal = &journal;
 	e->shared = json_object();
 	int r = run(e, doc, err);
-	journal_done(&journal);
+	if (e->needs) /* only listing: the document goes back as it was */
+		kilt_journal_rollback(&journal, 0);
+	kilt_journal_done(&journal);
 	e->journal = NULL;
 	json_decref(e->shared);
 	e->shared = NULL;
-	ecs_report_tally(&local);
+	kilt_report_tally(&local);
 	if (report && r == 0) {
-		kilt_ecs_report_done(report);
+		kilt_report_done(report);
 		*report = local;
 	} else {
-		kilt_ecs_report_done(&local);
+		kilt_report_done(&local);
 	}
 	return r;
 }
 
 /* The operator's settings that change what a recipe produces, so that changing them is not
- * mistaken for "already injected". */
-static char *settings_hash(const struct kilt_ecs_options *o)
+ * mistaken for "already injected" (the marker's settings hash). Owned. */
+static json_t *settings(const struct kilt_ecs_options *o)
 {
-	_cleanup_json_ json_t *s = json_object();
+	json_t *s = json_object();
 	if (json_is_object(o->config) && json_object_size(o->config))
 		json_object_set(s, "config", (json_t *)(uintptr_t)o->config);
 	if (o->sidecar_repository_credentials)
@@ -2444,16 +1508,7 @@ static char *settings_hash(const struct kilt_ecs_options *o)
 		json_object_set(s, "logs", (json_t *)(uintptr_t)o->sidecar_log_configuration);
 	if (o->sidecar_logs_off)
 		json_object_set_new(s, "logs_off", json_true());
-	if (!json_object_size(s))
-		return NULL;
-	_cleanup_free_ char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
-	if (!text)
-		return NULL;
-	char *digest = kilt_digest_sha256(text, strlen(text));
-	/* "sha256:" + the first 16 hex digits: enough to tell settings apart */
-	if (strlen(digest) > 23)
-		digest[23] = '\0';
-	return digest;
+	return s;
 }
 
 /* A Secrets Manager secret ARN or name goes into every sidecar as written: an empty one, or
@@ -2481,15 +1536,20 @@ static int check_secret_ref(const char *s, struct kilt_error *err)
 	return 0;
 }
 
-int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
-			    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
-			    struct kilt_error *err)
+static int with_planner(const struct kilt_planner *planner, json_t *doc,
+			const struct kilt_ecs_options *opts, struct kilt_image_needs *needs,
+			struct kilt_report *report, struct kilt_error *err)
 {
-	struct engine e = { .planner = planner };
+	struct kilt_ecs_engine e = { .planner = planner, .needs = needs };
 	if (opts)
 		e.opts = *opts;
 	else
 		kilt_ecs_options_default(&e.opts);
+	if (needs) {
+		/* a container that cannot be patched is the apply phase's business */
+		e.opts.fail_open = true;
+		e.opts.discard_on_failure = false;
+	}
 	e.cfn.params = e.opts.parameters;
 	if (!planner || !planner->evaluate || !planner->name || !planner->hash)
 		return kilt_error_setf(err, -EINVAL, "no recipe");
@@ -2498,23 +1558,31 @@ int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
 		if (r < 0)
 			return r;
 	}
-	e.config_hash = settings_hash(&e.opts);
+	_cleanup_json_ json_t *s = settings(&e.opts);
+	kilt_marker_init(&e.marker, planner, s);
 	e.labels = json_pack("{ssss}", LABEL_RECIPE, planner->name, LABEL_HASH, planner->hash);
-	if (e.config_hash)
-		json_object_set_new(e.labels, LABEL_CONFIG, json_string(e.config_hash));
+	if (e.marker.settings)
+		json_object_set_new(e.labels, LABEL_CONFIG, json_string(e.marker.settings));
 	if (e.opts.sidecar_log_configuration)
 		e.sidecar_logs = json_deep_copy(e.opts.sidecar_log_configuration);
 	int r = run_with_report(&e, doc, report, err);
-	free(e.config_hash);
+	kilt_marker_done(&e.marker);
 	json_decref(e.labels);
 	json_decref(e.sidecar_logs);
 	return r;
 }
 
-int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts,
-		    struct kilt_ecs_report *report, struct kilt_error *err)
+int kilt_ecs_inject_planner(const struct kilt_planner *planner, json_t *doc,
+			    const struct kilt_ecs_options *opts, struct kilt_report *report,
+			    struct kilt_error *err)
 {
-	struct engine e = { .planner = NULL };
+	return with_planner(planner, doc, opts, NULL, report, err);
+}
+
+int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts, struct kilt_report *report,
+		    struct kilt_error *err)
+{
+	struct kilt_ecs_engine e = { .planner = NULL };
 	if (opts)
 		e.opts = *opts;
 	else
@@ -2523,31 +1591,24 @@ int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts,
 	return run_with_report(&e, doc, report, err);
 }
 
-/* ---- the recipe as a planner --------------------------------------------------------------- */
-
-static int recipe_evaluate(void *userdata, const struct kilt_target *target, const json_t *config,
-			   json_t **ret_plan, struct kilt_error *err)
-{
-	return kilt_recipe_evaluate(userdata, target, config, ret_plan, err);
-}
-
-static bool recipe_supports(void *userdata, const char *platform)
-{
-	return kilt_recipe_supports_platform(userdata, platform);
-}
-
 int kilt_ecs_inject(const struct kilt_recipe *recipe, json_t *doc,
-		    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
+		    const struct kilt_ecs_options *opts, struct kilt_report *report,
 		    struct kilt_error *err)
 {
 	if (!recipe)
 		return kilt_error_setf(err, -EINVAL, "no recipe");
-	struct kilt_ecs_planner p = {
-		.name = kilt_recipe_name(recipe),
-		.hash = kilt_recipe_hash(recipe),
-		.evaluate = recipe_evaluate,
-		.supports_platform = recipe_supports,
-		.userdata = (void *)(uintptr_t)recipe,
-	};
+	struct kilt_planner p;
+	kilt_planner_from_recipe(recipe, &p);
 	return kilt_ecs_inject_planner(&p, doc, opts, report, err);
+}
+
+void kilt_ecs_list_images(const struct kilt_recipe *recipe, json_t *doc,
+			  const struct kilt_ecs_options *opts, struct kilt_image_needs *needs)
+{
+	if (!recipe)
+		return;
+	struct kilt_planner p;
+	kilt_planner_from_recipe(recipe, &p);
+	struct kilt_error err = { 0 };
+	(void)with_planner(&p, doc, opts, needs, NULL, &err);
 }

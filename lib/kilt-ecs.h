@@ -28,16 +28,17 @@ enum kilt_ecs_input {
 
 enum kilt_ecs_mode {
 	/* every eligible task is patched unless tagged `kilt-ignore` (the default) */
-	KILT_ECS_OPT_OUT = 0,
+	KILT_ECS_OPT_OUT = KILT_SELECT_OPT_OUT,
 	/* only tasks tagged `kilt-include` are patched */
-	KILT_ECS_OPT_IN,
+	KILT_ECS_OPT_IN = KILT_SELECT_OPT_IN,
 };
 
 /* Looks up the facts of an image for a platform ("linux/amd64"; NULL when unknown). On success
  * `ret_facts` receives an owned object shaped like kilt_image_config_parse's result:
  * { "entrypoint": [..], "command": [..], "os": "linux", "architecture": "amd64", ... }.
- * Called only when a container does not say what it runs and the recipe needs it. Return a
- * negative errno-style code with `err` filled when the image cannot be resolved. */
+ * Called only when a container does not say what it runs. Return a negative errno-style code
+ * with `err` filled when the image cannot be resolved. kilt_image_needs_facts (kilt-plan.h)
+ * answers from a table resolved beforehand (see kilt_ecs_list_images). */
 typedef int (*kilt_ecs_image_facts_fn)(void *userdata, const char *image, const char *platform,
 				       json_t **ret_facts, struct kilt_error *err);
 
@@ -78,43 +79,18 @@ struct kilt_ecs_options {
 /* Fills `ret` with the defaults: AUTO, opt-out, nothing configured, no lookups. */
 void kilt_ecs_options_default(struct kilt_ecs_options *ret);
 
-enum kilt_ecs_verdict {
-	KILT_ECS_PATCHED, /* injected by this run */
-	KILT_ECS_UNCHANGED, /* already carries this recipe's injection: left byte for byte */
-	KILT_ECS_SKIPPED, /* left alone; the reason says why */
-	KILT_ECS_REMOVED, /* an earlier injection was undone (task or container now excluded) */
-};
-
-/* One decision about a task (container == NULL) or one of its containers. */
-struct kilt_ecs_decision {
-	char *task; /* owned: CloudFormation logical ID, task family, or "container_definitions" */
-	char *container; /* owned: container name; NULL for the task itself */
-	enum kilt_ecs_verdict verdict;
-	bool warning; /* the reason deserves the operator's attention */
-	char *reason; /* owned: one sentence a user can act on */
-};
-
-/* What a run decided, in document order. Caller-owned; release with kilt_ecs_report_done. */
-struct kilt_ecs_report {
-	enum kilt_ecs_input input; /* the kind actually processed (AUTO resolved) */
-	struct kilt_ecs_decision *decisions; /* owned */
-	size_t n_decisions;
-	size_t n_patched, n_unchanged, n_skipped, n_removed, n_warnings;
-};
-
-void kilt_ecs_report_init(struct kilt_ecs_report *report);
-/* Releases the contents; NULL is a no-op. */
-void kilt_ecs_report_done(struct kilt_ecs_report *report);
-/* "patched", "unchanged", "skipped", "removed"; static. */
-const char *kilt_ecs_verdict_name(enum kilt_ecs_verdict verdict);
-/* The report as JSON (owned): {"input": "...", "decisions": [{"task", "container"?, "decision",
- * "reason", "warning"?}], "patched": n, ...}. */
-json_t *kilt_ecs_report_to_json(const struct kilt_ecs_report *report);
-
 /* Decides what `doc` is (see enum kilt_ecs_input). -EINVAL with a message when it is none. */
 int kilt_ecs_detect(const json_t *doc, enum kilt_ecs_input *ret, struct kilt_error *err);
 /* "cloudformation", "task-definition", "container-definitions", "auto"; static. */
 const char *kilt_ecs_input_name(enum kilt_ecs_input input);
+
+/* The first of two phases (kilt-plan.h, "image facts"): adds to `needs` every (image,
+ * platform) pair whose facts kilt_ecs_inject with the same `recipe` and `opts` will ask
+ * opts->image_facts for: the containers it will patch that set no EntryPoint, with their image
+ * (parameters resolved) and their task's platform. The document is left as it was (the engine
+ * runs and undoes its run). A container or task that would fail is left to the apply phase. */
+void kilt_ecs_list_images(const struct kilt_recipe *recipe, json_t *doc,
+			  const struct kilt_ecs_options *opts, struct kilt_image_needs *needs);
 
 /* Applies `recipe` to every eligible task definition and container of `doc`, in place.
  * `opts` may be NULL for the defaults; `report` (may be NULL) must have been initialised and
@@ -125,33 +101,24 @@ const char *kilt_ecs_input_name(enum kilt_ecs_input input);
  * values it writes may be shared between containers (the same VolumesFrom in every one) and with
  * the plans. A caller that edits the result should likewise replace values, not modify them. */
 int kilt_ecs_inject(const struct kilt_recipe *recipe, json_t *doc,
-		    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
+		    const struct kilt_ecs_options *opts, struct kilt_report *report,
 		    struct kilt_error *err);
 
 /* Undoes every earlier kilt injection in `doc` (any recipe): original entrypoint, command,
  * environment, image, linux parameters, volumes and dependencies come back and sidecars go. */
-int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts,
-		    struct kilt_ecs_report *report, struct kilt_error *err);
+int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts, struct kilt_report *report,
+		    struct kilt_error *err);
 
 /* The engine's core, for tests and front ends that produce plans another way: like
  * kilt_ecs_inject, but each container's plan (the schema of kilt_recipe_evaluate) comes from
- * `evaluate`. `name` and `hash` identify the recipe in markers. `supports_platform` may be NULL
- * (every platform supported). */
-struct kilt_ecs_planner {
-	const char *name; /* borrowed */
-	const char *hash; /* borrowed */
-	int (*evaluate)(void *userdata, const struct kilt_target *target, const json_t *config,
-			json_t **ret_plan, struct kilt_error *err);
-	bool (*supports_platform)(void *userdata, const char *platform);
-	void *userdata; /* borrowed */
-};
-int kilt_ecs_inject_planner(const struct kilt_ecs_planner *planner, json_t *doc,
-			    const struct kilt_ecs_options *opts, struct kilt_ecs_report *report,
+ * `planner` (kilt-plan.h). */
+int kilt_ecs_inject_planner(const struct kilt_planner *planner, json_t *doc,
+			    const struct kilt_ecs_options *opts, struct kilt_report *report,
 			    struct kilt_error *err);
 
 /* A CloudFormation template in JSON, injected resource by resource (lib/cfn-stream.c): the text
  * is split without building a tree, each resource is parsed, patched, written and freed in turn,
- * so the memory held is the text plus one resource (plus a batch for `prefetch`) instead of a
+ * so the memory held is the text plus one resource (plus a batch for `resolve`) instead of a
  * tree of the whole template (about five times the text). The output is the bytes
  * json_dump_callback(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) gives for the document
  * kilt_ecs_inject leaves, without a final newline. */
@@ -159,10 +126,14 @@ struct kilt_cfn_stream {
 	/* receives the output in pieces; returns 0, or -1 to stop (the run fails with -EIO) */
 	int (*write)(const char *p, size_t n, void *userdata);
 	void *write_userdata; /* borrowed */
-	/* may be NULL: called with an array of up to a batch of resources (borrowed) before the
-	 * engine sees them, so that image lookups can run together (kilt inject prefetches) */
-	void (*prefetch)(void *userdata, const json_t *resources);
-	void *prefetch_userdata; /* borrowed */
+	/* may be NULL (no image lookups ahead): the run's table of image facts. Resources are then
+	 * parsed a batch at a time, the (image, platform) pairs the batch needs are added to it
+	 * (kilt_ecs_list_images) and `resolve` is called before the engine applies to any of
+	 * them, so that the lookups run together; pairs of earlier batches stay, with their
+	 * results. The front end's opts->image_facts reads the table (kilt_image_needs_facts). */
+	struct kilt_image_needs *needs; /* borrowed */
+	void (*resolve)(void *userdata, struct kilt_image_needs *needs);
+	void *resolve_userdata; /* borrowed */
 };
 
 /* Applies `recipe` (NULL: kilt_ecs_remove) to the JSON text of a template, giving what parsing
@@ -176,7 +147,7 @@ struct kilt_cfn_stream {
 #define KILT_CFN_STREAM_WHOLE 1
 int kilt_cfn_stream_inject(const struct kilt_recipe *recipe, const char *text, size_t len,
 			   const struct kilt_ecs_options *opts, const struct kilt_cfn_stream *io,
-			   struct kilt_ecs_report *report, struct kilt_error *err);
+			   struct kilt_report *report, struct kilt_error *err);
 
 /* Terraform and ECS APIs compare container definitions after dropping nulls and empty arrays:
  * removes them recursively from `value` (in place) so a plan shows no perpetual diff. */

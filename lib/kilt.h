@@ -57,6 +57,7 @@ char *kilt_base64_encode(const void *in, size_t len);
 #include "kilt-hocon.h"
 #include "kilt-recipe.h"
 #include "kilt-image.h"
+#include "kilt-plan.h"
 #include "kilt-yaml.h"
 #include "kilt-ecs.h"
 #include "kilt-macro.h"

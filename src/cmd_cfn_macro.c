@@ -51,7 +51,7 @@ struct macro {
 struct outcome {
 	bool success;
 	char error[KILT_MACRO_MAX_MESSAGE + 1];
-	struct kilt_ecs_report report;
+	struct kilt_report report;
 	bool have_report;
 	const char *mode;
 	char recipe_name[128];
@@ -345,6 +345,7 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 	char *reply = NULL;
 	json_auto_t *params = NULL;
 	json_auto_t *logconf = NULL;
+	_cleanup_(kilt_image_needs_done) struct kilt_image_needs needs = { 0 };
 	int r = kilt_macro_event_check(ev, &err);
 	if (r < 0) {
 		fail(o, &err, NULL);
@@ -402,9 +403,13 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 			goto out;
 		}
 	}
-	opts.image_facts = registry_facts_callback;
-	opts.image_facts_userdata = m->registry;
-	kilt_ecs_report_init(&o->report);
+	/* the lookups first, together (bounded by the registry's budget); then the engine */
+	kilt_ecs_list_images(recipe, ev->template, &opts, &needs);
+	registry_resolve(m->registry, &needs);
+	struct registry_table table = { .client = m->registry, .needs = &needs };
+	opts.image_facts = registry_table_callback;
+	opts.image_facts_userdata = &table;
+	kilt_report_init(&o->report);
 	o->have_report = true;
 	/* On failure the engine undoes its changes; the template is dropped then anyway, so it keeps
 	 * no rollback beyond the current task. */
@@ -455,7 +460,7 @@ static void log_invocation(const char *lambda_id, const struct kilt_macro_event 
 				    json_pack("{s:s, s:s, s:s}", "name", o->recipe_name, "sha256",
 					      o->recipe_hash, "from", o->recipe_from));
 	if (o->have_report) {
-		const struct kilt_ecs_report *rep = &o->report;
+		const struct kilt_report *rep = &o->report;
 		json_object_set_new(line, "patched", json_integer((json_int_t)rep->n_patched));
 		json_object_set_new(line, "unchanged", json_integer((json_int_t)rep->n_unchanged));
 		json_object_set_new(line, "skipped", json_integer((json_int_t)rep->n_skipped));
@@ -463,9 +468,9 @@ static void log_invocation(const char *lambda_id, const struct kilt_macro_event 
 		json_object_set_new(line, "warnings", json_integer((json_int_t)rep->n_warnings));
 		json_t *decisions = json_array();
 		for (size_t i = 0; i < rep->n_decisions && i < 200; i++) {
-			const struct kilt_ecs_decision *d = &rep->decisions[i];
+			const struct kilt_decision *d = &rep->decisions[i];
 			json_t *j = json_pack("{s:s, s:s, s:s}", "task", d->task, "decision",
-					      kilt_ecs_verdict_name(d->verdict), "reason",
+					      kilt_verdict_name(d->verdict), "reason",
 					      d->reason ? d->reason : "");
 			if (j && d->container)
 				json_object_set_new(j, "container", json_string(d->container));
@@ -491,7 +496,7 @@ static void log_invocation(const char *lambda_id, const struct kilt_macro_event 
 static void outcome_done(struct outcome *o)
 {
 	if (o->have_report)
-		kilt_ecs_report_done(&o->report);
+		kilt_report_done(&o->report);
 }
 
 /* Decodes and processes one event body. Returns the owned reply, or NULL with `err` filled when

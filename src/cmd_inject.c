@@ -170,40 +170,38 @@ static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kil
 	return 0;
 }
 
-static void print_report(const struct kilt_ecs_report *rep, bool explain)
+static void print_report(const struct kilt_report *rep, bool explain)
 {
 	for (size_t i = 0; i < rep->n_decisions; i++) {
-		const struct kilt_ecs_decision *d = &rep->decisions[i];
+		const struct kilt_decision *d = &rep->decisions[i];
 		if (!explain && !d->warning)
 			continue;
 		if (d->container)
 			fprintf(stderr, "%s%s / %s: %s: %s\n", d->warning ? "warning: " : "",
-				d->task, d->container, kilt_ecs_verdict_name(d->verdict),
-				d->reason);
+				d->task, d->container, kilt_verdict_name(d->verdict), d->reason);
 		else
 			fprintf(stderr, "%s%s: %s: %s\n", d->warning ? "warning: " : "", d->task,
-				kilt_ecs_verdict_name(d->verdict), d->reason);
+				kilt_verdict_name(d->verdict), d->reason);
 	}
 	fprintf(stderr,
 		"kilt inject: %s: %zu container(s) patched, %zu unchanged, %zu skipped, %zu "
 		"removed, %zu warning(s)\n",
-		kilt_ecs_input_name(rep->input), rep->n_patched, rep->n_unchanged, rep->n_skipped,
-		rep->n_removed, rep->n_warnings);
+		rep->input, rep->n_patched, rep->n_unchanged, rep->n_skipped, rep->n_removed,
+		rep->n_warnings);
 }
 
 /* ---- where the result goes (src/fileio.c) ------------------------------------------------- */
 
 /* True when the run changed nothing and would write onto its own input: the file is left as it
  * is, bytes, comments and time stamps included, instead of being rewritten in kilt's syntax. */
-static bool leave_untouched(const char *path, const char *out_path,
-			    const struct kilt_ecs_report *rep)
+static bool leave_untouched(const char *path, const char *out_path, const struct kilt_report *rep)
 {
 	return out_path && rep->n_patched == 0 && rep->n_removed == 0 &&
 	       fileio_same_file(path, out_path);
 }
 
 /* The report, printed once the result is in place (or not needed): its counts are true then. */
-static int finish(const struct kilt_ecs_report *rep, bool explain, const struct fileio_out *out,
+static int finish(const struct kilt_report *rep, bool explain, const struct fileio_out *out,
 		  const char *untouched)
 {
 	print_report(rep, explain);
@@ -282,19 +280,20 @@ static int sink_write(const char *p, size_t n, void *data)
 	return 0;
 }
 
-static void prefetch_batch(void *userdata, const json_t *resources)
+static void resolve_batch(void *userdata, struct kilt_image_needs *needs)
 {
-	registry_prefetch(userdata, resources);
+	registry_resolve(userdata, needs);
 }
 
 /* Injects a JSON template resource by resource, holding the input text and one resource (or one
- * prefetch batch) instead of the whole tree. Gives the same bytes, report and errors as the
+ * batch whose images are resolved together) instead of the whole tree. Gives the same bytes, report and errors as the
  * whole-document path, or STREAM_FALLBACK (nothing written, nothing printed) for the inputs
  * lib/cfn-stream.c hands back. A regular file receives the text as it is made (in its temporary
  * file); anything else gets it whole at the end. */
 static int inject_streamed(const char *buf, size_t len, const char *name, const char *out_path,
 			   const struct kilt_recipe *recipe, struct registry_client *registry,
-			   const struct kilt_ecs_options *opts, bool explain)
+			   struct kilt_image_needs *needs, const struct kilt_ecs_options *opts,
+			   bool explain)
 {
 	struct kilt_error err = { 0 };
 	_cleanup_free_ struct out_stream *o = NULL;
@@ -314,15 +313,16 @@ static int inject_streamed(const char *buf, size_t len, const char *name, const 
 	struct kilt_cfn_stream io = {
 		.write = sink_write,
 		.write_userdata = &sink,
-		.prefetch = registry && recipe ? prefetch_batch : NULL,
-		.prefetch_userdata = registry,
+		.needs = registry && recipe ? needs : NULL,
+		.resolve = resolve_batch,
+		.resolve_userdata = registry,
 	};
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	int r = kilt_cfn_stream_inject(recipe, buf, len, opts, &io, &rep, &err);
 	if (r != 0 || sink.overflow) {
 		kbuf_done(&mem);
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 		if (r == KILT_CFN_STREAM_WHOLE || sink.overflow)
 			return STREAM_FALLBACK;
 		if (!err.file[0])
@@ -333,7 +333,7 @@ static int inject_streamed(const char *buf, size_t len, const char *name, const 
 	if (leave_untouched(name, out_path, &rep)) {
 		kbuf_done(&mem);
 		finish(&rep, explain, NULL, out_path);
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 		return EXIT_OK;
 	}
 	if (out) {
@@ -349,11 +349,11 @@ static int inject_streamed(const char *buf, size_t len, const char *name, const 
 	kbuf_done(&mem);
 	if (r < 0) {
 		cli_report(&err);
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 		return EXIT_ERROR;
 	}
 	finish(&rep, explain, out, NULL);
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 	return EXIT_OK;
 }
 
@@ -412,6 +412,9 @@ int cmd_inject(int argc, char **argv)
 	const char *insecure[64];
 	bool image_lookup = true;
 	_cleanup_(registry_client_freep) struct registry_client *registry = NULL;
+	/* the run's image facts, resolved ahead of the engine (kilt_ecs_list_images) */
+	_cleanup_(kilt_image_needs_done) struct kilt_image_needs needs = { 0 };
+	struct registry_table table = { .needs = &needs };
 	_cleanup_json_ json_t *config = json_object();
 	_cleanup_json_ json_t *params = json_object();
 	_cleanup_json_ json_t *skip = json_array();
@@ -557,8 +560,9 @@ int cmd_inject(int argc, char **argv)
 			cli_report(&err);
 			return EXIT_ERROR;
 		}
-		opts.image_facts = registry_facts_callback;
-		opts.image_facts_userdata = registry;
+		table.client = registry;
+		opts.image_facts = registry_table_callback;
+		opts.image_facts_userdata = &table;
 	}
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
@@ -573,7 +577,8 @@ int cmd_inject(int argc, char **argv)
 	int recipe_r = remove ? 0 : load_recipe(recipe_path, &recipe, &recipe_err);
 	if (json_path != JSON_PATH_WHOLE && recipe_r == 0 &&
 	    kilt_yaml_detect(buf, len) == KILT_FORMAT_JSON) {
-		int s = inject_streamed(buf, len, name, out_path, recipe, registry, &opts, explain);
+		int s = inject_streamed(buf, len, name, out_path, recipe, registry, &needs, &opts,
+					explain);
 		if (s != STREAM_FALLBACK)
 			return s;
 	}
@@ -588,8 +593,8 @@ int cmd_inject(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	free(steal_pointer(&buf)); /* the tree holds everything now */
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	int r;
 	if (remove) {
 		r = kilt_ecs_remove(doc, &opts, &rep, &err);
@@ -598,8 +603,10 @@ int cmd_inject(int argc, char **argv)
 		if (r < 0)
 			err = recipe_err;
 		if (r == 0) {
-			if (registry) /* concurrent lookups first; the engine's hit the cache */
-				registry_prefetch(registry, doc);
+			if (registry) { /* the lookups first, together; then the engine */
+				kilt_ecs_list_images(recipe, doc, &opts, &needs);
+				registry_resolve(registry, &needs);
+			}
 			r = kilt_ecs_inject(recipe, doc, &opts, &rep, &err);
 		}
 	}
@@ -607,12 +614,12 @@ int cmd_inject(int argc, char **argv)
 		if (!err.file[0])
 			snprintf(err.file, sizeof(err.file), "%s", name);
 		cli_report(&err);
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 		return EXIT_ERROR;
 	}
 	if (leave_untouched(path, out_path, &rep)) {
 		finish(&rep, explain, NULL, out_path);
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 		return EXIT_OK;
 	}
 	_cleanup_(fileio_out_freep) struct fileio_out *out = NULL;
@@ -621,10 +628,10 @@ int cmd_inject(int argc, char **argv)
 		r = fileio_out_commit(out, write_doc(fileio_out_fd(out), doc, fmt, &err), &err);
 	if (r < 0) {
 		cli_report(&err);
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 		return EXIT_ERROR;
 	}
 	finish(&rep, explain, out, NULL);
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 	return EXIT_OK;
 }

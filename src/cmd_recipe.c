@@ -390,9 +390,12 @@ static int recipe_render(int argc, char **argv)
 		return cli_usage_error("recipe render", "expected exactly one recipe FILE");
 	if (!image)
 		return cli_usage_error("recipe render", "--image REF is required");
-	/* Docker's rule: setting the entrypoint drops the image's CMD. */
-	if (entrypoint && !command)
-		command = json_array();
+	/* Docker's rule (kilt_docker_argv): setting the entrypoint drops the image's CMD; with no
+	 * entrypoint, what runs depends on the image, which this command does not read. An empty
+	 * --entrypoint '[]' is the operator saying the image contributes nothing. */
+	_cleanup_json_ json_t *run_ep = NULL, *run_cmd = NULL;
+	_cleanup_json_ json_t *no_image = entrypoint ? json_object() : NULL;
+	kilt_docker_argv(entrypoint, command, no_image, &run_ep, &run_cmd);
 
 	struct kilt_error err = { 0 };
 	struct kilt_recipe *recipe = NULL;
@@ -404,8 +407,8 @@ static int recipe_render(int argc, char **argv)
 		.image = image,
 		.name = name,
 		.group = group,
-		.entrypoint = entrypoint,
-		.command = command,
+		.entrypoint = run_ep,
+		.command = run_cmd,
 		.environment = env,
 		.metadata = metadata,
 		.platform = platform,

@@ -1132,92 +1132,41 @@ void registry_lookup_many(struct registry_client *c, struct registry_job *jobs, 
 	free(t);
 }
 
-/* ---- prefetch ------------------------------------------------------------------------------ */
+/* ---- two-phase image facts ---------------------------------------------------------------- */
 
-#define PREFETCH_MAX 512
-#define PREFETCH_DEPTH 64
-
-struct prefetch {
-	struct registry_job jobs[PREFETCH_MAX];
-	char *platforms[PREFETCH_MAX]; /* owned */
-	size_t n;
-};
-
-static const char *platform_of(const json_t *obj, const char *inherited)
+void registry_resolve(struct registry_client *c, struct kilt_image_needs *needs)
 {
-	const json_t *rp = json_object_get(obj, "runtimePlatform");
-	if (!rp)
-		rp = json_object_get(obj, "RuntimePlatform");
-	if (!json_is_object(rp))
-		return inherited;
-	const char *cpu = json_string_value(json_object_get(rp, "cpuArchitecture"));
-	if (!cpu)
-		cpu = json_string_value(json_object_get(rp, "CpuArchitecture"));
-	return cpu && strcasecmp(cpu, "ARM64") == 0 ? "linux/arm64" : "linux/amd64";
+	size_t n = 0;
+	struct registry_job *jobs = xcalloc(needs->n + 1, sizeof(*jobs));
+	size_t *at = xcalloc(needs->n + 1, sizeof(*at));
+	for (size_t i = 0; i < needs->n; i++) {
+		if (needs->v[i].resolved)
+			continue;
+		jobs[n] = (struct registry_job){ .ref = needs->v[i].image,
+						 .platform = needs->v[i].platform };
+		at[n++] = i;
+	}
+	registry_lookup_many(c, jobs, n);
+	for (size_t k = 0; k < n; k++) {
+		struct kilt_image_need *need = &needs->v[at[k]];
+		need->resolved = true;
+		need->rc = jobs[k].rc;
+		need->facts = jobs[k].facts;
+		need->err = jobs[k].err;
+	}
+	free(at);
+	free(jobs);
 }
 
-static bool has_entrypoint(const json_t *obj)
+int registry_table_callback(void *userdata, const char *image, const char *platform,
+			    json_t **ret_facts, struct kilt_error *err)
 {
-	static const char *const keys[] = { "entryPoint", "EntryPoint", "entrypoint" };
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		if (json_array_size(json_object_get(obj, keys[i])) > 0)
-			return true;
-	return false;
-}
-
-static void collect(struct prefetch *p, const json_t *v, const char *platform, unsigned depth)
-{
-	if (depth > PREFETCH_DEPTH || p->n == PREFETCH_MAX)
-		return;
-	union {
-		const json_t *c;
-		json_t *m;
-	} it = { .c = v };
-	if (json_is_array(v)) {
-		size_t i;
-		json_t *el;
-		json_array_foreach (it.m, i, el) {
-			collect(p, el, platform, depth + 1);
-		}
-		return;
-	}
-	if (!json_is_object(v))
-		return;
-	platform = platform_of(v, platform);
-	const char *image = json_string_value(json_object_get(v, "image"));
-	if (!image)
-		image = json_string_value(json_object_get(v, "Image"));
-	struct kilt_imageref ref = { 0 };
-	if (image && !has_entrypoint(v) && kilt_imageref_parse(image, &ref, NULL) == 0) {
-		kilt_imageref_done(&ref);
-		bool dup = false;
-		for (size_t i = 0; i < p->n && !dup; i++)
-			dup = strcmp(p->jobs[i].ref, image) == 0 &&
-			      strcmp(p->platforms[i], platform) == 0;
-		if (!dup && p->n < PREFETCH_MAX) {
-			p->platforms[p->n] = xstrdup(platform);
-			p->jobs[p->n] = (struct registry_job){ .ref = image,
-							       .platform = p->platforms[p->n] };
-			p->n++;
-		}
-	}
-	const char *key;
-	json_t *child;
-	json_object_foreach (it.m, key, child) {
-		collect(p, child, platform, depth + 1);
-	}
-}
-
-void registry_prefetch(struct registry_client *c, const json_t *doc)
-{
-	struct prefetch *p = xcalloc(1, sizeof(*p));
-	collect(p, doc, "linux/amd64", 0);
-	registry_lookup_many(c, p->jobs, p->n);
-	for (size_t i = 0; i < p->n; i++) {
-		json_decref(p->jobs[i].facts);
-		free(p->platforms[i]);
-	}
-	free(p);
+	const struct registry_table *t = userdata;
+	const struct kilt_image_need *need =
+		t->needs ? kilt_image_needs_find(t->needs, image, platform) : NULL;
+	if (need && need->resolved)
+		return kilt_image_needs_facts(t->needs, image, platform, ret_facts, err);
+	return registry_lookup(t->client, image, platform, ret_facts, err);
 }
 
 int registry_facts_callback(void *userdata, const char *image, const char *platform,

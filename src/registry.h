@@ -74,12 +74,18 @@ struct registry_stats {
 };
 void registry_stats(struct registry_client *c, struct registry_stats *ret);
 
-/* Warms the cache for a document about to be injected (task definitions, CloudFormation,
- * Terraform container definitions, pod specs): every object with an `image`/`Image` string and no
- * entrypoint is looked up, all at once (up to `concurrency`), for the platform its task's
- * RuntimePlatform names (default linux/amd64). Results, failures included, land in the cache,
- * where the engine's one-by-one lookups find them. */
-void registry_prefetch(struct registry_client *c, const json_t *doc);
+/* Resolves every entry of `needs` (kilt-plan.h) not resolved yet, up to `concurrency` lookups
+ * at once (identical ones run once), storing each result or failure in its entry. */
+void registry_resolve(struct registry_client *c, struct kilt_image_needs *needs);
+
+/* An image-facts hook (kilt_ecs_image_facts_fn) over a table resolved by registry_resolve:
+ * the table's result when it has one, else a lookup through the client (and its cache). */
+struct registry_table {
+	struct registry_client *client; /* borrowed */
+	struct kilt_image_needs *needs; /* borrowed, may be NULL */
+};
+int registry_table_callback(void *userdata, const char *image, const char *platform,
+			    json_t **ret_facts, struct kilt_error *err);
 
 /* The ECS engine's image-facts hook (kilt_ecs_image_facts_fn): `userdata` is the client. */
 int registry_facts_callback(void *userdata, const char *image, const char *platform,

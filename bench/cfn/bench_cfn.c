@@ -116,8 +116,8 @@ static size_t pass(char **text, size_t len, const struct kilt_recipe *recipe, en
 	}
 	if (recipe) {
 		struct kilt_error err = { 0 };
-		struct kilt_ecs_report rep;
-		kilt_ecs_report_init(&rep);
+		struct kilt_report rep;
+		kilt_report_init(&rep);
 		struct kilt_ecs_options opts;
 		kilt_ecs_options_default(&opts);
 		opts.discard_on_failure = !keep_rollback; /* as kilt inject runs it */
@@ -125,7 +125,7 @@ static size_t pass(char **text, size_t len, const struct kilt_recipe *recipe, en
 			fprintf(stderr, "bench_cfn: inject: %s\n", err.msg);
 			exit(1);
 		}
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 	}
 	size_t n = 0;
 	if (dump == DUMP_STRING) {
@@ -168,14 +168,14 @@ static size_t stream_pass(const char *text, size_t len, const struct kilt_recipe
 	struct kilt_ecs_options opts;
 	kilt_ecs_options_default(&opts);
 	opts.discard_on_failure = true;
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	if (kilt_cfn_stream_inject(recipe, text, len, &opts, &io, &rep, &err) != 0 ||
 	    fputc('\n', f) == EOF) {
 		fprintf(stderr, "bench_cfn: stream: %s\n", err.msg);
 		exit(1);
 	}
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 	size_t n = (size_t)ftell(f);
 	if (sink)
 		rewind(f);

@@ -60,8 +60,8 @@ static bool amd64_only(void *userdata, const char *platform)
 	return strcmp(platform, "linux/amd64") == 0;
 }
 
-static const struct kilt_ecs_planner FALCO = { "falco", "h1", falco_plan, amd64_only, NULL };
-static const struct kilt_ecs_planner OTHER = { "other", "h2", other_plan, NULL, NULL };
+static const struct kilt_planner FALCO = { "falco", "h1", falco_plan, amd64_only, NULL };
+static const struct kilt_planner OTHER = { "other", "h2", other_plan, NULL, NULL };
 
 static json_t *load(const char *text)
 {
@@ -99,8 +99,8 @@ static json_t *container(json_t *doc, size_t i)
 		i);
 }
 
-static int inject(const struct kilt_ecs_planner *p, json_t *doc,
-		  const struct kilt_ecs_options *opts, struct kilt_ecs_report *rep)
+static int inject(const struct kilt_planner *p, json_t *doc, const struct kilt_ecs_options *opts,
+		  struct kilt_report *rep)
 {
 	struct kilt_error err = { 0 };
 	int r = kilt_ecs_inject_planner(p, doc, opts, rep, &err);
@@ -113,8 +113,8 @@ static void test_ecs__basic(void **state)
 {
 	(void)state;
 	json_auto_t *doc = load(BASIC);
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	assert_int_equal(inject(&FALCO, doc, NULL, &rep), 0);
 	json_t *app = container(doc, 0);
 	json_t *side = container(doc, 1);
@@ -146,8 +146,8 @@ static void test_ecs__basic(void **state)
 	assert_string_equal(slog,
 			    "{\"LogDriver\":\"awslogs\",\"Options\":{\"awslogs-group\":\"g\"}}");
 	assert_int_equal(rep.n_patched, 1);
-	assert_int_equal(rep.input, KILT_ECS_INPUT_CLOUDFORMATION);
-	kilt_ecs_report_done(&rep);
+	assert_string_equal(rep.input, "cloudformation");
+	kilt_report_done(&rep);
 }
 
 static void test_ecs__twice_equals_once(void **state)
@@ -156,14 +156,14 @@ static void test_ecs__twice_equals_once(void **state)
 	json_auto_t *doc = load(BASIC);
 	assert_int_equal(inject(&FALCO, doc, NULL, NULL), 0);
 	_cleanup_free_ char *once = dump(doc);
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	assert_int_equal(inject(&FALCO, doc, NULL, &rep), 0);
 	_cleanup_free_ char *twice = dump(doc);
 	assert_string_equal(once, twice);
 	assert_int_equal(rep.n_unchanged, 1);
 	assert_int_equal(rep.n_patched, 0);
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 }
 
 static void test_ecs__other_recipe_replaces(void **state)
@@ -221,14 +221,14 @@ static void test_ecs__unknown_entrypoint(void **state)
 	struct kilt_ecs_options o;
 	kilt_ecs_options_default(&o);
 	o.fail_open = true;
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	assert_int_equal(inject(&FALCO, doc, &o, &rep), 0);
 	assert_int_equal(rep.n_skipped, 1);
 	assert_true(rep.n_warnings >= 1);
 	_cleanup_free_ char *open = dump(doc);
 	assert_string_equal(orig, open);
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 }
 
 static int facts(void *userdata, const char *image, const char *platform, json_t **ret,
@@ -263,8 +263,8 @@ static void test_ecs__image_facts_hook(void **state)
 	assert_string_equal(cmd, "[\"nginx\",\"-T\"]"); /* the container's Command wins */
 }
 
-static enum kilt_ecs_verdict task_verdict(const char *props, const struct kilt_ecs_options *o,
-					  struct kilt_ecs_report *rep)
+static enum kilt_verdict task_verdict(const char *props, const struct kilt_ecs_options *o,
+				      struct kilt_report *rep)
 {
 	_cleanup_free_ char *text =
 		xasprintf("{\"Parameters\":{\"Skip\":{\"Type\":\"String\",\"Default\":\"web\"}},"
@@ -272,7 +272,7 @@ static enum kilt_ecs_verdict task_verdict(const char *props, const struct kilt_e
 			  "\"Properties\":%s}}}",
 			  props);
 	json_auto_t *doc = load(text);
-	kilt_ecs_report_init(rep);
+	kilt_report_init(rep);
 	assert_int_equal(inject(&FALCO, doc, o, rep), 0);
 	assert_true(rep->n_decisions >= 1);
 	return rep->decisions[0].verdict;
@@ -286,88 +286,88 @@ static enum kilt_ecs_verdict task_verdict(const char *props, const struct kilt_e
 static void test_ecs__selection(void **state)
 {
 	(void)state;
-	struct kilt_ecs_report rep;
+	struct kilt_report rep;
 	struct kilt_ecs_options in;
 	kilt_ecs_options_default(&in);
 	in.mode = KILT_ECS_OPT_IN;
 
 	assert_int_equal(
 		task_verdict("{\"RequiresCompatibilities\":[\"EC2\"]," CONTAINERS "}", NULL, &rep),
-		KILT_ECS_SKIPPED);
+		KILT_SKIPPED);
 	assert_non_null(strstr(rep.decisions[0].reason, "not a Fargate"));
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 
 	assert_int_equal(task_verdict("{\"NetworkMode\":\"awsvpc\"," CONTAINERS "}", NULL, &rep),
-			 KILT_ECS_PATCHED);
+			 KILT_PATCHED);
 	assert_true(rep.decisions[0].warning);
 	assert_non_null(strstr(rep.decisions[0].reason, "absent"));
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 
 	/* no RequiresCompatibilities and bridge networking (ECS's default): EC2 only */
-	assert_int_equal(task_verdict("{" CONTAINERS "}", NULL, &rep), KILT_ECS_SKIPPED);
+	assert_int_equal(task_verdict("{" CONTAINERS "}", NULL, &rep), KILT_SKIPPED);
 	assert_non_null(strstr(rep.decisions[0].reason, "cannot run on Fargate"));
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 	assert_int_equal(task_verdict("{\"NetworkMode\":\"host\"," CONTAINERS "}", NULL, &rep),
-			 KILT_ECS_SKIPPED);
+			 KILT_SKIPPED);
 	assert_non_null(strstr(rep.decisions[0].reason, "NetworkMode host"));
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 
 	assert_int_equal(task_verdict("{\"RequiresCompatibilities\":[\"FARGATE\"],"
 				      "\"RuntimePlatform\":{\"OperatingSystemFamily\":"
 				      "\"WINDOWS_SERVER_2019_CORE\"}," CONTAINERS "}",
 				      NULL, &rep),
-			 KILT_ECS_SKIPPED);
+			 KILT_SKIPPED);
 	assert_non_null(strstr(rep.decisions[0].reason, "Windows"));
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 
 	assert_int_equal(
 		task_verdict("{\"RequiresCompatibilities\":[\"FARGATE\"],"
 			     "\"RuntimePlatform\":{\"CpuArchitecture\":\"ARM64\"}," CONTAINERS "}",
 			     NULL, &rep),
-		KILT_ECS_SKIPPED);
+		KILT_SKIPPED);
 	assert_non_null(strstr(rep.decisions[0].reason, "linux/arm64"));
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 
 	assert_int_equal(task_verdict("{\"RequiresCompatibilities\":[\"FARGATE\"],\"Tags\":[{"
 				      "\"Key\":\"kilt-ignore\",\"Value\":\"\"}]," CONTAINERS "}",
 				      NULL, &rep),
-			 KILT_ECS_SKIPPED);
-	kilt_ecs_report_done(&rep);
+			 KILT_SKIPPED);
+	kilt_report_done(&rep);
 
 	assert_int_equal(task_verdict("{\"RequiresCompatibilities\":[\"FARGATE\"]," CONTAINERS "}",
 				      &in, &rep),
-			 KILT_ECS_SKIPPED);
+			 KILT_SKIPPED);
 	assert_non_null(strstr(rep.decisions[0].reason, "opt-in"));
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 
 	assert_int_equal(task_verdict("{\"RequiresCompatibilities\":[\"FARGATE\"],\"Tags\":[{"
 				      "\"Key\":\"kilt-include\",\"Value\":\"yes\"}]," CONTAINERS
 				      "}",
 				      &in, &rep),
-			 KILT_ECS_PATCHED);
+			 KILT_PATCHED);
 	assert_int_equal(rep.n_patched, 2);
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 
 	/* an intrinsic tag value resolved through the parameter's default */
 	assert_int_equal(task_verdict("{\"RequiresCompatibilities\":[\"FARGATE\"],\"Tags\":[{"
 				      "\"Key\":\"kilt-ignore-containers\",\"Value\":{\"Ref\":"
 				      "\"Skip\"}}]," CONTAINERS "}",
 				      NULL, &rep),
-			 KILT_ECS_PATCHED);
+			 KILT_PATCHED);
 	assert_int_equal(rep.n_patched, 1);
 	assert_int_equal(rep.n_skipped, 1);
 	assert_string_equal(rep.decisions[1].container, "web");
-	assert_int_equal(rep.decisions[1].verdict, KILT_ECS_SKIPPED);
-	kilt_ecs_report_done(&rep);
+	assert_int_equal(rep.decisions[1].verdict, KILT_SKIPPED);
+	kilt_report_done(&rep);
 
 	/* an intrinsic kilt cannot evaluate: the task is skipped with a warning, never a crash */
 	assert_int_equal(task_verdict("{\"RequiresCompatibilities\":[\"FARGATE\"],\"Tags\":[{"
 				      "\"Key\":\"kilt-include-containers\",\"Value\":{\"Fn::"
 				      "ImportValue\":\"x\"}}]," CONTAINERS "}",
 				      NULL, &rep),
-			 KILT_ECS_SKIPPED);
+			 KILT_SKIPPED);
 	assert_true(rep.decisions[0].warning);
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 }
 
 static void test_ecs__merge_existing(void **state)
@@ -437,11 +437,11 @@ static void test_ecs__terraform_and_ecs_json(void **state)
 	(void)state;
 	json_auto_t *tf = load("[{\"name\":\"app\",\"image\":\"nginx\",\"entryPoint\":[\"/e\"],"
 			       "\"command\":[],\"portMappings\":[],\"environment\":null}]");
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	assert_int_equal(inject(&FALCO, tf, NULL, &rep), 0);
-	assert_int_equal(rep.input, KILT_ECS_INPUT_CONTAINER_DEFINITIONS);
-	kilt_ecs_report_done(&rep);
+	assert_string_equal(rep.input, "container-definitions");
+	kilt_report_done(&rep);
 	json_t *app = json_array_get(tf, 0);
 	assert_null(json_object_get(app, "portMappings"));
 	assert_null(json_object_get(app, "command"));
@@ -518,11 +518,11 @@ static void test_ecs__intrinsic_limits(void **state)
 			"\"Name\":\"app\",\"Image\":{\"Fn::FindInMap\":[\"M\",\"l0\",\"x\"]},"
 			"\"EntryPoint\":[\"/a\"]}]}"));
 		json_object_set_new(doc, "Mappings", maps[i]);
-		struct kilt_ecs_report rep;
-		kilt_ecs_report_init(&rep);
+		struct kilt_report rep;
+		kilt_report_init(&rep);
 		assert_int_equal(inject(&FALCO, doc, NULL, &rep), 0);
 		assert_int_equal(rep.n_patched, 1);
-		kilt_ecs_report_done(&rep);
+		kilt_report_done(&rep);
 	}
 	alarm(0);
 }
@@ -543,10 +543,10 @@ static void test_ecs__reason_utf8(void **state)
 	json_object_set_new(props, "Tags",
 			    json_pack("[{sss{ss}}]", "Key", "kilt-include-containers", "Value",
 				      "Fn::Sub", sub));
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	assert_int_equal(inject(&FALCO, doc, NULL, &rep), 0);
-	json_auto_t *j = kilt_ecs_report_to_json(&rep);
+	json_auto_t *j = kilt_report_to_json(&rep);
 	json_t *d = json_array_get(json_object_get(j, "decisions"), 0);
 	assert_non_null(d);
 	const char *reason = json_string_value(json_object_get(d, "reason"));
@@ -554,7 +554,7 @@ static void test_ecs__reason_utf8(void **state)
 	/* only the broken character goes, not the advice after it */
 	assert_non_null(strstr(reason, "unterminated"));
 	assert_non_null(strstr(reason, "write the container names as a literal"));
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 }
 
 /* The sidecars' secret ARN is checked before anything is written: an empty one (the macro's

@@ -52,9 +52,9 @@ static int late_failure(void *userdata, const struct kilt_target *t, const json_
 	return 0;
 }
 
-static const struct kilt_ecs_planner SHARING = { "sharing", "h1", sharing_plan, NULL, NULL };
-static const struct kilt_ecs_planner SHARING2 = { "sharing2", "h2", sharing_plan, NULL, NULL };
-static const struct kilt_ecs_planner LATE = { "late", "h3", late_failure, NULL, NULL };
+static const struct kilt_planner SHARING = { "sharing", "h1", sharing_plan, NULL, NULL };
+static const struct kilt_planner SHARING2 = { "sharing2", "h2", sharing_plan, NULL, NULL };
+static const struct kilt_planner LATE = { "late", "h3", late_failure, NULL, NULL };
 
 static json_t *load(const char *text)
 {
@@ -83,7 +83,7 @@ static const char *TEMPLATE =
 	"{\"Resources\":{" TASK("A", CONTAINER("a1") "," CONTAINER("a2")) "," TASK(
 		"B", CONTAINER("b1") "," CONTAINER("bad") "," CONTAINER("b3")) "}}";
 
-static int run(const struct kilt_ecs_planner *p, json_t *doc, const struct kilt_ecs_options *o,
+static int run(const struct kilt_planner *p, json_t *doc, const struct kilt_ecs_options *o,
 	       struct kilt_error *err)
 {
 	*err = (struct kilt_error){ 0 };
@@ -157,12 +157,12 @@ static void test_ecs_journal__fail_open_restores_the_container(void **state)
 	kilt_ecs_options_default(&o);
 	o.fail_open = true;
 	struct kilt_error err;
-	struct kilt_ecs_report rep;
-	kilt_ecs_report_init(&rep);
+	struct kilt_report rep;
+	kilt_report_init(&rep);
 	assert_int_equal(kilt_ecs_inject_planner(&LATE, doc, &o, &rep, &err), 0);
 	assert_int_equal(rep.n_patched, 4);
 	assert_int_equal(rep.n_skipped, 1);
-	kilt_ecs_report_done(&rep);
+	kilt_report_done(&rep);
 	/* b1 and b3 are patched around it; "bad" is exactly as it was */
 	_cleanup_free_ char *bad_after = dump(json_array_get(list, 1));
 	assert_string_equal(bad_before, bad_after);

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The undo journal: records an engine's changes to a document so they can be undone exactly or
+ * handed out as an RFC 6902 JSON Patch (journal.h). */
+#include <stdint.h>
+
+#include "journal.h"
+
+static struct kilt_journal_entry *push(struct kilt_journal *j, json_t *target,
+				       enum kilt_journal_kind kind)
+{
+	if (j->n == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 64;
+		j->v = xrealloc(j->v, j->cap * sizeof(*j->v));
+	}
+	struct kilt_journal_entry *je = &j->v[j->n++];
+	*je = (struct kilt_journal_entry){ .target = json_incref(target), .kind = kind };
+	return je;
+}
+
+void kilt_journal_init(struct kilt_journal *j)
+{
+	*j = (struct kilt_journal){ 0 };
+	kbuf_init(&j->keys, SIZE_MAX / 2);
+}
+
+void kilt_journal_set(struct kilt_journal *j, json_t *target, const char *key, json_t *value)
+{
+	struct kilt_journal_entry *je = push(j, target, KILT_J_SET);
+	je->old = json_incref(json_object_get(target, key));
+	je->size = j->keys.len;
+	if (kbuf_add(&j->keys, key, strlen(key) + 1) < 0)
+		abort(); /* the buffer's maximum is SIZE_MAX / 2 */
+	json_object_set_new(target, key, value);
+}
+
+void kilt_journal_del(struct kilt_journal *j, json_t *target, const char *key)
+{
+	if (!json_object_get(target, key))
+		return;
+	push(j, target, KILT_J_OBJECT)->old = json_copy(target);
+	json_object_del(target, key);
+}
+
+void kilt_journal_will_append(struct kilt_journal *j, json_t *list)
+{
+	push(j, list, KILT_J_APPEND)->size = json_array_size(list);
+}
+
+void kilt_journal_removed(struct kilt_journal *j, json_t *list, json_t *before)
+{
+	push(j, list, KILT_J_ARRAY)->old = before;
+}
+
+/* Undoes one entry on `node` (the entry's target, or a shallow copy standing for it). */
+static void undo_entry(const struct kilt_journal *j, const struct kilt_journal_entry *je,
+		       json_t *node)
+{
+	switch (je->kind) {
+	case KILT_J_SET: {
+		const char *key = j->keys.data + je->size;
+		if (je->old)
+			json_object_set(node, key, je->old);
+		else
+			json_object_del(node, key);
+		break;
+	}
+	case KILT_J_OBJECT:
+		json_object_clear(node);
+		json_object_update(node, je->old);
+		break;
+	case KILT_J_ARRAY:
+		json_array_clear(node);
+		json_array_extend(node, je->old);
+		break;
+	case KILT_J_APPEND:
+		while (json_array_size(node) > je->size)
+			json_array_remove(node, json_array_size(node) - 1);
+		break;
+	}
+}
+
+void kilt_journal_rollback(struct kilt_journal *j, size_t mark)
+{
+	while (j->n > mark) {
+		struct kilt_journal_entry *je = &j->v[--j->n];
+		undo_entry(j, je, je->target);
+		if (je->kind == KILT_J_SET)
+			j->keys.len = je->size;
+		json_decref(je->old);
+		json_decref(je->target);
+	}
+}
+
+void kilt_journal_forget(struct kilt_journal *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		json_decref(j->v[i].old);
+		json_decref(j->v[i].target);
+	}
+	j->n = 0;
+	j->keys.len = 0;
+}
+
+void kilt_journal_done(struct kilt_journal *j)
+{
+	kilt_journal_forget(j);
+	free(j->v);
+	kbuf_done(&j->keys);
+	*j = (struct kilt_journal){ 0 };
+}
+
+/* ---- JSON Patch -------------------------------------------------------------------------------- */
+
+/* A node the journal changed and a shallow copy of it as it was before. */
+struct changed {
+	const json_t *node; /* borrowed */
+	json_t *before; /* owned */
+	bool seen; /* its operations were emitted */
+};
+
+struct patcher {
+	struct changed *v; /* owned, sorted by node */
+	size_t n;
+	json_t *ops; /* owned */
+	struct kbuf path; /* the current node's JSON Pointer */
+};
+
+static int by_node(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct changed *)a)->node;
+	uintptr_t y = (uintptr_t)((const struct changed *)b)->node;
+	return x < y ? -1 : x > y;
+}
+
+static struct changed *find_changed(const struct patcher *p, const json_t *node)
+{
+	struct changed key = { .node = node };
+	return bsearch(&key, p->v, p->n, sizeof(*p->v), by_node);
+}
+
+/* Appends "/" and the RFC 6901 escape of `seg` to the path. */
+static void path_push(struct kbuf *path, const char *seg)
+{
+	kbuf_addc(path, '/');
+	for (const char *s = seg; *s; s++) {
+		if (*s == '~')
+			kbuf_adds(path, "~0");
+		else if (*s == '/')
+			kbuf_adds(path, "~1");
+		else
+			kbuf_addc(path, *s);
+	}
+}
+
+static void path_push_index(struct kbuf *path, size_t i)
+{
+	kbuf_printf(path, "/%zu", i);
+}
+
+static void add_op(struct patcher *p, const char *op, const json_t *value)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "op", json_string(op));
+	json_object_set_new(o, "path", json_stringn(p->path.data ? p->path.data : "", p->path.len));
+	if (value)
+		json_object_set_new(o, "value", json_deep_copy(value));
+	json_array_append_new(p->ops, o);
+}
+
+static void walk(struct patcher *p, const json_t *node);
+
+/* Operations for an object whose keys changed; `done` receives the keys whose whole new value
+ * went into an operation (not to be walked into). */
+static void object_ops(struct patcher *p, const json_t *before, const json_t *now, json_t *done)
+{
+	size_t len = p->path.len;
+	const char *k;
+	json_t *v;
+	json_object_foreach ((json_t *)(uintptr_t)before, k, v) {
+		if (json_object_get(now, k))
+			continue;
+		path_push(&p->path, k);
+		add_op(p, "remove", NULL);
+		p->path.len = len;
+	}
+	json_object_foreach ((json_t *)(uintptr_t)now, k, v) {
+		const json_t *old = json_object_get(before, k);
+		if (old == v || (old && json_equal(old, v)))
+			continue;
+		path_push(&p->path, k);
+		add_op(p, old ? "replace" : "add", v);
+		p->path.len = len;
+		json_object_set_new(done, k, json_true());
+	}
+}
+
+/* Operations for an array: elements removed (kept ones in order) and elements added at the end
+ * give removals (highest index first) and additions; anything else replaces the array. Returns
+ * the index from which elements were added (not to be walked into), or SIZE_MAX when the whole
+ * array went into an operation. */
+static size_t array_ops(struct patcher *p, const json_t *before, const json_t *now)
+{
+	size_t nb = json_array_size(before), nn = json_array_size(now);
+	bool *kept = xcalloc(nb + 1, sizeof(bool));
+	size_t i = 0, j = 0;
+	for (; j < nn; j++) {
+		const json_t *el = json_array_get(now, j);
+		size_t k = i;
+		while (k < nb && json_array_get(before, k) != el)
+			k++;
+		if (k == nb)
+			break;
+		kept[k] = true;
+		i = k + 1;
+	}
+	/* what is left of `now` must be new elements, none of them from `before` */
+	bool simple = true;
+	for (size_t t = j; t < nn && simple; t++)
+		for (size_t k = 0; k < nb && simple; k++)
+			simple = json_array_get(before, k) != json_array_get(now, t);
+	size_t len = p->path.len;
+	if (!simple) {
+		free(kept);
+		add_op(p, "replace", now);
+		return SIZE_MAX;
+	}
+	for (size_t k = nb; k-- > 0;) {
+		if (kept[k])
+			continue;
+		path_push_index(&p->path, k);
+		add_op(p, "remove", NULL);
+		p->path.len = len;
+	}
+	for (size_t t = j; t < nn; t++) {
+		path_push_index(&p->path, t);
+		add_op(p, "add", json_array_get(now, t));
+		p->path.len = len;
+	}
+	free(kept);
+	return j;
+}
+
+static void walk(struct patcher *p, const json_t *node)
+{
+	if (!json_is_object(node) && !json_is_array(node))
+		return;
+	struct changed *c = find_changed(p, node);
+	_cleanup_json_ json_t *done = NULL;
+	size_t added_from = SIZE_MAX - 1;
+	if (c) {
+		if (c->seen)
+			return;
+		c->seen = true;
+		if (json_is_object(node)) {
+			done = json_object();
+			object_ops(p, c->before, node, done);
+		} else {
+			added_from = array_ops(p, c->before, node);
+			if (added_from == SIZE_MAX)
+				return;
+		}
+	}
+	size_t len = p->path.len;
+	if (json_is_object(node)) {
+		const char *k;
+		json_t *v;
+		json_object_foreach ((json_t *)(uintptr_t)node, k, v) {
+			if (done && json_object_get(done, k))
+				continue;
+			path_push(&p->path, k);
+			walk(p, v);
+			p->path.len = len;
+		}
+		return;
+	}
+	size_t n = json_array_size(node);
+	for (size_t i = 0; i < n && i < added_from; i++) {
+		path_push_index(&p->path, i);
+		walk(p, json_array_get(node, i));
+		p->path.len = len;
+	}
+}
+
+struct entry_ref {
+	const json_t *node;
+	size_t index;
+};
+
+/* By node, then newest first. */
+static int by_node_newest(const void *a, const void *b)
+{
+	const struct entry_ref *x = a, *y = b;
+	if (x->node != y->node)
+		return (uintptr_t)x->node < (uintptr_t)y->node ? -1 : 1;
+	return x->index < y->index ? 1 : x->index > y->index ? -1 : 0;
+}
+
+json_t *kilt_journal_patch(const struct kilt_journal *j, const json_t *root)
+{
+	struct patcher p = { .v = xcalloc(j->n + 1, sizeof(*p.v)), .ops = json_array() };
+	kbuf_init(&p.path, SIZE_MAX / 2);
+	/* Each changed node once, with its state before the first change: a shallow copy of it now
+	 * with the node's own changes undone, newest first. */
+	struct entry_ref *refs = xcalloc(j->n + 1, sizeof(*refs));
+	for (size_t i = 0; i < j->n; i++)
+		refs[i] = (struct entry_ref){ .node = j->v[i].target, .index = i };
+	qsort(refs, j->n, sizeof(*refs), by_node_newest);
+	for (size_t i = 0; i < j->n; i++) {
+		const struct kilt_journal_entry *je = &j->v[refs[i].index];
+		if (i == 0 || refs[i - 1].node != refs[i].node)
+			p.v[p.n++] = (struct changed){ .node = je->target,
+						       .before = json_copy(je->target) };
+		undo_entry(j, je, p.v[p.n - 1].before);
+	}
+	free(refs);
+	walk(&p, root);
+	for (size_t i = 0; i < p.n; i++)
+		json_decref(p.v[i].before);
+	free(p.v);
+	kbuf_done(&p.path);
+	return p.ops;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The undo journal (lib/journal.c): every change an engine makes to the nodes of a document, in
+ * order, so that a failed run (or one container that fails under fail-open) is undone exactly,
+ * same values and same key order, and so that the changes can be handed out as an RFC 6902 JSON
+ * Patch (what a Kubernetes admission webhook answers with). Replaced values are kept (moved, not
+ * copied) until the journal lets go of them. Internal to libkilt. */
+#ifndef KILT_JOURNAL_H
+#define KILT_JOURNAL_H
+
+#include "internal.h"
+
+enum kilt_journal_kind {
+	KILT_J_SET, /* target[key] was set: `old` is the value it replaced, NULL when the key was new */
+	KILT_J_OBJECT, /* a key of target is about to go: `old` is a shallow copy of the object */
+	KILT_J_ARRAY, /* elements of the array target went: `old` is a shallow copy from before */
+	KILT_J_APPEND, /* elements were appended to the array target: it had `size` before */
+};
+
+struct kilt_journal_entry {
+	json_t *target; /* owned reference */
+	json_t *old; /* owned, or NULL */
+	size_t size; /* KILT_J_SET: offset of the key in keys; KILT_J_APPEND: the former size */
+	enum kilt_journal_kind kind;
+};
+
+struct kilt_journal {
+	struct kilt_journal_entry *v; /* owned */
+	size_t n, cap;
+	struct kbuf keys; /* the keys of KILT_J_SET entries, NUL-separated */
+};
+
+void kilt_journal_init(struct kilt_journal *j);
+/* Releases everything (the changes stay in the document). */
+void kilt_journal_done(struct kilt_journal *j);
+
+/* target[key] = value (stolen), recorded. */
+void kilt_journal_set(struct kilt_journal *j, json_t *target, const char *key, json_t *value);
+/* Deletes target[key] when present, recorded (with the key order, which a later set could not
+ * restore). */
+void kilt_journal_del(struct kilt_journal *j, json_t *target, const char *key);
+/* Records that elements are about to be appended to the array `list`. */
+void kilt_journal_will_append(struct kilt_journal *j, json_t *list);
+/* Records that elements of the array `list` went: `before` (stolen) is a shallow copy of it from
+ * before. */
+void kilt_journal_removed(struct kilt_journal *j, json_t *list, json_t *before);
+
+/* A point to roll back to. */
+static inline size_t kilt_journal_mark(const struct kilt_journal *j)
+{
+	return j->n;
+}
+/* Undoes every change recorded after `mark`, newest first. */
+void kilt_journal_rollback(struct kilt_journal *j, size_t mark);
+/* Keeps the changes so far and lets go of what they replaced (they can no longer be undone or
+ * appear in a patch). */
+void kilt_journal_forget(struct kilt_journal *j);
+
+/* The changes recorded (since the last forget) as an RFC 6902 JSON Patch against the document
+ * `root` as it was before them: an owned array of {"op": "add"|"replace"|"remove", "path", "value"}
+ * operations (paths escaped per RFC 6901, values deep copies), in document order. Applying it to
+ * the original document gives `root`. Changed objects give one operation per changed key; an
+ * array that only lost elements or only gained some at its end gives removals and additions;
+ * any other changed array is replaced whole. Changes to nodes no longer reachable from `root` are
+ * covered by the operation that replaced or removed them. */
+json_t *kilt_journal_patch(const struct kilt_journal *j, const json_t *root);
+
+#endif

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The planning step every target shares (kilt-plan.h): planners, Docker's ENTRYPOINT/CMD rule,
+ * the plan's shape check, the idempotency marker, selection by include/ignore lists and the
+ * table of image facts an engine asks for. Nothing here knows a document shape. */
+#include "internal.h"
+#include "kilt.h"
+
+/* ---- planners ---------------------------------------------------------------------------------- */
+
+static int recipe_evaluate(void *userdata, const struct kilt_target *target, const json_t *config,
+			   json_t **ret_plan, struct kilt_error *err)
+{
+	return kilt_recipe_evaluate(userdata, target, config, ret_plan, err);
+}
+
+static bool recipe_supports(void *userdata, const char *platform)
+{
+	return kilt_recipe_supports_platform(userdata, platform);
+}
+
+void kilt_planner_from_recipe(const struct kilt_recipe *recipe, struct kilt_planner *ret)
+{
+	*ret = (struct kilt_planner){
+		.name = kilt_recipe_name(recipe),
+		.hash = kilt_recipe_hash(recipe),
+		.evaluate = recipe_evaluate,
+		.supports_platform = recipe_supports,
+		.userdata = (void *)(uintptr_t)recipe,
+	};
+}
+
+bool kilt_planner_supports(const struct kilt_planner *planner, const char *platform)
+{
+	return !platform || !planner->supports_platform ||
+	       planner->supports_platform(planner->userdata, platform);
+}
+
+/* ---- Docker's rule ----------------------------------------------------------------------------- */
+
+static bool is_set(const json_t *argv)
+{
+	return json_is_array(argv) && json_array_size(argv) > 0;
+}
+
+static json_t *array_or_empty(const json_t *v)
+{
+	return json_is_array(v) ? json_deep_copy(v) : json_array();
+}
+
+bool kilt_docker_argv(const json_t *entrypoint, const json_t *command, const json_t *image,
+		      json_t **ret_entrypoint, json_t **ret_command)
+{
+	json_t *ep = NULL, *cmd = NULL;
+	bool needs_image = !is_set(entrypoint);
+	if (!needs_image) {
+		ep = json_deep_copy(entrypoint);
+		cmd = array_or_empty(is_set(command) ? command : NULL);
+	} else {
+		if (image)
+			ep = array_or_empty(json_object_get(image, "entrypoint"));
+		if (is_set(command))
+			cmd = json_deep_copy(command);
+		else if (image)
+			cmd = array_or_empty(json_object_get(image, "command"));
+	}
+	if (ret_entrypoint)
+		*ret_entrypoint = ep;
+	else
+		json_decref(ep);
+	if (ret_command)
+		*ret_command = cmd;
+	else
+		json_decref(cmd);
+	return needs_image;
+}
+
+/* ---- the planning step ------------------------------------------------------------------------- */
+
+int kilt_plan_check(const json_t *plan, struct kilt_error *err)
+{
+	if (!json_is_object(plan) || !json_is_array(json_object_get(plan, "entrypoint")))
+		return kilt_error_setf(err, -EINVAL, "the recipe's plan has no entrypoint list");
+	static const char *const keys[] = { "command", "environment", "mounts", "capabilities" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		json_t *v = json_object_get(plan, keys[i]);
+		if (v && !json_is_array(v))
+			return kilt_error_setf(err, -EINVAL, "the recipe's plan: %s is not a list",
+					       keys[i]);
+	}
+	json_t *pm = json_object_get(plan, "pid_mode");
+	if (pm && !json_is_string(pm))
+		return kilt_error_setf(err, -EINVAL, "the recipe's plan: pid_mode is not a string");
+	return 0;
+}
+
+int kilt_plan_container(const struct kilt_planner *planner, const struct kilt_target *target,
+			const json_t *config, json_t **ret_plan, struct kilt_error *err)
+{
+	_cleanup_json_ json_t *plan = NULL;
+	int r = planner->evaluate(planner->userdata, target, config, &plan, err);
+	if (r < 0)
+		return kilt_error_prefix(err, "recipe %s", planner->name);
+	r = kilt_plan_check(plan, err);
+	if (r < 0)
+		return r;
+	*ret_plan = steal_pointer(&plan);
+	return 0;
+}
+
+/* ---- the marker -------------------------------------------------------------------------------- */
+
+void kilt_marker_init(struct kilt_marker *ret, const struct kilt_planner *planner,
+		      const json_t *settings)
+{
+	*ret = (struct kilt_marker){ .recipe = xstrdup(planner->name),
+				     .hash = xstrdup(planner->hash) };
+	if (!json_object_size(settings))
+		return;
+	_cleanup_free_ char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return;
+	char *digest = kilt_digest_sha256(text, strlen(text));
+	/* "sha256:" + the first 16 hex digits: enough to tell settings apart */
+	if (strlen(digest) > 23)
+		digest[23] = '\0';
+	ret->settings = digest;
+}
+
+void kilt_marker_done(struct kilt_marker *m)
+{
+	if (!m)
+		return;
+	free(m->recipe);
+	free(m->hash);
+	free(m->settings);
+	*m = (struct kilt_marker){ 0 };
+}
+
+bool kilt_marker_is(const struct kilt_marker *m, const char *recipe, const char *hash,
+		    const char *settings)
+{
+	if (!recipe || !hash || strcmp(recipe, m->recipe) != 0 || strcmp(hash, m->hash) != 0)
+		return false;
+	if ((settings == NULL) != (m->settings == NULL))
+		return false;
+	return !settings || strcmp(settings, m->settings) == 0;
+}
+
+/* ---- selection --------------------------------------------------------------------------------- */
+
+void kilt_selection_init(struct kilt_selection *ret, enum kilt_select_mode mode)
+{
+	*ret = (struct kilt_selection){ .mode = mode };
+}
+
+void kilt_selection_done(struct kilt_selection *s)
+{
+	if (!s)
+		return;
+	json_decref(s->include_containers);
+	json_decref(s->ignore_containers);
+	s->include_containers = s->ignore_containers = NULL;
+}
+
+static json_t *split_colons(const char *s)
+{
+	json_t *arr = json_array();
+	for (const char *p = s;;) {
+		const char *c = strchr(p, ':');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+		while (n && *p == ' ') {
+			p++;
+			n--;
+		}
+		while (n && p[n - 1] == ' ')
+			n--;
+		if (n)
+			json_array_append_new(arr, json_stringn(p, n));
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	return arr;
+}
+
+void kilt_selection_set_list(struct kilt_selection *s, bool include, const char *names)
+{
+	json_t **slot = include ? &s->include_containers : &s->ignore_containers;
+	json_decref(*slot);
+	*slot = split_colons(names);
+}
+
+static bool is_listed(const json_t *list, const char *name)
+{
+	size_t i;
+	const json_t *e;
+	json_array_foreach (list, i, e) {
+		if (json_is_string(e) && strcmp(json_string_value(e), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool kilt_selection_workload(const struct kilt_selection *s, char *why, size_t size)
+{
+	const char *noun = s->noun ? s->noun : "tag";
+	const char *verb = s->verb ? s->verb : "tagged";
+	if (s->ignore) {
+		snprintf(why, size, "%s kilt-ignore", verb);
+		return false;
+	}
+	if (s->mode == KILT_SELECT_OPT_IN && !s->include && !s->include_containers) {
+		snprintf(why, size, "opt-in mode and no kilt-include %s", noun);
+		return false;
+	}
+	return true;
+}
+
+bool kilt_selection_container(const struct kilt_selection *s, const char *name,
+			      const char *name_why, char *why, size_t size, bool *ret_warn,
+			      bool *ret_listed)
+{
+	const char *noun = s->noun ? s->noun : "tag";
+	bool warn_ignored, listed_ignored;
+	bool *warn = ret_warn ? ret_warn : &warn_ignored;
+	bool *listed = ret_listed ? ret_listed : &listed_ignored;
+	*warn = *listed = false;
+	if (!name) {
+		if (!s->include_containers && !s->ignore_containers)
+			return true;
+		snprintf(why, size,
+			 "%s, so kilt cannot tell whether the kilt-%s-containers %s names it",
+			 name_why ? name_why : "the container's name is not known",
+			 s->include_containers ? "include" : "ignore", noun);
+		*warn = true;
+		return false;
+	}
+	if (s->ignore_containers && is_listed(s->ignore_containers, name)) {
+		snprintf(why, size, "listed in the kilt-ignore-containers %s", noun);
+		return false;
+	}
+	if (s->include_containers) {
+		if (!is_listed(s->include_containers, name)) {
+			snprintf(why, size, "not listed in the kilt-include-containers %s", noun);
+			return false;
+		}
+		*listed = true;
+	}
+	return true;
+}
+
+/* ---- image facts ------------------------------------------------------------------------------- */
+
+void kilt_image_needs_init(struct kilt_image_needs *ret)
+{
+	*ret = (struct kilt_image_needs){ 0 };
+}
+
+void kilt_image_needs_done(struct kilt_image_needs *needs)
+{
+	if (!needs)
+		return;
+	for (size_t i = 0; i < needs->n; i++) {
+		free(needs->v[i].image);
+		free(needs->v[i].platform);
+		json_decref(needs->v[i].facts);
+	}
+	free(needs->v);
+	json_decref(needs->index);
+	kilt_image_needs_init(needs);
+}
+
+static char *need_key(const char *image, const char *platform)
+{
+	return xasprintf("%s %s", platform ? platform : "-", image);
+}
+
+struct kilt_image_need *kilt_image_needs_find(const struct kilt_image_needs *needs,
+					      const char *image, const char *platform)
+{
+	if (!needs->index)
+		return NULL;
+	_cleanup_free_ char *key = need_key(image, platform);
+	json_t *at = json_object_get(needs->index, key);
+	return at ? &needs->v[json_integer_value(at)] : NULL;
+}
+
+struct kilt_image_need *kilt_image_needs_add(struct kilt_image_needs *needs, const char *image,
+					     const char *platform)
+{
+	struct kilt_image_need *have = kilt_image_needs_find(needs, image, platform);
+	if (have)
+		return have;
+	if (needs->n == needs->cap) {
+		needs->cap = needs->cap ? needs->cap * 2 : 16;
+		needs->v = xrealloc(needs->v, needs->cap * sizeof(*needs->v));
+	}
+	if (!needs->index)
+		needs->index = json_object();
+	_cleanup_free_ char *key = need_key(image, platform);
+	json_object_set_new(needs->index, key, json_integer((json_int_t)needs->n));
+	struct kilt_image_need *n = &needs->v[needs->n++];
+	*n = (struct kilt_image_need){ .image = xstrdup(image),
+				       .platform = platform ? xstrdup(platform) : NULL };
+	return n;
+}
+
+int kilt_image_needs_facts(void *userdata, const char *image, const char *platform,
+			   json_t **ret_facts, struct kilt_error *err)
+{
+	const struct kilt_image_need *n = kilt_image_needs_find(userdata, image, platform);
+	if (!n || !n->resolved)
+		return kilt_error_setf(err, -ENOENT, "image %s (%s) was not looked up", image,
+				       platform ? platform : "platform unknown");
+	if (n->rc < 0) {
+		if (err)
+			*err = n->err;
+		return n->rc;
+	}
+	*ret_facts = json_incref(n->facts);
+	return 0;
+}
