@@ -12,6 +12,7 @@ pkgs=(
   musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
   runc umoci skopeo busybox-static tini
   docker-registry apache2-utils openssl curl
+  containerd containernetworking-plugins iptables util-linux mount procps
 )
 
 missing=()
