@@ -61,5 +61,6 @@ char *kilt_base64_encode(const void *in, size_t len);
 #include "kilt-yaml.h"
 #include "kilt-ecs.h"
 #include "kilt-macro.h"
+#include "kilt-admission.h"
 
 #endif

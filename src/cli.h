@@ -33,5 +33,6 @@ int cmd_recipe(int argc, char **argv);
 int cmd_inject(int argc, char **argv);
 int cmd_cfn_macro(int argc, char **argv);
 int cmd_image(int argc, char **argv);
+int cmd_webhook(int argc, char **argv);
 
 #endif

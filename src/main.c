@@ -16,6 +16,7 @@ static const struct kilt_command commands[] = {
 	  cmd_inject },
 	{ "cfn-macro", "run the CloudFormation macro (AWS Lambda custom runtime)", cmd_cfn_macro },
 	{ "image", "inspect the facts kilt reads from image registries", cmd_image },
+	{ "webhook", "run the Kubernetes admission webhook (HTTPS)", cmd_webhook },
 };
 
 static void print_help(FILE *out)

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* AdmissionReview v1: decoding the API server's review and encoding the webhook's answer. */
+#include <string.h>
+
+#include "internal.h"
+#include "kilt.h"
+
+#define API_VERSION "admission.k8s.io/v1"
+#define KIND "AdmissionReview"
+/* status.message is shown to the user who created the object; keep it readable. */
+#define MAX_MESSAGE 1024
+
+static const char *const operations[] = { "CREATE", "UPDATE", "DELETE", "CONNECT" };
+
+/* A member that must be a string, or may be absent/null when `optional` (then ""). */
+static int get_string(const json_t *obj, const char *key, const char *where, bool optional,
+		      bool nonempty, const char **ret, struct kilt_error *err)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (!v || json_is_null(v)) {
+		if (!optional)
+			return kilt_error_setf(err, -EINVAL, "%s%s: missing", where, key);
+		*ret = "";
+		return 0;
+	}
+	if (!json_is_string(v) || (nonempty && json_string_length(v) == 0))
+		return kilt_error_setf(err, -EINVAL, "%s%s: expected a %sstring", where, key,
+				       nonempty ? "non-empty " : "");
+	*ret = json_string_value(v);
+	return 0;
+}
+
+int kilt_admission_review_parse(const char *text, size_t len, struct kilt_admission_review *ret,
+				struct kilt_error *err)
+{
+	if (len > KILT_ADMISSION_MAX_REVIEW)
+		return kilt_error_setf(err, -E2BIG,
+				       "review of %zu bytes is over the %zu-byte limit", len,
+				       KILT_ADMISSION_MAX_REVIEW);
+	json_error_t jerr;
+	_cleanup_json_ json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return kilt_error_set(err, -EINVAL, NULL, jerr.line > 0 ? (unsigned)jerr.line : 0,
+				      jerr.column > 0 ? (unsigned)jerr.column : 0, "not JSON: %s",
+				      jerr.text);
+	if (!json_is_object(root))
+		return kilt_error_setf(err, -EINVAL, "expected an AdmissionReview object");
+	struct kilt_admission_review rv = { 0 };
+	const char *api_version, *kind;
+	int r;
+	if ((r = get_string(root, "apiVersion", "", false, true, &api_version, err)) < 0 ||
+	    (r = get_string(root, "kind", "", false, true, &kind, err)) < 0)
+		return r;
+	if (strcmp(api_version, API_VERSION) != 0)
+		return kilt_error_setf(err, -EINVAL, "apiVersion: expected %s", API_VERSION);
+	if (strcmp(kind, KIND) != 0)
+		return kilt_error_setf(err, -EINVAL, "kind: expected %s", KIND);
+	const json_t *req = json_object_get(root, "request");
+	if (!json_is_object(req))
+		return kilt_error_setf(err, -EINVAL, "request: expected an object");
+	if ((r = get_string(req, "uid", "request.", false, true, &rv.uid, err)) < 0)
+		return r;
+	if (strlen(rv.uid) > KILT_ADMISSION_MAX_UID)
+		return kilt_error_setf(err, -EINVAL, "request.uid: longer than %d bytes",
+				       KILT_ADMISSION_MAX_UID);
+	const json_t *k = json_object_get(req, "kind");
+	if (!json_is_object(k))
+		return kilt_error_setf(err, -EINVAL, "request.kind: expected an object");
+	if ((r = get_string(k, "group", "request.kind.", true, false, &rv.group, err)) < 0 ||
+	    (r = get_string(k, "version", "request.kind.", false, true, &rv.version, err)) < 0 ||
+	    (r = get_string(k, "kind", "request.kind.", false, true, &rv.kind, err)) < 0)
+		return r;
+	if ((r = get_string(req, "subResource", "request.", true, false, &rv.sub_resource, err)) <
+		    0 ||
+	    (r = get_string(req, "namespace", "request.", true, false, &rv.namespace, err)) < 0 ||
+	    (r = get_string(req, "name", "request.", true, false, &rv.name, err)) < 0 ||
+	    (r = get_string(req, "operation", "request.", false, true, &rv.operation, err)) < 0)
+		return r;
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(operations); i++)
+		known = known || strcmp(rv.operation, operations[i]) == 0;
+	if (!known)
+		return kilt_error_setf(
+			err, -EINVAL,
+			"request.operation: expected CREATE, UPDATE, DELETE or CONNECT");
+	const json_t *obj = json_object_get(req, "object");
+	if (obj && !json_is_null(obj) && !json_is_object(obj))
+		return kilt_error_setf(err, -EINVAL, "request.object: expected an object");
+	rv.object = json_is_object(obj) ? obj : NULL;
+	if (!rv.object &&
+	    (strcmp(rv.operation, "CREATE") == 0 || strcmp(rv.operation, "UPDATE") == 0))
+		return kilt_error_setf(err, -EINVAL, "request.object: missing for %s",
+				       rv.operation);
+	const json_t *dry = json_object_get(req, "dryRun");
+	if (dry && !json_is_null(dry) && !json_is_boolean(dry))
+		return kilt_error_setf(err, -EINVAL, "request.dryRun: expected true or false");
+	rv.dry_run = json_is_true(dry);
+	rv.root = steal_pointer(&root);
+	*ret = rv;
+	return 0;
+}
+
+void kilt_admission_review_done(struct kilt_admission_review *rv)
+{
+	if (!rv)
+		return;
+	json_decref(rv->root);
+	memset(rv, 0, sizeof(*rv));
+}
+
+bool kilt_admission_uid_salvage(const char *text, size_t len, char *buf, size_t size)
+{
+	if (size == 0)
+		return false;
+	buf[0] = '\0';
+	if (size < KILT_ADMISSION_MAX_UID + 1 || len > KILT_ADMISSION_MAX_REVIEW)
+		return false;
+	_cleanup_json_ json_t *root = json_loadb(text, len, 0, NULL);
+	const json_t *uid = json_object_get(json_object_get(root, "request"), "uid");
+	if (!json_is_string(uid) || json_string_length(uid) > KILT_ADMISSION_MAX_UID ||
+	    strlen(json_string_value(uid)) != json_string_length(uid))
+		return false;
+	memcpy(buf, json_string_value(uid), json_string_length(uid) + 1);
+	return true;
+}
+
+enum kilt_admission_scope kilt_admission_scope(const struct kilt_admission_review *rv)
+{
+	if (strcmp(rv->group, "") != 0 || strcmp(rv->version, "v1") != 0 ||
+	    strcmp(rv->kind, "Pod") != 0 || rv->sub_resource[0] != '\0')
+		return KILT_ADMISSION_NOT_A_POD;
+	if (strcmp(rv->operation, "CREATE") != 0)
+		return KILT_ADMISSION_NOT_CREATE;
+	return KILT_ADMISSION_IN_SCOPE;
+}
+
+const char *kilt_admission_scope_name(enum kilt_admission_scope s)
+{
+	switch (s) {
+	case KILT_ADMISSION_IN_SCOPE:
+		return "in_scope";
+	case KILT_ADMISSION_NOT_A_POD:
+		return "not_a_pod";
+	case KILT_ADMISSION_NOT_CREATE:
+		return "not_create";
+	case KILT_ADMISSION_SCOPE_COUNT:
+		break;
+	}
+	return "unknown";
+}
+
+/* A copy of s that is valid UTF-8 without control characters (each offending byte becomes '?'),
+ * cut to at most `max` bytes on a character boundary. */
+static char *readable(const char *s, size_t max)
+{
+	size_t len = strlen(s);
+	char *out = xmalloc((len < max ? len : max) + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		if (n > len - i || kilt_utf8_valid_prefix((const unsigned char *)s + i, n) != n ||
+		    c < 0x20 || c == 0x7f)
+			n = 0; /* replaced by '?' */
+		if (o + (n ? n : 1) > max)
+			break;
+		if (n) {
+			memcpy(out + o, s + i, n);
+			o += n;
+			i += n;
+		} else {
+			out[o++] = '?';
+			i++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t *ret_len)
+{
+	json_t *resp = json_object();
+	json_object_set_new(resp, "uid", json_string(a->uid ? a->uid : ""));
+	json_object_set_new(resp, "allowed", json_boolean(a->allowed));
+	if (json_is_array(a->patch) && json_array_size(a->patch) > 0) {
+		_cleanup_free_ char *p = json_dumps(a->patch, JSON_COMPACT);
+		if (!p)
+			abort();
+		_cleanup_free_ char *b64 = kilt_base64_encode(p, strlen(p));
+		json_object_set_new(resp, "patchType", json_string("JSONPatch"));
+		json_object_set_new(resp, "patch", json_string(b64));
+	}
+	if (a->code || a->message) {
+		json_t *st = json_object();
+		if (a->code)
+			json_object_set_new(st, "code", json_integer(a->code));
+		if (a->message) {
+			_cleanup_free_ char *m = readable(a->message, MAX_MESSAGE);
+			json_object_set_new(st, "message", json_string(m));
+		}
+		json_object_set_new(resp, "status", st);
+	}
+	if (a->n_warnings > 0) {
+		json_t *ws = json_array();
+		for (size_t i = 0; i < a->n_warnings; i++) {
+			if (i == KILT_ADMISSION_MAX_WARNINGS - 1 &&
+			    a->n_warnings > KILT_ADMISSION_MAX_WARNINGS) {
+				char more[96];
+				snprintf(more, sizeof(more), "kilt: %zu more warnings not shown",
+					 a->n_warnings - i);
+				json_array_append_new(ws, json_string(more));
+				break;
+			}
+			_cleanup_free_ char *w =
+				readable(a->warnings[i], KILT_ADMISSION_MAX_WARNING);
+			json_array_append_new(ws, json_string(w));
+		}
+		json_object_set_new(resp, "warnings", ws);
+	}
+	json_t *root = json_object();
+	json_object_set_new(root, "apiVersion", json_string(API_VERSION));
+	json_object_set_new(root, "kind", json_string(KIND));
+	json_object_set_new(root, "response", resp);
+	char *out = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (!out)
+		abort();
+	*ret_len = strlen(out);
+	return out;
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Kubernetes admission reviews (admission.k8s.io/v1 AdmissionReview) for the webhook: decoding a
+ * review with every field the webhook reads checked, deciding which reviews are the Pod engine's
+ * business, and encoding the answer. Pure; the HTTPS server lives in src/webhook*.c. Included by
+ * kilt.h. */
+#ifndef KILT_ADMISSION_H
+#define KILT_ADMISSION_H
+
+/* The largest review decoded. The API server accepts objects up to 3 MiB and an UPDATE review
+ * carries the object twice. */
+#define KILT_ADMISSION_MAX_REVIEW ((size_t)8 * 1024 * 1024)
+/* A uid longer than this is not a uid the API server made (they are 36-byte UUIDs). */
+#define KILT_ADMISSION_MAX_UID 128
+/* Longest warning sent back: the API server may cut longer ones. */
+#define KILT_ADMISSION_MAX_WARNING 256
+/* How many warnings one answer carries at most (the rest are dropped, the last one says so). */
+#define KILT_ADMISSION_MAX_WARNINGS 16
+
+/* A decoded review. Caller-owned; release with kilt_admission_review_done(). Every pointer but
+ * `root` is borrowed from `root` and never NULL after a successful parse. */
+struct kilt_admission_review {
+	json_t *root; /* owned: the whole review */
+	const char *uid;
+	const char *group; /* request.kind.group: "" for the core group */
+	const char *version; /* request.kind.version */
+	const char *kind; /* request.kind.kind */
+	const char *sub_resource; /* request.subResource: "" when none */
+	const char *namespace; /* request.namespace: "" for cluster-scoped objects */
+	const char *name; /* request.name: "" when not known yet (generateName) */
+	const char *operation; /* CREATE, UPDATE, DELETE or CONNECT */
+	const json_t *object; /* request.object: an object, or NULL (DELETE, CONNECT) */
+	bool dry_run; /* request.dryRun */
+};
+
+/* Decodes an AdmissionReview v1 request. `len` is at most KILT_ADMISSION_MAX_REVIEW (else -E2BIG);
+ * anything that is not a review the API server sends is -EINVAL with a message naming the field
+ * (and line/column for bad JSON). `ret` is untouched on failure. */
+int kilt_admission_review_parse(const char *text, size_t len, struct kilt_admission_review *ret,
+				struct kilt_error *err);
+/* Releases the review's contents; NULL and a zeroed struct are fine. */
+void kilt_admission_review_done(struct kilt_admission_review *rv);
+/* Finds request.uid in a review that kilt_admission_review_parse() refused, so the answer can still
+ * echo it. Copies it into buf (NUL-terminated) and returns true when the text is a JSON object
+ * whose request.uid is a valid string of at most KILT_ADMISSION_MAX_UID bytes; otherwise sets buf
+ * to "" and returns false. `size` must be at least KILT_ADMISSION_MAX_UID + 1. */
+bool kilt_admission_uid_salvage(const char *text, size_t len, char *buf, size_t size);
+
+/* Which reviews are the Pod engine's business: Pods being created. Anything else is admitted
+ * unchanged, with this as the reason. (Which namespaces and pods are injected is the engine's
+ * decision.) */
+enum kilt_admission_scope {
+	KILT_ADMISSION_IN_SCOPE = 0,
+	KILT_ADMISSION_NOT_A_POD, /* another kind, or a subresource (pods/exec, pods/binding...) */
+	KILT_ADMISSION_NOT_CREATE, /* UPDATE, DELETE, CONNECT */
+	KILT_ADMISSION_SCOPE_COUNT,
+};
+enum kilt_admission_scope kilt_admission_scope(const struct kilt_admission_review *rv);
+/* A short stable name for metrics and logs ("in_scope", "not_a_pod", ...). */
+const char *kilt_admission_scope_name(enum kilt_admission_scope s);
+
+/* The answer to one review. */
+struct kilt_admission_answer {
+	const char *uid; /* echoed; "" when the review had none that could be read */
+	bool allowed;
+	const json_t *patch; /* a JSON Patch (array) or NULL; an empty array sends no patch */
+	int code; /* status.code (HTTP semantics) when non-zero */
+	const char *message; /* status.message when not NULL */
+	const char *const *warnings; /* borrowed */
+	size_t n_warnings;
+};
+
+/* Encodes the AdmissionReview v1 response (the patch base64-encoded, patchType JSONPatch).
+ * Warnings are cut to KILT_ADMISSION_MAX_WARNING bytes on a UTF-8 boundary, control characters and
+ * invalid UTF-8 become '?', and at most KILT_ADMISSION_MAX_WARNINGS are kept. Returns an owned
+ * NUL-terminated string and its length; never fails (out of memory aborts). */
+char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t *ret_len);
+
+#endif

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `kilt webhook serve`: options of the Kubernetes admission webhook server (webhook.c). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "internal.h"
+#include "webhook.h"
+
+#define SA_NAMESPACE_FILE "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+static void help(FILE *out)
+{
+	fputs("Usage: kilt webhook serve --tls-cert FILE --tls-key FILE --recipe FILE [options]\n"
+	      "\n"
+	      "Serve the Kubernetes mutating admission webhook over HTTPS (TLS 1.2 and 1.3):\n"
+	      "  POST /mutate   AdmissionReview v1 in, AdmissionReview v1 out (JSON Patch)\n"
+	      "  GET  /healthz  200 while the process serves\n"
+	      "  GET  /readyz   200 once the certificate and recipes are loaded; 503 while "
+	      "draining\n"
+	      "  GET  /metrics  Prometheus text\n"
+	      "Logs are JSON lines on stderr. SIGTERM or SIGINT: /readyz fails, then (after the\n"
+	      "shutdown delay) no new connection is accepted, the reviews in flight finish, and\n"
+	      "kilt exits 0 (1 when the drain timeout cut a review short).\n"
+	      "\n"
+	      "Options:\n"
+	      "  -l, --listen HOST:PORT     address to listen on (default 0.0.0.0:8443; "
+	      "[V6]:PORT;\n"
+	      "                             port 0 picks a free one, logged at start)\n"
+	      "      --tls-cert FILE        serving certificate (PEM, chain allowed)\n"
+	      "      --tls-key FILE         its private key (PEM); both files are checked for\n"
+	      "                             changes and reloaded without dropping a request\n"
+	      "  -r, --recipe FILE          recipe to inject (repeatable)\n"
+	      "  -s, --set KEY=VALUE        recipe parameter, visible as config.KEY (repeatable)\n"
+	      "  -n, --namespace NS         the webhook's own namespace, never injected (default:\n"
+	      "                             POD_NAMESPACE, else the service account's namespace)\n"
+	      "      --strict               deny a pod kilt cannot process (default: admit it\n"
+	      "                             unpatched, with a warning)\n"
+	      "      --max-body BYTES       largest review read (default and maximum 8388608)\n"
+	      "      --threads N            worker threads (default: one per CPU available)\n"
+	      "      --shutdown-delay MS    on SIGTERM, keep serving (not ready) this long before\n"
+	      "                             closing the listening socket (default 0)\n"
+	      "      --drain-timeout MS     then the longest wait for reviews in flight\n"
+	      "                             (default 20000)\n"
+	      "      --reload-interval MS   how often the certificate files are checked\n"
+	      "                             (default 1000)\n"
+	      "  -h, --help                 show this help\n",
+	      out);
+}
+
+static int parse_uint(const char *cmd, const char *opt, const char *s, unsigned long long max,
+		      unsigned long long *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return cli_usage_error(cmd, "%s: expected a number from 0 to %llu, got '%s'", opt,
+				       max, s);
+	*ret = v;
+	return 0;
+}
+
+/* The namespace a pod runs in, as Kubernetes tells it (downward API or service account). */
+static char *own_namespace(const char *given)
+{
+	if (given)
+		return xstrdup(given);
+	const char *env = getenv("POD_NAMESPACE");
+	if (env && *env)
+		return xstrdup(env);
+	char *text = NULL;
+	size_t len = 0;
+	if (kilt_read_file(SA_NAMESPACE_FILE, 256, &text, &len) < 0)
+		return NULL;
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	return text;
+}
+
+static int serve(int argc, char **argv)
+{
+	enum {
+		OPT_CERT = 256,
+		OPT_KEY,
+		OPT_STRICT,
+		OPT_MAX_BODY,
+		OPT_THREADS,
+		OPT_DRAIN,
+		OPT_DELAY,
+		OPT_RELOAD,
+	};
+	static const struct option lopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "tls-cert", required_argument, NULL, OPT_CERT },
+		{ "tls-key", required_argument, NULL, OPT_KEY },
+		{ "recipe", required_argument, NULL, 'r' },
+		{ "set", required_argument, NULL, 's' },
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "strict", no_argument, NULL, OPT_STRICT },
+		{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
+		{ "shutdown-delay", required_argument, NULL, OPT_DELAY },
+		{ "reload-interval", required_argument, NULL, OPT_RELOAD },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *cmd = "webhook serve";
+	struct webhook_options o = {
+		.listen = "0.0.0.0:8443",
+		.max_body = KILT_ADMISSION_MAX_REVIEW,
+		.drain_timeout_ms = 20000,
+		.reload_interval_ms = 1000,
+	};
+	_cleanup_free_ const char **recipes = xcalloc((size_t)argc, sizeof(*recipes));
+	_cleanup_json_ json_t *config = json_object();
+	const char *ns = NULL;
+	unsigned long long v;
+	int c;
+	while ((c = getopt_long(argc, argv, "l:r:s:n:h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			o.listen = optarg;
+			break;
+		case OPT_CERT:
+			o.cert_file = optarg;
+			break;
+		case OPT_KEY:
+			o.key_file = optarg;
+			break;
+		case 'r':
+			recipes[o.n_recipes++] = optarg;
+			break;
+		case 's': {
+			int r = cli_add_setting(config, optarg);
+			if (r == -EILSEQ)
+				return cli_usage_error(cmd, "--set %s: not valid UTF-8", optarg);
+			if (r < 0)
+				return cli_usage_error(cmd, "--set %s: expected KEY=VALUE", optarg);
+			break;
+		}
+		case 'n':
+			ns = optarg;
+			break;
+		case OPT_STRICT:
+			o.strict = true;
+			break;
+		case OPT_MAX_BODY:
+			if (parse_uint(cmd, "--max-body", optarg, KILT_ADMISSION_MAX_REVIEW, &v))
+				return EXIT_USAGE;
+			if (v == 0)
+				return cli_usage_error(cmd, "--max-body: must be above 0");
+			o.max_body = (size_t)v;
+			break;
+		case OPT_THREADS:
+			if (parse_uint(cmd, "--threads", optarg, 1024, &v))
+				return EXIT_USAGE;
+			o.threads = (unsigned)v;
+			break;
+		case OPT_DRAIN:
+			if (parse_uint(cmd, "--drain-timeout", optarg, 3600000, &v))
+				return EXIT_USAGE;
+			o.drain_timeout_ms = (unsigned)v;
+			break;
+		case OPT_DELAY:
+			if (parse_uint(cmd, "--shutdown-delay", optarg, 3600000, &v))
+				return EXIT_USAGE;
+			o.shutdown_delay_ms = (unsigned)v;
+			break;
+		case OPT_RELOAD:
+			if (parse_uint(cmd, "--reload-interval", optarg, 3600000, &v))
+				return EXIT_USAGE;
+			if (v < 10)
+				return cli_usage_error(cmd, "--reload-interval: at least 10 ms");
+			o.reload_interval_ms = (unsigned)v;
+			break;
+		case 'h':
+			help(stdout);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'kilt %s --help'.\n", cmd);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!o.cert_file || !o.key_file)
+		return cli_usage_error(cmd, "--tls-cert and --tls-key are required");
+	if (o.n_recipes == 0)
+		return cli_usage_error(cmd, "at least one --recipe is required");
+	o.recipe_files = recipes;
+	o.config = config;
+	_cleanup_free_ char *own = own_namespace(ns);
+	o.own_namespace = own;
+	return webhook_serve(&o);
+}
+
+int cmd_webhook(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+		return serve(argc - 1, argv + 1);
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		fputs("Usage: kilt webhook serve [options]\n"
+		      "\n"
+		      "Commands:\n"
+		      "  serve   run the Kubernetes mutating admission webhook (HTTPS)\n"
+		      "\n"
+		      "Run 'kilt webhook serve --help' for its options.\n",
+		      stdout);
+		return EXIT_OK;
+	}
+	if (argc < 2)
+		return cli_usage_error("webhook", "expected a command: serve");
+	return cli_usage_error("webhook", "unknown command '%s' (expected: serve)", argv[1]);
+}

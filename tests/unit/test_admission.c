@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of AdmissionReview v1 decoding, the webhook's scope and the answer's encoding. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+#include "kilt.h"
+
+/* A review as the API server sends it for `kubectl run` (trimmed). */
+#define POD_CREATE                                                                                 \
+	"{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{"       \
+	"\"uid\":\"705ab4f5-6393-11e8-b7cc-42010a800002\","                                        \
+	"\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"                           \
+	"\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"                  \
+	"\"requestKind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"                    \
+	"\"namespace\":\"team-a\",\"operation\":\"CREATE\","                                       \
+	"\"userInfo\":{\"username\":\"admin\",\"groups\":[\"system:masters\"]},"                   \
+	"\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"generateName\":\"web-" \
+	"\"},"                                                                                     \
+	"\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"busybox\"}]}},"                   \
+	"\"oldObject\":null,\"dryRun\":false,\"options\":{\"kind\":\"CreateOptions\"}}}"
+
+static void expect_invalid(const char *text, const char *msg)
+{
+	struct kilt_admission_review rv = { .uid = "untouched" };
+	struct kilt_error err = { 0 };
+	int r = kilt_admission_review_parse(text, strlen(text), &rv, &err);
+	if (r != -EINVAL)
+		fail_msg("%s: got %d, want -EINVAL", text, r);
+	if (!strstr(err.msg, msg))
+		fail_msg("%s: error '%s' does not say '%s'", text, err.msg, msg);
+	assert_string_equal(rv.uid, "untouched");
+	assert_null(rv.root);
+}
+
+static void test_admission__parse(void **state)
+{
+	(void)state;
+	struct kilt_admission_review rv = { 0 };
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_admission_review_parse(POD_CREATE, strlen(POD_CREATE), &rv, &err), 0);
+	assert_string_equal(rv.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+	assert_string_equal(rv.group, "");
+	assert_string_equal(rv.version, "v1");
+	assert_string_equal(rv.kind, "Pod");
+	assert_string_equal(rv.sub_resource, "");
+	assert_string_equal(rv.namespace, "team-a");
+	assert_string_equal(rv.name, "");
+	assert_string_equal(rv.operation, "CREATE");
+	assert_false(rv.dry_run);
+	assert_non_null(rv.object);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(rv.object, "metadata"), "generateName")),
+			    "web-");
+	assert_int_equal(kilt_admission_scope(&rv), KILT_ADMISSION_IN_SCOPE);
+	assert_string_equal(kilt_admission_scope_name(kilt_admission_scope(&rv)), "in_scope");
+	kilt_admission_review_done(&rv);
+	assert_null(rv.root);
+	kilt_admission_review_done(&rv); /* twice is fine */
+	kilt_admission_review_done(NULL);
+
+	/* DELETE: no object; dryRun */
+	const char *del =
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+		"\"request\":{\"uid\":\"u\",\"kind\":{\"version\":\"v1\",\"kind\":\"Pod\"},"
+		"\"operation\":\"DELETE\",\"name\":\"p\",\"dryRun\":true}}";
+	assert_int_equal(kilt_admission_review_parse(del, strlen(del), &rv, &err), 0);
+	assert_null(rv.object);
+	assert_true(rv.dry_run);
+	assert_string_equal(rv.namespace, "");
+	assert_int_equal(kilt_admission_scope(&rv), KILT_ADMISSION_NOT_CREATE);
+	kilt_admission_review_done(&rv);
+}
+
+static void test_admission__scope(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *kind, *sub, *op;
+		enum kilt_admission_scope want;
+	} cases[] = {
+		{ "{\"group\":\"apps\",\"version\":\"v1\",\"kind\":\"Deployment\"}", "", "CREATE",
+		  KILT_ADMISSION_NOT_A_POD },
+		{ "{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"}", "ephemeralcontainers",
+		  "UPDATE", KILT_ADMISSION_NOT_A_POD },
+		{ "{\"group\":\"example.com\",\"version\":\"v1\",\"kind\":\"Pod\"}", "", "CREATE",
+		  KILT_ADMISSION_NOT_A_POD },
+		{ "{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"}", "", "UPDATE",
+		  KILT_ADMISSION_NOT_CREATE },
+		{ "{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"}", "", "CREATE",
+		  KILT_ADMISSION_IN_SCOPE },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *text = xasprintf(
+			"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+			"\"request\":{\"uid\":\"u\",\"kind\":%s,\"subResource\":\"%s\","
+			"\"operation\":\"%s\",\"object\":{},\"oldObject\":{}}}",
+			cases[i].kind, cases[i].sub, cases[i].op);
+		struct kilt_admission_review rv = { 0 };
+		struct kilt_error err = { 0 };
+		if (kilt_admission_review_parse(text, strlen(text), &rv, &err) < 0)
+			fail_msg("case %zu: %s", i, err.msg);
+		assert_int_equal(kilt_admission_scope(&rv), cases[i].want);
+		kilt_admission_review_done(&rv);
+	}
+	assert_string_equal(kilt_admission_scope_name(KILT_ADMISSION_NOT_A_POD), "not_a_pod");
+	assert_string_equal(kilt_admission_scope_name(KILT_ADMISSION_NOT_CREATE), "not_create");
+}
+
+static void test_admission__invalid(void **state)
+{
+	(void)state;
+	expect_invalid("", "not JSON");
+	expect_invalid("{\"a\":1,\"a\":2}", "duplicate");
+	expect_invalid("[]", "expected an AdmissionReview object");
+	expect_invalid("{\"kind\":\"AdmissionReview\"}", "apiVersion: missing");
+	expect_invalid("{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\"}",
+		       "apiVersion: expected admission.k8s.io/v1");
+	expect_invalid("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Pod\"}",
+		       "kind: expected AdmissionReview");
+	expect_invalid("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}",
+		       "request: expected an object");
+#define REQ(body)                                                                                  \
+	"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{" body  \
+	"}}"
+#define KIND_POD "\"kind\":{\"version\":\"v1\",\"kind\":\"Pod\"}"
+	expect_invalid(REQ(""), "request.uid: missing");
+	expect_invalid(REQ("\"uid\":\"\""), "request.uid: expected a non-empty string");
+	expect_invalid(REQ("\"uid\":7"), "request.uid: expected a non-empty string");
+	expect_invalid(REQ("\"uid\":\"u\""), "request.kind: expected an object");
+	expect_invalid(REQ("\"uid\":\"u\",\"kind\":{\"kind\":\"Pod\"}"),
+		       "request.kind.version: missing");
+	expect_invalid(
+		REQ("\"uid\":\"u\",\"kind\":{\"version\":\"v1\",\"kind\":\"Pod\",\"group\":1}"),
+		"request.kind.group: expected a string");
+	expect_invalid(REQ("\"uid\":\"u\"," KIND_POD), "request.operation: missing");
+	expect_invalid(REQ("\"uid\":\"u\"," KIND_POD ",\"operation\":\"PATCH\""),
+		       "request.operation: expected CREATE, UPDATE, DELETE or CONNECT");
+	expect_invalid(REQ("\"uid\":\"u\"," KIND_POD ",\"operation\":\"CREATE\""),
+		       "request.object: missing for CREATE");
+	expect_invalid(REQ("\"uid\":\"u\"," KIND_POD ",\"operation\":\"CREATE\",\"object\":[]"),
+		       "request.object: expected an object");
+	expect_invalid(REQ("\"uid\":\"u\"," KIND_POD
+			   ",\"operation\":\"CREATE\",\"object\":{},\"dryRun\":\"yes\""),
+		       "request.dryRun: expected true or false");
+	expect_invalid(REQ("\"uid\":\"u\"," KIND_POD
+			   ",\"operation\":\"CREATE\",\"object\":{},\"namespace\":{}"),
+		       "request.namespace: expected a string");
+	expect_invalid(REQ("\"uid\":\"a\\u0000b\""), "not JSON");
+
+	/* a uid longer than any the API server makes */
+	char uid[KILT_ADMISSION_MAX_UID + 2];
+	memset(uid, 'x', sizeof(uid) - 1);
+	uid[sizeof(uid) - 1] = '\0';
+	_cleanup_free_ char *long_uid = xasprintf(REQ("\"uid\":\"%s\""), uid);
+	expect_invalid(long_uid, "request.uid: longer than 128 bytes");
+
+	/* bad JSON: the place is given */
+	struct kilt_admission_review rv = { 0 };
+	struct kilt_error err = { 0 };
+	const char *bad = "{\n  \"apiVersion\": \"admission.k8s.io/v1\",\n  \"kind\": }";
+	assert_int_equal(kilt_admission_review_parse(bad, strlen(bad), &rv, &err), -EINVAL);
+	assert_int_equal(err.line, 3);
+	assert_true(err.column > 0);
+
+	/* over the size limit, whatever it holds */
+	assert_int_equal(
+		kilt_admission_review_parse(POD_CREATE, KILT_ADMISSION_MAX_REVIEW + 1, &rv, &err),
+		-E2BIG);
+#undef REQ
+#undef KIND_POD
+}
+
+static void test_admission__uid_salvage(void **state)
+{
+	(void)state;
+	char buf[KILT_ADMISSION_MAX_UID + 1];
+	const char *no_kind = "{\"request\":{\"uid\":\"abc-123\"}}";
+	assert_true(kilt_admission_uid_salvage(no_kind, strlen(no_kind), buf, sizeof(buf)));
+	assert_string_equal(buf, "abc-123");
+	const char *cases[] = { "",
+				"nope",
+				"[]",
+				"{\"request\":[]}",
+				"{\"request\":{\"uid\":1}}",
+				"{\"request\":{\"uid\":\"a\\u0000b\"}}" };
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		memset(buf, 'z', sizeof(buf));
+		assert_false(
+			kilt_admission_uid_salvage(cases[i], strlen(cases[i]), buf, sizeof(buf)));
+		assert_string_equal(buf, "");
+	}
+	char small[8] = "zzz";
+	assert_false(kilt_admission_uid_salvage(no_kind, strlen(no_kind), small, sizeof(small)));
+	assert_string_equal(small, "");
+}
+
+static json_t *decode_answer(const char *text, size_t len)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(text, len, 0, &jerr);
+	if (!j)
+		fail_msg("answer is not JSON: %s: %s", jerr.text, text);
+	assert_string_equal(json_string_value(json_object_get(j, "apiVersion")),
+			    "admission.k8s.io/v1");
+	assert_string_equal(json_string_value(json_object_get(j, "kind")), "AdmissionReview");
+	return j;
+}
+
+static void test_admission__answer(void **state)
+{
+	(void)state;
+	/* allowed, no patch: no patchType, no status, no warnings */
+	struct kilt_admission_answer a = { .uid = "u-1", .allowed = true };
+	size_t len = 0;
+	_cleanup_free_ char *plain = kilt_admission_answer_encode(&a, &len);
+	assert_int_equal(len, strlen(plain));
+	assert_string_equal(plain,
+			    "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":"
+			    "\"AdmissionReview\",\"response\":{\"uid\":\"u-1\",\"allowed\":true}}");
+
+	/* a patch is sent base64-encoded with its type; an empty patch is not sent */
+	json_t *patch = json_loads("[{\"op\":\"add\",\"path\":\"/metadata/labels\",\"value\":{}}]",
+				   0, NULL);
+	a.patch = patch;
+	_cleanup_free_ char *with_patch = kilt_admission_answer_encode(&a, &len);
+	json_t *j = decode_answer(with_patch, len);
+	json_t *resp = json_object_get(j, "response");
+	assert_string_equal(json_string_value(json_object_get(resp, "patchType")), "JSONPatch");
+	const char *b64 = json_string_value(json_object_get(resp, "patch"));
+	_cleanup_free_ char *decoded = NULL;
+	size_t dlen = 0;
+	assert_int_equal(kilt_base64_decode(b64, strlen(b64), &decoded, &dlen, NULL), 0);
+	json_t *back = json_loadb(decoded, dlen, 0, NULL);
+	assert_true(json_equal(back, patch));
+	json_decref(back);
+	json_decref(j);
+	json_array_clear(patch);
+	_cleanup_free_ char *empty = kilt_admission_answer_encode(&a, &len);
+	assert_null(strstr(empty, "patch"));
+	json_decref(patch);
+
+	/* denied with a status; warnings made readable and bounded */
+	char long_warning[600];
+	memset(long_warning, 'w', sizeof(long_warning) - 1);
+	long_warning[sizeof(long_warning) - 1] = '\0';
+	/* a 3-byte character straddling the 256-byte cut is dropped whole */
+	memcpy(long_warning + 254, "\xe2\x82\xac", 3);
+	const char *warnings[20] = { "line\nbreak\ttab", "bad \xff utf8 \xc3", long_warning };
+	for (size_t i = 3; i < ARRAY_SIZE(warnings); i++)
+		warnings[i] = "more";
+	struct kilt_admission_answer d = {
+		.uid = "u-2",
+		.allowed = false,
+		.code = 403,
+		.message = "no \x01 way",
+		.warnings = warnings,
+		.n_warnings = ARRAY_SIZE(warnings),
+	};
+	_cleanup_free_ char *denied = kilt_admission_answer_encode(&d, &len);
+	j = decode_answer(denied, len);
+	resp = json_object_get(j, "response");
+	assert_string_equal(json_string_value(json_object_get(resp, "uid")), "u-2");
+	assert_false(json_is_true(json_object_get(resp, "allowed")));
+	json_t *st = json_object_get(resp, "status");
+	assert_int_equal(json_integer_value(json_object_get(st, "code")), 403);
+	assert_string_equal(json_string_value(json_object_get(st, "message")), "no ? way");
+	json_t *ws = json_object_get(resp, "warnings");
+	assert_int_equal(json_array_size(ws), KILT_ADMISSION_MAX_WARNINGS);
+	assert_string_equal(json_string_value(json_array_get(ws, 0)), "line?break?tab");
+	assert_string_equal(json_string_value(json_array_get(ws, 1)), "bad ? utf8 ?");
+	const char *cut = json_string_value(json_array_get(ws, 2));
+	assert_int_equal(strlen(cut), 254);
+	assert_string_equal(json_string_value(json_array_get(ws, 15)),
+			    "kilt: 5 more warnings not shown");
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_admission__parse),
+		cmocka_unit_test(test_admission__scope),
+		cmocka_unit_test(test_admission__invalid),
+		cmocka_unit_test(test_admission__uid_salvage),
+		cmocka_unit_test(test_admission__answer),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
