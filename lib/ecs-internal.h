@@ -96,6 +96,8 @@ struct kilt_ecs_engine {
 	json_t *labels; /* owned: the recipe's marker labels, values shared by every container */
 	json_t *sidecar_logs; /* owned copy of opts.sidecar_log_configuration, or NULL */
 	size_t lookups; /* image facts asked for so far */
+	bool want_patch; /* hand the run's changes out as a JSON Patch (CloudFormation only) */
+	json_t *patch; /* owned: that patch, once the run succeeded */
 };
 
 /* Task-level facts and the decision taken for them. */
@@ -114,6 +116,12 @@ struct kilt_ecs_task {
 	size_t decision; /* index of the task's decision in the report */
 	bool any_patched, any_unchanged, any_removed;
 };
+
+/* kilt_ecs_inject on a CloudFormation template that also hands out its changes as an RFC 6902
+ * JSON Patch against the template as it was (kilt_journal_patch; -ENOTSUP for other kinds). */
+int kilt_ecs_inject_patch(const struct kilt_recipe *recipe, json_t *doc,
+			  const struct kilt_ecs_options *opts, json_t **ret_patch,
+			  struct kilt_error *err);
 
 /* A label of a container, looking through an Fn::If around DockerLabels. */
 const char *kilt_ecs_get_label(const struct kilt_ecs_engine *e, json_t *c, const char *key);

@@ -1480,6 +1480,8 @@ static int run_with_report(struct kilt_ecs_engine *e, json_t *doc, struct kilt_r
 	int r = run(e, doc, err);
 	if (e->needs) /* only listing: the document goes back as it was */
 		kilt_journal_rollback(&journal, 0);
+	else if (r == 0 && e->want_patch && !e->opts.discard_on_failure && e->cfn.template == doc)
+		e->patch = kilt_journal_patch(&journal, doc);
 	kilt_journal_done(&journal);
 	e->journal = NULL;
 	json_decref(e->shared);
@@ -1538,9 +1540,11 @@ static int check_secret_ref(const char *s, struct kilt_error *err)
 
 static int with_planner(const struct kilt_planner *planner, json_t *doc,
 			const struct kilt_ecs_options *opts, struct kilt_image_needs *needs,
-			struct kilt_report *report, struct kilt_error *err)
+			struct kilt_report *report, json_t **ret_patch, struct kilt_error *err)
 {
-	struct kilt_ecs_engine e = { .planner = planner, .needs = needs };
+	struct kilt_ecs_engine e = { .planner = planner,
+				     .needs = needs,
+				     .want_patch = ret_patch != NULL };
 	if (opts)
 		e.opts = *opts;
 	else
@@ -1566,6 +1570,11 @@ static int with_planner(const struct kilt_planner *planner, json_t *doc,
 	if (e.opts.sidecar_log_configuration)
 		e.sidecar_logs = json_deep_copy(e.opts.sidecar_log_configuration);
 	int r = run_with_report(&e, doc, report, err);
+	if (ret_patch && r == 0 && !e.patch)
+		r = kilt_error_setf(err, -ENOTSUP, "a JSON Patch is made for CloudFormation only");
+	if (ret_patch && r == 0)
+		*ret_patch = steal_pointer(&e.patch);
+	json_decref(e.patch);
 	kilt_marker_done(&e.marker);
 	json_decref(e.labels);
 	json_decref(e.sidecar_logs);
@@ -1576,7 +1585,7 @@ int kilt_ecs_inject_planner(const struct kilt_planner *planner, json_t *doc,
 			    const struct kilt_ecs_options *opts, struct kilt_report *report,
 			    struct kilt_error *err)
 {
-	return with_planner(planner, doc, opts, NULL, report, err);
+	return with_planner(planner, doc, opts, NULL, report, NULL, err);
 }
 
 int kilt_ecs_remove(json_t *doc, const struct kilt_ecs_options *opts, struct kilt_report *report,
@@ -1610,5 +1619,20 @@ void kilt_ecs_list_images(const struct kilt_recipe *recipe, json_t *doc,
 	struct kilt_planner p;
 	kilt_planner_from_recipe(recipe, &p);
 	struct kilt_error err = { 0 };
-	(void)with_planner(&p, doc, opts, needs, NULL, &err);
+	(void)with_planner(&p, doc, opts, needs, NULL, NULL, &err);
+}
+
+int kilt_ecs_inject_patch(const struct kilt_recipe *recipe, json_t *doc,
+			  const struct kilt_ecs_options *opts, json_t **ret_patch,
+			  struct kilt_error *err)
+{
+	struct kilt_planner p;
+	kilt_planner_from_recipe(recipe, &p);
+	struct kilt_ecs_options o;
+	if (opts)
+		o = *opts;
+	else
+		kilt_ecs_options_default(&o);
+	o.discard_on_failure = false;
+	return with_planner(&p, doc, &o, NULL, NULL, ret_patch, err);
 }

@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The undo journal (lib/journal.c): rollback gives the document back byte for byte, and the
+ * RFC 6902 JSON Patch it emits turns the original into the result: exact operations for each
+ * kind of change, RFC 6901 escapes in paths, and a randomized check with an applier written
+ * here from the RFC (the Python jsonpatch library checks the same on the ECS engine's real
+ * changes: tests/journal). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+#include "journal.h"
+#include "kilt.h"
+
+static json_t *load(const char *text)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
+	if (!j)
+		fail_msg("bad test JSON: %s", jerr.text);
+	return j;
+}
+
+static char *dump(const json_t *j)
+{
+	return json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static void assert_json_text(const json_t *j, const char *want)
+{
+	_cleanup_free_ char *have = dump(j);
+	_cleanup_json_ json_t *w = load(want);
+	_cleanup_free_ char *wt = dump(w);
+	if (strcmp(have, wt) != 0)
+		fail_msg("got  %s\nwant %s", have, wt);
+}
+
+/* ---- an RFC 6902 applier (add, replace, remove), for checking ---------------------------- */
+
+/* Decodes one RFC 6901 segment [p, end) into buf. */
+static bool segment(const char *p, const char *end, char *buf, size_t size)
+{
+	size_t o = 0;
+	for (; p < end; p++) {
+		char c = *p;
+		if (c == '~') {
+			if (p + 1 >= end || (p[1] != '0' && p[1] != '1'))
+				return false;
+			c = p[1] == '0' ? '~' : '/';
+			p++;
+		}
+		if (o + 1 >= size)
+			return false;
+		buf[o++] = c;
+	}
+	buf[o] = '\0';
+	return true;
+}
+
+/* Applies one operation to *doc (which may be replaced for path ""). */
+static bool apply_op(json_t **doc, const json_t *op)
+{
+	const char *kind = json_string_value(json_object_get(op, "op"));
+	const char *path = json_string_value(json_object_get(op, "path"));
+	json_t *value = json_object_get(op, "value");
+	if (!kind || !path)
+		return false;
+	if (!*path) {
+		if (strcmp(kind, "remove") == 0 || !value)
+			return false;
+		json_decref(*doc);
+		*doc = json_deep_copy(value);
+		return true;
+	}
+	if (path[0] != '/')
+		return false;
+	json_t *parent = *doc;
+	const char *p = path + 1;
+	char seg[256];
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		const char *end = slash ? slash : p + strlen(p);
+		if (!segment(p, end, seg, sizeof(seg)))
+			return false;
+		if (!slash)
+			break;
+		parent = json_is_object(parent)	 ? json_object_get(parent, seg)
+			 : json_is_array(parent) ? json_array_get(parent, strtoul(seg, NULL, 10))
+						 : NULL;
+		if (!parent)
+			return false;
+		p = slash + 1;
+	}
+	if (json_is_object(parent)) {
+		bool has = json_object_get(parent, seg) != NULL;
+		if (strcmp(kind, "remove") == 0)
+			return has && json_object_del(parent, seg) == 0;
+		if (strcmp(kind, "replace") == 0 && !has)
+			return false;
+		return value && json_object_set_new(parent, seg, json_deep_copy(value)) == 0;
+	}
+	if (!json_is_array(parent))
+		return false;
+	size_t n = json_array_size(parent);
+	size_t i = strcmp(seg, "-") == 0 ? n : strtoul(seg, NULL, 10);
+	if (strcmp(kind, "add") == 0)
+		return value && i <= n &&
+		       json_array_insert_new(parent, i, json_deep_copy(value)) == 0;
+	if (i >= n)
+		return false;
+	if (strcmp(kind, "remove") == 0)
+		return json_array_remove(parent, i) == 0;
+	return value && json_array_set_new(parent, i, json_deep_copy(value)) == 0;
+}
+
+static json_t *apply_patch(const json_t *original, const json_t *patch)
+{
+	json_t *doc = json_deep_copy(original);
+	size_t i;
+	const json_t *op;
+	json_array_foreach (patch, i, op) {
+		if (!apply_op(&doc, op)) {
+			_cleanup_free_ char *t = dump(op);
+			fail_msg("operation %zu does not apply: %s", i, t);
+		}
+	}
+	return doc;
+}
+
+/* ---- exact operations ------------------------------------------------------------------- */
+
+static void test_journal__object_ops_and_escapes(void **state)
+{
+	(void)state;
+	_cleanup_json_ json_t *doc =
+		load("{\"a\": 1, \"b/c\": {\"x~y\": 1, \"keep\": true}, \"list\": [1, 2]}");
+	_cleanup_json_ json_t *orig = json_deep_copy(doc);
+	struct kilt_journal j;
+	kilt_journal_init(&j);
+	json_t *bc = json_object_get(doc, "b/c");
+	kilt_journal_set(&j, bc, "x~y", json_integer(2));
+	kilt_journal_set(&j, bc, "n", json_string("new"));
+	kilt_journal_del(&j, doc, "a");
+	json_t *list = json_object_get(doc, "list");
+	kilt_journal_will_append(&j, list);
+	json_array_append_new(list, json_integer(3));
+	_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+	assert_json_text(patch, "["
+				"{\"op\": \"remove\", \"path\": \"/a\"},"
+				"{\"op\": \"replace\", \"path\": \"/b~1c/x~0y\", \"value\": 2},"
+				"{\"op\": \"add\", \"path\": \"/b~1c/n\", \"value\": \"new\"},"
+				"{\"op\": \"add\", \"path\": \"/list/2\", \"value\": 3}]");
+	_cleanup_json_ json_t *applied = apply_patch(orig, patch);
+	assert_true(json_equal(applied, doc));
+
+	/* rollback: byte for byte, key order included */
+	kilt_journal_rollback(&j, 0);
+	_cleanup_free_ char *a = dump(doc), *b = dump(orig);
+	assert_string_equal(a, b);
+	kilt_journal_done(&j);
+}
+
+/* An array that lost elements and gained one at its end (an earlier injection's sidecars
+ * removed, a new one appended): removals from the highest index, then the addition. */
+static void test_journal__array_removed_then_appended(void **state)
+{
+	(void)state;
+	_cleanup_json_ json_t *doc = load("{\"l\": [\"s0\", \"a\", \"s1\", \"b\"]}");
+	_cleanup_json_ json_t *orig = json_deep_copy(doc);
+	struct kilt_journal j;
+	kilt_journal_init(&j);
+	json_t *l = json_object_get(doc, "l");
+	json_t *before = json_copy(l);
+	json_array_remove(l, 2);
+	json_array_remove(l, 0);
+	kilt_journal_removed(&j, l, before);
+	kilt_journal_will_append(&j, l);
+	json_array_append_new(l, json_string("c"));
+	_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+	assert_json_text(patch, "["
+				"{\"op\": \"remove\", \"path\": \"/l/2\"},"
+				"{\"op\": \"remove\", \"path\": \"/l/0\"},"
+				"{\"op\": \"add\", \"path\": \"/l/2\", \"value\": \"c\"}]");
+	_cleanup_json_ json_t *applied = apply_patch(orig, patch);
+	assert_true(json_equal(applied, doc));
+	kilt_journal_done(&j);
+}
+
+/* A value set by the run and changed again later is one operation with its final value; an
+ * array reordered is replaced whole; the root itself can change. */
+static void test_journal__nested_and_replaced(void **state)
+{
+	(void)state;
+	_cleanup_json_ json_t *doc = load("{\"c\": {\"k\": 1}, \"l\": [1, 2, 3]}");
+	_cleanup_json_ json_t *orig = json_deep_copy(doc);
+	struct kilt_journal j;
+	kilt_journal_init(&j);
+	json_t *c = json_object_get(doc, "c");
+	json_t *nv = json_object();
+	kilt_journal_set(&j, c, "k", nv);
+	kilt_journal_set(&j, nv, "z", json_true());
+	json_t *l = json_object_get(doc, "l");
+	json_t *before = json_copy(l);
+	json_t *first = json_incref(json_array_get(l, 0));
+	json_array_remove(l, 0);
+	json_array_append_new(l, first);
+	kilt_journal_removed(&j, l, before);
+	_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+	assert_json_text(patch,
+			 "["
+			 "{\"op\": \"replace\", \"path\": \"/c/k\", \"value\": {\"z\": true}},"
+			 "{\"op\": \"replace\", \"path\": \"/l\", \"value\": [2, 3, 1]}]");
+	_cleanup_json_ json_t *applied = apply_patch(orig, patch);
+	assert_true(json_equal(applied, doc));
+	/* nothing recorded: an empty patch */
+	kilt_journal_forget(&j);
+	_cleanup_json_ json_t *none = kilt_journal_patch(&j, doc);
+	assert_int_equal(json_array_size(none), 0);
+	kilt_journal_done(&j);
+}
+
+/* ---- randomized: the engine's kinds of change on random documents ------------------------ */
+
+static unsigned long rng_state = 12345;
+static unsigned rnd(unsigned n)
+{
+	rng_state = rng_state * 6364136223846793005ul + 1442695040888963407ul;
+	return (unsigned)((rng_state >> 33) % n);
+}
+
+static const char *const KEYS[] = { "a", "b", "~", "/", "a/b", "~1", "x~0y", "", "Name", "k" };
+
+static json_t *random_value(unsigned depth)
+{
+	unsigned k = depth > 3 ? rnd(3) : rnd(6);
+	switch (k) {
+	case 0:
+		return json_integer(rnd(100));
+	case 1:
+		return json_string(KEYS[rnd(ARRAY_SIZE(KEYS))]);
+	case 2:
+		return rnd(2) ? json_true() : json_null();
+	case 3:
+	case 4: {
+		json_t *o = json_object();
+		for (unsigned i = rnd(4); i > 0; i--)
+			json_object_set_new(o, KEYS[rnd(ARRAY_SIZE(KEYS))],
+					    random_value(depth + 1));
+		return o;
+	}
+	default: {
+		json_t *a = json_array();
+		for (unsigned i = rnd(4); i > 0; i--)
+			json_array_append_new(a, random_value(depth + 1));
+		return a;
+	}
+	}
+}
+
+/* Collects every object and array of the document. */
+static void containers(json_t *v, json_t *out)
+{
+	if (!json_is_object(v) && !json_is_array(v))
+		return;
+	json_array_append(out, v);
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *c;
+		json_object_foreach (v, k, c)
+			containers(c, out);
+	} else {
+		size_t i;
+		json_t *c;
+		json_array_foreach (v, i, c)
+			containers(c, out);
+	}
+}
+
+/* One change of the kinds the engine makes, on a random node of `doc`. */
+static void random_change(struct kilt_journal *j, json_t *doc)
+{
+	_cleanup_json_ json_t *all = json_array();
+	containers(doc, all);
+	json_t *node = json_array_get(all, rnd((unsigned)json_array_size(all)));
+	if (json_is_object(node)) {
+		const char *key = KEYS[rnd(ARRAY_SIZE(KEYS))];
+		if (rnd(3) == 0)
+			kilt_journal_del(j, node, key);
+		else
+			kilt_journal_set(j, node, key, random_value(2));
+		return;
+	}
+	if (rnd(2) == 0 || json_array_size(node) == 0) {
+		kilt_journal_will_append(j, node);
+		for (unsigned i = 1 + rnd(2); i > 0; i--)
+			json_array_append_new(node, random_value(2));
+		return;
+	}
+	json_t *before = json_copy(node);
+	json_array_remove(node, rnd((unsigned)json_array_size(node)));
+	if (rnd(4) == 0 && json_array_size(node) > 1) { /* a reorder: replaced whole */
+		json_t *first = json_incref(json_array_get(node, 0));
+		json_array_remove(node, 0);
+		json_array_append_new(node, first);
+	}
+	kilt_journal_removed(j, node, before);
+}
+
+static void test_journal__random_patches_apply(void **state)
+{
+	(void)state;
+	for (unsigned round = 0; round < 3000; round++) {
+		json_t *doc = json_object();
+		for (unsigned i = 1 + rnd(4); i > 0; i--)
+			json_object_set_new(doc, KEYS[rnd(ARRAY_SIZE(KEYS))], random_value(0));
+		json_t *orig = json_deep_copy(doc);
+		_cleanup_free_ char *orig_text = dump(doc);
+		struct kilt_journal j;
+		kilt_journal_init(&j);
+		for (unsigned i = 1 + rnd(6); i > 0; i--)
+			random_change(&j, doc);
+		json_t *patch = kilt_journal_patch(&j, doc);
+		json_t *applied = apply_patch(orig, patch);
+		if (!json_equal(applied, doc)) {
+			_cleanup_free_ char *p = dump(patch), *d = dump(doc), *a = dump(applied);
+			fail_msg("round %u: original %s\npatch %s\nresult %s\napplied %s", round,
+				 orig_text, p, d, a);
+		}
+		kilt_journal_rollback(&j, 0);
+		_cleanup_free_ char *back = dump(doc);
+		assert_string_equal(back, orig_text);
+		kilt_journal_done(&j);
+		json_decref(applied);
+		json_decref(patch);
+		json_decref(orig);
+		json_decref(doc);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_journal__object_ops_and_escapes),
+		cmocka_unit_test(test_journal__array_removed_then_appended),
+		cmocka_unit_test(test_journal__nested_and_replaced),
+		cmocka_unit_test(test_journal__random_patches_apply),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
