@@ -101,6 +101,9 @@ def case_grammar():
     check_eq(rc, 2, "a group count one too large")
     check("app is not an option: the -a 2 group before it took the -- meant for the app" in err,
           f"the message names the group that took the --: {err!r}")
+    rc, out, err = run_host([KL, "-a", "2", "x", "--", "app"])
+    check(rc == 2 and "unknown option" not in err and "longer than the arguments" in err,
+          f"a group that would take the app too: {err!r}")
     rc, out, err = run_host([KL, "--bogus", "--", "true"])
     check("unknown option --bogus" in err, f"the unknown option is named: {err!r}")
     rc, out, err = run_host([KL, *(["-a", "1", "true"] * 17), "--", "true"])
