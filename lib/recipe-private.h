@@ -18,6 +18,7 @@ enum {
 	MARK_PLATFORM = 'p',
 	MARK_ENTRYPOINT = 'E', /* a whole array element: splice target->entrypoint */
 	MARK_COMMAND = 'C', /* a whole array element: splice target->command */
+	MARK_WORD = 'w', /* followed by an index: an argv element that is no string (recipe.c) */
 	MARK_PLACEHOLDER =
 		'c', /* load-time stand-in for a value only known later; never expanded */
 };

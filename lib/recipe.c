@@ -42,6 +42,7 @@ struct kilt_recipe {
 	char **platforms; /* owned; normalized, sorted */
 	size_t nplatforms;
 	bool fast_ok; /* markers can stand for the facts this recipe reads */
+	bool marks_in_text; /* the source holds the marker byte (or its \u escape) */
 	json_t *params; /* owned; the `parameters` block normalized, NULL when there is none */
 	json_t *defaults; /* owned; object: config defaults from `parameters` (maybe empty) */
 	json_t *accepted; /* owned; object name -> true: config keys the recipe reads; NULL: any */
@@ -690,8 +691,8 @@ static int load(const char *text, size_t len, const char *display, const char *n
 	struct scan_state st = { .placeholders = json_object() };
 	scan_substitutions(text, len, scan_one, &st);
 	bool has_include = contains_ci(text, len, "include");
-	rec->fast_ok = !st.reads_objects && !memchr(text, RECIPE_MARK, len) &&
-		       !contains_ci(text, len, "u0001") && !has_include;
+	rec->marks_in_text = memchr(text, RECIPE_MARK, len) || contains_ci(text, len, "u0001");
+	rec->fast_ok = !st.reads_objects && !rec->marks_in_text && !has_include;
 
 	/* Validation context: every fact present (markers), metadata and environment empty,
 	 * placeholders for required values only known later. */
@@ -931,8 +932,9 @@ static int precheck(const struct kilt_recipe *recipe, const struct kilt_target *
 	return 0;
 }
 
-static int evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
-			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
+static int resolve_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
+			const json_t *config, bool *ret_tainted, json_t **ret_plan,
+			struct kilt_error *err)
 {
 	int r;
 	_cleanup_json_ json_t *ctx = real_context(target, config);
@@ -945,6 +947,7 @@ static int evaluate_full(const struct kilt_recipe *recipe, const struct kilt_tar
 	struct recipe_vctx v = { .file = recipe->file };
 	_cleanup_json_ json_t *partial = NULL;
 	r = recipe_normalize(&v, root, &partial);
+	*ret_tainted = v.tainted;
 	recipe_vctx_done(&v);
 	if (r < 0) {
 		/* Resolve again, this time recording where values come from, to locate the error. */
@@ -962,6 +965,100 @@ static int evaluate_full(const struct kilt_recipe *recipe, const struct kilt_tar
 		return r;
 	}
 	return recipe_finalize(partial, target, recipe->name, recipe->hash, false, ret_plan, err);
+}
+
+/* ---- argv elements that are no words ------------------------------------------------------ */
+
+/* A container's entrypoint or command may hold elements that are not strings: an intrinsic that
+ * stands for a word (ECS Command ["-c", {"Ref": "P"}]). The fast way splices the target's argv
+ * into the plan as it is; so does the full way: such elements stand in the resolution as marker
+ * words (RECIPE_MARK, MARK_WORD, their index) and are put back in the plan. When a marker ends up
+ * anywhere but as a whole word (the recipe interpreted it), the element is resolved as it is,
+ * which fails the way the fast way's fallback does. */
+static bool has_odd_words(const json_t *argv)
+{
+	size_t i;
+	json_t *el;
+	json_array_foreach (argv, i, el)
+		if (!json_is_string(el))
+			return true;
+	return false;
+}
+
+static json_t *stand_in_words(const json_t *argv, json_t *words)
+{
+	if (!json_is_array(argv))
+		return NULL;
+	json_t *out = json_array();
+	size_t i;
+	json_t *el;
+	json_array_foreach (argv, i, el) {
+		if (json_is_string(el)) {
+			json_array_append(out, el);
+			continue;
+		}
+		char mark[32];
+		snprintf(mark, sizeof(mark), "%c%c%zu", RECIPE_MARK, MARK_WORD,
+			 json_array_size(words));
+		json_array_append(words, el);
+		json_array_append_new(out, json_string(mark));
+	}
+	return out;
+}
+
+/* Replaces every whole marker word in `v` by its element; false when a marker stands anywhere
+ * else (inside a longer string, or as a key). */
+static bool put_back_words(json_t *v, const json_t *words)
+{
+	if (json_is_array(v) || json_is_object(v)) {
+		size_t i;
+		json_t *el;
+		if (json_is_array(v)) {
+			json_array_foreach (v, i, el) {
+				const char *s = json_string_value(el);
+				if (s && s[0] == RECIPE_MARK && s[1] == MARK_WORD) {
+					char *end = NULL;
+					unsigned long k = strtoul(s + 2, &end, 10);
+					if (!end || *end || k >= json_array_size(words))
+						return false;
+					json_array_set(v, i, json_array_get(words, k));
+				} else if (!put_back_words(el, words)) {
+					return false;
+				}
+			}
+			return true;
+		}
+		const char *k;
+		json_object_foreach (v, k, el)
+			if (strchr(k, RECIPE_MARK) || !put_back_words(el, words))
+				return false;
+		return true;
+	}
+	return !json_is_string(v) ||
+	       !memchr(json_string_value(v), RECIPE_MARK, json_string_length(v));
+}
+
+static int evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
+			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
+{
+	bool tainted = false;
+	if (!recipe->marks_in_text &&
+	    (has_odd_words(target->entrypoint) || has_odd_words(target->command))) {
+		_cleanup_json_ json_t *words = json_array();
+		_cleanup_json_ json_t *ep = stand_in_words(target->entrypoint, words);
+		_cleanup_json_ json_t *cmd = stand_in_words(target->command, words);
+		struct kilt_target t = *target;
+		t.entrypoint = ep;
+		t.command = cmd;
+		_cleanup_json_ json_t *plan = NULL;
+		struct kilt_error ignored = { 0 };
+		if (resolve_full(recipe, &t, config, &tainted, &plan, &ignored) == 0 && !tainted &&
+		    put_back_words(plan, words)) {
+			*ret_plan = steal_pointer(&plan);
+			return 0;
+		}
+	}
+	return resolve_full(recipe, target, config, &tainted, ret_plan, err);
 }
 
 int recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,

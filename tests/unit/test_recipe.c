@@ -660,6 +660,71 @@ static void test_recipe__template_equals_full(void **state)
 		kilt_recipe_free(recipes[ri]);
 }
 
+/* A container's argv may hold an element that is no string: an intrinsic standing for a word
+ * (ECS Command ["-c", {"Ref": "P"}]). Both ways pass it through where the recipe splices the
+ * argv, whether or not the recipe reads original.metadata or original.environment (which makes
+ * it always take the full way): the plans are identical. */
+static void test_recipe__intrinsic_argv_element_parity(void **state)
+{
+	(void)state;
+	const char *texts[] = {
+		/* fast way */
+		"deploy { entrypoint: [ /w ] ${original.entrypoint} ${original.command}\n"
+		"  command: [] }\n",
+		/* full way: reads metadata */
+		"deploy { entrypoint: [ /w ] ${original.entrypoint} ${original.command}\n"
+		"  command: [], environment { T: ${?original.metadata.team} } }\n",
+		/* full way: reads the environment, keeps the command */
+		"deploy { entrypoint: [ /w ] ${original.entrypoint}\n"
+		"  environment { V: ${?original.environment.NGINX_VERSION} } }\n",
+		/* the recipe's own command around the original one */
+		"build { entry_point: [ /w ], command: [ a ] ${original.command} [ z ],\n"
+		"  environment_variables { M: ${?original.metadata.team} } }\n",
+	};
+	struct facts f;
+	nginx(&f);
+	json_t *intrinsic = json_pack("{ss}", "Ref", "P");
+	json_t *cmd = json_pack("[sO]", "-c", intrinsic);
+	json_t *ep = json_pack("[sO]", "/bin/sh", intrinsic);
+	struct kilt_target variants[3] = { f.t, f.t, f.t };
+	variants[0].command = cmd;
+	variants[1].entrypoint = ep;
+	variants[2].entrypoint = ep;
+	variants[2].command = cmd;
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		struct kilt_recipe *r = load_text(texts[i]);
+		for (size_t v = 0; v < ARRAY_SIZE(variants); v++) {
+			json_t *a = NULL, *b = NULL;
+			struct kilt_error ea = { 0 }, eb = { 0 };
+			int ra = kilt_recipe_evaluate(r, &variants[v], NULL, &a, &ea);
+			int rb = recipe_evaluate_full(r, &variants[v], NULL, &b, &eb);
+			if (ra != 0 || rb != 0)
+				fail_msg("recipe %zu, variant %zu: %s / %s", i, v, ea.msg, eb.msg);
+			assert_json_equal(a, b);
+			/* the element went through as it was, where the recipe put the argv (recipe
+			 * 3 drops the entrypoint of variant 1) */
+			bool found = false;
+			const char *keys[] = { "entrypoint", "command" };
+			for (size_t k = 0; k < 2; k++) {
+				const json_t *argv = json_object_get(a, keys[k]);
+				for (size_t w = 0; w < json_array_size(argv); w++)
+					found = found ||
+						json_equal(json_array_get(argv, w), intrinsic);
+			}
+			if (!found && !(i == 3 && v == 1))
+				fail_msg("recipe %zu, variant %zu: the intrinsic element is gone",
+					 i, v);
+			json_decref(a);
+			json_decref(b);
+		}
+		kilt_recipe_free(r);
+	}
+	json_decref(cmd);
+	json_decref(ep);
+	json_decref(intrinsic);
+	facts_done(&f);
+}
+
 /* Markers must never leak: a fact that itself contains the marker byte is copied as it is. */
 /* A marker after more text than the expansion buffer holds: the fast way dropped that text
  * silently (the unchecked append failed, the fact after it fit) instead of falling back. */
@@ -838,6 +903,7 @@ int main(void)
 		cmocka_unit_test(test_recipe__load_string_errors_are_located),
 		cmocka_unit_test(test_recipe__nul_in_argv_or_env),
 		cmocka_unit_test(test_recipe__template_equals_full),
+		cmocka_unit_test(test_recipe__intrinsic_argv_element_parity),
 		cmocka_unit_test(test_recipe__marker_bytes_in_facts),
 		cmocka_unit_test(test_recipe__long_text_before_marker),
 		cmocka_unit_test(test_recipe__threads),
