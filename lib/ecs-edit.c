@@ -3,20 +3,11 @@
  * into its new value without modifying any value in place (edits work on shallow copies, so
  * values can be shared between containers), each change recorded in the run's journal and the
  * field's original kept for the container's undo label. */
+#include <strings.h>
+
 #include "ecs-internal.h"
 
 #define MAX_EDIT_DEPTH 32
-
-static bool str_in_array(const json_t *arr, const char *s)
-{
-	size_t i;
-	const json_t *e;
-	json_array_foreach (arr, i, e) {
-		if (json_is_string(e) && strcmp(json_string_value(e), s) == 0)
-			return true;
-	}
-	return false;
-}
 
 #define MAX_SHARED_TEXT 512
 #define MAX_SHARED_VALUES 1024
@@ -96,6 +87,28 @@ static json_t *copy_or(const json_t *v, json_t *dflt)
 	return json_copy((json_t *)(uintptr_t)v);
 }
 
+/* Capability names as Docker reads them: "CAP_SYS_PTRACE", "SYS_PTRACE" and "sys_ptrace" are one
+ * capability. */
+static bool same_capability(const char *a, const char *b)
+{
+	if (strncasecmp(a, "CAP_", 4) == 0)
+		a += 4;
+	if (strncasecmp(b, "CAP_", 4) == 0)
+		b += 4;
+	return strcasecmp(a, b) == 0;
+}
+
+static bool has_capability(const json_t *list, const char *cap)
+{
+	size_t i;
+	const json_t *e;
+	json_array_foreach (list, i, e) {
+		if (json_is_string(e) && same_capability(json_string_value(e), cap))
+			return true;
+	}
+	return false;
+}
+
 static json_t *edit_cap_add(const struct kilt_ecs_engine *e, const json_t *v, const void *arg,
 			    struct kilt_error *err)
 {
@@ -108,7 +121,7 @@ static json_t *edit_cap_add(const struct kilt_ecs_engine *e, const json_t *v, co
 	size_t i;
 	const json_t *cap;
 	json_array_foreach ((const json_t *)arg, i, cap) {
-		if (json_is_string(cap) && !str_in_array(add, json_string_value(cap)))
+		if (json_is_string(cap) && !has_capability(add, json_string_value(cap)))
 			json_array_append(add, (json_t *)(uintptr_t)cap);
 	}
 	return add;
