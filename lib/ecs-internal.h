@@ -66,6 +66,8 @@ char *cfn_encode_label(const json_t *v);
 #define KILT_ECS_LABEL_CONFIG "kilt.config-hash"
 #define KILT_ECS_LABEL_UNDO "kilt.undo"
 #define KILT_ECS_LABEL_ROLE "kilt.role"
+/* the key of a container's undo record that holds the task-level fields */
+#define KILT_ECS_UNDO_TASK "kilt:task"
 
 /* Field names of one spelling: CloudFormation / PascalCase ECS JSON, or the ECS API's camelCase
  * (register-task-definition input, Terraform). */
@@ -128,6 +130,57 @@ const char *kilt_ecs_get_label(const struct kilt_ecs_engine *e, json_t *c, const
 /* Appends "; " and the text to the reason in `buf` (nothing when it is full). */
 void kilt_ecs_append_reason(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* One container object inside a list: a plain element or a branch of an Fn::If element. */
+struct kilt_ecs_item {
+	json_t *obj; /* borrowed */
+	size_t index; /* element index in the list */
+	/* owned: the Name, as written or evaluated through the parameters; NULL when unknown */
+	char *name;
+	/* owned: what the report calls the container: its name, or "#N" (its position in the
+	 * list, from 1) when the name is unknown */
+	char *label;
+	char why[256]; /* why the name is unknown ("" when known) */
+	bool sidecar, marked;
+};
+
+/* ---- undo (ecs-undo.c) ------------------------------------------------------------------------ */
+
+/* Collects the container objects of a list (looking into Fn::If elements) with their names;
+ * release with kilt_ecs_items_free. */
+void kilt_ecs_gather(const struct kilt_ecs_engine *e, json_t *list, struct kilt_ecs_item **ret,
+		     size_t *ret_n);
+void kilt_ecs_items_free(struct kilt_ecs_item *items, size_t n);
+/* A container carrying kilt's labels in a combination kilt never writes is an error. */
+int kilt_ecs_check_labels(const struct kilt_ecs_engine *e, const struct kilt_ecs_item *it,
+			  struct kilt_error *err);
+/* Reads and checks every injected container's undo record (ret_undos: one per item, NULL where
+ * none) and the sidecars they prove added (ret_added). */
+int kilt_ecs_read_records(const struct kilt_ecs_engine *e, json_t *list,
+			  const struct kilt_ecs_item *items, size_t n, json_t ***ret_undos,
+			  json_t **ret_added, struct kilt_error *err);
+void kilt_ecs_undos_free(json_t **undos, size_t n);
+/* Adds to `out` every SourceContainer named in the VolumesFrom value `v`. */
+void kilt_ecs_source_containers(const struct kilt_ecs_engine *e, const json_t *v, json_t *out,
+				unsigned depth);
+/* Removes every trace of an earlier injection from a list (and its task-level fields). */
+int kilt_ecs_undo_list(struct kilt_ecs_engine *e, const struct kilt_ecs_task *t, json_t *list,
+		       json_t *props, struct kilt_error *err);
+
+/* ---- the planning step for one container (ecs-plan.c) ---------------------------------------- */
+
+/* The plan for the container `c` named `cname` (NULL: unknown): its facts, Docker's rule (an
+ * image lookup when it sets no EntryPoint), kilt_plan_container, and for an image written as an
+ * intrinsic every string built from it made an Fn::Sub again. Notes for the report go to
+ * `summary`. Returns 1 without a plan while the engine only lists images (e->needs). */
+int kilt_ecs_plan_container(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json_t *c,
+			    const char *cname, char *summary, size_t ssize, json_t **ret_plan,
+			    struct kilt_error *err);
+/* The operator's settings that change what a recipe produces (config, sidecar options), for
+ * the marker's settings hash. Owned. */
+json_t *kilt_ecs_settings(const struct kilt_ecs_options *o);
+/* The sidecars' RepositoryCredentials secret: -EINVAL when empty, blank or too long. */
+int kilt_ecs_check_secret_ref(const char *s, struct kilt_error *err);
 
 /* ---- task selection (ecs-select.c) ------------------------------------------------------------ */
 

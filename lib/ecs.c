@@ -15,7 +15,7 @@
 #define LABEL_CONFIG KILT_ECS_LABEL_CONFIG
 #define LABEL_UNDO KILT_ECS_LABEL_UNDO
 #define LABEL_ROLE KILT_ECS_LABEL_ROLE
-#define UNDO_TASK "kilt:task"
+#define UNDO_TASK KILT_ECS_UNDO_TASK
 #define MAX_EDIT_DEPTH 32
 #define MAX_SIDECARS_PER_LIST 64
 
@@ -93,19 +93,6 @@ static const struct kilt_ecs_names CAMEL = {
 	"networkMode",
 	"proxyConfiguration",
 	"firelensConfiguration",
-};
-
-/* One container object inside a list: a plain element or a branch of an Fn::If element. */
-struct item {
-	json_t *obj; /* borrowed */
-	size_t index; /* element index in the list */
-	/* owned: the Name, as written or evaluated through the parameters; NULL when unknown */
-	char *name;
-	/* owned: what the report calls the container: its name, or "#N" (its position in the
-	 * list, from 1) when the name is unknown */
-	char *label;
-	char why[256]; /* why the name is unknown ("" when known) */
-	bool sidecar, marked;
 };
 
 /* The state of one container list while it is being patched. */
@@ -197,364 +184,6 @@ void kilt_ecs_append_reason(char *buf, size_t size, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf + len, size - len, fmt, ap);
 	va_end(ap);
-}
-
-/* ---- undo ---------------------------------------------------------------------------------- */
-
-static bool is_sidecar(const struct kilt_ecs_engine *e, json_t *c)
-{
-	const char *role = kilt_ecs_get_label(e, c, LABEL_ROLE);
-	return role && strcmp(role, "sidecar") == 0;
-}
-
-/* `undo` is the caller's private object (parsed from a label and checked by read_undo): its
- * values move into `obj`. */
-static void restore_fields(const struct kilt_ecs_engine *e, json_t *obj, const json_t *undo)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach ((json_t *)(uintptr_t)undo, k, v) {
-		if (strcmp(k, UNDO_TASK) == 0)
-			continue;
-		if (json_is_null(v))
-			kilt_journal_del(e->journal, obj, k);
-		else
-			kilt_journal_set(e->journal, obj, k, json_incref(v));
-	}
-}
-
-/* The value a list field of the container had before kilt: absent (null), a list, or (in
- * CloudFormation) an intrinsic that stood there. */
-static bool undo_list_value(const struct kilt_ecs_engine *e, const json_t *v)
-{
-	return json_is_null(v) || json_is_array(v) || (e->intrinsics && cfn_is_intrinsic(v, NULL));
-}
-
-/* Checks a kilt.undo record: it may hold only the fields kilt itself changes, each with a value
- * of the type that field had before kilt, so a forged label cannot make `--remove` write
- * anything else (Privileged, another role, NetworkMode...). */
-static int check_undo(const struct kilt_ecs_engine *e, const json_t *undo, struct kilt_error *err)
-{
-	const struct kilt_ecs_names *n = e->n;
-	const char *k;
-	json_t *v;
-	json_object_foreach ((json_t *)(uintptr_t)undo, k, v) {
-		bool ok;
-		if (strcmp(k, UNDO_TASK) == 0) {
-			/* kilt sets PidMode only where the task had none */
-			ok = json_is_object(v) && json_object_size(v) == 1 &&
-			     json_is_null(json_object_get(v, n->pid_mode));
-		} else if (strcmp(k, n->entrypoint) == 0 || strcmp(k, n->command) == 0 ||
-			   strcmp(k, n->environment) == 0 || strcmp(k, n->volumes_from) == 0 ||
-			   strcmp(k, n->depends_on) == 0) {
-			ok = undo_list_value(e, v);
-		} else if (strcmp(k, n->image) == 0) {
-			ok = json_is_string(v) || (e->intrinsics && cfn_is_intrinsic(v, NULL));
-		} else if (strcmp(k, n->linux_parameters) == 0) {
-			ok = json_is_null(v) || json_is_object(v);
-		} else if (strcmp(k, n->docker_labels) == 0) {
-			ok = json_is_null(v) || json_is_object(v);
-		} else {
-			return kilt_error_setf(err, -EINVAL,
-					       "the %s label holds %s, a field kilt never changes: "
-					       "the label was not written by kilt; remove it and "
-					       "restore the container by hand",
-					       LABEL_UNDO, k);
-		}
-		if (!ok)
-			return kilt_error_setf(
-				err, -EINVAL,
-				"the %s label holds a value for %s that kilt cannot "
-				"have recorded: the label was not written by kilt; remove "
-				"it and restore the container by hand",
-				LABEL_UNDO, k);
-	}
-	return 0;
-}
-
-/* Reads and checks a container's kilt.undo label: 0 with an owned object, 0 with NULL when the
- * container carries no injection, or an error. */
-static int read_undo(const struct kilt_ecs_engine *e, json_t *c, json_t **ret,
-		     struct kilt_error *err)
-{
-	*ret = NULL;
-	const char *text = kilt_ecs_get_label(e, c, LABEL_UNDO);
-	if (!text) {
-		if (!kilt_ecs_get_label(e, c, LABEL_RECIPE))
-			return 0;
-		return kilt_error_setf(err, -EINVAL,
-				       "carries the %s label but no %s label, so kilt cannot undo "
-				       "the earlier injection; restore the container by hand",
-				       LABEL_RECIPE, LABEL_UNDO);
-	}
-	json_error_t jerr;
-	json_t *undo = json_loads(text, JSON_ALLOW_NUL, &jerr);
-	if (!json_is_object(undo)) {
-		json_decref(undo);
-		return kilt_error_setf(err, -EINVAL, "the %s label is not valid: %s", LABEL_UNDO,
-				       jerr.text);
-	}
-	int r = check_undo(e, undo, err);
-	if (r < 0) {
-		json_decref(undo);
-		return r;
-	}
-	*ret = undo;
-	return 0;
-}
-
-/* Restores one app container from its checked record; task-level fields go into `props`. */
-static void undo_container(const struct kilt_ecs_engine *e, json_t *c, const json_t *undo,
-			   json_t *props)
-{
-	json_t *task_undo = json_object_get(undo, UNDO_TASK);
-	if (props && json_is_object(task_undo))
-		restore_fields(e, props, task_undo);
-	restore_fields(e, c, undo);
-}
-
-/* Adds to `out` the SourceContainer of every VolumesFrom entry in `v`, looking through Fn::If. */
-static void source_containers(const struct kilt_ecs_engine *e, const json_t *v, json_t *out,
-			      unsigned depth)
-{
-	if (depth > MAX_EDIT_DEPTH)
-		return;
-	json_t *a, *b;
-	if (e->intrinsics && cfn_if_branches((json_t *)(uintptr_t)v, &a, &b)) {
-		source_containers(e, a, out, depth + 1);
-		source_containers(e, b, out, depth + 1);
-		return;
-	}
-	size_t i;
-	const json_t *el;
-	json_array_foreach (v, i, el) {
-		const char *src = json_string_value(json_object_get(el, e->n->source_container));
-		if (src)
-			json_object_set_new(out, src, json_true());
-		else
-			source_containers(e, el, out, depth + 1);
-	}
-}
-
-/* A container's name: literal, or evaluated through the parameter values when it is an
- * intrinsic (`Name: !Ref WorkloadName`, as AWS's samples and Copilot write it). NULL with `why`
- * filled when it cannot be known offline. */
-static char *container_name(const struct kilt_ecs_engine *e, const json_t *c, char *why,
-			    size_t size)
-{
-	const json_t *v = json_object_get(c, e->n->name);
-	const char *fn;
-	if (json_is_string(v))
-		return xstrdup(json_string_value(v));
-	if (!v || json_is_null(v)) {
-		snprintf(why, size, "the container has no %s", e->n->name);
-		return NULL;
-	}
-	if (e->intrinsics && cfn_is_intrinsic(v, &fn)) {
-		char inner[200] = "";
-		char *s = NULL;
-		if (cfn_resolve_string(&e->cfn, v, &s, inner, sizeof(inner)) == 0)
-			return s;
-		snprintf(why, size, "its %s is %s, which kilt cannot evaluate offline: %s",
-			 e->n->name, fn, inner);
-		return NULL;
-	}
-	snprintf(why, size, "its %s is not a string", e->n->name);
-	return NULL;
-}
-
-static void items_free(struct item *items, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(items[i].name);
-		free(items[i].label);
-	}
-	free(items);
-}
-
-/* Collects the container objects of a list, looking into Fn::If elements. Release with
- * items_free. */
-static void gather(const struct kilt_ecs_engine *e, json_t *list, struct item **ret, size_t *ret_n)
-{
-	size_t n = 0, cap = json_array_size(list) * 2 + 1;
-	struct item *items = xcalloc(cap, sizeof(*items));
-	for (size_t i = 0; i < json_array_size(list); i++) {
-		json_t *el = json_array_get(list, i);
-		json_t *objs[2] = { el, NULL };
-		json_t *a, *b;
-		if (e->intrinsics && cfn_if_branches(el, &a, &b)) {
-			objs[0] = a;
-			objs[1] = b;
-		}
-		for (size_t k = 0; k < 2; k++) {
-			json_t *c = objs[k];
-			if (!json_is_object(c) || (e->intrinsics && cfn_is_intrinsic(c, NULL)))
-				continue;
-			struct item *it = &items[n++];
-			*it = (struct item){
-				.obj = c,
-				.index = i,
-				.sidecar = is_sidecar(e, c),
-				.marked = kilt_ecs_get_label(e, c, LABEL_RECIPE) != NULL,
-			};
-			it->name = container_name(e, c, it->why, sizeof(it->why));
-			it->label = it->name ? xstrdup(it->name) : xasprintf("#%zu", i + 1);
-		}
-	}
-	*ret = items;
-	*ret_n = n;
-}
-
-/* Labels that contradict each other: kilt never writes them so. */
-static int check_labels(const struct kilt_ecs_engine *e, const struct item *it,
-			struct kilt_error *err)
-{
-	if (!it->sidecar)
-		return 0;
-	if (!it->marked)
-		return kilt_error_setf(err, -EINVAL,
-				       "container %s: its labels contradict each other (%s sidecar "
-				       "without %s): kilt did not write them; remove the %s label",
-				       it->label, LABEL_ROLE, LABEL_RECIPE, LABEL_ROLE);
-	if (kilt_ecs_get_label(e, it->obj, LABEL_UNDO))
-		return kilt_error_setf(
-			err, -EINVAL,
-			"container %s: its labels contradict each other (%s sidecar "
-			"with %s): kilt did not write them; remove the kilt.* labels "
-			"that do not belong to the container",
-			it->label, LABEL_ROLE, LABEL_UNDO);
-	return 0;
-}
-
-/* Whether `el`, a sidecar element of the list, was added by kilt: an injected container of the
- * list records (its VolumesFrom against the value in its kilt.undo label) that the injection
- * added that name, and carries the same recipe labels. */
-static bool sidecar_proven(const struct kilt_ecs_engine *e, json_t *el, const struct item *items,
-			   const json_t *added)
-{
-	const char *name = json_string_value(json_object_get(el, e->n->name));
-	const json_t *owner = name ? json_object_get(added, name) : NULL;
-	if (!owner)
-		return false;
-	json_t *app = items[json_integer_value(owner)].obj;
-	const char *rn = kilt_ecs_get_label(e, el, LABEL_RECIPE),
-		   *rh = kilt_ecs_get_label(e, el, LABEL_HASH);
-	const char *an = kilt_ecs_get_label(e, app, LABEL_RECIPE),
-		   *ah = kilt_ecs_get_label(e, app, LABEL_HASH);
-	return rn && rh && an && ah && strcmp(rn, an) == 0 && strcmp(rh, ah) == 0;
-}
-
-/* Reads and checks the kilt.undo record of every injected container of the list (`ret_undos`:
- * n owned entries, NULL where there is none) and proves that kilt added every sidecar of the
- * list; anything else is an error naming the container. */
-static int read_records(const struct kilt_ecs_engine *e, json_t *list, const struct item *items,
-			size_t n, json_t ***ret_undos, json_t **ret_added, struct kilt_error *err)
-{
-	json_t **undos = xcalloc(n + 1, sizeof(*undos));
-	/* sidecar name -> index of the injected container that references it */
-	json_t *added = json_object();
-	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		if (!items[i].marked || items[i].sidecar)
-			continue;
-		r = read_undo(e, items[i].obj, &undos[i], err);
-		if (r < 0) {
-			kilt_error_prefix(err, "container %s", items[i].label);
-			break;
-		}
-		if (!undos[i] || !json_object_get(undos[i], e->n->volumes_from))
-			continue;
-		_cleanup_json_ json_t *now = json_object(), *before = json_object();
-		source_containers(e, json_object_get(items[i].obj, e->n->volumes_from), now, 0);
-		source_containers(e, json_object_get(undos[i], e->n->volumes_from), before, 0);
-		const char *k;
-		json_t *v;
-		json_object_foreach (now, k, v) {
-			if (!json_object_get(before, k))
-				json_object_set_new(added, k, json_integer((json_int_t)i));
-		}
-	}
-	for (size_t i = 0; i < json_array_size(list) && r == 0; i++) {
-		json_t *el = json_array_get(list, i);
-		if (!json_is_object(el) || !is_sidecar(e, el) ||
-		    sidecar_proven(e, el, items, added))
-			continue;
-		const char *name = json_string_value(json_object_get(el, e->n->name));
-		r = kilt_error_setf(
-			err, -EINVAL,
-			"container %s carries kilt's sidecar labels, but no container "
-			"injected by kilt in this task records adding it with that "
-			"recipe: kilt removes only what it can prove it added; remove the "
-			"container or its kilt.* labels by hand",
-			name ? name : "(unnamed)");
-	}
-	if (r < 0) {
-		for (size_t i = 0; i < n; i++)
-			json_decref(undos[i]);
-		free(undos);
-		json_decref(added);
-		return r;
-	}
-	*ret_undos = undos;
-	*ret_added = added;
-	return 0;
-}
-
-static void undos_free(json_t **undos, size_t n)
-{
-	for (size_t i = 0; undos && i < n; i++)
-		json_decref(undos[i]);
-	free(undos);
-}
-
-/* Removes every trace of an earlier injection from a list (and its task-level fields): the
- * sidecars kilt can prove it added (read_records), reported one by one, and each injected
- * container's fields as its record holds them. */
-static int undo_list(struct kilt_ecs_engine *e, const struct kilt_ecs_task *t, json_t *list,
-		     json_t *props, struct kilt_error *err)
-{
-	struct item *items = NULL;
-	size_t n;
-	gather(e, list, &items, &n);
-	json_t **undos = NULL;
-	_cleanup_json_ json_t *added = NULL;
-	int r = read_records(e, list, items, n, &undos, &added, err);
-	if (r < 0) {
-		items_free(items, n);
-		return r;
-	}
-	/* recorded as a shallow copy of the list, the way back for any removal */
-	json_t *copy = json_copy(list);
-	_cleanup_json_ json_t *gone = json_array();
-	for (size_t i = json_array_size(list); i-- > 0;) {
-		json_t *el = json_array_get(list, i);
-		if (!json_is_object(el) || !is_sidecar(e, el))
-			continue;
-		json_array_insert_new(gone, 0,
-				      json_pack("[ss]",
-						json_string_value(json_object_get(el, e->n->name)),
-						kilt_ecs_get_label(e, el, LABEL_RECIPE)));
-		json_array_remove(list, i);
-	}
-	if (json_array_size(gone))
-		kilt_journal_removed(e->journal, list, copy);
-	else
-		json_decref(copy);
-	for (size_t i = 0; i < n; i++)
-		if (undos[i])
-			undo_container(e, items[i].obj, undos[i], props);
-	undos_free(undos, n);
-	items_free(items, n);
-	size_t i;
-	json_t *g;
-	json_array_foreach (gone, i, g) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "sidecar of an earlier injection (recipe %s) removed",
-			 json_string_value(json_array_get(g, 1)));
-		kilt_report_add(e->report, t->id, json_string_value(json_array_get(g, 0)),
-				KILT_REMOVED, false, msg);
-	}
-	return 0;
 }
 
 /* ---- patching ------------------------------------------------------------------------------ */
@@ -661,227 +290,6 @@ static const char *sidecar_for(struct kilt_ecs_engine *e, struct list_state *ls,
 	return json_string_value(json_object_get(ls->sidecar_keys, key));
 }
 
-/* Each element of an argv list is a string or, in a CloudFormation template, an intrinsic
- * that stands for one; anything else (a number, an arbitrary object) is no argv word. */
-static int argv_words_check(const struct kilt_ecs_engine *e, const json_t *list, const char *field,
-			    struct kilt_error *err)
-{
-	size_t i;
-	json_t *el;
-	json_array_foreach (list, i, el) {
-		if (json_is_string(el) || (e->intrinsics && cfn_is_intrinsic(el, NULL)))
-			continue;
-		const char *kind = json_is_number(el)	 ? "a number"
-				   : json_is_boolean(el) ? "a boolean"
-				   : json_is_null(el)	 ? "null"
-				   : json_is_array(el)	 ? "a list"
-							 : "an object";
-		return kilt_error_setf(err, -EINVAL,
-				       "%s[%zu] is %s, not a string (each element of %s is one "
-				       "argv word; quote it)",
-				       field, i, kind, field);
-	}
-	return 0;
-}
-
-/* What the container would really run (Docker's rule, kilt_docker_argv): fills owned entrypoint
- * and command, asking for the image's facts when the container sets no EntryPoint. While the
- * engine only lists images (e->needs), the image is listed instead and 1 returned. */
-static int original_argv(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json_t *c,
-			 const char *image, const char *image_why, char *summary, size_t ssize,
-			 json_t **ret_ep, json_t **ret_cmd, struct kilt_error *err)
-{
-	const struct kilt_ecs_names *n = e->n;
-	json_t *ep = json_object_get(c, n->entrypoint), *cmd = json_object_get(c, n->command);
-	if (json_is_null(ep))
-		ep = NULL;
-	if (json_is_null(cmd))
-		cmd = NULL;
-	char why[256] = "";
-	_cleanup_json_ json_t *rep = NULL, *rcmd = NULL;
-	const char *fn;
-	const char *field[2] = { n->entrypoint, n->command };
-	json_t **value[2] = { &ep, &cmd }, **resolved[2] = { &rep, &rcmd };
-	for (size_t i = 0; i < 2; i++) {
-		json_t *v = *value[i];
-		if (!v || !e->intrinsics || !cfn_is_intrinsic(v, &fn))
-			continue;
-		if (cfn_resolve_list(&e->cfn, v, resolved[i], why, sizeof(why)) < 0)
-			return kilt_error_setf(err, -EINVAL,
-					       "%s is %s, which kilt cannot evaluate offline (%s); "
-					       "write it as a literal list",
-					       field[i], fn, why);
-		*value[i] = *resolved[i];
-		kilt_ecs_append_reason(summary, ssize,
-				       "%s (%s) was evaluated to its value now: run kilt again "
-				       "when the parameters change",
-				       field[i], fn);
-		t->warn = true;
-	}
-	if ((ep && !json_is_array(ep)) || (cmd && !json_is_array(cmd)))
-		return kilt_error_setf(err, -EINVAL, "%s and %s must be lists of strings",
-				       n->entrypoint, n->command);
-	/* The words move (EntryPoint's end up in the patched Command): each must be one. */
-	int r = argv_words_check(e, ep, n->entrypoint, err);
-	if (r == 0)
-		r = argv_words_check(e, cmd, n->command, err);
-	if (r < 0)
-		return r;
-	json_t *rule_ep = NULL, *rule_cmd = NULL;
-	if (!kilt_docker_argv(ep, cmd, NULL, &rule_ep, &rule_cmd)) {
-		*ret_ep = rule_ep;
-		*ret_cmd = rule_cmd;
-		return 0;
-	}
-	json_decref(rule_cmd);
-	/* The image's ENTRYPOINT is needed (and its CMD unless the container sets Command). */
-	if (!image)
-		return kilt_error_setf(
-			err, -ENOENT,
-			"%s is not set and the image is an intrinsic kilt cannot "
-			"evaluate offline (%s); give that value, or set %s (and %s) on "
-			"the container to what the image runs",
-			n->entrypoint, image_why, n->entrypoint, n->command);
-	if (e->needs) {
-		kilt_image_needs_add(e->needs, image, t->platform);
-		return 1;
-	}
-	if (!e->opts.image_facts)
-		return kilt_error_setf(
-			err, -ENOENT,
-			"%s is not set and the entrypoint of image %s cannot be "
-			"looked up offline; set %s (and %s) on the container to what "
-			"the image runs (see `docker inspect %s`)",
-			n->entrypoint, image, n->entrypoint, n->command, image);
-	_cleanup_json_ json_t *facts = NULL;
-	e->lookups++;
-	r = e->opts.image_facts(e->opts.image_facts_userdata, image, t->platform, &facts, err);
-	if (r < 0) {
-		char inner[sizeof(err->msg)];
-		snprintf(inner, sizeof(inner), "%s", err->msg);
-		return kilt_error_setf(
-			err, r,
-			"%s is not set and the entrypoint of image %s could not be "
-			"looked up (%s); set %s (and %s) on the container to what the "
-			"image runs",
-			n->entrypoint, image, inner, n->entrypoint, n->command);
-	}
-	if (!facts)
-		facts = json_object();
-	_cleanup_json_ json_t *rep2 = NULL, *rcmd2 = NULL;
-	kilt_docker_argv(ep, cmd, facts, &rep2, &rcmd2);
-	if (json_array_size(rep2) == 0 && json_array_size(rcmd2) == 0)
-		return kilt_error_setf(err, -ENOENT,
-				       "image %s sets neither ENTRYPOINT nor CMD and the container "
-				       "sets no %s; set it on the container",
-				       image, n->command);
-	*ret_ep = steal_pointer(&rep2);
-	*ret_cmd = steal_pointer(&rcmd2);
-	return 0;
-}
-
-/* The planning step for one container (kilt_plan_container): its facts as the recipe sees them
- * (the image as text, what it runs, its environment, the task's tags and its labels as
- * metadata), the plan, and for an image written as an intrinsic, every string built from it made
- * an Fn::Sub again. Returns 1 without a plan while the engine only lists images. */
-static int plan_container(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json_t *c,
-			  const char *cname, char *summary, size_t ssize, json_t **ret_plan,
-			  struct kilt_error *err)
-{
-	const struct kilt_ecs_names *n = e->n;
-	json_t *imagev = json_object_get(c, n->image);
-	if (!imagev)
-		return kilt_error_setf(err, -EINVAL, "the container has no %s", n->image);
-	/* The image as text: literal, or Fn::Sub text standing for the intrinsic. */
-	_cleanup_free_ char *sub_text = NULL, *resolved = NULL;
-	_cleanup_json_ json_t *sub_vars = NULL, *defaults = NULL;
-	char image_why[256] = "";
-	const char *image_fact = json_string_value(imagev);
-	if (!image_fact) {
-		if (!e->intrinsics || !cfn_is_intrinsic(imagev, NULL))
-			return kilt_error_setf(err, -EINVAL, "%s is not a string", n->image);
-		sub_text = cfn_sub_text(imagev, &sub_vars);
-		defaults = json_object();
-		e->cfn.defaults_used = defaults;
-		if (cfn_resolve_string(&e->cfn, imagev, &resolved, image_why, sizeof(image_why)) <
-		    0)
-			resolved = NULL;
-		e->cfn.defaults_used = NULL;
-	}
-	const char *image_lookup = image_fact ? image_fact : resolved;
-
-	_cleanup_json_ json_t *ep = NULL, *cmd = NULL;
-	size_t looked_up = e->lookups;
-	int r = original_argv(e, t, c, image_lookup, image_why, summary, ssize, &ep, &cmd, err);
-	if (r != 0)
-		return r;
-	if (e->needs)
-		return 1;
-	if (e->lookups != looked_up && json_object_size(defaults)) {
-		/* the entrypoint written now comes from an image the template only suggests */
-		const char *pname;
-		json_t *pdef;
-		json_object_foreach (defaults, pname, pdef) {
-			kilt_ecs_append_reason(
-				summary, ssize,
-				"the image's ENTRYPOINT/CMD were looked up for %s, parameter "
-				"%s's Default: the image deployed decides; give it with --param "
-				"%s=IMAGE (the macro uses the stack's value)",
-				resolved, pname, pname);
-			t->warn = true;
-		}
-	}
-
-	_cleanup_json_ json_t *env = json_object();
-	json_t *cenv = json_object_get(c, n->environment);
-	size_t i;
-	json_t *el;
-	if (json_is_array(cenv)) {
-		json_array_foreach (cenv, i, el) {
-			const char *name = json_string_value(json_object_get(el, n->env_name));
-			json_t *value = json_object_get(el, n->env_value);
-			if (name)
-				json_object_set_new(env, name,
-						    value ? json_incref(value) : json_string(""));
-		}
-	}
-	_cleanup_json_ json_t *meta = json_copy(t->metadata);
-	json_t *labels = json_object_get(c, n->docker_labels);
-	if (json_is_object(labels))
-		json_object_update(meta, labels);
-
-	struct kilt_target target = {
-		.image = image_fact ? image_fact : sub_text,
-		.name = cname,
-		.group = t->id,
-		.entrypoint = ep,
-		.command = cmd,
-		.environment = env,
-		.metadata = meta,
-		.platform = t->platform,
-	};
-	_cleanup_json_ json_t *plan = NULL;
-	r = kilt_plan_container(e->planner, &target, e->opts.config, &plan, err);
-	if (r < 0)
-		return r;
-	if (sub_text) {
-		/* wrapping edits the plan in place: never touch what the recipe module may share */
-		json_t *own = json_deep_copy(plan);
-		json_decref(plan);
-		plan = own;
-		const char *keys[] = { "image", "entrypoint", "command", "environment", "mounts" };
-		for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
-			json_t *v = json_object_get(plan, keys[k]);
-			if (v)
-				json_object_set_new(
-					plan, keys[k],
-					cfn_wrap_sub(json_incref(v), sub_text, sub_vars));
-		}
-	}
-	*ret_plan = steal_pointer(&plan);
-	return 0;
-}
-
 /* Writes `plan` into the container `c`: fields, sidecars, PidMode, and last the marker labels
  * with the undo record of every field changed. */
 static int apply_plan(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, struct list_state *ls,
@@ -969,7 +377,7 @@ static int patch_container(struct kilt_ecs_engine *e, struct kilt_ecs_task *t,
 			   size_t ssize, struct kilt_error *err)
 {
 	_cleanup_json_ json_t *plan = NULL;
-	int r = plan_container(e, t, c, cname, summary, ssize, &plan, err);
+	int r = kilt_ecs_plan_container(e, t, c, cname, summary, ssize, &plan, err);
 	if (r != 0)
 		return r;
 	return apply_plan(e, t, ls, c, plan, summary, ssize, err);
@@ -984,7 +392,7 @@ static void list_state_done(struct list_state *ls)
 	json_decref(ls->names);
 }
 
-static bool all_current(const struct kilt_ecs_engine *e, struct item *items, size_t n)
+static bool all_current(const struct kilt_ecs_engine *e, struct kilt_ecs_item *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (!items[i].marked)
@@ -999,7 +407,7 @@ static bool all_current(const struct kilt_ecs_engine *e, struct item *items, siz
 
 /* Appends to a filled `err` what kilt knows about a container whose name is unknown, when the
  * recipe needed original.name. */
-static void explain_unknown_name(const struct item *it, struct kilt_error *err)
+static void explain_unknown_name(const struct kilt_ecs_item *it, struct kilt_error *err)
 {
 	if (it->name || !strstr(err->msg, "original.name"))
 		return;
@@ -1010,21 +418,21 @@ static void explain_unknown_name(const struct item *it, struct kilt_error *err)
 static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json_t *list,
 			struct kilt_error *err)
 {
-	struct item *items = NULL;
+	struct kilt_ecs_item *items = NULL;
 	size_t n = 0;
-	gather(e, list, &items, &n);
+	kilt_ecs_gather(e, list, &items, &n);
 	bool marked = false;
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		marked = marked || items[i].marked;
-		rc = check_labels(e, &items[i], err);
+		rc = kilt_ecs_check_labels(e, &items[i], err);
 		if (items[i].name && !items[i].sidecar)
 			json_object_set_new(t->seen, items[i].name, json_true());
 		else if (!items[i].sidecar)
 			t->unnamed = true;
 	}
 	if (rc < 0) {
-		items_free(items, n);
+		kilt_ecs_items_free(items, n);
 		return kilt_error_prefix(err, "%s", t->id);
 	}
 
@@ -1033,11 +441,11 @@ static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json
 	if (marked) {
 		/* the records and sidecars are checked even when nothing is to change */
 		json_t **undos = NULL, *added = NULL;
-		rc = read_records(e, list, items, n, &undos, &added, err);
-		undos_free(undos, n);
+		rc = kilt_ecs_read_records(e, list, items, n, &undos, &added, err);
+		kilt_ecs_undos_free(undos, n);
 		json_decref(added);
 		if (rc < 0) {
-			items_free(items, n);
+			kilt_ecs_items_free(items, n);
 			return kilt_error_prefix(err, "%s", t->id);
 		}
 	}
@@ -1068,7 +476,7 @@ static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json
 						warn, msg);
 				t->any_unchanged = t->any_unchanged || items[i].marked;
 			}
-			items_free(items, n);
+			kilt_ecs_items_free(items, n);
 			return 0;
 		}
 	}
@@ -1078,14 +486,14 @@ static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json
 		for (size_t i = 0; i < n; i++)
 			if (items[i].marked && !items[i].sidecar)
 				json_object_set_new(was_marked, items[i].label, json_true());
-		int r = undo_list(e, t, list, t->props, err);
+		int r = kilt_ecs_undo_list(e, t, list, t->props, err);
 		if (r < 0) {
-			items_free(items, n);
+			kilt_ecs_items_free(items, n);
 			return kilt_error_prefix(err, "%s", t->id);
 		}
-		items_free(items, n);
+		kilt_ecs_items_free(items, n);
 		items = NULL;
-		gather(e, list, &items, &n);
+		kilt_ecs_gather(e, list, &items, &n);
 	}
 
 	if (!e->planner || !t->selected) {
@@ -1099,7 +507,7 @@ static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json
 					removed ? KILT_REMOVED : KILT_SKIPPED, false, msg);
 			t->any_removed = t->any_removed || removed;
 		}
-		items_free(items, n);
+		kilt_ecs_items_free(items, n);
 		return 0;
 	}
 
@@ -1114,8 +522,8 @@ static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json
 			json_object_set_new(ls.names, items[i].name, json_true());
 		/* a name the containers already point at is taken too: a sidecar by that name would
 		 * answer a reference kilt did not write, and kilt could not prove it added it */
-		source_containers(e, json_object_get(items[i].obj, e->n->volumes_from), ls.names,
-				  0);
+		kilt_ecs_source_containers(e, json_object_get(items[i].obj, e->n->volumes_from),
+					   ls.names, 0);
 		json_t *deps = json_object_get(items[i].obj, e->n->depends_on);
 		size_t k;
 		json_t *dep;
@@ -1193,7 +601,7 @@ static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json
 		json_array_extend(list, ls.sidecars);
 	}
 	list_state_done(&ls);
-	items_free(items, n);
+	kilt_ecs_items_free(items, n);
 	return rc;
 }
 
@@ -1496,48 +904,6 @@ static int run_with_report(struct kilt_ecs_engine *e, json_t *doc, struct kilt_r
 	return r;
 }
 
-/* The operator's settings that change what a recipe produces, so that changing them is not
- * mistaken for "already injected" (the marker's settings hash). Owned. */
-static json_t *settings(const struct kilt_ecs_options *o)
-{
-	json_t *s = json_object();
-	if (json_is_object(o->config) && json_object_size(o->config))
-		json_object_set(s, "config", (json_t *)(uintptr_t)o->config);
-	if (o->sidecar_repository_credentials)
-		json_object_set_new(s, "credentials",
-				    json_string(o->sidecar_repository_credentials));
-	if (o->sidecar_log_configuration)
-		json_object_set(s, "logs", (json_t *)(uintptr_t)o->sidecar_log_configuration);
-	if (o->sidecar_logs_off)
-		json_object_set_new(s, "logs_off", json_true());
-	return s;
-}
-
-/* A Secrets Manager secret ARN or name goes into every sidecar as written: an empty one, or
- * one with blanks or control characters, is a typo that ECS would only reject at deploy time. */
-static int check_secret_ref(const char *s, struct kilt_error *err)
-{
-	if (!*s)
-		return kilt_error_setf(err, -EINVAL,
-				       "sidecar repository credentials: empty (expected the ARN "
-				       "or name of a Secrets Manager secret)");
-	size_t len = strlen(s);
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
-			return kilt_error_setf(
-				err, -EINVAL,
-				"sidecar repository credentials \"%.200s\": blank or "
-				"control character at byte %zu (expected the ARN or "
-				"name of a Secrets Manager secret)",
-				s, i + 1);
-	if (len > 2048)
-		return kilt_error_setf(err, -EINVAL,
-				       "sidecar repository credentials: %zu bytes, longer than an "
-				       "ARN can be (2048)",
-				       len);
-	return 0;
-}
-
 static int with_planner(const struct kilt_planner *planner, json_t *doc,
 			const struct kilt_ecs_options *opts, struct kilt_image_needs *needs,
 			struct kilt_report *report, json_t **ret_patch, struct kilt_error *err)
@@ -1558,11 +924,11 @@ static int with_planner(const struct kilt_planner *planner, json_t *doc,
 	if (!planner || !planner->evaluate || !planner->name || !planner->hash)
 		return kilt_error_setf(err, -EINVAL, "no recipe");
 	if (e.opts.sidecar_repository_credentials) {
-		int r = check_secret_ref(e.opts.sidecar_repository_credentials, err);
+		int r = kilt_ecs_check_secret_ref(e.opts.sidecar_repository_credentials, err);
 		if (r < 0)
 			return r;
 	}
-	_cleanup_json_ json_t *s = settings(&e.opts);
+	_cleanup_json_ json_t *s = kilt_ecs_settings(&e.opts);
 	kilt_marker_init(&e.marker, planner, s);
 	e.labels = json_pack("{ssss}", LABEL_RECIPE, planner->name, LABEL_HASH, planner->hash);
 	if (e.marker.settings)
