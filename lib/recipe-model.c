@@ -850,15 +850,25 @@ static json_t *norm_launch(struct recipe_vctx *v, const json_t *l, const char *p
 		path_key(p, sizeof(p), path, "wait_timeout");
 		if (!wf)
 			verr(v, -EINVAL, p, "wait_timeout needs wait_for (the path to wait for)");
-		if (!json_is_integer(j) || json_integer_value(j) < 1 ||
-		    json_integer_value(j) > LAUNCH_MAX_WAIT_S) {
+		/* A number, or its digits as a string (operator config often comes as text). */
+		json_int_t secs = json_is_integer(j) ? json_integer_value(j) : -1;
+		const char *ds = json_string_value(j);
+		if (ds && opaque(v, ds)) {
+			secs = 1; /* not known yet: checked when the container is evaluated */
+		} else if (ds && ds[0] && strspn(ds, "0123456789") == strlen(ds) &&
+			   strlen(ds) < 7) {
+			char *end;
+			secs = (json_int_t)strtol(ds, &end, 10);
+		}
+		if (secs < 1 || secs > LAUNCH_MAX_WAIT_S) {
 			verr(v, -EINVAL, p, "expected a whole number of seconds, 1 to %d",
 			     LAUNCH_MAX_WAIT_S);
 		} else {
 			char n[24];
-			snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+			snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, secs);
 			json_array_append_new(out, json_string("--wait-timeout"));
-			json_array_append_new(out, json_string(n));
+			json_array_append_new(out, ds && strchr(ds, RECIPE_MARK) ? json_string(ds)
+										 : json_string(n));
 		}
 	}
 	if ((j = json_object_get(l, "on_timeout"))) {

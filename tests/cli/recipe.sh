@@ -31,7 +31,8 @@ grep_in() {
 }
 
 NGINX=(--image docker.io/library/nginx:1.27 --name web --entrypoint '["/docker-entrypoint.sh"]'
-       --command '["nginx","-g","daemon off;"]')
+       --command '["nginx","-g","daemon off;"]' --set agent_image=registry.example/kilt/falco:0.32.2)
+AI=(--set agent_image=registry.example/kilt/falco:0.32.2)
 
 # --- help and usage
 expect 0 "recipe --help" -- "$KILT" recipe --help
@@ -110,20 +111,27 @@ else
   echo "SKIP: python3-yaml is not installed, cannot read the YAML back (tests/infra/install-deps.sh installs it)"
 fi
 
-expect 1 "render without entrypoint names the flag" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --name web
-grep_in err "falco.kilt.conf:[0-9]+:[0-9]+: original.entrypoint is not known for container web" "unknown entrypoint located"
+# No made-up default image: the recipe needs config.agent_image and says how to make one.
+expect 1 "render without agent_image" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --name web --entrypoint '["/e"]'
+grep_in err "recipe falco needs config.agent_image, which was not given: .*build-agent-image.sh --falco" "missing agent_image explained"
+expect 1 "render with a misspelled --set" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --name web --entrypoint '["/e"]' --set agent_imag=r/x:1
+grep_in err "config.agent_imag is not a parameter of recipe falco \(did you mean 'agent_image'\?\); its parameters are: agent_image, on_timeout, wait_timeout" "misspelled key: did you mean, and the list"
+expect 1 "render without entrypoint names the flag" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --name web "${AI[@]}"
+grep_in err "original.entrypoint is not known for container web" "unknown entrypoint named"
 grep_in err "pass --entrypoint JSON" "flag to pass"
 # Docker's rule: --entrypoint alone means an empty command.
-expect 0 "render with --entrypoint only" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --name web --entrypoint '["/bin/app","x"]'
-/usr/bin/python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); sys.exit(0 if p["command"]==["/bin/app","x"] else 1)' "$tmp/out" \
+expect 0 "render with --entrypoint only" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --name web --entrypoint '["/bin/app","x"]' "${AI[@]}"
+/usr/bin/python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); sys.exit(0 if p["entrypoint"][-3:]==["--","/bin/app","x"] and p["command"]==[] else 1)' "$tmp/out" \
   && echo "ok:   entrypoint-only gives an empty original command" || { echo "FAIL: Docker rule"; fails=$((fails + 1)); }
-expect 1 "render with --command only (entrypoint unknown)" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --command '["x"]'
+expect 1 "render with --command only (entrypoint unknown)" -- "$KILT" recipe render "$R/falco.kilt.conf" --image nginx --command '["x"]' "${AI[@]}"
 grep_in err "original.entrypoint is not known" "command-only still needs the entrypoint"
 expect 1 "render on arm64" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --platform linux/arm64
 grep_in err "does not support platform linux/arm64" "platform refused"
-expect 0 "render --set" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --set falco_version=0.31.1 --set launcher=/opt/kl
-grep_in out "falco-userspace:0.31.1-pdig" "config.falco_version used"
-grep_in out '"/opt/kl"' "config.launcher used"
+expect 0 "render --set" -- "$KILT" recipe render "$R/falco.kilt.conf" "${NGINX[@]}" --set wait_timeout=90 --set on_timeout=exit
+grep_in out '"registry.example/kilt/falco:0.32.2"' "config.agent_image used"
+grep_in out '"--wait-timeout",\s*$' "wait timeout passed"
+grep_in out '^\s*"90",' "config.wait_timeout used"
+grep_in out '^\s*"exit",' "config.on_timeout used"
 cat >"$tmp/env.conf" <<'CONF'
 deploy { environment { B: recipe, NEW: "x"${config.a.b} } }
 CONF

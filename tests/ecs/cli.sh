@@ -105,11 +105,24 @@ a, b = (json.load(open(p)) for p in sys.argv[1:3])
 sys.exit(0 if a == b else 1)
 PY
 
-# the built-in recipe needs no file
-if "$KILT" inject "$case_in" >"$tmp/builtin.json" 2>"$tmp/builtin.err"; then
+# the built-in recipe needs no file, but an agent image: no made-up default
+if "$KILT" inject "$case_in" --set agent_image=registry.example/kilt/falco:0.32.2 >"$tmp/builtin.json" 2>"$tmp/builtin.err"; then
   grep -q '"kilt.recipe": "falco"' "$tmp/builtin.json" || fail "built-in recipe not applied"
+  grep -q '"registry.example/kilt/falco:0.32.2"' "$tmp/builtin.json" || fail "built-in recipe: agent image not used"
 else
   fail "the built-in recipe failed: $(cat "$tmp/builtin.err")"
+fi
+if "$KILT" inject "$case_in" >"$tmp/builtin.json" 2>"$tmp/builtin.err"; then
+  fail "the built-in recipe without agent_image succeeded"
+else
+  grep -q "recipe falco needs config.agent_image, which was not given: .*build-agent-image.sh" "$tmp/builtin.err" ||
+    fail "the missing agent image is not explained: $(cat "$tmp/builtin.err")"
+fi
+if "$KILT" inject "$case_in" --set agent_imag=x/y:1 >"$tmp/builtin.json" 2>"$tmp/builtin.err"; then
+  fail "a misspelled --set succeeded"
+else
+  grep -q "config.agent_imag is not a parameter of recipe falco (did you mean 'agent_image'?)" "$tmp/builtin.err" ||
+    fail "a misspelled --set is not explained: $(cat "$tmp/builtin.err")"
 fi
 # the Terraform external data source of docs/ecs.md: a JSON object of strings in and out
 printf '%s' '{"containers":"[{\"name\":\"web\",\"image\":\"nginx\",\"entryPoint\":[\"/e\"],\"mountPoints\":[],\"secrets\":null}]"}' |

@@ -10,7 +10,7 @@ pkgs=(
   clang clang-format libclang-rt-14-dev cppcheck
   valgrind strace jq
   musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
-  runc umoci skopeo busybox-static tini
+  runc umoci skopeo busybox-static tini patchelf
   docker-registry apache2-utils openssl curl
   containerd containernetworking-plugins iptables util-linux mount procps
 )

@@ -25,7 +25,9 @@ print(json.dumps({"region": "eu-west-1", "accountId": "123456789012",
                                               "Subnets": ["subnet-0123456789abcdef0"]},
                   "fragment": tpl}))
 PY
-"$KILT" cfn-macro --event "$tmp/event.json" >"$tmp/reply.json"
+# The function as the installer makes it: AgentImage set (KILT_CONFIG_agent_image).
+KILT_CONFIG_agent_image=123456789012.dkr.ecr.eu-west-1.amazonaws.com/kilt/falco:0.32.2 \
+  "$KILT" cfn-macro --event "$tmp/event.json" >"$tmp/reply.json"
 python3 - "$tmp/reply.json" "$tmp/processed.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -58,6 +58,9 @@ def wait_port(port, proc, timeout=20.0):
     raise RuntimeError(f"aws-lambda-rie did not listen on {port}")
 
 
+AGENT_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/kilt/falco:0.32.2"
+
+
 class Rie:
     """One emulator instance (= one warm function instance) with its own environment."""
 
@@ -69,7 +72,10 @@ class Rie:
         api = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KILT_", "AWS_"))}
         env.update({"AWS_LAMBDA_FUNCTION_TIMEOUT": "30", "LOG_LEVEL": "info"})
-        env.update(self.env)
+        # What the installer's AgentImage parameter sets, for functions on the built-in recipe.
+        if not any(k in self.env for k in ("KILT_RECIPE", "KILT_RECIPE_URL", "NO_AGENT_IMAGE")):
+            env["KILT_CONFIG_agent_image"] = AGENT_IMAGE
+        env.update({k: v for k, v in self.env.items() if k != "NO_AGENT_IMAGE"})
         self.log = open(os.path.join(TMP, f"rie-{self.port}.log"), "w+")
         self.proc = subprocess.Popen(
             [RIE, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
@@ -211,7 +217,7 @@ class MacroUnderRie(unittest.TestCase):
         self.assertEqual(r["status"], "success", r.get("errorMessage"))
         self.assertEqual(r["requestId"], "req-success")
         self.assertTrue(patched(r, "Web"))
-        self.assertEqual(app(r, "Web")["Command"][:1], ["/docker-entrypoint.sh"])
+        self.assertEqual(app(r, "Web")["EntryPoint"][-2:], ["--", "/docker-entrypoint.sh"])
         self.assertIn("SYS_PTRACE",
                       json.dumps(app(r, "Web").get("LinuxParameters", {})))
         self.assertIsNotNone(sidecar(r, "Web"))
@@ -237,7 +243,7 @@ class MacroUnderRie(unittest.TestCase):
 
     def test_settings_precedence(self):
         env = {"KILT_MODE": "opt-in", "KILT_CONFIG_agent_image": "env.example/agent:1",
-               "KILT_CONFIG": json.dumps({"launcher": "/kilt/bin/kilt-launch"})}
+               "KILT_CONFIG": json.dumps({"on_timeout": "exit"})}
         mapping = {"KiltSettings": {"Settings": {
             "Mode": "opt-out", "Config": json.dumps({"agent_image": "mapping.example/agent:1"})}}}
         with Rie(env) as rie:
@@ -295,8 +301,34 @@ class MacroUnderRie(unittest.TestCase):
                              ["/agent/run", "--", "/docker-entrypoint.sh"])
             # a stack's own recipe text beats the function's
             r = rie.invoke(event(template(Web=task("web")),
-                                 params={"RecipeUrl": "builtin:falco"}))
+                                 params={"RecipeUrl": "builtin:falco", "Config.agent_image": AGENT_IMAGE}))
             self.assertTrue(patched(r, "Web"))
+
+    def test_config_keys_are_checked(self):
+        # No made-up default image: without AgentImage the built-in recipe says how to make one.
+        with Rie({"NO_AGENT_IMAGE": "1"}) as rie:
+            r = rie.invoke(event(template(Web=task("web"))))
+            self.assertEqual(r["status"], "failure")
+            self.assertIn("recipe falco needs config.agent_image", r["errorMessage"])
+            self.assertIn("build-agent-image.sh --falco", r["errorMessage"])
+            r = rie.invoke(event(template(Web=task("web")), params={"Config.agent_image": AGENT_IMAGE}))
+            self.assertEqual(r["status"], "success", r.get("errorMessage"))
+            self.assertEqual(sidecar(r, "Web")["Image"], AGENT_IMAGE)
+        # A misspelled key fails the stack, whichever way it came, naming the right one.
+        bad_ways = [({}, {"Config.agent_imag": "x/y:1"}, None),
+                    ({}, {}, {"KiltSettings": {"Config": {"agentimage": "x/y:1"}}}),
+                    ({"KILT_CONFIG_wait_timeot": "5"}, {}, None),
+                    ({"KILT_CONFIG": json.dumps({"on_timout": "exit"})}, {}, None)]
+        for env, params, mappings in bad_ways:
+            with self.subTest(env=env, params=params, mappings=mappings), Rie(env) as rie:
+                frag = template(Web=task("web"))
+                if mappings:
+                    frag["Mappings"] = mappings
+                r = rie.invoke(event(frag, params=params))
+                self.assertEqual(r["status"], "failure", r)
+                self.assertRegex(r["errorMessage"], r"config\.\w+ is not a parameter of recipe falco "
+                                 r"\(did you mean '(agent_image|wait_timeout|on_timeout)'\?\); its parameters are: "
+                                 r"agent_image, on_timeout, wait_timeout")
 
     def test_recipe_from_https_with_sha256(self):
         srv, cert = https_server()

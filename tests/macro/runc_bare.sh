@@ -51,7 +51,7 @@ p = c["process"]
 p["terminal"] = False
 p["args"] = argv
 p["cwd"] = "/"
-env = ["PATH=/bin"]
+env = ["PATH=/bin", "KILT_CONFIG_agent_image=123456789012.dkr.ecr.eu-west-1.amazonaws.com/kilt/falco:0.32.2"]
 for k in ("AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
           "AWS_LAMBDA_FUNCTION_VERSION", "AWS_REGION", "_HANDLER", "LAMBDA_TASK_ROOT"):
     if k in os.environ:

@@ -149,6 +149,7 @@ class Peer:
 def run_kilt(peer, transport, host="127.0.0.1"):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KILT_", "AWS_"))}
     env["AWS_LAMBDA_RUNTIME_API"] = f"{host}:{peer.port}"
+    env["KILT_CONFIG_agent_image"] = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/kilt/falco:0.32.2"
     env["KILT_RUNTIME_API_CLIENT"] = transport
     p = subprocess.run([KILT, "cfn-macro"], env=env, capture_output=True, text=True, timeout=60)
     if peer.thread.is_alive():  # the runtime never came (or came back): stop accepting

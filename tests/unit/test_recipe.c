@@ -301,14 +301,15 @@ static size_t index_of(const json_t *arr, const char *s, size_t from)
 	return (size_t)-1;
 }
 
-/* kilt-launch counts its argv groups: the counts in the recipe must match the groups. */
+/* kilt writes kilt-launch's argv from the recipe's lists: the counts match the groups. */
 static void test_recipe__falco_launcher_argv(void **state)
 {
 	(void)state;
 	struct kilt_recipe *r = load_ok(RECIPES "/falco.kilt.conf");
 	struct facts f;
 	nginx(&f);
-	json_t *plan = eval_ok(r, &f.t, NULL);
+	json_t *config = json_pack("{ss}", "agent_image", "reg.example/kilt/falco:0.32.2");
+	json_t *plan = eval_ok(r, &f.t, config);
 	const json_t *ep = json_object_get(plan, "entrypoint");
 	assert_string_equal(json_string_value(json_array_get(ep, 0)), "/kilt/bin/kilt-launch");
 	size_t a = index_of(ep, "-a", 1), t = index_of(ep, "-t", 1), dd = index_of(ep, "--", 1);
@@ -316,10 +317,11 @@ static void test_recipe__falco_launcher_argv(void **state)
 	long na = strtol(json_string_value(json_array_get(ep, a + 1)), NULL, 10);
 	long nt = strtol(json_string_value(json_array_get(ep, t + 1)), NULL, 10);
 	assert_int_equal((size_t)na, t - (a + 2));
-	assert_int_equal((size_t)nt, dd - (t + 2));
-	assert_int_equal(dd, json_array_size(ep) - 1);
-	assert_string_equal(json_string_value(json_array_get(ep, a + 2)), "/kilt/falco/bin/falco");
-	assert_string_equal(json_string_value(json_array_get(ep, t + 2)), "/kilt/falco/bin/pdig");
+	assert_int_equal(nt, 1);
+	assert_string_equal(json_string_value(json_array_get(ep, t + 2 + 1)), "--wait-for");
+	assert_string_equal(json_string_value(json_array_get(ep, a + 2)),
+			    "/vendor/falco/bin/falco");
+	assert_string_equal(json_string_value(json_array_get(ep, t + 2)), "/vendor/falco/bin/pdig");
 	/* Falco 0.32 rejects these; they must never be passed. */
 	for (size_t i = 0; i < json_array_size(ep); i++) {
 		const char *w = json_string_value(json_array_get(ep, i));
@@ -327,9 +329,10 @@ static void test_recipe__falco_launcher_argv(void **state)
 		assert_null(strstr(w, "k8s_audit_rules"));
 	}
 	assert_int_equal(index_of(ep, "-u", 0) != (size_t)-1, 1);
-	/* The program: the original entrypoint then the original command. */
-	json_t *want_cmd =
-		json_pack("[ssss]", "/docker-entrypoint.sh", "nginx", "-g", "daemon off;");
+	/* The program: the original entrypoint after kilt-launch's --, then the command. */
+	assert_int_equal(dd, json_array_size(ep) - 2);
+	assert_string_equal(json_string_value(json_array_get(ep, dd + 1)), "/docker-entrypoint.sh");
+	json_t *want_cmd = json_pack("[sss]", "nginx", "-g", "daemon off;");
 	assert_json_equal(json_object_get(plan, "command"), want_cmd);
 	json_decref(want_cmd);
 	json_t *want_caps = json_pack("[s]", "SYS_PTRACE");
@@ -340,18 +343,22 @@ static void test_recipe__falco_launcher_argv(void **state)
 	json_decref(want_plat);
 	const json_t *m = json_array_get(json_object_get(plan, "mounts"), 0);
 	assert_string_equal(json_string_value(json_object_get(m, "image")),
-			    "docker.io/kiltproject/falco-userspace:0.32.2-pdig.fc679b8");
+			    "reg.example/kilt/falco:0.32.2");
 	json_decref(plan);
+	json_decref(config);
 
-	/* Versions and the launcher path are parameters. */
-	json_t *config = json_pack("{ssss}", "falco_version", "0.32.1", "launcher", "/opt/kl");
-	plan = eval_ok(r, &f.t, config);
-	ep = json_object_get(plan, "entrypoint");
-	assert_string_equal(json_string_value(json_array_get(ep, 0)), "/opt/kl");
-	m = json_array_get(json_object_get(plan, "mounts"), 0);
-	assert_string_equal(json_string_value(json_object_get(m, "image")),
-			    "docker.io/kiltproject/falco-userspace:0.32.1-pdig.fc679b8");
-	json_decref(plan);
+	/* No made-up default image: without it, the error says how to make one. */
+	struct kilt_error err = { 0 };
+	plan = NULL;
+	assert_int_equal(kilt_recipe_evaluate(r, &f.t, NULL, &plan, &err), -EINVAL);
+	assert_null(plan);
+	assert_non_null(strstr(err.msg, "recipe falco needs config.agent_image"));
+	assert_non_null(strstr(err.msg, "build-agent-image.sh --falco"));
+	/* A misspelled key is an error, not the default silently. */
+	config = json_pack("{ss}", "agent_imag", "reg.example/kilt/falco:0.32.2");
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(kilt_recipe_evaluate(r, &f.t, config, &plan, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "did you mean 'agent_image'?"));
 	json_decref(config);
 	facts_done(&f);
 	kilt_recipe_free(r);
@@ -365,9 +372,9 @@ static void test_recipe__spellings_give_one_plan(void **state)
 	struct facts f;
 	nginx(&f);
 	json_t *configs[] = {
-		NULL,
-		json_pack("{ss}", "falco_version", "0.31.1"),
-		json_pack("{ssss}", "agent_image", "reg/x:1", "launcher", "/l"),
+		json_pack("{ss}", "agent_image", "reg/x:1"),
+		json_pack("{ssssss}", "agent_image", "reg/x:1", "wait_timeout", "60", "on_timeout",
+			  "exit"),
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(configs); i++) {
 		json_t *a = eval_ok(canon, &f.t, configs[i]);
@@ -400,17 +407,18 @@ static void test_recipe__unknown_fact_is_an_error(void **state)
 	f.t.command = NULL;
 	json_t *plan = NULL;
 	struct kilt_error err = { 0 };
-	assert_int_equal(kilt_recipe_evaluate(r, &f.t, NULL, &plan, &err), -ENODATA);
+	json_t *config = json_pack("{ss}", "agent_image", "reg/x:1");
+	assert_int_equal(kilt_recipe_evaluate(r, &f.t, config, &plan, &err), -ENODATA);
 	assert_null(plan);
 	assert_non_null(strstr(err.msg, "original.entrypoint is not known for container web"));
-	assert_non_null(strstr(err.msg, "${?original.entrypoint}"));
-	assert_true(err.line > 0);
+	assert_non_null(strstr(err.msg, "set the container's entrypoint"));
 
 	/* Only the command unknown. */
 	f.t.entrypoint = f.entrypoint;
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(kilt_recipe_evaluate(r, &f.t, NULL, &plan, &err), -ENODATA);
+	assert_int_equal(kilt_recipe_evaluate(r, &f.t, config, &plan, &err), -ENODATA);
 	assert_non_null(strstr(err.msg, "original.command is not known"));
+	json_decref(config);
 	facts_done(&f);
 	kilt_recipe_free(r);
 }
@@ -622,7 +630,7 @@ static void test_recipe__template_equals_full(void **state)
 	recipes[3] = load_text(texts[1]);
 	struct facts f;
 	nginx(&f);
-	json_t *config = json_pack("{ss}", "falco_version", "9.9");
+	json_t *config = json_pack("{ssss}", "agent_image", "reg/x:9.9", "on_timeout", "exit");
 	for (size_t ri = 0; ri < ARRAY_SIZE(recipes); ri++) {
 		for (unsigned mask = 0; mask < 64; mask++) {
 			struct kilt_target t = f.t;
@@ -820,8 +828,8 @@ static void test_recipe__threads(void **state)
 	char *wants[4];
 	for (int i = 0; i < 4; i++) {
 		char v[16];
-		snprintf(v, sizeof(v), "0.3%d.0", i);
-		configs[i] = json_pack("{ss}", "falco_version", v);
+		snprintf(v, sizeof(v), "r/falco:0.3%d.0", i);
+		configs[i] = json_pack("{ss}", "agent_image", v);
 		json_t *plan = NULL;
 		struct kilt_error err = { 0 };
 		assert_int_equal(recipe_evaluate_full(r, &f.t, configs[i], &plan, &err), 0);
