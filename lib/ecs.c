@@ -878,11 +878,15 @@ static int run(struct kilt_ecs_engine *e, json_t *doc, struct kilt_error *err)
 static int run_with_report(struct kilt_ecs_engine *e, json_t *doc, struct kilt_report *report,
 			   struct kilt_error *err)
 {
+	/* run() reaches the report and the journal through the engine; both pointers are
+	 * cleared before this returns */
 	struct kilt_report local;
 	kilt_report_init(&local);
+	/* cppcheck-suppress autoVariables */
 	e->report = &local;
 	struct kilt_journal journal;
 	kilt_journal_init(&journal);
+	/* cppcheck-suppress autoVariables */
 	e->journal = &journal;
 	e->shared = json_object();
 	int r = run(e, doc, err);
@@ -895,6 +899,7 @@ static int run_with_report(struct kilt_ecs_engine *e, json_t *doc, struct kilt_r
 	json_decref(e->shared);
 	e->shared = NULL;
 	kilt_report_tally(&local);
+	e->report = NULL;
 	if (report && r == 0) {
 		kilt_report_done(report);
 		*report = local;

@@ -221,7 +221,7 @@ bool kilt_selection_container(const struct kilt_selection *s, const char *name,
 			      bool *ret_listed)
 {
 	const char *noun = s->noun ? s->noun : "tag";
-	bool warn_ignored, listed_ignored;
+	bool warn_ignored = false, listed_ignored = false;
 	bool *warn = ret_warn ? ret_warn : &warn_ignored;
 	bool *listed = ret_listed ? ret_listed : &listed_ignored;
 	*warn = *listed = false;
