@@ -25,6 +25,9 @@ struct http_options {
 	const char *user_agent; /* NULL: "kilt/<version>" */
 	/* errors name the registry options that fix them (--insecure-registry, --ca-file) */
 	bool registry_hints;
+	/* a local peer (the Lambda runtime API on its loopback address): plain HTTP to any host,
+	 * never through a proxy */
+	bool local_peer;
 };
 
 /* One client: one connection cache, one request at a time (give each thread its own). */
@@ -47,12 +50,15 @@ struct http_request {
 	long timeout_ms; /* for the whole request, redirects included; 0: none */
 	long budget_ms; /* the budget named when it runs out (0: timeout_ms) */
 	int max_redirects; /* GET only; 0: a 3xx is returned as it is */
+	/* a body over max_body is read and dropped (resp->body_dropped) instead of failing */
+	bool drop_large_body;
 };
 
 struct http_response {
 	long status;
 	struct kbuf body;
 	struct kbuf headers; /* the final response's header lines, "Name: value\r\n" */
+	bool body_dropped; /* drop_large_body: the body was over max_body and is empty */
 };
 
 /* Sends `req`. Returns 0 with `ret` filled (any HTTP status), or a negative errno with `err`
@@ -64,6 +70,10 @@ int http_send(struct http_client *c, const struct http_request *req, struct http
  * when absent. */
 bool http_response_header(const struct http_response *resp, const char *name, char *buf,
 			  size_t size);
+/* Calls `fn` with each header line of the final response (without its line end). */
+void http_response_each_header(const struct http_response *resp,
+			       void (*fn)(void *userdata, const char *line, size_t len),
+			       void *userdata);
 void http_response_done(struct http_response *resp);
 
 /* The CA bundle to use when none is given: SSL_CERT_FILE, else the first readable of Amazon

@@ -9,8 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
-
+#include "http_client.h"
 #include "internal.h"
 #include "lambda.h"
 #include "lambda_http.h"
@@ -21,9 +20,8 @@
 
 struct lambda_client {
 	struct lambda_http *http; /* owned; NULL when libcurl is the transport */
-	CURL *curl; /* owned; NULL unless libcurl is the transport */
+	struct http_client *curl; /* owned; NULL unless libcurl is the transport */
 	char *base; /* owned: "http://host:port" (libcurl) */
-	char curl_err[CURL_ERROR_SIZE];
 };
 
 void lambda_invocation_done(struct lambda_invocation *inv)
@@ -51,18 +49,11 @@ int lambda_client_new(const char *api, struct lambda_client **ret, struct kilt_e
 			return r;
 		}
 	} else if (strcmp(transport, "curl") == 0) {
-		static bool initialized;
-		if (!initialized) {
-			if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-				free(c);
-				return kilt_error_setf(err, -EIO, "libcurl: global init failed");
-			}
-			initialized = true;
-		}
-		c->curl = curl_easy_init();
-		if (!c->curl) {
+		const struct http_options o = { .local_peer = true };
+		int r = http_client_new(&o, &c->curl, err);
+		if (r < 0) {
 			free(c);
-			return kilt_error_setf(err, -ENOMEM, "libcurl: cannot create a handle");
+			return r;
 		}
 		c->base = xasprintf("http://%s", api);
 	} else {
@@ -81,7 +72,7 @@ void lambda_client_free(struct lambda_client *c)
 	if (!c)
 		return;
 	lambda_http_free(c->http);
-	curl_easy_cleanup(c->curl);
+	http_client_free(c->curl);
 	free(c->base);
 	free(c);
 }
@@ -125,76 +116,46 @@ static void invocation_header(void *userdata, const char *line, size_t len)
 
 /* ---- the libcurl transport ----------------------------------------------------------------- */
 
-static size_t curl_body(char *p, size_t size, size_t n, void *userdata)
-{
-	struct lambda_response *resp = userdata;
-	size_t len = size * n;
-	if (!resp->too_big && kbuf_add(&resp->body, p, len) < 0) {
-		resp->too_big = true;
-		kbuf_done(&resp->body);
-	}
-	return len; /* a body over the maximum is read and dropped, as lambda_http.c does */
-}
-
-static size_t curl_header(char *p, size_t size, size_t n, void *userdata)
-{
-	struct lambda_response *resp = userdata;
-	size_t len = size * n;
-	size_t l = len;
-	while (l > 0 && (p[l - 1] == '\n' || p[l - 1] == '\r'))
-		l--;
-	if (resp->on_header && l > 0 && strncmp(p, "HTTP/", 5) != 0)
-		resp->on_header(resp->userdata, p, l);
-	return len;
-}
-
 static int curl_request(struct lambda_client *c, const char *path, const char *headers,
 			const char *body, size_t len, int timeout_ms, struct lambda_response *resp,
 			struct kilt_error *err)
 {
-	CURL *h = c->curl;
 	_cleanup_free_ char *url = xasprintf("%s%s", c->base, path);
-	/* curl_easy_reset keeps the connection cache: the keep-alive connection survives. */
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, curl_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the runtime API is local: never a proxy */
-	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	if (timeout_ms > 0)
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	struct curl_slist *list = NULL;
+	/* "Name: value\r\n" lines, as lambda_http_request takes them */
 	_cleanup_free_ char *extra = headers ? xstrdup(headers) : NULL;
-	if (body) {
-		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-		list = curl_slist_append(list, "Content-Type: application/json");
-		/* No 100-continue round trip for large replies. */
-		list = curl_slist_append(list, "Expect:");
-		/* "Name: value\r\n" lines, as lambda_http_request takes them */
-		for (char *line = extra, *next; line && *line; line = next) {
-			next = strstr(line, "\r\n");
-			if (next) {
-				*next = '\0';
-				next += 2;
-			}
-			list = curl_slist_append(list, line);
+	const char *list[8] = { NULL };
+	size_t n = 0;
+	if (body)
+		list[n++] = "Content-Type: application/json";
+	for (char *line = extra, *next; line && *line && n + 1 < ARRAY_SIZE(list); line = next) {
+		next = strstr(line, "\r\n");
+		if (next) {
+			*next = '\0';
+			next += 2;
 		}
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+		list[n++] = line;
 	}
-	c->curl_err[0] = '\0';
-	CURLcode rc = curl_easy_perform(h);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(list);
-	if (rc != CURLE_OK)
-		return kilt_error_setf(err, -EIO, "%s %s: %s", body ? "POST" : "GET", path,
-				       c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	const struct http_request req = {
+		.method = body ? "POST" : "GET",
+		.url = url,
+		.headers = list,
+		.body = body,
+		.body_len = len,
+		.max_body = resp->body.max,
+		.timeout_ms = timeout_ms,
+		.drop_large_body = true, /* as lambda_http.c does: read, dropped, reported */
+	};
+	struct http_response hr;
+	int r = http_send(c->curl, &req, &hr, err);
+	if (r < 0)
+		return r;
+	resp->status = hr.status;
+	kbuf_done(&resp->body);
+	resp->body = hr.body;
+	resp->too_big = hr.body_dropped;
+	if (resp->on_header)
+		http_response_each_header(&hr, resp->on_header, resp->userdata);
+	kbuf_done(&hr.headers);
 	return 0;
 }
 
