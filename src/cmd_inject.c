@@ -290,10 +290,10 @@ static void resolve_batch(void *userdata, struct kilt_image_needs *needs)
  * whole-document path, or STREAM_FALLBACK (nothing written, nothing printed) for the inputs
  * lib/cfn-stream.c hands back. A regular file receives the text as it is made (in its temporary
  * file); anything else gets it whole at the end. */
-static int inject_streamed(const char *buf, size_t len, const char *name, const char *out_path,
-			   const struct kilt_recipe *recipe, struct registry_client *registry,
-			   struct kilt_image_needs *needs, const struct kilt_ecs_options *opts,
-			   bool explain)
+static int inject_streamed(const char *buf, size_t len, const char *path, const char *name,
+			   const char *out_path, const struct kilt_recipe *recipe,
+			   struct registry_client *registry, struct kilt_image_needs *needs,
+			   const struct kilt_ecs_options *opts, bool explain)
 {
 	struct kilt_error err = { 0 };
 	_cleanup_free_ struct out_stream *o = NULL;
@@ -330,7 +330,7 @@ static int inject_streamed(const char *buf, size_t len, const char *name, const 
 		cli_report(&err);
 		return EXIT_ERROR;
 	}
-	if (leave_untouched(name, out_path, &rep)) {
+	if (leave_untouched(path, out_path, &rep)) {
 		kbuf_done(&mem);
 		finish(&rep, explain, NULL, out_path);
 		kilt_report_done(&rep);
@@ -577,8 +577,8 @@ int cmd_inject(int argc, char **argv)
 	int recipe_r = remove ? 0 : load_recipe(recipe_path, &recipe, &recipe_err);
 	if (json_path != JSON_PATH_WHOLE && recipe_r == 0 &&
 	    kilt_yaml_detect(buf, len) == KILT_FORMAT_JSON) {
-		int s = inject_streamed(buf, len, name, out_path, recipe, registry, &needs, &opts,
-					explain);
+		int s = inject_streamed(buf, len, path, name, out_path, recipe, registry, &needs,
+					&opts, explain);
 		if (s != STREAM_FALLBACK)
 			return s;
 	}
