@@ -447,16 +447,20 @@ json_t *cfn_wrap_sub(json_t *v, const char *text, const json_t *vars)
 
 char *cfn_encode_label(const json_t *v)
 {
-	_cleanup_free_ char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!s)
 		return xstrdup("null");
+	if (!strchr(s, '$'))
+		return s;
+	_cleanup_free_ char *text = s;
 	struct kbuf b;
 	kbuf_init(&b, SIZE_MAX / 2);
-	for (const char *p = s; *p; p++) {
-		if (*p == '$')
-			(void)kbuf_adds(&b, "\\u0024");
-		else
-			(void)kbuf_addc(&b, *p);
+	for (const char *p = text, *d; *p; p = d + 1) {
+		d = strchr(p, '$');
+		(void)kbuf_add(&b, p, d ? (size_t)(d - p) : strlen(p));
+		if (!d)
+			break;
+		(void)kbuf_adds(&b, "\\u0024");
 	}
 	return kbuf_steal(&b);
 }

@@ -100,6 +100,7 @@ struct kilt_ecs_engine {
 	size_t lookups; /* image facts asked for so far */
 	bool want_patch; /* hand the run's changes out as a JSON Patch (CloudFormation only) */
 	json_t *patch; /* owned: that patch, once the run succeeded */
+	json_t *task_users; /* owned, made on first use: task id -> its Services and TaskSets */
 };
 
 /* Task-level facts and the decision taken for them. */

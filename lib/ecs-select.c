@@ -151,6 +151,39 @@ static void decide_platform(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 	}
 }
 
+/* The Services and TaskSets of the template by the task they run (Ref TaskDefinition): task id ->
+ * [resource ids] in document order, made on first use so that each task does not walk every
+ * resource of the template again. */
+static const json_t *task_users(const struct kilt_ecs_engine *e)
+{
+	struct kilt_ecs_engine *m = (struct kilt_ecs_engine *)(uintptr_t)e;
+	if (m->task_users)
+		return m->task_users;
+	m->task_users = json_object();
+	const json_t *resources = json_object_get(e->cfn.template, "Resources");
+	const char *id;
+	const json_t *res;
+	json_object_foreach ((json_t *)(uintptr_t)resources, id, res) {
+		const char *type = json_string_value(json_object_get(res, "Type"));
+		if (!type || (strcmp(type, "AWS::ECS::Service") != 0 &&
+			      strcmp(type, "AWS::ECS::TaskSet") != 0))
+			continue;
+		const json_t *props = json_object_get(res, "Properties");
+		const json_t *td = json_object_get(props, "TaskDefinition");
+		const char *fn;
+		const char *ref = json_string_value(json_object_get(td, "Ref"));
+		if (!cfn_is_intrinsic(td, &fn) || strcmp(fn, "Ref") != 0 || !ref)
+			continue;
+		json_t *list = json_object_get(m->task_users, ref);
+		if (!list) {
+			list = json_array();
+			json_object_set_new(m->task_users, ref, list);
+		}
+		json_array_append_new(list, json_string(id));
+	}
+	return m->task_users;
+}
+
 /* Whether the task's Services and TaskSets (CloudFormation) run it on Fargate: false with
  * `why` when at least one references the task and none can (LaunchType EC2 or EXTERNAL, a
  * capacity provider strategy without FARGATE or FARGATE_SPOT). A service that leaves the choice
@@ -161,22 +194,14 @@ static bool launched_on_fargate(const struct kilt_ecs_engine *e, const struct ki
 	if (!e->intrinsics)
 		return true;
 	const json_t *resources = json_object_get(e->cfn.template, "Resources");
-	const char *id, *first = NULL;
-	const json_t *res;
+	const char *first = NULL;
 	char how[200] = "";
 	size_t users = 0;
-	json_object_foreach ((json_t *)(uintptr_t)resources, id, res) {
-		const char *type = json_string_value(json_object_get(res, "Type"));
-		if (!type || (strcmp(type, "AWS::ECS::Service") != 0 &&
-			      strcmp(type, "AWS::ECS::TaskSet") != 0))
-			continue;
-		const json_t *props = json_object_get(res, "Properties");
-		const json_t *td = json_object_get(props, "TaskDefinition");
-		const char *fn;
-		if (!cfn_is_intrinsic(td, &fn) || strcmp(fn, "Ref") != 0 ||
-		    !json_is_string(json_object_get(td, "Ref")) ||
-		    strcmp(json_string_value(json_object_get(td, "Ref")), t->id) != 0)
-			continue;
+	size_t k;
+	const json_t *idv;
+	json_array_foreach (json_object_get(task_users(e), t->id), k, idv) {
+		const char *id = json_string_value(idv);
+		const json_t *props = json_object_get(json_object_get(resources, id), "Properties");
 		users++;
 		char w[128] = "";
 		_cleanup_free_ char *lt = NULL;

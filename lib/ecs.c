@@ -898,6 +898,8 @@ static int run_with_report(struct kilt_ecs_engine *e, json_t *doc, struct kilt_r
 	e->journal = NULL;
 	json_decref(e->shared);
 	e->shared = NULL;
+	json_decref(e->task_users);
+	e->task_users = NULL;
 	kilt_report_tally(&local);
 	e->report = NULL;
 	if (report && r == 0) {

@@ -141,6 +141,7 @@ struct kilt_report {
 	const char *input; /* static: the kind of document processed ("cloudformation"...) */
 	struct kilt_decision *decisions; /* owned */
 	size_t n_decisions;
+	size_t cap; /* decisions allocated */
 	size_t n_patched, n_unchanged, n_skipped, n_removed, n_warnings;
 };
 

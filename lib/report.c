@@ -74,10 +74,22 @@ static char *reason_dup(const char *s)
 	return out;
 }
 
+/* Room for `more` decisions (doubling: a run adds thousands, one at a time). */
+static void reserve(struct kilt_report *r, size_t more)
+{
+	if (r->n_decisions + more <= r->cap)
+		return;
+	size_t cap = r->cap ? r->cap * 2 : 16;
+	while (cap < r->n_decisions + more)
+		cap *= 2;
+	r->decisions = xrealloc(r->decisions, cap * sizeof(*r->decisions));
+	r->cap = cap;
+}
+
 size_t kilt_report_add(struct kilt_report *r, const char *task, const char *container,
 		       enum kilt_verdict verdict, bool warning, const char *reason)
 {
-	r->decisions = xrealloc(r->decisions, (r->n_decisions + 1) * sizeof(*r->decisions));
+	reserve(r, 1);
 	r->decisions[r->n_decisions] = (struct kilt_decision){
 		.task = xstrdup(task),
 		.container = container ? xstrdup(container) : NULL,
@@ -97,8 +109,7 @@ void kilt_report_set_reason(struct kilt_report *r, size_t i, const char *reason)
 void kilt_report_move(struct kilt_report *dst, struct kilt_report *src)
 {
 	if (src->n_decisions) {
-		dst->decisions = xrealloc(dst->decisions, (dst->n_decisions + src->n_decisions) *
-								  sizeof(*dst->decisions));
+		reserve(dst, src->n_decisions);
 		memcpy(dst->decisions + dst->n_decisions, src->decisions,
 		       src->n_decisions * sizeof(*src->decisions));
 		dst->n_decisions += src->n_decisions;
