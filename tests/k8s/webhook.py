@@ -13,6 +13,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -92,6 +93,64 @@ def pod(name):
     })
 
 
+def rotate_under_load(c, hook, cert, key):
+    stop = threading.Event()
+    codes, lock = {}, threading.Lock()
+    body = json.loads(pod("dry"))
+    del body["metadata"]["name"]
+    body["metadata"]["generateName"] = "dry-"
+
+    def load():
+        while not stop.is_set():
+            try:
+                st, _ = c.api("POST", "/api/v1/namespaces/default/pods?dryRun=All", body)
+            except Exception as e:  # a failure of any kind counts
+                st = repr(e)
+            with lock:
+                codes[st] = codes.get(st, 0) + 1
+
+    def reloads():
+        return len([j for j in hook.lines if j.get("msg") == "certificate reloaded"])
+
+    def wait_reloads(n):
+        deadline = time.monotonic() + 15
+        while reloads() < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return reloads() >= n
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)
+        # by rename, as a Secret volume updates
+        new_cert, new_key = c.make_cert("webhook2", "kilt-webhook", server=True,
+                                        sans=("IP:127.0.0.1",))
+        shutil.copy(new_cert, cert + ".tmp")
+        shutil.copy(new_key, key + ".tmp")
+        os.rename(key + ".tmp", key)
+        os.rename(cert + ".tmp", cert)
+        check(wait_reloads(1), "the webhook reloaded the renamed certificate")
+        time.sleep(1.5)
+        # in place, the certificate first and the key a moment later
+        new_cert, new_key = c.make_cert("webhook3", "kilt-webhook", server=True,
+                                        sans=("IP:127.0.0.1",))
+        shutil.copyfile(new_cert, cert)
+        time.sleep(0.5)
+        shutil.copyfile(new_key, key)
+        check(wait_reloads(2), "the webhook reloaded the certificate written in place")
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    print(f"dry-run pod creations during the rotations: {codes}")
+    check(set(codes) == {201} and codes[201] >= 20,
+          f"every creation admitted during the rotations: {codes}")
+    dry = [j for j in hook.reviews() if j.get("dryRun")]
+    check(len(dry) == codes.get(201, 0), f"each was reviewed as a dry run: {len(dry)}")
+
+
 def main():
     c = k8s_cluster.Cluster()
     try:
@@ -101,7 +160,10 @@ def main():
         return 77
     hook = None
     try:
-        cert, key = c.make_cert("webhook", "kilt-webhook", server=True, sans=("IP:127.0.0.1",))
+        first = c.make_cert("webhook", "kilt-webhook", server=True, sans=("IP:127.0.0.1",))
+        cert, key = os.path.join(c.dir, "live.crt"), os.path.join(c.dir, "live.key")
+        shutil.copy(first[0], cert)
+        shutil.copy(first[1], key)
         recipe = os.path.join(c.dir, "recipe.conf")
         with open(recipe, "w") as f:
             f.write("deploy { entrypoint: [ /kilt/launch, \"--\" ] ${original.entrypoint} }\n")
@@ -154,6 +216,12 @@ def main():
         n = len(hook.reviews())
         want = f'kilt_webhook_review_duration_seconds_count {n}'
         check(want in text.splitlines(), f"metrics count the {n} reviews: {want!r}")
+
+        # The certificate rotated twice while pods are created (server-side dry run: reviewed,
+        # not stored) with failurePolicy Fail, so a failed call would refuse a pod: none is.
+        c.kubectl("apply", "-f", "-", input=registration(url, ca_bundle, "Fail"))
+        rotate_under_load(c, hook, cert, key)
+        c.kubectl("apply", "-f", "-", input=registration(url, ca_bundle, "Ignore"))
 
         # The webhook down: Ignore admits, Fail refuses (the call really is made).
         check(hook.stop() == 0, "the webhook exits 0 on SIGTERM")
