@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The test cluster itself (tests/infra/k8s_cluster.py): the built versions answer, the node is
 Ready, a pod from the local busybox image runs on the CNI bridge and its log is read back through
-the API server and kubelet, `kubectl exec` runs in it, a failing container's exit status comes
-through, a Deployment's pod is scheduled and started by the controllers, and stopping the cluster
+the API server and kubelet, `kubectl exec`, `kubectl cp` and `kubectl debug` (an ephemeral
+container sharing the target's process namespace) work in it, a failing container's exit status
+comes through, a Deployment's pod is scheduled and started by the controllers, and stopping the cluster
 leaves no process, mount, network namespace or bridge behind.
 """
 import json
@@ -92,6 +93,27 @@ def main():
         # stdin reaches the container
         out = c.kubectl("exec", "-i", "hello", "--", "wc", "-c", input="12345")
         check(out.stdout.strip() == "5", f"kubectl exec -i: {out.stdout!r}")
+
+        # kubectl cp (tar through exec) into the container and back out.
+        src = os.path.join(c.dir, "cp-in.txt")
+        with open(src, "w") as f:
+            f.write("copied\n")
+        c.kubectl("cp", src, "hello:/tmp/cp-in.txt", "-c", "main")
+        out = c.kubectl("exec", "hello", "--", "cat", "/tmp/cp-in.txt").stdout
+        check(out == "copied\n", f"kubectl cp into the pod: {out!r}")
+
+        # kubectl debug: an ephemeral container from the local image shares the target's
+        # process namespace (the target's PID 1 is visible in it).
+        c.kubectl("debug", "hello", "--image", k8s_cluster.IMAGES["busybox"],
+                  "--image-pull-policy=Never", "--target=main", "-c", "dbg", "--", "sleep", "600")
+        running = wait_for("the ephemeral container to run", lambda: any(
+            s.get("name") == "dbg" and "running" in s.get("state", {})
+            for s in (get(c, "pod", "hello") or {}).get("status", {}).get(
+                "ephemeralContainerStatuses", [])))
+        if running:
+            out = c.kubectl("exec", "hello", "-c", "dbg", "--", "cat", "/proc/1/cmdline").stdout
+            check(out.split("\0")[:2] == ["sleep", "3600"],
+                  f"the ephemeral container sees the target's PID 1: {out!r}")
 
         # A container that fails: its exit code is recorded.
         c.kubectl("apply", "-f", "-", input=pod("fails", ["sh", "-c", "echo bye; exit 3"], "Never"))
