@@ -36,6 +36,7 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -88,9 +89,22 @@ def missing_programs():
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range, so that neither an outgoing
+    connection nor another test's bind to port 0 can take it between now and the daemon's bind."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low) if low > 2024 else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise ClusterError("no free loopback port found")
 
 
 def sh(*argv, check=True, **kw):
@@ -280,25 +294,38 @@ class Cluster:
         self._lock()
         self.timings["lock_wait_s"] = round(time.monotonic() - t0, 2)
         try:
-            clean_leftovers()
-            t1 = time.monotonic()
-            self.dir = tempfile.mkdtemp(prefix=RUN_PREFIX, dir=RUN_BASE)
-            os.chmod(self.dir, 0o755)
-            self._paths()
-            self._make_certs()
-            self._make_images()
-            self._start_etcd()
-            self._start_apiserver()
-            self._start_controllers()
-            self._start_containerd()
-            self._import_images()
-            self._start_kubelet()
-            self._wait_ready()
-            self.timings["start_s"] = round(time.monotonic() - t1, 2)
-            log(f"cluster up in {self.timings['start_s']} s ({self.dir})")
+            for attempt in range(3):
+                try:
+                    self._start_once()
+                    break
+                except ClusterError as e:
+                    if "address already in use" not in str(e) or attempt == 2:
+                        raise
+                    why = [ln for ln in str(e).splitlines() if "address already in use" in ln]
+                    log(f"a port was taken while starting, starting again: {why[0].strip()}")
+                    self._teardown()
+                    clean_leftovers(own=self.dir)
         except BaseException:
             self.stop()
             raise
+
+    def _start_once(self):
+        clean_leftovers()
+        t1 = time.monotonic()
+        self.dir = tempfile.mkdtemp(prefix=RUN_PREFIX, dir=RUN_BASE)
+        os.chmod(self.dir, 0o755)
+        self._paths()
+        self._make_certs()
+        self._make_images()
+        self._start_etcd()
+        self._start_apiserver()
+        self._start_controllers()
+        self._start_containerd()
+        self._import_images()
+        self._start_kubelet()
+        self._wait_ready()
+        self.timings["start_s"] = round(time.monotonic() - t1, 2)
+        log(f"cluster up in {self.timings['start_s']} s ({self.dir})")
 
     def stop(self):
         if self.lock_fd is None:
