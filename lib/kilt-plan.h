@@ -93,6 +93,10 @@ struct kilt_selection {
 	/* how reasons name where the selection was read: "tag" and "tagged" (the defaults, for
 	 * NULL), "annotation" and "annotated"... Static or borrowed. */
 	const char *noun, *verb;
+	/* the names of the container lists in reasons: "kilt-include-containers" and
+	 * "kilt-ignore-containers" (the defaults, for NULL), "kilt.dev/include-containers"...
+	 * Static or borrowed. */
+	const char *include_key, *ignore_key;
 	bool include; /* the workload says include */
 	bool ignore; /* the workload says ignore */
 	json_t *include_containers; /* owned array of names, or NULL: not given */

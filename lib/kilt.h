@@ -60,6 +60,7 @@ char *kilt_base64_encode(const void *in, size_t len);
 #include "kilt-plan.h"
 #include "kilt-yaml.h"
 #include "kilt-ecs.h"
+#include "kilt-k8s.h"
 #include "kilt-macro.h"
 #include "kilt-admission.h"
 

@@ -221,6 +221,8 @@ bool kilt_selection_container(const struct kilt_selection *s, const char *name,
 			      bool *ret_listed)
 {
 	const char *noun = s->noun ? s->noun : "tag";
+	const char *inc = s->include_key ? s->include_key : "kilt-include-containers";
+	const char *ign = s->ignore_key ? s->ignore_key : "kilt-ignore-containers";
 	bool warn_ignored = false, listed_ignored = false;
 	bool *warn = ret_warn ? ret_warn : &warn_ignored;
 	bool *listed = ret_listed ? ret_listed : &listed_ignored;
@@ -228,20 +230,19 @@ bool kilt_selection_container(const struct kilt_selection *s, const char *name,
 	if (!name) {
 		if (!s->include_containers && !s->ignore_containers)
 			return true;
-		snprintf(why, size,
-			 "%s, so kilt cannot tell whether the kilt-%s-containers %s names it",
+		snprintf(why, size, "%s, so kilt cannot tell whether the %s %s names it",
 			 name_why ? name_why : "the container's name is not known",
-			 s->include_containers ? "include" : "ignore", noun);
+			 s->include_containers ? inc : ign, noun);
 		*warn = true;
 		return false;
 	}
 	if (s->ignore_containers && is_listed(s->ignore_containers, name)) {
-		snprintf(why, size, "listed in the kilt-ignore-containers %s", noun);
+		snprintf(why, size, "listed in the %s %s", ign, noun);
 		return false;
 	}
 	if (s->include_containers) {
 		if (!is_listed(s->include_containers, name)) {
-			snprintf(why, size, "not listed in the kilt-include-containers %s", noun);
+			snprintf(why, size, "not listed in the %s %s", inc, noun);
 			return false;
 		}
 		*listed = true;

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Fuzz target for the Kubernetes object walker and engine: the input is a manifest stream (YAML
+ * or JSON, one or more documents). Checks, for whatever parses:
+ *  - every pod the walker reports sits at its JSON Pointer inside its document;
+ *  - injecting gives a patch; injecting the result again changes nothing (empty patches);
+ *  - removing the injection gives back the input (when the input held no kilt status);
+ *  - the webhook's door (kilt_k8s_mutate) on each Pod document succeeds or fails cleanly. */
+#include <stdint.h>
+
+#include "internal.h"
+#include "kilt.h"
+
+static const char RECIPE[] =
+	"deploy {\n"
+	"  entrypoint: [ /kilt/bin/kilt-launch, \"--\" ] ${original.entrypoint}\n"
+	"  command: ${original.command}\n"
+	"  mount: [ { name: kilt-agent, image: \"example/agent:1\", volumes: [ /kilt, /opt/x ] } "
+	"]\n"
+	"  environment: { META: \"image=\"${original.image} }\n"
+	"  capabilities: [ SYS_PTRACE ]\n"
+	"}\n";
+
+static struct kilt_recipe *recipe(void)
+{
+	static struct kilt_recipe *r;
+	if (!r && kilt_recipe_load_string(RECIPE, sizeof(RECIPE) - 1, "fuzz", &r, NULL) < 0)
+		abort();
+	return r;
+}
+
+/* Resolves an RFC 6901 pointer made of plain keys and indices (what the walker writes). */
+static json_t *resolve(json_t *doc, const char *ptr)
+{
+	json_t *cur = doc;
+	while (cur && *ptr == '/') {
+		ptr++;
+		size_t n = strcspn(ptr, "/");
+		char key[256];
+		if (n >= sizeof(key))
+			return NULL;
+		memcpy(key, ptr, n);
+		key[n] = '\0';
+		ptr += n;
+		if (json_is_array(cur)) {
+			char *end;
+			unsigned long i = strtoul(key, &end, 10);
+			cur = *end ? NULL : json_array_get(cur, i);
+		} else {
+			cur = json_object_get(cur, key);
+		}
+	}
+	return *ptr ? NULL : cur;
+}
+
+static json_t *docs_of;
+
+static int check_ref(const struct kilt_k8s_pod_ref *ref, void *userdata)
+{
+	(void)userdata;
+	json_t *doc = json_is_array(docs_of) ? json_array_get(docs_of, ref->document) : docs_of;
+	if (!ref->kind || !ref->pointer || !ref->workload)
+		abort();
+	if (!ref->problem && resolve(doc, ref->pointer) != ref->pod)
+		abort(); /* the walker's pointer does not lead to the pod it reported */
+	if (!ref->problem && !json_is_object(json_object_get(ref->pod, "spec")))
+		abort();
+	return 0;
+}
+
+static bool all_empty(const json_t *patches)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach (patches, i, p) {
+		if (json_array_size(p))
+			return false;
+	}
+	return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	json_t *docs = NULL;
+	struct kilt_error err = { 0 };
+	if (kilt_yaml_load((const char *)data, size, "fuzz", KILT_YAML_MULTI, NULL, &docs, &err) <
+	    0)
+		return 0;
+	docs_of = docs;
+	(void)kilt_k8s_walk(docs, check_ref, NULL, &err);
+	bool had_status = memmem(data, size, "kilt.dev/status", 15) != NULL;
+	struct kilt_k8s_recipe kr = { .name = "fuzz", .recipe = recipe() };
+	struct kilt_k8s_options o;
+	kilt_k8s_options_default(&o);
+	o.recipes = &kr;
+	o.n_recipes = 1;
+	json_t *orig = json_deep_copy(docs);
+	json_t *patches = NULL;
+	struct kilt_report rep;
+	kilt_report_init(&rep);
+	if (kilt_k8s_inject(docs, NULL, &o, &rep, &patches, &err) == 0) {
+		json_t *again = NULL;
+		if (kilt_k8s_inject(docs, NULL, &o, &rep, &again, &err) != 0)
+			abort(); /* what kilt wrote, kilt must read */
+		if (!had_status && !all_empty(again))
+			abort(); /* applying twice differs from once */
+		json_decref(again);
+		json_t *removed = NULL;
+		if (kilt_k8s_remove(docs, &o, &rep, &removed, &err) != 0)
+			abort();
+		if (!had_status && !json_equal(docs, orig))
+			abort(); /* removal does not restore the input */
+		json_decref(removed);
+	} else if (!json_equal(docs, orig)) {
+		abort(); /* a failed run must leave the documents as they were */
+	}
+	kilt_report_done(&rep);
+	json_decref(patches);
+	size_t i;
+	json_t *d;
+	json_array_foreach (orig, i, d) {
+		if (!json_is_object(d) || !json_is_string(json_object_get(d, "kind")) ||
+		    strcmp(json_string_value(json_object_get(d, "kind")), "Pod") != 0)
+			continue;
+		struct kilt_k8s_result res;
+		kilt_k8s_result_init(&res);
+		struct kilt_k8s_namespace ns = { .name = "fuzz" };
+		if (kilt_k8s_mutate(d, &ns, &o, &res, &err) == 0) {
+			if (!json_is_array(res.patch) || !json_is_object(res.pod) ||
+			    !json_is_array(res.warnings))
+				abort();
+			kilt_k8s_result_done(&res);
+		}
+	}
+	json_decref(orig);
+	json_decref(docs);
+	return 0;
+}

@@ -1,0 +1,1740 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The Kubernetes engine: decides for each pod (found by k8s-walk.c) whether and with which
+ * recipe to inject it, plans each container through the shared planning step (plan.c), and
+ * writes the plan into the raw pod through the undo journal (journal.c), which also gives the
+ * RFC 6902 patch. The pod keeps a status annotation recording what kilt added and what it
+ * replaced, so that a second run is a no-op, a changed recipe replaces the injection and
+ * removal restores the pod. docs/kubernetes.md documents the rules. */
+#include <strings.h>
+
+#include "internal.h"
+#include "journal.h"
+#include "kilt.h"
+
+#define DEFAULT_COPY_HELPER "/kilt/bin/kilt-wait"
+#define COPY_MOUNT_ROOT "/kilt-volume"
+#define COPIER_UID 65532
+#define MAX_NAME 63 /* a DNS label: container and volume names */
+#define STATUS_VERSION 1
+
+/* What one run (a document or a pod) shares. */
+struct run {
+	const struct kilt_k8s_options *opts;
+	struct kilt_journal *j;
+	struct kilt_report *report; /* borrowed */
+	json_t *warnings; /* borrowed array of strings, or NULL */
+	struct kilt_image_needs *needs; /* borrowed: only listing what to look up */
+	json_t *namespaces; /* borrowed: name -> Namespace object of the input, or NULL */
+	const struct kilt_k8s_namespace *default_ns; /* borrowed, may be NULL */
+	bool removing;
+	struct kilt_error *err;
+};
+
+/* One pod being decided. */
+struct pod {
+	struct run *run;
+	const struct kilt_k8s_pod_ref *ref;
+	json_t *obj; /* borrowed: the object holding metadata and spec */
+	json_t *spec; /* borrowed */
+	char task[512]; /* "Deployment web" / "Pod default/web-1" for the report */
+	const char *ns_name; /* borrowed */
+	const json_t *ns_labels, *ns_annotations; /* borrowed, may be NULL */
+	const json_t *status; /* borrowed from `status_owned`, or NULL */
+	json_t *status_owned; /* owned: the parsed status annotation */
+	char *platform; /* owned; NULL when unknown */
+	size_t decision; /* the pod's decision in the report */
+	size_t mark; /* the journal before this pod */
+	bool warn;
+	char reason[1024];
+};
+
+static const char *const SYSTEM_NAMESPACES[] = { "kube-system", "kube-public", "kube-node-lease" };
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static const char *str_at(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+__attribute__((format(printf, 3, 4))) static void append_reason(char *buf, size_t size,
+								const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	if (len + 3 >= size)
+		return;
+	if (len) {
+		memcpy(buf + len, "; ", 3);
+		len += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
+}
+
+static void warn(struct run *run, const char *task, const char *container, const char *msg)
+{
+	if (!run->warnings)
+		return;
+	json_array_append_new(run->warnings,
+			      container ? json_sprintf("%s / %s: %s", task, container, msg)
+					: json_sprintf("%s: %s", task, msg));
+}
+
+/* A value of the label or annotation `key`: the label first, as Istio and Linkerd read them. */
+static const char *meta_value(const json_t *labels, const json_t *annotations, const char *key)
+{
+	const char *v = str_at(labels, key);
+	return v ? v : str_at(annotations, key);
+}
+
+/* +1 enabled, -1 disabled, 0 absent; -2 not a value kilt knows. */
+static int inject_setting(const char *v)
+{
+	if (!v)
+		return 0;
+	if (strcasecmp(v, "enabled") == 0 || strcasecmp(v, "true") == 0)
+		return 1;
+	if (strcasecmp(v, "disabled") == 0 || strcasecmp(v, "false") == 0)
+		return -1;
+	return -2;
+}
+
+/* ---- journaled edits ----------------------------------------------------------------------- */
+
+static void set(struct run *run, json_t *obj, const char *key, json_t *value)
+{
+	kilt_journal_set(run->j, obj, key, value);
+}
+
+static void del(struct run *run, json_t *obj, const char *key)
+{
+	kilt_journal_del(run->j, obj, key);
+}
+
+enum { CREATED = 1, CREATED_FROM_NULL = 2 };
+
+/* What the status records for a field kilt created: true (it was absent) or "null". */
+static json_t *created_marker(int created)
+{
+	return created == CREATED_FROM_NULL ? json_string("null") : json_true();
+}
+
+/* Undoes a created field when it is empty again: deleted, or null as it was. */
+static void undo_created(struct run *run, json_t *obj, const char *key, const json_t *marker,
+			 bool empty)
+{
+	if (!marker || !empty)
+		return;
+	if (json_is_true(marker))
+		del(run, obj, key);
+	else if (json_is_string(marker) && strcmp(json_string_value(marker), "null") == 0)
+		set(run, obj, key, json_null());
+}
+
+/* obj[key] as an object, created (journaled) when absent or null. NULL when it is something else. */
+static json_t *ensure_object(struct run *run, json_t *obj, const char *key, int *ret_created)
+{
+	json_t *v = json_object_get(obj, key);
+	if (ret_created)
+		*ret_created = 0;
+	if (!v || json_is_null(v)) {
+		if (ret_created)
+			*ret_created = v ? CREATED_FROM_NULL : CREATED;
+		set(run, obj, key, json_object());
+		return json_object_get(obj, key);
+	}
+	return json_is_object(v) ? v : NULL;
+}
+
+static json_t *ensure_array(struct run *run, json_t *obj, const char *key, int *ret_created)
+{
+	json_t *v = json_object_get(obj, key);
+	if (ret_created)
+		*ret_created = 0;
+	if (!v || json_is_null(v)) {
+		if (ret_created)
+			*ret_created = v ? CREATED_FROM_NULL : CREATED;
+		set(run, obj, key, json_array());
+		return json_object_get(obj, key);
+	}
+	return json_is_array(v) ? v : NULL;
+}
+
+static void append(struct run *run, json_t *list, json_t *value)
+{
+	kilt_journal_will_append(run->j, list);
+	json_array_append_new(list, value);
+}
+
+/* Removes the elements of `list` whose `key` (or the string element itself when key is NULL) is
+ * in `names` (an array of strings), journaled. */
+static void remove_named(struct run *run, json_t *list, const char *key, const json_t *names)
+{
+	if (!json_is_array(list) || !json_array_size(names))
+		return;
+	json_t *before = NULL;
+	for (size_t i = json_array_size(list); i-- > 0;) {
+		json_t *el = json_array_get(list, i);
+		const char *name = key ? str_at(el, key) : json_string_value(el);
+		bool hit = false;
+		size_t k;
+		json_t *n;
+		json_array_foreach (names, k, n) {
+			if (name && json_is_string(n) && strcmp(name, json_string_value(n)) == 0)
+				hit = true;
+		}
+		if (!hit)
+			continue;
+		if (!before)
+			before = json_copy(list);
+		json_array_remove(list, i);
+	}
+	if (before)
+		kilt_journal_removed(run->j, list, before);
+}
+
+static json_t *find_named(const json_t *list, const char *key, const char *name)
+{
+	size_t i;
+	json_t *el;
+	json_array_foreach (list, i, el) {
+		const char *n = str_at(el, key);
+		if (n && strcmp(n, name) == 0)
+			return el;
+	}
+	return NULL;
+}
+
+/* ---- names --------------------------------------------------------------------------------- */
+
+/* A DNS label from `prefix` + `s`: lower case, [a-z0-9-], at most 63, no leading/trailing '-'. */
+static void dns_label(char *out, size_t size, const char *prefix, const char *s, int index)
+{
+	char raw[256];
+	if (index >= 0)
+		snprintf(raw, sizeof(raw), "%s%s-%d", prefix, s, index);
+	else
+		snprintf(raw, sizeof(raw), "%s%s", prefix, s);
+	size_t n = 0, max = size - 1 < MAX_NAME ? size - 1 : MAX_NAME;
+	for (const char *p = raw; *p && n < max; p++) {
+		char c = *p;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			c = '-';
+		if (c == '-' && (n == 0 || out[n - 1] == '-'))
+			continue;
+		out[n++] = c;
+	}
+	while (n && out[n - 1] == '-')
+		n--;
+	out[n] = '\0';
+}
+
+/* The name of the volume of mount `m` (plan mount object), volume index `i`. When the mount
+ * name already starts with "kilt", it is not prefixed again. */
+static void volume_name(char *out, size_t size, const json_t *m, size_t i)
+{
+	const char *name = str_at(m, "name");
+	if (!name)
+		name = "mount";
+	bool prefixed = strncmp(name, "kilt", 4) == 0;
+	dns_label(out, size, prefixed ? "" : "kilt-", name, (int)i);
+}
+
+static void copier_name(char *out, size_t size, const json_t *m)
+{
+	const char *name = str_at(m, "name");
+	if (!name)
+		name = "mount";
+	dns_label(out, size, "kilt-copy-", strncmp(name, "kilt-", 5) == 0 ? name + 5 : name, -1);
+}
+
+/* ---- platform ------------------------------------------------------------------------------ */
+
+/* The single value a required node affinity or nodeSelector pins `key` to, or NULL (written
+ * into buf). More than one allowed value is "unknown". */
+static const char *pinned(const json_t *spec, const char *key, char *buf, size_t size)
+{
+	const char *v = str_at(json_object_get(spec, "nodeSelector"), key);
+	if (v) {
+		snprintf(buf, size, "%s", v);
+		return buf;
+	}
+	const json_t *terms = json_object_get(
+		json_object_get(json_object_get(json_object_get(json_object_get(spec, "affinity"),
+								"nodeAffinity"),
+						"requiredDuringSchedulingIgnoredDuringExecution"),
+				"nodeSelectorTerms"),
+		NULL);
+	(void)terms;
+	const json_t *na = json_object_get(json_object_get(spec, "affinity"), "nodeAffinity");
+	const json_t *req = json_object_get(na, "requiredDuringSchedulingIgnoredDuringExecution");
+	const json_t *list = json_object_get(req, "nodeSelectorTerms");
+	const char *found = NULL;
+	size_t i, k;
+	json_t *term, *expr;
+	/* Terms are ORed: every term must pin the same single value. */
+	json_array_foreach (list, i, term) {
+		const char *in_term = NULL;
+		json_array_foreach (json_object_get(term, "matchExpressions"), k, expr) {
+			const char *ek = str_at(expr, "key"), *op = str_at(expr, "operator");
+			const json_t *vals = json_object_get(expr, "values");
+			if (!ek || strcmp(ek, key) != 0 || !op || strcmp(op, "In") != 0)
+				continue;
+			if (json_array_size(vals) != 1 || !json_is_string(json_array_get(vals, 0)))
+				return NULL;
+			in_term = json_string_value(json_array_get(vals, 0));
+		}
+		if (!in_term || (found && strcmp(found, in_term) != 0))
+			return NULL;
+		found = in_term;
+	}
+	if (!found)
+		return NULL;
+	snprintf(buf, size, "%s", found);
+	return buf;
+}
+
+static void decide_platform(struct pod *p)
+{
+	char os[64], arch[64];
+	const char *o = pinned(p->spec, "kubernetes.io/os", os, sizeof(os));
+	const char *a = pinned(p->spec, "kubernetes.io/arch", arch, sizeof(arch));
+	if (!o && !a)
+		return;
+	p->platform = xasprintf("%s/%s", o ? o : "linux", a ? a : "amd64");
+	if (!a) {
+		/* the OS alone does not say the architecture: keep only what is known */
+		free(p->platform);
+		p->platform = NULL;
+		if (o && strcmp(o, "linux") != 0)
+			p->platform = xasprintf("%s/unknown", o);
+	}
+}
+
+/* ---- namespace facts ----------------------------------------------------------------------- */
+
+static void namespace_facts(struct pod *p)
+{
+	struct run *run = p->run;
+	const json_t *wmeta = json_object_get(p->ref->workload, "metadata");
+	const char *name = str_at(wmeta, "namespace");
+	if (!name || !name[0])
+		name = str_at(json_object_get(p->obj, "metadata"), "namespace");
+	if (!name || !name[0])
+		name = run->default_ns && run->default_ns->name ? run->default_ns->name : NULL;
+	if (!name || !name[0])
+		name = run->opts->default_namespace ? run->opts->default_namespace : "default";
+	p->ns_name = name;
+	const json_t *nsobj = run->namespaces ? json_object_get(run->namespaces, name) : NULL;
+	if (nsobj) {
+		const json_t *m = json_object_get(nsobj, "metadata");
+		p->ns_labels = json_object_get(m, "labels");
+		p->ns_annotations = json_object_get(m, "annotations");
+	} else if (run->default_ns &&
+		   (!run->default_ns->name || strcmp(run->default_ns->name, name) == 0)) {
+		p->ns_labels = run->default_ns->labels;
+		p->ns_annotations = run->default_ns->annotations;
+	}
+}
+
+/* ---- Pod Security -------------------------------------------------------------------------- */
+
+/* Capabilities the baseline level allows a container to add (Pod Security Standards). */
+static const char *const BASELINE_CAPS[] = {
+	"AUDIT_WRITE",	    "CHOWN",   "DAC_OVERRIDE", "FOWNER",  "FSETID", "KILL",	 "MKNOD",
+	"NET_BIND_SERVICE", "SETFCAP", "SETGID",       "SETPCAP", "SETUID", "SYS_CHROOT"
+};
+
+static const char *cap_base(const char *c)
+{
+	return strncasecmp(c, "CAP_", 4) == 0 ? c + 4 : c;
+}
+
+static bool cap_eq(const char *a, const char *b)
+{
+	return strcasecmp(cap_base(a), cap_base(b)) == 0;
+}
+
+/* The first capability of `caps` that `level` forbids, or NULL. */
+static const char *forbidden_cap(const json_t *caps, const char *level)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach (caps, i, c) {
+		const char *s = json_string_value(c);
+		if (!s)
+			continue;
+		if (strcmp(level, "restricted") == 0) {
+			if (!cap_eq(s, "NET_BIND_SERVICE"))
+				return s;
+			continue;
+		}
+		bool ok = false;
+		for (size_t k = 0; k < ARRAY_SIZE(BASELINE_CAPS); k++)
+			ok = ok || cap_eq(s, BASELINE_CAPS[k]);
+		if (!ok)
+			return s;
+	}
+	return NULL;
+}
+
+static const char *psa_level(const struct pod *p, const char *label)
+{
+	const char *v = str_at(p->ns_labels, label);
+	return v && (strcmp(v, "baseline") == 0 || strcmp(v, "restricted") == 0) ? v : NULL;
+}
+
+/* ---- the status annotation ----------------------------------------------------------------- */
+
+static json_t *annotations_of(const json_t *obj)
+{
+	return json_object_get(json_object_get(obj, "metadata"), "annotations");
+}
+
+static int read_status(struct pod *p)
+{
+	const char *text = str_at(annotations_of(p->obj), KILT_K8S_STATUS);
+	if (!text)
+		return 0;
+	json_error_t jerr;
+	json_t *s = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(s) || !json_is_array(json_object_get(s, "containers")) ||
+	    !json_is_string(json_object_get(s, "recipe"))) {
+		json_decref(s);
+		return kilt_error_setf(p->run->err, -EINVAL,
+				       "the %s annotation is not one kilt wrote (%s); delete it to "
+				       "let kilt inject the pod again",
+				       KILT_K8S_STATUS, s ? "unexpected shape" : jerr.text);
+	}
+	p->status_owned = s;
+	p->status = s;
+	return 0;
+}
+
+/* ---- undo ---------------------------------------------------------------------------------- */
+
+/* Restores one container from its record in the status annotation. */
+static void undo_container(struct run *run, json_t *c, const json_t *rec, const json_t *volumes)
+{
+	static const char *const fields[] = { "image", "command", "args" };
+	const json_t *orig = json_object_get(rec, "original");
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		if (!json_object_get(orig, fields[i]))
+			continue; /* not replaced */
+		json_t *v = json_object_get(orig, fields[i]);
+		if (json_is_null(v))
+			del(run, c, fields[i]);
+		else
+			set(run, c, fields[i], json_deep_copy(v));
+	}
+	json_t *env = json_object_get(c, "env");
+	if (json_is_array(env)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach (json_object_get(rec, "env_replaced"), i, e) {
+			json_t *cur =
+				find_named(env, "name", str_at(e, "name") ? str_at(e, "name") : "");
+			if (!cur)
+				continue;
+			const char *k;
+			json_t *v;
+			void *tmp;
+			json_object_foreach_safe (cur, tmp, k, v) {
+				if (!json_object_get(e, k))
+					del(run, cur, k);
+			}
+			json_object_foreach (e, k, v) {
+				if (!json_equal(json_object_get(cur, k), v))
+					set(run, cur, k, json_deep_copy(v));
+			}
+		}
+		remove_named(run, env, "name", json_object_get(rec, "env_added"));
+		undo_created(run, c, "env", json_object_get(rec, "env_created"),
+			     json_array_size(env) == 0);
+	}
+	json_t *sc = json_object_get(c, "securityContext");
+	json_t *caps = json_object_get(sc, "capabilities");
+	json_t *add = json_object_get(caps, "add");
+	remove_named(run, add, NULL, json_object_get(rec, "capabilities_added"));
+	const char *created = str_at(rec, "capabilities_created");
+	const json_t *how = json_is_true(json_object_get(rec, "capabilities_created_null"))
+				    ? json_object_get(rec, "capabilities_created_null")
+				    : NULL;
+	if (created && json_is_array(add) && json_array_size(add) == 0) {
+		_cleanup_json_ json_t *marker = how ? json_string("null") : json_true();
+		if (strcmp(created, "securityContext") == 0 && json_object_size(caps) == 1 &&
+		    json_object_size(sc) == 1)
+			undo_created(run, c, "securityContext", marker, true);
+		else if (strcmp(created, "capabilities") == 0 && json_object_size(caps) == 1)
+			undo_created(run, sc, "capabilities", marker, true);
+		else if (strcmp(created, "add") == 0)
+			undo_created(run, caps, "add", marker, true);
+	}
+	json_t *vm = json_object_get(c, "volumeMounts");
+	remove_named(run, vm, "name", volumes);
+	undo_created(run, c, "volumeMounts", json_object_get(rec, "volume_mounts_created"),
+		     json_is_array(vm) && json_array_size(vm) == 0);
+}
+
+/* Undoes the injection the status annotation records. */
+static void undo_pod(struct pod *p)
+{
+	struct run *run = p->run;
+	const json_t *st = p->status;
+	const json_t *volumes = json_object_get(st, "volumes");
+	size_t i;
+	json_t *rec;
+	const char *lists[] = { "containers", "initContainers" };
+	json_array_foreach (json_object_get(st, "containers"), i, rec) {
+		const char *name = str_at(rec, "name");
+		for (size_t l = 0; name && l < ARRAY_SIZE(lists); l++) {
+			json_t *c = find_named(json_object_get(p->spec, lists[l]), "name", name);
+			if (c)
+				undo_container(run, c, rec, volumes);
+		}
+	}
+	json_t *init = json_object_get(p->spec, "initContainers");
+	remove_named(run, init, "name", json_object_get(st, "initContainers"));
+	undo_created(run, p->spec, "initContainers", json_object_get(st, "init_containers_created"),
+		     json_is_array(init) && json_array_size(init) == 0);
+	json_t *vols = json_object_get(p->spec, "volumes");
+	remove_named(run, vols, "name", volumes);
+	undo_created(run, p->spec, "volumes", json_object_get(st, "volumes_created"),
+		     json_is_array(vols) && json_array_size(vols) == 0);
+	json_t *meta = json_object_get(p->obj, "metadata");
+	json_t *ann = json_object_get(meta, "annotations");
+	del(run, ann, KILT_K8S_STATUS);
+	undo_created(run, meta, "annotations", json_object_get(st, "annotations_created"),
+		     json_is_object(ann) && json_object_size(ann) == 0);
+	undo_created(run, p->obj, "metadata", json_object_get(st, "metadata_created"),
+		     json_is_object(meta) && json_object_size(meta) == 0);
+}
+
+/* ---- applying a plan to a container -------------------------------------------------------- */
+
+struct injection {
+	const struct kilt_planner *planner;
+	struct kilt_marker marker;
+	json_t *status; /* owned: the status being built */
+	json_t *mounts; /* owned: name -> plan mount (the first container's), pod-level objects */
+	json_t *all_caps; /* owned: every capability added, for Pod Security */
+};
+
+static json_t *env_entry(const char *name, const json_t *value)
+{
+	if (json_is_string(value))
+		return json_pack("{ssss}", "name", name, "value", json_string_value(value));
+	if (json_is_object(value) && json_object_get(value, "valueFrom"))
+		return json_pack("{sssO}", "name", name, "valueFrom",
+				 json_object_get(value, "valueFrom"));
+	_cleanup_free_ char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+	return json_pack("{ssss}", "name", name, "value", text ? text : "");
+}
+
+/* Merges the plan's environment into the container's env by name, recording what it did. */
+static int merge_env(struct run *run, json_t *c, const json_t *penv, json_t *rec,
+		     struct kilt_error *err)
+{
+	int created;
+	json_t *env = ensure_array(run, c, "env", &created);
+	if (!env)
+		return kilt_error_setf(err, -EINVAL, "env is not a list");
+	json_t *added = json_array(), *replaced = json_array();
+	size_t i;
+	json_t *pe;
+	json_array_foreach (penv, i, pe) {
+		const char *name = str_at(pe, "name");
+		const json_t *value = json_object_get(pe, "value");
+		if (!name)
+			continue;
+		json_t *cur = find_named(env, "name", name);
+		_cleanup_json_ json_t *want = env_entry(name, value);
+		if (!cur) {
+			append(run, env, json_incref(want));
+			json_array_append_new(added, json_string(name));
+			continue;
+		}
+		/* the original's own value comes back from the plan unchanged: keep it */
+		bool same = true;
+		const char *k;
+		json_t *v;
+		json_object_foreach (want, k, v) {
+			same = same && json_equal(json_object_get(cur, k), v);
+		}
+		if (same)
+			continue;
+		json_array_append_new(replaced, json_deep_copy(cur));
+		void *tmp;
+		json_object_foreach_safe (cur, tmp, k, v) {
+			if (strcmp(k, "name") != 0 && !json_object_get(want, k))
+				del(run, cur, k);
+		}
+		json_object_foreach (want, k, v) {
+			if (!json_equal(json_object_get(cur, k), v))
+				set(run, cur, k, json_incref(v));
+		}
+	}
+	if (json_array_size(added))
+		json_object_set(rec, "env_added", added);
+	if (json_array_size(replaced))
+		json_object_set(rec, "env_replaced", replaced);
+	json_decref(added);
+	json_decref(replaced);
+	if (created) {
+		if (json_array_size(env) == 0 && created == CREATED)
+			del(run, c, "env");
+		else if (json_array_size(env) == 0)
+			set(run, c, "env", json_null());
+		else
+			json_object_set_new(rec, "env_created", created_marker(created));
+	}
+	return 0;
+}
+
+static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *rec,
+		      const char *cname, struct pod *p, struct kilt_error *err)
+{
+	if (!json_array_size(caps))
+		return 0;
+	const char *created = NULL;
+	int cr;
+	bool from_null = false;
+	json_t *sc = ensure_object(run, c, "securityContext", &cr);
+	if (!sc)
+		return kilt_error_setf(err, -EINVAL, "securityContext is not an object");
+	if (cr) {
+		created = "securityContext";
+		from_null = cr == CREATED_FROM_NULL;
+	}
+	json_t *capo = ensure_object(run, sc, "capabilities", &cr);
+	if (!capo)
+		return kilt_error_setf(err, -EINVAL,
+				       "securityContext.capabilities is not an object");
+	if (cr && !created) {
+		created = "capabilities";
+		from_null = cr == CREATED_FROM_NULL;
+	}
+	json_t *add = ensure_array(run, capo, "add", &cr);
+	if (!add)
+		return kilt_error_setf(err, -EINVAL,
+				       "securityContext.capabilities.add is not a list");
+	if (cr && !created) {
+		created = "add";
+		from_null = cr == CREATED_FROM_NULL;
+	}
+	json_t *added = json_array();
+	json_t *drop = json_object_get(capo, "drop");
+	size_t i, k;
+	json_t *cap, *have;
+	json_array_foreach (caps, i, cap) {
+		const char *s = json_string_value(cap);
+		bool present = false;
+		json_array_foreach (add, k, have) {
+			present = present ||
+				  (json_is_string(have) && cap_eq(json_string_value(have), s));
+		}
+		if (!present) {
+			append(run, add, json_string(s));
+			json_array_append_new(added, json_string(s));
+		}
+		json_array_foreach (drop, k, have) {
+			if (json_is_string(have) && cap_eq(json_string_value(have), s)) {
+				char w[256];
+				snprintf(w, sizeof(w),
+					 "securityContext.capabilities.drop names %s, which the "
+					 "recipe adds: the runtime may drop it again",
+					 s);
+				append_reason(p->reason, sizeof(p->reason), "%s: %s", cname, w);
+				p->warn = true;
+			}
+		}
+	}
+	if (json_array_size(added))
+		json_object_set(rec, "capabilities_added", added);
+	json_decref(added);
+	if (created)
+		json_object_set_new(rec, "capabilities_created", json_string(created));
+	if (created && from_null)
+		json_object_set_new(rec, "capabilities_created_null", json_true());
+	return 0;
+}
+
+/* Mounts every volume of every plan mount into the container at its path. */
+static int add_mounts(struct run *run, json_t *c, const json_t *mounts, json_t *rec,
+		      struct kilt_error *err)
+{
+	if (!json_array_size(mounts))
+		return 0;
+	int created;
+	json_t *vm = ensure_array(run, c, "volumeMounts", &created);
+	if (!vm)
+		return kilt_error_setf(err, -EINVAL, "volumeMounts is not a list");
+	if (created)
+		json_object_set_new(rec, "volume_mounts_created", created_marker(created));
+	size_t i, k;
+	json_t *m, *path;
+	json_array_foreach (mounts, i, m) {
+		json_array_foreach (json_object_get(m, "volumes"), k, path) {
+			const char *ps = json_string_value(path);
+			char name[MAX_NAME + 1];
+			volume_name(name, sizeof(name), m, k);
+			json_t *clash = find_named(vm, "mountPath", ps ? ps : "");
+			if (clash &&
+			    !(str_at(clash, "name") && strcmp(str_at(clash, "name"), name) == 0))
+				return kilt_error_setf(
+					err, -EEXIST,
+					"the container already mounts volume %s at %s, where the "
+					"recipe mounts %s",
+					str_at(clash, "name") ? str_at(clash, "name") : "?", ps,
+					name);
+			if (find_named(vm, "name", name))
+				continue;
+			json_t *entry =
+				json_pack("{sssssb}", "name", name, "mountPath", ps, "readOnly", 1);
+			if (run->opts->volume_source == KILT_K8S_VOLUME_IMAGE && ps[1])
+				json_object_set_new(entry, "subPath", json_string(ps + 1));
+			append(run, vm, entry);
+		}
+	}
+	return 0;
+}
+
+static bool is_native_sidecar(const json_t *c)
+{
+	const char *rp = str_at(c, "restartPolicy");
+	return rp && strcmp(rp, "Always") == 0;
+}
+
+static bool listed(const json_t *recs, const char *name)
+{
+	return find_named(recs, "name", name) != NULL;
+}
+
+/* Pod-level objects for the plan's mounts: volumes, and copy init containers. */
+static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_error *err)
+{
+	struct run *run = p->run;
+	const struct kilt_k8s_options *o = run->opts;
+	if (!json_object_size(inj->mounts))
+		return 0;
+	int vcreated, icreated = 0;
+	json_t *vols = ensure_array(run, p->spec, "volumes", &vcreated);
+	if (!vols)
+		return kilt_error_setf(err, -EINVAL, "spec.volumes is not a list");
+	/* on re-invocation the objects of the current injection stay as they are */
+	const json_t *old_v = p->status ? json_object_get(p->status, "volumes") : NULL;
+	const json_t *old_i = p->status ? json_object_get(p->status, "initContainers") : NULL;
+	json_t *vnames = json_array(), *inames = json_array();
+	json_object_set_new(inj->status, "volumes", vnames);
+	json_object_set_new(inj->status, "initContainers", inames);
+	if (vcreated)
+		json_object_set_new(inj->status, "volumes_created", created_marker(vcreated));
+	json_t *init = NULL;
+	const char *key;
+	json_t *m;
+	/* mount names in the plans' order: status->mounts keeps insertion order */
+	json_object_foreach (inj->mounts, key, m) {
+		const char *image = str_at(m, "image");
+		json_t *volumes = json_object_get(m, "volumes");
+		json_t *cmd = json_pack(
+			"[ss]", o->copy_helper ? o->copy_helper : DEFAULT_COPY_HELPER, "--copy");
+		json_t *cvm = json_array();
+		size_t k;
+		json_t *path;
+		json_array_foreach (volumes, k, path) {
+			char name[MAX_NAME + 1];
+			volume_name(name, sizeof(name), m, k);
+			json_array_append_new(vnames, json_string(name));
+			bool kept = false;
+			size_t q;
+			json_t *on;
+			json_array_foreach (old_v, q, on) {
+				kept = kept || (json_is_string(on) &&
+						strcmp(json_string_value(on), name) == 0);
+			}
+			if (kept && find_named(vols, "name", name)) {
+				char dest[64];
+				snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
+				json_array_append(cmd, path);
+				json_array_append_new(cmd, json_string(dest));
+				json_array_append_new(
+					cvm, json_pack("{ssss}", "name", name, "mountPath", dest));
+				continue;
+			}
+			if (find_named(vols, "name", name)) {
+				json_decref(cmd);
+				json_decref(cvm);
+				return kilt_error_setf(err, -EEXIST,
+						       "the pod already has a volume named %s",
+						       name);
+			}
+			json_t *vol;
+			if (o->volume_source == KILT_K8S_VOLUME_IMAGE)
+				vol = json_pack("{sss{ssss}}", "name", name, "image", "reference",
+						image, "pullPolicy", "IfNotPresent");
+			else
+				vol = json_pack("{sss{}}", "name", name, "emptyDir");
+			append(run, vols, vol);
+			char dest[64];
+			snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
+			json_array_append(cmd, path);
+			json_array_append_new(cmd, json_string(dest));
+			json_array_append_new(cvm,
+					      json_pack("{ssss}", "name", name, "mountPath", dest));
+		}
+		if (o->volume_source == KILT_K8S_VOLUME_IMAGE) {
+			json_decref(cmd);
+			json_decref(cvm);
+			continue;
+		}
+		if (!init) {
+			init = ensure_array(run, p->spec, "initContainers", &icreated);
+			if (!init) {
+				json_decref(cmd);
+				json_decref(cvm);
+				return kilt_error_setf(err, -EINVAL,
+						       "spec.initContainers is not a list");
+			}
+		}
+		char cname[MAX_NAME + 1];
+		copier_name(cname, sizeof(cname), m);
+		bool ikept = false;
+		size_t q;
+		json_t *on;
+		json_array_foreach (old_i, q, on) {
+			ikept = ikept ||
+				(json_is_string(on) && strcmp(json_string_value(on), cname) == 0);
+		}
+		if (ikept && find_named(init, "name", cname)) {
+			json_decref(cmd);
+			json_decref(cvm);
+			json_array_append_new(inames, json_string(cname));
+			continue;
+		}
+		if (find_named(init, "name", cname) ||
+		    find_named(json_object_get(p->spec, "containers"), "name", cname)) {
+			json_decref(cmd);
+			json_decref(cvm);
+			return kilt_error_setf(err, -EEXIST,
+					       "the pod already has a container named %s", cname);
+		}
+		json_t *res = o->init_resources ? json_deep_copy(o->init_resources)
+						: json_pack("{s{ssss}s{ssss}}", "requests", "cpu",
+							    "10m", "memory", "16Mi", "limits",
+							    "cpu", "100m", "memory", "64Mi");
+		json_t *ic = json_pack("{sssssosssosos{sbs{s[s]}sbsbsIs{ss}}}", "name", cname,
+				       "image", image, "command", cmd, "imagePullPolicy",
+				       "IfNotPresent", "resources", res, "volumeMounts", cvm,
+				       "securityContext", "allowPrivilegeEscalation", 0,
+				       "capabilities", "drop", "ALL", "readOnlyRootFilesystem", 1,
+				       "runAsNonRoot", 1, "runAsUser", (json_int_t)COPIER_UID,
+				       "seccompProfile", "type", "RuntimeDefault");
+		/* before the first native sidecar that is injected: it starts before the
+		 * containers and needs the files already */
+		size_t at = json_array_size(init), k2;
+		json_t *ic2;
+		json_array_foreach (init, k2, ic2) {
+			const char *n2 = str_at(ic2, "name");
+			if (n2 && is_native_sidecar(ic2) &&
+			    listed(json_object_get(inj->status, "containers"), n2)) {
+				at = k2;
+				break;
+			}
+		}
+		if (at == json_array_size(init)) {
+			append(run, init, ic);
+		} else {
+			kilt_journal_removed(run->j, init, json_copy(init));
+			json_array_insert_new(init, at, ic);
+		}
+		json_array_append_new(inames, json_string(cname));
+	}
+	if (init && icreated)
+		json_object_set_new(inj->status, "init_containers_created",
+				    created_marker(icreated));
+	return 0;
+}
+
+/* ---- deciding and planning one container --------------------------------------------------- */
+
+/* The environment as the recipe sees it: name -> value (a string, or {"valueFrom": ...}). */
+static json_t *target_env(const json_t *c)
+{
+	json_t *env = json_object();
+	size_t i;
+	json_t *e;
+	json_array_foreach (json_object_get(c, "env"), i, e) {
+		const char *name = str_at(e, "name");
+		if (!name)
+			continue;
+		json_t *v = json_object_get(e, "value");
+		json_t *vf = json_object_get(e, "valueFrom");
+		if (vf)
+			json_object_set_new(env, name, json_pack("{sO}", "valueFrom", vf));
+		else
+			json_object_set_new(env, name, v ? json_incref(v) : json_string(""));
+	}
+	return env;
+}
+
+/* Plans container `c`. Returns 0 with *ret_plan, 1 when skipped (reason in `why`), or a
+ * negative code (strict mode). */
+static int plan_container(struct pod *p, struct injection *inj, json_t *c, const char *cname,
+			  const json_t *metadata, json_t **ret_plan, char *why, size_t wsize)
+{
+	struct run *run = p->run;
+	const char *image = str_at(c, "image");
+	if (!image) {
+		snprintf(why, wsize, "the container has no image");
+		return 1;
+	}
+	json_t *cmd = json_object_get(c, "command"), *args = json_object_get(c, "args");
+	if ((cmd && !json_is_array(cmd) && !json_is_null(cmd)) ||
+	    (args && !json_is_array(args) && !json_is_null(args))) {
+		snprintf(why, wsize, "command and args must be lists of strings");
+		return 1;
+	}
+	_cleanup_json_ json_t *facts = NULL;
+	if (kilt_docker_argv(cmd, args, NULL, NULL, NULL)) {
+		if (run->needs) {
+			kilt_image_needs_add(run->needs, image, p->platform);
+			return 1;
+		}
+		struct kilt_error lerr = { 0 };
+		int r = -ENOENT;
+		if (run->opts->image_facts)
+			r = run->opts->image_facts(run->opts->image_facts_userdata, image,
+						   p->platform, &facts, &lerr);
+		else
+			snprintf(lerr.msg, sizeof(lerr.msg), "image lookups are off");
+		if (r < 0) {
+			snprintf(why, wsize,
+				 "command is not set and the ENTRYPOINT of image %s could not be "
+				 "looked up (%s); set command (and args) on the container to what "
+				 "the image runs",
+				 image, lerr.msg);
+			if (run->opts->strict)
+				return kilt_error_setf(run->err, r, "%s / %s: %s", p->task, cname,
+						       why);
+			return 1;
+		}
+	}
+	if (run->needs)
+		return 1;
+	_cleanup_json_ json_t *ep = NULL, *argv = NULL, *env = target_env(c);
+	kilt_docker_argv(cmd, args, facts, &ep, &argv);
+	if (json_array_size(ep) == 0 && json_array_size(argv) == 0) {
+		snprintf(why, wsize,
+			 "neither the container nor image %s says what to run (no command, "
+			 "ENTRYPOINT or CMD)",
+			 image);
+		if (run->opts->strict)
+			return kilt_error_setf(run->err, -ENOENT, "%s / %s: %s", p->task, cname,
+					       why);
+		return 1;
+	}
+	const char *group = str_at(json_object_get(p->ref->workload, "metadata"), "name");
+	struct kilt_target target = {
+		.image = image,
+		.name = cname,
+		.group = group,
+		.entrypoint = ep,
+		.command = argv,
+		.environment = env,
+		.metadata = metadata,
+		.platform = p->platform,
+	};
+	struct kilt_error perr = { 0 };
+	int r = kilt_plan_container(inj->planner, &target, run->opts->config, ret_plan, &perr);
+	if (r < 0) {
+		snprintf(why, wsize, "%s", perr.msg);
+		if (run->opts->strict) {
+			*run->err = perr;
+			return kilt_error_prefix(run->err, "%s / %s", p->task, cname);
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- one pod ------------------------------------------------------------------------------- */
+
+static const struct kilt_k8s_recipe *choose_recipe(struct pod *p, char *why, size_t size)
+{
+	const struct kilt_k8s_options *o = p->run->opts;
+	const json_t *meta = json_object_get(p->obj, "metadata");
+	const char *want = str_at(json_object_get(meta, "annotations"), KILT_K8S_RECIPE);
+	if (!want)
+		want = str_at(p->ns_annotations, KILT_K8S_RECIPE);
+	if (!want)
+		return o->n_recipes ? &o->recipes[0] : NULL;
+	for (size_t i = 0; i < o->n_recipes; i++)
+		if (strcmp(o->recipes[i].name, want) == 0)
+			return &o->recipes[i];
+	struct kbuf names;
+	kbuf_init(&names, 1024);
+	for (size_t i = 0; i < o->n_recipes; i++)
+		kbuf_printf(&names, "%s%s", i ? ", " : "", o->recipes[i].name);
+	snprintf(size ? why : NULL, size,
+		 "the %s annotation names recipe %s, which is not configured (configured: %s)",
+		 KILT_K8S_RECIPE, want, names.len ? names.data : "none");
+	kbuf_done(&names);
+	return NULL;
+}
+
+static void comma_to_colon(char *s)
+{
+	for (; *s; s++)
+		if (*s == ',')
+			*s = ':';
+}
+
+static void fill_selection(struct pod *p, struct kilt_selection *sel)
+{
+	const json_t *meta = json_object_get(p->obj, "metadata");
+	const json_t *ann = json_object_get(meta, "annotations");
+	const char *inc = str_at(ann, KILT_K8S_INCLUDE_CONTAINERS);
+	const char *exc = str_at(ann, KILT_K8S_EXCLUDE_CONTAINERS);
+	sel->noun = "annotation";
+	sel->verb = "annotated";
+	sel->include_key = KILT_K8S_INCLUDE_CONTAINERS;
+	sel->ignore_key = KILT_K8S_EXCLUDE_CONTAINERS;
+	if (inc) {
+		_cleanup_free_ char *s = xstrdup(inc);
+		comma_to_colon(s);
+		kilt_selection_set_list(sel, true, s);
+	}
+	if (exc) {
+		_cleanup_free_ char *s = xstrdup(exc);
+		comma_to_colon(s);
+		kilt_selection_set_list(sel, false, s);
+	}
+}
+
+/* Whether the pod is injected at all; `why` says why not. */
+static bool pod_selected(struct pod *p, char *why, size_t size)
+{
+	const struct kilt_k8s_options *o = p->run->opts;
+	for (size_t i = 0; i < ARRAY_SIZE(SYSTEM_NAMESPACES); i++)
+		if (strcmp(p->ns_name, SYSTEM_NAMESPACES[i]) == 0) {
+			snprintf(why, size, "kilt never injects into namespace %s", p->ns_name);
+			return false;
+		}
+	if (o->own_namespace && strcmp(o->own_namespace, p->ns_name) == 0) {
+		snprintf(why, size, "namespace %s is kilt's own: kilt never injects itself",
+			 p->ns_name);
+		return false;
+	}
+	const json_t *meta = json_object_get(p->obj, "metadata");
+	const char *pv = meta_value(json_object_get(meta, "labels"),
+				    json_object_get(meta, "annotations"), KILT_K8S_INJECT);
+	const char *nv = meta_value(p->ns_labels, p->ns_annotations, KILT_K8S_INJECT);
+	int ps = inject_setting(pv), ns = inject_setting(nv);
+	if (ps == -2) {
+		snprintf(why, size, "the pod's %s is '%s'; use enabled or disabled",
+			 KILT_K8S_INJECT, pv);
+		p->warn = true;
+		return false;
+	}
+	if (ps == -1) {
+		snprintf(why, size, "the pod says %s: disabled", KILT_K8S_INJECT);
+		return false;
+	}
+	if (ps == 1)
+		return true;
+	if (ns == -2) {
+		snprintf(why, size, "namespace %s's %s is '%s'; use enabled or disabled",
+			 p->ns_name, KILT_K8S_INJECT, nv);
+		p->warn = true;
+		return false;
+	}
+	if (ns == -1) {
+		snprintf(why, size, "namespace %s says %s: disabled", p->ns_name, KILT_K8S_INJECT);
+		return false;
+	}
+	if (ns == 1)
+		return true;
+	if (o->mode == KILT_SELECT_OPT_IN) {
+		snprintf(why, size,
+			 "opt-in mode and neither the pod nor namespace %s says %s: enabled",
+			 p->ns_name, KILT_K8S_INJECT);
+		return false;
+	}
+	return true;
+}
+
+static json_t *pod_metadata_fact(const json_t *obj)
+{
+	const json_t *meta = json_object_get(obj, "metadata");
+	json_t *m = json_object();
+	const char *k;
+	json_t *v;
+	json_t *ann = json_object_get(meta, "annotations");
+	json_t *labels = json_object_get(meta, "labels");
+	json_object_foreach (ann, k, v) {
+		if (strcmp(k, KILT_K8S_STATUS) != 0)
+			json_object_set(m, k, v);
+	}
+	json_object_foreach (labels, k, v) {
+		json_object_set(m, k, v);
+	}
+	return m;
+}
+
+static size_t add_decision(struct pod *p, const char *container, enum kilt_verdict v, bool warning,
+			   const char *reason)
+{
+	if (warning)
+		warn(p->run, p->task, container, reason);
+	return kilt_report_add(p->run->report, p->task, container, v, warning, reason);
+}
+
+static void settings_of(const struct kilt_k8s_options *o, json_t *s)
+{
+	if (json_object_size(o->config))
+		json_object_set(s, "config", (json_t *)(uintptr_t)o->config);
+	if (o->volume_source == KILT_K8S_VOLUME_IMAGE)
+		json_object_set_new(s, "volumes", json_string("image"));
+	if (o->copy_helper)
+		json_object_set_new(s, "copy_helper", json_string(o->copy_helper));
+	if (o->init_resources)
+		json_object_set(s, "init_resources", (json_t *)(uintptr_t)o->init_resources);
+}
+
+static void set_pod_verdict(struct pod *p, enum kilt_verdict v, bool warning, const char *why)
+{
+	struct kilt_decision *d = &p->run->report->decisions[p->decision];
+	d->verdict = v;
+	d->warning = warning;
+	kilt_report_set_reason(p->run->report, p->decision, why);
+}
+
+/* Leaves the pod as it came (everything since the pod's mark undone) and says why. */
+static void skip_pod(struct pod *p, const char *why)
+{
+	kilt_journal_rollback(p->run->j, p->mark);
+	struct kilt_report *r = p->run->report;
+	/* the containers' decisions made so far no longer hold */
+	for (size_t i = p->decision + 1; i < r->n_decisions; i++)
+		if (r->decisions[i].verdict == KILT_PATCHED ||
+		    r->decisions[i].verdict == KILT_REMOVED) {
+			r->decisions[i].verdict = KILT_SKIPPED;
+			kilt_report_set_reason(r, i, "not injected: the pod is skipped");
+		}
+	set_pod_verdict(p, KILT_SKIPPED, true, why);
+	warn(p->run, p->task, NULL, why);
+}
+
+/* Injects `p` with `rec` (chosen recipe). Everything it changes is journaled. */
+static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
+{
+	struct run *run = p->run;
+	struct kilt_planner planner;
+	kilt_planner_from_recipe(kr->recipe, &planner);
+	planner.name = kr->name;
+	_cleanup_json_ json_t *settings = json_object();
+	settings_of(run->opts, settings);
+	struct injection inj = { .planner = &planner };
+	kilt_marker_init(&inj.marker, &planner, settings);
+	int rc = 0;
+	_cleanup_json_ json_t *metadata = NULL;
+	_cleanup_free_ char *text = NULL;
+
+	if (!kilt_planner_supports(&planner, p->platform)) {
+		char why[512];
+		snprintf(why, sizeof(why), "recipe %s does not support platform %s", kr->name,
+			 p->platform);
+		if (p->status)
+			undo_pod(p);
+		set_pod_verdict(p, p->status ? KILT_REMOVED : KILT_SKIPPED, false, why);
+		goto out;
+	}
+
+	bool current = p->status &&
+		       kilt_marker_is(&inj.marker, str_at(p->status, "recipe"),
+				      str_at(p->status, "hash"), str_at(p->status, "settings"));
+	struct kilt_selection sel;
+	kilt_selection_init(&sel, run->opts->mode);
+	fill_selection(p, &sel);
+
+	/* Which containers: the pod's containers, and native sidecars only when listed. */
+	json_t *lists[2] = { json_object_get(p->spec, "containers"),
+			     json_object_get(p->spec, "initContainers") };
+	const json_t *old_recs = p->status ? json_object_get(p->status, "containers") : NULL;
+	/* A container injected before that is no longer selected: start over. */
+	if (current) {
+		size_t i;
+		json_t *r;
+		json_array_foreach (old_recs, i, r) {
+			const char *n = str_at(r, "name");
+			char why[256];
+			if (n &&
+			    !kilt_selection_container(&sel, n, NULL, why, sizeof(why), NULL, NULL))
+				current = false;
+		}
+	}
+	if (p->status && !current) {
+		undo_pod(p);
+		old_recs = NULL;
+	}
+	metadata = pod_metadata_fact(p->obj);
+	inj.status = current ? json_deep_copy(p->status) : json_object();
+	inj.mounts = json_object();
+	json_t *recs = current ? json_object_get(inj.status, "containers") : json_array();
+	if (!current) {
+		json_object_set_new(inj.status, "recipe", json_string(inj.marker.recipe));
+		json_object_set_new(inj.status, "hash", json_string(inj.marker.hash));
+		if (inj.marker.settings)
+			json_object_set_new(inj.status, "settings",
+					    json_string(inj.marker.settings));
+		json_object_set_new(inj.status, "containers", recs);
+	}
+	size_t n_new = 0, n_current = 0;
+	for (size_t l = 0; l < 2; l++) {
+		size_t i;
+		json_t *c;
+		json_array_foreach (lists[l], i, c) {
+			const char *cname = str_at(c, "name");
+			char why[1024];
+			if (!cname)
+				continue;
+			if (l == 1 && !is_native_sidecar(c))
+				continue; /* an init container that runs to completion */
+			if (l == 1 && !(sel.include_containers &&
+					kilt_selection_container(&sel, cname, NULL, why,
+								 sizeof(why), NULL, NULL))) {
+				add_decision(p, cname, KILT_SKIPPED, false,
+					     "a native sidecar: injected only when listed in the "
+					     "kilt.dev/include-containers annotation");
+				continue;
+			}
+			if (current && listed(old_recs, cname)) {
+				add_decision(p, cname, KILT_UNCHANGED, false,
+					     "already injected with this recipe");
+				n_current++;
+				continue;
+			}
+			if (!kilt_selection_container(&sel, cname, NULL, why, sizeof(why), NULL,
+						      NULL)) {
+				add_decision(p, cname, KILT_SKIPPED, false, why);
+				continue;
+			}
+			_cleanup_json_ json_t *plan = NULL;
+			int r = plan_container(p, &inj, c, cname, metadata, &plan, why,
+					       sizeof(why));
+			if (r < 0) {
+				rc = r;
+				goto done;
+			}
+			if (r > 0) {
+				if (!run->needs)
+					add_decision(p, cname, KILT_SKIPPED, true, why);
+				continue;
+			}
+			size_t mark = kilt_journal_mark(run->j);
+			json_t *rec = json_pack("{ss}", "name", cname);
+			json_t *orig = json_object();
+			json_object_set_new(rec, "original", orig);
+			const char *pimage = str_at(plan, "image");
+			if (pimage && strcmp(pimage, str_at(c, "image")) != 0) {
+				json_object_set(orig, "image", json_object_get(c, "image"));
+				set(run, c, "image", json_string(pimage));
+			}
+			const char *fields[2][2] = { { "command", "entrypoint" },
+						     { "args", "command" } };
+			for (size_t f = 0; f < 2; f++) {
+				json_t *cur = json_object_get(c, fields[f][0]);
+				json_t *want = json_object_get(plan, fields[f][1]);
+				if (!want)
+					want = json_array();
+				else
+					json_incref(want);
+				if (cur && json_equal(cur, want)) {
+					json_decref(want);
+					continue;
+				}
+				json_object_set_new(orig, fields[f][0],
+						    cur ? json_deep_copy(cur) : json_null());
+				set(run, c, fields[f][0], want);
+			}
+			struct kilt_error ferr = { 0 };
+			r = merge_env(run, c, json_object_get(plan, "environment"), rec, &ferr);
+			if (r == 0)
+				r = merge_caps(run, c, json_object_get(plan, "capabilities"), rec,
+					       cname, p, &ferr);
+			if (r == 0)
+				r = add_mounts(run, c, json_object_get(plan, "mounts"), rec, &ferr);
+			if (r < 0) {
+				kilt_journal_rollback(run->j, mark);
+				json_decref(rec);
+				if (run->opts->strict) {
+					*run->err = ferr;
+					rc = kilt_error_prefix(run->err, "%s / %s", p->task, cname);
+					goto done;
+				}
+				add_decision(p, cname, KILT_SKIPPED, true, ferr.msg);
+				continue;
+			}
+			size_t k;
+			json_t *m;
+			json_array_foreach (json_object_get(plan, "mounts"), k, m) {
+				const char *mn = str_at(m, "name");
+				if (mn && !json_object_get(inj.mounts, mn))
+					json_object_set(inj.mounts, mn, m);
+			}
+			json_t *caps = json_object_get(plan, "capabilities");
+			if (!inj.all_caps)
+				inj.all_caps = json_array();
+			json_array_extend(inj.all_caps, caps);
+			json_array_append_new(recs, rec);
+			char summary[512] = "";
+			_cleanup_free_ char *ep =
+				json_dumps(json_object_get(plan, "entrypoint"), JSON_COMPACT);
+			snprintf(summary, sizeof(summary), "injected recipe %s: command %s",
+				 kr->name, ep ? ep : "");
+			if (json_array_size(caps)) {
+				_cleanup_free_ char *cs = json_dumps(caps, JSON_COMPACT);
+				append_reason(summary, sizeof(summary), "capabilities %s",
+					      cs ? cs : "");
+			}
+			add_decision(p, cname, KILT_PATCHED, false, summary);
+			n_new++;
+		}
+	}
+	if (run->needs)
+		goto done;
+	if (n_new == 0 && !current) {
+		/* nothing selected: no status, no pod objects */
+		set_pod_verdict(p, p->status ? KILT_REMOVED : KILT_SKIPPED, false,
+				p->status ? "no container is injected any more: the earlier "
+					    "injection was removed"
+					  : "no container of the pod is injected");
+		goto done;
+	}
+	if (n_new == 0) {
+		set_pod_verdict(p, KILT_UNCHANGED, false,
+				"already injected with this recipe: left as it is");
+		goto done;
+	}
+	/* Pod Security: the level enforced decides whether the API server would take the pod. */
+	const char *enforce = psa_level(p, KILT_K8S_PSA_ENFORCE);
+	const char *bad = enforce ? forbidden_cap(inj.all_caps, enforce) : NULL;
+	if (bad && run->opts->pod_security == KILT_K8S_PSA_SKIP) {
+		char why[1024];
+		snprintf(why, sizeof(why),
+			 "namespace %s enforces Pod Security level %s, which forbids adding %s: "
+			 "the API server would reject the injected pod (label the namespace "
+			 "privileged, or tell kilt to proceed if an exemption applies)",
+			 p->ns_name, enforce, bad);
+		skip_pod(p, why);
+		goto done;
+	}
+	if (bad) {
+		append_reason(
+			p->reason, sizeof(p->reason),
+			"namespace %s enforces Pod Security level %s, which forbids adding %s; "
+			"injected because kilt was told to proceed",
+			p->ns_name, enforce, bad);
+		p->warn = true;
+	}
+	static const char *const psa_labels[] = { KILT_K8S_PSA_WARN, KILT_K8S_PSA_AUDIT };
+	for (size_t i = 0; i < ARRAY_SIZE(psa_labels); i++) {
+		const char *lv = psa_level(p, psa_labels[i]);
+		const char *b = lv ? forbidden_cap(inj.all_caps, lv) : NULL;
+		if (b) {
+			append_reason(
+				p->reason, sizeof(p->reason),
+				"namespace %s %s Pod Security level %s, which forbids adding %s",
+				p->ns_name, i == 0 ? "warns at" : "audits at", lv, b);
+			p->warn = true;
+		}
+	}
+	struct kilt_error perr = { 0 };
+	if (add_pod_objects(p, &inj, &perr) < 0) {
+		if (run->opts->strict) {
+			*run->err = perr;
+			rc = kilt_error_prefix(run->err, "%s", p->task);
+			goto done;
+		}
+		skip_pod(p, perr.msg);
+		goto done;
+	}
+	/* the status annotation goes last */
+	int mcreated = 0, acreated = 0;
+	json_t *meta = ensure_object(run, p->obj, "metadata", &mcreated);
+	json_t *ann = meta ? ensure_object(run, meta, "annotations", &acreated) : NULL;
+	if (!ann) {
+		rc = kilt_error_setf(run->err, -EINVAL, "%s: metadata.annotations is not an object",
+				     p->task);
+		goto done;
+	}
+	if (acreated)
+		json_object_set_new(inj.status, "annotations_created", created_marker(acreated));
+	if (mcreated)
+		json_object_set_new(inj.status, "metadata_created", created_marker(mcreated));
+	json_object_set_new(inj.status, "version", json_integer(STATUS_VERSION));
+	text = json_dumps(inj.status, JSON_COMPACT);
+	set(run, ann, KILT_K8S_STATUS, json_string(text));
+	char why[1200];
+	snprintf(why, sizeof(why), "%s recipe %s into %zu container(s)",
+		 current ? "added" : "injected", kr->name, n_new);
+	if (p->reason[0])
+		append_reason(why, sizeof(why), "%s", p->reason);
+	set_pod_verdict(p, KILT_PATCHED, p->warn, why);
+	if (p->warn)
+		warn(run, p->task, NULL, p->reason);
+done:
+	kilt_selection_done(&sel);
+	json_decref(inj.status);
+	json_decref(inj.mounts);
+	json_decref(inj.all_caps);
+out:
+	kilt_marker_done(&inj.marker);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- the walk's callback ------------------------------------------------------------------- */
+
+static void pod_done(struct pod *p)
+{
+	json_decref(p->status_owned);
+	free(p->platform);
+}
+
+static void task_name(struct pod *p)
+{
+	const json_t *wmeta = json_object_get(p->ref->workload, "metadata");
+	const char *name = str_at(wmeta, "name");
+	const char *gen = str_at(wmeta, "generateName");
+	const char *ns = str_at(wmeta, "namespace");
+	char nbuf[300];
+	if (name)
+		snprintf(nbuf, sizeof(nbuf), "%s", name);
+	else if (gen)
+		snprintf(nbuf, sizeof(nbuf), "%s*", gen);
+	else
+		snprintf(nbuf, sizeof(nbuf), "(unnamed)");
+	if (ns && ns[0])
+		snprintf(p->task, sizeof(p->task), "%s %s/%s", p->ref->kind, ns, nbuf);
+	else
+		snprintf(p->task, sizeof(p->task), "%s %s", p->ref->kind, nbuf);
+}
+
+/* A container name used twice among containers and initContainers (the API server refuses such
+ * a pod; kilt's status could not tell the two apart). */
+static const char *duplicate_name(const json_t *spec)
+{
+	_cleanup_json_ json_t *seen = json_object();
+	static const char *const lists[] = { "initContainers", "containers" };
+	for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+		size_t i;
+		json_t *c;
+		json_array_foreach (json_object_get(spec, lists[l]), i, c) {
+			const char *n = str_at(c, "name");
+			if (!n)
+				continue;
+			if (json_object_get(seen, n))
+				return n;
+			json_object_set_new(seen, n, json_true());
+		}
+	}
+	return NULL;
+}
+
+static int process_pod(const struct kilt_k8s_pod_ref *ref, void *userdata)
+{
+	struct run *run = userdata;
+	struct pod p = { .run = run, .ref = ref, .obj = ref->pod };
+	task_name(&p);
+	p.mark = kilt_journal_mark(run->j);
+	p.decision = kilt_report_add(run->report, p.task, NULL, KILT_SKIPPED, false, "");
+	if (ref->problem) {
+		if (!run->needs) {
+			set_pod_verdict(&p, KILT_SKIPPED, true, ref->problem);
+			warn(run, p.task, NULL, ref->problem);
+		}
+		return 0;
+	}
+	p.spec = json_object_get(p.obj, "spec");
+	const char *dup = duplicate_name(p.spec);
+	if (dup) {
+		char why[512];
+		snprintf(why, sizeof(why),
+			 "two containers are named %s: container names must be unique in a pod",
+			 dup);
+		set_pod_verdict(&p, KILT_SKIPPED, true, why);
+		warn(run, p.task, NULL, why);
+		return 0;
+	}
+	namespace_facts(&p);
+	int r = read_status(&p);
+	if (r < 0) {
+		if (run->needs) {
+			pod_done(&p);
+			return 0;
+		}
+		if (run->opts->strict) {
+			kilt_error_prefix(run->err, "%s", p.task);
+			pod_done(&p);
+			return r;
+		}
+		set_pod_verdict(&p, KILT_SKIPPED, true, run->err->msg);
+		warn(run, p.task, NULL, run->err->msg);
+		*run->err = (struct kilt_error){ 0 };
+		pod_done(&p);
+		return 0;
+	}
+	if (run->removing) {
+		if (run->needs) {
+			pod_done(&p);
+			return 0;
+		}
+		if (p.status) {
+			undo_pod(&p);
+			size_t i;
+			json_t *rec;
+			json_array_foreach (json_object_get(p.status, "containers"), i, rec) {
+				kilt_report_add(run->report, p.task, str_at(rec, "name"),
+						KILT_REMOVED, false, "the injection was removed");
+			}
+			set_pod_verdict(&p, KILT_REMOVED, false, "kilt's injection was removed");
+		} else {
+			set_pod_verdict(&p, KILT_UNCHANGED, false, "no kilt injection to remove");
+		}
+		pod_done(&p);
+		return 0;
+	}
+	char why[1024] = "";
+	if (!pod_selected(&p, why, sizeof(why))) {
+		if (!run->needs) {
+			if (p.status)
+				undo_pod(&p);
+			set_pod_verdict(&p, p.status ? KILT_REMOVED : KILT_SKIPPED, p.warn, why);
+			if (p.warn)
+				warn(run, p.task, NULL, why);
+		}
+		pod_done(&p);
+		return 0;
+	}
+	decide_platform(&p);
+	if (p.platform && strncmp(p.platform, "linux/", 6) != 0) {
+		if (!run->needs) {
+			snprintf(why, sizeof(why),
+				 "the pod runs on %s: kilt injects Linux pods only", p.platform);
+			set_pod_verdict(&p, KILT_SKIPPED, false, why);
+		}
+		pod_done(&p);
+		return 0;
+	}
+	const struct kilt_k8s_recipe *kr = choose_recipe(&p, why, sizeof(why));
+	if (!kr) {
+		if (!why[0])
+			snprintf(why, sizeof(why), "no recipe is configured");
+		if (!run->needs) {
+			if (run->opts->strict) {
+				pod_done(&p);
+				return kilt_error_setf(run->err, -ENOENT, "%s: %s", p.task, why);
+			}
+			set_pod_verdict(&p, KILT_SKIPPED, true, why);
+			warn(run, p.task, NULL, why);
+		}
+		pod_done(&p);
+		return 0;
+	}
+	r = inject_pod(&p, kr);
+	pod_done(&p);
+	return r;
+}
+
+/* ---- entry points -------------------------------------------------------------------------- */
+
+void kilt_k8s_options_default(struct kilt_k8s_options *ret)
+{
+	*ret = (struct kilt_k8s_options){ .mode = KILT_SELECT_OPT_OUT };
+}
+
+void kilt_k8s_result_init(struct kilt_k8s_result *ret)
+{
+	*ret = (struct kilt_k8s_result){ 0 };
+	kilt_report_init(&ret->report);
+}
+
+void kilt_k8s_result_done(struct kilt_k8s_result *result)
+{
+	if (!result)
+		return;
+	json_decref(result->patch);
+	json_decref(result->pod);
+	json_decref(result->warnings);
+	kilt_report_done(&result->report);
+	kilt_k8s_result_init(result);
+}
+
+/* Namespace objects of the input: name -> object (borrowed values). */
+static json_t *collect_namespaces(const json_t *doc)
+{
+	json_t *out = json_object();
+	const json_t *one[1] = { doc };
+	size_t n = json_is_array(doc) ? json_array_size(doc) : 1;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *d = json_is_array(doc) ? json_array_get(doc, i) : one[0];
+		const char *kind = str_at(d, "kind"), *api = str_at(d, "apiVersion");
+		const char *name = str_at(json_object_get(d, "metadata"), "name");
+		if (kind && api && name && strcmp(kind, "Namespace") == 0 && strcmp(api, "v1") == 0)
+			json_object_set(out, name, (json_t *)(uintptr_t)d);
+	}
+	return out;
+}
+
+static int run_docs(struct run *run, json_t *doc, json_t **ret_patches)
+{
+	_cleanup_json_ json_t *nss = collect_namespaces(doc);
+	run->namespaces = nss;
+	size_t n = json_is_array(doc) ? json_array_size(doc) : 1;
+	_cleanup_json_ json_t *patches = ret_patches ? json_array() : NULL;
+	struct kilt_journal *journals = xcalloc(n + 1, sizeof(*journals));
+	int r = 0;
+	size_t done = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *d = json_is_array(doc) ? json_array_get(doc, i) : doc;
+		kilt_journal_init(&journals[i]);
+		run->j = &journals[i];
+		done = i + 1;
+		r = kilt_k8s_walk(d, process_pod, run, run->err);
+		if (r < 0)
+			break;
+		if (patches)
+			json_array_append_new(patches, kilt_journal_patch(&journals[i], d));
+	}
+	if (r < 0)
+		for (size_t i = done; i-- > 0;)
+			kilt_journal_rollback(&journals[i], 0);
+	for (size_t i = 0; i < done; i++)
+		kilt_journal_done(&journals[i]);
+	free(journals);
+	run->j = NULL;
+	if (r == 0 && ret_patches)
+		*ret_patches = steal_pointer(&patches);
+	return r;
+}
+
+static int check_opts(const struct kilt_k8s_options *o, bool removing, struct kilt_error *err)
+{
+	if (!removing && o->n_recipes == 0)
+		return kilt_error_setf(err, -EINVAL, "no recipe");
+	for (size_t i = 0; i < o->n_recipes; i++)
+		if (!o->recipes[i].recipe || !o->recipes[i].name)
+			return kilt_error_setf(err, -EINVAL, "recipe %zu has no name or recipe", i);
+	return 0;
+}
+
+static int inject_or_remove(json_t *doc, const struct kilt_k8s_namespace *default_ns,
+			    const struct kilt_k8s_options *opts, bool removing,
+			    struct kilt_report *report, json_t **ret_patches,
+			    struct kilt_error *err)
+{
+	struct kilt_k8s_options dflt;
+	if (!opts) {
+		kilt_k8s_options_default(&dflt);
+		opts = &dflt;
+	}
+	int r = check_opts(opts, removing, err);
+	if (r < 0)
+		return r;
+	struct kilt_report local;
+	kilt_report_init(&local);
+	local.input = "kubernetes";
+	struct run run = { .opts = opts,
+			   .report = &local,
+			   .default_ns = default_ns,
+			   .removing = removing,
+			   .err = err };
+	r = run_docs(&run, doc, ret_patches);
+	kilt_report_tally(&local);
+	if (report && r == 0) {
+		kilt_report_done(report);
+		*report = local;
+	} else {
+		kilt_report_done(&local);
+	}
+	return r;
+}
+
+int kilt_k8s_inject(json_t *doc, const struct kilt_k8s_namespace *default_ns,
+		    const struct kilt_k8s_options *opts, struct kilt_report *report,
+		    json_t **ret_patches, struct kilt_error *err)
+{
+	return inject_or_remove(doc, default_ns, opts, false, report, ret_patches, err);
+}
+
+int kilt_k8s_remove(json_t *doc, const struct kilt_k8s_options *opts, struct kilt_report *report,
+		    json_t **ret_patches, struct kilt_error *err)
+{
+	return inject_or_remove(doc, NULL, opts, true, report, ret_patches, err);
+}
+
+int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
+		    const struct kilt_k8s_options *opts, struct kilt_k8s_result *ret,
+		    struct kilt_error *err)
+{
+	if (!json_is_object(pod) || !kilt_k8s_detect(pod))
+		return kilt_error_setf(err, -EINVAL,
+				       "not a Kubernetes object (no apiVersion and kind)");
+	struct kilt_k8s_options dflt;
+	if (!opts) {
+		kilt_k8s_options_default(&dflt);
+		opts = &dflt;
+	}
+	int r = check_opts(opts, false, err);
+	if (r < 0)
+		return r;
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	res.report.input = "kubernetes";
+	res.pod = json_deep_copy(pod);
+	res.warnings = json_array();
+	struct kilt_k8s_namespace nsf = ns ? *ns : (struct kilt_k8s_namespace){ 0 };
+	struct run run = { .opts = opts,
+			   .report = &res.report,
+			   .warnings = res.warnings,
+			   .default_ns = &nsf,
+			   .err = err };
+	struct kilt_journal j;
+	kilt_journal_init(&j);
+	run.j = &j;
+	r = kilt_k8s_walk(res.pod, process_pod, &run, err);
+	if (r == 0)
+		res.patch = kilt_journal_patch(&j, res.pod);
+	kilt_journal_done(&j);
+	if (r < 0) {
+		kilt_k8s_result_done(&res);
+		return r;
+	}
+	kilt_report_tally(&res.report);
+	*ret = res;
+	return 0;
+}
+
+void kilt_k8s_list_images(const json_t *doc, const struct kilt_k8s_options *opts,
+			  struct kilt_image_needs *needs)
+{
+	struct kilt_k8s_options dflt;
+	if (!opts) {
+		kilt_k8s_options_default(&dflt);
+		opts = &dflt;
+	}
+	if (check_opts(opts, false, NULL) < 0)
+		return;
+	/* The engine is run on a copy; nothing is applied, only what it would look up noted. */
+	_cleanup_json_ json_t *copy = json_deep_copy(doc);
+	struct kilt_report scratch;
+	kilt_report_init(&scratch);
+	struct kilt_error err = { 0 };
+	struct run run = { .opts = opts, .report = &scratch, .needs = needs, .err = &err };
+	(void)run_docs(&run, copy, NULL);
+	kilt_report_done(&scratch);
+}
