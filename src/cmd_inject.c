@@ -11,6 +11,7 @@
 #include "builtin_recipe.h"
 #include "cli.h"
 #include "fileio.h"
+#include "inject_k8s.h"
 #include "registry.h"
 #include "internal.h"
 
@@ -374,6 +375,14 @@ enum {
 	OPT_IMAGE_TIMEOUT,
 	OPT_JSON_PATH,
 	OPT_SKIP_CONTAINER,
+	OPT_POD_SECURITY,
+	OPT_VOLUME_SOURCE,
+	OPT_COPY_HELPER,
+	OPT_NAMESPACE,
+	OPT_NAMESPACE_LABEL,
+	OPT_IMAGE_FACTS,
+	OPT_PULL_SECRET,
+	OPT_JSON_PATCH,
 };
 
 int cmd_inject(int argc, char **argv)
@@ -398,6 +407,14 @@ int cmd_inject(int argc, char **argv)
 		{ "image-timeout", required_argument, NULL, OPT_IMAGE_TIMEOUT },
 		{ "skip-container", required_argument, NULL, OPT_SKIP_CONTAINER },
 		{ "json-path", required_argument, NULL, OPT_JSON_PATH }, /* hidden */
+		{ "pod-security", required_argument, NULL, OPT_POD_SECURITY },
+		{ "volume-source", required_argument, NULL, OPT_VOLUME_SOURCE },
+		{ "copy-helper", required_argument, NULL, OPT_COPY_HELPER },
+		{ "namespace", required_argument, NULL, OPT_NAMESPACE },
+		{ "namespace-label", required_argument, NULL, OPT_NAMESPACE_LABEL },
+		{ "image-facts", required_argument, NULL, OPT_IMAGE_FACTS },
+		{ "pull-secret", required_argument, NULL, OPT_PULL_SECRET },
+		{ "json-patch", no_argument, NULL, OPT_JSON_PATCH },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -418,11 +435,17 @@ int cmd_inject(int argc, char **argv)
 	_cleanup_json_ json_t *config = json_object();
 	_cleanup_json_ json_t *params = json_object();
 	_cleanup_json_ json_t *skip = json_array();
+	/* Kubernetes manifests (src/inject_k8s.c) */
+	_cleanup_json_ json_t *ns_labels = json_object();
+	struct inject_k8s_args k8s = { .ropts = &ropts, .namespace_labels = ns_labels };
 	int c;
 	while ((c = getopt_long(argc, argv, "r:o:if:m:s:p:eh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			recipe_path = optarg;
+			if (k8s.n_recipes == INJECT_K8S_MAX_RECIPES)
+				return cli_usage_error("inject", "too many -r");
+			k8s.recipe_paths[k8s.n_recipes++] = optarg;
 			break;
 		case 'o':
 			out_path = optarg;
@@ -522,6 +545,45 @@ int cmd_inject(int argc, char **argv)
 			ropts.timeout_ms = ms;
 			break;
 		}
+		case OPT_POD_SECURITY:
+			if (strcmp(optarg, "proceed") == 0)
+				k8s.pod_security = KILT_K8S_PSA_PROCEED;
+			else if (strcmp(optarg, "skip") == 0)
+				k8s.pod_security = KILT_K8S_PSA_SKIP;
+			else
+				return cli_usage_error("inject",
+						       "--pod-security must be skip or proceed");
+			break;
+		case OPT_VOLUME_SOURCE:
+			if (strcmp(optarg, "image") == 0)
+				k8s.volume_source = KILT_K8S_VOLUME_IMAGE;
+			else if (strcmp(optarg, "copy") == 0)
+				k8s.volume_source = KILT_K8S_VOLUME_COPY;
+			else
+				return cli_usage_error("inject",
+						       "--volume-source must be copy or image");
+			break;
+		case OPT_COPY_HELPER:
+			k8s.copy_helper = optarg;
+			break;
+		case OPT_NAMESPACE:
+			k8s.namespace_name = optarg;
+			break;
+		case OPT_NAMESPACE_LABEL:
+			if (inject_k8s_add_label(ns_labels, optarg) < 0)
+				return cli_usage_error(
+					"inject", "--namespace-label expects KEY=VALUE, not '%s'",
+					optarg);
+			break;
+		case OPT_IMAGE_FACTS:
+			k8s.image_facts_file = optarg;
+			break;
+		case OPT_PULL_SECRET:
+			ropts.auth_file = optarg;
+			break;
+		case OPT_JSON_PATCH:
+			k8s.json_patch = true;
+			break;
 		case OPT_JSON_PATH:
 			if (strcmp(optarg, "auto") == 0)
 				json_path = JSON_PATH_AUTO;
@@ -570,6 +632,20 @@ int cmd_inject(int argc, char **argv)
 	if (fileio_read(path, MAX_INPUT_BYTES, &buf, &len, &err) < 0) {
 		cli_report(&err);
 		return EXIT_ERROR;
+	}
+	json_t *k8s_docs = NULL;
+	enum kilt_format k8s_fmt;
+	bool k8s_single;
+	if (inject_k8s_parse(buf, len, name, &k8s_docs, &k8s_fmt, &k8s_single)) {
+		free(steal_pointer(&buf));
+		k8s.out_path = out_path;
+		k8s.config = config;
+		k8s.explain = explain;
+		k8s.remove = remove;
+		k8s.fail_open = opts.fail_open;
+		k8s.mode = (enum kilt_select_mode)opts.mode;
+		k8s.image_lookup = image_lookup;
+		return inject_k8s(&k8s, k8s_docs, k8s_fmt, k8s_single, name);
 	}
 	/* Loaded before the input is parsed, reported after it: a syntax error comes first. */
 	_cleanup_(recipe_freep) struct kilt_recipe *recipe = NULL;
