@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the Kubernetes engine's webhook door (kilt_k8s_mutate) and of the image facts it
+ * lists; the whole-document door is covered by the golden cases (tests/k8s-inject/). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+#include "kilt.h"
+
+static const char RECIPE[] =
+	"platforms: [ linux/amd64, linux/arm64 ]\n"
+	"deploy {\n"
+	"  entrypoint: [ /kilt/bin/kilt-launch, \"--\" ] ${original.entrypoint}\n"
+	"  command: ${original.command}\n"
+	"  mount: [ { name: kilt-agent, image: \"example/agent:1\", volumes: "
+	"[ /kilt ] } ]\n"
+	"  capabilities: [ SYS_PTRACE ]\n"
+	"}\n";
+
+static struct kilt_recipe *recipe;
+static struct kilt_k8s_recipe kr;
+
+static int setup(void **state)
+{
+	(void)state;
+	struct kilt_error err = { 0 };
+	assert_int_equal(
+		kilt_recipe_load_string(RECIPE, sizeof(RECIPE) - 1, "agent", &recipe, &err), 0);
+	kr = (struct kilt_k8s_recipe){ .name = "agent", .recipe = recipe };
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	kilt_recipe_free(recipe);
+	return 0;
+}
+
+static void opts_init(struct kilt_k8s_options *o)
+{
+	kilt_k8s_options_default(o);
+	o->recipes = &kr;
+	o->n_recipes = 1;
+}
+
+static json_t *pod(const char *containers_json)
+{
+	json_error_t jerr;
+	_cleanup_free_ char *text = xasprintf(
+		"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"generateName\":\"web-\"},"
+		"\"spec\":{\"containers\":%s}}",
+		containers_json);
+	json_t *p = json_loads(text, 0, &jerr);
+	assert_non_null(p);
+	return p;
+}
+
+static bool has_op(const json_t *patch, const char *op, const char *path)
+{
+	size_t i;
+	json_t *o;
+	json_array_foreach (patch, i, o) {
+		if (strcmp(json_string_value(json_object_get(o, "op")), op) == 0 &&
+		    strcmp(json_string_value(json_object_get(o, "path")), path) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A pod as an AdmissionReview carries it: the patch adds kilt's fields, the patched pod carries
+ * them, a second review of the patched pod gives an empty patch. */
+static void test_k8s__mutate_then_again(void **state)
+{
+	(void)state;
+	struct kilt_k8s_options o;
+	opts_init(&o);
+	_cleanup_json_ json_t *p =
+		pod("[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\"]}]");
+	_cleanup_json_ json_t *before = json_deep_copy(p);
+	struct kilt_k8s_namespace ns = { .name = "shop" };
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_k8s_mutate(p, &ns, &o, &res, &err), 0);
+	assert_true(json_equal(p, before)); /* the input is borrowed, never changed */
+	assert_true(has_op(res.patch, "replace", "/spec/containers/0/command"));
+	assert_true(has_op(res.patch, "add", "/spec/containers/0/args"));
+	assert_true(has_op(res.patch, "add", "/spec/initContainers"));
+	assert_true(has_op(res.patch, "add", "/spec/volumes"));
+	assert_true(has_op(res.patch, "add", "/metadata/annotations"));
+	assert_int_equal(res.report.n_patched, 1);
+	assert_int_equal(json_array_size(res.warnings), 0);
+	assert_string_equal(
+		json_string_value(json_array_get(
+			json_object_get(
+				json_array_get(json_object_get(json_object_get(res.pod, "spec"),
+							       "containers"),
+					       0),
+				"command"),
+			0)),
+		"/kilt/bin/kilt-launch");
+
+	struct kilt_k8s_result again;
+	kilt_k8s_result_init(&again);
+	assert_int_equal(kilt_k8s_mutate(res.pod, &ns, &o, &again, &err), 0);
+	assert_int_equal(json_array_size(again.patch), 0);
+	assert_int_equal(again.report.n_unchanged, 1);
+	kilt_k8s_result_done(&again);
+	kilt_k8s_result_done(&res);
+}
+
+/* Namespaces kilt never touches, and Pod Security: skipped with a warning, empty patch. */
+static void test_k8s__skips_with_warnings(void **state)
+{
+	(void)state;
+	struct kilt_k8s_options o;
+	opts_init(&o);
+	o.own_namespace = "kilt";
+	_cleanup_json_ json_t *p = pod("[{\"name\":\"a\",\"image\":\"x\",\"command\":[\"/a\"]}]");
+	struct kilt_error err = { 0 };
+	const char *names[] = { "kilt", "kube-system" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		struct kilt_k8s_namespace ns = { .name = names[i] };
+		struct kilt_k8s_result res;
+		kilt_k8s_result_init(&res);
+		assert_int_equal(kilt_k8s_mutate(p, &ns, &o, &res, &err), 0);
+		assert_int_equal(json_array_size(res.patch), 0);
+		assert_int_equal(res.report.n_patched, 0);
+		kilt_k8s_result_done(&res);
+	}
+	_cleanup_json_ json_t *labels =
+		json_pack("{ss}", "pod-security.kubernetes.io/enforce", "baseline");
+	struct kilt_k8s_namespace ns = { .name = "apps", .labels = labels };
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	assert_int_equal(kilt_k8s_mutate(p, &ns, &o, &res, &err), 0);
+	assert_int_equal(json_array_size(res.patch), 0);
+	assert_int_equal(json_array_size(res.warnings), 1);
+	assert_non_null(
+		strstr(json_string_value(json_array_get(res.warnings, 0)),
+		       "enforces Pod Security level baseline, which forbids adding SYS_PTRACE"));
+	kilt_k8s_result_done(&res);
+	/* told to proceed: injected, with the warning */
+	o.pod_security = KILT_K8S_PSA_PROCEED;
+	kilt_k8s_result_init(&res);
+	assert_int_equal(kilt_k8s_mutate(p, &ns, &o, &res, &err), 0);
+	assert_true(json_array_size(res.patch) > 0);
+	assert_int_equal(json_array_size(res.warnings), 1);
+	assert_non_null(strstr(json_string_value(json_array_get(res.warnings, 0)),
+			       "injected because kilt was told to proceed"));
+	kilt_k8s_result_done(&res);
+}
+
+/* Two phases: the images to look up are listed for the pod's platform, then the answer table
+ * decides what runs (the image's ENTRYPOINT with the pod's args). */
+static void test_k8s__two_phase_facts(void **state)
+{
+	(void)state;
+	struct kilt_k8s_options o;
+	opts_init(&o);
+	_cleanup_json_ json_t *p =
+		pod("[{\"name\":\"a\",\"image\":\"example/a:1\",\"args\":[\"-v\"]},"
+		    "{\"name\":\"b\",\"image\":\"example/b:1\",\"command\":[\"/b\"]}]");
+	json_object_set_new(json_object_get(p, "spec"), "nodeSelector",
+			    json_pack("{ss}", "kubernetes.io/arch", "arm64"));
+	struct kilt_image_needs needs;
+	kilt_image_needs_init(&needs);
+	kilt_k8s_list_images(p, &o, &needs);
+	assert_int_equal(needs.n, 1); /* b says what it runs */
+	assert_string_equal(needs.v[0].image, "example/a:1");
+	assert_string_equal(needs.v[0].platform, "linux/arm64");
+
+	/* not resolved: skipped with the reason (fail-open is the webhook's default) */
+	o.image_facts = kilt_image_needs_facts;
+	o.image_facts_userdata = &needs;
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_k8s_mutate(p, NULL, &o, &res, &err), 0);
+	assert_int_equal(res.report.n_patched, 1);
+	assert_int_equal(res.report.n_skipped, 1);
+	kilt_k8s_result_done(&res);
+	/* strict: the run fails naming the container */
+	o.strict = true;
+	kilt_k8s_result_init(&res);
+	assert_true(kilt_k8s_mutate(p, NULL, &o, &res, &err) < 0);
+	assert_non_null(strstr(err.msg, "/ a: command is not set"));
+	o.strict = false;
+
+	needs.v[0].resolved = true;
+	needs.v[0].rc = 0;
+	needs.v[0].facts =
+		json_pack("{s[ss]s[s]}", "entrypoint", "/init", "/a", "command", "--default");
+	kilt_k8s_result_init(&res);
+	assert_int_equal(kilt_k8s_mutate(p, NULL, &o, &res, &err), 0);
+	assert_int_equal(res.report.n_patched, 2);
+	json_t *a =
+		json_array_get(json_object_get(json_object_get(res.pod, "spec"), "containers"), 0);
+	_cleanup_json_ json_t *want_cmd =
+		json_pack("[ssss]", "/kilt/bin/kilt-launch", "--", "/init", "/a");
+	_cleanup_json_ json_t *want_args = json_pack("[s]", "-v");
+	assert_true(json_equal(json_object_get(a, "command"), want_cmd));
+	assert_true(json_equal(json_object_get(a, "args"), want_args));
+	kilt_k8s_result_done(&res);
+	kilt_image_needs_done(&needs);
+}
+
+/* Not a Kubernetes object: an error, not a crash or an empty answer. */
+static void test_k8s__not_an_object(void **state)
+{
+	(void)state;
+	struct kilt_k8s_options o;
+	opts_init(&o);
+	_cleanup_json_ json_t *bad = json_pack("{ss}", "kind", "Pod");
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_k8s_mutate(bad, NULL, &o, &res, &err), -EINVAL);
+	assert_null(res.patch);
+	struct kilt_k8s_options none;
+	kilt_k8s_options_default(&none);
+	_cleanup_json_ json_t *p = pod("[]");
+	assert_int_equal(kilt_k8s_mutate(p, NULL, &none, &res, &err), -EINVAL);
+	assert_string_equal(err.msg, "no recipe");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_k8s__mutate_then_again),
+		cmocka_unit_test(test_k8s__skips_with_warnings),
+		cmocka_unit_test(test_k8s__two_phase_facts),
+		cmocka_unit_test(test_k8s__not_an_object),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
