@@ -1677,10 +1677,11 @@ int kilt_k8s_remove(json_t *doc, const struct kilt_k8s_options *opts, struct kil
 	return inject_or_remove(doc, NULL, opts, true, report, ret_patches, err);
 }
 
-int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
-		    const struct kilt_k8s_options *opts, struct kilt_k8s_result *ret,
-		    struct kilt_error *err)
+int kilt_k8s_mutate_owned(json_t *pod, const struct kilt_k8s_namespace *ns,
+			  const struct kilt_k8s_options *opts, struct kilt_k8s_result *ret,
+			  struct kilt_error *err)
 {
+	_cleanup_json_ json_t *owned = pod;
 	if (!json_is_object(pod) || !kilt_k8s_detect(pod))
 		return kilt_error_setf(err, -EINVAL,
 				       "not a Kubernetes object (no apiVersion and kind)");
@@ -1695,7 +1696,7 @@ int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
 	struct kilt_k8s_result res;
 	kilt_k8s_result_init(&res);
 	res.report.input = "kubernetes";
-	res.pod = json_deep_copy(pod);
+	res.pod = steal_pointer(&owned);
 	res.warnings = json_array();
 	struct kilt_k8s_namespace nsf = ns ? *ns : (struct kilt_k8s_namespace){ 0 };
 	struct run run = { .opts = opts,
@@ -1717,6 +1718,13 @@ int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
 	kilt_report_tally(&res.report);
 	*ret = res;
 	return 0;
+}
+
+int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
+		    const struct kilt_k8s_options *opts, struct kilt_k8s_result *ret,
+		    struct kilt_error *err)
+{
+	return kilt_k8s_mutate_owned(json_deep_copy(pod), ns, opts, ret, err);
 }
 
 void kilt_k8s_list_images(const json_t *doc, const struct kilt_k8s_options *opts,

@@ -129,6 +129,12 @@ int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
 		    const struct kilt_k8s_options *opts, struct kilt_k8s_result *ret,
 		    struct kilt_error *err);
 
+/* Like kilt_k8s_mutate, but takes `pod` (stolen, also on failure) and patches it in place into
+ * ret->pod: a front end that decoded the pod for this call saves a copy of it. */
+int kilt_k8s_mutate_owned(json_t *pod, const struct kilt_k8s_namespace *ns,
+			  const struct kilt_k8s_options *opts, struct kilt_k8s_result *ret,
+			  struct kilt_error *err);
+
 /* Lists the (image, platform) pairs kilt_k8s_mutate or kilt_k8s_inject would look up for
  * `doc` (a pod, a workload, a List or an array of documents) into `needs` (initialised by the
  * caller), so that a front end can resolve them all at once before applying. */
