@@ -101,6 +101,8 @@ struct kilt_ecs_engine {
 	bool want_patch; /* hand the run's changes out as a JSON Patch (CloudFormation only) */
 	json_t *patch; /* owned: that patch, once the run succeeded */
 	json_t *task_users; /* owned, made on first use: task id -> its Services and TaskSets */
+	json_t *caps_said; /* owned: the capabilities the last summary named, and its text */
+	char *caps_text; /* owned */
 };
 
 /* Task-level facts and the decision taken for them. */

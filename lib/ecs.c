@@ -99,7 +99,8 @@ static const struct kilt_ecs_names CAMEL = {
 struct list_state {
 	json_t *list; /* borrowed */
 	json_t *sidecars; /* owned: new sidecar objects, appended at the end */
-	json_t *sidecar_keys; /* owned: mount key -> sidecar name */
+	/* owned: one [mount, sidecar name, VolumesFrom entry, DependsOn entry] per sidecar */
+	json_t *sidecar_keys;
 	json_t *names; /* owned: every container name in use -> true */
 };
 
@@ -218,15 +219,18 @@ static json_t *recipe_labels(const struct kilt_ecs_engine *e)
 	return json_copy(e->labels);
 }
 
-/* Returns the name of the sidecar for `mount` in this list, creating it on first use. */
-static const char *sidecar_for(struct kilt_ecs_engine *e, struct list_state *ls,
-			       const json_t *mount, const json_t *app, struct kilt_error *err)
+/* Returns the sidecar for `mount` in this list, [mount, name, VolumesFrom entry, DependsOn
+ * entry] (borrowed), creating it on first use. */
+static const json_t *sidecar_for(struct kilt_ecs_engine *e, struct list_state *ls,
+				 const json_t *mount, const json_t *app, struct kilt_error *err)
 {
 	const struct kilt_ecs_names *n = e->n;
-	_cleanup_free_ char *key = json_dumps(mount, JSON_COMPACT | JSON_SORT_KEYS);
-	const char *have = json_string_value(json_object_get(ls->sidecar_keys, key));
-	if (have)
-		return have;
+	size_t i;
+	const json_t *have;
+	json_array_foreach (ls->sidecar_keys, i, have) {
+		if (json_equal(json_array_get(have, 0), mount))
+			return have;
+	}
 	if (json_array_size(ls->sidecars) >= MAX_SIDECARS_PER_LIST) {
 		kilt_error_setf(err, -E2BIG, "more than %d sidecars in one task",
 				MAX_SIDECARS_PER_LIST);
@@ -286,8 +290,12 @@ static const char *sidecar_for(struct kilt_ecs_engine *e, struct list_state *ls,
 	json_object_set_new(sc, n->docker_labels, labels);
 	json_array_append_new(ls->sidecars, sc);
 	json_object_set_new(ls->names, name, json_true());
-	json_object_set_new(ls->sidecar_keys, key, json_string(name));
-	return json_string_value(json_object_get(ls->sidecar_keys, key));
+	/* the entries every container of the list gets, made once */
+	json_array_append_new(ls->sidecar_keys,
+			      json_pack("[Os{sssb}{ssss}]", mount, name, n->source_container, name,
+					n->read_only, 1, n->container_name, name, n->condition,
+					"START"));
+	return json_array_get(ls->sidecar_keys, json_array_size(ls->sidecar_keys) - 1);
 }
 
 /* Writes `plan` into the container `c`: fields, sidecars, PidMode, and last the marker labels
@@ -321,17 +329,14 @@ static int apply_plan(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, struct
 	size_t i;
 	json_t *mount;
 	json_array_foreach (mounts, i, mount) {
-		const char *sname = sidecar_for(e, ls, mount, c, err);
-		if (!sname)
+		const json_t *sc = sidecar_for(e, ls, mount, c, err);
+		if (!sc)
 			return kilt_error_prefix(err, "recipe mount %zu", i);
-		_cleanup_json_ json_t *vf =
-			json_pack("{sssb}", n->source_container, sname, n->read_only, 1);
-		_cleanup_json_ json_t *dep =
-			json_pack("{ssss}", n->container_name, sname, n->condition, "START");
-		r = kilt_ecs_append_unique(e, c, n->volumes_from, vf, undo, err);
+		const char *sname = json_string_value(json_array_get(sc, 1));
+		r = kilt_ecs_append_unique(e, c, n->volumes_from, json_array_get(sc, 2), undo, err);
 		if (r < 0)
 			return r;
-		r = kilt_ecs_append_unique(e, c, n->depends_on, dep, undo, err);
+		r = kilt_ecs_append_unique(e, c, n->depends_on, json_array_get(sc, 3), undo, err);
 		if (r < 0)
 			return r;
 		kilt_ecs_append_reason(summary, ssize, "sidecar %s", sname);
@@ -358,8 +363,15 @@ static int apply_plan(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, struct
 		}
 	}
 	if (json_array_size(caps)) {
-		_cleanup_free_ char *s = json_dumps(caps, JSON_COMPACT);
-		kilt_ecs_append_reason(summary, ssize, "capabilities %s", s ? s : "");
+		/* the same list container after container: its text is made once */
+		if (!json_equal(caps, e->caps_said)) {
+			json_decref(e->caps_said);
+			e->caps_said = json_incref(caps);
+			free(e->caps_text);
+			e->caps_text = json_dumps(caps, JSON_COMPACT);
+		}
+		kilt_ecs_append_reason(summary, ssize, "capabilities %s",
+				       e->caps_text ? e->caps_text : "");
 	}
 	/* The marker goes last: it records the original of every field changed above. */
 	json_t *old_labels = json_object_get(c, n->docker_labels);
@@ -514,7 +526,7 @@ static int process_list(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, json
 	struct list_state ls = {
 		.list = list,
 		.sidecars = json_array(),
-		.sidecar_keys = json_object(),
+		.sidecar_keys = json_array(),
 		.names = json_object(),
 	};
 	for (size_t i = 0; i < n; i++) {
@@ -900,6 +912,10 @@ static int run_with_report(struct kilt_ecs_engine *e, json_t *doc, struct kilt_r
 	e->shared = NULL;
 	json_decref(e->task_users);
 	e->task_users = NULL;
+	json_decref(e->caps_said);
+	e->caps_said = NULL;
+	free(e->caps_text);
+	e->caps_text = NULL;
 	kilt_report_tally(&local);
 	e->report = NULL;
 	if (report && r == 0) {

@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 	json_t *ep = json_pack("[s]", "/docker-entrypoint.sh");
 	json_t *cmd = json_pack("[sss]", "nginx", "-g", "daemon off;");
 	json_t *env = json_pack("{ssss}", "NGINX_VERSION", "1.27.0", "PKG_RELEASE", "1~bookworm");
-	json_t *config = json_pack("{ss}", "falco_version", "0.32.2");
+	json_t *config = json_pack("{ss}", "agent_image", "registry.example.com/kilt/agent:0.32.2");
 	struct kilt_target t = {
 		.image = "docker.io/library/nginx:1.27",
 		.name = "web",
