@@ -3,34 +3,145 @@
  * into its new value without modifying any value in place (edits work on shallow copies, so
  * values can be shared between containers), each change recorded in the run's journal and the
  * field's original kept for the container's undo label. */
+#include <stdint.h>
 #include <strings.h>
 
 #include "ecs-internal.h"
 
 #define MAX_EDIT_DEPTH 32
 
-#define MAX_SHARED_TEXT 512
+#define MAX_SHARED_BYTES 512
 #define MAX_SHARED_VALUES 1024
+#define MAX_SHARED_DEPTH 8
+
+/* FNV-1a over a value's content in order (keys in their order: two objects that differ only in
+ * key order are different values here, as their text is). `*budget` bounds the bytes looked at;
+ * false when the value is too large or deep to be worth sharing. */
+static bool shape_hash(const json_t *v, uint64_t *h, size_t *budget, unsigned depth)
+{
+#define MIX(p, n)                                                                                  \
+	do {                                                                                       \
+		const unsigned char *m_ = (const unsigned char *)(p);                              \
+		for (size_t k_ = 0; k_ < (n); k_++)                                                \
+			*h = (*h ^ m_[k_]) * 1099511628211ull;                                     \
+	} while (0)
+	if (depth > MAX_SHARED_DEPTH || *budget < 8)
+		return false;
+	*budget -= 8;
+	unsigned char type = (unsigned char)json_typeof(v);
+	MIX(&type, 1);
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *m;
+		json_object_foreach ((json_t *)(uintptr_t)v, k, m) {
+			size_t n = strlen(k) + 1;
+			if (*budget < n)
+				return false;
+			*budget -= n;
+			MIX(k, n);
+			if (!shape_hash(m, h, budget, depth + 1))
+				return false;
+		}
+		return true;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *m;
+		json_array_foreach (v, i, m)
+			if (!shape_hash(m, h, budget, depth + 1))
+				return false;
+		return true;
+	}
+	case JSON_STRING: {
+		size_t n = json_string_length(v);
+		if (*budget < n)
+			return false;
+		*budget -= n;
+		MIX(json_string_value(v), n);
+		MIX(&n, sizeof(n));
+		return true;
+	}
+	case JSON_INTEGER: {
+		json_int_t x = json_integer_value(v);
+		MIX(&x, sizeof(x));
+		return true;
+	}
+	case JSON_REAL: {
+		double x = json_real_value(v);
+		MIX(&x, sizeof(x));
+		return true;
+	}
+	default:
+		return true;
+	}
+#undef MIX
+}
+
+/* Equal content in the same order (the text the values dump to is the same). */
+static bool same_shape(const json_t *a, const json_t *b)
+{
+	if (a == b)
+		return true;
+	if (json_typeof(a) != json_typeof(b))
+		return false;
+	switch (json_typeof(a)) {
+	case JSON_OBJECT: {
+		if (json_object_size(a) != json_object_size(b))
+			return false;
+		void *ia = json_object_iter((json_t *)(uintptr_t)a);
+		void *ib = json_object_iter((json_t *)(uintptr_t)b);
+		for (; ia && ib; ia = json_object_iter_next((json_t *)(uintptr_t)a, ia),
+				 ib = json_object_iter_next((json_t *)(uintptr_t)b, ib))
+			if (strcmp(json_object_iter_key(ia), json_object_iter_key(ib)) != 0 ||
+			    !same_shape(json_object_iter_value(ia), json_object_iter_value(ib)))
+				return false;
+		return !ia && !ib;
+	}
+	case JSON_ARRAY: {
+		size_t n = json_array_size(a);
+		if (n != json_array_size(b))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!same_shape(json_array_get(a, i), json_array_get(b, i)))
+				return false;
+		return true;
+	}
+	default:
+		return json_equal(a, b);
+	}
+}
 
 /* Returns `v` (owned), or an equal value written earlier in this run in its place. The engine
  * never modifies a value in place (it replaces fields and edits shallow copies), so values can
- * be shared between containers; the document owns them like any other. */
+ * be shared between containers; the document owns them like any other. Values are found by a
+ * hash of their content in order, then compared. */
 json_t *kilt_ecs_share(const struct kilt_ecs_engine *e, json_t *v)
 {
-	if (json_object_size(e->shared) >= MAX_SHARED_VALUES ||
-	    !(json_is_object(v) || json_is_array(v)))
+	if (!(json_is_object(v) || json_is_array(v)))
 		return v;
-	char key[MAX_SHARED_TEXT];
-	size_t n = json_dumpb(v, key, sizeof(key) - 1, JSON_COMPACT);
-	if (n == 0 || n >= sizeof(key) - 1)
+	uint64_t h = 1469598103934665603ull;
+	size_t budget = MAX_SHARED_BYTES;
+	if (!shape_hash(v, &h, &budget, 0))
 		return v;
-	key[n] = '\0';
-	json_t *have = json_object_get(e->shared, key);
-	if (have) {
-		json_decref(v);
-		return json_incref(have);
+	char key[17];
+	snprintf(key, sizeof(key), "%016llx", (unsigned long long)h);
+	json_t *bucket = json_object_get(e->shared, key);
+	size_t i;
+	json_t *have;
+	json_array_foreach (bucket, i, have) {
+		if (same_shape(have, v)) {
+			json_decref(v);
+			return json_incref(have);
+		}
 	}
-	json_object_set(e->shared, key, v);
+	if (json_object_size(e->shared) >= MAX_SHARED_VALUES)
+		return v;
+	if (!bucket) {
+		bucket = json_array();
+		json_object_set_new(e->shared, key, bucket);
+	}
+	json_array_append(bucket, v);
 	return v;
 }
 
