@@ -70,6 +70,11 @@ enum kilt_format kilt_yaml_detect(const char *buf, size_t len);
 int kilt_yaml_load(const char *buf, size_t len, const char *name, unsigned flags,
 		   const struct kilt_yaml_limits *limits, json_t **ret, struct kilt_error *err);
 
+/* True when the YAML text `buf` holds a comment (`# ...` outside scalars): kilt_yaml_load drops
+ * comments, so a front end that rewrites the file can say so. Text the scanner cannot read counts
+ * as having none (kilt_yaml_load reports the error). */
+bool kilt_yaml_has_comments(const char *buf, size_t len);
+
 /* Reads `path` (at most limits->max_input_bytes) and loads it; err->file is `path`. */
 int kilt_yaml_load_file(const char *path, unsigned flags, const struct kilt_yaml_limits *limits,
 			json_t **ret, struct kilt_error *err);

@@ -1070,6 +1070,38 @@ static int load_yaml(const char *buf, size_t len, const char *name, unsigned fla
 	return r;
 }
 
+bool kilt_yaml_has_comments(const char *buf, size_t len)
+{
+	/* Comments are the only text between tokens besides blanks and line breaks (block
+	 * scalars, quoted scalars and indicators are all inside tokens). */
+	struct fy_parse_cfg pcfg = {
+		.flags = FYPCF_QUIET | FYPCF_JSON_NONE | FYPCF_DISABLE_MMAP_OPT,
+	};
+	struct fy_parser *p = fy_parser_create(&pcfg);
+	if (!p)
+		abort();
+	bool found = false;
+	size_t gap = 0;
+	if (fy_parser_set_string(p, len ? buf : "", len) == 0) {
+		struct fy_token *t;
+		while (!found && (t = fy_scan(p)) != NULL) {
+			const struct fy_mark *start = fy_token_start_mark(t);
+			const struct fy_mark *end = fy_token_end_mark(t);
+			size_t to = start && start->input_pos <= len ? start->input_pos : gap;
+			for (size_t i = gap; i < to && !found; i++)
+				found = buf[i] == '#';
+			if (end && end->input_pos >= gap && end->input_pos <= len)
+				gap = end->input_pos;
+			fy_scan_token_free(p, t);
+		}
+		/* after the last token (the scanner stops at the end of the stream) */
+		for (size_t i = gap; i < len && !found && !fy_parser_get_stream_error(p); i++)
+			found = buf[i] == '#';
+	}
+	fy_parser_destroy(p);
+	return found;
+}
+
 static unsigned json_depth(const json_t *v, unsigned limit)
 {
 	unsigned max = 0;

@@ -24,6 +24,8 @@ extern char **environ;
 
 #define MAX_RECIPE_BYTES ((size_t)1024 * 1024)
 #define RECIPE_CACHE_SLOTS 8
+/* Decisions kept in one log line (CloudWatch cuts events at 256 KB). */
+#define MAX_LOGGED_DECISIONS 200
 /* The most the event body may be: the Lambda payload limit plus JSON framing. */
 #define MAX_EVENT_BYTES (KILT_MACRO_MAX_EVENT + 64 * 1024)
 
@@ -460,24 +462,17 @@ static void log_invocation(const char *lambda_id, const struct kilt_macro_event 
 				    json_pack("{s:s, s:s, s:s}", "name", o->recipe_name, "sha256",
 					      o->recipe_hash, "from", o->recipe_from));
 	if (o->have_report) {
-		const struct kilt_report *rep = &o->report;
-		json_object_set_new(line, "patched", json_integer((json_int_t)rep->n_patched));
-		json_object_set_new(line, "unchanged", json_integer((json_int_t)rep->n_unchanged));
-		json_object_set_new(line, "skipped", json_integer((json_int_t)rep->n_skipped));
-		json_object_set_new(line, "removed", json_integer((json_int_t)rep->n_removed));
-		json_object_set_new(line, "warnings", json_integer((json_int_t)rep->n_warnings));
-		json_t *decisions = json_array();
-		for (size_t i = 0; i < rep->n_decisions && i < 200; i++) {
-			const struct kilt_decision *d = &rep->decisions[i];
-			json_t *j = json_pack("{s:s, s:s, s:s}", "task", d->task, "decision",
-					      kilt_verdict_name(d->verdict), "reason",
-					      d->reason ? d->reason : "");
-			if (j && d->container)
-				json_object_set_new(j, "container", json_string(d->container));
-			if (j)
-				json_array_append_new(decisions, j);
+		/* the report as `kilt inject --report json` prints it; a log line stays bounded */
+		json_auto_t *rep = kilt_report_to_json(&o->report);
+		json_t *decisions = json_object_get(rep, "decisions");
+		size_t n = json_array_size(decisions);
+		if (n > MAX_LOGGED_DECISIONS) {
+			for (size_t i = n; i > MAX_LOGGED_DECISIONS; i--)
+				json_array_remove(decisions, i - 1);
+			json_object_set_new(rep, "decisionsNotLogged",
+					    json_integer((json_int_t)(n - MAX_LOGGED_DECISIONS)));
 		}
-		json_object_set_new(line, "decisions", decisions);
+		json_object_update(line, rep);
 	}
 	if (o->template_bytes)
 		json_object_set_new(line, "replyBytes",
@@ -714,38 +709,47 @@ static void usage(FILE *out)
 	      "API named by AWS_LAMBDA_RUNTIME_API until the runtime stops it.\n"
 	      "\n"
 	      "Options:\n"
-	      "  -e, --event FILE   process one macro event (JSON, '-' for stdin), print the "
+	      "      --event FILE   process one macro event (JSON, '-' for stdin), print the "
 	      "reply\n"
-	      "                     on stdout and the log line on stderr; exit 1 on status "
-	      "failure\n"
+	      "                     on stdout and the log line on stderr\n"
 	      "  -h, --help         show this help\n"
 	      "\n"
 	      "Settings (highest first): the Transform's Parameters, the template's\n"
 	      "Mappings.KiltSettings, the environment (KILT_MODE, KILT_RECIPE, KILT_RECIPE_URL,\n"
 	      "KILT_RECIPE_SHA256, KILT_LOG_GROUP, KILT_IMAGE_AUTH_SECRET, KILT_CONFIG,\n"
-	      "KILT_CONFIG_<name>), defaults. See docs/cloudformation.md.\n",
+	      "KILT_CONFIG_<name>), defaults. See docs/cloudformation.md.\n"
+	      "\n"
+	      "Exit status: 0 success (with --event: the reply's status is success), 1 error or a\n"
+	      "failure reply, 2 usage error. As a runtime it runs until the runtime stops it.\n",
 	      out);
 }
 
 int cmd_cfn_macro(int argc, char **argv)
 {
+	enum { OPT_EVENT = 0x100 };
 	static const struct option opts[] = {
-		{ "event", required_argument, NULL, 'e' },
+		{ "event", required_argument, NULL, OPT_EVENT },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	/* -e is --explain in kilt inject: one meaning per letter */
+	static const struct cli_retired_short retired[] = { { 'e', "--event FILE" }, { 0 } };
+	static const struct cli_command_options me = { .name = "cfn-macro",
+						       .opts = opts,
+						       .retired = retired };
 	const char *event = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "e:h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'e':
+		case OPT_EVENT:
 			event = optarg;
 			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
 		default:
-			return cli_usage_error("cfn-macro", "unknown option");
+			return cli_bad_option(&me, c, argv);
 		}
 	}
 	if (optind < argc)

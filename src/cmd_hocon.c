@@ -19,7 +19,9 @@ static void help(FILE *out)
 	      "\n"
 	      "Options:\n"
 	      "  -c, --compact   print on one line\n"
-	      "  -h, --help      show this help\n",
+	      "  -h, --help      show this help\n"
+	      "\n"
+	      "Exit status: 0 success, 1 error (the document's, located), 2 usage error.\n",
 	      out);
 }
 
@@ -30,9 +32,11 @@ int cmd_hocon(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	static const struct cli_command_options me = { .name = "hocon", .opts = opts };
 	bool compact = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":ch", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			compact = true;
@@ -41,7 +45,7 @@ int cmd_hocon(int argc, char **argv)
 			help(stdout);
 			return EXIT_OK;
 		default:
-			return cli_usage_error("hocon", "invalid option");
+			return cli_bad_option(&me, c, argv);
 		}
 	}
 	if (argc - optind != 1)

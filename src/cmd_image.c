@@ -23,32 +23,20 @@ static void help(FILE *out)
 	      "  -p, --platform OS/ARCH[/VARIANT]  platform to pick from a multi-platform image\n"
 	      "                                    (default linux/amd64; a single-platform image\n"
 	      "                                    for another platform is then an error)\n"
-	      "  -a, --auth-file FILE       docker config.json or a Kubernetes dockerconfigjson\n"
-	      "                             Secret (JSON or YAML); default "
-	      "$DOCKER_CONFIG/config.json\n"
-	      "                             or ~/.docker/config.json\n"
-	      "      --insecure-registry HOST[:PORT]  allow plain HTTP or an unverified "
-	      "certificate\n"
-	      "                             for this registry (repeatable; also the "
-	      "comma-separated\n"
-	      "                             KILT_INSECURE_REGISTRIES)\n"
-	      "      --ca-file FILE         trust this CA bundle (default: SSL_CERT_FILE or "
-	      "system)\n"
-	      "      --timeout MS           time budget of each lookup (default 15000)\n"
-	      "      --concurrency N        lookups at once (default 8)\n"
-	      "      --cache-dir DIR        keep facts by digest in DIR across runs (default\n"
-	      "                             KILT_CACHE_DIR; none when unset)\n"
-	      "      --cache-entries N      entries kept in memory, least recently used dropped\n"
-	      "                             first (default 4096)\n"
+	      "  -o, --output text|json     output format (default text)\n"
 	      "      --repeat N             look every REF up N times (shows the cache at work)\n"
 	      "      --stats                print request and cache counters to stderr\n"
-	      "  -o, --output json|text     output format (default text)\n"
 	      "  -h, --help                 show this help\n"
-	      "\n"
+	      "\n",
+	      out);
+	fputs(cli_registry_help, out);
+	fputs("\n"
 	      "Credentials come from the auth file (auths: base64 auth or username/password); ECR\n"
 	      "registries (<acct>.dkr.ecr.<region>.amazonaws.com) without an entry use\n"
 	      "GetAuthorizationToken signed with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
-	      "AWS_SESSION_TOKEN. Exit status: 0 when every REF resolved, 1 otherwise.\n",
+	      "AWS_SESSION_TOKEN.\n"
+	      "\n"
+	      "Exit status: 0 when every REF resolved, 1 otherwise, 2 usage error.\n",
 	      out);
 }
 
@@ -101,69 +89,36 @@ static int parse_long(const char *s, long min, long max, long *ret)
 static int inspect(int argc, char **argv)
 {
 	enum {
-		OPT_INSECURE = 256,
-		OPT_CA,
-		OPT_TIMEOUT,
-		OPT_CONC,
-		OPT_CACHE_DIR,
-		OPT_REPEAT,
+		OPT_REPEAT = 0x100,
 		OPT_STATS,
-		OPT_CACHE_ENTRIES,
 	};
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
-		{ "auth-file", required_argument, NULL, 'a' },
-		{ "insecure-registry", required_argument, NULL, OPT_INSECURE },
-		{ "ca-file", required_argument, NULL, OPT_CA },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "concurrency", required_argument, NULL, OPT_CONC },
-		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+		CLI_REGISTRY_LONG,
 		{ "repeat", required_argument, NULL, OPT_REPEAT },
 		{ "stats", no_argument, NULL, OPT_STATS },
-		{ "cache-entries", required_argument, NULL, OPT_CACHE_ENTRIES },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct registry_options ro;
-	registry_options_default(&ro);
+	static const struct cli_command_options me = { .name = "image inspect", .opts = opts };
+	struct cli_registry reg;
+	cli_registry_init(&reg);
 	const char *platform = NULL;
-	const char *insecure[64];
-	size_t n_insecure = 0;
-	bool json_out = false, stats = false;
-	long repeat = 1, v;
-	int c;
-	while ((c = getopt_long(argc, argv, "p:a:o:h", opts, NULL)) != -1) {
+	enum cli_output output = CLI_OUTPUT_TEXT;
+	bool stats = false;
+	long repeat = 1;
+	int c, r;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":p:o:h" CLI_REGISTRY_SHORT, opts, NULL)) != -1) {
+		if ((r = cli_registry_option(&reg, "image inspect", c, optarg)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		switch (c) {
 		case 'p':
 			platform = optarg;
-			break;
-		case 'a':
-			ro.auth_file = optarg;
-			break;
-		case OPT_INSECURE:
-			if (n_insecure == ARRAY_SIZE(insecure))
-				return cli_usage_error("image inspect",
-						       "too many --insecure-registry");
-			insecure[n_insecure++] = optarg;
-			break;
-		case OPT_CA:
-			ro.ca_file = optarg;
-			break;
-		case OPT_TIMEOUT:
-			if (parse_long(optarg, 1, 3600000, &v) < 0)
-				return cli_usage_error("image inspect",
-						       "--timeout: expected milliseconds");
-			ro.timeout_ms = v;
-			break;
-		case OPT_CONC:
-			if (parse_long(optarg, 1, 64, &v) < 0)
-				return cli_usage_error("image inspect",
-						       "--concurrency: expected 1 to 64");
-			ro.concurrency = (unsigned)v;
-			break;
-		case OPT_CACHE_DIR:
-			ro.cache_dir = optarg;
 			break;
 		case OPT_REPEAT:
 			if (parse_long(optarg, 1, 1000000, &repeat) < 0)
@@ -173,39 +128,30 @@ static int inspect(int argc, char **argv)
 		case OPT_STATS:
 			stats = true;
 			break;
-		case OPT_CACHE_ENTRIES:
-			if (parse_long(optarg, 1, 1000000, &v) < 0)
-				return cli_usage_error("image inspect",
-						       "--cache-entries: expected a count");
-			ro.max_entries = (size_t)v;
-			break;
 		case 'o':
-			if (strcmp(optarg, "json") == 0)
-				json_out = true;
-			else if (strcmp(optarg, "text") == 0)
-				json_out = false;
-			else
-				return cli_usage_error("image inspect",
-						       "--output: expected json or text");
+			if (cli_output_parse("image inspect", optarg,
+					     CLI_OUTPUT_ALLOW(CLI_OUTPUT_TEXT) |
+						     CLI_OUTPUT_ALLOW(CLI_OUTPUT_JSON),
+					     &output))
+				return EXIT_USAGE;
 			break;
 		case 'h':
 			help(stdout);
 			return EXIT_OK;
 		default:
-			return cli_usage_error("image inspect", "invalid option");
+			return cli_bad_option(&me, c, argv);
 		}
 	}
+	bool json_out = output == CLI_OUTPUT_JSON;
 	if (optind >= argc)
 		return cli_usage_error("image inspect", "expected at least one image reference");
 	struct kilt_platform plat;
 	struct kilt_error perr = { 0 };
 	if (platform && kilt_platform_parse(platform, &plat, &perr) < 0)
 		return cli_usage_error("image inspect", "%s", perr.msg);
-	ro.insecure = insecure;
-	ro.n_insecure = n_insecure;
 	struct kilt_error err = { 0 };
 	struct registry_client *client = NULL;
-	if (registry_client_new(&ro, &client, &err) < 0) {
+	if (registry_client_new(&reg.ro, &client, &err) < 0) {
 		cli_report(&err);
 		return EXIT_ERROR;
 	}

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "builtin_recipe.h"
 #include "cli.h"
+#include "builtin_recipe.h"
 #include "fileio.h"
 #include "inject_k8s.h"
 #include "registry.h"
@@ -19,30 +19,32 @@
 
 static void help(FILE *out)
 {
-	fputs("Usage: kilt inject [-r RECIPE] [FILE|-] [-o OUT | -i] [options]\n"
+	fputs("Usage: kilt inject [-r RECIPE] [FILE|-] [--output-file OUT | -i] [options]\n"
 	      "\n"
-	      "Apply a recipe to ECS container definitions: a CloudFormation template (JSON or "
-	      "YAML,\n"
-	      "short-form tags kept), a task definition (register-task-definition input or\n"
+	      "Apply a recipe to ECS container definitions: a CloudFormation template (JSON or\n"
+	      "YAML, short-form tags kept), a task definition (register-task-definition input or\n"
 	      "describe-task-definition output) or a Terraform container_definitions array. The\n"
-	      "result is written to standard output in the input's syntax. Without -r the "
-	      "built-in\n"
-	      "Falco recipe is used. Applying the same recipe again changes nothing; a different\n"
-	      "recipe replaces the earlier injection.\n"
+	      "result is written to standard output in the input's syntax. Without -r the\n"
+	      "built-in Falco recipe is used. Applying the same recipe again changes nothing; a\n"
+	      "different recipe replaces the earlier injection.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -r, --recipe FILE       recipe to apply (default: the built-in Falco recipe)\n"
-	      "  -o, --output OUT        write the result to OUT (a file is replaced atomically)\n"
-	      "  -i, --in-place          rewrite FILE (atomically)\n"
+	      "  -o, --output json|yaml  the result's syntax (default: the input's)\n"
+	      "      --output-file OUT   write the result to OUT instead of standard output (a\n"
+	      "                          file is replaced atomically)\n"
+	      "  -i, --in-place          rewrite FILE (atomically; YAML comments are not kept)\n"
 	      "  -f, --format KIND       auto (default), cloudformation, task-definition,\n"
 	      "                          container-definitions\n"
 	      "  -m, --mode MODE         opt-out (default: every Fargate task unless tagged\n"
 	      "                          kilt-ignore) or opt-in (only tasks tagged kilt-include)\n"
 	      "  -s, --set KEY=VALUE     recipe parameter, visible as config.KEY (repeatable)\n"
-	      "  -p, --param NAME=VALUE  template parameter value (repeatable; defaults "
-	      "otherwise)\n"
-	      "  -e, --explain           print the decision and reason for every task and "
-	      "container\n"
+	      "      --param NAME=VALUE  template parameter value (repeatable; defaults\n"
+	      "                          otherwise)\n"
+	      "  -e, --explain           print the decision and reason for every task and\n"
+	      "                          container\n"
+	      "      --report text|json  the report on standard error: text lines (default) or\n"
+	      "                          one JSON document with every decision\n"
 	      "      --remove            undo every earlier kilt injection instead of injecting\n"
 	      "      --fail-open         skip (with a warning) containers that cannot be patched\n"
 	      "      --skip-container NAME  a container that is not the application: skipped\n"
@@ -51,16 +53,28 @@ static void help(FILE *out)
 	      "                          ProxyConfiguration proxy are skipped anyway)\n"
 	      "      --sidecar-credentials ARN\n"
 	      "                          RepositoryCredentials secret for the sidecars' images\n"
-	      "      --no-image-lookup   never ask a registry for an image's ENTRYPOINT/CMD\n"
-	      "      --auth-file FILE    registry credentials (docker config.json or pull secret)\n"
-	      "      --insecure-registry HOST[:PORT]  plain HTTP / unverified TLS (repeatable)\n"
-	      "      --ca-file FILE      CA bundle for registries\n"
-	      "      --image-timeout MS  time budget of each image lookup (default 15000)\n"
 	      "      --sidecar-logs inherit|none\n"
 	      "                          sidecars inherit the app's awslogs settings (default) or\n"
 	      "                          get no log configuration\n"
+	      "      --no-image-lookup   never ask a registry for an image's ENTRYPOINT/CMD\n"
 	      "  -h, --help              show this help\n"
 	      "\n"
+	      "Kubernetes manifests (docs/kubernetes.md; several -r for kilt.dev/recipe):\n"
+	      "      --json-patch        print the RFC 6902 patches instead of the documents\n"
+	      "      --pod-security skip|proceed\n"
+	      "                          a namespace whose Pod Security level forbids SYS_PTRACE\n"
+	      "      --volume-source copy|image\n"
+	      "                          how the agent's files reach the pod\n"
+	      "      --copy-helper PATH  the copying program in the agent image\n"
+	      "      --namespace NS      the namespace the manifests go to\n"
+	      "      --namespace-label KEY=VALUE\n"
+	      "                          a label of that namespace (repeatable)\n"
+	      "      --image-facts FILE  image facts to use instead of asking registries\n"
+	      "      --pull-secret FILE  a dockerconfigjson pull secret for image lookups\n"
+	      "\n",
+	      out);
+	fputs(cli_registry_help, out);
+	fputs("\n"
 	      "Exit status: 0 success, 1 error (nothing is written), 2 usage error.\n",
 	      out);
 }
@@ -171,11 +185,25 @@ static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kil
 	return 0;
 }
 
-static void print_report(const struct kilt_report *rep, bool explain)
+/* How the report is printed on standard error. */
+enum {
+	REPORT_EXPLAIN = 1 << 0, /* every decision, not only warnings */
+	REPORT_JSON = 1 << 1, /* one JSON document (kilt_report_to_json) */
+};
+
+static void print_report(const struct kilt_report *rep, unsigned how)
 {
+	if (how & REPORT_JSON) {
+		/* the object the macro's log line also holds */
+		_cleanup_json_ json_t *j = kilt_report_to_json(rep);
+		_cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
+		if (text)
+			fprintf(stderr, "%s\n", text);
+		return;
+	}
 	for (size_t i = 0; i < rep->n_decisions; i++) {
 		const struct kilt_decision *d = &rep->decisions[i];
-		if (!explain && !d->warning)
+		if (!(how & REPORT_EXPLAIN) && !d->warning)
 			continue;
 		if (d->container)
 			fprintf(stderr, "%s%s / %s: %s: %s\n", d->warning ? "warning: " : "",
@@ -202,10 +230,10 @@ static bool leave_untouched(const char *path, const char *out_path, const struct
 }
 
 /* The report, printed once the result is in place (or not needed): its counts are true then. */
-static int finish(const struct kilt_report *rep, bool explain, const struct fileio_out *out,
+static int finish(const struct kilt_report *rep, unsigned how, const struct fileio_out *out,
 		  const char *untouched)
 {
-	print_report(rep, explain);
+	print_report(rep, how);
 	if (untouched)
 		fprintf(stderr, "kilt inject: %s: nothing to change; the file is left untouched\n",
 			untouched);
@@ -294,7 +322,7 @@ static void resolve_batch(void *userdata, struct kilt_image_needs *needs)
 static int inject_streamed(const char *buf, size_t len, const char *path, const char *name,
 			   const char *out_path, const struct kilt_recipe *recipe,
 			   struct registry_client *registry, struct kilt_image_needs *needs,
-			   const struct kilt_ecs_options *opts, bool explain)
+			   const struct kilt_ecs_options *opts, unsigned how)
 {
 	struct kilt_error err = { 0 };
 	_cleanup_free_ struct out_stream *o = NULL;
@@ -333,7 +361,7 @@ static int inject_streamed(const char *buf, size_t len, const char *path, const 
 	}
 	if (leave_untouched(path, out_path, &rep)) {
 		kbuf_done(&mem);
-		finish(&rep, explain, NULL, out_path);
+		finish(&rep, how, NULL, out_path);
 		kilt_report_done(&rep);
 		return EXIT_OK;
 	}
@@ -353,7 +381,7 @@ static int inject_streamed(const char *buf, size_t len, const char *path, const 
 		kilt_report_done(&rep);
 		return EXIT_ERROR;
 	}
-	finish(&rep, explain, out, NULL);
+	finish(&rep, how, out, NULL);
 	kilt_report_done(&rep);
 	return EXIT_OK;
 }
@@ -363,17 +391,18 @@ static void recipe_freep(struct kilt_recipe **recipe)
 	kilt_recipe_free(*recipe);
 }
 
+/* ---- options ------------------------------------------------------------------------------ */
+
 enum {
 	OPT_REMOVE = 0x100,
 	OPT_FAIL_OPEN,
 	OPT_SIDECAR_CREDS,
 	OPT_SIDECAR_LOGS,
 	OPT_NO_IMAGE_LOOKUP,
-	OPT_AUTH_FILE,
-	OPT_INSECURE_REGISTRY,
-	OPT_CA_FILE,
-	OPT_IMAGE_TIMEOUT,
 	OPT_JSON_PATH,
+	OPT_OUTPUT_FILE,
+	OPT_PARAM,
+	OPT_REPORT,
 	OPT_SKIP_CONTAINER,
 	OPT_POD_SECURITY,
 	OPT_VOLUME_SOURCE,
@@ -385,28 +414,100 @@ enum {
 	OPT_JSON_PATCH,
 };
 
-int cmd_inject(int argc, char **argv)
+/* What the command line asks for. */
+struct inject_args {
+	const char *path; /* borrowed: the input, "-" for standard input */
+	const char *recipe_path; /* borrowed; NULL: the built-in recipe */
+	const char *out_path; /* borrowed; NULL: standard output */
+	bool in_place, explain, remove, image_lookup;
+	/* the result's syntax; CLI_OUTPUT_TEXT: the input's */
+	enum cli_output output;
+	enum cli_output report; /* TEXT or JSON, on standard error */
+	enum json_path json_path;
+	struct kilt_ecs_options opts; /* config and parameters point into the two below */
+	struct cli_registry registry;
+	json_t *config; /* owned: --set */
+	json_t *params; /* owned: --param */
+	json_t *skip; /* owned: --skip-container */
+	/* Kubernetes manifests (src/inject_k8s.c); its ropts points at registry.ro */
+	struct inject_k8s_args k8s;
+	json_t *ns_labels; /* owned: --namespace-label */
+};
+
+static void inject_args_done(struct inject_args *a)
+{
+	json_decref(a->config);
+	json_decref(a->params);
+	json_decref(a->skip);
+	json_decref(a->ns_labels);
+}
+
+static int parse_format(struct inject_args *a, const char *arg)
+{
+	static const struct {
+		const char *name;
+		enum kilt_ecs_input input;
+	} kinds[] = {
+		{ "auto", KILT_ECS_INPUT_AUTO },
+		{ "cloudformation", KILT_ECS_INPUT_CLOUDFORMATION },
+		{ "cfn", KILT_ECS_INPUT_CLOUDFORMATION },
+		{ "task-definition", KILT_ECS_INPUT_TASK_DEFINITION },
+		{ "ecs", KILT_ECS_INPUT_TASK_DEFINITION },
+		{ "container-definitions", KILT_ECS_INPUT_CONTAINER_DEFINITIONS },
+		{ "terraform", KILT_ECS_INPUT_CONTAINER_DEFINITIONS },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (strcmp(arg, kinds[i].name) == 0) {
+			a->opts.input = kinds[i].input;
+			return 0;
+		}
+	}
+	return cli_usage_error("inject",
+			       "unknown --format '%s' (expected auto, cloudformation, "
+			       "task-definition or container-definitions)",
+			       arg);
+}
+
+/* -o/--output names the result's format, as it does in every command. Before, it named the
+ * output file here: a value that is not a format is still taken as one, with a warning, so that
+ * scripts keep working while `-o json` can never become a file named "json". */
+static int parse_output(struct inject_args *a, const char *arg)
+{
+	if (strcmp(arg, "json") == 0 || strcmp(arg, "yaml") == 0)
+		return cli_output_parse("inject", arg,
+					CLI_OUTPUT_ALLOW(CLI_OUTPUT_JSON) |
+						CLI_OUTPUT_ALLOW(CLI_OUTPUT_YAML),
+					&a->output);
+	if (strcmp(arg, "text") == 0 || !*arg)
+		return cli_usage_error("inject", "--output must be json or yaml, not '%s'", arg);
+	fprintf(stderr,
+		"kilt inject: warning: '-o %s' is the old spelling of '--output-file %s' (-o now "
+		"names the result's format: json or yaml)\n",
+		arg, arg);
+	a->out_path = arg;
+	return 0;
+}
+
+/* Fills `a` from the command line. Returns -1 to go on, or the exit status. */
+static int parse_options(int argc, char **argv, struct inject_args *a)
 {
 	static const struct option lopts[] = {
 		{ "recipe", required_argument, NULL, 'r' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "output-file", required_argument, NULL, OPT_OUTPUT_FILE },
 		{ "in-place", no_argument, NULL, 'i' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "set", required_argument, NULL, 's' },
-		{ "param", required_argument, NULL, 'p' },
+		{ "param", required_argument, NULL, OPT_PARAM },
 		{ "explain", no_argument, NULL, 'e' },
+		{ "report", required_argument, NULL, OPT_REPORT },
 		{ "remove", no_argument, NULL, OPT_REMOVE },
 		{ "fail-open", no_argument, NULL, OPT_FAIL_OPEN },
 		{ "sidecar-credentials", required_argument, NULL, OPT_SIDECAR_CREDS },
 		{ "sidecar-logs", required_argument, NULL, OPT_SIDECAR_LOGS },
 		{ "no-image-lookup", no_argument, NULL, OPT_NO_IMAGE_LOOKUP },
-		{ "auth-file", required_argument, NULL, OPT_AUTH_FILE },
-		{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY },
-		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
-		{ "image-timeout", required_argument, NULL, OPT_IMAGE_TIMEOUT },
 		{ "skip-container", required_argument, NULL, OPT_SKIP_CONTAINER },
-		{ "json-path", required_argument, NULL, OPT_JSON_PATH }, /* hidden */
 		{ "pod-security", required_argument, NULL, OPT_POD_SECURITY },
 		{ "volume-source", required_argument, NULL, OPT_VOLUME_SOURCE },
 		{ "copy-helper", required_argument, NULL, OPT_COPY_HELPER },
@@ -415,182 +516,171 @@ int cmd_inject(int argc, char **argv)
 		{ "image-facts", required_argument, NULL, OPT_IMAGE_FACTS },
 		{ "pull-secret", required_argument, NULL, OPT_PULL_SECRET },
 		{ "json-patch", no_argument, NULL, OPT_JSON_PATCH },
+		CLI_REGISTRY_LONG,
+		{ "json-path", required_argument, NULL, OPT_JSON_PATH }, /* hidden */
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *recipe_path = NULL, *out_path = NULL;
-	bool in_place = false, explain = false, remove = false;
-	enum json_path json_path = JSON_PATH_AUTO;
-	struct kilt_ecs_options opts;
-	kilt_ecs_options_default(&opts);
-	/* Image facts (src/registry.c) for containers that do not say what they run. */
-	struct registry_options ropts;
-	registry_options_default(&ropts);
-	const char *insecure[64];
-	bool image_lookup = true;
-	_cleanup_(registry_client_freep) struct registry_client *registry = NULL;
-	/* the run's image facts, resolved ahead of the engine (kilt_ecs_list_images) */
-	_cleanup_(kilt_image_needs_done) struct kilt_image_needs needs = { 0 };
-	struct registry_table table = { .needs = &needs };
-	_cleanup_json_ json_t *config = json_object();
-	_cleanup_json_ json_t *params = json_object();
-	_cleanup_json_ json_t *skip = json_array();
-	/* Kubernetes manifests (src/inject_k8s.c) */
-	_cleanup_json_ json_t *ns_labels = json_object();
-	struct inject_k8s_args k8s = { .ropts = &ropts, .namespace_labels = ns_labels };
-	int c;
-	while ((c = getopt_long(argc, argv, "r:o:if:m:s:p:eh", lopts, NULL)) != -1) {
+	static const char *const hidden[] = { "json-path", NULL };
+	static const struct cli_retired_short retired[] = {
+		{ 'p', "--param NAME=VALUE" },
+		{ 0 },
+	};
+	static const struct cli_command_options me = {
+		.name = "inject", .opts = lopts, .hidden = hidden, .retired = retired
+	};
+	*a = (struct inject_args){ .path = "-", .image_lookup = true };
+	kilt_ecs_options_default(&a->opts);
+	cli_registry_init(&a->registry);
+	a->config = json_object();
+	a->params = json_object();
+	a->skip = json_array();
+	a->ns_labels = json_object();
+	a->k8s = (struct inject_k8s_args){ .ropts = &a->registry.ro,
+					   .namespace_labels = a->ns_labels };
+	int c, r;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":r:o:if:m:s:eh" CLI_REGISTRY_SHORT, lopts, NULL)) !=
+	       -1) {
+		if ((r = cli_registry_option(&a->registry, "inject", c, optarg)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		switch (c) {
 		case 'r':
-			recipe_path = optarg;
-			if (k8s.n_recipes == INJECT_K8S_MAX_RECIPES)
+			a->recipe_path = optarg;
+			if (a->k8s.n_recipes == INJECT_K8S_MAX_RECIPES)
 				return cli_usage_error("inject", "too many -r");
-			k8s.recipe_paths[k8s.n_recipes++] = optarg;
+			a->k8s.recipe_paths[a->k8s.n_recipes++] = optarg;
 			break;
 		case 'o':
-			out_path = optarg;
+			if (parse_output(a, optarg))
+				return EXIT_USAGE;
+			break;
+		case OPT_OUTPUT_FILE:
+			if (!*optarg)
+				return cli_usage_error("inject", "--output-file needs a FILE");
+			a->out_path = optarg;
 			break;
 		case 'i':
-			in_place = true;
+			a->in_place = true;
 			break;
 		case 'f':
-			if (strcmp(optarg, "auto") == 0)
-				opts.input = KILT_ECS_INPUT_AUTO;
-			else if (strcmp(optarg, "cloudformation") == 0 ||
-				 strcmp(optarg, "cfn") == 0)
-				opts.input = KILT_ECS_INPUT_CLOUDFORMATION;
-			else if (strcmp(optarg, "task-definition") == 0 ||
-				 strcmp(optarg, "ecs") == 0)
-				opts.input = KILT_ECS_INPUT_TASK_DEFINITION;
-			else if (strcmp(optarg, "container-definitions") == 0 ||
-				 strcmp(optarg, "terraform") == 0)
-				opts.input = KILT_ECS_INPUT_CONTAINER_DEFINITIONS;
-			else
-				return cli_usage_error("inject", "unknown --format '%s'", optarg);
+			if (parse_format(a, optarg))
+				return EXIT_USAGE;
 			break;
 		case 'm':
 			if (strcmp(optarg, "opt-in") == 0)
-				opts.mode = KILT_ECS_OPT_IN;
+				a->opts.mode = KILT_ECS_OPT_IN;
 			else if (strcmp(optarg, "opt-out") == 0)
-				opts.mode = KILT_ECS_OPT_OUT;
+				a->opts.mode = KILT_ECS_OPT_OUT;
 			else
 				return cli_usage_error("inject",
 						       "--mode must be opt-in or opt-out, not '%s'",
 						       optarg);
 			break;
 		case 's':
-			if (cli_add_setting(config, optarg) < 0)
+			if (cli_add_setting(a->config, optarg) < 0)
 				return cli_usage_error("inject",
 						       "--set expects KEY=VALUE, not '%s'", optarg);
 			break;
-		case 'p': {
+		case OPT_PARAM: {
 			const char *eq = strchr(optarg, '=');
 			if (!eq || eq == optarg)
 				return cli_usage_error(
 					"inject", "--param expects NAME=VALUE, not '%s'", optarg);
 			_cleanup_free_ char *name = xstrndup(optarg, (size_t)(eq - optarg));
-			json_object_set_new(params, name, json_string(eq + 1));
+			json_t *v = json_string(eq + 1);
+			if (!v || json_object_set_new(a->params, name, v) < 0)
+				return cli_usage_error("inject", "--param: '%s' is not valid UTF-8",
+						       optarg);
 			break;
 		}
 		case 'e':
-			explain = true;
+			a->explain = true;
+			break;
+		case OPT_REPORT:
+			if (cli_output_parse("inject", optarg,
+					     CLI_OUTPUT_ALLOW(CLI_OUTPUT_TEXT) |
+						     CLI_OUTPUT_ALLOW(CLI_OUTPUT_JSON),
+					     &a->report))
+				return EXIT_USAGE;
 			break;
 		case OPT_REMOVE:
-			remove = true;
+			a->remove = true;
 			break;
 		case OPT_FAIL_OPEN:
-			opts.fail_open = true;
+			a->opts.fail_open = true;
 			break;
 		case OPT_SIDECAR_CREDS:
 			if (!*optarg)
 				return cli_usage_error("inject", "--sidecar-credentials needs the "
 								 "ARN or name of a secret");
-			opts.sidecar_repository_credentials = optarg;
+			a->opts.sidecar_repository_credentials = optarg;
 			break;
 		case OPT_SIDECAR_LOGS:
 			if (strcmp(optarg, "none") == 0)
-				opts.sidecar_logs_off = true;
+				a->opts.sidecar_logs_off = true;
 			else if (strcmp(optarg, "inherit") != 0)
 				return cli_usage_error("inject",
 						       "--sidecar-logs must be inherit or none");
 			break;
 		case OPT_NO_IMAGE_LOOKUP:
-			image_lookup = false;
+			a->image_lookup = false;
 			break;
-		case OPT_SKIP_CONTAINER:
-			if (!*optarg || json_array_append_new(skip, json_string(optarg)) < 0)
-				return cli_usage_error("inject",
-						       "--skip-container expects a container name "
-						       "(UTF-8)");
-			break;
-		case OPT_AUTH_FILE:
-			ropts.auth_file = optarg;
-			break;
-		case OPT_INSECURE_REGISTRY:
-			if (ropts.n_insecure == ARRAY_SIZE(insecure))
-				return cli_usage_error("inject", "too many --insecure-registry");
-			insecure[ropts.n_insecure++] = optarg;
-			ropts.insecure = insecure;
-			break;
-		case OPT_CA_FILE:
-			ropts.ca_file = optarg;
-			break;
-		case OPT_IMAGE_TIMEOUT: {
-			char *end = NULL;
-			errno = 0;
-			long ms = strtol(optarg, &end, 10);
-			if (errno || !end || *end || ms < 1 || ms > 3600000)
-				return cli_usage_error("inject",
-						       "--image-timeout: expected milliseconds");
-			ropts.timeout_ms = ms;
-			break;
-		}
 		case OPT_POD_SECURITY:
 			if (strcmp(optarg, "proceed") == 0)
-				k8s.pod_security = KILT_K8S_PSA_PROCEED;
+				a->k8s.pod_security = KILT_K8S_PSA_PROCEED;
 			else if (strcmp(optarg, "skip") == 0)
-				k8s.pod_security = KILT_K8S_PSA_SKIP;
+				a->k8s.pod_security = KILT_K8S_PSA_SKIP;
 			else
 				return cli_usage_error("inject",
 						       "--pod-security must be skip or proceed");
 			break;
 		case OPT_VOLUME_SOURCE:
 			if (strcmp(optarg, "image") == 0)
-				k8s.volume_source = KILT_K8S_VOLUME_IMAGE;
+				a->k8s.volume_source = KILT_K8S_VOLUME_IMAGE;
 			else if (strcmp(optarg, "copy") == 0)
-				k8s.volume_source = KILT_K8S_VOLUME_COPY;
+				a->k8s.volume_source = KILT_K8S_VOLUME_COPY;
 			else
 				return cli_usage_error("inject",
 						       "--volume-source must be copy or image");
 			break;
 		case OPT_COPY_HELPER:
-			k8s.copy_helper = optarg;
+			a->k8s.copy_helper = optarg;
 			break;
 		case OPT_NAMESPACE:
-			k8s.namespace_name = optarg;
+			a->k8s.namespace_name = optarg;
 			break;
 		case OPT_NAMESPACE_LABEL:
-			if (inject_k8s_add_label(ns_labels, optarg) < 0)
+			if (inject_k8s_add_label(a->ns_labels, optarg) < 0)
 				return cli_usage_error(
 					"inject", "--namespace-label expects KEY=VALUE, not '%s'",
 					optarg);
 			break;
 		case OPT_IMAGE_FACTS:
-			k8s.image_facts_file = optarg;
+			a->k8s.image_facts_file = optarg;
 			break;
 		case OPT_PULL_SECRET:
-			ropts.auth_file = optarg;
+			a->registry.ro.auth_file = optarg;
 			break;
 		case OPT_JSON_PATCH:
-			k8s.json_patch = true;
+			a->k8s.json_patch = true;
+			break;
+		case OPT_SKIP_CONTAINER:
+			if (!*optarg || json_array_append_new(a->skip, json_string(optarg)) < 0)
+				return cli_usage_error("inject",
+						       "--skip-container expects a container name "
+						       "(UTF-8)");
 			break;
 		case OPT_JSON_PATH:
 			if (strcmp(optarg, "auto") == 0)
-				json_path = JSON_PATH_AUTO;
+				a->json_path = JSON_PATH_AUTO;
 			else if (strcmp(optarg, "whole") == 0)
-				json_path = JSON_PATH_WHOLE;
+				a->json_path = JSON_PATH_WHOLE;
 			else if (strcmp(optarg, "stream") == 0)
-				json_path = JSON_PATH_STREAM;
+				a->json_path = JSON_PATH_STREAM;
 			else
 				return cli_usage_error("inject",
 						       "--json-path must be auto, whole or stream");
@@ -599,26 +689,54 @@ int cmd_inject(int argc, char **argv)
 			help(stdout);
 			return EXIT_OK;
 		default:
-			return cli_usage_error("inject", "invalid option");
+			return cli_bad_option(&me, c, argv);
 		}
 	}
 	if (argc - optind > 1)
-		return cli_usage_error("inject", "expected at most one FILE");
-	const char *path = optind < argc ? argv[optind] : "-";
-	if (in_place && out_path)
-		return cli_usage_error("inject", "-i and -o exclude each other");
-	if (in_place && strcmp(path, "-") == 0)
+		return cli_usage_error("inject", "expected at most one FILE, got '%s' and '%s'",
+				       argv[optind], argv[optind + 1]);
+	if (optind < argc)
+		a->path = argv[optind];
+	if (a->in_place && a->out_path)
+		return cli_usage_error("inject", "-i and --output-file exclude each other");
+	if (a->in_place && strcmp(a->path, "-") == 0)
 		return cli_usage_error("inject", "-i needs a FILE");
-	if (in_place)
-		out_path = path;
-	opts.config = config;
-	opts.parameters = params;
-	opts.skip_containers = json_array_size(skip) ? skip : NULL;
-	opts.discard_on_failure = true; /* nothing is written when the run fails */
+	if (a->in_place)
+		a->out_path = a->path;
+	a->opts.config = a->config;
+	a->opts.parameters = a->params;
+	a->opts.skip_containers = json_array_size(a->skip) ? a->skip : NULL;
+	a->opts.discard_on_failure = true; /* nothing is written when the run fails */
+	return -1;
+}
 
+/* ---- the run -------------------------------------------------------------------------------- */
+
+/* kilt's YAML keeps data, tags and key order, not comments: say so before a file that had
+ * some is rewritten. */
+static void warn_dropped_comments(const char *path)
+{
+	fprintf(stderr,
+		"kilt inject: warning: %s: its YAML comments are not kept (kilt writes data, tags "
+		"and key order, not comments)\n",
+		path);
+}
+
+static int inject_run(struct inject_args *a)
+{
+	const char *recipe_path = a->recipe_path, *out_path = a->out_path, *path = a->path;
+	bool remove = a->remove;
+	unsigned how = (a->explain ? REPORT_EXPLAIN : 0u) |
+		       (a->report == CLI_OUTPUT_JSON ? REPORT_JSON : 0u);
+	enum json_path json_path = a->json_path;
+	struct kilt_ecs_options opts = a->opts;
+	_cleanup_(registry_client_freep) struct registry_client *registry = NULL;
+	/* the run's image facts, resolved ahead of the engine (kilt_ecs_list_images) */
+	_cleanup_(kilt_image_needs_done) struct kilt_image_needs needs = { 0 };
+	struct registry_table table = { .needs = &needs };
 	struct kilt_error err = { 0 };
-	if (image_lookup && !remove) {
-		if (registry_client_new(&ropts, &registry, &err) < 0) {
+	if (a->image_lookup && !remove) {
+		if (registry_client_new(&a->registry.ro, &registry, &err) < 0) {
 			cli_report(&err);
 			return EXIT_ERROR;
 		}
@@ -638,23 +756,24 @@ int cmd_inject(int argc, char **argv)
 	bool k8s_single;
 	if (inject_k8s_parse(buf, len, name, &k8s_docs, &k8s_fmt, &k8s_single)) {
 		free(steal_pointer(&buf));
-		k8s.out_path = out_path;
-		k8s.config = config;
-		k8s.explain = explain;
-		k8s.remove = remove;
-		k8s.fail_open = opts.fail_open;
-		k8s.mode = (enum kilt_select_mode)opts.mode;
-		k8s.image_lookup = image_lookup;
-		return inject_k8s(&k8s, k8s_docs, k8s_fmt, k8s_single, name);
+		struct inject_k8s_args *k8s = &a->k8s;
+		k8s->out_path = out_path;
+		k8s->config = a->config;
+		k8s->explain = a->explain;
+		k8s->remove = remove;
+		k8s->fail_open = opts.fail_open;
+		k8s->mode = (enum kilt_select_mode)opts.mode;
+		k8s->image_lookup = a->image_lookup;
+		return inject_k8s(k8s, k8s_docs, k8s_fmt, k8s_single, name);
 	}
 	/* Loaded before the input is parsed, reported after it: a syntax error comes first. */
 	_cleanup_(recipe_freep) struct kilt_recipe *recipe = NULL;
 	struct kilt_error recipe_err = { 0 };
 	int recipe_r = remove ? 0 : load_recipe(recipe_path, &recipe, &recipe_err);
-	if (json_path != JSON_PATH_WHOLE && recipe_r == 0 &&
+	if (json_path != JSON_PATH_WHOLE && recipe_r == 0 && a->output != CLI_OUTPUT_YAML &&
 	    kilt_yaml_detect(buf, len) == KILT_FORMAT_JSON) {
 		int s = inject_streamed(buf, len, path, name, out_path, recipe, registry, &needs,
-					&opts, explain);
+					&opts, how);
 		if (s != STREAM_FALLBACK)
 			return s;
 	}
@@ -668,6 +787,12 @@ int cmd_inject(int argc, char **argv)
 		cli_report(&err);
 		return EXIT_ERROR;
 	}
+	bool drops_comments =
+		a->in_place && fmt == KILT_FORMAT_YAML && kilt_yaml_has_comments(buf, len);
+	if (a->output == CLI_OUTPUT_JSON)
+		fmt = KILT_FORMAT_JSON;
+	else if (a->output == CLI_OUTPUT_YAML)
+		fmt = KILT_FORMAT_YAML;
 	free(steal_pointer(&buf)); /* the tree holds everything now */
 	struct kilt_report rep;
 	kilt_report_init(&rep);
@@ -694,10 +819,12 @@ int cmd_inject(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	if (leave_untouched(path, out_path, &rep)) {
-		finish(&rep, explain, NULL, out_path);
+		finish(&rep, how, NULL, out_path);
 		kilt_report_done(&rep);
 		return EXIT_OK;
 	}
+	if (drops_comments)
+		warn_dropped_comments(path);
 	_cleanup_(fileio_out_freep) struct fileio_out *out = NULL;
 	r = fileio_out_open(out_path ? out_path : "-", &out, &err);
 	if (r == 0)
@@ -707,7 +834,17 @@ int cmd_inject(int argc, char **argv)
 		kilt_report_done(&rep);
 		return EXIT_ERROR;
 	}
-	finish(&rep, explain, out, NULL);
+	finish(&rep, how, out, NULL);
 	kilt_report_done(&rep);
 	return EXIT_OK;
+}
+
+int cmd_inject(int argc, char **argv)
+{
+	struct inject_args a;
+	int rc = parse_options(argc, argv, &a);
+	if (rc < 0)
+		rc = inject_run(&a);
+	inject_args_done(&a);
+	return rc;
 }

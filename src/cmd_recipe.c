@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `kilt recipe check FILE...` validates recipes and reports every error with its place;
  * `kilt recipe render FILE --image REF ...` shows the plan the recipe makes of one container. */
-#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cli.h"
 #include "internal.h"
@@ -14,25 +12,35 @@
 
 static void help(FILE *out)
 {
-	fputs("Usage: kilt recipe check FILE...\n"
+	fputs("Usage: kilt recipe check [-o text|json] FILE...\n"
 	      "       kilt recipe render FILE --image REF [options]\n"
 	      "\n"
 	      "Check recipes, or show what a recipe makes of one container (the plan every target\n"
 	      "applies). The recipe language is described in docs/recipe.md.\n"
 	      "\n"
-	      "Run 'kilt recipe check --help' or 'kilt recipe render --help' for the options.\n",
+	      "Run 'kilt recipe check --help' or 'kilt recipe render --help' for the options.\n"
+	      "\n"
+	      "Exit status: 0 success, 1 error, 2 usage error.\n",
 	      out);
 }
 
 static void help_check(FILE *out)
 {
-	fputs("Usage: kilt recipe check [-h] FILE...\n"
+	fputs("Usage: kilt recipe check [-o text|json] FILE...\n"
 	      "\n"
 	      "Parse and validate each recipe. Every error is printed as 'file:line:column: "
 	      "message'\n"
 	      "on standard error; a valid recipe is reported as 'FILE: ok' on standard output "
 	      "with\n"
 	      "its name and SHA-256.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -o, --output text|json   json: one document on standard output for every FILE,\n"
+	      "                           [{\"file\", \"ok\", \"name\", \"sha256\"} or {\"file\", "
+	      "\"ok\",\n"
+	      "                           \"errors\": [{\"file\", \"line\", \"column\", "
+	      "\"message\"}]}]\n"
+	      "  -h, --help               show this help\n"
 	      "\n"
 	      "Exit status: 0 when every recipe is valid, 1 when one is not, 2 on usage errors.\n",
 	      out);
@@ -46,15 +54,15 @@ static void help_render(FILE *out)
 	      "plan\"). The options describe the container as it is today.\n"
 	      "\n"
 	      "Options:\n"
-	      "  -i, --image REF          the container's image reference (required)\n"
-	      "  -e, --entrypoint JSON    the container's entrypoint, a JSON array of strings\n"
-	      "  -c, --command JSON       the container's command, a JSON array of strings\n"
+	      "      --image REF          the container's image reference (required)\n"
+	      "      --entrypoint JSON    the container's entrypoint, a JSON array of strings\n"
+	      "      --command JSON       the container's command, a JSON array of strings\n"
 	      "  -E, --env K=V            one environment variable of the container (repeatable,\n"
 	      "                           kept in order)\n"
-	      "  -n, --name NAME          the container's name\n"
+	      "      --name NAME          the container's name\n"
 	      "  -g, --group GROUP        task family / logical ID / pod name\n"
 	      "  -p, --platform P         the container's platform, e.g. linux/amd64\n"
-	      "  -m, --metadata K=V       a tag / label / annotation (repeatable)\n"
+	      "      --metadata K=V       a tag / label / annotation (repeatable)\n"
 	      "  -s, --set KEY=VALUE      an operator parameter, visible as ${config.KEY}; KEY may "
 	      "be\n"
 	      "                           dotted (repeatable)\n"
@@ -71,169 +79,116 @@ static void help_render(FILE *out)
 
 /* ---- check ---------------------------------------------------------------------------------- */
 
-static void print_error(const struct kilt_error *err, void *userdata)
+/* Where a check's errors go: printed at once (text) or collected (json). */
+struct check_sink {
+	unsigned count;
+	json_t *errors; /* borrowed; NULL: print */
+};
+
+static void on_error(const struct kilt_error *err, void *userdata)
 {
-	unsigned *count = userdata;
-	char buf[1024];
-	fprintf(stderr, "%s\n", kilt_error_format(err, buf, sizeof(buf)));
-	(*count)++;
+	struct check_sink *k = userdata;
+	k->count++;
+	if (!k->errors) {
+		char buf[1024];
+		fprintf(stderr, "%s\n", kilt_error_format(err, buf, sizeof(buf)));
+		return;
+	}
+	json_t *e = json_object();
+	json_object_set_new(e, "file", json_string(err->file));
+	if (err->line) {
+		json_object_set_new(e, "line", json_integer(err->line));
+		json_object_set_new(e, "column", json_integer(err->column));
+	}
+	json_object_set_new(e, "message", json_string(err->msg));
+	json_array_append_new(k->errors, e);
+}
+
+/* Checks one recipe; `ret_result` (owned, json only) describes it. */
+static bool check_one(const char *path, bool json, json_t **ret_result)
+{
+	json_t *errors = json ? json_array() : NULL;
+	struct check_sink sink = { .errors = errors };
+	json_t *result = json_pack("{s:s}", "file", path);
+	if (!result) /* a path that is not UTF-8 */
+		result = json_pack("{s:s}", "file", "?");
+	json_object_set_new(result, "ok", json_false());
+	bool ok = false;
+	if (kilt_recipe_check_file(path, on_error, &sink) == 0) {
+		struct kilt_recipe *r = NULL;
+		struct kilt_error err = { 0 };
+		if (kilt_recipe_load_file(path, &r, &err) < 0) {
+			on_error(&err, &sink);
+		} else {
+			ok = true;
+			if (json) {
+				json_object_set_new(result, "name",
+						    json_string(kilt_recipe_name(r)));
+				json_object_set_new(result, "sha256",
+						    json_string(kilt_recipe_hash(r)));
+			} else {
+				printf("%s: ok (recipe %s, sha256 %s)\n", path, kilt_recipe_name(r),
+				       kilt_recipe_hash(r));
+			}
+			kilt_recipe_free(r);
+		}
+	}
+	json_object_set_new(result, "ok", json_boolean(ok));
+	if (json && !ok)
+		json_object_set_new(result, "errors", json_incref(errors));
+	json_decref(errors);
+	if (json)
+		*ret_result = result;
+	else
+		json_decref(result);
+	return ok;
 }
 
 static int recipe_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	static const struct cli_command_options me = { .name = "recipe check", .opts = opts };
+	enum cli_output output = CLI_OUTPUT_TEXT;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'o':
+			if (cli_output_parse("recipe check", optarg,
+					     CLI_OUTPUT_ALLOW(CLI_OUTPUT_TEXT) |
+						     CLI_OUTPUT_ALLOW(CLI_OUTPUT_JSON),
+					     &output))
+				return EXIT_USAGE;
+			break;
 		case 'h':
 			help_check(stdout);
 			return EXIT_OK;
 		default:
-			return cli_usage_error("recipe check", "invalid option");
+			return cli_bad_option(&me, c, argv);
 		}
 	}
 	if (optind >= argc)
 		return cli_usage_error("recipe check", "expected at least one FILE");
+	bool json = output == CLI_OUTPUT_JSON;
+	_cleanup_json_ json_t *all = json ? json_array() : NULL;
 	int rc = EXIT_OK;
 	for (int i = optind; i < argc; i++) {
-		unsigned count = 0;
-		if (kilt_recipe_check_file(argv[i], print_error, &count) < 0) {
+		json_t *result = NULL;
+		if (!check_one(argv[i], json, &result))
 			rc = EXIT_ERROR;
-			continue;
-		}
-		struct kilt_recipe *r = NULL;
-		struct kilt_error err = { 0 };
-		if (kilt_recipe_load_file(argv[i], &r, &err) < 0) {
-			print_error(&err, &count);
-			rc = EXIT_ERROR;
-			continue;
-		}
-		printf("%s: ok (recipe %s, sha256 %s)\n", argv[i], kilt_recipe_name(r),
-		       kilt_recipe_hash(r));
-		kilt_recipe_free(r);
+		if (json)
+			json_array_append_new(all, result);
+	}
+	if (json && (json_dumpf(all, stdout, JSON_INDENT(2)) < 0 || fputc('\n', stdout) == EOF ||
+		     fflush(stdout) != 0)) {
+		fputs("kilt: cannot write output\n", stderr);
+		return EXIT_ERROR;
 	}
 	return rc;
-}
-
-/* ---- YAML output ---------------------------------------------------------------------------- */
-
-/* True when `s` can be written as a plain YAML scalar that reads back as the same string. */
-static bool yaml_plain(const char *s)
-{
-	static const char *const reserved[] = { "true", "false", "null", "yes", "no", "on",
-						"off",	"y",	 "n",	 "~",	NULL };
-	if (!s[0] || !(isalpha((unsigned char)s[0]) || s[0] == '_' || s[0] == '/'))
-		return false;
-	for (size_t i = 0; reserved[i]; i++)
-		if (strcasecmp(s, reserved[i]) == 0)
-			return false;
-	size_t n = strlen(s);
-	if (s[n - 1] == ':')
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("_./=+@:-", *p))
-			return false;
-	return true;
-}
-
-static void yaml_string(FILE *o, const char *s)
-{
-	if (yaml_plain(s)) {
-		fputs(s, o);
-		return;
-	}
-	/* A JSON string is a valid YAML double-quoted scalar. */
-	json_t *j = json_string(s);
-	char *q = json_dumps(j, JSON_ENCODE_ANY);
-	fputs(q ? q : "\"\"", o);
-	free(q);
-	json_decref(j);
-}
-
-static void yaml_scalar(FILE *o, const json_t *j)
-{
-	if (json_is_string(j)) {
-		yaml_string(o, json_string_value(j));
-		return;
-	}
-	char *s = json_dumps(j, JSON_ENCODE_ANY);
-	fputs(s ? s : "null", o);
-	free(s);
-}
-
-static bool yaml_is_block(const json_t *j)
-{
-	return (json_is_object(j) && json_object_size(j) > 0) ||
-	       (json_is_array(j) && json_array_size(j) > 0);
-}
-
-static void yaml_node(FILE *o, const json_t *j, int indent, bool inline_first);
-
-static void yaml_value_after_key(FILE *o, const json_t *v, int indent)
-{
-	if (yaml_is_block(v)) {
-		fputc('\n', o);
-		yaml_node(o, v, json_is_array(v) ? indent : indent + 2, false);
-	} else if (json_is_object(v)) {
-		fputs(" {}\n", o);
-	} else if (json_is_array(v)) {
-		fputs(" []\n", o);
-	} else {
-		fputc(' ', o);
-		yaml_scalar(o, v);
-		fputc('\n', o);
-	}
-}
-
-/* Writes a non-empty block node at `indent`; with `inline_first` the first line's indentation
- * is already written (after "- "). */
-static void yaml_node(FILE *o, const json_t *j, int indent, bool inline_first)
-{
-	bool first = true;
-	if (json_is_object(j)) {
-		const char *key;
-		json_t *v;
-		json_object_foreach ((json_t *)(uintptr_t)j, key, v) {
-			if (!(first && inline_first))
-				fprintf(o, "%*s", indent, "");
-			first = false;
-			yaml_string(o, key);
-			fputc(':', o);
-			yaml_value_after_key(o, v, indent);
-		}
-		return;
-	}
-	size_t i;
-	json_t *v;
-	json_array_foreach (j, i, v) {
-		if (!(first && inline_first))
-			fprintf(o, "%*s", indent, "");
-		first = false;
-		fputs("- ", o);
-		if (yaml_is_block(v)) {
-			yaml_node(o, v, indent + 2, true);
-		} else if (json_is_object(v)) {
-			fputs("{}\n", o);
-		} else if (json_is_array(v)) {
-			fputs("[]\n", o);
-		} else {
-			yaml_scalar(o, v);
-			fputc('\n', o);
-		}
-	}
-}
-
-static void yaml_dump(FILE *o, const json_t *j)
-{
-	if (yaml_is_block(j))
-		yaml_node(o, j, 0, false);
-	else {
-		yaml_scalar(o, j);
-		fputc('\n', o);
-	}
 }
 
 /* ---- render --------------------------------------------------------------------------------- */
@@ -306,38 +261,49 @@ static void add_cli_hint(struct kilt_error *err)
 
 static int recipe_render(int argc, char **argv)
 {
+	enum { OPT_IMAGE = 0x100, OPT_ENTRYPOINT, OPT_COMMAND, OPT_METADATA, OPT_NAME };
 	static const struct option opts[] = {
-		{ "image", required_argument, NULL, 'i' },
-		{ "entrypoint", required_argument, NULL, 'e' },
-		{ "command", required_argument, NULL, 'c' },
+		{ "image", required_argument, NULL, OPT_IMAGE },
+		{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
+		{ "command", required_argument, NULL, OPT_COMMAND },
 		{ "env", required_argument, NULL, 'E' },
-		{ "name", required_argument, NULL, 'n' },
+		{ "name", required_argument, NULL, OPT_NAME },
 		{ "group", required_argument, NULL, 'g' },
 		{ "platform", required_argument, NULL, 'p' },
-		{ "metadata", required_argument, NULL, 'm' },
+		{ "metadata", required_argument, NULL, OPT_METADATA },
 		{ "set", required_argument, NULL, 's' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	/* -i, -e, -c, -m and -n mean --in-place, --explain, --compact, --mode and --namespace
+	 * elsewhere */
+	static const struct cli_retired_short retired[] = {
+		{ 'i', "--image" },    { 'e', "--entrypoint" }, { 'c', "--command" },
+		{ 'm', "--metadata" }, { 'n', "--name" },	{ 0 },
+	};
+	static const struct cli_command_options me = { .name = "recipe render",
+						       .opts = opts,
+						       .retired = retired };
 	const char *image = NULL, *name = NULL, *group = NULL, *platform = NULL;
 	_cleanup_json_ json_t *entrypoint = NULL;
 	_cleanup_json_ json_t *command = NULL;
 	_cleanup_json_ json_t *env = json_object();
 	_cleanup_json_ json_t *metadata = json_object();
 	_cleanup_json_ json_t *config = json_object();
-	bool yaml = false;
+	enum cli_output output = CLI_OUTPUT_JSON;
 	int c, r;
-	while ((c = getopt_long(argc, argv, "i:e:c:E:n:g:p:m:s:o:h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":E:g:p:s:o:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'i':
+		case OPT_IMAGE:
 			image = optarg;
 			break;
-		case 'e':
+		case OPT_ENTRYPOINT:
 			if ((r = parse_argv_option("--entrypoint", optarg, &entrypoint)))
 				return r;
 			break;
-		case 'c':
+		case OPT_COMMAND:
 			if ((r = parse_argv_option("--command", optarg, &command)))
 				return r;
 			break;
@@ -345,7 +311,7 @@ static int recipe_render(int argc, char **argv)
 			if ((r = add_pair(env, "--env", optarg)))
 				return r;
 			break;
-		case 'n':
+		case OPT_NAME:
 			name = optarg;
 			break;
 		case 'g':
@@ -354,7 +320,7 @@ static int recipe_render(int argc, char **argv)
 		case 'p':
 			platform = optarg;
 			break;
-		case 'm':
+		case OPT_METADATA:
 			if ((r = add_pair(metadata, "--metadata", optarg)))
 				return r;
 			break;
@@ -370,20 +336,17 @@ static int recipe_render(int argc, char **argv)
 					optarg);
 			break;
 		case 'o':
-			if (strcmp(optarg, "yaml") == 0)
-				yaml = true;
-			else if (strcmp(optarg, "json") == 0)
-				yaml = false;
-			else
-				return cli_usage_error("recipe render",
-						       "--output must be json or yaml, not '%s'",
-						       optarg);
+			if (cli_output_parse("recipe render", optarg,
+					     CLI_OUTPUT_ALLOW(CLI_OUTPUT_JSON) |
+						     CLI_OUTPUT_ALLOW(CLI_OUTPUT_YAML),
+					     &output))
+				return EXIT_USAGE;
 			break;
 		case 'h':
 			help_render(stdout);
 			return EXIT_OK;
 		default:
-			return cli_usage_error("recipe render", "invalid option");
+			return cli_bad_option(&me, c, argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -421,16 +384,20 @@ static int recipe_render(int argc, char **argv)
 		cli_report(&err);
 		return EXIT_ERROR;
 	}
-	if (yaml)
-		yaml_dump(stdout, plan);
-	else if (json_dumpf(plan, stdout, JSON_INDENT(2)) < 0 || fputc('\n', stdout) == EOF)
-		goto write_error;
-	if (fflush(stdout) != 0 || ferror(stdout))
-		goto write_error;
+	/* the library's emitters, as every command writes JSON and YAML */
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	r = output == CLI_OUTPUT_YAML ? kilt_yaml_dump(plan, 0, &text, &len, &err)
+				      : kilt_yaml_dump_json(plan, 0, &text, &len, &err);
+	if (r < 0) {
+		cli_report(&err);
+		return EXIT_ERROR;
+	}
+	if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0 || ferror(stdout)) {
+		fputs("kilt: cannot write output\n", stderr);
+		return EXIT_ERROR;
+	}
 	return EXIT_OK;
-write_error:
-	fputs("kilt: cannot write output\n", stderr);
-	return EXIT_ERROR;
 }
 
 int cmd_recipe(int argc, char **argv)

@@ -45,7 +45,10 @@ static void help(FILE *out)
 	      "                             (default 20000)\n"
 	      "      --reload-interval MS   how often the certificate files are checked\n"
 	      "                             (default 1000)\n"
-	      "  -h, --help                 show this help\n",
+	      "  -h, --help                 show this help\n"
+	      "\n"
+	      "Exit status: 0 after a clean shutdown, 1 error (or a drain cut short), 2 usage\n"
+	      "error.\n",
 	      out);
 }
 
@@ -117,9 +120,11 @@ static int serve(int argc, char **argv)
 	_cleanup_free_ const char **recipes = xcalloc((size_t)argc, sizeof(*recipes));
 	_cleanup_json_ json_t *config = json_object();
 	const char *ns = NULL;
+	static const struct cli_command_options me = { .name = "webhook serve", .opts = lopts };
 	unsigned long long v;
 	int c;
-	while ((c = getopt_long(argc, argv, "l:r:s:n:h", lopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:r:s:n:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o.listen = optarg;
@@ -180,8 +185,7 @@ static int serve(int argc, char **argv)
 			help(stdout);
 			return EXIT_OK;
 		default:
-			fprintf(stderr, "Try 'kilt %s --help'.\n", cmd);
-			return EXIT_USAGE;
+			return cli_bad_option(&me, c, argv);
 		}
 	}
 	if (optind < argc)
@@ -207,7 +211,9 @@ int cmd_webhook(int argc, char **argv)
 		      "Commands:\n"
 		      "  serve   run the Kubernetes mutating admission webhook (HTTPS)\n"
 		      "\n"
-		      "Run 'kilt webhook serve --help' for its options.\n",
+		      "Run 'kilt webhook serve --help' for its options.\n"
+		      "\n"
+		      "Exit status: see 'kilt webhook serve --help'; 2 usage error.\n",
 		      stdout);
 		return EXIT_OK;
 	}

@@ -272,7 +272,7 @@ static int child(const char *mode, const char *path)
 		_cleanup_free_ char *out = xasprintf("%s.out", path);
 		char kilt[] = KILT_CLI, inject[] = "inject", help_opt[] = "--help",
 		     no_lookup[] = "--no-image-lookup", r_opt[] = "-r", recipe[] = RECIPE,
-		     o_opt[] = "-o";
+		     o_opt[] = "--output-file";
 		char whole[] = "--json-path=whole";
 		char *help[] = { kilt, inject, help_opt, NULL };
 		char *run[] = { kilt,  inject, no_lookup, r_opt, recipe, (char *)(uintptr_t)path,
@@ -395,12 +395,12 @@ int main(int argc, char **argv)
 	       (double)(inject_str - idle) / t);
 	if (cli_idle > 0 && cli_run > 0)
 		printf("  %-44s %7ld  gross %5.2fx  net %5.2fx (above `kilt inject --help`: %ld)\n",
-		       "kilt inject -o FILE (the binary, streamed)", cli_run, (double)cli_run / t,
-		       (double)(cli_run - cli_idle) / t, cli_idle);
+		       "kilt inject --output-file FILE (the binary, streamed)", cli_run,
+		       (double)cli_run / t, (double)(cli_run - cli_idle) / t, cli_idle);
 	if (cli_idle > 0 && cli_whole > 0)
 		printf("  %-44s %7ld  gross %5.2fx  net %5.2fx\n",
-		       "kilt inject -o FILE --json-path=whole", cli_whole, (double)cli_whole / t,
-		       (double)(cli_whole - cli_idle) / t);
+		       "kilt inject --output-file FILE --json-path=whole", cli_whole,
+		       (double)cli_whole / t, (double)(cli_whole - cli_idle) / t);
 	printf("  net = above the idle process\n");
 	kilt_recipe_free(recipe);
 	free(text);

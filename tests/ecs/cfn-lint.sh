@@ -19,8 +19,8 @@ done
 for sample in "$src"/samples/*.yaml "$src"/samples/*.json; do
   [ -f "$sample" ] || continue
   out="$tmp/$(basename "$sample")"
-  "$KILT" inject "$sample" -o "$out" 2>/dev/null ||
-    "$KILT" inject -r "$src/tests/ecs/recipes/falco.conf" "$sample" -o "$out"
+  "$KILT" inject "$sample" --output-file "$out" 2>/dev/null ||
+    "$KILT" inject -r "$src/tests/ecs/recipes/falco.conf" "$sample" --output-file "$out"
   files+=("$out")
 done
 if [ "${#files[@]}" -lt 30 ]; then

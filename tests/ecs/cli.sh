@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# `kilt inject` file handling: stdin/stdout, -o and -i write atomically and leave nothing behind on
+# `kilt inject` file handling: stdin/stdout, --output-file and -i write atomically and leave nothing behind on
 # failure, usage errors exit 2, bad input exits 1 with a located message, the built-in recipe works
 # without -r, and --explain/--remove behave.
 set -euo pipefail
@@ -25,13 +25,13 @@ cmp -s "$tmp/bom-out.json" "$case_want" || fail "a byte order mark changed the o
 rm -f "$tmp/bom.json" "$tmp/bom-out.json" "$tmp/bom-err"
 
 # -o writes the same bytes, with no temporary file left
-"$KILT" inject -r "$recipe" "$case_in" -o "$tmp/o.json" 2>/dev/null
+"$KILT" inject -r "$recipe" "$case_in" --output-file "$tmp/o.json" 2>/dev/null
 cmp -s "$tmp/o.json" "$case_want" || fail "-o output differs"
 [ "$(ls "$tmp" | grep -c kilt-)" -eq 0 ] || fail "temporary file left behind"
 # a new -o file gets 0666 less the umask, like any file a command creates
-(umask 027 && "$KILT" inject -r "$recipe" "$case_in" -o "$tmp/umask.json" 2>/dev/null)
+(umask 027 && "$KILT" inject -r "$recipe" "$case_in" --output-file "$tmp/umask.json" 2>/dev/null)
 [ "$(stat -c %a "$tmp/umask.json")" = 640 ] || fail "-o ignored the umask: $(stat -c %a "$tmp/umask.json")"
-(umask 022 && "$KILT" inject -r "$recipe" "$case_in" -o "$tmp/umask2.json" 2>/dev/null)
+(umask 022 && "$KILT" inject -r "$recipe" "$case_in" --output-file "$tmp/umask2.json" 2>/dev/null)
 [ "$(stat -c %a "$tmp/umask2.json")" = 644 ] || fail "-o with umask 022: $(stat -c %a "$tmp/umask2.json")"
 rm -f "$tmp/umask.json" "$tmp/umask2.json"
 
@@ -46,7 +46,7 @@ cmp -s "$tmp/inplace.json" "$case_want" || fail "-i output differs"
 echo '{"Resources": {]}' >"$tmp/bad.json"
 echo keep >"$tmp/existing.json"
 set +e
-"$KILT" inject -r "$recipe" "$tmp/bad.json" -o "$tmp/existing.json" >"$tmp/stdout" 2>"$tmp/stderr"
+"$KILT" inject -r "$recipe" "$tmp/bad.json" --output-file "$tmp/existing.json" >"$tmp/stdout" 2>"$tmp/stderr"
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "bad input: exit $rc, want 1"
@@ -67,13 +67,13 @@ grep -q "Task: container app" "$tmp/stderr" || fail "error does not name resourc
 
 # an unwritable destination is an error, not a partial file
 set +e
-"$KILT" inject -r "$recipe" "$case_in" -o "$tmp/no/such/dir/out.json" 2>"$tmp/stderr"
+"$KILT" inject -r "$recipe" "$case_in" --output-file "$tmp/no/such/dir/out.json" 2>"$tmp/stderr"
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "unwritable -o: exit $rc"
 
 # usage errors exit 2
-for args in "--mode sideways" "-i -" "--format nope" "-o a -i b" "--param novalue"; do
+for args in "--mode sideways" "-i -" "--format nope" "-o a -i b" "--output-file a -i b" "--param novalue"; do
   set +e
   # shellcheck disable=SC2086
   "$KILT" inject -r "$recipe" $args "$case_in" >/dev/null 2>&1

@@ -31,9 +31,9 @@ compare() {
   [ "${STDOUT_ONLY:-}" = 1 ] && return
   rm -rf "$tmp/o" && mkdir "$tmp/o"
   rw=0 ra=0
-  "$KILT" inject "$@" --json-path whole "$doc" -o "$tmp/o/result" >/dev/null 2>"$tmp/w.err" || rw=$?
+  "$KILT" inject "$@" --json-path whole "$doc" --output-file "$tmp/o/result" >/dev/null 2>"$tmp/w.err" || rw=$?
   [ -e "$tmp/o/result" ] && mv "$tmp/o/result" "$tmp/w.file"
-  "$KILT" inject "$@" --json-path auto "$doc" -o "$tmp/o/result" >/dev/null 2>"$tmp/a.err" || ra=$?
+  "$KILT" inject "$@" --json-path auto "$doc" --output-file "$tmp/o/result" >/dev/null 2>"$tmp/a.err" || ra=$?
   [ -e "$tmp/o/result" ] && mv "$tmp/o/result" "$tmp/a.file"
   if [ -n "$(ls -A "$tmp/o")" ]; then
     echo "$label: -o left files behind: $(ls -A "$tmp/o")" >&2
@@ -143,7 +143,7 @@ fi
 streams "crafted empty-resources" "$tmp/empty-resources.json" "${falco[@]}"
 # -o onto an existing file: a failure after a streamed task leaves it as it was
 echo previous >"$tmp/keep"
-if "$KILT" inject "${falco[@]}" "$tmp/engine-error.json" -o "$tmp/keep" 2>/dev/null; then
+if "$KILT" inject "${falco[@]}" "$tmp/engine-error.json" --output-file "$tmp/keep" 2>/dev/null; then
   echo "crafted engine-error: succeeded" >&2
   fail=1
 fi

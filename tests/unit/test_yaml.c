@@ -830,6 +830,33 @@ static void test_yaml__golden(void **state)
 	assert_int_equal(failures, 0);
 }
 
+static void test_yaml__has_comments(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		bool want;
+	} cases[] = {
+		{ "a: 1\n", false },
+		{ "# top\na: 1\n", true },
+		{ "a: 1 # after\n", true },
+		{ "a: 1\n# at the end", true },
+		{ "a: b#c\n", false }, /* part of a plain scalar */
+		{ "a: \"# quoted\"\n", false },
+		{ "a: '# quoted'\n", false },
+		{ "a: |\n  # inside a literal block\n  x\nb: 2\n", false },
+		{ "a: |\n  x\n# after the block\nb: 2\n", true },
+		{ "- !Sub '${A}#x'\n- [1, 2] # flow\n", true },
+		{ "{\"a\": \"#\"}", false },
+		{ "", false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool got = kilt_yaml_has_comments(cases[i].text, strlen(cases[i].text));
+		if (got != cases[i].want)
+			fail_msg("case %zu (%s): got %d", i, cases[i].text, got);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -855,6 +882,7 @@ int main(void)
 		cmocka_unit_test(test_yaml__json_input),
 		cmocka_unit_test(test_yaml__load_file),
 		cmocka_unit_test(test_yaml__golden),
+		cmocka_unit_test(test_yaml__has_comments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
