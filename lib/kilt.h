@@ -63,5 +63,6 @@ char *kilt_base64_encode(const void *in, size_t len);
 #include "kilt-k8s.h"
 #include "kilt-macro.h"
 #include "kilt-admission.h"
+#include "kilt-terraform.h"
 
 #endif

@@ -35,7 +35,9 @@ static void help(FILE *out)
 	      "                          file is replaced atomically)\n"
 	      "  -i, --in-place          rewrite FILE (atomically; YAML comments are not kept)\n"
 	      "  -f, --format KIND       auto (default), cloudformation, task-definition,\n"
-	      "                          container-definitions\n"
+	      "                          container-definitions, or terraform-external: speak\n"
+	      "                          the protocol of Terraform's external data source\n"
+	      "                          (docs/terraform.md)\n"
 	      "  -m, --mode MODE         opt-out (default: every Fargate task unless tagged\n"
 	      "                          kilt-ignore) or opt-in (only tasks tagged kilt-include)\n"
 	      "  -s, --set KEY=VALUE     recipe parameter, visible as config.KEY (repeatable)\n"
@@ -420,6 +422,7 @@ struct inject_args {
 	const char *recipe_path; /* borrowed; NULL: the built-in recipe */
 	const char *out_path; /* borrowed; NULL: standard output */
 	bool in_place, explain, remove, image_lookup;
+	bool tf_external; /* --format terraform-external: the external data source protocol */
 	/* the result's syntax; CLI_OUTPUT_TEXT: the input's */
 	enum cli_output output;
 	enum cli_output report; /* TEXT or JSON, on standard error */
@@ -456,6 +459,11 @@ static int parse_format(struct inject_args *a, const char *arg)
 		{ "container-definitions", KILT_ECS_INPUT_CONTAINER_DEFINITIONS },
 		{ "terraform", KILT_ECS_INPUT_CONTAINER_DEFINITIONS },
 	};
+	a->tf_external = strcmp(arg, "terraform-external") == 0;
+	if (a->tf_external) {
+		a->opts.input = KILT_ECS_INPUT_CONTAINER_DEFINITIONS;
+		return 0;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		if (strcmp(arg, kinds[i].name) == 0) {
 			a->opts.input = kinds[i].input;
@@ -464,7 +472,7 @@ static int parse_format(struct inject_args *a, const char *arg)
 	}
 	return cli_usage_error("inject",
 			       "unknown --format '%s' (expected auto, cloudformation, "
-			       "task-definition or container-definitions)",
+			       "task-definition, container-definitions or terraform-external)",
 			       arg);
 }
 
@@ -697,6 +705,11 @@ static int parse_options(int argc, char **argv, struct inject_args *a)
 				       argv[optind], argv[optind + 1]);
 	if (optind < argc)
 		a->path = argv[optind];
+	if (a->tf_external && (a->in_place || a->out_path || a->output || a->remove))
+		return cli_usage_error("inject",
+				       "--format terraform-external answers on standard "
+				       "output: -i, --output-file, -o and --remove do not "
+				       "apply");
 	if (a->in_place && a->out_path)
 		return cli_usage_error("inject", "-i and --output-file exclude each other");
 	if (a->in_place && strcmp(a->path, "-") == 0)
@@ -722,6 +735,55 @@ static void warn_dropped_comments(const char *path)
 		path);
 }
 
+/* Terraform's and OpenTofu's `external` data source (lib/terraform.c): the query on standard
+ * input, the result object on standard output, kilt's message on standard error and a non-zero
+ * status on any error (Terraform shows that message). */
+static int tf_external_run(struct inject_args *a, struct kilt_ecs_options *opts,
+			   struct registry_client *registry, struct kilt_image_needs *needs)
+{
+	struct kilt_error err = { 0 };
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	struct kilt_tf_query q = { 0 };
+	_cleanup_(recipe_freep) struct kilt_recipe *recipe = NULL;
+	_cleanup_free_ char *text = NULL;
+	struct kilt_report rep;
+	kilt_report_init(&rep);
+	int r = fileio_read(a->path, MAX_INPUT_BYTES, &buf, &len, &err);
+	if (r == 0)
+		r = kilt_tf_query_parse(buf, len, &q, &err);
+	/* the query's settings win over the command line's */
+	if (r == 0 && q.config)
+		json_object_update(a->config, q.config);
+	if (r == 0 && q.has_mode)
+		opts->mode = q.opt_in ? KILT_ECS_OPT_IN : KILT_ECS_OPT_OUT;
+	if (r == 0)
+		r = load_recipe(q.recipe ? q.recipe : a->recipe_path, &recipe, &err);
+	if (r == 0) {
+		if (registry) { /* the lookups first, together; then the engine */
+			kilt_ecs_list_images(recipe, q.container_definitions, opts, needs);
+			registry_resolve(registry, needs);
+		}
+		r = kilt_ecs_inject(recipe, q.container_definitions, opts, &rep, &err);
+	}
+	if (r == 0)
+		r = kilt_tf_result(q.container_definitions, &rep, &text, &len, &err);
+	if (r == 0) {
+		print_report(&rep, (a->explain ? REPORT_EXPLAIN : 0u) |
+					   (a->report == CLI_OUTPUT_JSON ? REPORT_JSON : 0u));
+		r = write_all(STDOUT_FILENO, text, len);
+		if (r < 0)
+			kilt_error_setf(&err, r, "cannot write the result: %s", strerror(-r));
+	}
+	kilt_report_done(&rep);
+	kilt_tf_query_done(&q);
+	if (r < 0) {
+		cli_report(&err);
+		return EXIT_ERROR;
+	}
+	return EXIT_OK;
+}
+
 static int inject_run(struct inject_args *a)
 {
 	const char *recipe_path = a->recipe_path, *out_path = a->out_path, *path = a->path;
@@ -744,6 +806,8 @@ static int inject_run(struct inject_args *a)
 		opts.image_facts = registry_table_callback;
 		opts.image_facts_userdata = &table;
 	}
+	if (a->tf_external)
+		return tf_external_run(a, &opts, registry, &needs);
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
