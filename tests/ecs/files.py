@@ -59,13 +59,13 @@ def devices(d):
     """Point 1: devices, FIFOs, terminals and descriptors are written into, never replaced."""
     null = os.path.join(d, "null")
     if mknod(null, 1, 3):
-        for args in (["-o", null], ["-o", null, "--json-path", "whole"]):
+        for args in (["--output-file", null], ["--output-file", null, "--json-path", "whole"]):
             p = kilt(CASE_IN, *args)
             check(p.returncode == 0, f"-o device {args[2:]}: exit {p.returncode} {p.stderr!r}")
             check(stat.S_ISCHR(os.lstat(null).st_mode), f"-o device {args[2:]}: still a device")
         link = os.path.join(d, "null-link")
         os.symlink(null, link)
-        p = kilt(CASE_IN, "-o", link)
+        p = kilt(CASE_IN, "--output-file", link)
         check(p.returncode == 0 and os.path.islink(link) and stat.S_ISCHR(os.lstat(null).st_mode),
               "-o a link to a device: link and device kept")
         check(not temps(d), "no temporary file beside a device")
@@ -78,7 +78,7 @@ def devices(d):
         got = []
         reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
         reader.start()
-        p = kilt(CASE_IN, "-o", fifo, *extra)
+        p = kilt(CASE_IN, "--output-file", fifo, *extra)
         reader.join(30)
         check(p.returncode == 0 and got == [WANT], f"-o FIFO {extra}: the reader gets the result")
         check(stat.S_ISFIFO(os.lstat(fifo).st_mode), f"-o FIFO {extra}: still a FIFO")
@@ -102,7 +102,7 @@ def devices(d):
 
     t = threading.Thread(target=drain, daemon=True)
     t.start()
-    p = kilt(CASE_IN, "-o", name)
+    p = kilt(CASE_IN, "--output-file", name)
     t.join(10)
     check(p.returncode == 0 and b"".join(chunks) == WANT, f"-o terminal {name}: result shown")
     check(stat.S_ISCHR(os.stat(name).st_mode), "-o terminal: still a terminal")
@@ -110,7 +110,7 @@ def devices(d):
     os.close(master)
 
     for path in ("/dev/fd/1", "/proc/self/fd/1"):
-        p = kilt(CASE_IN, "-o", path)
+        p = kilt(CASE_IN, "--output-file", path)
         check(p.returncode == 0 and p.stdout == WANT, f"-o {path} into a pipe: {p.stderr!r}")
 
     # a link to a regular file: the target gets the result, the link stays a link
@@ -118,17 +118,17 @@ def devices(d):
     open(target, "w").write("old\n")
     link = os.path.join(d, "link.json")
     os.symlink("target.json", link)
-    p = kilt(CASE_IN, "-o", link)
+    p = kilt(CASE_IN, "--output-file", link)
     check(p.returncode == 0 and os.path.islink(link) and open(target, "rb").read() == WANT,
           "-o a link: target replaced, link kept")
     # a dangling link: the file is created where it points
     dangling = os.path.join(d, "dangling.json")
     os.symlink("made.json", dangling)
-    p = kilt(CASE_IN, "-o", dangling)
+    p = kilt(CASE_IN, "--output-file", dangling)
     check(p.returncode == 0 and os.path.islink(dangling)
           and open(os.path.join(d, "made.json"), "rb").read() == WANT,
           "-o a dangling link: file created at its target")
-    p = kilt(CASE_IN, "-o", d)
+    p = kilt(CASE_IN, "--output-file", d)
     check(p.returncode == 1 and b"is a directory" in p.stderr, "-o a directory is an error")
     check(not temps(d), "no temporary file left")
 
@@ -202,7 +202,7 @@ def signals(d):
         for mode in ("-i", "-o"):
             f = os.path.join(d, f"sig-{sig.name}{mode}.json")
             open(f, "w").write(text)
-            args = ["-i", f] if mode == "-i" else [f, "-o", f + ".out"]
+            args = ["-i", f] if mode == "-i" else [f, "--output-file", f + ".out"]
             p = subprocess.Popen([KILT, "inject", "-r", RECIPE, "--insecure-registry",
                                   f"127.0.0.1:{stall.port}", "--image-timeout", "600000", *args],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -232,16 +232,16 @@ def summary_after_write(d):
         skipped.append("write failure on a full device (mknod needs root)")
         return
     for extra in ([], ["--json-path", "whole"]):
-        p = kilt(CASE_IN, "-o", full, *extra)
+        p = kilt(CASE_IN, "--output-file", full, *extra)
         check(p.returncode == 1 and SUMMARY not in p.stderr and b"No space" in p.stderr,
               f"-o full device {extra}: error, no summary: {p.stderr!r}")
         with open(full, "wb") as out:
             p = kilt(CASE_IN, *extra, stdout=out)
         check(p.returncode == 1 and SUMMARY not in p.stderr,
               f"stdout on a full device {extra}: error, no summary: {p.stderr!r}")
-    p = kilt(YAML_IN, "--fail-open", "-o", full)
+    p = kilt(YAML_IN, "--fail-open", "--output-file", full)
     check(p.returncode == 1 and SUMMARY not in p.stderr, f"YAML -o full: no summary {p.stderr!r}")
-    p = kilt(CASE_IN, "-o", os.path.join(d, "out.json"))
+    p = kilt(CASE_IN, "--output-file", os.path.join(d, "out.json"))
     check(p.returncode == 0 and SUMMARY in p.stderr, "a successful write prints the summary")
 
 
@@ -257,7 +257,7 @@ def untouched(d):
         open(f, "wb").write(text)
         os.utime(f, (1000000000, 1000000000))
         ino = os.stat(f).st_ino
-        for args in (["-i", f], [f, "-o", f]):
+        for args in (["-i", f], [f, "--output-file", f]):
             p = kilt(*extra, *args)
             st = os.stat(f)
             check(p.returncode == 0 and open(f, "rb").read() == text and st.st_ino == ino
@@ -268,7 +268,7 @@ def untouched(d):
     p = kilt("--mode", "opt-in", f)
     check(p.returncode == 0 and p.stdout.startswith(b"{\n  \"AWS"), "stdout still gets the result")
     other = os.path.join(d, "other.json")
-    p = kilt("--mode", "opt-in", f, "-o", other)
+    p = kilt("--mode", "opt-in", f, "--output-file", other)
     check(p.returncode == 0 and os.path.exists(other) and b"untouched" not in p.stderr,
           "-o another file is written")
 
