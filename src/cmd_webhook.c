@@ -47,8 +47,8 @@ static void help(FILE *out)
 	      "                             (default 1000)\n"
 	      "  -h, --help                 show this help\n"
 	      "\n"
-	      "Exit status: 0 after a clean shutdown, 1 error (or a drain cut short), 2 usage\n"
-	      "error.\n",
+	      "Exit status: 0 after a clean drain, 1 when the certificate or a recipe cannot be\n"
+	      "loaded at start or a review was abandoned at the drain timeout, 2 usage error.\n",
 	      out);
 }
 
