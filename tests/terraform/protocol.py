@@ -62,10 +62,13 @@ check(sorted(res) == ["container_definitions", "decisions"] and
 defs = json.loads(res["container_definitions"])
 orig = json.loads(query["container_definitions"])
 web = next(c for c in defs if c["name"] == "web")
+argv = web["entryPoint"] + web.get("command", [])
 check(web["entryPoint"][0] == "/kilt/bin/kilt-launch" and
-      web["command"][-len(orig[0]["entryPoint"] + orig[0]["command"]):] ==
+      argv[-len(orig[0]["entryPoint"] + orig[0]["command"]):] ==
       orig[0]["entryPoint"] + orig[0]["command"],
       "the container runs the launcher, then its own program")
+check(any(c.get("image") == json.loads(query["config"])["agent_image"] for c in defs),
+      "the query's config reaches the recipe (the agent image)")
 check(web["portMappings"] == orig[0]["portMappings"], "fields kilt does not own are kept")
 check(any(c.get("essential") is False for c in defs if c["name"] != "web"),
       "a non-essential sidecar is added")

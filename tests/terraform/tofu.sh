@@ -39,7 +39,11 @@ locals {
 }
 data "external" "kilt" {
   program = ["kilt", "inject", "--format", "terraform-external"]
-  query   = { container_definitions = jsonencode(local.containers), mode = "opt-out" }
+  query = {
+    container_definitions = jsonencode(local.containers)
+    mode                  = "opt-out"
+    config                = jsonencode({ agent_image = "registry.example.com/kilt/falco:0.32.2" })
+  }
 }
 output "container_definitions" { value = data.external.kilt.result.container_definitions }
 output "kilt_decisions" { value = jsondecode(data.external.kilt.result.decisions).decisions }
@@ -55,7 +59,7 @@ if printf '%s' "$defs" | python3 -c 'import json,sys; d=json.load(sys.stdin); as
 "$TOFU" plan -detailed-exitcode -input=false >plan.log 2>&1; rc=$?
 if [ "$rc" -eq 0 ]; then echo "ok: a second plan shows no change"; else cat plan.log; echo "FAIL: second plan exit $rc"; fails=$((fails+1)); fi
 # a kilt error reaches the user through tofu
-sed -i 's/mode = "opt-out"/mdoe = "opt-out"/' main.tf
+sed -i 's/mode                  = "opt-out"/mdoe = "opt-out"/' main.tf
 "$TOFU" plan -input=false >bad.log 2>&1
 if grep -q "unknown key 'mdoe'" bad.log; then echo "ok: kilt's message shown by tofu"; else cat bad.log; echo "FAIL: kilt's message not shown"; fails=$((fails+1)); fi
 exit $((fails > 0))
