@@ -87,7 +87,8 @@ rc=$?
 set -e
 [ "$rc" -eq 2 ] || fail "--sidecar-credentials '': exit $rc, want 2"
 grep -q -- "--sidecar-credentials needs" "$tmp/stderr" || fail "--sidecar-credentials '': $(cat "$tmp/stderr")"
-"$KILT" inject --help | grep -q -- "--explain" || fail "--help lacks --explain"
+"$KILT" inject --help >"$tmp/help"  # not piped into grep -q: under pipefail kilt could die of SIGPIPE
+grep -q -- "--explain" "$tmp/help" || fail "--help lacks --explain"
 
 # --explain names every task and container with a reason
 "$KILT" inject -r "$recipe" --explain "$src/tests/golden/ecs/cfn-tag-include-containers/input.json" \
