@@ -28,8 +28,8 @@ static bool shape_hash(const json_t *v, uint64_t *h, size_t *budget, unsigned de
 	if (depth > MAX_SHARED_DEPTH || *budget < 8)
 		return false;
 	*budget -= 8;
-	unsigned char type = (unsigned char)json_typeof(v);
-	MIX(&type, 1);
+	const unsigned char type[1] = { (unsigned char)json_typeof(v) };
+	MIX(type, sizeof type);
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: {
 		const char *k;
