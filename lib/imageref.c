@@ -261,6 +261,18 @@ char *kilt_imageref_format(const struct kilt_imageref *ref)
 			 ref->digest ? ref->digest : "");
 }
 
+int kilt_imageref_normalize(const char *text, char **ret, struct kilt_error *err)
+{
+	struct kilt_imageref ref = { 0 };
+	int r = kilt_imageref_parse(text, &ref, err);
+	if (r < 0)
+		return r;
+	*ret = ref.digest ? xasprintf("%s/%s@%s", ref.registry, ref.repository, ref.digest)
+			  : xasprintf("%s/%s:%s", ref.registry, ref.repository, ref.tag);
+	kilt_imageref_done(&ref);
+	return 0;
+}
+
 const char *kilt_imageref_api_host(const struct kilt_imageref *ref)
 {
 	if (strcmp(ref->registry, "docker.io") == 0)

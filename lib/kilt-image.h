@@ -27,6 +27,13 @@ int kilt_imageref_parse(const char *text, struct kilt_imageref *ret, struct kilt
 void kilt_imageref_done(struct kilt_imageref *ref);
 /* The canonical spelling "registry/repository[:tag][@digest]"; owned. */
 char *kilt_imageref_format(const struct kilt_imageref *ref);
+/* The spelling of what a registry is asked for `text`: the canonical registry/repository, then
+ * "@digest" when the reference has one (a tag beside a digest is not what is fetched), else
+ * ":tag". Two references name the same lookup exactly when their normalized spellings are equal:
+ * "nginx", "docker.io/library/nginx" and "index.docker.io/library/nginx:latest" are all
+ * "docker.io/library/nginx:latest". `*ret` receives an owned string; errors as
+ * kilt_imageref_parse. */
+int kilt_imageref_normalize(const char *text, char **ret, struct kilt_error *err);
 /* The host[:port] to talk to: registry-1.docker.io for docker.io, else the registry; borrowed
  * (static or from `ref`). */
 const char *kilt_imageref_api_host(const struct kilt_imageref *ref);

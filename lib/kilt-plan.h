@@ -176,7 +176,7 @@ json_t *kilt_report_to_json(const struct kilt_report *report);
  * each result in its entry; the engine then applies, reading the facts through
  * kilt_image_needs_facts. */
 struct kilt_image_need {
-	char *image; /* owned: the reference as the engine will ask for it */
+	char *image; /* owned: the reference as the registry is asked (kilt_imageref_normalize) */
 	char *platform; /* owned; NULL: unknown */
 	/* filled by the front end: */
 	bool resolved; /* false: not looked up (yet) */
@@ -193,11 +193,12 @@ struct kilt_image_needs {
 
 void kilt_image_needs_init(struct kilt_image_needs *ret);
 void kilt_image_needs_done(struct kilt_image_needs *needs);
-/* Adds (image, platform) unless it is already listed; returns the entry (borrowed, valid until
- * the next add). */
+/* Adds (image, platform) unless it is already listed, whatever the image's spelling ("nginx" and
+ * "docker.io/library/nginx:latest" are one entry, kilt_imageref_normalize); returns the entry
+ * (borrowed, valid until the next add). */
 struct kilt_image_need *kilt_image_needs_add(struct kilt_image_needs *needs, const char *image,
 					     const char *platform);
-/* The entry for (image, platform), or NULL. */
+/* The entry for (image, platform) in any spelling of the image, or NULL. */
 struct kilt_image_need *kilt_image_needs_find(const struct kilt_image_needs *needs,
 					      const char *image, const char *platform);
 /* An image-facts hook (kilt_ecs_image_facts_fn) answering from `userdata`, a struct

@@ -271,9 +271,21 @@ void kilt_image_needs_done(struct kilt_image_needs *needs)
 	kilt_image_needs_init(needs);
 }
 
+/* Entries are keyed by what the registry is asked (kilt_imageref_normalize), so every spelling of
+ * one image is one entry and one lookup; a reference that does not parse keeps its text (its
+ * lookup fails with the parser's reason). */
+static char *need_image(const char *image)
+{
+	char *norm = NULL;
+	if (kilt_imageref_normalize(image, &norm, NULL) < 0)
+		return xstrdup(image);
+	return norm;
+}
+
 static char *need_key(const char *image, const char *platform)
 {
-	return xasprintf("%s %s", platform ? platform : "-", image);
+	_cleanup_free_ char *norm = need_image(image);
+	return xasprintf("%s %s", platform ? platform : "-", norm);
 }
 
 struct kilt_image_need *kilt_image_needs_find(const struct kilt_image_needs *needs,
@@ -301,7 +313,7 @@ struct kilt_image_need *kilt_image_needs_add(struct kilt_image_needs *needs, con
 	_cleanup_free_ char *key = need_key(image, platform);
 	json_object_set_new(needs->index, key, json_integer((json_int_t)needs->n));
 	struct kilt_image_need *n = &needs->v[needs->n++];
-	*n = (struct kilt_image_need){ .image = xstrdup(image),
+	*n = (struct kilt_image_need){ .image = need_image(image),
 				       .platform = platform ? xstrdup(platform) : NULL };
 	return n;
 }

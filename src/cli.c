@@ -207,6 +207,7 @@ void cli_registry_init(struct cli_registry *r)
 	*r = (struct cli_registry){ 0 };
 	registry_options_default(&r->ro);
 	r->ro.insecure = r->insecure;
+	r->budget_ms = 60000;
 }
 
 static int parse_long(const char *s, long min, long max, long *ret)
@@ -248,6 +249,16 @@ int cli_registry_option(struct cli_registry *r, const char *cmd, int c, const ch
 		}
 		r->ro.timeout_ms = v;
 		return 1;
+	case CLI_OPT_IMAGE_BUDGET:
+		if (parse_long(arg, 1, 3600000, &v) < 0) {
+			cli_usage_error(cmd,
+					"--image-budget: expected milliseconds (1 to "
+					"3600000), not '%s'",
+					arg);
+			return -1;
+		}
+		r->budget_ms = v;
+		return 1;
 	case CLI_OPT_CONCURRENCY:
 		if (parse_long(arg, 1, 64, &v) < 0) {
 			cli_usage_error(cmd, "--concurrency: expected 1 to 64, not '%s'", arg);
@@ -281,6 +292,9 @@ const char cli_registry_help[] =
 	"                             KILT_INSECURE_REGISTRIES)\n"
 	"      --ca-file FILE         trust this CA bundle (default: SSL_CERT_FILE or system)\n"
 	"      --image-timeout MS     time budget of each lookup (default 15000; also --timeout)\n"
+	"      --image-budget MS      time budget of all the lookups of the run together, from\n"
+	"                             the first (default 60000); each distinct image is looked\n"
+	"                             up once per run\n"
 	"      --concurrency N        lookups at once (default 8)\n"
 	"      --cache-dir DIR        keep facts by digest in DIR across runs (default\n"
 	"                             KILT_CACHE_DIR; none when unset)\n"

@@ -70,6 +70,7 @@ enum {
 	CLI_OPT_CONCURRENCY,
 	CLI_OPT_CACHE_DIR,
 	CLI_OPT_CACHE_ENTRIES,
+	CLI_OPT_IMAGE_BUDGET,
 };
 #define CLI_REGISTRY_SHORT "a:"
 /* --timeout is the spelling `kilt image inspect` had: kept as an alias of --image-timeout. */
@@ -79,6 +80,7 @@ enum {
 		{ "ca-file", required_argument, NULL, CLI_OPT_CA_FILE },                           \
 		{ "image-timeout", required_argument, NULL, CLI_OPT_IMAGE_TIMEOUT },               \
 		{ "timeout", required_argument, NULL, CLI_OPT_IMAGE_TIMEOUT },                     \
+		{ "image-budget", required_argument, NULL, CLI_OPT_IMAGE_BUDGET },                 \
 		{ "concurrency", required_argument, NULL, CLI_OPT_CONCURRENCY },                   \
 		{ "cache-dir", required_argument, NULL, CLI_OPT_CACHE_DIR },                       \
 	{                                                                                          \
@@ -87,6 +89,8 @@ enum {
 
 struct cli_registry {
 	struct registry_options ro; /* ro.insecure points into `insecure` */
+	/* --image-budget: all the lookups of a run together (struct registry_table); 60000 */
+	long budget_ms;
 	const char *insecure[64]; /* borrowed from argv */
 };
 void cli_registry_init(struct cli_registry *r);

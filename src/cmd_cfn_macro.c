@@ -129,6 +129,27 @@ static int env_layer(json_t **ret, struct kilt_error *err)
 	return 0;
 }
 
+/* ---- time ---------------------------------------------------------------------------------- */
+
+/* What an invocation keeps to answer after its image lookups (the engine, the reply). */
+#define ANSWER_RESERVE_MS 3000
+/* The image lookups' budget of an invocation without a deadline (--event). */
+#define EVENT_LOOKUP_BUDGET_MS 20000
+
+/* The budget of all the image lookups of this invocation: what is left until its deadline less
+ * the time to answer, so that CloudFormation gets the reply (and its reason) before Lambda stops
+ * the function. `*ret_source` names it for messages. */
+static long lookup_budget_ms(const struct macro *m, const char **ret_source)
+{
+	if (m->deadline_ms <= 0) {
+		*ret_source = "the macro's budget for an event without a deadline";
+		return EVENT_LOOKUP_BUDGET_MS;
+	}
+	*ret_source = "the time this invocation has left, less 3000 ms to answer";
+	int64_t left = m->deadline_ms - now_ms(CLOCK_REALTIME) - ANSWER_RESERVE_MS;
+	return left < 1 ? 1 : (long)left;
+}
+
 /* ---- recipe loading ------------------------------------------------------------------------ */
 
 /* The time an outbound fetch may take: what is left of the invocation minus a margin to answer,
@@ -405,10 +426,12 @@ static char *process(struct macro *m, struct kilt_macro_event *ev, struct outcom
 			goto out;
 		}
 	}
-	/* the lookups first, together (bounded by the registry's budget); then the engine */
-	kilt_ecs_list_images(recipe, ev->template, &opts, &needs);
-	registry_resolve(m->registry, &needs);
+	/* the lookups first, together, each distinct image once and all within the invocation's
+	 * time; then the engine */
 	struct registry_table table = { .client = m->registry, .needs = &needs };
+	table.budget_ms = lookup_budget_ms(m, &table.budget_source);
+	kilt_ecs_list_images(recipe, ev->template, &opts, &needs);
+	registry_table_resolve(&table);
 	opts.image_facts = registry_table_callback;
 	opts.image_facts_userdata = &table;
 	kilt_report_init(&o->report);

@@ -157,9 +157,14 @@ static int inspect(int argc, char **argv)
 	}
 	size_t n = (size_t)(argc - optind);
 	struct registry_job *jobs = xcalloc(n, sizeof(*jobs));
+	struct registry_table run = { .client = client,
+				      .budget_ms = reg.budget_ms,
+				      .budget_source = "--image-budget" };
+	registry_table_start(&run);
 	for (size_t i = 0; i < n; i++)
-		jobs[i] =
-			(struct registry_job){ .ref = argv[optind + (int)i], .platform = platform };
+		jobs[i] = (struct registry_job){ .ref = argv[optind + (int)i],
+						 .platform = platform,
+						 .run = &run };
 	for (long k = 0; k < repeat; k++) {
 		if (k > 0)
 			for (size_t i = 0; i < n; i++)

@@ -311,11 +311,6 @@ static int sink_write(const char *p, size_t n, void *data)
 	return 0;
 }
 
-static void resolve_batch(void *userdata, struct kilt_image_needs *needs)
-{
-	registry_resolve(userdata, needs);
-}
-
 /* Injects a JSON template resource by resource, holding the input text and one resource (or one
  * batch whose images are resolved together) instead of the whole tree. Gives the same bytes, report and errors as the
  * whole-document path, or STREAM_FALLBACK (nothing written, nothing printed) for the inputs
@@ -323,8 +318,8 @@ static void resolve_batch(void *userdata, struct kilt_image_needs *needs)
  * file); anything else gets it whole at the end. */
 static int inject_streamed(const char *buf, size_t len, const char *path, const char *name,
 			   const char *out_path, const struct kilt_recipe *recipe,
-			   struct registry_client *registry, struct kilt_image_needs *needs,
-			   const struct kilt_ecs_options *opts, unsigned how)
+			   struct registry_table *table, const struct kilt_ecs_options *opts,
+			   unsigned how)
 {
 	struct kilt_error err = { 0 };
 	_cleanup_free_ struct out_stream *o = NULL;
@@ -344,9 +339,9 @@ static int inject_streamed(const char *buf, size_t len, const char *path, const 
 	struct kilt_cfn_stream io = {
 		.write = sink_write,
 		.write_userdata = &sink,
-		.needs = registry && recipe ? needs : NULL,
-		.resolve = resolve_batch,
-		.resolve_userdata = registry,
+		.needs = table->client && recipe ? table->needs : NULL,
+		.resolve = registry_table_resolve_hook,
+		.resolve_userdata = table,
 	};
 	struct kilt_report rep;
 	kilt_report_init(&rep);
@@ -739,7 +734,7 @@ static void warn_dropped_comments(const char *path)
  * input, the result object on standard output, kilt's message on standard error and a non-zero
  * status on any error (Terraform shows that message). */
 static int tf_external_run(struct inject_args *a, struct kilt_ecs_options *opts,
-			   struct registry_client *registry, struct kilt_image_needs *needs)
+			   struct registry_table *table)
 {
 	struct kilt_error err = { 0 };
 	_cleanup_free_ char *buf = NULL;
@@ -760,9 +755,9 @@ static int tf_external_run(struct inject_args *a, struct kilt_ecs_options *opts,
 	if (r == 0)
 		r = load_recipe(q.recipe ? q.recipe : a->recipe_path, &recipe, &err);
 	if (r == 0) {
-		if (registry) { /* the lookups first, together; then the engine */
-			kilt_ecs_list_images(recipe, q.container_definitions, opts, needs);
-			registry_resolve(registry, needs);
+		if (table->client) { /* the lookups first, together; then the engine */
+			kilt_ecs_list_images(recipe, q.container_definitions, opts, table->needs);
+			registry_table_resolve(table);
 		}
 		r = kilt_ecs_inject(recipe, q.container_definitions, opts, &rep, &err);
 	}
@@ -795,7 +790,11 @@ static int inject_run(struct inject_args *a)
 	_cleanup_(registry_client_freep) struct registry_client *registry = NULL;
 	/* the run's image facts, resolved ahead of the engine (kilt_ecs_list_images) */
 	_cleanup_(kilt_image_needs_done) struct kilt_image_needs needs = { 0 };
-	struct registry_table table = { .needs = &needs };
+	struct registry_table table = {
+		.needs = &needs,
+		.budget_ms = a->registry.budget_ms,
+		.budget_source = "--image-budget",
+	};
 	struct kilt_error err = { 0 };
 	if (a->image_lookup && !remove) {
 		if (registry_client_new(&a->registry.ro, &registry, &err) < 0) {
@@ -807,7 +806,7 @@ static int inject_run(struct inject_args *a)
 		opts.image_facts_userdata = &table;
 	}
 	if (a->tf_external)
-		return tf_external_run(a, &opts, registry, &needs);
+		return tf_external_run(a, &opts, &table);
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
@@ -828,6 +827,7 @@ static int inject_run(struct inject_args *a)
 		k8s->fail_open = opts.fail_open;
 		k8s->mode = (enum kilt_select_mode)opts.mode;
 		k8s->image_lookup = a->image_lookup;
+		k8s->image_budget_ms = a->registry.budget_ms;
 		return inject_k8s(k8s, k8s_docs, k8s_fmt, k8s_single, name);
 	}
 	/* Loaded before the input is parsed, reported after it: a syntax error comes first. */
@@ -836,8 +836,7 @@ static int inject_run(struct inject_args *a)
 	int recipe_r = remove ? 0 : load_recipe(recipe_path, &recipe, &recipe_err);
 	if (json_path != JSON_PATH_WHOLE && recipe_r == 0 && a->output != CLI_OUTPUT_YAML &&
 	    kilt_yaml_detect(buf, len) == KILT_FORMAT_JSON) {
-		int s = inject_streamed(buf, len, path, name, out_path, recipe, registry, &needs,
-					&opts, how);
+		int s = inject_streamed(buf, len, path, name, out_path, recipe, &table, &opts, how);
 		if (s != STREAM_FALLBACK)
 			return s;
 	}
@@ -870,7 +869,7 @@ static int inject_run(struct inject_args *a)
 		if (r == 0) {
 			if (registry) { /* the lookups first, together; then the engine */
 				kilt_ecs_list_images(recipe, doc, &opts, &needs);
-				registry_resolve(registry, &needs);
+				registry_table_resolve(&table);
 			}
 			r = kilt_ecs_inject(recipe, doc, &opts, &rep, &err);
 		}

@@ -133,8 +133,17 @@ static int facts_from_file(const char *path, struct kilt_image_needs *needs, str
 				err, -EINVAL, path, 0, 0,
 				"%s: expected {\"entrypoint\": [..], \"command\": [..]}", image);
 	}
+	/* the table's entries are keyed by normalized reference (kilt_image_needs_add): so are the
+	 * file's, whatever their spelling */
+	_cleanup_json_ json_t *by_ref = json_object();
+	json_object_foreach (table, image, facts) {
+		_cleanup_free_ char *norm = NULL;
+		if (kilt_imageref_normalize(image, &norm, NULL) < 0)
+			norm = xstrdup(image);
+		json_object_set(by_ref, norm, facts);
+	}
 	for (size_t i = 0; i < needs->n; i++) {
-		json_t *f = json_object_get(table, needs->v[i].image);
+		json_t *f = json_object_get(by_ref, needs->v[i].image);
 		if (!f || needs->v[i].resolved)
 			continue;
 		needs->v[i].resolved = true;
@@ -229,8 +238,12 @@ int inject_k8s(const struct inject_k8s_args *a, json_t *docs_in, enum kilt_forma
 				r = facts_from_file(a->image_facts_file, &needs, &err);
 			if (r == 0 && needs.n && a->image_lookup) {
 				r = registry_client_new(a->ropts, &registry, &err);
+				struct registry_table run = { .client = registry,
+							      .needs = &needs,
+							      .budget_ms = a->image_budget_ms,
+							      .budget_source = "--image-budget" };
 				if (r == 0)
-					registry_resolve(registry, &needs);
+					registry_table_resolve(&run);
 			}
 			o.image_facts = kilt_image_needs_facts;
 			o.image_facts_userdata = &needs;

@@ -28,6 +28,7 @@ struct inject_k8s_args {
 	const char *image_facts_file; /* borrowed: --image-facts, may be NULL */
 	bool image_lookup;
 	struct registry_options *ropts; /* borrowed */
+	long image_budget_ms; /* all the run's lookups together (--image-budget) */
 };
 
 /* Parses `buf` as Kubernetes objects (multi-document YAML, a JSON object or a stream of them).

@@ -62,6 +62,8 @@ struct lookup {
 	struct registry_client *c;
 	struct http_client *http; /* borrowed from the pool */
 	int64_t deadline_ms;
+	/* borrowed, may be NULL: the run whose deadline comes before the lookup's own */
+	const struct registry_table *run_bound;
 	const struct kilt_imageref *ref;
 	char *auth_header; /* owned: current Authorization header line, may be NULL */
 };
@@ -291,6 +293,15 @@ static void response_done(struct response *r)
 	r->www_auth = NULL;
 }
 
+/* "the run's image lookup budget of N ms (SOURCE)", for messages. */
+static const char *run_budget_text(const struct registry_table *run, char *buf, size_t size)
+{
+	snprintf(buf, size, "the run's image lookup budget of %ld ms%s%s%s", run->budget_ms,
+		 run->budget_source ? " (" : "", run->budget_source ? run->budget_source : "",
+		 run->budget_source ? ")" : "");
+	return buf;
+}
+
 /* Sends one request (redirects followed, at most 5) within the lookup's time budget. Returns 0
  * with `resp` filled (any HTTP status), or a negative code with `err` filled (http_send). */
 static int http_do(struct lookup *l, const char *method, const char *url,
@@ -298,7 +309,12 @@ static int http_do(struct lookup *l, const char *method, const char *url,
 		   struct response *resp, struct kilt_error *err)
 {
 	struct registry_client *c = l->c;
+	const struct registry_table *run = l->run_bound;
+	char budget[300];
 	int64_t left = l->deadline_ms - now_ms();
+	if (left <= 0 && run)
+		return kilt_error_setf(err, -ETIMEDOUT, "%s ran out before %s %s",
+				       run_budget_text(run, budget, sizeof(budget)), method, url);
 	if (left <= 0)
 		return kilt_error_setf(err, -ETIMEDOUT, "time budget of %ld ms spent before %s %s",
 				       c->opts.timeout_ms, method, url);
@@ -316,6 +332,10 @@ static int http_do(struct lookup *l, const char *method, const char *url,
 	atomic_fetch_add(&c->requests, 1);
 	struct http_response hr;
 	int r = http_send(l->http, &req, &hr, err);
+	if (r == -ETIMEDOUT && run)
+		/* the run's deadline came before the lookup's own: it ended the request */
+		return kilt_error_setf(err, -ETIMEDOUT, "%s %s: timed out: %s ran out", method, url,
+				       run_budget_text(run, budget, sizeof(budget)));
 	if (r < 0)
 		return r;
 	*resp = (struct response){ .status = hr.status, .body = hr.body };
@@ -988,8 +1008,24 @@ static json_t *with_reference(json_t *facts, const char *canonical)
 	return out;
 }
 
-int registry_lookup(struct registry_client *c, const char *text, const char *platform,
-		    json_t **ret_facts, struct kilt_error *err)
+/* Remembers a failed lookup for `ttl_s` across runs; the stored message says for how long, so a
+ * later run that gets it knows it is an earlier answer. */
+static void remember_failure(struct registry_client *c, const char *key, const struct kilt_error *e,
+			     long ttl_s)
+{
+	if (ttl_s <= 0)
+		return;
+	struct kilt_error kept = *e;
+	size_t len = strnlen(kept.msg, sizeof(kept.msg));
+	snprintf(kept.msg + len, sizeof(kept.msg) - len, " (failure remembered for %lds)", ttl_s);
+	registry_cache_put_negative(c->cache, key, &kept, ttl_s);
+}
+
+/* registry_lookup within the budget of `run` (may be NULL; its clock started by
+ * registry_table_start). */
+static int lookup_within(struct registry_client *c, const char *text, const char *platform,
+			 const struct registry_table *run, json_t **ret_facts,
+			 struct kilt_error *err)
 {
 	struct kilt_imageref ref = { 0 };
 	int r = kilt_imageref_parse(text, &ref, err);
@@ -1032,24 +1068,34 @@ int registry_lookup(struct registry_client *c, const char *text, const char *pla
 		kilt_imageref_done(&ref);
 		atomic_fetch_add(&c->hits, 1);
 		if (negative) {
+			/* the stored message says it is an earlier answer (remember_failure) */
 			atomic_fetch_add(&c->negative_hits, 1);
-			if (err) {
-				size_t len = strnlen(err->msg, sizeof(err->msg));
-				snprintf(err->msg + len, sizeof(err->msg) - len,
-					 " (failure remembered for %lds)", c->opts.negative_ttl_s);
-			}
 			return err ? err->code : -ENOENT;
 		}
 		*ret_facts = with_reference(hit, canonical);
 		json_decref(hit);
 		return 0;
 	}
-	atomic_fetch_add(&c->misses, 1);
 	struct lookup l = {
 		.c = c,
 		.deadline_ms = now_ms() + c->opts.timeout_ms,
 		.ref = &ref,
 	};
+	if (run && run->budget_ms > 0 && run->deadline_ms) {
+		if (run->deadline_ms <= now_ms()) {
+			char budget[300];
+			kilt_error_setf(err, -ETIMEDOUT, "image %s: not looked up: %s was spent",
+					canonical, run_budget_text(run, budget, sizeof(budget)));
+			inflight_end(c, neg_key);
+			kilt_imageref_done(&ref);
+			return -ETIMEDOUT;
+		}
+		if (run->deadline_ms < l.deadline_ms) {
+			l.deadline_ms = run->deadline_ms;
+			l.run_bound = run;
+		}
+	}
+	atomic_fetch_add(&c->misses, 1);
 	json_t *facts = NULL;
 	struct kilt_error e = { 0 };
 	r = handle_get(c, &l.http, &e);
@@ -1070,21 +1116,27 @@ int registry_lookup(struct registry_client *c, const char *text, const char *pla
 		json_decref(facts);
 	} else {
 		kilt_error_prefix(&e, "image %s", canonical);
-		/* Definite answers are remembered for the negative TTL; transport trouble (timeout,
-		 * refused, unreachable) for at most 10 s, so a dead registry is not asked again for
-		 * every container of a document, yet recovers quickly. */
+		/* Across runs (a run's table keeps its own failures to its end), definite answers
+		 * are remembered for the negative TTL; transport trouble (timeout, refused,
+		 * unreachable) for at most 10 s, so another run soon after recovers quickly. A
+		 * timeout the run's budget caused says nothing about the registry. */
 		if (r == -ENOENT || r == -EACCES || r == -EPROTO || r == -EBADMSG || r == -ENOTSUP)
-			registry_cache_put_negative(c->cache, neg_key, &e, c->opts.negative_ttl_s);
-		else if (r != -EINVAL)
-			registry_cache_put_negative(
-				c->cache, neg_key, &e,
-				c->opts.negative_ttl_s < 10 ? c->opts.negative_ttl_s : 10);
+			remember_failure(c, neg_key, &e, c->opts.negative_ttl_s);
+		else if (r != -EINVAL && !(r == -ETIMEDOUT && l.run_bound))
+			remember_failure(c, neg_key, &e,
+					 c->opts.negative_ttl_s < 10 ? c->opts.negative_ttl_s : 10);
 		if (err)
 			*err = e;
 	}
 	inflight_end(c, neg_key);
 	kilt_imageref_done(&ref);
 	return r;
+}
+
+int registry_lookup(struct registry_client *c, const char *text, const char *platform,
+		    json_t **ret_facts, struct kilt_error *err)
+{
+	return lookup_within(c, text, platform, NULL, ret_facts, err);
 }
 
 struct pool {
@@ -1104,7 +1156,7 @@ static void *worker(void *arg)
 		struct registry_job *j = &p->jobs[i];
 		j->err = (struct kilt_error){ 0 };
 		j->facts = NULL;
-		j->rc = registry_lookup(p->c, j->ref, j->platform, &j->facts, &j->err);
+		j->rc = lookup_within(p->c, j->ref, j->platform, j->run, &j->facts, &j->err);
 	}
 	return NULL;
 }
@@ -1134,39 +1186,103 @@ void registry_lookup_many(struct registry_client *c, struct registry_job *jobs, 
 
 /* ---- two-phase image facts ---------------------------------------------------------------- */
 
-void registry_resolve(struct registry_client *c, struct kilt_image_needs *needs)
+void registry_table_start(struct registry_table *t)
 {
-	size_t n = 0;
-	struct registry_job *jobs = xcalloc(needs->n + 1, sizeof(*jobs));
-	size_t *at = xcalloc(needs->n + 1, sizeof(*at));
-	for (size_t i = 0; i < needs->n; i++) {
-		if (needs->v[i].resolved)
-			continue;
-		jobs[n] = (struct registry_job){ .ref = needs->v[i].image,
-						 .platform = needs->v[i].platform };
-		at[n++] = i;
-	}
-	registry_lookup_many(c, jobs, n);
-	for (size_t k = 0; k < n; k++) {
-		struct kilt_image_need *need = &needs->v[at[k]];
-		need->resolved = true;
-		need->rc = jobs[k].rc;
-		need->facts = jobs[k].facts;
-		need->err = jobs[k].err;
+	if (t->budget_ms > 0 && !t->deadline_ms)
+		t->deadline_ms = now_ms() + t->budget_ms;
+}
+
+/* Failures that are not about one platform of the image: its other platforms would fail alike. */
+static bool image_wide_failure(int rc)
+{
+	return rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -ECONNREFUSED || rc == -EACCES ||
+	       rc == -EAGAIN || rc == -EPERM || rc == -EINVAL || rc == -ELIBACC;
+}
+
+void registry_table_resolve(struct registry_table *t)
+{
+	struct kilt_image_needs *needs = t->needs;
+	if (!needs || !needs->n)
+		return;
+	registry_table_start(t);
+	struct registry_job *jobs = xcalloc(needs->n, sizeof(*jobs));
+	size_t *at = xcalloc(needs->n, sizeof(*at));
+	/* Each pass asks for at most one platform of each image; an image-wide failure answers the
+	 * image's remaining entries. An image has a few platforms, so there are a few passes. */
+	for (;;) {
+		_cleanup_json_ json_t *failed = json_object(); /* image -> entry with its failure */
+		_cleanup_json_ json_t *asked = json_object(); /* images asked in this pass */
+		for (size_t i = 0; i < needs->n; i++) {
+			const struct kilt_image_need *need = &needs->v[i];
+			if (need->resolved && need->rc < 0 && image_wide_failure(need->rc))
+				json_object_set_new(failed, need->image,
+						    json_integer((json_int_t)i));
+		}
+		size_t n = 0;
+		for (size_t i = 0; i < needs->n; i++) {
+			struct kilt_image_need *need = &needs->v[i];
+			if (need->resolved)
+				continue;
+			json_t *f = json_object_get(failed, need->image);
+			if (f) {
+				const struct kilt_image_need *src =
+					&needs->v[json_integer_value(f)];
+				need->resolved = true;
+				need->rc = src->rc;
+				need->err = src->err;
+				continue;
+			}
+			if (json_object_get(asked, need->image))
+				continue;
+			json_object_set_new(asked, need->image, json_true());
+			jobs[n] = (struct registry_job){ .ref = need->image,
+							 .platform = need->platform,
+							 .run = t };
+			at[n++] = i;
+		}
+		if (!n)
+			break;
+		registry_lookup_many(t->client, jobs, n);
+		for (size_t k = 0; k < n; k++) {
+			struct kilt_image_need *need = &needs->v[at[k]];
+			need->resolved = true;
+			need->rc = jobs[k].rc;
+			need->facts = jobs[k].facts;
+			need->err = jobs[k].err;
+		}
 	}
 	free(at);
 	free(jobs);
 }
 
+void registry_resolve(struct registry_client *c, struct kilt_image_needs *needs)
+{
+	struct registry_table t = { .client = c, .needs = needs };
+	registry_table_resolve(&t);
+}
+
+void registry_table_resolve_hook(void *userdata, struct kilt_image_needs *needs)
+{
+	struct registry_table *t = userdata;
+	t->needs = needs;
+	registry_table_resolve(t);
+}
+
 int registry_table_callback(void *userdata, const char *image, const char *platform,
 			    json_t **ret_facts, struct kilt_error *err)
 {
-	const struct registry_table *t = userdata;
-	const struct kilt_image_need *need =
-		t->needs ? kilt_image_needs_find(t->needs, image, platform) : NULL;
-	if (need && need->resolved)
-		return kilt_image_needs_facts(t->needs, image, platform, ret_facts, err);
-	return registry_lookup(t->client, image, platform, ret_facts, err);
+	struct registry_table *t = userdata;
+	if (!t->needs) {
+		registry_table_start(t);
+		return lookup_within(t->client, image, platform, t, ret_facts, err);
+	}
+	const struct kilt_image_need *need = kilt_image_needs_find(t->needs, image, platform);
+	if (!need || !need->resolved) {
+		/* not listed ahead: looked up now, and kept for the rest of the run all the same */
+		kilt_image_needs_add(t->needs, image, platform);
+		registry_table_resolve(t);
+	}
+	return kilt_image_needs_facts(t->needs, image, platform, ret_facts, err);
 }
 
 int registry_facts_callback(void *userdata, const char *image, const char *platform,

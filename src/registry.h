@@ -21,10 +21,14 @@ struct registry_options {
 	size_t n_insecure;
 	/* CA bundle (PEM); NULL: SSL_CERT_FILE when set, else the system bundle */
 	const char *ca_file;
-	long timeout_ms; /* time budget of one lookup (all its requests); default 15000 */
+	long timeout_ms; /* time budget of one lookup (all its requests); default 15000. A run's
+			  * budget for all its lookups is its table's (struct registry_table) */
 	unsigned concurrency; /* lookups at once in registry_lookup_many; default 8 */
 	long tag_ttl_s; /* tag -> digest; default 300 */
-	long negative_ttl_s; /* failed lookups; default 30 */
+	/* failed lookups, across runs (a run's table keeps its failures for the whole run): answers
+	 * about the image (not found, unauthorized, bad content) for this, default 30; network
+	 * trouble and timeouts for at most 10 */
+	long negative_ttl_s;
 	size_t max_entries; /* cache entries in memory (LRU); default 4096 */
 	/* digest -> facts persisted here (immutable by digest); NULL: KILT_CACHE_DIR or none */
 	const char *cache_dir;
@@ -56,9 +60,12 @@ static inline void registry_client_freep(struct registry_client **c)
 int registry_lookup(struct registry_client *c, const char *ref, const char *platform,
 		    json_t **ret_facts, struct kilt_error *err);
 
+struct registry_table;
 struct registry_job {
 	const char *ref; /* borrowed */
 	const char *platform; /* borrowed, may be NULL */
+	/* borrowed, may be NULL: the run whose budget the lookup must end within */
+	const struct registry_table *run;
 	json_t *facts; /* owned result, NULL on failure */
 	int rc;
 	struct kilt_error err;
@@ -74,16 +81,38 @@ struct registry_stats {
 };
 void registry_stats(struct registry_client *c, struct registry_stats *ret);
 
-/* Resolves every entry of `needs` (kilt-plan.h) not resolved yet, up to `concurrency` lookups
- * at once (identical ones run once), storing each result or failure in its entry. */
-void registry_resolve(struct registry_client *c, struct kilt_image_needs *needs);
-
-/* An image-facts hook (kilt_ecs_image_facts_fn) over a table resolved by registry_resolve:
- * the table's result when it has one, else a lookup through the client (and its cache). */
+/* One run's image facts (a `kilt inject`, one macro invocation): the table of (image, platform)
+ * pairs an engine lists (kilt-plan.h), one entry per image whatever its spelling, so each
+ * distinct image is looked up once; a result or failure stays in the table for the rest of the
+ * run; and every lookup of the run ends by the run's deadline, `budget_ms` after its first
+ * lookup. Fill the first four fields; the table is used from one thread at a time. */
 struct registry_table {
 	struct registry_client *client; /* borrowed */
-	struct kilt_image_needs *needs; /* borrowed, may be NULL */
+	struct kilt_image_needs *needs; /* borrowed, may be NULL (no table: lookups go to the
+					 * client and its cache) */
+	long budget_ms; /* all the run's lookups together; <= 0: none (each lookup has its own) */
+	/* static or borrowed: where budget_ms comes from, for messages ("--image-budget") */
+	const char *budget_source;
+	int64_t deadline_ms; /* CLOCK_MONOTONIC ms; 0 until the first lookup starts the clock */
 };
+
+/* Starts the run's clock (done by the first registry_table_resolve or registry_table_callback;
+ * a caller that runs registry_lookup_many with jobs naming the table starts it first). */
+void registry_table_start(struct registry_table *t);
+/* Resolves every entry of the table not resolved yet, up to `concurrency` lookups at once. An
+ * image listed for several platforms is asked for one platform first: a failure that is not
+ * about a platform (a timeout, an unreachable or refusing registry, unauthorized, a bad
+ * reference) then answers its other platforms without asking again, here and in later calls.
+ * Lookups that the run's budget leaves no time for fail with -ETIMEDOUT without a request. */
+void registry_table_resolve(struct registry_table *t);
+/* registry_table_resolve on a table without a run budget (for callers that keep none). */
+void registry_resolve(struct registry_client *c, struct kilt_image_needs *needs);
+/* A kilt_cfn_stream resolve hook: `userdata` is the struct registry_table of `needs`. */
+void registry_table_resolve_hook(void *userdata, struct kilt_image_needs *needs);
+
+/* An image-facts hook (kilt_ecs_image_facts_fn) over a table: the table's result or failure
+ * when it has one; a pair the engine did not list is added to the table and resolved then (so
+ * it too is looked up once per run, within the run's budget). */
 int registry_table_callback(void *userdata, const char *image, const char *platform,
 			    json_t **ret_facts, struct kilt_error *err);
 

@@ -7,7 +7,9 @@ connection. The runtime API is plain HTTP/1.1, so `kilt cfn-macro` must also cop
 HTTP/1.1 server may send: chunked bodies (with extensions and trailers), a body that ends when the
 connection closes, `Connection: close`, a connection closed while idle (reconnect and resend
 once), interim 1xx responses, and an event over Lambda's payload limit (answered with a
-Kilt.EventTooLarge invocation error, the loop going on). Each case runs with both transports:
+Kilt.EventTooLarge invocation error, the loop going on). And the invocation's deadline: image
+lookups against a registry that never answers end in time for the reply, one lookup per
+distinct image. Each case runs with both transports:
 the socket client (default) and libcurl (KILT_RUNTIME_API_CLIENT=curl).
 
 The peer is a small HTTP/1.1 server written here on raw sockets, because these framings are the
@@ -15,10 +17,12 @@ point; it records every request. Environment: KILT (the kilt binary).
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
+import time
 import unittest
 import uuid
 
@@ -47,9 +51,11 @@ class Peer:
     request as (connection number, method, path, headers, body). When the events run out it
     stops listening and closes, so the runtime gives up and exits."""
 
-    def __init__(self, events, mode):
+    def __init__(self, events, mode, deadline_ms=None):
         self.events, self.mode = list(events), mode
+        self.deadline_ms = deadline_ms  # Unix ms, or None: far away
         self.requests, self.connections = [], 0
+        self.times = []  # time.time() of each request
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(8)
@@ -128,6 +134,7 @@ class Peer:
                 return True  # the client closed; wait for its next connection
             method, path, headers, body = req
             self.requests.append((number, method, path, headers, body))
+            self.times.append(time.time())
             if method == "GET" and path == "/2018-06-01/runtime/invocation/next":
                 if not self.events:
                     return False  # no more events: stop serving
@@ -135,7 +142,7 @@ class Peer:
                 rid = str(uuid.uuid4())
                 keep = self.respond(conn, "200 OK", {
                     "Lambda-Runtime-Aws-Request-Id": rid,
-                    "Lambda-Runtime-Deadline-Ms": "4102444800000",
+                    "Lambda-Runtime-Deadline-Ms": str(self.deadline_ms or 4102444800000),
                     "Lambda-Runtime-Trace-Id": "Root=1-test"}, ev)
             else:
                 keep = self.respond(conn, "202 Accepted", {}, b'{"status":"OK"}')
@@ -144,6 +151,30 @@ class Peer:
 
     def posts(self):
         return [r for r in self.requests if r[1] == "POST"]
+
+
+class Stall:
+    """A registry that never answers: accepts connections, holds them, counts them."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.host = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        try:
+            while True:
+                self.held.append(self.sock.accept()[0])
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
 
 
 def run_kilt(peer, transport, host="127.0.0.1"):
@@ -238,6 +269,60 @@ class RuntimeApi(unittest.TestCase):
                 reply = json.loads(p.stdout)
                 self.assertEqual((reply["requestId"], reply["status"]), ("a", "failure"))
                 self.assertIn(var.decode() + ": not valid UTF-8", reply["errorMessage"])
+
+    def test_image_lookups_end_before_the_deadline(self):
+        # 14 containers, 3 images (spelled as a parameter, Fn::Sub, literals with and without
+        # ":latest"; one task's platform an Fn::If) on a registry that never answers. Each lookup
+        # may take 8 s, but the function has 4.5 s left: the lookups share what is left less the
+        # time to answer, and the failure says so. Envoy (the proxy) needs no lookup.
+        stall = Stall()
+        self.addCleanup(stall.close)
+        def task(image, xray, choice=False):
+            props = {"RequiresCompatibilities": ["FARGATE"], "NetworkMode": "awsvpc",
+                     "Cpu": "256", "Memory": "512",
+                     "ProxyConfiguration": {"Type": "APPMESH", "ContainerName": "envoy"},
+                     "ContainerDefinitions": [
+                         {"Name": "app", "Image": image, "Essential": True},
+                         {"Name": "envoy", "Image": {"Ref": "EnvoyImage"}, "Essential": True}]}
+            if xray:
+                props["ContainerDefinitions"].append({"Name": "xray", "Image": xray})
+            if choice:
+                props["RuntimePlatform"] = {"Fn::If": ["Arm", {"CpuArchitecture": "ARM64"},
+                                                       {"CpuArchitecture": "X86_64"}]}
+            return {"Type": "AWS::ECS::TaskDefinition", "Properties": props}
+        res = {"White": task({"Ref": "ColorTellerImage"}, stall.host + "/xray"),
+               "Red": task({"Ref": "ColorTellerImage"}, {"Fn::Sub": "${Registry}/xray:latest"}),
+               "Blue": task(stall.host + "/colorteller:1", stall.host + "/xray:latest"),
+               "Black": task({"Fn::Sub": "${Registry}/colorteller:1"}, stall.host + "/xray",
+                             choice=True),
+               "Gateway": task({"Fn::Sub": "${Registry}/gateway:1"}, None)}
+        event = json.dumps({
+            "region": "eu-west-1", "accountId": "123456789012",
+            "transformId": "123456789012::Kilt", "requestId": "mesh", "params": {},
+            "templateParameterValues": {"ColorTellerImage": stall.host + "/colorteller:1",
+                                        "EnvoyImage": stall.host + "/envoy:1",
+                                        "Registry": stall.host},
+            "fragment": {"Conditions": {"Arm": {"Fn::Equals": ["a", "b"]}},
+                         "Resources": res}}).encode()
+        start = time.time()
+        deadline = int((start + 4.5) * 1000)
+        peer = Peer([event], "length", deadline_ms=deadline)
+        p = run_kilt(peer, "socket")
+        posts = peer.posts()
+        self.assertEqual(len(posts), 1, p.stderr)
+        reply = json.loads(posts[0][4])
+        self.assertEqual((reply["requestId"], reply["status"]), ("mesh", "failure"))
+        msg = reply["errorMessage"]
+        self.assertIn("timed out: the run's image lookup budget of ", msg)
+        self.assertIn(" ms (the time this invocation has left, less 3000 ms to answer) ran out",
+                      msg)
+        budget = int(re.search(r"image lookup budget of (\d+) ms", msg).group(1))
+        self.assertLessEqual(budget, 1500)
+        self.assertEqual(len(stall.held), 3, "one lookup per distinct image")
+        answered = peer.times[peer.requests.index(posts[0])]
+        print("measured: 3 images on a stalled registry, 4500 ms to the deadline: budget "
+              "%d ms, %d lookup(s), replied %d ms before the deadline"
+              % (budget, len(stall.held), deadline - answered * 1000), file=sys.stderr)
 
     def test_unknown_transport_is_refused(self):
         peer = Peer([macro_event("a")], "length")

@@ -122,24 +122,39 @@ start_registry() {
   exit 1
 }
 
-# start_stall: a TCP server that accepts connections and never answers; sets STALL (host:port).
+# start_stall: a TCP server that accepts connections and never answers; sets STALL (host:port)
+# and STALL_LOG, a file that gets one line per connection accepted (see stall_connections).
 start_stall() {
   local port
   port=$(free_port)
-  python3 - "$port" <<'PY' &
+  STALL_LOG=$WORK/stall-$port.log
+  : >"$STALL_LOG"
+  python3 - "$port" "$STALL_LOG" <<'PY' &
 import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))
 s.listen(64)
+log = open(sys.argv[2], "a", buffering=1)
 held = []
 while True:
     c, _ = s.accept()
     held.append(c)  # accepted, never answered
+    log.write("connection\n")
 PY
   PIDS+=($!)
   wait_port "$port"
+  # wait_port's own probe is not a lookup: wait until the server has logged it, then forget it
+  local i
+  for i in $(seq 100); do [ -s "$STALL_LOG" ] && break; sleep 0.05; done
+  : >"$STALL_LOG"
   STALL=127.0.0.1:$port
+}
+
+# stall_connections: connections the stalling server accepted since start_stall (each lookup
+# that reaches it opens one and waits there until its budget ends).
+stall_connections() {
+  wc -l <"$STALL_LOG" | tr -d ' '
 }
 
 # requests_to_v2: how many manifest/blob GETs the registry has logged so far.

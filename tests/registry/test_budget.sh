@@ -22,6 +22,15 @@ t1=$(ms)
 expect_eq "four stalled lookups, four errors" "$(grep -c 'timed out (time budget 1500 ms)' "$WORK/four")" 4
 if [ $((t1 - t0)) -lt 3500 ]; then pass "concurrent budgets ($((t1 - t0)) ms)"; else fail "four lookups took $((t1 - t0)) ms"; fi
 
+# A timeout is remembered across lookups of one process for 10 s (not the 30 s of answers about
+# the image), and the repeated message says so.
+: >"$STALL_LOG"
+"$KILT" image inspect --timeout 1000 --repeat 2 "$STALL/again:1" >/dev/null 2>"$WORK/again" || true
+expect_eq "a timeout remembered: one connection for two lookups" "$(stall_connections)" 1
+expect_contains "a remembered timeout says how long it is kept" "$(tail -1 "$WORK/again")" \
+  "timed out (time budget 1000 ms): Connection timed out after"
+expect_contains "... 10 s, the time it is really kept" "$(tail -1 "$WORK/again")" "(failure remembered for 10s)"
+
 CLOSED=127.0.0.1:$(free_port)
 err=$("$KILT" image inspect --timeout 3000 "$CLOSED/app:1" 2>&1) || true
 expect_contains "closed port" "$err" "kilt: image $CLOSED/app:1: GET https://$CLOSED/v2/app/manifests/1: Failed to connect to 127.0.0.1 port"

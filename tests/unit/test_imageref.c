@@ -65,6 +65,69 @@ static void test_imageref__normalize(void **state)
 		   "docker.io/a__b/c-d--e.f_g:latest");
 }
 
+/* One lookup per image: the spellings of one image normalize alike, and the run's table of
+ * image facts (kilt-plan.h) holds one entry for all of them. */
+static void expect_lookup(const char *in, const char *want)
+{
+	_cleanup_free_ char *got = NULL;
+	struct kilt_error err = { 0 };
+	if (kilt_imageref_normalize(in, &got, &err) < 0)
+		fail_msg("%s: %s", in, err.msg);
+	assert_string_equal(got, want);
+}
+
+static void test_imageref__lookup_spelling(void **state)
+{
+	(void)state;
+	const char *nginx[] = { "nginx",
+				"nginx:latest",
+				"docker.io/nginx",
+				"library/nginx",
+				"docker.io/library/nginx",
+				"docker.io/library/nginx:latest",
+				"index.docker.io/library/nginx:latest",
+				"registry-1.docker.io/library/nginx" };
+	for (size_t i = 0; i < ARRAY_SIZE(nginx); i++)
+		expect_lookup(nginx[i], "docker.io/library/nginx:latest");
+	expect_lookup("Registry.Example.com:443/a/b:1", "registry.example.com:443/a/b:1");
+	/* with a digest, the digest is fetched: a tag beside it changes nothing */
+	expect_lookup("app:1.0@sha256:" D64, "docker.io/library/app@sha256:" D64);
+	expect_lookup("docker.io/library/app@sha256:" D64, "docker.io/library/app@sha256:" D64);
+	/* what differs stays apart */
+	expect_lookup("nginx:1.27", "docker.io/library/nginx:1.27");
+	expect_lookup("localhost:5000/nginx", "localhost:5000/nginx:latest");
+	expect_lookup("127.0.0.1:5000/nginx", "127.0.0.1:5000/nginx:latest");
+	_cleanup_free_ char *bad = NULL;
+	assert_int_equal(kilt_imageref_normalize("Nginx", &bad, NULL), -EINVAL);
+	assert_null(bad);
+
+	struct kilt_image_needs needs;
+	kilt_image_needs_init(&needs);
+	for (size_t i = 0; i < ARRAY_SIZE(nginx); i++)
+		kilt_image_needs_add(&needs, nginx[i], "linux/amd64");
+	kilt_image_needs_add(&needs, "nginx", "linux/arm64");
+	kilt_image_needs_add(&needs, "nginx", NULL);
+	kilt_image_needs_add(&needs, "nginx:1.27", "linux/amd64");
+	kilt_image_needs_add(&needs, "Not A Reference", "linux/amd64");
+	assert_int_equal(needs.n, 5);
+	assert_string_equal(needs.v[0].image, "docker.io/library/nginx:latest");
+	assert_string_equal(needs.v[4].image, "Not A Reference");
+	/* a result stored for one spelling answers every other */
+	needs.v[0].resolved = true;
+	needs.v[0].facts = json_pack("{s[s]}", "entrypoint", "/docker-entrypoint.sh");
+	for (size_t i = 0; i < ARRAY_SIZE(nginx); i++) {
+		assert_ptr_equal(kilt_image_needs_find(&needs, nginx[i], "linux/amd64"),
+				 &needs.v[0]);
+		json_t *facts = NULL;
+		assert_int_equal(
+			kilt_image_needs_facts(&needs, nginx[i], "linux/amd64", &facts, NULL), 0);
+		assert_ptr_equal(facts, needs.v[0].facts);
+		json_decref(facts);
+	}
+	assert_null(kilt_image_needs_find(&needs, "nginx", "linux/s390x"));
+	kilt_image_needs_done(&needs);
+}
+
 static void expect_bad(const char *in, const char *needle)
 {
 	struct kilt_imageref r = { 0 };
@@ -256,6 +319,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_imageref__normalize),
+		cmocka_unit_test(test_imageref__lookup_spelling),
 		cmocka_unit_test(test_imageref__invalid),
 		cmocka_unit_test(test_imageref__api_host_and_ecr),
 		cmocka_unit_test(test_imageref__platform),

@@ -172,7 +172,7 @@ static void test_k8s__two_phase_facts(void **state)
 	kilt_image_needs_init(&needs);
 	kilt_k8s_list_images(p, &o, &needs);
 	assert_int_equal(needs.n, 1); /* b says what it runs */
-	assert_string_equal(needs.v[0].image, "example/a:1");
+	assert_string_equal(needs.v[0].image, "docker.io/example/a:1"); /* normalized */
 	assert_string_equal(needs.v[0].platform, "linux/arm64");
 
 	/* not resolved: skipped with the reason (fail-open is the webhook's default) */
