@@ -187,15 +187,9 @@ static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kil
 	return 0;
 }
 
-/* How the report is printed on standard error. */
-enum {
-	REPORT_EXPLAIN = 1 << 0, /* every decision, not only warnings */
-	REPORT_JSON = 1 << 1, /* one JSON document (kilt_report_to_json) */
-};
-
-static void print_report(const struct kilt_report *rep, unsigned how)
+void inject_print_report(const struct kilt_report *rep, unsigned how)
 {
-	if (how & REPORT_JSON) {
+	if (how & INJECT_REPORT_JSON) {
 		/* the object the macro's log line also holds */
 		_cleanup_json_ json_t *j = kilt_report_to_json(rep);
 		_cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
@@ -205,7 +199,7 @@ static void print_report(const struct kilt_report *rep, unsigned how)
 	}
 	for (size_t i = 0; i < rep->n_decisions; i++) {
 		const struct kilt_decision *d = &rep->decisions[i];
-		if (!(how & REPORT_EXPLAIN) && !d->warning)
+		if (!(how & INJECT_REPORT_EXPLAIN) && !d->warning)
 			continue;
 		if (d->container)
 			fprintf(stderr, "%s%s / %s: %s: %s\n", d->warning ? "warning: " : "",
@@ -235,7 +229,7 @@ static bool leave_untouched(const char *path, const char *out_path, const struct
 static int finish(const struct kilt_report *rep, unsigned how, const struct fileio_out *out,
 		  const char *untouched)
 {
-	print_report(rep, how);
+	inject_print_report(rep, how);
 	if (untouched)
 		fprintf(stderr, "kilt inject: %s: nothing to change; the file is left untouched\n",
 			untouched);
@@ -764,8 +758,9 @@ static int tf_external_run(struct inject_args *a, struct kilt_ecs_options *opts,
 	if (r == 0)
 		r = kilt_tf_result(q.container_definitions, &rep, &text, &len, &err);
 	if (r == 0) {
-		print_report(&rep, (a->explain ? REPORT_EXPLAIN : 0u) |
-					   (a->report == CLI_OUTPUT_JSON ? REPORT_JSON : 0u));
+		inject_print_report(
+			&rep, (a->explain ? INJECT_REPORT_EXPLAIN : 0u) |
+				      (a->report == CLI_OUTPUT_JSON ? INJECT_REPORT_JSON : 0u));
 		r = write_all(STDOUT_FILENO, text, len);
 		if (r < 0)
 			kilt_error_setf(&err, r, "cannot write the result: %s", strerror(-r));
@@ -783,8 +778,8 @@ static int inject_run(struct inject_args *a)
 {
 	const char *recipe_path = a->recipe_path, *out_path = a->out_path, *path = a->path;
 	bool remove = a->remove;
-	unsigned how = (a->explain ? REPORT_EXPLAIN : 0u) |
-		       (a->report == CLI_OUTPUT_JSON ? REPORT_JSON : 0u);
+	unsigned how = (a->explain ? INJECT_REPORT_EXPLAIN : 0u) |
+		       (a->report == CLI_OUTPUT_JSON ? INJECT_REPORT_JSON : 0u);
 	enum json_path json_path = a->json_path;
 	struct kilt_ecs_options opts = a->opts;
 	_cleanup_(registry_client_freep) struct registry_client *registry = NULL;
@@ -822,7 +817,12 @@ static int inject_run(struct inject_args *a)
 		struct inject_k8s_args *k8s = &a->k8s;
 		k8s->out_path = out_path;
 		k8s->config = a->config;
-		k8s->explain = a->explain;
+		k8s->report_how = how;
+		k8s->patch_yaml = a->output == CLI_OUTPUT_YAML;
+		if (a->output == CLI_OUTPUT_JSON)
+			k8s_fmt = KILT_FORMAT_JSON;
+		else if (a->output == CLI_OUTPUT_YAML)
+			k8s_fmt = KILT_FORMAT_YAML;
 		k8s->remove = remove;
 		k8s->fail_open = opts.fail_open;
 		k8s->mode = (enum kilt_select_mode)opts.mode;

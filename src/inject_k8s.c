@@ -153,25 +153,6 @@ static int facts_from_file(const char *path, struct kilt_image_needs *needs, str
 	return 0;
 }
 
-static void print_report(const struct kilt_report *rep, bool explain)
-{
-	for (size_t i = 0; i < rep->n_decisions; i++) {
-		const struct kilt_decision *d = &rep->decisions[i];
-		if (!explain && !d->warning)
-			continue;
-		if (d->container)
-			fprintf(stderr, "%s%s / %s: %s: %s\n", d->warning ? "warning: " : "",
-				d->task, d->container, kilt_verdict_name(d->verdict), d->reason);
-		else
-			fprintf(stderr, "%s%s: %s: %s\n", d->warning ? "warning: " : "", d->task,
-				kilt_verdict_name(d->verdict), d->reason);
-	}
-	fprintf(stderr,
-		"kilt inject: kubernetes: %zu container(s) patched, %zu unchanged, %zu skipped, "
-		"%zu removed, %zu warning(s)\n",
-		rep->n_patched, rep->n_unchanged, rep->n_skipped, rep->n_removed, rep->n_warnings);
-}
-
 static int write_result(const char *out_path, const char *text, size_t len, struct kilt_error *err)
 {
 	_cleanup_(fileio_out_freep) struct fileio_out *out = NULL;
@@ -258,15 +239,15 @@ int inject_k8s(const struct inject_k8s_args *a, json_t *docs_in, enum kilt_forma
 		cli_report(&err);
 		goto out;
 	}
-	print_report(&rep, a->explain);
+	inject_print_report(&rep, a->report_how);
 	if (a->json_patch) {
-		r = kilt_yaml_dump_json(patches, single ? 0 : KILT_YAML_MULTI, &text, &len, &err);
-		if (r == 0 && single) {
-			/* one patch: the array itself */
-			free(text);
-			text = NULL;
-			r = kilt_yaml_dump_json(json_array_get(patches, 0), 0, &text, &len, &err);
-		}
+		/* JSON unless -o yaml asked (fmt is the input's then, which says nothing of patches) */
+		enum kilt_format pfmt = a->patch_yaml ? KILT_FORMAT_YAML : KILT_FORMAT_JSON;
+		if (single) /* one patch: the array itself */
+			r = kilt_yaml_dump_as(json_array_get(patches, 0), pfmt, 0, &text, &len,
+					      &err);
+		else
+			r = kilt_yaml_dump_as(patches, pfmt, KILT_YAML_MULTI, &text, &len, &err);
 	} else if (single) {
 		r = kilt_yaml_dump_as(json_array_get(docs, 0), fmt, 0, &text, &len, &err);
 	} else {

@@ -12,13 +12,22 @@
 
 #define INJECT_K8S_MAX_RECIPES 16
 
+/* How kilt inject prints its report on standard error (cmd_inject.c), for every kind of input. */
+enum {
+	INJECT_REPORT_EXPLAIN = 1 << 0, /* every decision, not only warnings */
+	INJECT_REPORT_JSON = 1 << 1, /* one JSON document (kilt_report_to_json) */
+};
+void inject_print_report(const struct kilt_report *rep, unsigned how);
+
 struct inject_k8s_args {
 	const char *recipe_paths[INJECT_K8S_MAX_RECIPES]; /* borrowed; none: the built-in recipe */
 	size_t n_recipes;
 	const char *out_path; /* borrowed; NULL: standard output */
 	const json_t *config; /* borrowed: --set */
-	bool explain, remove, fail_open;
+	unsigned report_how; /* INJECT_REPORT_* */
+	bool remove, fail_open;
 	bool json_patch; /* print the RFC 6902 patches instead of the documents */
+	bool patch_yaml; /* -o yaml: the patches in YAML (JSON otherwise) */
 	enum kilt_select_mode mode;
 	enum kilt_k8s_pod_security pod_security;
 	enum kilt_k8s_volume_source volume_source;
@@ -41,7 +50,8 @@ bool inject_k8s_parse(const char *buf, size_t len, const char *name, json_t **re
  * names). -EINVAL without '=' or with an empty key or invalid UTF-8. */
 int inject_k8s_add_label(json_t *labels, const char *kv);
 
-/* Runs the Kubernetes engine over `docs` (stolen) and writes the result; returns an exit code. */
+/* Runs the Kubernetes engine over `docs` (stolen) and writes the result in `fmt` (the input's,
+ * unless -o chose); returns an exit code. */
 int inject_k8s(const struct inject_k8s_args *a, json_t *docs, enum kilt_format fmt, bool single,
 	       const char *name);
 
