@@ -200,6 +200,10 @@ static void test_yaml__scalars_yaml11(void **state)
 		NULL);
 	roundtrip("[9223372036854775807, -9223372036854775808]", CFN,
 		  "[9223372036854775807,-9223372036854775808]", NULL);
+	/* libfyaml's own text for this block scalar was "\n\n|\n" (and leaked); PyYAML agrees
+	 * with this one */
+	roundtrip("a:\n |\n\n\n |\n\n  \n\n  \n  \n ", CFN,
+		  "{\"a\":\"\\n\\n|\\n\\n \\n\\n \\n \\n\"}", NULL);
 	/* quoted and block scalars are strings */
 	roundtrip("a: '0755'\nb: \"true\"\nc: |\n  12\n", CFN,
 		  "{\"a\":\"0755\",\"b\":\"true\",\"c\":\"12\\n\"}",
