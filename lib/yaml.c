@@ -1163,7 +1163,9 @@ enum kilt_format kilt_yaml_detect(const char *buf, size_t len)
 	return i < len && (buf[i] == '{' || buf[i] == '[') ? KILT_FORMAT_JSON : KILT_FORMAT_YAML;
 }
 
-/* jansson for JSON input: exact numbers and speed. Fills `jerr` on failure. */
+/* jansson for JSON input: exact numbers and speed. Fills `jerr` on failure. A string value may
+ * hold \u0000, as a YAML one may ("\0"): a stream of JSON documents has no YAML fallback, and
+ * kilt_yaml_dump_json writes such strings. */
 static json_t *load_json(const char *buf, size_t len, unsigned flags, json_error_t *jerr)
 {
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
@@ -1171,13 +1173,14 @@ static json_t *load_json(const char *buf, size_t len, unsigned flags, json_error
 		len -= 3;
 	}
 	if (!(flags & KILT_YAML_MULTI))
-		return json_loadb(buf, len, JSON_REJECT_DUPLICATES, jerr);
+		return json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, jerr);
 	json_t *docs = json_array();
 	size_t off = skip_space(buf, len, 0);
 	while (off < len) {
-		json_t *doc = json_loadb(
-			buf + off, len - off,
-			JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, jerr);
+		json_t *doc = json_loadb(buf + off, len - off,
+					 JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK |
+						 JSON_DECODE_ANY | JSON_ALLOW_NUL,
+					 jerr);
 		if (!doc || jerr->position <= 0) {
 			json_decref(doc);
 			json_decref(docs);

@@ -415,6 +415,10 @@ static void test_yaml__multi_document(void **state)
 	json_auto_t *j2 = load_ok("[]\nnull\n{}", m);
 	_cleanup_free_ char *s2 = compact(j2);
 	assert_string_equal(s2, "[[],{}]");
+	/* a string holding NUL, as kilt_yaml_dump_json writes it, in a stream (which has no YAML
+	 * reading to fall back on) */
+	json_auto_t *j3 = load_ok("[\"a\\u0000b\"]\n[\"x\"]\n", m);
+	assert_int_equal(json_string_length(json_array_get(json_array_get(j3, 0), 0)), 3);
 	/* dump requires an array */
 	json_auto_t *o = json_object();
 	struct kilt_error err = { 0 };
