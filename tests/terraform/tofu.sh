@@ -8,14 +8,15 @@
 # missing, otherwise; terraform/protocol always runs the protocol itself.
 set -uo pipefail
 KILT=${KILT:?path of the kilt binary}
+# The provider is the piece that cannot be had here, so it is checked first.
+if [ -z "${TF_CLI_CONFIG_FILE:-}" ] || ! grep -q "mirror" "$TF_CLI_CONFIG_FILE" 2>/dev/null; then
+  echo "SKIPPED: no provider mirror for hashicorp/external (set TF_CLI_CONFIG_FILE to a CLI config with a filesystem_mirror or network_mirror). It cannot be built here: the Go module proxy lists no version of github.com/hashicorp/terraform-provider-external nor of github.com/terraform-providers/terraform-provider-external (the path its go.mod declares) and answers 403 to that path at v2.3.4 and at commit 751a8d8bcaf0 (pseudo-version)" >&2
+  exit 77
+fi
 TOFU=$(command -v tofu || true)
 [ -z "$TOFU" ] && [ -x /opt/kilt/bin/tofu ] && TOFU=/opt/kilt/bin/tofu
 if [ -z "$TOFU" ]; then
   echo "SKIPPED: no OpenTofu binary (tofu on PATH or /opt/kilt/bin/tofu); terraform/protocol still checks the protocol" >&2
-  exit 77
-fi
-if [ -z "${TF_CLI_CONFIG_FILE:-}" ] || ! grep -q "mirror" "$TF_CLI_CONFIG_FILE" 2>/dev/null; then
-  echo "SKIPPED: no provider mirror for hashicorp/external (set TF_CLI_CONFIG_FILE to a CLI config with a filesystem_mirror or network_mirror); it cannot be downloaded here" >&2
   exit 77
 fi
 tmp=$(mktemp -d /tmp/kilt-tofu.XXXXXX)
