@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "internal.h"
 #include "webhook.h"
+#include "webhook_manifests.h"
 
 #define SA_NAMESPACE_FILE "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -205,19 +206,23 @@ int cmd_webhook(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
 		return serve(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "manifests") == 0)
+		return cmd_webhook_manifests(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		fputs("Usage: kilt webhook serve [options]\n"
+		fputs("Usage: kilt webhook serve|manifests [options]\n"
 		      "\n"
 		      "Commands:\n"
-		      "  serve   run the Kubernetes mutating admission webhook (HTTPS)\n"
+		      "  serve       run the Kubernetes mutating admission webhook (HTTPS)\n"
+		      "  manifests   print the Kubernetes objects that install it\n"
 		      "\n"
-		      "Run 'kilt webhook serve --help' for its options.\n"
+		      "Run 'kilt webhook COMMAND --help' for its options.\n"
 		      "\n"
-		      "Exit status: see 'kilt webhook serve --help'; 2 usage error.\n",
+		      "Exit status: see each command's --help; 2 usage error.\n",
 		      stdout);
 		return EXIT_OK;
 	}
 	if (argc < 2)
-		return cli_usage_error("webhook", "expected a command: serve");
-	return cli_usage_error("webhook", "unknown command '%s' (expected: serve)", argv[1]);
+		return cli_usage_error("webhook", "expected a command: serve or manifests");
+	return cli_usage_error("webhook", "unknown command '%s' (expected: serve or manifests)",
+			       argv[1]);
 }

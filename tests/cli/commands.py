@@ -32,7 +32,8 @@ def kilt(*args, cwd=None, stdin=None):
 
 # Every command (and subcommand) that has a --help.
 HELPS = [["inject"], ["recipe"], ["recipe", "check"], ["recipe", "render"], ["image"],
-         ["image", "inspect"], ["hocon"], ["cfn-macro"], ["webhook"], ["webhook", "serve"]]
+         ["image", "inspect"], ["hocon"], ["cfn-macro"], ["webhook"], ["webhook", "serve"],
+         ["webhook", "manifests"]]
 
 # --- kilt help, kilt version
 top = kilt("--help")
