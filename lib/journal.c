@@ -169,6 +169,39 @@ static void add_op(struct patcher *p, const char *op, const json_t *value)
 
 static void walk(struct patcher *p, const json_t *node);
 
+/* True when `old` as it was before the run (its changed nodes seen through their copies from
+ * before) equals `now`: a value replaced by an equal one needs no operation, but a value the run
+ * changed in place and then replaced by one equal to its new content does. */
+static bool same_as_before(const struct patcher *p, const json_t *old, const json_t *now)
+{
+	const struct changed *c = find_changed(p, old);
+	const json_t *o = c ? c->before : old;
+	if (json_typeof(o) != json_typeof(now))
+		return false;
+	if (json_is_object(o)) {
+		if (json_object_size(o) != json_object_size(now))
+			return false;
+		const char *k;
+		json_t *v;
+		json_object_foreach ((json_t *)(uintptr_t)o, k, v) {
+			const json_t *n = json_object_get(now, k);
+			if (!n || !same_as_before(p, v, n))
+				return false;
+		}
+		return true;
+	}
+	if (json_is_array(o)) {
+		size_t n = json_array_size(o);
+		if (n != json_array_size(now))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!same_as_before(p, json_array_get(o, i), json_array_get(now, i)))
+				return false;
+		return true;
+	}
+	return json_equal(o, now);
+}
+
 /* Operations for an object whose keys changed; `done` receives the keys whose whole new value
  * went into an operation (not to be walked into). */
 static void object_ops(struct patcher *p, const json_t *before, const json_t *now, json_t *done)
@@ -185,7 +218,7 @@ static void object_ops(struct patcher *p, const json_t *before, const json_t *no
 	}
 	json_object_foreach ((json_t *)(uintptr_t)now, k, v) {
 		const json_t *old = json_object_get(before, k);
-		if (old == v || (old && json_equal(old, v)))
+		if (old == v || (old && same_as_before(p, old, v)))
 			continue;
 		path_push(&p->path, k);
 		add_op(p, old ? "replace" : "add", v);
@@ -194,35 +227,40 @@ static void object_ops(struct patcher *p, const json_t *before, const json_t *no
 	}
 }
 
-/* Operations for an array: elements removed (kept ones in order) and elements added at the end
- * give removals (highest index first) and additions; anything else replaces the array. Returns
- * the index from which elements were added (not to be walked into), or SIZE_MAX when the whole
- * array went into an operation. */
-static size_t array_ops(struct patcher *p, const json_t *before, const json_t *now)
+/* Operations for an array whose kept elements are still in their order: removals of the elements
+ * that went (highest index first), then additions of the new ones at their indices (lowest
+ * first), so that a patch touches only the elements that changed (an element added before
+ * others is an `add` at its index, not a new array). Returns an owned array saying which
+ * elements of `now` were added whole (not to be walked into), or NULL when the elements were
+ * reordered and the whole array went into one operation. */
+static bool *array_ops(struct patcher *p, const json_t *before, const json_t *now)
 {
 	size_t nb = json_array_size(before), nn = json_array_size(now);
 	bool *kept = xcalloc(nb + 1, sizeof(bool));
-	size_t i = 0, j = 0;
-	for (; j < nn; j++) {
-		const json_t *el = json_array_get(now, j);
+	bool *added = xcalloc(nn + 1, sizeof(bool));
+	bool ordered = true;
+	size_t i = 0;
+	for (size_t t = 0; t < nn && ordered; t++) {
+		const json_t *el = json_array_get(now, t);
 		size_t k = i;
 		while (k < nb && json_array_get(before, k) != el)
 			k++;
-		if (k == nb)
-			break;
-		kept[k] = true;
-		i = k + 1;
+		if (k < nb) {
+			kept[k] = true;
+			i = k + 1;
+			continue;
+		}
+		/* not after the last kept element: new, or moved before it */
+		for (k = 0; k < i && ordered; k++)
+			ordered = json_array_get(before, k) != el;
+		added[t] = true;
 	}
-	/* what is left of `now` must be new elements, none of them from `before` */
-	bool simple = true;
-	for (size_t t = j; t < nn && simple; t++)
-		for (size_t k = 0; k < nb && simple; k++)
-			simple = json_array_get(before, k) != json_array_get(now, t);
 	size_t len = p->path.len;
-	if (!simple) {
+	if (!ordered) {
 		free(kept);
+		free(added);
 		add_op(p, "replace", now);
-		return SIZE_MAX;
+		return NULL;
 	}
 	for (size_t k = nb; k-- > 0;) {
 		if (kept[k])
@@ -231,13 +269,15 @@ static size_t array_ops(struct patcher *p, const json_t *before, const json_t *n
 		add_op(p, "remove", NULL);
 		p->path.len = len;
 	}
-	for (size_t t = j; t < nn; t++) {
+	for (size_t t = 0; t < nn; t++) {
+		if (!added[t])
+			continue;
 		path_push_index(&p->path, t);
 		add_op(p, "add", json_array_get(now, t));
 		p->path.len = len;
 	}
 	free(kept);
-	return j;
+	return added;
 }
 
 static void walk(struct patcher *p, const json_t *node)
@@ -246,7 +286,7 @@ static void walk(struct patcher *p, const json_t *node)
 		return;
 	struct changed *c = find_changed(p, node);
 	_cleanup_json_ json_t *done = NULL;
-	size_t added_from = SIZE_MAX - 1;
+	_cleanup_free_ bool *added = NULL;
 	if (c) {
 		if (c->seen)
 			return;
@@ -255,8 +295,8 @@ static void walk(struct patcher *p, const json_t *node)
 			done = json_object();
 			object_ops(p, c->before, node, done);
 		} else {
-			added_from = array_ops(p, c->before, node);
-			if (added_from == SIZE_MAX)
+			added = array_ops(p, c->before, node);
+			if (!added)
 				return;
 		}
 	}
@@ -274,7 +314,9 @@ static void walk(struct patcher *p, const json_t *node)
 		return;
 	}
 	size_t n = json_array_size(node);
-	for (size_t i = 0; i < n && i < added_from; i++) {
+	for (size_t i = 0; i < n; i++) {
+		if (added && added[i])
+			continue;
 		path_push_index(&p->path, i);
 		walk(p, json_array_get(node, i));
 		p->path.len = len;

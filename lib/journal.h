@@ -40,8 +40,8 @@ void kilt_journal_set(struct kilt_journal *j, json_t *target, const char *key, j
 void kilt_journal_del(struct kilt_journal *j, json_t *target, const char *key);
 /* Records that elements are about to be appended to the array `list`. */
 void kilt_journal_will_append(struct kilt_journal *j, json_t *list);
-/* Records that elements of the array `list` went: `before` (stolen) is a shallow copy of it from
- * before. */
+/* Records that elements of the array `list` went or were inserted: `before` (stolen) is a
+ * shallow copy of it from before. */
 void kilt_journal_removed(struct kilt_journal *j, json_t *list, json_t *before);
 
 /* A point to roll back to. */
@@ -59,8 +59,9 @@ void kilt_journal_forget(struct kilt_journal *j);
  * `root` as it was before them: an owned array of {"op": "add"|"replace"|"remove", "path", "value"}
  * operations (paths escaped per RFC 6901, values deep copies), in document order. Applying it to
  * the original document gives `root`. Changed objects give one operation per changed key; an
- * array that only lost elements or only gained some at its end gives removals and additions;
- * any other changed array is replaced whole. Changes to nodes no longer reachable from `root` are
+ * array whose remaining elements kept their order gives removals and additions at indices
+ * (anywhere in it, not only at its end); an array whose elements were reordered is replaced
+ * whole. Changes to nodes no longer reachable from `root` are
  * covered by the operation that replaced or removed them. */
 json_t *kilt_journal_patch(const struct kilt_journal *j, const json_t *root);
 

@@ -714,6 +714,33 @@ static bool listed(const json_t *recs, const char *name)
 	return find_named(recs, "name", name) != NULL;
 }
 
+/* The index of the first native sidecar of `init` that this injection patches (the size of
+ * `init` when there is none): the copy init containers go before it. */
+static size_t first_injected_sidecar(const json_t *init, const struct injection *inj)
+{
+	size_t k;
+	json_t *ic;
+	json_array_foreach (init, k, ic) {
+		const char *n = str_at(ic, "name");
+		if (n && is_native_sidecar(ic) &&
+		    listed(json_object_get(inj->status, "containers"), n))
+			return k;
+	}
+	return json_array_size(init);
+}
+
+static size_t index_named(const json_t *list, const char *name)
+{
+	size_t k;
+	json_t *el;
+	json_array_foreach (list, k, el) {
+		const char *n = str_at(el, "name");
+		if (n && strcmp(n, name) == 0)
+			return k;
+	}
+	return json_array_size(list);
+}
+
 /* Pod-level objects for the plan's mounts: volumes, and copy init containers. */
 static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_error *err)
 {
@@ -809,10 +836,24 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			ikept = ikept ||
 				(json_is_string(on) && strcmp(json_string_value(on), cname) == 0);
 		}
+		/* before the first native sidecar that is injected: it starts before the
+		 * containers and needs the files already */
+		size_t at = first_injected_sidecar(init, inj);
 		if (ikept && find_named(init, "name", cname)) {
 			json_decref(cmd);
 			json_decref(cvm);
 			json_array_append_new(inames, json_string(cname));
+			/* a native sidecar another webhook put before it since (re-invocation),
+			 * injected now, needs the files too: the copier moves before it (a new
+			 * node, so that the patch removes and adds kilt's entry alone) */
+			size_t cur = index_named(init, cname);
+			if (cur > at) {
+				json_t *before = json_copy(init);
+				json_t *moved = json_copy(json_array_get(init, cur));
+				json_array_remove(init, cur);
+				json_array_insert_new(init, at, moved);
+				kilt_journal_removed(run->j, init, before);
+			}
 			continue;
 		}
 		if (find_named(init, "name", cname) ||
@@ -833,18 +874,6 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 				       "capabilities", "drop", "ALL", "readOnlyRootFilesystem", 1,
 				       "runAsNonRoot", 1, "runAsUser", (json_int_t)COPIER_UID,
 				       "seccompProfile", "type", "RuntimeDefault");
-		/* before the first native sidecar that is injected: it starts before the
-		 * containers and needs the files already */
-		size_t at = json_array_size(init), k2;
-		json_t *ic2;
-		json_array_foreach (init, k2, ic2) {
-			const char *n2 = str_at(ic2, "name");
-			if (n2 && is_native_sidecar(ic2) &&
-			    listed(json_object_get(inj->status, "containers"), n2)) {
-				at = k2;
-				break;
-			}
-		}
 		if (at == json_array_size(init)) {
 			append(run, init, ic);
 		} else {

@@ -20,7 +20,8 @@ Checks: the output is the wanted one; the same run again gives the same bytes; a
 recipe to the output changes nothing; the JSON Patch kilt prints for the case (--json-patch),
 applied to each input document by Python's jsonpatch (an RFC 6902 implementation independent of
 kilt), gives the output document (as a JSON value: RFC 6902 does not order object members), and
-holds only add, replace and remove operations; the patch of the output is empty; `--remove` on the output gives back the input (key order
+holds only add, replace and remove operations, none of them replacing a list some entry of
+which it keeps (kilt's entries are added at their indices); the patch of the output is empty; `--remove` on the output gives back the input (key order
 included). KILT_UPDATE_GOLDEN=1 rewrites want.* (review the diff).
 """
 import json
@@ -81,7 +82,7 @@ def kilt(args, input_path):
 # The independent check runs in the peer's interpreter: parse both documents streams, apply each
 # patch with jsonpatch, compare (key order included: json.dumps keeps dict order).
 CHECK = r'''
-import json, sys, jsonpatch, yaml
+import json, sys, jsonpatch, jsonpointer, yaml
 def load(path):
     text = open(path).read()
     s = text.lstrip("\ufeff \t\r\n")
@@ -102,6 +103,20 @@ for i, (doc, want, patch) in enumerate(zip(inp, out, patches)):
     for op in patch:
         if op["op"] not in ("add", "replace", "remove"):
             print(f"document {i}: unexpected operation {op}"); sys.exit(1)
+    # kilt adds or replaces its own entries of a list (containers, initContainers, volumes, env,
+    # volumeMounts, capabilities...) at their indices: a list is replaced whole only when no
+    # entry of it survives (a container's command and args, a list an earlier injection made)
+    cur = doc
+    for op in patch:
+        if op["op"] == "replace" and isinstance(op.get("value"), list):
+            old = jsonpointer.resolve_pointer(cur, op["path"])
+            def key(e):
+                return json.dumps(e.get("name") if isinstance(e, dict) else e)
+            kept = {key(e) for e in old} & {key(e) for e in op["value"]}
+            if kept and op["path"].rsplit("/", 1)[-1] not in ("command", "args"):
+                print(f"document {i}: {op['path']} replaced whole, though it keeps {sorted(kept)}")
+                sys.exit(1)
+        cur = jsonpatch.apply_patch(cur, [op])
     got = jsonpatch.apply_patch(doc, patch)
     # equal as JSON values: RFC 6902 leaves the order of an object's members to the implementation
     if json.dumps(got, sort_keys=True) != json.dumps(want, sort_keys=True):

@@ -189,6 +189,34 @@ static void test_journal__array_removed_then_appended(void **state)
 	kilt_journal_done(&j);
 }
 
+/* Elements inserted before others (a copier init container placed before a native sidecar)
+ * are additions at their indices, not a new array; a change inside an element after them is
+ * addressed by its index in the result. */
+static void test_journal__array_inserted_in_the_middle(void **state)
+{
+	(void)state;
+	_cleanup_json_ json_t *doc = load("{\"l\": [{\"n\": \"a\"}, {\"n\": \"b\"}, \"gone\"]}");
+	_cleanup_json_ json_t *orig = json_deep_copy(doc);
+	struct kilt_journal j;
+	kilt_journal_init(&j);
+	json_t *l = json_object_get(doc, "l");
+	json_t *before = json_copy(l);
+	json_array_remove(l, 2);
+	json_array_insert_new(l, 1, json_string("x"));
+	json_array_insert_new(l, 0, json_string("y"));
+	kilt_journal_removed(&j, l, before);
+	kilt_journal_set(&j, json_array_get(l, 3), "k", json_true());
+	_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+	assert_json_text(patch, "["
+				"{\"op\": \"remove\", \"path\": \"/l/2\"},"
+				"{\"op\": \"add\", \"path\": \"/l/0\", \"value\": \"y\"},"
+				"{\"op\": \"add\", \"path\": \"/l/2\", \"value\": \"x\"},"
+				"{\"op\": \"add\", \"path\": \"/l/3/k\", \"value\": true}]");
+	_cleanup_json_ json_t *applied = apply_patch(orig, patch);
+	assert_true(json_equal(applied, doc));
+	kilt_journal_done(&j);
+}
+
 /* A value set by the run and changed again later is one operation with its final value; an
  * array reordered is replaced whole; the root itself can change. */
 static void test_journal__nested_and_replaced(void **state)
@@ -300,6 +328,12 @@ static void random_change(struct kilt_journal *j, json_t *doc)
 		return;
 	}
 	json_t *before = json_copy(node);
+	if (rnd(3) == 0) { /* an insertion anywhere */
+		json_array_insert_new(node, rnd((unsigned)json_array_size(node) + 1),
+				      random_value(2));
+		kilt_journal_removed(j, node, before);
+		return;
+	}
 	json_array_remove(node, rnd((unsigned)json_array_size(node)));
 	if (rnd(4) == 0 && json_array_size(node) > 1) { /* a reorder: replaced whole */
 		json_t *first = json_incref(json_array_get(node, 0));
@@ -346,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_journal__object_ops_and_escapes),
 		cmocka_unit_test(test_journal__array_removed_then_appended),
 		cmocka_unit_test(test_journal__nested_and_replaced),
+		cmocka_unit_test(test_journal__array_inserted_in_the_middle),
 		cmocka_unit_test(test_journal__random_patches_apply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
