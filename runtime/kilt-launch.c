@@ -94,9 +94,14 @@ struct launch {
 	bool killed;
 	int64_t shutdown_ms; /* next escalation step of the shutdown */
 	char self[PATH_MAX]; /* this program's path, for the tracer to run as the shim */
+	const char *detach_log; /* --detach: where the detached supervisor's output goes */
+	const char *root; /* --root: chroot here before starting anything */
 };
 
 static bool g_debug;
+/* --detach: the write end of the pipe the waiting parent reads. A child that cannot exec the app
+ * writes its errno there; a successful exec closes it (close-on-exec). -1: nobody waits. */
+static int g_report_fd = -1;
 
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
@@ -163,7 +168,8 @@ static _Noreturn void usage(const char *why)
 	static const char text[] =
 		"usage: kilt-launch [--policy restart|ignore|stop] [-a N ARG1..ARGN]...\n"
 		"                   [-t N ARG1..ARGN] [--wait-for PATH [--wait-timeout S]\n"
-		"                   [--on-timeout run|exit]] -- APP [ARG]...\n"
+		"                   [--on-timeout run|exit]] [--detach LOG [--root DIR]]\n"
+		"                   -- APP [ARG]...\n"
 		"  -a, --agent N      start an agent: its argv is the next N words (repeatable)\n"
 		"  -t, --tracer N     run the app under a tracer: its argv is the next N words\n"
 		"  --policy P         when an agent dies: restart (default, backoff), ignore,\n"
@@ -171,6 +177,9 @@ static _Noreturn void usage(const char *why)
 		"  --wait-for PATH    hold the app until PATH exists (the agent is ready)\n"
 		"  --wait-timeout S   give up waiting after S seconds (default 30)\n"
 		"  --on-timeout W     then: run the app anyway (default; warns) or exit 1\n"
+		"  --detach LOG       run in the background (new session, output to LOG); print\n"
+		"                     the supervisor's pid once the app was executed\n"
+		"  --root DIR         with --detach: chroot into DIR before starting anything\n"
 		"Everything after the first top-level -- is the app's argv, untouched.\n";
 	if (write(STDERR_FILENO, text, sizeof text - 1) < 0) {
 		/* nothing left to report to */
@@ -185,6 +194,12 @@ static _Noreturn void exec_or_die(char **argv, const sigset_t *mask)
 	execvp(argv[0], argv);
 	int e = errno;
 	say("cannot execute %s: %s", argv[0], strerror(e));
+	if (g_report_fd >= 0) {
+		int32_t code = e;
+		if (write(g_report_fd, &code, sizeof code) < 0) {
+			/* the waiting parent then sees the supervisor end instead */
+		}
+	}
 	_exit(e == ENOENT ? 127 : 126);
 }
 
@@ -264,6 +279,17 @@ static void parse_args(struct launch *l, int argc, char **argv)
 			i += 2;
 			continue;
 		}
+		if (strcmp(a, "--detach") == 0 || strcmp(a, "--root") == 0) {
+			if (i + 1 >= argc || !argv[i + 1][0])
+				usage(a[2] == 'd' ? "--detach needs a log file (or /dev/null)"
+						  : "--root needs a directory");
+			if (a[2] == 'd')
+				l->detach_log = argv[i + 1];
+			else
+				l->root = argv[i + 1];
+			i += 2;
+			continue;
+		}
 		if (strcmp(a, "--on-timeout") == 0) {
 			if (i + 1 >= argc)
 				usage("--on-timeout needs a value");
@@ -317,6 +343,7 @@ static pid_t spawn_agent(struct launch *l, struct agent *ag)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
+		g_report_fd = -1; /* only the app's exec is reported */
 		setpgid(0, 0);
 		/* This child's copy of argv ends the group; the word after it is not needed here. */
 		ag->cmd.argv[ag->cmd.argc] = NULL;
@@ -838,6 +865,88 @@ static int shim_main(int argc, char **argv)
 	return exit_code(status);
 }
 
+/*
+ * --detach: the caller (often a `kubectl exec` session, which lasts as long as any process holds
+ * its output open) gets back control once the app was executed; the supervisor goes on in a new
+ * session with its output in the log, a child subreaper for everything it starts. The parent
+ * learns the outcome through a close-on-exec pipe: the supervisor writes a zero once the app is
+ * started (or held by --wait-for) and closes its end; a child that cannot exec the app writes its
+ * errno; the exec closes the app's end. Nothing read at all: the supervisor died first.
+ */
+static void detach(struct launch *l)
+{
+	int hs[2];
+	if (pipe2(hs, O_CLOEXEC) < 0) {
+		say("cannot create a pipe: %s", strerror(errno));
+		_exit(EXIT_INTERNAL);
+	}
+	int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t pid = fork();
+	if (pid < 0) {
+		say("cannot fork: %s", strerror(errno));
+		_exit(EXIT_INTERNAL);
+	}
+	if (pid > 0) {
+		close(hs[1]);
+		bool started = false;
+		int32_t code;
+		for (;;) {
+			ssize_t n = read(hs[0], &code, sizeof code);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n != (ssize_t)sizeof code)
+				break;
+			if (code != 0) {
+				say("cannot execute %s: %s",
+				    l->tracer.argc ? l->tracer.argv[0] : l->app[0], strerror(code));
+				_exit(code == ENOENT ? 127 : 126);
+			}
+			started = true;
+		}
+		if (!started) {
+			int status;
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+			}
+			_exit(exit_code(status));
+		}
+		char buf[24];
+		int len = snprintf(buf, sizeof buf, "%d\n", (int)pid);
+		_exit(write(STDOUT_FILENO, buf, (size_t)len) == len ? 0 : EXIT_INTERNAL);
+	}
+	close(hs[0]);
+	setsid();
+	if (l->root && (chroot(l->root) < 0 || chdir("/") < 0)) {
+		say("cannot change root to %s: %s", l->root, strerror(errno));
+		_exit(EXIT_INTERNAL);
+	}
+	int logfd = open(l->detach_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (logfd < 0) {
+		say("cannot open %s: %s", l->detach_log, strerror(errno));
+		_exit(EXIT_INTERNAL);
+	}
+	if (nullfd >= 0) {
+		dup2(nullfd, STDIN_FILENO);
+		close(nullfd);
+	}
+	dup2(logfd, STDOUT_FILENO);
+	dup2(logfd, STDERR_FILENO);
+	close(logfd);
+	g_report_fd = hs[1];
+}
+
+/* --detach: the app was started (or is held): tell the waiting parent, then let it go. */
+static void detach_done(void)
+{
+	if (g_report_fd < 0)
+		return;
+	int32_t zero = 0;
+	if (write(g_report_fd, &zero, sizeof zero) < 0) {
+		/* the parent then reports the supervisor as gone; nothing else to do */
+	}
+	close(g_report_fd);
+	g_report_fd = -1;
+}
+
 static void find_self(struct launch *l, const char *argv0)
 {
 	ssize_t n = readlink("/proc/self/exe", l->self, sizeof l->self - 1);
@@ -867,8 +976,12 @@ int main(int argc, char **argv)
 	parse_args(&l, argc, argv);
 	if (!l.wait_path && (l.wait_timeout_s > 0 || l.on_timeout != ON_TIMEOUT_UNSET))
 		usage("--wait-timeout and --on-timeout need --wait-for");
+	if (l.root && !l.detach_log)
+		usage("--root needs --detach");
 	if (l.wait_timeout_s < 0)
 		l.wait_timeout_s = WAIT_DEFAULT_S;
+	if (l.detach_log)
+		detach(&l);
 	for (size_t i = 0; i < l.n_agents; i++)
 		l.agents[i].backoff_ms = BACKOFF_MIN_MS;
 	if (l.tracer.argc)
@@ -906,6 +1019,7 @@ int main(int argc, char **argv)
 	} else {
 		start_app(&l);
 	}
+	detach_done();
 
 	for (;;) {
 		now = now_ms();

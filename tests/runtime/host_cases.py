@@ -2,7 +2,7 @@
 """kilt-launch on the host (not PID 1, so it runs as a child subreaper): argv grammar, exec
 failures, signal forwarding, orphan reaping, fd hygiene, agent policies and the tracer form.
 
-Usage: host_cases.py grammar|signals|agents|tracer   (KILT_LAUNCH = the binary under test)
+Usage: host_cases.py grammar|signals|agents|tracer|detach   (KILT_LAUNCH = the binary under test)
 """
 import os
 import re
@@ -399,9 +399,83 @@ def case_tracer():
     check("stopping it (policy stop)" in err, f"tracer stop line: {err!r}")
 
 
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def case_detach():
+    """--detach: the caller's pipe is released at once, the pid printed is a supervisor in its
+    own session that runs the app and reaps it; exec failures are reported to the caller."""
+    d = tmpdir("detach")
+    log_path = os.path.join(d, "log")
+    ready = os.path.join(d, "ready")
+    t0 = time.monotonic()
+    # Output through a pipe: run() returns only when every writer closed it, so a detached
+    # supervisor that kept the caller's stdout would hang here until the timeout.
+    p = subprocess.run([KL, "--detach", log_path, "--", "sh", "-c",
+                        f"echo out; echo err >&2; touch {ready}; sleep 1; exit 3"],
+                       capture_output=True, text=True, timeout=30)
+    took = time.monotonic() - t0
+    check_eq(p.returncode, 0, "detach: status of the caller")
+    check(took < 0.9, f"detach: the caller returned at once ({took:.2f} s, the app runs 1 s)")
+    pid = int(p.stdout.strip() or "0")
+    check(pid > 0 and p.stderr == "", f"detach: prints the supervisor's pid only: {p.stdout!r} {p.stderr!r}")
+    st = proc_state(pid)
+    check(st is not None and int(st[3]) == pid, f"detach: supervisor {pid} leads its own session: {st}")
+    check(wait_for(ready), "detach: the app ran")
+    end = time.monotonic() + 10
+    while time.monotonic() < end and proc_state(pid) and proc_state(pid)[0] != "Z":
+        time.sleep(0.05)
+    st = proc_state(pid)
+    check(st is None or st[0] == "Z", f"detach: supervisor ended with its app: {st}")
+    with open(log_path) as f:
+        out = f.read()
+    check_eq(sorted(out.split()), ["err", "out"], "detach: the app's output is in the log")
+    # The app's orphans are reaped by the supervisor (a child subreaper), not left as zombies.
+    p = subprocess.run([KL, "--detach", log_path, "--", "sh", "-c", "sleep 0.2 & exec sleep 2"],
+                       capture_output=True, text=True, timeout=30)
+    pid = int(p.stdout.strip() or "0")
+    time.sleep(0.8)
+    check_eq(zombie_children(pid), [], "detach: orphans reaped by the supervisor")
+    os.kill(pid, signal.SIGTERM)  # forwarded to the app
+    # An app that cannot be executed: 127 to the caller, with the reason on its stderr.
+    p = subprocess.run([KL, "--detach", log_path, "--", "/nonexistent/prog"], capture_output=True,
+                       text=True, timeout=30)
+    check_eq(p.returncode, 127, "detach: missing app")
+    check("cannot execute /nonexistent/prog: No such file or directory" in p.stderr,
+          f"detach: missing app reported to the caller: {p.stderr!r}")
+    p = subprocess.run([KL, "--detach", log_path, "--", d], capture_output=True, text=True, timeout=30)
+    check_eq(p.returncode, 126, "detach: app that is a directory")
+    # The log cannot be opened: the supervisor ends before starting anything.
+    p = subprocess.run([KL, "--detach", os.path.join(d, "no", "log"), "--", "true"],
+                       capture_output=True, text=True, timeout=30)
+    check_eq(p.returncode, 1, "detach: log not writable")
+    check("cannot open" in p.stderr, f"detach: log error: {p.stderr!r}")
+    # --root: the app sees DIR as / (root only: chroot needs CAP_SYS_CHROOT).
+    rc, _, err = run_host([KL, "--root", "/", "--", "true"])
+    check_eq(rc, 2, "--root without --detach is a usage error")
+    if os.geteuid() == 0:
+        root = os.path.join(d, "root")
+        os.makedirs(os.path.join(root, "bin"))
+        os.makedirs(os.path.join(root, "dev"))
+        subprocess.run(["cp", "/bin/busybox", os.path.join(root, "bin", "busybox")], check=True)
+        os.symlink("busybox", os.path.join(root, "bin", "sh"))
+        p = subprocess.run([KL, "--detach", "/log", "--root", root, "--", "/bin/sh", "-c",
+                            "echo in-root > /seen"], capture_output=True, text=True, timeout=30)
+        check_eq(p.returncode, 0, f"--root: started ({p.stderr!r})")
+        check(wait_for(os.path.join(root, "seen")), "--root: the app wrote /seen inside DIR")
+    else:
+        log("--root case not run: chroot needs root")
+
+
 if __name__ == "__main__":
     if not KL or not os.path.exists(KL):
         skip("KILT_LAUNCH is not set to a built kilt-launch")
-    cases = {"grammar": case_grammar, "signals": case_signals, "agents": case_agents, "tracer": case_tracer}
+    cases = {"grammar": case_grammar, "signals": case_signals, "agents": case_agents, "tracer": case_tracer,
+             "detach": case_detach}
     cases[sys.argv[1]]()
     finish()
