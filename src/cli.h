@@ -8,6 +8,8 @@
  *   -i --in-place   -f --format KIND (of the input)   -m --mode opt-in|opt-out
  *   -s --set KEY=VALUE   -e --explain   -p --platform OS/ARCH   -a --auth-file FILE
  *   -c --compact   -n --namespace   -l --listen   -g --group   -E --env K=V
+ * kilt exec mirrors kubectl's own letters for what kubectl users type there: -c --container,
+ * -l --selector, -A --all-namespaces.
  * A letter a command does not use is unknown there (with a pointer to the long option). */
 #ifndef KILT_CLI_H
 #define KILT_CLI_H
@@ -115,6 +117,7 @@ int cmd_inject(int argc, char **argv);
 int cmd_cfn_macro(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_webhook(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

@@ -17,6 +17,7 @@ static const struct kilt_command commands[] = {
 	{ "cfn-macro", "run the CloudFormation macro (AWS Lambda custom runtime)", cmd_cfn_macro },
 	{ "image", "inspect the facts kilt reads from image registries", cmd_image },
 	{ "webhook", "run the Kubernetes admission webhook (HTTPS)", cmd_webhook },
+	{ "exec", "apply a recipe's patch to running pods through kubectl", cmd_exec },
 	{ "help", "show this help, or a command's: kilt help COMMAND", cmd_help },
 	{ "version", "print kilt's version", cmd_version },
 };
