@@ -13,7 +13,6 @@
 
 #define DEFAULT_COPY_HELPER "/kilt/bin/kilt-wait"
 #define COPY_MOUNT_ROOT "/kilt-volume"
-#define COPIER_UID 65532
 #define MAX_NAME 63 /* a DNS label: container and volume names */
 #define STATUS_VERSION 1
 
@@ -867,13 +866,13 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 						: json_pack("{s{ssss}s{ssss}}", "requests", "cpu",
 							    "10m", "memory", "16Mi", "limits",
 							    "cpu", "100m", "memory", "64Mi");
-		json_t *ic = json_pack("{sssssosssosos{sbs{s[s]}sbsbsIs{ss}}}", "name", cname,
-				       "image", image, "command", cmd, "imagePullPolicy",
-				       "IfNotPresent", "resources", res, "volumeMounts", cvm,
-				       "securityContext", "allowPrivilegeEscalation", 0,
-				       "capabilities", "drop", "ALL", "readOnlyRootFilesystem", 1,
-				       "runAsNonRoot", 1, "runAsUser", (json_int_t)COPIER_UID,
-				       "seccompProfile", "type", "RuntimeDefault");
+		json_t *ic = json_pack(
+			"{sssssosssosos{sbs{s[s]}sbsbsIs{ss}}}", "name", cname, "image", image,
+			"command", cmd, "imagePullPolicy", "IfNotPresent", "resources", res,
+			"volumeMounts", cvm, "securityContext", "allowPrivilegeEscalation", 0,
+			"capabilities", "drop", "ALL", "readOnlyRootFilesystem", 1, "runAsNonRoot",
+			o->copy_user != 0, "runAsUser", (json_int_t)o->copy_user, "seccompProfile",
+			"type", "RuntimeDefault");
 		if (at == json_array_size(init)) {
 			append(run, init, ic);
 		} else {
@@ -1130,6 +1129,8 @@ static void settings_of(const struct kilt_k8s_options *o, json_t *s)
 		json_object_set_new(s, "volumes", json_string("image"));
 	if (o->copy_helper)
 		json_object_set_new(s, "copy_helper", json_string(o->copy_helper));
+	if (o->copy_user)
+		json_object_set_new(s, "copy_user", json_integer((json_int_t)o->copy_user));
 	if (o->init_resources)
 		json_object_set(s, "init_resources", (json_t *)(uintptr_t)o->init_resources);
 }

@@ -84,6 +84,11 @@ struct kilt_k8s_options {
 	/* borrowed, may be NULL: the path of kilt-wait inside every mount image (default
 	 * "/kilt/bin/kilt-wait"); the copy init container runs `<it> --copy <path> <volume>` */
 	const char *copy_helper;
+	/* the user the copy init containers run as (runAsUser), with no capabilities: 0 (the
+	 * default) reads the agent image's files whatever their modes when root owns them (an
+	 * image built by root with owner-only modes); another uid must be able to read every
+	 * file (clusters whose policies refuse root containers) */
+	long long copy_user;
 	/* borrowed, may be NULL: the `resources` of the copy init containers (default requests
 	 * cpu 10m / memory 16Mi, limits cpu 100m / memory 64Mi) */
 	const json_t *init_resources;

@@ -12,8 +12,9 @@
  * line on stderr naming the path and the reason), 2 on a usage error. On Kubernetes it is the
  * init container that fills an emptyDir from the agent image, which may hold nothing but the
  * agent's files and these static helpers: no shell, no cp. Directories, regular files and
- * symbolic links are copied with their permission bits (set-user-ID and set-group-ID dropped)
- * and modification times; symbolic links are copied as links, never followed; ownership is kept
+ * symbolic links are copied with their permission bits (widened so that any user can read them,
+ * and run or search those anyone could; set-user-ID and set-group-ID dropped) and modification
+ * times; symbolic links are copied as links, never followed; ownership is kept
  * when the process may set it. Anything else (devices, FIFOs, sockets) is refused. A file that
  * is already in DEST is replaced, so the copy can run again after a restart. The walk is bounded
  * in depth, entries and bytes, and a DEST inside SRC is not copied into itself.
@@ -96,7 +97,22 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 
 static int fail_errno(const struct copy *c, const char *what, int e)
 {
+	if (e == EACCES) /* the image's files are not readable by the copier's user */
+		return fail("kilt-wait: copy: %s: %s: %s (kilt-wait runs as uid %u, gid %u: the "
+			    "agent image's files must be readable by that user)",
+			    c->path, what, strerror(e), (unsigned)getuid(), (unsigned)getgid());
 	return fail("kilt-wait: copy: %s: %s: %s", c->path, what, strerror(e));
+}
+
+/* The mode of a copy. The copies belong to the copier, not to the user the app containers run
+ * as (any user; they mount the volume read-only): each is readable by everyone, and executable
+ * (or searchable) by everyone when it is by anyone; set-user-ID and set-group-ID are dropped. */
+static mode_t shared_mode(mode_t st_mode)
+{
+	mode_t m = (st_mode & 01777) | 0444;
+	if (S_ISDIR(st_mode) || (m & 0111))
+		m |= 0111;
+	return m;
 }
 
 /* Appends "/name" to c->path; returns the former length to restore, or -1 when too long. */
@@ -200,7 +216,7 @@ static int copy_file(struct copy *c, int sdir, int ddir, const char *name, const
 	}
 	if (rc == 0) {
 		set_meta(c, ddir, name, out, st);
-		if (fchmod(out, st->st_mode & 01777) < 0)
+		if (fchmod(out, shared_mode(st->st_mode)) < 0)
 			rc = fail_errno(c, "cannot set the mode", errno);
 	}
 	close(in);
@@ -264,7 +280,7 @@ static int copy_subdir(struct copy *c, int sdir, int ddir, const char *name, con
 	int rc = copy_dir(c, in, out, depth + 1); /* closes `in` */
 	if (rc == 0) {
 		set_meta(c, ddir, name, -1, st);
-		if (fchmod(out, st->st_mode & 01777) < 0)
+		if (fchmod(out, shared_mode(st->st_mode)) < 0)
 			rc = fail_errno(c, "cannot set the mode", errno);
 		struct timespec times[2] = { st->st_atim, st->st_mtim };
 		(void)futimens(out, times);

@@ -68,6 +68,8 @@ static void help(FILE *out)
 	      "      --volume-source copy|image\n"
 	      "                          how the agent's files reach the pod\n"
 	      "      --copy-helper PATH  the copying program in the agent image\n"
+	      "      --copy-user UID     the user the copying init containers run as (default 0:\n"
+	      "                          root, without capabilities)\n"
 	      "      --namespace NS      the namespace the manifests go to\n"
 	      "      --namespace-label KEY=VALUE\n"
 	      "                          a label of that namespace (repeatable)\n"
@@ -398,6 +400,7 @@ enum {
 	OPT_POD_SECURITY,
 	OPT_VOLUME_SOURCE,
 	OPT_COPY_HELPER,
+	OPT_COPY_USER,
 	OPT_NAMESPACE,
 	OPT_NAMESPACE_LABEL,
 	OPT_IMAGE_FACTS,
@@ -508,6 +511,7 @@ static int parse_options(int argc, char **argv, struct inject_args *a)
 		{ "pod-security", required_argument, NULL, OPT_POD_SECURITY },
 		{ "volume-source", required_argument, NULL, OPT_VOLUME_SOURCE },
 		{ "copy-helper", required_argument, NULL, OPT_COPY_HELPER },
+		{ "copy-user", required_argument, NULL, OPT_COPY_USER },
 		{ "namespace", required_argument, NULL, OPT_NAMESPACE },
 		{ "namespace-label", required_argument, NULL, OPT_NAMESPACE_LABEL },
 		{ "image-facts", required_argument, NULL, OPT_IMAGE_FACTS },
@@ -647,6 +651,17 @@ static int parse_options(int argc, char **argv, struct inject_args *a)
 		case OPT_COPY_HELPER:
 			a->k8s.copy_helper = optarg;
 			break;
+		case OPT_COPY_USER: {
+			char *end;
+			errno = 0;
+			long long uid = strtoll(optarg, &end, 10);
+			if (errno || end == optarg || *end || uid < 0 || uid > 2147483647)
+				return cli_usage_error(
+					"inject", "--copy-user expects a numeric uid, not '%s'",
+					optarg);
+			a->k8s.copy_user = uid;
+			break;
+		}
 		case OPT_NAMESPACE:
 			a->k8s.namespace_name = optarg;
 			break;

@@ -201,6 +201,7 @@ int inject_k8s(const struct inject_k8s_args *a, json_t *docs_in, enum kilt_forma
 	o.pod_security = a->pod_security;
 	o.volume_source = a->volume_source;
 	o.copy_helper = a->copy_helper;
+	o.copy_user = a->copy_user;
 	o.strict = !a->fail_open;
 	struct kilt_k8s_namespace ns = { .name = a->namespace_name,
 					 .labels = json_object_size(a->namespace_labels)

@@ -32,6 +32,7 @@ struct inject_k8s_args {
 	enum kilt_k8s_pod_security pod_security;
 	enum kilt_k8s_volume_source volume_source;
 	const char *copy_helper; /* borrowed, may be NULL */
+	long long copy_user; /* --copy-user */
 	const char *namespace_name; /* borrowed: --namespace, may be NULL */
 	json_t *namespace_labels; /* borrowed: --namespace-label K=V, object */
 	const char *image_facts_file; /* borrowed: --image-facts, may be NULL */

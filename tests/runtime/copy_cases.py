@@ -7,7 +7,9 @@ host       the helper under test (KILT_WAIT) on the host: files, modes, links, t
 container  the static helper as the only program of an image built with umoci (no shell, no cp,
            no libc): a real runc container copies /kilt into a bind-mounted directory standing
            for the emptyDir, a second container runs a binary from that copy, a restart copies
-           again over the first copy, and a failing copy exits 1 with its reason.
+           again over the first copy, and a failing copy exits 1 with its reason; an image
+           built by root with owner-only modes is copied by the user `kilt inject` gives the
+           copier (no capabilities) and its copy used by an app running as another user.
 
 Usage: copy_cases.py host|container
 """
@@ -64,10 +66,20 @@ def snapshot(root, skip_names=()):
     return out
 
 
+def shared(kind, mode):
+    """The mode of a copy: readable by everyone, executable or searchable by everyone when it is
+    by anyone (the app containers run as any user), set-user-ID and set-group-ID dropped."""
+    if mode is None:
+        return None
+    m = (mode & 0o1777) | 0o444
+    if kind == "dir" or m & 0o111:
+        m |= 0o111
+    return m
+
+
 def expected(snap):
-    """What the copy must give: set-user-ID and set-group-ID dropped, everything else equal."""
-    return {k: (kind, mode & 0o1777 if mode is not None else None, data, mt)
-            for k, (kind, mode, data, mt) in snap.items()}
+    """What the copy must give: modes widened (shared), everything else equal."""
+    return {k: (kind, shared(kind, mode), data, mt) for k, (kind, mode, data, mt) in snap.items()}
 
 
 def run(args, **kw):
@@ -166,11 +178,17 @@ def sh(*args):
     subprocess.run(list(args), check=True, stdout=subprocess.DEVNULL)
 
 
-def runc(bundle, args, mounts, timeout=60):
+def runc(bundle, args, mounts, timeout=60, user=None):
+    """Runs args in the bundle; user: (uid, gid) without any capability and without new
+    privileges, as a pod's securityContext with `capabilities: {drop: [ALL]}` runs it."""
     with open(os.path.join(bundle, "config.json")) as f:
         c = json.load(f)
     c["process"]["terminal"] = False
     c["process"]["args"] = args
+    if user is not None:
+        c["process"]["user"] = {"uid": user[0], "gid": user[1]}
+        c["process"]["capabilities"] = {k: [] for k in ("bounding", "effective", "inheritable", "permitted", "ambient")}
+        c["process"]["noNewPrivileges"] = True
     c["root"]["readonly"] = True  # the copy writes only into the emptyDir stand-in
     for dst, src, mode in mounts:
         c["mounts"].append({"destination": dst, "type": "bind", "source": src,
@@ -263,7 +281,89 @@ def case_container():
                         [("/kilt-volume/0", vol, "rw")])
     check_eq(rc, 1, "a missing source fails")
     check("kilt-wait: copy: /nope: cannot open the source directory" in err, f"missing source message: {err!r}")
+
+    # 5. An agent image built by root with owner-only modes (0700 directory, 0600 and 0700
+    # files), copied as the copy init container that `kilt inject` writes runs (its runAsUser,
+    # no capabilities, no new privileges); then used by an app container that runs as another
+    # user (1000), with the volume read-only.
+    owner_only(d, layout)
     finish()
+
+
+def copier_user(extra_args=()):
+    """The uid of the copy init container `kilt inject` writes for a pod (runAsUser)."""
+    kilt = os.environ.get("KILT")
+    check(bool(kilt), "KILT (the kilt binary) is set")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
+           "spec": {"containers": [{"name": "app", "image": "example/app:1", "command": ["/app"]}]}}
+    recipe = os.path.join(os.environ.get("KILT_SOURCE_DIR", "."), "tests", "k8s-inject", "recipes", "falco.conf")
+    p = subprocess.run([kilt, "inject", "-r", recipe, "--no-image-lookup", "-o", "json", *extra_args, "-"],
+                       input=json.dumps(pod), capture_output=True, text=True)
+    check_eq(p.returncode, 0, f"kilt inject writes the pod ({p.stderr.strip()})")
+    ic = json.loads(p.stdout)["spec"]["initContainers"][0]
+    sc = ic["securityContext"]
+    check_eq(sc["capabilities"], {"drop": ["ALL"]}, "the copier has no capabilities")
+    return sc["runAsUser"], sc["runAsNonRoot"]
+
+
+def owner_only(d, layout):
+    sh("umoci", "new", "--image", f"{layout}:owner-only")
+    staging = os.path.join(d, "staging-oo")
+    sh("umoci", "unpack", "--image", f"{layout}:owner-only", staging)
+    kilt = os.path.join(staging, "rootfs", "kilt")
+    os.makedirs(os.path.join(kilt, "bin"))
+    os.makedirs(os.path.join(kilt, "private"))
+    shutil.copy2(helper("static", "kilt-wait"), os.path.join(kilt, "bin", "kilt-wait"))
+    shutil.copy2(helper("static", "kilt-wait"), os.path.join(kilt, "private", "tool"))
+    with open(os.path.join(kilt, "private", "token"), "w") as f:
+        f.write("agent settings\n")
+    os.chmod(os.path.join(kilt, "private", "token"), 0o600)
+    os.chmod(os.path.join(kilt, "private", "tool"), 0o700)
+    os.chmod(os.path.join(kilt, "private"), 0o700)
+    sh("umoci", "repack", "--image", f"{layout}:owner-only", staging)
+    bundle = os.path.join(d, "bundle-oo")
+    sh("umoci", "unpack", "--image", f"{layout}:owner-only", bundle)
+    st = os.stat(os.path.join(bundle, "rootfs", "kilt", "private", "token"))
+    check_eq((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o600), "the image's token is root's, 0600")
+    want = expected(snapshot(os.path.join(bundle, "rootfs", "kilt")))
+
+    uid, non_root = copier_user()
+    check_eq((uid, non_root), (0, False), "the copier runs as root (without capabilities) by default")
+    vol = os.path.join(d, "emptydir-oo")
+    os.makedirs(vol)
+    os.chmod(vol, 0o777)
+    rc, out, err = runc(bundle, ["/kilt/bin/kilt-wait", "--copy", "/kilt", "/kilt-volume/0"],
+                        [("/kilt-volume/0", vol, "rw")], user=(uid, 0))
+    check_eq((rc, err), (0, ""), f"the copier (uid {uid}, no capabilities) copies owner-only files")
+    check_eq(snapshot(vol), want, "the copy holds them, readable (and runnable) by every user")
+    check_eq(stat.S_IMODE(os.stat(os.path.join(vol, "private", "token")).st_mode), 0o644, "0600 becomes 0644")
+    check_eq(stat.S_IMODE(os.stat(os.path.join(vol, "private", "tool")).st_mode), 0o755, "0700 becomes 0755")
+
+    app = os.path.join(d, "app-oo")
+    shutil.copytree(bundle, app, symlinks=True)
+    shutil.rmtree(os.path.join(app, "rootfs", "kilt"))
+    os.makedirs(os.path.join(app, "rootfs", "kilt"))
+    out_dir = os.path.join(d, "out-oo")
+    os.makedirs(out_dir)
+    os.chmod(out_dir, 0o777)
+    rc, out, err = runc(app, ["/kilt/private/tool", "--copy", "/kilt/private", "/out"],
+                        [("/kilt", vol, "ro"), ("/out", out_dir, "rw")], user=(1000, 1000))
+    check_eq((rc, err), (0, ""), "an app running as uid 1000 runs the copied 0700 program and reads the 0600 file")
+    with open(os.path.join(out_dir, "token")) as f:
+        check_eq(f.read(), "agent settings\n", "what it read is the image's file")
+
+    # --copy-user: a non-root copier needs files it can read; when it cannot, the copy fails
+    # naming the file, its user and what the image must give.
+    uid, non_root = copier_user(["--copy-user", "65532"])
+    check_eq((uid, non_root), (65532, True), "--copy-user 65532 makes a non-root copier")
+    vol2 = os.path.join(d, "emptydir-oo2")
+    os.makedirs(vol2)
+    os.chmod(vol2, 0o777)
+    rc, out, err = runc(bundle, ["/kilt/bin/kilt-wait", "--copy", "/kilt", "/kilt-volume/0"],
+                        [("/kilt-volume/0", vol2, "rw")], user=(uid, 0))
+    check_eq(rc, 1, "a copier that cannot read the files fails")
+    check("kilt-wait: copy: /kilt/private: cannot open the directory: Permission denied (kilt-wait runs as uid 65532, gid 0: "
+          "the agent image's files must be readable by that user)" in err, f"its message: {err!r}")
 
 
 if __name__ == "__main__":
