@@ -38,6 +38,25 @@ static void help(FILE *out)
 	      "                             POD_NAMESPACE, else the service account's namespace)\n"
 	      "      --strict               deny a pod kilt cannot process (default: admit it\n"
 	      "                             unpatched, with a warning)\n"
+	      "  -m, --mode MODE            opt-out (default: every pod unless it or its "
+	      "namespace\n"
+	      "                             says kilt.dev/inject: disabled) or opt-in (only pods\n"
+	      "                             whose namespace or themselves say enabled)\n"
+	      "      --pod-security skip|proceed\n"
+	      "                             a namespace whose enforced Pod Security level forbids\n"
+	      "                             what the recipe adds: skip its pods (default) or\n"
+	      "                             inject anyway\n"
+	      "      --volume-source copy|image\n"
+	      "                             fill the recipe's mounts by an init container copying\n"
+	      "                             from the image (default) or use image volumes\n"
+	      "      --copy-helper PATH     the copying program in the agent image (default\n"
+	      "                             /kilt/bin/kilt-wait)\n"
+	      "      --namespaces FILE      namespace labels to use when there is no API server\n"
+	      "                             access (Namespace objects, YAML or JSON)\n"
+	      "      --image-facts FILE     image facts to use instead of asking registries\n"
+	      "                             ({\"IMAGE\": {\"entrypoint\": [..], \"command\": "
+	      "[..]}})\n"
+	      "      --no-image-lookup      never ask a registry for an image's ENTRYPOINT/CMD\n"
 	      "      --max-body BYTES       largest review read (default and maximum 8388608)\n"
 	      "      --threads N            worker threads (default: one per CPU available)\n"
 	      "      --shutdown-delay MS    on SIGTERM, keep serving (not ready) this long before\n"
@@ -47,6 +66,11 @@ static void help(FILE *out)
 	      "      --reload-interval MS   how often the certificate files are checked\n"
 	      "                             (default 1000)\n"
 	      "  -h, --help                 show this help\n"
+	      "\n",
+	      out);
+	fputs(cli_registry_help, out);
+	fputs("  (--image-budget is for each review's lookups together; default 3000: keep it\n"
+	      "  under the webhook's timeoutSeconds)\n"
 	      "\n"
 	      "Exit status: 0 after a clean drain, 1 when the certificate or a recipe cannot be\n"
 	      "loaded at start or a review was abandoned at the drain timeout, 2 usage error.\n",
@@ -94,6 +118,12 @@ static int serve(int argc, char **argv)
 		OPT_DRAIN,
 		OPT_DELAY,
 		OPT_RELOAD,
+		OPT_POD_SECURITY,
+		OPT_VOLUME_SOURCE,
+		OPT_COPY_HELPER,
+		OPT_NAMESPACES,
+		OPT_IMAGE_FACTS,
+		OPT_NO_IMAGE_LOOKUP,
 	};
 	static const struct option lopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -108,7 +138,15 @@ static int serve(int argc, char **argv)
 		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
 		{ "shutdown-delay", required_argument, NULL, OPT_DELAY },
 		{ "reload-interval", required_argument, NULL, OPT_RELOAD },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "pod-security", required_argument, NULL, OPT_POD_SECURITY },
+		{ "volume-source", required_argument, NULL, OPT_VOLUME_SOURCE },
+		{ "copy-helper", required_argument, NULL, OPT_COPY_HELPER },
+		{ "namespaces", required_argument, NULL, OPT_NAMESPACES },
+		{ "image-facts", required_argument, NULL, OPT_IMAGE_FACTS },
+		{ "no-image-lookup", no_argument, NULL, OPT_NO_IMAGE_LOOKUP },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_REGISTRY_LONG,
 		{ 0 },
 	};
 	const char *cmd = "webhook serve";
@@ -117,7 +155,12 @@ static int serve(int argc, char **argv)
 		.max_body = KILT_ADMISSION_MAX_REVIEW,
 		.drain_timeout_ms = 20000,
 		.reload_interval_ms = 1000,
+		.image_lookup = true,
 	};
+	struct cli_registry reg;
+	cli_registry_init(&reg);
+	/* a review's lookups must end well before the API server gives up on the webhook */
+	reg.budget_ms = 3000;
 	_cleanup_free_ const char **recipes = xcalloc((size_t)argc, sizeof(*recipes));
 	_cleanup_json_ json_t *config = json_object();
 	const char *ns = NULL;
@@ -125,7 +168,13 @@ static int serve(int argc, char **argv)
 	unsigned long long v;
 	int c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:r:s:n:h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":l:r:s:n:m:h" CLI_REGISTRY_SHORT, lopts, NULL)) !=
+	       -1) {
+		int rr = cli_registry_option(&reg, cmd, c, optarg);
+		if (rr < 0)
+			return EXIT_USAGE;
+		if (rr > 0)
+			continue;
 		switch (c) {
 		case 'l':
 			o.listen = optarg;
@@ -182,6 +231,45 @@ static int serve(int argc, char **argv)
 				return cli_usage_error(cmd, "--reload-interval: at least 10 ms");
 			o.reload_interval_ms = (unsigned)v;
 			break;
+		case 'm':
+			if (strcmp(optarg, "opt-in") == 0)
+				o.mode = KILT_SELECT_OPT_IN;
+			else if (strcmp(optarg, "opt-out") == 0)
+				o.mode = KILT_SELECT_OPT_OUT;
+			else
+				return cli_usage_error(
+					cmd, "--mode must be opt-in or opt-out, not '%s'", optarg);
+			break;
+		case OPT_POD_SECURITY:
+			if (strcmp(optarg, "proceed") == 0)
+				o.pod_security = KILT_K8S_PSA_PROCEED;
+			else if (strcmp(optarg, "skip") == 0)
+				o.pod_security = KILT_K8S_PSA_SKIP;
+			else
+				return cli_usage_error(cmd,
+						       "--pod-security must be skip or proceed");
+			break;
+		case OPT_VOLUME_SOURCE:
+			if (strcmp(optarg, "image") == 0)
+				o.volume_source = KILT_K8S_VOLUME_IMAGE;
+			else if (strcmp(optarg, "copy") == 0)
+				o.volume_source = KILT_K8S_VOLUME_COPY;
+			else
+				return cli_usage_error(cmd,
+						       "--volume-source must be copy or image");
+			break;
+		case OPT_COPY_HELPER:
+			o.copy_helper = optarg;
+			break;
+		case OPT_NAMESPACES:
+			o.namespaces_file = optarg;
+			break;
+		case OPT_IMAGE_FACTS:
+			o.image_facts_file = optarg;
+			break;
+		case OPT_NO_IMAGE_LOOKUP:
+			o.image_lookup = false;
+			break;
 		case 'h':
 			help(stdout);
 			return EXIT_OK;
@@ -197,6 +285,8 @@ static int serve(int argc, char **argv)
 		return cli_usage_error(cmd, "at least one --recipe is required");
 	o.recipe_files = recipes;
 	o.config = config;
+	o.ropts = &reg.ro;
+	o.image_budget_ms = reg.budget_ms;
 	_cleanup_free_ char *own = own_namespace(ns);
 	o.own_namespace = own;
 	return webhook_serve(&o);

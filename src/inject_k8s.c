@@ -107,9 +107,7 @@ static int load_recipes(const struct inject_k8s_args *a, struct kilt_recipe **re
 	return 0;
 }
 
-/* --image-facts FILE: {"image reference": {"entrypoint": [..], "command": [..]}, ...} answers
- * the listed lookups of those images for every platform. */
-static int facts_from_file(const char *path, struct kilt_image_needs *needs, struct kilt_error *err)
+int image_facts_file_load(const char *path, json_t **ret_table, struct kilt_error *err)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
@@ -133,24 +131,39 @@ static int facts_from_file(const char *path, struct kilt_image_needs *needs, str
 				err, -EINVAL, path, 0, 0,
 				"%s: expected {\"entrypoint\": [..], \"command\": [..]}", image);
 	}
-	/* the table's entries are keyed by normalized reference (kilt_image_needs_add): so are the
+	/* the needs' entries are keyed by normalized reference (kilt_image_needs_add): so are the
 	 * file's, whatever their spelling */
-	_cleanup_json_ json_t *by_ref = json_object();
+	json_t *by_ref = json_object();
 	json_object_foreach (table, image, facts) {
 		_cleanup_free_ char *norm = NULL;
 		if (kilt_imageref_normalize(image, &norm, NULL) < 0)
 			norm = xstrdup(image);
 		json_object_set(by_ref, norm, facts);
 	}
+	*ret_table = by_ref;
+	return 0;
+}
+
+void image_facts_table_apply(const json_t *table, struct kilt_image_needs *needs)
+{
 	for (size_t i = 0; i < needs->n; i++) {
-		json_t *f = json_object_get(by_ref, needs->v[i].image);
+		json_t *f = json_object_get(table, needs->v[i].image);
 		if (!f || needs->v[i].resolved)
 			continue;
 		needs->v[i].resolved = true;
 		needs->v[i].rc = 0;
 		needs->v[i].facts = json_incref(f);
 	}
-	return 0;
+}
+
+/* --image-facts FILE answers the listed lookups of its images for every platform. */
+static int facts_from_file(const char *path, struct kilt_image_needs *needs, struct kilt_error *err)
+{
+	_cleanup_json_ json_t *table = NULL;
+	int r = image_facts_file_load(path, &table, err);
+	if (r == 0)
+		image_facts_table_apply(table, needs);
+	return r;
 }
 
 static int write_result(const char *out_path, const char *text, size_t len, struct kilt_error *err)

@@ -51,6 +51,13 @@ bool inject_k8s_parse(const char *buf, size_t len, const char *name, json_t **re
  * names). -EINVAL without '=' or with an empty key or invalid UTF-8. */
 int inject_k8s_add_label(json_t *labels, const char *kv);
 
+/* An --image-facts FILE (shared by `kilt inject` and `kilt webhook serve`):
+ * {"image reference": {"entrypoint": [..], "command": [..]}, ...} answers the lookups of those
+ * images for every platform. Loads it into an owned table keyed by normalized reference. */
+int image_facts_file_load(const char *path, json_t **ret_table, struct kilt_error *err);
+/* Resolves the entries of `needs` that `table` answers (and that are not resolved yet). */
+void image_facts_table_apply(const json_t *table, struct kilt_image_needs *needs);
+
 /* Runs the Kubernetes engine over `docs` (stolen) and writes the result in `fmt` (the input's,
  * unless -o chose); returns an exit code. */
 int inject_k8s(const struct inject_k8s_args *a, json_t *docs, enum kilt_format fmt, bool single,

@@ -190,14 +190,19 @@ int registry_client_new(const struct registry_options *opts, struct registry_cli
 	c->opts.cache_dir = NULL;
 	c->opts.insecure = NULL;
 	c->opts.auth_file = NULL;
+	c->opts.auth_config = NULL;
 	c->opts.ca_file = NULL;
 	c->opts.default_platform = NULL;
 	int r = kilt_platform_parse(opts->default_platform ? opts->default_platform : "linux/amd64",
 				    &c->default_platform, err);
 	if (r == 0)
 		r = registry_cache_new(opts->max_entries, dir, &c->cache, err);
-	if (r == 0)
+	if (r == 0 && opts->auth_config) {
+		c->auth_config = json_deep_copy(opts->auth_config);
+		c->auth_source = xstrdup("the pod's pull secrets");
+	} else if (r == 0) {
 		r = load_auth(c, opts->auth_file, err);
+	}
 	if (r < 0) {
 		registry_client_free(c);
 		return r;

@@ -15,6 +15,10 @@ struct registry_options {
 	/* docker config.json or Kubernetes dockerconfigjson Secret (JSON/YAML); NULL: the default
 	 * $DOCKER_CONFIG/config.json or ~/.docker/config.json when present */
 	const char *auth_file;
+	/* borrowed, may be NULL: credentials already read ({"auths": {...}}, as
+	 * kilt_docker_config_parse gives, e.g. from the pull secrets of a pod); used instead of
+	 * auth_file and the default config.json */
+	const json_t *auth_config;
 	/* "host[:port]" registries (and token realms) allowed over plain HTTP or with an unverified
 	 * certificate; KILT_INSECURE_REGISTRIES (comma-separated) is added */
 	const char *const *insecure;

@@ -161,7 +161,7 @@ static void observe(struct metrics *m, double seconds)
 	atomic_fetch_add(&m->duration_ns, (unsigned long long)(seconds * 1e9));
 }
 
-static char *metrics_text(struct metrics *m, bool ready)
+static char *metrics_text(struct metrics *m, struct webhook_engine *engine, bool ready)
 {
 	struct kbuf b;
 	kbuf_init(&b, (size_t)1 << 20);
@@ -229,6 +229,7 @@ static char *metrics_text(struct metrics *m, bool ready)
 		    atomic_load(&m->in_flight), (long long)atomic_load(&m->cert_not_after),
 		    atomic_load(&m->cert_reloads_ok), atomic_load(&m->cert_reloads_failed),
 		    ready ? 1 : 0);
+	webhook_engine_metrics(engine, &b);
 	return kbuf_steal(&b);
 }
 
@@ -657,7 +658,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return respond_text(s, conn, MHD_HTTP_OK, "ok\n");
 	}
 	if (strcmp(url, "/metrics") == 0 && get) {
-		char *text = metrics_text(&s->metrics,
+		char *text = metrics_text(&s->metrics, s->engine,
 					  atomic_load(&s->ready) && !atomic_load(&s->draining));
 		return respond(s, conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
 			       text, strlen(text));
@@ -838,10 +839,11 @@ int webhook_serve(const struct webhook_options *o)
 	}
 	pthread_create(&s.watcher, NULL, watch_certs, &s);
 	atomic_store(&s.ready, true);
-	log_json("info", "listening",
-		 json_pack("{s:s, s:i, s:b, s:I, s:s}", "address", addr, "threads", (int)threads,
-			   "strict", o->strict, "maxBody", (json_int_t)o->max_body, "tls",
-			   "1.2-1.3"));
+	json_t *fields = json_pack("{s:s, s:i, s:b, s:I, s:s}", "address", addr, "threads",
+				   (int)threads, "strict", o->strict, "maxBody",
+				   (json_int_t)o->max_body, "tls", "1.2-1.3");
+	json_object_update_new(fields, webhook_engine_describe(s.engine));
+	log_json("info", "listening", fields);
 
 	int sig = 0;
 	sigwait(&sigs, &sig);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "kilt.h"
+#include "registry.h"
 
 struct webhook_options {
 	const char *listen; /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free one */
@@ -22,6 +23,24 @@ struct webhook_options {
 	unsigned shutdown_delay_ms; /* SIGTERM: keep serving (not ready) this long first */
 	unsigned drain_timeout_ms; /* then the longest wait for reviews in flight */
 	unsigned reload_interval_ms; /* how often the certificate files are checked */
+	/* the Pod engine's options (kilt_k8s_options) */
+	enum kilt_select_mode mode;
+	enum kilt_k8s_pod_security pod_security;
+	enum kilt_k8s_volume_source volume_source;
+	const char *copy_helper; /* borrowed, may be NULL */
+	/* image facts: a file answering some images, then (when image_lookup) the registries,
+	 * all of one review's lookups within image_budget_ms */
+	const char *image_facts_file; /* borrowed, may be NULL */
+	bool image_lookup;
+	const struct registry_options *ropts; /* borrowed */
+	long image_budget_ms;
+	/* namespace facts when there is no API access: Namespace objects (a file as `kubectl get
+	 * namespaces -o yaml` writes it); borrowed, may be NULL */
+	const char *namespaces_file;
+	/* API server access: a kubeconfig file, or (NULL) in-cluster when the service account's
+	 * token and KUBERNETES_SERVICE_HOST are there; none otherwise */
+	const char *kubeconfig; /* borrowed, may be NULL */
+	bool no_api; /* never use the API server, even in-cluster */
 };
 
 /* Runs the server until SIGTERM or SIGINT, then drains. Returns an exit code. */
@@ -40,14 +59,21 @@ struct webhook_mutation {
 };
 void webhook_mutation_done(struct webhook_mutation *m);
 
-/* Loads the recipes. */
+/* Loads the recipes (and the files of image and namespace facts), connects to the API server
+ * when there is access to one. */
 int webhook_engine_new(const struct webhook_options *o, struct webhook_engine **ret,
 		       struct kilt_error *err);
 void webhook_engine_free(struct webhook_engine *e);
-/* The patch for a pod under review (kilt_admission_scope() said it is in scope). Thread-safe.
+/* The patch for a pod under review (kilt_admission_scope() said it is in scope). Thread-safe. Nothing
+ * outside the answer changes (so a dryRun review is answered like any other).
  * Fails with `err` when kilt cannot decide; the server then admits unpatched (or denies in strict
  * mode). */
-int webhook_engine_mutate(const struct webhook_engine *e, const struct kilt_admission_review *rv,
+int webhook_engine_mutate(struct webhook_engine *e, const struct kilt_admission_review *rv,
 			  struct webhook_mutation *ret, struct kilt_error *err);
+
+/* Appends the engine's metrics (image lookups, namespace facts) in Prometheus text. */
+void webhook_engine_metrics(struct webhook_engine *e, struct kbuf *b);
+/* One line of what the engine works with, for the "listening" log line (owned object). */
+json_t *webhook_engine_describe(const struct webhook_engine *e);
 
 #endif

@@ -6,8 +6,8 @@ pods a Deployment's ReplicaSet creates, answers them, and its warnings reach the
 webhook down, failurePolicy Ignore still admits pods (and Fail refuses them, which shows the
 registration is live).
 
-The Pod engine is not part of this build yet: pods are admitted unpatched with kilt's warning
-(fail-open); what they become once injected is tested with the engine.
+The recipe here only adds an environment variable, so that the injected pods run on the test
+node's busybox image; what the API server stores is read back with kubectl.
 """
 import base64
 import http.client
@@ -166,7 +166,7 @@ def main():
         shutil.copy(first[1], key)
         recipe = os.path.join(c.dir, "recipe.conf")
         with open(recipe, "w") as f:
-            f.write("deploy { entrypoint: [ /kilt/launch, \"--\" ] ${original.entrypoint} }\n")
+            f.write("deploy { environment: { KILT_SEEN: \"1\" } }\n")
         hook = Webhook(c, cert, key, recipe)
         url = f"https://127.0.0.1:{hook.port}/mutate"
         ca_bundle = base64.b64encode(open(c.ca_cert, "rb").read()).decode()
@@ -174,8 +174,13 @@ def main():
 
         # A pod created with kubectl: the webhook sees it; its warning reaches the user.
         created = c.kubectl("apply", "-f", "-", input=pod("one"))
-        check("Warning: kilt: admitted without injection" in created.stderr,
-              f"kubectl shows the webhook's warning: {created.stderr!r}")
+        check("Warning: kilt: injected: injected recipe recipe into 1 container(s)" in
+              created.stderr, f"kubectl shows the webhook's warning: {created.stderr!r}")
+        stored = json.loads(c.kubectl("get", "pod", "one", "-o", "json").stdout)
+        env = stored["spec"]["containers"][0].get("env", [])
+        check({"name": "KILT_SEEN", "value": "1"} in env and
+              "kilt.dev/status" in stored["metadata"].get("annotations", {}),
+              f"the API server stored the injected pod: {env}")
         seen = [j for j in hook.reviews() if j.get("name") == "one"]
         check(len(seen) == 1 and seen[0]["namespace"] == "default" and
               seen[0]["operation"] == "CREATE" and seen[0]["kind"] == "Pod" and seen[0]["uid"],
@@ -197,6 +202,10 @@ def main():
         web = [j for j in hook.reviews() if j.get("name", "").startswith("web-") or
                (j.get("name") == "" and j.get("namespace") == "default")]
         check(len(web) >= 2, f"the ReplicaSet's pods were reviewed: {web}")
+        pods = json.loads(c.kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)
+        check(len(pods["items"]) == 2 and all(
+            {"name": "KILT_SEEN", "value": "1"} in p["spec"]["containers"][0].get("env", [])
+            for p in pods["items"]), "the Deployment's pods were stored injected")
         # A namespace the selector excludes is never sent to the webhook.
         c.kubectl("create", "namespace", "kilt-system")
         before = len(hook.reviews())

@@ -5,7 +5,7 @@ to good, malformed and oversized reviews in fail-open and strict mode, TLS versi
 rotation under load, graceful drain on SIGTERM, JSON logs and thread sizing. The Kubernetes API
 server as a client is in tests/k8s/webhook.py.
 
-Usage: server.py CASE   (endpoints, reviews, strict, limits, tls, reload, drain, cli)
+Usage: server.py CASE   (endpoints, reviews, strict, limits, tls, reload, drain, cli, engine)
 Environment: KILT (the kilt binary).
 """
 import http.client
@@ -541,6 +541,108 @@ def case_cli(d, ca, cert, key):
                        timeout=20)
     check(p.returncode == 1 and "cannot load the recipes" in p.stderr and
           "bad.conf" in p.stderr, f"bad recipe: {p.returncode} {p.stderr}")
+
+
+def case_engine(d, ca, cert, key):
+    """The Pod engine behind /mutate: a patch and warnings saying what was done and why, the skip
+    reasons and lookups in the metrics, dryRun answered alike, a slow registry cut off by the
+    review's image budget (a skip with the reason, not a late answer)."""
+    import base64
+    # A registry that accepts connections and never answers: the slowest registry there is.
+    # (A stand-in for a network condition; the real registry is in tests/registry/.)
+    slow = socket.socket()
+    slow.bind(("127.0.0.1", 0))
+    slow.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        slow.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(slow.accept()[0])
+            except OSError:
+                pass
+    threading.Thread(target=accept, daemon=True).start()
+    reg = f"127.0.0.1:{slow.getsockname()[1]}"
+    s = Server(d, cert, key, "--image-budget", "500", "--insecure-registry", reg)
+    ctx = context(ca)
+
+    def pod(name, command=True, image="busybox:1"):
+        c = {"name": "app", "image": image}
+        if command:
+            c["command"] = ["/app"]
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"containers": [c]}}
+    try:
+        r = answer(s.port, ctx, review(uid="p-1", obj=pod("p1")))
+        check(r.get("allowed") is True and r.get("patchType") == "JSONPatch" and r.get("patch"),
+              f"a pod with a command is patched: {r}")
+        patch = json.loads(base64.b64decode(r.get("patch", "")) or b"[]")
+        check(any(op["path"] == "/spec/containers/0/command" for op in patch),
+              f"the patch replaces the command: {patch}")
+        w = r.get("warnings", [])
+        check(any(x.startswith("kilt: injected: ") and "1 container" in x for x in w),
+              f"a warning says what was injected: {w}")
+        check(any("labels of namespace default are unknown" in x and
+                  "no access to the API server" in x for x in w),
+              f"a warning says the namespace facts are unknown: {w}")
+        # dryRun: the same answer, nothing else
+        r2 = answer(s.port, ctx, review(uid="p-2", obj=pod("p1"), dryRun=True))
+        check(r2.get("patch") == r.get("patch"), f"dryRun gets the same patch: {r2}")
+        # the injected pod reviewed again (reinvocation): nothing to do
+        import copy
+        # applied with a tiny add/replace applier: kilt's patches of this pod use only these
+        doc = copy.deepcopy(pod("p1"))
+        for op in patch:
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+            t = doc
+            for k in parts[:-1]:
+                t = t[int(k)] if isinstance(t, list) else t[k]
+            last = parts[-1]
+            if isinstance(t, list):
+                if last == "-":
+                    t.append(op["value"])
+                elif op["op"] == "add":
+                    t.insert(int(last), op["value"])
+                else:
+                    t[int(last)] = op["value"]
+            else:
+                t[last] = op["value"]
+        r3 = answer(s.port, ctx, review(uid="p-3", obj=doc))
+        check(r3.get("allowed") is True and "patch" not in r3, f"reinvocation: no patch: {r3}")
+        r4 = answer(s.port, ctx, review(uid="p-4", namespace="kube-system", obj=pod("p4")))
+        check("patch" not in r4 and any("kilt: skipped: " in x and "kube-system" in x
+                                        for x in r4.get("warnings", [])),
+              f"kube-system: skipped with the reason: {r4}")
+        # no command, and the image's registry never answers: skipped within the budget
+        t0 = time.monotonic()
+        r5 = answer(s.port, ctx, review(uid="p-5", obj=pod("p5", command=False,
+                                                           image=f"{reg}/app:1")))
+        took = time.monotonic() - t0
+        check(took < 3, f"the review's lookups end with its budget (500 ms): took {took:.2f} s")
+        check(r5.get("allowed") is True and "patch" not in r5 and
+              any("could not be looked up" in x for x in r5.get("warnings", [])),
+              f"slow registry: skipped with the reason: {r5}")
+        m = metrics(s.port, ctx)
+        want = {
+            'kilt_webhook_reviews_total{outcome="patched"}': 2,
+            'kilt_webhook_injected_total': 2,
+            'kilt_webhook_skipped_total{reason="already_injected"}': 1,
+            'kilt_webhook_skipped_total{reason="system_namespace"}': 1,
+            'kilt_webhook_skipped_total{reason="image_facts"}': 1,
+            'kilt_webhook_image_lookups_total{result="timed_out"}': 1,
+            'kilt_webhook_namespace_facts_total{source="unknown"}': 5,
+            'kilt_webhook_dry_run_reviews_total': 1,
+        }
+        for k, v in want.items():
+            check(m.get(k) == v, f"metric {k} = {m.get(k)}, want {v}")
+    finally:
+        check(s.stop() == 0, "exit 0")
+        stop.set()
+        for c in held:
+            c.close()
+        slow.close()
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
