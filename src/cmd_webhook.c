@@ -51,6 +51,8 @@ static void help(FILE *out)
 	      "                             from the image (default) or use image volumes\n"
 	      "      --copy-helper PATH     the copying program in the agent image (default\n"
 	      "                             /kilt/bin/kilt-wait)\n"
+	      "      --copy-user UID        the user the copying init containers run as (default\n"
+	      "                             0, without capabilities)\n"
 	      "      --namespaces FILE      namespace labels to use when there is no API server\n"
 	      "                             access (Namespace objects, YAML or JSON)\n"
 	      "      --image-facts FILE     image facts to use instead of asking registries\n"
@@ -121,6 +123,7 @@ static int serve(int argc, char **argv)
 		OPT_POD_SECURITY,
 		OPT_VOLUME_SOURCE,
 		OPT_COPY_HELPER,
+		OPT_COPY_USER,
 		OPT_NAMESPACES,
 		OPT_IMAGE_FACTS,
 		OPT_NO_IMAGE_LOOKUP,
@@ -142,6 +145,7 @@ static int serve(int argc, char **argv)
 		{ "pod-security", required_argument, NULL, OPT_POD_SECURITY },
 		{ "volume-source", required_argument, NULL, OPT_VOLUME_SOURCE },
 		{ "copy-helper", required_argument, NULL, OPT_COPY_HELPER },
+		{ "copy-user", required_argument, NULL, OPT_COPY_USER },
 		{ "namespaces", required_argument, NULL, OPT_NAMESPACES },
 		{ "image-facts", required_argument, NULL, OPT_IMAGE_FACTS },
 		{ "no-image-lookup", no_argument, NULL, OPT_NO_IMAGE_LOOKUP },
@@ -260,6 +264,11 @@ static int serve(int argc, char **argv)
 			break;
 		case OPT_COPY_HELPER:
 			o.copy_helper = optarg;
+			break;
+		case OPT_COPY_USER:
+			if (parse_uint(cmd, "--copy-user", optarg, 2147483647, &v))
+				return EXIT_USAGE;
+			o.copy_user = (long long)v;
 			break;
 		case OPT_NAMESPACES:
 			o.namespaces_file = optarg;

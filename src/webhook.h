@@ -28,6 +28,7 @@ struct webhook_options {
 	enum kilt_k8s_pod_security pod_security;
 	enum kilt_k8s_volume_source volume_source;
 	const char *copy_helper; /* borrowed, may be NULL */
+	long long copy_user; /* runAsUser of the copy init containers */
 	/* image facts: a file answering some images, then (when image_lookup) the registries,
 	 * all of one review's lookups within image_budget_ms */
 	const char *image_facts_file; /* borrowed, may be NULL */

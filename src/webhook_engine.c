@@ -145,6 +145,7 @@ int webhook_engine_new(const struct webhook_options *o, struct webhook_engine **
 	e->k8s.pod_security = o->pod_security;
 	e->k8s.volume_source = o->volume_source;
 	e->k8s.copy_helper = e->copy_helper;
+	e->k8s.copy_user = o->copy_user;
 	e->k8s.strict = o->strict;
 	e->budget_ms = o->image_budget_ms;
 	if (r == 0 && o->image_facts_file) {

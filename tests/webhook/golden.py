@@ -9,7 +9,7 @@ then sent back as the API server does under reinvocationPolicy IfNeeded: the pat
 injected pod is empty.
 
 How a case's `kilt inject` arguments become the webhook's: -r recipes alike; --mode,
---pod-security, --volume-source alike; facts.json is --image-facts; `kilt inject` is strict unless
+--pod-security, --volume-source, --copy-helper, --copy-user alike; facts.json is --image-facts; `kilt inject` is strict unless
 --fail-open, the webhook is fail-open unless --strict (so a case without --fail-open runs with
 --strict, and a want-error case must be denied with that message); the case's Namespace
 documents and --namespace-label give the namespace facts, through --namespaces (the API server's
@@ -126,7 +126,7 @@ def load_case(case_dir, workdir):
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("--mode", "--pod-security", "--volume-source"):
+        if a in ("--mode", "--pod-security", "--volume-source", "--copy-user", "--copy-helper"):
             hook += [a, args[i + 1]]
             i += 2
         elif a == "--namespace-label":
