@@ -16,7 +16,7 @@ static void check_same(const struct kilt_recipe *r, const struct kilt_target *t,
 	struct kilt_error ea = { 0 }, eb = { 0 }, ec = { 0 };
 	int ra = kilt_recipe_evaluate(r, t, config, &a, &ea);
 	int rb = kilt_recipe_evaluate(r, t, config, &b, &eb);
-	int rc = recipe_evaluate_full(r, t, config, &c, &ec);
+	int rc = kilt_recipe_evaluate_full(r, t, config, &c, &ec);
 	if (ra != rb || ra != rc)
 		abort();
 	if (ra == 0 && (!json_equal(a, b) || !json_equal(a, c)))

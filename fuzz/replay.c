@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "kilt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,7 +12,7 @@
  * without it a small template could ask for billions of evaluations that produce nothing. */
 #define MAX_RESOLVE_STEPS 10000u
 
-bool cfn_is_intrinsic(const json_t *v, const char **ret_fn)
+bool kilt_cfn_is_intrinsic(const json_t *v, const char **ret_fn)
 {
 	if (!json_is_object(v) || json_object_size(v) != 1)
 		return false;
@@ -25,19 +25,19 @@ bool cfn_is_intrinsic(const json_t *v, const char **ret_fn)
 	return true;
 }
 
-bool cfn_is_novalue(const json_t *v)
+bool kilt_cfn_is_novalue(const json_t *v)
 {
 	const char *fn;
-	if (!cfn_is_intrinsic(v, &fn) || strcmp(fn, "Ref") != 0)
+	if (!kilt_cfn_is_intrinsic(v, &fn) || strcmp(fn, "Ref") != 0)
 		return false;
 	const char *s = json_string_value(json_object_get(v, "Ref"));
 	return s && strcmp(s, "AWS::NoValue") == 0;
 }
 
-bool cfn_if_branches(json_t *v, json_t **ret_a, json_t **ret_b)
+bool kilt_cfn_if_branches(json_t *v, json_t **ret_a, json_t **ret_b)
 {
 	const char *fn;
-	if (!cfn_is_intrinsic(v, &fn) || strcmp(fn, "Fn::If") != 0)
+	if (!kilt_cfn_is_intrinsic(v, &fn) || strcmp(fn, "Fn::If") != 0)
 		return false;
 	json_t *args = json_object_get(v, "Fn::If");
 	if (!json_is_array(args) || json_array_size(args) != 3)
@@ -158,7 +158,7 @@ static int resolve(const struct cfn_ctx *ctx, const json_t *v, unsigned depth, u
 	if (json_is_integer(v))
 		return kbuf_printf(out, "%lld", (long long)json_integer_value(v)) < 0 ? -E2BIG : 0;
 	const char *fn;
-	if (!cfn_is_intrinsic(v, &fn))
+	if (!kilt_cfn_is_intrinsic(v, &fn))
 		return unresolved(why, size, "%s", "a value that is not a string");
 	const json_t *arg = json_object_get(v, fn);
 	if (strcmp(fn, "Ref") == 0) {
@@ -276,8 +276,8 @@ static int resolve_string(const struct cfn_ctx *ctx, const json_t *v, unsigned d
 	return 0;
 }
 
-int cfn_resolve_string(const struct cfn_ctx *ctx, const json_t *v, char **ret, char *why,
-		       size_t size)
+int kilt_cfn_resolve_string(const struct cfn_ctx *ctx, const json_t *v, char **ret, char *why,
+			    size_t size)
 {
 	unsigned steps = MAX_RESOLVE_STEPS;
 	return resolve_string(ctx, v, 0, &steps, ret, why, size);
@@ -302,7 +302,7 @@ static int resolve_list(const struct cfn_ctx *ctx, const json_t *v, unsigned dep
 		return 0;
 	}
 	const char *fn;
-	if (cfn_is_intrinsic(v, &fn) && strcmp(fn, "Ref") == 0) {
+	if (kilt_cfn_is_intrinsic(v, &fn) && strcmp(fn, "Ref") == 0) {
 		const json_t *pv =
 			param_value(ctx, json_string_value(json_object_get(v, "Ref"))
 						 ? json_string_value(json_object_get(v, "Ref"))
@@ -310,7 +310,7 @@ static int resolve_list(const struct cfn_ctx *ctx, const json_t *v, unsigned dep
 		if (json_is_array(pv))
 			return resolve_list(ctx, pv, depth + 1, steps, ret, why, size);
 	}
-	if (cfn_is_intrinsic(v, &fn) && strcmp(fn, "Fn::Split") == 0) {
+	if (kilt_cfn_is_intrinsic(v, &fn) && strcmp(fn, "Fn::Split") == 0) {
 		const json_t *arg = json_object_get(v, fn);
 		const char *delim = json_string_value(json_array_get(arg, 0));
 		_cleanup_free_ char *src = NULL;
@@ -354,8 +354,8 @@ static int resolve_list(const struct cfn_ctx *ctx, const json_t *v, unsigned dep
 	return 0;
 }
 
-int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, char *why,
-		     size_t size)
+int kilt_cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, char *why,
+			  size_t size)
 {
 	unsigned steps = MAX_RESOLVE_STEPS;
 	return resolve_list(ctx, v, 0, &steps, ret, why, size);
@@ -373,11 +373,11 @@ static void add_escaped(struct kbuf *b, const char *s, size_t n)
 	}
 }
 
-char *cfn_sub_text(const json_t *image, json_t **ret_vars)
+char *kilt_cfn_sub_text(const json_t *image, json_t **ret_vars)
 {
 	*ret_vars = NULL;
 	const char *fn;
-	if (!cfn_is_intrinsic(image, &fn))
+	if (!kilt_cfn_is_intrinsic(image, &fn))
 		return NULL;
 	const json_t *arg = json_object_get(image, fn);
 	if (strcmp(fn, "Ref") == 0 && json_is_string(arg))
@@ -420,7 +420,7 @@ static json_t *wrap_string(const char *s, const char *text, const json_t *vars)
 	return json_pack("{ss}", "Fn::Sub", t);
 }
 
-json_t *cfn_wrap_sub(json_t *v, const char *text, const json_t *vars)
+json_t *kilt_cfn_wrap_sub(json_t *v, const char *text, const json_t *vars)
 {
 	if (json_is_string(v)) {
 		if (!*text || !strstr(json_string_value(v), text))
@@ -432,20 +432,20 @@ json_t *cfn_wrap_sub(json_t *v, const char *text, const json_t *vars)
 	if (json_is_array(v)) {
 		for (size_t i = 0; i < json_array_size(v); i++) {
 			json_t *e = json_incref(json_array_get(v, i));
-			json_array_set_new(v, i, cfn_wrap_sub(e, text, vars));
+			json_array_set_new(v, i, kilt_cfn_wrap_sub(e, text, vars));
 		}
-	} else if (json_is_object(v) && !cfn_is_intrinsic(v, NULL)) {
+	} else if (json_is_object(v) && !kilt_cfn_is_intrinsic(v, NULL)) {
 		const char *k;
 		json_t *e;
 		void *tmp;
 		json_object_foreach_safe (v, tmp, k, e) {
-			json_object_set_new(v, k, cfn_wrap_sub(json_incref(e), text, vars));
+			json_object_set_new(v, k, kilt_cfn_wrap_sub(json_incref(e), text, vars));
 		}
 	}
 	return v;
 }
 
-char *cfn_encode_label(const json_t *v)
+char *kilt_cfn_encode_label(const json_t *v)
 {
 	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!s)

@@ -159,11 +159,11 @@ static json_t *edit_value(const struct kilt_ecs_engine *e, const json_t *v, edit
 		return NULL;
 	}
 	const char *ifn;
-	if (v && e->intrinsics && cfn_is_intrinsic(v, &ifn)) {
+	if (v && e->intrinsics && kilt_cfn_is_intrinsic(v, &ifn)) {
 		json_t *a, *b;
-		if (cfn_is_novalue(v))
+		if (kilt_cfn_is_novalue(v))
 			return fn(e, NULL, arg, err);
-		if (!cfn_if_branches((json_t *)(uintptr_t)v, &a, &b)) {
+		if (!kilt_cfn_if_branches((json_t *)(uintptr_t)v, &a, &b)) {
 			kilt_error_setf(err, -EINVAL,
 					"the value is %s, which kilt cannot merge into; write it "
 					"as a literal (Fn::If is fine)",

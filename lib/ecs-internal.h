@@ -29,35 +29,35 @@ struct cfn_ctx {
 
 /* True when `v` is an intrinsic: an object with exactly one key that is "Ref", "Condition" or
  * starts with "Fn::". `ret_fn` (may be NULL) receives the key (borrowed). */
-bool cfn_is_intrinsic(const json_t *v, const char **ret_fn);
+bool kilt_cfn_is_intrinsic(const json_t *v, const char **ret_fn);
 /* True for {"Ref": "AWS::NoValue"}. */
-bool cfn_is_novalue(const json_t *v);
+bool kilt_cfn_is_novalue(const json_t *v);
 /* For {"Fn::If": [cond, a, b]}: the addresses of the two branch slots (so a branch can be
  * replaced) and true; else false. */
-bool cfn_if_branches(json_t *v, json_t **ret_a, json_t **ret_b);
+bool kilt_cfn_if_branches(json_t *v, json_t **ret_a, json_t **ret_b);
 
 /* Resolves `v` to a plain string through parameter values, Defaults, Fn::Sub, Fn::Join and
  * Fn::FindInMap. Returns 0 with an owned string, or -ENOENT with `why` (size bytes) saying what
  * could not be resolved. */
-int cfn_resolve_string(const struct cfn_ctx *ctx, const json_t *v, char **ret, char *why,
-		       size_t size);
+int kilt_cfn_resolve_string(const struct cfn_ctx *ctx, const json_t *v, char **ret, char *why,
+			    size_t size);
 /* Resolves `v` to an owned array of strings: a literal array (each element resolved), or a Ref to
  * a list parameter (comma-separated). -ENOENT with `why` when it cannot. */
-int cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, char *why,
-		     size_t size);
+int kilt_cfn_resolve_list(const struct cfn_ctx *ctx, const json_t *v, json_t **ret, char *why,
+			  size_t size);
 
 /* Fn::Sub text that stands for the intrinsic `image` inside a larger string: Ref X -> "${X}",
  * Fn::Sub "t" -> "t" (its variable map, if any, in *ret_vars), GetAtt a.b -> "${a.b}", anything
  * else -> "${KiltImage}" with {"KiltImage": image} in *ret_vars. Owned; *ret_vars owned or NULL. */
-char *cfn_sub_text(const json_t *image, json_t **ret_vars);
+char *kilt_cfn_sub_text(const json_t *image, json_t **ret_vars);
 /* Replaces, recursively inside `v`, every string that contains `text` with
  * {"Fn::Sub": s} (or [s, vars]), escaping any other "${" in s as "${!". Returns the new value
  * (owned; `v` is consumed). */
-json_t *cfn_wrap_sub(json_t *v, const char *text, const json_t *vars);
+json_t *kilt_cfn_wrap_sub(json_t *v, const char *text, const json_t *vars);
 
 /* Encodes a JSON value as compact text without any '$' (written as \u0024), so cfn-lint and
  * CloudFormation never take a stored value for a substitution. Owned. */
-char *cfn_encode_label(const json_t *v);
+char *kilt_cfn_encode_label(const json_t *v);
 
 /* ---- the engine (ecs.c) ---------------------------------------------------------------------- */
 

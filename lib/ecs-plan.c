@@ -13,7 +13,7 @@ static int argv_words_check(const struct kilt_ecs_engine *e, const json_t *list,
 	size_t i;
 	json_t *el;
 	json_array_foreach (list, i, el) {
-		if (json_is_string(el) || (e->intrinsics && cfn_is_intrinsic(el, NULL)))
+		if (json_is_string(el) || (e->intrinsics && kilt_cfn_is_intrinsic(el, NULL)))
 			continue;
 		const char *kind = json_is_number(el)	 ? "a number"
 				   : json_is_boolean(el) ? "a boolean"
@@ -48,9 +48,9 @@ static int original_argv(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, jso
 	json_t **value[2] = { &ep, &cmd }, **resolved[2] = { &rep, &rcmd };
 	for (size_t i = 0; i < 2; i++) {
 		json_t *v = *value[i];
-		if (!v || !e->intrinsics || !cfn_is_intrinsic(v, &fn))
+		if (!v || !e->intrinsics || !kilt_cfn_is_intrinsic(v, &fn))
 			continue;
-		if (cfn_resolve_list(&e->cfn, v, resolved[i], why, sizeof(why)) < 0)
+		if (kilt_cfn_resolve_list(&e->cfn, v, resolved[i], why, sizeof(why)) < 0)
 			return kilt_error_setf(err, -EINVAL,
 					       "%s is %s, which kilt cannot evaluate offline (%s); "
 					       "write it as a literal list",
@@ -142,13 +142,13 @@ int kilt_ecs_plan_container(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, 
 	char image_why[256] = "";
 	const char *image_fact = json_string_value(imagev);
 	if (!image_fact) {
-		if (!e->intrinsics || !cfn_is_intrinsic(imagev, NULL))
+		if (!e->intrinsics || !kilt_cfn_is_intrinsic(imagev, NULL))
 			return kilt_error_setf(err, -EINVAL, "%s is not a string", n->image);
-		sub_text = cfn_sub_text(imagev, &sub_vars);
+		sub_text = kilt_cfn_sub_text(imagev, &sub_vars);
 		defaults = json_object();
 		e->cfn.defaults_used = defaults;
-		if (cfn_resolve_string(&e->cfn, imagev, &resolved, image_why, sizeof(image_why)) <
-		    0)
+		if (kilt_cfn_resolve_string(&e->cfn, imagev, &resolved, image_why,
+					    sizeof(image_why)) < 0)
 			resolved = NULL;
 		e->cfn.defaults_used = NULL;
 	}
@@ -219,7 +219,7 @@ int kilt_ecs_plan_container(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, 
 			if (v)
 				json_object_set_new(
 					plan, keys[k],
-					cfn_wrap_sub(json_incref(v), sub_text, sub_vars));
+					kilt_cfn_wrap_sub(json_incref(v), sub_text, sub_vars));
 		}
 	}
 	*ret_plan = steal_pointer(&plan);

@@ -37,7 +37,7 @@ static bool read_tags(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 	const char *fn;
 	if (!tags)
 		return true;
-	if (e->intrinsics && cfn_is_intrinsic(tags, &fn)) {
+	if (e->intrinsics && kilt_cfn_is_intrinsic(tags, &fn)) {
 		kilt_ecs_skip_task(
 			t, true,
 			"Tags is %s, so kilt cannot read the kilt-* tags; write Tags as a list",
@@ -50,7 +50,7 @@ static bool read_tags(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 	json_t *tag;
 	json_array_foreach (tags, i, tag) {
 		json_t *a, *b;
-		if (e->intrinsics && cfn_if_branches(tag, &a, &b)) {
+		if (e->intrinsics && kilt_cfn_if_branches(tag, &a, &b)) {
 			const char *ka = json_string_value(json_object_get(a, n->key));
 			const char *kb = json_string_value(json_object_get(b, n->key));
 			if ((ka && strncmp(ka, "kilt-", 5) == 0) ||
@@ -79,7 +79,7 @@ static bool read_tags(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 		else if (inc || ign) {
 			char why[256] = "";
 			_cleanup_free_ char *s = NULL;
-			if (cfn_resolve_string(&e->cfn, value, &s, why, sizeof(why)) < 0) {
+			if (kilt_cfn_resolve_string(&e->cfn, value, &s, why, sizeof(why)) < 0) {
 				char msg[400];
 				snprintf(msg, sizeof(msg),
 					 "the value of tag %s cannot be evaluated offline (%s); "
@@ -101,7 +101,7 @@ static void decide_platform(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 	json_t *rp = json_object_get(t->props, n->runtime_platform);
 	char why[256] = "";
 	const char *fn;
-	if (rp && e->intrinsics && cfn_is_intrinsic(rp, &fn)) {
+	if (rp && e->intrinsics && kilt_cfn_is_intrinsic(rp, &fn)) {
 		kilt_ecs_append_reason(
 			t->reason, sizeof(t->reason),
 			"RuntimePlatform is %s: platform unknown, treated as supported", fn);
@@ -111,7 +111,7 @@ static void decide_platform(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 	json_t *osv = json_object_get(rp, n->os_family);
 	if (osv) {
 		_cleanup_free_ char *os = NULL;
-		if (cfn_resolve_string(&e->cfn, osv, &os, why, sizeof(why)) < 0) {
+		if (kilt_cfn_resolve_string(&e->cfn, osv, &os, why, sizeof(why)) < 0) {
 			kilt_ecs_append_reason(
 				t->reason, sizeof(t->reason),
 				"OperatingSystemFamily cannot be evaluated (%s): treated as "
@@ -132,7 +132,7 @@ static void decide_platform(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 		t->platform = xstrdup("linux/amd64"); /* ECS's default */
 	} else {
 		_cleanup_free_ char *arch = NULL;
-		if (cfn_resolve_string(&e->cfn, archv, &arch, why, sizeof(why)) < 0) {
+		if (kilt_cfn_resolve_string(&e->cfn, archv, &arch, why, sizeof(why)) < 0) {
 			kilt_ecs_append_reason(
 				t->reason, sizeof(t->reason),
 				"CpuArchitecture cannot be evaluated (%s): platform unknown", why);
@@ -172,7 +172,7 @@ static const json_t *task_users(const struct kilt_ecs_engine *e)
 		const json_t *td = json_object_get(props, "TaskDefinition");
 		const char *fn;
 		const char *ref = json_string_value(json_object_get(td, "Ref"));
-		if (!cfn_is_intrinsic(td, &fn) || strcmp(fn, "Ref") != 0 || !ref)
+		if (!kilt_cfn_is_intrinsic(td, &fn) || strcmp(fn, "Ref") != 0 || !ref)
 			continue;
 		json_t *list = json_object_get(m->task_users, ref);
 		if (!list) {
@@ -208,7 +208,7 @@ static bool launched_on_fargate(const struct kilt_ecs_engine *e, const struct ki
 		const json_t *ltv = json_object_get(props, "LaunchType");
 		const json_t *cps = json_object_get(props, "CapacityProviderStrategy");
 		if (ltv) {
-			if (cfn_resolve_string(&e->cfn, ltv, &lt, w, sizeof(w)) < 0 ||
+			if (kilt_cfn_resolve_string(&e->cfn, ltv, &lt, w, sizeof(w)) < 0 ||
 			    strcmp(lt, "FARGATE") == 0)
 				return true;
 			snprintf(w, sizeof(w), "LaunchType %s", lt);
@@ -218,9 +218,9 @@ static bool launched_on_fargate(const struct kilt_ecs_engine *e, const struct ki
 			json_array_foreach (cps, i, el) {
 				_cleanup_free_ char *cp = NULL;
 				char ignored[128];
-				if (cfn_resolve_string(&e->cfn,
-						       json_object_get(el, "CapacityProvider"), &cp,
-						       ignored, sizeof(ignored)) < 0 ||
+				if (kilt_cfn_resolve_string(&e->cfn,
+							    json_object_get(el, "CapacityProvider"),
+							    &cp, ignored, sizeof(ignored)) < 0 ||
 				    strncmp(cp, "FARGATE", 7) == 0)
 					return true;
 			}
@@ -266,7 +266,7 @@ static void decide_compat(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 				"");
 			return;
 		}
-		if (cfn_resolve_string(&e->cfn, nm, &mode, why, sizeof(why)) == 0 &&
+		if (kilt_cfn_resolve_string(&e->cfn, nm, &mode, why, sizeof(why)) == 0 &&
 		    strcmp(mode, "awsvpc") != 0) {
 			char msg[300];
 			snprintf(msg, sizeof(msg),
@@ -288,7 +288,7 @@ static void decide_compat(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 		return;
 	}
 	_cleanup_json_ json_t *list = NULL;
-	if (cfn_resolve_list(&e->cfn, rc, &list, why, sizeof(why)) < 0) {
+	if (kilt_cfn_resolve_list(&e->cfn, rc, &list, why, sizeof(why)) < 0) {
 		char msg[400];
 		snprintf(msg, sizeof(msg),
 			 "RequiresCompatibilities cannot be evaluated offline (%s): treated as a "
@@ -318,7 +318,7 @@ static void find_proxy(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 	json_t *pc = json_object_get(t->props, e->n->proxy_configuration);
 	json_t *cn = json_object_get(pc, e->n->container_name);
 	char why[256];
-	if (cn && cfn_resolve_string(&e->cfn, cn, &t->proxy, why, sizeof(why)) < 0)
+	if (cn && kilt_cfn_resolve_string(&e->cfn, cn, &t->proxy, why, sizeof(why)) < 0)
 		t->proxy = NULL;
 }
 
@@ -373,7 +373,7 @@ bool kilt_ecs_container_selected(const struct kilt_ecs_engine *e, const struct k
 	 * proxy (a Falco and a pdig each) for nothing. */
 	const json_t *fl = json_object_get(obj, e->n->firelens_configuration);
 	const char *what = NULL;
-	if (fl && !json_is_null(fl) && !(e->intrinsics && cfn_is_novalue(fl)))
+	if (fl && !json_is_null(fl) && !(e->intrinsics && kilt_cfn_is_novalue(fl)))
 		what = "the FireLens log router (FirelensConfiguration)";
 	else if (name && t->proxy && strcmp(name, t->proxy) == 0)
 		what = "the proxy ProxyConfiguration names (App Mesh Envoy)";

@@ -38,7 +38,8 @@ static void restore_fields(const struct kilt_ecs_engine *e, json_t *obj, const j
  * CloudFormation) an intrinsic that stood there. */
 static bool undo_list_value(const struct kilt_ecs_engine *e, const json_t *v)
 {
-	return json_is_null(v) || json_is_array(v) || (e->intrinsics && cfn_is_intrinsic(v, NULL));
+	return json_is_null(v) || json_is_array(v) ||
+	       (e->intrinsics && kilt_cfn_is_intrinsic(v, NULL));
 }
 
 /* Checks a kilt.undo record: it may hold only the fields kilt itself changes, each with a value
@@ -60,7 +61,7 @@ static int check_undo(const struct kilt_ecs_engine *e, const json_t *undo, struc
 			   strcmp(k, n->depends_on) == 0) {
 			ok = undo_list_value(e, v);
 		} else if (strcmp(k, n->image) == 0) {
-			ok = json_is_string(v) || (e->intrinsics && cfn_is_intrinsic(v, NULL));
+			ok = json_is_string(v) || (e->intrinsics && kilt_cfn_is_intrinsic(v, NULL));
 		} else if (strcmp(k, n->linux_parameters) == 0) {
 			ok = json_is_null(v) || json_is_object(v);
 		} else if (strcmp(k, n->docker_labels) == 0) {
@@ -131,7 +132,7 @@ void kilt_ecs_source_containers(const struct kilt_ecs_engine *e, const json_t *v
 	if (depth > MAX_EDIT_DEPTH)
 		return;
 	json_t *a, *b;
-	if (e->intrinsics && cfn_if_branches((json_t *)(uintptr_t)v, &a, &b)) {
+	if (e->intrinsics && kilt_cfn_if_branches((json_t *)(uintptr_t)v, &a, &b)) {
 		kilt_ecs_source_containers(e, a, out, depth + 1);
 		kilt_ecs_source_containers(e, b, out, depth + 1);
 		return;
@@ -161,10 +162,10 @@ static char *container_name(const struct kilt_ecs_engine *e, const json_t *c, ch
 		snprintf(why, size, "the container has no %s", e->n->name);
 		return NULL;
 	}
-	if (e->intrinsics && cfn_is_intrinsic(v, &fn)) {
+	if (e->intrinsics && kilt_cfn_is_intrinsic(v, &fn)) {
 		char inner[200] = "";
 		char *s = NULL;
-		if (cfn_resolve_string(&e->cfn, v, &s, inner, sizeof(inner)) == 0)
+		if (kilt_cfn_resolve_string(&e->cfn, v, &s, inner, sizeof(inner)) == 0)
 			return s;
 		snprintf(why, size, "its %s is %s, which kilt cannot evaluate offline: %s",
 			 e->n->name, fn, inner);
@@ -194,13 +195,13 @@ void kilt_ecs_gather(const struct kilt_ecs_engine *e, json_t *list, struct kilt_
 		json_t *el = json_array_get(list, i);
 		json_t *objs[2] = { el, NULL };
 		json_t *a, *b;
-		if (e->intrinsics && cfn_if_branches(el, &a, &b)) {
+		if (e->intrinsics && kilt_cfn_if_branches(el, &a, &b)) {
 			objs[0] = a;
 			objs[1] = b;
 		}
 		for (size_t k = 0; k < 2; k++) {
 			json_t *c = objs[k];
-			if (!json_is_object(c) || (e->intrinsics && cfn_is_intrinsic(c, NULL)))
+			if (!json_is_object(c) || (e->intrinsics && kilt_cfn_is_intrinsic(c, NULL)))
 				continue;
 			struct kilt_ecs_item *it = &items[n++];
 			*it = (struct kilt_ecs_item){

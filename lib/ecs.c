@@ -166,7 +166,7 @@ const char *kilt_ecs_get_label(const struct kilt_ecs_engine *e, json_t *c, const
 {
 	json_t *labels = json_object_get(c, e->n->docker_labels);
 	json_t *a, *b;
-	if (cfn_if_branches(labels, &a, &b)) {
+	if (kilt_cfn_if_branches(labels, &a, &b)) {
 		const char *v = label_in(a, key);
 		return v ? v : label_in(b, key);
 	}
@@ -279,7 +279,7 @@ static const json_t *sidecar_for(struct kilt_ecs_engine *e, struct list_state *l
 			const char *drv =
 				json_string_value(json_object_get(app_logs, n->log_driver));
 			if ((drv && strcmp(drv, "awslogs") == 0) ||
-			    (e->intrinsics && cfn_is_intrinsic(app_logs, NULL)))
+			    (e->intrinsics && kilt_cfn_is_intrinsic(app_logs, NULL)))
 				logs = app_logs;
 		}
 		if (logs)
@@ -379,7 +379,7 @@ static int apply_plan(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, struct
 		json_object_set_new(undo, n->docker_labels,
 				    old_labels ? json_incref(old_labels) : json_null());
 	_cleanup_json_ json_t *marker = recipe_labels(e);
-	_cleanup_free_ char *undo_text = cfn_encode_label(undo);
+	_cleanup_free_ char *undo_text = kilt_cfn_encode_label(undo);
 	json_object_set_new(marker, LABEL_UNDO, json_string(undo_text));
 	return kilt_ecs_merge_labels(e, c, marker, err);
 }
@@ -652,9 +652,9 @@ static int process_task(struct kilt_ecs_engine *e, const char *id, json_t *props
 		kilt_ecs_skip_task(&t, false, "no container definitions");
 	} else if (json_is_array(containers)) {
 		r = process_list(e, &t, containers, err);
-	} else if (e->intrinsics && cfn_is_intrinsic(containers, &fn)) {
+	} else if (e->intrinsics && kilt_cfn_is_intrinsic(containers, &fn)) {
 		json_t *a, *b;
-		if (cfn_if_branches(containers, &a, &b)) {
+		if (kilt_cfn_if_branches(containers, &a, &b)) {
 			if (json_is_array(a))
 				r = process_list(e, &t, a, err);
 			if (r == 0 && json_is_array(b))

@@ -21,10 +21,10 @@ struct arena_blk;
 struct arena {
 	struct arena_blk *head; /* owned chain */
 };
-void *arena_alloc(struct arena *a, size_t n);
-void *arena_calloc(struct arena *a, size_t n);
-char *arena_memdup(struct arena *a, const void *p, size_t n); /* NUL-terminated copy */
-void arena_done(struct arena *a);
+void *kilt_arena_alloc(struct arena *a, size_t n);
+void *kilt_arena_calloc(struct arena *a, size_t n);
+char *kilt_arena_memdup(struct arena *a, const void *p, size_t n); /* NUL-terminated copy */
+void kilt_arena_done(struct arena *a);
 
 /* ---- values ---------------------------------------------------------------------------------- */
 
@@ -108,9 +108,9 @@ struct hobj {
 	uint32_t tcap;
 };
 
-uint32_t hocon_hash(const char *s, size_t len);
+uint32_t kilt_hocon_hash(const char *s, size_t len);
 /* Returns the field or NULL. */
-struct hfield *hobj_find(const struct hobj *o, const char *key, size_t len, uint32_t hash);
+struct hfield *kilt_hobj_find(const struct hobj *o, const char *key, size_t len, uint32_t hash);
 
 /* ---- document -------------------------------------------------------------------------------- */
 
@@ -136,24 +136,24 @@ struct kilt_hocon {
 };
 
 /* Adds a source (copies `text` into the arena); returns its index. */
-uint16_t hocon_add_src(struct kilt_hocon *doc, const char *name, const char *text, size_t len);
+uint16_t kilt_hocon_add_src(struct kilt_hocon *doc, const char *name, const char *text, size_t len);
 /* Converts a byte offset in source `file` into 1-based line and column (in characters). */
-void hocon_locate(const struct kilt_hocon *doc, uint16_t file, uint32_t off, unsigned *ret_line,
-		  unsigned *ret_col);
+void kilt_hocon_locate(const struct kilt_hocon *doc, uint16_t file, uint32_t off,
+		       unsigned *ret_line, unsigned *ret_col);
 /* Sets `err` located at `off` in `file`; returns code. */
-int hocon_error_at(const struct kilt_hocon *doc, uint16_t file, uint32_t off,
-		   struct kilt_error *err, int code, const char *fmt, ...)
+int kilt_hocon_error_at(const struct kilt_hocon *doc, uint16_t file, uint32_t off,
+			struct kilt_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 
 /* The directory part of `name` ("." when it has none), for resolving relative includes; may be
  * written to `buf`. */
-const char *hocon_dir_of(const char *name, char *buf, size_t size);
+const char *kilt_hocon_dir_of(const char *name, char *buf, size_t size);
 /* Parses a source already added to `doc` as the root document. */
-int hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir,
-		     struct kilt_error *err);
+int kilt_hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir,
+			  struct kilt_error *err);
 
 /* Appends `path` in HOCON path syntax (quoted where needed) to `b`. */
-void hocon_path_append_key(struct kbuf *b, const char *key, size_t len);
+void kilt_hocon_path_append_key(struct kbuf *b, const char *key, size_t len);
 
 /* ---- origins --------------------------------------------------------------------------------- */
 
@@ -169,7 +169,8 @@ struct kilt_hocon_origins {
 	size_t n, cap;
 };
 
-void hocon_origins_add(struct kilt_hocon_origins *o, const char *path, uint16_t file, uint32_t off);
-void hocon_origins_sort(struct kilt_hocon_origins *o);
+void kilt_hocon_origins_add(struct kilt_hocon_origins *o, const char *path, uint16_t file,
+			    uint32_t off);
+void kilt_hocon_origins_sort(struct kilt_hocon_origins *o);
 
 #endif

@@ -121,7 +121,7 @@ static void vlist_done(struct vlist *l)
 
 static struct hval **vlist_to_arena(struct parser *ps, const struct vlist *l)
 {
-	struct hval **a = arena_alloc(&ps->c->doc->arena, (l->n ? l->n : 1) * sizeof(*a));
+	struct hval **a = kilt_arena_alloc(&ps->c->doc->arena, (l->n ? l->n : 1) * sizeof(*a));
 	if (l->n)
 		memcpy(a, l->v, l->n * sizeof(*a));
 	return a;
@@ -139,7 +139,7 @@ static uint32_t off_of(const struct parser *ps, const char *at)
 
 static struct hval *new_val(struct parser *ps, uint8_t type, const char *at)
 {
-	struct hval *v = arena_alloc(A(ps), sizeof(*v));
+	struct hval *v = kilt_arena_alloc(A(ps), sizeof(*v));
 	memset(v, 0, sizeof(*v));
 	v->type = type;
 	v->file = ps->file;
@@ -150,7 +150,7 @@ static struct hval *new_val(struct parser *ps, uint8_t type, const char *at)
 static struct hval *new_obj_val(struct parser *ps, const char *at)
 {
 	struct hval *v = new_val(ps, HV_OBJ, at);
-	v->obj = arena_calloc(A(ps), sizeof(struct hobj));
+	v->obj = kilt_arena_calloc(A(ps), sizeof(struct hobj));
 	return v;
 }
 
@@ -196,7 +196,8 @@ static int perr(struct parser *ps, const char *at, int code, const char *fmt, ..
 	va_end(ap);
 	if (at > ps->end)
 		at = ps->end;
-	return hocon_error_at(ps->c->doc, ps->file, off_of(ps, at), ps->c->err, code, "%s", msg);
+	return kilt_hocon_error_at(ps->c->doc, ps->file, off_of(ps, at), ps->c->err, code, "%s",
+				   msg);
 }
 
 static int expected(struct parser *ps, const char *what)
@@ -445,7 +446,7 @@ static int parse_quoted(struct parser *ps, const char **ret_s, size_t *ret_len)
 		kbuf_addc(b, out);
 		q += 2;
 	}
-	*ret_s = arena_memdup(A(ps), b->data ? b->data : "", b->len);
+	*ret_s = kilt_arena_memdup(A(ps), b->data ? b->data : "", b->len);
 	*ret_len = b->len;
 	ps->p = q + 1;
 	return 0;
@@ -477,7 +478,7 @@ static void seglist_add(struct seglist *l, const char *s, size_t len)
 			l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 		}
 	}
-	l->v[l->n++] = (struct hseg){ s, (uint32_t)len, hocon_hash(s, len) };
+	l->v[l->n++] = (struct hseg){ s, (uint32_t)len, kilt_hocon_hash(s, len) };
 }
 
 static void seglist_done(struct seglist *l)
@@ -514,7 +515,7 @@ static void seg_finish(struct parser *ps, struct segbuild *sb, struct seglist *o
 {
 	if (sb->copied) {
 		struct kbuf *b = &ps->c->scratch;
-		seglist_add(out, arena_memdup(A(ps), b->data, b->len), b->len);
+		seglist_add(out, kilt_arena_memdup(A(ps), b->data, b->len), b->len);
 	} else {
 		seglist_add(out, sb->s, sb->len);
 	}
@@ -539,7 +540,7 @@ static int parse_path(struct parser *ps, struct seglist *out, const char *what)
 			if (sb.copied) {
 				/* parse_quoted may use the scratch buffer: keep what we have */
 				struct kbuf *b = &ps->c->scratch;
-				sb.s = arena_memdup(A(ps), b->data, b->len);
+				sb.s = kilt_arena_memdup(A(ps), b->data, b->len);
 				sb.len = b->len;
 				sb.copied = false;
 			}
@@ -601,7 +602,7 @@ static int parse_path(struct parser *ps, struct seglist *out, const char *what)
 
 static struct hpath path_to_arena(struct parser *ps, const struct hseg *segs, uint32_t n)
 {
-	struct hseg *a = arena_alloc(A(ps), (n ? n : 1) * sizeof(*a));
+	struct hseg *a = kilt_arena_alloc(A(ps), (n ? n : 1) * sizeof(*a));
 	if (n)
 		memcpy(a, segs, n * sizeof(*a));
 	return (struct hpath){ a, n };
@@ -630,14 +631,14 @@ static void table_insert(struct hobj *o, uint32_t idx)
 
 static struct hfield *obj_field(struct parser *ps, struct hobj *o, const struct hseg *s)
 {
-	struct hfield *f = hobj_find(o, s->s, s->len, s->hash);
+	struct hfield *f = kilt_hobj_find(o, s->s, s->len, s->hash);
 	if (f)
 		return f;
-	f = arena_alloc(A(ps), sizeof(*f));
+	f = kilt_arena_alloc(A(ps), sizeof(*f));
 	*f = (struct hfield){ .key = s->s, .klen = s->len, .hash = s->hash };
 	if (o->n == o->cap) {
 		uint32_t cap = o->cap ? o->cap * 2 : 4;
-		struct hfield **nf = arena_alloc(A(ps), cap * sizeof(*nf));
+		struct hfield **nf = kilt_arena_alloc(A(ps), cap * sizeof(*nf));
 		if (o->n)
 			memcpy(nf, o->fields, o->n * sizeof(*nf));
 		o->fields = nf;
@@ -649,7 +650,7 @@ static struct hfield *obj_field(struct parser *ps, struct hobj *o, const struct 
 			uint32_t tcap = 32;
 			while (tcap < o->n * 4)
 				tcap *= 2;
-			o->table = arena_calloc(A(ps), tcap * sizeof(*o->table));
+			o->table = kilt_arena_calloc(A(ps), tcap * sizeof(*o->table));
 			o->tcap = tcap;
 			for (uint32_t i = 0; i < o->n; i++)
 				table_insert(o, i);
@@ -664,7 +665,7 @@ static void field_append(struct parser *ps, struct hfield *f, struct hval *v)
 {
 	if (f->n == f->cap) {
 		uint32_t cap = f->cap ? f->cap * 2 : 1;
-		struct hval **nd = arena_alloc(A(ps), cap * sizeof(*nd));
+		struct hval **nd = kilt_arena_alloc(A(ps), cap * sizeof(*nd));
 		if (f->n)
 			memcpy(nd, f->defs, f->n * sizeof(*nd));
 		f->defs = nd;
@@ -712,7 +713,7 @@ static void obj_set_path(struct parser *ps, struct hobj *o, const struct hseg *s
 		if (!last || last->type != HV_OBJ) {
 			last = new_val(ps, HV_OBJ, ps->base + v->off);
 			last->file = v->file;
-			last->obj = arena_calloc(A(ps), sizeof(struct hobj));
+			last->obj = kilt_arena_calloc(A(ps), sizeof(struct hobj));
 			field_append(ps, f, last);
 		}
 		o = last->obj;
@@ -748,7 +749,7 @@ static int parse_array(struct parser *ps, struct hval **ret)
 		skip_all(ps);
 		if (ps->p >= ps->end) {
 			unsigned line, col;
-			hocon_locate(ps->c->doc, ps->file, off_of(ps, open), &line, &col);
+			kilt_hocon_locate(ps->c->doc, ps->file, off_of(ps, open), &line, &col);
 			char what[64];
 			snprintf(what, sizeof(what), "']' to close the array opened at %u:%u", line,
 				 col);
@@ -1013,9 +1014,9 @@ static int fold_static(struct parser *ps, const struct vlist *parts, struct hval
 		bool vc = v->type == HV_OBJ || v->type == HV_ARR;
 		bool fc = first->type == HV_OBJ || first->type == HV_ARR;
 		if (vc != fc || (vc && v->type != first->type))
-			return hocon_error_at(ps->c->doc, v->file, v->off, ps->c->err, -EINVAL,
-					      "cannot concatenate %s with %s", kind_name(first),
-					      kind_name(v));
+			return kilt_hocon_error_at(ps->c->doc, v->file, v->off, ps->c->err, -EINVAL,
+						   "cannot concatenate %s with %s",
+						   kind_name(first), kind_name(v));
 	}
 	if (first->type == HV_OBJ) {
 		struct hval *o = new_obj_val(ps, ps->base + first->off);
@@ -1031,7 +1032,7 @@ static int fold_static(struct parser *ps, const struct vlist *parts, struct hval
 			if (!(parts->v[i]->flags & HV_F_WS))
 				n += parts->v[i]->arr.n;
 		struct hval *a = new_val(ps, HV_ARR, ps->base + first->off);
-		a->arr.items = arena_alloc(A(ps), (n ? n : 1) * sizeof(struct hval *));
+		a->arr.items = kilt_arena_alloc(A(ps), (n ? n : 1) * sizeof(struct hval *));
 		a->arr.n = n;
 		n = 0;
 		for (uint32_t i = 0; i < parts->n; i++) {
@@ -1049,7 +1050,7 @@ static int fold_static(struct parser *ps, const struct vlist *parts, struct hval
 	size_t len = 0;
 	for (uint32_t i = 0; i < parts->n; i++)
 		len += parts->v[i]->lit.len;
-	char *s = arena_alloc(A(ps), len + 1), *w = s;
+	char *s = kilt_arena_alloc(A(ps), len + 1), *w = s;
 	for (uint32_t i = 0; i < parts->n; i++) {
 		if (parts->v[i]->lit.len)
 			memcpy(w, parts->v[i]->lit.s, parts->v[i]->lit.len);
@@ -1211,7 +1212,7 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 			"with its includes",
 			name, HOCON_MAX_SRCS, total_max);
 	}
-	uint16_t f = hocon_add_src(doc, path, text, len);
+	uint16_t f = kilt_hocon_add_src(doc, path, text, len);
 	char buf[4096];
 	struct parser sub = {
 		.c = c,
@@ -1219,7 +1220,7 @@ static int include_one(struct parser *ps, struct hobj *o, const char *at, const 
 		.p = doc->srcs[f].text,
 		.end = doc->srcs[f].text + len,
 		.file = f,
-		.dir = hocon_dir_of(doc->srcs[f].name, buf, sizeof(buf)),
+		.dir = kilt_hocon_dir_of(doc->srcs[f].name, buf, sizeof(buf)),
 		.depth = ps->depth,
 	};
 	if (c->path_valid && c->npath)
@@ -1370,17 +1371,17 @@ static struct hval *make_append(struct parser *ps, const struct hseg *segs, uint
 	struct hval *sub = new_val(ps, HV_SUBST, at);
 	sub->flags = HV_F_OPTIONAL;
 	uint32_t base = c->path_valid ? c->npath : 0;
-	struct hseg *abs = arena_alloc(A(ps), (base + n) * sizeof(*abs));
+	struct hseg *abs = kilt_arena_alloc(A(ps), (base + n) * sizeof(*abs));
 	if (base)
 		memcpy(abs, c->path, base * sizeof(*abs));
 	memcpy(abs + base, segs, n * sizeof(*abs));
 	sub->sub.path = (struct hpath){ abs, base + n };
 	struct hval *arr = new_val(ps, HV_ARR, ps->base + v->off);
-	arr->arr.items = arena_alloc(A(ps), sizeof(struct hval *));
+	arr->arr.items = kilt_arena_alloc(A(ps), sizeof(struct hval *));
 	arr->arr.items[0] = v;
 	arr->arr.n = 1;
 	struct hval *cat = new_val(ps, HV_CONCAT, at);
-	cat->cat.parts = arena_alloc(A(ps), 2 * sizeof(struct hval *));
+	cat->cat.parts = kilt_arena_alloc(A(ps), 2 * sizeof(struct hval *));
 	cat->cat.parts[0] = sub;
 	cat->cat.parts[1] = arr;
 	cat->cat.n = 2;
@@ -1443,7 +1444,7 @@ static int parse_fields(struct parser *ps, struct hobj *o, bool braced, const ch
 			if (!braced)
 				return 0;
 			unsigned line, col;
-			hocon_locate(ps->c->doc, ps->file, off_of(ps, open), &line, &col);
+			kilt_hocon_locate(ps->c->doc, ps->file, off_of(ps, open), &line, &col);
 			char what[64];
 			snprintf(what, sizeof(what), "'}' to close the object opened at %u:%u",
 				 line, col);
@@ -1613,7 +1614,7 @@ static int parse_properties(struct parser *ps, struct hobj *o)
 		if (r < 0)
 			break;
 		struct kbuf *b = &ps->c->scratch;
-		char *key = arena_memdup(A(ps), b->data ? b->data : "", b->len);
+		char *key = kilt_arena_memdup(A(ps), b->data ? b->data : "", b->len);
 		size_t klen = b->len;
 		while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\f'))
 			ps->p++;
@@ -1625,7 +1626,7 @@ static int parse_properties(struct parser *ps, struct hobj *o)
 		if (r < 0)
 			break;
 		struct hval *v = new_val(ps, HV_STR, at);
-		v->lit.s = arena_memdup(A(ps), b->data ? b->data : "", b->len);
+		v->lit.s = kilt_arena_memdup(A(ps), b->data ? b->data : "", b->len);
 		v->lit.len = b->len;
 		segs.n = 0;
 		const char *q = key, *kend = key + klen;
@@ -1686,7 +1687,8 @@ static bool finalize(struct kilt_hocon *doc, struct hval *v)
 	return dyn;
 }
 
-int hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir, struct kilt_error *err)
+int kilt_hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir,
+			  struct kilt_error *err)
 {
 	struct pctx c = { .doc = doc, .err = err, .path_valid = true };
 	kbuf_init(&c.scratch, SIZE_MAX);
@@ -1703,7 +1705,7 @@ int hocon_parse_root(struct kilt_hocon *doc, uint16_t file, const char *dir, str
 	c.incstack[c.nincstack++] = realpath(src->name, NULL);
 	if (doc->limits.includes == KILT_HOCON_INCLUDE_BESIDE && c.incstack[0]) {
 		char buf[4096];
-		const char *d = hocon_dir_of(c.incstack[0], buf, sizeof(buf));
+		const char *d = kilt_hocon_dir_of(c.incstack[0], buf, sizeof(buf));
 		c.root_dir = strcmp(d, "/") == 0 ? xstrdup("/") : xasprintf("%s/", d);
 	}
 	struct hval *root = new_obj_val(&ps, src->text);

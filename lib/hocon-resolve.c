@@ -74,7 +74,7 @@ static char *path_str(const struct hseg *segs, uint32_t n)
 	struct kbuf b;
 	kbuf_init(&b, 4096);
 	for (uint32_t i = 0; i < n; i++)
-		hocon_path_append_key(&b, segs[i].s, segs[i].len);
+		kilt_hocon_path_append_key(&b, segs[i].s, segs[i].len);
 	return kbuf_steal(&b);
 }
 
@@ -89,7 +89,7 @@ static int verr(struct rstate *rs, const struct hval *at, int code, const char *
 	va_end(ap);
 	if (!at)
 		return kilt_error_setf(rs->err, code, "%s", msg);
-	return hocon_error_at(rs->doc, at->file, at->off, rs->err, code, "%s", msg);
+	return kilt_hocon_error_at(rs->doc, at->file, at->off, rs->err, code, "%s", msg);
 }
 
 static int budget_error(struct rstate *rs, const struct hval *at)
@@ -372,7 +372,7 @@ static int descend(struct rstate *rs, const struct items *cur, const struct hseg
 			const struct hval *v = it->v;
 			if (v->type == HV_OBJ) {
 				const struct hfield *f =
-					hobj_find(v->obj, seg->s, seg->len, seg->hash);
+					kilt_hobj_find(v->obj, seg->s, seg->len, seg->hash);
 				if (f) {
 					int r = add_field_defs(rs, f, next, excluded);
 					if (r < 0)
@@ -851,7 +851,7 @@ static void origins_walk(struct rstate *rs, struct kilt_hocon_origins *o, struct
 		}
 	}
 	if (org)
-		hocon_origins_add(o, path->data ? path->data : "", org->file, org->off);
+		kilt_hocon_origins_add(o, path->data ? path->data : "", org->file, org->off);
 	size_t saved = path->len;
 	if (json_is_object(j)) {
 		void *it = json_object_iter(j);
@@ -860,11 +860,11 @@ static void origins_walk(struct rstate *rs, struct kilt_hocon_origins *o, struct
 			size_t klen = json_object_iter_key_len(it);
 			struct items next;
 			items_init(&next);
-			struct hseg seg = { key, (uint32_t)klen, hocon_hash(key, klen) };
+			struct hseg seg = { key, (uint32_t)klen, kilt_hocon_hash(key, klen) };
 			const struct hval *excluded = NULL;
 			if (descend(rs, items, &seg, &next, &excluded) < 0)
 				next.n = 0;
-			hocon_path_append_key(path, key, klen);
+			kilt_hocon_path_append_key(path, key, klen);
 			origins_walk(rs, o, path, &next, org, json_object_iter_value(it));
 			path->len = saved;
 			if (path->data)
@@ -933,7 +933,7 @@ int kilt_hocon_resolve(const struct kilt_hocon *doc, const json_t *context,
 		origins_walk(&rs, origins, &path, &top, doc->root, root);
 		items_done(&top);
 		kbuf_done(&path);
-		hocon_origins_sort(origins);
+		kilt_hocon_origins_sort(origins);
 	}
 	for (uint32_t i = 0; i < doc->nids; i++)
 		json_decref(rs.slots[i].v);

@@ -16,7 +16,7 @@ struct arena_blk {
 
 #define ARENA_BLOCK (64u * 1024u)
 
-void *arena_alloc(struct arena *a, size_t n)
+void *kilt_arena_alloc(struct arena *a, size_t n)
 {
 	n = (n + 15u) & ~(size_t)15u;
 	struct arena_blk *b = a->head;
@@ -40,23 +40,23 @@ void *arena_alloc(struct arena *a, size_t n)
 	return p;
 }
 
-void *arena_calloc(struct arena *a, size_t n)
+void *kilt_arena_calloc(struct arena *a, size_t n)
 {
-	void *p = arena_alloc(a, n);
+	void *p = kilt_arena_alloc(a, n);
 	memset(p, 0, n);
 	return p;
 }
 
-char *arena_memdup(struct arena *a, const void *p, size_t n)
+char *kilt_arena_memdup(struct arena *a, const void *p, size_t n)
 {
-	char *d = arena_alloc(a, n + 1);
+	char *d = kilt_arena_alloc(a, n + 1);
 	if (n)
 		memcpy(d, p, n);
 	d[n] = '\0';
 	return d;
 }
 
-void arena_done(struct arena *a)
+void kilt_arena_done(struct arena *a)
 {
 	struct arena_blk *b = a->head;
 	while (b) {
@@ -69,7 +69,7 @@ void arena_done(struct arena *a)
 
 /* ---- objects --------------------------------------------------------------------------------- */
 
-uint32_t hocon_hash(const char *s, size_t len)
+uint32_t kilt_hocon_hash(const char *s, size_t len)
 {
 	uint32_t h = 2166136261u;
 	for (size_t i = 0; i < len; i++) {
@@ -79,7 +79,7 @@ uint32_t hocon_hash(const char *s, size_t len)
 	return h;
 }
 
-struct hfield *hobj_find(const struct hobj *o, const char *key, size_t len, uint32_t hash)
+struct hfield *kilt_hobj_find(const struct hobj *o, const char *key, size_t len, uint32_t hash)
 {
 	if (!o->table) {
 		for (uint32_t i = 0; i < o->n; i++) {
@@ -102,15 +102,15 @@ struct hfield *hobj_find(const struct hobj *o, const char *key, size_t len, uint
 
 /* ---- sources --------------------------------------------------------------------------------- */
 
-uint16_t hocon_add_src(struct kilt_hocon *doc, const char *name, const char *text, size_t len)
+uint16_t kilt_hocon_add_src(struct kilt_hocon *doc, const char *name, const char *text, size_t len)
 {
 	if (doc->nsrcs == doc->capsrcs) {
 		doc->capsrcs = doc->capsrcs ? doc->capsrcs * 2 : 4;
 		doc->srcs = xrealloc(doc->srcs, doc->capsrcs * sizeof(*doc->srcs));
 	}
 	struct hsrc *s = &doc->srcs[doc->nsrcs];
-	s->name = arena_memdup(&doc->arena, name, strlen(name));
-	s->text = arena_memdup(&doc->arena, text, len);
+	s->name = kilt_arena_memdup(&doc->arena, name, strlen(name));
+	s->text = kilt_arena_memdup(&doc->arena, text, len);
 	s->len = len;
 	uint32_t cap = 64, n = 0;
 	uint32_t *lines = xmalloc(cap * sizeof(*lines));
@@ -130,8 +130,8 @@ uint16_t hocon_add_src(struct kilt_hocon *doc, const char *name, const char *tex
 	return (uint16_t)doc->nsrcs++;
 }
 
-void hocon_locate(const struct kilt_hocon *doc, uint16_t file, uint32_t off, unsigned *ret_line,
-		  unsigned *ret_col)
+void kilt_hocon_locate(const struct kilt_hocon *doc, uint16_t file, uint32_t off,
+		       unsigned *ret_line, unsigned *ret_col)
 {
 	const struct hsrc *s = &doc->srcs[file];
 	uint32_t lo = 0, hi = s->nlines;
@@ -150,13 +150,13 @@ void hocon_locate(const struct kilt_hocon *doc, uint16_t file, uint32_t off, uns
 	*ret_col = col;
 }
 
-int hocon_error_at(const struct kilt_hocon *doc, uint16_t file, uint32_t off,
-		   struct kilt_error *err, int code, const char *fmt, ...)
+int kilt_hocon_error_at(const struct kilt_hocon *doc, uint16_t file, uint32_t off,
+			struct kilt_error *err, int code, const char *fmt, ...)
 {
 	if (!err)
 		return code;
 	unsigned line, col;
-	hocon_locate(doc, file, off, &line, &col);
+	kilt_hocon_locate(doc, file, off, &line, &col);
 	char msg[sizeof(err->msg)];
 	va_list ap;
 	va_start(ap, fmt);
@@ -188,7 +188,7 @@ static struct kilt_hocon *doc_new(const struct kilt_hocon_limits *limits)
 	return doc;
 }
 
-const char *hocon_dir_of(const char *name, char *buf, size_t size)
+const char *kilt_hocon_dir_of(const char *name, char *buf, size_t size)
 {
 	const char *slash = strrchr(name, '/');
 	if (!slash)
@@ -213,9 +213,9 @@ int kilt_hocon_parse_string(const char *text, size_t len, const char *name,
 				      "input is %zu bytes, more than the limit of %zu bytes", len,
 				      max);
 	}
-	uint16_t f = hocon_add_src(doc, name, text ? text : "", len);
+	uint16_t f = kilt_hocon_add_src(doc, name, text ? text : "", len);
 	char buf[4096];
-	int r = hocon_parse_root(doc, f, hocon_dir_of(name, buf, sizeof(buf)), err);
+	int r = kilt_hocon_parse_root(doc, f, kilt_hocon_dir_of(name, buf, sizeof(buf)), err);
 	if (r < 0) {
 		kilt_hocon_free(doc);
 		return r;
@@ -251,7 +251,7 @@ void kilt_hocon_free(struct kilt_hocon *doc)
 	for (uint32_t i = 0; i < doc->nsrcs; i++)
 		free(doc->srcs[i].lines);
 	free(doc->srcs);
-	arena_done(&doc->arena);
+	kilt_arena_done(&doc->arena);
 	free(doc);
 }
 
@@ -282,7 +282,7 @@ static bool plain_key(const char *key, size_t len)
 	return true;
 }
 
-void hocon_path_append_key(struct kbuf *b, const char *key, size_t len)
+void kilt_hocon_path_append_key(struct kbuf *b, const char *key, size_t len)
 {
 	if (b->len)
 		kbuf_addc(b, '.');
@@ -305,7 +305,8 @@ void hocon_path_append_key(struct kbuf *b, const char *key, size_t len)
 	kbuf_addc(b, '"');
 }
 
-void hocon_origins_add(struct kilt_hocon_origins *o, const char *path, uint16_t file, uint32_t off)
+void kilt_hocon_origins_add(struct kilt_hocon_origins *o, const char *path, uint16_t file,
+			    uint32_t off)
 {
 	if (o->n == o->cap) {
 		o->cap = o->cap ? o->cap * 2 : 32;
@@ -319,7 +320,7 @@ static int origin_cmp(const void *a, const void *b)
 	return strcmp(((const struct horigin *)a)->path, ((const struct horigin *)b)->path);
 }
 
-void hocon_origins_sort(struct kilt_hocon_origins *o)
+void kilt_hocon_origins_sort(struct kilt_hocon_origins *o)
 {
 	if (o->n)
 		qsort(o->v, o->n, sizeof(*o->v), origin_cmp);
@@ -336,7 +337,7 @@ bool kilt_hocon_origins_get(const struct kilt_hocon_origins *origins, const char
 	if (!h)
 		return false;
 	unsigned line, col;
-	hocon_locate(origins->doc, h->file, h->off, &line, &col);
+	kilt_hocon_locate(origins->doc, h->file, h->off, &line, &col);
 	if (ret_file)
 		*ret_file = origins->doc->srcs[h->file].name;
 	if (ret_line)

@@ -11,7 +11,7 @@
 
 /* ---- errors and places ---------------------------------------------------------------------- */
 
-void recipe_vctx_done(struct recipe_vctx *v)
+void kilt_recipe_vctx_done(struct recipe_vctx *v)
 {
 	free(v->errs);
 	v->errs = NULL;
@@ -160,7 +160,7 @@ static const char *type_name(const json_t *j)
 	return "a value";
 }
 
-unsigned recipe_edit_distance(const char *a, const char *b)
+unsigned kilt_recipe_edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	if (la > 64 || lb > 64)
@@ -191,7 +191,7 @@ static const char *suggest(const char *key, const char *const *names)
 	const char *best = NULL;
 	unsigned best_d = 100;
 	for (size_t i = 0; names[i]; i++) {
-		unsigned d = recipe_edit_distance(key, names[i]);
+		unsigned d = kilt_recipe_edit_distance(key, names[i]);
 		if (d < best_d) {
 			best_d = d;
 			best = names[i];
@@ -529,7 +529,8 @@ static json_t *norm_mount(struct recipe_vctx *v, const json_t *m, const char *pa
 		struct kilt_error e = { 0 };
 		if (s && !opaque(v, s) && !s[0])
 			verr(v, -EINVAL, p, "the image reference is empty");
-		else if (s && v->values_final && !opaque(v, s) && recipe_image_check(s, &e) < 0)
+		else if (s && v->values_final && !opaque(v, s) &&
+			 kilt_recipe_image_check(s, &e) < 0)
 			verr(v, -EINVAL, p, "%s", e.msg);
 		if (s)
 			json_object_set_new_nocheck(out, "image", json_string(s));
@@ -1436,7 +1437,7 @@ static void norm_patch(struct recipe_vctx *v, const json_t *d, const char *path,
 
 /* ---- platforms ------------------------------------------------------------------------------ */
 
-bool recipe_platform_normalize(const char *in, char *buf, size_t size)
+bool kilt_recipe_platform_normalize(const char *in, char *buf, size_t size)
 {
 	static const char *const oses[] = { "linux", "windows", NULL };
 	static const char *const arches[] = { "amd64", "arm64",	  "arm",      "386",	 "ppc64le",
@@ -1489,7 +1490,7 @@ static void norm_platform(struct recipe_vctx *v, const char *s, const char *p, j
 	if (opaque(v, s))
 		return;
 	char norm[64];
-	if (!recipe_platform_normalize(s, norm, sizeof(norm))) {
+	if (!kilt_recipe_platform_normalize(s, norm, sizeof(norm))) {
 		verr(v, -EINVAL, p,
 		     "'%s' is not a platform kilt knows (os/arch[/variant], such as "
 		     "linux/amd64 or linux/arm64)",
@@ -1607,7 +1608,7 @@ static const char *const top_keys[] = {
 	"vars",	  "description", "parameters", NULL,
 };
 
-int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_partial)
+int kilt_recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_partial)
 {
 	size_t before = v->nerrs;
 	if (!json_is_object(root)) {

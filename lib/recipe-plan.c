@@ -127,7 +127,7 @@ static int copy_value(const json_t *in, const struct kilt_target *t, bool expand
 	}
 }
 
-const char *recipe_fact_hint(const char *fact)
+const char *kilt_recipe_fact_hint(const char *fact)
 {
 	if (strcmp(fact, "entrypoint") == 0)
 		return "set the container's entrypoint (ECS EntryPoint, Kubernetes command) or let "
@@ -156,7 +156,8 @@ static int unknown_fact(struct kilt_error *err, const struct kilt_target *t, con
 	return kilt_error_setf(err, -ENODATA,
 			       "original.%s is not known for container %s: the recipe keeps the "
 			       "container's %s, so kilt must know it; %s",
-			       fact, t->name ? t->name : "(unnamed)", fact, recipe_fact_hint(fact));
+			       fact, t->name ? t->name : "(unnamed)", fact,
+			       kilt_recipe_fact_hint(fact));
 }
 
 static json_t *env_pair(const char *name, json_t *value)
@@ -232,7 +233,7 @@ static int add_copy(json_t *plan, const char *key, const json_t *in, const struc
 	return 0;
 }
 
-int recipe_image_check(const char *image, struct kilt_error *err)
+int kilt_recipe_image_check(const char *image, struct kilt_error *err)
 {
 	_cleanup_free_ char *plain = NULL;
 	if (strstr(image, "${")) {
@@ -270,7 +271,7 @@ static int check_mount_images(const json_t *mounts, struct kilt_error *err)
 		const char *image = json_string_value(json_object_get(m, "image"));
 		if (!image || strchr(image, RECIPE_MARK))
 			continue;
-		int r = recipe_image_check(image, err);
+		int r = kilt_recipe_image_check(image, err);
 		if (r < 0)
 			return kilt_error_prefix(err, "mount %s",
 						 json_string_value(json_object_get(m, "name")));
@@ -278,8 +279,8 @@ static int check_mount_images(const json_t *mounts, struct kilt_error *err)
 	return 0;
 }
 
-int recipe_finalize(const json_t *partial, const struct kilt_target *t, const char *name,
-		    const char *hash, bool expand, json_t **ret_plan, struct kilt_error *err)
+int kilt_recipe_finalize(const json_t *partial, const struct kilt_target *t, const char *name,
+			 const char *hash, bool expand, json_t **ret_plan, struct kilt_error *err)
 {
 	_cleanup_json_ json_t *plan = json_object();
 	json_t *rec = json_object();

@@ -34,40 +34,40 @@ struct recipe_vctx {
 	bool tainted; /* a marker reached a value whose content is checked or interpreted */
 	/* set at load time when no optional substitution (`${?config.x}`) can change a value
 	 * when the recipe is evaluated: an empty deploy or patch section and an invalid mount
-	 * image are then errors here (recipe_finalize checks images in every case) */
+	 * image are then errors here (kilt_recipe_finalize checks images in every case) */
 	bool values_final;
 };
 
-void recipe_vctx_done(struct recipe_vctx *v);
+void kilt_recipe_vctx_done(struct recipe_vctx *v);
 
 /* Validates the resolved recipe `root` and normalizes it into a partial plan (the recipe's own
  * contribution: image, entrypoint and command only when set, environment as a list, mounts,
  * capabilities, pid_mode, uploads, background, platforms). Errors are appended to `v`; returns 0
  * when there were none, else the first error's code. */
-int recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_partial);
+int kilt_recipe_normalize(struct recipe_vctx *v, const json_t *root, json_t **ret_partial);
 
 /* Checks that `image` is an image reference Docker would take (a mount's sidecar image, after
  * substitution). CloudFormation Fn::Sub text is allowed: each ${Name} counts as a plain word. */
-int recipe_image_check(const char *image, struct kilt_error *err);
+int kilt_recipe_image_check(const char *image, struct kilt_error *err);
 
 /* Builds the plan for `t` from a partial plan. With `expand`, markers are replaced by the
  * target's facts; returns 1 (and no plan) when a marker names a fact the target lacks, so the
  * caller falls back to a full resolution. Returns 0 or a negative error. */
-int recipe_finalize(const json_t *partial, const struct kilt_target *t, const char *name,
-		    const char *hash, bool expand, json_t **ret_plan, struct kilt_error *err);
+int kilt_recipe_finalize(const json_t *partial, const struct kilt_target *t, const char *name,
+			 const char *hash, bool expand, json_t **ret_plan, struct kilt_error *err);
 
 /* How to make `fact` ("entrypoint", "command"...) known, for "original.X is not known" errors. */
-const char *recipe_fact_hint(const char *fact);
+const char *kilt_recipe_fact_hint(const char *fact);
 
 /* Normalizes a platform ("linux/amd64", "amd64", "linux/arm64/v8"...) into `buf`
  * ("linux/arm64"). Returns false when it is not a platform kilt knows. */
-bool recipe_platform_normalize(const char *in, char *buf, size_t size);
+bool kilt_recipe_platform_normalize(const char *in, char *buf, size_t size);
 
 /* Levenshtein distance, capped at 100 (for "did you mean" suggestions). */
-unsigned recipe_edit_distance(const char *a, const char *b);
+unsigned kilt_recipe_edit_distance(const char *a, const char *b);
 
 /* Evaluates with a full resolution, never a cached template (tests compare both). */
-int recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
-			 const json_t *config, json_t **ret_plan, struct kilt_error *err);
+int kilt_recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
+			      const json_t *config, json_t **ret_plan, struct kilt_error *err);
 
 #endif

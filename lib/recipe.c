@@ -308,7 +308,7 @@ static const char *closest(const char *word, const char *const *names, unsigned 
 	const char *best = NULL;
 	unsigned best_d = limit + 1;
 	for (size_t i = 0; names[i]; i++) {
-		unsigned d = recipe_edit_distance(word, names[i]);
+		unsigned d = kilt_recipe_edit_distance(word, names[i]);
 		if (d < best_d) {
 			best_d = d;
 			best = names[i];
@@ -563,7 +563,7 @@ static void explain_unknown_fact(struct kilt_error *err, const struct kilt_targe
 			err->msg, sizeof(err->msg),
 			"%s is not known for container %s: %s; or write ${?%s} if the recipe can "
 			"do without it (%s)",
-			used, t->name ? t->name : "(unnamed)", recipe_fact_hint(facts[i].fact),
+			used, t->name ? t->name : "(unnamed)", kilt_recipe_fact_hint(facts[i].fact),
 			used, old);
 		if (n < 0)
 			snprintf(err->msg, sizeof(err->msg), "%s is not known", used);
@@ -636,14 +636,14 @@ static int validate(const struct kilt_hocon *doc, const json_t *ctx, const char 
 	struct recipe_vctx v = { .origins = origins,
 				 .file = display,
 				 .values_final = values_final };
-	r = recipe_normalize(&v, root, ret_partial);
+	r = kilt_recipe_normalize(&v, root, ret_partial);
 	if (r < 0) {
 		report_all(&v, fn, userdata);
 		if (err)
 			*err = v.errs[0];
 	}
 	*ret_tainted = v.tainted;
-	recipe_vctx_done(&v);
+	kilt_recipe_vctx_done(&v);
 	kilt_hocon_origins_free(origins);
 	return r;
 }
@@ -834,7 +834,7 @@ bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char 
 	if (!platform || recipe->nplatforms == 0)
 		return true;
 	char norm[64];
-	if (!recipe_platform_normalize(platform, norm, sizeof(norm)))
+	if (!kilt_recipe_platform_normalize(platform, norm, sizeof(norm)))
 		return false;
 	for (size_t i = 0; i < recipe->nplatforms; i++) {
 		const char *p = recipe->platforms[i];
@@ -946,9 +946,9 @@ static int resolve_full(const struct kilt_recipe *recipe, const struct kilt_targ
 	}
 	struct recipe_vctx v = { .file = recipe->file };
 	_cleanup_json_ json_t *partial = NULL;
-	r = recipe_normalize(&v, root, &partial);
+	r = kilt_recipe_normalize(&v, root, &partial);
 	*ret_tainted = v.tainted;
-	recipe_vctx_done(&v);
+	kilt_recipe_vctx_done(&v);
 	if (r < 0) {
 		/* Resolve again, this time recording where values come from, to locate the error. */
 		struct kilt_hocon_origins *origins = NULL;
@@ -957,14 +957,15 @@ static int resolve_full(const struct kilt_recipe *recipe, const struct kilt_targ
 		if (kilt_hocon_resolve(recipe->doc, ctx, &origins, &again, NULL) == 0)
 			lv.origins = origins;
 		json_t *ignored = NULL;
-		if (recipe_normalize(&lv, again ? again : root, &ignored) < 0 && err)
+		if (kilt_recipe_normalize(&lv, again ? again : root, &ignored) < 0 && err)
 			*err = lv.errs[0];
 		json_decref(ignored);
-		recipe_vctx_done(&lv);
+		kilt_recipe_vctx_done(&lv);
 		kilt_hocon_origins_free(origins);
 		return r;
 	}
-	return recipe_finalize(partial, target, recipe->name, recipe->hash, false, ret_plan, err);
+	return kilt_recipe_finalize(partial, target, recipe->name, recipe->hash, false, ret_plan,
+				    err);
 }
 
 /* ---- argv elements that are no words ------------------------------------------------------ */
@@ -1061,8 +1062,8 @@ static int evaluate_full(const struct kilt_recipe *recipe, const struct kilt_tar
 	return resolve_full(recipe, target, config, &tainted, ret_plan, err);
 }
 
-int recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
-			 const json_t *config, json_t **ret_plan, struct kilt_error *err)
+int kilt_recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kilt_target *target,
+			      const json_t *config, json_t **ret_plan, struct kilt_error *err)
 {
 	_cleanup_json_ json_t *eff = NULL;
 	int r = precheck(recipe, target, config, &eff, err);
@@ -1113,9 +1114,9 @@ static json_t *compile_template(const struct kilt_recipe *recipe, unsigned mask,
 		return NULL;
 	struct recipe_vctx v = { .file = recipe->file };
 	json_t *partial = NULL;
-	int r = recipe_normalize(&v, root, &partial);
+	int r = kilt_recipe_normalize(&v, root, &partial);
 	bool tainted = v.tainted;
-	recipe_vctx_done(&v);
+	kilt_recipe_vctx_done(&v);
 	if (r < 0 || tainted) {
 		json_decref(partial);
 		return NULL;
@@ -1186,8 +1187,8 @@ int kilt_recipe_evaluate(const struct kilt_recipe *recipe, const struct kilt_tar
 		struct kilt_recipe *mut = (struct kilt_recipe *)(uintptr_t)recipe;
 		const json_t *partial = NULL;
 		if (get_template(mut, fact_mask(target), config, &partial)) {
-			r = recipe_finalize(partial, target, recipe->name, recipe->hash, true,
-					    ret_plan, err);
+			r = kilt_recipe_finalize(partial, target, recipe->name, recipe->hash, true,
+						 ret_plan, err);
 			if (r <= 0)
 				return r;
 		}

@@ -4,7 +4,7 @@
 #include <time.h>
 
 #include "aws.h"
-#include "internal.h"
+#include "util.h"
 
 int aws_credentials_from_env(struct aws_credentials *ret)
 {

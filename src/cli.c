@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"
+#include "util.h"
 
 void cli_report(const struct kilt_error *err)
 {

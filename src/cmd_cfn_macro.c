@@ -16,7 +16,7 @@
 #include "cli.h"
 #include "http_client.h"
 #include "fileio.h"
-#include "internal.h"
+#include "util.h"
 #include "lambda.h"
 #include "registry.h"
 

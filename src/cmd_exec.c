@@ -22,7 +22,7 @@
 #include "cli.h"
 #include "fileio.h"
 #include "http_client.h"
-#include "internal.h"
+#include "util.h"
 #include "kilt-exec.h"
 
 extern char **environ;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"
+#include "util.h"
 
 static void help(FILE *out)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"
+#include "util.h"
 #include "registry.h"
 
 static void help(FILE *out)

@@ -13,7 +13,7 @@
 #include "fileio.h"
 #include "inject_k8s.h"
 #include "registry.h"
-#include "internal.h"
+#include "util.h"
 
 #define MAX_INPUT_BYTES (64u << 20)
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"
+#include "util.h"
 #include "webhook.h"
 #include "webhook_manifests.h"
 

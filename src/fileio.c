@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
-#include "internal.h"
+#include "util.h"
 
 #define MAX_LINK_HOPS 40
 

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "internal.h"
+#include "util.h"
 #include "kilt.h"
 
 struct http_options {

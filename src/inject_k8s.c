@@ -9,7 +9,7 @@
 #include "cli.h"
 #include "fileio.h"
 #include "inject_k8s.h"
-#include "internal.h"
+#include "util.h"
 
 #define MAX_FACTS_BYTES (8u << 20)
 

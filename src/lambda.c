@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "http_client.h"
-#include "internal.h"
+#include "util.h"
 #include "lambda.h"
 #include "lambda_http.h"
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #include "kilt.h"
-#include "internal.h"
+#include "util.h"
 
 /* What one request got back. The caller sets `body` up with kbuf_init (its maximum bounds the
  * body) and `on_header`, which sees every response header line without its line end. */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"
+#include "util.h"
 
 static const struct kilt_command commands[] = {
 	{ "hocon", "print a HOCON document resolved to JSON", cmd_hocon },

@@ -9,7 +9,7 @@
 
 #include "aws.h"
 #include "http_client.h"
-#include "internal.h"
+#include "util.h"
 #include "registry.h"
 
 #define MAX_HOSTS 64

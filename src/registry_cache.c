@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "internal.h"
+#include "util.h"
 #include "registry.h"
 
 struct centry {

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "internal.h"
+#include "util.h"
 #include "webhook.h"
 #include "webhook_libs.h"
 

@@ -13,7 +13,7 @@
 #include <openssl/x509v3.h>
 #include <string.h>
 
-#include "internal.h"
+#include "util.h"
 #include "webhook_manifests.h"
 
 /* Clocks of the API server and the nodes may lag the machine that makes the certificate. */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "inject_k8s.h"
-#include "internal.h"
+#include "util.h"
 #include "webhook.h"
 
 #define MAX_RECIPES 16

@@ -3,7 +3,7 @@
 #include <dlfcn.h>
 #include <string.h>
 
-#include "internal.h"
+#include "util.h"
 #include "webhook_libs.h"
 
 #define MHD_SONAME "libmicrohttpd.so.12"

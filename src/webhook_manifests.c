@@ -13,7 +13,7 @@
 #include "builtin_recipe.h"
 #include "cli.h"
 #include "fileio.h"
-#include "internal.h"
+#include "util.h"
 #include "webhook_manifests.h"
 
 #define NAME "kilt-webhook"

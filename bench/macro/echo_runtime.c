@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "util.h"
 #include "lambda.h"
 
 int main(void)

@@ -92,7 +92,7 @@ int main(int argc, char **argv)
 	double full_ns;
 	BEST_NS(full_ns, full_iters, {
 		json_t *p = NULL;
-		if (recipe_evaluate_full(recipe, &t, config, &p, &err) < 0)
+		if (kilt_recipe_evaluate_full(recipe, &t, config, &p, &err) < 0)
 			die(&err);
 		json_decref(p);
 	});

@@ -216,21 +216,21 @@ static void test_recipe__platform_normalize(void **state)
 {
 	(void)state;
 	char b[64];
-	assert_true(recipe_platform_normalize("linux/amd64", b, sizeof(b)));
+	assert_true(kilt_recipe_platform_normalize("linux/amd64", b, sizeof(b)));
 	assert_string_equal(b, "linux/amd64");
-	assert_true(recipe_platform_normalize("x86_64", b, sizeof(b)));
+	assert_true(kilt_recipe_platform_normalize("x86_64", b, sizeof(b)));
 	assert_string_equal(b, "linux/amd64");
-	assert_true(recipe_platform_normalize("Linux/AArch64", b, sizeof(b)));
+	assert_true(kilt_recipe_platform_normalize("Linux/AArch64", b, sizeof(b)));
 	assert_string_equal(b, "linux/arm64");
-	assert_true(recipe_platform_normalize("linux/arm64/v8", b, sizeof(b)));
+	assert_true(kilt_recipe_platform_normalize("linux/arm64/v8", b, sizeof(b)));
 	assert_string_equal(b, "linux/arm64");
-	assert_true(recipe_platform_normalize("linux/arm/v7", b, sizeof(b)));
+	assert_true(kilt_recipe_platform_normalize("linux/arm/v7", b, sizeof(b)));
 	assert_string_equal(b, "linux/arm/v7");
-	assert_false(recipe_platform_normalize("linux/sparc", b, sizeof(b)));
-	assert_false(recipe_platform_normalize("plan9/amd64", b, sizeof(b)));
-	assert_false(recipe_platform_normalize("linux/amd64/", b, sizeof(b)));
-	assert_false(recipe_platform_normalize("a/b/c/d", b, sizeof(b)));
-	assert_false(recipe_platform_normalize("", b, sizeof(b)));
+	assert_false(kilt_recipe_platform_normalize("linux/sparc", b, sizeof(b)));
+	assert_false(kilt_recipe_platform_normalize("plan9/amd64", b, sizeof(b)));
+	assert_false(kilt_recipe_platform_normalize("linux/amd64/", b, sizeof(b)));
+	assert_false(kilt_recipe_platform_normalize("a/b/c/d", b, sizeof(b)));
+	assert_false(kilt_recipe_platform_normalize("", b, sizeof(b)));
 }
 
 static void test_recipe__supports_platform(void **state)
@@ -651,7 +651,7 @@ static void test_recipe__template_equals_full(void **state)
 				json_t *a = NULL, *b = NULL;
 				struct kilt_error ea = { 0 }, eb = { 0 };
 				int ra = kilt_recipe_evaluate(recipes[ri], &t, cfg, &a, &ea);
-				int rb = recipe_evaluate_full(recipes[ri], &t, cfg, &b, &eb);
+				int rb = kilt_recipe_evaluate_full(recipes[ri], &t, cfg, &b, &eb);
 				assert_int_equal(ra, rb);
 				if (ra == 0)
 					assert_json_equal(a, b);
@@ -705,7 +705,7 @@ static void test_recipe__intrinsic_argv_element_parity(void **state)
 			json_t *a = NULL, *b = NULL;
 			struct kilt_error ea = { 0 }, eb = { 0 };
 			int ra = kilt_recipe_evaluate(r, &variants[v], NULL, &a, &ea);
-			int rb = recipe_evaluate_full(r, &variants[v], NULL, &b, &eb);
+			int rb = kilt_recipe_evaluate_full(r, &variants[v], NULL, &b, &eb);
 			if (ra != 0 || rb != 0)
 				fail_msg("recipe %zu, variant %zu: %s / %s", i, v, ea.msg, eb.msg);
 			assert_json_equal(a, b);
@@ -752,7 +752,7 @@ static void test_recipe__long_text_before_marker(void **state)
 	json_t *plan = eval_ok(r, &f.t, NULL);
 	json_t *full = NULL;
 	struct kilt_error err = { 0 };
-	assert_int_equal(recipe_evaluate_full(r, &f.t, NULL, &full, &err), 0);
+	assert_int_equal(kilt_recipe_evaluate_full(r, &f.t, NULL, &full, &err), 0);
 	assert_true(json_equal(plan, full));
 	const json_t *env = json_object_get(plan, "environment");
 	const json_t *a = NULL;
@@ -832,7 +832,7 @@ static void test_recipe__threads(void **state)
 		configs[i] = json_pack("{ss}", "agent_image", v);
 		json_t *plan = NULL;
 		struct kilt_error err = { 0 };
-		assert_int_equal(recipe_evaluate_full(r, &f.t, configs[i], &plan, &err), 0);
+		assert_int_equal(kilt_recipe_evaluate_full(r, &f.t, configs[i], &plan, &err), 0);
 		wants[i] = json_dumps(plan, JSON_COMPACT);
 		json_decref(plan);
 	}
@@ -883,10 +883,10 @@ static void test_recipe__many_configs(void **state)
 static void test_recipe__edit_distance(void **state)
 {
 	(void)state;
-	assert_int_equal(recipe_edit_distance("", ""), 0);
-	assert_int_equal(recipe_edit_distance("entrypoint", "entrypiont"), 2);
-	assert_int_equal(recipe_edit_distance("mount", "mounts"), 1);
-	assert_int_equal(recipe_edit_distance("abc", ""), 3);
+	assert_int_equal(kilt_recipe_edit_distance("", ""), 0);
+	assert_int_equal(kilt_recipe_edit_distance("entrypoint", "entrypiont"), 2);
+	assert_int_equal(kilt_recipe_edit_distance("mount", "mounts"), 1);
+	assert_int_equal(kilt_recipe_edit_distance("abc", ""), 3);
 }
 
 int main(void)

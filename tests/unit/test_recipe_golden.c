@@ -120,7 +120,7 @@ static char *run_case(const char *dir, bool *ret_error)
 		/* The full way fails the same way. */
 		struct kilt_error err2 = { 0 };
 		json_t *p2 = NULL;
-		assert_true(recipe_evaluate_full(recipe, &t, config, &p2, &err2) < 0);
+		assert_true(kilt_recipe_evaluate_full(recipe, &t, config, &p2, &err2) < 0);
 		assert_int_equal(err.code, err2.code);
 		result = kbuf_steal(&out);
 	} else {
@@ -133,7 +133,7 @@ static char *run_case(const char *dir, bool *ret_error)
 		json_decref(again);
 		/* A full resolution gives the same plan as the template. */
 		json_t *full = NULL;
-		assert_int_equal(recipe_evaluate_full(recipe, &t, config, &full, &err), 0);
+		assert_int_equal(kilt_recipe_evaluate_full(recipe, &t, config, &full, &err), 0);
 		_cleanup_free_ char *s3 = dump_plan(full);
 		assert_string_equal(result, s3);
 		json_decref(full);

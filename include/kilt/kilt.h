@@ -54,6 +54,12 @@ int kilt_base64_decode(const char *in, size_t len, char **ret, size_t *ret_len,
 /* Encodes into an owned string. */
 char *kilt_base64_encode(const void *in, size_t len);
 
+/* ---- files --------------------------------------------------------------------------------- */
+
+/* Reads a whole file (at most `max` bytes, else -EFBIG) into an owned NUL-terminated buffer;
+ * returns 0 or a negative errno. */
+int kilt_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+
 #include "kilt-hocon.h"
 #include "kilt-recipe.h"
 #include "kilt-image.h"
