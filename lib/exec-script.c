@@ -109,12 +109,15 @@ static const char prelude[] =
 	"  say stopped $mp\n"
 	"  rm -f \"$M\"\n"
 	"fi\n"
-	"for t in tar mkdir mv chmod chown rm kill; do\n"
+	"for t in tar cat mkdir mv chmod chown rm kill; do\n"
 	"  command -v $t >/dev/null 2>&1 || { say failed tools \"no $t in the container: use "
 	"--strategy $OTHER\"; exit 4; }\n"
 	"done\n"
+	/* kilt sends the tar once told "ready"; whatever is left of it is read before exiting */
+	"drain() { [ -z \"$ready\" ] || cat >/dev/null 2>&1; ready=; }\n"
 	"fail() {\n"
 	"  say failed \"$1\" \"$2\"\n"
+	"  drain\n"
 	"  for p in $pids; do kill \"$p\" 2>/dev/null; done\n"
 	"  undo\n"
 	"  rm -rf \"$S\"\n"
@@ -188,7 +191,9 @@ char *kilt_exec_script(const json_t *plan)
 	kbuf_adds(&b, "}\n");
 
 	kbuf_adds(&b, "e=$(mkdir -p \"$S\" 2>&1) || fail stage \"$e\"\n"
-		      "e=$(tar -x -f - -C \"$S\" 2>&1) || fail upload \"$e\"\n");
+		      "say ready; ready=1\n"
+		      "e=$(tar -x -f - -C \"$S\" 2>&1) || fail upload \"$e\"\n"
+		      "drain\n");
 	json_array_foreach (uploads, i, u) {
 		char member[32], mode[16], uid[24], gid[24];
 		snprintf(member, sizeof(member), "%zu", i);

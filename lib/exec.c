@@ -550,6 +550,8 @@ int kilt_exec_result_parse(const char *text, size_t len, json_t **ret, struct ki
 			json_object_set_new(o, "step", text_value(rest, sl));
 			json_object_set_new(o, "detail",
 					    s2 ? text_value(s2 + 1, rl - sl - 1) : json_string(""));
+		} else if (IS("ready")) {
+			json_object_set_new(o, "started", json_true());
 		} else if (IS("rolledback")) {
 			json_object_set_new(o, "rolled_back", json_true());
 		}

@@ -71,10 +71,13 @@ static int64_t now_ms(void)
 }
 
 /* Runs argv (argv[0] searched in PATH when it has no '/'), feeding `in` on its standard input and
- * collecting its output; kills it after timeout_ms (0: none). Pipes are close-on-exec, so the
- * other workers' children never hold them open. */
-static void run_proc(char *const *argv, const char *in, size_t in_len, long timeout_ms,
-		     struct proc_result *r)
+ * collecting its output; kills it after timeout_ms (0: none). With `gate`, nothing is written
+ * before the child printed it on standard output (the script says when it reads the tar), and
+ * standard input is closed unwritten when the child ends first: a `kubectl exec -i` whose remote
+ * command exits without reading its input can otherwise wait forever. Pipes are close-on-exec,
+ * so the other workers' children never hold them open. */
+static void run_proc(char *const *argv, const char *in, size_t in_len, const char *gate,
+		     long timeout_ms, struct proc_result *r)
 {
 	kbuf_init(&r->out, MAX_KUBECTL_OUTPUT);
 	kbuf_init(&r->err, 1 << 20);
@@ -107,11 +110,17 @@ static void run_proc(char *const *argv, const char *in, size_t in_len, long time
 		pin[1] = -1;
 	}
 	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
-	bool killed = false;
+	bool killed = false, open_gate = !gate;
 	while (pout[0] >= 0 || perr[0] >= 0) {
+		if (!open_gate && r->out.len && strstr(r->out.data, gate))
+			open_gate = true;
+		if (!open_gate && pout[0] < 0 && pin[1] >= 0) {
+			close(pin[1]);
+			pin[1] = -1;
+		}
 		struct pollfd p[3] = { { .fd = pout[0], .events = POLLIN },
 				       { .fd = perr[0], .events = POLLIN },
-				       { .fd = pin[1], .events = POLLOUT } };
+				       { .fd = open_gate ? pin[1] : -1, .events = POLLOUT } };
 		int wait = -1;
 		if (deadline) {
 			int64_t left = deadline - now_ms();
@@ -176,7 +185,8 @@ static void kubectl(const struct exec_opts *o, const char *const *args, const ch
 	for (size_t i = 0; args[i] && n < ARRAY_SIZE(argv) - 1; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	run_proc((char *const *)(uintptr_t)argv, in, in_len, o->timeout_s * 1000, r);
+	run_proc((char *const *)(uintptr_t)argv, in, in_len, in_len ? "kilt-exec: ready\n" : NULL,
+		 o->timeout_s * 1000, r);
 }
 
 /* The per-pod sentence for a kubectl that could not run or failed. */
@@ -615,6 +625,13 @@ static void apply_unit(struct run *run, struct unit *u)
 			u, rolled ? OUT_FAILED : OUT_PARTIAL, "%s failed: %s%s", step, extra,
 			rolled ? " (rolled back: nothing of this recipe is left)"
 			       : " (partial: the files placed so far are still there, no marker)");
+	} else if (json_is_true(json_object_get(res, "started"))) {
+		/* the session ended while the script worked: the pod vanished, the connection broke */
+		kubectl_failure(o, &r, strategy, why, sizeof(why));
+		set_detail(u, OUT_PARTIAL,
+			   "%s (partial: ended while installing; some files may be in place, no "
+			   "marker was written, so the next run installs again)",
+			   why);
 	} else {
 		kubectl_failure(o, &r, strategy, why, sizeof(why));
 		set_detail(u, OUT_FAILED, "%s", why);

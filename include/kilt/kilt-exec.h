@@ -93,7 +93,8 @@ int kilt_tar_build(const struct kilt_tar_file *files, size_t n, char **ret, size
 /* Reads what the script printed (untrusted: it came out of the container). `ret` receives an
  * owned object { "state": "done" | "unchanged" | "other" | "failed" | "unknown",
  * "pids": [ n ], "recipe": "...", "hash": "...", "step": "...", "detail": "...",
- * "stopped": [ n ], "stale": bool }. Lines not starting with "kilt-exec: " are ignored. */
+ * "stopped": [ n ], "stale": bool, "started": true (it began reading the files),
+ * "rolled_back": true }. Lines not starting with "kilt-exec: " are ignored. */
 int kilt_exec_result_parse(const char *text, size_t len, json_t **ret, struct kilt_error *err);
 
 /* What went wrong, from kubectl's exit status and standard error (untrusted), for the per-pod

@@ -277,6 +277,11 @@ static void test_exec__result(void **state)
 	assert_int_equal(json_array_size(json_object_get(r, "stopped")), 2);
 	assert_true(json_is_true(json_object_get(r, "stale")));
 	json_decref(r);
+	static const char cut[] = "kilt-exec: ready\n";
+	assert_int_equal(kilt_exec_result_parse(cut, strlen(cut), &r, NULL), 0);
+	assert_true(json_is_true(json_object_get(r, "started")));
+	assert_string_equal(json_string_value(json_object_get(r, "state")), "unknown");
+	json_decref(r);
 	static const char fail[] = "kilt-exec: failed upload tar: write error: No space left on "
 				   "device\nkilt-exec: rolledback\n";
 	assert_int_equal(kilt_exec_result_parse(fail, strlen(fail), &r, NULL), 0);

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""kilt exec on 50 pods of the test cluster (tests/infra/k8s_cluster.py), all measured in the
+same run on the same pods:
+
+  bare      `kubectl exec POD -- true` on each pod, one after the other (the baseline: what any
+            per-pod kubectl round trip costs here)
+  serial    `kilt exec --parallel 1` applying a recipe (one inline file, one background program
+            started through kilt-launch) to the 50 pods
+  parallel  `kilt exec --parallel 8`, the same recipe, on the same pods (another --dir, so it is
+            a full application again, not a no-op)
+  again     `kilt exec --parallel 8` once more: every container unchanged
+
+Prints wall-clock times and the ratios: serial / parallel (goal >= 5) and serial per pod / bare
+per pod (goal <= 3). Usage: bench/exec/run.py [PODS]   (KILT = the kilt binary)
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import k8s_cluster
+
+KILT = os.environ["KILT"]
+SRC = os.environ.get("KILT_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    work = tempfile.mkdtemp(prefix="kilt-bench-exec-")
+    launcher = os.path.join(work, "kilt-launch")
+    subprocess.run(["musl-gcc", "-static", "-Os", "-s", "-o", launcher,
+                    os.path.join(SRC, "runtime", "kilt-launch.c")], check=True)
+    recipe = os.path.join(work, "bench.conf")
+    with open(recipe, "w") as f:
+        f.write('patch {\n  upload: [ { text: "agent settings\\n", as: /etc/agent.cfg, mode: "0644" } ]\n'
+                '  background_exec: [ "/bin/sleep 2147483647" ]\n}\n')
+    c = k8s_cluster.Cluster()
+    c.start()
+    t_start = time.monotonic()
+    try:
+        env = c.env()
+        items = [{"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": f"b{i:02d}", "labels": {"bench": "exec"}},
+                  "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+                      "name": "app", "image": k8s_cluster.IMAGES["busybox"],
+                      "imagePullPolicy": "Never", "command": ["sleep", "2147483647"]}]}}
+                 for i in range(n)]
+        c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        c.kubectl("wait", "--for=condition=Ready", "pod", "-l", "bench=exec", "--timeout=300s", timeout=330)
+        names = [it["metadata"]["name"] for it in items]
+        kubectl = os.path.join(k8s_cluster.BIN, "kubectl")
+
+        t0 = time.monotonic()
+        for name in names:
+            subprocess.run([kubectl, "exec", name, "--", "true"], check=True, env=env,
+                           capture_output=True)
+        bare = time.monotonic() - t0
+
+        def run(*args):
+            t = time.monotonic()
+            p = subprocess.run([KILT, "exec", "-r", recipe, "-l", "bench=exec", "--launcher", launcher,
+                                "-o", "json", *args], capture_output=True, text=True, env=env)
+            took = time.monotonic() - t
+            res = json.loads(p.stdout)
+            return took, res, p
+
+        serial, r1, p1 = run("--parallel", "1")
+        parallel, r8, p8 = run("--parallel", "8", "--dir", "/kilt-8")
+        again, ra, pa = run("--parallel", "8", "--dir", "/kilt-8")
+        for what, r, p in (("serial", r1, p1), ("parallel", r8, p8)):
+            if r["applied"] != n or p.returncode != 0:
+                print(f"{what}: {r['applied']} of {n} applied, exit {p.returncode}: {p.stderr[-2000:]}")
+                return 1
+        if ra["unchanged"] != n:
+            print(f"again: {ra['unchanged']} of {n} unchanged")
+            return 1
+    finally:
+        c.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"kilt exec on {n} pods (one node, {os.cpu_count()} cores shared with everything else; "
+          f"cluster time {time.monotonic() - t_start:.0f} s)")
+    print(f"  bare kubectl exec POD -- true, serially : {bare:7.2f} s  ({bare / n * 1000:6.0f} ms/pod)")
+    print(f"  kilt exec --parallel 1                  : {serial:7.2f} s  ({serial / n * 1000:6.0f} ms/pod)")
+    print(f"  kilt exec --parallel 8                  : {parallel:7.2f} s  ({parallel / n * 1000:6.0f} ms/pod)")
+    print(f"  kilt exec --parallel 8, all unchanged   : {again:7.2f} s")
+    print(f"  ratio serial / parallel 8               : {serial / parallel:5.2f}x  (goal >= 5)")
+    print(f"  ratio serial per pod / bare exec        : {serial / bare:5.2f}x  (goal <= 3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
