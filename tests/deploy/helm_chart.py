@@ -185,6 +185,14 @@ try:
         check(sel["matchExpressions"][0]["values"] == ["kilt-system", "kube-system", "legacy"],
               f"excludedNamespaces, its own namespace always first: {sel}")
 
+    # A tag that YAML reads as a number is still the tag.
+    p, docs = template("kilt-system", "image.repository=r.example/kilt", "image.tag=2",
+                       "recipeConfig.agent_image=a/b:1")
+    if check(docs is not None, f"helm template renders (numeric tag): {p.stderr.strip()}"):
+        dep = keyed(docs)[("apps/v1", "Deployment", "kilt-system", "kilt-webhook")]
+        image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        check(image == "r.example/kilt:2", f"--set image.tag=2 gives r.example/kilt:2: {image}")
+
     # --- 5. Wrong values fail with a message.
     bad = [
         (("kilt-system", "recipeConfig.agent_image=a/b:1"), "image.repository is required"),

@@ -599,6 +599,9 @@ class Cluster:
             "--kubelet-client-key", kubelet_client[1],
             "--kubelet-certificate-authority", self.ca_cert,
             "--kubelet-preferred-address-types=Hostname",
+            # No kube-proxy here: a webhook registered by Service (kilt webhook manifests) is
+            # dialled at its endpoints' pod IPs, which the host reaches on the CNI bridge.
+            "--enable-aggregator-routing=true",
             "--profiling=false", "--v=1"])
         self._wait("kube-apiserver /readyz", lambda: self.api("GET", "/readyz")[0] == 200, 90,
                    ["etcd", "kube-apiserver"])

@@ -49,7 +49,7 @@ app.kubernetes.io/name: kilt-webhook
 
 {{- define "kilt.image" -}}
 {{- $repo := required "image.repository is required: the image that runs kilt (deploy/images/build-webhook-image.sh builds it)" .Values.image.repository -}}
-{{- printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- printf "%s:%s" $repo (toString (.Values.image.tag | default .Chart.AppVersion)) -}}
 {{- end }}
 
 {{/* The Service's DNS names, the first one being what the API server asks for. */}}
