@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the webhook's AdmissionReview decoder and everything the server does with a body
  * before the Pod engine: decode, scope, uid salvage of a refused review, and the answer, which
- * must always be JSON that echoes the uid. */
+ * must always be JSON that echoes the uid. The same bytes also go through what the webhook
+ * decodes from the API server (k8s-watch.c): a list page and a watch event applied to a cache
+ * (which must stay name -> {labels, annotations} of strings), and the pull secret names of a
+ * pod. */
 #include <stdint.h>
 
 #include "internal.h"
@@ -31,8 +34,57 @@ static void check_answer(const char *uid, bool allowed, const char *warning)
 	free(out);
 }
 
+/* Every cache entry is {"labels": {..}, "annotations": {..}} with string values. */
+static void check_cache(const json_t *cache)
+{
+	const char *name;
+	json_t *e;
+	json_object_foreach ((json_t *)(uintptr_t)cache, name, e) {
+		static const char *const maps[] = { "labels", "annotations" };
+		if (!*name || json_object_size(e) != 2)
+			abort();
+		for (size_t i = 0; i < 2; i++) {
+			const char *k;
+			json_t *v;
+			json_t *m = json_object_get(e, maps[i]);
+			if (!json_is_object(m))
+				abort();
+			json_object_foreach (m, k, v) {
+				if (!json_is_string(v))
+					abort();
+			}
+		}
+	}
+}
+
+static void api_answers(const char *text, size_t size)
+{
+	struct kilt_error err = { 0 };
+	json_t *cache = json_object();
+	char *rv = NULL, *cont = NULL;
+	if (kilt_k8s_list_decode(text, size, cache, &rv, &cont, &err) == 0 && (!rv || !*rv))
+		abort(); /* a list always says where its watch resumes */
+	free(cont);
+	check_cache(cache);
+	int r = kilt_k8s_watch_event_apply(text, size, cache, &rv, &err);
+	if (r == KILT_K8S_WATCH_APPLIED && (!rv || !*rv))
+		abort();
+	check_cache(cache);
+	free(rv);
+	json_decref(cache);
+	json_t *obj = json_loadb(text, size, 0, NULL);
+	json_t *names = NULL;
+	if (kilt_k8s_pull_secret_names(obj, obj, &names, &err) == 0) {
+		if (json_array_size(names) > KILT_K8S_MAX_PULL_SECRETS)
+			abort();
+		json_decref(names);
+	}
+	json_decref(obj);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	api_answers((const char *)data, size);
 	const char *text = (const char *)data;
 	struct kilt_admission_review rv = { 0 };
 	struct kilt_error err = { 0 };

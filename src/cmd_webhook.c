@@ -53,6 +53,11 @@ static void help(FILE *out)
 	      "                             /kilt/bin/kilt-wait)\n"
 	      "      --copy-user UID        the user the copying init containers run as (default\n"
 	      "                             0, without capabilities)\n"
+	      "      --kubeconfig FILE      reach the API server with this kubeconfig's current\n"
+	      "                             context (default: in-cluster, with the service\n"
+	      "                             account's token, when KUBERNETES_SERVICE_HOST is set)\n"
+	      "      --no-api               never use the API server: namespace labels unknown\n"
+	      "                             (or from --namespaces), no pull secrets\n"
 	      "      --namespaces FILE      namespace labels to use when there is no API server\n"
 	      "                             access (Namespace objects, YAML or JSON)\n"
 	      "      --image-facts FILE     image facts to use instead of asking registries\n"
@@ -127,6 +132,8 @@ static int serve(int argc, char **argv)
 		OPT_NAMESPACES,
 		OPT_IMAGE_FACTS,
 		OPT_NO_IMAGE_LOOKUP,
+		OPT_KUBECONFIG,
+		OPT_NO_API,
 	};
 	static const struct option lopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -149,6 +156,8 @@ static int serve(int argc, char **argv)
 		{ "namespaces", required_argument, NULL, OPT_NAMESPACES },
 		{ "image-facts", required_argument, NULL, OPT_IMAGE_FACTS },
 		{ "no-image-lookup", no_argument, NULL, OPT_NO_IMAGE_LOOKUP },
+		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
+		{ "no-api", no_argument, NULL, OPT_NO_API },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REGISTRY_LONG,
 		{ 0 },
@@ -279,6 +288,12 @@ static int serve(int argc, char **argv)
 		case OPT_NO_IMAGE_LOOKUP:
 			o.image_lookup = false;
 			break;
+		case OPT_KUBECONFIG:
+			o.kubeconfig = optarg;
+			break;
+		case OPT_NO_API:
+			o.no_api = true;
+			break;
 		case 'h':
 			help(stdout);
 			return EXIT_OK;
@@ -292,6 +307,8 @@ static int serve(int argc, char **argv)
 		return cli_usage_error(cmd, "--tls-cert and --tls-key are required");
 	if (o.n_recipes == 0)
 		return cli_usage_error(cmd, "at least one --recipe is required");
+	if (o.kubeconfig && o.no_api)
+		return cli_usage_error(cmd, "--kubeconfig and --no-api contradict each other");
 	o.recipe_files = recipes;
 	o.config = config;
 	o.ropts = &reg.ro;

@@ -20,6 +20,7 @@ struct http_client {
 	char *user_agent; /* owned */
 	bool registry_hints;
 	bool local_peer;
+	char *ca_pem, *cert_pem, *key_pem; /* owned, may be NULL */
 };
 
 const char *http_ca_bundle(void)
@@ -70,6 +71,9 @@ int http_client_new(const struct http_options *opts, struct http_client **ret,
 	c->user_agent = xstrdup(opts->user_agent ? opts->user_agent : "kilt/" KILT_VERSION);
 	c->registry_hints = opts->registry_hints;
 	c->local_peer = opts->local_peer;
+	c->ca_pem = opts->ca_pem ? xstrdup(opts->ca_pem) : NULL;
+	c->cert_pem = opts->client_cert_pem ? xstrdup(opts->client_cert_pem) : NULL;
+	c->key_pem = opts->client_key_pem ? xstrdup(opts->client_key_pem) : NULL;
 	*ret = c;
 	return 0;
 }
@@ -85,6 +89,11 @@ void http_client_free(struct http_client *c)
 	free(c->ca_file);
 	curl_slist_free_all(c->resolve);
 	free(c->user_agent);
+	free(c->ca_pem);
+	free(c->cert_pem);
+	if (c->key_pem)
+		explicit_bzero(c->key_pem, strlen(c->key_pem));
+	free(c->key_pem);
 	free(c);
 }
 
@@ -109,12 +118,26 @@ struct sink {
 	struct http_response *resp;
 	bool body_overflow;
 	bool drop; /* drop_large_body */
+	const struct http_request *req;
+	CURL *h;
+	bool stopped; /* on_data or cancel stopped the transfer */
 };
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
 {
 	struct sink *s = userdata;
 	size_t n = size * nmemb;
+	if (s->req->on_data) {
+		long status = 0;
+		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300) {
+			if (s->req->on_data(s->req->on_data_userdata, p, n) != n) {
+				s->stopped = true;
+				return 0;
+			}
+			return n;
+		}
+	}
 	if (s->resp->body_dropped)
 		return n;
 	if (kbuf_add(&s->resp->body, p, n) < 0) {
@@ -125,6 +148,21 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
 		s->resp->body_dropped = true;
 	}
 	return n;
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	struct sink *s = userdata;
+	if (s->req->cancel && atomic_load(s->req->cancel)) {
+		s->stopped = true;
+		return 1;
+	}
+	return 0;
 }
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *userdata)
@@ -212,7 +250,7 @@ static int send_once(struct http_client *c, const struct http_request *req, cons
 	*resp = (struct http_response){ 0 };
 	kbuf_init(&resp->body, req->max_body);
 	kbuf_init(&resp->headers, MAX_HEADER_BYTES);
-	struct sink sink = { .resp = resp, .drop = req->drop_large_body };
+	struct sink sink = { .resp = resp, .drop = req->drop_large_body, .req = req, .h = c->curl };
 	char errbuf[CURL_ERROR_SIZE] = "";
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -235,8 +273,25 @@ static int send_once(struct http_client *c, const struct http_request *req, cons
 	/* One request at a time per handle: HTTP/2 buys nothing here and measured slower. */
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-	if (c->ca_file)
+	if (c->ca_pem) {
+		struct curl_blob b = { c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY };
+		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+	} else if (c->ca_file) {
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	}
+	if (c->cert_pem && c->key_pem) {
+		struct curl_blob cb = { c->cert_pem, strlen(c->cert_pem), CURL_BLOB_COPY };
+		struct curl_blob kb = { c->key_pem, strlen(c->key_pem), CURL_BLOB_COPY };
+		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
+		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+	}
+	if (req->cancel) {
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, &sink);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (c->resolve)
 		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
 	if (insecure) {
@@ -255,6 +310,8 @@ static int send_once(struct http_client *c, const struct http_request *req, cons
 	if (cr != CURLE_OK) {
 		http_response_done(resp);
 		const char *what = errbuf[0] ? errbuf : curl_easy_strerror(cr);
+		if (sink.stopped)
+			return kilt_error_setf(err, -ECANCELED, "%s %s: stopped", method, url);
 		if (cr == CURLE_OPERATION_TIMEDOUT)
 			return kilt_error_setf(err, -ETIMEDOUT,
 					       "%s %s: timed out (time budget %ld ms): %s", method,

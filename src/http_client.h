@@ -9,6 +9,7 @@
 #ifndef KILT_HTTP_CLIENT_H
 #define KILT_HTTP_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -28,6 +29,9 @@ struct http_options {
 	/* a local peer (the Lambda runtime API on its loopback address): plain HTTP to any host,
 	 * never through a proxy */
 	bool local_peer;
+	/* PEM text, copied, may be NULL: CAs trusted instead of ca_file (a kubeconfig's
+	 * certificate-authority-data); a client certificate and its key for TLS client auth */
+	const char *ca_pem, *client_cert_pem, *client_key_pem;
 };
 
 /* One client: one connection cache, one request at a time (give each thread its own). */
@@ -52,6 +56,12 @@ struct http_request {
 	int max_redirects; /* GET only; 0: a 3xx is returned as it is */
 	/* a body over max_body is read and dropped (resp->body_dropped) instead of failing */
 	bool drop_large_body;
+	/* may be NULL: a 2xx body is handed to it as it arrives instead of being kept (a watch's
+	 * stream); a return other than `n` stops the transfer (-ECANCELED) */
+	size_t (*on_data)(void *userdata, const char *p, size_t n);
+	void *on_data_userdata;
+	/* may be NULL: the transfer stops (-ECANCELED) within a second of it becoming true */
+	const atomic_bool *cancel;
 };
 
 struct http_response {

@@ -66,6 +66,11 @@ static void log_json(const char *level, const char *msg, json_t *fields)
 	free(text);
 }
 
+void webhook_log(const char *level, const char *msg, json_t *fields)
+{
+	log_json(level, msg, fields);
+}
+
 /* A message that may hold bytes from outside (errors about a request): as a JSON string, any
  * invalid UTF-8 would drop the whole field, so it goes through the answer's sanitiser rules. */
 static json_t *text_field(const char *s)

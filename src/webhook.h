@@ -44,6 +44,10 @@ struct webhook_options {
 	bool no_api; /* never use the API server, even in-cluster */
 };
 
+/* Writes one JSON log line {"time", "level", "msg", fields...} to stderr; takes `fields` (may
+ * be NULL). Thread-safe. */
+void webhook_log(const char *level, const char *msg, json_t *fields);
+
 /* Runs the server until SIGTERM or SIGINT, then drains. Returns an exit code. */
 int webhook_serve(const struct webhook_options *o);
 

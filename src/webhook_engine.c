@@ -7,10 +7,12 @@
  * else in the webhook (TLS, HTTP, reviews, logs) is independent of what the engine decides. */
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "inject_k8s.h"
 #include "util.h"
 #include "webhook.h"
+#include "webhook_kube.h"
 
 #define MAX_RECIPES 16
 #define MAX_NAMESPACES_BYTES (16u << 20)
@@ -48,6 +50,7 @@ struct webhook_engine {
 	struct registry_client *registry; /* owned, NULL: no lookups */
 	struct registry_options ropts; /* for the clients made for pull secrets */
 	long budget_ms;
+	struct webhook_kube *kube; /* owned, NULL: no API access */
 	atomic_ulong lookups[LOOKUP_COUNT];
 	atomic_ulong ns_facts[NS_COUNT];
 };
@@ -166,6 +169,11 @@ int webhook_engine_new(const struct webhook_options *o, struct webhook_engine **
 		/* the clients made for a pod's pull secrets share the cache on disk only */
 		e->ropts.auth_file = NULL;
 	}
+	if (r == 0 && !o->no_api) {
+		r = webhook_kube_new(o->kubeconfig, &e->kube, err);
+		if (r < 0)
+			kilt_error_prefix(err, "API server access");
+	}
 	if (r < 0) {
 		webhook_engine_free(e);
 		return r;
@@ -178,6 +186,7 @@ void webhook_engine_free(struct webhook_engine *e)
 {
 	if (!e)
 		return;
+	webhook_kube_free(e->kube);
 	for (size_t i = 0; i < e->n_recipes; i++)
 		kilt_recipe_free(e->recipes[i]);
 	json_decref(e->config);
@@ -242,7 +251,15 @@ static void note(struct webhook_mutation *m, char *text)
 static json_t *namespace_of(struct webhook_engine *e, const char *name, char *why, size_t size,
 			    enum ns_source *ret_source)
 {
-	snprintf(why, size, "kilt has no access to the API server");
+	if (e->kube) {
+		json_t *ns = NULL;
+		if (webhook_kube_namespace(e->kube, name, &ns, why, size) == 0) {
+			*ret_source = NS_API;
+			return ns;
+		}
+	} else {
+		snprintf(why, size, "kilt has no access to the API server");
+	}
 	json_t *ns = e->namespaces ? json_object_get(e->namespaces, name) : NULL;
 	if (ns) {
 		*ret_source = NS_FILE;
@@ -279,8 +296,6 @@ static bool may_need_facts(const json_t *pod)
 static void resolve_facts(struct webhook_engine *e, const struct kilt_admission_review *rv,
 			  struct kilt_image_needs *needs, struct webhook_mutation *m)
 {
-	(void)rv;
-	(void)m;
 	if (e->facts_table)
 		image_facts_table_apply(e->facts_table, needs);
 	size_t unresolved = 0;
@@ -296,9 +311,37 @@ static void resolve_facts(struct webhook_engine *e, const struct kilt_admission_
 		return;
 	}
 	struct registry_client *client = e->registry, *own = NULL;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (e->kube) {
+		_cleanup_json_ json_t *auths = NULL;
+		char why[512] = "";
+		long budget = e->budget_ms > 0 ? e->budget_ms / 2 : 1500;
+		int r = webhook_kube_pull_secrets(e->kube, rv->namespace, rv->object, budget,
+						  &auths, why, sizeof(why));
+		if (r < 0)
+			note(m,
+			     xasprintf("kilt: the pod's pull secrets could not all be read (%s); "
+				       "images are looked up with those that were",
+				       why));
+		if (auths) {
+			struct registry_options ro = e->ropts;
+			ro.auth_config = auths;
+			struct kilt_error err = { 0 };
+			if (registry_client_new(&ro, &own, &err) == 0)
+				client = own;
+		}
+	}
+	/* the pull secrets' reads came out of the review's budget */
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long spent = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	long budget = e->budget_ms > 0 ? e->budget_ms - spent : 0;
+	if (e->budget_ms > 0 && budget < 1)
+		budget = 1;
 	struct registry_table run = { .client = client,
 				      .needs = needs,
-				      .budget_ms = e->budget_ms,
+				      .budget_ms = budget,
 				      .budget_source = "--image-budget" };
 	registry_table_resolve(&run);
 	for (size_t i = 0; i < needs->n; i++) {
@@ -398,6 +441,8 @@ void webhook_engine_metrics(struct webhook_engine *e, struct kbuf *b)
 	for (int i = 0; i < NS_COUNT; i++)
 		kbuf_printf(b, "kilt_webhook_namespace_facts_total{source=\"%s\"} %lu\n",
 			    ns_names[i], atomic_load(&e->ns_facts[i]));
+	if (e->kube)
+		webhook_kube_metrics(e->kube, b);
 }
 
 json_t *webhook_engine_describe(const struct webhook_engine *e)
@@ -405,7 +450,9 @@ json_t *webhook_engine_describe(const struct webhook_engine *e)
 	json_t *names = json_array();
 	for (size_t i = 0; i < e->n_recipes; i++)
 		json_array_append_new(names, json_string(e->kr[i].name));
-	return json_pack("{s:o, s:s, s:b, s:b, s:s*}", "recipes", names, "mode",
+	return json_pack("{s:o, s:s, s:b, s:s, s:s*}", "recipes", names, "mode",
 			 e->k8s.mode == KILT_SELECT_OPT_IN ? "opt-in" : "opt-out", "imageLookup",
-			 e->registry != NULL, "apiServer", false, "ownNamespace", e->own_namespace);
+			 e->registry != NULL, "apiServer",
+			 e->kube ? webhook_kube_source(e->kube) : "none", "ownNamespace",
+			 e->own_namespace);
 }

@@ -75,4 +75,38 @@ struct kilt_admission_answer {
  * NUL-terminated string and its length; never fails (out of memory aborts). */
 char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t *ret_len);
 
+/* ---- the API server's lists and watches (k8s-watch.c) ----------------------------------------
+ * A cache of objects' metadata kept by list + watch: a JSON object name -> {"labels": {..},
+ * "annotations": {..}} (string values only). The webhook keeps its namespaces this way. */
+
+/* Longest object name or resource version taken (names are at most 253 bytes). */
+#define KILT_K8S_MAX_NAME 1024
+/* Pull secrets read for one pod at most. */
+#define KILT_K8S_MAX_PULL_SECRETS 16
+
+/* Decodes one page of a list (`{"metadata": {"resourceVersion", "continue"}, "items": [..]}`)
+ * into `cache`. Owned *ret_rv (where a watch resumes) and *ret_continue (the next page's token,
+ * NULL on the last page). -EINVAL with `err` on anything else; `cache` may then hold part of
+ * the page. */
+int kilt_k8s_list_decode(const char *text, size_t len, json_t *cache, char **ret_rv,
+			 char **ret_continue, struct kilt_error *err);
+
+enum {
+	KILT_K8S_WATCH_APPLIED = 0,
+	/* the watch's resource version is gone (410): list again */
+	KILT_K8S_WATCH_GONE = 1,
+};
+/* Applies one watch event (a line of the stream: {"type", "object"}) to `cache`: ADDED and
+ * MODIFIED set the entry, DELETED removes it, BOOKMARK only moves the resource version, ERROR
+ * with code 410 returns KILT_K8S_WATCH_GONE. *ret_rv (owned, may be NULL before) is replaced by
+ * the event's resource version. Negative with `err` for a malformed event or another error. */
+int kilt_k8s_watch_event_apply(const char *text, size_t len, json_t *cache, char **ret_rv,
+			       struct kilt_error *err);
+
+/* The names of the pull secrets a pod's images are pulled with: the pod's imagePullSecrets,
+ * then its service account's (may be NULL), without duplicates, at most
+ * KILT_K8S_MAX_PULL_SECRETS. Owned array of strings. */
+int kilt_k8s_pull_secret_names(const json_t *pod, const json_t *service_account, json_t **ret,
+			       struct kilt_error *err);
+
 #endif

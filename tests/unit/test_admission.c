@@ -280,6 +280,79 @@ static void test_admission__answer(void **state)
 	json_decref(j);
 }
 
+static json_t *entry_labels(const json_t *cache, const char *name)
+{
+	return json_object_get(json_object_get(cache, name), "labels");
+}
+
+static void test_admission__namespace_watch(void **state)
+{
+	(void)state;
+	struct kilt_error err = { 0 };
+	json_auto_t *cache = json_object();
+	char *rv = NULL, *cont = NULL;
+	const char *page1 = "{\"kind\":\"NamespaceList\",\"metadata\":{\"resourceVersion\":\"10\","
+			    "\"continue\":\"next\"},\"items\":[{\"metadata\":{\"name\":\"apps\","
+			    "\"labels\":{\"kilt.dev/inject\":\"disabled\",\"n\":1}}}]}";
+	assert_int_equal(kilt_k8s_list_decode(page1, strlen(page1), cache, &rv, &cont, &err), 0);
+	assert_string_equal(rv, "10");
+	assert_string_equal(cont, "next");
+	free(cont);
+	/* only string values are kept */
+	assert_string_equal(
+		json_string_value(json_object_get(entry_labels(cache, "apps"), "kilt.dev/inject")),
+		"disabled");
+	assert_null(json_object_get(entry_labels(cache, "apps"), "n"));
+	const char *mod = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"apps\","
+			  "\"resourceVersion\":\"11\",\"labels\":{\"pod-security.kubernetes.io/"
+			  "enforce\":\"baseline\"}}}}";
+	assert_int_equal(kilt_k8s_watch_event_apply(mod, strlen(mod), cache, &rv, &err),
+			 KILT_K8S_WATCH_APPLIED);
+	assert_string_equal(rv, "11");
+	assert_null(json_object_get(entry_labels(cache, "apps"), "kilt.dev/inject"));
+	const char *bm = "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":"
+			 "\"15\"}}}";
+	assert_int_equal(kilt_k8s_watch_event_apply(bm, strlen(bm), cache, &rv, &err), 0);
+	assert_string_equal(rv, "15");
+	assert_int_equal(json_object_size(cache), 1);
+	const char *del = "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"apps\","
+			  "\"resourceVersion\":\"16\"}}}";
+	assert_int_equal(kilt_k8s_watch_event_apply(del, strlen(del), cache, &rv, &err), 0);
+	assert_int_equal(json_object_size(cache), 0);
+	const char *gone = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,"
+			   "\"reason\":\"Expired\"}}";
+	assert_int_equal(kilt_k8s_watch_event_apply(gone, strlen(gone), cache, &rv, &err),
+			 KILT_K8S_WATCH_GONE);
+	assert_string_equal(rv, "16"); /* unchanged: the caller lists again */
+	const char *other = "{\"type\":\"ERROR\",\"object\":{\"code\":500,\"message\":\"boom\"}}";
+	assert_int_equal(kilt_k8s_watch_event_apply(other, strlen(other), cache, &rv, &err),
+			 -EPROTO);
+	assert_non_null(strstr(err.msg, "boom"));
+	assert_int_equal(kilt_k8s_watch_event_apply("{}", 2, cache, &rv, &err), -EINVAL);
+	assert_int_equal(kilt_k8s_list_decode("{\"items\":[]}", 12, cache, &rv, &cont, &err),
+			 -EINVAL); /* no resourceVersion */
+	free(rv);
+}
+
+static void test_admission__pull_secret_names(void **state)
+{
+	(void)state;
+	struct kilt_error err = { 0 };
+	json_auto_t *pod = json_loads("{\"spec\":{\"imagePullSecrets\":[{\"name\":\"a\"},"
+				      "{\"name\":\"b/c\"},{},{\"name\":\"a\"}]}}",
+				      0, NULL);
+	json_auto_t *sa =
+		json_loads("{\"imagePullSecrets\":[{\"name\":\"s\"},{\"name\":\"a\"}]}", 0, NULL);
+	json_t *names = NULL;
+	assert_int_equal(kilt_k8s_pull_secret_names(pod, sa, &names, &err), 0);
+	assert_int_equal(json_array_size(names), 2);
+	assert_string_equal(json_string_value(json_array_get(names, 0)), "a");
+	assert_string_equal(json_string_value(json_array_get(names, 1)), "s");
+	json_decref(names);
+	json_auto_t *bad = json_loads("{\"spec\":{\"imagePullSecrets\":\"a\"}}", 0, NULL);
+	assert_int_equal(kilt_k8s_pull_secret_names(bad, NULL, &names, &err), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +361,8 @@ int main(void)
 		cmocka_unit_test(test_admission__invalid),
 		cmocka_unit_test(test_admission__uid_salvage),
 		cmocka_unit_test(test_admission__answer),
+		cmocka_unit_test(test_admission__namespace_watch),
+		cmocka_unit_test(test_admission__pull_secret_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

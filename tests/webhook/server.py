@@ -5,7 +5,7 @@ to good, malformed and oversized reviews in fail-open and strict mode, TLS versi
 rotation under load, graceful drain on SIGTERM, JSON logs and thread sizing. The Kubernetes API
 server as a client is in tests/k8s/webhook.py.
 
-Usage: server.py CASE   (endpoints, reviews, strict, limits, tls, reload, drain, cli, engine)
+Usage: server.py CASE   (endpoints, reviews, strict, limits, tls, reload, drain, cli, engine, api)
 Environment: KILT (the kilt binary).
 """
 import http.client
@@ -643,6 +643,68 @@ def case_engine(d, ca, cert, key):
         for c in held:
             c.close()
         slow.close()
+
+
+def case_api(d, ca, cert, key):
+    """API server access that does not work: a kubeconfig whose server refuses connections (the
+    webhook still serves, says the namespace facts are unknown and why, retries the watch), and
+    kubeconfigs it cannot use (refused at start). The real API server is in tests/k8s/webhook.py."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    kc = os.path.join(d, "kubeconfig")
+    with open(kc, "w") as f:
+        f.write(f"""apiVersion: v1
+kind: Config
+current-context: c
+contexts:
+- name: c
+  context: {{cluster: k, user: u}}
+clusters:
+- name: k
+  cluster: {{server: "https://127.0.0.1:{port}", certificate-authority: ca.crt}}
+users:
+- name: u
+  user: {{token: not-a-real-token}}
+""")
+    t0 = time.monotonic()
+    s = Server(d, cert, key, "--kubeconfig", kc, "--no-image-lookup")
+    ctx = context(ca)
+    try:
+        check(time.monotonic() - t0 < 15, "starts within the first list's wait (5 s)")
+        listening = [j for j in s.logs() if j.get("msg") == "listening"][0]
+        check(listening.get("apiServer") == f"kubeconfig {kc}", f"listening: {listening}")
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["/a"]}]}}
+        r = answer(s.port, ctx, review(uid="api-1", obj=pod))
+        w = r.get("warnings", [])
+        check(r.get("allowed") is True and r.get("patch") and
+              any("labels of namespace default are unknown" in x and "not synced yet" in x and
+                  "127.0.0.1" in x for x in w),
+              f"unknown namespace facts, with the reason: {r}")
+        m = metrics(s.port, ctx)
+        check(m.get("kilt_webhook_namespace_cache_synced") == 0, "cache not synced")
+        check(m.get("kilt_webhook_namespace_watch_errors_total", 0) >= 1, "watch errors counted")
+        failed = [j for j in s.logs() if j.get("msg") == "namespace watch failed; retrying"]
+        check(failed and failed[0]["level"] == "warn" and "retryMs" in failed[0],
+              f"the failed watch is logged: {failed[:1]}")
+    finally:
+        check(s.stop() == 0, "exit 0 (the watch stops)")
+    for name, user, want in [
+            ("exec", "{exec: {command: aws}}", "authenticates with a plugin"),
+            ("nokey", "{client-certificate: nope.crt, client-key: nope.key}", "nope.crt")]:
+        bad = os.path.join(d, f"kubeconfig-{name}")
+        with open(kc) as f, open(bad, "w") as g:
+            g.write(f.read().replace("{token: not-a-real-token}", user))
+        p = subprocess.run([KILT, "webhook", "serve", "--listen", "127.0.0.1:0", "--tls-cert",
+                            cert, "--tls-key", key, "--recipe", os.path.join(d, "recipe.conf"),
+                            "--kubeconfig", bad], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 1 and want in p.stderr, f"kubeconfig {name}: {p.returncode} {p.stderr}")
+    p = subprocess.run([KILT, "webhook", "serve", "--tls-cert", cert, "--tls-key", key,
+                        "--recipe", "x", "--kubeconfig", kc, "--no-api"],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 2 and "contradict" in p.stderr, f"--kubeconfig --no-api: {p.stderr}")
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
