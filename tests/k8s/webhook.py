@@ -6,7 +6,9 @@ pods a Deployment's ReplicaSet creates, answers them, and its warnings reach the
 webhook down, failurePolicy Ignore still admits pods (and Fail refuses them, which shows the
 registration is live).
 
-The recipe here only adds an environment variable, so that the injected pods run on the test
+First, with API access (tests/k8s/webhook_api.py): the golden cases with the cluster's
+namespaces, the watch, golden pods and workloads created with kubectl, and the namespaces kilt
+leaves alone. Then, without: the recipe here only adds an environment variable, so that the injected pods run on the test
 node's busybox image; what the API server stores is read back with kubectl.
 """
 import base64

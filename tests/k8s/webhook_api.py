@@ -40,7 +40,7 @@ ROLE = [
 # (A StatefulSet's pods get the volumes of its claim templates from the controller before the
 # webhook sees them, so the webhook's pod is not the template: not a case for this comparison.)
 CREATED = ["pod-basic", "env-valuefrom", "capabilities-drop-all", "deployment-managed-fields",
-           "job", "daemonset"]
+           "job", "replicaset"]
 
 
 def service_account_kubeconfig(c, d):
