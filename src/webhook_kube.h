@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "internal.h"
+#include "util.h"
 #include "kilt.h"
 
 struct webhook_kube;
