@@ -6,6 +6,7 @@
  * the pod of a review into a JSON Patch with warnings saying what was done and why. Everything
  * else in the webhook (TLS, HTTP, reviews, logs) is independent of what the engine decides. */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -395,7 +396,11 @@ int webhook_engine_mutate(struct webhook_engine *e, const struct kilt_admission_
 
 	struct kilt_k8s_result res;
 	kilt_k8s_result_init(&res);
-	int r = kilt_k8s_mutate_owned(json_deep_copy(rv->object), &ns, &o, &res, err);
+	/* The review's own pod, patched in place: nothing reads it afterwards (the log line takes
+	 * the request's name and namespace), and a copy of it was a fifth of a review's CPU time in
+	 * bench/webhook. */
+	int r = kilt_k8s_mutate_owned(json_incref((json_t *)(uintptr_t)rv->object), &ns, &o, &res,
+				      err);
 	if (r < 0) {
 		webhook_mutation_done(&m);
 		return r;
