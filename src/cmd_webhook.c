@@ -72,6 +72,10 @@ static void help(FILE *out)
 	      "                             (default 20000)\n"
 	      "      --reload-interval MS   how often the certificate files are checked\n"
 	      "                             (default 1000)\n"
+	      "      --fixed-response       answer every review with the same constant "
+	      "\"allowed\"\n"
+	      "                             without parsing it (the floor of bench/webhook;\n"
+	      "                             never for a cluster: its uid matches no review)\n"
 	      "  -h, --help                 show this help\n"
 	      "\n",
 	      out);
@@ -134,6 +138,7 @@ static int serve(int argc, char **argv)
 		OPT_NO_IMAGE_LOOKUP,
 		OPT_KUBECONFIG,
 		OPT_NO_API,
+		OPT_FIXED,
 	};
 	static const struct option lopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -158,6 +163,7 @@ static int serve(int argc, char **argv)
 		{ "no-image-lookup", no_argument, NULL, OPT_NO_IMAGE_LOOKUP },
 		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 		{ "no-api", no_argument, NULL, OPT_NO_API },
+		{ "fixed-response", no_argument, NULL, OPT_FIXED },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REGISTRY_LONG,
 		{ 0 },
@@ -293,6 +299,9 @@ static int serve(int argc, char **argv)
 			break;
 		case OPT_NO_API:
 			o.no_api = true;
+			break;
+		case OPT_FIXED:
+			o.fixed_response = true;
 			break;
 		case 'h':
 			help(stdout);

@@ -42,6 +42,11 @@ struct webhook_options {
 	 * token and KUBERNETES_SERVICE_HOST are there; none otherwise */
 	const char *kubeconfig; /* borrowed, may be NULL */
 	bool no_api; /* never use the API server, even in-cluster */
+	/* --fixed-response: every review read whole and answered with the same constant "allowed"
+	 * AdmissionReview (no parsing, engine, log line or metrics of reviews): the floor that
+	 * bench/webhook compares the server with. Its uid matches no review, so an API server
+	 * would refuse it: never for a cluster. */
+	bool fixed_response;
 };
 
 /* Writes one JSON log line {"time", "level", "msg", fields...} to stderr; takes `fields` (may

@@ -13,6 +13,7 @@ pkgs=(
   runc umoci skopeo busybox-static tini patchelf
   docker-registry apache2-utils openssl curl
   containerd containernetworking-plugins iptables util-linux mount procps
+  wrk  # bench/webhook's load generator
 )
 
 missing=()
