@@ -49,12 +49,12 @@ static void check_twice(const struct kilt_recipe *recipe, json_t *doc,
 	json_t *j = kilt_report_to_json(&rep);
 	json_decref(j);
 	kilt_report_done(&rep);
-	char *once = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *once = kilt_json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (kilt_ecs_inject(recipe, doc, o, NULL, &err) < 0) {
 		fprintf(stderr, "second application failed: %s\n", err.msg);
 		abort();
 	}
-	char *twice = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *twice = kilt_json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!once || !twice || strcmp(once, twice) != 0) {
 		fprintf(stderr, "twice != once\nonce:  %s\ntwice: %s\n", once, twice);
 		abort();
@@ -86,15 +86,15 @@ static void check_stream(const struct kilt_recipe *recipe, const char *text, siz
 		kbuf_done(&out);
 		return;
 	}
-	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *doc = kilt_json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 	if (!doc) {
 		fprintf(stderr, "streamed a template the whole path cannot parse\n");
 		abort();
 	}
 	int w = kilt_ecs_inject(recipe, doc, o, &wrep, &werr);
-	char *whole =
-		w == 0 ? json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
-		       : NULL;
+	char *whole = w == 0 ? kilt_json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY |
+							    JSON_REAL_PRECISION(15))
+			     : NULL;
 	if ((r == 0) != (w == 0) || (r < 0 && strcmp(serr.msg, werr.msg) != 0)) {
 		fprintf(stderr, "stream %d (%s) != whole %d (%s)\n", r, serr.msg, w, werr.msg);
 		abort();

@@ -65,9 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct kilt_report report;
 		kilt_report_init(&report);
 		/* A failed run must leave the template exactly as it was. */
-		char *before = json_dumps(ev.template, JSON_COMPACT);
+		char *before = kilt_json_dumps(ev.template, JSON_COMPACT);
 		if (kilt_ecs_inject(recipe(), ev.template, &opts, &report, &err) < 0) {
-			char *after = json_dumps(ev.template, JSON_COMPACT);
+			char *after = kilt_json_dumps(ev.template, JSON_COMPACT);
 			if (!before || !after || strcmp(before, after) != 0)
 				abort();
 			free(after);
@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (kilt_macro_reply(ev.request_id, kilt_macro_event_result(&ev), NULL, &reply, &len,
 			     &err) == 0) {
 		/* The reply must be JSON again, with the same request id. */
-		json_t *back = json_loadb(reply, len, 0, NULL);
+		json_t *back = kilt_json_loadb(reply, len, 0, NULL);
 		if (!back || strcmp(json_string_value(json_object_get(back, "requestId")),
 				    ev.request_id) != 0)
 			abort();

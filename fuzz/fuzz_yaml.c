@@ -22,7 +22,30 @@ static void die(const char *what, const char *input, size_t len, const char *a, 
 
 static char *canon(const json_t *v)
 {
-	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	return kilt_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* Numbers kept as written in YAML 1.1's spelling, as the YAML writer puts them (a JSON input's
+ * 1e400 comes back from YAML as 1.0e+400: the same number). */
+static json_t *yaml11_numbers(json_t *v)
+{
+	const char *raw;
+	size_t n;
+	if (kilt_json_is_raw_number(v, &raw, &n)) {
+		char *t = xmalloc(n + 5);
+		json_t *r = kilt_json_raw_number(t, kilt_json_number_yaml11(raw, n, t, n + 5));
+		free(t);
+		json_decref(v);
+		return r;
+	}
+	const char *k;
+	json_t *x;
+	void *tmp;
+	json_object_foreach_safe (v, tmp, k, x)
+		json_object_set_new(v, k, yaml11_numbers(json_incref(x)));
+	for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++)
+		json_array_set_new(v, i, yaml11_numbers(json_incref(json_array_get(v, i))));
+	return v;
 }
 
 /* The JSON writer's output loads back to the same value. */
@@ -80,8 +103,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (kilt_yaml_load(yaml, ylen, "dump", flags, &lim, &b, &err) < 0)
 		die("dump does not load", text, len, yaml, err.msg);
 	_cleanup_free_ char *cb = canon(b);
-	if (strcmp(ca, cb) != 0 || !json_equal(a, b))
-		die("yaml round trip changed the value", text, len, ca, cb);
+	json_t *a11 =
+		(flags & KILT_YAML_SCHEMA_1_2) ? json_incref(a) : yaml11_numbers(json_deep_copy(a));
+	_cleanup_free_ char *ca11 = canon(a11);
+	if (strcmp(ca11, cb) != 0 || !json_equal(a11, b))
+		die("yaml round trip changed the value", text, len, ca11, cb);
+	json_decref(a11);
 	char *yaml2 = NULL;
 	if (kilt_yaml_dump(b, flags, &yaml2, NULL, &err) < 0 || strcmp(yaml, yaml2) != 0)
 		die("dump is not a fixed point", text, len, yaml, yaml2);

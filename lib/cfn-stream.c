@@ -187,7 +187,7 @@ static size_t split_object(const char *t, size_t len, size_t i, unsigned depth, 
 
 static json_t *parse_span(const struct stream *s, struct span sp)
 {
-	return json_loadb(s->text + sp.start, sp.end - sp.start, LOAD_FLAGS, NULL);
+	return kilt_json_loadb(s->text + sp.start, sp.end - sp.start, LOAD_FLAGS, NULL);
 }
 
 /* True when every value from `from` on parses. */
@@ -342,8 +342,13 @@ static int put_value(struct stream *s, const json_t *v, size_t indent)
 			return -1;
 		return emit(s, "]", 1);
 	}
-	case JSON_STRING:
+	case JSON_STRING: {
+		const char *raw;
+		size_t rawlen;
+		if (kilt_json_is_raw_number(v, &raw, &rawlen))
+			return emit(s, raw, rawlen);
 		return put_string(s, json_string_value(v), json_string_length(v));
+	}
 	case JSON_INTEGER:
 		r = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		return emit(s, num, (size_t)r);

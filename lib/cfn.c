@@ -447,7 +447,7 @@ json_t *kilt_cfn_wrap_sub(json_t *v, const char *text, const json_t *vars)
 
 char *kilt_cfn_encode_label(const json_t *v)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = kilt_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!s)
 		return xstrdup("null");
 	if (!strchr(s, '$'))

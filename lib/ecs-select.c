@@ -299,7 +299,7 @@ static void decide_compat(struct kilt_ecs_engine *e, struct kilt_ecs_task *t)
 		return;
 	}
 	if (!str_in_array(list, "FARGATE")) {
-		_cleanup_free_ char *s = json_dumps(list, JSON_COMPACT);
+		_cleanup_free_ char *s = kilt_json_dumps(list, JSON_COMPACT);
 		kilt_ecs_skip_task(t, false,
 				   "not a Fargate task definition (RequiresCompatibilities %s)",
 				   s ? s : "?");

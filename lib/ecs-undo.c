@@ -100,7 +100,7 @@ static int read_undo(const struct kilt_ecs_engine *e, json_t *c, json_t **ret,
 				       LABEL_RECIPE, LABEL_UNDO);
 	}
 	json_error_t jerr;
-	json_t *undo = json_loads(text, JSON_ALLOW_NUL, &jerr);
+	json_t *undo = kilt_json_loadb(text, strlen(text), JSON_ALLOW_NUL, &jerr);
 	if (!json_is_object(undo)) {
 		json_decref(undo);
 		return kilt_error_setf(err, -EINVAL, "the %s label is not valid: %s", LABEL_UNDO,

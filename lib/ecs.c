@@ -368,7 +368,7 @@ static int apply_plan(struct kilt_ecs_engine *e, struct kilt_ecs_task *t, struct
 			json_decref(e->caps_said);
 			e->caps_said = json_incref(caps);
 			free(e->caps_text);
-			e->caps_text = json_dumps(caps, JSON_COMPACT);
+			e->caps_text = kilt_json_dumps(caps, JSON_COMPACT);
 		}
 		kilt_ecs_append_reason(summary, ssize, "capabilities %s",
 				       e->caps_text ? e->caps_text : "");

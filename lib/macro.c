@@ -42,7 +42,7 @@ int kilt_macro_event_parse(const char *text, size_t len, struct kilt_macro_event
 				       len, KILT_MACRO_MAX_EVENT);
 	json_error_t jerr;
 	/* Duplicate keys are rejected: a template where one key hides another is ambiguous. */
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	json_t *root = kilt_json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!root)
 		return kilt_error_set(err, -EINVAL, NULL, (unsigned)jerr.line,
 				      (unsigned)jerr.column, "event: not JSON: %s", jerr.text);
@@ -593,7 +593,7 @@ int kilt_macro_reply(const char *request_id, const json_t *fragment, const char 
 		json_object_set_new(reply, "fragment", json_null());
 		size_t frame = json_dumpb(reply, NULL, 0, JSON_COMPACT) - 4;
 		json_object_set(reply, "fragment", (json_t *)(uintptr_t)fragment);
-		char *text = json_dumps(reply, JSON_COMPACT);
+		char *text = kilt_json_dumps(reply, JSON_COMPACT);
 		if (!text)
 			abort();
 		size_t len = strlen(text);

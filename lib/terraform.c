@@ -19,8 +19,8 @@ static int bad(struct kilt_error *err, const char *key, const char *what)
 static int decode_value(const json_t *v, const char *key, json_t **ret, struct kilt_error *err)
 {
 	json_error_t jerr;
-	json_t *j = json_loadb(json_string_value(v), json_string_length(v), JSON_REJECT_DUPLICATES,
-			       &jerr);
+	json_t *j = kilt_json_loadb(json_string_value(v), json_string_length(v),
+				    JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
 		char file[64];
 		snprintf(file, sizeof(file), "query.%s", key);
@@ -119,7 +119,7 @@ void kilt_tf_query_done(struct kilt_tf_query *q)
 int kilt_tf_result(const json_t *doc, const struct kilt_report *report, char **ret, size_t *ret_len,
 		   struct kilt_error *err)
 {
-	_cleanup_free_ char *defs = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	_cleanup_free_ char *defs = kilt_json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_auto_t *rep = kilt_report_to_json(report);
 	_cleanup_free_ char *decisions = json_dumps(rep, JSON_COMPACT);
 	if (!defs || !decisions)

@@ -237,8 +237,25 @@ static bool parse_float(const char *s, size_t len, bool v12, double *ret)
 	return true;
 }
 
-/* The JSON value of a plain scalar. */
-static json_t *resolve_plain(const char *s, size_t len, bool v12)
+/* A number kept as written for a plain scalar that is a number in JSON's syntax, and an integer
+ * or float by the schema's rules, that jansson cannot hold exactly (beyond 64 bits, more digits
+ * than a double keeps); NULL otherwise. YAML 1.1 floats have a '.' and a signed exponent. */
+static json_t *keep_number(const char *s, size_t len, bool v12)
+{
+	const char *e = memchr(s, 'e', len);
+	if (!e)
+		e = memchr(s, 'E', len);
+	bool real = e || memchr(s, '.', len);
+	if (real && !v12 &&
+	    (!memchr(s, '.', len) || (e && e + 1 < s + len && e[1] != '-' && e[1] != '+')))
+		return NULL;
+	return kilt_json_number_keep(s, len);
+}
+
+/* The JSON value of a plain scalar. With `keep` (CloudFormation templates), a number jansson
+ * cannot hold exactly is kept as written (keep_number), as kilt_json_loadb keeps it in a JSON
+ * template. */
+static json_t *resolve_plain(const char *s, size_t len, bool v12, bool keep)
 {
 	if (len == 0 || word_in(s, len, null_words))
 		return json_null();
@@ -246,6 +263,9 @@ static json_t *resolve_plain(const char *s, size_t len, bool v12)
 		return json_true();
 	if (word_in(s, len, v12 ? false_words12 : false_words11))
 		return json_false();
+	json_t *kept = keep ? keep_number(s, len, v12) : NULL;
+	if (kept)
+		return kept;
 	if (len < 80 && (is_digit(s[0]) || s[0] == '-' || s[0] == '+' || s[0] == '.')) {
 		json_int_t iv;
 		int r = parse_int(s, len, v12, &iv);
@@ -694,7 +714,7 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 	switch (kind) {
 	case TAG_NONE:
 		if (plain && !e->scalar.tag)
-			v = resolve_plain(s, len, v12);
+			v = resolve_plain(s, len, v12, l->flags & KILT_YAML_CFN_TAGS);
 		break;
 	case TAG_STR:
 		break;
@@ -1173,7 +1193,12 @@ static json_t *load_json(const char *buf, size_t len, unsigned flags, json_error
 		len -= 3;
 	}
 	if (!(flags & KILT_YAML_MULTI))
-		return json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, jerr);
+		/* a CloudFormation template keeps the numbers jansson cannot hold exactly */
+		return (flags & KILT_YAML_CFN_TAGS)
+			       ? kilt_json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+						 jerr)
+			       : json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+					    jerr);
 	json_t *docs = json_array();
 	size_t off = skip_space(buf, len, 0);
 	while (off < len) {
@@ -1540,8 +1565,23 @@ static bool put_scalar(struct emitter *e, const json_t *v, unsigned block_col)
 {
 	char buf[32];
 	switch (json_typeof(v)) {
-	case JSON_STRING:
+	case JSON_STRING: {
+		const char *raw;
+		size_t rawlen;
+		if (kilt_json_is_raw_number(v, &raw, &rawlen)) {
+			/* kept as written: a plain scalar reads back the same (a real from JSON in
+			 * YAML 1.1's spelling, or it would read back as a string) */
+			if (e->flags & KILT_YAML_SCHEMA_1_2) {
+				put(e, raw, rawlen);
+			} else {
+				char *t = xmalloc(rawlen + 5);
+				put(e, t, kilt_json_number_yaml11(raw, rawlen, t, rawlen + 5));
+				free(t);
+			}
+			break;
+		}
 		return put_string(e, json_string_value(v), json_string_length(v), block_col);
+	}
 	case JSON_INTEGER:
 		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		puts_(e, buf);
@@ -1767,8 +1807,8 @@ int kilt_yaml_dump_json(const json_t *root, unsigned flags, char **ret, size_t *
 	size_t n = (flags & KILT_YAML_MULTI) ? json_array_size(root) : 1;
 	for (size_t i = 0; i < n; i++) {
 		const json_t *doc = (flags & KILT_YAML_MULTI) ? json_array_get(root, i) : root;
-		_cleanup_free_ char *s =
-			json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+		_cleanup_free_ char *s = kilt_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+								      JSON_ENCODE_ANY);
 		if (!s) {
 			kbuf_done(&b);
 			return kilt_error_setf(err, -EINVAL,

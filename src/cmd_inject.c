@@ -94,7 +94,8 @@ static int parse_doc(const char *buf, size_t len, const char *name, enum kilt_fo
 			len -= 3;
 		}
 		json_error_t jerr;
-		json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+		/* numbers jansson cannot hold exactly are kept as written */
+		json_t *doc = kilt_json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!doc)
 			return kilt_error_set(err, -EINVAL, name, (unsigned)jerr.line,
 					      (unsigned)jerr.column, "%s", jerr.text);
@@ -177,8 +178,8 @@ static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kil
 	o->error = 0;
 	o->len = 0;
 	/* 15 digits: every decimal a template author writes (0.1) comes back as written */
-	int r = json_dump_callback(doc, out_callback, o,
-				   JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+	int r = kilt_json_dump_callback(
+		doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15), out_callback, o);
 	if (r == 0)
 		r = out_callback("\n", 1, o);
 	if (out_flush(o) < 0)

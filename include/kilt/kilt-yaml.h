@@ -58,8 +58,9 @@ enum kilt_format kilt_yaml_detect(const char *buf, size_t len);
  * err->file. `limits` may be NULL for the defaults.
  *
  * Scalars: quoted and block scalars are strings; plain scalars are resolved as documented for
- * KILT_YAML_SCHEMA_1_2 above; integers that do not fit in 64 bits, `.inf` and `.nan` (which
- * JSON cannot hold) and timestamps stay strings. Keys are always the scalar's text. Anchors and
+ * KILT_YAML_SCHEMA_1_2 above; `.inf` and `.nan` (which JSON cannot hold) and timestamps stay
+ * strings; integers that do not fit in 64 bits stay strings too, except with KILT_YAML_CFN_TAGS,
+ * where a number jansson cannot hold exactly is kept as written (kilt_json_number_keep). Keys are always the scalar's text. Anchors and
  * aliases are expanded into independent copies (bounded by max_alias_nodes and max_alias_bytes);
  * a merge key `<<`
  * is applied without KILT_YAML_CFN_TAGS and is an error with it (CloudFormation rejects it).

@@ -60,6 +60,36 @@ char *kilt_base64_encode(const void *in, size_t len);
  * returns 0 or a negative errno. */
 int kilt_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 
+/* ---- JSON numbers kept as written (lib/json.c) ------------------------------------------------ */
+
+/* True when jansson holds the JSON number text `p` exactly: an integer within 64 bits, or a real
+ * of at most 15 significant digits in the normal range of a double (written back with the same
+ * value). False for anything that is not a JSON number. */
+bool kilt_json_number_exact(const char *p, size_t len);
+/* A new value holding the number text `text` as written (a JSON number that jansson cannot hold
+ * exactly). It is a string whose first byte is 0xff, so no input string is one and jansson's
+ * writers refuse it; the writers below and kilt_yaml_dump write its text. */
+json_t *kilt_json_raw_number(const char *text, size_t len);
+/* True when `v` is such a value; its text (not NUL-terminated) in ret_text/ret_len (optional). */
+bool kilt_json_is_raw_number(const json_t *v, const char **ret_text, size_t *ret_len);
+/* A kept number for the JSON number text `p` when jansson cannot hold it exactly; NULL when it
+ * can, or when `p` is not a JSON number. */
+json_t *kilt_json_number_keep(const char *p, size_t len);
+/* The YAML 1.1 spelling of the JSON number `p` (the same value): a real gets a '.' in its
+ * mantissa and a sign on its exponent ("1e400" is "1.0e+400"; YAML 1.1 reads "1e400" as a
+ * string); an integer is unchanged. Writes it and a NUL into `out` when `size` >= n + 4 and
+ * returns its length; returns 0 (writing nothing) for a smaller `size`. */
+size_t kilt_json_number_yaml11(const char *p, size_t n, char *out, size_t size);
+/* json_loadb, with the numbers jansson cannot hold exactly kept as written (instead of "too big
+ * integer" or a rounded real). Errors as json_loadb's, located in `buf`. */
+json_t *kilt_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *jerr);
+/* json_dump_callback and json_dumps with the same flags and bytes (JSON_INDENT, JSON_COMPACT,
+ * JSON_ENCODE_ANY, JSON_REAL_PRECISION, JSON_ESCAPE_SLASH; JSON_SORT_KEYS and JSON_ENSURE_ASCII
+ * are refused), writing kept numbers as written. -1 / NULL when a string is not UTF-8. */
+int kilt_json_dump_callback(const json_t *v, size_t flags, json_dump_callback_t callback,
+			    void *data);
+char *kilt_json_dumps(const json_t *v, size_t flags);
+
 #include "kilt-hocon.h"
 #include "kilt-recipe.h"
 #include "kilt-image.h"

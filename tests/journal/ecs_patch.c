@@ -27,7 +27,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	json_error_t jerr;
-	json_t *doc = json_load_file(argv[2], JSON_REJECT_DUPLICATES, &jerr);
+	char *text = NULL;
+	size_t len = 0;
+	if (kilt_read_file(argv[2], 64u << 20, &text, &len) < 0) {
+		fprintf(stderr, "ecs_patch: %s: cannot read\n", argv[2]);
+		return 1;
+	}
+	/* as kilt inject reads it: numbers jansson cannot hold are kept as written */
+	json_t *doc = kilt_json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
 	if (!doc) {
 		fprintf(stderr, "ecs_patch: %s: %s\n", argv[2], jerr.text);
 		return 1;
@@ -55,7 +63,9 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	json_t *out = json_pack("{soso so}", "original", original, "result", doc, "patch", patch);
-	int w = json_dumpf(out, stdout, JSON_COMPACT);
+	char *s = kilt_json_dumps(out, JSON_COMPACT);
 	json_decref(out);
-	return w == 0 && fputc('\n', stdout) != EOF ? 0 : 1;
+	int w = s && fputs(s, stdout) != EOF && fputc('\n', stdout) != EOF ? 0 : 1;
+	free(s);
+	return w;
 }
