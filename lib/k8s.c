@@ -416,6 +416,18 @@ static int read_status(struct pod *p)
 
 /* ---- undo ---------------------------------------------------------------------------------- */
 
+/* Whether the array `list` holds the string `s`. */
+static bool str_in(const json_t *list, const char *s)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach (list, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Restores one container from its record in the status annotation. */
 static void undo_container(struct run *run, json_t *c, const json_t *rec, const json_t *volumes)
 {
@@ -425,7 +437,9 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 		if (!json_object_get(orig, fields[i]))
 			continue; /* not replaced */
 		json_t *v = json_object_get(orig, fields[i]);
-		if (json_is_null(v))
+		/* null in the record is a field the container did not have; one it had as null is
+		 * named in original_null */
+		if (json_is_null(v) && !str_in(json_object_get(rec, "original_null"), fields[i]))
 			del(run, c, fields[i]);
 		else
 			set(run, c, fields[i], json_deep_copy(v));
@@ -1289,6 +1303,14 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 				}
 				json_object_set_new(orig, fields[f][0],
 						    cur ? json_deep_copy(cur) : json_null());
+				if (json_is_null(cur)) {
+					/* `args: null` comes back as null, not as no args */
+					json_t *nulls = json_object_get(rec, "original_null");
+					if (!nulls)
+						json_object_set_new(rec, "original_null",
+								    nulls = json_array());
+					json_array_append_new(nulls, json_string(fields[f][0]));
+				}
 				set(run, c, fields[f][0], want);
 			}
 			struct kilt_error ferr = { 0 };

@@ -172,6 +172,9 @@ static void scan_one(const char *const *segs, size_t nsegs, bool optional, size_
 	for (size_t k = 0; k < nsegs; k++)
 		if (strstr(segs[k], "metadata") || strstr(segs[k], "environment"))
 			st->reads_objects = true;
+	/* `${original}` (or `${?original}`) reads them too, whole */
+	if (nsegs == 1 && strcmp(segs[0], "original") == 0)
+		st->reads_objects = true;
 	if (optional)
 		st->optional = true;
 	bool wanted = false;
