@@ -282,8 +282,14 @@ static void locate(const char *t, size_t pos, json_error_t *jerr)
 json_t *kilt_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *jerr)
 {
 	struct reader r = { 0 };
-	if (!find_numbers(buf, len, &r))
+	/* (a stream's reader needs jansson's own end position: not a template) */
+	if ((flags & JSON_DISABLE_EOF_CHECK) || !find_numbers(buf, len, &r)) {
+		free(r.v);
 		return json_loadb(buf, len, flags, jerr);
+	}
+	json_error_t local;
+	if (!jerr)
+		jerr = &local;
 	/* jansson reads a copy where each such number is a string standing in for it */
 	struct kbuf t;
 	kbuf_init(&t, SIZE_MAX / 2);

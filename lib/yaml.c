@@ -252,7 +252,7 @@ static json_t *keep_number(const char *s, size_t len, bool v12)
 	return kilt_json_number_keep(s, len);
 }
 
-/* The JSON value of a plain scalar. With `keep` (CloudFormation templates), a number jansson
+/* The JSON value of a plain scalar. With `keep` (a CloudFormation template: one document), a number jansson
  * cannot hold exactly is kept as written (keep_number), as kilt_json_loadb keeps it in a JSON
  * template. */
 static json_t *resolve_plain(const char *s, size_t len, bool v12, bool keep)
@@ -714,7 +714,9 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 	switch (kind) {
 	case TAG_NONE:
 		if (plain && !e->scalar.tag)
-			v = resolve_plain(s, len, v12, l->flags & KILT_YAML_CFN_TAGS);
+			v = resolve_plain(s, len, v12,
+					  (l->flags & KILT_YAML_CFN_TAGS) &&
+						  !(l->flags & KILT_YAML_MULTI));
 		break;
 	case TAG_STR:
 		break;

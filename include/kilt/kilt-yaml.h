@@ -59,11 +59,12 @@ enum kilt_format kilt_yaml_detect(const char *buf, size_t len);
  *
  * Scalars: quoted and block scalars are strings; plain scalars are resolved as documented for
  * KILT_YAML_SCHEMA_1_2 above; `.inf` and `.nan` (which JSON cannot hold) and timestamps stay
- * strings; integers that do not fit in 64 bits stay strings too, except with KILT_YAML_CFN_TAGS,
- * where a number jansson cannot hold exactly is kept as written (kilt_json_number_keep). Keys are always the scalar's text. Anchors and
- * aliases are expanded into independent copies (bounded by max_alias_nodes and max_alias_bytes);
- * a merge key `<<`
- * is applied without KILT_YAML_CFN_TAGS and is an error with it (CloudFormation rejects it).
+ * strings; integers that do not fit in 64 bits stay strings too, except in a CloudFormation
+ * template (KILT_YAML_CFN_TAGS without KILT_YAML_MULTI), where a number jansson cannot hold
+ * exactly is kept as written (kilt_json_number_keep, kilt_json_loadb). Keys are always the
+ * scalar's text. Anchors and aliases are expanded into independent copies (bounded by
+ * max_alias_nodes and max_alias_bytes); a merge key `<<` is applied without KILT_YAML_CFN_TAGS
+ * and is an error with it (CloudFormation rejects it).
  *
  * Errors (err has file, 1-based line and column, and a message): syntax errors from the YAML
  * parser, unknown tag, duplicate key, undefined or recursive alias, a key that is not a scalar,

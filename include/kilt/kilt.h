@@ -81,7 +81,8 @@ json_t *kilt_json_number_keep(const char *p, size_t len);
  * returns its length; returns 0 (writing nothing) for a smaller `size`. */
 size_t kilt_json_number_yaml11(const char *p, size_t n, char *out, size_t size);
 /* json_loadb, with the numbers jansson cannot hold exactly kept as written (instead of "too big
- * integer" or a rounded real). Errors as json_loadb's, located in `buf`. */
+ * integer" or a rounded real). Errors as json_loadb's, located in `buf`; `jerr` may be NULL.
+ * With JSON_DISABLE_EOF_CHECK (a stream of documents), json_loadb itself. */
 json_t *kilt_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *jerr);
 /* json_dump_callback and json_dumps with the same flags and bytes (JSON_INDENT, JSON_COMPACT,
  * JSON_ENCODE_ANY, JSON_REAL_PRECISION, JSON_ESCAPE_SLASH; JSON_SORT_KEYS and JSON_ENSURE_ASCII

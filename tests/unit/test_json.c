@@ -206,6 +206,13 @@ static void test_json__errors_located(void **state)
 		assert_true(kilt_json_is_raw_number(json_array_get(f, 1), NULL, NULL));
 		json_decref(f);
 	}
+	/* no error wanted (cfn-stream's splitter asks so): NULL, no crash (fuzz_ecs) */
+	assert_null(kilt_json_loadb(big, strlen(big), 0, NULL));
+	/* a stream of documents is jansson's own reading, with its end position */
+	const char *stream = "[1] [123456789012345678901234567890]";
+	json_auto_t *first = kilt_json_loadb(stream, strlen(stream), JSON_DISABLE_EOF_CHECK, &jerr);
+	assert_non_null(first);
+	assert_int_equal(jerr.position, 3);
 	/* syntax that is not a JSON number stays jansson's error */
 	const char *bad = "[123456789012345678901234567890x]";
 	assert_null(kilt_json_loadb(bad, strlen(bad), 0, &jerr));
