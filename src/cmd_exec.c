@@ -177,7 +177,7 @@ out:
 static void kubectl(const struct exec_opts *o, const char *const *args, const char *in,
 		    size_t in_len, struct proc_result *r)
 {
-	const char *argv[64];
+	const char *argv[128];
 	size_t n = 0;
 	argv[n++] = o->kubectl;
 	for (size_t i = 0; i < o->n_global; i++)
@@ -400,6 +400,7 @@ struct unit {
 struct pod_work {
 	const json_t *pod; /* borrowed */
 	size_t first, n; /* its units */
+	char *annotation; /* owned: the kilt.dev/exec value to write; NULL: nothing to write */
 };
 
 struct run {
@@ -639,12 +640,13 @@ static void apply_unit(struct run *run, struct unit *u)
 	proc_result_done(&r);
 }
 
-/* Writes the kilt.dev/exec annotation of a pod for its applied or unchanged containers. */
-static void annotate(struct run *run, struct pod_work *pw)
+/* The kilt.dev/exec value a pod needs for its applied or unchanged containers, when it is not
+ * already what the pod has. */
+static void annotation_of(struct run *run, struct pod_work *pw)
 {
 	const json_t *ann = json_object_get(pw->pod, "annotations");
 	const char *old = json_string_value(json_object_get(ann, "kilt.dev/exec"));
-	_cleanup_free_ char *value = old ? xstrdup(old) : NULL;
+	char *value = old ? xstrdup(old) : NULL;
 	bool change = false;
 	for (size_t i = pw->first; i < pw->first + pw->n; i++) {
 		struct unit *u = &run->units[i];
@@ -662,29 +664,84 @@ static void annotate(struct run *run, struct pod_work *pw)
 		value = nv;
 		change = true;
 	}
-	if (!change)
-		return;
-	_cleanup_free_ char *kv = xasprintf("kilt.dev/exec=%s", value);
-	const char *args[] = { "annotate", "--overwrite",     "-n", pod_ns(pw->pod),
-			       "pod",	   pod_name(pw->pod), kv,   NULL };
-	struct proc_result r;
-	kubectl(run->o, args, NULL, 0, &r);
-	if (r.status != 0) {
-		char why[600];
-		kubectl_failure(run->o, &r, NULL, why, sizeof(why));
-		for (size_t i = pw->first; i < pw->first + pw->n; i++) {
-			struct unit *u = &run->units[i];
-			if (u->outcome == OUT_APPLIED || u->outcome == OUT_UNCHANGED) {
-				char *d = xasprintf("%s; marked in the container, but the pod "
-						    "annotation was not written: %s",
-						    u->detail, why);
-				free(u->detail);
-				u->detail = d;
-				u->outcome = OUT_PARTIAL;
-			}
+	if (change)
+		pw->annotation = value;
+	else
+		free(value);
+}
+
+static void annotation_failed(struct run *run, struct pod_work *pw, const char *why)
+{
+	for (size_t i = pw->first; i < pw->first + pw->n; i++) {
+		struct unit *u = &run->units[i];
+		if (u->outcome == OUT_APPLIED || u->outcome == OUT_UNCHANGED) {
+			char *d = xasprintf("%s; marked in the container, but the pod annotation "
+					    "was not written: %s",
+					    u->detail, why);
+			free(u->detail);
+			u->detail = d;
+			u->outcome = OUT_PARTIAL;
 		}
 	}
-	proc_result_done(&r);
+}
+
+/* Writes the annotations once every pod is done: one `kubectl annotate` for each namespace and
+ * value, up to 50 pods at a time (a kubectl process costs more than the API request). */
+#define ANNOTATE_BATCH 50
+static void annotate_all(struct run *run)
+{
+	for (size_t k = 0; k < run->n_pods; k++) {
+		struct pod_work *lead = &run->pods[k];
+		if (!lead->annotation)
+			continue;
+		struct pod_work *batch[ANNOTATE_BATCH];
+		size_t nb = 0;
+		for (size_t j = k; j < run->n_pods && nb < ANNOTATE_BATCH; j++) {
+			struct pod_work *pw = &run->pods[j];
+			if (pw->annotation && strcmp(pw->annotation, lead->annotation) == 0 &&
+			    strcmp(pod_ns(pw->pod), pod_ns(lead->pod)) == 0)
+				batch[nb++] = pw;
+		}
+		_cleanup_free_ char *kv = xasprintf("kilt.dev/exec=%s", lead->annotation);
+		const char *args[ANNOTATE_BATCH + 8];
+		size_t na = 0;
+		args[na++] = "annotate";
+		args[na++] = "--overwrite";
+		args[na++] = "-n";
+		args[na++] = pod_ns(lead->pod);
+		args[na++] = "pod";
+		for (size_t j = 0; j < nb; j++)
+			args[na++] = pod_name(batch[j]->pod);
+		args[na++] = kv;
+		args[na] = NULL;
+		struct proc_result r;
+		kubectl(run->o, args, NULL, 0, &r);
+		if (r.status != 0) {
+			char why[600];
+			kubectl_failure(run->o, &r, NULL, why, sizeof(why));
+			/* kubectl names the pods it could not annotate; without a name, all failed */
+			size_t named = 0;
+			for (size_t j = 0; j < nb; j++) {
+				_cleanup_free_ char *q =
+					xasprintf("\"%s\"", pod_name(batch[j]->pod));
+				if (r.err.len && strstr(r.err.data, q)) {
+					annotation_failed(run, batch[j], why);
+					named++;
+				}
+			}
+			for (size_t j = 0; !named && j < nb; j++)
+				annotation_failed(run, batch[j], why);
+		}
+		proc_result_done(&r);
+		for (size_t j = 0; j < nb; j++) {
+			if (batch[j] != lead) {
+				free(batch[j]->annotation);
+				batch[j]->annotation = NULL;
+			}
+		}
+		free(lead->annotation);
+		lead->annotation = NULL;
+	}
 }
 
 static void progress(struct run *run)
@@ -716,7 +773,7 @@ static void *worker(void *arg)
 			if (run->units[i].plan && !run->o->dry_run)
 				apply_unit(run, &run->units[i]);
 		if (!run->o->dry_run)
-			annotate(run, pw);
+			annotation_of(run, pw);
 		pthread_mutex_lock(&run->lock);
 		run->done++;
 		if (run->tty) {
@@ -1103,6 +1160,7 @@ static int run_exec(struct exec_opts *o, const char *recipe_path, const json_t *
 			worker(&run);
 		for (size_t t = 0; t < started; t++)
 			pthread_join(th[t], NULL);
+		annotate_all(&run);
 	}
 	rc = EXIT_OK;
 	for (size_t k = 0; k < run.n_units; k++)
@@ -1135,6 +1193,8 @@ done:
 		json_decref(run.units[k].steps);
 	}
 	free(run.units);
+	for (size_t k = 0; k < run.n_pods; k++)
+		free(run.pods[k].annotation);
 	free(run.pods);
 	blobs_done(&run.blobs);
 	pthread_mutex_destroy(&run.lock);
