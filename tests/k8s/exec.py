@@ -361,6 +361,18 @@ def main():
               get_pod(c, "shell")["metadata"]["resourceVersion"] == rv,
               "second run: marker and pod untouched")
         check(tracer_of(app_pid(c, "shell")) == tracer, "second run: the same strace traces the app")
+        # --kubeconfig and --context reach kubectl (the environment's KUBECONFIG is wrong here);
+        # on a terminal, a progress bar
+        ctx = c.kubectl("config", "current-context").stdout.strip()
+        penv = dict(env, KUBECONFIG=os.path.join(work, "no-such-kubeconfig"))
+        cmd = [KILT, "exec", "-r", r_root, "shell", *launcher, "--kubeconfig", c.kubeconfig,
+               "--context", ctx]
+        p = subprocess.run(["script", "-qec", " ".join(cmd), "/dev/null"], capture_output=True,
+                           text=True, env=penv, timeout=300)
+        print(p.stdout, flush=True)
+        check(p.returncode == 0 and "unchanged" in p.stdout,
+              f"--kubeconfig and --context passed to kubectl ({ctx})")
+        check("[##############################] 1/1 pods" in p.stdout, "a progress bar on a terminal")
         p = kilt("-r", r_root, "--dry-run", "shell", *launcher, "--force")
         check(p.returncode == 0 and tracer_of(app_pid(c, "shell")) == tracer,
               "dry run with --force: the same strace still runs")
