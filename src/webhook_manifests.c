@@ -50,6 +50,7 @@ struct settings {
 	const char *image;
 	unsigned replicas;
 	const char *failure_policy;
+	const char *mode; /* NULL: the server's default (opt-out) */
 	bool cert_manager;
 	unsigned cert_days;
 	struct recipe_file *recipes; /* owned */
@@ -232,6 +233,10 @@ static json_t *server_args(const struct settings *s)
 	for (size_t i = 0; i < s->n_sets; i++) {
 		json_array_append_new(a, json_string("--set"));
 		json_array_append_new(a, json_string(s->sets[i]));
+	}
+	if (s->mode) {
+		json_array_append_new(a, json_string("--mode"));
+		json_array_append_new(a, json_string(s->mode));
 	}
 	json_t *tail = pack("[s, s, s, s, s, s]", "--namespace", s->ns, "--shutdown-delay", "5000",
 			    "--drain-timeout", "20000");
@@ -479,6 +484,9 @@ static void help(FILE *out)
 	      "  -r, --recipe FILE          recipe to inject (repeatable; default: the built-in\n"
 	      "                             Falco recipe); validated, then put in the ConfigMap\n"
 	      "  -s, --set KEY=VALUE        recipe parameter, visible as config.KEY (repeatable)\n"
+	      "  -m, --mode MODE            opt-out (default: every pod unless it or its\n"
+	      "                             namespace says kilt.dev/inject: disabled) or opt-in\n"
+	      "                             (only pods whose namespace or themselves say enabled)\n"
 	      "      --cert-manager         let cert-manager issue the certificate and fill the\n"
 	      "                             caBundle (Issuers, Certificates, inject-ca-from)\n"
 	      "      --cert-days N          validity of the serving certificate made here\n"
@@ -525,6 +533,7 @@ int cmd_webhook_manifests(int argc, char **argv)
 		{ "cert-days", required_argument, NULL, OPT_CERT_DAYS },
 		{ "replicas", required_argument, NULL, OPT_REPLICAS },
 		{ "failure-policy", required_argument, NULL, OPT_FAILURE_POLICY },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -544,7 +553,7 @@ int cmd_webhook_manifests(int argc, char **argv)
 	_cleanup_json_ json_t *config = json_object();
 	int c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":n:r:s:o:h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:r:s:m:o:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_IMAGE:
 			s.image = optarg;
@@ -581,6 +590,14 @@ int cmd_webhook_manifests(int argc, char **argv)
 					cmd, "--failure-policy: expected Ignore or Fail, got '%s'",
 					optarg);
 			s.failure_policy = optarg;
+			break;
+		case 'm':
+			if (strcmp(optarg, "opt-in") == 0)
+				s.mode = optarg;
+			else if (strcmp(optarg, "opt-out") != 0)
+				return cli_usage_error(
+					cmd, "--mode: expected opt-in or opt-out, got '%s'",
+					optarg);
 			break;
 		case 'o':
 			if (cli_output_parse(cmd, optarg,

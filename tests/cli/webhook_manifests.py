@@ -249,6 +249,11 @@ try:
           args[args.index("--recipe", args.index("--recipe") + 1) + 1] == "/etc/kilt/recipes/b.conf",
           "recipes in order, in the ConfigMap and the arguments")
     check(args[args.index("--set") + 1] == "mode=y", "--set passed to the server")
+    check("--mode" not in args, "the server's default mode (opt-out) is not spelled out")
+    optin = by_kind(list(yaml.safe_load_all(manifests("--image", IMAGE, "-r", "a.conf", "-m", "opt-in",
+                                                      "--cert-manager", cwd=tmp))))
+    a2 = optin["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    check(a2[a2.index("--mode") + 1] == "opt-in", "--mode opt-in passed to the server")
     mwc = k["MutatingWebhookConfiguration"][0]
     check(mwc["webhooks"][0]["failurePolicy"] == "Fail", "--failure-policy Fail")
     check("caBundle" not in mwc["webhooks"][0]["clientConfig"] and
@@ -295,6 +300,7 @@ try:
         (["-r", "a.conf", "--replicas", "0"], 2, "--replicas: expected a number from 1 to 100"),
         (["-r", "a.conf", "--failure-policy", "ignore"], 2, "expected Ignore or Fail"),
         (["-r", "a.conf", "--cert-days", "-1"], 2, "--cert-days: expected a number"),
+        (["-r", "a.conf", "--mode", "optin"], 2, "--mode: expected opt-in or opt-out"),
         (["-r", "a.conf", "-o", "text"], 2, "--output must be json or yaml"),
         (["-r", "a.conf", "extra"], 2, "unexpected argument 'extra'"),
     ]

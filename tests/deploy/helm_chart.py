@@ -145,7 +145,7 @@ try:
     with open(values, "w") as f:
         yaml.safe_dump({
             "image": {"repository": "r.example/kilt", "tag": "2"},
-            "replicas": 3, "failurePolicy": "Fail", "createNamespace": True,
+            "replicas": 3, "failurePolicy": "Fail", "createNamespace": True, "mode": "opt-in",
             "recipes": [{"name": "a.conf", "content": open(os.path.join(work, "a.conf")).read()},
                         {"name": "b.conf", "content": open(os.path.join(work, "b.conf")).read()}],
             "recipeConfig": {"level": "3", "mode": "z"},
@@ -154,7 +154,7 @@ try:
     if check(helm_docs is not None, f"helm template renders (generated certificates): {p.stderr.strip()}"):
         kilt_docs = manifests("--image", "r.example/kilt:2", "-n", "security", "-r", "a.conf", "-r",
                               "b.conf", "-s", "level=3", "-s", "mode=z", "--replicas", "3",
-                              "--failure-policy", "Fail", cwd=work)
+                              "--failure-policy", "Fail", "--mode", "opt-in", cwd=work)
         certificates(helm_docs, "security", "helm")
         certificates(kilt_docs, "security", "kilt")
         same_objects(helm_docs, kilt_docs, "every setting, certificates made")
@@ -202,6 +202,8 @@ try:
          "failurePolicy: expected Ignore or Fail"),
         (("kilt-system", "image.repository=r/k", "recipeConfig.agent_image=a/b:1",
           "certificates.source=vault"), "expected generate, cert-manager or secret"),
+        (("kilt-system", "image.repository=r/k", "recipeConfig.agent_image=a/b:1", "mode=optin"),
+         "mode: expected opt-in or opt-out"),
         (("kilt-system", "image.repository=r/k", "recipes[0].name=a b", "recipes[0].content=x"),
          "ConfigMap key"),
         (("kilt-system", "image.repository=r/k", "certificates.source=secret", "recipeConfig.agent_image=a/b:1",
