@@ -25,8 +25,10 @@
 #define RECIPES_DIR "/etc/kilt/recipes"
 #define PORT 8443
 /* The API server waits this long for an answer. The server answers from memory in well under a
- * millisecond; the rest is for the image lookups a review may need (their budget is below it). */
+ * millisecond; the rest is for the image lookups and pull-secret reads a review may need, all
+ * within the review's budget, which stays well below it. */
 #define TIMEOUT_SECONDS 10
+#define REVIEW_BUDGET_MS "3000"
 /* SIGTERM: the pod leaves the Service's endpoints while it still answers (shutdown delay), then
  * the reviews in flight finish (drain timeout), all well within the grace period. */
 #define SHUTDOWN_DELAY_MS 5000
@@ -238,8 +240,9 @@ static json_t *server_args(const struct settings *s)
 		json_array_append_new(a, json_string("--mode"));
 		json_array_append_new(a, json_string(s->mode));
 	}
-	json_t *tail = pack("[s, s, s, s, s, s]", "--namespace", s->ns, "--shutdown-delay", "5000",
-			    "--drain-timeout", "20000");
+	json_t *tail =
+		pack("[s, s, s, s, s, s, s, s]", "--image-budget", REVIEW_BUDGET_MS, "--namespace",
+		     s->ns, "--shutdown-delay", "5000", "--drain-timeout", "20000");
 	json_array_extend(a, tail);
 	json_decref(tail);
 	return a;

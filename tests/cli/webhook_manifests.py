@@ -114,6 +114,10 @@ try:
     check(delay + drain < spec["terminationGracePeriodSeconds"] * 1000,
           f"shutdown delay + drain ({delay}+{drain} ms) within the grace period")
     check(args[args.index("--namespace") + 1] == ns, "the server is told its namespace")
+    mwc_timeout = by_kind(docs)["MutatingWebhookConfiguration"][0]["webhooks"][0]["timeoutSeconds"]
+    budget = int(args[args.index("--image-budget") + 1])
+    check(budget * 2 <= mwc_timeout * 1000,
+          f"a review's lookup budget ({budget} ms) is well within timeoutSeconds ({mwc_timeout} s)")
     cm = k["ConfigMap"][0]
     recipe_text = open(os.path.join(SRC, "deploy", "recipes", "falco.kilt.conf")).read()
     check(cm["data"] == {"falco.kilt.conf": recipe_text}, "ConfigMap holds the built-in Falco recipe")
