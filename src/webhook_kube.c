@@ -126,6 +126,21 @@ static int api_get(struct webhook_kube *k, struct http_client *hc, const char *p
 
 /* ---- the namespace watch ------------------------------------------------------------------- */
 
+/* `s` percent-encoded for a query string (continue tokens are base64: '+', '/', '='). */
+static char *query_escape(const char *s)
+{
+	struct kbuf b;
+	kbuf_init(&b, 4 * strlen(s) + 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
+			kbuf_addc(&b, (char)*p);
+		else
+			kbuf_printf(&b, "%%%02X", *p);
+	}
+	return kbuf_steal(&b);
+}
+
 /* Lists every namespace into a new cache; *ret_rv is where the watch starts. */
 static int list_namespaces(struct webhook_kube *k, struct http_client *hc, char **ret_rv,
 			   struct kilt_error *err)
@@ -133,9 +148,10 @@ static int list_namespaces(struct webhook_kube *k, struct http_client *hc, char 
 	_cleanup_json_ json_t *cache = json_object();
 	_cleanup_free_ char *cont = NULL, *rv = NULL;
 	do {
+		_cleanup_free_ char *token = cont ? query_escape(cont) : NULL;
 		_cleanup_free_ char *path =
-			cont ? xasprintf("/api/v1/namespaces?limit=500&continue=%s", cont)
-			     : xstrdup("/api/v1/namespaces?limit=500");
+			token ? xasprintf("/api/v1/namespaces?limit=500&continue=%s", token)
+			      : xstrdup("/api/v1/namespaces?limit=500");
 		struct http_request req = { .max_body = MAX_LIST_BYTES,
 					    .timeout_ms = 30000,
 					    .cancel = &k->stop };
@@ -212,9 +228,10 @@ static size_t on_stream(void *userdata, const char *p, size_t n)
 static int watch_namespaces(struct webhook_kube *k, struct http_client *hc, char **rv,
 			    struct kilt_error *err)
 {
+	_cleanup_free_ char *version = query_escape(*rv);
 	_cleanup_free_ char *path = xasprintf("/api/v1/namespaces?watch=1&allowWatchBookmarks=true"
 					      "&timeoutSeconds=%d&resourceVersion=%s",
-					      WATCH_SECONDS, *rv);
+					      WATCH_SECONDS, version);
 	struct stream s = { .k = k, .rv = rv };
 	kbuf_init(&s.line, MAX_EVENT_BYTES);
 	struct http_request req = { .max_body = MAX_OBJECT_BYTES,
