@@ -13,7 +13,7 @@
 3. Two replicas, one deleted while a loop creates pods (server-side dry run, failurePolicy Fail,
    so a failed call would refuse a creation): no creation fails. Then one replica's server is
    SIGKILLed from the node: the count of failed creations is printed, not asserted (the API
-   server keeps dialling the dead endpoint until the readiness probe removes it).
+   server keeps dialling the dead server until it leaves the Service's endpoints).
 4. The Helm chart installs the same webhook, which admits a pod under failurePolicy Fail; an
    upgrade keeps the certificate the install made.
 """
@@ -275,7 +275,7 @@ def replicas_under_load(c):
         codes = load(c, 2, lambda: os.kill(victim, signal.SIGKILL), 12, "one server SIGKILLed mid-load")
         failed = sum(n for k, n in codes.items() if k != 201)
         log(f"figure: {failed} of {sum(codes.values())} dry-run creations failed while one of two "
-            f"replicas was SIGKILLed (not asserted; the endpoint stays until its readiness probe fails)")
+            f"replicas was SIGKILLed (not asserted: the API server dials the dead server until it leaves the Service's endpoints)")
     c.kubectl("patch", "mutatingwebhookconfiguration", "kilt-webhook", "--type=json", "-p",
               '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]')
 
