@@ -216,8 +216,8 @@ static const char *skip_label(const struct kilt_report *rep)
 		{ "does not support platform", "platform" },
 		{ "injects Linux pods only", "platform" },
 		{ "already injected", "already_injected" },
-		{ "no recipe", "no_recipe" },
-		{ "recipe", "no_recipe" },
+		{ "no recipe is configured", "no_recipe" },
+		{ "which is not configured", "no_recipe" },
 	};
 	const struct kilt_decision *pod = NULL;
 	for (size_t i = 0; i < rep->n_decisions && !pod; i++)

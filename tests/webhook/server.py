@@ -615,6 +615,12 @@ def case_engine(d, ca, cert, key):
         check("patch" not in r4 and any("kilt: skipped: " in x and "kube-system" in x
                                         for x in r4.get("warnings", [])),
               f"kube-system: skipped with the reason: {r4}")
+        unknown = pod("p6")
+        unknown["metadata"]["annotations"] = {"kilt.dev/recipe": "nope"}
+        r6 = answer(s.port, ctx, review(uid="p-6", obj=unknown))
+        check("patch" not in r6 and any("names recipe nope, which is not configured" in x
+                                        for x in r6.get("warnings", [])),
+              f"an unknown recipe: skipped with the reason: {r6}")
         # no command, and the image's registry never answers: skipped within the budget
         t0 = time.monotonic()
         r5 = answer(s.port, ctx, review(uid="p-5", obj=pod("p5", command=False,
@@ -631,8 +637,9 @@ def case_engine(d, ca, cert, key):
             'kilt_webhook_skipped_total{reason="already_injected"}': 1,
             'kilt_webhook_skipped_total{reason="system_namespace"}': 1,
             'kilt_webhook_skipped_total{reason="image_facts"}': 1,
+            'kilt_webhook_skipped_total{reason="no_recipe"}': 1,
             'kilt_webhook_image_lookups_total{result="timed_out"}': 1,
-            'kilt_webhook_namespace_facts_total{source="unknown"}': 5,
+            'kilt_webhook_namespace_facts_total{source="unknown"}': 6,
             'kilt_webhook_dry_run_reviews_total': 1,
         }
         for k, v in want.items():
