@@ -249,7 +249,35 @@ static json_t *keep_number(const char *s, size_t len, bool v12)
 	if (real && !v12 &&
 	    (!memchr(s, '.', len) || (e && e + 1 < s + len && e[1] != '-' && e[1] != '+')))
 		return NULL;
-	return kilt_json_number_keep(s, len);
+	if (!real || len > 256)
+		return kilt_json_number_keep(s, len);
+	/* a float in YAML's spelling that JSON lacks (`.5`, `1.`, `+1.5`, `007.5`, `1_0.5`) is
+	 * kept in JSON's (`0.5`, `1.0`, `1.5`, `7.5`, `10.5`): the same digits, the same value */
+	char buf[272];
+	size_t n = 0, i = 0;
+	if (s[i] == '+' || s[i] == '-')
+		if (s[i++] == '-')
+			buf[n++] = '-';
+	size_t int_start = n;
+	for (; i < len && (is_digit(s[i]) || (s[i] == '_' && !v12)); i++) {
+		if (s[i] == '_' || (s[i] == '0' && n == int_start))
+			continue; /* separators and leading zeros */
+		buf[n++] = s[i];
+	}
+	if (n == int_start)
+		buf[n++] = '0';
+	if (i < len && s[i] == '.') {
+		buf[n++] = s[i++];
+		size_t frac_start = n;
+		for (; i < len && (is_digit(s[i]) || (s[i] == '_' && !v12)); i++)
+			if (s[i] != '_')
+				buf[n++] = s[i];
+		if (n == frac_start)
+			buf[n++] = '0';
+	}
+	for (; i < len; i++)
+		buf[n++] = s[i]; /* the exponent, as it is (JSON's syntax is checked next) */
+	return kilt_json_number_keep(buf, n);
 }
 
 /* The JSON value of a plain scalar. With `keep` (a CloudFormation template: one document), a number jansson
