@@ -134,7 +134,12 @@ struct metrics {
 	atomic_ulong failures[FAIL_COUNT];
 	atomic_ulong bucket[N_BUCKETS + 1]; /* the last is +Inf */
 	atomic_ullong duration_ns;
+	/* Reviews received whose answer is not built yet: dropped before the answer is queued, so
+	 * a scrape made after a client has its answer never counts that review. */
 	atomic_ulong in_flight;
+	/* POST /mutate requests not finished (their answer may still be being sent): what the drain
+	 * waits for. */
+	atomic_ulong open;
 	atomic_ulong cert_reloads_ok, cert_reloads_failed;
 	atomic_llong cert_not_after;
 	atomic_ulong dry_run;
@@ -468,6 +473,7 @@ static void *watch_certs(void *arg)
 struct request {
 	struct timespec start;
 	bool mutate; /* POST /mutate */
+	bool in_flight; /* counted in metrics.in_flight */
 	bool too_large;
 	struct kbuf body;
 };
@@ -506,6 +512,15 @@ static enum MHD_Result respond_text(struct server *s, struct MHD_Connection *con
 #define FIXED_RESPONSE                                                                             \
 	"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"response\":{"      \
 	"\"uid\":\"\",\"allowed\":true}}"
+
+/* The review is no longer in flight: its answer is built (or the request ended without one). */
+static void answered(struct server *s, struct request *req)
+{
+	if (req->in_flight) {
+		req->in_flight = false;
+		atomic_fetch_sub(&s->metrics.in_flight, 1);
+	}
+}
 
 /* Answers one review body: always a valid AdmissionReview (HTTP 200), whatever went wrong. */
 static char *review(struct server *s, struct request *req, size_t *ret_len)
@@ -617,6 +632,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		*con_cls = req;
 		if (strcmp(url, "/mutate") == 0 && strcmp(method, "POST") == 0) {
 			req->mutate = true;
+			req->in_flight = true;
+			atomic_fetch_add(&s->metrics.open, 1);
 			atomic_fetch_add(&s->metrics.in_flight, 1);
 			kbuf_init(&req->body, s->o->max_body);
 			const char *cl = wl.lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -632,6 +649,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 				/* Answer now: the body is not read (MHD closes the connection). */
 				size_t len = 0;
 				char *out = review(s, req, &len);
+				answered(s, req);
 				return respond(s, conn, MHD_HTTP_OK, "application/json", out, len);
 			}
 			return MHD_YES;
@@ -649,11 +667,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			*upload_size = 0;
 			return MHD_YES;
 		}
-		if (s->o->fixed_response && !req->too_large)
+		if (s->o->fixed_response && !req->too_large) {
+			answered(s, req);
 			return respond(s, conn, MHD_HTTP_OK, "application/json",
 				       xstrdup(FIXED_RESPONSE), strlen(FIXED_RESPONSE));
+		}
 		size_t len = 0;
 		char *out = review(s, req, &len);
+		answered(s, req);
 		return respond(s, conn, MHD_HTTP_OK, "application/json", out, len);
 	}
 	if (*upload_size) {
@@ -691,8 +712,9 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct request *req = *con_cls;
 	if (!req)
 		return;
+	answered(s, req);
 	if (req->mutate)
-		atomic_fetch_sub(&s->metrics.in_flight, 1);
+		atomic_fetch_sub(&s->metrics.open, 1);
 	kbuf_done(&req->body);
 	free(req);
 	*con_cls = NULL;
@@ -865,7 +887,7 @@ int webhook_serve(const struct webhook_options *o)
 	atomic_store(&s.draining, true);
 	log_json("info", "draining",
 		 json_pack("{s:s, s:I}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-			   "inFlight", (json_int_t)atomic_load(&s.metrics.in_flight)));
+			   "inFlight", (json_int_t)atomic_load(&s.metrics.open)));
 	if (o->shutdown_delay_ms > 0) {
 		/* Still serving while load balancers and the API server learn that this replica is
 		 * going (readyz says so); a second signal cuts the delay short. */
@@ -878,12 +900,12 @@ int webhook_serve(const struct webhook_options *o)
 		close(lfd);
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (atomic_load(&s.metrics.in_flight) > 0 &&
+	while (atomic_load(&s.metrics.open) > 0 &&
 	       seconds_since(&t0) * 1000 < o->drain_timeout_ms) {
 		struct timespec ten_ms = { 0, 10 * 1000000L };
 		nanosleep(&ten_ms, NULL);
 	}
-	unsigned long left = atomic_load(&s.metrics.in_flight);
+	unsigned long left = atomic_load(&s.metrics.open);
 	wl.stop_daemon(d);
 	pthread_mutex_lock(&s.watch_lock);
 	s.stop_watching = true;
