@@ -737,14 +737,14 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 		return 0;
 	}
 	bool v12 = l->flags & KILT_YAML_SCHEMA_1_2;
+	/* a CloudFormation template (one document) keeps numbers jansson cannot hold */
+	bool keep = (l->flags & KILT_YAML_CFN_TAGS) && !(l->flags & KILT_YAML_MULTI);
 	json_t *v = NULL;
 	size_t nodes = 1;
 	switch (kind) {
 	case TAG_NONE:
 		if (plain && !e->scalar.tag)
-			v = resolve_plain(s, len, v12,
-					  (l->flags & KILT_YAML_CFN_TAGS) &&
-						  !(l->flags & KILT_YAML_MULTI));
+			v = resolve_plain(s, len, v12, keep);
 		break;
 	case TAG_STR:
 		break;
@@ -752,6 +752,20 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 	case TAG_FLOAT: {
 		json_int_t iv;
 		double d;
+		if (kind == TAG_FLOAT && keep && len < 250) {
+			/* a float with more digits than a double keeps is kept as written, as an
+			 * untagged one is (`!!float 12345678901234567` is 12345678901234567.0) */
+			char t[256];
+			memcpy(t, s, len);
+			size_t n = len;
+			if (!memchr(s, '.', len) && !memchr(s, 'e', len) && !memchr(s, 'E', len)) {
+				t[n++] = '.';
+				t[n++] = '0';
+			}
+			v = keep_number(t, n, true);
+			if (v)
+				break;
+		}
 		if (parse_int(s, len, v12, &iv) > 0 || parse_int(s, len, !v12, &iv) > 0)
 			v = kind == TAG_INT ? json_integer(iv) : json_real((double)iv);
 		else if (kind == TAG_FLOAT &&
