@@ -5,6 +5,7 @@
  * The bytes written are those of the whole-document path; anything this splitter does not follow
  * is handed back (KILT_CFN_STREAM_WHOLE) to that path, which then gives the exact result or error. */
 #include "ecs-internal.h"
+#include "json-write.h"
 
 /* jansson refuses nesting deeper than 2048; spans nested up to this parse the same alone and
  * inside the document. */
@@ -31,16 +32,11 @@ struct members {
 	size_t n, cap;
 };
 
-/* Output goes to io->write in pieces of this size: jansson hands out a few bytes at a time. */
-#define OUT_BUFFER (64u << 10)
-
 struct stream {
 	const char *text; /* borrowed */
 	size_t len;
 	const struct kilt_cfn_stream *io; /* borrowed */
-	bool write_failed;
-	char *out; /* owned: OUT_BUFFER bytes */
-	size_t out_len;
+	struct kilt_json_out out; /* to io->write in runs of up to 64 KiB (json-write.c) */
 };
 
 static void members_done(struct members *m)
@@ -202,179 +198,20 @@ static bool spans_parse(const struct stream *s, const struct members *m, size_t 
 	return true;
 }
 
-static int flush(struct stream *s)
-{
-	if (s->write_failed)
-		return -1;
-	if (s->out_len && s->io->write(s->out, s->out_len, s->io->write_userdata) != 0) {
-		s->write_failed = true;
-		return -1;
-	}
-	s->out_len = 0;
-	return 0;
-}
-
 static int emit(struct stream *s, const char *p, size_t n)
 {
-	if (s->write_failed)
-		return -1;
-	if (s->out_len + n > OUT_BUFFER) {
-		if (flush(s) < 0)
-			return -1;
-		if (n > OUT_BUFFER) {
-			if (s->io->write(p, n, s->io->write_userdata) != 0) {
-				s->write_failed = true;
-				return -1;
-			}
-			return 0;
-		}
-	}
-	memcpy(s->out + s->out_len, p, n);
-	s->out_len += n;
-	return 0;
+	return kilt_json_out_raw(&s->out, p, n);
 }
 
 /* The text json_dump_callback(v, DUMP_FLAGS) gives (jansson's indented form, byte for byte),
- * written straight into the output buffer with `indent` more spaces after every newline: the
- * nested values stand `indent` deep in the template. jansson hands its text out a few bytes at a
- * time through a callback; this writes it whole, which is most of what the streaming path spends
- * above its floor (ecs/stream-parity and fuzz_ecs hold the bytes to the whole-document path's).
- * Returns 0, -1 when a write failed, -2 when the value cannot be written as JSON (a string that
- * is not UTF-8, as jansson refuses). */
-static int put_spaces(struct stream *s, size_t n)
-{
-	static const char spaces[] = "                                ";
-	while (n) {
-		size_t k = n < sizeof(spaces) - 1 ? n : sizeof(spaces) - 1;
-		if (emit(s, spaces, k) < 0)
-			return -1;
-		n -= k;
-	}
-	return 0;
-}
-
-static int put_string(struct stream *s, const char *p, size_t n)
-{
-	if (kilt_utf8_valid_prefix((const unsigned char *)p, n) != n)
-		return -2;
-	if (emit(s, "\"", 1) < 0)
-		return -1;
-	size_t start = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		if (i > start && emit(s, p + start, i - start) < 0)
-			return -1;
-		char esc[8];
-		size_t k = 2;
-		esc[0] = '\\';
-		switch (c) {
-		case '"':
-		case '\\':
-			esc[1] = (char)c;
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		default:
-			snprintf(esc, sizeof(esc), "\\u%04X", (unsigned)c);
-			k = 6;
-		}
-		if (emit(s, esc, k) < 0)
-			return -1;
-		start = i + 1;
-	}
-	if (n > start && emit(s, p + start, n - start) < 0)
-		return -1;
-	return emit(s, "\"", 1) < 0 ? -1 : 0;
-}
-
-static int put_value(struct stream *s, const json_t *v, size_t indent)
-{
-	char num[64];
-	int r;
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: {
-		if (json_object_size(v) == 0)
-			return emit(s, "{}", 2);
-		const char *sep = "{\n";
-		const char *key;
-		json_t *val;
-		json_object_foreach ((json_t *)(uintptr_t)v, key, val) {
-			if (emit(s, sep, strlen(sep)) < 0 || put_spaces(s, indent + 2) < 0)
-				return -1;
-			if ((r = put_string(s, key, strlen(key))) < 0)
-				return r;
-			if (emit(s, ": ", 2) < 0)
-				return -1;
-			if ((r = put_value(s, val, indent + 2)) < 0)
-				return r;
-			sep = ",\n";
-		}
-		if (emit(s, "\n", 1) < 0 || put_spaces(s, indent) < 0)
-			return -1;
-		return emit(s, "}", 1);
-	}
-	case JSON_ARRAY: {
-		size_t n = json_array_size(v);
-		if (n == 0)
-			return emit(s, "[]", 2);
-		for (size_t i = 0; i < n; i++) {
-			if (emit(s, i ? ",\n" : "[\n", 2) < 0 || put_spaces(s, indent + 2) < 0)
-				return -1;
-			if ((r = put_value(s, json_array_get(v, i), indent + 2)) < 0)
-				return r;
-		}
-		if (emit(s, "\n", 1) < 0 || put_spaces(s, indent) < 0)
-			return -1;
-		return emit(s, "]", 1);
-	}
-	case JSON_STRING: {
-		const char *raw;
-		size_t rawlen;
-		if (kilt_json_is_raw_number(v, &raw, &rawlen))
-			return emit(s, raw, rawlen);
-		return put_string(s, json_string_value(v), json_string_length(v));
-	}
-	case JSON_INTEGER:
-		r = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return emit(s, num, (size_t)r);
-	case JSON_REAL: {
-		/* jansson's own formatting of reals (precision, ".0", the exponent) */
-		size_t k = json_dumpb(v, num, sizeof(num), DUMP_FLAGS);
-		if (k == 0 || k >= sizeof(num))
-			return -2;
-		return emit(s, num, k);
-	}
-	case JSON_TRUE:
-		return emit(s, "true", 4);
-	case JSON_FALSE:
-		return emit(s, "false", 5);
-	case JSON_NULL:
-		return emit(s, "null", 4);
-	}
-	return -2;
-}
-
+ * with `indent` more spaces after every newline: the nested values stand `indent` deep in the
+ * template (ecs/stream-parity and fuzz_ecs hold the bytes to the whole-document path's). */
 static int dump(struct stream *s, const json_t *v, size_t indent, struct kilt_error *err)
 {
-	int r = put_value(s, v, indent);
+	int r = kilt_json_out_value(&s->out, v, DUMP_FLAGS, indent);
 	if (r == 0)
 		return 0;
-	if (s->write_failed)
+	if (s->out.write_failed)
 		return kilt_error_setf(err, -EIO, "cannot write the result");
 	return kilt_error_setf(err, -EINVAL, "cannot encode the result as JSON");
 }
@@ -594,14 +431,15 @@ int kilt_cfn_stream_inject(const struct kilt_recipe *recipe, const char *text, s
 	if (!io || !io->write || !text ||
 	    (o.input != KILT_ECS_INPUT_AUTO && o.input != KILT_ECS_INPUT_CLOUDFORMATION))
 		return KILT_CFN_STREAM_WHOLE;
-	_cleanup_free_ char *out = xmalloc(OUT_BUFFER);
-	struct stream s = { .text = text, .len = len, .io = io, .out = out };
+	struct stream s = { .text = text, .len = len, .io = io };
+	kilt_json_out_init(&s.out, io->write, io->write_userdata);
 	struct members top = { 0 }, res = { 0 };
 	struct kilt_report acc;
 	kilt_report_init(&acc);
 	int r = run(&s, recipe, &o, &top, &res, &acc, err);
-	if (r == 0 && flush(&s) < 0)
+	if (r == 0 && kilt_json_out_flush(&s.out) < 0)
 		r = kilt_error_setf(err, -EIO, "cannot write the result");
+	kilt_json_out_done(&s.out);
 	members_done(&top);
 	members_done(&res);
 	if (r != 0) {

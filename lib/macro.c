@@ -637,7 +637,7 @@ int kilt_macro_reply(const char *request_id, const json_t *fragment, const char 
 	if (!msg) /* never fail a failure reply */
 		msg = json_string("kilt: error message was not valid UTF-8");
 	json_object_set_new(reply, "errorMessage", msg);
-	char *text = json_dumps(reply, JSON_COMPACT);
+	char *text = kilt_json_dumps(reply, JSON_COMPACT);
 	if (!text)
 		abort();
 	*ret_len = strlen(text);

@@ -94,9 +94,15 @@ static struct kilt_recipe *load_recipe(void)
 	return r;
 }
 
-/* How a pass writes its result: streamed (what kilt inject does: the text never exists whole in
- * memory) or into one string first (json_dumps, as kilt inject did before streaming). */
-enum dump_kind { DUMP_STREAM, DUMP_STRING };
+/* How a pass writes its result: streamed by jansson (json_dumpf: the floor), streamed by
+ * kilt_json_dump_callback (the same bytes; what kilt inject and the macro write with), or into one string
+ * first (json_dumps, as kilt inject did before streaming). */
+enum dump_kind { DUMP_STREAM, DUMP_KILT, DUMP_STRING };
+
+static int file_write(const char *p, size_t n, void *userdata)
+{
+	return fwrite(p, 1, n, userdata) == n ? 0 : -1;
+}
 
 /* One pass as kilt inject runs it: parse, let go of the text when `drop_text` (*text is freed
  * and cleared), inject, dump into `sink` (NULL: /dev/null). Returns the output length (so the
@@ -134,7 +140,9 @@ static size_t pass(char **text, size_t len, const struct kilt_recipe *recipe, en
 		free(out);
 	} else {
 		FILE *f = sink ? sink : fopen("/dev/null", "w");
-		if (!f || json_dumpf(doc, f, JSON_INDENT(2)) < 0) {
+		if (!f ||
+		    (dump == DUMP_KILT ? kilt_json_dump_callback(doc, JSON_INDENT(2), file_write, f)
+				       : json_dumpf(doc, f, JSON_INDENT(2))) < 0) {
 			fprintf(stderr, "bench_cfn: dump failed\n");
 			exit(1);
 		}
@@ -146,11 +154,6 @@ static size_t pass(char **text, size_t len, const struct kilt_recipe *recipe, en
 	}
 	json_decref(doc);
 	return n;
-}
-
-static int file_write(const char *p, size_t n, void *userdata)
-{
-	return fwrite(p, 1, n, userdata) == n ? 0 : -1;
 }
 
 /* One pass as kilt inject runs a JSON template now: lib/cfn-stream.c over the text, which stays
@@ -199,12 +202,12 @@ static double best_of_stream(long rounds, const char *text, size_t len,
 }
 
 static double best_of(long rounds, char *text, size_t len, const struct kilt_recipe *recipe,
-		      FILE *sink, size_t *ret_out)
+		      enum dump_kind dump, FILE *sink, size_t *ret_out)
 {
 	double best = 1e9;
 	for (long i = 0; i < rounds; i++) {
 		double t0 = now();
-		*ret_out = pass(&text, len, recipe, DUMP_STREAM, sink, false, false);
+		*ret_out = pass(&text, len, recipe, dump, sink, false, false);
 		double dt = now() - t0;
 		if (dt < best)
 			best = dt;
@@ -310,10 +313,93 @@ static int child(const char *mode, const char *path)
 	return kib < 0;
 }
 
+/* `bench_cfn --profile floor|whole|whole-jansson|stream|none N [TASKS [CONTAINERS]]`: only that
+ * path, N times (for perf record or valgrind --tool=callgrind; `none` only generates the
+ * template and loads the recipe). */
+static int profile(int argc, char **argv)
+{
+	const char *what = argv[2];
+	long n = parse_long(argv[3], 10);
+	long tasks = parse_long(argc > 4 ? argv[4] : NULL, 500);
+	long containers = parse_long(argc > 5 ? argv[5] : NULL, 4);
+	struct kilt_recipe *recipe = load_recipe();
+	char *text = generate(tasks, containers);
+	size_t len = strlen(text);
+	FILE *sink = tmpfile();
+	if (!sink)
+		return 1;
+	size_t out = 0;
+	for (long i = 0; i < n && strcmp(what, "none") != 0; i++) {
+		if (strcmp(what, "stream") == 0)
+			out += stream_pass(text, len, recipe, sink);
+		else
+			out += pass(&text, len, strncmp(what, "whole", 5) == 0 ? recipe : NULL,
+				    strcmp(what, "whole") == 0 ? DUMP_KILT : DUMP_STREAM, sink,
+				    false, false);
+	}
+	printf("%s: %ld passes, %zu bytes out\n", what, n, out);
+	fclose(sink);
+	kilt_recipe_free(recipe);
+	free(text);
+	return 0;
+}
+
+/* CPU time (user + system, from wait4) of a fresh process running one path `passes` times:
+ * `self --profile MODE PASSES TASKS CONTAINERS`. */
+static double cpu_child(const char *self, const char *mode, long passes, long tasks,
+			long containers)
+{
+	char n[24], t[24], c[24];
+	snprintf(n, sizeof(n), "%ld", passes);
+	snprintf(t, sizeof(t), "%ld", tasks);
+	snprintf(c, sizeof(c), "%ld", containers);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+			_exit(127);
+		execl(self, self, "--profile", mode, n, t, c, (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	struct rusage ru;
+	if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "bench_cfn: --profile %s failed\n", mode);
+		exit(1);
+	}
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Per pass CPU time of each path, each in fresh processes (10 passes, less a process that only
+ * generates the template and loads the recipe), the paths in turn three times, the best of each:
+ * [0] the floor, [1] whole document, [2] whole document written by jansson, [3] streamed. What
+ * other programs on the machine do disturbs this less than the wall clock. */
+static void cpu_times(const char *self, long tasks, long containers, double best[4])
+{
+	static const char *const modes[] = { "floor", "whole", "whole-jansson", "stream" };
+	const long passes = 10;
+	for (int k = 0; k < 4; k++)
+		best[k] = 1e9;
+	for (int round = 0; round < 3; round++) {
+		double base = cpu_child(self, "none", 1, tasks, containers);
+		for (int k = 0; k < 4; k++) {
+			double dt = (cpu_child(self, modes[k], passes, tasks, containers) - base) /
+				    (double)passes;
+			if (dt < best[k])
+				best[k] = dt;
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--child") == 0)
 		return child(argv[2], argv[3]);
+	if (argc >= 4 && strcmp(argv[1], "--profile") == 0)
+		return profile(argc, argv);
 	long tasks = parse_long(argc > 1 ? argv[1] : NULL, 500);
 	long containers = parse_long(argc > 2 ? argv[2] : NULL, 4);
 	long rounds = parse_long(argc > 3 ? argv[3] : NULL, 7);
@@ -329,11 +415,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pass(&text, len, recipe, DUMP_STREAM, sink, false, false);
-	double floor_s = best_of(rounds, text, len, NULL, sink, &out_floor);
-	double inject_s = best_of(rounds, text, len, recipe, sink, &out_inject);
+	double floor_s = best_of(rounds, text, len, NULL, DUMP_STREAM, sink, &out_floor);
+	double inject_s = best_of(rounds, text, len, recipe, DUMP_KILT, sink, &out_inject);
+	size_t out_jansson = 0;
+	double inject_jansson_s =
+		best_of(rounds, text, len, recipe, DUMP_STREAM, sink, &out_jansson);
 	size_t out_stream = 0;
 	double stream_s = best_of_stream(rounds, text, len, recipe, sink, &out_stream);
 	fclose(sink);
+	if (out_jansson != out_inject)
+		fprintf(stderr, "bench_cfn: kilt_json_dump_callback wrote %zu bytes, jansson %zu\n",
+			out_inject, out_jansson);
 	if (out_stream != out_inject + 1) /* + the newline kilt inject ends with */
 		fprintf(stderr, "bench_cfn: the streamed output has %zu bytes, not %zu\n",
 			out_stream, out_inject + 1);
@@ -343,6 +435,8 @@ int main(int argc, char **argv)
 	if (sl < 0)
 		return 1;
 	self[sl] = '\0';
+	double cpu[4];
+	cpu_times(self, tasks, containers, cpu);
 	char path[] = "/tmp/kilt-bench-cfn-XXXXXX";
 	int fd = mkstemp(path);
 	if (fd < 0 || write(fd, text, len) != (ssize_t)len || close(fd) < 0) {
@@ -370,9 +464,18 @@ int main(int argc, char **argv)
 	printf("floor (jansson load + dump):   %8.1f ms\n", floor_s * 1e3);
 	printf("inject, whole document (load + inject + dump): %8.1f ms   = %.2fx the floor\n",
 	       inject_s * 1e3, inject_s / floor_s);
+	printf("  the same, written by jansson's dump:         %8.1f ms   = %.2fx the floor\n",
+	       inject_jansson_s * 1e3, inject_jansson_s / floor_s);
 	printf("inject, streamed (lib/cfn-stream.c):           %8.1f ms   = %.2fx the floor "
 	       "(goal <= 3x)\n",
 	       stream_s * 1e3, ratio);
+	printf("CPU time per pass (fresh processes, 10 passes, best of 3): floor %.1f ms\n",
+	       cpu[0] * 1e3);
+	printf("  whole document %.1f ms = %.2fx the floor (goal <= 2x); written by jansson's dump "
+	       "%.1f ms = %.2fx\n",
+	       cpu[1] * 1e3, cpu[1] / cpu[0], cpu[2] * 1e3, cpu[2] / cpu[0]);
+	printf("  streamed %.1f ms = %.2fx the floor (goal <= 1.5x)\n", cpu[3] * 1e3,
+	       cpu[3] / cpu[0]);
 	printf("per container above the floor: %.1f us whole, %.1f us streamed\n",
 	       (inject_s - floor_s) * 1e6 / (double)(tasks * containers),
 	       (stream_s - floor_s) * 1e6 / (double)(tasks * containers));

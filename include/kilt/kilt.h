@@ -85,8 +85,10 @@ size_t kilt_json_number_yaml11(const char *p, size_t n, char *out, size_t size);
  * With JSON_DISABLE_EOF_CHECK (a stream of documents), json_loadb itself. */
 json_t *kilt_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *jerr);
 /* json_dump_callback and json_dumps with the same flags and bytes (JSON_INDENT, JSON_COMPACT,
- * JSON_ENCODE_ANY, JSON_REAL_PRECISION, JSON_ESCAPE_SLASH; JSON_SORT_KEYS and JSON_ENSURE_ASCII
- * are refused), writing kept numbers as written. -1 / NULL when a string is not UTF-8. */
+ * JSON_ENCODE_ANY, JSON_REAL_PRECISION, JSON_ESCAPE_SLASH; JSON_SORT_KEYS, JSON_ENSURE_ASCII and
+ * JSON_EMBED are refused), writing kept numbers as written. -1 / NULL when a string is not UTF-8.
+ * The callback gets the text in runs of up to 64 KiB (jansson's: a few bytes a call), which is
+ * most of what writing a large template costs (lib/json-write.c). */
 int kilt_json_dump_callback(const json_t *v, size_t flags, json_dump_callback_t callback,
 			    void *data);
 char *kilt_json_dumps(const json_t *v, size_t flags);

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The JSON writer behind kilt_json_dump_callback and kilt_json_dumps, for the library's files that mix its output with text of
+ * their own (cfn-stream.c writes a template's sections around the values it dumps). */
+#ifndef KILT_JSON_WRITE_H
+#define KILT_JSON_WRITE_H
+
+#include "internal.h"
+
+/* Pending output is handed to `write` once it reaches this size. */
+#define KILT_JSON_OUT_FLUSH (64u << 10)
+
+struct kilt_json_out {
+	/* receives the output in pieces; returns 0, or non-zero to stop. NULL: everything stays in
+	 * `text`. */
+	int (*write)(const char *p, size_t n, void *userdata);
+	void *userdata; /* borrowed */
+	struct kbuf text; /* owned: the pending output, or all of it without `write` */
+	bool write_failed;
+};
+
+void kilt_json_out_init(struct kilt_json_out *o, int (*write)(const char *p, size_t n, void *u),
+			void *userdata);
+/* Appends text as it is. Returns 0, or -1 once a write failed. */
+int kilt_json_out_raw(struct kilt_json_out *o, const char *p, size_t n);
+/* Appends `v` as json_dump_callback(v, flags) writes it (kept numbers as written), with `indent`
+ * more spaces after every newline (the value stands that deep in a larger text). `flags` as
+ * kilt_json_dump_callback accepts them. Returns 0, -1 once a write failed, -2 when `v` cannot be
+ * written as JSON (a string that is not UTF-8, a scalar without JSON_ENCODE_ANY, a refused flag,
+ * a loop). */
+int kilt_json_out_value(struct kilt_json_out *o, const json_t *v, size_t flags, size_t indent);
+/* Hands what is pending to `write`. Returns 0 or -1. */
+int kilt_json_out_flush(struct kilt_json_out *o);
+void kilt_json_out_done(struct kilt_json_out *o);
+
+#endif
