@@ -30,15 +30,40 @@ static int get_string(const json_t *obj, const char *key, const char *where, boo
 	return 0;
 }
 
-int kilt_admission_review_parse(const char *text, size_t len, struct kilt_admission_review *ret,
-				struct kilt_error *err)
+/* The review's JSON; with `skim`, without the managedFields kilt_admission_skim() finds (the
+ * whole text is parsed when they are not found, or the rest is refused, so errors are the
+ * whole text's). */
+static json_t *load(const char *text, size_t len, bool skim, json_error_t *jerr)
+{
+	struct kilt_admission_span spans[KILT_ADMISSION_MAX_SPANS];
+	size_t n = skim ? kilt_admission_skim(text, len, spans) : 0;
+	if (n > 0) {
+		_cleanup_free_ char *rest = xmalloc(len);
+		size_t o = 0;
+		const char *at = text;
+		for (size_t i = 0; i < n; i++) {
+			memcpy(rest + o, at, (size_t)(spans[i].start - at));
+			o += (size_t)(spans[i].start - at);
+			at = spans[i].end;
+		}
+		memcpy(rest + o, at, (size_t)(text + len - at));
+		o += (size_t)(text + len - at);
+		json_t *root = json_loadb(rest, o, JSON_REJECT_DUPLICATES, jerr);
+		if (root)
+			return root;
+	}
+	return json_loadb(text, len, JSON_REJECT_DUPLICATES, jerr);
+}
+
+static int parse(const char *text, size_t len, bool skim, struct kilt_admission_review *ret,
+		 struct kilt_error *err)
 {
 	if (len > KILT_ADMISSION_MAX_REVIEW)
 		return kilt_error_setf(err, -E2BIG,
 				       "review of %zu bytes is over the %zu-byte limit", len,
 				       KILT_ADMISSION_MAX_REVIEW);
 	json_error_t jerr;
-	_cleanup_json_ json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	_cleanup_json_ json_t *root = load(text, len, skim, &jerr);
 	if (!root)
 		return kilt_error_set(err, -EINVAL, NULL, jerr.line > 0 ? (unsigned)jerr.line : 0,
 				      jerr.column > 0 ? (unsigned)jerr.column : 0, "not JSON: %s",
@@ -98,6 +123,18 @@ int kilt_admission_review_parse(const char *text, size_t len, struct kilt_admiss
 	rv.root = steal_pointer(&root);
 	*ret = rv;
 	return 0;
+}
+
+int kilt_admission_review_parse(const char *text, size_t len, struct kilt_admission_review *ret,
+				struct kilt_error *err)
+{
+	return parse(text, len, true, ret, err);
+}
+
+int kilt_admission_review_parse_whole(const char *text, size_t len,
+				      struct kilt_admission_review *ret, struct kilt_error *err)
+{
+	return parse(text, len, false, ret, err);
 }
 
 void kilt_admission_review_done(struct kilt_admission_review *rv)

@@ -88,4 +88,22 @@ int kbuf_printf(struct kbuf *b, const char *fmt, ...) __attribute__((format(prin
 char *kbuf_steal(struct kbuf *b);
 void kbuf_done(struct kbuf *b);
 
+/* ---- admission-skim.c ---------------------------------------------------------------------- */
+struct kilt_admission_review;
+struct kilt_error;
+/* A span of a review's text the decoder leaves out. */
+struct kilt_admission_span {
+	const char *start, *end; /* borrowed */
+};
+#define KILT_ADMISSION_MAX_SPANS 4
+/* Finds the members metadata.managedFields of request.object and request.oldObject in an
+ * AdmissionReview's text (each with the comma that separates it from its neighbour), in order, at
+ * most KILT_ADMISSION_MAX_SPANS. The text without them is valid JSON, without duplicate keys,
+ * exactly when the whole text is, and then decodes to the same values less those members.
+ * Returns 0 when there are none or anything is unexpected (the whole text is then parsed). */
+size_t kilt_admission_skim(const char *text, size_t len, struct kilt_admission_span *spans);
+/* kilt_admission_review_parse() without the skim: every member decoded. */
+int kilt_admission_review_parse_whole(const char *text, size_t len,
+				      struct kilt_admission_review *ret, struct kilt_error *err);
+
 #endif

@@ -32,7 +32,9 @@ struct kilt_admission_review {
 	bool dry_run; /* request.dryRun */
 };
 
-/* Decodes an AdmissionReview v1 request. `len` is at most KILT_ADMISSION_MAX_REVIEW (else -E2BIG);
+/* Decodes an AdmissionReview v1 request. The metadata.managedFields of request.object and
+ * request.oldObject are left out of `root` (kilt never reads them; they are half of a review's
+ * bytes); anything else is decoded as written. `len` is at most KILT_ADMISSION_MAX_REVIEW (else -E2BIG);
  * anything that is not a review the API server sends is -EINVAL with a message naming the field
  * (and line/column for bad JSON). `ret` is untouched on failure. */
 int kilt_admission_review_parse(const char *text, size_t len, struct kilt_admission_review *ret,

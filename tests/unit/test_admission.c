@@ -353,6 +353,85 @@ static void test_admission__pull_secret_names(void **state)
 	assert_int_equal(kilt_k8s_pull_secret_names(bad, NULL, &names, &err), -EINVAL);
 }
 
+/* A review with metadata.managedFields in object (first member) and oldObject (last member). */
+#define SKIM_MF                                                                                    \
+	"[{\"manager\":\"kubectl\",\"fieldsV1\":{\"f:metadata\":{\"f:labels\":{\".\":{}}},\"k:{"   \
+	"\\\"name\\\":\\\"a\\\"}\":{}}}]"
+#define SKIM_REVIEW(OBJ_META, OLD_META)                                                            \
+	"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"       \
+	"\"uid\":\"u\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"             \
+	"\"operation\":\"UPDATE\",\"object\":{\"metadata\":{" OBJ_META "},\"spec\":{}},"           \
+	"\"oldObject\":{\"metadata\":{" OLD_META "}}}}"
+
+static size_t skim(const char *text, struct kilt_admission_span *spans)
+{
+	return kilt_admission_skim(text, strlen(text), spans);
+}
+
+static void test_admission__skim(void **state)
+{
+	(void)state;
+	struct kilt_admission_span sp[KILT_ADMISSION_MAX_SPANS];
+	const char *text = SKIM_REVIEW("\"managedFields\":" SKIM_MF " , \"name\":\"p\"",
+				       "\"name\":\"p\", \"managedFields\" : " SKIM_MF);
+	assert_int_equal(skim(text, sp), 2);
+	/* the first member with the comma after it; the last with the comma before it */
+	assert_int_equal(sp[0].end - sp[0].start, strlen("\"managedFields\":" SKIM_MF " ,"));
+	assert_memory_equal(sp[0].start, "\"managedFields\":" SKIM_MF " ,",
+			    sp[0].end - sp[0].start);
+	assert_int_equal(sp[1].end - sp[1].start, strlen(", \"managedFields\" : " SKIM_MF));
+	assert_memory_equal(sp[1].start, ", \"managedFields\" : " SKIM_MF, sp[1].end - sp[1].start);
+	struct kilt_admission_review rv = { 0 };
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_admission_review_parse(text, strlen(text), &rv, &err), 0);
+	json_auto_t *want = json_loads("{\"object\":{\"metadata\":{\"name\":\"p\"},\"spec\":{}},"
+				       "\"oldObject\":{\"metadata\":"
+				       "{\"name\":\"p\"}}}",
+				       0, NULL);
+	const json_t *req = json_object_get(rv.root, "request");
+	assert_true(json_equal(json_object_get(req, "object"), json_object_get(want, "object")));
+	assert_true(
+		json_equal(json_object_get(req, "oldObject"), json_object_get(want, "oldObject")));
+	kilt_admission_review_done(&rv);
+	assert_int_equal(kilt_admission_review_parse_whole(text, strlen(text), &rv, &err), 0);
+	assert_non_null(json_object_get(json_object_get(rv.object, "metadata"), "managedFields"));
+	kilt_admission_review_done(&rv);
+
+	/* the only member */
+	text = SKIM_REVIEW(" \"managedFields\":[] ", "");
+	assert_int_equal(skim(text, sp), 1);
+	assert_memory_equal(sp[0].start, "\"managedFields\":[]", sp[0].end - sp[0].start);
+	/* managedFields elsewhere is kept */
+	assert_int_equal(skim(SKIM_REVIEW("\"labels\":{\"managedFields\":\"x\"}",
+					  "") ",\"managedFields\":[]}",
+			      sp),
+			 0);
+
+	/* Anything outside what the skim checks itself: nothing found, the whole text parsed. */
+	static const char *const whole[] = {
+		SKIM_REVIEW("\"managedFields\":[],\"managedFields\":[]", ""),
+		SKIM_REVIEW("\"managedFields\":[],\"managed\\u0046ields\":[]", ""),
+		SKIM_REVIEW("\"managedFields\":[{\"f:a\":{},\"f:a\":{}}]", ""),
+		SKIM_REVIEW("\"managedFields\":[{\"f:/\":{},\"f:\\/\":{}}]", ""),
+		SKIM_REVIEW("\"managedFields\":[1]", ""),
+		SKIM_REVIEW("\"managedFields\":[null]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"\\u0041\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"\xc3\xa9\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"a\tb\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"a\",]", ""),
+		SKIM_REVIEW("\"managedFields\":[{\"a\" \"b\"}]", ""),
+		SKIM_REVIEW(
+			"\"managedFields\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+			"[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+			"]]]]]]]]]]",
+			""),
+		"[]",
+		"{\"request\":{\"object\":{\"metadata\":{\"managedFields\":[]",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(whole); i++)
+		assert_int_equal(skim(whole[i], sp), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_admission__answer),
 		cmocka_unit_test(test_admission__namespace_watch),
 		cmocka_unit_test(test_admission__pull_secret_names),
+		cmocka_unit_test(test_admission__skim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
