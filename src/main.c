@@ -12,7 +12,7 @@
 static const struct kilt_command commands[] = {
 	{ "hocon", "print a HOCON document resolved to JSON", cmd_hocon },
 	{ "recipe", "check recipes and render the plan for a container", cmd_recipe },
-	{ "inject", "apply a recipe to CloudFormation, ECS task definitions, Terraform",
+	{ "inject", "apply a recipe to CloudFormation, ECS, Terraform, Kubernetes manifests",
 	  cmd_inject },
 	{ "cfn-macro", "run the CloudFormation macro (AWS Lambda custom runtime)", cmd_cfn_macro },
 	{ "image", "inspect the facts kilt reads from image registries", cmd_image },
@@ -28,8 +28,8 @@ static void print_help(FILE *out)
 	      "\n"
 	      "kilt puts a security agent inside containers where no kernel instrumentation is\n"
 	      "possible, by applying a recipe to container definitions: CloudFormation templates,\n"
-	      "ECS task definitions, Terraform container definitions, and Kubernetes pods through\n"
-	      "an admission webhook.\n"
+	      "ECS task definitions, Terraform container definitions and Kubernetes manifests,\n"
+	      "to pods as they are created (an admission webhook) and to pods that already run.\n"
 	      "\n"
 	      "Commands:\n",
 	      out);
