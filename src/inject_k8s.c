@@ -123,13 +123,23 @@ int image_facts_file_load(const char *path, json_t **ret_table, struct kilt_erro
 	const char *image;
 	json_t *facts;
 	json_object_foreach (table, image, facts) {
-		json_t *ep = json_object_get(facts, "entrypoint"),
-		       *cmd = json_object_get(facts, "command");
-		if (!json_is_object(facts) || (ep && !json_is_array(ep)) ||
-		    (cmd && !json_is_array(cmd)))
+		if (!json_is_object(facts))
 			return kilt_error_set(
 				err, -EINVAL, path, 0, 0,
 				"%s: expected {\"entrypoint\": [..], \"command\": [..]}", image);
+		/* null is how an image's config says it has no Entrypoint or Cmd: the same as [] */
+		static const char *const keys[] = { "entrypoint", "command" };
+		for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+			json_t *v = json_object_get(facts, keys[k]);
+			if (json_is_null(v))
+				json_object_set_new(facts, keys[k], json_array());
+			else if (v && !json_is_array(v))
+				return kilt_error_set(
+					err, -EINVAL, path, 0, 0,
+					"%s: expected {\"entrypoint\": [..], \"command\": [..]} "
+					"(null for none)",
+					image);
+		}
 	}
 	/* the needs' entries are keyed by normalized reference (kilt_image_needs_add): so are the
 	 * file's, whatever their spelling */
