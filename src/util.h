@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What every front end file in src/ shares beside libkilt's public API: allocation that aborts on
- * OOM, cleanup attributes that make ownership visible, and a bounded growable buffer. libkilt
- * keeps its own (lib/internal.h) private; nothing here is part of the library. */
+/* What every front end file in src/ includes: libkilt's public API and its utilities
+ * (include/kilt/kilt-util.h: allocation that aborts on OOM, a bounded growable buffer, cleanup
+ * attributes) under the short names the code writes. */
 #ifndef KILT_SRC_UTIL_H
 #define KILT_SRC_UTIL_H
 
@@ -17,61 +17,8 @@
 
 #include "kilt.h"
 
-#define KILT_UNUSED __attribute__((unused))
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-void *xmalloc(size_t n);
-void *xcalloc(size_t nmemb, size_t size);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
-/* Formats into a new heap string (aborts on OOM). */
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static inline void freep(void *p)
-{
-	free(*(void **)p);
-}
-static inline void closep(const int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-}
-static inline void fclosep(FILE **f)
-{
-	if (*f)
-		fclose(*f);
-}
-
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _cleanup_free_ _cleanup_(freep)
-#define _cleanup_close_ _cleanup_(closep)
-#define _cleanup_fclose_ _cleanup_(fclosep)
-/* jansson provides json_decrefp (and json_auto_t). */
-#define _cleanup_json_ _cleanup_(json_decrefp)
-
-/* Returns *pp and sets it to NULL: hands ownership out of a _cleanup_ variable. */
-#define steal_pointer(pp)                                                                          \
-	__extension__({                                                                            \
-		__typeof__(*(pp)) _p = *(pp);                                                      \
-		*(pp) = NULL;                                                                      \
-		_p;                                                                                \
-	})
-
-/* A growable byte buffer with a maximum size (curl's dynbuf idea). Always NUL-terminated when
- * non-empty. */
-struct kbuf {
-	char *data; /* owned */
-	size_t len, cap, max;
-};
-void kbuf_init(struct kbuf *b, size_t max);
-/* Appends; returns 0 or -E2BIG when the buffer would exceed its maximum (contents unchanged). */
-int kbuf_add(struct kbuf *b, const void *p, size_t n);
-int kbuf_addc(struct kbuf *b, char c);
-int kbuf_adds(struct kbuf *b, const char *s);
-int kbuf_printf(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Hands the contents out (never NULL: "" for an empty buffer) and resets the buffer. */
-char *kbuf_steal(struct kbuf *b);
-void kbuf_done(struct kbuf *b);
+/* libkilt's allocation, kbuf and cleanup attributes, with their short names. */
+#define KILT_SHORT_NAMES
+#include "kilt-util.h"
 
 #endif

@@ -103,5 +103,7 @@ char *kilt_json_dumps(const json_t *v, size_t flags);
 #include "kilt-macro.h"
 #include "kilt-admission.h"
 #include "kilt-terraform.h"
+#include "kilt-exec.h"
+#include "kilt-util.h"
 
 #endif
