@@ -110,7 +110,7 @@ place_program() { # SRC NAME DESTDIR
 	readelf -h "$src" | grep -q "Machine:.*X86-64" ||
 		die "$name: $src is not an x86-64 program ($(readelf -h "$src" | sed -n 's/ *Machine: *//p'))"
 	install -m 0755 "$src" "$out/$name"
-	if ! readelf -lW "$src" | grep -q INTERP; then
+	if ! grep -q INTERP <<<"$(readelf -lW "$src")"; then
 		echo "build-agent-image: $name: static" >&2
 		return
 	fi

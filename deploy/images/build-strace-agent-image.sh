@@ -51,7 +51,7 @@ trap 'rm -rf "$work"' EXIT
 agent=$work/agent
 install -d "$agent/bin" "$agent/lib"
 install -m 0755 "$strace" "$agent/bin/strace"
-if readelf -lW "$strace" | grep -q INTERP; then
+if grep -q INTERP <<<"$(readelf -lW "$strace")"; then
 	interp=$(readelf -lW "$strace" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
 	listing=$(ldd "$strace" 2>&1) || die "ldd $strace failed: $listing"
 	! grep -q "not found" <<<"$listing" || die "$strace: libraries not found"

@@ -70,8 +70,10 @@ interp=$(readelf -lW "$kilt" | sed -n 's/.*Requesting program interpreter: \(.*\
 dlopened=(libmicrohttpd.so.12 libgnutls.so.30 libcurl.so.4)
 objects=("$kilt")
 for soname in "${dlopened[@]}"; do
+	# awk reads ldconfig's whole listing: leaving early would kill ldconfig with SIGPIPE, which
+	# pipefail turns into this script's failure.
 	path=$(ldconfig -p | awk -v n="$soname" -v a="$([[ $arch == amd64 ]] && echo x86-64 || echo AArch64)" \
-		'$1 == n && index($0, a) { print $NF; exit }')
+		'$1 == n && index($0, a) && !found { print $NF; found = 1 }')
 	[[ -n $path ]] || die "$soname is not installed (libmicrohttpd12, libgnutls30, libcurl4)"
 	objects+=("$path")
 done
