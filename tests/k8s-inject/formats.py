@@ -14,16 +14,11 @@ SRC = os.environ.get("KILT_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dir
 GOLDEN = os.path.join(SRC, "tests", "golden")
 RECIPE = os.path.join(SRC, "tests", "k8s-inject", "recipes", "falco.conf")
 
-if os.environ.get("KILT_PEER_PY") is None:
-    out = subprocess.run(["bash", os.path.join(SRC, "tests", "infra", "peer-jsonpatch.sh")],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        print(f"tests/infra/peer-jsonpatch.sh failed:\n{out.stderr}", file=sys.stderr)
-        sys.exit(1)
-    os.environ["KILT_PEER_PY"] = out.stdout.strip()
-    os.execv(out.stdout.strip(), [out.stdout.strip(), __file__])
+sys.path.insert(0, os.path.join(SRC, "tests", "infra"))
+from docstream import is_json, json_stream, run_in_peer, yaml_docs  # noqa: E402
 
-import yaml  # noqa: E402 (the peer's interpreter has it)
+run_in_peer()  # PyYAML
+import yaml  # noqa: E402
 
 FAILED = []
 
@@ -41,25 +36,6 @@ def kilt(*args, stdin=None):
         print(f"kilt inject {' '.join(args)} failed ({p.returncode}):\n{p.stderr}", file=sys.stderr)
         sys.exit(1)
     return p.stdout, p.stderr
-
-
-def json_stream(text):
-    dec, i, out = json.JSONDecoder(), 0, []
-    while True:
-        while i < len(text) and text[i] in " \t\r\n":
-            i += 1
-        if i >= len(text):
-            return out
-        v, i = dec.raw_decode(text, i)
-        out.append(v)
-
-
-def is_json(text):
-    return text.lstrip().startswith("{") or text.lstrip().startswith("[")
-
-
-def yaml_docs(text):
-    return [d for d in yaml.safe_load_all(text) if d is not None]
 
 
 # A multi-document YAML file (a Helm chart's output: ServiceAccount, Service, Deployment, Pod).

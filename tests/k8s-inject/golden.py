@@ -26,22 +26,16 @@ included). KILT_UPDATE_GOLDEN=1 rewrites want.* (review the diff).
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
 KILT = os.environ["KILT"]
 SRC = os.environ.get("KILT_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+sys.path.insert(0, os.path.join(SRC, "tests", "infra"))
+from docstream import json_stream, load_docs, load_text, run_in_peer  # noqa: E402
 RECIPES = os.path.join(SRC, "tests", "k8s-inject", "recipes")
-
-
-def peer_python():
-    """The venv python with jsonpatch and PyYAML (tests/infra/peer-jsonpatch.sh installs it)."""
-    out = subprocess.run(["bash", os.path.join(SRC, "tests", "infra", "peer-jsonpatch.sh")],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        fail(f"tests/infra/peer-jsonpatch.sh failed:\n{out.stderr}")
-    return out.stdout.strip()
 
 
 def fail(msg):
@@ -63,93 +57,56 @@ def recipe_args(names):
     return out
 
 
-def json_stream(text):
-    dec, i, out = json.JSONDecoder(), 0, []
-    while True:
-        while i < len(text) and text[i] in " \t\r\n":
-            i += 1
-        if i >= len(text):
-            return out
-        v, i = dec.raw_decode(text, i)
-        out.append(v)
-
-
 def kilt(args, input_path):
     p = subprocess.run([KILT, "inject", *args, input_path], capture_output=True, text=True)
     return p.returncode, p.stdout, p.stderr
 
 
-# The independent check runs in the peer's interpreter: parse both documents streams, apply each
-# patch with jsonpatch, compare (key order included: json.dumps keeps dict order).
-CHECK = r'''
-import json, sys, jsonpatch, jsonpointer, yaml
-def load(path):
-    text = open(path).read()
-    s = text.lstrip("\ufeff \t\r\n")
-    if s.startswith("{") or s.startswith("["):
-        dec, i, docs = json.JSONDecoder(), 0, []
-        while True:
-            while i < len(s) and s[i] in " \t\r\n":
-                i += 1
-            if i >= len(s):
-                return docs
-            d, i = dec.raw_decode(s, i)
-            docs.append(d)
-    return [d for d in yaml.safe_load_all(text) if d is not None]
-inp, out, patches = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
-if len(patches) != len(inp):
-    print(f"{len(patches)} patches for {len(inp)} documents"); sys.exit(1)
-for i, (doc, want, patch) in enumerate(zip(inp, out, patches)):
-    for op in patch:
-        if op["op"] not in ("add", "replace", "remove"):
-            print(f"document {i}: unexpected operation {op}"); sys.exit(1)
-    # kilt adds or replaces its own entries of a list (containers, initContainers, volumes, env,
-    # volumeMounts, capabilities...) at their indices: a list is replaced whole only when no
-    # entry of it survives (a container's command and args, a list an earlier injection made)
-    cur = doc
-    for op in patch:
-        if op["op"] == "replace" and isinstance(op.get("value"), list):
-            old = jsonpointer.resolve_pointer(cur, op["path"])
-            def key(e):
-                return json.dumps(e.get("name") if isinstance(e, dict) else e)
-            kept = {key(e) for e in old} & {key(e) for e in op["value"]}
-            if kept and op["path"].rsplit("/", 1)[-1] not in ("command", "args"):
-                print(f"document {i}: {op['path']} replaced whole, though it keeps {sorted(kept)}")
-                sys.exit(1)
-        cur = jsonpatch.apply_patch(cur, [op])
-    got = jsonpatch.apply_patch(doc, patch)
-    # equal as JSON values: RFC 6902 leaves the order of an object's members to the implementation
-    if json.dumps(got, sort_keys=True) != json.dumps(want, sort_keys=True):
-        print(f"document {i}: the patch applied by jsonpatch differs from kilt's output")
-        print("patch:", json.dumps(patch, indent=1))
-        print("got:  ", json.dumps(got))
-        print("want: ", json.dumps(want))
-        sys.exit(1)
-print(f"{len(inp)} document(s): jsonpatch gives kilt's output")
-'''
+def check_patch(inp, out, patches):
+    """The independent check: each patch of `patches` applied by jsonpatch to the document of
+    `inp` gives the document of `out`. Returns what is wrong, or None."""
+    import jsonpatch
+    import jsonpointer
+    if len(patches) != len(inp):
+        return f"{len(patches)} patches for {len(inp)} documents"
+    for i, (doc, want, patch) in enumerate(zip(inp, out, patches)):
+        for op in patch:
+            if op["op"] not in ("add", "replace", "remove"):
+                return f"document {i}: unexpected operation {op}"
+        # kilt adds or replaces its own entries of a list (containers, initContainers, volumes,
+        # env, volumeMounts, capabilities...) at their indices: a list is replaced whole only
+        # when no entry of it survives (a container's command and args, a list an earlier
+        # injection made)
+        cur = doc
+        for op in patch:
+            if op["op"] == "replace" and isinstance(op.get("value"), list):
+                old = jsonpointer.resolve_pointer(cur, op["path"])
 
-SAME = r'''
-import json, sys, yaml
-def load(path):
-    text = open(path).read()
-    s = text.lstrip("\ufeff \t\r\n")
-    if s.startswith("{") or s.startswith("["):
-        dec, i, docs = json.JSONDecoder(), 0, []
-        while True:
-            while i < len(s) and s[i] in " \t\r\n":
-                i += 1
-            if i >= len(s):
-                return docs
-            d, i = dec.raw_decode(s, i)
-            docs.append(d)
-    return [d for d in yaml.safe_load_all(text) if d is not None]
-a, b = load(sys.argv[1]), load(sys.argv[2])
-if json.dumps(a) != json.dumps(b):
-    print("documents differ:"); print(json.dumps(a)); print(json.dumps(b)); sys.exit(1)
-'''
+                def key(e):
+                    return json.dumps(e.get("name") if isinstance(e, dict) else e)
+                kept = {key(e) for e in old} & {key(e) for e in op["value"]}
+                if kept and op["path"].rsplit("/", 1)[-1] not in ("command", "args"):
+                    return f"document {i}: {op['path']} replaced whole, though it keeps {sorted(kept)}"
+            cur = jsonpatch.apply_patch(cur, [op])
+        got = jsonpatch.apply_patch(doc, patch)
+        # equal as JSON values: RFC 6902 leaves the order of an object's members to the
+        # implementation
+        if json.dumps(got, sort_keys=True) != json.dumps(want, sort_keys=True):
+            return (f"document {i}: the patch applied by jsonpatch differs from kilt's output\n"
+                    f"patch: {json.dumps(patch, indent=1)}\ngot:   {json.dumps(got)}\n"
+                    f"want:  {json.dumps(want)}")
+    return None
 
 
 def main(case_dir):
+    tmp = tempfile.mkdtemp(prefix=f"kilt-k8s-{NAME}-")
+    try:
+        run_case(case_dir, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_case(case_dir, tmp):
     inputs = [f for f in sorted(os.listdir(case_dir)) if f.startswith("input.")]
     if not inputs:
         fail("no input.* file")
@@ -161,7 +118,6 @@ def main(case_dir):
     if os.path.exists(facts):
         args += ["--image-facts", facts]
     args += ["--no-image-lookup"]  # golden cases are hermetic
-    tmp = tempfile.mkdtemp(prefix=f"kilt-k8s-{NAME}-")
     doc = inp
     if os.path.exists(os.path.join(case_dir, "pre-recipe")) or os.path.exists(os.path.join(case_dir, "pre-args")):
         pre = recipe_args(lines(os.path.join(case_dir, "pre-recipe")) or ["falco"]) + \
@@ -218,17 +174,13 @@ def main(case_dir):
         d = subprocess.run(["diff", "-u", once, "-"], input=out3, capture_output=True, text=True)
         fail(f"applying twice differs from once:\n{d.stdout}")
 
-    py = peer_python()
     # The JSON Patch, applied by an independent implementation.
     rc4, patch, err4 = kilt(args + ["--json-patch"], doc)
     if rc4 != 0:
         fail(f"--json-patch failed:\n{err4}")
-    pfile = os.path.join(tmp, "patch.json")
-    with open(pfile, "w") as f:
-        f.write(patch)
-    c = subprocess.run([py, "-c", CHECK, doc, once, pfile], capture_output=True, text=True)
-    if c.returncode != 0:
-        fail(f"JSON Patch check failed:\n{c.stdout}{c.stderr}")
+    wrong = check_patch(load_docs(doc), load_docs(once), load_text(patch))
+    if wrong:
+        fail(f"JSON Patch check failed:\n{wrong}")
     # The patch of an unchanged document is empty.
     rc5, patch2, err5 = kilt(args + ["--json-patch"], once)
     if rc5 != 0 or any(p != [] for p in json_stream(patch2)):
@@ -239,17 +191,17 @@ def main(case_dir):
         rc6, removed, err6 = kilt(recipe_args(recipes) + ["--remove"], once)
         if rc6 != 0:
             fail(f"--remove failed:\n{err6}")
-        rfile = os.path.join(tmp, "removed." + ext)
-        with open(rfile, "w") as f:
-            f.write(removed)
         origs = [f for f in sorted(os.listdir(case_dir)) if f.startswith("original.")]
         orig = os.path.join(case_dir, origs[0]) if origs else inp
-        c = subprocess.run([py, "-c", SAME, orig, rfile], capture_output=True, text=True)
-        if c.returncode != 0:
-            fail(f"--remove does not restore the input:\n{c.stdout}{c.stderr}")
+        # the same documents, key order included (json.dumps keeps a dict's order)
+        a, b = load_docs(orig), load_text(removed)
+        if json.dumps(a) != json.dumps(b):
+            fail("--remove does not restore the input:\ndocuments differ:\n"
+                 f"{json.dumps(a)}\n{json.dumps(b)}")
     print(f"{NAME}: ok")
 
 
 if __name__ == "__main__":
+    run_in_peer()  # PyYAML and jsonpatch
     NAME = os.path.basename(os.path.normpath(sys.argv[1]))
     main(sys.argv[1])

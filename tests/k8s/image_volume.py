@@ -23,6 +23,7 @@ import sys
 import time
 
 import k8s_cluster
+from docstream import json_stream
 
 KILT = os.environ["KILT"]
 AGENT = "kilt.test/agent:1"
@@ -73,17 +74,6 @@ def inject(*args):
         print(p.stderr, file=sys.stderr)
         raise SystemExit("kilt inject failed")
     return p.stdout
-
-
-def json_stream(text):
-    dec, i, out = json.JSONDecoder(), 0, []
-    while True:
-        while i < len(text) and text[i] in " \t\r\n":
-            i += 1
-        if i >= len(text):
-            return out
-        v, i = dec.raw_decode(text, i)
-        out.append(v)
 
 
 def pod_spec(obj):

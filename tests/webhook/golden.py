@@ -34,6 +34,8 @@ SRC = os.environ.get("KILT_SOURCE_DIR",
                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 RECIPES = os.path.join(SRC, "tests", "k8s-inject", "recipes")
 KILT = os.environ.get("KILT", "kilt")
+sys.path.insert(0, os.path.join(SRC, "tests", "infra"))
+from docstream import load_docs, run_in_peer  # noqa: E402
 
 # Workload kinds with a pod template, by API group (a kind of another group is not a workload).
 TEMPLATES = {
@@ -56,22 +58,6 @@ def lines(path):
         return []
     with open(path) as f:
         return [l.rstrip("\n") for l in f if l.strip()]
-
-
-def load_docs(path):
-    import yaml
-    text = open(path).read()
-    s = text.lstrip("\ufeff \t\r\n")
-    if s.startswith("{") or s.startswith("["):
-        dec, i, docs = json.JSONDecoder(), 0, []
-        while True:
-            while i < len(s) and s[i] in " \t\r\n":
-                i += 1
-            if i >= len(s):
-                return docs
-            d, i = dec.raw_decode(s, i)
-            docs.append(d)
-    return [d for d in yaml.safe_load_all(text) if d is not None]
 
 
 def group_of(doc):
@@ -310,22 +296,8 @@ class Server:
         return self.proc.wait(30)
 
 
-def peer_python():
-    out = subprocess.run(["bash", os.path.join(SRC, "tests", "infra", "peer-jsonpatch.sh")],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        print(f"tests/infra/peer-jsonpatch.sh failed:\n{out.stderr}", file=sys.stderr)
-        sys.exit(1)
-    return out.stdout.strip()
-
-
 def main():
-    try:
-        import jsonpatch  # noqa: F401
-        import yaml  # noqa: F401
-    except ImportError:
-        py = peer_python()
-        os.execv(py, [py, *sys.argv])
+    run_in_peer()  # PyYAML and jsonpatch
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import server
     import ssl
