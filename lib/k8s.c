@@ -5,6 +5,7 @@
  * RFC 6902 patch. The pod keeps a status annotation recording what kilt added and what it
  * replaced, so that a second run is a no-op, a changed recipe replaces the injection and
  * removal restores the pod. docs/kubernetes.md documents the rules. */
+#include <stdint.h>
 #include <strings.h>
 
 #include "internal.h"
@@ -548,6 +549,94 @@ static json_t *env_entry(const char *name, const json_t *value)
 	return json_pack("{ssss}", "name", name, "value", text ? text : "");
 }
 
+/* Where each name is first in a list of named entries (what find_named would return), found
+ * in constant time: an open-addressing table of indices into the list, so that merging a plan's
+ * environment (the container's own entries and the recipe's) is linear in the entries instead of
+ * quadratic. Entries appended to the list are added with name_index_add. */
+struct name_index {
+	const json_t *list; /* borrowed */
+	size_t *slot; /* owned: index + 1 of the entry, 0 when empty */
+	size_t mask;
+};
+
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)h;
+}
+
+static void name_index_add(struct name_index *ix, size_t i)
+{
+	const char *name = str_at(json_array_get(ix->list, i), "name");
+	if (!name)
+		return;
+	for (size_t h = name_hash(name) & ix->mask;; h = (h + 1) & ix->mask) {
+		size_t at = ix->slot[h];
+		if (!at) {
+			ix->slot[h] = i + 1;
+			return;
+		}
+		if (strcmp(str_at(json_array_get(ix->list, at - 1), "name"), name) == 0)
+			return; /* the first entry of that name stays */
+	}
+}
+
+/* A table for `list` with room for `extra` entries more. */
+static void name_index_init(struct name_index *ix, const json_t *list, size_t extra)
+{
+	size_t n = json_array_size(list), cap = 16;
+	while (cap < 2 * (n + extra))
+		cap *= 2;
+	*ix = (struct name_index){ .list = list,
+				   .slot = xcalloc(cap, sizeof(size_t)),
+				   .mask = cap - 1 };
+	for (size_t i = 0; i < n; i++)
+		name_index_add(ix, i);
+}
+
+static json_t *name_index_find(const struct name_index *ix, const char *name)
+{
+	for (size_t h = name_hash(name) & ix->mask;; h = (h + 1) & ix->mask) {
+		size_t at = ix->slot[h];
+		if (!at)
+			return NULL;
+		json_t *el = json_array_get(ix->list, at - 1);
+		if (strcmp(str_at(el, "name"), name) == 0)
+			return el;
+	}
+}
+
+/* Whether `j` is the JSON string of the C string `s`. */
+static bool is_cstring(const json_t *j, const char *s)
+{
+	size_t n = strlen(s);
+	return json_is_string(j) && json_string_length(j) == n &&
+	       memcmp(json_string_value(j), s, n) == 0;
+}
+
+/* Whether env entry `cur` already holds every member of env_entry(name, value) (members of its
+ * own beyond those are not looked at), without building that entry. */
+static bool env_entry_holds(const json_t *cur, const char *name, const json_t *value)
+{
+	if (!is_cstring(json_object_get(cur, "name"), name))
+		return false;
+	if (json_is_string(value))
+		return is_cstring(json_object_get(cur, "value"), json_string_value(value));
+	if (json_is_object(value) && json_object_get(value, "valueFrom"))
+		return json_equal(json_object_get(cur, "valueFrom"),
+				  json_object_get(value, "valueFrom"));
+	_cleanup_json_ json_t *want = env_entry(name, value);
+	const char *k;
+	json_t *v;
+	json_object_foreach (want, k, v) {
+		if (!json_equal(json_object_get(cur, k), v))
+			return false;
+	}
+	return true;
+}
+
 /* Merges the plan's environment into the container's env by name, recording what it did. */
 static int merge_env(struct run *run, json_t *c, const json_t *penv, json_t *rec,
 		     struct kilt_error *err)
@@ -557,6 +646,8 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, json_t *rec
 	if (!env)
 		return kilt_error_setf(err, -EINVAL, "env is not a list");
 	json_t *added = json_array(), *replaced = json_array();
+	struct name_index ix;
+	name_index_init(&ix, env, json_array_size(penv));
 	size_t i;
 	json_t *pe;
 	json_array_foreach (penv, i, pe) {
@@ -564,23 +655,20 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, json_t *rec
 		const json_t *value = json_object_get(pe, "value");
 		if (!name)
 			continue;
-		json_t *cur = find_named(env, "name", name);
+		json_t *cur = name_index_find(&ix, name);
+		/* the original's own value comes back from the plan unchanged: keep it */
+		if (cur && env_entry_holds(cur, name, value))
+			continue;
 		_cleanup_json_ json_t *want = env_entry(name, value);
 		if (!cur) {
 			append(run, env, json_incref(want));
+			name_index_add(&ix, json_array_size(env) - 1);
 			json_array_append_new(added, json_string(name));
 			continue;
 		}
-		/* the original's own value comes back from the plan unchanged: keep it */
-		bool same = true;
+		json_array_append_new(replaced, json_deep_copy(cur));
 		const char *k;
 		json_t *v;
-		json_object_foreach (want, k, v) {
-			same = same && json_equal(json_object_get(cur, k), v);
-		}
-		if (same)
-			continue;
-		json_array_append_new(replaced, json_deep_copy(cur));
 		void *tmp;
 		json_object_foreach_safe (cur, tmp, k, v) {
 			if (strcmp(k, "name") != 0 && !json_object_get(want, k))
@@ -591,6 +679,7 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, json_t *rec
 				set(run, cur, k, json_incref(v));
 		}
 	}
+	free(ix.slot);
 	if (json_array_size(added))
 		json_object_set(rec, "env_added", added);
 	if (json_array_size(replaced))
