@@ -24,10 +24,14 @@ def check(cond, what):
         failures.append(what)
 
 
-def run(case_dir, tmpdir):
-    p = subprocess.run([sys.executable, RUNNER, case_dir], capture_output=True, text=True,
-                       env={**os.environ, "TMPDIR": tmpdir})
-    return p.returncode, p.stdout + p.stderr
+def wrong_want(case):
+    with open(os.path.join(case, "want.yaml"), "a") as f:
+        f.write("# not what kilt writes\n")
+
+
+def failing_pre_run(case):
+    with open(os.path.join(case, "pre-args"), "w") as f:
+        f.write("--no-such-option\n")
 
 
 def main():
@@ -35,25 +39,22 @@ def main():
     try:
         tmpdir = os.path.join(work, "tmp")
         os.mkdir(tmpdir)
-        rc, out = run(CASE, tmpdir)
-        check(rc == 0, f"recipe-change passes ({rc}): {out.strip()}")
-        check(os.listdir(tmpdir) == [], f"nothing left after a pass: {os.listdir(tmpdir)}")
-
-        wrong = os.path.join(work, "wrong-want")
-        shutil.copytree(CASE, wrong)
-        with open(os.path.join(wrong, "want.yaml"), "a") as f:
-            f.write("# not what kilt writes\n")
-        rc, out = run(wrong, tmpdir)
-        check(rc == 1 and "output differs" in out, f"a wrong want.yaml fails ({rc}): {out[:300]}")
-        check(os.listdir(tmpdir) == [], f"nothing left after a failure: {os.listdir(tmpdir)}")
-
-        bad_pre = os.path.join(work, "bad-pre")
-        shutil.copytree(CASE, bad_pre)
-        with open(os.path.join(bad_pre, "pre-args"), "w") as f:
-            f.write("--no-such-option\n")
-        rc, out = run(bad_pre, tmpdir)
-        check(rc == 1 and "pre-run failed" in out, f"a failing pre-run fails ({rc}): {out[:300]}")
-        check(os.listdir(tmpdir) == [], f"nothing left after a failed pre-run: {os.listdir(tmpdir)}")
+        # (what is done to the case, the runner's exit status, what its output says)
+        for change, status, says in ((None, 0, "recipe-change: ok"),
+                                     (wrong_want, 1, "output differs"),
+                                     (failing_pre_run, 1, "the pre-run failed")):
+            what = change.__name__.replace("_", " ") if change else "a pass"
+            case = CASE
+            if change:
+                case = os.path.join(work, change.__name__)
+                shutil.copytree(CASE, case)
+                change(case)
+            p = subprocess.run([sys.executable, RUNNER, case], capture_output=True, text=True,
+                               env={**os.environ, "TMPDIR": tmpdir})
+            out = p.stdout + p.stderr
+            check(p.returncode == status and says in out,
+                  f"{what}: exit status {p.returncode}, output: {out[:300]}")
+            check(os.listdir(tmpdir) == [], f"{what}: nothing left in TMPDIR: {os.listdir(tmpdir)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if failures:
