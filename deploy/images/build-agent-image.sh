@@ -34,12 +34,11 @@ EOF
 	exit 2
 }
 
-die() {
-	echo "build-agent-image: $*" >&2
-	exit 1
-}
-
+prog=build-agent-image
+lib_hint=" (give --libs DIR)"
 src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=deploy/images/image-lib.sh
+. "$src_dir/deploy/images/image-lib.sh"
 agent_dir="" agent_path=/vendor/agent dest="" arch=amd64 helpers="" keep="" falco="" pdig="" libs=""
 labels=() skopeo_opts=()
 while (($#)); do
@@ -49,15 +48,13 @@ while (($#)); do
 	--pdig) pdig=${2:?}; shift 2 ;;
 	--libs) libs=${2:?}; shift 2 ;;
 	--agent-path) agent_path=${2:?}; shift 2 ;;
-	--dest) dest=${2:?}; shift 2 ;;
 	--arch) arch=${2:?}; shift 2 ;;
 	--helpers) helpers=${2:?}; shift 2 ;;
-	--label) labels+=("--config.label=${2:?}"); shift 2 ;;
-	--dest-tls-verify) skopeo_opts+=("--dest-tls-verify=${2:?}"); shift 2 ;;
-	--dest-creds) skopeo_opts+=("--dest-creds=${2:?}"); shift 2 ;;
-	--keep) keep=${2:?}; shift 2 ;;
 	-h | --help) usage ;;
-	*) echo "build-agent-image: unknown argument $1" >&2; usage ;;
+	*)
+		image_option "$@" || { echo "$prog: unknown argument $1" >&2; usage; }
+		shift 2
+		;;
 	esac
 done
 [[ -n $dest ]] || usage
@@ -77,9 +74,7 @@ amd64) preset=static machine="X86-64" ;;
 arm64) preset=static-arm64 machine="AArch64" ;;
 *) die "--arch must be amd64 or arm64" ;;
 esac
-for tool in umoci skopeo readelf ${falco:+patchelf ldd tar}; do
-	command -v "$tool" >/dev/null || die "$tool is not installed (tests/infra/install-deps.sh)"
-done
+need_tools umoci skopeo readelf ${falco:+patchelf ldd tar}
 
 if [[ -z $helpers ]]; then
 	helpers="$src_dir/build/$preset/runtime"
@@ -88,48 +83,25 @@ if [[ -z $helpers ]]; then
 fi
 for h in kilt-launch kilt-wait; do
 	[[ -x $helpers/$h ]] || die "$helpers/$h is missing"
-	readelf -h "$helpers/$h" | grep -q "$machine" || die "$helpers/$h is not a $arch binary"
-	! readelf -lW "$helpers/$h" | grep -q INTERP || die "$helpers/$h is not statically linked"
+	[[ $(elf_machine "$helpers/$h") == *"$machine"* ]] || die "$helpers/$h is not a $arch binary"
+	[[ -z $(elf_interp "$helpers/$h") ]] || die "$helpers/$h is not statically linked"
 done
-
-if [[ -n $keep ]]; then
-	work=$keep
-	mkdir -p "$work"
-else
-	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
-fi
+image_workdir
 
 # An ELF program for x86-64, runnable from /vendor/falco in any image: static, or dynamic with
-# its libraries and loader copied into /vendor/falco/lib and its interpreter and RUNPATH
-# pointing there (so no libc of the app image is used).
+# its libraries and loader copied into /vendor/falco/lib (bundle_program, image-lib.sh).
 place_program() { # SRC NAME DESTDIR
-	local src=$1 name=$2 out=$3 lib=$3/../lib
+	local src=$1 name=$2 out=$3 machine n
 	[[ -f $src ]] || die "$name: $src is not a file"
-	readelf -h "$src" >/dev/null 2>&1 || die "$name: $src is not an ELF program"
-	readelf -h "$src" | grep -q "Machine:.*X86-64" ||
-		die "$name: $src is not an x86-64 program ($(readelf -h "$src" | sed -n 's/ *Machine: *//p'))"
-	install -m 0755 "$src" "$out/$name"
-	if ! grep -q INTERP <<<"$(readelf -lW "$src")"; then
-		echo "build-agent-image: $name: static" >&2
-		return
+	machine=$(elf_machine "$src")
+	[[ -n $machine ]] || die "$name: $src is not an ELF program"
+	[[ $machine == *X86-64* ]] || die "$name: $src is not an x86-64 program ($machine)"
+	n=$(bundle_program "$src" "$out/$name" "$out/../lib" /vendor/falco/lib "$libs")
+	if [[ $n == static ]]; then
+		echo "$prog: $name: static" >&2
+	else
+		echo "$prog: $name: dynamic; loader and $n libraries in /vendor/falco/lib" >&2
 	fi
-	mkdir -p "$lib"
-	local interp
-	interp=$(readelf -lW "$src" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
-	local listing
-	listing=$(LD_LIBRARY_PATH=${libs:-} ldd "$src" 2>&1) || die "$name: ldd $src failed: $listing"
-	if grep -q "not found" <<<"$listing"; then
-		die "$name: libraries not found (give --libs DIR): $(grep "not found" <<<"$listing" | tr -s ' \t\n' ' ')"
-	fi
-	local word
-	for word in $(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' <<<"$listing"); do
-		[[ -e $lib/$(basename "$word") ]] || cp -L "$word" "$lib/$(basename "$word")"
-	done
-	[[ -e $lib/$(basename "$interp") ]] || die "$name: its loader $interp was not found"
-	patchelf --set-interpreter "/vendor/falco/lib/$(basename "$interp")" --set-rpath /vendor/falco/lib \
-		"$out/$name"
-	echo "build-agent-image: $name: dynamic; loader and $(($(ls "$lib" | wc -l))) libraries in /vendor/falco/lib" >&2
 }
 
 # Falco's configuration for userspace mode: JSON alerts on stdout (they reach CloudWatch through
@@ -229,26 +201,13 @@ if [[ -n $falco ]]; then
 	fi
 	write_falco_yaml "$agent_dir/falco.yaml"
 fi
-layout="$work/oci" bundle="$work/bundle" tag=kilt-agent
-rm -rf "$layout" "$bundle"
-
-rootless=()
-[[ $(id -u) -eq 0 ]] || rootless=(--rootless)
-umoci init --layout "$layout"
-umoci new --image "$layout:$tag"
-umoci unpack "${rootless[@]}" --image "$layout:$tag" "$bundle" >/dev/null
-root="$bundle/rootfs"
+image_begin kilt-agent
 install -d -m 0755 "$root/kilt/bin" "$root$agent_path"
 install -m 0755 "$helpers/kilt-launch" "$helpers/kilt-wait" "$root/kilt/bin/"
 cp -a "$agent_dir/." "$root$agent_path/"
-umoci repack --image "$layout:$tag" "$bundle"
-umoci config --image "$layout:$tag" \
-	--os linux --architecture "$arch" \
+image_end "$arch" \
 	--config.entrypoint /kilt/bin/kilt-wait --clear=config.cmd \
 	--config.volume /kilt --config.volume "$agent_path" \
 	--config.label "org.opencontainers.image.title=kilt agent" \
-	--config.label "io.kilt.agent-path=$agent_path" \
-	"${labels[@]}"
-umoci gc --layout "$layout"
-skopeo copy "${skopeo_opts[@]}" "oci:$layout:$tag" "$dest"
-echo "build-agent-image: pushed $dest ($arch, agent files at $agent_path, helpers at /kilt/bin)" >&2
+	--config.label "io.kilt.agent-path=$agent_path"
+echo "$prog: pushed $dest ($arch, agent files at $agent_path, helpers at /kilt/bin)" >&2

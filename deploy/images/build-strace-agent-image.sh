@@ -22,12 +22,10 @@ EOF
 	exit 2
 }
 
-die() {
-	echo "build-strace-agent-image: $*" >&2
-	exit 1
-}
-
+prog=build-strace-agent-image
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=deploy/images/image-lib.sh
+. "$here/image-lib.sh"
 dest="" strace="" pass=()
 while (($#)); do
 	case "$1" in
@@ -35,33 +33,20 @@ while (($#)); do
 	--strace) strace=${2:?}; shift 2 ;;
 	--helpers | --label | --dest-tls-verify) pass+=("$1" "${2:?}"); shift 2 ;;
 	-h | --help) usage ;;
-	*) echo "build-strace-agent-image: unknown argument $1" >&2; usage ;;
+	*) echo "$prog: unknown argument $1" >&2; usage ;;
 	esac
 done
 [[ -n $dest ]] || usage
-for tool in patchelf readelf ldd; do
-	command -v "$tool" >/dev/null || die "$tool is not installed (tests/infra/install-deps.sh)"
-done
+need_tools patchelf readelf ldd
 strace=${strace:-$(command -v strace || true)}
 [[ -n $strace && -f $strace ]] || die "strace is not installed (Debian: strace)"
-readelf -h "$strace" | grep -q "Machine:.*X86-64" || die "$strace is not an x86-64 program"
+[[ $(elf_machine "$strace") == *X86-64* ]] || die "$strace is not an x86-64 program"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 agent=$work/agent
-install -d "$agent/bin" "$agent/lib"
-install -m 0755 "$strace" "$agent/bin/strace"
-if grep -q INTERP <<<"$(readelf -lW "$strace")"; then
-	interp=$(readelf -lW "$strace" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
-	listing=$(ldd "$strace" 2>&1) || die "ldd $strace failed: $listing"
-	! grep -q "not found" <<<"$listing" || die "$strace: libraries not found"
-	for word in $(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' <<<"$listing"); do
-		cp -L "$word" "$agent/lib/$(basename "$word")"
-	done
-	[[ -e $agent/lib/$(basename "$interp") ]] || die "its loader $interp was not found"
-	# RPATH, not RUNPATH: it also covers the libraries' own dependencies.
-	patchelf --set-interpreter "/vendor/strace/lib/$(basename "$interp")" \
-		--force-rpath --set-rpath /vendor/strace/lib "$agent/bin/strace"
-fi
+install -d "$agent/bin"
+n=$(bundle_program "$strace" "$agent/bin/strace" "$agent/lib" /vendor/strace/lib)
+[[ $n == static ]] || echo "$prog: strace: dynamic; loader and $n libraries in /vendor/strace/lib" >&2
 exec "$here/build-agent-image.sh" --agent-dir "$agent" --agent-path /vendor/strace \
 	--label "io.kilt.agent=strace" "${pass[@]}" --dest "$dest"

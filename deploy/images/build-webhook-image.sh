@@ -26,30 +26,24 @@ EOF
 	exit 2
 }
 
-die() {
-	echo "build-webhook-image: $*" >&2
-	exit 1
-}
-
+prog=build-webhook-image
 src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=deploy/images/image-lib.sh
+. "$src_dir/deploy/images/image-lib.sh"
 dest="" kilt="" keep=""
 labels=() skopeo_opts=()
 while (($#)); do
 	case "$1" in
-	--dest) dest=${2:?}; shift 2 ;;
 	--kilt) kilt=${2:?}; shift 2 ;;
-	--label) labels+=("--config.label=${2:?}"); shift 2 ;;
-	--dest-tls-verify) skopeo_opts+=("--dest-tls-verify=${2:?}"); shift 2 ;;
-	--dest-creds) skopeo_opts+=("--dest-creds=${2:?}"); shift 2 ;;
-	--keep) keep=${2:?}; shift 2 ;;
 	-h | --help) usage ;;
-	*) echo "build-webhook-image: unknown argument $1" >&2; usage ;;
+	*)
+		image_option "$@" || { echo "$prog: unknown argument $1" >&2; usage; }
+		shift 2
+		;;
 	esac
 done
 [[ -n $dest ]] || usage
-for tool in umoci skopeo readelf ldd ldconfig; do
-	command -v "$tool" >/dev/null || die "$tool is not installed (tests/infra/install-deps.sh)"
-done
+need_tools umoci skopeo readelf ldd ldconfig
 if [[ -z $kilt ]]; then
 	kilt=$src_dir/build/dev/kilt
 	if [[ ! -x $kilt ]]; then
@@ -58,12 +52,12 @@ if [[ -z $kilt ]]; then
 	fi
 fi
 [[ -f $kilt && -x $kilt ]] || die "--kilt $kilt is not an executable file"
-case $(readelf -h "$kilt" 2>/dev/null | sed -n 's/ *Machine: *//p') in
+case $(elf_machine "$kilt") in
 *X86-64*) arch=amd64 ;;
 *AArch64*) arch=arm64 ;;
 *) die "--kilt $kilt is not an x86-64 or AArch64 ELF program" ;;
 esac
-interp=$(readelf -lW "$kilt" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+interp=$(elf_interp "$kilt")
 [[ -n $interp ]] || die "--kilt $kilt is static: this script bundles the libraries of a dynamic kilt"
 
 # The libraries kilt opens at run time (src/webhook_libs.c, src/libcurl_loader.c).
@@ -78,30 +72,14 @@ for soname in "${dlopened[@]}"; do
 	objects+=("$path")
 done
 
-if [[ -n $keep ]]; then
-	work=$keep
-	mkdir -p "$work"
-else
-	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
-fi
-layout="$work/oci" bundle="$work/bundle" tag=kilt-webhook
-rm -rf "$layout" "$bundle"
-rootless=()
-[[ $(id -u) -eq 0 ]] || rootless=(--rootless)
-umoci init --layout "$layout"
-umoci new --image "$layout:$tag"
-umoci unpack "${rootless[@]}" --image "$layout:$tag" "$bundle" >/dev/null
-root="$bundle/rootfs"
+image_workdir
+image_begin kilt-webhook
 
 # Every library, at the path the loader resolved it to (the loader's own default directories).
 copied=0
 for obj in "${objects[@]}"; do
-	listing=$(ldd "$obj" 2>&1) || die "ldd $obj failed: $listing"
-	if grep -q "not found" <<<"$listing"; then
-		die "$obj: libraries not found: $(grep "not found" <<<"$listing" | tr -s ' \t\n' ' ')"
-	fi
-	for word in "$obj" $(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' <<<"$listing"); do
+	words=$(elf_libraries "$obj")
+	for word in "$obj" $words; do
 		[[ $word == "$kilt" ]] && continue
 		if [[ ! -e $root$word ]]; then
 			install -d "$root$(dirname "$word")"
@@ -129,18 +107,13 @@ printf 'root:x:0:0:root:/root:/sbin/nologin\nkilt:x:65532:65532:kilt:/nonexisten
 	>"$root/etc/passwd"
 printf 'root:x:0:\nkilt:x:65532:\n' >"$root/etc/group"
 install -d -m 1777 "$root/tmp"
-echo "build-webhook-image: kilt ($arch) with its loader and $copied libraries" >&2
+echo "$prog: kilt ($arch) with its loader and $copied libraries" >&2
 
-umoci repack --image "$layout:$tag" "$bundle"
 version=$("$kilt" version | awk '{ print $2 }')
-umoci config --image "$layout:$tag" \
-	--os linux --architecture "$arch" \
+image_end "$arch" \
 	--config.entrypoint /usr/bin/kilt --clear=config.cmd \
 	--config.user 65532:65532 \
 	--config.exposedports 8443/tcp \
 	--config.label "org.opencontainers.image.title=kilt webhook" \
-	--config.label "org.opencontainers.image.version=$version" \
-	"${labels[@]}"
-umoci gc --layout "$layout"
-skopeo copy "${skopeo_opts[@]}" "oci:$layout:$tag" "$dest" >/dev/null
-echo "build-webhook-image: wrote $dest (kilt $version, $arch, user 65532)" >&2
+	--config.label "org.opencontainers.image.version=$version"
+echo "$prog: wrote $dest (kilt $version, $arch, user 65532)" >&2

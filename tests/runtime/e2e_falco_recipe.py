@@ -45,7 +45,18 @@ def falco_release(d):
     root = os.path.join(d, "release", "falco-0.32.2-x86_64")
     for sub in ("usr/bin", "etc/falco/rules.available"):
         os.makedirs(os.path.join(root, sub))
-    sh("gcc", "-O2", "-o", os.path.join(root, "usr/bin/falco"), os.path.join(STANDINS, "falco.c"))
+    # falco needs libkilt-outer.so, which needs libkilt-inner.so (given with --libs) and has a
+    # RUNPATH of the machine that built it: the bundled falco must find the second through the
+    # first in an image that has neither
+    libs = os.path.join(d, "libs")
+    os.makedirs(libs)
+    chain = os.path.join(STANDINS, "chain.c")
+    sh("gcc", "-O2", "-shared", "-fPIC", "-o", os.path.join(libs, "libkilt-inner.so"), chain)
+    sh("gcc", "-O2", "-shared", "-fPIC", "-DKILT_OUTER", "-o", os.path.join(libs, "libkilt-outer.so"),
+       chain, f"-L{libs}", "-Wl,--no-as-needed", "-lkilt-inner",
+       "-Wl,--enable-new-dtags,-rpath,/opt/falco-build/lib")
+    sh("gcc", "-O2", "-o", os.path.join(root, "usr/bin/falco"), os.path.join(STANDINS, "falco.c"),
+       f"-L{libs}", f"-Wl,-rpath-link,{libs}", "-Wl,--no-as-needed", "-lkilt-outer")
     with open(os.path.join(root, "etc/falco/falco_rules.yaml"), "w") as f:
         f.write("- rule: stand-in\n  desc: the release's stable rules\n")
     with open(os.path.join(root, "etc/falco/k8s_audit_rules.yaml"), "w") as f:
@@ -55,7 +66,7 @@ def falco_release(d):
     tarball = os.path.join(d, "falco-0.32.2-x86_64.tar.gz")
     with tarfile.open(tarball, "w:gz") as t:
         t.add(root, arcname="falco-0.32.2-x86_64")
-    return root, tarball
+    return root, tarball, libs
 
 
 def app_bundle(d):
@@ -119,12 +130,12 @@ if __name__ == "__main__":
     d = tmpdir("e2e-falco")
     try:
         # 1. The stand-ins and the image.
-        release, tarball = falco_release(d)
+        release, tarball, libs = falco_release(d)
         pdig = os.path.join(d, "pdig")
         sh("musl-gcc", "-static", "-O2", "-o", pdig, os.path.join(STANDINS, "pdig.c"))
         helpers = os.path.dirname(helper("static", "kilt-launch"))
         layout = os.path.join(d, "agent-oci")
-        r = build_script("--falco", tarball, "--pdig", pdig, "--helpers", helpers,
+        r = build_script("--falco", tarball, "--pdig", pdig, "--libs", libs, "--helpers", helpers,
                          "--dest", f"oci:{layout}:falco")
         check_eq(r.returncode, 0, f"image script with the release tarball: {r.stderr}")
         check("falco: dynamic; loader and" in r.stderr, f"the script bundled falco's libraries: {r.stderr!r}")
@@ -136,10 +147,11 @@ if __name__ == "__main__":
                 (["--falco", os.path.join(release, "etc"), "--pdig", pdig], "no usr/bin/falco or bin/falco"),
                 (["--falco", release, "--pdig", os.path.join(release, "etc/falco/falco_rules.yaml")], "is not an ELF program"),
                 (["--falco", release, "--pdig", pdig, "--arch", "arm64"], "pdig traces x86-64 only")):
-            bad = build_script(*args, "--helpers", helpers, "--dest", f"oci:{d}/bad-oci:x")
+            bad = build_script(*args, "--libs", libs, "--helpers", helpers, "--dest", f"oci:{d}/bad-oci:x")
             check(bad.returncode != 0 and want in bad.stderr, f"refused {args[:2]}: {bad.stderr!r}")
         # The directory form gives the same files.
-        r = build_script("--falco", release, "--pdig", pdig, "--helpers", helpers, "--dest", f"oci:{d}/dir-oci:falco")
+        r = build_script("--falco", release, "--pdig", pdig, "--libs", libs, "--helpers", helpers,
+                         "--dest", f"oci:{d}/dir-oci:falco")
         check_eq(r.returncode, 0, f"image script with the release directory: {r.stderr}")
 
         cfg = json.loads(subprocess.run(["skopeo", "inspect", "--config", f"oci:{layout}:falco"],
