@@ -99,12 +99,27 @@ void kilt_journal_forget(struct kilt_journal *j)
 	}
 	j->n = 0;
 	j->keys.len = 0;
+	j->n_via = 0;
+}
+
+void kilt_journal_via(struct kilt_journal *j, const json_t *node)
+{
+	if (!json_is_object(node) && !json_is_array(node))
+		return;
+	if (j->n_via && j->via[j->n_via - 1] == node)
+		return;
+	if (j->n_via == j->cap_via) {
+		j->cap_via = j->cap_via ? j->cap_via * 2 : 32;
+		j->via = xrealloc(j->via, j->cap_via * sizeof(*j->via));
+	}
+	j->via[j->n_via++] = node;
 }
 
 void kilt_journal_done(struct kilt_journal *j)
 {
 	kilt_journal_forget(j);
 	free(j->v);
+	free(j->via);
 	kbuf_done(&j->keys);
 	*j = (struct kilt_journal){ 0 };
 }
@@ -123,6 +138,12 @@ struct patcher {
 	size_t n;
 	json_t *ops; /* owned */
 	struct kbuf path; /* the current node's JSON Pointer */
+	const json_t **via; /* owned, sorted: the nodes declared on the way to changes */
+	size_t n_via;
+	bool pruned; /* walking only into changed and declared nodes */
+	json_t *covered; /* owned array: values that went whole into an operation or left the document
+			  * (changes inside them need no operation of their own) */
+	size_t walked;
 };
 
 static int by_node(const void *a, const void *b)
@@ -136,6 +157,25 @@ static struct changed *find_changed(const struct patcher *p, const json_t *node)
 {
 	struct changed key = { .node = node };
 	return bsearch(&key, p->v, p->n, sizeof(*p->v), by_node);
+}
+
+static int by_address(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (const json_t *const *)a;
+	uintptr_t y = (uintptr_t) * (const json_t *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Whether the walk goes into `node`: an object or array that changed or leads to a change (every
+ * one of them when the walk is not pruned). */
+static bool worth_entering(const struct patcher *p, const json_t *node)
+{
+	if (!json_is_object(node) && !json_is_array(node))
+		return false;
+	if (!p->pruned)
+		return true;
+	return bsearch(&node, p->via, p->n_via, sizeof(*p->via), by_address) ||
+	       find_changed(p, node);
 }
 
 /* Appends "/" and the RFC 6901 escape of `seg` to the path. */
@@ -168,6 +208,14 @@ static void add_op(struct patcher *p, const char *op, const json_t *value)
 }
 
 static void walk(struct patcher *p, const json_t *node);
+
+/* Notes a value that went whole into an operation, or left the document (removed or replaced),
+ * for the pruned walk's final check. */
+static void cover(struct patcher *p, const json_t *v)
+{
+	if (p->pruned && (json_is_object(v) || json_is_array(v)))
+		json_array_append(p->covered, (json_t *)(uintptr_t)v);
+}
 
 /* True when `old` as it was before the run (its changed nodes seen through their copies from
  * before) equals `now`: a value replaced by an equal one needs no operation, but a value the run
@@ -214,14 +262,19 @@ static void object_ops(struct patcher *p, const json_t *before, const json_t *no
 			continue;
 		path_push(&p->path, k);
 		add_op(p, "remove", NULL);
+		cover(p, v);
 		p->path.len = len;
 	}
 	json_object_foreach ((json_t *)(uintptr_t)now, k, v) {
 		const json_t *old = json_object_get(before, k);
-		if (old == v || (old && same_as_before(p, old, v)))
+		if (old == v)
+			continue;
+		cover(p, old);
+		if (old && same_as_before(p, old, v))
 			continue;
 		path_push(&p->path, k);
 		add_op(p, old ? "replace" : "add", v);
+		cover(p, v);
 		p->path.len = len;
 		json_object_set_new(done, k, json_true());
 	}
@@ -260,6 +313,8 @@ static bool *array_ops(struct patcher *p, const json_t *before, const json_t *no
 		free(kept);
 		free(added);
 		add_op(p, "replace", now);
+		cover(p, now);
+		cover(p, before);
 		return NULL;
 	}
 	for (size_t k = nb; k-- > 0;) {
@@ -267,6 +322,7 @@ static bool *array_ops(struct patcher *p, const json_t *before, const json_t *no
 			continue;
 		path_push_index(&p->path, k);
 		add_op(p, "remove", NULL);
+		cover(p, json_array_get(before, k));
 		p->path.len = len;
 	}
 	for (size_t t = 0; t < nn; t++) {
@@ -274,6 +330,7 @@ static bool *array_ops(struct patcher *p, const json_t *before, const json_t *no
 			continue;
 		path_push_index(&p->path, t);
 		add_op(p, "add", json_array_get(now, t));
+		cover(p, json_array_get(now, t));
 		p->path.len = len;
 	}
 	free(kept);
@@ -282,8 +339,7 @@ static bool *array_ops(struct patcher *p, const json_t *before, const json_t *no
 
 static void walk(struct patcher *p, const json_t *node)
 {
-	if (!json_is_object(node) && !json_is_array(node))
-		return;
+	p->walked++;
 	struct changed *c = find_changed(p, node);
 	_cleanup_json_ json_t *done = NULL;
 	_cleanup_free_ bool *added = NULL;
@@ -305,7 +361,7 @@ static void walk(struct patcher *p, const json_t *node)
 		const char *k;
 		json_t *v;
 		json_object_foreach ((json_t *)(uintptr_t)node, k, v) {
-			if (done && json_object_get(done, k))
+			if (!worth_entering(p, v) || (done && json_object_get(done, k)))
 				continue;
 			path_push(&p->path, k);
 			walk(p, v);
@@ -315,12 +371,57 @@ static void walk(struct patcher *p, const json_t *node)
 	}
 	size_t n = json_array_size(node);
 	for (size_t i = 0; i < n; i++) {
-		if (added && added[i])
+		const json_t *v = json_array_get(node, i);
+		if (!worth_entering(p, v) || (added && added[i]))
 			continue;
 		path_push_index(&p->path, i);
-		walk(p, json_array_get(node, i));
+		walk(p, v);
 		p->path.len = len;
 	}
+}
+
+/* Marks the changed nodes inside `v` (a covered value) as seen. */
+static void mark_inside(struct patcher *p, const json_t *v)
+{
+	struct changed *c = find_changed(p, v);
+	if (c)
+		c->seen = true;
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *el;
+		json_object_foreach ((json_t *)(uintptr_t)v, k, el) {
+			if (json_is_object(el) || json_is_array(el))
+				mark_inside(p, el);
+		}
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *el;
+		json_array_foreach (v, i, el) {
+			if (json_is_object(el) || json_is_array(el))
+				mark_inside(p, el);
+		}
+	}
+}
+
+/* Whether the pruned walk accounted for every change a walk of the whole document would: each
+ * changed node was walked into, or lies in a value that went whole into an operation or left the
+ * document. A change it could not reach otherwise (no declared way to it) makes the whole walk
+ * run instead. */
+static bool pruned_walk_complete(struct patcher *p)
+{
+	bool all = true;
+	for (size_t i = 0; i < p->n && all; i++)
+		all = p->v[i].seen;
+	if (all)
+		return true;
+	size_t i;
+	json_t *v;
+	json_array_foreach (p->covered, i, v)
+		mark_inside(p, v);
+	for (size_t k = 0; k < p->n; k++)
+		if (!p->v[k].seen)
+			return false;
+	return true;
 }
 
 struct entry_ref {
@@ -337,7 +438,7 @@ static int by_node_newest(const void *a, const void *b)
 	return x->index < y->index ? 1 : x->index > y->index ? -1 : 0;
 }
 
-json_t *kilt_journal_patch(const struct kilt_journal *j, const json_t *root)
+json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
 {
 	struct patcher p = { .v = xcalloc(j->n + 1, sizeof(*p.v)), .ops = json_array() };
 	kbuf_init(&p.path, SIZE_MAX / 2);
@@ -355,10 +456,31 @@ json_t *kilt_journal_patch(const struct kilt_journal *j, const json_t *root)
 		undo_entry(j, je, p.v[p.n - 1].before);
 	}
 	free(refs);
-	walk(&p, root);
+	if (p.n && j->n_via && (json_is_object(root) || json_is_array(root))) {
+		p.via = xmalloc(j->n_via * sizeof(*p.via));
+		memcpy(p.via, j->via, j->n_via * sizeof(*p.via));
+		qsort(p.via, j->n_via, sizeof(*p.via), by_address);
+		p.n_via = j->n_via;
+		p.pruned = true;
+		p.covered = json_array();
+		walk(&p, root);
+		if (!pruned_walk_complete(&p)) {
+			/* the whole walk again, from scratch */
+			json_array_clear(p.ops);
+			for (size_t i = 0; i < p.n; i++)
+				p.v[i].seen = false;
+			p.pruned = false;
+			p.path.len = 0;
+		}
+	}
+	if (!p.pruned && (json_is_object(root) || json_is_array(root)))
+		walk(&p, root);
+	j->walked = p.walked;
 	for (size_t i = 0; i < p.n; i++)
 		json_decref(p.v[i].before);
 	free(p.v);
+	free(p.via);
+	json_decref(p.covered);
 	kbuf_done(&p.path);
 	return p.ops;
 }

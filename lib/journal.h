@@ -27,6 +27,10 @@ struct kilt_journal {
 	struct kilt_journal_entry *v; /* owned */
 	size_t n, cap;
 	struct kbuf keys; /* the keys of KILT_J_SET entries, NUL-separated */
+	const json_t *
+		*via; /* owned array of borrowed nodes (compared, never read): kilt_journal_via */
+	size_t n_via, cap_via;
+	size_t walked; /* objects and arrays the last kilt_journal_patch walked into (tests) */
 };
 
 void kilt_journal_init(struct kilt_journal *j);
@@ -44,6 +48,15 @@ void kilt_journal_will_append(struct kilt_journal *j, json_t *list);
  * shallow copy of it from before. */
 void kilt_journal_removed(struct kilt_journal *j, json_t *list, json_t *before);
 
+/* Says that `node` (an object or array of the document) holds, at some depth, a node the journal
+ * changes or will change: kilt_journal_patch walks into the members it was told of (and the
+ * changed nodes) instead of the whole document. An engine declares each node on the way from the
+ * document's root to each change; when the walk finds a change it could not reach that way (a
+ * change under a node nobody declared), it walks the whole document instead, so that a missing
+ * declaration costs time, never a wrong patch. Declaring a node that holds no change costs only
+ * the walk into it. */
+void kilt_journal_via(struct kilt_journal *j, const json_t *node);
+
 /* A point to roll back to. */
 static inline size_t kilt_journal_mark(const struct kilt_journal *j)
 {
@@ -52,7 +65,7 @@ static inline size_t kilt_journal_mark(const struct kilt_journal *j)
 /* Undoes every change recorded after `mark`, newest first. */
 void kilt_journal_rollback(struct kilt_journal *j, size_t mark);
 /* Keeps the changes so far and lets go of what they replaced (they can no longer be undone or
- * appear in a patch). */
+ * appear in a patch), and of the nodes declared with kilt_journal_via. */
 void kilt_journal_forget(struct kilt_journal *j);
 
 /* The changes recorded (since the last forget) as an RFC 6902 JSON Patch against the document
@@ -63,6 +76,6 @@ void kilt_journal_forget(struct kilt_journal *j);
  * (anywhere in it, not only at its end); an array whose elements were reordered is replaced
  * whole. Changes to nodes no longer reachable from `root` are
  * covered by the operation that replaced or removed them. */
-json_t *kilt_journal_patch(const struct kilt_journal *j, const json_t *root);
+json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root);
 
 #endif

@@ -21,6 +21,7 @@
 struct run {
 	const struct kilt_k8s_options *opts;
 	struct kilt_journal *j;
+	json_t *root; /* borrowed: the document being walked (the pods' pointers start there) */
 	struct kilt_report *report; /* borrowed */
 	json_t *warnings; /* borrowed array of strings, or NULL */
 	struct kilt_image_needs *needs; /* borrowed: only listing what to look up */
@@ -113,6 +114,47 @@ static void del(struct run *run, json_t *obj, const char *key)
 	kilt_journal_del(run->j, obj, key);
 }
 
+/* Tells the journal that `node` leads to changes (kilt_journal_via): the patch walks into it. */
+static void via(struct run *run, const json_t *node)
+{
+	kilt_journal_via(run->j, node);
+}
+
+/* Declares the nodes from the document's root down to the one at `pointer` (RFC 6901). */
+static void via_pointer(struct run *run, const char *pointer)
+{
+	const json_t *node = run->root;
+	via(run, node);
+	for (const char *s = pointer; node && *s == '/';) {
+		s++;
+		size_t n = strcspn(s, "/"), o = 0;
+		char seg[256];
+		if (n >= sizeof(seg))
+			return;
+		for (size_t i = 0; i < n; i++) {
+			if (s[i] == '~' && i + 1 < n && (s[i + 1] == '0' || s[i + 1] == '1')) {
+				seg[o++] = s[i + 1] == '0' ? '~' : '/';
+				i++;
+			} else {
+				seg[o++] = s[i];
+			}
+		}
+		seg[o] = '\0';
+		s += n;
+		if (json_is_object(node)) {
+			node = json_object_getn(node, seg, o);
+		} else if (json_is_array(node)) {
+			char *end;
+			errno = 0;
+			unsigned long k = strtoul(seg, &end, 10);
+			node = o && *end == '\0' && errno == 0 ? json_array_get(node, k) : NULL;
+		} else {
+			node = NULL;
+		}
+		via(run, node);
+	}
+}
+
 enum { CREATED = 1, CREATED_FROM_NULL = 2 };
 
 /* What the status records for a field kilt created: true (it was absent) or "null". */
@@ -145,6 +187,7 @@ static json_t *ensure_object(struct run *run, json_t *obj, const char *key, int 
 		set(run, obj, key, json_object());
 		return json_object_get(obj, key);
 	}
+	via(run, v);
 	return json_is_object(v) ? v : NULL;
 }
 
@@ -159,6 +202,7 @@ static json_t *ensure_array(struct run *run, json_t *obj, const char *key, int *
 		set(run, obj, key, json_array());
 		return json_object_get(obj, key);
 	}
+	via(run, v);
 	return json_is_array(v) ? v : NULL;
 }
 
@@ -434,6 +478,7 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 {
 	static const char *const fields[] = { "image", "command", "args" };
 	const json_t *orig = json_object_get(rec, "original");
+	via(run, c);
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		if (!json_object_get(orig, fields[i]))
 			continue; /* not replaced */
@@ -454,6 +499,8 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 				find_named(env, "name", str_at(e, "name") ? str_at(e, "name") : "");
 			if (!cur)
 				continue;
+			via(run, env);
+			via(run, cur);
 			const char *k;
 			json_t *v;
 			void *tmp;
@@ -466,6 +513,7 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 					set(run, cur, k, json_deep_copy(v));
 			}
 		}
+		via(run, env);
 		remove_named(run, env, "name", json_object_get(rec, "env_added"));
 		undo_created(run, c, "env", json_object_get(rec, "env_created"),
 			     json_array_size(env) == 0);
@@ -473,6 +521,9 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 	json_t *sc = json_object_get(c, "securityContext");
 	json_t *caps = json_object_get(sc, "capabilities");
 	json_t *add = json_object_get(caps, "add");
+	via(run, sc);
+	via(run, caps);
+	via(run, add);
 	remove_named(run, add, NULL, json_object_get(rec, "capabilities_added"));
 	const char *created = str_at(rec, "capabilities_created");
 	const json_t *how = json_is_true(json_object_get(rec, "capabilities_created_null"))
@@ -489,6 +540,7 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 			undo_created(run, caps, "add", marker, true);
 	}
 	json_t *vm = json_object_get(c, "volumeMounts");
+	via(run, vm);
 	remove_named(run, vm, "name", volumes);
 	undo_created(run, c, "volumeMounts", json_object_get(rec, "volume_mounts_created"),
 		     json_is_array(vm) && json_array_size(vm) == 0);
@@ -503,24 +555,32 @@ static void undo_pod(struct pod *p)
 	size_t i;
 	json_t *rec;
 	const char *lists[] = { "containers", "initContainers" };
+	via(run, p->spec);
 	json_array_foreach (json_object_get(st, "containers"), i, rec) {
 		const char *name = str_at(rec, "name");
 		for (size_t l = 0; name && l < ARRAY_SIZE(lists); l++) {
-			json_t *c = find_named(json_object_get(p->spec, lists[l]), "name", name);
-			if (c)
+			json_t *list = json_object_get(p->spec, lists[l]);
+			json_t *c = find_named(list, "name", name);
+			if (c) {
+				via(run, list);
 				undo_container(run, c, rec, volumes);
+			}
 		}
 	}
 	json_t *init = json_object_get(p->spec, "initContainers");
+	via(run, init);
 	remove_named(run, init, "name", json_object_get(st, "initContainers"));
 	undo_created(run, p->spec, "initContainers", json_object_get(st, "init_containers_created"),
 		     json_is_array(init) && json_array_size(init) == 0);
 	json_t *vols = json_object_get(p->spec, "volumes");
+	via(run, vols);
 	remove_named(run, vols, "name", volumes);
 	undo_created(run, p->spec, "volumes", json_object_get(st, "volumes_created"),
 		     json_is_array(vols) && json_array_size(vols) == 0);
 	json_t *meta = json_object_get(p->obj, "metadata");
 	json_t *ann = json_object_get(meta, "annotations");
+	via(run, meta);
+	via(run, ann);
 	del(run, ann, KILT_K8S_STATUS);
 	undo_created(run, meta, "annotations", json_object_get(st, "annotations_created"),
 		     json_is_object(ann) && json_object_size(ann) == 0);
@@ -667,6 +727,7 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, json_t *rec
 			continue;
 		}
 		json_array_append_new(replaced, json_deep_copy(cur));
+		via(run, cur);
 		const char *k;
 		json_t *v;
 		void *tmp;
@@ -1273,6 +1334,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	settings_of(run->opts, settings);
 	struct injection inj = { .planner = &planner };
 	kilt_marker_init(&inj.marker, &planner, settings);
+	via(run, p->spec);
 	int rc = 0;
 	_cleanup_json_ json_t *metadata = NULL;
 	_cleanup_free_ char *text = NULL;
@@ -1369,6 +1431,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 				continue;
 			}
 			size_t mark = kilt_journal_mark(run->j);
+			via(run, lists[l]);
+			via(run, c);
 			json_t *rec = json_pack("{ss}", "name", cname);
 			json_t *orig = json_object();
 			json_object_set_new(rec, "original", orig);
@@ -1601,6 +1665,8 @@ static int process_pod(const struct kilt_k8s_pod_ref *ref, void *userdata)
 		return 0;
 	}
 	p.spec = json_object_get(p.obj, "spec");
+	if (run->root)
+		via_pointer(run, ref->pointer);
 	const char *dup = duplicate_name(p.spec);
 	if (dup) {
 		char why[512];
@@ -1744,6 +1810,7 @@ static int run_docs(struct run *run, json_t *doc, json_t **ret_patches)
 		json_t *d = json_is_array(doc) ? json_array_get(doc, i) : doc;
 		kilt_journal_init(&journals[i]);
 		run->j = &journals[i];
+		run->root = d;
 		done = i + 1;
 		r = kilt_k8s_walk(d, process_pod, run, run->err);
 		if (r < 0)
@@ -1848,6 +1915,7 @@ int kilt_k8s_mutate_owned(json_t *pod, const struct kilt_k8s_namespace *ns,
 	struct kilt_journal j;
 	kilt_journal_init(&j);
 	run.j = &j;
+	run.root = res.pod;
 	r = kilt_k8s_walk(res.pod, process_pod, &run, err);
 	if (r == 0)
 		res.patch = kilt_journal_patch(&j, res.pod);

@@ -250,6 +250,115 @@ static void test_journal__nested_and_replaced(void **state)
 	kilt_journal_done(&j);
 }
 
+/* ---- the walk told where the changes are (kilt_journal_via) --------------------------------- */
+
+static json_t *pod_like(void)
+{
+	_cleanup_json_ json_t *doc =
+		load("{\"metadata\": {\"name\": \"p\", \"labels\": {\"a\": \"b\"}},"
+		     " \"spec\": {\"containers\": [{\"name\": \"app\", \"env\": []},"
+		     "                            {\"name\": \"other\", \"env\": []}],"
+		     "          \"volumes\": [{\"name\": \"v\", \"emptyDir\": {}}]},"
+		     " \"status\": {}}");
+	json_t *cs = json_object_get(json_object_get(doc, "spec"), "containers");
+	for (size_t c = 0; c < 2; c++) {
+		json_t *env = json_object_get(json_array_get(cs, c), "env");
+		for (int i = 0; i < 50; i++) {
+			char n[32];
+			snprintf(n, sizeof(n), "V%d", i);
+			json_array_append_new(env, json_pack("{ssss}", "name", n, "value", "x"));
+		}
+	}
+	return json_incref(doc);
+}
+
+/* Changes in the first container: a field set, an env entry changed, one appended. */
+static void change_first_container(struct kilt_journal *j, json_t *doc, bool declare)
+{
+	json_t *spec = json_object_get(doc, "spec");
+	json_t *cs = json_object_get(spec, "containers");
+	json_t *c = json_array_get(cs, 0);
+	json_t *env = json_object_get(c, "env");
+	json_t *e = json_array_get(env, 7);
+	if (declare) {
+		kilt_journal_via(j, spec);
+		kilt_journal_via(j, cs);
+		kilt_journal_via(j, c);
+		kilt_journal_via(j, env);
+		kilt_journal_via(j, e);
+	}
+	kilt_journal_set(j, c, "image", json_string("new"));
+	kilt_journal_set(j, e, "value", json_string("y"));
+	kilt_journal_will_append(j, env);
+	json_array_append_new(env, json_pack("{ssss}", "name", "NEW", "value", "z"));
+	/* a node created by the run, inside a value that goes whole into an operation */
+	json_t *sc = json_object();
+	kilt_journal_set(j, c, "securityContext", sc);
+	kilt_journal_set(j, sc, "runAsUser", json_integer(0));
+}
+
+static void test_journal__walk_into_declared_nodes_only(void **state)
+{
+	(void)state;
+	_cleanup_json_ json_t *a = pod_like(), *b = pod_like();
+	_cleanup_json_ json_t *orig = json_deep_copy(a);
+	struct kilt_journal whole, told;
+	kilt_journal_init(&whole);
+	kilt_journal_init(&told);
+	change_first_container(&whole, a, false);
+	change_first_container(&told, b, true);
+	_cleanup_json_ json_t *pw = kilt_journal_patch(&whole, a);
+	_cleanup_json_ json_t *pt = kilt_journal_patch(&told, b);
+	_cleanup_free_ char *tw = dump(pw), *tt = dump(pt);
+	assert_string_equal(tt, tw);
+	/* the container's own operations, then those inside it, in document order */
+	assert_json_text(
+		pt, "["
+		    "{\"op\": \"add\", \"path\": \"/spec/containers/0/image\", \"value\": \"new\"},"
+		    "{\"op\": \"add\", \"path\": \"/spec/containers/0/securityContext\","
+		    " \"value\": {\"runAsUser\": 0}},"
+		    "{\"op\": \"add\", \"path\": \"/spec/containers/0/env/50\","
+		    " \"value\": {\"name\": \"NEW\", \"value\": \"z\"}},"
+		    "{\"op\": \"replace\", \"path\": \"/spec/containers/0/env/7/value\","
+		    " \"value\": \"y\"}]");
+	_cleanup_json_ json_t *applied = apply_patch(orig, pt);
+	assert_true(json_equal(applied, b));
+	/* the whole walk enters every object and array (over a hundred here); the told one the
+	 * root, spec, the list, the container, its env and the one entry */
+	assert_true(whole.walked > 100);
+	assert_int_equal(told.walked, 6);
+	kilt_journal_done(&whole);
+	kilt_journal_done(&told);
+}
+
+static void test_journal__undeclared_change_walks_the_whole_document(void **state)
+{
+	(void)state;
+	_cleanup_json_ json_t *a = pod_like(), *b = pod_like();
+	struct kilt_journal whole, told;
+	kilt_journal_init(&whole);
+	kilt_journal_init(&told);
+	change_first_container(&whole, a, false);
+	change_first_container(&told, b, true);
+	/* a change in an env entry of the second container, which nobody declared */
+	json_t *docs[2] = { a, b };
+	struct kilt_journal *js[2] = { &whole, &told };
+	for (size_t d = 0; d < 2; d++) {
+		json_t *cs = json_object_get(json_object_get(docs[d], "spec"), "containers");
+		json_t *env = json_object_get(json_array_get(cs, 1), "env");
+		kilt_journal_set(js[d], json_array_get(env, 3), "value", json_string("w"));
+	}
+	_cleanup_json_ json_t *pw = kilt_journal_patch(&whole, a);
+	_cleanup_json_ json_t *pt = kilt_journal_patch(&told, b);
+	_cleanup_free_ char *tw = dump(pw), *tt = dump(pt);
+	assert_string_equal(tt, tw);
+	assert_non_null(strstr(tt, "/spec/containers/1/env/3/value"));
+	/* the pruned walk, then the whole one */
+	assert_int_equal(told.walked, whole.walked + 6);
+	kilt_journal_done(&whole);
+	kilt_journal_done(&told);
+}
+
 /* ---- randomized: the engine's kinds of change on random documents ------------------------ */
 
 static unsigned long rng_state = 12345;
@@ -307,12 +416,40 @@ static void containers(json_t *v, json_t *out)
 	}
 }
 
-/* One change of the kinds the engine makes, on a random node of `doc`. */
-static void random_change(struct kilt_journal *j, json_t *doc)
+/* Declares (kilt_journal_via) the nodes from `v` down to `target`, each with a chance of 9 in 10
+ * (a missing one makes the patch walk the whole document). True when `target` is under `v`. */
+static bool declare_way(struct kilt_journal *j, const json_t *v, const json_t *target)
+{
+	if (v == target) {
+		if (rnd(10))
+			kilt_journal_via(j, v);
+		return true;
+	}
+	bool found = false;
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *c;
+		json_object_foreach ((json_t *)(uintptr_t)v, k, c)
+			found = found || declare_way(j, c, target);
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *c;
+		json_array_foreach (v, i, c)
+			found = found || declare_way(j, c, target);
+	}
+	if (found && rnd(10))
+		kilt_journal_via(j, v);
+	return found;
+}
+
+/* One change of the kinds the engine makes, on a random node of `doc`; the node is appended to
+ * `touched`. */
+static void random_change(struct kilt_journal *j, json_t *doc, json_t *touched)
 {
 	_cleanup_json_ json_t *all = json_array();
 	containers(doc, all);
 	json_t *node = json_array_get(all, rnd((unsigned)json_array_size(all)));
+	json_array_append(touched, node);
 	if (json_is_object(node)) {
 		const char *key = KEYS[rnd(ARRAY_SIZE(KEYS))];
 		if (rnd(3) == 0)
@@ -354,9 +491,19 @@ static void test_journal__random_patches_apply(void **state)
 		_cleanup_free_ char *orig_text = dump(doc);
 		struct kilt_journal j;
 		kilt_journal_init(&j);
+		_cleanup_json_ json_t *touched = json_array();
 		for (unsigned i = 1 + rnd(6); i > 0; i--)
-			random_change(&j, doc);
+			random_change(&j, doc, touched);
 		json_t *patch = kilt_journal_patch(&j, doc);
+		/* the same patch when the walk is told (mostly) where the changes are */
+		size_t k;
+		json_t *t;
+		json_array_foreach (touched, k, t)
+			declare_way(&j, doc, t);
+		_cleanup_json_ json_t *told = kilt_journal_patch(&j, doc);
+		_cleanup_free_ char *pt = dump(patch), *tt = dump(told);
+		if (strcmp(pt, tt) != 0)
+			fail_msg("round %u: the patch %s\nwith declared nodes %s", round, pt, tt);
 		json_t *applied = apply_patch(orig, patch);
 		if (!json_equal(applied, doc)) {
 			_cleanup_free_ char *p = dump(patch), *d = dump(doc), *a = dump(applied);
@@ -382,6 +529,8 @@ int main(void)
 		cmocka_unit_test(test_journal__nested_and_replaced),
 		cmocka_unit_test(test_journal__array_inserted_in_the_middle),
 		cmocka_unit_test(test_journal__random_patches_apply),
+		cmocka_unit_test(test_journal__walk_into_declared_nodes_only),
+		cmocka_unit_test(test_journal__undeclared_change_walks_the_whole_document),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
