@@ -8,6 +8,16 @@ registry: a static pause program and busybox, packed with umoci and imported wit
 The programs come from tests/infra/peer-k8s.sh (/opt/kilt/bin) and Debian (containerd, runc, CNI
 plugins). The node is named `localhost`; pods get 10.244.0.0/24 on the bridge `kiltk8s0`.
 
+With `Cluster(service_network=True)` (`run --service-network`) pods also reach Services through
+their cluster IPs: kube-proxy (iptables mode) runs, and the `kubernetes` Service (10.96.0.1:443)
+gets an endpoint, so a pod's in-cluster configuration (KUBERNETES_SERVICE_HOST/PORT, its service
+account's token and CA) reaches the API server. The API server listens on 127.0.0.1 only, and an
+endpoint may not be a loopback address (the API server refuses it: "may not be in the loopback
+range"), so the endpoint is a relay: a pod in kube-system (`kilt-apiserver-relay`) whose network
+namespace holds a listening socket of this process, which forwards each connection's bytes, TLS
+and all, to the API server on 127.0.0.1 (pod -> 10.96.0.1:443 -> kube-proxy's DNAT -> relay pod
+-> kube-apiserver). Nothing listens outside loopback and network namespaces of the cluster's own.
+
 One cluster runs on the machine at a time: a machine-wide lock (flock) is taken before anything
 starts and held until everything is gone. A run that died without stopping its cluster (killed
 test, crash) leaves processes, mounts and network namespaces behind; the next run cleans them up
@@ -44,6 +54,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,6 +75,10 @@ IMAGE_RECIPE = "2"
 
 KUBE_PROGRAMS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
                  "kubectl"]
+KUBERNETES_SERVICE_IP = "10.96.0.1"  # the first address of SERVICE_RANGE
+RELAY_POD = "kilt-apiserver-relay"  # kube-system
+RELAY_PORT = 443
+CLONE_NEWNET = 0x40000000
 HOST_PROGRAMS = ["containerd", "ctr", "runc", "openssl", "umoci", "skopeo", "busybox", "ip", "cc",
                  "mount", "umount"]
 
@@ -80,8 +95,11 @@ def log(msg):
     print(f"k8s-cluster: {msg}", file=sys.stderr, flush=True)
 
 
-def missing_programs():
-    missing = [os.path.join(BIN, p) for p in KUBE_PROGRAMS if not os.access(os.path.join(BIN, p), os.X_OK)]
+def missing_programs(service_network=False):
+    kube = KUBE_PROGRAMS + (["kube-proxy"] if service_network else [])
+    missing = [os.path.join(BIN, p) for p in kube if not os.access(os.path.join(BIN, p), os.X_OK)]
+    if service_network and not shutil.which("iptables"):
+        missing.append("iptables")
     missing += [p for p in HOST_PROGRAMS if not shutil.which(p)]
     missing += [os.path.join(CNI_BIN, p) for p in ("bridge", "host-local", "loopback")
                 if not os.access(os.path.join(CNI_BIN, p), os.X_OK)]
@@ -254,6 +272,11 @@ def clean_leftovers(own=None):
                     os.unlink(os.path.join(results, n))
     if os.path.exists(f"/sys/class/net/{BRIDGE}"):
         sh("ip", "link", "delete", BRIDGE, check=False)
+    # kube-proxy's rules (a service network): its chains in the host's iptables.
+    kube_proxy = os.path.join(BIN, "kube-proxy")
+    if os.access(kube_proxy, os.X_OK) and shutil.which("iptables") and \
+            "KUBE-SERVICES" in sh("iptables", "-t", "nat", "-S", check=False).stdout:
+        sh(kube_proxy, "--cleanup", "--proxy-mode=iptables", check=False)
     # 3. Mounts and files.
     for run in runs:
         if run != own:
@@ -261,10 +284,109 @@ def clean_leftovers(own=None):
         _remove_tree(run)
 
 
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class _Relay:
+    """Listens in another network namespace (`netns`, a /proc/PID/ns/net path) on 0.0.0.0:port
+    and forwards each connection to `target` in this process's own network namespace."""
+
+    def __init__(self, netns, port, target):
+        self.target = target
+        self.stopping = False
+        self.conns = set()
+        self.lock = threading.Lock()
+        self.connections = 0
+        libc = ctypes.CDLL(None, use_errno=True)
+        ready = {}
+
+        def bind_there():
+            # setns moves only the calling thread; the socket stays in the namespace it was
+            # made in, and this short-lived thread takes the namespace with it.
+            try:
+                with open(netns) as f:
+                    if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), f"setns {netns}")
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("0.0.0.0", port))
+                s.listen(64)
+                ready["sock"] = s
+            except OSError as e:
+                ready["error"] = e
+        t = threading.Thread(target=bind_there)
+        t.start()
+        t.join()
+        if "error" in ready:
+            raise ClusterError(f"relay: {ready['error']}")
+        self.sock = ready["sock"]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                a, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(self.target, timeout=5)
+                b.settimeout(None)
+            except OSError:
+                a.close()
+                continue
+            with self.lock:
+                self.conns.update((a, b))
+                self.connections += 1
+            pair = {"open": 2}
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst, pair), daemon=True).start()
+
+    def _pump(self, src, dst, pair):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+        with self.lock:
+            pair["open"] -= 1
+            if pair["open"] == 0:  # both directions ended
+                for s in (src, dst):
+                    self.conns.discard(s)
+                    s.close()
+
+    def stop(self):
+        self.stopping = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        with self.lock:
+            for s in self.conns:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self.conns.clear()
+
+
 class Cluster:
     """A running cluster: start() (or `with`) brings it up, stop() tears it all down."""
 
-    def __init__(self, lock_timeout=None, keep=None):
+    def __init__(self, lock_timeout=None, keep=None, service_network=False, apiserver_args=()):
+        """service_network: kube-proxy and the `kubernetes` Service's endpoint (see above).
+        apiserver_args: more kube-apiserver flags (e.g. --watch-cache-sizes)."""
+        self.service_network = service_network
+        self.apiserver_args = list(apiserver_args)
+        self.relay = None
         self.lock_timeout = float(lock_timeout if lock_timeout is not None
                                   else os.environ.get("KILT_K8S_LOCK_TIMEOUT", "1800"))
         self.keep = keep if keep is not None else os.environ.get("KILT_K8S_KEEP") == "1"
@@ -284,7 +406,7 @@ class Cluster:
         self.stop()
 
     def start(self):
-        missing = missing_programs()
+        missing = missing_programs(self.service_network)
         if missing:
             raise Unavailable("missing " + ", ".join(missing) +
                               " (run tests/infra/install-deps.sh and tests/infra/peer-k8s.sh)")
@@ -324,6 +446,8 @@ class Cluster:
         self._import_images()
         self._start_kubelet()
         self._wait_ready()
+        if self.service_network:
+            self._start_service_network()
         self.timings["start_s"] = round(time.monotonic() - t1, 2)
         log(f"cluster up in {self.timings['start_s']} s ({self.dir})")
 
@@ -375,7 +499,8 @@ class Cluster:
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         self.kubeconfig = os.path.join(d, "admin.kubeconfig")
         self.containerd_sock = os.path.join(d, "containerd.sock")
-        self.ports = {k: free_port() for k in ("etcd", "etcd_peer", "apiserver", "kubelet")}
+        self.ports = {k: free_port() for k in ("etcd", "etcd_peer", "apiserver", "kubelet",
+                                               "proxy_metrics", "proxy_healthz")}
         self.api_url = f"https://127.0.0.1:{self.ports['apiserver']}"
 
     def _spawn(self, name, argv, env=None):
@@ -602,7 +727,7 @@ class Cluster:
             # No kube-proxy here: a webhook registered by Service (kilt webhook manifests) is
             # dialled at its endpoints' pod IPs, which the host reaches on the CNI bridge.
             "--enable-aggregator-routing=true",
-            "--profiling=false", "--v=1"])
+            "--profiling=false", "--v=1", *self.apiserver_args])
         self._wait("kube-apiserver /readyz", lambda: self.api("GET", "/readyz")[0] == 200, 90,
                    ["etcd", "kube-apiserver"])
 
@@ -758,10 +883,94 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                   "PATH": BIN + os.pathsep + os.environ.get("PATH", "")})
         return e
 
+    # -- the service network (kube-proxy, the kubernetes Service's endpoint) -----------------
+
+    def _start_service_network(self):
+        t0 = time.monotonic()
+        config = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+            "mode": "iptables", "hostnameOverride": NODE, "clusterCIDR": POD_SUBNET,
+            "clientConnection": {"kubeconfig": self.kubeconfig},
+            "metricsBindAddress": f"127.0.0.1:{self.ports['proxy_metrics']}",
+            "healthzBindAddress": f"127.0.0.1:{self.ports['proxy_healthz']}",
+            # No CAP_SYS_RESOURCE: no negative oom_score_adj. Leave the machine's conntrack
+            # table size and timeouts as they are (global settings of a shared machine).
+            "oomScoreAdj": 0,
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
+                          "tcpCloseWaitTimeout": "0s"},
+            # NodePorts on 127.0.0.1 would need route_localnet, another global setting.
+            "iptables": {"localhostNodePorts": False, "syncPeriod": "30s", "minSyncPeriod": "0s"},
+            "nodePortAddresses": ["primary"],
+        }
+        path = os.path.join(self.dir, "kube-proxy.yaml")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=1)
+        self._spawn("kube-proxy", [os.path.join(BIN, "kube-proxy"), "--config", path, "--v=1"])
+        # The relay pod: a network namespace on the bridge for the endpoint.
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": RELAY_POD, "namespace": "kube-system"},
+               "spec": {"terminationGracePeriodSeconds": 0, "automountServiceAccountToken": False,
+                        "containers": [{"name": "netns", "image": IMAGES["busybox"],
+                                        "imagePullPolicy": "Never",
+                                        "command": ["sleep", "2147483647"]}]}}
+        st, out = self.api("POST", "/api/v1/namespaces/kube-system/pods", pod)
+        if st != 201:
+            raise ClusterError(f"create pod kube-system/{RELAY_POD}: {st} {out}")
+        got = {}
+
+        def running():
+            st, p = self.api("GET", f"/api/v1/namespaces/kube-system/pods/{RELAY_POD}")
+            if st == 200 and p.get("status", {}).get("phase") == "Running" and \
+                    p["status"].get("podIP"):
+                got.update(p)
+                return True
+            return False
+        self._wait(f"pod kube-system/{RELAY_POD} running", running, 60, list(self.procs))
+        uid, ip = got["metadata"]["uid"], got["status"]["podIP"]
+        pids = [pid for pid in _pids() if f"pod{uid}" in _read(f"/proc/{pid}/cgroup")]
+        if not pids:
+            raise ClusterError(f"no process of pod {RELAY_POD} ({uid}) found on the node")
+        self.relay = _Relay(f"/proc/{pids[0]}/ns/net", RELAY_PORT,
+                            ("127.0.0.1", self.ports["apiserver"]))
+        # The Service exists (the API server makes it); with --endpoint-reconciler-type=none
+        # nothing gives it an endpoint: this EndpointSlice does.
+        st, svc = self.api("GET", "/api/v1/namespaces/default/services/kubernetes")
+        if st != 200:
+            raise ClusterError(f"service default/kubernetes: {st} {svc}")
+        port_name = svc["spec"]["ports"][0].get("name", "")
+        eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "kubernetes", "namespace": "default",
+                            "labels": {"kubernetes.io/service-name": "kubernetes",
+                                       "endpointslice.kubernetes.io/managed-by": "kilt-test-cluster"}},
+               "addressType": "IPv4",
+               "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+               "ports": [{"name": port_name, "port": RELAY_PORT, "protocol": "TCP"}]}
+        st, out = self.api("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", eps)
+        if st != 201:
+            raise ClusterError(f"create the kubernetes Service's EndpointSlice: {st} {out}")
+
+        # Through the cluster IP from the node: kube-proxy's rules are in place.
+        def through_service():
+            ctx = ssl.create_default_context(cafile=self.ca_cert)
+            c = http.client.HTTPSConnection(KUBERNETES_SERVICE_IP, 443, timeout=2, context=ctx)
+            try:
+                c.request("GET", "/readyz")
+                return c.getresponse().status in (200, 401, 403)
+            finally:
+                c.close()
+        self._wait(f"https://{KUBERNETES_SERVICE_IP}:443 through kube-proxy and the relay",
+                   through_service, 60, list(self.procs))
+        self.relay_ip = ip
+        self.timings["service_network_s"] = round(time.monotonic() - t0, 2)
+
     def _teardown(self):
         """Pods first, through the API (the kubelet unmounts volumes and runs CNI DEL), then
         whatever containers remain, then the node, then the control plane."""
         t0 = time.monotonic()
+        if self.relay:
+            self.relay.stop()
+            self.relay = None
+        self._stop_proc("kube-proxy")
         for name in ("kube-controller-manager", "kube-scheduler"):
             self._stop_proc(name)  # nothing recreates the pods deleted below
         if self._running("kube-apiserver") and self._running("kubelet"):
@@ -801,6 +1010,8 @@ def main():
     ap = argparse.ArgumentParser(description="Start the test cluster, or clean up after a dead run.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="start the cluster, run a command against it, stop it")
+    run.add_argument("--service-network", action="store_true",
+                     help="kube-proxy and an endpoint for the kubernetes Service")
     run.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("cleanup", help="stop and remove whatever a dead run left behind")
     args = ap.parse_args()
@@ -823,7 +1034,7 @@ def main():
     if not cmd:
         ap.error("run: no command given")
     try:
-        c = Cluster()
+        c = Cluster(service_network=args.service_network)
         c.start()
     except Unavailable as e:
         log(f"SKIPPED: {e}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Builds the Kubernetes test cluster's programs from the Go module proxy into /opt/kilt/bin:
-# kube-apiserver, kubelet, kube-scheduler, kube-controller-manager and kubectl (k8s.io/kubernetes),
+# kube-apiserver, kubelet, kube-scheduler, kube-controller-manager, kube-proxy and kubectl
+# (k8s.io/kubernetes),
 # etcd (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/v3). Each group is cached by version (a
 # stamp file next to the binaries), so a second run costs nothing; a lock makes concurrent runs
 # build once. A cold build is CPU-bound (go build -p 2; caches under /var/cache/kilt, ~6 GB): about
@@ -15,7 +16,7 @@ etcd_version=${KILT_ETCD_VERSION:-v3.7.4}
 helm_version=${KILT_HELM_VERSION:-v3.22.0}
 bindir=${KILT_PEER_BIN:-/opt/kilt/bin}
 cache=${KILT_CACHE:-/var/cache/kilt}
-kube_bins=(kube-apiserver kubelet kube-controller-manager kube-scheduler kubectl)
+kube_bins=(kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy kubectl)
 
 # up_to_date NAME VERSION BIN...: the stamp names VERSION and every binary is there.
 up_to_date() {
@@ -105,7 +106,11 @@ if ! up_to_date kubernetes "$k8s_version" "${kube_bins[@]}"; then
     ld="$ld -X $p.gitVersion=$k8s_version -X $p.gitMajor=$major -X $p.gitMinor=$minor"
     ld="$ld -X $p.gitTreeState=clean"
   done
+  # Same version, a program added to the list: only the missing ones are built.
+  same=false
+  [ "$(cat "$bindir/.kubernetes.version" 2>/dev/null)" = "$k8s_version" ] && same=true
   for b in "${kube_bins[@]}"; do
+    $same && [ -x "$bindir/$b" ] && continue
     (cd "$wrap" && build_to "$b" "k8s.io/kubernetes/cmd/$b" "$ld")
   done
   echo "$k8s_version" >"$bindir/.kubernetes.version"

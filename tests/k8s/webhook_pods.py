@@ -4,25 +4,39 @@
 `kilt webhook manifests`, with the images of deploy/images/ imported into containerd:
 
 1. Two replicas behind their Service become ready, and the API server calls them through the
-   Service (kube-apiserver --enable-aggregator-routing dials the endpoints' pod IPs).
+   Service (kube-apiserver --enable-aggregator-routing dials the endpoints' pod IPs). The cluster
+   has a service network (kube-proxy; k8s_cluster.py `service_network`), so the replicas reach
+   the API server in-cluster, as in any cluster: KUBERNETES_SERVICE_HOST/PORT, the token and CA of
+   their service account, the RBAC of the manifests (checked with the API server's own
+   authorizer: what the role grants and nothing more). Each replica lists and watches the
+   namespaces itself: a pod created in an opted-out namespace is skipped by the deployed webhook
+   with the reason in kubectl's warnings, and when a namespace's labels change after the replicas
+   started, each replica (asked directly at its pod IP) follows the new labels once its watch
+   delivered them.
 2. An injected pod really runs on the node: the recipe's init container fills the volumes from
    the strace agent image, kilt-launch is PID 1 of the app container and strace (from the agent
    image) traces the app (seen in the node's /proc: TracerPid, the trace file), the app's output
    and exit status come through, and `kubectl delete` stops a traced app well within its grace
    period (the app sees SIGTERM). The pods are created with kubectl and injected by the webhook.
 3. Two replicas, one deleted while a loop creates pods (server-side dry run, failurePolicy Fail,
-   so a failed call would refuse a creation): no creation fails. Then one replica's server is
-   SIGKILLed from the node: the count of failed creations is printed, not asserted (the API
-   server keeps dialling the dead server until it leaves the Service's endpoints).
+   so a failed call would refuse a creation): no creation fails. Then, under the manifests'
+   failurePolicy Ignore, one replica's server is SIGKILLed from the node while the loop runs: no
+   creation fails; the creations admitted uninjected (the API server's calls to the dead server
+   fail open) are counted two ways that must agree (the answers without kilt's status annotation,
+   and the API server's apiserver_admission_webhook_fail_open_count), all come after the kill,
+   and every creation after the last of them is injected again. The figure is printed with the
+   times at which the victim's endpoint stopped and started being ready.
 4. The Helm chart installs the same webhook, which admits a pod under failurePolicy Fail; an
    upgrade keeps the certificate the install made.
 """
 import base64
+import http.client
 import json
 import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -64,6 +78,142 @@ def build_images(d):
                     "--helpers", HELPERS, "--dest", f"docker-archive:{agent}:{AGENT_IMAGE}"],
                    check=True, stdout=subprocess.DEVNULL)
     return web, agent
+
+
+def replica_review(ip, ctx, namespace, uid):
+    """An AdmissionReview for a pod in `namespace`, sent to one replica at its pod IP."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"},
+           "spec": {"containers": [{"name": "app", "image": k8s_cluster.IMAGES["busybox"],
+                                    "command": ["sleep", "1"]}]}}
+    body = json.dumps({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "namespace": namespace, "operation": "CREATE", "object": pod,
+                    "userInfo": {"username": "webhook-pods"}}})
+    conn = http.client.HTTPSConnection(ip, 8443, context=ctx, timeout=10)
+    try:
+        conn.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
+        return json.loads(conn.getresponse().read())["response"]
+    finally:
+        conn.close()
+
+
+def replica_metrics(ip, ctx):
+    conn = http.client.HTTPSConnection(ip, 8443, context=ctx, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
+def set_namespace_labels(c, name, labels):
+    st, ns = c.api("GET", f"/api/v1/namespaces/{name}")
+    if st == 404:
+        st, out = c.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": name, "labels": labels}})
+        if st != 201:
+            raise RuntimeError(f"create namespace {name}: {st} {out}")
+        return
+    ns["metadata"]["labels"] = dict(labels, **{"kubernetes.io/metadata.name": name})
+    st, out = c.api("PUT", f"/api/v1/namespaces/{name}", ns)
+    if st != 200:
+        raise RuntimeError(f"label namespace {name}: {st} {out}")
+
+
+# What `kilt webhook manifests` grants (docs/webhook.md "RBAC"), asked of the API server's
+# authorizer as the webhook's service account: (verb, resource, allowed).
+SA = "system:serviceaccount:kilt-system:kilt-webhook"
+CAN_I = [("get", "namespaces", True), ("list", "namespaces", True), ("watch", "namespaces", True),
+         ("get", "serviceaccounts", True), ("get", "secrets", True),
+         ("list", "secrets", False), ("watch", "secrets", False), ("update", "namespaces", False),
+         ("get", "pods", False), ("create", "pods", False), ("list", "serviceaccounts", False),
+         ("get", "configmaps", False)]
+
+
+def replica_ctx(ca_pem):
+    ctx = ssl.create_default_context(cadata=ca_pem)
+    ctx.check_hostname = False  # the certificate names the Service, dialled here by pod IP
+    return ctx
+
+
+def in_cluster_api(c, ca_pem):
+    """The replicas read the namespaces through the API server with their own service account."""
+    ctx = replica_ctx(ca_pem)
+    pods = webhook_pods(c)
+    ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
+    for p in pods:
+        name = p["metadata"]["name"]
+        logs = c.kubectl("-n", NS, "logs", name, check=False).stdout
+        listening = [json.loads(ln) for ln in logs.splitlines() if '"msg":"listening"' in ln]
+        check(listening and listening[0].get("apiServer") == "in-cluster",
+              f"{name}: API access comes from the in-cluster configuration: {listening}")
+        check('"msg":"namespaces listed"' in logs and "namespace watch failed" not in logs,
+              f"{name}: listed the namespaces through the kubernetes Service, no watch failure: "
+              f"{logs[-1500:]!r}")
+    wrong = []
+    for verb, res, want in CAN_I:
+        r = c.kubectl("auth", "can-i", verb, res, "--all-namespaces", f"--as={SA}", check=False)
+        if (r.returncode == 0) != want:
+            wrong.append(f"{verb} {res}: {r.stdout.strip()}")
+    check(not wrong, f"the webhook's service account may do what the manifests grant, nothing "
+          f"more ({len(CAN_I)} questions to the authorizer): {wrong}")
+
+    # An opted-out namespace, created now: the replica called reads it (watch, or a GET).
+    set_namespace_labels(c, "optout", {"kilt.dev/inject": "disabled"})
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain", "namespace": "optout"},
+           "spec": {"containers": [{"name": "app", "image": k8s_cluster.IMAGES["busybox"],
+                                    "imagePullPolicy": "Never", "command": ["sleep", "1"]}]}}
+    r = c.kubectl("create", "-f", "-", input=json.dumps(pod), check=False)
+    reason = "kilt: skipped: namespace optout says kilt.dev/inject: disabled"
+    check(r.returncode == 0 and reason in r.stderr and "are unknown" not in r.stderr,
+          f"a pod in an opted-out namespace is admitted with the deployed webhook's reason: "
+          f"{r.stderr.strip()!r}")
+    stored = pod_json(c, "plain", "optout")
+    check(stored and "kilt.dev/status" not in stored["metadata"].get("annotations", {}) and
+          [x["name"] for x in stored["spec"]["containers"]] == ["app"] and
+          not stored["spec"].get("initContainers"), "the stored pod is untouched")
+    c.kubectl("-n", "optout", "delete", "pod", "plain", "--wait=false", check=False)
+
+    # Labels changed after the replicas started: each follows them once its watch delivers.
+    set_namespace_labels(c, "relabel", {})
+    time.sleep(1)  # the ADDED event reaches both watches
+    before = {}
+    for name, ip in ips.items():
+        r = replica_review(ip, ctx, "relabel", f"relabel-before-{name}")
+        check("patch" in r, f"{name}: a pod in namespace relabel (no labels) is injected: "
+              f"{r.get('warnings')}")
+        before[name] = replica_metrics(ip, ctx)
+    set_namespace_labels(c, "relabel", {"kilt.dev/inject": "disabled"})
+    t0 = time.monotonic()
+    for name, ip in ips.items():
+        r, n = {}, 0
+        while time.monotonic() - t0 < 20:
+            n += 1
+            r = replica_review(ip, ctx, "relabel", f"relabel-after-{name}-{n}")
+            if "patch" not in r:
+                break
+            time.sleep(0.1)
+        check("patch" not in r and any("says kilt.dev/inject: disabled" in w
+                                       for w in r.get("warnings", [])),
+              f"{name}: after the namespace opted out, the pod is skipped with the reason "
+              f"({time.monotonic() - t0:.1f} s after the change): {r.get('warnings')}")
+        m = replica_metrics(ip, ctx)
+        ev = "kilt_webhook_namespace_watch_events_total"
+        check(m.get(ev, 0) > before[name].get(ev, 0) and
+              m.get('kilt_webhook_namespace_facts_total{source="unknown"}') == 0 and
+              m.get('kilt_webhook_namespace_facts_total{source="api"}', 0) >= 2 and
+              m.get("kilt_webhook_namespace_cache_synced") == 1,
+              f"{name}: the change came by its watch (events {before[name].get(ev)} -> "
+              f"{m.get(ev)}), every namespace fact from the API server: "
+              f"{ {k: v for k, v in m.items() if 'namespace' in k} }")
 
 
 def pod_json(c, name, ns="default"):
@@ -212,8 +362,9 @@ def injected_pod_runs(c):
     log(f"figure: kubectl delete of an injected, traced pod took {elapsed:.1f} s")
 
 
-def load(c, seconds_before, action, seconds_after, what):
-    """Dry-run pod creations from 3 threads; `action` runs mid-load. Returns the status counts."""
+def load(c, seconds_before, action, seconds_after, what, events=None):
+    """Dry-run pod creations from 3 threads; `action` runs mid-load. Returns the status counts;
+    `events`, a list, gets (monotonic time of the answer, injected) of each creation admitted."""
     stop = threading.Event()
     codes, lock = {}, threading.Lock()
     body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "dry-"},
@@ -226,6 +377,10 @@ def load(c, seconds_before, action, seconds_after, what):
                 st, resp = c.api("POST", "/api/v1/namespaces/default/pods?dryRun=All", body)
                 if st != 201:
                     st = f"{st} {str(resp)[:200]}"
+                elif events is not None:
+                    ann = resp.get("metadata", {}).get("annotations") or {}
+                    with lock:
+                        events.append((time.monotonic(), "kilt.dev/status" in ann))
             except Exception as e:  # a failure of any kind counts
                 st = repr(e)[:200]
             with lock:
@@ -245,7 +400,7 @@ def load(c, seconds_before, action, seconds_after, what):
     return codes
 
 
-def replicas_under_load(c):
+def replicas_under_load(c, ctx):
     c.kubectl("patch", "mutatingwebhookconfiguration", "kilt-webhook", "--type=json", "-p",
               '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]')
     pods = [p["metadata"]["name"] for p in webhook_pods(c)]
@@ -264,20 +419,109 @@ def replicas_under_load(c):
           f"no failed admission while a replica was deleted (failurePolicy Fail): {codes}")
     c.kubectl("-n", NS, "rollout", "status", "deployment/kilt-webhook", "--timeout=120s", timeout=150)
 
-    # A hard kill of one server, from the node: measured, not asserted.
-    pods = webhook_pods(c)
-    victim = None
-    for pid in node_pids_of_pod(pods[0]["metadata"]["uid"]):
-        argv = cmdline(pid)
-        if argv[:3] == ["/usr/bin/kilt", "webhook", "serve"]:
-            victim = pid
-    if check(victim is not None, "found a webhook server's process on the node"):
-        codes = load(c, 2, lambda: os.kill(victim, signal.SIGKILL), 12, "one server SIGKILLed mid-load")
-        failed = sum(n for k, n in codes.items() if k != 201)
-        log(f"figure: {failed} of {sum(codes.values())} dry-run creations failed while one of two "
-            f"replicas was SIGKILLed (not asserted: the API server dials the dead server until it leaves the Service's endpoints)")
     c.kubectl("patch", "mutatingwebhookconfiguration", "kilt-webhook", "--type=json", "-p",
               '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]')
+    replica_killed(c, ctx)
+
+
+def fail_open_count(c):
+    """The API server's own count of calls to kilt's webhook that failed open."""
+    st, text = c.api("GET", "/metrics")
+    n = 0
+    for line in text.splitlines() if st == 200 else []:
+        if line.startswith("apiserver_admission_webhook_fail_open_count{") and \
+                'name="pods.kilt.dev"' in line:
+            n += float(line.rsplit(" ", 1)[1])
+    return n
+
+
+def replica_killed(c, ctx):
+    """One server SIGKILLed from the node under a creation load, failurePolicy Ignore (the
+    manifests' default): no creation fails; the pods admitted meanwhile are not injected."""
+    mwc = json.loads(c.kubectl("get", "mutatingwebhookconfiguration", "kilt-webhook", "-o",
+                               "json").stdout)
+    hook = mwc["webhooks"][0]
+    check(hook["failurePolicy"] == "Ignore", f"the registration fails open: {hook['failurePolicy']}")
+    def serving():
+        eps = json.loads(c.kubectl("-n", NS, "get", "endpointslices", "-l",
+                                   "kubernetes.io/service-name=kilt-webhook", "-o", "json").stdout)
+        ready = {a for s in eps["items"] for e in s.get("endpoints") or []
+                 if (e.get("conditions") or {}).get("ready") for a in e["addresses"]}
+        return [p for p in webhook_pods(c) if not p["metadata"].get("deletionTimestamp") and
+                p["status"].get("podIP") in ready]
+    deadline = time.monotonic() + 60
+    while len(serving()) != 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    pods = serving()
+    if not check(len(pods) == 2, f"two replicas serve: {[p['metadata']['name'] for p in pods]}"):
+        return
+    victim, ip = None, pods[0]["status"]["podIP"]
+    for pid in node_pids_of_pod(pods[0]["metadata"]["uid"]):
+        if cmdline(pid)[:3] == ["/usr/bin/kilt", "webhook", "serve"]:
+            victim = pid
+    if not check(victim is not None, "found a webhook server's process on the node"):
+        return
+    # The Service's endpoint of the victim: when it stops being ready.
+    gone, stop = {}, threading.Event()
+
+    def watch_endpoint():
+        while not stop.is_set():
+            st, sl = c.api("GET", "/apis/discovery.k8s.io/v1/namespaces/kilt-system/endpointslices"
+                           "?labelSelector=kubernetes.io/service-name%3Dkilt-webhook")
+            if st == 200 and "t" in killed:
+                ready = [e for item in sl["items"] for e in item.get("endpoints") or []
+                         if ip in e["addresses"] and e.get("conditions", {}).get("ready")]
+                if not ready and "not_ready" not in gone:
+                    gone["not_ready"] = time.monotonic()
+                if ready and "not_ready" in gone and "ready_again" not in gone:
+                    gone["ready_again"] = time.monotonic()
+            time.sleep(0.1)
+    killed = {}
+
+    def kill():
+        killed["t"] = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+    survivor_ip = pods[1]["status"]["podIP"]
+    survivor_before = replica_metrics(survivor_ip, ctx)
+    before = fail_open_count(c)
+    events = []
+    watcher = threading.Thread(target=watch_endpoint)
+    watcher.start()
+    try:
+        codes = load(c, 3, kill, 15, "one server SIGKILLed mid-load, failurePolicy Ignore", events)
+    finally:
+        stop.set()
+        watcher.join()
+    failed = sum(n for k, n in codes.items() if k != 201)
+    plain = sorted(t - killed["t"] for t, injected in events if not injected)
+    fail_open = fail_open_count(c) - before
+    check(failed == 0 and codes.get(201, 0) >= 20,
+          f"no pod creation failed while a replica was SIGKILLed (failurePolicy Ignore): {codes}")
+    check(all(x >= 0 for x in plain), "every pod admitted uninjected was admitted after the kill "
+          f"(seconds after it: {[round(x, 2) for x in plain]})")
+    # Each creation admitted uninjected is a call that failed open; there are more such calls:
+    # a pod kilt injected is sent again (reinvocationPolicy IfNeeded: the ServiceAccount plugin
+    # mounts its token into kilt's init container after kilt's patch), and when that second call
+    # fails open the pod keeps the first call's injection.
+    check(len(plain) <= fail_open, f"the API server counted at least as many calls failing open "
+          f"(apiserver_admission_webhook_fail_open_count +{fail_open:.0f}) as creations came "
+          f"back uninjected ({len(plain)})")
+    m = replica_metrics(survivor_ip, ctx)
+    reinvoked = m.get('kilt_webhook_skipped_total{reason="already_injected"}', 0) - \
+        survivor_before.get('kilt_webhook_skipped_total{reason="already_injected"}', 0)
+    patched = m.get('kilt_webhook_reviews_total{outcome="patched"}', 0) - \
+        survivor_before.get('kilt_webhook_reviews_total{outcome="patched"}', 0)
+    check(reinvoked > 0, f"the surviving replica was called again for pods it injected "
+          f"(already_injected +{reinvoked:.0f}, patched +{patched:.0f})")
+    after = [injected for t, injected in events if t - killed["t"] > (plain[-1] if plain else 0)]
+    check(after and all(after), f"after the last uninjected one, every pod is injected again "
+          f"({len(after)} creations)")
+    ep = {k: round(v - killed["t"], 2) for k, v in gone.items()}
+    log(f"figure: {len(plain)} of {codes.get(201, 0)} dry-run pod creations admitted uninjected "
+        f"while one of two replicas was SIGKILLed, none failed; uninjected from "
+        f"{plain[0] if plain else 0:.2f} s to {plain[-1] if plain else 0:.2f} s after the kill; "
+        f"the victim's endpoint not ready after {ep.get('not_ready')} s, ready again after "
+        f"{ep.get('ready_again')} s; {fail_open:.0f} calls failed open")
 
 
 def helm_install(c, d):
@@ -346,7 +590,7 @@ def main():
         manifests = os.path.join(d, "kilt.yaml")
         with open(manifests, "w") as f:
             f.write(out)
-        c = k8s_cluster.Cluster()
+        c = k8s_cluster.Cluster(service_network=True)
         try:
             c.start()
         except k8s_cluster.Unavailable as e:
@@ -370,8 +614,10 @@ def main():
         check(len(addrs) == 2 and all(a.startswith("10.244.0.") for a in addrs),
               f"the Service has both pods as endpoints: {addrs}")
         log(f"figure: webhook images imported and 2 replicas ready in {time.monotonic() - t0:.1f} s")
+        ca_pem = base64.b64decode(re.search(r"caBundle: '?([A-Za-z0-9+/=]+)", out).group(1)).decode()
+        in_cluster_api(c, ca_pem)
         injected_pod_runs(c)
-        replicas_under_load(c)
+        replicas_under_load(c, replica_ctx(ca_pem))
         helm_install(c, d)
     finally:
         if c:
