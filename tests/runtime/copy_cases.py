@@ -20,9 +20,7 @@ import stat
 import subprocess
 import sys
 
-from harness import check, check_eq, finish, helper, kill_container, log, need, skip, tmpdir
-
-SEQ = [0]
+from harness import check, check_eq, finish, helper, need, run_config, skip, tmpdir
 
 
 def make_tree(root):
@@ -193,21 +191,7 @@ def runc(bundle, args, mounts, timeout=60, user=None):
     for dst, src, mode in mounts:
         c["mounts"].append({"destination": dst, "type": "bind", "source": src,
                             "options": ["rbind", mode]})
-    cfg = os.path.join(bundle, "run.json")
-    with open(cfg, "w") as f:
-        json.dump(c, f)
-    shutil.copy2(cfg, os.path.join(bundle, "config.json"))
-    SEQ[0] += 1
-    cid = f"kilt-rt-copy-{os.getpid()}-{SEQ[0]}"
-    p = subprocess.Popen(["runc", "run", "--bundle", bundle, cid], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_container(cid)
-        out, err = p.communicate()
-        check(False, f"{cid} timed out")
-    return p.returncode, out, err
+    return run_config(bundle, c, "copy", timeout=timeout)
 
 
 def case_container():

@@ -16,9 +16,7 @@ import time
 import urllib.request
 
 from harness import (APPLETS, SRC, check, check_eq, finish, helper, kill_container, log, need,
-                     skip, tmpdir, wait_for)
-
-SEQ = [0]
+                     run_config, skip, tmpdir)
 
 
 def free_port():
@@ -78,26 +76,6 @@ def bundle_config(bundle):
         c = json.load(f)
     c["process"]["terminal"] = False
     return c
-
-
-def run_bundle(bundle, config, timeout=60, signal_after=None):
-    with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(config, f)
-    SEQ[0] += 1
-    cid = f"kilt-rt-e2e-{os.getpid()}-{SEQ[0]}"
-    p = subprocess.Popen(["runc", "run", "--bundle", bundle, cid], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    if signal_after:
-        ready, sig = signal_after
-        check(wait_for(ready, 30), f"{cid}: ready")
-        subprocess.run(["runc", "kill", cid, sig], capture_output=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_container(cid)
-        out, err = p.communicate()
-        check(False, f"{cid} timed out")
-    return p.returncode, out, err
 
 
 if __name__ == "__main__":
@@ -162,7 +140,7 @@ if __name__ == "__main__":
         launch = ["/kilt/bin/kilt-launch", "-t", str(len(tracer)), *tracer, "--"]
 
         c["process"]["args"] = launch + ["/bin/sh", "-c", "echo hello > /work/hello; cat /work/hello; exit 7", "--"]
-        rc, out, err = run_bundle(app_bundle, c)
+        rc, out, err = run_config(app_bundle, c, "e2e")
         check_eq(rc, 7, "container exit status is the app's (under strace)")
         check_eq(out, "hello\n", "app output")
         check_eq(err, "", "nothing on stderr")
@@ -176,7 +154,7 @@ if __name__ == "__main__":
         os.unlink(os.path.join(work, "trace"))
         ready = os.path.join(work, "ready")
         c["process"]["args"] = launch + ["/bin/sh", "-c", "trap 'exit 42' TERM; touch /work/ready; while :; do sleep 0.05; done"]
-        rc, out, err = run_bundle(app_bundle, c, signal_after=(ready, "TERM"))
+        rc, out, err = run_config(app_bundle, c, "e2e", signal_after=(ready, "TERM"))
         check_eq(rc, 42, "TERM forwarded to the traced app; its status returned")
         trace = open(os.path.join(work, "trace")).read() if os.path.exists(os.path.join(work, "trace")) else ""
         check("--- SIGTERM" in trace, "strace saw the SIGTERM delivered to the app")
@@ -191,7 +169,6 @@ if __name__ == "__main__":
         check(os.path.exists(marker), "kilt-wait in the agent image")
         with open(os.path.join(agent_bundle, "config.json"), "w") as f:
             json.dump(ac, f)
-        SEQ[0] += 1
         cid = f"kilt-rt-e2e-{os.getpid()}-side"
         p = subprocess.Popen(["runc", "run", "--bundle", agent_bundle, cid], stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

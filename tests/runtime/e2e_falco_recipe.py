@@ -22,14 +22,13 @@ import subprocess
 import tarfile
 import time
 
-from harness import (APPLETS, SRC, check, check_eq, finish, helper, kill_container, log, need,
-                     skip, tmpdir, wait_for)
+from harness import (APPLETS, SRC, check, check_eq, finish, helper, log, need, run_config, skip,
+                     tmpdir)
 
 KILT = os.environ.get("KILT")
 SCRIPT = os.path.join(SRC, "deploy", "images", "build-agent-image.sh")
 RECIPE = os.path.join(SRC, "deploy", "recipes", "falco.kilt.conf")
 STANDINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standins")
-SEQ = [0]
 
 
 def sh(*args, **kw):
@@ -85,26 +84,6 @@ def app_bundle(d):
     bundle = os.path.join(d, "app-bundle")
     sh("umoci", "unpack", "--image", f"{layout}:app", bundle, stdout=subprocess.DEVNULL)
     return bundle
-
-
-def run(bundle, config, signal_after=None, timeout=60):
-    with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(config, f)
-    SEQ[0] += 1
-    cid = f"kilt-rt-falco-{os.getpid()}-{SEQ[0]}"
-    p = subprocess.Popen(["runc", "run", "--bundle", bundle, cid], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    if signal_after:
-        ready, sig = signal_after
-        check(wait_for(ready, 30), f"{cid}: ready")
-        subprocess.run(["runc", "kill", cid, sig], capture_output=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_container(cid)
-        out, err = p.communicate()
-        check(False, f"{cid} timed out")
-    return p.returncode, out, err
 
 
 def lines(path):
@@ -201,7 +180,7 @@ if __name__ == "__main__":
         c["process"]["env"].append("APP_SETTING=from-the-task")
         c["process"]["args"] = args
         t0 = time.monotonic()
-        rc, out, err = run(bundle, c)
+        rc, out, err = run_config(bundle, c, "falco")
         check_eq(rc, 7, "container exit status is the app's (pdig stand-in exits 0)")
         check("app-says-hello\n" in out, f"app output comes through: {out!r}")
         check('{"output":"kilt stand-in alert","priority":"Notice","rule":"stand-in"}\n' in out,
@@ -231,7 +210,7 @@ if __name__ == "__main__":
         app = ["/bin/sh", "-c", "trap 'exit 42' TERM; touch /work/ready; while :; do sleep 0.05; done"]
         plan = render(app[:1], app[1:])
         c["process"]["args"] = plan["entrypoint"] + plan["command"]
-        rc, out, err = run(bundle, c, signal_after=(os.path.join(work, "ready"), "TERM"))
+        rc, out, err = run_config(bundle, c, "falco", signal_after=(os.path.join(work, "ready"), "TERM"))
         check_eq(rc, 42, "TERM forwarded to the app under pdig; its status returned")
         check_eq(lines(os.path.join(work, "pdig.state"))[:1], ["ring yes"], "pdig waited for the ring again")
     finally:

@@ -179,19 +179,43 @@ class Bundle:
     def run(self, args, env=None, timeout=60):
         """Runs a container to completion: (exit status, stdout, stderr)."""
         cid, p = self.start(args, env)
-        try:
-            out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_container(cid)
-            out, err = p.communicate()
-            check(False, f"container {args} timed out")
-        return p.returncode, out, err
+        return wait_container(cid, p, timeout, f"container {args}")
 
     def work_file(self, name):
         return os.path.join(self.work, name)
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_container(cid, p, timeout, what):
+    """Waits for the `runc run` of container `cid` (Popen `p`): (exit status, stdout, stderr).
+    One that outlives `timeout` seconds is killed, and that is a failed check."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_container(cid)
+        out, err = p.communicate()
+        check(False, f"{what} timed out")
+    return p.returncode, out, err
+
+
+def run_config(bundle_dir, config, tag, timeout=60, signal_after=None):
+    """Runs the bundle in `bundle_dir` with `config` as its config.json, to completion: (exit
+    status, stdout, stderr). signal_after=(FILE, SIGNAL): SIGNAL goes to the container once it
+    has created FILE (a host path)."""
+    global _seq
+    with open(os.path.join(bundle_dir, "config.json"), "w") as f:
+        json.dump(config, f)
+    _seq += 1
+    cid = f"kilt-rt-{tag}-{os.getpid()}-{_seq}"
+    p = subprocess.Popen(["runc", "run", "--bundle", bundle_dir, cid], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    if signal_after:
+        ready, sig = signal_after
+        check(wait_for(ready, 30), f"{cid}: ready")
+        runc_kill(cid, sig)
+    return wait_container(cid, p, timeout, cid)
 
 
 def runc_kill(cid, sig="TERM"):
