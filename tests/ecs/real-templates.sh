@@ -14,10 +14,7 @@ source "$(dirname "$0")/../registry/lib.sh"
 
 make_ca
 start_registry anon ""
-build_images
-for t in both ep; do
-  push "$t" "$REG/kilt/$t:1" --dest-cert-dir "$WORK/pki/certdir"
-done
+push_images kilt both ep
 recipe=$KILT_SOURCE_DIR/tests/ecs/recipes/falco.conf
 K=("$KILT" inject -r "$recipe" --ca-file "$CA")
 

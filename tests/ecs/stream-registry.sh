@@ -8,10 +8,7 @@ source "$(dirname "$0")/../registry/lib.sh"
 
 make_ca
 start_registry anon ""
-build_images
-for t in both ep; do
-  push "$t" "$REG/kilt/$t:1" --dest-cert-dir "$WORK/pki/certdir"
-done
+push_images kilt both ep
 cat >"$WORK/recipe.conf" <<'EOR'
 deploy {
     entrypoint: [ /agent/run, "--" ] ${original.entrypoint}

@@ -122,6 +122,33 @@ start_registry() {
   exit 1
 }
 
+# start_htpasswd_registry NAME USER PASSWORD: start_registry NAME (TLS: make_ca first) with basic
+# auth, USER its one account (htpasswd, bcrypt).
+start_htpasswd_registry() {
+  need htpasswd
+  htpasswd -Bbn "$2" "$3" >"$WORK/htpasswd"
+  start_registry "$1" "auth:
+  htpasswd:
+    realm: kilt-$1
+    path: $WORK/htpasswd"
+}
+
+# push_images REPOSITORY TAG... [-- SKOPEO-OPTION...]: the test images (build_images), each TAG
+# pushed to the TLS registry as $REG/REPOSITORY/TAG:1, with the skopeo options given.
+push_images() {
+  local repo=$1 tags=() t
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    tags+=("$1")
+    shift
+  done
+  [ $# -gt 0 ] && shift
+  build_images
+  for t in "${tags[@]}"; do
+    push "$t" "$REG/$repo/$t:1" --dest-cert-dir "$WORK/pki/certdir" "$@"
+  done
+}
+
 # start_stall: a TCP server that accepts connections and never answers; sets STALL (host:port)
 # and STALL_LOG, a file that gets one line per connection accepted (see stall_connections).
 start_stall() {

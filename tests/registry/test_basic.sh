@@ -4,18 +4,10 @@
 # config.json (base64 "auth", username/password, URL keys, $DOCKER_CONFIG), from a Kubernetes
 # dockerconfigjson pull secret in YAML, and the errors when they are missing or wrong.
 source "$(dirname "$0")/lib.sh"
-need htpasswd
 
 make_ca
-htpasswd -Bbn kilt 's3cret:x' >"$WORK/htpasswd"
-start_registry basic "auth:
-  htpasswd:
-    realm: kilt-basic
-    path: $WORK/htpasswd"
-build_images
-for t in ep both; do
-  push "$t" "$REG/private/$t:1" --dest-cert-dir "$WORK/pki/certdir" --dest-creds 'kilt:s3cret:x'
-done
+start_htpasswd_registry basic kilt 's3cret:x'
+push_images private ep both -- --dest-creds 'kilt:s3cret:x'
 
 # No ambient credentials: an empty HOME and no DOCKER_CONFIG.
 export HOME=$WORK/home

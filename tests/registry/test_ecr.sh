@@ -11,11 +11,7 @@ need htpasswd
 HOSTNAME_ECR=123456789012.dkr.ecr.us-west-2.amazonaws.com
 EXTRA_SAN=DNS:$HOSTNAME_ECR make_ca
 ECR_PW=ecr-password-$RANDOM
-htpasswd -Bbn AWS "$ECR_PW" >"$WORK/htpasswd"
-start_registry ecr "auth:
-  htpasswd:
-    realm: kilt-ecr
-    path: $WORK/htpasswd"
+start_htpasswd_registry ecr AWS "$ECR_PW"
 PORT=${REG##*:}
 build_images
 push both "$REG/team/app:prod" --dest-cert-dir "$WORK/pki/certdir" --dest-creds "AWS:$ECR_PW"

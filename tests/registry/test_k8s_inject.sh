@@ -7,18 +7,10 @@
 # kubernetes.io/arch) picks the entry of a multi-platform index; without the secret the run fails
 # with the registry's reason (or skips the container under --fail-open).
 source "$(dirname "$0")/lib.sh"
-need htpasswd
 
 make_ca
-htpasswd -Bbn kilt 's3cret' >"$WORK/htpasswd"
-start_registry basic "auth:
-  htpasswd:
-    realm: kilt-basic
-    path: $WORK/htpasswd"
-build_images
-for t in both multi; do
-  push "$t" "$REG/private/$t:1" --dest-cert-dir "$WORK/pki/certdir" --dest-creds 'kilt:s3cret'
-done
+start_htpasswd_registry basic kilt s3cret
+push_images private both multi -- --dest-creds kilt:s3cret
 export HOME=$WORK/home
 mkdir -p "$HOME"
 unset DOCKER_CONFIG

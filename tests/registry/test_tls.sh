@@ -7,10 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 make_ca
 start_registry anon ""
-build_images
-for t in ep cmd both neither env user amd multi; do
-  push "$t" "$REG/kilt/$t:1" --dest-cert-dir "$WORK/pki/certdir"
-done
+push_images kilt ep cmd both neither env user amd multi
 
 K=("$KILT" image inspect --ca-file "$CA")
 facts() { "${K[@]}" -o json "$@"; }

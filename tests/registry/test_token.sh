@@ -24,10 +24,7 @@ start_registry token "auth:
     service: kilt-registry
     issuer: kilt-issuer
     rootcertbundle: $WORK/pki/token.crt"
-build_images
-for t in ep both multi; do
-  push "$t" "$REG/private/$t:1" --dest-cert-dir "$WORK/pki/certdir" --dest-creds 'kilt:t0ken-pw'
-done
+push_images private ep both multi -- --dest-creds 'kilt:t0ken-pw'
 push cmd "$REG/public/cmd:1" --dest-cert-dir "$WORK/pki/certdir" --dest-creds 'kilt:t0ken-pw'
 
 export HOME=$WORK/home
