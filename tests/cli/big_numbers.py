@@ -10,19 +10,15 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, result  # noqa: E402
+
 KILT = os.environ["KILT"]
 SRC = os.environ["KILT_SOURCE_DIR"]
 RECIPE = os.path.join(SRC, "tests/ecs/recipes/falco.conf")
-failures = 0
 
 NUMBERS = ["123456789012345678901234567890", "-99999999999999999999", "18446744073709551615",
            "0.12345678901234567890", "1.00000000000000000000001", "1e400", "1e-400"]
-
-
-def check(cond, what):
-    global failures
-    print(("ok:   " if cond else "FAIL: ") + what)
-    failures += 0 if cond else 1
 
 
 def exact(text):
@@ -131,5 +127,4 @@ with tempfile.TemporaryDirectory() as d:
     check(b.returncode == 1 and "bad.json:2:" in b.stderr and "expected" in b.stderr
           and not b.stdout, f"a number as a key: a located error ({b.stderr.strip()!r})")
 
-print(f"{failures} failed" if failures else "all passed")
-sys.exit(1 if failures else 0)
+sys.exit(result("all passed"))

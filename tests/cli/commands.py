@@ -13,16 +13,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, result  # noqa: E402
+
 KILT = os.environ["KILT"]
 SRC = os.environ["KILT_SOURCE_DIR"]
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok:   " if cond else "FAIL: ") + what)
-    if not cond:
-        failures += 1
 
 
 def kilt(*args, cwd=None, stdin=None):
@@ -189,5 +184,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check(p.returncode == 0 and "comments" not in p.stderr,
           "no warning when the commented file is not rewritten")
 
-print("all CLI command checks passed" if failures == 0 else f"{failures} check(s) failed")
-sys.exit(1 if failures else 0)
+sys.exit(result("all CLI command checks passed"))

@@ -24,22 +24,16 @@ import time
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, result  # noqa: E402
+
 KILT = os.environ["KILT"]
 SRC = os.environ["KILT_SOURCE_DIR"]
-failures = 0
 
 IMAGE = "registry.example.com/kilt/webhook:0.1.0"
 AGENT = "agent_image=registry.example.com/kilt/falco:0.32.2"
 # The command that made deploy/kubernetes/kilt-webhook.yaml (also in its README.md).
 STATIC = {"kilt-webhook.yaml": ["--image", IMAGE, "--cert-manager", "--set", AGENT]}
-
-
-def check(cond, what):
-    global failures
-    print(("ok:   " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures += 1
-    return cond
 
 
 def kilt(*args, cwd=None):
@@ -326,7 +320,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-if failures:
-    print(f"{failures} check(s) failed")
-    sys.exit(1)
-print("all webhook manifests checks passed")
+sys.exit(result("all webhook manifests checks passed"))

@@ -16,19 +16,13 @@ import tempfile
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, result  # noqa: E402
+
 KILT = os.environ["KILT"]
 SRC = os.environ["KILT_SOURCE_DIR"]
 HELM = os.path.join(os.environ.get("KILT_PEER_BIN", "/opt/kilt/bin"), "helm")
 CHART = os.path.join(SRC, "deploy", "helm", "kilt")
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok:   " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures += 1
-    return cond
 
 
 if not os.access(HELM, os.X_OK):
@@ -221,7 +215,4 @@ try:
 finally:
     shutil.rmtree(work, ignore_errors=True)
 
-if failures:
-    print(f"{failures} check(s) failed")
-    sys.exit(1)
-print("helm chart checks passed")
+sys.exit(result("helm chart checks passed"))

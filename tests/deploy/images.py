@@ -22,17 +22,12 @@ import time
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, failures, result  # noqa: E402
+
 KILT = os.environ["KILT"]
 SRC = os.environ["KILT_SOURCE_DIR"]
 HELPERS = os.environ.get("KILT_STATIC_HELPERS", "")
-failures = []
-
-
-def check(cond, what):
-    print(("ok:   " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def skip(why):
@@ -223,7 +218,4 @@ if __name__ == "__main__":
             print(f"kept {d}")
         else:
             shutil.rmtree(d, ignore_errors=True)
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("image checks passed")
+    sys.exit(result("image checks passed"))

@@ -8,14 +8,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, result  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok:   " if cond else "FAIL: ") + what)
-    failures += 0 if cond else 1
 
 
 def run(readme):
@@ -76,5 +72,4 @@ for name, page, want in [
     p = run(page + "\n```console\n$ true\n$ true\n$ true\n$ true\n$ true\n```\n")
     check(p.returncode == 1 and want in p.stdout, f"{name} fails ({p.returncode}): {p.stdout[-300:]!r}")
 
-print("runner self-test passed" if failures == 0 else f"{failures} check(s) failed")
-sys.exit(1 if failures else 0)
+sys.exit(result("runner self-test passed"))

@@ -18,6 +18,9 @@ import threading
 import time
 import tty
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, result  # noqa: E402
+
 KILT = os.environ["KILT"]
 SRC = os.environ.get("KILT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 RECIPE = os.path.join(SRC, "tests/ecs/recipes/falco.conf")
@@ -26,16 +29,7 @@ WANT = open(os.path.join(SRC, "tests/golden/ecs/cfn-basic/want.json"), "rb").rea
 YAML_IN = os.path.join(SRC, "tests/golden/ecs/yaml-fail-open/input.yaml")
 SUMMARY = b"container(s) patched"
 
-failures = []
 skipped = []
-
-
-def check(cond, what):
-    if cond:
-        print("ok:", what, file=sys.stderr)
-    else:
-        print("FAIL:", what, file=sys.stderr)
-        failures.append(what)
 
 
 def kilt(*args, stdin=None, stdout=subprocess.PIPE, timeout=120):
@@ -281,10 +275,7 @@ def main():
             fn(sub)
     for s in skipped:
         print(f"SKIPPED (loudly): {s}", file=sys.stderr)
-    if failures:
-        print(f"{len(failures)} check(s) failed", file=sys.stderr)
-        sys.exit(1)
-    print("ecs files: ok", file=sys.stderr)
+    sys.exit(result("ecs files: ok"))
 
 
 if __name__ == "__main__":

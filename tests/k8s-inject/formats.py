@@ -15,18 +15,11 @@ GOLDEN = os.path.join(SRC, "tests", "golden")
 RECIPE = os.path.join(SRC, "tests", "k8s-inject", "recipes", "falco.conf")
 
 sys.path.insert(0, os.path.join(SRC, "tests", "infra"))
+from checks import check, result  # noqa: E402
 from docstream import is_json, json_stream, run_in_peer, yaml_docs  # noqa: E402
 
 run_in_peer()  # PyYAML
 import yaml  # noqa: E402
-
-FAILED = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what)
-    if not cond:
-        FAILED.append(what)
 
 
 def kilt(*args, stdin=None):
@@ -109,6 +102,4 @@ rem = json.loads(err)
 check(rem.get("input") == "kubernetes" and rem.get("removed") == 1,
       "--remove --report json counts the removed container")
 
-if FAILED:
-    print(f"{len(FAILED)} check(s) failed", file=sys.stderr)
-    sys.exit(1)
+sys.exit(result())

@@ -15,13 +15,8 @@ SRC = os.environ.get("KILT_SOURCE_DIR",
                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 RUNNER = os.path.join(SRC, "tests", "k8s-inject", "golden.py")
 CASE = os.path.join(SRC, "tests", "golden", "k8s", "recipe-change")
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+sys.path.insert(0, os.path.join(SRC, "tests", "infra"))
+from checks import check, result  # noqa: E402
 
 
 def wrong_want(case):
@@ -57,10 +52,7 @@ def main():
             check(os.listdir(tmpdir) == [], f"{what}: nothing left in TMPDIR: {os.listdir(tmpdir)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print(f"{len(failures)} check(s) failed", file=sys.stderr)
-        return 1
-    return 0
+    return result()
 
 
 if __name__ == "__main__":

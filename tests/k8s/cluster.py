@@ -13,15 +13,7 @@ import sys
 import time
 
 import k8s_cluster
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}", flush=True)
-    return cond
+from checks import check, result
 
 
 def wait_for(what, cond, timeout=90):
@@ -161,11 +153,7 @@ def main():
     check(not os.path.exists(f"/sys/class/net/{k8s_cluster.BRIDGE}"), "the CNI bridge is gone")
     netns = [n for n in os.listdir("/run/netns") if n.startswith("cni-")] if os.path.isdir("/run/netns") else []
     check(not netns, f"network namespaces left: {netns}")
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        return 1
-    print("ok")
-    return 0
+    return result()
 
 
 if __name__ == "__main__":

@@ -13,16 +13,9 @@ import sys
 import time
 
 import k8s_cluster
+from checks import check, result
 
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(k8s_cluster.__file__)), "k8s_cluster.py")
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}", flush=True)
-    return cond
 
 
 def processes_of(run_dir):
@@ -88,11 +81,7 @@ def main():
     check(not processes_of(second), "processes left after a clean stop")
     check(not k8s_cluster._mounts_under(second), "mounts left after a clean stop")
     check(not os.path.exists(second), f"{second} left after a clean stop")
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        return 1
-    print("ok")
-    return 0
+    return result()
 
 
 if __name__ == "__main__":

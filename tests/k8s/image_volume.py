@@ -24,17 +24,10 @@ import time
 
 import k8s_cluster
 from docstream import json_stream
+from checks import check, result
 
 KILT = os.environ["KILT"]
 AGENT = "kilt.test/agent:1"
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 MANIFESTS = """\
@@ -172,10 +165,7 @@ def main():
         c.kubectl("delete", "pod", "image-volume", "--wait=false", check=False)
     finally:
         c.stop()
-    if failures:
-        print(f"{len(failures)} failure(s)", file=sys.stderr)
-        return 1
-    return 0
+    return result()
 
 
 if __name__ == "__main__":

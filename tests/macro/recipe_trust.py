@@ -12,18 +12,14 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, result  # noqa: E402
+
 KILT = os.environ["KILT"]
 SRC = os.environ.get("KILT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 RECIPE = open(os.path.join(SRC, "tests/ecs/recipes/falco.conf")).read()
 TEMPLATE = json.load(open(os.path.join(SRC, "tests/golden/ecs/cfn-basic/input.json")))
 SECRET = "hunter2-secret-value"
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, file=sys.stderr)
-    if not cond:
-        failures.append(what)
 
 
 def env(**extra):
@@ -157,10 +153,7 @@ def main():
             sub = os.path.join(d, fn.__name__)
             os.mkdir(sub)
             fn(sub)
-    if failures:
-        print(f"{len(failures)} check(s) failed", file=sys.stderr)
-        sys.exit(1)
-    print("recipe trust: ok", file=sys.stderr)
+    sys.exit(result("recipe trust: ok"))
 
 
 if __name__ == "__main__":

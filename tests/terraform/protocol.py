@@ -12,15 +12,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+from checks import check, result  # noqa: E402
+
 KILT = os.environ["KILT"]
 SRC = os.environ["KILT_SOURCE_DIR"]
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok:   " if cond else "FAIL: ") + what)
-    failures += 0 if cond else 1
 
 
 def run(query, *args):
@@ -141,5 +137,4 @@ with tempfile.TemporaryDirectory() as tmp:
                        capture_output=True, text=True)
     check(p.returncode == 2, "terraform-external with -i is a usage error")
 
-print("terraform protocol: all checks passed" if failures == 0 else f"{failures} check(s) failed")
-sys.exit(1 if failures else 0)
+sys.exit(result("terraform protocol: all checks passed"))
