@@ -97,8 +97,10 @@ bool kilt_yaml_cfn_intrinsic(const char *name, const char **ret_tag)
 
 static bool word_in(const char *s, size_t len, const char *const *words)
 {
+	if (len == 0) /* no word is empty */
+		return false;
 	for (; *words; words++)
-		if (strlen(*words) == len && memcmp(*words, s, len) == 0)
+		if ((*words)[0] == s[0] && strlen(*words) == len && memcmp(*words, s, len) == 0)
 			return true;
 	return false;
 }
@@ -285,12 +287,16 @@ static json_t *keep_number(const char *s, size_t len, bool v12)
  * template. */
 static json_t *resolve_plain(const char *s, size_t len, bool v12, bool keep)
 {
-	if (len == 0 || word_in(s, len, null_words))
+	if (len == 0)
 		return json_null();
-	if (word_in(s, len, v12 ? true_words12 : true_words11))
-		return json_true();
-	if (word_in(s, len, v12 ? false_words12 : false_words11))
-		return json_false();
+	if (len <= 5) { /* the longest of these words */
+		if (word_in(s, len, null_words))
+			return json_null();
+		if (word_in(s, len, v12 ? true_words12 : true_words11))
+			return json_true();
+		if (word_in(s, len, v12 ? false_words12 : false_words11))
+			return json_false();
+	}
 	json_t *kept = keep ? keep_number(s, len, v12) : NULL;
 	if (kept)
 		return kept;
@@ -320,7 +326,12 @@ struct frame {
 	json_t *node; /* owned: the collection being built */
 	const struct intrinsic *wrap; /* short form to wrap the node into, or NULL */
 	char *anchor; /* owned, or NULL */
-	char *key; /* owned: key waiting for its value, or NULL */
+	/* the key waiting for its value, or NULL: borrowed from the input or an anchor's value
+	 * (both outlive the frame), or key_owned */
+	const char *key;
+	size_t key_len;
+	char *key_owned; /* owned, or NULL */
+	bool key_checked; /* key is valid UTF-8 (taken from the checked input or a json string) */
 	bool merge; /* the waiting key is a merge key `<<` */
 	json_t *merged; /* owned: keys that came from merges and may be overridden, or NULL */
 	unsigned key_line, key_column;
@@ -393,7 +404,7 @@ static void frame_done(struct frame *f)
 	json_decref(f->node);
 	json_decref(f->merged);
 	free(f->anchor);
-	free(f->key);
+	free(f->key_owned);
 }
 
 static void loader_clear_anchors(struct loader *l)
@@ -467,7 +478,10 @@ static int add_value(struct loader *l, json_t *v, size_t nodes, unsigned height,
 		json_array_append_new(f->node, v);
 		return 0;
 	}
-	_cleanup_free_ char *key = steal_pointer(&f->key);
+	const char *key = f->key;
+	size_t key_len = f->key_len;
+	_cleanup_free_ char *key_owned = steal_pointer(&f->key_owned);
+	f->key = NULL;
 	if (f->merge) {
 		f->merge = false;
 		json_t *sources = v;
@@ -504,31 +518,43 @@ static int add_value(struct loader *l, json_t *v, size_t nodes, unsigned height,
 		return 0;
 	}
 	if (f->merged)
-		json_object_del(f->merged, key);
-	if (json_object_set_new(f->node, key, v) < 0)
+		json_object_deln(f->merged, key, key_len);
+	if ((f->key_checked ? json_object_setn_new_nocheck(f->node, key, key_len, v)
+			    : json_object_setn_new(f->node, key, key_len, v)) < 0)
 		return kilt_error_set(l->err, -EINVAL, l->name, f->key_line, f->key_column,
 				      "mapping key is not valid UTF-8");
 	return 0;
 }
 
-/* A scalar in key position. */
-static int add_key(struct loader *l, const char *s, size_t len, bool plain, const struct fy_mark *m)
+/* A scalar in key position: `s` is borrowed from the input or an anchor's value, or is *owned
+ * (taken). `checked`: `s` is known to be valid UTF-8. */
+static int add_key(struct loader *l, const char *s, size_t len, char **owned, bool checked,
+		   bool plain, const struct fy_mark *m)
 {
 	struct frame *f = &l->stack[l->depth - 1];
 	if (memchr(s, '\0', len))
 		return fail(l, -EINVAL, m, "mapping key contains a NUL character");
-	_cleanup_free_ char *key = xstrndup(s, len);
-	if (plain && strcmp(key, "<<") == 0) {
+	if (plain && len == 2 && memcmp(s, "<<", 2) == 0) {
 		if (l->flags & KILT_YAML_CFN_TAGS)
 			return fail(
 				l, -EINVAL, m,
 				"merge keys (<<) are not supported in CloudFormation templates");
 		f->merge = true;
-	} else if (json_object_get(f->node, key) &&
-		   !(f->merged && json_object_get(f->merged, key))) {
-		return fail(l, -EINVAL, m, "duplicate key \"%.200s\"", key);
+	} else if (json_object_getn(f->node, s, len) &&
+		   !(f->merged && json_object_getn(f->merged, s, len))) {
+		return fail(l, -EINVAL, m, "duplicate key \"%.*s\"", (int)(len > 200 ? 200 : len),
+			    s);
 	}
-	f->key = steal_pointer(&key);
+	if (f->merge) {
+		/* the value says what to merge; the key itself is never stored */
+		f->key = NULL;
+	} else if (owned && *owned == s) {
+		f->key = f->key_owned = steal_pointer(owned);
+	} else {
+		f->key = s;
+	}
+	f->key_len = len;
+	f->key_checked = checked;
 	f->key_line = mark_line(m);
 	f->key_column = mark_column(m);
 	return 0;
@@ -614,55 +640,77 @@ static json_t *wrap_intrinsic(const struct intrinsic *in, json_t *v)
 /* The text of a scalar. libfyaml 0.7.12 misreads consecutive escaped quotes in single-quoted
  * scalars ('a'''' b' gives "a''' ") and leaks a buffer doing so, so single-line single-quoted
  * scalars are decoded here from the input ('' is their only escape); a multi-line one with such
- * a run is refused. `*ret_owned` receives a buffer to free, or NULL. */
+ * a run is refused. Most scalars are one line without escapes: their text is the input between
+ * the token's marks (inside the quotes), borrowed as it is. `*ret_owned` receives a buffer to
+ * free, or NULL; `*ret_checked` is true when the text comes from the input, which load_yaml
+ * has checked (valid UTF-8, no control characters but tab and line breaks). */
 static int scalar_text(struct loader *l, struct fy_token *tok, const struct fy_mark *m,
-		       const char **ret, size_t *ret_len, char **ret_owned)
+		       const char **ret, size_t *ret_len, char **ret_owned, bool *ret_checked)
 {
 	*ret_owned = NULL;
-	if (fy_token_scalar_style(tok) == FYSS_SINGLE_QUOTED) {
-		const struct fy_mark *a = fy_token_start_mark(tok), *b = fy_token_end_mark(tok);
-		if (a && b && a->input_pos <= b->input_pos && b->input_pos <= l->len) {
-			const char *raw = l->buf + a->input_pos;
-			size_t n = b->input_pos - a->input_pos;
-			bool multiline = memchr(raw, '\n', n) || memchr(raw, '\r', n);
-			if (!multiline) {
-				char *out = xmalloc(n + 1);
-				size_t k = 0;
-				for (size_t i = 0; i < n; i++) {
-					out[k++] = raw[i];
-					if (raw[i] == '\'' && i + 1 < n && raw[i + 1] == '\'')
-						i++;
-				}
-				out[k] = '\0';
-				*ret = *ret_owned = out;
-				*ret_len = k;
-				return 0;
-			}
-			if (memmem(raw, n, "''''", 4))
-				return fail(l, -EINVAL, m,
-					    "consecutive escaped quotes ('''') in a multi-line "
-					    "single-quoted scalar are not supported; use double "
-					    "quotes");
+	*ret_checked = true;
+	enum fy_scalar_style style = fy_token_scalar_style(tok);
+	const struct fy_mark *a = fy_token_start_mark(tok), *b = fy_token_end_mark(tok);
+	bool span = a && b && a->input_pos <= b->input_pos && b->input_pos <= l->len;
+	if (span &&
+	    (style == FYSS_PLAIN || style == FYSS_DOUBLE_QUOTED || style == FYSS_SINGLE_QUOTED)) {
+		/* a line break folds; a backslash escapes in double quotes, a quote in single */
+		const char *raw = l->buf + a->input_pos;
+		size_t n = b->input_pos - a->input_pos;
+		char special = style == FYSS_DOUBLE_QUOTED   ? '\\'
+			       : style == FYSS_SINGLE_QUOTED ? '\''
+							     : '\n';
+		size_t i = 0;
+		while (i < n && raw[i] != '\n' && raw[i] != special)
+			i++;
+		if (i == n) {
+			*ret = raw;
+			*ret_len = n;
+			return 0;
 		}
+	}
+	if (style == FYSS_SINGLE_QUOTED && span) {
+		const char *raw = l->buf + a->input_pos;
+		size_t n = b->input_pos - a->input_pos;
+		bool multiline = memchr(raw, '\n', n) || memchr(raw, '\r', n);
+		if (!multiline) {
+			char *out = xmalloc(n + 1);
+			size_t k = 0;
+			for (size_t i = 0; i < n; i++) {
+				out[k++] = raw[i];
+				if (raw[i] == '\'' && i + 1 < n && raw[i + 1] == '\'')
+					i++;
+			}
+			out[k] = '\0';
+			*ret = *ret_owned = out;
+			*ret_len = k;
+			return 0;
+		}
+		if (memmem(raw, n, "''''", 4))
+			return fail(l, -EINVAL, m,
+				    "consecutive escaped quotes ('''') in a multi-line "
+				    "single-quoted scalar are not supported; use double "
+				    "quotes");
 	}
 	/* libfyaml 0.7.12's fy_token_get_text leaks its text buffer and returns a wrong text for
 	 * some block scalars (a literal block holding lines of blanks: 4 bytes for 12) and runs of
 	 * CR line breaks; its chunk iterator gives the right text and leaks nothing. */
-	struct kbuf b;
-	kbuf_init(&b, 2 * l->len + 16); /* escapes such as \L grow 2 bytes into 3 */
+	*ret_checked = false;
+	struct kbuf tb;
+	kbuf_init(&tb, 2 * l->len + 16); /* escapes such as \L grow 2 bytes into 3 */
 	fy_token_iter_start(tok, l->iter);
 	const struct fy_iter_chunk *c = NULL;
 	int ierr = 0;
 	int r = 0;
 	while (r == 0 && (c = fy_token_iter_chunk_next(l->iter, c, &ierr)))
-		r = kbuf_add(&b, c->str, c->len);
+		r = kbuf_add(&tb, c->str, c->len);
 	fy_token_iter_finish(l->iter);
 	if (r < 0 || ierr < 0) {
-		kbuf_done(&b);
+		kbuf_done(&tb);
 		return fail(l, -EINVAL, m, "unreadable scalar");
 	}
-	*ret_len = b.len;
-	*ret = *ret_owned = kbuf_steal(&b);
+	*ret_len = tb.len;
+	*ret = *ret_owned = kbuf_steal(&tb);
 	return 0;
 }
 
@@ -702,6 +750,13 @@ static int check_block_indent(struct loader *l, struct fy_token *tok, const stru
 	return 0;
 }
 
+/* A string value; `checked`: `s` is known to be valid UTF-8 (jansson checks it otherwise and
+ * gives NULL when it is not). */
+static json_t *string_value(const char *s, size_t len, bool checked)
+{
+	return checked ? json_stringn_nocheck(s, len) : json_stringn(s, len);
+}
+
 static int on_scalar(struct loader *l, struct fy_event *e)
 {
 	struct fy_token *tok = e->scalar.value;
@@ -709,10 +764,11 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 	size_t len = 0;
 	const char *s = NULL;
 	_cleanup_free_ char *owned = NULL;
+	bool checked = false;
 	int r = check_block_indent(l, tok, m);
 	if (r < 0)
 		return r;
-	r = scalar_text(l, tok, m, &s, &len, &owned);
+	r = scalar_text(l, tok, m, &s, &len, &owned, &checked);
 	if (r < 0)
 		return r;
 
@@ -726,15 +782,12 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 	if (expecting_key(l)) {
 		if (kind != TAG_NONE && kind != TAG_STR)
 			return fail(l, -EINVAL, m, "mapping keys cannot carry tags here");
-		r = add_key(l, s, len, plain && !e->scalar.tag, m);
-		if (r < 0)
-			return r;
 		if (e->scalar.anchor) {
-			json_t *ks = json_stringn(s, len);
+			json_t *ks = string_value(s, len, checked);
 			add_anchor(l, token_dup(e->scalar.anchor), ks, 1, 0);
 			json_decref(ks);
 		}
-		return 0;
+		return add_key(l, s, len, &owned, checked, plain && !e->scalar.tag, m);
 	}
 	bool v12 = l->flags & KILT_YAML_SCHEMA_1_2;
 	/* a CloudFormation template (one document) keeps numbers jansson cannot hold */
@@ -800,9 +853,9 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 					    "!GetAtt \"%.*s\": expected LogicalName.AttributeName",
 					    (int)(len > 100 ? 100 : len), s);
 			json_t *pair = json_array();
-			json_array_append_new(pair, json_stringn(s, (size_t)(dot - s)));
-			json_array_append_new(pair,
-					      json_stringn(dot + 1, len - (size_t)(dot - s) - 1));
+			json_array_append_new(pair, string_value(s, (size_t)(dot - s), checked));
+			json_array_append_new(
+				pair, string_value(dot + 1, len - (size_t)(dot - s) - 1, checked));
 			if (json_array_size(pair) != 2) {
 				json_decref(pair);
 				return fail(l, -EINVAL, m, "!GetAtt: not valid UTF-8");
@@ -810,7 +863,7 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 			v = wrap_intrinsic(in, pair);
 			nodes = 4;
 		} else {
-			json_t *str = json_stringn(s, len);
+			json_t *str = string_value(s, len, checked);
 			if (!str)
 				return fail(l, -EINVAL, m, "string is not valid UTF-8");
 			v = wrap_intrinsic(in, str);
@@ -819,7 +872,7 @@ static int on_scalar(struct loader *l, struct fy_event *e)
 		break;
 	}
 	if (!v)
-		v = json_stringn(s, len);
+		v = string_value(s, len, checked);
 	return add_value(l, v, nodes, kind == TAG_INTRINSIC ? 1 : 0, token_dup(e->scalar.anchor),
 			 m);
 }
@@ -883,8 +936,8 @@ static int on_alias(struct loader *l, struct fy_event *e)
 		if (!json_is_string(a->value))
 			return fail(l, -EINVAL, m, "alias *%.*s used as a key is not a string",
 				    (int)(len > 100 ? 100 : len), name);
-		return add_key(l, json_string_value(a->value), json_string_length(a->value), false,
-			       m);
+		return add_key(l, json_string_value(a->value), json_string_length(a->value), NULL,
+			       true, false, m);
 	}
 	if (a->nodes > l->lim.max_alias_nodes - l->alias_nodes)
 		return fail(l, -E2BIG, m,
@@ -1056,12 +1109,38 @@ static int parse_events(struct loader *l, struct fy_parser *p, struct fy_diag *d
  * raw (all but tab, LF, CR), or `len`. */
 static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 {
-	size_t valid = kilt_utf8_valid_prefix(s, len);
-	/* bytes below 0x80 are never inside a multi-byte sequence */
-	for (size_t i = 0; i < valid; i++)
-		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') || s[i] == 0x7f)
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+	while (i < len) {
+		if (len - i >= 8) {
+			/* eight bytes at a time while none is a control character, DEL or non-ASCII
+			 * (tab and line breaks take the byte path below) */
+			uint64_t w, del;
+			memcpy(&w, s + i, 8);
+			del = w ^ (ones * 0x7f);
+			if (!((w | ((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs)) {
+				i += 8;
+				continue;
+			}
+		}
+		unsigned char c = s[i];
+		if (c < 0x80) {
+			if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+				return i;
+			i++;
+			continue;
+		}
+		/* one multi-byte sequence: its length from the lead byte (0 when the lead byte
+		 * cannot start one), then checked whole */
+		size_t n = (c & 0xe0) == 0xc0	? 2
+			   : (c & 0xf0) == 0xe0 ? 3
+			   : (c & 0xf8) == 0xf0 ? 4
+						: 0;
+		if (n == 0 || n > len - i || kilt_utf8_valid_prefix(s + i, n) != n)
 			return i;
-	return valid;
+		i += n;
+	}
+	return len;
 }
 
 static int load_yaml(const char *buf, size_t len, const char *name, unsigned flags,
@@ -1343,7 +1422,13 @@ struct emitter {
 
 static void put(struct emitter *e, const char *s, size_t n)
 {
-	if (e->rc == 0 && kbuf_add(&e->b, s, n) < 0) {
+	struct kbuf *b = &e->b;
+	/* most pieces are a few bytes and fit: copied here, kbuf_add grows the buffer */
+	if (e->rc == 0 && n < b->cap - b->len && n <= b->max - b->len) {
+		memcpy(b->data + b->len, s, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+	} else if (e->rc == 0 && kbuf_add(b, s, n) < 0) {
 		e->rc = -E2BIG;
 		e->what = "output larger than the limit";
 	}
@@ -1401,12 +1486,21 @@ struct str_facts {
 	bool escapes; /* has a character that needs a double-quoted escape (not '\n') */
 	bool newline;
 	bool tab;
+	bool indicator; /* has ": " or " #", which end or break a plain scalar */
 };
 
 static struct str_facts string_facts(const char *s, size_t len)
 {
 	struct str_facts f = { 0 };
 	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f) { /* printable ASCII */
+			if (i + 1 < len &&
+			    ((c == ':' && s[i + 1] == ' ') || (c == ' ' && s[i + 1] == '#')))
+				f.indicator = true;
+			i++;
+			continue;
+		}
 		uint32_t cp;
 		i += utf8_decode((const unsigned char *)s + i, len - i, &cp);
 		if (cp == '\n')
@@ -1454,21 +1548,21 @@ static bool plain_ok(const char *s, size_t len, struct str_facts f)
 	if ((len >= 3 && (memcmp(s, "...", 3) == 0 || memcmp(s, "---", 3) == 0)) || s[0] == ' ' ||
 	    s[len - 1] == ' ' || s[len - 1] == ':')
 		return false;
-	for (size_t i = 0; i + 1 < len; i++)
-		if ((s[i] == ':' && s[i + 1] == ' ') || (s[i] == ' ' && s[i + 1] == '#'))
-			return false;
-	return true;
+	return !f.indicator;
 }
 
 static void put_single_quoted(struct emitter *e, const char *s, size_t len)
 {
 	put(e, "'", 1);
+	size_t run = 0; /* start of the text not written yet */
 	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '\'')
-			put(e, "''", 2);
-		else
-			put(e, s + i, 1);
+		if (s[i] == '\'') {
+			put(e, s + run, i + 1 - run); /* up to and with the quote, then one more */
+			put(e, "'", 1);
+			run = i + 1;
+		}
 	}
+	put(e, s + run, len - run);
 	put(e, "'", 1);
 }
 
@@ -1476,6 +1570,15 @@ static void put_double_quoted(struct emitter *e, const char *s, size_t len)
 {
 	put(e, "\"", 1);
 	for (size_t i = 0; i < len;) {
+		size_t run = i; /* printable ASCII but the quote and the backslash, as it is */
+		while (run < len && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7f &&
+		       s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) {
+			put(e, s + i, run - i);
+			i = run;
+			continue;
+		}
 		uint32_t cp;
 		size_t n = utf8_decode((const unsigned char *)s + i, len - i, &cp);
 		char esc[16];

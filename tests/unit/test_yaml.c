@@ -475,6 +475,42 @@ static void test_yaml__anchors(void **state)
 	load_fails("a: 1\nb: *nope\n", 0, -EINVAL, 2, 4, "undefined alias *nope");
 }
 
+/* Scalars and keys of every style: one line without escapes is read straight from the input,
+ * anything else through libfyaml's text; both give the same values and keys, and a key written
+ * twice in different styles is a duplicate. */
+static void test_yaml__scalar_styles(void **state)
+{
+	(void)state;
+	roundtrip("a: x y\nb: 'x y'\nc: \"x y\"\nd: >-\n  x\n  y\ne: x\n  y\nf: 'x\n  y'\n"
+		  "g: \"x\n  y\"\n",
+		  0,
+		  "{\"a\":\"x y\",\"b\":\"x y\",\"c\":\"x y\",\"d\":\"x y\",\"e\":\"x y\",\"f\":"
+		  "\"x y\",\"g\":\"x y\"}",
+		  NULL);
+	roundtrip("a: \"t\\tq\\\"\\\\ \\u00e9\"\nb: 'it''s ''q'''\nc: \"\"\nd: ''\ne: ~\n", 0,
+		  "{\"a\":\"t\\tq\\\"\\\\ \xc3\xa9\",\"b\":\"it's 'q'\",\"c\":\"\",\"d\":\"\","
+		  "\"e\":null}",
+		  "a: \"t\\tq\\\"\\\\ \xc3\xa9\"\nb: it's 'q'\nc: ''\nd: ''\ne: null\n");
+	roundtrip("'k 1': 1\n\"k 2\": 2\nk 3: 3\n\"k\\u00e94\": 4\n? |-\n  k5\n: 5\n", 0,
+		  "{\"k 1\":1,\"k 2\":2,\"k 3\":3,\"k\xc3\xa9"
+		  "4\":4,\"k5\":5}",
+		  "k 1: 1\nk 2: 2\nk 3: 3\nk\xc3\xa9"
+		  "4: 4\nk5: 5\n");
+	/* a key from an alias, and keys of an anchored mapping copied by an alias */
+	roundtrip("a: &k key\nb:\n  *k : v\nc: &m {'x': 1, \"y\": 2}\nd: *m\n", 0,
+		  "{\"a\":\"key\",\"b\":{\"key\":\"v\"},\"c\":{\"x\":1,\"y\":2},\"d\":{\"x\":1,"
+		  "\"y\":2}}",
+		  NULL);
+	load_fails("a: 1\n\"a\": 2\n", 0, -EINVAL, 2, 2,
+		   "duplicate key \"a\""); /* inside the quote */
+	load_fails("'a b': 1\na b: 2\n", 0, -EINVAL, 2, 1, "duplicate key \"a b\"");
+	load_fails("\"a\\u0062\": 1\nab: 2\n", 0, -EINVAL, 2, 1, "duplicate key \"ab\"");
+	/* single-quoted output doubles every quote */
+	json_auto_t *v = json_pack("{ss}", "v", "'a'b c'");
+	_cleanup_free_ char *out = dump_ok(v, 0);
+	assert_string_equal(out, "v: '''a''b c'''\n");
+}
+
 static void test_yaml__billion_laughs(void **state)
 {
 	(void)state;
@@ -901,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_yaml__long_keys),
 		cmocka_unit_test(test_yaml__multi_document),
 		cmocka_unit_test(test_yaml__anchors),
+		cmocka_unit_test(test_yaml__scalar_styles),
 		cmocka_unit_test(test_yaml__billion_laughs),
 		cmocka_unit_test(test_yaml__errors_located),
 		cmocka_unit_test(test_yaml__limits),
