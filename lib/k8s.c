@@ -592,6 +592,9 @@ static void undo_pod(struct pod *p)
 
 struct injection {
 	const struct kilt_planner *planner;
+	/* the recipe reads the container's environment only to list its variables ahead of its
+	 * own in the plan (kilt_recipe_reads_environment is false): merge_env can take them in */
+	bool env_merge_only;
 	struct kilt_marker marker;
 	json_t *status; /* owned: the status being built */
 	json_t *mounts; /* owned: name -> plan mount (the first container's), pod-level objects */
@@ -609,13 +612,14 @@ static json_t *env_entry(const char *name, const json_t *value)
 	return json_pack("{ssss}", "name", name, "value", text ? text : "");
 }
 
-/* Where each name is first in a list of named entries (what find_named would return), found
- * in constant time: an open-addressing table of indices into the list, so that merging a plan's
- * environment (the container's own entries and the recipe's) is linear in the entries instead of
- * quadratic. Entries appended to the list are added with name_index_add. */
+/* Where each name is first (what find_named would return) and last in a list of named entries,
+ * found in constant time: an open-addressing table of indices into the list, so that merging a
+ * plan's environment with a container's is linear in the entries instead of quadratic. Entries
+ * appended to the list are added with name_index_add. */
 struct name_index {
 	const json_t *list; /* borrowed */
-	size_t *slot; /* owned: index + 1 of the entry, 0 when empty */
+	size_t *first; /* owned: index + 1 of the first entry of a name, 0 when the slot is empty */
+	size_t *last; /* owned: index of the last entry of the slot's name */
 	size_t mask;
 };
 
@@ -627,20 +631,25 @@ static size_t name_hash(const char *s)
 	return (size_t)h;
 }
 
+/* The slot of `name`: where it is, or the empty one where it would go. */
+static size_t name_slot(const struct name_index *ix, const char *name)
+{
+	for (size_t h = name_hash(name) & ix->mask;; h = (h + 1) & ix->mask) {
+		size_t at = ix->first[h];
+		if (!at || strcmp(str_at(json_array_get(ix->list, at - 1), "name"), name) == 0)
+			return h;
+	}
+}
+
 static void name_index_add(struct name_index *ix, size_t i)
 {
 	const char *name = str_at(json_array_get(ix->list, i), "name");
 	if (!name)
 		return;
-	for (size_t h = name_hash(name) & ix->mask;; h = (h + 1) & ix->mask) {
-		size_t at = ix->slot[h];
-		if (!at) {
-			ix->slot[h] = i + 1;
-			return;
-		}
-		if (strcmp(str_at(json_array_get(ix->list, at - 1), "name"), name) == 0)
-			return; /* the first entry of that name stays */
-	}
+	size_t h = name_slot(ix, name);
+	if (!ix->first[h])
+		ix->first[h] = i + 1;
+	ix->last[h] = i;
 }
 
 /* A table for `list` with room for `extra` entries more. */
@@ -649,23 +658,38 @@ static void name_index_init(struct name_index *ix, const json_t *list, size_t ex
 	size_t n = json_array_size(list), cap = 16;
 	while (cap < 2 * (n + extra))
 		cap *= 2;
-	*ix = (struct name_index){ .list = list,
-				   .slot = xcalloc(cap, sizeof(size_t)),
-				   .mask = cap - 1 };
+	*ix = (struct name_index){
+		.list = list,
+		.first = xcalloc(cap, sizeof(size_t)),
+		.last = xcalloc(cap, sizeof(size_t)),
+		.mask = cap - 1,
+	};
 	for (size_t i = 0; i < n; i++)
 		name_index_add(ix, i);
 }
 
+static void name_index_done(struct name_index *ix)
+{
+	free(ix->first);
+	free(ix->last);
+}
+
+/* The index of the first entry named `name`, or SIZE_MAX. */
+static size_t name_index_first(const struct name_index *ix, const char *name)
+{
+	size_t h = name_slot(ix, name);
+	return ix->first[h] ? ix->first[h] - 1 : SIZE_MAX;
+}
+
 static json_t *name_index_find(const struct name_index *ix, const char *name)
 {
-	for (size_t h = name_hash(name) & ix->mask;; h = (h + 1) & ix->mask) {
-		size_t at = ix->slot[h];
-		if (!at)
-			return NULL;
-		json_t *el = json_array_get(ix->list, at - 1);
-		if (strcmp(str_at(el, "name"), name) == 0)
-			return el;
-	}
+	return json_array_get(ix->list, name_index_first(ix, name));
+}
+
+static json_t *name_index_find_last(const struct name_index *ix, const char *name)
+{
+	size_t h = name_slot(ix, name);
+	return ix->first[h] ? json_array_get(ix->list, ix->last[h]) : NULL;
 }
 
 /* Whether `j` is the JSON string of the C string `s`. */
@@ -697,8 +721,44 @@ static bool env_entry_holds(const json_t *cur, const char *name, const json_t *v
 	return true;
 }
 
-/* Merges the plan's environment into the container's env by name, recording what it did. */
-static int merge_env(struct run *run, json_t *c, const json_t *penv, json_t *rec,
+/* The merge of one variable of the plan: kept when the container's first entry of that name
+ * already says it, replaced when it says something else, appended when there is none. */
+static void merge_variable(struct run *run, json_t *env, struct name_index *ix, const char *name,
+			   const json_t *value, json_t *added, json_t *replaced)
+{
+	json_t *cur = name_index_find(ix, name);
+	/* the original's own value comes back from the plan unchanged: keep it */
+	if (cur && env_entry_holds(cur, name, value))
+		return;
+	_cleanup_json_ json_t *want = env_entry(name, value);
+	if (!cur) {
+		append(run, env, json_incref(want));
+		name_index_add(ix, json_array_size(env) - 1);
+		json_array_append_new(added, json_string(name));
+		return;
+	}
+	json_array_append_new(replaced, json_deep_copy(cur));
+	via(run, cur);
+	const char *k;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe (cur, tmp, k, v) {
+		if (strcmp(k, "name") != 0 && !json_object_get(want, k))
+			del(run, cur, k);
+	}
+	json_object_foreach (want, k, v) {
+		if (!json_equal(json_object_get(cur, k), v))
+			set(run, cur, k, json_incref(v));
+	}
+}
+
+/* Merges the plan's environment into the container's env by name, recording what it did.
+ * `own_first`: the plan holds the recipe's variables alone (its planner was not given the
+ * container's environment), and the merge does what it would have done with a plan that lists
+ * the container's own variables first (injection.env_merge_only): each name the container
+ * has, in the order of its first entry, with the value of its last entry (as the recipe sees
+ * the environment) or the plan's, then the plan's other variables. */
+static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_first, json_t *rec,
 		     struct kilt_error *err)
 {
 	int created;
@@ -708,39 +768,45 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, json_t *rec
 	json_t *added = json_array(), *replaced = json_array();
 	struct name_index ix;
 	name_index_init(&ix, env, json_array_size(penv));
+	size_t n_own = json_array_size(env);
+	struct name_index px = { 0 };
+	if (own_first) {
+		name_index_init(&px, penv, 0);
+		for (size_t i = 0; i < n_own; i++) {
+			const json_t *e = json_array_get(env, i);
+			const char *name = str_at(e, "name");
+			if (!name || name_index_first(&ix, name) != i)
+				continue;
+			const json_t *pe = name_index_find_last(&px, name);
+			if (pe) {
+				merge_variable(run, env, &ix, name, json_object_get(pe, "value"),
+					       added, replaced);
+				continue;
+			}
+			/* the value the recipe would have seen: the last entry's */
+			const json_t *l = name_index_find_last(&ix, name);
+			const json_t *vf = json_object_get(l, "valueFrom");
+			const json_t *v = json_object_get(l, "value");
+			_cleanup_json_ json_t *own = vf	 ? json_pack("{sO}", "valueFrom", vf)
+						     : v ? json_incref((json_t *)(uintptr_t)v)
+							 : json_string("");
+			merge_variable(run, env, &ix, name, own, added, replaced);
+		}
+	}
 	size_t i;
 	json_t *pe;
 	json_array_foreach (penv, i, pe) {
 		const char *name = str_at(pe, "name");
-		const json_t *value = json_object_get(pe, "value");
 		if (!name)
 			continue;
-		json_t *cur = name_index_find(&ix, name);
-		/* the original's own value comes back from the plan unchanged: keep it */
-		if (cur && env_entry_holds(cur, name, value))
+		/* a name the container had was merged above, with the plan's last value */
+		if (own_first && name_index_first(&ix, name) < n_own)
 			continue;
-		_cleanup_json_ json_t *want = env_entry(name, value);
-		if (!cur) {
-			append(run, env, json_incref(want));
-			name_index_add(&ix, json_array_size(env) - 1);
-			json_array_append_new(added, json_string(name));
-			continue;
-		}
-		json_array_append_new(replaced, json_deep_copy(cur));
-		via(run, cur);
-		const char *k;
-		json_t *v;
-		void *tmp;
-		json_object_foreach_safe (cur, tmp, k, v) {
-			if (strcmp(k, "name") != 0 && !json_object_get(want, k))
-				del(run, cur, k);
-		}
-		json_object_foreach (want, k, v) {
-			if (!json_equal(json_object_get(cur, k), v))
-				set(run, cur, k, json_incref(v));
-		}
+		merge_variable(run, env, &ix, name, json_object_get(pe, "value"), added, replaced);
 	}
-	free(ix.slot);
+	name_index_done(&ix);
+	if (own_first)
+		name_index_done(&px);
 	if (json_array_size(added))
 		json_object_set(rec, "env_added", added);
 	if (json_array_size(replaced))
@@ -1073,10 +1139,12 @@ static json_t *target_env(const json_t *c)
 	return env;
 }
 
-/* Plans container `c`. Returns 0 with *ret_plan, 1 when skipped (reason in `why`), or a
- * negative code (strict mode). */
+/* Plans container `c`. Returns 0 with *ret_plan (and *ret_own_env: the plan's environment
+ * leaves out the container's own variables, for merge_env to take them in), 1 when skipped
+ * (reason in `why`), or a negative code (strict mode). */
 static int plan_container(struct pod *p, struct injection *inj, json_t *c, const char *cname,
-			  const json_t *metadata, json_t **ret_plan, char *why, size_t wsize)
+			  const json_t *metadata, json_t **ret_plan, bool *ret_own_env, char *why,
+			  size_t wsize)
 {
 	struct run *run = p->run;
 	const char *image = str_at(c, "image");
@@ -1117,7 +1185,7 @@ static int plan_container(struct pod *p, struct injection *inj, json_t *c, const
 	}
 	if (run->needs)
 		return 1;
-	_cleanup_json_ json_t *ep = NULL, *argv = NULL, *env = target_env(c);
+	_cleanup_json_ json_t *ep = NULL, *argv = NULL, *env = NULL;
 	kilt_docker_argv(cmd, args, facts, &ep, &argv);
 	if (json_array_size(ep) == 0 && json_array_size(argv) == 0) {
 		snprintf(why, wsize,
@@ -1141,7 +1209,19 @@ static int plan_container(struct pod *p, struct injection *inj, json_t *c, const
 		.platform = p->platform,
 	};
 	struct kilt_error perr = { 0 };
-	int r = kilt_plan_container(inj->planner, &target, run->opts->config, ret_plan, &perr);
+	int r = -EINVAL;
+	/* Without the container's variables in the plan when the planner leaves them to the
+	 * engine (copying 50 of them in and out again was a fifth of the engine's time); with them
+	 * when that fails, so that an error is the one the plan with them gives. */
+	*ret_own_env = inj->env_merge_only;
+	if (*ret_own_env)
+		r = kilt_plan_container(inj->planner, &target, run->opts->config, ret_plan, &perr);
+	if (r < 0) {
+		*ret_own_env = false;
+		perr = (struct kilt_error){ 0 };
+		target.environment = env = target_env(c);
+		r = kilt_plan_container(inj->planner, &target, run->opts->config, ret_plan, &perr);
+	}
 	if (r < 0) {
 		snprintf(why, wsize, "%s", perr.msg);
 		if (run->opts->strict) {
@@ -1332,7 +1412,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	planner.name = kr->name;
 	_cleanup_json_ json_t *settings = json_object();
 	settings_of(run->opts, settings);
-	struct injection inj = { .planner = &planner };
+	struct injection inj = { .planner = &planner,
+				 .env_merge_only = !kilt_recipe_reads_environment(kr->recipe) };
 	kilt_marker_init(&inj.marker, &planner, settings);
 	via(run, p->spec);
 	int rc = 0;
@@ -1419,7 +1500,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 				continue;
 			}
 			_cleanup_json_ json_t *plan = NULL;
-			int r = plan_container(p, &inj, c, cname, metadata, &plan, why,
+			bool own_env = false;
+			int r = plan_container(p, &inj, c, cname, metadata, &plan, &own_env, why,
 					       sizeof(why));
 			if (r < 0) {
 				rc = r;
@@ -1467,7 +1549,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 				set(run, c, fields[f][0], want);
 			}
 			struct kilt_error ferr = { 0 };
-			r = merge_env(run, c, json_object_get(plan, "environment"), rec, &ferr);
+			r = merge_env(run, c, json_object_get(plan, "environment"), own_env, rec,
+				      &ferr);
 			if (r == 0)
 				r = merge_caps(run, c, json_object_get(plan, "capabilities"), rec,
 					       cname, p, &ferr);

@@ -42,6 +42,7 @@ struct kilt_recipe {
 	char **platforms; /* owned; normalized, sorted */
 	size_t nplatforms;
 	bool fast_ok; /* markers can stand for the facts this recipe reads */
+	bool reads_env; /* may read original.environment (kilt_recipe_reads_environment) */
 	bool marks_in_text; /* the source holds the marker byte (or its \u escape) */
 	json_t *params; /* owned; the `parameters` block normalized, NULL when there is none */
 	json_t *defaults; /* owned; object: config defaults from `parameters` (maybe empty) */
@@ -161,6 +162,7 @@ static void scan_substitutions(const char *text, size_t len, scan_fn *fn, void *
 struct scan_state {
 	json_t *placeholders; /* context additions for load-time validation */
 	bool reads_objects; /* reads original.metadata / original.environment */
+	bool reads_env; /* reads original.environment, or may (an escape in a path) */
 	bool optional; /* some substitution is optional: `${?x}` */
 };
 
@@ -169,12 +171,16 @@ static void scan_one(const char *const *segs, size_t nsegs, bool optional, size_
 {
 	(void)offset;
 	struct scan_state *st = userdata;
-	for (size_t k = 0; k < nsegs; k++)
+	for (size_t k = 0; k < nsegs; k++) {
 		if (strstr(segs[k], "metadata") || strstr(segs[k], "environment"))
 			st->reads_objects = true;
+		/* a quoted segment is not unescaped here: "envi\u0072onment" could name it */
+		if (strstr(segs[k], "environment") || strchr(segs[k], '\\'))
+			st->reads_env = true;
+	}
 	/* `${original}` (or `${?original}`) reads them too, whole */
 	if (nsegs == 1 && strcmp(segs[0], "original") == 0)
-		st->reads_objects = true;
+		st->reads_objects = st->reads_env = true;
 	if (optional)
 		st->optional = true;
 	bool wanted = false;
@@ -696,6 +702,7 @@ static int load(const char *text, size_t len, const char *display, const char *n
 	bool has_include = contains_ci(text, len, "include");
 	rec->marks_in_text = memchr(text, RECIPE_MARK, len) || contains_ci(text, len, "u0001");
 	rec->fast_ok = !st.reads_objects && !rec->marks_in_text && !has_include;
+	rec->reads_env = st.reads_env || has_include;
 
 	/* Validation context: every fact present (markers), metadata and environment empty,
 	 * placeholders for required values only known later. */
@@ -830,6 +837,11 @@ const char *kilt_recipe_name(const struct kilt_recipe *recipe)
 const char *kilt_recipe_hash(const struct kilt_recipe *recipe)
 {
 	return recipe->hash;
+}
+
+bool kilt_recipe_reads_environment(const struct kilt_recipe *recipe)
+{
+	return recipe->reads_env;
 }
 
 bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char *platform)

@@ -55,6 +55,11 @@ const char *kilt_recipe_hash(const struct kilt_recipe *recipe);
 /* True when the recipe declares support for `platform` ("linux/amd64", "linux/arm64/v8"...).
  * A recipe that declares no platforms supports all; NULL (unknown) is supported. */
 bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char *platform);
+/* False when the recipe's text never reads original.environment (nor original whole, nor through
+ * an include, nor through a substitution path with an escape): evaluating it then gives the
+ * same plan whether the target's environment is known or not, except that a known one's
+ * variables head the plan's environment. True when it reads it, or may. */
+bool kilt_recipe_reads_environment(const struct kilt_recipe *recipe);
 
 /* Checks operator config against the recipe's parameters: a key the recipe does not read (the
  * `parameters` it declares, or else the `config.*` names its own text reads; any key when an

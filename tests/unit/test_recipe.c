@@ -517,6 +517,62 @@ static void test_recipe__env_merge(void **state)
 	kilt_recipe_free(r);
 }
 
+/* Whether a recipe reads original.environment, and what an engine may then leave out. */
+static void test_recipe__reads_environment(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		bool reads;
+	} cases[] = {
+		{ "deploy { environment { M: ${original.name} } }", false },
+		{ "deploy { environment { M: \"x\"${?original.metadata.team} } }", false },
+		{ "deploy { environment { M: ${?original.environment.HOME} } }", true },
+		{ "deploy { environment { M: ${?original.environment_variables.HOME} } }", true },
+		{ "deploy { environment { M: ${?original.\"environment\".HOME} } }", true },
+		/* an escape in a path is not decoded here: taken as a read, to be safe */
+		{ "deploy { environment { M: \"x\"${?config.\"m\\u006fde\"} } }", true },
+		{ "vars { o = ${original} }\ndeploy { environment { M: ${?vars.o.name} } }", true },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct kilt_recipe *r = load_text(cases[i].text);
+		if (kilt_recipe_reads_environment(r) != cases[i].reads)
+			fail_msg("%s: reads the environment: want %d", cases[i].text,
+				 cases[i].reads);
+		kilt_recipe_free(r);
+	}
+
+	/* A recipe that does not read it gives the same plan without the target's environment,
+	 * less the target's variables at the head of the plan's environment. */
+	struct kilt_recipe *r = load_text("deploy { entrypoint: [ /l ] ${original.entrypoint}, "
+					  "environment { B: recipe, Z: ${original.name} } }");
+	assert_false(kilt_recipe_reads_environment(r));
+	struct facts f;
+	nginx(&f);
+	json_decref(f.environment);
+	f.environment = json_pack("{ssssss}", "C", "c", "B", "b", "D", "d");
+	f.t.environment = f.environment;
+	json_t *with = eval_ok(r, &f.t, NULL);
+	f.t.environment = NULL;
+	json_t *without = eval_ok(r, &f.t, NULL);
+	json_t *env = json_pack("[{ssss}{ssss}]", "name", "B", "value", "recipe", "name", "Z",
+				"value", f.t.name);
+	assert_json_equal(json_object_get(without, "environment"), env);
+	json_decref(env);
+	env = json_pack("[{ssss}{ssss}{ssss}{ssss}]", "name", "C", "value", "c", "name", "B",
+			"value", "recipe", "name", "D", "value", "d", "name", "Z", "value",
+			f.t.name);
+	assert_json_equal(json_object_get(with, "environment"), env);
+	json_decref(env);
+	json_object_del(with, "environment");
+	json_object_del(without, "environment");
+	assert_json_equal(with, without);
+	json_decref(with);
+	json_decref(without);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
 /* ---- errors --------------------------------------------------------------------------------- */
 
 static void count_error(const struct kilt_error *err, void *userdata)
@@ -907,6 +963,7 @@ int main(void)
 		cmocka_unit_test(test_recipe__optional_fact),
 		cmocka_unit_test(test_recipe__config_placeholder_long_paths),
 		cmocka_unit_test(test_recipe__env_merge),
+		cmocka_unit_test(test_recipe__reads_environment),
 		cmocka_unit_test(test_recipe__check_reports_every_error),
 		cmocka_unit_test(test_recipe__load_string_errors_are_located),
 		cmocka_unit_test(test_recipe__nul_in_argv_or_env),
