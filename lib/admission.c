@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "json-write.h"
 #include "kilt.h"
 
 #define API_VERSION "admission.k8s.io/v1"
@@ -214,54 +215,75 @@ static char *readable(const char *s, size_t max)
 	return out;
 }
 
+/* Text written as it is: a string literal. */
+#define RAW(o, lit) kilt_json_out_raw(o, lit, sizeof(lit) - 1)
+
+/* A JSON string member value (the answer's strings are UTF-8: readable() made them so, or they
+ * come from the review's decoded text). */
+static void out_string(struct kilt_json_out *o, const char *s)
+{
+	if (kilt_json_out_string(o, s, strlen(s), 0) == -2)
+		RAW(o, "\"\"");
+}
+
+/* Written directly, as jansson would dump the object {apiVersion, kind, response: {uid, allowed,
+ * patchType, patch, status: {code, message}, warnings}} compactly (unit/test_admission holds the
+ * bytes to that): the answer is built for every review. */
 char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t *ret_len)
 {
-	json_t *resp = json_object();
-	json_object_set_new(resp, "uid", json_string(a->uid ? a->uid : ""));
-	json_object_set_new(resp, "allowed", json_boolean(a->allowed));
+	struct kilt_json_out o;
+	kilt_json_out_init(&o, NULL, NULL);
+	RAW(&o, "{\"apiVersion\":\"" API_VERSION "\",\"kind\":\"" KIND "\",\"response\":{\"uid\":");
+	out_string(&o, a->uid ? a->uid : "");
+	if (a->allowed)
+		RAW(&o, ",\"allowed\":true");
+	else
+		RAW(&o, ",\"allowed\":false");
 	if (json_is_array(a->patch) && json_array_size(a->patch) > 0) {
-		_cleanup_free_ char *p = json_dumps(a->patch, JSON_COMPACT);
+		_cleanup_free_ char *p = kilt_json_dumps(a->patch, JSON_COMPACT);
 		if (!p)
 			abort();
 		_cleanup_free_ char *b64 = kilt_base64_encode(p, strlen(p));
-		json_object_set_new(resp, "patchType", json_string("JSONPatch"));
-		json_object_set_new(resp, "patch", json_string(b64));
+		RAW(&o, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
+		kilt_json_out_raw(&o, b64, strlen(b64));
+		RAW(&o, "\"");
 	}
 	if (a->code || a->message) {
-		json_t *st = json_object();
-		if (a->code)
-			json_object_set_new(st, "code", json_integer(a->code));
+		RAW(&o, ",\"status\":{");
+		if (a->code) {
+			char num[32];
+			int n = snprintf(num, sizeof(num), "\"code\":%d", a->code);
+			kilt_json_out_raw(&o, num, (size_t)n);
+		}
 		if (a->message) {
 			_cleanup_free_ char *m = readable(a->message, MAX_MESSAGE);
-			json_object_set_new(st, "message", json_string(m));
+			if (a->code)
+				RAW(&o, ",");
+			RAW(&o, "\"message\":");
+			out_string(&o, m);
 		}
-		json_object_set_new(resp, "status", st);
+		RAW(&o, "}");
 	}
 	if (a->n_warnings > 0) {
-		json_t *ws = json_array();
+		RAW(&o, ",\"warnings\":[");
 		for (size_t i = 0; i < a->n_warnings; i++) {
+			if (i)
+				RAW(&o, ",");
 			if (i == KILT_ADMISSION_MAX_WARNINGS - 1 &&
 			    a->n_warnings > KILT_ADMISSION_MAX_WARNINGS) {
 				char more[96];
 				snprintf(more, sizeof(more), "kilt: %zu more warnings not shown",
 					 a->n_warnings - i);
-				json_array_append_new(ws, json_string(more));
+				out_string(&o, more);
 				break;
 			}
 			_cleanup_free_ char *w =
 				readable(a->warnings[i], KILT_ADMISSION_MAX_WARNING);
-			json_array_append_new(ws, json_string(w));
+			out_string(&o, w);
 		}
-		json_object_set_new(resp, "warnings", ws);
+		RAW(&o, "]");
 	}
-	json_t *root = json_object();
-	json_object_set_new(root, "apiVersion", json_string(API_VERSION));
-	json_object_set_new(root, "kind", json_string(KIND));
-	json_object_set_new(root, "response", resp);
-	char *out = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	if (!out)
-		abort();
-	*ret_len = strlen(out);
-	return out;
+	RAW(&o, "}}");
+	*ret_len = o.text.len;
+	return kbuf_steal(&o.text);
 }

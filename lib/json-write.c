@@ -221,6 +221,13 @@ int kilt_json_out_value(struct kilt_json_out *o, const json_t *v, size_t flags, 
 	return put_value(o, v, flags, indent, 0);
 }
 
+int kilt_json_out_string(struct kilt_json_out *o, const char *p, size_t n, size_t flags)
+{
+	if (o->write_failed)
+		return -1;
+	return put_string(o, p, n, flags & JSON_ESCAPE_SLASH);
+}
+
 int kilt_json_dump_callback(const json_t *v, size_t flags, json_dump_callback_t callback,
 			    void *data)
 {

@@ -28,6 +28,9 @@ int kilt_json_out_raw(struct kilt_json_out *o, const char *p, size_t n);
  * written as JSON (a string that is not UTF-8, a scalar without JSON_ENCODE_ANY, a refused flag,
  * a loop). */
 int kilt_json_out_value(struct kilt_json_out *o, const json_t *v, size_t flags, size_t indent);
+/* Appends the n bytes at p as a JSON string (escaped as jansson escapes; `/` too with
+ * JSON_ESCAPE_SLASH in flags). Returns 0, -1 once a write failed, -2 when p is not UTF-8. */
+int kilt_json_out_string(struct kilt_json_out *o, const char *p, size_t n, size_t flags);
 /* Hands what is pending to `write`. Returns 0 or -1. */
 int kilt_json_out_flush(struct kilt_json_out *o);
 void kilt_json_out_done(struct kilt_json_out *o);

@@ -608,7 +608,7 @@ static json_t *env_entry(const char *name, const json_t *value)
 	if (json_is_object(value) && json_object_get(value, "valueFrom"))
 		return json_pack("{sssO}", "name", name, "valueFrom",
 				 json_object_get(value, "valueFrom"));
-	_cleanup_free_ char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+	_cleanup_free_ char *text = kilt_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
 	return json_pack("{ssss}", "name", name, "value", text ? text : "");
 }
 
@@ -1581,11 +1581,11 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			json_array_append_new(recs, rec);
 			char summary[512] = "";
 			_cleanup_free_ char *ep =
-				json_dumps(json_object_get(plan, "entrypoint"), JSON_COMPACT);
+				kilt_json_dumps(json_object_get(plan, "entrypoint"), JSON_COMPACT);
 			snprintf(summary, sizeof(summary), "injected recipe %s: command %s",
 				 kr->name, ep ? ep : "");
 			if (json_array_size(caps)) {
-				_cleanup_free_ char *cs = json_dumps(caps, JSON_COMPACT);
+				_cleanup_free_ char *cs = kilt_json_dumps(caps, JSON_COMPACT);
 				append_reason(summary, sizeof(summary), "capabilities %s",
 					      cs ? cs : "");
 			}
@@ -1665,7 +1665,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	if (mcreated)
 		json_object_set_new(inj.status, "metadata_created", created_marker(mcreated));
 	json_object_set_new(inj.status, "version", json_integer(STATUS_VERSION));
-	text = json_dumps(inj.status, JSON_COMPACT);
+	text = kilt_json_dumps(inj.status, JSON_COMPACT);
 	set(run, ann, KILT_K8S_STATUS, json_string(text));
 	char why[1200];
 	snprintf(why, sizeof(why), "%s recipe %s into %zu container(s)",

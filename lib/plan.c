@@ -116,9 +116,16 @@ void kilt_marker_init(struct kilt_marker *ret, const struct kilt_planner *planne
 				     .hash = xstrdup(planner->hash) };
 	if (!json_object_size(settings))
 		return;
-	_cleanup_free_ char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
-	if (!text)
+	/* json_dumpb into a buffer of kilt's: json_dumps's text would come from jansson's allocator,
+	 * a request's arena in the webhook (kilt-json-arena.h) */
+	const size_t flags = JSON_COMPACT | JSON_SORT_KEYS;
+	size_t len = json_dumpb(settings, NULL, 0, flags);
+	if (len == 0)
 		return;
+	_cleanup_free_ char *text = xmalloc(len + 1);
+	if (json_dumpb(settings, text, len, flags) != len)
+		return;
+	text[len] = '\0';
 	char *digest = kilt_digest_sha256(text, strlen(text));
 	/* "sha256:" + the first 16 hex digits: enough to tell settings apart */
 	if (strlen(digest) > 23)

@@ -311,7 +311,7 @@ static json_t *scalar_string(const json_t *j)
 		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
 		return json_string(buf);
 	case JSON_REAL: {
-		char *s = json_dumps(j, JSON_ENCODE_ANY);
+		char *s = kilt_json_dumps(j, JSON_ENCODE_ANY);
 		json_t *r = json_string(s ? s : "0");
 		free(s);
 		return r;

@@ -1164,6 +1164,9 @@ static bool get_template(struct kilt_recipe *recipe, unsigned mask, const json_t
 	if (full)
 		return false;
 
+	/* The template outlives the request that makes it: malloc's, not the request's arena
+	 * (kilt-json-arena.h). */
+	bool arena = kilt_json_arena_suspend();
 	json_t *partial = compile_template(recipe, mask, config);
 	pthread_mutex_lock(&recipe->lock);
 	/* Another thread may have made it meanwhile; its copy is as good as ours. */
@@ -1171,6 +1174,7 @@ static bool get_template(struct kilt_recipe *recipe, unsigned mask, const json_t
 		const struct template *tp = &recipe->templates[i];
 		if (tp->mask == mask && same_config(tp->config, config)) {
 			json_decref(partial);
+			kilt_json_arena_resume(arena);
 			*ret_partial = tp->partial;
 			pthread_mutex_unlock(&recipe->lock);
 			return tp->partial != NULL;
@@ -1186,6 +1190,7 @@ static bool get_template(struct kilt_recipe *recipe, unsigned mask, const json_t
 	}
 	pthread_mutex_unlock(&recipe->lock);
 	json_decref(partial);
+	kilt_json_arena_resume(arena);
 	return *ret_partial != NULL;
 }
 

@@ -38,7 +38,8 @@
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Writes one JSON line {"time", "level", "msg", fields...} to stderr; takes `fields` (may be
- * NULL). */
+ * NULL). kilt_json_dumps, not json_dumps: a line is written for every review, and json_dumps's
+ * text would come from the review's arena (kilt-json-arena.h). */
 static void log_json(const char *level, const char *msg, json_t *fields)
 {
 	struct timespec ts;
@@ -55,12 +56,14 @@ static void log_json(const char *level, const char *msg, json_t *fields)
 	if (fields)
 		json_object_update(line, fields);
 	json_decref(fields);
-	char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	char *text = kilt_json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(line);
 	if (!text)
 		return;
+	size_t len = strlen(text);
+	text[len] = '\n'; /* replaces the NUL: written by length */
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%s\n", text);
+	fwrite(text, 1, len + 1, stderr);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);
 	free(text);
@@ -525,6 +528,9 @@ static void answered(struct server *s, struct request *req)
 /* Answers one review body: always a valid AdmissionReview (HTTP 200), whatever went wrong. */
 static char *review(struct server *s, struct request *req, size_t *ret_len)
 {
+	/* Every jansson value of the review comes from this thread's arena, released in one step
+	 * below (the answer and the log line are malloc's). */
+	kilt_json_arena_begin();
 	struct metrics *m = &s->metrics;
 	struct kilt_admission_review rv = { 0 };
 	struct kilt_error err = { 0 };
@@ -616,6 +622,7 @@ static char *review(struct server *s, struct request *req, size_t *ret_len)
 	free(warning);
 	webhook_mutation_done(&mut);
 	kilt_admission_review_done(&rv);
+	kilt_json_arena_end();
 	return out;
 }
 
@@ -826,6 +833,7 @@ int webhook_serve(const struct webhook_options *o)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	kilt_json_arena_install();
 
 	if (webhook_libs_load(&err) < 0) {
 		log_json("error", "cannot start the HTTPS server",

@@ -365,7 +365,11 @@ int webhook_engine_mutate(struct webhook_engine *e, const struct kilt_admission_
 	struct webhook_mutation m = { 0 };
 	char why[512] = "";
 	enum ns_source source = NS_UNKNOWN;
+	/* Namespace and image facts may go into caches that outlive the review: malloc's, not the
+	 * review's arena (kilt-json-arena.h). */
+	bool arena = kilt_json_arena_suspend();
 	_cleanup_json_ json_t *nsobj = namespace_of(e, rv->namespace, why, sizeof(why), &source);
+	kilt_json_arena_resume(arena);
 	atomic_fetch_add(&e->ns_facts[source], 1);
 	const json_t *nsmeta = json_object_get(nsobj, "metadata");
 	struct kilt_k8s_namespace ns = { .name = rv->namespace };
@@ -388,8 +392,11 @@ int webhook_engine_mutate(struct webhook_engine *e, const struct kilt_admission_
 	kilt_image_needs_init(&needs);
 	if (may_need_facts(rv->object)) {
 		kilt_k8s_list_images(rv->object, &o, &needs);
-		if (needs.n)
+		if (needs.n) {
+			arena = kilt_json_arena_suspend();
 			resolve_facts(e, rv, &needs, &m);
+			kilt_json_arena_resume(arena);
+		}
 	}
 	o.image_facts = kilt_image_needs_facts;
 	o.image_facts_userdata = &needs;

@@ -105,5 +105,6 @@ char *kilt_json_dumps(const json_t *v, size_t flags);
 #include "kilt-terraform.h"
 #include "kilt-exec.h"
 #include "kilt-util.h"
+#include "kilt-json-arena.h"
 
 #endif

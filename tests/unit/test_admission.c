@@ -280,6 +280,87 @@ static void test_admission__answer(void **state)
 	json_decref(j);
 }
 
+/* The answer as jansson writes the object it stands for (the encoder writes it directly). */
+static char *answer_by_jansson(const struct kilt_admission_answer *a)
+{
+	json_t *resp = json_object();
+	json_object_set_new(resp, "uid", json_string(a->uid ? a->uid : ""));
+	json_object_set_new(resp, "allowed", json_boolean(a->allowed));
+	if (json_is_array(a->patch) && json_array_size(a->patch) > 0) {
+		_cleanup_free_ char *p = json_dumps(a->patch, JSON_COMPACT);
+		_cleanup_free_ char *b64 = kilt_base64_encode(p, strlen(p));
+		json_object_set_new(resp, "patchType", json_string("JSONPatch"));
+		json_object_set_new(resp, "patch", json_string(b64));
+	}
+	if (a->code || a->message) {
+		json_t *st = json_object();
+		if (a->code)
+			json_object_set_new(st, "code", json_integer(a->code));
+		if (a->message)
+			json_object_set_new(st, "message", json_string(a->message));
+		json_object_set_new(resp, "status", st);
+	}
+	if (a->n_warnings > 0) {
+		json_t *ws = json_array();
+		for (size_t i = 0; i < a->n_warnings; i++)
+			json_array_append_new(ws, json_string(a->warnings[i]));
+		json_object_set_new(resp, "warnings", ws);
+	}
+	json_t *root = json_pack("{s:s, s:s, s:o}", "apiVersion", "admission.k8s.io/v1", "kind",
+				 "AdmissionReview", "response", resp);
+	char *out = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	return out;
+}
+
+/* Byte for byte what jansson writes for the same answer (readable warnings and messages, which
+ * the encoder leaves as they are). */
+static void test_admission__answer_bytes(void **state)
+{
+	(void)state;
+	json_t *patch = json_loads("[{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":"
+				   "{\"kilt.dev/status\":\"{\\\"a\\\":1}\",\"x/y\":\"\u00e9\\n\"}},"
+				   "{\"op\":\"replace\",\"path\":\"/spec/containers/0/command\","
+				   "\"value\":[\"/kilt/bin/kilt-launch\",\"--\",\"a b\"]}]",
+				   0, NULL);
+	assert_non_null(patch);
+	json_t *empty = json_array();
+	const char *uids[] = { "", "0b0a2c3d-1111-2222-3333-444455556666",
+			       "quote\" back\\ \xc3\xa9", "tab\tnewline\n\x01" };
+	const char *warnings[] = { "kilt: injected: added recipe falco into 2 container(s)",
+				   "quote \" and \\ and / and \xe2\x82\xac",
+				   "<b>'single'</b> & more" };
+	const char *messages[] = { NULL, "kilt: denied (strict mode): not JSON" };
+	for (size_t u = 0; u < ARRAY_SIZE(uids); u++)
+		for (int allowed = 0; allowed < 2; allowed++)
+			for (int p = 0; p < 3; p++)
+				for (int code = 0; code < 2; code++)
+					for (size_t m = 0; m < ARRAY_SIZE(messages); m++)
+						for (size_t w = 0; w <= ARRAY_SIZE(warnings); w++) {
+							struct kilt_admission_answer a = {
+								.uid = uids[u],
+								.allowed = allowed,
+								.patch = p == 0	  ? NULL
+									 : p == 1 ? empty
+										  : patch,
+								.code = code ? 403 : 0,
+								.message = messages[m],
+								.warnings = warnings,
+								.n_warnings = w,
+							};
+							size_t len = 0;
+							_cleanup_free_ char *got =
+								kilt_admission_answer_encode(&a,
+											     &len);
+							_cleanup_free_ char *want =
+								answer_by_jansson(&a);
+							assert_string_equal(got, want);
+							assert_int_equal(len, strlen(want));
+						}
+	json_decref(patch);
+	json_decref(empty);
+}
+
 static json_t *entry_labels(const json_t *cache, const char *name)
 {
 	return json_object_get(json_object_get(cache, name), "labels");
@@ -440,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_admission__invalid),
 		cmocka_unit_test(test_admission__uid_salvage),
 		cmocka_unit_test(test_admission__answer),
+		cmocka_unit_test(test_admission__answer_bytes),
 		cmocka_unit_test(test_admission__namespace_watch),
 		cmocka_unit_test(test_admission__pull_secret_names),
 		cmocka_unit_test(test_admission__skim),

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the per-thread arenas behind jansson's allocator (kilt-json-arena.h): values of
+ * a request come from the arena and go with it, values made outside or while suspended are
+ * malloc's and survive it, a released arena is poisoned under AddressSanitizer, and the Pod
+ * engine run inside an arena keeps nothing in it (the recipe's template cache outlives the
+ * request). */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+#include "kilt.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifdef TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+static int setup(void **state)
+{
+	(void)state;
+	kilt_json_arena_install();
+	return 0;
+}
+
+static void test_json_arena__values_come_and_go(void **state)
+{
+	(void)state;
+	json_t *outside = json_pack("{s:[i,s]}", "a", 1, "b");
+	assert_false(kilt_json_arena_holds(outside));
+	kilt_json_arena_begin();
+	json_t *inside = json_pack("{s:s, s:o}", "key", "value", "outside", json_incref(outside));
+	assert_true(kilt_json_arena_holds(inside));
+	assert_true(kilt_json_arena_holds(json_object_get(inside, "key")));
+	assert_true(kilt_json_arena_used() > 0);
+	/* a malloc'ed value released inside goes back to malloc (LeakSanitizer sees it otherwise) */
+	json_t *gone = json_string("made outside, freed inside");
+	json_decref(inside);
+	json_decref(outside);
+	json_decref(gone);
+	/* a large value that needs a chunk of its own */
+	size_t n = (size_t)1 << 20;
+	_cleanup_free_ char *big = xmalloc(n + 1);
+	memset(big, 'x', n);
+	big[n] = '\0';
+	json_t *large = json_string(big);
+	assert_true(kilt_json_arena_holds(large));
+	assert_int_equal(json_string_length(large), n);
+	json_decref(large);
+	kilt_json_arena_end();
+	assert_int_equal(kilt_json_arena_used(), 0);
+	/* outside a request: malloc again */
+	json_t *after = json_string("after");
+	assert_false(kilt_json_arena_holds(after));
+	json_decref(after);
+}
+
+static void test_json_arena__suspended_values_survive(void **state)
+{
+	(void)state;
+	kilt_json_arena_begin();
+	json_t *request = json_string("request");
+	bool was = kilt_json_arena_suspend();
+	assert_true(was);
+	json_t *kept = json_pack("{s:s}", "kept", "past the request");
+	kilt_json_arena_resume(was);
+	assert_false(kilt_json_arena_holds(kept));
+	assert_true(kilt_json_arena_holds(request));
+	kilt_json_arena_end();
+	/* the next request reuses the memory: the kept value is not in it */
+	kilt_json_arena_begin();
+	for (int i = 0; i < 1000; i++)
+		json_decref(json_string("overwrite the arena's memory"));
+	kilt_json_arena_end();
+	assert_string_equal(json_string_value(json_object_get(kept, "kept")), "past the request");
+	json_decref(kept);
+	/* suspend outside a request says so */
+	assert_false(kilt_json_arena_suspend());
+	kilt_json_arena_resume(false);
+	json_t *plain = json_string("plain");
+	assert_false(kilt_json_arena_holds(plain));
+	json_decref(plain);
+}
+
+static void test_json_arena__released_is_poisoned(void **state)
+{
+	(void)state;
+	kilt_json_arena_begin();
+	json_t *v = json_string("kept past its request by mistake");
+	kilt_json_arena_end();
+#ifdef TEST_ASAN
+	/* reading v now is reported by AddressSanitizer */
+	assert_true(__asan_address_is_poisoned(v));
+#else
+	/* without ASan, the memory is kept for the thread's next request */
+	assert_true(kilt_json_arena_holds(v));
+#endif
+}
+
+static void *other_thread(void *arg)
+{
+	(void)arg;
+	/* another thread without an arena allocates from malloc while this one has one */
+	json_t *v = json_string("other thread");
+	bool holds = kilt_json_arena_holds(v);
+	json_decref(v);
+	kilt_json_arena_begin();
+	json_t *w = json_string("its own arena");
+	bool own = kilt_json_arena_holds(w);
+	kilt_json_arena_end();
+	return (void *)(uintptr_t)(!holds && own);
+}
+
+static void test_json_arena__per_thread(void **state)
+{
+	(void)state;
+	kilt_json_arena_begin();
+	json_t *mine = json_string("mine");
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, other_thread, NULL), 0);
+	void *ok = NULL;
+	pthread_join(t, &ok);
+	assert_true((uintptr_t)ok);
+	assert_true(kilt_json_arena_holds(mine));
+	kilt_json_arena_end();
+}
+
+/* ---- the Pod engine inside an arena -------------------------------------------------------- */
+
+static const char RECIPE[] =
+	"platforms: [ linux/amd64 ]\n"
+	"deploy {\n"
+	"  entrypoint: [ /kilt/bin/kilt-launch, \"--\" ] ${original.entrypoint}\n"
+	"  command: ${original.command}\n"
+	"  mount: [ { name: kilt-agent, image: \"example/agent:1\", volumes: [ /kilt ] } ]\n"
+	"  environment: { META: \"image=\"${original.image}\",name=\"${original.name}, RATIO: "
+	"0.25, COUNT: 3 }\n"
+	"  capabilities: [ SYS_PTRACE ]\n"
+	"}\n";
+
+static const char POD[] =
+	"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"generateName\":\"web-\","
+	"\"labels\":{\"app\":\"web\"}},\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":"
+	"\"nginx:1\",\"command\":[\"/web\"],\"env\":[{\"name\":\"A\",\"value\":\"1\"}]},{\"name\":"
+	"\"side\",\"image\":\"busybox\",\"command\":[\"sleep\"],\"args\":[\"1d\"]}]}}";
+
+/* The patch and warnings of POD as text (malloc's). */
+static char *mutate(const struct kilt_recipe *recipe)
+{
+	struct kilt_k8s_recipe kr = { .name = "agent", .recipe = recipe };
+	struct kilt_k8s_options o;
+	kilt_k8s_options_default(&o);
+	o.recipes = &kr;
+	o.n_recipes = 1;
+	json_t *pod = json_loads(POD, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(pod);
+	struct kilt_k8s_namespace ns = { .name = "shop" };
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_k8s_mutate_owned(pod, &ns, &o, &res, &err), 0);
+	json_t *both = json_pack("{s:O, s:O}", "patch", res.patch, "warnings", res.warnings);
+	char *text = kilt_json_dumps(both, JSON_COMPACT);
+	json_decref(both);
+	kilt_k8s_result_done(&res);
+	assert_non_null(text);
+	return text;
+}
+
+static struct kilt_recipe *load(void)
+{
+	struct kilt_recipe *r = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_load_string(RECIPE, sizeof(RECIPE) - 1, "agent", &r, &err), 0);
+	return r;
+}
+
+static void test_json_arena__engine_keeps_nothing_in_it(void **state)
+{
+	(void)state;
+	struct kilt_recipe *plain = load();
+	_cleanup_free_ char *want = mutate(plain);
+	kilt_recipe_free(plain);
+	assert_non_null(strstr(want, "\"op\":\"add\""));
+
+	/* The first review fills the recipe's template cache from inside an arena; the second
+	 * reads it after that arena was released and its memory reused. */
+	struct kilt_recipe *recipe = load();
+	kilt_json_arena_begin();
+	_cleanup_free_ char *first = mutate(recipe);
+	kilt_json_arena_end();
+	kilt_json_arena_begin();
+	for (int i = 0; i < 4000; i++)
+		json_decref(json_pack("{s:s}", "overwrite", "the arena's memory"));
+	_cleanup_free_ char *second = mutate(recipe);
+	kilt_json_arena_end();
+	_cleanup_free_ char *third = mutate(recipe);
+	kilt_recipe_free(recipe);
+	assert_string_equal(first, want);
+	assert_string_equal(second, want);
+	assert_string_equal(third, want);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json_arena__values_come_and_go),
+		cmocka_unit_test(test_json_arena__suspended_values_survive),
+		cmocka_unit_test(test_json_arena__released_is_poisoned),
+		cmocka_unit_test(test_json_arena__per_thread),
+		cmocka_unit_test(test_json_arena__engine_keeps_nothing_in_it),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
