@@ -3,9 +3,11 @@
  *
  * Namespaces: one thread lists them (pages of 500) and then watches from the list's
  * resourceVersion with bookmarks, applying each event (lib/k8s-watch.c) to the cache under a
- * lock; a watch that ends is resumed from the last resourceVersion seen, a 410 Gone lists
- * again, and a failure waits (250 ms, doubling up to 30 s) before it tries again. Reviews only
- * read the cache. RBAC: namespaces get/list/watch, serviceaccounts get, secrets get
+ * lock; a watch that ends or whose connection breaks is resumed from the last resourceVersion
+ * seen, a 410 Gone lists again at once, any other error the watch's stream brings (an ERROR
+ * event, an event that cannot be decoded) lists again after the wait, and a failure waits
+ * (250 ms, doubling up to 30 s; back to 250 ms once a watch delivered an event) before it tries
+ * again. Reviews only read the cache. RBAC: namespaces get/list/watch, serviceaccounts get, secrets get
  * (docs/webhook.md). */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -186,6 +188,7 @@ struct stream {
 	struct kbuf line;
 	char **rv; /* the watch's resource version, moved by each event */
 	bool gone; /* 410: list again */
+	bool delivered; /* an event was applied: the watch worked */
 	struct kilt_error err;
 	int rc;
 };
@@ -220,13 +223,17 @@ static size_t on_stream(void *userdata, const char *p, size_t n)
 			return 0;
 		}
 		atomic_fetch_add(&s->k->events, 1);
+		s->delivered = true;
 	}
 	return n;
 }
 
-/* Watches from *rv until the server ends the watch (0), the version is gone (1), or an error. */
+/* Watches from *rv until the server ends the watch (0), the version is gone (1), or an error;
+ * *ret_delivered says whether it applied an event, *ret_relist whether the error came in the
+ * stream (an ERROR event the server keeps sending for that version, say: resuming from it
+ * could fail for ever) rather than from the connection. */
 static int watch_namespaces(struct webhook_kube *k, struct http_client *hc, char **rv,
-			    struct kilt_error *err)
+			    bool *ret_delivered, bool *ret_relist, struct kilt_error *err)
 {
 	_cleanup_free_ char *version = query_escape(*rv);
 	_cleanup_free_ char *path = xasprintf("/api/v1/namespaces?watch=1&allowWatchBookmarks=true"
@@ -244,10 +251,13 @@ static int watch_namespaces(struct webhook_kube *k, struct http_client *hc, char
 	kbuf_done(&s.line);
 	if (r == 0)
 		http_response_done(&resp);
+	*ret_delivered = s.delivered;
+	*ret_relist = false;
 	if (s.gone)
 		return 1;
 	if (s.rc < 0) {
 		*err = s.err;
+		*ret_relist = true;
 		return s.rc;
 	}
 	if (r == -ESTALE)
@@ -291,8 +301,13 @@ static void *watch_thread(void *arg)
 						      "namespaces", (json_int_t)n));
 			}
 		}
+		bool relist = false;
 		if (r == 0) {
-			r = watch_namespaces(k, hc, &rv, &err);
+			bool delivered = false;
+			r = watch_namespaces(k, hc, &rv, &delivered, &relist, &err);
+			/* it worked: what breaks it now is a new outage, not the last one's sequel */
+			if (delivered)
+				backoff = 250;
 			if (r == 1) {
 				/* the resource version is too old: list again at once */
 				atomic_fetch_add(&k->relists, 1);
@@ -311,11 +326,15 @@ static void *watch_thread(void *arg)
 			break;
 		set_error(k, &err);
 		atomic_fetch_add(&k->reconnects, 1);
-		webhook_log(
-			"warn", "namespace watch failed; retrying",
-			json_pack("{s:s, s:I}", "error", err.msg, "retryMs", (json_int_t)backoff));
+		webhook_log("warn", "namespace watch failed; retrying",
+			    json_pack("{s:s, s:I, s:b}", "error", err.msg, "retryMs",
+				      (json_int_t)backoff, "relist", relist));
 		http_client_free(hc); /* a new connection next time */
 		hc = NULL;
+		if (relist) {
+			free(rv);
+			rv = NULL;
+		}
 		wait_ms(k, backoff);
 		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
 	}

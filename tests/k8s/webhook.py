@@ -8,7 +8,8 @@ registration is live).
 
 First, with API access (tests/k8s/webhook_api.py): the golden cases with the cluster's
 namespaces, the watch, golden pods and workloads created with kubectl, and the namespaces kilt
-leaves alone. Then, without: the recipe here only adds an environment variable, so that the injected pods run on the test
+leaves alone; then the watch's connection cut and resumed, and expired by an etcd compaction
+(tests/k8s/webhook_watch.py). Then, without: the recipe here only adds an environment variable, so that the injected pods run on the test
 node's busybox image; what the API server stores is read back with kubectl.
 """
 import base64
@@ -25,6 +26,7 @@ import time
 
 import k8s_cluster
 import webhook_api
+import webhook_watch
 
 KILT = os.environ.get("KILT", "kilt")
 failures = []
@@ -163,7 +165,7 @@ def main():
                                                   "peer-jsonpatch.sh")],
                             capture_output=True, text=True, check=True).stdout.strip()
         os.execv(py, [py, *sys.argv])
-    c = k8s_cluster.Cluster()
+    c = k8s_cluster.Cluster(apiserver_args=webhook_watch.WATCH_CACHE_ARGS)
     try:
         c.start()
     except k8s_cluster.Unavailable as e:
@@ -181,6 +183,7 @@ def main():
         # With API access (a service account's token): namespace facts from the watched cache,
         # the golden cases, pods and workloads created for real (tests/k8s/webhook_api.py).
         webhook_api.run(c, cert, key, registration, check, failures)
+        webhook_watch.run(c, cert, key, check)
 
         hook = Webhook(c, cert, key, recipe)
         url = f"https://127.0.0.1:{hook.port}/mutate"
