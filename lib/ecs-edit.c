@@ -8,8 +8,6 @@
 
 #include "ecs-internal.h"
 
-#define MAX_EDIT_DEPTH 32
-
 #define MAX_SHARED_BYTES 512
 #define MAX_SHARED_VALUES 1024
 #define MAX_SHARED_DEPTH 8

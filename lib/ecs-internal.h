@@ -68,6 +68,17 @@ char *kilt_cfn_encode_label(const json_t *v);
 #define KILT_ECS_LABEL_ROLE "kilt.role"
 /* the key of a container's undo record that holds the task-level fields */
 #define KILT_ECS_UNDO_TASK "kilt:task"
+/* How deep editing, undoing or walking a definition goes before the input is refused (ecs.c,
+ * ecs-edit.c, ecs-undo.c). */
+#define KILT_ECS_MAX_EDIT_DEPTH 32
+/* The short spellings the engine's files use. */
+#define LABEL_RECIPE KILT_ECS_LABEL_RECIPE
+#define LABEL_HASH KILT_ECS_LABEL_HASH
+#define LABEL_CONFIG KILT_ECS_LABEL_CONFIG
+#define LABEL_UNDO KILT_ECS_LABEL_UNDO
+#define LABEL_ROLE KILT_ECS_LABEL_ROLE
+#define UNDO_TASK KILT_ECS_UNDO_TASK
+#define MAX_EDIT_DEPTH KILT_ECS_MAX_EDIT_DEPTH
 
 /* Field names of one spelling: CloudFormation / PascalCase ECS JSON, or the ECS API's camelCase
  * (register-task-definition input, Terraform). */

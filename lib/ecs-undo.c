@@ -4,14 +4,6 @@
  * names, the sidecars an injection proves it added, and an earlier injection taken back. */
 #include "ecs-internal.h"
 
-#define LABEL_RECIPE KILT_ECS_LABEL_RECIPE
-#define LABEL_HASH KILT_ECS_LABEL_HASH
-#define LABEL_CONFIG KILT_ECS_LABEL_CONFIG
-#define LABEL_UNDO KILT_ECS_LABEL_UNDO
-#define LABEL_ROLE KILT_ECS_LABEL_ROLE
-#define UNDO_TASK KILT_ECS_UNDO_TASK
-#define MAX_EDIT_DEPTH 32
-
 static bool is_sidecar(const struct kilt_ecs_engine *e, json_t *c)
 {
 	const char *role = kilt_ecs_get_label(e, c, LABEL_ROLE);

@@ -10,13 +10,6 @@
 
 #include "ecs-internal.h"
 
-#define LABEL_RECIPE KILT_ECS_LABEL_RECIPE
-#define LABEL_HASH KILT_ECS_LABEL_HASH
-#define LABEL_CONFIG KILT_ECS_LABEL_CONFIG
-#define LABEL_UNDO KILT_ECS_LABEL_UNDO
-#define LABEL_ROLE KILT_ECS_LABEL_ROLE
-#define UNDO_TASK KILT_ECS_UNDO_TASK
-#define MAX_EDIT_DEPTH 32
 #define MAX_SIDECARS_PER_LIST 64
 
 static const struct kilt_ecs_names PASCAL = {

@@ -1506,7 +1506,7 @@ static json_t *norm_platforms(struct recipe_vctx *v, const json_t *val, const ch
 			      norm_platform);
 }
 
-static bool has_marker_json(const json_t *j)
+bool kilt_recipe_has_marker(const json_t *j)
 {
 	switch (json_typeof(j)) {
 	case JSON_STRING:
@@ -1515,7 +1515,7 @@ static bool has_marker_json(const json_t *j)
 		size_t i;
 		json_t *el;
 		json_array_foreach (j, i, el)
-			if (has_marker_json(el))
+			if (kilt_recipe_has_marker(el))
 				return true;
 		return false;
 	}
@@ -1523,7 +1523,7 @@ static bool has_marker_json(const json_t *j)
 		const char *k;
 		json_t *el;
 		json_object_foreach ((json_t *)(uintptr_t)j, k, el)
-			if (strchr(k, RECIPE_MARK) || has_marker_json(el))
+			if (strchr(k, RECIPE_MARK) || kilt_recipe_has_marker(el))
 				return true;
 		return false;
 	}
@@ -1587,7 +1587,7 @@ static json_t *norm_parameters(struct recipe_vctx *v, const json_t *val, const c
 				     "the default");
 		}
 		if (def) {
-			if (has_marker_json(def)) {
+			if (kilt_recipe_has_marker(def)) {
 				path_key(pk, sizeof(pk), p, "default");
 				verr(v, -EINVAL, pk,
 				     "a default cannot depend on the container or on other config");

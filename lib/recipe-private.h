@@ -63,6 +63,10 @@ const char *kilt_recipe_fact_hint(const char *fact);
  * ("linux/arm64"). Returns false when it is not a platform kilt knows. */
 bool kilt_recipe_platform_normalize(const char *in, char *buf, size_t size);
 
+/* Whether a marker stands anywhere in `j`: a string, an object member's name, or within arrays
+ * and objects at any depth. */
+bool kilt_recipe_has_marker(const json_t *j);
+
 /* Levenshtein distance, capped at 100 (for "did you mean" suggestions). */
 unsigned kilt_recipe_edit_distance(const char *a, const char *b);
 

@@ -1087,38 +1087,12 @@ int kilt_recipe_evaluate_full(const struct kilt_recipe *recipe, const struct kil
 	return evaluate_full(recipe, target, eff, ret_plan, err);
 }
 
-static bool has_marker_bytes(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_STRING:
-		return memchr(json_string_value(j), RECIPE_MARK, json_string_length(j)) != NULL;
-	case JSON_ARRAY: {
-		size_t i;
-		json_t *el;
-		json_array_foreach (j, i, el)
-			if (has_marker_bytes(el))
-				return true;
-		return false;
-	}
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *el;
-		json_object_foreach ((json_t *)(uintptr_t)j, k, el)
-			if (strchr(k, RECIPE_MARK) || has_marker_bytes(el))
-				return true;
-		return false;
-	}
-	default:
-		return false;
-	}
-}
-
 /* Resolves the document with markers for the facts in `mask` and the real config. Returns the
  * partial plan, or NULL when this combination must take the full way. */
 static json_t *compile_template(const struct kilt_recipe *recipe, unsigned mask,
 				const json_t *config)
 {
-	if (config && has_marker_bytes(config))
+	if (config && kilt_recipe_has_marker(config))
 		return NULL;
 	_cleanup_json_ json_t *ctx = json_object();
 	json_object_set_new(ctx, "original", marker_original(mask));
