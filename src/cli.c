@@ -210,7 +210,7 @@ void cli_registry_init(struct cli_registry *r)
 	r->budget_ms = 60000;
 }
 
-static int parse_long(const char *s, long min, long max, long *ret)
+int cli_parse_long(const char *s, long min, long max, long *ret)
 {
 	char *end = NULL;
 	errno = 0;
@@ -240,7 +240,7 @@ int cli_registry_option(struct cli_registry *r, const char *cmd, int c, const ch
 		r->ro.ca_file = arg;
 		return 1;
 	case CLI_OPT_IMAGE_TIMEOUT:
-		if (parse_long(arg, 1, 3600000, &v) < 0) {
+		if (cli_parse_long(arg, 1, 3600000, &v) < 0) {
 			cli_usage_error(cmd,
 					"--image-timeout: expected milliseconds (1 to "
 					"3600000), not '%s'",
@@ -250,7 +250,7 @@ int cli_registry_option(struct cli_registry *r, const char *cmd, int c, const ch
 		r->ro.timeout_ms = v;
 		return 1;
 	case CLI_OPT_IMAGE_BUDGET:
-		if (parse_long(arg, 1, 3600000, &v) < 0) {
+		if (cli_parse_long(arg, 1, 3600000, &v) < 0) {
 			cli_usage_error(cmd,
 					"--image-budget: expected milliseconds (1 to "
 					"3600000), not '%s'",
@@ -260,7 +260,7 @@ int cli_registry_option(struct cli_registry *r, const char *cmd, int c, const ch
 		r->budget_ms = v;
 		return 1;
 	case CLI_OPT_CONCURRENCY:
-		if (parse_long(arg, 1, 64, &v) < 0) {
+		if (cli_parse_long(arg, 1, 64, &v) < 0) {
 			cli_usage_error(cmd, "--concurrency: expected 1 to 64, not '%s'", arg);
 			return -1;
 		}
@@ -270,7 +270,7 @@ int cli_registry_option(struct cli_registry *r, const char *cmd, int c, const ch
 		r->ro.cache_dir = arg;
 		return 1;
 	case CLI_OPT_CACHE_ENTRIES:
-		if (parse_long(arg, 1, 1000000, &v) < 0) {
+		if (cli_parse_long(arg, 1, 1000000, &v) < 0) {
 			cli_usage_error(cmd, "--cache-entries: expected a count, not '%s'", arg);
 			return -1;
 		}

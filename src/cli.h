@@ -53,6 +53,10 @@ int cli_bad_option(const struct cli_command_options *cmd, int c, char **argv);
 /* True when `a` and `b` differ by at most two edits (letters added, dropped, changed, swapped). */
 bool cli_similar(const char *a, const char *b);
 
+/* Parses the whole of `s` as a decimal number from `min` to `max` into `*ret` (untouched on
+ * failure). Returns 0 or -EINVAL. */
+int cli_parse_long(const char *s, long min, long max, long *ret);
+
 /* Formats of what a command prints on standard output (-o/--output). */
 enum cli_output {
 	CLI_OUTPUT_TEXT,

@@ -75,17 +75,6 @@ static void print_text(const json_t *f)
 	}
 }
 
-static int parse_long(const char *s, long min, long max, long *ret)
-{
-	char *end = NULL;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || !end || *end || end == s || v < min || v > max)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 static int inspect(int argc, char **argv)
 {
 	enum {
@@ -121,7 +110,7 @@ static int inspect(int argc, char **argv)
 			platform = optarg;
 			break;
 		case OPT_REPEAT:
-			if (parse_long(optarg, 1, 1000000, &repeat) < 0)
+			if (cli_parse_long(optarg, 1, 1000000, &repeat) < 0)
 				return cli_usage_error("image inspect",
 						       "--repeat: expected a count");
 			break;
