@@ -15,8 +15,8 @@ import subprocess
 import time
 import urllib.request
 
-from harness import (APPLETS, SRC, check, check_eq, finish, helper, kill_container, log, need,
-                     run_config, skip, tmpdir)
+from harness import (SRC, busybox_app_bundle, check, check_eq, finish, helper, kill_container, log,
+                     need, run_config, skip, tmpdir)
 
 
 def free_port():
@@ -109,20 +109,7 @@ if __name__ == "__main__":
         agent_root = os.path.join(agent_bundle, "rootfs")
 
         # 3. A plain busybox app image, made and unpacked with umoci.
-        app_layout = os.path.join(d, "app-oci")
-        sh("umoci", "init", "--layout", app_layout)
-        sh("umoci", "new", "--image", f"{app_layout}:busybox")
-        staging = os.path.join(d, "app-staging")
-        sh("umoci", "unpack", "--image", f"{app_layout}:busybox", staging, stdout=subprocess.DEVNULL)
-        os.makedirs(os.path.join(staging, "rootfs", "bin"))
-        os.makedirs(os.path.join(staging, "rootfs", "work"))
-        shutil.copy2("/bin/busybox", os.path.join(staging, "rootfs", "bin", "busybox"))
-        for a in APPLETS:
-            os.symlink("busybox", os.path.join(staging, "rootfs", "bin", a))
-        sh("umoci", "repack", "--image", f"{app_layout}:busybox", staging)
-        sh("umoci", "config", "--image", f"{app_layout}:busybox", "--config.entrypoint", "/bin/sh")
-        app_bundle = os.path.join(d, "app-bundle")
-        sh("umoci", "unpack", "--image", f"{app_layout}:busybox", app_bundle, stdout=subprocess.DEVNULL)
+        app_bundle = busybox_app_bundle(d, entrypoint="/bin/sh")
         check(not os.path.exists(os.path.join(app_bundle, "rootfs", "lib")), "the app image has no libc")
 
         # 4. The app container: agent VOLUMEs bind-mounted read-only (volumesFrom), SYS_PTRACE.

@@ -17,13 +17,12 @@ stand-in runs the program as pdig does in spawn mode (its child; always exits 0)
 """
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 import time
 
-from harness import (APPLETS, SRC, check, check_eq, finish, helper, log, need, run_config, skip,
-                     tmpdir)
+from harness import (SRC, busybox_app_bundle, check, check_eq, finish, helper, log, need, run_config,
+                     skip, tmpdir)
 
 KILT = os.environ.get("KILT")
 SCRIPT = os.path.join(SRC, "deploy", "images", "build-agent-image.sh")
@@ -66,24 +65,6 @@ def falco_release(d):
     with tarfile.open(tarball, "w:gz") as t:
         t.add(root, arcname="falco-0.32.2-x86_64")
     return root, tarball, libs
-
-
-def app_bundle(d):
-    """A busybox app image (no libc, no loader), made and unpacked with umoci."""
-    layout = os.path.join(d, "app-oci")
-    sh("umoci", "init", "--layout", layout)
-    sh("umoci", "new", "--image", f"{layout}:app")
-    staging = os.path.join(d, "app-staging")
-    sh("umoci", "unpack", "--image", f"{layout}:app", staging, stdout=subprocess.DEVNULL)
-    os.makedirs(os.path.join(staging, "rootfs", "bin"))
-    os.makedirs(os.path.join(staging, "rootfs", "work"))
-    shutil.copy2("/bin/busybox", os.path.join(staging, "rootfs", "bin", "busybox"))
-    for a in APPLETS:
-        os.symlink("busybox", os.path.join(staging, "rootfs", "bin", a))
-    sh("umoci", "repack", "--image", f"{layout}:app", staging)
-    bundle = os.path.join(d, "app-bundle")
-    sh("umoci", "unpack", "--image", f"{layout}:app", bundle, stdout=subprocess.DEVNULL)
-    return bundle
 
 
 def lines(path):
@@ -164,7 +145,7 @@ if __name__ == "__main__":
                 check(os.path.exists(agent_root + word), f"{word} (run by the recipe) is in the image")
 
         # 3. The app container as ECS runs it.
-        bundle = app_bundle(d)
+        bundle = busybox_app_bundle(d)
         check(not os.path.exists(os.path.join(bundle, "rootfs", "lib")), "the app image has no libc")
         work = os.path.join(d, "work")
         os.makedirs(work)

@@ -123,6 +123,31 @@ def make_rootfs(root, helpers_kind="static", extra=None):
         shutil.copy2(src, os.path.join(root, dst.lstrip("/")))
 
 
+def busybox_app_bundle(d, entrypoint=None):
+    """A busybox app image made with umoci (no libc, no loader: /bin holds busybox and its
+    applets, /work is empty), with `entrypoint` in its config when given, unpacked into the
+    runc bundle d/app-bundle, which is returned."""
+    layout = os.path.join(d, "app-oci")
+    subprocess.run(["umoci", "init", "--layout", layout], check=True)
+    subprocess.run(["umoci", "new", "--image", f"{layout}:app"], check=True)
+    staging = os.path.join(d, "app-staging")
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:app", staging], check=True,
+                   stdout=subprocess.DEVNULL)
+    os.makedirs(os.path.join(staging, "rootfs", "bin"))
+    os.makedirs(os.path.join(staging, "rootfs", "work"))
+    shutil.copy2("/bin/busybox", os.path.join(staging, "rootfs", "bin", "busybox"))
+    for a in APPLETS:
+        os.symlink("busybox", os.path.join(staging, "rootfs", "bin", a))
+    subprocess.run(["umoci", "repack", "--image", f"{layout}:app", staging], check=True)
+    if entrypoint:
+        subprocess.run(["umoci", "config", "--image", f"{layout}:app", "--config.entrypoint",
+                        entrypoint], check=True)
+    bundle = os.path.join(d, "app-bundle")
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:app", bundle], check=True,
+                   stdout=subprocess.DEVNULL)
+    return bundle
+
+
 _seq = 0
 
 
