@@ -9,7 +9,7 @@
 set -euo pipefail
 src=${KILT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 out=${KILT_MACRO_ARM64_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/kilt-macro-arm64.XXXXXX")}
-rie=${KILT_PEER_BIN:-/opt/kilt/bin}/aws-lambda-rie
+source "$src/tests/macro/rie.sh"
 if ! [ -e /usr/lib/aarch64-linux-gnu/pkgconfig/libcurl.pc ] || ! command -v qemu-aarch64-static >/dev/null; then
   echo "SKIP arm64: arm64 libraries or qemu-aarch64-static missing; run tests/infra/peer-arm64-libs.sh" >&2
   exit 77
@@ -70,23 +70,11 @@ run=(qemu-aarch64-static "$task/lib/ld-linux-aarch64.so.1" --inhibit-cache --lib
 "${run[@]}" --event "$tmp/event.json" >"$tmp/reply.json" 2>"$tmp/stderr" || { cat "$tmp/stderr" >&2; exit 1; }
 check "$tmp/reply.json" "--event"
 
-if ! [ -x "$rie" ]; then
-  bash "$src/tests/infra/peer-lambda-rie.sh"
-fi
 printf '#!/bin/sh\nexec %s\n' "${run[*]}" >"$tmp/bootstrap-qemu"
 chmod +x "$tmp/bootstrap-qemu"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-p1=$(port)
-p2=$(port)
-"$rie" --runtime-interface-emulator-address "127.0.0.1:$p1" --runtime-api-address "127.0.0.1:$p2" \
-  "$tmp/bootstrap-qemu" >"$tmp/rie.log" 2>&1 &
-rie_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null && break
-  sleep 0.1
-done
+start_rie "$tmp/bootstrap-qemu" "$tmp/rie.log"
 for i in 1 2; do
-  curl -sS -m 120 -X POST "http://127.0.0.1:$p1/2015-03-31/functions/function/invocations" \
+  curl -sS -m 120 -X POST "$RIE_INVOKE" \
     --data-binary @"$tmp/event.json" >"$tmp/reply$i.json"
   check "$tmp/reply$i.json" "runtime loop invocation $i" || { cat "$tmp/rie.log" >&2; exit 1; }
 done

@@ -8,7 +8,7 @@
 set -euo pipefail
 : "${KILT_MACRO_ZIP:?KILT_MACRO_ZIP must name the zip}"
 src=${KILT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-rie=${KILT_PEER_BIN:-/opt/kilt/bin}/aws-lambda-rie
+source "$src/tests/macro/rie.sh"
 
 if [ "$(id -u)" -ne 0 ] || ! command -v runc >/dev/null; then
   echo "SKIP runc_bare: needs root and runc (tests/infra/install-deps.sh installs runc)" >&2
@@ -90,9 +90,6 @@ print("bare container, --event: success, app patched")
 EOF
 
 # 2. The runtime loop, with aws-lambda-rie on the host starting the container as its bootstrap.
-if ! [ -x "$rie" ]; then
-  bash "$src/tests/infra/peer-lambda-rie.sh" || { echo "runc_bare: aws-lambda-rie unavailable" >&2; exit 1; }
-fi
 cat >"$tmp/run-in-runc" <<EOF
 #!/usr/bin/env bash
 # Started by aws-lambda-rie with AWS_LAMBDA_RUNTIME_API set: run the zip's bootstrap in the bare
@@ -104,18 +101,9 @@ configure host /bootstrap
 exec runc --root "$state" run --bundle "$bundle" "$id-loop"
 EOF
 chmod +x "$tmp/run-in-runc"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-p1=$(port)
-p2=$(port)
-"$rie" --runtime-interface-emulator-address "127.0.0.1:$p1" --runtime-api-address "127.0.0.1:$p2" \
-  "$tmp/run-in-runc" >"$tmp/rie.log" 2>&1 &
-rie_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null && break
-  sleep 0.1
-done
+start_rie "$tmp/run-in-runc" "$tmp/rie.log"
 for i in 1 2 3; do
-  curl -sS -m 60 -X POST "http://127.0.0.1:$p1/2015-03-31/functions/function/invocations" \
+  curl -sS -m 60 -X POST "$RIE_INVOKE" \
     --data-binary @"$tmp/event.json" >"$tmp/reply$i.json"
   python3 -c '
 import json, sys
