@@ -1414,11 +1414,34 @@ int kilt_yaml_load_file(const char *path, unsigned flags, const struct kilt_yaml
 /* ---- emitter -------------------------------------------------------------------------------- */
 
 struct emitter {
-	struct kbuf b;
+	struct kbuf b; /* the text not handed to `write` yet (all of it without `write`) */
 	unsigned flags;
 	int rc;
 	const char *what; /* first problem, for the error message */
+	json_dump_callback_t write; /* NULL: the whole text is built in b */
+	void *write_data; /* borrowed */
+	size_t written; /* bytes handed to `write` so far */
 };
+
+/* Above this much text, the emitter hands it to its callback between two values. */
+#define EMIT_CHUNK 65536u
+
+/* Called only between values (never while a key is being written: put_key may take its text
+ * back), so that the buffer never holds more than a chunk and one value's text. */
+static void flush_some(struct emitter *e)
+{
+	if (!e->write || e->rc || e->b.len < EMIT_CHUNK)
+		return;
+	if (e->write(e->b.data, e->b.len, e->write_data) != 0) {
+		e->rc = -EIO;
+		e->what = "the text (the output refused it)";
+		return;
+	}
+	e->written += e->b.len;
+	e->b.len = 0;
+	e->b.data[0] = '\0';
+	e->b.max = DUMP_MAX_BYTES - e->written; /* the limit holds for the whole text */
+}
 
 static void put(struct emitter *e, const char *s, size_t n)
 {
@@ -1793,6 +1816,7 @@ static void put_pairs(struct emitter *e, const json_t *obj, unsigned col, bool f
 	json_t *val;
 	bool first = true;
 	json_object_foreach ((json_t *)(uintptr_t)obj, key, val) {
+		flush_some(e);
 		if (!(first && first_inline))
 			indent(e, col);
 		first = false;
@@ -1811,6 +1835,7 @@ static void put_items(struct emitter *e, const json_t *arr, unsigned col, bool f
 	size_t i;
 	json_t *item;
 	json_array_foreach (arr, i, item) {
+		flush_some(e);
 		if (!(i == 0 && first_inline))
 			indent(e, col);
 		put(e, "- ", 2);
@@ -1900,44 +1925,70 @@ static void put_value(struct emitter *e, const json_t *v, unsigned col, enum pos
 		put_items(e, v, child_col, inline_first, depth);
 }
 
-int kilt_yaml_dump(const json_t *root, unsigned flags, char **ret, size_t *ret_len,
-		   struct kilt_error *err)
+/* Writes `root` into e (initialised by the caller); on failure e->b is released and `err` set. */
+static int emit(struct emitter *e, const json_t *root, struct kilt_error *err)
 {
+	unsigned flags = e->flags;
 	if (!root)
 		return kilt_error_setf(err, -EINVAL, "yaml: nothing to write");
 	if ((flags & KILT_YAML_MULTI) && !json_is_array(root))
 		return kilt_error_setf(
 			err, -EINVAL,
 			"yaml: a multi-document stream must be an array of documents");
-	struct emitter e = { .flags = flags };
-	kbuf_init(&e.b, DUMP_MAX_BYTES);
+	kbuf_init(&e->b, DUMP_MAX_BYTES);
 	if (flags & KILT_YAML_MULTI) {
 		size_t i;
 		json_t *doc;
 		json_array_foreach (root, i, doc) {
+			flush_some(e);
 			if (i > 0)
-				puts_(&e, "---\n");
-			put_value(&e, doc, 0, POS_ROOT, 0);
+				puts_(e, "---\n");
+			put_value(e, doc, 0, POS_ROOT, 0);
 		}
 	} else {
-		put_value(&e, root, 0, POS_ROOT, 0);
+		put_value(e, root, 0, POS_ROOT, 0);
 	}
-	if (e.rc == -E2BIG) {
-		kbuf_done(&e.b);
+	if (e->rc == -E2BIG) {
+		kbuf_done(&e->b);
 		return kilt_error_setf(
-			err, e.rc,
+			err, e->rc,
 			"yaml: cannot write more than %zu bytes, the most kilt reads "
 			"back",
 			(size_t)DUMP_MAX_BYTES);
 	}
-	if (e.rc < 0) {
-		kbuf_done(&e.b);
-		return kilt_error_setf(err, e.rc, "yaml: cannot write %s", e.what);
+	if (e->rc < 0) {
+		kbuf_done(&e->b);
+		return kilt_error_setf(err, e->rc, "yaml: cannot write %s", e->what);
 	}
+	return 0;
+}
+
+int kilt_yaml_dump(const json_t *root, unsigned flags, char **ret, size_t *ret_len,
+		   struct kilt_error *err)
+{
+	struct emitter e = { .flags = flags };
+	int r = emit(&e, root, err);
+	if (r < 0)
+		return r;
 	if (ret_len)
 		*ret_len = e.b.len;
 	*ret = kbuf_steal(&e.b);
 	return 0;
+}
+
+int kilt_yaml_dump_callback(const json_t *root, unsigned flags, json_dump_callback_t write,
+			    void *userdata, struct kilt_error *err)
+{
+	struct emitter e = { .flags = flags, .write = write, .write_data = userdata };
+	int r = emit(&e, root, err);
+	if (r < 0)
+		return r;
+	r = e.b.len && write(e.b.data, e.b.len, userdata) != 0
+		    ? kilt_error_setf(err, -EIO,
+				      "yaml: cannot write the text (the output refused it)")
+		    : 0;
+	kbuf_done(&e.b);
+	return r;
 }
 
 int kilt_yaml_dump_json(const json_t *root, unsigned flags, char **ret, size_t *ret_len,

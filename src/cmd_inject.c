@@ -160,11 +160,14 @@ static int out_callback(const char *p, size_t n, void *data)
 	return o->error ? -1 : 0;
 }
 
-/* Writes the result to `fd` in the input's syntax. The YAML emitter (lib/yaml.c) produces the
- * whole text first. */
-static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kilt_error *err)
+/* Writes the result to `out` in the input's syntax, streamed as it is made. The YAML emitter
+ * (lib/yaml.c) can fail part way (more than it reads back): where the output cannot be discarded
+ * (it goes straight into a descriptor) the YAML text is made whole first. */
+static int write_doc(const struct fileio_out *out, const json_t *doc, enum kilt_format fmt,
+		     struct kilt_error *err)
 {
-	if (fmt == KILT_FORMAT_YAML) {
+	int fd = fileio_out_fd(out);
+	if (fmt == KILT_FORMAT_YAML && fileio_out_direct(out)) {
 		_cleanup_free_ char *text = NULL;
 		size_t len = 0;
 		int r = kilt_yaml_dump(doc, KILT_YAML_CFN_TAGS, &text, &len, err);
@@ -178,6 +181,13 @@ static int write_doc(int fd, const json_t *doc, enum kilt_format fmt, struct kil
 	o->fd = fd;
 	o->error = 0;
 	o->len = 0;
+	if (fmt == KILT_FORMAT_YAML) {
+		int r = kilt_yaml_dump_callback(doc, KILT_YAML_CFN_TAGS, out_callback, o, err);
+		if (out_flush(o) < 0) /* the write error first: it is why the emitter stopped */
+			return kilt_error_setf(err, o->error, "cannot write the result: %s",
+					       strerror(-o->error));
+		return r;
+	}
 	/* 15 digits: every decimal a template author writes (0.1) comes back as written */
 	int r = kilt_json_dump_callback(
 		doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15), out_callback, o);
@@ -908,7 +918,7 @@ static int inject_run(struct inject_args *a)
 	_cleanup_(fileio_out_freep) struct fileio_out *out = NULL;
 	r = fileio_out_open(out_path ? out_path : "-", &out, &err);
 	if (r == 0)
-		r = fileio_out_commit(out, write_doc(fileio_out_fd(out), doc, fmt, &err), &err);
+		r = fileio_out_commit(out, write_doc(out, doc, fmt, &err), &err);
 	if (r < 0) {
 		cli_report(&err);
 		kilt_report_done(&rep);

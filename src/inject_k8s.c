@@ -199,6 +199,46 @@ static int write_result(const char *out_path, const char *text, size_t len, stru
 	return fileio_out_commit(out, r, err);
 }
 
+struct fd_sink {
+	int fd;
+	int error; /* the first write error (negative errno), or 0 */
+};
+
+/* Writes each piece the YAML emitter hands out (up to 64 KiB) into the descriptor. */
+static int fd_write(const char *p, size_t n, void *data)
+{
+	struct fd_sink *k = data;
+	while (n) {
+		ssize_t w = write(k->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			k->error = -errno;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* A file gets the YAML text in its temporary file as the emitter makes it, instead of the whole
+ * text held first (which write_result writes where the output cannot be discarded). */
+static int write_yaml_streamed(const char *out_path, const json_t *root, unsigned flags,
+			       struct kilt_error *err)
+{
+	_cleanup_(fileio_out_freep) struct fileio_out *out = NULL;
+	int r = fileio_out_open(out_path, &out, err);
+	if (r < 0)
+		return r;
+	struct fd_sink k = { .fd = fileio_out_fd(out) };
+	r = kilt_yaml_dump_callback(root, flags, fd_write, &k, err);
+	if (k.error) /* the write error first: it is why the emitter stopped */
+		r = kilt_error_setf(err, k.error, "cannot write the result: %s",
+				    strerror(-k.error));
+	return fileio_out_commit(out, r, err);
+}
+
 int inject_k8s(const struct inject_k8s_args *a, json_t *docs_in, enum kilt_format fmt, bool single,
 	       const char *name)
 {
@@ -264,6 +304,9 @@ int inject_k8s(const struct inject_k8s_args *a, json_t *docs_in, enum kilt_forma
 		goto out;
 	}
 	inject_print_report(&rep, a->report_how);
+	/* a file gets YAML documents as they are written */
+	bool streamed = !a->json_patch && fmt == KILT_FORMAT_YAML && a->out_path &&
+			fileio_out_replaces(a->out_path);
 	if (a->json_patch) {
 		/* JSON unless -o yaml asked (fmt is the input's then, which says nothing of patches) */
 		enum kilt_format pfmt = a->patch_yaml ? KILT_FORMAT_YAML : KILT_FORMAT_JSON;
@@ -272,12 +315,15 @@ int inject_k8s(const struct inject_k8s_args *a, json_t *docs_in, enum kilt_forma
 					      &err);
 		else
 			r = kilt_yaml_dump_as(patches, pfmt, KILT_YAML_MULTI, &text, &len, &err);
+	} else if (streamed) {
+		r = write_yaml_streamed(a->out_path, single ? json_array_get(docs, 0) : docs,
+					single ? 0 : KILT_YAML_MULTI, &err);
 	} else if (single) {
 		r = kilt_yaml_dump_as(json_array_get(docs, 0), fmt, 0, &text, &len, &err);
 	} else {
 		r = kilt_yaml_dump_as(docs, fmt, KILT_YAML_MULTI, &text, &len, &err);
 	}
-	if (r == 0)
+	if (r == 0 && !streamed)
 		r = write_result(a->out_path, text, len, &err);
 	if (r < 0) {
 		cli_report(&err);

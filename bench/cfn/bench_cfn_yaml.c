@@ -331,6 +331,20 @@ static size_t floor_pass(const char *text, size_t len, int fd)
 	return n;
 }
 
+/* kilt inject writes a file's YAML as the emitter makes it (kilt_yaml_dump_callback, pieces of
+ * up to 64 KiB): so do the passes. */
+struct fd_out {
+	int fd;
+	size_t n;
+};
+
+static int fd_piece(const char *p, size_t n, void *data)
+{
+	struct fd_out *o = data;
+	o->n += write_out(o->fd, p, n);
+	return 0;
+}
+
 /* The inputs of a pass: the text is copied when the pass frees it as kilt inject does. */
 static char *dup_text(const char *text, size_t len)
 {
@@ -342,7 +356,7 @@ static char *dup_text(const char *text, size_t len)
 
 /* A template as kilt inject runs it (src/cmd_inject.c, whole-document path): the format
  * detected, the YAML loaded with CloudFormation short forms, the text freed, the engine with
- * discard_on_failure, the YAML emitter's text written to `fd`. Takes `text`. */
+ * discard_on_failure, the YAML written to `fd` as the emitter makes it. Takes `text`. */
 static size_t cfn_pass(char *text, size_t len, const struct kilt_recipe *recipe, int fd)
 {
 	struct kilt_error err = { 0 };
@@ -363,14 +377,11 @@ static size_t cfn_pass(char *text, size_t len, const struct kilt_recipe *recipe,
 		exit(1);
 	}
 	kilt_report_done(&rep);
-	char *out = NULL;
-	size_t n = 0;
-	if (kilt_yaml_dump(doc, KILT_YAML_CFN_TAGS, &out, &n, &err) < 0)
+	struct fd_out o = { .fd = fd };
+	if (kilt_yaml_dump_callback(doc, KILT_YAML_CFN_TAGS, fd_piece, &o, &err) < 0)
 		die("dump", &err);
-	write_out(fd, out, n);
-	free(out);
 	json_decref(doc);
-	return n;
+	return o.n;
 }
 
 /* A manifest stream as kilt inject runs it (src/inject_k8s.c): loaded as a multi-document
@@ -412,14 +423,11 @@ static size_t k8s_pass(char *text, size_t len, const struct kilt_recipe *recipe,
 		exit(1);
 	}
 	kilt_report_done(&rep);
-	char *out = NULL;
-	size_t n = 0;
-	if (kilt_yaml_dump_as(docs, KILT_FORMAT_YAML, KILT_YAML_MULTI, &out, &n, &err) < 0)
+	struct fd_out out = { .fd = fd };
+	if (kilt_yaml_dump_callback(docs, KILT_YAML_MULTI, fd_piece, &out, &err) < 0)
 		die("dump", &err);
-	write_out(fd, out, n);
-	free(out);
 	json_decref(docs);
-	return n;
+	return out.n;
 }
 
 enum path { FLOOR_CFN, INJECT_CFN, FLOOR_K8S, INJECT_K8S, N_PATHS };
@@ -458,6 +466,23 @@ static char *generate(enum path what, long n, long containers, size_t *ret_len)
 {
 	return is_k8s(what) ? generate_k8s(n, containers, ret_len)
 			    : generate_cfn(n, containers, ret_len);
+}
+
+/* `bench_cfn_yaml --write cfn|k8s FILE [N [CONTAINERS]]`: writes the generated input into FILE
+ * (to profile the kilt binary on it). */
+static int write_input(int argc, char **argv)
+{
+	long n = parse_long(argc > 4 ? argv[4] : NULL, 500);
+	long containers = parse_long(argc > 5 ? argv[5] : NULL, 4);
+	size_t len = 0;
+	_cleanup_free_ char *text = strcmp(argv[2], "k8s") == 0 ? generate_k8s(n, containers, &len)
+								: generate_cfn(n, containers, &len);
+	FILE *f = fopen(argv[3], "w");
+	if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+		perror(argv[3]);
+		return 1;
+	}
+	return 0;
 }
 
 /* `bench_cfn_yaml --profile PATH|none-cfn|none-k8s PASSES N CONTAINERS`: one path PASSES
@@ -664,6 +689,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "--child") == 0)
 		return child(argv[2], argv[3], argv[4][0] ? argv[4] : NULL);
+	if (argc >= 4 && strcmp(argv[1], "--write") == 0)
+		return write_input(argc, argv);
 	if (argc >= 4 && strcmp(argv[1], "--profile") == 0)
 		return profile(argc, argv);
 	long tasks = parse_long(argc > 1 ? argv[1] : NULL, 500);

@@ -93,6 +93,14 @@ int kilt_yaml_load_file(const char *path, unsigned flags, const struct kilt_yaml
 int kilt_yaml_dump(const json_t *root, unsigned flags, char **ret, size_t *ret_len,
 		   struct kilt_error *err);
 
+/* Like kilt_yaml_dump, but hands the same text to `write` (with `userdata`) in pieces as it is
+ * produced (a piece is at most 64 KiB and one value's text), instead of holding all of it:
+ * `write` returns 0, or non-zero to stop (-EIO, "cannot write the text"). On any failure (the
+ * errors of kilt_yaml_dump, found part way) some text may have been written already: a caller
+ * writes into something it can discard. */
+int kilt_yaml_dump_callback(const json_t *root, unsigned flags, json_dump_callback_t write,
+			    void *userdata, struct kilt_error *err);
+
 /* Writes `root` as JSON the way kilt always does: 2-space indentation, keys in the json_t's
  * order, a final newline (reals print with 17 significant digits, as jansson does). With
  * KILT_YAML_MULTI `root` must be an array and each element is written as its own JSON text (a

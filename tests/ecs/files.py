@@ -4,7 +4,8 @@
 # open descriptor writes into it and never replaces it; a symbolic link is followed and its target
 # replaced; -i keeps owner, group and mode and says what happens to hard links; SIGINT, SIGTERM
 # and SIGHUP during a write leave no temporary file; the summary is printed only after the result
-# is written; a run that changes nothing leaves its own file untouched and says so.
+# is written; a run that changes nothing leaves its own file untouched and says so; a YAML result
+# goes into the file as it is made and a failure part way leaves the file as it was.
 # Device nodes are made with mknod inside the test's own directory (never the machine's /dev).
 import os
 import pty
@@ -267,9 +268,75 @@ def untouched(d):
           "-o another file is written")
 
 
+def cfn_yaml(tasks):
+    out = ["Resources:\n"]
+    for t in range(tasks):
+        out.append(f"  Task{t}:\n    Type: AWS::ECS::TaskDefinition\n    Properties:\n"
+                   f"      RequiresCompatibilities: [FARGATE]\n      ContainerDefinitions:\n")
+        for c in range(4):
+            out.append(f"        - Name: c{c}\n          Image: registry.example.com/svc{t}:{c}\n"
+                       f"          EntryPoint: [/entry.sh]\n"
+                       f"          Command: [run, '--port', '80{c}']\n"
+                       f"          Environment:\n            - Name: REGION\n"
+                       f"              Value: !Ref AWS::Region\n")
+    return "".join(out)
+
+
+def k8s_yaml(deployments):
+    out = []
+    for d in range(deployments):
+        out.append(f"---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: svc{d}\n"
+                   f"spec:\n  template:\n    spec:\n      containers:\n")
+        for c in range(4):
+            out.append(f"        - name: c{c}\n          image: registry.example.com/svc{d}:{c}\n"
+                       f"          command: [/entry.sh]\n"
+                       f"          args: [run, '--port', '80{c}']\n")
+    return "".join(out)
+
+
+def yaml_written_as_made(d):
+    """A YAML result goes into a file's temporary file as it is made: the same bytes as the whole
+    text on stdout; a result that fails part way (more than kilt reads back, a write error) leaves
+    the file as it was and no temporary file."""
+    import resource
+    for kind, make, few, many in (("template", cfn_yaml, 60, 2200),
+                                  ("manifests", k8s_yaml, 60, 2200)):
+        src = os.path.join(d, f"{kind}.yaml")
+        with open(src, "w") as f:
+            f.write(make(few))
+        out = os.path.join(d, f"{kind}.out.yaml")
+        p = kilt(src, "--output-file", out)
+        q = kilt(src)
+        check(p.returncode == 0 and q.returncode == 0 and len(q.stdout) > 3 * 65536
+              and open(out, "rb").read() == q.stdout,
+              f"YAML {kind} into a file: the bytes kilt writes to stdout {p.stderr!r} {q.stderr!r}")
+        # a write error part way (a file size limit): the file keeps its content
+        with open(out, "w") as f:
+            f.write("old\n")
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))
+        p = subprocess.run([KILT, "inject", "-r", RECIPE, "--no-image-lookup", src,
+                            "--output-file", out], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120, preexec_fn=limit)
+        check(p.returncode == 1 and b"cannot write the result: File too large" in p.stderr
+              and open(out).read() == "old\n" and not temps(d),
+              f"YAML {kind}, a write error part way: error, file intact: {p.stderr!r}")
+        # more than kilt reads back: refused part way, the file keeps its content
+        with open(src, "w") as f:
+            f.write(make(many))
+        check(os.path.getsize(src) < 8 << 20, f"{kind}: the input is within the limit")
+        p = kilt(src, "--output-file", out)
+        check(p.returncode == 1 and b"cannot write more than 8388608 bytes" in p.stderr
+              and open(out).read() == "old\n" and not temps(d),
+              f"YAML {kind} above 8 MiB: refused, file intact: {p.stderr!r}")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="kilt-files.") as d:
-        for fn in (devices, in_place, signals, summary_after_write, untouched):
+        for fn in (devices, in_place, signals, summary_after_write, untouched,
+                   yaml_written_as_made):
             sub = os.path.join(d, fn.__name__)
             os.mkdir(sub)
             fn(sub)

@@ -598,6 +598,87 @@ static void test_yaml__dump_within_input_limit(void **state)
 	free(s);
 }
 
+/* kilt_yaml_dump_callback: the same bytes as kilt_yaml_dump, handed out in pieces of at most a
+ * chunk and one value; the limit holds for the whole text; a refusal stops it. */
+struct pieces {
+	struct kbuf text;
+	size_t n, largest;
+	size_t refuse_after; /* 0: never */
+};
+
+static int collect(const char *p, size_t n, void *data)
+{
+	struct pieces *c = data;
+	c->n++;
+	if (n > c->largest)
+		c->largest = n;
+	if (c->refuse_after && c->n > c->refuse_after)
+		return -1;
+	return kbuf_add(&c->text, p, n);
+}
+
+static void test_yaml__dump_callback(void **state)
+{
+	(void)state;
+	/* a template of 3000 tasks (about 1.2 MiB of YAML) and a stream of 3000 documents */
+	json_auto_t *res = json_object();
+	json_auto_t *docs = json_array();
+	for (int i = 0; i < 3000; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "Task%d", i);
+		json_t *t = json_pack("{ss s{s[{ss s{ss} s[ss]}] sI}}", "Type",
+				      "AWS::ECS::TaskDefinition", "Properties",
+				      "ContainerDefinitions", "Name", "app", "Image", "Ref",
+				      "Image", "Command", "sh", "-c: 'x'", "Cpu", (json_int_t)i);
+		json_object_set_new(res, id, json_deep_copy(t));
+		json_array_append_new(docs, t);
+	}
+	json_auto_t *tmpl = json_pack("{sO}", "Resources", res);
+	struct {
+		const json_t *root;
+		unsigned flags;
+	} cases[] = { { tmpl, CFN }, { docs, KILT_YAML_MULTI }, { json_string("x"), 0 } };
+	for (size_t k = 0; k < ARRAY_SIZE(cases); k++) {
+		_cleanup_free_ char *whole = dump_ok(cases[k].root, cases[k].flags);
+		struct pieces c = { .n = 0 };
+		kbuf_init(&c.text, SIZE_MAX / 2);
+		struct kilt_error err = { 0 };
+		assert_int_equal(
+			kilt_yaml_dump_callback(cases[k].root, cases[k].flags, collect, &c, &err),
+			0);
+		assert_int_equal(c.text.len, strlen(whole));
+		assert_memory_equal(c.text.data, whole, c.text.len);
+		if (strlen(whole) > (1u << 20))
+			assert_true(c.n > 10);
+		assert_true(c.largest < 65536 + 4096);
+		kbuf_done(&c.text);
+	}
+	json_decref((json_t *)(uintptr_t)cases[2].root);
+	/* the output refuses a piece: the writer stops there */
+	struct pieces c = { .refuse_after = 2 };
+	kbuf_init(&c.text, SIZE_MAX / 2);
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_yaml_dump_callback(docs, KILT_YAML_MULTI, collect, &c, &err), -EIO);
+	assert_int_equal(c.n, 3);
+	assert_non_null(strstr(err.msg, "cannot write the text"));
+	kbuf_done(&c.text);
+	/* 9 MiB: refused with the reason although no piece is larger than a chunk */
+	size_t chunk = 1u << 20;
+	_cleanup_free_ char *s = xmalloc(chunk + 1);
+	memset(s, 'x', chunk);
+	s[chunk] = '\0';
+	json_auto_t *big = json_array();
+	for (int i = 0; i < 9; i++)
+		json_array_append_new(big, json_string(s));
+	struct pieces b = { .n = 0 };
+	kbuf_init(&b.text, SIZE_MAX / 2);
+	assert_int_equal(kilt_yaml_dump_callback(big, 0, collect, &b, &err), -E2BIG);
+	assert_non_null(
+		strstr(err.msg, "cannot write more than 8388608 bytes, the most kilt reads"));
+	assert_true(b.text.len <= 8388608);
+	kbuf_done(&b.text);
+}
+
 /* ---- errors --------------------------------------------------------------------------------- */
 
 static void test_yaml__errors_located(void **state)
@@ -942,6 +1023,7 @@ int main(void)
 		cmocka_unit_test(test_yaml__errors_located),
 		cmocka_unit_test(test_yaml__limits),
 		cmocka_unit_test(test_yaml__dump_within_input_limit),
+		cmocka_unit_test(test_yaml__dump_callback),
 		cmocka_unit_test(test_yaml__silent),
 		cmocka_unit_test(test_yaml__json_input),
 		cmocka_unit_test(test_yaml__load_file),
