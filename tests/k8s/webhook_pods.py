@@ -455,12 +455,16 @@ def replica_killed(c, ctx):
     pods = serving()
     if not check(len(pods) == 2, f"two replicas serve: {[p['metadata']['name'] for p in pods]}"):
         return
-    victim, ip = None, pods[0]["status"]["podIP"]
-    for pid in node_pids_of_pod(pods[0]["metadata"]["uid"]):
-        if cmdline(pid)[:3] == ["/usr/bin/kilt", "webhook", "serve"]:
-            victim = pid
-    if not check(victim is not None, "found a webhook server's process on the node"):
+    servers = {}  # pod IP -> the host PID of its server
+    for p in pods:
+        for pid in node_pids_of_pod(p["metadata"]["uid"]):
+            if cmdline(pid)[:3] == ["/usr/bin/kilt", "webhook", "serve"]:
+                servers[p["status"]["podIP"]] = pid
+    if not check(len(servers) == 2, f"found both webhook servers' processes on the node: {servers}"):
         return
+
+    def reviews(m):
+        return sum(v for k, v in m.items() if k.startswith("kilt_webhook_reviews_total{"))
     # The Service's endpoint of the victim: when it stops being ready.
     gone, stop = {}, threading.Event()
 
@@ -470,7 +474,7 @@ def replica_killed(c, ctx):
                            "?labelSelector=kubernetes.io/service-name%3Dkilt-webhook")
             if st == 200 and "t" in killed:
                 ready = [e for item in sl["items"] for e in item.get("endpoints") or []
-                         if ip in e["addresses"] and e.get("conditions", {}).get("ready")]
+                         if killed["ip"] in e["addresses"] and e.get("conditions", {}).get("ready")]
                 if not ready and "not_ready" not in gone:
                     gone["not_ready"] = time.monotonic()
                 if ready and "not_ready" in gone and "ready_again" not in gone:
@@ -479,10 +483,14 @@ def replica_killed(c, ctx):
     killed = {}
 
     def kill():
+        # The replica that served more of this load (an API server may send all its calls to
+        # one replica, over one connection).
+        served = {ip: reviews(replica_metrics(ip, ctx)) - reviews(start[ip]) for ip in servers}
+        killed["ip"] = max(served, key=served.get)
+        killed["served"] = served
         killed["t"] = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
-    survivor_ip = pods[1]["status"]["podIP"]
-    survivor_before = replica_metrics(survivor_ip, ctx)
+        os.kill(servers[killed["ip"]], signal.SIGKILL)
+    start = {ip: replica_metrics(ip, ctx) for ip in servers}
     before = fail_open_count(c)
     events = []
     watcher = threading.Thread(target=watch_endpoint)
@@ -506,11 +514,12 @@ def replica_killed(c, ctx):
     check(len(plain) <= fail_open, f"the API server counted at least as many calls failing open "
           f"(apiserver_admission_webhook_fail_open_count +{fail_open:.0f}) as creations came "
           f"back uninjected ({len(plain)})")
-    m = replica_metrics(survivor_ip, ctx)
+    survivor = [ip for ip in servers if ip != killed["ip"]][0]
+    m = replica_metrics(survivor, ctx)
     reinvoked = m.get('kilt_webhook_skipped_total{reason="already_injected"}', 0) - \
-        survivor_before.get('kilt_webhook_skipped_total{reason="already_injected"}', 0)
+        start[survivor].get('kilt_webhook_skipped_total{reason="already_injected"}', 0)
     patched = m.get('kilt_webhook_reviews_total{outcome="patched"}', 0) - \
-        survivor_before.get('kilt_webhook_reviews_total{outcome="patched"}', 0)
+        start[survivor].get('kilt_webhook_reviews_total{outcome="patched"}', 0)
     check(reinvoked > 0, f"the surviving replica was called again for pods it injected "
           f"(already_injected +{reinvoked:.0f}, patched +{patched:.0f})")
     after = [injected for t, injected in events if t - killed["t"] > (plain[-1] if plain else 0)]
@@ -518,7 +527,8 @@ def replica_killed(c, ctx):
           f"({len(after)} creations)")
     ep = {k: round(v - killed["t"], 2) for k, v in gone.items()}
     log(f"figure: {len(plain)} of {codes.get(201, 0)} dry-run pod creations admitted uninjected "
-        f"while one of two replicas was SIGKILLed, none failed; uninjected from "
+        f"while one of two replicas (reviews served before the kill: {killed['served']}; the "
+        f"busier one killed) was SIGKILLed, none failed; uninjected from "
         f"{plain[0] if plain else 0:.2f} s to {plain[-1] if plain else 0:.2f} s after the kill; "
         f"the victim's endpoint not ready after {ep.get('not_ready')} s, ready again after "
         f"{ep.get('ready_again')} s; {fail_open:.0f} calls failed open")
