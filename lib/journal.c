@@ -144,6 +144,7 @@ struct patcher {
 	json_t *covered; /* owned array: values that went whole into an operation or left the document
 			  * (changes inside them need no operation of their own) */
 	size_t walked;
+	bool share; /* values are the document's nodes, not copies */
 };
 
 static int by_node(const void *a, const void *b)
@@ -203,7 +204,9 @@ static void add_op(struct patcher *p, const char *op, const json_t *value)
 	json_object_set_new(o, "op", json_string(op));
 	json_object_set_new(o, "path", json_stringn(p->path.data ? p->path.data : "", p->path.len));
 	if (value)
-		json_object_set_new(o, "value", json_deep_copy(value));
+		json_object_set_new(o, "value",
+				    p->share ? json_incref((json_t *)(uintptr_t)value)
+					     : json_deep_copy(value));
 	json_array_append_new(p->ops, o);
 }
 
@@ -440,7 +443,9 @@ static int by_node_newest(const void *a, const void *b)
 
 json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
 {
-	struct patcher p = { .v = xcalloc(j->n + 1, sizeof(*p.v)), .ops = json_array() };
+	struct patcher p = { .v = xcalloc(j->n + 1, sizeof(*p.v)),
+			     .ops = json_array(),
+			     .share = j->share_values };
 	kbuf_init(&p.path, SIZE_MAX / 2);
 	/* Each changed node once, with its state before the first change: a shallow copy of it now
 	 * with the node's own changes undone, newest first. */

@@ -31,6 +31,9 @@ struct kilt_journal {
 		*via; /* owned array of borrowed nodes (compared, never read): kilt_journal_via */
 	size_t n_via, cap_via;
 	size_t walked; /* objects and arrays the last kilt_journal_patch walked into (tests) */
+	/* kilt_journal_patch puts the document's own nodes in its operations' values instead of
+	 * deep copies: for a caller that changes neither the document nor the patch afterwards */
+	bool share_values;
 };
 
 void kilt_journal_init(struct kilt_journal *j);
@@ -70,7 +73,8 @@ void kilt_journal_forget(struct kilt_journal *j);
 
 /* The changes recorded (since the last forget) as an RFC 6902 JSON Patch against the document
  * `root` as it was before them: an owned array of {"op": "add"|"replace"|"remove", "path", "value"}
- * operations (paths escaped per RFC 6901, values deep copies), in document order. Applying it to
+ * operations (paths escaped per RFC 6901, values deep copies unless share_values), in document
+ * order. Applying it to
  * the original document gives `root`. Changed objects give one operation per changed key; an
  * array whose remaining elements kept their order gives removals and additions at indices
  * (anywhere in it, not only at its end); an array whose elements were reordered is replaced

@@ -618,6 +618,8 @@ static json_t *env_entry(const char *name, const json_t *value)
  * appended to the list are added with name_index_add. */
 struct name_index {
 	const json_t *list; /* borrowed */
+	const char **names; /* owned array of borrowed names: each entry's, NULL for none */
+	size_t n, cap;
 	size_t *first; /* owned: index + 1 of the first entry of a name, 0 when the slot is empty */
 	size_t *last; /* owned: index of the last entry of the slot's name */
 	size_t mask;
@@ -636,14 +638,20 @@ static size_t name_slot(const struct name_index *ix, const char *name)
 {
 	for (size_t h = name_hash(name) & ix->mask;; h = (h + 1) & ix->mask) {
 		size_t at = ix->first[h];
-		if (!at || strcmp(str_at(json_array_get(ix->list, at - 1), "name"), name) == 0)
+		if (!at || strcmp(ix->names[at - 1], name) == 0)
 			return h;
 	}
 }
 
+/* Takes in the list's entry `i` (the next one). */
 static void name_index_add(struct name_index *ix, size_t i)
 {
 	const char *name = str_at(json_array_get(ix->list, i), "name");
+	if (ix->n == ix->cap) {
+		ix->cap = ix->cap ? 2 * ix->cap : 16;
+		ix->names = xrealloc(ix->names, ix->cap * sizeof(*ix->names));
+	}
+	ix->names[ix->n++] = name;
 	if (!name)
 		return;
 	size_t h = name_slot(ix, name);
@@ -660,8 +668,10 @@ static void name_index_init(struct name_index *ix, const json_t *list, size_t ex
 		cap *= 2;
 	*ix = (struct name_index){
 		.list = list,
+		.names = xmalloc((n + extra + 1) * sizeof(const char *)),
+		.cap = n + extra + 1,
 		.first = xcalloc(cap, sizeof(size_t)),
-		.last = xcalloc(cap, sizeof(size_t)),
+		.last = xmalloc(cap * sizeof(size_t)),
 		.mask = cap - 1,
 	};
 	for (size_t i = 0; i < n; i++)
@@ -670,20 +680,9 @@ static void name_index_init(struct name_index *ix, const json_t *list, size_t ex
 
 static void name_index_done(struct name_index *ix)
 {
+	free(ix->names);
 	free(ix->first);
 	free(ix->last);
-}
-
-/* The index of the first entry named `name`, or SIZE_MAX. */
-static size_t name_index_first(const struct name_index *ix, const char *name)
-{
-	size_t h = name_slot(ix, name);
-	return ix->first[h] ? ix->first[h] - 1 : SIZE_MAX;
-}
-
-static json_t *name_index_find(const struct name_index *ix, const char *name)
-{
-	return json_array_get(ix->list, name_index_first(ix, name));
 }
 
 static json_t *name_index_find_last(const struct name_index *ix, const char *name)
@@ -722,11 +721,10 @@ static bool env_entry_holds(const json_t *cur, const char *name, const json_t *v
 }
 
 /* The merge of one variable of the plan: kept when the container's first entry of that name
- * already says it, replaced when it says something else, appended when there is none. */
-static void merge_variable(struct run *run, json_t *env, struct name_index *ix, const char *name,
-			   const json_t *value, json_t *added, json_t *replaced)
+ * (`cur`) already says it, replaced when it says something else, appended when there is none. */
+static void merge_variable(struct run *run, json_t *env, struct name_index *ix, json_t *cur,
+			   const char *name, const json_t *value, json_t *added, json_t *replaced)
 {
-	json_t *cur = name_index_find(ix, name);
 	/* the original's own value comes back from the plan unchanged: keep it */
 	if (cur && env_entry_holds(cur, name, value))
 		return;
@@ -773,24 +771,27 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 	if (own_first) {
 		name_index_init(&px, penv, 0);
 		for (size_t i = 0; i < n_own; i++) {
-			const json_t *e = json_array_get(env, i);
-			const char *name = str_at(e, "name");
-			if (!name || name_index_first(&ix, name) != i)
+			const char *name = ix.names[i];
+			if (!name)
 				continue;
+			size_t h = name_slot(&ix, name);
+			if (ix.first[h] != i + 1)
+				continue; /* not the first entry of its name */
+			json_t *e = json_array_get(env, i);
 			const json_t *pe = name_index_find_last(&px, name);
 			if (pe) {
-				merge_variable(run, env, &ix, name, json_object_get(pe, "value"),
+				merge_variable(run, env, &ix, e, name, json_object_get(pe, "value"),
 					       added, replaced);
 				continue;
 			}
 			/* the value the recipe would have seen: the last entry's */
-			const json_t *l = name_index_find_last(&ix, name);
+			const json_t *l = json_array_get(env, ix.last[h]);
 			const json_t *vf = json_object_get(l, "valueFrom");
 			const json_t *v = json_object_get(l, "value");
 			_cleanup_json_ json_t *own = vf	 ? json_pack("{sO}", "valueFrom", vf)
 						     : v ? json_incref((json_t *)(uintptr_t)v)
 							 : json_string("");
-			merge_variable(run, env, &ix, name, own, added, replaced);
+			merge_variable(run, env, &ix, e, name, own, added, replaced);
 		}
 	}
 	size_t i;
@@ -799,10 +800,13 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 		const char *name = str_at(pe, "name");
 		if (!name)
 			continue;
+		size_t h = name_slot(&ix, name);
 		/* a name the container had was merged above, with the plan's last value */
-		if (own_first && name_index_first(&ix, name) < n_own)
+		if (own_first && ix.first[h] && ix.first[h] - 1 < n_own)
 			continue;
-		merge_variable(run, env, &ix, name, json_object_get(pe, "value"), added, replaced);
+		json_t *cur = ix.first[h] ? json_array_get(env, ix.first[h] - 1) : NULL;
+		merge_variable(run, env, &ix, cur, name, json_object_get(pe, "value"), added,
+			       replaced);
 	}
 	name_index_done(&ix);
 	if (own_first)
@@ -1999,6 +2003,8 @@ int kilt_k8s_mutate_owned(json_t *pod, const struct kilt_k8s_namespace *ns,
 	kilt_journal_init(&j);
 	run.j = &j;
 	run.root = res.pod;
+	/* the result holds the pod and the patch side by side: no copy of what the patch adds */
+	j.share_values = true;
 	r = kilt_k8s_walk(res.pod, process_pod, &run, err);
 	if (r == 0)
 		res.patch = kilt_journal_patch(&j, res.pod);

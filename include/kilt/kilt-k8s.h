@@ -109,7 +109,8 @@ void kilt_k8s_options_default(struct kilt_k8s_options *ret);
 
 struct kilt_k8s_result {
 	/* owned: RFC 6902 operations against the pod as given (an empty array: nothing to do).
-	 * Only kilt's own fields are added, replaced or removed. */
+	 * Only kilt's own fields are added, replaced or removed. The operations' values are nodes
+	 * of `pod` (references, not copies): change neither while the other is in use. */
 	json_t *patch;
 	/* owned: the pod after the patch */
 	json_t *pod;
