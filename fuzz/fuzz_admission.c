@@ -5,7 +5,7 @@
  * decodes from the API server (k8s-watch.c): a list page and a watch event applied to a cache
  * (which must stay name -> {labels, annotations} of strings), and the pull secret names of a
  * pod. The review decoder that leaves metadata.managedFields out must agree with the one that
- * reads everything. */
+ * reads everything, and kilt_json_parse's reader with json_loadb. */
 #include <stdint.h>
 
 #include "internal.h"
@@ -132,8 +132,28 @@ static void check_skim(const char *text, size_t size, int r, const struct kilt_a
 	kilt_admission_review_done(&whole);
 }
 
+/* kilt_json_parse's reader accepts only what json_loadb accepts, and builds the same values:
+ * types, members and their order (compared as written). */
+static void check_reader(const char *text, size_t size)
+{
+	json_t *fast = kilt_json_parse_fast(text, size);
+	if (!fast)
+		return;
+	json_t *ref = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
+	if (!ref)
+		abort();
+	char *a = kilt_json_dumps(fast, JSON_COMPACT), *b = kilt_json_dumps(ref, JSON_COMPACT);
+	if (!a || !b || strcmp(a, b) != 0 || !json_equal(fast, ref))
+		abort();
+	free(a);
+	free(b);
+	json_decref(fast);
+	json_decref(ref);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	check_reader((const char *)data, size);
 	api_answers((const char *)data, size);
 	const char *text = (const char *)data;
 	struct kilt_admission_review rv = { 0 };

@@ -49,11 +49,11 @@ static json_t *load(const char *text, size_t len, bool skim, json_error_t *jerr)
 		}
 		memcpy(rest + o, at, (size_t)(text + len - at));
 		o += (size_t)(text + len - at);
-		json_t *root = json_loadb(rest, o, JSON_REJECT_DUPLICATES, jerr);
+		json_t *root = kilt_json_parse(rest, o, JSON_REJECT_DUPLICATES, jerr);
 		if (root)
 			return root;
 	}
-	return json_loadb(text, len, JSON_REJECT_DUPLICATES, jerr);
+	return kilt_json_parse(text, len, JSON_REJECT_DUPLICATES, jerr);
 }
 
 static int parse(const char *text, size_t len, bool skim, struct kilt_admission_review *ret,
