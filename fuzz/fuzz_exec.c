@@ -54,12 +54,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						continue;
 					json_decref(kilt_exec_steps(plan));
 					free(kilt_exec_script(plan));
+					/* the annotations kilt would write prove the recipe is
+					 * there, when the pod names the container's instance */
+					char *v = kilt_exec_annotation_value(plan);
+					char *a = kilt_exec_annotation(NULL, name, v);
+					char d[17] = "";
+					bool expect = kilt_exec_instance_digest(pod, plan, d);
+					json_t *p2 = json_deep_copy(pod);
+					json_t *ann = json_object_get(p2, "annotations");
+					json_object_set_new(ann, "kilt.dev/exec", json_string(a));
+					json_object_set_new(ann, KILT_EXEC_INSTANCES,
+							    json_string(d));
+					char dname[32];
+					snprintf(dname, sizeof(dname), "kilt-%.10s",
+						 json_string_value(json_object_get(
+							 json_object_get(plan, "recipe"), "hash")));
+					const json_t *e = NULL, *x;
+					size_t j;
+					json_array_foreach (json_object_get(pod, "ephemeral"), j,
+							    x) {
+						if (!e && strcmp(json_string_value(json_object_get(
+									 x, "name")),
+								 dname) == 0)
+							e = x;
+					}
+					if (e && !json_is_true(json_object_get(e, "running")))
+						expect = false;
+					if (!e && json_is_object(json_object_get(plan, "debug")))
+						expect = false;
+					if (kilt_exec_annotated(p2, plan) != expect)
+						abort();
+					(void)kilt_exec_annotated(pod, plan);
+					json_decref(p2);
+					free(a);
+					free(v);
 					json_decref(plan);
 				}
 			}
 			const char *ann = json_string_value(json_object_get(
 				json_object_get(pod, "annotations"), "kilt.dev/exec"));
-			free(kilt_exec_annotation(ann, "app", "r", "h"));
+			free(kilt_exec_annotation(ann, "app", "r h"));
 			free(kilt_exec_annotation_get(ann, "app"));
 		}
 		json_decref(launchers);

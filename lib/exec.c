@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "kilt-exec.h"
+#include "kilt-macro.h"
 
 #define MAX_NAME 253
 
@@ -59,6 +60,17 @@ static json_t *container_status(const json_t *statuses, const char *name)
 	return NULL;
 }
 
+/* Printable ASCII without spaces, not empty: one word of the annotation's value. */
+static bool plain_word(const char *s)
+{
+	if (!s[0])
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
+
 static int pod_containers(const json_t *list, const json_t *statuses, bool ephemeral,
 			  json_int_t pod_user, size_t idx, json_t *out, struct kilt_error *err)
 {
@@ -82,6 +94,16 @@ static int pod_containers(const json_t *list, const json_t *statuses, bool ephem
 		json_object_set_new(
 			o, "running",
 			json_boolean(json_is_object(json_object_get(state, "running"))));
+		/* which instance of the container runs: a restarted one has a new id (and its
+		 * files are gone); an id kilt could not write back into its annotation is none */
+		bool id_ok = true;
+		const char *id = name_field(st, "containerID", &id_ok);
+		const json_t *restarts = json_object_get(st, "restartCount");
+		if (id_ok && id && plain_word(id))
+			json_object_set_new(o, "id", json_string(id));
+		if (json_is_integer(restarts) && json_integer_value(restarts) >= 0)
+			json_object_set_new(o, "restarts",
+					    json_integer(json_integer_value(restarts)));
 		if (ephemeral) {
 			json_object_set_new(
 				o, "ended",
@@ -129,6 +151,10 @@ static int read_pod(const json_t *item, size_t idx, json_t *pods, struct kilt_er
 	json_auto_t *p = json_object();
 	json_object_set_new(p, "namespace", json_string(ns ? ns : "default"));
 	json_object_set_new(p, "name", json_string(name));
+	bool uid_ok = true;
+	const char *uid = name_field(meta, "uid", &uid_ok);
+	if (uid_ok && uid && plain_word(uid))
+		json_object_set_new(p, "uid", json_string(uid));
 	json_object_set_new(p, "node", node ? json_string(node) : json_null());
 	json_object_set_new(p, "phase", json_string(phase ? phase : "Unknown"));
 	json_object_set_new(p, "deleting",
@@ -443,27 +469,101 @@ int kilt_exec_plan(const struct kilt_recipe *recipe, const json_t *pod, const js
 	}
 	json_object_set_new(plan, "force", json_boolean(o->force));
 	json_object_set_new(plan, "annotation", json_string("kilt.dev/exec"));
+	const json_t *id = json_object_get(c, "id");
+	const json_t *restarts = json_object_get(c, "restarts");
+	json_object_set_new(plan, "instance",
+			    json_is_string(id) && json_is_integer(restarts)
+				    ? json_pack("{s:O, s:O}", "id", id, "restarts", restarts)
+				    : json_null());
 	*ret_plan = steal_pointer(&plan);
 	return 0;
 }
 
 /* ---- the annotation -------------------------------------------------------------------------- */
 
-char *kilt_exec_annotation(const char *old, const char *container, const char *recipe,
-			   const char *hash)
+char *kilt_exec_annotation_value(const json_t *plan)
+{
+	const json_t *recipe = json_object_get(plan, "recipe");
+	return xasprintf("%s %s", json_string_value(json_object_get(recipe, "name")),
+			 json_string_value(json_object_get(recipe, "hash")));
+}
+
+char *kilt_exec_annotation(const char *old, const char *container, const char *value)
 {
 	json_auto_t *o = old ? json_loads(old, JSON_REJECT_DUPLICATES, NULL) : NULL;
 	if (!json_is_object(o)) {
 		json_decref(o);
 		o = json_object();
 	}
-	char *v = xasprintf("%s %s", recipe, hash);
-	json_object_set_new(o, container, json_string(v));
-	free(v);
+	json_object_set_new(o, container, json_string(value));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!s)
 		abort();
 	return s;
+}
+
+bool kilt_exec_instance_digest(const json_t *pod, const json_t *plan, char ret[17])
+{
+	const json_t *inst = json_object_get(plan, "instance");
+	if (!json_is_object(inst))
+		return false;
+	const char *uid = json_string_value(json_object_get(pod, "uid"));
+	char *text = xasprintf(
+		"%s\n%s\n%s\n%lld\n%s\n%s", uid ? uid : "",
+		json_string_value(json_object_get(plan, "container")),
+		json_string_value(json_object_get(inst, "id")),
+		(long long)json_integer_value(json_object_get(inst, "restarts")),
+		json_string_value(json_object_get(json_object_get(plan, "recipe"), "hash")),
+		json_string_value(json_object_get(plan, "dir")));
+	char hex[65];
+	kilt_macro_sha256_hex(text, strlen(text), hex);
+	free(text);
+	memcpy(ret, hex, 16);
+	ret[16] = '\0';
+	return true;
+}
+
+bool kilt_exec_instances_has(const char *list, const char *digest)
+{
+	size_t n = strlen(digest);
+	for (const char *p = list; p && *p;) {
+		while (*p == ' ')
+			p++;
+		size_t w = strcspn(p, " ");
+		if (w == n && n && memcmp(p, digest, n) == 0)
+			return true;
+		p += w;
+	}
+	return false;
+}
+
+bool kilt_exec_annotated(const json_t *pod, const json_t *plan)
+{
+	char digest[17];
+	if (!kilt_exec_instance_digest(pod, plan, digest))
+		return false;
+	const json_t *ann = json_object_get(pod, "annotations");
+	const char *container = json_string_value(json_object_get(plan, "container"));
+	const char *value = json_string_value(json_object_get(ann, "kilt.dev/exec"));
+	const char *list = json_string_value(json_object_get(ann, KILT_EXEC_INSTANCES));
+	if (!container || !value || !list || !kilt_exec_instances_has(list, digest))
+		return false;
+	_cleanup_free_ char *have = kilt_exec_annotation_get(value, container);
+	_cleanup_free_ char *want = kilt_exec_annotation_value(plan);
+	if (!have || strcmp(have, want) != 0)
+		return false;
+	/* programs started from the recipe's debug container live in it; Kubernetes never
+	 * restarts an ephemeral container, so once it ended they are gone */
+	const char *hash =
+		json_string_value(json_object_get(json_object_get(plan, "recipe"), "hash"));
+	char dname[32];
+	snprintf(dname, sizeof(dname), "kilt-%.10s", hash);
+	const json_t *dbg = find_named(json_object_get(pod, "ephemeral"), dname);
+	if (dbg && !json_is_true(json_object_get(dbg, "running")))
+		return false;
+	if (json_is_object(json_object_get(plan, "debug")) && !dbg)
+		return false;
+	return true;
 }
 
 char *kilt_exec_annotation_get(const char *value, const char *container)

@@ -42,6 +42,7 @@ struct exec_opts {
 	const char *container;
 	const char *pods_file;
 	bool dry_run;
+	bool verify; /* enter containers the pod annotation shows as done, to check them */
 	long parallel;
 	long timeout_s;
 	enum cli_output output;
@@ -70,6 +71,26 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The environment of kubectl children: kilt's own, plus GOGC=400 unless the operator set GOGC.
+ * kubectl is a Go program started for one request: with Go's default (GOGC=100) a third of its
+ * CPU time here went to collecting garbage while its start-up builds its command tree; at 400
+ * the collector runs a quarter as often and the heap may grow to 5x what is live, a few MiB for
+ * kubectl (bench/exec/README.md has the figures). Built once, before any thread starts. */
+static char **child_env;
+
+static void child_env_init(void)
+{
+	size_t n = 0;
+	bool have = false;
+	for (char **e = environ; *e; e++, n++)
+		if (strncmp(*e, "GOGC=", 5) == 0)
+			have = true;
+	child_env = xcalloc(n + 2, sizeof(*child_env));
+	memcpy(child_env, environ, n * sizeof(*child_env));
+	if (!have)
+		child_env[n] = (char *)(uintptr_t) "GOGC=400";
+}
+
 /* Runs argv (argv[0] searched in PATH when it has no '/'), feeding `in` on its standard input and
  * collecting its output; kills it after timeout_ms (0: none). With `gate`, nothing is written
  * before the child printed it on standard output (the script says when it reads the tar), and
@@ -93,7 +114,7 @@ static void run_proc(char *const *argv, const char *in, size_t in_len, const cha
 	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
 	pid_t pid;
-	int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, child_env ? child_env : environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pin[0]);
 	close(pout[1]);
@@ -173,7 +194,7 @@ out:
 	}
 }
 
-/* kubectl [global options] ARGS... */
+/* kubectl [global options] ARGS...: `in` is the script's tar stream, sent once it is asked for */
 static void kubectl(const struct exec_opts *o, const char *const *args, const char *in,
 		    size_t in_len, struct proc_result *r)
 {
@@ -401,6 +422,7 @@ struct pod_work {
 	const json_t *pod; /* borrowed */
 	size_t first, n; /* its units */
 	char *annotation; /* owned: the kilt.dev/exec value to write; NULL: nothing to write */
+	char *instances; /* owned: the digests of its container instances that carry the recipe */
 };
 
 struct run {
@@ -640,34 +662,43 @@ static void apply_unit(struct run *run, struct unit *u)
 	proc_result_done(&r);
 }
 
-/* The kilt.dev/exec value a pod needs for its applied or unchanged containers, when it is not
- * already what the pod has. */
+/* The kilt.dev/exec value a pod needs for its applied or unchanged containers and the digests
+ * of those container instances, when the pod's annotations do not say so already. */
 static void annotation_of(struct run *run, struct pod_work *pw)
 {
 	const json_t *ann = json_object_get(pw->pod, "annotations");
 	const char *old = json_string_value(json_object_get(ann, "kilt.dev/exec"));
+	const char *old_list = json_string_value(json_object_get(ann, KILT_EXEC_INSTANCES));
 	char *value = old ? xstrdup(old) : NULL;
+	struct kbuf list;
+	kbuf_init(&list, 1 << 16);
 	bool change = false;
 	for (size_t i = pw->first; i < pw->first + pw->n; i++) {
 		struct unit *u = &run->units[i];
 		if (u->outcome != OUT_APPLIED && u->outcome != OUT_UNCHANGED)
 			continue;
-		const json_t *rc = json_object_get(u->plan, "recipe");
-		const char *rn = json_string_value(json_object_get(rc, "name"));
-		const char *rh = json_string_value(json_object_get(rc, "hash"));
+		char digest[17];
+		if (kilt_exec_instance_digest(pw->pod, u->plan, digest)) {
+			(void)kbuf_printf(&list, "%s%s", list.len ? " " : "", digest);
+			if (!kilt_exec_instances_has(old_list, digest))
+				change = true;
+		}
 		_cleanup_free_ char *have = kilt_exec_annotation_get(value, u->container);
-		_cleanup_free_ char *want = xasprintf("%s %s", rn, rh);
+		_cleanup_free_ char *want = kilt_exec_annotation_value(u->plan);
 		if (have && strcmp(have, want) == 0)
 			continue;
-		char *nv = kilt_exec_annotation(value, u->container, rn, rh);
+		char *nv = kilt_exec_annotation(value, u->container, want);
 		free(value);
 		value = nv;
 		change = true;
 	}
-	if (change)
+	if (change) {
 		pw->annotation = value;
-	else
+		pw->instances = list.len ? kbuf_steal(&list) : NULL;
+	} else {
 		free(value);
+	}
+	kbuf_done(&list);
 }
 
 static void annotation_failed(struct run *run, struct pod_work *pw, const char *why)
@@ -686,7 +717,10 @@ static void annotation_failed(struct run *run, struct pod_work *pw, const char *
 }
 
 /* Writes the annotations once every pod is done: one `kubectl annotate` for each namespace and
- * value, up to 50 pods at a time (a kubectl process costs more than the API request). */
+ * kilt.dev/exec value, up to 50 pods at a time (a kubectl process costs more than the API
+ * requests). The pods of one call share one kilt.dev/exec-instances value too: the digests of
+ * all their container instances (each digest names its pod's uid, so it proves nothing for
+ * another pod). */
 #define ANNOTATE_BATCH 50
 static void annotate_all(struct run *run)
 {
@@ -696,14 +730,23 @@ static void annotate_all(struct run *run)
 			continue;
 		struct pod_work *batch[ANNOTATE_BATCH];
 		size_t nb = 0;
+		struct kbuf list;
+		kbuf_init(&list, (size_t)1 << 20);
 		for (size_t j = k; j < run->n_pods && nb < ANNOTATE_BATCH; j++) {
 			struct pod_work *pw = &run->pods[j];
 			if (pw->annotation && strcmp(pw->annotation, lead->annotation) == 0 &&
-			    strcmp(pod_ns(pw->pod), pod_ns(lead->pod)) == 0)
+			    strcmp(pod_ns(pw->pod), pod_ns(lead->pod)) == 0) {
 				batch[nb++] = pw;
+				if (pw->instances)
+					(void)kbuf_printf(&list, "%s%s", list.len ? " " : "",
+							  pw->instances);
+			}
 		}
 		_cleanup_free_ char *kv = xasprintf("kilt.dev/exec=%s", lead->annotation);
-		const char *args[ANNOTATE_BATCH + 8];
+		_cleanup_free_ char *iv =
+			list.len ? xasprintf("%s=%s", KILT_EXEC_INSTANCES, list.data) : NULL;
+		kbuf_done(&list);
+		const char *args[ANNOTATE_BATCH + 9];
 		size_t na = 0;
 		args[na++] = "annotate";
 		args[na++] = "--overwrite";
@@ -713,6 +756,8 @@ static void annotate_all(struct run *run)
 		for (size_t j = 0; j < nb; j++)
 			args[na++] = pod_name(batch[j]->pod);
 		args[na++] = kv;
+		if (iv)
+			args[na++] = iv;
 		args[na] = NULL;
 		struct proc_result r;
 		kubectl(run->o, args, NULL, 0, &r);
@@ -770,7 +815,8 @@ static void *worker(void *arg)
 			return NULL;
 		struct pod_work *pw = &run->pods[k];
 		for (size_t i = pw->first; i < pw->first + pw->n; i++)
-			if (run->units[i].plan && !run->o->dry_run)
+			if (run->units[i].plan && run->units[i].outcome == OUT_PLANNED &&
+			    !run->o->dry_run)
 				apply_unit(run, &run->units[i]);
 		if (!run->o->dry_run)
 			annotation_of(run, pw);
@@ -835,6 +881,9 @@ static void help(FILE *out)
 	      "                             (default /kilt)\n"
 	      "      --force                replace another recipe applied earlier (its programs\n"
 	      "                             are stopped)\n"
+	      "      --verify               enter every container, also those the pod annotation\n"
+	      "                             shows got the recipe in their present instance, to\n"
+	      "                             check its marker and that its programs run\n"
 	      "\n"
 	      "Running:\n"
 	      "      --dry-run              print every step for every container; change nothing\n"
@@ -861,6 +910,20 @@ static int parse_long_arg(const char *name, const char *s, long min, long max, l
 				       s);
 	*ret = v;
 	return 0;
+}
+
+/* `kubectl get nodes`, run beside `kubectl get pods` (each is a kubectl process of its own). */
+struct nodes_job {
+	const struct exec_opts *o;
+	struct proc_result r;
+};
+
+static void *get_nodes(void *arg)
+{
+	struct nodes_job *j = arg;
+	const char *nargs[] = { "get", "nodes", "-o", "json", NULL };
+	kubectl(j->o, nargs, NULL, 0, &j->r);
+	return NULL;
 }
 
 /* The pods: from --pods, or kubectl get pods (and nodes). Named pods kubectl did not find are
@@ -926,20 +989,29 @@ static int list_pods(struct exec_opts *o, json_t **ret_pods, json_t **ret_nodes,
 	for (size_t i = 0; i < o->n_names && n < ARRAY_SIZE(args) - 1; i++)
 		args[n++] = o->names[i];
 	args[n] = NULL;
+	/* the nodes say each pod's architecture, unless --arch does */
+	struct nodes_job nj = { .o = o };
+	pthread_t nt;
+	bool nodes_asked = !o->x.arch && pthread_create(&nt, NULL, get_nodes, &nj) == 0;
 	struct proc_result r;
 	kubectl(o, args, NULL, 0, &r);
+	int rc = 0;
 	if (r.status < 0 || (r.status != 0 && !r.out.len)) {
 		char why[1024];
 		kubectl_failure(o, &r, NULL, why, sizeof(why));
 		fprintf(stderr, "kilt exec: cannot list the pods: %s\n", why);
-		proc_result_done(&r);
-		return EXIT_ERROR;
-	}
-	int pr = kilt_exec_pods_parse(r.out.data, r.out.len, ret_pods, NULL, &err);
-	if (pr < 0) {
+		rc = EXIT_ERROR;
+	} else if (kilt_exec_pods_parse(r.out.data, r.out.len, ret_pods, NULL, &err) < 0) {
 		cli_report(&err);
+		rc = EXIT_ERROR;
+	}
+	if (rc) {
 		proc_result_done(&r);
-		return EXIT_ERROR;
+		if (nodes_asked) {
+			pthread_join(nt, NULL);
+			proc_result_done(&nj.r);
+		}
+		return rc;
 	}
 	for (size_t i = 0; i < o->n_names; i++) {
 		bool found = false;
@@ -959,18 +1031,17 @@ static int list_pods(struct exec_opts *o, json_t **ret_pods, json_t **ret_nodes,
 	}
 	proc_result_done(&r);
 	*ret_nodes = json_object();
-	if (o->x.arch || !json_array_size(*ret_pods))
+	if (!nodes_asked)
 		return 0;
-	const char *nargs[] = { "get", "nodes", "-o", "json", NULL };
-	kubectl(o, nargs, NULL, 0, &r);
+	pthread_join(nt, NULL);
 	json_auto_t *nodes = NULL;
-	if (r.status == 0 && kilt_exec_pods_parse(r.out.data ? r.out.data : "", r.out.len, NULL,
-						  &nodes, &err) == 0) {
+	if (nj.r.status == 0 && kilt_exec_pods_parse(nj.r.out.data ? nj.r.out.data : "",
+						     nj.r.out.len, NULL, &nodes, &err) == 0) {
 		json_decref(*ret_nodes);
 		*ret_nodes = steal_pointer(&nodes);
 	}
 	/* unreadable nodes: the plans that need an architecture say so (give --arch) */
-	proc_result_done(&r);
+	proc_result_done(&nj.r);
 	return 0;
 }
 
@@ -1058,6 +1129,7 @@ static int run_exec(struct exec_opts *o, const char *recipe_path, const json_t *
 	}
 	/* a kubectl that ends early must not end kilt with it */
 	signal(SIGPIPE, SIG_IGN);
+	child_env_init();
 
 	json_auto_t *pods = NULL, *nodes = NULL;
 	json_auto_t *missing = json_array();
@@ -1099,6 +1171,20 @@ static int run_exec(struct exec_opts *o, const char *recipe_path, const json_t *
 						&err);
 			if (pr < 0) {
 				set_detail(u, OUT_FAILED, "%s", err.msg);
+				continue;
+			}
+			if (!o->verify && kilt_exec_annotated(pod, u->plan)) {
+				/* nothing to send: its URLs are not even fetched */
+				const json_t *inst = json_object_get(u->plan, "instance");
+				set_detail(u, OUT_UNCHANGED,
+					   "recipe %s already applied to this instance of the "
+					   "container (%.25s, restarts %lld; the pod annotation "
+					   "says): not entered; --verify checks its programs",
+					   json_string_value(json_object_get(
+						   json_object_get(u->plan, "recipe"), "name")),
+					   json_string_value(json_object_get(inst, "id")),
+					   (long long)json_integer_value(
+						   json_object_get(inst, "restarts")));
 				continue;
 			}
 			json_array_append(plans, u->plan);
@@ -1193,8 +1279,10 @@ done:
 		json_decref(run.units[k].steps);
 	}
 	free(run.units);
-	for (size_t k = 0; k < run.n_pods; k++)
+	for (size_t k = 0; k < run.n_pods; k++) {
 		free(run.pods[k].annotation);
+		free(run.pods[k].instances);
+	}
 	free(run.pods);
 	blobs_done(&run.blobs);
 	pthread_mutex_destroy(&run.lock);
@@ -1219,6 +1307,7 @@ int cmd_exec(int argc, char **argv)
 		OPT_KUBECONFIG,
 		OPT_AS,
 		OPT_PODS,
+		OPT_VERIFY,
 	};
 	static const struct option opts[] = {
 		{ "namespace", required_argument, NULL, 'n' },
@@ -1242,6 +1331,7 @@ int cmd_exec(int argc, char **argv)
 		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 		{ "as", required_argument, NULL, OPT_AS },
 		{ "pods", required_argument, NULL, OPT_PODS },
+		{ "verify", no_argument, NULL, OPT_VERIFY },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1363,6 +1453,9 @@ int cmd_exec(int argc, char **argv)
 		case OPT_PODS:
 			o.pods_file = optarg;
 			break;
+		case OPT_VERIFY:
+			o.verify = true;
+			break;
 		case 'h':
 			help(stdout);
 			rc = EXIT_OK;
@@ -1396,6 +1489,8 @@ int cmd_exec(int argc, char **argv)
 	o.x.launchers = launchers;
 	o.x.config = config;
 	rc = run_exec(&o, recipe_path, config);
+	free(child_env);
+	child_env = NULL;
 out:
 	for (size_t i = 0; i < n_globals; i++)
 		free(globals[i]);

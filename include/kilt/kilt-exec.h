@@ -15,11 +15,14 @@
 /* Reads `kubectl get pods -o json` (a List), a single Pod, `kubectl get nodes -o json` or a List
  * holding both kinds. On success `ret_pods` receives an owned array of pods in input order:
  *
- *   { "namespace": "default", "name": "web-1", "node": "n1" | null, "phase": "Running",
+ *   { "namespace": "default", "name": "web-1", "uid": "…" (when given), "node": "n1" | null,
+ *     "phase": "Running",
  *     "deleting": false, "share_pids": false, "annotations": { ... },
  *     "containers": [ { "name": "app", "image": "nginx:1", "running": true,
  *                       "command": [..] (when set), "args": [..] (when set),
- *                       "user": 1000 (securityContext.runAsUser, pod's or container's) } ],
+ *                       "user": 1000 (securityContext.runAsUser, pod's or container's),
+ *                       "id": "containerd://…", "restarts": 0 (the status's containerID,
+ *                       when one printable word, and restartCount, when given) } ],
  *     "ephemeral":  [ { "name": "kilt-…", "image": "…", "running": true, "ended": false } ] }
  *
  * and `ret_nodes` an owned object node name -> "amd64" | "arm64" | … (status.nodeInfo.architecture).
@@ -58,7 +61,9 @@ struct kilt_exec_options {
  *                                                                 with programs; else null)
  *     "launch": "/kilt/bin/kilt-launch" (the launcher's path where the script runs it),
  *     "debug": { "name": "kilt-<10 hex>", "image": "..." } | null,
- *     "annotation": "kilt.dev/exec" }
+ *     "annotation": "kilt.dev/exec",
+ *     "instance": { "id": "containerd://…", "restarts": 0 } | null (the container that runs
+ *                                                   now, when the pod status says) }
  *
  * Errors (-EINVAL, -ENOENT, -ENOTSUP) say what to change: the container is not in the pod or not
  * running, the recipe has no `patch`, a path kilt exec cannot handle, no launcher for the
@@ -110,13 +115,43 @@ enum kilt_exec_failure {
 enum kilt_exec_failure kilt_exec_failure_explain(const char *stderr_text, size_t len,
 						 const char *strategy, char *buf, size_t size);
 
-/* The new value of the pod's kilt.dev/exec annotation once `container` carries the recipe:
- * `old` (the annotation's current value, may be NULL or not JSON) with the container's entry
- * replaced by "<recipe name> <hash>". Compact, key-sorted JSON; owned. */
-char *kilt_exec_annotation(const char *old, const char *container, const char *recipe,
-			   const char *hash);
-/* The recipe "<name> <hash>" the annotation value `value` records for `container` (owned), or
- * NULL. */
+/* What the pod's kilt.dev/exec annotation records for the plan's container once it carries the
+ * plan's recipe: "<recipe name> <sha256>". Owned. */
+char *kilt_exec_annotation_value(const json_t *plan);
+
+/* The new value of the pod's kilt.dev/exec annotation: `old` (the annotation's current value,
+ * may be NULL or not JSON) with the entry of `container` set to `value`. Compact, key-sorted
+ * JSON; owned. */
+char *kilt_exec_annotation(const char *old, const char *container, const char *value);
+
+/* The annotation beside kilt.dev/exec that names the container instances a run applied the
+ * recipe to (or found it in): words of 16 hex digits separated by spaces, each the start of the
+ * sha256 of the pod's uid, the container's name, its container id and restart count (from the
+ * pod status the plan was made from), the recipe's hash and the plan's dir. One value serves
+ * every pod of a batch (one `kubectl annotate` for them all), so it names the instances of the
+ * other pods of that batch too: digests, not ids. */
+#define KILT_EXEC_INSTANCES "kilt.dev/exec-instances"
+
+/* The digest (16 hex digits and a NUL into `ret`) of the plan's container instance; false, `ret`
+ * untouched, when the pod status the plan was made from names no instance. */
+bool kilt_exec_instance_digest(const json_t *pod, const json_t *plan, char ret[17]);
+
+/* Whether the space-separated `list` (may be NULL) holds the word `digest`. */
+bool kilt_exec_instances_has(const char *list, const char *digest);
+
+/* Whether the pod's annotations prove that the plan's recipe was applied, with the plan's dir, to
+ * the very instance of the container that runs now: kilt.dev/exec names the recipe for the
+ * container and kilt.dev/exec-instances holds the digest of this instance (the same pod uid,
+ * container id and restart count, recipe hash and dir). Then kilt exec need not enter the
+ * container. A restarted container has a new id and has lost its files: false then, and when
+ * the pod status names no instance, when an older kilt wrote the annotation (no instances), and
+ * when the recipe's debug container (kilt-<10 hex>) has ended or, for the debug strategy, is not
+ * there (programs started from it end with it; Kubernetes never restarts an ephemeral
+ * container). What the annotations cannot show is whether the programs still run: --verify
+ * enters to check. */
+bool kilt_exec_annotated(const json_t *pod, const json_t *plan);
+
+/* What the annotation value `value` records for `container` (owned), or NULL. */
 char *kilt_exec_annotation_get(const char *value, const char *container);
 
 #endif

@@ -7,8 +7,13 @@ its libraries and loader (local files) and starts `strace -f -p 1` through kilt-
 
 - exec strategy in a busybox pod (root): strace runs inside the container's files and traces the
   app, checked from the node's /proc (the app's TracerPid is strace, whose root is the app's);
-  the pod annotation and marker are written; a second run (through `kubectl kilt exec`, the
-  plugin) changes nothing; --dry-run changes nothing;
+  the pod annotation (naming the container's instance) and marker are written; a second run
+  (through `kubectl kilt exec`, the plugin) changes nothing and runs no `kubectl exec` (the
+  annotation shows the same container instance got the recipe); --verify enters and finds the
+  marker; --dry-run changes nothing;
+- the container restarted (its process killed from the node): the next run installs again, and
+  one `kubectl annotate` writes the annotations;
+- a pod that vanishes after its exec, before its annotation: partial, with kubectl's error;
 - a URL whose sha256 is wrong is refused before anything is uploaded (no request to any pod);
 - a pod that vanishes between listing and exec gets its error while the other pod is patched;
 - a non-root pod (runAsUser 1000) with --dir /tmp/kilt;
@@ -238,6 +243,19 @@ def check_traced(c, name, what, ns="default", timeout=15):
     return tracer
 
 
+def instances_of(pod):
+    return pod["metadata"].get("annotations", {}).get("kilt.dev/exec-instances", "").split()
+
+
+def instance_digest(pod, d, container="app"):
+    """The digest kilt writes for the container's running instance (include/kilt/kilt-exec.h)."""
+    st = [s for s in pod["status"]["containerStatuses"] if s["name"] == container][0]
+    recipe_hash = json.loads(pod["metadata"]["annotations"]["kilt.dev/exec"])[container].split()[1]
+    text = "\n".join([pod["metadata"]["uid"], container, st["containerID"], str(st["restartCount"]),
+                      recipe_hash, d])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def container_exec(c, name, *cmd, ns="default", container=None):
     args = ["exec", "-n", ns, name] + (["-c", container] if container else []) + ["--", *cmd]
     return c.kubectl(*args, check=False)
@@ -267,6 +285,9 @@ def main():
         f.write(f'patch {{ upload: [ {{ text: "first\\n", as: /small/first }}\n'
                 f'  {{ file: "{big}", as: /small/big }} ] }}\n')
     r_big = os.path.join(work, "big.conf")
+    r_text = os.path.join(work, "text.conf")
+    with open(r_text, "w") as f:
+        f.write('patch { upload: [ { text: "x\\n", as: /tmp/x } ] }\n')
 
     c = k8s_cluster.Cluster()
     try:
@@ -297,6 +318,7 @@ def main():
             pod("scratch", "kilt.test/scratch-app:1"),
             pod("tiny", bb, LOOP, volumes=True),
             pod("eve-ok", bb, LOOP, ns="exec-ok", labels={"rbac": "eve"}),
+            pod("vanish", bb, LOOP),
             pod("eve-denied", bb, LOOP, labels={"rbac": "eve"}),
         ]
         c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
@@ -338,9 +360,13 @@ def main():
               f"gone: its own error: {res.get('gone')}")
         check(len(srv.seen) == fetches + 1, "the URL was fetched once for the run")
         tracer = check_traced(c, "shell", "exec strategy")
-        ann = get_pod(c, "shell")["metadata"].get("annotations", {}).get("kilt.dev/exec", "")
+        shell = get_pod(c, "shell")
+        ann = shell["metadata"].get("annotations", {}).get("kilt.dev/exec", "")
+        cid = shell["status"]["containerStatuses"][0]["containerID"]
         check(json.loads(ann or "{}").get("app", "").startswith("strace "),
               f"the pod annotation names the recipe: {ann!r}")
+        check(instance_digest(shell, "/kilt") in instances_of(shell),
+              f"kilt.dev/exec-instances names the container's instance ({cid})")
         marker = container_exec(c, "shell", "cat", "/kilt/marker").stdout
         check(marker.split("\n")[1:2] == ["strace"], f"the marker file: {marker!r}")
         st = container_exec(c, "shell", "stat", "-c", "%a %u %g %s", "/opt/strace/README",
@@ -356,11 +382,34 @@ def main():
         p = subprocess.run([os.path.join(k8s_cluster.BIN, "kubectl"), "kilt", "exec", "-r", r_root,
                             "shell", *launcher], capture_output=True, text=True, env=env, timeout=300)
         print(p.stdout + p.stderr, flush=True)
-        check(p.returncode == 0 and "unchanged" in p.stdout, "kubectl kilt exec, again: unchanged")
+        check(p.returncode == 0 and "unchanged" in p.stdout and "not entered" in p.stdout,
+              "kubectl kilt exec, again: unchanged, the container not entered")
         check(container_exec(c, "shell", "stat", "-c", "%Y", "/kilt/marker").stdout == mtime and
               get_pod(c, "shell")["metadata"]["resourceVersion"] == rv,
               "second run: marker and pod untouched")
         check(tracer_of(app_pid(c, "shell")) == tracer, "second run: the same strace traces the app")
+        # which kubectl commands a run starts: none enters the container when the annotation
+        # proves the recipe is there; --verify enters and finds the marker
+        calls = os.path.join(work, "kubectl-calls")
+        logging = os.path.join(work, "kubectl-logging")
+        with open(logging, "w") as f:
+            f.write(f"#!/bin/sh\nprintf '%s %s\\n' \"$1\" \"$2\" >> '{calls}'\n"
+                    f"exec '{os.path.join(k8s_cluster.BIN, 'kubectl')}' \"$@\"\n")
+        os.chmod(logging, 0o755)
+        p = kilt("-r", r_root, "shell", *launcher, "--kubectl", logging)
+        seen = open(calls).read().splitlines()
+        check(p.returncode == 0 and "unchanged" in p.stdout and
+              sorted(w.split()[1] for w in seen) == ["nodes", "pods"] and
+              all(w.split()[0] == "get" for w in seen),
+              f"unchanged: only the listing ran, no kubectl exec, no annotate: {seen}")
+        os.unlink(calls)
+        p = kilt("-r", r_root, "shell", *launcher, "--kubectl", logging, "--verify")
+        seen = open(calls).read().splitlines()
+        check(p.returncode == 0 and "recipe strace already applied" in p.stdout and
+              "not entered" not in p.stdout and "exec -i" in seen and
+              all(w.split()[0] in ("get", "exec") for w in seen) and
+              get_pod(c, "shell")["metadata"]["resourceVersion"] == rv,
+              f"--verify: entered, found the marker, the annotation untouched: {seen}")
         # --kubeconfig and --context reach kubectl (the environment's KUBECONFIG is wrong here);
         # on a terminal, a progress bar
         ctx = c.kubectl("config", "current-context").stdout.strip()
@@ -423,6 +472,43 @@ def main():
               "not allowed (RBAC)" in res.get("eve-denied", {}).get("detail", ""),
               f"RBAC: refused pod: {res.get('eve-denied')}")
         check(container_exec(c, "eve-denied", "ls", "/kilt").returncode != 0, "RBAC: nothing in the refused pod")
+
+        # -- the container restarts (a new instance, without the files): the next run installs
+        os.kill(app_pid(c, "shell"), 9)
+        end = time.monotonic() + 90
+        st = {}
+        while time.monotonic() < end:
+            st = get_pod(c, "shell")["status"]["containerStatuses"][0]
+            if st.get("restartCount", 0) >= 1 and "running" in st.get("state", {}):
+                break
+            time.sleep(0.5)
+        check(st.get("restartCount", 0) >= 1 and st.get("containerID") != cid,
+              f"restart: a new instance of the container ({st.get('containerID')})")
+        os.unlink(calls)
+        p = kilt("-r", r_root, "shell", *launcher, "--kubectl", logging)
+        check(p.returncode == 0 and "applied" in p.stdout, "restart: the next run installs again")
+        seen = open(calls).read().splitlines()
+        check(seen.count("annotate --overwrite") == 1 and "exec -i" in seen,
+              f"restart: entered, one kubectl annotate: {seen}")
+        shell = get_pod(c, "shell")
+        check(instance_digest(shell, "/kilt") in instances_of(shell),
+              f"restart: kilt.dev/exec-instances names the new instance: {instances_of(shell)}")
+        check_traced(c, "shell", "after the restart")
+
+        # -- the pod vanishes after its exec, before its annotation is written
+        wrapper = os.path.join(work, "kubectl-vanishing")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "case \"$1\" in annotate)\n"
+                    f"  '{os.path.join(k8s_cluster.BIN, 'kubectl')}' delete pod vanish --grace-period=0 "
+                    "--force --wait=true >/dev/null 2>&1;;\nesac\n"
+                    f"exec '{os.path.join(k8s_cluster.BIN, 'kubectl')}' \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        p = kilt("-r", r_text, "vanish", "--kubectl", wrapper, "-o", "json")
+        res = json.loads(p.stdout)["containers"][0] if p.stdout else {}
+        check(p.returncode == 1 and res.get("result") == "partial" and
+              "the pod annotation was not written" in res.get("detail", ""),
+              f"vanished before its annotation: partial, said: {res.get('detail')}")
 
         # -- a full disk
         p = kilt("-r", r_big, "tiny")

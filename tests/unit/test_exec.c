@@ -336,23 +336,173 @@ static void test_exec__failures(void **state)
 static void test_exec__annotation(void **state)
 {
 	(void)state;
-	char *v = kilt_exec_annotation(NULL, "app", "falco", "abc");
+	char *v = kilt_exec_annotation(NULL, "app", "falco abc");
 	assert_string_equal(v, "{\"app\":\"falco abc\"}");
-	char *w = kilt_exec_annotation(v, "side", "falco", "abc");
+	char *w = kilt_exec_annotation(v, "side", "falco abc");
 	assert_string_equal(w, "{\"app\":\"falco abc\",\"side\":\"falco abc\"}");
-	char *x = kilt_exec_annotation(w, "app", "other", "def");
-	assert_string_equal(x, "{\"app\":\"other def\",\"side\":\"falco abc\"}");
+	char *x = kilt_exec_annotation(w, "app", "other def containerd://1 0 /kilt");
+	assert_string_equal(x, "{\"app\":\"other def containerd://1 0 /kilt\",\"side\":\"falco "
+			       "abc\"}");
 	char *g = kilt_exec_annotation_get(x, "side");
 	assert_string_equal(g, "falco abc");
 	free(g);
 	assert_null(kilt_exec_annotation_get(x, "none"));
 	assert_null(kilt_exec_annotation_get("not json", "app"));
-	char *y = kilt_exec_annotation("not json", "app", "r", "h");
+	char *y = kilt_exec_annotation("not json", "app", "r h");
 	assert_string_equal(y, "{\"app\":\"r h\"}");
 	free(v);
 	free(w);
 	free(x);
 	free(y);
+}
+
+/* A running pod (uid `uid`) whose container "app" is instance `id` (NULL: the status names none)
+ * after `restarts` restarts, with annotations kilt.dev/exec `ann` and kilt.dev/exec-instances
+ * `digests` (NULL: none), and an ephemeral container `eph_name` (NULL: none) in `eph_state` */
+static json_t *instance_pod(const char *uid, const char *id, int restarts, const char *ann,
+			    const char *digests, const char *eph_name, const char *eph_state)
+{
+	json_auto_t *p = json_pack(
+		"{s:s, s:{s:s, s:s, s:s, s:{}}, s:{s:s, s:[{s:s, s:s}], s:[]}, s:{s:s, s:[{s:s, "
+		"s:i, s:{s:{}}}], s:[]}}",
+		"kind", "Pod", "metadata", "name", "web-1", "namespace", "shop", "uid", uid,
+		"annotations", "spec", "nodeName", "n1", "containers", "name", "app", "image",
+		"busybox", "ephemeralContainers", "status", "phase", "Running", "containerStatuses",
+		"name", "app", "restartCount", restarts, "state", "running",
+		"ephemeralContainerStatuses");
+	if (!p)
+		fail_msg("json_pack");
+	json_t *st = json_array_get(
+		json_object_get(json_object_get(p, "status"), "containerStatuses"), 0);
+	if (id)
+		json_object_set_new(st, "containerID", json_string(id));
+	json_t *a = json_object_get(json_object_get(p, "metadata"), "annotations");
+	if (ann)
+		json_object_set_new(a, "kilt.dev/exec", json_string(ann));
+	if (digests)
+		json_object_set_new(a, KILT_EXEC_INSTANCES, json_string(digests));
+	if (eph_name) {
+		json_array_append_new(
+			json_object_get(json_object_get(p, "spec"), "ephemeralContainers"),
+			json_pack("{s:s, s:s}", "name", eph_name, "image", "h"));
+		json_array_append_new(
+			json_object_get(json_object_get(p, "status"), "ephemeralContainerStatuses"),
+			json_pack("{s:s, s:{s:{}}}", "name", eph_name, "state", eph_state));
+	}
+	char *text = json_dumps(p, JSON_COMPACT);
+	json_t *pods = parse_pods(text, NULL);
+	free(text);
+	json_t *pod = json_incref(json_array_get(pods, 0));
+	json_decref(pods);
+	return pod;
+}
+
+static json_t *plan_of(const struct kilt_recipe *r, const json_t *pod,
+		       const struct kilt_exec_options *o)
+{
+	json_t *plan = NULL;
+	struct kilt_error err = { 0 };
+	if (kilt_exec_plan(r, pod, NULL, "app", o, &plan, &err) < 0)
+		fail_msg("plan: %s", err.msg);
+	return plan;
+}
+
+/* Whether a pod made by instance_pod is proven to carry `r` for the options `o`. */
+static bool annotated(const struct kilt_recipe *r, const struct kilt_exec_options *o,
+		      const char *uid, const char *id, int restarts, const char *ann,
+		      const char *digests, const char *eph_state)
+{
+	char dname[32];
+	snprintf(dname, sizeof(dname), "kilt-%.10s", kilt_recipe_hash(r));
+	json_t *pod =
+		instance_pod(uid, id, restarts, ann, digests, eph_state ? dname : NULL, eph_state);
+	json_t *plan = plan_of(r, pod, o);
+	bool b = kilt_exec_annotated(pod, plan);
+	json_decref(plan);
+	json_decref(pod);
+	return b;
+}
+
+static void test_exec__annotated(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = recipe("patch { upload: [ { text: \"x\", as: /etc/x } ] }\n");
+	struct kilt_recipe *r2 = recipe("patch { upload: [ { text: \"y\", as: /etc/x } ] }\n");
+	const char *id = "containerd://0123456789abcdef", *uid = "4f1c-uid";
+	struct kilt_exec_options o = { .strategy = KILT_EXEC_EXEC };
+	struct kilt_exec_options dir2 = { .strategy = KILT_EXEC_EXEC, .dir = "/tmp/kilt" };
+	struct kilt_exec_options dbg = { .strategy = KILT_EXEC_DEBUG, .debug_image = "h" };
+
+	/* what a run that applied r to this instance writes */
+	json_t *pod = instance_pod(uid, id, 0, NULL, NULL, NULL, NULL);
+	json_t *plan = plan_of(r, pod, &o);
+	const json_t *inst = json_object_get(plan, "instance");
+	assert_string_equal(json_string_value(json_object_get(inst, "id")), id);
+	assert_int_equal(json_integer_value(json_object_get(inst, "restarts")), 0);
+	assert_false(kilt_exec_annotated(pod, plan)); /* no annotation: enter */
+	char *v = kilt_exec_annotation_value(plan);
+	char *want = xasprintf("t %s", kilt_recipe_hash(r));
+	assert_string_equal(v, want);
+	free(want);
+	char *ann = kilt_exec_annotation(NULL, "app", v);
+	free(v);
+	char d[17] = "", d2[17] = "";
+	assert_true(kilt_exec_instance_digest(pod, plan, d));
+	assert_int_equal(strlen(d), 16);
+	json_decref(plan);
+	json_decref(pod);
+	/* the digest binds the pod, the container instance, the recipe and the dir */
+	pod = instance_pod("other-uid", id, 0, NULL, NULL, NULL, NULL);
+	plan = plan_of(r, pod, &o);
+	assert_true(kilt_exec_instance_digest(pod, plan, d2));
+	assert_string_not_equal(d, d2);
+	json_decref(plan);
+	json_decref(pod);
+	char *digests =
+		xasprintf("0123456789abcdef %s fedcba9876543210", d); /* a batch's digests */
+
+	/* the same instance with what the run wrote: done, no need to enter */
+	assert_true(annotated(r, &o, uid, id, 0, ann, digests, NULL));
+	/* without the instances (what an older kilt wrote): enter */
+	assert_false(annotated(r, &o, uid, id, 0, ann, NULL, NULL));
+	assert_false(annotated(r, &o, uid, id, 0, ann, "0123456789abcdef", NULL));
+	/* another --dir (its marker is elsewhere), another recipe */
+	assert_false(annotated(r, &dir2, uid, id, 0, ann, digests, NULL));
+	assert_false(annotated(r2, &o, uid, id, 0, ann, digests, NULL));
+	/* the container restarted: a new instance, its files are gone */
+	assert_false(annotated(r, &o, uid, "containerd://fedcba9876543210", 1, ann, digests, NULL));
+	assert_false(annotated(r, &o, uid, id, 1, ann, digests, NULL));
+	/* another pod of the same name (recreated): another uid */
+	assert_false(annotated(r, &o, "other-uid", id, 0, ann, digests, NULL));
+	/* kilt.dev/exec names another recipe for the container */
+	char *ann2 = kilt_exec_annotation(NULL, "app", "t 0000");
+	assert_false(annotated(r, &o, uid, id, 0, ann2, digests, NULL));
+	free(ann2);
+	/* a status without a container id (or one kilt could not write back): never */
+	assert_false(annotated(r, &o, uid, NULL, 0, ann, digests, NULL));
+	pod = instance_pod(uid, "containerd://a b", 0, NULL, NULL, NULL, NULL);
+	assert_null(json_object_get(json_array_get(json_object_get(pod, "containers"), 0), "id"));
+	plan = plan_of(r, pod, &o);
+	assert_true(json_is_null(json_object_get(plan, "instance")));
+	assert_false(kilt_exec_instance_digest(pod, plan, d2));
+	json_decref(plan);
+	json_decref(pod);
+
+	/* programs started from the recipe's debug container live in it */
+	assert_false(annotated(r, &dbg, uid, id, 0, ann, digests, NULL)); /* not there */
+	assert_true(annotated(r, &dbg, uid, id, 0, ann, digests, "running"));
+	assert_true(annotated(r, &o, uid, id, 0, ann, digests, "running"));
+	assert_false(annotated(r, &dbg, uid, id, 0, ann, digests, "terminated"));
+	assert_false(annotated(r, &o, uid, id, 0, ann, digests, "terminated"));
+
+	assert_true(kilt_exec_instances_has("a bb  ccc", "bb"));
+	assert_false(kilt_exec_instances_has("a bbb ccc", "bb"));
+	assert_false(kilt_exec_instances_has(NULL, "bb"));
+	assert_false(kilt_exec_instances_has("", ""));
+	free(digests);
+	free(ann);
+	kilt_recipe_free(r);
+	kilt_recipe_free(r2);
 }
 
 int main(void)
@@ -361,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_exec__pods_parse), cmocka_unit_test(test_exec__plan),
 		cmocka_unit_test(test_exec__tar),	 cmocka_unit_test(test_exec__result),
 		cmocka_unit_test(test_exec__failures),	 cmocka_unit_test(test_exec__annotation),
+		cmocka_unit_test(test_exec__annotated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
