@@ -278,7 +278,11 @@ int inject_k8s(const struct inject_k8s_args *a, json_t *docs_in, enum kilt_forma
 		if (r == 0) {
 			o.recipes = kr;
 			o.n_recipes = n_recipes;
-			kilt_k8s_list_images(docs, &o, &needs);
+			/* the engine's dry run over a copy of every document lists what it would look
+			 * up; with neither lookups nor a facts file nothing resolves the list, and an
+			 * empty list answers the engine as an unresolved one does ("not looked up") */
+			if (a->image_lookup || a->image_facts_file)
+				kilt_k8s_list_images(docs, &o, &needs);
 			if (needs.n && a->image_facts_file)
 				r = facts_from_file(a->image_facts_file, &needs, &err);
 			if (r == 0 && needs.n && a->image_lookup) {
