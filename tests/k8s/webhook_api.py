@@ -18,6 +18,7 @@ cluster):
 import copy
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def golden_through_api(c, kc, cert, key, ctx, check, failures):
     pods = 0
     touched = set()
     for name in sorted(os.listdir(GOLDEN)):
-        d = tempfile.mkdtemp(prefix=f"kilt-k8s-webhook-{name}-")
+        d = scratch(f"kilt-k8s-webhook-{name}-")
         case = golden.load_case(os.path.join(GOLDEN, name), d)
         if isinstance(case, str):
             print(f"{name}: not a webhook case: {case}")
@@ -234,7 +235,7 @@ def created_for_real(c, kc, cert, key, ca_bundle, registration, check):
         time.sleep(1)  # the API server picks the registration up
         for name in CREATED:
             case_dir = os.path.join(GOLDEN, name)
-            d = tempfile.mkdtemp(prefix=f"kilt-k8s-create-{name}-")
+            d = scratch(f"kilt-k8s-create-{name}-")
             case = golden.load_case(case_dir, d)
             inputs = [f for f in os.listdir(case_dir) if f.startswith("input.")]
             docs = golden.load_docs(os.path.join(case_dir, inputs[0]))
@@ -317,8 +318,26 @@ def created_for_real(c, kc, cert, key, ca_bundle, registration, check):
         hook.stop()
 
 
+SCRATCH = []
+
+
+def scratch(prefix):
+    """A temporary folder that run() removes when it ends, passed or not."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    SCRATCH.append(d)
+    return d
+
+
 def run(c, cert, key, registration, check, failures):
-    d = tempfile.mkdtemp(prefix="kilt-k8s-webhook-api-")
+    try:
+        run_all(c, cert, key, registration, check, failures)
+    finally:
+        while SCRATCH:
+            shutil.rmtree(SCRATCH.pop(), ignore_errors=True)
+
+
+def run_all(c, cert, key, registration, check, failures):
+    d = scratch("kilt-k8s-webhook-api-")
     c.kubectl("create", "namespace", "kilt-system")
     kc = service_account_kubeconfig(c, d)
     ctx = ssl.create_default_context(cafile=c.ca_cert)

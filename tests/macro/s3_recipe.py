@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -161,4 +162,8 @@ class S3Recipe(unittest.TestCase):
 if __name__ == "__main__":
     print("s3_recipe: S3 is a stand-in here (no real S3 can run); signatures are verified with "
           "botocore", file=sys.stderr)
-    unittest.main(verbosity=2)
+    try:
+        prog = unittest.main(verbosity=2, exit=False)
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
