@@ -104,23 +104,24 @@ static char unescape(char c)
 static bool string_strict(struct skim *s, uint64_t *ret_hash)
 {
 	uint64_t h = 14695981039346656037ull;
-	s->p++;
+	const unsigned char *p = (const unsigned char *)s->p + 1;
+	const unsigned char *end = (const unsigned char *)s->end;
 	for (;;) {
-		int c = peek(s);
-		if (c < 0x20 || c >= 0x7f)
-			return false; /* end of text, control character, non-ASCII */
-		s->p++;
+		if (p >= end)
+			return false;
+		unsigned char c = *p++;
 		if (c == '"')
 			break;
+		if (c < 0x20 || c >= 0x7f)
+			return false; /* control character, non-ASCII */
 		if (c == '\\') {
-			int e = peek(s);
-			if (e <= 0 || !strchr("\"\\/bfnrt", e))
+			if (p >= end || !*p || !strchr("\"\\/bfnrt", *p))
 				return false;
-			s->p++;
-			c = (unsigned char)unescape((char)e);
+			c = (unsigned char)unescape((char)*p++);
 		}
 		h = (h ^ (uint64_t)c) * 1099511628211ull;
 	}
+	s->p = (const char *)p;
 	*ret_hash = h;
 	return true;
 }
@@ -289,10 +290,13 @@ static bool value(struct skim *s, enum level lv, unsigned depth)
 
 size_t kilt_admission_skim(const char *text, size_t len, struct kilt_admission_span *spans)
 {
-	struct skim *s = xcalloc(1, sizeof(*s));
+	/* not zeroed: keys[] (12 KiB) is written before it is read */
+	struct skim *s = xmalloc(sizeof(*s));
 	s->p = text;
 	s->end = text + len;
 	s->spans = spans;
+	s->n_spans = 0;
+	s->n_keys = 0;
 	ws(s);
 	size_t n = 0;
 	if (peek(s) == '{' && object(s, L_ROOT, 1))

@@ -142,7 +142,8 @@ void kilt_admission_review_done(struct kilt_admission_review *rv)
 {
 	if (!rv)
 		return;
-	json_decref(rv->root);
+	/* the review is the largest tree of a request: inside an arena, not taken apart */
+	kilt_json_arena_decref(rv->root);
 	memset(rv, 0, sizeof(*rv));
 }
 

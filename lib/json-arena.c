@@ -185,3 +185,25 @@ size_t kilt_json_arena_used(void)
 {
 	return tl.used;
 }
+
+void kilt_json_arena_decref(json_t *v)
+{
+	if (!v || v->refcount == (size_t)-1)
+		return;
+	if (!tl.chunks || !in_chunks(tl.chunks, (uintptr_t)v)) {
+		json_decref(v);
+		return;
+	}
+	/* json_decref's own count (jansson.h's macro, atomic as there); a value of the arena is
+	 * neither cleared nor freed when it reaches 0, only what it holds is let go */
+	if (JSON_INTERNAL_DECREF(v) != 0)
+		return;
+	if (json_is_object(v)) {
+		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
+			kilt_json_arena_decref(json_object_iter_value(it));
+	} else if (json_is_array(v)) {
+		size_t n = json_array_size(v);
+		for (size_t i = 0; i < n; i++)
+			kilt_json_arena_decref(json_array_get(v, i));
+	}
+}

@@ -72,6 +72,20 @@ static inline const unsigned char *plain_run(const unsigned char *p, const unsig
 					     bool *ret_high)
 {
 	bool high = false;
+	/* eight bytes at a time while none of them ends the run (a byte below 0x20, '"' or '\\'
+	 * flags its lane; a byte of 0x80 or more never does) */
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	while (end - p >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+		uint64_t stop =
+			((w - ones * 0x20) | (quote - ones) | (backslash - ones)) & ~w & highs;
+		if (stop)
+			break;
+		high |= (w & highs) != 0;
+		p += 8;
+	}
 	while (p < end) {
 		unsigned char c = *p;
 		if (c < 0x20 || c == '"' || c == '\\')

@@ -36,8 +36,15 @@ int kilt_json_out_flush(struct kilt_json_out *o)
 
 static inline int emit(struct kilt_json_out *o, const char *p, size_t n)
 {
-	if (kbuf_add(&o->text, p, n) < 0)
+	struct kbuf *b = &o->text;
+	if (b->cap - b->len > n && b->max - b->len >= n) {
+		/* kbuf_add's work without its call: most pieces are a few bytes */
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+	} else if (kbuf_add(b, p, n) < 0) {
 		return -1;
+	}
 	if (o->write && o->text.len >= KILT_JSON_OUT_FLUSH)
 		return kilt_json_out_flush(o);
 	return 0;

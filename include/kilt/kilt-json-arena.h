@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 /* Sets jansson's allocator to the arena's (process-wide, idempotent). Call before the threads
  * that use arenas start. Values allocated before stay valid and are freed with free(). */
 void kilt_json_arena_install(void);
@@ -33,6 +35,10 @@ void kilt_json_arena_end(void);
  * request). Returns whether an arena was active; pass that to kilt_json_arena_resume(). */
 bool kilt_json_arena_suspend(void);
 void kilt_json_arena_resume(bool was_active);
+/* json_decref(v) for a tree built in this thread's arena: its values are not cleared or freed
+ * one by one (the arena goes at once), only the references they hold to values outside the arena
+ * are dropped, as json_decref would. Outside the arena, json_decref itself. */
+void kilt_json_arena_decref(json_t *v);
 /* Whether p is memory of this thread's arena (for tests). */
 bool kilt_json_arena_holds(const void *p);
 /* Bytes handed out by this thread's arena since kilt_json_arena_begin(). */

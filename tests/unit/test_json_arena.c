@@ -135,6 +135,36 @@ static void test_json_arena__per_thread(void **state)
 	kilt_json_arena_end();
 }
 
+/* A tree of the arena let go at once: the references it holds to values outside the arena are
+ * dropped once per reference, as json_decref would, also through a subtree it holds twice. */
+static void test_json_arena__decref_tree(void **state)
+{
+	(void)state;
+	json_t *outside = json_string("outside");
+	json_t *shared_outside = json_pack("{s:s}", "held", "twice");
+	kilt_json_arena_begin();
+	json_t *shared = json_pack("[O]", shared_outside); /* in the arena */
+	json_t *tree = json_pack("{s:O, s:[O, O], s:O, s:{s:i}}", "a", outside, "b", shared, shared,
+				 "c", outside, "d", "n", 1);
+	json_decref(shared);
+	assert_true(kilt_json_arena_holds(tree));
+	assert_int_equal(outside->refcount, 3);
+	assert_int_equal(shared_outside->refcount, 2);
+	json_t *kept = json_incref(json_object_get(tree, "d"));
+	kilt_json_arena_decref(tree);
+	assert_int_equal(outside->refcount, 1);
+	assert_int_equal(shared_outside->refcount, 1);
+	assert_int_equal(kept->refcount, 1); /* still held here */
+	kilt_json_arena_decref(kept);
+	kilt_json_arena_end();
+	/* outside an arena: json_decref (LeakSanitizer sees a value left behind) */
+	json_t *plain = json_pack("{s:o}", "o", outside);
+	kilt_json_arena_decref(plain);
+	kilt_json_arena_decref(shared_outside);
+	kilt_json_arena_decref(NULL);
+	kilt_json_arena_decref(json_true());
+}
+
 /* ---- the Pod engine inside an arena -------------------------------------------------------- */
 
 static const char RECIPE[] =
@@ -218,6 +248,7 @@ int main(void)
 		cmocka_unit_test(test_json_arena__suspended_values_survive),
 		cmocka_unit_test(test_json_arena__released_is_poisoned),
 		cmocka_unit_test(test_json_arena__per_thread),
+		cmocka_unit_test(test_json_arena__decref_tree),
 		cmocka_unit_test(test_json_arena__engine_keeps_nothing_in_it),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
