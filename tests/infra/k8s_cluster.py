@@ -36,7 +36,9 @@ or from a shell, which runs a command with KUBECONFIG set and stops the cluster 
 
 Environment: KILT_PEER_BIN (default /opt/kilt/bin), KILT_CACHE (default /var/cache/kilt, image
 cache), KILT_K8S_LOCK_TIMEOUT (seconds to wait for another run's cluster, default 1800),
-KILT_K8S_KEEP=1 (keep the run directory and its logs after stopping).
+KILT_K8S_KEEP=1 (keep the run directory and its logs after stopping), KILT_K8S_LOCK_FD (a
+descriptor, inherited from the caller, of the lock file the caller has already locked: the run
+uses that lock instead of waiting for its own, and the lock outlives the run).
 """
 import argparse
 import contextlib
@@ -467,6 +469,18 @@ class Cluster:
             self.lock_fd = None
 
     def _lock(self):
+        held = os.environ.get("KILT_K8S_LOCK_FD")
+        if held:
+            # The caller holds the lock on this open file: a duplicate shares it (flock belongs
+            # to the open file), and closing the duplicate in stop() does not release it.
+            fd = os.dup(int(held))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ClusterError(f"KILT_K8S_LOCK_FD={held} does not hold {LOCK_PATH}")
+            self.lock_fd = fd
+            return
         os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
         fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         end = time.monotonic() + self.lock_timeout

@@ -5,6 +5,7 @@ shims, mounts and network namespaces behind; the control plane and kubelet die w
 run cleans all of that up under the machine-wide lock, starts its own cluster and runs a pod, and
 stopping it leaves nothing behind.
 """
+import fcntl
 import json
 import os
 import signal
@@ -36,12 +37,27 @@ def main():
     if missing:
         print(f"SKIPPED: missing {', '.join(missing)} (run tests/infra/peer-k8s.sh)", flush=True)
         return 77
+    # The test holds the machine-wide lock from before the first run until the end: another
+    # run waiting for the lock would otherwise take it when the first run dies and clean up the
+    # leftovers this test is about before it looks at them.
+    os.makedirs(os.path.dirname(k8s_cluster.LOCK_PATH), exist_ok=True)
+    lock = os.open(k8s_cluster.LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.environ["KILT_K8S_LOCK_FD"] = str(lock)
+        return crash_and_recover(lock)
+    finally:
+        os.environ.pop("KILT_K8S_LOCK_FD", None)
+        os.close(lock)
+
+
+def crash_and_recover(lock):
     script = ("set -e; echo \"DIR $KILT_K8S_DIR\"; kubectl apply -f - >/dev/null; "
               "kubectl wait --for=condition=Ready pod/victim --timeout=90s >/dev/null; "
               "echo READY; exec sleep 3600")
     first = subprocess.Popen([sys.executable, HARNESS, "run", "--", "sh", "-c", script],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, pass_fds=(lock,))
     first.stdin.write(json.dumps(POD))
     first.stdin.close()
     run_dir = None
