@@ -251,6 +251,18 @@ static json_t *find_named(const json_t *list, const char *key, const char *name)
 	return NULL;
 }
 
+/* The last entry of `list` whose `key` is `name`: for env, the one that takes effect. */
+static json_t *find_named_last(const json_t *list, const char *key, const char *name)
+{
+	for (size_t i = json_array_size(list); i-- > 0;) {
+		json_t *el = json_array_get(list, i);
+		const char *n = str_at(el, key);
+		if (n && strcmp(n, name) == 0)
+			return el;
+	}
+	return NULL;
+}
+
 /* ---- names --------------------------------------------------------------------------------- */
 
 /* A DNS label from `prefix` + `s`: lower case, [a-z0-9-], at most 63, no leading/trailing '-'. */
@@ -495,8 +507,8 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 		size_t i;
 		json_t *e;
 		json_array_foreach (json_object_get(rec, "env_replaced"), i, e) {
-			json_t *cur =
-				find_named(env, "name", str_at(e, "name") ? str_at(e, "name") : "");
+			json_t *cur = find_named_last(env, "name",
+						      str_at(e, "name") ? str_at(e, "name") : "");
 			if (!cur)
 				continue;
 			via(run, env);
@@ -705,8 +717,14 @@ static bool env_entry_holds(const json_t *cur, const char *name, const json_t *v
 {
 	if (!is_cstring(json_object_get(cur, "name"), name))
 		return false;
-	if (json_is_string(value))
-		return is_cstring(json_object_get(cur, "value"), json_string_value(value));
+	if (json_is_string(value)) {
+		const json_t *v = json_object_get(cur, "value");
+		/* an entry without a value, or with null, gives the empty string (the API server
+		 * decodes both so) */
+		if ((!v || json_is_null(v)) && !json_object_get(cur, "valueFrom"))
+			return !*json_string_value(value);
+		return is_cstring(v, json_string_value(value));
+	}
 	if (json_is_object(value) && json_object_get(value, "valueFrom"))
 		return json_equal(json_object_get(cur, "valueFrom"),
 				  json_object_get(value, "valueFrom"));
@@ -720,8 +738,9 @@ static bool env_entry_holds(const json_t *cur, const char *name, const json_t *v
 	return true;
 }
 
-/* The merge of one variable of the plan: kept when the container's first entry of that name
- * (`cur`) already says it, replaced when it says something else, appended when there is none. */
+/* The merge of one variable of the plan: kept when the container's entry of that name (`cur`:
+ * its last one, the one that takes effect, since the kubelet keeps the last value of a name)
+ * already says it, replaced when it says something else, appended when there is none. */
 static void merge_variable(struct run *run, json_t *env, struct name_index *ix, json_t *cur,
 			   const char *name, const json_t *value, json_t *added, json_t *replaced)
 {
@@ -777,7 +796,7 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 			size_t h = name_slot(&ix, name);
 			if (ix.first[h] != i + 1)
 				continue; /* not the first entry of its name */
-			json_t *e = json_array_get(env, i);
+			json_t *e = json_array_get(env, ix.last[h]);
 			const json_t *pe = name_index_find_last(&px, name);
 			if (pe) {
 				merge_variable(run, env, &ix, e, name, json_object_get(pe, "value"),
@@ -788,9 +807,10 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 			const json_t *l = json_array_get(env, ix.last[h]);
 			const json_t *vf = json_object_get(l, "valueFrom");
 			const json_t *v = json_object_get(l, "value");
-			_cleanup_json_ json_t *own = vf	 ? json_pack("{sO}", "valueFrom", vf)
-						     : v ? json_incref((json_t *)(uintptr_t)v)
-							 : json_string("");
+			_cleanup_json_ json_t *own = vf ? json_pack("{sO}", "valueFrom", vf)
+						     : v && !json_is_null(v)
+							     ? json_incref((json_t *)(uintptr_t)v)
+							     : json_string("");
 			merge_variable(run, env, &ix, e, name, own, added, replaced);
 		}
 	}
@@ -804,7 +824,7 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 		/* a name the container had was merged above, with the plan's last value */
 		if (own_first && ix.first[h] && ix.first[h] - 1 < n_own)
 			continue;
-		json_t *cur = ix.first[h] ? json_array_get(env, ix.first[h] - 1) : NULL;
+		json_t *cur = ix.first[h] ? json_array_get(env, ix.last[h]) : NULL;
 		merge_variable(run, env, &ix, cur, name, json_object_get(pe, "value"), added,
 			       replaced);
 	}
@@ -1138,7 +1158,9 @@ static json_t *target_env(const json_t *c)
 		if (vf)
 			json_object_set_new(env, name, json_pack("{sO}", "valueFrom", vf));
 		else
-			json_object_set_new(env, name, v ? json_incref(v) : json_string(""));
+			json_object_set_new(env, name,
+					    v && !json_is_null(v) ? json_incref(v)
+								  : json_string(""));
 	}
 	return env;
 }
