@@ -294,16 +294,33 @@ def _read(path):
         return ""
 
 
-class _Relay:
-    """Listens in another network namespace (`netns`, a /proc/PID/ns/net path) on 0.0.0.0:port
-    and forwards each connection to `target` in this process's own network namespace."""
+class Relay:
+    """Forwards each TCP connection it accepts to `target` in this process's own network
+    namespace. It listens on 0.0.0.0:`port` in another network namespace (`netns`, a
+    /proc/PID/ns/net path), or on 127.0.0.1 at a free port (self.port) when netns is None.
+    cut() breaks every open connection; while `blocked`, a new connection is closed as soon as
+    it is accepted."""
 
-    def __init__(self, netns, port, target):
+    def __init__(self, target, netns=None, port=0):
         self.target = target
         self.stopping = False
+        self.blocked = False
         self.conns = set()
         self.lock = threading.Lock()
+        self.accepted = 0
         self.connections = 0
+        if netns is None:
+            self.sock = socket.socket()
+            self.sock.bind(("127.0.0.1", port))
+            self.sock.listen(64)
+        else:
+            self.sock = self._bind_in(netns, port)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _bind_in(netns, port):
         libc = ctypes.CDLL(None, use_errno=True)
         ready = {}
 
@@ -326,9 +343,7 @@ class _Relay:
         t.join()
         if "error" in ready:
             raise ClusterError(f"relay: {ready['error']}")
-        self.sock = ready["sock"]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        return ready["sock"]
 
     def _accept(self):
         while not self.stopping:
@@ -336,6 +351,10 @@ class _Relay:
                 a, _ = self.sock.accept()
             except OSError:
                 return
+            self.accepted += 1
+            if self.blocked:
+                a.close()
+                continue
             try:
                 b = socket.create_connection(self.target, timeout=5)
                 b.settimeout(None)
@@ -366,6 +385,15 @@ class _Relay:
                 for s in (src, dst):
                     self.conns.discard(s)
                     s.close()
+
+    def cut(self):
+        """Breaks every open connection; returns how many sockets were open."""
+        with self.lock:
+            conns = list(self.conns)
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        return len(conns)
 
     def stop(self):
         self.stopping = True
@@ -944,8 +972,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         pids = [pid for pid in _pids() if f"pod{uid}" in _read(f"/proc/{pid}/cgroup")]
         if not pids:
             raise ClusterError(f"no process of pod {RELAY_POD} ({uid}) found on the node")
-        self.relay = _Relay(f"/proc/{pids[0]}/ns/net", RELAY_PORT,
-                            ("127.0.0.1", self.ports["apiserver"]))
+        self.relay = Relay(("127.0.0.1", self.ports["apiserver"]),
+                           netns=f"/proc/{pids[0]}/ns/net", port=RELAY_PORT)
         # The Service exists (the API server makes it); with --endpoint-reconciler-type=none
         # nothing gives it an endpoint: this EndpointSlice does.
         st, svc = self.api("GET", "/api/v1/namespaces/default/services/kubernetes")

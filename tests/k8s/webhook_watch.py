@@ -25,84 +25,16 @@ import base64
 import http.client
 import json
 import shutil
-import socket
 import ssl
 import tempfile
-import threading
 import time
 
+import k8s_cluster
 import webhook_api
 from webhook_api import golden, metric, set_namespace
 
 WATCH_CACHE_ARGS = ["--watch-cache-sizes=namespaces#0"]
 NS = "watched"
-
-
-class Proxy:
-    """127.0.0.1:free port -> target; cut() breaks every open connection; while `blocked`, a new
-    connection is closed as soon as it is accepted."""
-
-    def __init__(self, target):
-        self.target = target
-        self.blocked = False
-        self.accepted = 0
-        self.conns, self.lock = set(), threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            if self.blocked:
-                a.close()
-                continue
-            try:
-                b = socket.create_connection(self.target, timeout=5)
-                b.settimeout(None)
-            except OSError:
-                a.close()
-                continue
-            with self.lock:
-                self.conns.update((a, b))
-            for src, dst in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self):
-        with self.lock:
-            conns, self.conns = self.conns, set()
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-        return len(conns)
-
-    def close(self):
-        self.sock.close()
-        self.cut()
 
 
 def etcd(c, path, body):
@@ -251,7 +183,7 @@ def run(c, cert, key, check):
     kc = webhook_api.service_account_kubeconfig(c, d)
     with open(kc) as f:
         cfg = json.load(f)
-    proxy = Proxy(("127.0.0.1", c.ports["apiserver"]))
+    proxy = k8s_cluster.Relay(("127.0.0.1", c.ports["apiserver"]))
     cfg["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
     with open(kc, "w") as f:
         json.dump(cfg, f)
@@ -325,7 +257,7 @@ def run(c, cert, key, check):
         lists = m("kilt_webhook_namespace_lists_total")
     finally:
         hook.stop()
-        proxy.close()
+        proxy.stop()
         set_namespace(c, NS, {})
     logs = "".join(hook.lines)
     check(logs.count('"msg":"namespace watch expired (410): listing again"') == 1 and
