@@ -402,7 +402,8 @@ json_t *kilt_json_parse_fast(const char *text, size_t len)
 json_t *kilt_json_parse(const char *text, size_t len, size_t flags, json_error_t *jerr)
 {
 	json_t *root = NULL;
-	if (!(flags & ~(size_t)JSON_REJECT_DUPLICATES))
+	/* JSON_DECODE_ANY changes nothing for an object or an array, the only roots read here */
+	if (!(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)))
 		root = kilt_json_parse_fast(text, len);
 	return root ? root : json_loadb(text, len, flags, jerr);
 }

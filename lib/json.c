@@ -285,7 +285,7 @@ json_t *kilt_json_loadb(const char *buf, size_t len, size_t flags, json_error_t 
 	/* (a stream's reader needs jansson's own end position: not a template) */
 	if ((flags & JSON_DISABLE_EOF_CHECK) || !find_numbers(buf, len, &r)) {
 		free(r.v);
-		return json_loadb(buf, len, flags, jerr);
+		return kilt_json_parse(buf, len, flags, jerr);
 	}
 	json_error_t local;
 	if (!jerr)

@@ -111,7 +111,10 @@ static size_t pass(char **text, size_t len, const struct kilt_recipe *recipe, en
 		   FILE *sink, bool drop_text, bool keep_rollback)
 {
 	json_error_t jerr;
-	json_t *doc = json_loadb(*text, len, 0, &jerr);
+	/* kilt's whole-document path reads as kilt inject --json-path=whole and the macro do; the
+	 * floor and the older pipelines with jansson's json_loadb */
+	json_t *doc = dump == DUMP_KILT ? kilt_json_loadb(*text, len, 0, &jerr)
+					: json_loadb(*text, len, 0, &jerr);
 	if (!doc) {
 		fprintf(stderr, "bench_cfn: %s\n", jerr.text);
 		exit(1);
