@@ -419,8 +419,9 @@ static bool pruned_walk_complete(struct patcher *p)
 		return true;
 	size_t i;
 	json_t *v;
-	json_array_foreach (p->covered, i, v)
+	json_array_foreach (p->covered, i, v) {
 		mark_inside(p, v);
+	}
 	for (size_t k = 0; k < p->n; k++)
 		if (!p->v[k].seen)
 			return false;
