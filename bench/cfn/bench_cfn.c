@@ -17,21 +17,13 @@
 
 #include "internal.h"
 #include "kilt.h"
+#include "bench-common.h"
 
 static double now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long parse_long(const char *s, long dflt)
-{
-	if (!s)
-		return dflt;
-	char *end = NULL;
-	long v = strtol(s, &end, 10);
-	return (end && !*end && v > 0) ? v : dflt;
 }
 
 /* A template shaped like real ones: log group and role references, awslogs, environment, an
@@ -81,17 +73,6 @@ static char *generate(long tasks, long containers)
 	char *text = json_dumps(doc, JSON_INDENT(2));
 	json_decref(doc);
 	return text;
-}
-
-static struct kilt_recipe *load_recipe(void)
-{
-	struct kilt_recipe *r = NULL;
-	struct kilt_error err = { 0 };
-	if (kilt_recipe_load_file(RECIPE, &r, &err) < 0) {
-		fprintf(stderr, "bench_cfn: %s: %s\n", RECIPE, err.msg);
-		exit(1);
-	}
-	return r;
 }
 
 /* How a pass writes its result: streamed by jansson (json_dumpf: the floor), streamed by
@@ -233,19 +214,6 @@ static long child_rss(const char *self, const char *mode, const char *path)
 	return kib;
 }
 
-static long vm_hwm(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kib = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kib = strtol(line + 6, NULL, 10);
-	if (f)
-		fclose(f);
-	return kib;
-}
-
 /* Runs the kilt binary (output and messages to /dev/null) and returns its peak RSS (KiB) from
  * wait4. Called in a freshly executed copy of this program, which is small, because a child's
  * peak also counts the memory it had before exec. */
@@ -298,13 +266,13 @@ static int child(const char *mode, const char *path)
 		if (kilt_read_file(path, 1u << 30, &text, &len) < 0)
 			return 1;
 		if (strcmp(mode, "stream") == 0) {
-			struct kilt_recipe *recipe = load_recipe();
+			struct kilt_recipe *recipe = load_recipe_named("bench_cfn");
 			stream_pass(text, len, recipe, NULL);
 			kilt_recipe_free(recipe);
 		} else if (strcmp(mode, "read") != 0) {
 			bool inject = strncmp(mode, "inject", 6) == 0;
 			bool string = strstr(mode, "-string") != NULL;
-			struct kilt_recipe *recipe = inject ? load_recipe() : NULL;
+			struct kilt_recipe *recipe = inject ? load_recipe_named("bench_cfn") : NULL;
 			pass(&text, len, recipe, string ? DUMP_STRING : DUMP_STREAM, NULL, !string,
 			     string || strstr(mode, "-keep") != NULL);
 			kilt_recipe_free(recipe);
@@ -325,7 +293,7 @@ static int profile(int argc, char **argv)
 	long n = parse_long(argv[3], 10);
 	long tasks = parse_long(argc > 4 ? argv[4] : NULL, 500);
 	long containers = parse_long(argc > 5 ? argv[5] : NULL, 4);
-	struct kilt_recipe *recipe = load_recipe();
+	struct kilt_recipe *recipe = load_recipe_named("bench_cfn");
 	char *text = generate(tasks, containers);
 	size_t len = strlen(text);
 	FILE *sink = tmpfile();
@@ -406,7 +374,7 @@ int main(int argc, char **argv)
 	long tasks = parse_long(argc > 1 ? argv[1] : NULL, 500);
 	long containers = parse_long(argc > 2 ? argv[2] : NULL, 4);
 	long rounds = parse_long(argc > 3 ? argv[3] : NULL, 7);
-	struct kilt_recipe *recipe = load_recipe();
+	struct kilt_recipe *recipe = load_recipe_named("bench_cfn");
 	char *text = generate(tasks, containers);
 	size_t len = strlen(text);
 	size_t out_floor = 0, out_inject = 0;

@@ -21,15 +21,7 @@
 
 #include "internal.h"
 #include "kilt.h"
-
-static long parse_long(const char *s, long dflt)
-{
-	if (!s)
-		return dflt;
-	char *end = NULL;
-	long v = strtol(s, &end, 10);
-	return (end && !*end && v > 0) ? v : dflt;
-}
+#include "bench-common.h"
 
 static void add(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void add(struct kbuf *b, const char *fmt, ...)
@@ -229,17 +221,6 @@ static char *generate_k8s(long deployments, long containers, size_t *ret_len)
 	}
 	*ret_len = b.len;
 	return kbuf_steal(&b);
-}
-
-static struct kilt_recipe *load_recipe(void)
-{
-	struct kilt_recipe *r = NULL;
-	struct kilt_error err = { 0 };
-	if (kilt_recipe_load_file(RECIPE, &r, &err) < 0) {
-		fprintf(stderr, "bench_cfn_yaml: %s: %s\n", RECIPE, err.msg);
-		exit(1);
-	}
-	return r;
 }
 
 static void die(const char *what, const struct kilt_error *err)
@@ -505,7 +486,7 @@ static int profile(int argc, char **argv)
 		fprintf(stderr, "bench_cfn_yaml: unknown path %s\n", what);
 		return 2;
 	}
-	struct kilt_recipe *recipe = load_recipe();
+	struct kilt_recipe *recipe = load_recipe_named("bench_cfn_yaml");
 	size_t len = 0;
 	char *text = generate((enum path)k, n, containers, &len);
 	FILE *scratch = tmpfile();
@@ -577,19 +558,6 @@ static double cpu_per_pass(const char *self, const char *mode, const char *none,
 	return (run_child(run, NULL) - b) / (double)passes;
 }
 
-static long vm_hwm(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kib = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kib = strtol(line + 6, NULL, 10);
-	if (f)
-		fclose(f);
-	return kib;
-}
-
 /* `self --child MODE FILE`, in a fresh process (a child's peak RSS also counts what its parent
  * had before exec, so the kilt binary is started from this small process too). Prints the peak
  * RSS (KiB) and the CPU time (s) of: idle (nothing), a path of path_names (one pass over FILE
@@ -619,8 +587,9 @@ static int child(const char *mode, const char *file, const char *kilt_path)
 		size_t len = 0;
 		if (k < 0 || kilt_read_file(file, 1u << 30, &text, &len) < 0)
 			return 1;
-		struct kilt_recipe *recipe =
-			(k == INJECT_CFN || k == INJECT_K8S || k == DRY_K8S) ? load_recipe() : NULL;
+		struct kilt_recipe *recipe = (k == INJECT_CFN || k == INJECT_K8S || k == DRY_K8S)
+						     ? load_recipe_named("bench_cfn_yaml")
+						     : NULL;
 		int fd = open("/dev/null", O_WRONLY);
 		if (fd < 0)
 			return 1;
@@ -716,7 +685,7 @@ int main(int argc, char **argv)
 	size_t cfn_len = 0, k8s_len = 0;
 	char *cfn = generate_cfn(tasks, containers, &cfn_len);
 	char *k8s = generate_k8s(deployments, containers, &k8s_len);
-	struct kilt_recipe *recipe = load_recipe();
+	struct kilt_recipe *recipe = load_recipe_named("bench_cfn_yaml");
 	int devnull = open("/dev/null", O_WRONLY);
 	if (devnull < 0)
 		return 1;
