@@ -43,7 +43,7 @@ int webhook_libs_load(struct kilt_error *err)
 	const char *missing = NULL;
 	bool ok = BIND(mhd, start_daemon, "MHD_start_daemon") &&
 		  BIND(mhd, stop_daemon, "MHD_stop_daemon") &&
-		  BIND(mhd, quiesce_daemon, "MHD_quiesce_daemon") &&
+		  BIND(mhd, add_connection, "MHD_add_connection") &&
 		  BIND(mhd, create_response_from_buffer, "MHD_create_response_from_buffer") &&
 		  BIND(mhd, add_response_header, "MHD_add_response_header") &&
 		  BIND(mhd, queue_response, "MHD_queue_response") &&

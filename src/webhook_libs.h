@@ -18,7 +18,8 @@ struct webhook_libs {
 					   MHD_AcceptPolicyCallback apc, void *apc_cls,
 					   MHD_AccessHandlerCallback dh, void *dh_cls, ...);
 	void (*stop_daemon)(struct MHD_Daemon *d);
-	MHD_socket (*quiesce_daemon)(struct MHD_Daemon *d);
+	enum MHD_Result (*add_connection)(struct MHD_Daemon *d, MHD_socket s,
+					  const struct sockaddr *addr, socklen_t addrlen);
 	struct MHD_Response *(*create_response_from_buffer)(size_t size, void *buffer,
 							    enum MHD_ResponseMemoryMode mode);
 	enum MHD_Result (*add_response_header)(struct MHD_Response *r, const char *header,
