@@ -624,33 +624,73 @@ static json_t *env_entry(const char *name, const json_t *value)
 	return json_pack("{ssss}", "name", name, "value", text ? text : "");
 }
 
+/* An env entry's members, read in one pass over its object (a lookup by key hashes the key and
+ * walks a bucket; an entry has two or three members). */
+struct env_view {
+	const char
+		*name; /* borrowed: the name's C string, NULL when the entry has no string name */
+	const json_t *value, *value_from; /* borrowed members, NULL when absent */
+	size_t hash; /* of the name's C string */
+	bool clean; /* the name holds no NUL: its C string is the whole JSON string */
+};
+
+static size_t name_hash(const char *s, size_t *ret_len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	const char *p = s;
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	if (ret_len)
+		*ret_len = (size_t)(p - s);
+	return (size_t)h;
+}
+
+static void env_view_read(struct env_view *ev, const json_t *entry)
+{
+	*ev = (struct env_view){ 0 };
+	const json_t *nv = NULL;
+	for (void *it = json_object_iter((json_t *)(uintptr_t)entry); it;
+	     it = json_object_iter_next((json_t *)(uintptr_t)entry, it)) {
+		const char *k = json_object_iter_key(it);
+		const json_t *v = json_object_iter_value(it);
+		if (k[0] == 'n' && strcmp(k, "name") == 0)
+			nv = v;
+		else if (k[0] == 'v' && strcmp(k, "value") == 0)
+			ev->value = v;
+		else if (k[0] == 'v' && strcmp(k, "valueFrom") == 0)
+			ev->value_from = v;
+	}
+	ev->name = json_string_value(nv);
+	if (!ev->name)
+		return;
+	size_t len;
+	ev->hash = name_hash(ev->name, &len);
+	ev->clean = len == json_string_length(nv);
+}
+
 /* Where each name is first (what find_named would return) and last in a list of named entries,
  * found in constant time: an open-addressing table of indices into the list, so that merging a
  * plan's environment with a container's is linear in the entries instead of quadratic. Entries
  * appended to the list are added with name_index_add. */
 struct name_index {
 	const json_t *list; /* borrowed */
-	const char **names; /* owned array of borrowed names: each entry's, NULL for none */
+	struct env_view *v; /* owned: each entry's members, as read when it was added */
+	size_t *slot; /* owned: each named entry's slot */
 	size_t n, cap;
 	size_t *first; /* owned: index + 1 of the first entry of a name, 0 when the slot is empty */
 	size_t *last; /* owned: index of the last entry of the slot's name */
 	size_t mask;
 };
 
-static size_t name_hash(const char *s)
+/* The slot of `name` (of hash `hash`): where it is, or the empty one where it would go. */
+static size_t name_slot(const struct name_index *ix, const char *name, size_t hash)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return (size_t)h;
-}
-
-/* The slot of `name`: where it is, or the empty one where it would go. */
-static size_t name_slot(const struct name_index *ix, const char *name)
-{
-	for (size_t h = name_hash(name) & ix->mask;; h = (h + 1) & ix->mask) {
+	for (size_t h = hash & ix->mask;; h = (h + 1) & ix->mask) {
 		size_t at = ix->first[h];
-		if (!at || strcmp(ix->names[at - 1], name) == 0)
+		if (!at)
+			return h;
+		const struct env_view *ev = &ix->v[at - 1];
+		if (ev->hash == hash && strcmp(ev->name, name) == 0)
 			return h;
 	}
 }
@@ -658,18 +698,20 @@ static size_t name_slot(const struct name_index *ix, const char *name)
 /* Takes in the list's entry `i` (the next one). */
 static void name_index_add(struct name_index *ix, size_t i)
 {
-	const char *name = str_at(json_array_get(ix->list, i), "name");
 	if (ix->n == ix->cap) {
-		ix->cap = ix->cap ? 2 * ix->cap : 16;
-		ix->names = xrealloc(ix->names, ix->cap * sizeof(*ix->names));
+		ix->cap = 2 * ix->cap;
+		ix->v = xrealloc(ix->v, ix->cap * sizeof(*ix->v));
+		ix->slot = xrealloc(ix->slot, ix->cap * sizeof(*ix->slot));
 	}
-	ix->names[ix->n++] = name;
-	if (!name)
+	struct env_view *ev = &ix->v[ix->n++];
+	env_view_read(ev, json_array_get(ix->list, i));
+	if (!ev->name)
 		return;
-	size_t h = name_slot(ix, name);
+	size_t h = name_slot(ix, ev->name, ev->hash);
 	if (!ix->first[h])
 		ix->first[h] = i + 1;
 	ix->last[h] = i;
+	ix->slot[i] = h;
 }
 
 /* A table for `list` with room for `extra` entries more. */
@@ -680,7 +722,8 @@ static void name_index_init(struct name_index *ix, const json_t *list, size_t ex
 		cap *= 2;
 	*ix = (struct name_index){
 		.list = list,
-		.names = xmalloc((n + extra + 1) * sizeof(const char *)),
+		.v = xmalloc((n + extra + 1) * sizeof(struct env_view)),
+		.slot = xmalloc((n + extra + 1) * sizeof(size_t)),
 		.cap = n + extra + 1,
 		.first = xcalloc(cap, sizeof(size_t)),
 		.last = xmalloc(cap * sizeof(size_t)),
@@ -692,15 +735,10 @@ static void name_index_init(struct name_index *ix, const json_t *list, size_t ex
 
 static void name_index_done(struct name_index *ix)
 {
-	free(ix->names);
+	free(ix->v);
+	free(ix->slot);
 	free(ix->first);
 	free(ix->last);
-}
-
-static json_t *name_index_find_last(const struct name_index *ix, const char *name)
-{
-	size_t h = name_slot(ix, name);
-	return ix->first[h] ? json_array_get(ix->list, ix->last[h]) : NULL;
 }
 
 /* Whether `j` is the JSON string of the C string `s`. */
@@ -786,27 +824,40 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 	struct name_index ix;
 	name_index_init(&ix, env, json_array_size(penv));
 	size_t n_own = json_array_size(env);
-	struct name_index px = { 0 };
 	if (own_first) {
-		name_index_init(&px, penv, 0);
-		for (size_t i = 0; i < n_own; i++) {
-			const char *name = ix.names[i];
+		/* the plan's last entry of each name the container has, at its first entry */
+		_cleanup_free_ const json_t **plan_of = xcalloc(n_own + 1, sizeof(*plan_of));
+		size_t i;
+		json_t *pe;
+		json_array_foreach (penv, i, pe) {
+			const char *name = str_at(pe, "name");
 			if (!name)
 				continue;
-			size_t h = name_slot(&ix, name);
-			if (ix.first[h] != i + 1)
-				continue; /* not the first entry of its name */
-			json_t *e = json_array_get(env, ix.last[h]);
-			const json_t *pe = name_index_find_last(&px, name);
-			if (pe) {
-				merge_variable(run, env, &ix, e, name, json_object_get(pe, "value"),
-					       added, replaced);
+			size_t h = name_slot(&ix, name, name_hash(name, NULL));
+			if (ix.first[h])
+				plan_of[ix.first[h] - 1] = pe;
+		}
+		for (i = 0; i < n_own; i++) {
+			const char *name = ix.v[i].name;
+			if (!name || ix.first[ix.slot[i]] != i + 1)
+				continue; /* no name, or not the first entry of its name */
+			size_t last = ix.last[ix.slot[i]];
+			json_t *e = json_array_get(env, last);
+			if (plan_of[i]) {
+				merge_variable(run, env, &ix, e, name,
+					       json_object_get(plan_of[i], "value"), added,
+					       replaced);
 				continue;
 			}
-			/* the value the recipe would have seen: the last entry's */
-			const json_t *l = json_array_get(env, ix.last[h]);
-			const json_t *vf = json_object_get(l, "valueFrom");
-			const json_t *v = json_object_get(l, "value");
+			/* the value the recipe would have seen: the last entry's, which that entry
+			 * holds already when it is a string (without a NUL: the entry written back
+			 * is the C string's) or none (the empty string) or a valueFrom */
+			const struct env_view *l = &ix.v[last];
+			const json_t *vf = l->value_from, *v = l->value;
+			if (l->clean && (vf || !v || json_is_null(v) ||
+					 (json_is_string(v) &&
+					  strlen(json_string_value(v)) == json_string_length(v))))
+				continue;
 			_cleanup_json_ json_t *own = vf ? json_pack("{sO}", "valueFrom", vf)
 						     : v && !json_is_null(v)
 							     ? json_incref((json_t *)(uintptr_t)v)
@@ -820,7 +871,7 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 		const char *name = str_at(pe, "name");
 		if (!name)
 			continue;
-		size_t h = name_slot(&ix, name);
+		size_t h = name_slot(&ix, name, name_hash(name, NULL));
 		/* a name the container had was merged above, with the plan's last value */
 		if (own_first && ix.first[h] && ix.first[h] - 1 < n_own)
 			continue;
@@ -829,8 +880,6 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 			       replaced);
 	}
 	name_index_done(&ix);
-	if (own_first)
-		name_index_done(&px);
 	if (json_array_size(added))
 		json_object_set(rec, "env_added", added);
 	if (json_array_size(replaced))
