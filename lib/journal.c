@@ -126,20 +126,39 @@ void kilt_journal_done(struct kilt_journal *j)
 
 /* ---- JSON Patch -------------------------------------------------------------------------------- */
 
-/* A node the journal changed and a shallow copy of it as it was before. */
+/* A node the journal changed, with what the patch needs of its state before the first change. */
 struct changed {
 	const json_t *node; /* borrowed */
-	json_t *before; /* owned */
+	json_t *before; /* owned: a shallow copy of the node as it was, made when first needed */
+	size_t first, n; /* its entries in the patcher's refs: newest first */
 	bool seen; /* its operations were emitted */
+	/* an object only set keys (KILT_J_SET), an array only had elements appended
+	 * (KILT_J_APPEND): the patch reads the state before from the entries themselves */
+	bool sets_only, appends_only;
+};
+
+struct entry_ref {
+	const json_t *node;
+	size_t index;
+};
+
+/* A node the walk looks up: changed (an index into the changed nodes) or declared. */
+struct slot {
+	const json_t *node; /* NULL: the slot is empty */
+	size_t changed; /* index + 1 into the changed nodes, 0 when only declared */
 };
 
 struct patcher {
+	const struct kilt_journal *j;
 	struct changed *v; /* owned, sorted by node */
 	size_t n;
+	struct entry_ref *refs; /* owned: every entry, by node, newest first */
+	struct slot *table; /* owned: the changed and declared nodes by address */
+	size_t mask;
+	size_t unseen; /* changed nodes not seen yet */
 	json_t *ops; /* owned */
+	json_t *op_names[3]; /* owned: "add", "replace", "remove" */
 	struct kbuf path; /* the current node's JSON Pointer */
-	const json_t **via; /* owned, sorted: the nodes declared on the way to changes */
-	size_t n_via;
 	bool pruned; /* walking only into changed and declared nodes */
 	json_t *covered; /* owned array: values that went whole into an operation or left the document
 			  * (changes inside them need no operation of their own) */
@@ -147,24 +166,45 @@ struct patcher {
 	bool share; /* values are the document's nodes, not copies */
 };
 
-static int by_node(const void *a, const void *b)
+enum { OP_ADD, OP_REPLACE, OP_REMOVE };
+
+static size_t node_hash(const json_t *node)
 {
-	uintptr_t x = (uintptr_t)((const struct changed *)a)->node;
-	uintptr_t y = (uintptr_t)((const struct changed *)b)->node;
-	return x < y ? -1 : x > y;
+	uint64_t x = (uint64_t)(uintptr_t)node;
+	return (size_t)((x >> 4) * 0x9e3779b97f4a7c15ull >> 17);
+}
+
+static struct slot *table_slot(const struct patcher *p, const json_t *node)
+{
+	for (size_t h = node_hash(node) & p->mask;; h = (h + 1) & p->mask)
+		if (p->table[h].node == node || !p->table[h].node)
+			return &p->table[h];
 }
 
 static struct changed *find_changed(const struct patcher *p, const json_t *node)
 {
-	struct changed key = { .node = node };
-	return bsearch(&key, p->v, p->n, sizeof(*p->v), by_node);
+	const struct slot *s = table_slot(p, node);
+	return s->node && s->changed ? &p->v[s->changed - 1] : NULL;
 }
 
-static int by_address(const void *a, const void *b)
+static void mark_seen(struct patcher *p, struct changed *c)
 {
-	uintptr_t x = (uintptr_t) * (const json_t *const *)a;
-	uintptr_t y = (uintptr_t) * (const json_t *const *)b;
-	return x < y ? -1 : x > y;
+	if (!c->seen) {
+		c->seen = true;
+		p->unseen--;
+	}
+}
+
+/* The changed node `c` as it was before the run: a shallow copy of it now with its own changes
+ * undone, newest first. */
+static const json_t *before_of(struct patcher *p, struct changed *c)
+{
+	if (!c->before) {
+		c->before = json_copy((json_t *)(uintptr_t)c->node);
+		for (size_t i = c->first; i < c->first + c->n; i++)
+			undo_entry(p->j, &p->j->v[p->refs[i].index], c->before);
+	}
+	return c->before;
 }
 
 /* Whether the walk goes into `node`: an object or array that changed or leads to a change (every
@@ -175,38 +215,47 @@ static bool worth_entering(const struct patcher *p, const json_t *node)
 		return false;
 	if (!p->pruned)
 		return true;
-	return bsearch(&node, p->via, p->n_via, sizeof(*p->via), by_address) ||
-	       find_changed(p, node);
+	return table_slot(p, node)->node != NULL;
 }
 
 /* Appends "/" and the RFC 6901 escape of `seg` to the path. */
 static void path_push(struct kbuf *path, const char *seg)
 {
 	kbuf_addc(path, '/');
-	for (const char *s = seg; *s; s++) {
-		if (*s == '~')
-			kbuf_adds(path, "~0");
-		else if (*s == '/')
-			kbuf_adds(path, "~1");
-		else
-			kbuf_addc(path, *s);
+	for (const char *s = seg;;) {
+		size_t n = strcspn(s, "~/");
+		if (n)
+			kbuf_add(path, s, n);
+		s += n;
+		if (!*s)
+			break;
+		kbuf_add(path, *s == '~' ? "~0" : "~1", 2);
+		s++;
 	}
 }
 
 static void path_push_index(struct kbuf *path, size_t i)
 {
-	kbuf_printf(path, "/%zu", i);
+	char buf[24];
+	size_t at = sizeof(buf);
+	do {
+		buf[--at] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
+	buf[--at] = '/';
+	kbuf_add(path, buf + at, sizeof(buf) - at);
 }
 
-static void add_op(struct patcher *p, const char *op, const json_t *value)
+static void add_op(struct patcher *p, int op, const json_t *value)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "op", json_string(op));
-	json_object_set_new(o, "path", json_stringn(p->path.data ? p->path.data : "", p->path.len));
+	json_object_set_new_nocheck(o, "op", json_incref(p->op_names[op]));
+	json_object_set_new_nocheck(o, "path",
+				    json_stringn(p->path.data ? p->path.data : "", p->path.len));
 	if (value)
-		json_object_set_new(o, "value",
-				    p->share ? json_incref((json_t *)(uintptr_t)value)
-					     : json_deep_copy(value));
+		json_object_set_new_nocheck(o, "value",
+					    p->share ? json_incref((json_t *)(uintptr_t)value)
+						     : json_deep_copy(value));
 	json_array_append_new(p->ops, o);
 }
 
@@ -223,10 +272,10 @@ static void cover(struct patcher *p, const json_t *v)
 /* True when `old` as it was before the run (its changed nodes seen through their copies from
  * before) equals `now`: a value replaced by an equal one needs no operation, but a value the run
  * changed in place and then replaced by one equal to its new content does. */
-static bool same_as_before(const struct patcher *p, const json_t *old, const json_t *now)
+static bool same_as_before(struct patcher *p, const json_t *old, const json_t *now)
 {
-	const struct changed *c = find_changed(p, old);
-	const json_t *o = c ? c->before : old;
+	struct changed *c = find_changed(p, old);
+	const json_t *o = c ? before_of(p, c) : old;
 	if (json_typeof(o) != json_typeof(now))
 		return false;
 	if (json_is_object(o)) {
@@ -253,33 +302,80 @@ static bool same_as_before(const struct patcher *p, const json_t *old, const jso
 	return json_equal(o, now);
 }
 
-/* Operations for an object whose keys changed; `done` receives the keys whose whole new value
- * went into an operation (not to be walked into). */
-static void object_ops(struct patcher *p, const json_t *before, const json_t *now, json_t *done)
+/* The keys whose whole new value went into an operation (not to be walked into): the key
+ * pointers of the object's own members. */
+struct done_keys {
+	const char **v; /* owned */
+	size_t n, cap;
+};
+
+static void done_add(struct done_keys *d, const char *key)
+{
+	if (d->n == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : 8;
+		d->v = xrealloc(d->v, d->cap * sizeof(*d->v));
+	}
+	d->v[d->n++] = key;
+}
+
+static bool done_has(const struct done_keys *d, const char *key)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->v[i] == key)
+			return true;
+	return false;
+}
+
+/* The operation for key `k` of an object, now `v`, before `old` (NULL: absent). */
+static void key_op(struct patcher *p, const char *k, const json_t *v, const json_t *old,
+		   struct done_keys *done)
+{
+	size_t len = p->path.len;
+	if (old == v)
+		return;
+	cover(p, old);
+	if (old && same_as_before(p, old, v))
+		return;
+	path_push(&p->path, k);
+	add_op(p, old ? OP_REPLACE : OP_ADD, v);
+	cover(p, v);
+	p->path.len = len;
+	done_add(done, k);
+}
+
+/* Operations for an object whose keys changed. */
+static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
+		       struct done_keys *done)
 {
 	size_t len = p->path.len;
 	const char *k;
 	json_t *v;
+	if (c->sets_only) {
+		/* no key went; each key set has its value from before the first set of it */
+		const struct kilt_journal *j = p->j;
+		json_object_foreach ((json_t *)(uintptr_t)now, k, v) {
+			const struct kilt_journal_entry *oldest = NULL;
+			for (size_t i = c->first; i < c->first + c->n; i++) {
+				const struct kilt_journal_entry *je = &j->v[p->refs[i].index];
+				if (strcmp(j->keys.data + je->size, k) == 0)
+					oldest = je;
+			}
+			if (oldest)
+				key_op(p, k, v, oldest->old, done);
+		}
+		return;
+	}
+	const json_t *before = before_of(p, c);
 	json_object_foreach ((json_t *)(uintptr_t)before, k, v) {
 		if (json_object_get(now, k))
 			continue;
 		path_push(&p->path, k);
-		add_op(p, "remove", NULL);
+		add_op(p, OP_REMOVE, NULL);
 		cover(p, v);
 		p->path.len = len;
 	}
 	json_object_foreach ((json_t *)(uintptr_t)now, k, v) {
-		const json_t *old = json_object_get(before, k);
-		if (old == v)
-			continue;
-		cover(p, old);
-		if (old && same_as_before(p, old, v))
-			continue;
-		path_push(&p->path, k);
-		add_op(p, old ? "replace" : "add", v);
-		cover(p, v);
-		p->path.len = len;
-		json_object_set_new(done, k, json_true());
+		key_op(p, k, v, json_object_get(before, k), done);
 	}
 }
 
@@ -289,9 +385,13 @@ static void object_ops(struct patcher *p, const json_t *before, const json_t *no
  * others is an `add` at its index, not a new array). Returns an owned array saying which
  * elements of `now` were added whole (not to be walked into), or NULL when the elements were
  * reordered and the whole array went into one operation. */
-static bool *array_ops(struct patcher *p, const json_t *before, const json_t *now)
+static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
 {
-	size_t nb = json_array_size(before), nn = json_array_size(now);
+	/* an array that only grew was its first elements before */
+	const json_t *before = c->appends_only ? now : before_of(p, c);
+	size_t nb = c->appends_only ? p->j->v[p->refs[c->first + c->n - 1].index].size
+				    : json_array_size(before);
+	size_t nn = json_array_size(now);
 	bool *kept = xcalloc(nb + 1, sizeof(bool));
 	bool *added = xcalloc(nn + 1, sizeof(bool));
 	bool ordered = true;
@@ -315,16 +415,16 @@ static bool *array_ops(struct patcher *p, const json_t *before, const json_t *no
 	if (!ordered) {
 		free(kept);
 		free(added);
-		add_op(p, "replace", now);
+		add_op(p, OP_REPLACE, now);
 		cover(p, now);
-		cover(p, before);
+		cover(p, c->appends_only ? before_of(p, c) : before);
 		return NULL;
 	}
 	for (size_t k = nb; k-- > 0;) {
 		if (kept[k])
 			continue;
 		path_push_index(&p->path, k);
-		add_op(p, "remove", NULL);
+		add_op(p, OP_REMOVE, NULL);
 		cover(p, json_array_get(before, k));
 		p->path.len = len;
 	}
@@ -332,7 +432,7 @@ static bool *array_ops(struct patcher *p, const json_t *before, const json_t *no
 		if (!added[t])
 			continue;
 		path_push_index(&p->path, t);
-		add_op(p, "add", json_array_get(now, t));
+		add_op(p, OP_ADD, json_array_get(now, t));
 		cover(p, json_array_get(now, t));
 		p->path.len = len;
 	}
@@ -344,17 +444,16 @@ static void walk(struct patcher *p, const json_t *node)
 {
 	p->walked++;
 	struct changed *c = find_changed(p, node);
-	_cleanup_json_ json_t *done = NULL;
+	struct done_keys done = { 0 };
 	_cleanup_free_ bool *added = NULL;
 	if (c) {
 		if (c->seen)
 			return;
-		c->seen = true;
+		mark_seen(p, c);
 		if (json_is_object(node)) {
-			done = json_object();
-			object_ops(p, c->before, node, done);
+			object_ops(p, c, node, &done);
 		} else {
-			added = array_ops(p, c->before, node);
+			added = array_ops(p, c, node);
 			if (!added)
 				return;
 		}
@@ -364,12 +463,13 @@ static void walk(struct patcher *p, const json_t *node)
 		const char *k;
 		json_t *v;
 		json_object_foreach ((json_t *)(uintptr_t)node, k, v) {
-			if (!worth_entering(p, v) || (done && json_object_get(done, k)))
+			if (!worth_entering(p, v) || done_has(&done, k))
 				continue;
 			path_push(&p->path, k);
 			walk(p, v);
 			p->path.len = len;
 		}
+		free(done.v);
 		return;
 	}
 	size_t n = json_array_size(node);
@@ -388,11 +488,13 @@ static void mark_inside(struct patcher *p, const json_t *v)
 {
 	struct changed *c = find_changed(p, v);
 	if (c)
-		c->seen = true;
+		mark_seen(p, c);
 	if (json_is_object(v)) {
 		const char *k;
 		json_t *el;
 		json_object_foreach ((json_t *)(uintptr_t)v, k, el) {
+			if (!p->unseen)
+				return;
 			if (json_is_object(el) || json_is_array(el))
 				mark_inside(p, el);
 		}
@@ -400,6 +502,8 @@ static void mark_inside(struct patcher *p, const json_t *v)
 		size_t i;
 		json_t *el;
 		json_array_foreach (v, i, el) {
+			if (!p->unseen)
+				return;
 			if (json_is_object(el) || json_is_array(el))
 				mark_inside(p, el);
 		}
@@ -412,26 +516,15 @@ static void mark_inside(struct patcher *p, const json_t *v)
  * run instead. */
 static bool pruned_walk_complete(struct patcher *p)
 {
-	bool all = true;
-	for (size_t i = 0; i < p->n && all; i++)
-		all = p->v[i].seen;
-	if (all)
-		return true;
 	size_t i;
 	json_t *v;
 	json_array_foreach (p->covered, i, v) {
+		if (!p->unseen)
+			break;
 		mark_inside(p, v);
 	}
-	for (size_t k = 0; k < p->n; k++)
-		if (!p->v[k].seen)
-			return false;
-	return true;
+	return p->unseen == 0;
 }
-
-struct entry_ref {
-	const json_t *node;
-	size_t index;
-};
 
 /* By node, then newest first. */
 static int by_node_newest(const void *a, const void *b)
@@ -442,31 +535,52 @@ static int by_node_newest(const void *a, const void *b)
 	return x->index < y->index ? 1 : x->index > y->index ? -1 : 0;
 }
 
+/* Puts `node` in the look-up table (declared, or changed: index + 1). */
+static void table_add(struct patcher *p, const json_t *node, size_t changed)
+{
+	struct slot *s = table_slot(p, node);
+	s->node = node;
+	if (changed)
+		s->changed = changed;
+}
+
 json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
 {
-	struct patcher p = { .v = xcalloc(j->n + 1, sizeof(*p.v)),
+	struct patcher p = { .j = j,
+			     .v = xcalloc(j->n + 1, sizeof(*p.v)),
 			     .ops = json_array(),
+			     .op_names = { json_string("add"), json_string("replace"),
+					   json_string("remove") },
 			     .share = j->share_values };
 	kbuf_init(&p.path, SIZE_MAX / 2);
-	/* Each changed node once, with its state before the first change: a shallow copy of it now
-	 * with the node's own changes undone, newest first. */
-	struct entry_ref *refs = xcalloc(j->n + 1, sizeof(*refs));
+	/* Each changed node once, with its entries newest first. */
+	p.refs = xcalloc(j->n + 1, sizeof(*p.refs));
 	for (size_t i = 0; i < j->n; i++)
-		refs[i] = (struct entry_ref){ .node = j->v[i].target, .index = i };
-	qsort(refs, j->n, sizeof(*refs), by_node_newest);
+		p.refs[i] = (struct entry_ref){ .node = j->v[i].target, .index = i };
+	qsort(p.refs, j->n, sizeof(*p.refs), by_node_newest);
 	for (size_t i = 0; i < j->n; i++) {
-		const struct kilt_journal_entry *je = &j->v[refs[i].index];
-		if (i == 0 || refs[i - 1].node != refs[i].node)
+		const struct kilt_journal_entry *je = &j->v[p.refs[i].index];
+		if (i == 0 || p.refs[i - 1].node != p.refs[i].node)
 			p.v[p.n++] = (struct changed){ .node = je->target,
-						       .before = json_copy(je->target) };
-		undo_entry(j, je, p.v[p.n - 1].before);
+						       .first = i,
+						       .sets_only = json_is_object(je->target),
+						       .appends_only = json_is_array(je->target) };
+		struct changed *c = &p.v[p.n - 1];
+		c->n++;
+		c->sets_only = c->sets_only && je->kind == KILT_J_SET;
+		c->appends_only = c->appends_only && je->kind == KILT_J_APPEND;
 	}
-	free(refs);
+	p.unseen = p.n;
+	size_t cap = 16;
+	while (cap < 2 * (p.n + j->n_via))
+		cap *= 2;
+	p.table = xcalloc(cap, sizeof(*p.table));
+	p.mask = cap - 1;
+	for (size_t i = 0; i < p.n; i++)
+		table_add(&p, p.v[i].node, i + 1);
 	if (p.n && j->n_via && (json_is_object(root) || json_is_array(root))) {
-		p.via = xmalloc(j->n_via * sizeof(*p.via));
-		memcpy(p.via, j->via, j->n_via * sizeof(*p.via));
-		qsort(p.via, j->n_via, sizeof(*p.via), by_address);
-		p.n_via = j->n_via;
+		for (size_t i = 0; i < j->n_via; i++)
+			table_add(&p, j->via[i], 0);
 		p.pruned = true;
 		p.covered = json_array();
 		walk(&p, root);
@@ -475,6 +589,7 @@ json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
 			json_array_clear(p.ops);
 			for (size_t i = 0; i < p.n; i++)
 				p.v[i].seen = false;
+			p.unseen = p.n;
 			p.pruned = false;
 			p.path.len = 0;
 		}
@@ -484,8 +599,11 @@ json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
 	j->walked = p.walked;
 	for (size_t i = 0; i < p.n; i++)
 		json_decref(p.v[i].before);
+	for (size_t i = 0; i < ARRAY_SIZE(p.op_names); i++)
+		json_decref(p.op_names[i]);
 	free(p.v);
-	free(p.via);
+	free(p.refs);
+	free(p.table);
 	json_decref(p.covered);
 	kbuf_done(&p.path);
 	return p.ops;
