@@ -5,7 +5,8 @@
  * decodes from the API server (k8s-watch.c): a list page and a watch event applied to a cache
  * (which must stay name -> {labels, annotations} of strings), and the pull secret names of a
  * pod. The review decoder that leaves metadata.managedFields out must agree with the one that
- * reads everything, and kilt_json_parse's reader with json_loadb. */
+ * reads everything, and kilt_json_parse's reader with json_loadb, with and without members left
+ * out. */
 #include <stdint.h>
 
 #include "internal.h"
@@ -132,23 +133,80 @@ static void check_skim(const char *text, size_t size, int r, const struct kilt_a
 	kilt_admission_review_done(&whole);
 }
 
+/* The paths left out when reading: the review's managedFields, and short ones a mutation finds. */
+static const char *const mf_object[] = { "request", "object", "metadata", "managedFields" };
+static const char *const mf_old[] = { "request", "oldObject", "metadata", "managedFields" };
+static const char *const short_a[] = { "a" };
+static const char *const short_ab[] = { "b", "a" };
+static const char *const short_abc[] = { "b", "a", "c" };
+static const struct kilt_json_skip skips[] = {
+	{ mf_object, ARRAY_SIZE(mf_object) }, { mf_old, ARRAY_SIZE(mf_old) },
+	{ short_a, ARRAY_SIZE(short_a) },     { short_ab, ARRAY_SIZE(short_ab) },
+	{ short_abc, ARRAY_SIZE(short_abc) },
+};
+
+/* json_loadb's value without the members at `skips`, removed one by one. */
+static json_t *loadb_without(const char *text, size_t size, size_t flags, json_error_t *jerr)
+{
+	json_t *v = json_loadb(text, size, flags, jerr);
+	for (size_t i = 0; v && i < ARRAY_SIZE(skips); i++) {
+		json_t *o = v;
+		for (size_t k = 0; k + 1 < skips[i].n_keys; k++)
+			o = json_object_get(o, skips[i].keys[k]);
+		json_object_del(o, skips[i].keys[skips[i].n_keys - 1]);
+	}
+	return v;
+}
+
+static void same_values(json_t *a, json_t *b)
+{
+	char *ta = kilt_json_dumps(a, JSON_COMPACT), *tb = kilt_json_dumps(b, JSON_COMPACT);
+	if (!ta || !tb || strcmp(ta, tb) != 0 || !json_equal(a, b))
+		abort();
+	free(ta);
+	free(tb);
+}
+
 /* kilt_json_parse's reader accepts only what json_loadb accepts, and builds the same values:
- * types, members and their order (compared as written). */
+ * types, members and their order (compared as written). Leaving members out, it reads what
+ * json_loadb reads less those members, and refuses (with jansson's error) what jansson refuses:
+ * what it leaves out is checked as strictly as the rest. */
 static void check_reader(const char *text, size_t size)
 {
-	json_t *fast = kilt_json_parse_fast(text, size);
-	if (!fast)
-		return;
+	json_t *fast = kilt_json_parse_fast(text, size, NULL, 0);
 	json_t *ref = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
-	if (!ref)
+	if (fast && !ref)
 		abort();
-	char *a = kilt_json_dumps(fast, JSON_COMPACT), *b = kilt_json_dumps(ref, JSON_COMPACT);
-	if (!a || !b || strcmp(a, b) != 0 || !json_equal(fast, ref))
-		abort();
-	free(a);
-	free(b);
+	if (fast)
+		same_values(fast, ref);
 	json_decref(fast);
 	json_decref(ref);
+
+	static const size_t flags[] = { JSON_REJECT_DUPLICATES, 0 };
+	for (size_t f = 0; f < ARRAY_SIZE(flags); f++) {
+		json_error_t jerr, werr;
+		json_t *skip =
+			kilt_json_parse_skip(text, size, flags[f], skips, ARRAY_SIZE(skips), &jerr);
+		json_t *want = loadb_without(text, size, flags[f], &werr);
+		if (!skip != !want)
+			abort();
+		if (skip)
+			same_values(skip, want);
+		else if (strcmp(jerr.text, werr.text) != 0 || jerr.line != werr.line ||
+			 jerr.column != werr.column || jerr.position != werr.position)
+			abort();
+		json_decref(skip);
+		json_decref(want);
+	}
+	fast = kilt_json_parse_fast(text, size, skips, ARRAY_SIZE(skips));
+	if (fast) {
+		json_t *want = loadb_without(text, size, JSON_REJECT_DUPLICATES, NULL);
+		if (!want)
+			abort();
+		same_values(fast, want);
+		json_decref(want);
+	}
+	json_decref(fast);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -6,7 +6,12 @@
  * (same types, same members in the same order) for every text it accepts, and it accepts only
  * what json_loadb accepts; anything else (an error, a duplicate key, a number jansson cannot
  * hold, very deep nesting) is handed to json_loadb, so errors and their positions are jansson's.
- * fuzz/fuzz_admission holds the two equal on every input. */
+ * fuzz/fuzz_admission holds the two equal on every input.
+ *
+ * It can also leave members out (kilt_json_parse_skip): a member at one of the caller's paths is
+ * read and checked as strictly as the rest (its strings, numbers, nesting, and its objects' keys
+ * for duplicates) but nothing of it is built. The webhook's reviews are half
+ * metadata.managedFields, which kilt never reads. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -17,15 +22,33 @@
 
 /* Deeper documents go to jansson (its own limit is 2048). */
 #define MAX_DEPTH 512
+/* Keys of an object left out compared one by one; a larger object's go to a table whose first
+ * size is KEYS_MIN slots (it doubles when half full). */
+#define SIBLINGS 8
+#define KEYS_MIN 256
 
 struct reader {
 	const unsigned char *p, *end;
-	struct kbuf scratch; /* a string with escapes, decoded */
+	/* a string with escapes, decoded (never longer than the text: it cannot grow without
+	 * bound) */
+	char *scratch; /* owned */
+	size_t scratch_size;
+	const struct kilt_json_skip *skip; /* borrowed: the paths left out */
+	/* Keys of the large objects inside members left out, for jansson's duplicate check (the
+	 * first SIBLINGS of each are compared in skip_object itself): a hash of the object's serial
+	 * and the key's bytes per key (0: an empty slot). Two equal hashes are taken for a
+	 * duplicate, which hands the text to jansson: a collision costs time, never a wrong
+	 * answer. */
+	uint64_t *keys; /* owned */
+	size_t keys_mask, n_keys;
+	uint64_t serial; /* of the last large object left out */
 };
 
 static inline void ws(struct reader *r)
 {
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+	/* every byte after which JSON continues is above ' ' except whitespace */
+	while (r->p < r->end && *r->p <= ' ' &&
+	       (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
 		r->p++;
 }
 
@@ -41,60 +64,106 @@ static int hex4(const unsigned char *p)
 	return v;
 }
 
-static void put_utf8(struct kbuf *b, uint32_t cp)
+/* The UTF-8 bytes of a code point into u; their count returned. */
+static size_t utf8(unsigned char u[4], uint32_t cp)
 {
-	char u[4];
-	size_t n;
 	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xC0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xE0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		u[0] = (char)(0xF0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
+		u[0] = (unsigned char)cp;
+		return 1;
 	}
-	kbuf_add(b, u, n);
+	if (cp < 0x800) {
+		u[0] = (unsigned char)(0xC0 | (cp >> 6));
+		u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		u[0] = (unsigned char)(0xE0 | (cp >> 12));
+		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+		u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	u[0] = (unsigned char)(0xF0 | (cp >> 18));
+	u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+	u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+	u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+	return 4;
 }
 
-/* A run of bytes that stand for themselves in a string: none below 0x20, no '"' or '\\'. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* The lanes of eight bytes that end a run of plain string bytes (below 0x20, '"' or '\\') have
+ * their high bit set. A lane above a flagged one may be flagged wrongly (a borrow), one below
+ * never: the lowest flag is the first byte that ends the run. */
+static inline uint64_t run_stops(uint64_t w)
+{
+	uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+	return ((w - ONES * 0x20) | (quote - ONES) | (backslash - ONES)) & ~w & HIGHS;
+}
+
+/* A run of bytes that stand for themselves in a string: none below 0x20, no '"' or '\\'.
+ * *ret_high says whether one of them is 0x80 or more (UTF-8 to check). */
 static inline const unsigned char *plain_run(const unsigned char *p, const unsigned char *end,
 					     bool *ret_high)
 {
-	bool high = false;
-	/* eight bytes at a time while none of them ends the run (a byte below 0x20, '"' or '\\'
-	 * flags its lane; a byte of 0x80 or more never does) */
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t high = 0;
 	while (end - p >= 8) {
 		uint64_t w;
 		memcpy(&w, p, 8);
-		uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-		uint64_t stop =
-			((w - ones * 0x20) | (quote - ones) | (backslash - ones)) & ~w & highs;
-		if (stop)
+		uint64_t stop = run_stops(w);
+		if (stop) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			/* the first byte in memory is the lowest lane */
+			high |= w & HIGHS & ((stop & (0 - stop)) - 1);
+			*ret_high = high != 0;
+			return p + (__builtin_ctzll(stop) >> 3);
+#else
 			break;
-		high |= (w & highs) != 0;
+#endif
+		}
+		high |= w & HIGHS;
 		p += 8;
 	}
 	while (p < end) {
 		unsigned char c = *p;
 		if (c < 0x20 || c == '"' || c == '\\')
 			break;
-		high |= c >= 0x80;
+		high |= c & 0x80;
 		p++;
 	}
-	*ret_high = high;
+	*ret_high = high != 0;
 	return p;
+}
+
+static void scratch_grow(struct reader *r, size_t need)
+{
+	size_t size = r->scratch_size ? r->scratch_size : 256;
+	while (size < need)
+		size *= 2;
+	r->scratch = xrealloc(r->scratch, size);
+	r->scratch_size = size;
+}
+
+/* Appends n bytes of the text at `from` to the scratch buffer holding *len bytes. */
+static inline void scratch_add(struct reader *r, size_t *len, const unsigned char *from, size_t n)
+{
+	/* 16 bytes when that much is there to read: two fixed moves instead of a call */
+	if (n <= 16 && r->end - from >= 16 && *len + 16 <= r->scratch_size) {
+		memcpy(r->scratch + *len, from, 8);
+		memcpy(r->scratch + *len + 8, from + 8, 8);
+	} else {
+		if (*len + n > r->scratch_size)
+			scratch_grow(r, *len + n);
+		memcpy(r->scratch + *len, from, n);
+	}
+	*len += n;
+}
+
+static inline void scratch_addc(struct reader *r, size_t *len, char c)
+{
+	if (*len + 1 > r->scratch_size)
+		scratch_grow(r, *len + 1);
+	r->scratch[(*len)++] = c;
 }
 
 /* A string, at its opening quote. Its decoded bytes in *ret (borrowed: the input or the scratch
@@ -113,9 +182,10 @@ static bool string(struct reader *r, const char **ret, size_t *ret_len)
 		r->p = q + 1;
 		return true;
 	}
-	struct kbuf *b = &r->scratch;
-	b->len = 0;
-	kbuf_add(b, start, (size_t)(q - start));
+	size_t len = 0;
+	if (!r->scratch)
+		scratch_grow(r, 1);
+	scratch_add(r, &len, start, (size_t)(q - start));
 	for (;;) {
 		if (q >= r->end || *q != '\\')
 			return false; /* the end, or a control character */
@@ -127,22 +197,22 @@ static bool string(struct reader *r, const char **ret, size_t *ret_len)
 		case '"':
 		case '\\':
 		case '/':
-			kbuf_addc(b, (char)e);
+			scratch_addc(r, &len, (char)e);
 			break;
 		case 'b':
-			kbuf_addc(b, '\b');
+			scratch_addc(r, &len, '\b');
 			break;
 		case 'f':
-			kbuf_addc(b, '\f');
+			scratch_addc(r, &len, '\f');
 			break;
 		case 'n':
-			kbuf_addc(b, '\n');
+			scratch_addc(r, &len, '\n');
 			break;
 		case 'r':
-			kbuf_addc(b, '\r');
+			scratch_addc(r, &len, '\r');
 			break;
 		case 't':
-			kbuf_addc(b, '\t');
+			scratch_addc(r, &len, '\t');
 			break;
 		case 'u': {
 			if (r->end - q < 4)
@@ -162,7 +232,10 @@ static bool string(struct reader *r, const char **ret, size_t *ret_len)
 				cp = 0x10000 + (((uint32_t)v - 0xD800) << 10) +
 				     ((uint32_t)lo - 0xDC00);
 			}
-			put_utf8(b, cp);
+			unsigned char u[4];
+			size_t n = utf8(u, cp);
+			for (size_t i = 0; i < n; i++)
+				scratch_addc(r, &len, (char)u[i]);
 			break;
 		}
 		default:
@@ -172,11 +245,11 @@ static bool string(struct reader *r, const char **ret, size_t *ret_len)
 		q = plain_run(run, r->end, &high);
 		if (high && kilt_utf8_valid_prefix(run, (size_t)(q - run)) != (size_t)(q - run))
 			return false;
-		kbuf_add(b, run, (size_t)(q - run));
+		scratch_add(r, &len, run, (size_t)(q - run));
 		if (q < r->end && *q == '"') {
 			r->p = q + 1;
-			*ret = b->data ? b->data : "";
-			*ret_len = b->len;
+			*ret = r->scratch;
+			*ret_len = len;
 			return true;
 		}
 	}
@@ -187,20 +260,23 @@ static inline bool digit(const unsigned char *p, const unsigned char *end)
 	return p < end && *p >= '0' && *p <= '9';
 }
 
+enum number { NOT_READ, INTEGER, REAL };
+
 /* A number as jansson's lexer reads it: an integer within json_int_t, or a real that does not
- * overflow a double. */
-static json_t *number(struct reader *r)
+ * overflow a double. NOT_READ for anything else (jansson's error, or a number it reads its own
+ * way). */
+static enum number number(struct reader *r, json_int_t *ret_int, double *ret_real)
 {
 	const unsigned char *p = r->p, *end = r->end, *start = p;
 	bool neg = p < end && *p == '-';
 	if (neg)
 		p++;
 	if (!digit(p, end))
-		return NULL;
+		return NOT_READ;
 	if (*p == '0') {
 		p++;
 		if (digit(p, end))
-			return NULL;
+			return NOT_READ;
 	} else {
 		while (digit(p, end))
 			p++;
@@ -209,7 +285,7 @@ static json_t *number(struct reader *r)
 	if (p < end && *p == '.') {
 		p++;
 		if (!digit(p, end))
-			return NULL;
+			return NOT_READ;
 		while (digit(p, end))
 			p++;
 		real = true;
@@ -219,7 +295,7 @@ static json_t *number(struct reader *r)
 		if (p < end && (*p == '+' || *p == '-'))
 			p++;
 		if (!digit(p, end))
-			return NULL;
+			return NOT_READ;
 		while (digit(p, end))
 			p++;
 		real = true;
@@ -232,13 +308,14 @@ static json_t *number(struct reader *r)
 			json_int_t v = 0;
 			for (const unsigned char *d = start + neg; d < p; d++)
 				v = v * 10 + (*d - '0');
-			return json_integer(neg ? -v : v);
+			*ret_int = neg ? -v : v;
+			return INTEGER;
 		}
 	}
 	char buf[64];
 	size_t n = (size_t)(p - start);
 	if (n >= sizeof(buf))
-		return NULL; /* jansson's reading of long numbers is its own */
+		return NOT_READ; /* jansson's reading of long numbers is its own */
 	memcpy(buf, start, n);
 	buf[n] = '\0';
 	char *stop;
@@ -246,15 +323,17 @@ static json_t *number(struct reader *r)
 	if (!real) {
 		long long v = strtoll(buf, &stop, 10);
 		if (errno == ERANGE || *stop)
-			return NULL; /* too big: jansson's error */
-		return json_integer(v);
+			return NOT_READ; /* too big: jansson's error */
+		*ret_int = v;
+		return INTEGER;
 	}
 	/* jansson reads reals with strtod in the C locale's spelling, as here (kilt never sets
 	 * another locale) */
 	double d = strtod(buf, &stop);
 	if (*stop || ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE))
-		return NULL;
-	return json_real(d);
+		return NOT_READ;
+	*ret_real = d;
+	return REAL;
 }
 
 static bool word(struct reader *r, const char *w, size_t n)
@@ -265,9 +344,215 @@ static bool word(struct reader *r, const char *w, size_t n)
 	return true;
 }
 
-static json_t *value(struct reader *r, unsigned depth);
+/* ---- members left out: read, checked, not built ----------------------------------------- */
 
-static json_t *object(struct reader *r, unsigned depth)
+static inline uint64_t mix(uint64_t h)
+{
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ull;
+	h ^= h >> 32;
+	return h;
+}
+
+/* A hash of a key's decoded bytes. */
+static uint64_t key_hash(const unsigned char *s, size_t n)
+{
+	uint64_t h = mix(0x9e3779b97f4a7c15ull ^ n);
+	while (n > 8) {
+		uint64_t w;
+		memcpy(&w, s, 8);
+		h = mix(h ^ w);
+		s += 8;
+		n -= 8;
+	}
+	uint64_t w = 0;
+	if (n >= 4) {
+		uint32_t a, b;
+		memcpy(&a, s, 4);
+		memcpy(&b, s + n - 4, 4);
+		w = (uint64_t)a << 32 | b;
+	} else if (n > 0) {
+		w = (uint64_t)s[0] << 16 | (uint64_t)s[n / 2] << 8 | s[n - 1];
+	}
+	return mix(h ^ w);
+}
+
+static void keys_put(uint64_t *keys, size_t mask, uint64_t h)
+{
+	size_t i = (size_t)h & mask;
+	while (keys[i])
+		i = (i + 1) & mask;
+	keys[i] = h;
+}
+
+/* Remembers a key of a large object left out (its hash with the object's serial); false when
+ * it may be a duplicate. */
+static bool key_new(struct reader *r, uint64_t h)
+{
+	if (2 * (r->n_keys + 1) > r->keys_mask + 1) {
+		size_t size = r->keys ? 2 * (r->keys_mask + 1) : KEYS_MIN;
+		uint64_t *keys = xcalloc(size, sizeof(*keys));
+		for (size_t i = 0; r->keys && i <= r->keys_mask; i++)
+			if (r->keys[i])
+				keys_put(keys, size - 1, r->keys[i]);
+		free(r->keys);
+		r->keys = keys;
+		r->keys_mask = size - 1;
+	}
+	size_t i = (size_t)h & r->keys_mask;
+	while (r->keys[i]) {
+		if (r->keys[i] == h)
+			return false;
+		i = (i + 1) & r->keys_mask;
+	}
+	r->keys[i] = h;
+	r->n_keys++;
+	return true;
+}
+
+static bool skip_value(struct reader *r, unsigned depth);
+
+static bool skip_object(struct reader *r, unsigned depth)
+{
+	r->p++;
+	ws(r);
+	if (r->p < r->end && *r->p == '}') {
+		r->p++;
+		return true;
+	}
+	/* the first keys' hashes here; from the SIBLINGS+1-th, all of them in r->keys with the
+	 * object's serial */
+	uint64_t first[SIBLINGS];
+	size_t n = 0;
+	uint64_t serial = 0;
+	for (;;) {
+		const char *k;
+		size_t klen;
+		if (r->p >= r->end || *r->p != '"' || !string(r, &k, &klen))
+			return false;
+		if (n < SIBLINGS) {
+			uint64_t h = key_hash((const unsigned char *)k, klen);
+			for (size_t i = 0; i < n; i++)
+				if (first[i] == h)
+					return false;
+			first[n++] = h;
+		} else {
+			if (!serial) {
+				serial = ++r->serial;
+				for (size_t i = 0; i < SIBLINGS; i++)
+					if (!key_new(r, mix(first[i] ^ serial) | 1))
+						return false;
+			}
+			uint64_t h = key_hash((const unsigned char *)k, klen);
+			if (!key_new(r, mix(h ^ serial) | 1))
+				return false;
+		}
+		ws(r);
+		if (r->p >= r->end || *r->p != ':')
+			return false;
+		r->p++;
+		ws(r);
+		if (!skip_value(r, depth + 1))
+			return false;
+		ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			ws(r);
+			continue;
+		}
+		if (r->p < r->end && *r->p == '}') {
+			r->p++;
+			return true;
+		}
+		return false;
+	}
+}
+
+static bool skip_array(struct reader *r, unsigned depth)
+{
+	r->p++;
+	ws(r);
+	if (r->p < r->end && *r->p == ']') {
+		r->p++;
+		return true;
+	}
+	for (;;) {
+		if (!skip_value(r, depth + 1))
+			return false;
+		ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			ws(r);
+			continue;
+		}
+		if (r->p < r->end && *r->p == ']') {
+			r->p++;
+			return true;
+		}
+		return false;
+	}
+}
+
+/* A value left out: true when value() would have built one. */
+static bool skip_value(struct reader *r, unsigned depth)
+{
+	if (r->p >= r->end || depth > MAX_DEPTH)
+		return false;
+	switch (*r->p) {
+	case '{':
+		return skip_object(r, depth);
+	case '[':
+		return skip_array(r, depth);
+	case '"': {
+		const char *s;
+		size_t len;
+		return string(r, &s, &len);
+	}
+	case 't':
+		return word(r, "true", 4);
+	case 'f':
+		return word(r, "false", 5);
+	case 'n':
+		return word(r, "null", 4);
+	default: {
+		json_int_t i;
+		double d;
+		return number(r, &i, &d) != NOT_READ;
+	}
+	}
+}
+
+/* ---- values built ------------------------------------------------------------------------ */
+
+/* `paths`: a bit for each path left out that goes through this value (an object at the path's
+ * key depth - 1). */
+static json_t *value(struct reader *r, unsigned depth, uint32_t paths);
+
+/* Which paths the member `key` of an object at `depth` with `paths` is on: the one that ends at
+ * it (the member is left out) in *ret_end (-1 when none), those that go on through it returned. */
+static uint32_t member_paths(const struct reader *r, unsigned depth, uint32_t paths,
+			     const char *key, size_t klen, int *ret_end)
+{
+	uint32_t on = 0;
+	*ret_end = -1;
+	size_t level = depth - 1;
+	for (int i = 0; paths; i++, paths >>= 1) {
+		if (!(paths & 1))
+			continue;
+		const struct kilt_json_skip *s = &r->skip[i];
+		const char *want = s->keys[level];
+		if (strlen(want) != klen || memcmp(want, key, klen) != 0)
+			continue;
+		if (level + 1 == s->n_keys) {
+			*ret_end = i;
+			return 0;
+		}
+		on |= 1u << i;
+	}
+	return on;
+}
+
+static json_t *object(struct reader *r, unsigned depth, uint32_t paths)
 {
 	r->p++;
 	json_t *o = json_object();
@@ -276,16 +561,36 @@ static json_t *object(struct reader *r, unsigned depth)
 		r->p++;
 		return o;
 	}
+	uint32_t left_out = 0; /* the paths whose member this object had */
 	for (;;) {
 		const char *k;
 		size_t klen;
 		if (r->p >= r->end || *r->p != '"' || !string(r, &k, &klen))
 			goto fail;
+		uint32_t child = 0;
+		if (paths) {
+			int end;
+			child = member_paths(r, depth, paths, k, klen, &end);
+			if (end >= 0) {
+				/* a second one is a duplicate key: jansson's error */
+				if (left_out & (1u << end))
+					goto fail;
+				left_out |= 1u << end;
+				ws(r);
+				if (r->p >= r->end || *r->p != ':')
+					goto fail;
+				r->p++;
+				ws(r);
+				if (!skip_value(r, depth + 1))
+					goto fail;
+				goto next;
+			}
+		}
 		/* A key decoded into the scratch buffer is copied (the value may reuse it); string()
 		 * refuses NUL, which jansson refuses in a key. */
 		char small[128];
 		char *key = (char *)(uintptr_t)k;
-		if (klen && k == r->scratch.data) {
+		if (klen && k == r->scratch) {
 			key = klen < sizeof(small) ? small : xmalloc(klen);
 			memcpy(key, k, klen);
 		}
@@ -297,7 +602,7 @@ static json_t *object(struct reader *r, unsigned depth)
 		}
 		r->p++;
 		ws(r);
-		json_t *v = value(r, depth + 1);
+		json_t *v = value(r, depth + 1, child);
 		size_t before = json_object_size(o);
 		/* a duplicate key leaves the size as it was: jansson's own error, or (without
 		 * JSON_REJECT_DUPLICATES) its own rule for which value stays */
@@ -307,6 +612,7 @@ static json_t *object(struct reader *r, unsigned depth)
 			free(key);
 		if (!ok)
 			goto fail;
+	next:
 		ws(r);
 		if (r->p < r->end && *r->p == ',') {
 			r->p++;
@@ -334,7 +640,7 @@ static json_t *array(struct reader *r, unsigned depth)
 		return a;
 	}
 	for (;;) {
-		json_t *v = value(r, depth + 1);
+		json_t *v = value(r, depth + 1, 0);
 		if (!v || json_array_append_new(a, v) != 0)
 			break;
 		ws(r);
@@ -353,13 +659,13 @@ static json_t *array(struct reader *r, unsigned depth)
 	return NULL;
 }
 
-static json_t *value(struct reader *r, unsigned depth)
+static json_t *value(struct reader *r, unsigned depth, uint32_t paths)
 {
 	if (r->p >= r->end || depth > MAX_DEPTH)
 		return NULL;
 	switch (*r->p) {
 	case '{':
-		return object(r, depth);
+		return object(r, depth, paths);
 	case '[':
 		return array(r, depth);
 	case '"': {
@@ -375,35 +681,79 @@ static json_t *value(struct reader *r, unsigned depth)
 		return word(r, "false", 5) ? json_false() : NULL;
 	case 'n':
 		return word(r, "null", 4) ? json_null() : NULL;
-	default:
-		return number(r);
+	default: {
+		json_int_t i;
+		double d;
+		switch (number(r, &i, &d)) {
+		case INTEGER:
+			return json_integer(i);
+		case REAL:
+			return json_real(d);
+		case NOT_READ:
+			break;
+		}
+		return NULL;
+	}
 	}
 }
 
-json_t *kilt_json_parse_fast(const char *text, size_t len)
+json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_json_skip *skip,
+			     size_t n_skip)
 {
+	if (n_skip > KILT_JSON_MAX_SKIP)
+		return NULL;
 	struct reader r = { .p = (const unsigned char *)text,
-			    .end = (const unsigned char *)text + len };
-	kbuf_init(&r.scratch, SIZE_MAX / 2);
+			    .end = (const unsigned char *)text + len,
+			    .skip = skip };
+	uint32_t paths = 0;
+	for (size_t i = 0; i < n_skip; i++)
+		if (skip[i].n_keys > 0)
+			paths |= 1u << i;
 	ws(&r);
 	json_t *root = NULL;
 	if (r.p < r.end && (*r.p == '{' || *r.p == '[')) {
-		root = value(&r, 1);
+		root = value(&r, 1, paths);
 		ws(&r);
 		if (root && r.p != r.end) {
 			json_decref(root);
 			root = NULL;
 		}
 	}
-	kbuf_done(&r.scratch);
+	free(r.scratch);
+	free(r.keys);
+	return root;
+}
+
+/* Removes the members at `skip` from a value jansson read. */
+static void leave_out(json_t *root, const struct kilt_json_skip *skip, size_t n_skip)
+{
+	for (size_t i = 0; i < n_skip; i++) {
+		if (skip[i].n_keys == 0)
+			continue;
+		json_t *o = root;
+		for (size_t k = 0; k + 1 < skip[i].n_keys && json_is_object(o); k++)
+			o = json_object_get(o, skip[i].keys[k]);
+		if (json_is_object(o))
+			json_object_del(o, skip[i].keys[skip[i].n_keys - 1]);
+	}
+}
+
+json_t *kilt_json_parse_skip(const char *text, size_t len, size_t flags,
+			     const struct kilt_json_skip *skip, size_t n_skip, json_error_t *jerr)
+{
+	json_t *root = NULL;
+	/* JSON_DECODE_ANY changes nothing for an object or an array, the only roots read here */
+	if (!(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)))
+		root = kilt_json_parse_fast(text, len, skip, n_skip);
+	if (root)
+		return root;
+	root = json_loadb(text, len, flags, jerr);
+	if (root && n_skip)
+		leave_out(root, skip, n_skip);
 	return root;
 }
 
 json_t *kilt_json_parse(const char *text, size_t len, size_t flags, json_error_t *jerr)
 {
-	json_t *root = NULL;
-	/* JSON_DECODE_ANY changes nothing for an object or an array, the only roots read here */
-	if (!(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)))
-		root = kilt_json_parse_fast(text, len);
-	return root ? root : json_loadb(text, len, flags, jerr);
+	return kilt_json_parse_skip(text, len, flags, NULL, 0, jerr);
 }

@@ -88,6 +88,21 @@ json_t *kilt_json_loadb(const char *buf, size_t len, size_t flags, json_error_t 
  * same order, for every text json_loadb accepts; anything else is json_loadb's own doing, so its
  * errors are jansson's. `flags` 0 or JSON_REJECT_DUPLICATES (others: json_loadb itself). */
 json_t *kilt_json_parse(const char *buf, size_t len, size_t flags, json_error_t *jerr);
+/* A member kilt_json_parse_skip() leaves out: the keys from the root object down to it
+ * ({"request", "object", "metadata", "managedFields"} is request.object.metadata.managedFields;
+ * a path goes through objects only). */
+struct kilt_json_skip {
+	const char *const *keys; /* borrowed; n_keys >= 1 (a path without keys is ignored) */
+	size_t n_keys;
+};
+#define KILT_JSON_MAX_SKIP 32
+/* kilt_json_parse() without the members at the `n_skip` paths `skip` (at most
+ * KILT_JSON_MAX_SKIP): json_loadb's value with those members removed where they are. The text is
+ * still read whole: it is refused exactly when json_loadb refuses it, with jansson's error
+ * (what is left out is checked as strictly as the rest, its keys for duplicates included), but
+ * nothing of what is left out is built. */
+json_t *kilt_json_parse_skip(const char *buf, size_t len, size_t flags,
+			     const struct kilt_json_skip *skip, size_t n_skip, json_error_t *jerr);
 /* json_dump_callback and json_dumps with the same flags and bytes (JSON_INDENT, JSON_COMPACT,
  * JSON_ENCODE_ANY, JSON_REAL_PRECISION, JSON_ESCAPE_SLASH; JSON_SORT_KEYS, JSON_ENSURE_ASCII and
  * JSON_EMBED are refused), writing kept numbers as written. -1 / NULL when a string is not UTF-8.

@@ -444,30 +444,61 @@ static void test_admission__pull_secret_names(void **state)
 	"\"operation\":\"UPDATE\",\"object\":{\"metadata\":{" OBJ_META "},\"spec\":{}},"           \
 	"\"oldObject\":{\"metadata\":{" OLD_META "}}}}"
 
-static size_t skim(const char *text, struct kilt_admission_span *spans)
+/* The review's tree without the managedFields of request.object and request.oldObject, and
+ * every other member as the whole decode has it. */
+static void assert_decoded_without_mf(const char *text)
 {
-	return kilt_admission_skim(text, strlen(text), spans);
+	struct kilt_admission_review rv = { 0 }, whole = { 0 };
+	struct kilt_error err = { 0 };
+	if (kilt_admission_review_parse(text, strlen(text), &rv, &err) != 0)
+		fail_msg("refused: %s: %.300s", err.msg, text);
+	assert_int_equal(kilt_admission_review_parse_whole(text, strlen(text), &whole, &err), 0);
+	const json_t *req = json_object_get(rv.root, "request");
+	assert_null(json_object_get(json_object_get(json_object_get(req, "object"), "metadata"),
+				    "managedFields"));
+	assert_null(json_object_get(json_object_get(json_object_get(req, "oldObject"), "metadata"),
+				    "managedFields"));
+	json_auto_t *want = json_deep_copy(whole.root);
+	static const char *const objects[] = { "object", "oldObject" };
+	for (size_t i = 0; i < ARRAY_SIZE(objects); i++)
+		json_object_del(json_object_get(json_object_get(json_object_get(want, "request"),
+								objects[i]),
+						"metadata"),
+				"managedFields");
+	_cleanup_free_ char *a = kilt_json_dumps(rv.root, JSON_COMPACT);
+	_cleanup_free_ char *b = kilt_json_dumps(want, JSON_COMPACT);
+	assert_string_equal(a, b);
+	kilt_admission_review_done(&rv);
+	kilt_admission_review_done(&whole);
 }
 
-static void test_admission__skim(void **state)
+/* Refused as the whole text is, with the same message and place. */
+static void assert_refused_as_whole(const char *text, size_t len)
+{
+	struct kilt_admission_review rv = { 0 };
+	struct kilt_error err = { 0 }, werr = { 0 };
+	int r = kilt_admission_review_parse(text, len, &rv, &err);
+	int w = kilt_admission_review_parse_whole(text, len, &rv, &werr);
+	if (r == 0 || w == 0)
+		fail_msg("accepted (%d, %d): %.*s", r, w, (int)(len < 300 ? len : 300), text);
+	assert_int_equal(r, w);
+	assert_string_equal(err.msg, werr.msg);
+	assert_int_equal(err.line, werr.line);
+	assert_int_equal(err.column, werr.column);
+}
+
+static void test_admission__managed_fields(void **state)
 {
 	(void)state;
-	struct kilt_admission_span sp[KILT_ADMISSION_MAX_SPANS];
+	/* first and last member, with whitespace around */
 	const char *text = SKIM_REVIEW("\"managedFields\":" SKIM_MF " , \"name\":\"p\"",
 				       "\"name\":\"p\", \"managedFields\" : " SKIM_MF);
-	assert_int_equal(skim(text, sp), 2);
-	/* the first member with the comma after it; the last with the comma before it */
-	assert_int_equal(sp[0].end - sp[0].start, strlen("\"managedFields\":" SKIM_MF " ,"));
-	assert_memory_equal(sp[0].start, "\"managedFields\":" SKIM_MF " ,",
-			    sp[0].end - sp[0].start);
-	assert_int_equal(sp[1].end - sp[1].start, strlen(", \"managedFields\" : " SKIM_MF));
-	assert_memory_equal(sp[1].start, ", \"managedFields\" : " SKIM_MF, sp[1].end - sp[1].start);
+	assert_decoded_without_mf(text);
 	struct kilt_admission_review rv = { 0 };
 	struct kilt_error err = { 0 };
 	assert_int_equal(kilt_admission_review_parse(text, strlen(text), &rv, &err), 0);
 	json_auto_t *want = json_loads("{\"object\":{\"metadata\":{\"name\":\"p\"},\"spec\":{}},"
-				       "\"oldObject\":{\"metadata\":"
-				       "{\"name\":\"p\"}}}",
+				       "\"oldObject\":{\"metadata\":{\"name\":\"p\"}}}",
 				       0, NULL);
 	const json_t *req = json_object_get(rv.root, "request");
 	assert_true(json_equal(json_object_get(req, "object"), json_object_get(want, "object")));
@@ -478,39 +509,92 @@ static void test_admission__skim(void **state)
 	assert_non_null(json_object_get(json_object_get(rv.object, "metadata"), "managedFields"));
 	kilt_admission_review_done(&rv);
 
-	/* the only member */
-	text = SKIM_REVIEW(" \"managedFields\":[] ", "");
-	assert_int_equal(skim(text, sp), 1);
-	assert_memory_equal(sp[0].start, "\"managedFields\":[]", sp[0].end - sp[0].start);
-	/* managedFields elsewhere is kept */
-	assert_int_equal(skim(SKIM_REVIEW("\"labels\":{\"managedFields\":\"x\"}",
-					  "") ",\"managedFields\":[]}",
-			      sp),
-			 0);
+	static const char *const read[] = {
+		/* the only member */
+		SKIM_REVIEW(" \"managedFields\":[] ", ""),
+		/* elsewhere it is kept */
+		SKIM_REVIEW("\"labels\":{\"managedFields\":\"x\"}",
+			    "\"annotations\":{\"managedFields\":\"y\"}"),
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+		"\"managedFields\":[],\"request\":{\"uid\":\"u\",\"kind\":{\"group\":\"\","
+		"\"version\":\"v1\",\"kind\":\"Pod\"},\"operation\":\"DELETE\",\"metadata\":{"
+		"\"managedFields\":[]},\"object\":null,\"oldObject\":{\"spec\":{\"metadata\":{"
+		"\"managedFields\":1}},\"managedFields\":2}}}",
+		/* what jansson reads, managedFields can hold: escapes, non-ASCII, numbers,
+		 * literals, nesting, keys that differ only once decoded */
+		SKIM_REVIEW("\"managedFields\":[{\"k:{\\\"name\\\":\\\"\\u00e9\\ud83d\\ude00\\\"}"
+			    "\":{},\"\xc3\xa9\xe2\x82\xac\":\"\xf0\x9f\x98\x80\\n\\t\\/\"}]",
+			    ""),
+		SKIM_REVIEW("\"managedFields\":[0,-1,1.5e300,-0.0,123456789012345678,true,false,"
+			    "null,[[[{\"a\":[{}]}]]]]",
+			    ""),
+		SKIM_REVIEW(
+			"\"managedFields\":[{\"f:/\":{},\"f:\\\\/\":{},\"a\":{\"a\":{\"a\":1}}},"
+			"{\"f:/\":{}}]",
+			"\"managedFields\":{\"x\":{},\"y\":{}},\"managedfields\":0"),
+		/* a number jansson reads its own way (too long for the reader) */
+		SKIM_REVIEW(
+			"\"managedFields\":[1.00000000000000000000000000000000000000000000000000"
+			"00000000000001]",
+			""),
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(read); i++)
+		assert_decoded_without_mf(read[i]);
 
-	/* Anything outside what the skim checks itself: nothing found, the whole text parsed. */
-	static const char *const whole[] = {
+	/* Refused exactly as the whole text is, with jansson's message. */
+	static const char *const refused[] = {
 		SKIM_REVIEW("\"managedFields\":[],\"managedFields\":[]", ""),
 		SKIM_REVIEW("\"managedFields\":[],\"managed\\u0046ields\":[]", ""),
 		SKIM_REVIEW("\"managedFields\":[{\"f:a\":{},\"f:a\":{}}]", ""),
 		SKIM_REVIEW("\"managedFields\":[{\"f:/\":{},\"f:\\/\":{}}]", ""),
-		SKIM_REVIEW("\"managedFields\":[1]", ""),
-		SKIM_REVIEW("\"managedFields\":[null]", ""),
-		SKIM_REVIEW("\"managedFields\":[\"\\u0041\"]", ""),
-		SKIM_REVIEW("\"managedFields\":[\"\xc3\xa9\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[{\"\\u00e9\":{},\"\xc3\xa9\":{}}]", ""),
+		SKIM_REVIEW("\"managedFields\":[],\"name\":\"p\",\"name\":\"q\"", ""),
+		SKIM_REVIEW("\"managedFields\":[1e999]", ""),
+		SKIM_REVIEW("\"managedFields\":[12345678901234567890]", ""),
+		SKIM_REVIEW("\"managedFields\":[01]", ""),
+		SKIM_REVIEW("\"managedFields\":[tru]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"\\u0000\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"\\udc00\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"\\ud800x\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"\\x\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"\xc3\"]", ""),
+		SKIM_REVIEW("\"managedFields\":[\"\xed\xa0\x80\"]", ""),
 		SKIM_REVIEW("\"managedFields\":[\"a\tb\"]", ""),
 		SKIM_REVIEW("\"managedFields\":[\"a\",]", ""),
 		SKIM_REVIEW("\"managedFields\":[{\"a\" \"b\"}]", ""),
-		SKIM_REVIEW(
-			"\"managedFields\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-			"[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
-			"]]]]]]]]]]",
-			""),
-		"[]",
-		"{\"request\":{\"object\":{\"metadata\":{\"managedFields\":[]",
+		SKIM_REVIEW("\"managedFields\":{\"a\":1,}", ""),
+		SKIM_REVIEW("\"managedFields\"", ""),
+		SKIM_REVIEW("\"managedFields\":", ""),
 	};
-	for (size_t i = 0; i < ARRAY_SIZE(whole); i++)
-		assert_int_equal(skim(whole[i], sp), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+		assert_refused_as_whole(refused[i], strlen(refused[i]));
+
+	/* Nesting: up to jansson's limit (deeper than the reader's) read, beyond it refused. */
+	for (size_t depth = 500; depth <= 2100; depth += 800) {
+		struct kbuf b;
+		kbuf_init(&b, SIZE_MAX / 2);
+		kbuf_adds(&b,
+			  "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+			  "\"request\":{\"uid\":\"u\",\"kind\":{\"group\":\"\",\"version\":"
+			  "\"v1\",\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"object\":{"
+			  "\"metadata\":{\"managedFields\":");
+		for (size_t i = 0; i < depth; i++)
+			kbuf_adds(&b, "[{\"a\":");
+		kbuf_adds(&b, "1");
+		for (size_t i = 0; i < depth; i++)
+			kbuf_adds(&b, "}]");
+		kbuf_adds(&b, "}}}}");
+		kbuf_addc(&b, '\0');
+		if (depth < 1000)
+			assert_decoded_without_mf(b.data);
+		else
+			assert_refused_as_whole(b.data, b.len - 1);
+		kbuf_done(&b);
+	}
+
+	/* Every cut of a review is refused as the whole text is. */
+	for (size_t len = 0; len < strlen(text); len++)
+		assert_refused_as_whole(text, len);
 }
 
 int main(void)
@@ -524,7 +608,7 @@ int main(void)
 		cmocka_unit_test(test_admission__answer_bytes),
 		cmocka_unit_test(test_admission__namespace_watch),
 		cmocka_unit_test(test_admission__pull_secret_names),
-		cmocka_unit_test(test_admission__skim),
+		cmocka_unit_test(test_admission__managed_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@
 /* The reader's value of `text` equals jansson's, written out byte for byte. */
 static void assert_reads_as_jansson(const char *text, size_t len)
 {
-	json_t *fast = kilt_json_parse_fast(text, len);
+	json_t *fast = kilt_json_parse_fast(text, len, NULL, 0);
 	if (!fast)
 		fail_msg("the reader refused %.200s", text);
 	json_error_t jerr;
@@ -112,7 +112,7 @@ static void test_json_read__refused_as_jansson(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const char *t = cases[i].text;
 		size_t len = strlen(t);
-		json_t *fast = kilt_json_parse_fast(t, len);
+		json_t *fast = kilt_json_parse_fast(t, len, NULL, 0);
 		if (fast)
 			fail_msg("the reader read %s", t);
 		json_error_t want, got;
@@ -133,14 +133,14 @@ static void test_json_read__refused_as_jansson(void **state)
 	}
 	/* a NUL byte in the text */
 	const char nul[] = "[\"a\0b\"]";
-	assert_null(kilt_json_parse_fast(nul, sizeof(nul) - 1));
+	assert_null(kilt_json_parse_fast(nul, sizeof(nul) - 1, NULL, 0));
 	/* nesting deeper than the reader goes: jansson's */
 	size_t depth = 600;
 	_cleanup_free_ char *deep = xmalloc(2 * depth + 1);
 	memset(deep, '[', depth);
 	memset(deep + depth, ']', depth);
 	deep[2 * depth] = '\0';
-	assert_null(kilt_json_parse_fast(deep, 2 * depth));
+	assert_null(kilt_json_parse_fast(deep, 2 * depth, NULL, 0));
 	json_t *v = kilt_json_parse(deep, 2 * depth, JSON_REJECT_DUPLICATES, NULL);
 	assert_non_null(v);
 	json_decref(v);
@@ -167,12 +167,152 @@ static void test_json_read__review(void **state)
 	assert_reads_as_jansson(text, len);
 }
 
+static const char *const path_ab[] = { "a", "b" };
+static const char *const path_c[] = { "c" };
+static const struct kilt_json_skip skips[] = {
+	{ path_ab, ARRAY_SIZE(path_ab) },
+	{ path_c, ARRAY_SIZE(path_c) },
+};
+
+/* kilt_json_parse_skip gives json_loadb's value less a.b and c, or json_loadb's error; the
+ * reader reads it itself (`fast`) or leaves it to jansson. */
+static void assert_skips_as_jansson(const char *text, bool fast_reads, size_t flags)
+{
+	size_t len = strlen(text);
+	json_error_t want_err, got_err;
+	json_t *want = json_loadb(text, len, flags, &want_err);
+	if (want) {
+		json_object_del(json_object_get(want, "a"), "b");
+		json_object_del(want, "c");
+	}
+	json_t *got = kilt_json_parse_skip(text, len, flags, skips, ARRAY_SIZE(skips), &got_err);
+	if (!got != !want)
+		fail_msg("%s by jansson, %s leaving members out: %s", want ? "read" : "refused",
+			 got ? "read" : "refused", text);
+	if (want) {
+		_cleanup_free_ char *a = kilt_json_dumps(got, JSON_COMPACT);
+		_cleanup_free_ char *b = kilt_json_dumps(want, JSON_COMPACT);
+		assert_string_equal(a, b);
+	} else {
+		assert_string_equal(got_err.text, want_err.text);
+		assert_int_equal(got_err.line, want_err.line);
+		assert_int_equal(got_err.column, want_err.column);
+		assert_int_equal(got_err.position, want_err.position);
+	}
+	json_t *fast = kilt_json_parse_fast(text, len, skips, ARRAY_SIZE(skips));
+	if (!fast != !fast_reads)
+		fail_msg("the reader %s %s", fast ? "read" : "refused", text);
+	if (fast) {
+		_cleanup_free_ char *a = kilt_json_dumps(fast, JSON_COMPACT);
+		_cleanup_free_ char *b = kilt_json_dumps(want, JSON_COMPACT);
+		assert_string_equal(a, b);
+	}
+	json_decref(fast);
+	json_decref(got);
+	json_decref(want);
+}
+
+static void test_json_read__skip(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		bool fast; /* the reader reads it itself */
+	} cases[] = {
+		/* left out wherever it is among the members; elsewhere kept */
+		{ "{\"a\":{\"b\":1}}", true },
+		{ "{\"a\":{\"x\":1,\"b\":[1,{\"c\":2}],\"y\":2},\"c\":{},\"d\":3}", true },
+		{ "{\"c\":[],\"a\":{\"b\":{}}}", true },
+		{ "{\"x\":{\"a\":{\"b\":1},\"c\":1},\"a\":[{\"b\":1}],\"b\":{\"c\":2}}", true },
+		{ "{\"a\":1,\"c\":{\"b\":1}}", true },
+		{ "[{\"c\":1}]", true },
+		/* the key as jansson decodes it */
+		{ "{\"\\u0061\":{\"\\u0062\":1},\"\\u0063\":1}", true },
+		/* whatever JSON it holds: escapes, non-ASCII, numbers, literals, nesting */
+		{ "{\"c\":{\"k:{\\\"n\\\":\\\"\\u00e9\\ud83d\\ude00\\\"}\":{},\"\xc3\xa9\":"
+		  "\"\xf0\x9f"
+		  "\x98\x80\\n\\/\",\"n\":[0,-1,1.5e300,-0.0,123456789012345678,true,false,null]}}",
+		  true },
+		{ "{\"c\":[[[[{\"a\":[{}]}]]]]}", true },
+		/* keys equal only once decoded, in different objects: no duplicate */
+		{ "{\"c\":[{\"\\/\":1},{\"/\":1}]}", true },
+		/* large objects (their keys go to a table) */
+		{ "{\"c\":{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
+		  "\"k9\":1,\"k10\":{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":"
+		  "1,"
+		  "\"k8\":1,\"k9\":1},\"k11\":1}}",
+		  true },
+		/* read by jansson: a number the reader leaves to it */
+		{ "{\"c\":[1234567890123456789012345678901234567890123456789012345678901234567890."
+		  "5]}",
+		  false },
+		/* refused as jansson refuses it: duplicates outside, inside, of the member itself
+		 * (also spelled another way), and whatever is not JSON in what is left out */
+		{ "{\"c\":1,\"c\":2}", false },
+		{ "{\"c\":1,\"\\u0063\":2}", false },
+		{ "{\"a\":{\"b\":1,\"b\":1}}", false },
+		{ "{\"a\":{\"b\":1},\"a\":{}}", false },
+		{ "{\"c\":{\"x\":1,\"x\":2}}", false },
+		{ "{\"c\":[{\"\\/\":1,\"/\":1}]}", false },
+		{ "{\"c\":{\"\\u00e9\":1,\"\xc3\xa9\":1}}", false },
+		{ "{\"c\":{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
+		  "\"k9\":1,\"k10\":1,\"k3\":1}}",
+		  false },
+		{ "{\"c\":{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
+		  "\"k9\":1,\"k10\":1,\"k10\":1}}",
+		  false },
+		{ "{\"c\":[1e400]}", false },
+		{ "{\"c\":[9223372036854775808]}", false },
+		{ "{\"c\":[01]}", false },
+		{ "{\"c\":[tru]}", false },
+		{ "{\"c\":[\"\\u0000\"]}", false },
+		{ "{\"c\":[\"\\ud800\"]}", false },
+		{ "{\"c\":[\"\\x\"]}", false },
+		{ "{\"c\":[\"\xc3\"]}", false },
+		{ "{\"c\":[\"a\tb\"]}", false },
+		{ "{\"c\":[1,]}", false },
+		{ "{\"c\":{\"a\" 1}}", false },
+		{ "{\"c\":", false },
+		{ "{\"c\":[", false },
+		{ "{\"c\"", false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		assert_skips_as_jansson(cases[i].text, cases[i].fast, JSON_REJECT_DUPLICATES);
+	/* without JSON_REJECT_DUPLICATES: jansson's rule for which value stays, then left out */
+	assert_skips_as_jansson("{\"c\":1,\"c\":2,\"a\":{\"x\":1,\"x\":2}}", false, 0);
+	assert_skips_as_jansson("{\"a\":{\"b\":1},\"a\":{\"b\":2,\"d\":3}}", false, 0);
+	/* nesting: what is left out counts toward the reader's depth, then jansson's */
+	for (size_t depth = 200; depth <= 1200; depth += 500) {
+		struct kbuf b;
+		kbuf_init(&b, SIZE_MAX / 2);
+		kbuf_adds(&b, "{\"c\":");
+		for (size_t i = 0; i < depth; i++)
+			kbuf_adds(&b, "[{\"a\":");
+		kbuf_adds(&b, "1");
+		for (size_t i = 0; i < depth; i++)
+			kbuf_adds(&b, "}]");
+		kbuf_adds(&b, ",\"d\":1}");
+		kbuf_addc(&b, '\0');
+		assert_skips_as_jansson(b.data, depth < 250, JSON_REJECT_DUPLICATES);
+		kbuf_done(&b);
+	}
+	/* every cut of a text is refused as jansson refuses it */
+	const char *text = "{\"a\":{\"b\":{\"k:{\\\"n\\\":1}\":[1.5,\"\\u00e9\"]}},\"c\":[{}]}";
+	_cleanup_free_ char *cut = xmalloc(strlen(text) + 1);
+	for (size_t len = 0; len < strlen(text); len++) {
+		memcpy(cut, text, len);
+		cut[len] = '\0';
+		assert_skips_as_jansson(cut, false, JSON_REJECT_DUPLICATES);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_read__same_values),
 		cmocka_unit_test(test_json_read__refused_as_jansson),
 		cmocka_unit_test(test_json_read__review),
+		cmocka_unit_test(test_json_read__skip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
