@@ -210,6 +210,11 @@ static char *readable(const char *s, size_t max)
 	return out;
 }
 
+/* Room made at once for an answer besides its patch, and for the patch's JSON text: most
+ * answers fit without growing. */
+#define ANSWER_ROOM ((size_t)2 << 10)
+#define PATCH_ROOM ((size_t)8 << 10)
+
 /* Text written as it is: a string literal. */
 #define RAW(o, lit) kilt_json_out_raw(o, lit, sizeof(lit) - 1)
 
@@ -228,6 +233,7 @@ char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t
 {
 	struct kilt_json_out o;
 	kilt_json_out_init(&o, NULL, NULL);
+	kilt_json_out_reserve(&o, ANSWER_ROOM);
 	RAW(&o, "{\"apiVersion\":\"" API_VERSION "\",\"kind\":\"" KIND "\",\"response\":{\"uid\":");
 	out_string(&o, a->uid ? a->uid : "");
 	if (a->allowed)
@@ -235,12 +241,23 @@ char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t
 	else
 		RAW(&o, ",\"allowed\":false");
 	if (json_is_array(a->patch) && json_array_size(a->patch) > 0) {
-		_cleanup_free_ char *p = kilt_json_dumps(a->patch, JSON_COMPACT);
-		if (!p)
+		struct kilt_json_out p;
+		kilt_json_out_init(&p, NULL, NULL);
+		kilt_json_out_reserve(&p, PATCH_ROOM);
+		if (kilt_json_out_value(&p, a->patch, JSON_COMPACT, 0) < 0)
 			abort();
-		_cleanup_free_ char *b64 = kilt_base64_encode(p, strlen(p));
+		kilt_json_out_reserve(&o, ANSWER_ROOM + p.text.len / 3 * 4 + 4);
 		RAW(&o, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
-		kilt_json_out_raw(&o, b64, strlen(b64));
+		/* base64 in pieces straight into the answer (3 bytes in, 4 out) */
+		char b64[4096];
+		for (size_t i = 0; i < p.text.len; i += sizeof(b64) / 4 * 3) {
+			size_t n = p.text.len - i;
+			if (n > sizeof(b64) / 4 * 3)
+				n = sizeof(b64) / 4 * 3;
+			kilt_json_out_raw(&o, b64,
+					  kilt_base64_encode_into(p.text.data + i, n, b64));
+		}
+		kilt_json_out_done(&p);
 		RAW(&o, "\"");
 	}
 	if (a->code || a->message) {

@@ -19,6 +19,12 @@
 #define KILT_SHORT_NAMES
 #include "kilt-util.h"
 
+/* ---- text.c ------------------------------------------------------------------------------ */
+/* Writes the standard base64 (padded) of the len bytes at `in` to `out`, which has room for
+ * (len + 2) / 3 * 4 bytes; returns that many. No NUL is written. */
+size_t kilt_base64_encode_into(const void *in, size_t len, char *out);
+
+/* ---- admission ----------------------------------------------------------------------------- */
 struct kilt_admission_review;
 struct kilt_error;
 struct kilt_json_skip;

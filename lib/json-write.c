@@ -5,6 +5,7 @@
  * reply, the undo labels of every container). unit/test_json_write and unit/test_json hold the
  * bytes to jansson's for every flag accepted here. */
 #include <inttypes.h>
+#include <stdint.h>
 
 #include "json-write.h"
 #include "kilt.h"
@@ -18,6 +19,20 @@ void kilt_json_out_init(struct kilt_json_out *o, int (*write)(const char *p, siz
 {
 	*o = (struct kilt_json_out){ .write = write, .userdata = userdata };
 	kbuf_init(&o->text, SIZE_MAX / 2);
+}
+
+void kilt_json_out_reserve(struct kilt_json_out *o, size_t n)
+{
+	struct kbuf *b = &o->text;
+	if (b->cap - b->len > n || n > b->max || b->len > b->max - n)
+		return;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	b->data = xrealloc(b->data, cap);
+	b->cap = cap;
+	if (b->len == 0)
+		b->data[0] = '\0';
 }
 
 int kilt_json_out_flush(struct kilt_json_out *o)
@@ -34,7 +49,8 @@ int kilt_json_out_flush(struct kilt_json_out *o)
 	return 0;
 }
 
-static inline int emit(struct kilt_json_out *o, const char *p, size_t n)
+/* Appends without handing anything to `write` (a string is written whole before that). */
+static inline int append(struct kilt_json_out *o, const char *p, size_t n)
 {
 	struct kbuf *b = &o->text;
 	if (b->cap - b->len > n && b->max - b->len >= n) {
@@ -42,12 +58,23 @@ static inline int emit(struct kilt_json_out *o, const char *p, size_t n)
 		memcpy(b->data + b->len, p, n);
 		b->len += n;
 		b->data[b->len] = '\0';
-	} else if (kbuf_add(b, p, n) < 0) {
-		return -1;
+		return 0;
 	}
+	return kbuf_add(b, p, n) < 0 ? -1 : 0;
+}
+
+static inline int maybe_flush(struct kilt_json_out *o)
+{
 	if (o->write && o->text.len >= KILT_JSON_OUT_FLUSH)
 		return kilt_json_out_flush(o);
 	return 0;
+}
+
+static inline int emit(struct kilt_json_out *o, const char *p, size_t n)
+{
+	if (append(o, p, n) < 0)
+		return -1;
+	return maybe_flush(o);
 }
 
 int kilt_json_out_raw(struct kilt_json_out *o, const char *p, size_t n)
@@ -77,55 +104,168 @@ static int newline(struct kilt_json_out *o, size_t n)
 	return 0;
 }
 
-/* As jansson escapes: `"`, `\`, control characters, and `/` with JSON_ESCAPE_SLASH. */
-static int put_string(struct kilt_json_out *o, const char *p, size_t n, bool slash)
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Whether the 8 bytes of w are all written as they are: none is a control character, '"', '\\',
+ * the byte of `slashes` (ONES * '/' with JSON_ESCAPE_SLASH, else 0: a NUL, already a control
+ * character) or a byte of a multibyte character. Without a high bit in w, (x - ONES) has one
+ * exactly when some byte of x is 0, and (w - ONES * 0x20) when some byte is below 0x20. */
+static inline bool plain8(uint64_t w, uint64_t slashes)
 {
-	if (kilt_utf8_valid_prefix((const unsigned char *)p, n) != n)
-		return -2;
-	if (emit(o, "\"", 1) < 0)
+	uint64_t t = w | (w - ONES * 0x20) | ((w ^ (ONES * '"')) - ONES) |
+		     ((w ^ (ONES * '\\')) - ONES) | ((w ^ slashes) - ONES);
+	return !(t & HIGHS);
+}
+
+/* What put_string does with a byte: 0 copies it; 1 escapes it, 2 checks it as UTF-8, 4 escapes
+ * it with JSON_ESCAPE_SLASH ('/'). */
+/* clang-format off */
+static const unsigned char byte_class[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+	0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, /* 0x20 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x70 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x80 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x90 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xa0 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xb0 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xc0 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xd0 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xe0 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xf0 */
+};
+/* clang-format on */
+
+/* How many bytes at the start of p[0..n) are written as they are. */
+static inline size_t plain_run(const char *p, size_t n, bool slash)
+{
+	uint64_t slashes = slash ? ONES * '/' : 0;
+	unsigned stop = slash ? 7 : 3; /* the classes of bytes that end a plain run */
+	size_t i = 0;
+	for (; n - i >= 8; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (!plain8(w, slashes))
+			break;
+	}
+	while (i < n && !(byte_class[(unsigned char)p[i]] & stop))
+		i++;
+	return i;
+}
+
+static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t i, bool slash)
+	__attribute__((noinline));
+
+/* As jansson escapes: `"`, `\`, control characters, and `/` with JSON_ESCAPE_SLASH. Most strings
+ * have nothing to escape and go straight into the buffer. */
+static inline __attribute__((always_inline)) int put_string(struct kilt_json_out *o, const char *p,
+							    size_t n, bool slash)
+{
+	size_t i = plain_run(p, n, slash);
+	struct kbuf *b = &o->text;
+	if (i < n || b->cap - b->len <= n + 2 || b->max - b->len < n + 2)
+		return put_escaped(o, p, n, i, slash);
+	char *d = b->data + b->len;
+	d[0] = '"';
+	memcpy(d + 1, p, n);
+	d[n + 1] = '"';
+	d[n + 2] = '\0';
+	b->len += n + 2;
+	return maybe_flush(o);
+}
+
+/* Room for n more bytes, or -1 (the buffer's maximum). */
+static inline int room(struct kilt_json_out *o, size_t n)
+{
+	struct kbuf *b = &o->text;
+	if (b->cap - b->len > n)
+		return 0;
+	kilt_json_out_reserve(o, n);
+	return b->cap - b->len > n ? 0 : -1;
+}
+
+/* put_string's way when p[i] needs a look (or the buffer must grow), p[0..i) being plain ASCII.
+ * The string goes out whole (nothing of it handed to `write` before its end), so text that is
+ * not UTF-8 leaves nothing behind. */
+static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t i, bool slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct kbuf *b = &o->text;
+	size_t mark = b->len, start = 0;
+	bool utf8_checked = false;
+	if (room(o, 1) < 0)
 		return -1;
-	size_t start = 0;
-	for (size_t i = 0; i < n; i++) {
+	b->data[b->len++] = '"';
+	for (;;) {
+		i += plain_run(p + i, n - i, slash);
+		if (i == n)
+			break;
 		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && !(c == '/' && slash))
+		if (c >= 0x80) {
+			/* everything before is ASCII: the rest decides whether the whole is UTF-8 */
+			if (!utf8_checked &&
+			    kilt_utf8_valid_prefix((const unsigned char *)p + i, n - i) != n - i) {
+				b->len = mark;
+				if (b->data)
+					b->data[mark] = '\0';
+				return -2;
+			}
+			utf8_checked = true;
+			while (i < n && (unsigned char)p[i] >= 0x80)
+				i++;
 			continue;
-		if (i > start && emit(o, p + start, i - start) < 0)
+		}
+		if (room(o, i - start + 6) < 0)
 			return -1;
-		char esc[8];
+		char *d = b->data + b->len;
+		memcpy(d, p + start, i - start);
+		d += i - start;
+		d[0] = '\\';
 		size_t k = 2;
-		esc[0] = '\\';
 		switch (c) {
 		case '"':
 		case '\\':
 		case '/':
-			esc[1] = (char)c;
+			d[1] = (char)c;
 			break;
 		case '\b':
-			esc[1] = 'b';
+			d[1] = 'b';
 			break;
 		case '\f':
-			esc[1] = 'f';
+			d[1] = 'f';
 			break;
 		case '\n':
-			esc[1] = 'n';
+			d[1] = 'n';
 			break;
 		case '\r':
-			esc[1] = 'r';
+			d[1] = 'r';
 			break;
 		case '\t':
-			esc[1] = 't';
+			d[1] = 't';
 			break;
 		default:
-			snprintf(esc, sizeof(esc), "\\u%04X", (unsigned)c);
+			d[1] = 'u';
+			d[2] = '0';
+			d[3] = '0';
+			d[4] = hex[c >> 4];
+			d[5] = hex[c & 15];
 			k = 6;
 		}
-		if (emit(o, esc, k) < 0)
-			return -1;
-		start = i + 1;
+		b->len += i - start + k;
+		start = ++i;
 	}
-	if (n > start && emit(o, p + start, n - start) < 0)
+	if (room(o, n - start + 1) < 0)
 		return -1;
-	return emit(o, "\"", 1);
+	memcpy(b->data + b->len, p + start, n - start);
+	b->len += n - start;
+	b->data[b->len++] = '"';
+	b->data[b->len] = '\0';
+	return maybe_flush(o);
 }
 
 /* Between two members or elements: "," then the next line, or ", " without indentation. */
@@ -193,10 +333,14 @@ static int put_value(struct kilt_json_out *o, const json_t *v, size_t flags, siz
 			return -1;
 		return emit(o, "]", 1);
 	}
-	case JSON_STRING:
-		if (kilt_json_is_raw_number(v, &raw, &rawlen))
+	case JSON_STRING: {
+		const char *s = json_string_value(v);
+		size_t len = json_string_length(v);
+		/* a kept number starts with a byte no UTF-8 text has (lib/json.c) */
+		if (len && (unsigned char)s[0] == 0xff && kilt_json_is_raw_number(v, &raw, &rawlen))
 			return emit(o, raw, rawlen);
-		return put_string(o, json_string_value(v), json_string_length(v), slash);
+		return put_string(o, s, len, slash);
+	}
 	case JSON_INTEGER:
 		r = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		return emit(o, num, (size_t)r);
@@ -256,4 +400,64 @@ char *kilt_json_dumps(const json_t *v, size_t flags)
 		return NULL;
 	}
 	return kbuf_steal(&o.text);
+}
+
+/* ---- an object written member by member (kilt.h) ------------------------------------------ */
+
+void kilt_json_object_open(struct kbuf *b)
+{
+	kbuf_add(b, "{", 1);
+}
+
+/* `b` as the pending text of a writer without `write`, and back. */
+static void out_of(struct kilt_json_out *o, struct kbuf *b)
+{
+	*o = (struct kilt_json_out){ .text = *b };
+}
+
+/* ,"key": (nothing after "{"), or -1 when `b` is full. */
+static int member_key(struct kilt_json_out *o, const char *key, bool slash)
+{
+	struct kbuf *b = &o->text;
+	if (b->len && b->data[b->len - 1] != '{' && append(o, ",", 1) < 0)
+		return -1;
+	int r = put_string(o, key, strlen(key), slash);
+	if (r == 0)
+		r = append(o, ":", 1);
+	return r;
+}
+
+/* "key":value at the end of b; b unchanged unless it returns 0. */
+static int member(struct kbuf *b, const char *key, const char *s, const json_t *v, size_t flags)
+{
+	struct kilt_json_out o;
+	out_of(&o, b);
+	size_t mark = b->len;
+	bool slash = flags & JSON_ESCAPE_SLASH;
+	int r = member_key(&o, key, slash);
+	if (r == 0)
+		r = s ? put_string(&o, s, strlen(s), slash)
+		      : put_value(&o, v, (flags & ~JSON_MAX_INDENT) | JSON_COMPACT, 0, 0);
+	if (r < 0) {
+		o.text.len = mark;
+		if (o.text.data)
+			o.text.data[mark] = '\0';
+	}
+	*b = o.text;
+	return r;
+}
+
+int kilt_json_member_string(struct kbuf *b, const char *key, const char *value)
+{
+	return value ? member(b, key, value, NULL, 0) : -2;
+}
+
+int kilt_json_member_value(struct kbuf *b, const char *key, const json_t *value, size_t flags)
+{
+	return value && !(flags & REFUSED_FLAGS) ? member(b, key, NULL, value, flags) : -2;
+}
+
+void kilt_json_object_close(struct kbuf *b)
+{
+	kbuf_add(b, "}", 1);
 }

@@ -20,6 +20,8 @@ struct kilt_json_out {
 
 void kilt_json_out_init(struct kilt_json_out *o, int (*write)(const char *p, size_t n, void *u),
 			void *userdata);
+/* Makes room for n more bytes of output at once (the buffer grows by doubling otherwise). */
+void kilt_json_out_reserve(struct kilt_json_out *o, size_t n);
 /* Appends text as it is. Returns 0, or -1 once a write failed. */
 int kilt_json_out_raw(struct kilt_json_out *o, const char *p, size_t n);
 /* Appends `v` as json_dump_callback(v, flags) writes it (kept numbers as written), with `indent`

@@ -109,24 +109,51 @@ int kilt_base64_decode(const char *in, size_t len, char **ret, size_t *ret_len,
 	return 0;
 }
 
+/* The base64 digit of x (0..63), as a constant expression. */
+#define B64(x)                                                                                     \
+	(char)((x) < 26	   ? 'A' + (x)                                                             \
+	       : (x) < 52  ? 'a' + (x)-26                                                          \
+	       : (x) < 62  ? '0' + (x)-52                                                          \
+	       : (x) == 62 ? '+'                                                                   \
+			   : '/')
+/* The two digits of every 12 bits: one lookup for half of 3 bytes. */
+#define PAIR(x)                                                                                    \
+	{                                                                                          \
+		B64((x) >> 6), B64((x)&63)                                                         \
+	}
+#define PAIRS4(x) PAIR(x), PAIR((x) + 1), PAIR((x) + 2), PAIR((x) + 3)
+#define PAIRS16(x) PAIRS4(x), PAIRS4((x) + 4), PAIRS4((x) + 8), PAIRS4((x) + 12)
+#define PAIRS64(x) PAIRS16(x), PAIRS16((x) + 16), PAIRS16((x) + 32), PAIRS16((x) + 48)
+#define PAIRS256(x) PAIRS64(x), PAIRS64((x) + 64), PAIRS64((x) + 128), PAIRS64((x) + 192)
+#define PAIRS1024(x) PAIRS256(x), PAIRS256((x) + 256), PAIRS256((x) + 512), PAIRS256((x) + 768)
+static const char b64_pairs[4096][2] = { PAIRS1024(0), PAIRS1024(1024), PAIRS1024(2048),
+					 PAIRS1024(3072) };
+
+size_t kilt_base64_encode_into(const void *in, size_t len, char *out)
+{
+	const unsigned char *s = in;
+	char *o = out;
+	size_t i = 0;
+	for (; len - i >= 3; i += 3, o += 4) {
+		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+		memcpy(o, b64_pairs[v >> 12], 2);
+		memcpy(o + 2, b64_pairs[v & 4095], 2);
+	}
+	if (i < len) {
+		uint32_t v = (uint32_t)s[i] << 16;
+		if (len - i == 2)
+			v |= (uint32_t)s[i + 1] << 8;
+		memcpy(o, b64_pairs[v >> 12], 2);
+		o[2] = len - i == 2 ? b64_pairs[v & 4095][0] : '=';
+		o[3] = '=';
+		o += 4;
+	}
+	return (size_t)(o - out);
+}
+
 char *kilt_base64_encode(const void *in, size_t len)
 {
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *s = in;
 	char *out = xmalloc((len + 2) / 3 * 4 + 1);
-	size_t o = 0;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)s[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)s[i + 1] << 8;
-		if (i + 2 < len)
-			v |= s[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
+	out[kilt_base64_encode_into(in, len, out)] = '\0';
 	return out;
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "json-write.h"
 #include "kilt.h"
 
 static const size_t flag_sets[] = {
@@ -107,6 +108,64 @@ static void test_json_write__values(void **state)
 	json_decref(o);
 }
 
+/* Strings of every length to 40 with one byte that needs a look at every position (the writer
+ * reads eight bytes at a time): the bytes of jansson for a valid one; for one that is not UTF-8,
+ * -2 with nothing of it left in the output. */
+static void test_json_write__strings_every_position(void **state)
+{
+	(void)state;
+	static const char *const specials[] = { "\"",
+						"\\",
+						"/",
+						"\n",
+						"\x01",
+						"\x1f",
+						"\x7f",
+						"\xc3\xa9",
+						"\xe2\x82\xac",
+						"\xf0\x9f\x98\x80",
+						"\xc3",
+						"\xff",
+						"\xed\xa0\x80",
+						"\xc0\xaf" };
+	for (size_t s = 0; s < ARRAY_SIZE(specials); s++) {
+		size_t sl = strlen(specials[s]);
+		for (size_t len = 0; len <= 40; len++) {
+			for (size_t at = 0; at <= len; at++) {
+				if (at == 0 && specials[s][0] == '\xff')
+					continue; /* a kept number's mark (unit/test_json) */
+				char text[64];
+				memset(text, 'x', len);
+				memcpy(text + at, specials[s], sl);
+				memset(text + at + sl, 'y', len - at);
+				size_t n = len + sl;
+				json_t *v = json_stringn_nocheck(text, n);
+				json_t *doc = json_pack("[sO]", "before", v);
+				check_same(doc);
+				/* by itself: -2 leaves the output as it was */
+				struct kilt_json_out o;
+				kilt_json_out_init(&o, NULL, NULL);
+				kilt_json_out_raw(&o, "[", 1);
+				int r = kilt_json_out_string(&o, text, n, 0);
+				_cleanup_free_ char *want =
+					json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+				if (want) {
+					assert_int_equal(r, 0);
+					assert_int_equal(o.text.len, 1 + strlen(want));
+					assert_memory_equal(o.text.data + 1, want, strlen(want));
+				} else {
+					assert_int_equal(r, -2);
+					assert_int_equal(o.text.len, 1);
+					assert_string_equal(o.text.data, "[");
+				}
+				kilt_json_out_done(&o);
+				json_decref(doc);
+				json_decref(v);
+			}
+		}
+	}
+}
+
 /* A random value: objects, arrays, every scalar, strings with escapes and UTF-8. */
 static json_t *random_value(unsigned *seed, int depth)
 {
@@ -156,6 +215,55 @@ static json_t *random_value(unsigned *seed, int depth)
 	}
 }
 
+/* An object written member by member: the bytes of jansson's object built with the same
+ * members (a string member that json_string refuses left out of both), after text already in
+ * the buffer. */
+static void test_json_write__members(void **state)
+{
+	(void)state;
+	static const char *const strings[] = {
+		"plain",   "q\"uote", "a/b", "\xc3\xa9t\xc3\xa9",     "ctl\x01", "",
+		"bad\xff", "\xc3",    NULL,  "12345678901234567890\\"
+	};
+	static const char *const keys[] = { "uid", "k/ey", "\xc3\xa9", "q\"", "durationMs" };
+	unsigned seed = 7;
+	for (int round = 0; round < 500; round++) {
+		json_t *want = json_object();
+		struct kbuf b;
+		kbuf_init(&b, SIZE_MAX / 2);
+		kbuf_adds(&b, "before ");
+		kilt_json_object_open(&b);
+		int n = rand_r(&seed) % 7;
+		for (int i = 0; i < n; i++) {
+			char key[32];
+			snprintf(key, sizeof(key), "%s%d",
+				 keys[(size_t)rand_r(&seed) % ARRAY_SIZE(keys)], i);
+			if (rand_r(&seed) % 3) {
+				const char *v =
+					strings[(size_t)rand_r(&seed) % ARRAY_SIZE(strings)];
+				json_t *js = v ? json_string(v) : NULL;
+				int r = kilt_json_member_string(&b, key, v);
+				assert_int_equal(r, js ? 0 : -2);
+				json_object_set_new(want, key, js);
+			} else {
+				json_t *v = random_value(&seed, 3);
+				assert_int_equal(
+					kilt_json_member_value(&b, key, v, JSON_REAL_PRECISION(6)),
+					0);
+				json_object_set_new(want, key, v);
+			}
+		}
+		kilt_json_object_close(&b);
+		_cleanup_free_ char *text = json_dumps(want, JSON_COMPACT | JSON_REAL_PRECISION(6));
+		assert_non_null(text);
+		assert_true(strncmp(b.data, "before ", 7) == 0);
+		if (strcmp(b.data + 7, text) != 0)
+			fail_msg("want %s\ngot  %s", text, b.data + 7);
+		kbuf_done(&b);
+		json_decref(want);
+	}
+}
+
 static void test_json_write__random_documents(void **state)
 {
 	(void)state;
@@ -196,7 +304,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_write__values),
+		cmocka_unit_test(test_json_write__strings_every_position),
 		cmocka_unit_test(test_json_write__random_documents),
+		cmocka_unit_test(test_json_write__members),
 		cmocka_unit_test(test_json_write__runs_and_write_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
