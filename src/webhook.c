@@ -39,18 +39,47 @@
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The "time" of a log line: UTC with milliseconds. The text of the second is kept per thread
+ * (a review's line needs no strftime). */
+static void log_time(char when[40])
+{
+	static _Thread_local time_t last = -1;
+	static _Thread_local char second[32];
+	static _Thread_local size_t n;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != last) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		n = strftime(second, sizeof(second), "%Y-%m-%dT%H:%M:%S", &tm);
+		last = ts.tv_sec;
+	}
+	memcpy(when, second, n);
+	long ms = ts.tv_nsec / 1000000;
+	when[n] = '.';
+	when[n + 1] = (char)('0' + ms / 100);
+	when[n + 2] = (char)('0' + ms / 10 % 10);
+	when[n + 3] = (char)('0' + ms % 10);
+	when[n + 4] = 'Z';
+	when[n + 5] = '\0';
+}
+
+/* Writes a whole line (with its newline) to stderr. */
+static void write_line(const char *text, size_t len)
+{
+	pthread_mutex_lock(&log_lock);
+	fwrite(text, 1, len, stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
+}
+
 /* Writes one JSON line {"time", "level", "msg", fields...} to stderr; takes `fields` (may be
  * NULL). kilt_json_dumps, not json_dumps: a line is written for every review, and json_dumps's
  * text would come from the review's arena (kilt-json-arena.h). */
 static void log_json(const char *level, const char *msg, json_t *fields)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
 	char when[40];
-	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	log_time(when);
 	json_t *line = json_object();
 	json_object_set_new(line, "time", json_string(when));
 	json_object_set_new(line, "level", json_string(level));
@@ -64,10 +93,7 @@ static void log_json(const char *level, const char *msg, json_t *fields)
 		return;
 	size_t len = strlen(text);
 	text[len] = '\n'; /* replaces the NUL: written by length */
-	pthread_mutex_lock(&log_lock);
-	fwrite(text, 1, len + 1, stderr);
-	fflush(stderr);
-	pthread_mutex_unlock(&log_lock);
+	write_line(text, len + 1);
 	free(text);
 }
 
@@ -76,21 +102,26 @@ void webhook_log(const char *level, const char *msg, json_t *fields)
 	log_json(level, msg, fields);
 }
 
-/* A message that may hold bytes from outside (errors about a request): as a JSON string, any
- * invalid UTF-8 would drop the whole field, so it goes through the answer's sanitiser rules. */
-static json_t *text_field(const char *s)
+/* A copy of s whose bytes from 0x80 up are '?' (an error about a request may hold bytes from
+ * outside that are not UTF-8: as a JSON string they would drop the whole field). */
+static char *ascii_copy(const char *s)
 {
-	json_t *v = json_string(s);
-	if (v)
-		return v;
 	size_t len = strlen(s);
 	char *copy = xstrndup(s, len);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)copy[i] >= 0x80)
 			copy[i] = '?';
-	v = json_string(copy);
-	free(copy);
-	return v;
+	return copy;
+}
+
+/* A message that may hold bytes from outside, as a JSON string. */
+static json_t *text_field(const char *s)
+{
+	json_t *v = json_string(s);
+	if (v)
+		return v;
+	_cleanup_free_ char *copy = ascii_copy(s);
+	return json_string(copy);
 }
 
 #pragma GCC diagnostic push
@@ -527,6 +558,49 @@ static void answered(struct server *s, struct request *req)
 	}
 }
 
+/* The review's log line, written as the line log_json would write from the object {"uid",
+ * "outcome", "durationMs", "namespace", "name", "kind", "operation", "dryRun", "skipped",
+ * "failure", "error"} (members without a value left out) without building that object. */
+static void log_review(const struct kilt_admission_review *rv, const char *uid,
+		       enum outcome outcome, enum failure failure, const char *skip, double took,
+		       const struct kilt_error *err)
+{
+	char when[40];
+	log_time(when);
+	struct kbuf line;
+	kbuf_init(&line, SIZE_MAX / 2);
+	kilt_json_object_open(&line);
+	kilt_json_member_string(&line, "time", when);
+	kilt_json_member_string(&line, "level", failure != FAIL_COUNT ? "warn" : "info");
+	kilt_json_member_string(&line, "msg", "review");
+	kilt_json_member_string(&line, "uid", uid);
+	kilt_json_member_string(&line, "outcome", outcome_names[outcome]);
+	json_t *ms = json_real(took * 1000);
+	kilt_json_member_value(&line, "durationMs", ms, JSON_REAL_PRECISION(6));
+	json_decref(ms);
+	if (rv->root) {
+		kilt_json_member_string(&line, "namespace", rv->namespace);
+		kilt_json_member_string(&line, "name", rv->name);
+		kilt_json_member_string(&line, "kind", rv->kind);
+		kilt_json_member_string(&line, "operation", rv->operation);
+		if (rv->dry_run)
+			kilt_json_member_value(&line, "dryRun", json_true(), 0);
+	}
+	if (skip)
+		kilt_json_member_string(&line, "skipped", skip);
+	if (failure != FAIL_COUNT) {
+		kilt_json_member_string(&line, "failure", failure_names[failure]);
+		if (kilt_json_member_string(&line, "error", err->msg) == -2) {
+			_cleanup_free_ char *copy = ascii_copy(err->msg);
+			kilt_json_member_string(&line, "error", copy);
+		}
+	}
+	kilt_json_object_close(&line);
+	kbuf_add(&line, "\n", 1);
+	write_line(line.data, line.len);
+	kbuf_done(&line);
+}
+
 /* Answers one review body: always a valid AdmissionReview (HTTP 200), whatever went wrong. */
 static char *review(struct server *s, struct request *req, size_t *ret_len)
 {
@@ -604,23 +678,7 @@ static char *review(struct server *s, struct request *req, size_t *ret_len)
 
 	double took = seconds_since(&req->start);
 	observe(m, took);
-	json_t *f = json_pack("{s:s, s:s, s:f}", "uid", a.uid, "outcome", outcome_names[outcome],
-			      "durationMs", took * 1000);
-	if (rv.root) {
-		json_object_set_new(f, "namespace", json_string(rv.namespace));
-		json_object_set_new(f, "name", json_string(rv.name));
-		json_object_set_new(f, "kind", json_string(rv.kind));
-		json_object_set_new(f, "operation", json_string(rv.operation));
-		if (rv.dry_run)
-			json_object_set_new(f, "dryRun", json_true());
-	}
-	if (skip)
-		json_object_set_new(f, "skipped", json_string(skip));
-	if (failure != FAIL_COUNT) {
-		json_object_set_new(f, "failure", json_string(failure_names[failure]));
-		json_object_set_new(f, "error", text_field(err.msg));
-	}
-	log_json(failure != FAIL_COUNT ? "warn" : "info", "review", f);
+	log_review(&rv, a.uid, outcome, failure, skip, took, &err);
 	free(warning);
 	webhook_mutation_done(&mut);
 	kilt_admission_review_done(&rv);

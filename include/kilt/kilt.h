@@ -111,6 +111,16 @@ json_t *kilt_json_parse_skip(const char *buf, size_t len, size_t flags,
 int kilt_json_dump_callback(const json_t *v, size_t flags, json_dump_callback_t callback,
 			    void *data);
 char *kilt_json_dumps(const json_t *v, size_t flags);
+/* A JSON object written member by member at the end of `b` (a log line), byte for byte as
+ * kilt_json_dumps(o, JSON_COMPACT | extra) writes the object o built by json_object_set_new of
+ * the same members in the same order: a member whose string is NULL or not UTF-8 is left out, as
+ * json_string gives NULL for it (kilt_json_member_string then returns -2 and `b` is unchanged),
+ * and kilt_json_member_value takes any value (its `flags` add JSON_REAL_PRECISION, say). */
+struct kbuf;
+void kilt_json_object_open(struct kbuf *b);
+int kilt_json_member_string(struct kbuf *b, const char *key, const char *value);
+int kilt_json_member_value(struct kbuf *b, const char *key, const json_t *value, size_t flags);
+void kilt_json_object_close(struct kbuf *b);
 
 #include "kilt-hocon.h"
 #include "kilt-recipe.h"

@@ -11,6 +11,7 @@ Environment: KILT (the kilt binary).
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -272,6 +273,23 @@ def case_reviews(d, ca, cert, key):
     bad = [j for j in reviews if j.get("uid") == "bad-pod"]
     check(bad and bad[0]["level"] == "warn" and bad[0]["outcome"] == "failed_open" and
           bad[0]["namespace"] == "default" and bad[0].get("error"), f"log of a failure: {bad}")
+    # Every review's line: its members in this order (those without a value left out), a
+    # millisecond UTC time, the duration a JSON real.
+    order = ["time", "level", "msg", "uid", "outcome", "durationMs", "namespace", "name", "kind",
+             "operation", "dryRun", "skipped", "failure", "error"]
+    for j in reviews:
+        keys = list(j)
+        check(keys[:6] == order[:6] and keys == [k for k in order if k in j],
+              f"review log members in order: {keys}")
+        check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", j["time"]),
+              f"log time: {j['time']}")
+        check(isinstance(j["durationMs"], float) and j["durationMs"] >= 0,
+              f"durationMs: {j['durationMs']}")
+        check((j["level"] == "warn") == ("failure" in j) and ("error" in j) == ("failure" in j),
+              f"level and failure agree: {j}")
+    check(any("skipped" in j for j in reviews) and
+          all("kind" in j and "operation" in j for j in reviews if "namespace" in j),
+          "skipped reviews logged, with their kind and operation")
 
 
 def case_strict(d, ca, cert, key):
