@@ -102,6 +102,56 @@ static int inject_setting(const char *v)
 	return -2;
 }
 
+/* {"key": value, ...} of `n` members (values stolen), built as json_pack would ("{so...}"):
+ * NULL when a value is NULL. */
+static json_t *object_of(size_t n, ...)
+{
+	json_t *o = json_object();
+	bool ok = true;
+	va_list ap;
+	va_start(ap, n);
+	for (size_t i = 0; i < n; i++) {
+		const char *key = va_arg(ap, const char *);
+		json_t *v = va_arg(ap, json_t *);
+		if (!v)
+			ok = false;
+		else if (ok)
+			json_object_set_new_nocheck(o, key, v);
+		else
+			json_decref(v);
+	}
+	va_end(ap);
+	if (!ok) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* [value, ...] of `n` elements (stolen), NULL when one is NULL. */
+static json_t *array_of(size_t n, ...)
+{
+	json_t *a = json_array();
+	bool ok = true;
+	va_list ap;
+	va_start(ap, n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = va_arg(ap, json_t *);
+		if (!v)
+			ok = false;
+		else if (ok)
+			json_array_append_new(a, v);
+		else
+			json_decref(v);
+	}
+	va_end(ap);
+	if (!ok) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
 /* ---- journaled edits ----------------------------------------------------------------------- */
 
 static void set(struct run *run, json_t *obj, const char *key, json_t *value)
@@ -652,12 +702,13 @@ static void env_view_read(struct env_view *ev, const json_t *entry)
 	for (void *it = json_object_iter((json_t *)(uintptr_t)entry); it;
 	     it = json_object_iter_next((json_t *)(uintptr_t)entry, it)) {
 		const char *k = json_object_iter_key(it);
+		size_t n = json_object_iter_key_len(it);
 		const json_t *v = json_object_iter_value(it);
-		if (k[0] == 'n' && strcmp(k, "name") == 0)
+		if (n == 4 && memcmp(k, "name", 4) == 0)
 			nv = v;
-		else if (k[0] == 'v' && strcmp(k, "value") == 0)
+		else if (n == 5 && memcmp(k, "value", 5) == 0)
 			ev->value = v;
-		else if (k[0] == 'v' && strcmp(k, "valueFrom") == 0)
+		else if (n == 9 && memcmp(k, "valueFrom", 9) == 0)
 			ev->value_from = v;
 	}
 	ev->name = json_string_value(nv);
@@ -995,8 +1046,8 @@ static int add_mounts(struct run *run, json_t *c, const json_t *mounts, json_t *
 					name);
 			if (find_named(vm, "name", name))
 				continue;
-			json_t *entry =
-				json_pack("{sssssb}", "name", name, "mountPath", ps, "readOnly", 1);
+			json_t *entry = object_of(3, "name", json_string(name), "mountPath",
+						  json_string(ps), "readOnly", json_true());
 			if (run->opts->volume_source == KILT_K8S_VOLUME_IMAGE && ps[1])
 				json_object_set_new(entry, "subPath", json_string(ps + 1));
 			append(run, vm, entry);
@@ -1069,8 +1120,9 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 	json_object_foreach (inj->mounts, key, m) {
 		const char *image = str_at(m, "image");
 		json_t *volumes = json_object_get(m, "volumes");
-		json_t *cmd = json_pack(
-			"[ss]", o->copy_helper ? o->copy_helper : DEFAULT_COPY_HELPER, "--copy");
+		json_t *cmd = array_of(
+			2, json_string(o->copy_helper ? o->copy_helper : DEFAULT_COPY_HELPER),
+			json_string("--copy"));
 		json_t *cvm = json_array();
 		size_t k;
 		json_t *path;
@@ -1090,8 +1142,9 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 				snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
 				json_array_append(cmd, path);
 				json_array_append_new(cmd, json_string(dest));
-				json_array_append_new(
-					cvm, json_pack("{ssss}", "name", name, "mountPath", dest));
+				json_array_append_new(cvm,
+						      object_of(2, "name", json_string(name),
+								"mountPath", json_string(dest)));
 				continue;
 			}
 			if (find_named(vols, "name", name)) {
@@ -1103,17 +1156,20 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			}
 			json_t *vol;
 			if (o->volume_source == KILT_K8S_VOLUME_IMAGE)
-				vol = json_pack("{sss{ssss}}", "name", name, "image", "reference",
-						image, "pullPolicy", "IfNotPresent");
+				vol = object_of(2, "name", json_string(name), "image",
+						object_of(2, "reference", json_string(image),
+							  "pullPolicy",
+							  json_string("IfNotPresent")));
 			else
-				vol = json_pack("{sss{}}", "name", name, "emptyDir");
+				vol = object_of(2, "name", json_string(name), "emptyDir",
+						json_object());
 			append(run, vols, vol);
 			char dest[64];
 			snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
 			json_array_append(cmd, path);
 			json_array_append_new(cmd, json_string(dest));
-			json_array_append_new(cvm,
-					      json_pack("{ssss}", "name", name, "mountPath", dest));
+			json_array_append_new(cvm, object_of(2, "name", json_string(name),
+							     "mountPath", json_string(dest)));
 		}
 		if (o->volume_source == KILT_K8S_VOLUME_IMAGE) {
 			json_decref(cmd);
@@ -1165,17 +1221,24 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			return kilt_error_setf(err, -EEXIST,
 					       "the pod already has a container named %s", cname);
 		}
-		json_t *res = o->init_resources ? json_deep_copy(o->init_resources)
-						: json_pack("{s{ssss}s{ssss}}", "requests", "cpu",
-							    "10m", "memory", "16Mi", "limits",
-							    "cpu", "100m", "memory", "64Mi");
-		json_t *ic = json_pack(
-			"{sssssosssosos{sbs{s[s]}sbsbsIs{ss}}}", "name", cname, "image", image,
-			"command", cmd, "imagePullPolicy", "IfNotPresent", "resources", res,
-			"volumeMounts", cvm, "securityContext", "allowPrivilegeEscalation", 0,
-			"capabilities", "drop", "ALL", "readOnlyRootFilesystem", 1, "runAsNonRoot",
-			o->copy_user != 0, "runAsUser", (json_int_t)o->copy_user, "seccompProfile",
-			"type", "RuntimeDefault");
+		json_t *res = o->init_resources
+				      ? json_deep_copy(o->init_resources)
+				      : object_of(2, "requests",
+						  object_of(2, "cpu", json_string("10m"), "memory",
+							    json_string("16Mi")),
+						  "limits",
+						  object_of(2, "cpu", json_string("100m"), "memory",
+							    json_string("64Mi")));
+		json_t *sc = object_of(6, "allowPrivilegeEscalation", json_false(), "capabilities",
+				       object_of(1, "drop", array_of(1, json_string("ALL"))),
+				       "readOnlyRootFilesystem", json_true(), "runAsNonRoot",
+				       json_boolean(o->copy_user != 0), "runAsUser",
+				       json_integer((json_int_t)o->copy_user), "seccompProfile",
+				       object_of(1, "type", json_string("RuntimeDefault")));
+		json_t *ic =
+			object_of(7, "name", json_string(cname), "image", json_string(image),
+				  "command", cmd, "imagePullPolicy", json_string("IfNotPresent"),
+				  "resources", res, "volumeMounts", cvm, "securityContext", sc);
 		if (at == json_array_size(init)) {
 			append(run, init, ic);
 		} else {
@@ -1261,7 +1324,8 @@ static int plan_container(struct pod *p, struct injection *inj, json_t *c, const
 	if (run->needs)
 		return 1;
 	_cleanup_json_ json_t *ep = NULL, *argv = NULL, *env = NULL;
-	kilt_docker_argv(cmd, args, facts, &ep, &argv);
+	/* read only (the recipe copies what it takes) */
+	kilt_docker_argv_shared(cmd, args, facts, &ep, &argv);
 	if (json_array_size(ep) == 0 && json_array_size(argv) == 0) {
 		snprintf(why, wsize,
 			 "neither the container nor image %s says what to run (no command, "
@@ -1590,7 +1654,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			size_t mark = kilt_journal_mark(run->j);
 			via(run, lists[l]);
 			via(run, c);
-			json_t *rec = json_pack("{ss}", "name", cname);
+			json_t *rec = object_of(1, "name", json_string(cname));
 			json_t *orig = json_object();
 			json_object_set_new(rec, "original", orig);
 			const char *pimage = str_at(plan, "image");
@@ -1611,8 +1675,9 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 					json_decref(want);
 					continue;
 				}
+				/* the node itself: it leaves the container, unchanged */
 				json_object_set_new(orig, fields[f][0],
-						    cur ? json_deep_copy(cur) : json_null());
+						    cur ? json_incref(cur) : json_null());
 				if (json_is_null(cur)) {
 					/* `args: null` comes back as null, not as no args */
 					json_t *nulls = json_object_get(rec, "original_null");
@@ -1741,7 +1806,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 		json_object_set_new(inj.status, "metadata_created", created_marker(mcreated));
 	json_object_set_new(inj.status, "version", json_integer(STATUS_VERSION));
 	text = kilt_json_dumps(inj.status, JSON_COMPACT);
-	set(run, ann, KILT_K8S_STATUS, json_string(text));
+	/* the writer's text of strings that are UTF-8 (jansson's): no check again */
+	set(run, ann, KILT_K8S_STATUS, text ? json_stringn_nocheck(text, strlen(text)) : NULL);
 	char why[1200];
 	snprintf(why, sizeof(why), "%s recipe %s into %zu container(s)",
 		 current ? "added" : "injected", kr->name, n_new);

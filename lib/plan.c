@@ -42,36 +42,53 @@ static bool is_set(const json_t *argv)
 	return json_is_array(argv) && json_array_size(argv) > 0;
 }
 
-static json_t *array_or_empty(const json_t *v)
+/* `v` itself (a reference) or a deep copy of it. */
+static json_t *take(const json_t *v, bool copy)
 {
-	return json_is_array(v) ? json_deep_copy(v) : json_array();
+	return copy ? json_deep_copy(v) : json_incref((json_t *)(uintptr_t)v);
+}
+
+static json_t *array_or_empty(const json_t *v, bool copy)
+{
+	return json_is_array(v) ? take(v, copy) : json_array();
+}
+
+static bool docker_argv(const json_t *entrypoint, const json_t *command, const json_t *image,
+			bool copy, json_t **ret_entrypoint, json_t **ret_command)
+{
+	bool needs_image = !is_set(entrypoint);
+	/* only what is asked for is built */
+	if (ret_entrypoint) {
+		json_t *ep = NULL;
+		if (!needs_image)
+			ep = take(entrypoint, copy);
+		else if (image)
+			ep = array_or_empty(json_object_get(image, "entrypoint"), copy);
+		*ret_entrypoint = ep;
+	}
+	if (ret_command) {
+		json_t *cmd = NULL;
+		if (!needs_image)
+			cmd = array_or_empty(is_set(command) ? command : NULL, copy);
+		else if (is_set(command))
+			cmd = take(command, copy);
+		else if (image)
+			cmd = array_or_empty(json_object_get(image, "command"), copy);
+		*ret_command = cmd;
+	}
+	return needs_image;
 }
 
 bool kilt_docker_argv(const json_t *entrypoint, const json_t *command, const json_t *image,
 		      json_t **ret_entrypoint, json_t **ret_command)
 {
-	json_t *ep = NULL, *cmd = NULL;
-	bool needs_image = !is_set(entrypoint);
-	if (!needs_image) {
-		ep = json_deep_copy(entrypoint);
-		cmd = array_or_empty(is_set(command) ? command : NULL);
-	} else {
-		if (image)
-			ep = array_or_empty(json_object_get(image, "entrypoint"));
-		if (is_set(command))
-			cmd = json_deep_copy(command);
-		else if (image)
-			cmd = array_or_empty(json_object_get(image, "command"));
-	}
-	if (ret_entrypoint)
-		*ret_entrypoint = ep;
-	else
-		json_decref(ep);
-	if (ret_command)
-		*ret_command = cmd;
-	else
-		json_decref(cmd);
-	return needs_image;
+	return docker_argv(entrypoint, command, image, true, ret_entrypoint, ret_command);
+}
+
+bool kilt_docker_argv_shared(const json_t *entrypoint, const json_t *command, const json_t *image,
+			     json_t **ret_entrypoint, json_t **ret_command)
+{
+	return docker_argv(entrypoint, command, image, false, ret_entrypoint, ret_command);
 }
 
 /* ---- the planning step ------------------------------------------------------------------------- */

@@ -43,6 +43,10 @@ bool kilt_planner_supports(const struct kilt_planner *planner, const char *platf
  * image for a lookup. Either output pointer may be NULL to only ask that question. */
 bool kilt_docker_argv(const json_t *entrypoint, const json_t *command, const json_t *image,
 		      json_t **ret_entrypoint, json_t **ret_command);
+/* The same, with references to the arrays given (or the image's) instead of copies where it can:
+ * for a caller that only reads them. */
+bool kilt_docker_argv_shared(const json_t *entrypoint, const json_t *command, const json_t *image,
+			     json_t **ret_entrypoint, json_t **ret_command);
 
 /* ---- the planning step ------------------------------------------------------------------------ */
 

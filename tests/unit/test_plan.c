@@ -66,6 +66,19 @@ static void test_plan__docker_rule(void **state)
 		assert_argv(rep, cases[i].want_ep);
 		assert_argv(rcmd, cases[i].want_cmd);
 		assert_int_equal(kilt_docker_argv(ep, cmd, image, NULL, NULL), needs);
+		/* the shared spelling: the same arrays, the caller's own where one is taken whole,
+		 * copies otherwise */
+		_cleanup_json_ json_t *sep = NULL, *scmd = NULL;
+		assert_int_equal(kilt_docker_argv_shared(ep, cmd, image, &sep, &scmd), needs);
+		assert_argv(sep, cases[i].want_ep);
+		assert_argv(scmd, cases[i].want_cmd);
+		/* kilt_docker_argv's are copies */
+		assert_true(!rep || rep != ep);
+		assert_true(!rcmd || rcmd != cmd);
+		if (!needs)
+			assert_ptr_equal(sep, ep);
+		if (scmd && json_array_size(scmd) && json_is_array(cmd) && json_array_size(cmd))
+			assert_ptr_equal(scmd, cmd);
 	}
 }
 
