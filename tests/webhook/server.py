@@ -807,6 +807,13 @@ def case_workers(d, ca, cert, key):
             c.close()
     finally:
         check(s.stop() == 0, "exit 0")
+    # Both threads wrote their reviews' lines at once: each line whole, one per review.
+    lines = s.logs()
+    check(all("unparsed" not in j for j in lines), f"every log line is whole JSON: "
+          f"{[j for j in lines if 'unparsed' in j][:2]}")
+    uids = sorted(j.get("uid", "") for j in lines if j.get("msg") == "review")
+    check(uids == sorted(f"w-{k}-{i}" for k in range(8) for i in range(25)),
+          f"one line per review: {len(uids)}")
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
