@@ -191,10 +191,15 @@ static char *readable(const char *s, size_t max)
 	size_t o = 0;
 	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)s[i];
-		size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-		if (n > len - i || kilt_utf8_valid_prefix((const unsigned char *)s + i, n) != n ||
-		    c < 0x20 || c == 0x7f)
-			n = 0; /* replaced by '?' */
+		size_t n = 1;
+		if (c >= 0x80) {
+			n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+			if (n > len - i ||
+			    kilt_utf8_valid_prefix((const unsigned char *)s + i, n) != n)
+				n = 0; /* replaced by '?' */
+		} else if (c < 0x20 || c == 0x7f) {
+			n = 0;
+		}
 		if (o + (n ? n : 1) > max)
 			break;
 		if (n) {
@@ -231,35 +236,37 @@ static void out_string(struct kilt_json_out *o, const char *s)
  * bytes to that): the answer is built for every review. */
 char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t *ret_len)
 {
+	/* the patch's text first: the answer's buffer is then made large enough at once */
+	struct kilt_json_out p;
+	kilt_json_out_init(&p, NULL, NULL);
+	bool patch = json_is_array(a->patch) && json_array_size(a->patch) > 0;
+	if (patch) {
+		kilt_json_out_reserve(&p, PATCH_ROOM);
+		if (kilt_json_out_value(&p, a->patch, JSON_COMPACT, 0) < 0)
+			abort();
+	}
+	size_t b64_len = (p.text.len + 2) / 3 * 4;
 	struct kilt_json_out o;
 	kilt_json_out_init(&o, NULL, NULL);
-	kilt_json_out_reserve(&o, ANSWER_ROOM);
+	kilt_json_out_reserve(&o, ANSWER_ROOM + b64_len);
 	RAW(&o, "{\"apiVersion\":\"" API_VERSION "\",\"kind\":\"" KIND "\",\"response\":{\"uid\":");
 	out_string(&o, a->uid ? a->uid : "");
 	if (a->allowed)
 		RAW(&o, ",\"allowed\":true");
 	else
 		RAW(&o, ",\"allowed\":false");
-	if (json_is_array(a->patch) && json_array_size(a->patch) > 0) {
-		struct kilt_json_out p;
-		kilt_json_out_init(&p, NULL, NULL);
-		kilt_json_out_reserve(&p, PATCH_ROOM);
-		if (kilt_json_out_value(&p, a->patch, JSON_COMPACT, 0) < 0)
-			abort();
-		kilt_json_out_reserve(&o, ANSWER_ROOM + p.text.len / 3 * 4 + 4);
+	if (patch) {
 		RAW(&o, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
-		/* base64 in pieces straight into the answer (3 bytes in, 4 out) */
-		char b64[4096];
-		for (size_t i = 0; i < p.text.len; i += sizeof(b64) / 4 * 3) {
-			size_t n = p.text.len - i;
-			if (n > sizeof(b64) / 4 * 3)
-				n = sizeof(b64) / 4 * 3;
-			kilt_json_out_raw(&o, b64,
-					  kilt_base64_encode_into(p.text.data + i, n, b64));
-		}
-		kilt_json_out_done(&p);
+		/* the base64 straight into the answer's buffer */
+		kilt_json_out_reserve(&o, b64_len);
+		struct kbuf *t = &o.text;
+		if (t->cap - t->len <= b64_len)
+			abort();
+		t->len += kilt_base64_encode_into(p.text.data, p.text.len, t->data + t->len);
+		t->data[t->len] = '\0';
 		RAW(&o, "\"");
 	}
+	kilt_json_out_done(&p);
 	if (a->code || a->message) {
 		RAW(&o, ",\"status\":{");
 		if (a->code) {

@@ -186,24 +186,56 @@ size_t kilt_json_arena_used(void)
 	return tl.used;
 }
 
+/* Whether p is memory of the arena: most values are in its newest chunk. */
+static inline bool in_arena(const struct arena *a, const void *p)
+{
+	const struct chunk *c = a->chunks;
+	if (!c)
+		return false;
+	if ((uintptr_t)p - (uintptr_t)c->data < c->size)
+		return true;
+	return in_chunks(c->next, (uintptr_t)p);
+}
+
+static void drop_children(json_t *v);
+
+/* One reference to v held by a value of the arena, dropped: json_decref for a value from
+ * outside; for a container of the arena, its count, and what it holds once that reaches 0
+ * (json_decref's own count, atomic as in jansson.h's macro; the container itself is neither
+ * cleared nor freed). A string or number of the arena holds nothing: its count is left as it is,
+ * nothing reads it once the arena is released. */
+static inline void drop(json_t *v)
+{
+	if (!v || v->refcount == (size_t)-1)
+		return;
+	if (!in_arena(&tl, v)) {
+		json_decref(v);
+		return;
+	}
+	if ((json_is_object(v) || json_is_array(v)) && JSON_INTERNAL_DECREF(v) == 0)
+		drop_children(v);
+}
+
+static void drop_children(json_t *v)
+{
+	if (json_is_object(v)) {
+		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
+			drop(json_object_iter_value(it));
+	} else {
+		size_t n = json_array_size(v);
+		for (size_t i = 0; i < n; i++)
+			drop(json_array_get(v, i));
+	}
+}
+
 void kilt_json_arena_decref(json_t *v)
 {
 	if (!v || v->refcount == (size_t)-1)
 		return;
-	if (!tl.chunks || !in_chunks(tl.chunks, (uintptr_t)v)) {
+	if (!in_arena(&tl, v)) {
 		json_decref(v);
 		return;
 	}
-	/* json_decref's own count (jansson.h's macro, atomic as there); a value of the arena is
-	 * neither cleared nor freed when it reaches 0, only what it holds is let go */
-	if (JSON_INTERNAL_DECREF(v) != 0)
-		return;
-	if (json_is_object(v)) {
-		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
-			kilt_json_arena_decref(json_object_iter_value(it));
-	} else if (json_is_array(v)) {
-		size_t n = json_array_size(v);
-		for (size_t i = 0; i < n; i++)
-			kilt_json_arena_decref(json_array_get(v, i));
-	}
+	if (JSON_INTERNAL_DECREF(v) == 0 && (json_is_object(v) || json_is_array(v)))
+		drop_children(v);
 }

@@ -23,16 +23,7 @@ void kilt_json_out_init(struct kilt_json_out *o, int (*write)(const char *p, siz
 
 void kilt_json_out_reserve(struct kilt_json_out *o, size_t n)
 {
-	struct kbuf *b = &o->text;
-	if (b->cap - b->len > n || n > b->max || b->len > b->max - n)
-		return;
-	size_t cap = b->cap ? b->cap : 64;
-	while (cap < b->len + n + 1)
-		cap *= 2;
-	b->data = xrealloc(b->data, cap);
-	b->cap = cap;
-	if (b->len == 0)
-		b->data[0] = '\0';
+	kbuf_reserve(&o->text, n);
 }
 
 int kilt_json_out_flush(struct kilt_json_out *o)

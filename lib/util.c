@@ -70,10 +70,9 @@ void kbuf_init(struct kbuf *b, size_t max)
 	*b = (struct kbuf){ .max = max };
 }
 
-int kbuf_add(struct kbuf *b, const void *p, size_t n)
+/* Room for n more bytes and the NUL; the caller checked the maximum. */
+static void grow(struct kbuf *b, size_t n)
 {
-	if (n > b->max || b->len > b->max - n)
-		return -E2BIG;
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 64;
 		while (cap < b->len + n + 1)
@@ -81,6 +80,22 @@ int kbuf_add(struct kbuf *b, const void *p, size_t n)
 		b->data = xrealloc(b->data, cap);
 		b->cap = cap;
 	}
+}
+
+int kbuf_reserve(struct kbuf *b, size_t n)
+{
+	if (n > b->max || b->len > b->max - n)
+		return -E2BIG;
+	grow(b, n);
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int kbuf_add(struct kbuf *b, const void *p, size_t n)
+{
+	if (n > b->max || b->len > b->max - n)
+		return -E2BIG;
+	grow(b, n);
 	if (n)
 		memcpy(b->data + b->len, p, n);
 	b->len += n;

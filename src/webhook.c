@@ -732,6 +732,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 				unsigned long long n = strtoull(cl, &end, 10);
 				if (errno || *end || n > s->o->max_body)
 					req->too_large = true;
+				else
+					kbuf_reserve(&req->body, n); /* the body, then one copy */
 			}
 			if (req->too_large) {
 				/* Answer now: the body is not read (MHD closes the connection). */

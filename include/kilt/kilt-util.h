@@ -31,6 +31,9 @@ struct kbuf {
 void kilt_kbuf_init(struct kbuf *b, size_t max);
 /* Appends; returns 0 or -E2BIG when the buffer would exceed its maximum (contents unchanged). */
 int kilt_kbuf_add(struct kbuf *b, const void *p, size_t n);
+/* Makes room for n more bytes at once (kilt_kbuf_add grows by doubling, copying each time);
+ * returns 0 or -E2BIG when they would exceed the maximum (nothing done). */
+int kilt_kbuf_reserve(struct kbuf *b, size_t n);
 int kilt_kbuf_addc(struct kbuf *b, char c);
 int kilt_kbuf_adds(struct kbuf *b, const char *s);
 int kilt_kbuf_printf(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -55,6 +58,7 @@ void kilt_kbuf_done(struct kbuf *b);
 #define xasprintf kilt_xasprintf
 #define kbuf_init kilt_kbuf_init
 #define kbuf_add kilt_kbuf_add
+#define kbuf_reserve kilt_kbuf_reserve
 #define kbuf_addc kilt_kbuf_addc
 #define kbuf_adds kilt_kbuf_adds
 #define kbuf_printf kilt_kbuf_printf

@@ -165,6 +165,46 @@ static void test_json_arena__decref_tree(void **state)
 	kilt_json_arena_decref(json_true());
 }
 
+/* A review let go with kilt_admission_review_done: values from outside the arena put anywhere
+ * in its tree (a leaf of an object, an array's element, a container from outside holding more)
+ * get their references back; the review's own values are left to the arena. */
+static void test_json_arena__review_done_drops_outside(void **state)
+{
+	(void)state;
+	static const char REVIEW[] =
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":"
+		"{\"uid\":\"u1\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+		"\"operation\":\"CREATE\",\"namespace\":\"shop\",\"object\":{\"metadata\":{"
+		"\"name\":"
+		"\"p\"},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\",\"args\":[\"a\"]}"
+		"]}}}}";
+	json_t *leaf = json_string("outside leaf");
+	json_t *tree = json_pack("{s:[s, i]}", "list", "x", 1);
+	json_t *inner = json_object_get(tree, "list");
+	kilt_json_arena_begin();
+	struct kilt_admission_review rv = { 0 };
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_admission_review_parse(REVIEW, strlen(REVIEW), &rv, &err), 0);
+	json_t *pod = (json_t *)(uintptr_t)rv.object;
+	assert_true(kilt_json_arena_holds(pod));
+	json_t *meta = json_object_get(pod, "metadata");
+	json_t *c = json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0);
+	json_object_set(meta, "outside", leaf);
+	json_array_append(json_object_get(c, "args"), leaf);
+	json_object_set(c, "tree", tree);
+	json_object_set(meta, "inner", inner); /* inside an outside container, and here too */
+	assert_int_equal(leaf->refcount, 3);
+	assert_int_equal(tree->refcount, 2);
+	assert_int_equal(inner->refcount, 2);
+	kilt_admission_review_done(&rv);
+	assert_int_equal(leaf->refcount, 1);
+	assert_int_equal(tree->refcount, 1);
+	assert_int_equal(inner->refcount, 1);
+	kilt_json_arena_end();
+	json_decref(tree);
+	json_decref(leaf);
+}
+
 /* ---- the Pod engine inside an arena -------------------------------------------------------- */
 
 static const char RECIPE[] =
@@ -249,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_json_arena__released_is_poisoned),
 		cmocka_unit_test(test_json_arena__per_thread),
 		cmocka_unit_test(test_json_arena__decref_tree),
+		cmocka_unit_test(test_json_arena__review_done_drops_outside),
 		cmocka_unit_test(test_json_arena__engine_keeps_nothing_in_it),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -85,6 +85,32 @@ static void test_util__kbuf_bounded(void **state)
 	kbuf_done(&b);
 }
 
+/* Room made once: what fits is added without moving the buffer; beyond the maximum, refused. */
+static void test_util__kbuf_reserve(void **state)
+{
+	(void)state;
+	struct kbuf b;
+	kbuf_init(&b, 100);
+	assert_int_equal(kbuf_adds(&b, "ab"), 0);
+	assert_int_equal(kbuf_reserve(&b, 90), 0);
+	assert_true(b.cap >= 2 + 90 + 1);
+	assert_string_equal(b.data, "ab");
+	const char *at = b.data;
+	for (int i = 0; i < 90; i++)
+		assert_int_equal(kbuf_addc(&b, 'x'), 0);
+	assert_ptr_equal(b.data, at);
+	assert_int_equal(b.len, 92);
+	assert_int_equal(kbuf_reserve(&b, 9), -E2BIG);
+	assert_int_equal(b.len, 92);
+	assert_int_equal(kbuf_reserve(&b, 8), 0);
+	kbuf_done(&b);
+	/* an empty buffer: room, and still a string */
+	kbuf_init(&b, 1000);
+	assert_int_equal(kbuf_reserve(&b, 500), 0);
+	assert_string_equal(b.data, "");
+	kbuf_done(&b);
+}
+
 static void test_util__kbuf_printf_long(void **state)
 {
 	(void)state;
@@ -277,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_util__error_prefix_keeps_place),
 		cmocka_unit_test(test_util__error_prefix_truncates_safely),
 		cmocka_unit_test(test_util__kbuf_bounded),
+		cmocka_unit_test(test_util__kbuf_reserve),
 		cmocka_unit_test(test_util__kbuf_printf_long),
 		cmocka_unit_test(test_util__read_file),
 		cmocka_unit_test(test_util__xasprintf),
