@@ -666,12 +666,13 @@ struct injection {
 static json_t *env_entry(const char *name, const json_t *value)
 {
 	if (json_is_string(value))
-		return json_pack("{ssss}", "name", name, "value", json_string_value(value));
+		return object_of(2, "name", json_string(name), "value",
+				 json_string(json_string_value(value)));
 	if (json_is_object(value) && json_object_get(value, "valueFrom"))
-		return json_pack("{sssO}", "name", name, "valueFrom",
-				 json_object_get(value, "valueFrom"));
+		return object_of(2, "name", json_string(name), "valueFrom",
+				 json_incref(json_object_get(value, "valueFrom")));
 	_cleanup_free_ char *text = kilt_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-	return json_pack("{ssss}", "name", name, "value", text ? text : "");
+	return object_of(2, "name", json_string(name), "value", json_string(text ? text : ""));
 }
 
 /* An env entry's members, read in one pass over its object (a lookup by key hashes the key and
@@ -712,11 +713,19 @@ static void env_view_read(struct env_view *ev, const json_t *entry)
 			ev->value_from = v;
 	}
 	ev->name = json_string_value(nv);
-	if (!ev->name)
-		return;
-	size_t len;
-	ev->hash = name_hash(ev->name, &len);
-	ev->clean = len == json_string_length(nv);
+	if (ev->name)
+		ev->clean = strlen(ev->name) == json_string_length(nv);
+}
+
+/* Whether the entry already says what the recipe sees for its name when it is the name's last
+ * entry (a string without a NUL: the entry written back is the C string's; none: the empty
+ * string; a valueFrom), so that merging that value back into it keeps it as it is. */
+static bool env_view_keeps(const struct env_view *ev)
+{
+	const json_t *v = ev->value;
+	return ev->clean &&
+	       (ev->value_from || !v || json_is_null(v) ||
+		(json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v)));
 }
 
 /* Where each name is first (what find_named would return) and last in a list of named entries,
@@ -758,6 +767,7 @@ static void name_index_add(struct name_index *ix, size_t i)
 	env_view_read(ev, json_array_get(ix->list, i));
 	if (!ev->name)
 		return;
+	ev->hash = name_hash(ev->name, NULL);
 	size_t h = name_slot(ix, ev->name, ev->hash);
 	if (!ix->first[h])
 		ix->first[h] = i + 1;
@@ -830,18 +840,18 @@ static bool env_entry_holds(const json_t *cur, const char *name, const json_t *v
 /* The merge of one variable of the plan: kept when the container's entry of that name (`cur`:
  * its last one, the one that takes effect, since the kubelet keeps the last value of a name)
  * already says it, replaced when it says something else, appended when there is none. */
-static void merge_variable(struct run *run, json_t *env, struct name_index *ix, json_t *cur,
-			   const char *name, const json_t *value, json_t *added, json_t *replaced)
+/* Returns true when it appended an entry. */
+static bool merge_variable(struct run *run, json_t *env, json_t *cur, const char *name,
+			   const json_t *value, json_t *added, json_t *replaced)
 {
 	/* the original's own value comes back from the plan unchanged: keep it */
 	if (cur && env_entry_holds(cur, name, value))
-		return;
+		return false;
 	_cleanup_json_ json_t *want = env_entry(name, value);
 	if (!cur) {
 		append(run, env, json_incref(want));
-		name_index_add(ix, json_array_size(env) - 1);
 		json_array_append_new(added, json_string(name));
-		return;
+		return true;
 	}
 	json_array_append_new(replaced, json_deep_copy(cur));
 	via(run, cur);
@@ -856,22 +866,96 @@ static void merge_variable(struct run *run, json_t *env, struct name_index *ix, 
 		if (!json_equal(json_object_get(cur, k), v))
 			set(run, cur, k, json_incref(v));
 	}
+	return false;
 }
 
-/* Merges the plan's environment into the container's env by name, recording what it did.
- * `own_first`: the plan holds the recipe's variables alone (its planner was not given the
- * container's environment), and the merge does what it would have done with a plan that lists
- * the container's own variables first (injection.env_merge_only): each name the container
- * has, in the order of its first entry, with the value of its last entry (as the recipe sees
- * the environment) or the plan's, then the plan's other variables. */
-static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_first, json_t *rec,
-		     struct kilt_error *err)
+#define FEW_PLAN_NAMES 4
+
+/* A name of the plan's environment, and the container's first and last entry of it. */
+struct plan_name {
+	const char *name; /* borrowed */
+	const json_t *entry; /* borrowed: the plan's last entry of the name */
+	size_t first, last, appended;
+	bool own, has_appended, merged;
+};
+
+/* merge_env's own_first merge when the plan has a few names and every named entry of the
+ * container already says what the recipe sees for its name (env_view_keeps): then only the
+ * entries of the plan's names can change, and they are found by comparing names, without a
+ * table of every name. Returns false, having done nothing, when that does not hold. */
+static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, json_t *added,
+			  json_t *replaced)
 {
-	int created;
-	json_t *env = ensure_array(run, c, "env", &created);
-	if (!env)
-		return kilt_error_setf(err, -EINVAL, "env is not a list");
-	json_t *added = json_array(), *replaced = json_array();
+	struct plan_name pn[FEW_PLAN_NAMES] = { 0 };
+	size_t n_pn = 0, i, k;
+	json_t *pe;
+	json_array_foreach (penv, i, pe) {
+		const char *name = str_at(pe, "name");
+		if (!name)
+			continue;
+		for (k = 0; k < n_pn && strcmp(pn[k].name, name) != 0; k++)
+			;
+		if (k == n_pn) {
+			if (n_pn == FEW_PLAN_NAMES)
+				return false;
+			pn[n_pn++] = (struct plan_name){ .name = name };
+		}
+		pn[k].entry = pe;
+	}
+	size_t n_own = json_array_size(env);
+	for (i = 0; i < n_own; i++) {
+		struct env_view ev;
+		env_view_read(&ev, json_array_get(env, i));
+		if (!ev.name)
+			continue;
+		if (!env_view_keeps(&ev))
+			return false;
+		for (k = 0; k < n_pn; k++) {
+			if (strcmp(pn[k].name, ev.name) != 0)
+				continue;
+			if (!pn[k].own)
+				pn[k].first = i;
+			pn[k].own = true;
+			pn[k].last = i;
+			break;
+		}
+	}
+	/* the container's names in the order of their first entries, the plan's value merged
+	 * into the last entry */
+	for (;;) {
+		struct plan_name *next = NULL;
+		for (k = 0; k < n_pn; k++)
+			if (pn[k].own && !pn[k].merged && (!next || pn[k].first < next->first))
+				next = &pn[k];
+		if (!next)
+			break;
+		next->merged = true;
+		merge_variable(run, env, json_array_get(env, next->last), next->name,
+			       json_object_get(next->entry, "value"), added, replaced);
+	}
+	/* then the plan's other variables, in its order */
+	json_array_foreach (penv, i, pe) {
+		const char *name = str_at(pe, "name");
+		if (!name)
+			continue;
+		for (k = 0; strcmp(pn[k].name, name) != 0; k++)
+			;
+		if (pn[k].own)
+			continue;
+		json_t *cur = pn[k].has_appended ? json_array_get(env, pn[k].appended) : NULL;
+		if (merge_variable(run, env, cur, name, json_object_get(pe, "value"), added,
+				   replaced)) {
+			pn[k].has_appended = true;
+			pn[k].appended = json_array_size(env) - 1;
+		}
+	}
+	return true;
+}
+
+/* merge_env's merge through a table of the container's names (name_index). */
+static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, bool own_first,
+			      json_t *added, json_t *replaced)
+{
 	struct name_index ix;
 	name_index_init(&ix, env, json_array_size(penv));
 	size_t n_own = json_array_size(env);
@@ -895,25 +979,21 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 			size_t last = ix.last[ix.slot[i]];
 			json_t *e = json_array_get(env, last);
 			if (plan_of[i]) {
-				merge_variable(run, env, &ix, e, name,
+				merge_variable(run, env, e, name,
 					       json_object_get(plan_of[i], "value"), added,
 					       replaced);
 				continue;
 			}
-			/* the value the recipe would have seen: the last entry's, which that entry
-			 * holds already when it is a string (without a NUL: the entry written back
-			 * is the C string's) or none (the empty string) or a valueFrom */
+			/* the value the recipe would have seen: the last entry's */
 			const struct env_view *l = &ix.v[last];
 			const json_t *vf = l->value_from, *v = l->value;
-			if (l->clean && (vf || !v || json_is_null(v) ||
-					 (json_is_string(v) &&
-					  strlen(json_string_value(v)) == json_string_length(v))))
+			if (env_view_keeps(l))
 				continue;
 			_cleanup_json_ json_t *own = vf ? json_pack("{sO}", "valueFrom", vf)
 						     : v && !json_is_null(v)
 							     ? json_incref((json_t *)(uintptr_t)v)
 							     : json_string("");
-			merge_variable(run, env, &ix, e, name, own, added, replaced);
+			merge_variable(run, env, e, name, own, added, replaced);
 		}
 	}
 	size_t i;
@@ -927,10 +1007,29 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 		if (own_first && ix.first[h] && ix.first[h] - 1 < n_own)
 			continue;
 		json_t *cur = ix.first[h] ? json_array_get(env, ix.last[h]) : NULL;
-		merge_variable(run, env, &ix, cur, name, json_object_get(pe, "value"), added,
-			       replaced);
+		if (merge_variable(run, env, cur, name, json_object_get(pe, "value"), added,
+				   replaced))
+			name_index_add(&ix, json_array_size(env) - 1);
 	}
 	name_index_done(&ix);
+}
+
+/* Merges the plan's environment into the container's env by name, recording what it did.
+ * `own_first`: the plan holds the recipe's variables alone (its planner was not given the
+ * container's environment), and the merge does what it would have done with a plan that lists
+ * the container's own variables first (injection.env_merge_only): each name the container
+ * has, in the order of its first entry, with the value of its last entry (as the recipe sees
+ * the environment) or the plan's, then the plan's other variables. */
+static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_first, json_t *rec,
+		     struct kilt_error *err)
+{
+	int created;
+	json_t *env = ensure_array(run, c, "env", &created);
+	if (!env)
+		return kilt_error_setf(err, -EINVAL, "env is not a list");
+	json_t *added = json_array(), *replaced = json_array();
+	if (!own_first || !merge_env_few(run, env, penv, added, replaced))
+		merge_env_indexed(run, env, penv, own_first, added, replaced);
 	if (json_array_size(added))
 		json_object_set(rec, "env_added", added);
 	if (json_array_size(replaced))
