@@ -84,6 +84,34 @@ static bool in_chunks(const struct chunk *c, uintptr_t p)
 	return false;
 }
 
+/* arena_malloc() when the newest chunk has no room for n bytes (size rounded up). */
+static __attribute__((noinline)) void *arena_grow(struct arena *a, size_t size, size_t n)
+{
+	struct chunk *c = a->chunks;
+	size_t want = c ? c->size * 2 : CHUNK_MIN;
+	if (want > CHUNK_MAX)
+		want = CHUNK_MAX;
+	if (want < n)
+		want = n;
+	c = malloc(sizeof(*c) + want);
+	if (!c)
+		return NULL;
+	c->size = want;
+	c->used = n;
+	c->next = a->chunks;
+	a->chunks = c;
+	a->used += n;
+	ASAN_POISON_MEMORY_REGION(c->data, c->size);
+	if (!a->registered) {
+		pthread_once(&exit_once, make_key);
+		pthread_setspecific(exit_key, a);
+		a->registered = true;
+	}
+	ASAN_UNPOISON_MEMORY_REGION(c->data, size);
+	return c->data;
+}
+
+/* Every jansson value's allocation: kept short, the rest is in arena_grow(). */
 static void *arena_malloc(size_t size)
 {
 	struct arena *a = &tl;
@@ -91,26 +119,8 @@ static void *arena_malloc(size_t size)
 		return malloc(size);
 	size_t n = (size + ALIGN - 1) & ~(ALIGN - 1);
 	struct chunk *c = a->chunks;
-	if (!c || c->size - c->used < n) {
-		size_t want = c ? c->size * 2 : CHUNK_MIN;
-		if (want > CHUNK_MAX)
-			want = CHUNK_MAX;
-		if (want < n)
-			want = n;
-		c = malloc(sizeof(*c) + want);
-		if (!c)
-			return NULL;
-		c->size = want;
-		c->used = 0;
-		c->next = a->chunks;
-		a->chunks = c;
-		ASAN_POISON_MEMORY_REGION(c->data, c->size);
-		if (!a->registered) {
-			pthread_once(&exit_once, make_key);
-			pthread_setspecific(exit_key, a);
-			a->registered = true;
-		}
-	}
+	if (!c || c->size - c->used < n)
+		return arena_grow(a, size, n);
 	void *p = c->data + c->used;
 	c->used += n;
 	a->used += n;

@@ -16,6 +16,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "internal.h"
 #include "kilt.h"
@@ -28,7 +31,7 @@
 #define KEYS_MIN 256
 
 struct reader {
-	const unsigned char *p, *end;
+	const unsigned char *end;
 	/* a string with escapes, decoded (never longer than the text: it cannot grow without
 	 * bound) */
 	char *scratch; /* owned */
@@ -44,12 +47,24 @@ struct reader {
 	uint64_t serial; /* of the last large object left out */
 };
 
-static inline void ws(struct reader *r)
+/* Past whitespace at p. */
+static inline const unsigned char *ws(const unsigned char *p, const unsigned char *end)
 {
-	/* every byte after which JSON continues is above ' ' except whitespace */
-	while (r->p < r->end && *r->p <= ' ' &&
-	       (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
-		r->p++;
+	/* every byte JSON goes on with is above ' ', whitespace excepted */
+	while (p < end && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	return p;
+}
+
+/* *pp moved past whitespace; the byte there, or -1 at the end. What the API server sends has
+ * no whitespace: one test then. */
+static inline int next(const unsigned char **pp, const unsigned char *end)
+{
+	const unsigned char *p = *pp;
+	if (p<end && * p> ' ')
+		return *p;
+	*pp = p = ws(p, end);
+	return p < end ? *p : -1;
 }
 
 static int hex4(const unsigned char *p)
@@ -107,6 +122,26 @@ static inline const unsigned char *plain_run(const unsigned char *p, const unsig
 					     bool *ret_high)
 {
 	uint64_t high = 0;
+#if defined(__SSE2__)
+	/* sixteen bytes at a time: a mask of the bytes that end the run, one of the high bytes */
+	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+		      control = _mm_set1_epi8(0x1f);
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i s = _mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+			_mm_cmpeq_epi8(_mm_min_epu8(v, control), v));
+		unsigned stop = (unsigned)_mm_movemask_epi8(s);
+		unsigned highs = (unsigned)_mm_movemask_epi8(v);
+		if (stop) {
+			high |= highs & ((stop & (0 - stop)) - 1);
+			*ret_high = high != 0;
+			return p + __builtin_ctz(stop);
+		}
+		high |= highs;
+		p += 16;
+	}
+#endif
 	while (end - p >= 8) {
 		uint64_t w;
 		memcpy(&w, p, 8);
@@ -166,68 +201,61 @@ static inline void scratch_addc(struct reader *r, size_t *len, char c)
 	r->scratch[(*len)++] = c;
 }
 
-/* A string, at its opening quote. Its decoded bytes in *ret (borrowed: the input or the scratch
- * buffer, valid until the next string). False on anything jansson would refuse, and on a NUL
- * (refused by jansson without JSON_ALLOW_NUL, never asked for here). */
-static bool string(struct reader *r, const char **ret, size_t *ret_len)
+/* The rest of a string from its first escape or control character at q (start..q is plain and
+ * valid UTF-8): see string(). */
+static __attribute__((noinline)) const unsigned char *string_rest(struct reader *r,
+								  const unsigned char *start,
+								  const unsigned char *q,
+								  const char **ret, size_t *ret_len)
 {
-	const unsigned char *start = ++r->p;
-	bool high;
-	const unsigned char *q = plain_run(start, r->end, &high);
-	if (high && kilt_utf8_valid_prefix(start, (size_t)(q - start)) != (size_t)(q - start))
-		return false;
-	if (q < r->end && *q == '"') {
-		*ret = (const char *)start;
-		*ret_len = (size_t)(q - start);
-		r->p = q + 1;
-		return true;
-	}
+	const unsigned char *end = r->end;
 	size_t len = 0;
 	if (!r->scratch)
 		scratch_grow(r, 1);
 	scratch_add(r, &len, start, (size_t)(q - start));
 	for (;;) {
-		if (q >= r->end || *q != '\\')
-			return false; /* the end, or a control character */
-		if (r->end - q < 2)
-			return false;
+		if (q >= end || *q != '\\')
+			return NULL; /* the end, or a control character */
+		if (end - q < 2)
+			return NULL;
 		unsigned char e = q[1];
+		char c;
 		q += 2;
 		switch (e) {
 		case '"':
 		case '\\':
 		case '/':
-			scratch_addc(r, &len, (char)e);
+			c = (char)e;
 			break;
 		case 'b':
-			scratch_addc(r, &len, '\b');
+			c = '\b';
 			break;
 		case 'f':
-			scratch_addc(r, &len, '\f');
+			c = '\f';
 			break;
 		case 'n':
-			scratch_addc(r, &len, '\n');
+			c = '\n';
 			break;
 		case 'r':
-			scratch_addc(r, &len, '\r');
+			c = '\r';
 			break;
 		case 't':
-			scratch_addc(r, &len, '\t');
+			c = '\t';
 			break;
 		case 'u': {
-			if (r->end - q < 4)
-				return false;
+			if (end - q < 4)
+				return NULL;
 			int v = hex4(q);
 			q += 4;
 			if (v <= 0 || (v >= 0xDC00 && v <= 0xDFFF))
-				return false; /* NUL, a lone low surrogate */
+				return NULL; /* NUL, a lone low surrogate */
 			uint32_t cp = (uint32_t)v;
 			if (v >= 0xD800 && v <= 0xDBFF) {
-				if (r->end - q < 6 || q[0] != '\\' || q[1] != 'u')
-					return false;
+				if (end - q < 6 || q[0] != '\\' || q[1] != 'u')
+					return NULL;
 				int lo = hex4(q + 2);
 				if (lo < 0xDC00 || lo > 0xDFFF)
-					return false;
+					return NULL;
 				q += 6;
 				cp = 0x10000 + (((uint32_t)v - 0xD800) << 10) +
 				     ((uint32_t)lo - 0xDC00);
@@ -236,23 +264,46 @@ static bool string(struct reader *r, const char **ret, size_t *ret_len)
 			size_t n = utf8(u, cp);
 			for (size_t i = 0; i < n; i++)
 				scratch_addc(r, &len, (char)u[i]);
+			c = 0;
 			break;
 		}
 		default:
-			return false;
+			return NULL;
 		}
+		if (c)
+			scratch_addc(r, &len, c);
+		bool high;
 		const unsigned char *run = q;
-		q = plain_run(run, r->end, &high);
+		q = plain_run(run, end, &high);
 		if (high && kilt_utf8_valid_prefix(run, (size_t)(q - run)) != (size_t)(q - run))
-			return false;
+			return NULL;
 		scratch_add(r, &len, run, (size_t)(q - run));
-		if (q < r->end && *q == '"') {
-			r->p = q + 1;
+		if (q < end && *q == '"') {
 			*ret = r->scratch;
 			*ret_len = len;
-			return true;
+			return q + 1;
 		}
 	}
+}
+
+/* A string at its opening quote p: where it ends (after its closing quote), and its decoded
+ * bytes in *ret (borrowed: the text or the scratch buffer, valid until the next string). NULL on
+ * anything jansson would refuse, and on a NUL (refused by jansson without JSON_ALLOW_NUL, never
+ * asked for here). */
+static inline const unsigned char *string(struct reader *r, const unsigned char *p,
+					  const char **ret, size_t *ret_len)
+{
+	const unsigned char *start = p + 1;
+	bool high;
+	const unsigned char *q = plain_run(start, r->end, &high);
+	if (high && kilt_utf8_valid_prefix(start, (size_t)(q - start)) != (size_t)(q - start))
+		return NULL;
+	if (q < r->end && *q == '"') {
+		*ret = (const char *)start;
+		*ret_len = (size_t)(q - start);
+		return q + 1;
+	}
+	return string_rest(r, start, q, ret, ret_len);
 }
 
 static inline bool digit(const unsigned char *p, const unsigned char *end)
@@ -262,12 +313,13 @@ static inline bool digit(const unsigned char *p, const unsigned char *end)
 
 enum number { NOT_READ, INTEGER, REAL };
 
-/* A number as jansson's lexer reads it: an integer within json_int_t, or a real that does not
- * overflow a double. NOT_READ for anything else (jansson's error, or a number it reads its own
- * way). */
-static enum number number(struct reader *r, json_int_t *ret_int, double *ret_real)
+/* A number at p as jansson's lexer reads it: an integer within json_int_t, or a real that does
+ * not overflow a double; where it ends in *ret_end. NOT_READ for anything else (jansson's error,
+ * or a number it reads its own way). */
+static enum number number(const unsigned char *p, const unsigned char *end,
+			  const unsigned char **ret_end, json_int_t *ret_int, double *ret_real)
 {
-	const unsigned char *p = r->p, *end = r->end, *start = p;
+	const unsigned char *start = p;
 	bool neg = p < end && *p == '-';
 	if (neg)
 		p++;
@@ -300,7 +352,7 @@ static enum number number(struct reader *r, json_int_t *ret_int, double *ret_rea
 			p++;
 		real = true;
 	}
-	r->p = p;
+	*ret_end = p;
 	if (!real) {
 		/* at most 18 digits cannot overflow; longer ones as jansson converts them */
 		size_t digits = (size_t)(p - start) - neg;
@@ -336,12 +388,13 @@ static enum number number(struct reader *r, json_int_t *ret_int, double *ret_rea
 	return REAL;
 }
 
-static bool word(struct reader *r, const char *w, size_t n)
+/* The literal w (n bytes) at p: where it ends, or NULL. */
+static inline const unsigned char *word(const unsigned char *p, const unsigned char *end,
+					const char *w, size_t n)
 {
-	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0)
-		return false;
-	r->p += n;
-	return true;
+	if ((size_t)(end - p) < n || memcmp(p, w, n) != 0)
+		return NULL;
+	return p + n;
 }
 
 /* ---- members left out: read, checked, not built ----------------------------------------- */
@@ -354,27 +407,31 @@ static inline uint64_t mix(uint64_t h)
 	return h;
 }
 
-/* A hash of a key's decoded bytes. */
-static uint64_t key_hash(const unsigned char *s, size_t n)
+/* A hash of a key's decoded bytes (of any quality: equal hashes only send the text to jansson). */
+static inline uint64_t key_hash(const unsigned char *s, size_t n)
 {
-	uint64_t h = mix(0x9e3779b97f4a7c15ull ^ n);
-	while (n > 8) {
-		uint64_t w;
-		memcpy(&w, s, 8);
-		h = mix(h ^ w);
-		s += 8;
-		n -= 8;
+	uint64_t h = (n + 1) * 0x9e3779b97f4a7c15ull, a, b;
+	if (n >= 8) {
+		while (n > 16) {
+			memcpy(&a, s, 8);
+			h = mix(h ^ a);
+			s += 8;
+			n -= 8;
+		}
+		/* the first and the last eight (they may overlap) */
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		a = x;
+		b = y;
+	} else {
+		a = n ? (uint64_t)s[0] << 16 | (uint64_t)s[n / 2] << 8 | s[n - 1] : 0;
+		b = 0;
 	}
-	uint64_t w = 0;
-	if (n >= 4) {
-		uint32_t a, b;
-		memcpy(&a, s, 4);
-		memcpy(&b, s + n - 4, 4);
-		w = (uint64_t)a << 32 | b;
-	} else if (n > 0) {
-		w = (uint64_t)s[0] << 16 | (uint64_t)s[n / 2] << 8 | s[n - 1];
-	}
-	return mix(h ^ w);
+	return mix((h ^ a) * 0xbf58476d1ce4e5b9ull ^ b);
 }
 
 static void keys_put(uint64_t *keys, size_t mask, uint64_t h)
@@ -410,114 +467,219 @@ static bool key_new(struct reader *r, uint64_t h)
 	return true;
 }
 
-static bool skip_value(struct reader *r, unsigned depth);
-
-static bool skip_object(struct reader *r, unsigned depth)
+/* A string left out, at its opening quote: where it ends, or NULL when string() would refuse
+ * it. *ret_canonical says whether its only escapes are \" \\ \b \f \n \r \t: the text between
+ * its quotes is then the one spelling of its decoded bytes without \u and \/ (a quote and a
+ * backslash must be escaped, a control character must be one of those escapes or \u, anything
+ * else may stand for itself), so two such strings are equal exactly when their texts are. */
+static inline __attribute__((always_inline)) const unsigned char *
+skip_string(const struct reader *r, const unsigned char *p, bool *ret_canonical)
 {
-	r->p++;
-	ws(r);
-	if (r->p < r->end && *r->p == '}') {
-		r->p++;
-		return true;
+	const unsigned char *q = p + 1, *end = r->end;
+	bool canonical = true;
+	for (;;) {
+		bool high;
+		const unsigned char *run = q;
+		q = plain_run(run, end, &high);
+		if (high && kilt_utf8_valid_prefix(run, (size_t)(q - run)) != (size_t)(q - run))
+			return NULL;
+		if (q >= end)
+			return NULL;
+		if (*q == '"') {
+			*ret_canonical = canonical;
+			return q + 1;
+		}
+		if (*q != '\\' || end - q < 2)
+			return NULL; /* a control character */
+		switch (q[1]) {
+		case '"':
+		case '\\':
+		case 'b':
+		case 'f':
+		case 'n':
+		case 'r':
+		case 't':
+			q += 2;
+			break;
+		case '/':
+			canonical = false;
+			q += 2;
+			break;
+		case 'u': {
+			canonical = false;
+			q += 2;
+			if (end - q < 4)
+				return NULL;
+			int v = hex4(q);
+			q += 4;
+			if (v <= 0 || (v >= 0xDC00 && v <= 0xDFFF))
+				return NULL;
+			if (v >= 0xD800 && v <= 0xDBFF) {
+				if (end - q < 6 || q[0] != '\\' || q[1] != 'u')
+					return NULL;
+				int lo = hex4(q + 2);
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return NULL;
+				q += 6;
+			}
+			break;
+		}
+		default:
+			return NULL;
+		}
 	}
+}
+
+/* The hash of a key left out, at its opening quote, equal for keys jansson takes for the same:
+ * of its text when that is canonical (skip_string()), else of the canonical spelling of its
+ * decoded bytes. Where the key ends, or NULL. */
+static const unsigned char *skip_key(struct reader *r, const unsigned char *p, uint64_t *ret_hash)
+{
+	bool canonical;
+	const unsigned char *q = skip_string(r, p, &canonical);
+	if (q && canonical) {
+		*ret_hash = key_hash(p + 1, (size_t)(q - p - 2));
+		return q;
+	}
+	const char *k;
+	size_t klen;
+	if (!q || !string(r, p, &k, &klen))
+		return NULL;
+	struct kbuf b;
+	kbuf_init(&b, SIZE_MAX / 2);
+	for (size_t i = 0; i < klen; i++) {
+		unsigned char c = (unsigned char)k[i];
+		const char *e = c == '"'    ? "\\\""
+				: c == '\\' ? "\\\\"
+				: c == '\b' ? "\\b"
+				: c == '\f' ? "\\f"
+				: c == '\n' ? "\\n"
+				: c == '\r' ? "\\r"
+				: c == '\t' ? "\\t"
+					    : NULL;
+		if (e)
+			kbuf_adds(&b, e);
+		else if (c < 0x20)
+			kbuf_printf(&b, "\\u%04x", c);
+		else
+			kbuf_addc(&b, (char)c);
+	}
+	*ret_hash = key_hash((const unsigned char *)b.data, b.len);
+	kbuf_done(&b);
+	return q;
+}
+
+static const unsigned char *skip_value(struct reader *r, const unsigned char *p, unsigned depth);
+
+/* A value left out that may be read without a call: an empty object or array at a depth the
+ * reader takes, or a string without escapes; NULL for anything else (skip_value() then). */
+static inline const unsigned char *skip_simple(const struct reader *r, const unsigned char *p,
+					       unsigned depth)
+{
+	if (r->end - p < 2 || depth > MAX_DEPTH)
+		return NULL;
+	if ((p[0] == '{' && p[1] == '}') || (p[0] == '[' && p[1] == ']'))
+		return p + 2;
+	if (p[0] == '"') {
+		bool high;
+		const unsigned char *q = plain_run(p + 1, r->end, &high);
+		if (!high && q < r->end && *q == '"')
+			return q + 1;
+	}
+	return NULL;
+}
+
+static const unsigned char *skip_object(struct reader *r, const unsigned char *p, unsigned depth)
+{
+	const unsigned char *end = r->end;
+	p++;
+	if (next(&p, end) == '}')
+		return p + 1;
 	/* the first keys' hashes here; from the SIBLINGS+1-th, all of them in r->keys with the
 	 * object's serial */
 	uint64_t first[SIBLINGS];
 	size_t n = 0;
 	uint64_t serial = 0;
 	for (;;) {
-		const char *k;
-		size_t klen;
-		if (r->p >= r->end || *r->p != '"' || !string(r, &k, &klen))
-			return false;
+		uint64_t h;
+		if (next(&p, end) != '"' || !(p = skip_key(r, p, &h)))
+			return NULL;
 		if (n < SIBLINGS) {
-			uint64_t h = key_hash((const unsigned char *)k, klen);
 			for (size_t i = 0; i < n; i++)
 				if (first[i] == h)
-					return false;
+					return NULL;
 			first[n++] = h;
 		} else {
 			if (!serial) {
 				serial = ++r->serial;
 				for (size_t i = 0; i < SIBLINGS; i++)
 					if (!key_new(r, mix(first[i] ^ serial) | 1))
-						return false;
+						return NULL;
 			}
-			uint64_t h = key_hash((const unsigned char *)k, klen);
 			if (!key_new(r, mix(h ^ serial) | 1))
-				return false;
+				return NULL;
 		}
-		ws(r);
-		if (r->p >= r->end || *r->p != ':')
-			return false;
-		r->p++;
-		ws(r);
-		if (!skip_value(r, depth + 1))
-			return false;
-		ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			ws(r);
+		if (next(&p, end) != ':')
+			return NULL;
+		p++;
+		next(&p, end);
+		const unsigned char *v = skip_simple(r, p, depth + 1);
+		if (!(p = v ? v : skip_value(r, p, depth + 1)))
+			return NULL;
+		int c = next(&p, end);
+		if (c == ',') {
+			p++;
 			continue;
 		}
-		if (r->p < r->end && *r->p == '}') {
-			r->p++;
-			return true;
-		}
-		return false;
+		return c == '}' ? p + 1 : NULL;
 	}
 }
 
-static bool skip_array(struct reader *r, unsigned depth)
+static const unsigned char *skip_array(struct reader *r, const unsigned char *p, unsigned depth)
 {
-	r->p++;
-	ws(r);
-	if (r->p < r->end && *r->p == ']') {
-		r->p++;
-		return true;
-	}
+	const unsigned char *end = r->end;
+	p++;
+	if (next(&p, end) == ']')
+		return p + 1;
 	for (;;) {
-		if (!skip_value(r, depth + 1))
-			return false;
-		ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			ws(r);
+		const unsigned char *v = skip_simple(r, p, depth + 1);
+		if (!(p = v ? v : skip_value(r, p, depth + 1)))
+			return NULL;
+		int c = next(&p, end);
+		if (c == ',') {
+			p++;
+			next(&p, end);
 			continue;
 		}
-		if (r->p < r->end && *r->p == ']') {
-			r->p++;
-			return true;
-		}
-		return false;
+		return c == ']' ? p + 1 : NULL;
 	}
 }
 
-/* A value left out: true when value() would have built one. */
-static bool skip_value(struct reader *r, unsigned depth)
+/* A value left out at p: where it ends when value() would have built one, else NULL. */
+static const unsigned char *skip_value(struct reader *r, const unsigned char *p, unsigned depth)
 {
-	if (r->p >= r->end || depth > MAX_DEPTH)
-		return false;
-	switch (*r->p) {
+	const unsigned char *end = r->end;
+	if (p >= end || depth > MAX_DEPTH)
+		return NULL;
+	switch (*p) {
 	case '{':
-		return skip_object(r, depth);
+		return skip_object(r, p, depth);
 	case '[':
-		return skip_array(r, depth);
+		return skip_array(r, p, depth);
 	case '"': {
-		const char *s;
-		size_t len;
-		return string(r, &s, &len);
+		bool canonical;
+		return skip_string(r, p, &canonical);
 	}
 	case 't':
-		return word(r, "true", 4);
+		return word(p, end, "true", 4);
 	case 'f':
-		return word(r, "false", 5);
+		return word(p, end, "false", 5);
 	case 'n':
-		return word(r, "null", 4);
+		return word(p, end, "null", 4);
 	default: {
 		json_int_t i;
 		double d;
-		return number(r, &i, &d) != NOT_READ;
+		return number(p, end, &p, &i, &d) != NOT_READ ? p : NULL;
 	}
 	}
 }
@@ -525,8 +687,9 @@ static bool skip_value(struct reader *r, unsigned depth)
 /* ---- values built ------------------------------------------------------------------------ */
 
 /* `paths`: a bit for each path left out that goes through this value (an object at the path's
- * key depth - 1). */
-static json_t *value(struct reader *r, unsigned depth, uint32_t paths);
+ * key depth - 1). The value in *ret; where it ends returned (NULL when refused). */
+static const unsigned char *value(struct reader *r, const unsigned char *p, unsigned depth,
+				  uint32_t paths, json_t **ret);
 
 /* Which paths the member `key` of an object at `depth` with `paths` is on: the one that ends at
  * it (the member is left out) in *ret_end (-1 when none), those that go on through it returned. */
@@ -552,76 +715,75 @@ static uint32_t member_paths(const struct reader *r, unsigned depth, uint32_t pa
 	return on;
 }
 
-static json_t *object(struct reader *r, unsigned depth, uint32_t paths)
+static const unsigned char *object(struct reader *r, const unsigned char *p, unsigned depth,
+				   uint32_t paths, json_t **ret)
 {
-	r->p++;
+	const unsigned char *end = r->end;
 	json_t *o = json_object();
-	ws(r);
-	if (r->p < r->end && *r->p == '}') {
-		r->p++;
-		return o;
+	p++;
+	if (next(&p, end) == '}') {
+		*ret = o;
+		return p + 1;
 	}
+	size_t size = 0;
 	uint32_t left_out = 0; /* the paths whose member this object had */
 	for (;;) {
 		const char *k;
 		size_t klen;
-		if (r->p >= r->end || *r->p != '"' || !string(r, &k, &klen))
+		if (next(&p, end) != '"' || !(p = string(r, p, &k, &klen)))
 			goto fail;
 		uint32_t child = 0;
 		if (paths) {
-			int end;
-			child = member_paths(r, depth, paths, k, klen, &end);
-			if (end >= 0) {
+			int at;
+			child = member_paths(r, depth, paths, k, klen, &at);
+			if (at >= 0) {
 				/* a second one is a duplicate key: jansson's error */
-				if (left_out & (1u << end))
+				if (left_out & (1u << at))
 					goto fail;
-				left_out |= 1u << end;
-				ws(r);
-				if (r->p >= r->end || *r->p != ':')
+				left_out |= 1u << at;
+				if (next(&p, end) != ':')
 					goto fail;
-				r->p++;
-				ws(r);
-				if (!skip_value(r, depth + 1))
+				p++;
+				next(&p, end);
+				if (!(p = skip_value(r, p, depth + 1)))
 					goto fail;
 				goto next;
 			}
 		}
-		/* A key decoded into the scratch buffer is copied (the value may reuse it); string()
-		 * refuses NUL, which jansson refuses in a key. */
-		char small[128];
-		char *key = (char *)(uintptr_t)k;
+		/* A key decoded into the scratch buffer (string() refuses NUL, which jansson refuses
+		 * in a key) is kept there and the value gets a new buffer: the value may hold a
+		 * string with escapes too. */
+		char *owned = NULL;
 		if (klen && k == r->scratch) {
-			key = klen < sizeof(small) ? small : xmalloc(klen);
-			memcpy(key, k, klen);
+			owned = r->scratch;
+			r->scratch = NULL;
+			r->scratch_size = 0;
 		}
-		ws(r);
-		if (r->p >= r->end || *r->p != ':') {
-			if (key != k && key != small)
-				free(key);
-			goto fail;
+		json_t *v;
+		if (next(&p, end) != ':') {
+			p = NULL;
+		} else {
+			p++;
+			next(&p, end);
+			p = value(r, p, depth + 1, child, &v);
 		}
-		r->p++;
-		ws(r);
-		json_t *v = value(r, depth + 1, child);
-		size_t before = json_object_size(o);
 		/* a duplicate key leaves the size as it was: jansson's own error, or (without
 		 * JSON_REJECT_DUPLICATES) its own rule for which value stays */
-		bool ok = v && json_object_setn_new_nocheck(o, key, klen, v) == 0 &&
-			  json_object_size(o) == before + 1;
-		if (key != k && key != small)
-			free(key);
+		bool ok = p && json_object_setn_new_nocheck(o, k, klen, v) == 0 &&
+			  json_object_size(o) == ++size;
+		if (owned)
+			free(owned);
 		if (!ok)
 			goto fail;
-	next:
-		ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			ws(r);
+	next:;
+		int c = next(&p, end);
+		if (c == ',') {
+			p++;
 			continue;
 		}
-		if (r->p < r->end && *r->p == '}') {
-			r->p++;
-			return o;
+		if (c == '}') {
+			*ret = o;
+			return p + 1;
 		}
 		goto fail;
 	}
@@ -630,28 +792,29 @@ fail:
 	return NULL;
 }
 
-static json_t *array(struct reader *r, unsigned depth)
+static const unsigned char *array(struct reader *r, const unsigned char *p, unsigned depth,
+				  json_t **ret)
 {
-	r->p++;
+	const unsigned char *end = r->end;
 	json_t *a = json_array();
-	ws(r);
-	if (r->p < r->end && *r->p == ']') {
-		r->p++;
-		return a;
+	p++;
+	if (next(&p, end) == ']') {
+		*ret = a;
+		return p + 1;
 	}
 	for (;;) {
-		json_t *v = value(r, depth + 1, 0);
-		if (!v || json_array_append_new(a, v) != 0)
+		json_t *v;
+		if (!(p = value(r, p, depth + 1, 0, &v)) || json_array_append_new(a, v) != 0)
 			break;
-		ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			ws(r);
+		int c = next(&p, end);
+		if (c == ',') {
+			p++;
+			next(&p, end);
 			continue;
 		}
-		if (r->p < r->end && *r->p == ']') {
-			r->p++;
-			return a;
+		if (c == ']') {
+			*ret = a;
+			return p + 1;
 		}
 		break;
 	}
@@ -659,36 +822,44 @@ static json_t *array(struct reader *r, unsigned depth)
 	return NULL;
 }
 
-static json_t *value(struct reader *r, unsigned depth, uint32_t paths)
+static const unsigned char *value(struct reader *r, const unsigned char *p, unsigned depth,
+				  uint32_t paths, json_t **ret)
 {
-	if (r->p >= r->end || depth > MAX_DEPTH)
+	const unsigned char *end = r->end;
+	if (p >= end || depth > MAX_DEPTH)
 		return NULL;
-	switch (*r->p) {
+	switch (*p) {
 	case '{':
-		return object(r, depth, paths);
+		return object(r, p, depth, paths, ret);
 	case '[':
-		return array(r, depth);
+		return array(r, p, depth, ret);
 	case '"': {
 		const char *s;
 		size_t len;
-		if (!string(r, &s, &len))
+		if (!(p = string(r, p, &s, &len)))
 			return NULL;
-		return json_stringn_nocheck(s, len);
+		*ret = json_stringn_nocheck(s, len);
+		return p;
 	}
 	case 't':
-		return word(r, "true", 4) ? json_true() : NULL;
+		*ret = json_true();
+		return word(p, end, "true", 4);
 	case 'f':
-		return word(r, "false", 5) ? json_false() : NULL;
+		*ret = json_false();
+		return word(p, end, "false", 5);
 	case 'n':
-		return word(r, "null", 4) ? json_null() : NULL;
+		*ret = json_null();
+		return word(p, end, "null", 4);
 	default: {
 		json_int_t i;
 		double d;
-		switch (number(r, &i, &d)) {
+		switch (number(p, end, &p, &i, &d)) {
 		case INTEGER:
-			return json_integer(i);
+			*ret = json_integer(i);
+			return p;
 		case REAL:
-			return json_real(d);
+			*ret = json_real(d);
+			return p;
 		case NOT_READ:
 			break;
 		}
@@ -702,26 +873,23 @@ json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_jso
 {
 	if (n_skip > KILT_JSON_MAX_SKIP)
 		return NULL;
-	struct reader r = { .p = (const unsigned char *)text,
-			    .end = (const unsigned char *)text + len,
-			    .skip = skip };
+	struct reader r = { .end = (const unsigned char *)text + len, .skip = skip };
 	uint32_t paths = 0;
 	for (size_t i = 0; i < n_skip; i++)
 		if (skip[i].n_keys > 0)
 			paths |= 1u << i;
-	ws(&r);
+	const unsigned char *p = ws((const unsigned char *)text, r.end);
 	json_t *root = NULL;
-	if (r.p < r.end && (*r.p == '{' || *r.p == '[')) {
-		root = value(&r, 1, paths);
-		ws(&r);
-		if (root && r.p != r.end) {
+	if (p < r.end && (*p == '{' || *p == '[')) {
+		p = value(&r, p, 1, paths, &root);
+		if (p && ws(p, r.end) != r.end) {
 			json_decref(root);
-			root = NULL;
+			p = NULL;
 		}
 	}
 	free(r.scratch);
 	free(r.keys);
-	return root;
+	return p ? root : NULL;
 }
 
 /* Removes the members at `skip` from a value jansson read. */
