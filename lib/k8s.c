@@ -1052,6 +1052,35 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 {
 	if (!json_array_size(caps))
 		return 0;
+	json_t *have_sc = json_object_get(c, "securityContext");
+	if (!have_sc || json_is_null(have_sc)) {
+		/* no securityContext: the one below is built whole and set at once (the same
+		 * document, patch and undo as the three levels created one by one) */
+		json_t *add = json_array(), *added = json_array();
+		size_t i, k;
+		json_t *cap, *have;
+		json_array_foreach (caps, i, cap) {
+			const char *s = json_string_value(cap);
+			bool present = false;
+			json_array_foreach (add, k, have) {
+				present = present || (json_is_string(have) &&
+						      cap_eq(json_string_value(have), s));
+			}
+			if (!present) {
+				json_array_append_new(add, json_string(s));
+				json_array_append_new(added, json_string(s));
+			}
+		}
+		set(run, c, "securityContext",
+		    object_of(1, "capabilities", object_of(1, "add", add)));
+		if (json_array_size(added))
+			json_object_set(rec, "capabilities_added", added);
+		json_decref(added);
+		json_object_set_new(rec, "capabilities_created", json_string("securityContext"));
+		if (have_sc)
+			json_object_set_new(rec, "capabilities_created_null", json_true());
+		return 0;
+	}
 	const char *created = NULL;
 	int cr;
 	bool from_null = false;
