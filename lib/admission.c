@@ -182,12 +182,11 @@ const char *kilt_admission_scope_name(enum kilt_admission_scope s)
 	return "unknown";
 }
 
-/* A copy of s that is valid UTF-8 without control characters (each offending byte becomes '?'),
- * cut to at most `max` bytes on a character boundary. */
-static char *readable(const char *s, size_t max)
+/* s made valid UTF-8 without control characters (each offending byte becomes '?'), cut to at most
+ * `max` bytes on a character boundary, into out (max + 1 bytes); returns its length. */
+static size_t readable(const char *s, size_t max, char *out)
 {
 	size_t len = strlen(s);
-	char *out = xmalloc((len < max ? len : max) + 1);
 	size_t o = 0;
 	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)s[i];
@@ -212,23 +211,26 @@ static char *readable(const char *s, size_t max)
 		}
 	}
 	out[o] = '\0';
-	return out;
+	return o;
 }
 
-/* Room made at once for an answer besides its patch, and for the patch's JSON text: most
- * answers fit without growing. */
-#define ANSWER_ROOM ((size_t)2 << 10)
-#define PATCH_ROOM ((size_t)8 << 10)
+/* Room made at once for an answer: most fit without growing. */
+#define ANSWER_ROOM ((size_t)16 << 10)
 
 /* Text written as it is: a string literal. */
 #define RAW(o, lit) kilt_json_out_raw(o, lit, sizeof(lit) - 1)
 
 /* A JSON string member value (the answer's strings are UTF-8: readable() made them so, or they
  * come from the review's decoded text). */
+static void out_text(struct kilt_json_out *o, const char *s, size_t n)
+{
+	if (kilt_json_out_string(o, s, n, 0) == -2)
+		RAW(o, "\"\"");
+}
+
 static void out_string(struct kilt_json_out *o, const char *s)
 {
-	if (kilt_json_out_string(o, s, strlen(s), 0) == -2)
-		RAW(o, "\"\"");
+	out_text(o, s, strlen(s));
 }
 
 /* Written directly, as jansson would dump the object {apiVersion, kind, response: {uid, allowed,
@@ -236,37 +238,29 @@ static void out_string(struct kilt_json_out *o, const char *s)
  * bytes to that): the answer is built for every review. */
 char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t *ret_len)
 {
-	/* the patch's text first: the answer's buffer is then made large enough at once */
-	struct kilt_json_out p;
-	kilt_json_out_init(&p, NULL, NULL);
-	bool patch = json_is_array(a->patch) && json_array_size(a->patch) > 0;
-	if (patch) {
-		kilt_json_out_reserve(&p, PATCH_ROOM);
-		if (kilt_json_out_value(&p, a->patch, JSON_COMPACT, 0) < 0)
-			abort();
-	}
-	size_t b64_len = (p.text.len + 2) / 3 * 4;
 	struct kilt_json_out o;
 	kilt_json_out_init(&o, NULL, NULL);
-	kilt_json_out_reserve(&o, ANSWER_ROOM + b64_len);
+	kilt_json_out_reserve(&o, ANSWER_ROOM);
 	RAW(&o, "{\"apiVersion\":\"" API_VERSION "\",\"kind\":\"" KIND "\",\"response\":{\"uid\":");
 	out_string(&o, a->uid ? a->uid : "");
 	if (a->allowed)
 		RAW(&o, ",\"allowed\":true");
 	else
 		RAW(&o, ",\"allowed\":false");
-	if (patch) {
+	if (json_is_array(a->patch) && json_array_size(a->patch) > 0) {
 		RAW(&o, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
-		/* the base64 straight into the answer's buffer */
-		kilt_json_out_reserve(&o, b64_len);
+		/* the patch's text where its base64 goes, then replaced by it (no copy) */
 		struct kbuf *t = &o.text;
-		if (t->cap - t->len <= b64_len)
+		size_t at = t->len;
+		if (kilt_json_out_value(&o, a->patch, JSON_COMPACT, 0) < 0)
 			abort();
-		t->len += kilt_base64_encode_into(p.text.data, p.text.len, t->data + t->len);
+		size_t n = t->len - at, b64 = (n + 2) / 3 * 4;
+		if (kbuf_reserve(t, b64 - n) < 0)
+			abort();
+		t->len = at + kilt_base64_encode_in_place(t->data + at, n);
 		t->data[t->len] = '\0';
 		RAW(&o, "\"");
 	}
-	kilt_json_out_done(&p);
 	if (a->code || a->message) {
 		RAW(&o, ",\"status\":{");
 		if (a->code) {
@@ -275,11 +269,12 @@ char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t
 			kilt_json_out_raw(&o, num, (size_t)n);
 		}
 		if (a->message) {
-			_cleanup_free_ char *m = readable(a->message, MAX_MESSAGE);
+			char m[MAX_MESSAGE + 1];
+			size_t n = readable(a->message, MAX_MESSAGE, m);
 			if (a->code)
 				RAW(&o, ",");
 			RAW(&o, "\"message\":");
-			out_string(&o, m);
+			out_text(&o, m, n);
 		}
 		RAW(&o, "}");
 	}
@@ -296,9 +291,8 @@ char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t
 				out_string(&o, more);
 				break;
 			}
-			_cleanup_free_ char *w =
-				readable(a->warnings[i], KILT_ADMISSION_MAX_WARNING);
-			out_string(&o, w);
+			char w[KILT_ADMISSION_MAX_WARNING + 1];
+			out_text(&o, w, readable(a->warnings[i], KILT_ADMISSION_MAX_WARNING, w));
 		}
 		RAW(&o, "]");
 	}

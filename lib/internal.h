@@ -23,6 +23,8 @@
 /* Writes the standard base64 (padded) of the len bytes at `in` to `out`, which has room for
  * (len + 2) / 3 * 4 bytes; returns that many. No NUL is written. */
 size_t kilt_base64_encode_into(const void *in, size_t len, char *out);
+/* The same with the len bytes at buf replaced by their base64, buf having room for it. */
+size_t kilt_base64_encode_in_place(char *buf, size_t len);
 
 /* ---- admission ----------------------------------------------------------------------------- */
 struct kilt_admission_review;

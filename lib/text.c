@@ -134,12 +134,13 @@ size_t kilt_base64_encode_into(const void *in, size_t len, char *out)
 	const unsigned char *s = in;
 	char *o = out;
 	size_t i = 0;
-	/* six bytes at a time from a big-endian load of eight (the compiler makes it one load) */
+	/* six bytes at a time from a big-endian load of eight */
 	for (; len - i >= 8; i += 6, o += 8) {
-		const unsigned char *b = s + i;
-		uint64_t v = (uint64_t)b[0] << 56 | (uint64_t)b[1] << 48 | (uint64_t)b[2] << 40 |
-			     (uint64_t)b[3] << 32 | (uint64_t)b[4] << 24 | (uint64_t)b[5] << 16 |
-			     (uint64_t)b[6] << 8 | b[7];
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		v = __builtin_bswap64(v);
+#endif
 		memcpy(o, b64_pairs[v >> 52], 2);
 		memcpy(o + 2, b64_pairs[(v >> 40) & 4095], 2);
 		memcpy(o + 4, b64_pairs[(v >> 28) & 4095], 2);
@@ -160,6 +161,43 @@ size_t kilt_base64_encode_into(const void *in, size_t len, char *out)
 		o += 4;
 	}
 	return (size_t)(o - out);
+}
+
+size_t kilt_base64_encode_in_place(char *buf, size_t len)
+{
+	/* From the end: the 4 digits of the k-th 3 bytes go to [4k, 4k + 4), past every byte of
+	 * the ones before it, which are all that is left to read. */
+	unsigned char *s = (unsigned char *)buf;
+	size_t k = len / 3, rest = len % 3;
+	if (rest) {
+		uint32_t v = (uint32_t)s[3 * k] << 16;
+		if (rest == 2)
+			v |= (uint32_t)s[3 * k + 1] << 8;
+		char *o = buf + 4 * k;
+		memcpy(o, b64_pairs[v >> 12], 2);
+		o[2] = rest == 2 ? b64_pairs[v & 4095][0] : '=';
+		o[3] = '=';
+	}
+	/* two at a time: the 6 bytes are the last of a big-endian load of 8 ending with them */
+	for (; k >= 3; k -= 2) {
+		uint64_t v;
+		memcpy(&v, s + 3 * k - 8, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		v = __builtin_bswap64(v);
+#endif
+		char *o = buf + 4 * (k - 2);
+		memcpy(o, b64_pairs[(v >> 36) & 4095], 2);
+		memcpy(o + 2, b64_pairs[(v >> 24) & 4095], 2);
+		memcpy(o + 4, b64_pairs[(v >> 12) & 4095], 2);
+		memcpy(o + 6, b64_pairs[v & 4095], 2);
+	}
+	for (; k > 0; k--) {
+		const unsigned char *b = s + 3 * (k - 1);
+		uint32_t v = (uint32_t)b[0] << 16 | (uint32_t)b[1] << 8 | b[2];
+		memcpy(buf + 4 * (k - 1), b64_pairs[v >> 12], 2);
+		memcpy(buf + 4 * (k - 1) + 2, b64_pairs[v & 4095], 2);
+	}
+	return (len + 2) / 3 * 4;
 }
 
 char *kilt_base64_encode(const void *in, size_t len)

@@ -590,6 +590,7 @@ static void log_review(const struct kilt_admission_review *rv, const char *uid,
 	log_time(when);
 	struct kbuf line;
 	kbuf_init(&line, SIZE_MAX / 2);
+	kbuf_reserve(&line, 512); /* most lines: no growing */
 	kilt_json_object_open(&line);
 	kilt_json_member_string(&line, "time", when);
 	kilt_json_member_string(&line, "level", failure != FAIL_COUNT ? "warn" : "info");

@@ -224,6 +224,19 @@ static void test_util__base64_every_group(void **state)
 		assert_string_equal(got, want.data);
 		kbuf_done(&want);
 	}
+	/* in place: every length to 40, and most of the input */
+	for (size_t i = 0; i <= 41; i++) {
+		size_t len = i <= 40 ? i : sizeof(in) - 7;
+		_cleanup_free_ char *buf = xmalloc((len + 2) / 3 * 4 + 1);
+		memcpy(buf, in + 7, len);
+		struct kbuf want;
+		kbuf_init(&want, SIZE_MAX / 2);
+		base64_reference(in + 7, len, &want);
+		size_t got = kilt_base64_encode_in_place(buf, len);
+		assert_int_equal(got, want.len);
+		assert_memory_equal(buf, want.data ? want.data : "", got);
+		kbuf_done(&want);
+	}
 	for (size_t len = 0; len < 8; len++) {
 		_cleanup_free_ char *got = kilt_base64_encode(in + 5, len);
 		struct kbuf want;
