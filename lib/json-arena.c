@@ -43,7 +43,11 @@ struct chunk {
 
 struct arena {
 	struct chunk *chunks; /* owned, newest first */
-	size_t used; /* handed out since begin */
+	/* While active, the newest chunk's next free byte and the end of what it may hand out
+	 * (ARENA_MAX included); both 0 otherwise, so that one comparison serves every allocation.
+	 * The newest chunk's `used` is brought up to date when it stops being read from here. */
+	uintptr_t cur, limit;
+	size_t older; /* handed out since begin by the chunks before the newest */
 	bool active;
 	bool registered; /* the thread-exit destructor knows it */
 };
@@ -84,48 +88,79 @@ static bool in_chunks(const struct chunk *c, uintptr_t p)
 	return false;
 }
 
-/* arena_malloc() when the newest chunk has no room for n bytes (size rounded up). */
-static __attribute__((noinline)) void *arena_grow(struct arena *a, size_t size, size_t n)
+/* Where allocations come from while the arena is active: the newest chunk, from its `used`. */
+static void open_newest(struct arena *a)
 {
 	struct chunk *c = a->chunks;
+	if (!c) {
+		a->cur = a->limit = 0;
+		return;
+	}
+	size_t room = c->size - c->used;
+	if (room > ARENA_MAX - a->older - c->used)
+		room = ARENA_MAX - a->older - c->used;
+	a->cur = (uintptr_t)c->data + c->used;
+	a->limit = a->cur + room;
+}
+
+/* The newest chunk's `used` from the cursor (the arena is active). */
+static void close_newest(struct arena *a)
+{
+	if (a->chunks)
+		a->chunks->used = a->cur - (uintptr_t)a->chunks->data;
+	a->cur = a->limit = 0;
+}
+
+/* arena_malloc() when the newest chunk cannot give n bytes (size rounded up): outside a
+ * request, over ARENA_MAX, or a new chunk. */
+static __attribute__((noinline)) void *arena_grow(struct arena *a, size_t size, size_t n)
+{
+	if (!a->active || n < size)
+		return malloc(size);
+	struct chunk *c = a->chunks;
+	size_t in_newest = c ? a->cur - (uintptr_t)c->data : 0;
+	if (n > ARENA_MAX - a->older - in_newest)
+		return malloc(size);
 	size_t want = c ? c->size * 2 : CHUNK_MIN;
 	if (want > CHUNK_MAX)
 		want = CHUNK_MAX;
 	if (want < n)
 		want = n;
-	c = malloc(sizeof(*c) + want);
-	if (!c)
+	struct chunk *fresh = malloc(sizeof(*fresh) + want);
+	if (!fresh)
 		return NULL;
-	c->size = want;
-	c->used = n;
-	c->next = a->chunks;
-	a->chunks = c;
-	a->used += n;
-	ASAN_POISON_MEMORY_REGION(c->data, c->size);
+	if (c) {
+		close_newest(a);
+		a->older += c->used;
+	}
+	fresh->size = want;
+	fresh->used = n;
+	fresh->next = c;
+	a->chunks = fresh;
+	ASAN_POISON_MEMORY_REGION(fresh->data, fresh->size);
 	if (!a->registered) {
 		pthread_once(&exit_once, make_key);
 		pthread_setspecific(exit_key, a);
 		a->registered = true;
 	}
-	ASAN_UNPOISON_MEMORY_REGION(c->data, size);
-	return c->data;
+	open_newest(a);
+	ASAN_UNPOISON_MEMORY_REGION(fresh->data, size);
+	return fresh->data;
 }
 
-/* Every jansson value's allocation: kept short, the rest is in arena_grow(). */
+/* Every jansson value's allocation: one comparison and a bump (arena_grow() for the rest). */
 static void *arena_malloc(size_t size)
 {
 	struct arena *a = &tl;
-	if (!a->active || size > ARENA_MAX - a->used)
-		return malloc(size);
 	size_t n = (size + ALIGN - 1) & ~(ALIGN - 1);
-	struct chunk *c = a->chunks;
-	if (!c || c->size - c->used < n)
-		return arena_grow(a, size, n);
-	void *p = c->data + c->used;
-	c->used += n;
-	a->used += n;
-	ASAN_UNPOISON_MEMORY_REGION(p, size);
-	return p;
+	/* 1 <= n <= room: 0 for a size that rounds past SIZE_MAX */
+	if (n - 1 < a->limit - a->cur) {
+		void *p = (void *)a->cur;
+		a->cur += n;
+		ASAN_UNPOISON_MEMORY_REGION(p, size);
+		return p;
+	}
+	return arena_grow(a, size, n);
 }
 
 static void arena_free(void *p)
@@ -152,14 +187,16 @@ void kilt_json_arena_begin(void)
 	if (!installed || tl.active)
 		abort();
 	tl.active = true;
-	tl.used = 0;
+	tl.older = 0;
+	open_newest(&tl);
 }
 
 void kilt_json_arena_end(void)
 {
 	struct arena *a = &tl;
 	a->active = false;
-	a->used = 0;
+	a->cur = a->limit = 0;
+	a->older = 0;
 	/* Keep the newest (largest) chunk when it is not too large: the next request of this
 	 * thread most likely needs about as much. */
 	struct chunk *keep = a->chunks;
@@ -177,13 +214,21 @@ void kilt_json_arena_end(void)
 bool kilt_json_arena_suspend(void)
 {
 	bool was = tl.active;
+	if (was)
+		close_newest(&tl);
 	tl.active = false;
 	return was;
 }
 
 void kilt_json_arena_resume(bool was_active)
 {
+	if (was_active == tl.active)
+		return;
+	if (!was_active)
+		close_newest(&tl);
 	tl.active = was_active;
+	if (was_active)
+		open_newest(&tl);
 }
 
 bool kilt_json_arena_holds(const void *p)
@@ -193,7 +238,10 @@ bool kilt_json_arena_holds(const void *p)
 
 size_t kilt_json_arena_used(void)
 {
-	return tl.used;
+	const struct arena *a = &tl;
+	if (!a->chunks)
+		return 0;
+	return a->older + (a->active ? a->cur - (uintptr_t)a->chunks->data : a->chunks->used);
 }
 
 /* Whether p is memory of the arena: most values are in its newest chunk. */
