@@ -467,84 +467,132 @@ static bool key_new(struct reader *r, uint64_t h)
 	return true;
 }
 
+/* An escape at its backslash q in a string left out: where it ends, or NULL when jansson
+ * refuses it. *canonical cleared for \/ and \u (see skip_string()). */
+static const unsigned char *skip_escape(const unsigned char *q, const unsigned char *end,
+					bool *canonical)
+{
+	if (end - q < 2)
+		return NULL;
+	switch (q[1]) {
+	case '"':
+	case '\\':
+	case 'b':
+	case 'f':
+	case 'n':
+	case 'r':
+	case 't':
+		return q + 2;
+	case '/':
+		*canonical = false;
+		return q + 2;
+	case 'u': {
+		*canonical = false;
+		q += 2;
+		if (end - q < 4)
+			return NULL;
+		int v = hex4(q);
+		q += 4;
+		if (v <= 0 || (v >= 0xDC00 && v <= 0xDFFF))
+			return NULL; /* NUL, a lone low surrogate */
+		if (v >= 0xD800 && v <= 0xDBFF) {
+			if (end - q < 6 || q[0] != '\\' || q[1] != 'u')
+				return NULL;
+			int lo = hex4(q + 2);
+			if (lo < 0xDC00 || lo > 0xDFFF)
+				return NULL;
+			q += 6;
+		}
+		return q;
+	}
+	default:
+		return NULL;
+	}
+}
+
 /* A string left out, at its opening quote: where it ends, or NULL when string() would refuse
  * it. *ret_canonical says whether its only escapes are \" \\ \b \f \n \r \t: the text between
  * its quotes is then the one spelling of its decoded bytes without \u and \/ (a quote and a
  * backslash must be escaped, a control character must be one of those escapes or \u, anything
- * else may stand for itself), so two such strings are equal exactly when their texts are. */
+ * else may stand for itself), so two such strings are equal exactly when their texts are. The
+ * bytes of 0x80 and more are checked as UTF-8 at once, escapes included: those are ASCII, which
+ * no UTF-8 sequence holds, so that is the check of each run between them. */
 static inline __attribute__((always_inline)) const unsigned char *
 skip_string(const struct reader *r, const unsigned char *p, bool *ret_canonical)
 {
-	const unsigned char *q = p + 1, *end = r->end;
+	const unsigned char *start = p + 1, *q = start, *end = r->end;
 	bool canonical = true;
-	for (;;) {
-		bool high;
-		const unsigned char *run = q;
-		q = plain_run(run, end, &high);
-		if (high && kilt_utf8_valid_prefix(run, (size_t)(q - run)) != (size_t)(q - run))
-			return NULL;
-		if (q >= end)
-			return NULL;
-		if (*q == '"') {
-			*ret_canonical = canonical;
-			return q + 1;
-		}
-		if (*q != '\\' || end - q < 2)
-			return NULL; /* a control character */
-		switch (q[1]) {
-		case '"':
-		case '\\':
-		case 'b':
-		case 'f':
-		case 'n':
-		case 'r':
-		case 't':
-			q += 2;
-			break;
-		case '/':
-			canonical = false;
-			q += 2;
-			break;
-		case 'u': {
-			canonical = false;
-			q += 2;
-			if (end - q < 4)
-				return NULL;
-			int v = hex4(q);
-			q += 4;
-			if (v <= 0 || (v >= 0xDC00 && v <= 0xDFFF))
-				return NULL;
-			if (v >= 0xD800 && v <= 0xDBFF) {
-				if (end - q < 6 || q[0] != '\\' || q[1] != 'u')
-					return NULL;
-				int lo = hex4(q + 2);
-				if (lo < 0xDC00 || lo > 0xDFFF)
-					return NULL;
-				q += 6;
+	unsigned high = 0;
+#if defined(__SSE2__)
+	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+		      control = _mm_set1_epi8(0x1f);
+	while (end - q >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+		__m128i b = _mm_cmpeq_epi8(v, backslash);
+		unsigned stop = (unsigned)_mm_movemask_epi8(
+			_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), b),
+				     _mm_cmpeq_epi8(_mm_min_epu8(v, control), v)));
+		unsigned highs = (unsigned)_mm_movemask_epi8(v);
+		unsigned done = 16; /* bytes of the window read */
+		while (stop) {
+			unsigned i = (unsigned)__builtin_ctz(stop);
+			if (q[i] == '"') {
+				high |= highs & ((1u << i) - 1);
+				q += i;
+				goto closed;
 			}
+			if (q[i] != '\\')
+				return NULL; /* a control character */
+			unsigned char e = i < 15 ? q[i + 1] : 0;
+			if (e == '"' || e == '\\' || e == 'n' || e == 't' || e == 'r' || e == 'b' ||
+			    e == 'f') {
+				/* an escape of the one spelling within the window */
+				stop &= ~(3u << i);
+				continue;
+			}
+			/* \u, \/, or an escape across the window's end */
+			const unsigned char *after = skip_escape(q + i, end, &canonical);
+			if (!after)
+				return NULL;
+			high |= highs & ((1u << i) - 1);
+			done = (unsigned)(after - q);
+			highs = 0;
 			break;
 		}
-		default:
-			return NULL;
-		}
+		high |= highs;
+		q += done;
 	}
+#endif
+	while (q < end) {
+		unsigned char c = *q;
+		if (c == '"')
+			goto closed;
+		if (c < 0x20)
+			return NULL;
+		if (c == '\\') {
+			if (!(q = skip_escape(q, end, &canonical)))
+				return NULL;
+			continue;
+		}
+		high |= c & 0x80;
+		q++;
+	}
+	return NULL;
+closed:
+	if (high && kilt_utf8_valid_prefix(start, (size_t)(q - start)) != (size_t)(q - start))
+		return NULL;
+	*ret_canonical = canonical;
+	return q + 1;
 }
 
-/* The hash of a key left out, at its opening quote, equal for keys jansson takes for the same:
- * of its text when that is canonical (skip_string()), else of the canonical spelling of its
- * decoded bytes. Where the key ends, or NULL. */
-static const unsigned char *skip_key(struct reader *r, const unsigned char *p, uint64_t *ret_hash)
+/* The hash of the canonical spelling (skip_string()) of the decoded bytes of a string that
+ * skip_string() read, at its opening quote: equal for keys jansson takes for the same. */
+static __attribute__((noinline)) uint64_t canonical_hash(struct reader *r, const unsigned char *p)
 {
-	bool canonical;
-	const unsigned char *q = skip_string(r, p, &canonical);
-	if (q && canonical) {
-		*ret_hash = key_hash(p + 1, (size_t)(q - p - 2));
-		return q;
-	}
 	const char *k;
 	size_t klen;
-	if (!q || !string(r, p, &k, &klen))
-		return NULL;
+	if (!string(r, p, &k, &klen))
+		abort(); /* skip_string() read it */
 	struct kbuf b;
 	kbuf_init(&b, SIZE_MAX / 2);
 	for (size_t i = 0; i < klen; i++) {
@@ -564,9 +612,9 @@ static const unsigned char *skip_key(struct reader *r, const unsigned char *p, u
 		else
 			kbuf_addc(&b, (char)c);
 	}
-	*ret_hash = key_hash((const unsigned char *)b.data, b.len);
+	uint64_t h = key_hash((const unsigned char *)b.data, b.len);
 	kbuf_done(&b);
-	return q;
+	return h;
 }
 
 static const unsigned char *skip_value(struct reader *r, const unsigned char *p, unsigned depth);
@@ -595,27 +643,39 @@ static const unsigned char *skip_object(struct reader *r, const unsigned char *p
 	p++;
 	if (next(&p, end) == '}')
 		return p + 1;
-	/* the first keys' hashes here; from the SIBLINGS+1-th, all of them in r->keys with the
-	 * object's serial */
-	uint64_t first[SIBLINGS];
+	/* Keys are compared as written among the first SIBLINGS while each is its one spelling
+	 * (skip_string()); after, or from a key that is not, by their hashes in r->keys with the
+	 * object's serial. */
+	struct {
+		const unsigned char *text; /* borrowed: between the quotes */
+		size_t len;
+	} first[SIBLINGS];
 	size_t n = 0;
 	uint64_t serial = 0;
 	for (;;) {
-		uint64_t h;
-		if (next(&p, end) != '"' || !(p = skip_key(r, p, &h)))
+		bool canonical;
+		if (next(&p, end) != '"')
 			return NULL;
-		if (n < SIBLINGS) {
+		const unsigned char *key = p + 1;
+		if (!(p = skip_string(r, p, &canonical)))
+			return NULL;
+		size_t klen = (size_t)(p - 1 - key);
+		if (!serial && canonical && n < SIBLINGS) {
 			for (size_t i = 0; i < n; i++)
-				if (first[i] == h)
-					return NULL;
-			first[n++] = h;
+				if (first[i].len == klen && memcmp(first[i].text, key, klen) == 0)
+					return NULL; /* a duplicate: jansson's error */
+			first[n].text = key;
+			first[n++].len = klen;
 		} else {
 			if (!serial) {
 				serial = ++r->serial;
-				for (size_t i = 0; i < SIBLINGS; i++)
-					if (!key_new(r, mix(first[i] ^ serial) | 1))
+				for (size_t i = 0; i < n; i++)
+					if (!key_new(r, mix(key_hash(first[i].text, first[i].len) ^
+							    serial) |
+								1))
 						return NULL;
 			}
+			uint64_t h = canonical ? key_hash(key, klen) : canonical_hash(r, key - 1);
 			if (!key_new(r, mix(h ^ serial) | 1))
 				return NULL;
 		}
@@ -691,6 +751,21 @@ static const unsigned char *skip_value(struct reader *r, const unsigned char *p,
 static const unsigned char *value(struct reader *r, const unsigned char *p, unsigned depth,
 				  uint32_t paths, json_t **ret);
 
+/* value() for a member or an element: a string (most of them) without the call. */
+static inline const unsigned char *member_value(struct reader *r, const unsigned char *p,
+						unsigned depth, uint32_t paths, json_t **ret)
+{
+	if (p < r->end && *p == '"') {
+		const char *s;
+		size_t len;
+		if (!(p = string(r, p, &s, &len)))
+			return NULL;
+		*ret = json_stringn_nocheck(s, len);
+		return p;
+	}
+	return value(r, p, depth, paths, ret);
+}
+
 /* Which paths the member `key` of an object at `depth` with `paths` is on: the one that ends at
  * it (the member is left out) in *ret_end (-1 when none), those that go on through it returned. */
 static uint32_t member_paths(const struct reader *r, unsigned depth, uint32_t paths,
@@ -765,7 +840,7 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 		} else {
 			p++;
 			next(&p, end);
-			p = value(r, p, depth + 1, child, &v);
+			p = member_value(r, p, depth + 1, child, &v);
 		}
 		/* a duplicate key leaves the size as it was: jansson's own error, or (without
 		 * JSON_REJECT_DUPLICATES) its own rule for which value stays */
@@ -804,7 +879,7 @@ static const unsigned char *array(struct reader *r, const unsigned char *p, unsi
 	}
 	for (;;) {
 		json_t *v;
-		if (!(p = value(r, p, depth + 1, 0, &v)) || json_array_append_new(a, v) != 0)
+		if (!(p = member_value(r, p, depth + 1, 0, &v)) || json_array_append_new(a, v) != 0)
 			break;
 		int c = next(&p, end);
 		if (c == ',') {
