@@ -318,11 +318,25 @@ static json_t *find_named_last(const json_t *list, const char *key, const char *
 /* A DNS label from `prefix` + `s`: lower case, [a-z0-9-], at most 63, no leading/trailing '-'. */
 static void dns_label(char *out, size_t size, const char *prefix, const char *s, int index)
 {
+	/* prefix, s and "-index", cut at 255 bytes */
 	char raw[256];
-	if (index >= 0)
-		snprintf(raw, sizeof(raw), "%s%s-%d", prefix, s, index);
-	else
-		snprintf(raw, sizeof(raw), "%s%s", prefix, s);
+	size_t r = 0;
+	for (const char *parts[2] = { prefix, s }, **q = parts; q < parts + 2; q++)
+		for (const char *c = *q; *c && r < sizeof(raw) - 1; c++)
+			raw[r++] = *c;
+	if (index >= 0) {
+		char num[16];
+		size_t k = sizeof(num);
+		unsigned u = (unsigned)index;
+		do {
+			num[--k] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		num[--k] = '-';
+		for (; k < sizeof(num) && r < sizeof(raw) - 1; k++)
+			raw[r++] = num[k];
+	}
+	raw[r] = '\0';
 	size_t n = 0, max = size - 1 < MAX_NAME ? size - 1 : MAX_NAME;
 	for (const char *p = raw; *p && n < max; p++) {
 		char c = *p;
@@ -369,13 +383,6 @@ static const char *pinned(const json_t *spec, const char *key, char *buf, size_t
 		snprintf(buf, size, "%s", v);
 		return buf;
 	}
-	const json_t *terms = json_object_get(
-		json_object_get(json_object_get(json_object_get(json_object_get(spec, "affinity"),
-								"nodeAffinity"),
-						"requiredDuringSchedulingIgnoredDuringExecution"),
-				"nodeSelectorTerms"),
-		NULL);
-	(void)terms;
 	const json_t *na = json_object_get(json_object_get(spec, "affinity"), "nodeAffinity");
 	const json_t *req = json_object_get(na, "requiredDuringSchedulingIgnoredDuringExecution");
 	const json_t *list = json_object_get(req, "nodeSelectorTerms");

@@ -235,6 +235,12 @@ static int add_copy(json_t *plan, const char *key, const json_t *in, const struc
 
 int kilt_recipe_image_check(const char *image, struct kilt_error *err)
 {
+	/* The last reference this thread found valid: a recipe's mount image is checked again for
+	 * every container it plans, and the answer is the same. */
+	static _Thread_local char last_ok[256];
+	size_t len = strlen(image);
+	if (len < sizeof(last_ok) && last_ok[0] && memcmp(image, last_ok, len + 1) == 0)
+		return 0;
 	_cleanup_free_ char *plain = NULL;
 	if (strstr(image, "${")) {
 		/* a target's image in a template may be Fn::Sub text: "${Repo}:1.0" */
@@ -256,8 +262,11 @@ int kilt_recipe_image_check(const char *image, struct kilt_error *err)
 	}
 	struct kilt_imageref ref;
 	int r = kilt_imageref_parse(plain ? plain : image, &ref, err);
-	if (r == 0)
+	if (r == 0) {
 		kilt_imageref_done(&ref);
+		if (len < sizeof(last_ok))
+			memcpy(last_ok, image, len + 1);
+	}
 	return r;
 }
 
