@@ -918,7 +918,7 @@ static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, json
 		if (!env_view_keeps(&ev))
 			return false;
 		for (k = 0; k < n_pn; k++) {
-			if (strcmp(pn[k].name, ev.name) != 0)
+			if (pn[k].name[0] != ev.name[0] || strcmp(pn[k].name, ev.name) != 0)
 				continue;
 			if (!pn[k].own)
 				pn[k].first = i;
@@ -1038,9 +1038,9 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 	if (!own_first || !merge_env_few(run, env, penv, added, replaced))
 		merge_env_indexed(run, env, penv, own_first, added, replaced);
 	if (json_array_size(added))
-		json_object_set(rec, "env_added", added);
+		json_object_set_nocheck(rec, "env_added", added);
 	if (json_array_size(replaced))
-		json_object_set(rec, "env_replaced", replaced);
+		json_object_set_nocheck(rec, "env_replaced", replaced);
 	json_decref(added);
 	json_decref(replaced);
 	if (created) {
@@ -1049,7 +1049,7 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 		else if (json_array_size(env) == 0)
 			set(run, c, "env", json_null());
 		else
-			json_object_set_new(rec, "env_created", created_marker(created));
+			json_object_set_new_nocheck(rec, "env_created", created_marker(created));
 	}
 	return 0;
 }
@@ -1081,11 +1081,12 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 		set(run, c, "securityContext",
 		    object_of(1, "capabilities", object_of(1, "add", add)));
 		if (json_array_size(added))
-			json_object_set(rec, "capabilities_added", added);
+			json_object_set_nocheck(rec, "capabilities_added", added);
 		json_decref(added);
-		json_object_set_new(rec, "capabilities_created", json_string("securityContext"));
+		json_object_set_new_nocheck(rec, "capabilities_created",
+					    json_string("securityContext"));
 		if (have_sc)
-			json_object_set_new(rec, "capabilities_created_null", json_true());
+			json_object_set_new_nocheck(rec, "capabilities_created_null", json_true());
 		return 0;
 	}
 	const char *created = NULL;
@@ -1142,12 +1143,12 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 		}
 	}
 	if (json_array_size(added))
-		json_object_set(rec, "capabilities_added", added);
+		json_object_set_nocheck(rec, "capabilities_added", added);
 	json_decref(added);
 	if (created)
-		json_object_set_new(rec, "capabilities_created", json_string(created));
+		json_object_set_new_nocheck(rec, "capabilities_created", json_string(created));
 	if (created && from_null)
-		json_object_set_new(rec, "capabilities_created_null", json_true());
+		json_object_set_new_nocheck(rec, "capabilities_created_null", json_true());
 	return 0;
 }
 
@@ -1162,7 +1163,7 @@ static int add_mounts(struct run *run, json_t *c, const json_t *mounts, json_t *
 	if (!vm)
 		return kilt_error_setf(err, -EINVAL, "volumeMounts is not a list");
 	if (created)
-		json_object_set_new(rec, "volume_mounts_created", created_marker(created));
+		json_object_set_new_nocheck(rec, "volume_mounts_created", created_marker(created));
 	size_t i, k;
 	json_t *m, *path;
 	json_array_foreach (mounts, i, m) {
@@ -1184,7 +1185,7 @@ static int add_mounts(struct run *run, json_t *c, const json_t *mounts, json_t *
 			json_t *entry = object_of(3, "name", json_string(name), "mountPath",
 						  json_string(ps), "readOnly", json_true());
 			if (run->opts->volume_source == KILT_K8S_VOLUME_IMAGE && ps[1])
-				json_object_set_new(entry, "subPath", json_string(ps + 1));
+				json_object_set_new_nocheck(entry, "subPath", json_string(ps + 1));
 			append(run, vm, entry);
 		}
 	}
@@ -1244,10 +1245,11 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 	const json_t *old_v = p->status ? json_object_get(p->status, "volumes") : NULL;
 	const json_t *old_i = p->status ? json_object_get(p->status, "initContainers") : NULL;
 	json_t *vnames = json_array(), *inames = json_array();
-	json_object_set_new(inj->status, "volumes", vnames);
-	json_object_set_new(inj->status, "initContainers", inames);
+	json_object_set_new_nocheck(inj->status, "volumes", vnames);
+	json_object_set_new_nocheck(inj->status, "initContainers", inames);
 	if (vcreated)
-		json_object_set_new(inj->status, "volumes_created", created_marker(vcreated));
+		json_object_set_new_nocheck(inj->status, "volumes_created",
+					    created_marker(vcreated));
 	json_t *init = NULL;
 	const char *key;
 	json_t *m;
@@ -1383,9 +1385,35 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 		json_array_append_new(inames, json_string(cname));
 	}
 	if (init && icreated)
-		json_object_set_new(inj->status, "init_containers_created",
-				    created_marker(icreated));
+		json_object_set_new_nocheck(inj->status, "init_containers_created",
+					    created_marker(icreated));
 	return 0;
+}
+
+/* The members of a plan the engine applies. */
+enum {
+	PLAN_IMAGE,
+	PLAN_ENTRYPOINT,
+	PLAN_COMMAND,
+	PLAN_ENVIRONMENT,
+	PLAN_CAPABILITIES,
+	PLAN_MOUNTS,
+	PLAN_MEMBERS
+};
+
+static void plan_members(const json_t *plan, const json_t *ret[PLAN_MEMBERS])
+{
+	static const char *const keys[PLAN_MEMBERS] = { "image",       "entrypoint",   "command",
+							"environment", "capabilities", "mounts" };
+	for (void *it = json_object_iter((json_t *)(uintptr_t)plan); it;
+	     it = json_object_iter_next((json_t *)(uintptr_t)plan, it)) {
+		const char *k = json_object_iter_key(it);
+		size_t n = json_object_iter_key_len(it);
+		for (size_t i = 0; i < PLAN_MEMBERS; i++)
+			if (k[0] == keys[i][0] && strlen(keys[i]) == n &&
+			    memcmp(k, keys[i], n) == 0)
+				ret[i] = json_object_iter_value(it);
+	}
 }
 
 /* ---- deciding and planning one container --------------------------------------------------- */
@@ -1642,15 +1670,16 @@ static size_t add_decision(struct pod *p, const char *container, enum kilt_verdi
 static void settings_of(const struct kilt_k8s_options *o, json_t *s)
 {
 	if (json_object_size(o->config))
-		json_object_set(s, "config", (json_t *)(uintptr_t)o->config);
+		json_object_set_nocheck(s, "config", (json_t *)(uintptr_t)o->config);
 	if (o->volume_source == KILT_K8S_VOLUME_IMAGE)
-		json_object_set_new(s, "volumes", json_string("image"));
+		json_object_set_new_nocheck(s, "volumes", json_string("image"));
 	if (o->copy_helper)
-		json_object_set_new(s, "copy_helper", json_string(o->copy_helper));
+		json_object_set_new_nocheck(s, "copy_helper", json_string(o->copy_helper));
 	if (o->copy_user)
-		json_object_set_new(s, "copy_user", json_integer((json_int_t)o->copy_user));
+		json_object_set_new_nocheck(s, "copy_user", json_integer((json_int_t)o->copy_user));
 	if (o->init_resources)
-		json_object_set(s, "init_resources", (json_t *)(uintptr_t)o->init_resources);
+		json_object_set_nocheck(s, "init_resources",
+					(json_t *)(uintptr_t)o->init_resources);
 }
 
 static void set_pod_verdict(struct pod *p, enum kilt_verdict v, bool warning, const char *why)
@@ -1736,12 +1765,12 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	inj.mounts = json_object();
 	json_t *recs = current ? json_object_get(inj.status, "containers") : json_array();
 	if (!current) {
-		json_object_set_new(inj.status, "recipe", json_string(inj.marker.recipe));
-		json_object_set_new(inj.status, "hash", json_string(inj.marker.hash));
+		json_object_set_new_nocheck(inj.status, "recipe", json_string(inj.marker.recipe));
+		json_object_set_new_nocheck(inj.status, "hash", json_string(inj.marker.hash));
 		if (inj.marker.settings)
-			json_object_set_new(inj.status, "settings",
-					    json_string(inj.marker.settings));
-		json_object_set_new(inj.status, "containers", recs);
+			json_object_set_new_nocheck(inj.status, "settings",
+						    json_string(inj.marker.settings));
+		json_object_set_new_nocheck(inj.status, "containers", recs);
 	}
 	size_t n_new = 0, n_current = 0;
 	for (size_t l = 0; l < 2; l++) {
@@ -1791,17 +1820,21 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			via(run, c);
 			json_t *rec = object_of(1, "name", json_string(cname));
 			json_t *orig = json_object();
-			json_object_set_new(rec, "original", orig);
-			const char *pimage = str_at(plan, "image");
+			json_object_set_new_nocheck(rec, "original", orig);
+			/* the plan's members, read in one pass */
+			const json_t *pm[PLAN_MEMBERS] = { 0 };
+			plan_members(plan, pm);
+			const char *pimage = json_string_value(pm[PLAN_IMAGE]);
 			if (pimage && strcmp(pimage, str_at(c, "image")) != 0) {
-				json_object_set(orig, "image", json_object_get(c, "image"));
+				json_object_set_nocheck(orig, "image", json_object_get(c, "image"));
 				set(run, c, "image", json_string(pimage));
 			}
 			const char *fields[2][2] = { { "command", "entrypoint" },
 						     { "args", "command" } };
 			for (size_t f = 0; f < 2; f++) {
 				json_t *cur = json_object_get(c, fields[f][0]);
-				json_t *want = json_object_get(plan, fields[f][1]);
+				json_t *want = (json_t *)(uintptr_t)
+					pm[f == 0 ? PLAN_ENTRYPOINT : PLAN_COMMAND];
 				if (!want)
 					want = json_array();
 				else
@@ -1811,26 +1844,24 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 					continue;
 				}
 				/* the node itself: it leaves the container, unchanged */
-				json_object_set_new(orig, fields[f][0],
-						    cur ? json_incref(cur) : json_null());
+				json_object_set_new_nocheck(orig, fields[f][0],
+							    cur ? json_incref(cur) : json_null());
 				if (json_is_null(cur)) {
 					/* `args: null` comes back as null, not as no args */
 					json_t *nulls = json_object_get(rec, "original_null");
 					if (!nulls)
-						json_object_set_new(rec, "original_null",
-								    nulls = json_array());
+						json_object_set_new_nocheck(rec, "original_null",
+									    nulls = json_array());
 					json_array_append_new(nulls, json_string(fields[f][0]));
 				}
 				set(run, c, fields[f][0], want);
 			}
 			struct kilt_error ferr = { 0 };
-			r = merge_env(run, c, json_object_get(plan, "environment"), own_env, rec,
-				      &ferr);
+			r = merge_env(run, c, pm[PLAN_ENVIRONMENT], own_env, rec, &ferr);
 			if (r == 0)
-				r = merge_caps(run, c, json_object_get(plan, "capabilities"), rec,
-					       cname, p, &ferr);
+				r = merge_caps(run, c, pm[PLAN_CAPABILITIES], rec, cname, p, &ferr);
 			if (r == 0)
-				r = add_mounts(run, c, json_object_get(plan, "mounts"), rec, &ferr);
+				r = add_mounts(run, c, pm[PLAN_MOUNTS], rec, &ferr);
 			if (r < 0) {
 				kilt_journal_rollback(run->j, mark);
 				json_decref(rec);
@@ -1844,19 +1875,19 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			}
 			size_t k;
 			json_t *m;
-			json_array_foreach (json_object_get(plan, "mounts"), k, m) {
+			json_array_foreach (pm[PLAN_MOUNTS], k, m) {
 				const char *mn = str_at(m, "name");
 				if (mn && !json_object_get(inj.mounts, mn))
 					json_object_set(inj.mounts, mn, m);
 			}
-			json_t *caps = json_object_get(plan, "capabilities");
+			json_t *caps = (json_t *)(uintptr_t)pm[PLAN_CAPABILITIES];
 			if (!inj.all_caps)
 				inj.all_caps = json_array();
 			json_array_extend(inj.all_caps, caps);
 			json_array_append_new(recs, rec);
 			char summary[512] = "";
 			_cleanup_free_ char *ep =
-				kilt_json_dumps(json_object_get(plan, "entrypoint"), JSON_COMPACT);
+				kilt_json_dumps(pm[PLAN_ENTRYPOINT], JSON_COMPACT);
 			snprintf(summary, sizeof(summary), "injected recipe %s: command %s",
 				 kr->name, ep ? ep : "");
 			if (json_array_size(caps)) {
@@ -1936,10 +1967,12 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 		goto done;
 	}
 	if (acreated)
-		json_object_set_new(inj.status, "annotations_created", created_marker(acreated));
+		json_object_set_new_nocheck(inj.status, "annotations_created",
+					    created_marker(acreated));
 	if (mcreated)
-		json_object_set_new(inj.status, "metadata_created", created_marker(mcreated));
-	json_object_set_new(inj.status, "version", json_integer(STATUS_VERSION));
+		json_object_set_new_nocheck(inj.status, "metadata_created",
+					    created_marker(mcreated));
+	json_object_set_new_nocheck(inj.status, "version", json_integer(STATUS_VERSION));
 	text = kilt_json_dumps(inj.status, JSON_COMPACT);
 	/* the writer's text of strings that are UTF-8 (jansson's): no check again */
 	set(run, ann, KILT_K8S_STATUS, text ? json_stringn_nocheck(text, strlen(text)) : NULL);
