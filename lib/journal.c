@@ -387,13 +387,39 @@ static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
  * reordered and the whole array went into one operation. */
 static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
 {
-	/* an array that only grew was its first elements before */
-	const json_t *before = c->appends_only ? now : before_of(p, c);
-	size_t nb = c->appends_only ? p->j->v[p->refs[c->first + c->n - 1].index].size
-				    : json_array_size(before);
 	size_t nn = json_array_size(now);
-	bool *kept = xcalloc(nb + 1, sizeof(bool));
 	bool *added = xcalloc(nn + 1, sizeof(bool));
+	size_t len = p->path.len;
+	/* an array that only grew was its first elements before (the oldest entry's size) */
+	size_t nb = c->appends_only ? p->j->v[p->refs[c->first + c->n - 1].index].size : 0;
+	if (c->appends_only && nb <= nn) {
+		/* its first elements are the ones it had, kept in place (what the search below
+		 * finds), and the others new unless one of them is also an earlier element */
+		bool ordered = true;
+		for (size_t t = nb; t < nn && ordered; t++) {
+			const json_t *el = json_array_get(now, t);
+			for (size_t k = 0; k < nb && ordered; k++)
+				ordered = json_array_get(now, k) != el;
+			added[t] = true;
+		}
+		if (!ordered) {
+			free(added);
+			add_op(p, OP_REPLACE, now);
+			cover(p, now);
+			cover(p, before_of(p, c));
+			return NULL;
+		}
+		for (size_t t = nb; t < nn; t++) {
+			path_push_index(&p->path, t);
+			add_op(p, OP_ADD, json_array_get(now, t));
+			cover(p, json_array_get(now, t));
+			p->path.len = len;
+		}
+		return added;
+	}
+	const json_t *before = before_of(p, c);
+	nb = json_array_size(before);
+	bool *kept = xcalloc(nb + 1, sizeof(bool));
 	bool ordered = true;
 	size_t i = 0;
 	for (size_t t = 0; t < nn && ordered; t++) {
@@ -411,13 +437,12 @@ static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
 			ordered = json_array_get(before, k) != el;
 		added[t] = true;
 	}
-	size_t len = p->path.len;
 	if (!ordered) {
 		free(kept);
 		free(added);
 		add_op(p, OP_REPLACE, now);
 		cover(p, now);
-		cover(p, c->appends_only ? before_of(p, c) : before);
+		cover(p, before);
 		return NULL;
 	}
 	for (size_t k = nb; k-- > 0;) {
