@@ -98,15 +98,33 @@ static int newline(struct kilt_json_out *o, size_t n)
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* Whether the 8 bytes of w are all written as they are: none is a control character, '"', '\\',
- * the byte of `slashes` (ONES * '/' with JSON_ESCAPE_SLASH, else 0: a NUL, already a control
- * character) or a byte of a multibyte character. Without a high bit in w, (x - ONES) has one
- * exactly when some byte of x is 0, and (w - ONES * 0x20) when some byte is below 0x20. */
-static inline bool plain8(uint64_t w, uint64_t slashes)
+/* A high bit set in the bytes of w that are not written as they are (at least the first of
+ * them; none when all 8 are): a control character, '"', '\\', the byte of `slashes` (ONES * '/'
+ * with JSON_ESCAPE_SLASH, else 0: a NUL, already a control character) or a byte of a multibyte
+ * character. Without a high bit in w, (x - ONES) has one exactly when some byte of x is 0, and
+ * (w - ONES * 0x20) when some byte is below 0x20. */
+static inline uint64_t special8(uint64_t w, uint64_t slashes)
 {
 	uint64_t t = w | (w - ONES * 0x20) | ((w ^ (ONES * '"')) - ONES) |
 		     ((w ^ (ONES * '\\')) - ONES) | ((w ^ slashes) - ONES);
-	return !(t & HIGHS);
+	return t & HIGHS;
+}
+
+static inline bool plain8(uint64_t w, uint64_t slashes)
+{
+	return !special8(w, slashes);
+}
+
+/* The index (in memory order) of the first byte special8 marked: on a little-endian machine one
+ * that needs a look (a borrow only marks bytes above one that does); the caller looks at it
+ * anyway. */
+static inline size_t first_special(uint64_t t)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (size_t)__builtin_ctzll(t) / 8;
+#else
+	return (size_t)__builtin_clzll(t) / 8;
+#endif
 }
 
 /* plain8 for 4 bytes. */
@@ -169,19 +187,42 @@ static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t 
 	__attribute__((noinline));
 
 /* As jansson escapes: `"`, `\`, control characters, and `/` with JSON_ESCAPE_SLASH. Most strings
- * have nothing to escape and go straight into the buffer. */
+ * have nothing to escape: copied eight bytes at a time as they are checked, straight into the
+ * buffer (with 8 bytes to spare past them). */
 static inline __attribute__((always_inline)) int put_string(struct kilt_json_out *o, const char *p,
 							    size_t n, bool slash)
 {
-	size_t i = plain_run(p, n, slash);
 	struct kbuf *b = &o->text;
-	if (i < n || b->cap - b->len <= n + 2 || b->max - b->len < n + 2)
-		return put_escaped(o, p, n, i, slash);
-	char *d = b->data + b->len;
-	d[0] = '"';
-	memcpy(d + 1, p, n);
-	d[n + 1] = '"';
-	d[n + 2] = '\0';
+	size_t i = 0;
+	if (b->cap - b->len <= n + 10 || b->max - b->len < n + 2)
+		return put_escaped(o, p, n, plain_run(p, n, slash), slash);
+	uint64_t slashes = slash ? ONES * '/' : 0;
+	unsigned stop = slash ? 7 : 3;
+	char *d = b->data + b->len + 1;
+	for (; n - i >= 8; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (!plain8(w, slashes))
+			return put_escaped(o, p, n, i, slash);
+		memcpy(d + i, &w, 8);
+	}
+	if (n - i >= 4) {
+		uint32_t w;
+		memcpy(&w, p + i, 4);
+		if (plain4(w, (uint32_t)slashes)) {
+			memcpy(d + i, &w, 4);
+			i += 4;
+		}
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (byte_class[c] & stop)
+			return put_escaped(o, p, n, i, slash);
+		d[i] = (char)c;
+	}
+	d[-1] = '"';
+	d[n] = '"';
+	d[n + 1] = '\0';
 	b->len += n + 2;
 	return maybe_flush(o);
 }
@@ -214,9 +255,65 @@ static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t 
 	struct kbuf *b = &o->text;
 	size_t mark = b->len, start = 0;
 	bool utf8_checked = false;
-	/* room for everything at once when the string is small (most): no check per escape */
-	bool roomy = n - i <= ESCAPE_ROOM_ONCE && room(o, i + 6 * (n - i) + 2) == 0;
-	if (!roomy && room(o, 1) < 0)
+	uint64_t slashes = slash ? ONES * '/' : 0;
+	unsigned stop = slash ? 7 : 3;
+	if (n - i <= ESCAPE_ROOM_ONCE && room(o, i + 6 * (n - i) + 2 + 8) == 0) {
+		/* room for the worst case and 8 bytes more (most strings): written in one pass,
+		 * eight bytes at a time up to the first that needs a look */
+		char *d = b->data + b->len;
+		*d++ = '"';
+		memcpy(d, p, i);
+		d += i;
+		while (i < n) {
+			if (n - i >= 8) {
+				uint64_t w;
+				memcpy(&w, p + i, 8);
+				memcpy(d, &w, 8); /* what follows the first byte to look at is
+						     written again */
+				uint64_t t = special8(w, slashes);
+				if (!t) {
+					d += 8;
+					i += 8;
+					continue;
+				}
+				size_t k = first_special(t);
+				d += k;
+				i += k;
+			}
+			unsigned char c = (unsigned char)p[i];
+			unsigned cls = byte_class[c] & stop;
+			if (cls == 2) {
+				/* everything before is ASCII: the rest decides whether it is UTF-8 */
+				if (!utf8_checked &&
+				    kilt_utf8_valid_prefix((const unsigned char *)p + i, n - i) !=
+					    n - i) {
+					b->data[mark] = '\0';
+					return -2;
+				}
+				utf8_checked = true;
+				*d++ = (char)c;
+			} else if (cls) {
+				*d++ = '\\';
+				if (short_escape[c]) {
+					*d++ = short_escape[c];
+				} else {
+					memcpy(d, "u00", 3);
+					d[3] = hex[c >> 4];
+					d[4] = hex[c & 15];
+					d += 5;
+				}
+			} else {
+				*d++ = (char)c;
+			}
+			i++;
+		}
+		*d++ = '"';
+		*d = '\0';
+		b->len = (size_t)(d - b->data);
+		return maybe_flush(o);
+	}
+	/* a long string: room made as it goes */
+	if (room(o, 1) < 0)
 		return -1;
 	b->data[b->len++] = '"';
 	for (;;) {
@@ -225,7 +322,6 @@ static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t 
 			break;
 		unsigned char c = (unsigned char)p[i];
 		if (c >= 0x80) {
-			/* everything before is ASCII: the rest decides whether the whole is UTF-8 */
 			if (!utf8_checked &&
 			    kilt_utf8_valid_prefix((const unsigned char *)p + i, n - i) != n - i) {
 				b->len = mark;
@@ -237,7 +333,7 @@ static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t 
 				i++;
 			continue;
 		}
-		if (!roomy && room(o, i - start + 6) < 0)
+		if (room(o, i - start + 6) < 0)
 			return -1;
 		char *d = b->data + b->len;
 		memcpy(d, p + start, i - start);
@@ -256,7 +352,7 @@ static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t 
 		}
 		start = ++i;
 	}
-	if (!roomy && room(o, n - start + 1) < 0)
+	if (room(o, n - start + 1) < 0)
 		return -1;
 	memcpy(b->data + b->len, p + start, n - start);
 	b->len += n - start;

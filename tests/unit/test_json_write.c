@@ -114,6 +114,31 @@ static void test_json_write__values(void **state)
 static void test_json_write__strings_every_position(void **state)
 {
 	(void)state;
+	/* long strings (over 4 KiB: room made as they go) with every kind of byte, one of them
+	 * not UTF-8 at its very end */
+	static const char piece[] =
+		"plain text \"quoted\" back\\slash a/b \n\t\x01 \xc3\xa9\xe2\x82\xac ";
+	for (int bad = 0; bad < 2; bad++) {
+		struct kbuf t;
+		kbuf_init(&t, SIZE_MAX / 2);
+		while (t.len < 9000)
+			kbuf_add(&t, piece, sizeof(piece) - 1);
+		if (bad)
+			kbuf_add(&t, "\xe2\x82", 2);
+		json_t *v = json_stringn_nocheck(t.data, t.len);
+		json_t *doc = json_pack("[O]", v);
+		check_same(doc);
+		struct kilt_json_out o;
+		kilt_json_out_init(&o, NULL, NULL);
+		kilt_json_out_raw(&o, "[", 1);
+		assert_int_equal(kilt_json_out_string(&o, t.data, t.len, 0), bad ? -2 : 0);
+		if (bad)
+			assert_string_equal(o.text.data, "[");
+		kilt_json_out_done(&o);
+		json_decref(doc);
+		json_decref(v);
+		kbuf_done(&t);
+	}
 	static const char *const specials[] = { "\"",
 						"\\",
 						"/",
