@@ -392,7 +392,8 @@ static const char *pinned(const json_t *spec, const char *key, char *buf, size_t
 	/* Terms are ORed: every term must pin the same single value. */
 	json_array_foreach (list, i, term) {
 		const char *in_term = NULL;
-		json_array_foreach (json_object_get(term, "matchExpressions"), k, expr) {
+		const json_t *exprs = json_object_get(term, "matchExpressions");
+		json_array_foreach (exprs, k, expr) {
 			const char *ek = str_at(expr, "key"), *op = str_at(expr, "operator");
 			const json_t *vals = json_object_get(expr, "values");
 			if (!ek || strcmp(ek, key) != 0 || !op || strcmp(op, "In") != 0)
@@ -563,7 +564,8 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 	if (json_is_array(env)) {
 		size_t i;
 		json_t *e;
-		json_array_foreach (json_object_get(rec, "env_replaced"), i, e) {
+		const json_t *replaced_env = json_object_get(rec, "env_replaced");
+		json_array_foreach (replaced_env, i, e) {
 			json_t *cur = find_named_last(env, "name",
 						      str_at(e, "name") ? str_at(e, "name") : "");
 			if (!cur)
@@ -625,7 +627,8 @@ static void undo_pod(struct pod *p)
 	json_t *rec;
 	const char *lists[] = { "containers", "initContainers" };
 	via(run, p->spec);
-	json_array_foreach (json_object_get(st, "containers"), i, rec) {
+	const json_t *old_recs = json_object_get(st, "containers");
+	json_array_foreach (old_recs, i, rec) {
 		const char *name = str_at(rec, "name");
 		for (size_t l = 0; name && l < ARRAY_SIZE(lists); l++) {
 			json_t *list = json_object_get(p->spec, lists[l]);
@@ -1167,7 +1170,8 @@ static int add_mounts(struct run *run, json_t *c, const json_t *mounts, json_t *
 	size_t i, k;
 	json_t *m, *path;
 	json_array_foreach (mounts, i, m) {
-		json_array_foreach (json_object_get(m, "volumes"), k, path) {
+		const json_t *paths = json_object_get(m, "volumes");
+		json_array_foreach (paths, k, path) {
 			const char *ps = json_string_value(path);
 			char name[MAX_NAME + 1];
 			volume_name(name, sizeof(name), m, k);
@@ -1424,7 +1428,8 @@ static json_t *target_env(const json_t *c)
 	json_t *env = json_object();
 	size_t i;
 	json_t *e;
-	json_array_foreach (json_object_get(c, "env"), i, e) {
+	const json_t *entries = json_object_get(c, "env");
+	json_array_foreach (entries, i, e) {
 		const char *name = str_at(e, "name");
 		if (!name)
 			continue;
@@ -2030,7 +2035,8 @@ static const char *duplicate_name(const json_t *spec)
 	for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
 		size_t i;
 		json_t *c;
-		json_array_foreach (json_object_get(spec, lists[l]), i, c) {
+		const json_t *cs = json_object_get(spec, lists[l]);
+		json_array_foreach (cs, i, c) {
 			const char *n = str_at(c, "name");
 			if (!n)
 				continue;
@@ -2096,7 +2102,8 @@ static int process_pod(const struct kilt_k8s_pod_ref *ref, void *userdata)
 			undo_pod(&p);
 			size_t i;
 			json_t *rec;
-			json_array_foreach (json_object_get(p.status, "containers"), i, rec) {
+			const json_t *old_recs = json_object_get(p.status, "containers");
+			json_array_foreach (old_recs, i, rec) {
 				kilt_report_add(run->report, p.task, str_at(rec, "name"),
 						KILT_REMOVED, false, "the injection was removed");
 			}
