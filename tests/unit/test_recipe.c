@@ -646,6 +646,28 @@ static void test_recipe__nul_in_argv_or_env(void **state)
 	}
 }
 
+/* A mount image is checked for every container a recipe plans; the reference last found valid is
+ * remembered (per thread) and never lets another through, a longer or shorter one included. */
+static void test_recipe__image_check_remembers_only_valid(void **state)
+{
+	(void)state;
+	static const char *const good = "registry.example.com/kilt/falco-agent:0.32.2";
+	static const char *const bad[] = {
+		"registry.example.com/kilt/UPPER:1",
+		"registry.example.com/kilt/falco-agent:0.32.2:x",
+		"registry.example.com/kilt/falco-agent:",
+		"",
+	};
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+			struct kilt_error err = { 0 };
+			assert_int_equal(kilt_recipe_image_check(good, &err), 0);
+			if (kilt_recipe_image_check(bad[i], &err) >= 0 || !err.msg[0])
+				fail_msg("round %d: '%s' passed the check", round, bad[i]);
+		}
+	}
+}
+
 static void test_recipe__load_string_errors_are_located(void **state)
 {
 	(void)state;
@@ -967,6 +989,7 @@ int main(void)
 		cmocka_unit_test(test_recipe__check_reports_every_error),
 		cmocka_unit_test(test_recipe__load_string_errors_are_located),
 		cmocka_unit_test(test_recipe__nul_in_argv_or_env),
+		cmocka_unit_test(test_recipe__image_check_remembers_only_valid),
 		cmocka_unit_test(test_recipe__template_equals_full),
 		cmocka_unit_test(test_recipe__intrinsic_argv_element_parity),
 		cmocka_unit_test(test_recipe__marker_bytes_in_facts),
