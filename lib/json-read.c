@@ -67,6 +67,22 @@ static inline int next(const unsigned char **pp, const unsigned char *end)
 	return p < end ? *p : -1;
 }
 
+/* Past the byte c at *pp (after whitespace); false when another byte is there. */
+static inline bool eat(const unsigned char **pp, const unsigned char *end, unsigned char c)
+{
+	const unsigned char *p = *pp;
+	if (p < end && *p == c) {
+		*pp = p + 1;
+		return true;
+	}
+	p = ws(p, end);
+	if (p < end && *p == c) {
+		*pp = p + 1;
+		return true;
+	}
+	return false;
+}
+
 static int hex4(const unsigned char *p)
 {
 	int v = 0;
@@ -290,8 +306,8 @@ static __attribute__((noinline)) const unsigned char *string_rest(struct reader 
  * bytes in *ret (borrowed: the text or the scratch buffer, valid until the next string). NULL on
  * anything jansson would refuse, and on a NUL (refused by jansson without JSON_ALLOW_NUL, never
  * asked for here). */
-static inline const unsigned char *string(struct reader *r, const unsigned char *p,
-					  const char **ret, size_t *ret_len)
+static inline __attribute__((always_inline)) const unsigned char *
+string(struct reader *r, const unsigned char *p, const char **ret, size_t *ret_len)
 {
 	const unsigned char *start = p + 1;
 	bool high;
@@ -679,19 +695,15 @@ static const unsigned char *skip_object(struct reader *r, const unsigned char *p
 			if (!key_new(r, mix(h ^ serial) | 1))
 				return NULL;
 		}
-		if (next(&p, end) != ':')
+		if (!eat(&p, end, ':'))
 			return NULL;
-		p++;
 		next(&p, end);
 		const unsigned char *v = skip_simple(r, p, depth + 1);
 		if (!(p = v ? v : skip_value(r, p, depth + 1)))
 			return NULL;
-		int c = next(&p, end);
-		if (c == ',') {
-			p++;
+		if (eat(&p, end, ','))
 			continue;
-		}
-		return c == '}' ? p + 1 : NULL;
+		return eat(&p, end, '}') ? p : NULL;
 	}
 }
 
@@ -816,9 +828,8 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 				if (left_out & (1u << at))
 					goto fail;
 				left_out |= 1u << at;
-				if (next(&p, end) != ':')
+				if (!eat(&p, end, ':'))
 					goto fail;
-				p++;
 				next(&p, end);
 				if (!(p = skip_value(r, p, depth + 1)))
 					goto fail;
@@ -835,10 +846,9 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 			r->scratch_size = 0;
 		}
 		json_t *v;
-		if (next(&p, end) != ':') {
+		if (!eat(&p, end, ':')) {
 			p = NULL;
 		} else {
-			p++;
 			next(&p, end);
 			p = member_value(r, p, depth + 1, child, &v);
 		}
@@ -851,14 +861,11 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 		if (!ok)
 			goto fail;
 	next:;
-		int c = next(&p, end);
-		if (c == ',') {
-			p++;
+		if (eat(&p, end, ','))
 			continue;
-		}
-		if (c == '}') {
+		if (eat(&p, end, '}')) {
 			*ret = o;
-			return p + 1;
+			return p;
 		}
 		goto fail;
 	}
