@@ -92,6 +92,44 @@ static void test_json_arena__suspended_values_survive(void **state)
 	json_decref(plain);
 }
 
+/* What the arena has handed out since the request began, counted across a suspension and into
+ * new chunks; values made while suspended are not in it. */
+static void test_json_arena__used_across_chunks(void **state)
+{
+	(void)state;
+	kilt_json_arena_begin();
+	size_t before = kilt_json_arena_used();
+	json_t *first = json_string("first");
+	size_t one = kilt_json_arena_used();
+	assert_true(one > before);
+	bool was = kilt_json_arena_suspend();
+	json_t *outside = json_string("outside");
+	assert_int_equal(kilt_json_arena_used(), one);
+	kilt_json_arena_resume(was);
+	assert_false(kilt_json_arena_holds(outside));
+	json_t *second = json_string("second");
+	assert_true(kilt_json_arena_holds(second));
+	assert_true(kilt_json_arena_used() > one);
+	/* past the first chunk (256 KiB) and the second: the older chunks' values stay */
+	char text[1024];
+	memset(text, 'x', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	size_t last = kilt_json_arena_used();
+	for (int i = 0; i < 1000; i++) {
+		json_decref(json_string(text));
+		size_t now = kilt_json_arena_used();
+		assert_true(now > last);
+		last = now;
+	}
+	assert_true(last >= (size_t)1000 * sizeof(text));
+	assert_true(kilt_json_arena_holds(first));
+	assert_string_equal(json_string_value(first), "first");
+	assert_string_equal(json_string_value(second), "second");
+	kilt_json_arena_end();
+	assert_int_equal(kilt_json_arena_used(), 0);
+	json_decref(outside);
+}
+
 static void test_json_arena__released_is_poisoned(void **state)
 {
 	(void)state;
@@ -286,6 +324,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_arena__values_come_and_go),
 		cmocka_unit_test(test_json_arena__suspended_values_survive),
+		cmocka_unit_test(test_json_arena__used_across_chunks),
 		cmocka_unit_test(test_json_arena__released_is_poisoned),
 		cmocka_unit_test(test_json_arena__per_thread),
 		cmocka_unit_test(test_json_arena__decref_tree),
