@@ -35,6 +35,9 @@
 #define MAX_CHAIN 8
 #define MAX_PEM ((size_t)1 << 20)
 #define IDLE_TIMEOUT_S 60
+/* Room made for a review's body from its Content-Length before it comes, at most (a review is
+ * 10-30 KB; a larger claim gets its room as its bytes come). */
+#define BODY_ROOM ((size_t)256 << 10)
 
 /* ---- JSON logs ----------------------------------------------------------------------------- */
 
@@ -734,7 +737,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 				if (errno || *end || n > s->o->max_body)
 					req->too_large = true;
 				else
-					kbuf_reserve(&req->body, n); /* the body, then one copy */
+					kbuf_reserve(&req->body, n < BODY_ROOM ? n : BODY_ROOM);
 			}
 			if (req->too_large) {
 				/* Answer now: the body is not read (MHD closes the connection). */
