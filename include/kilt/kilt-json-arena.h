@@ -37,7 +37,9 @@ bool kilt_json_arena_suspend(void);
 void kilt_json_arena_resume(bool was_active);
 /* json_decref(v) for a tree built in this thread's arena: its values are not cleared or freed
  * one by one (the arena goes at once), only the references they hold to values outside the arena
- * are dropped, as json_decref would. Outside the arena, json_decref itself. */
+ * are dropped, as json_decref would (the counts of its objects and arrays drop as json_decref's;
+ * a string or number of the arena keeps its count: it holds nothing). Outside the arena,
+ * json_decref itself. */
 void kilt_json_arena_decref(json_t *v);
 /* Whether p is memory of this thread's arena (for tests). */
 bool kilt_json_arena_holds(const void *p);
