@@ -32,8 +32,9 @@ struct kilt_error;
 struct kilt_json_skip;
 /* kilt_json_parse_skip's own reader, without handing what it refuses to json_loadb: NULL for
  * anything it does not read as json_loadb(text, len, JSON_REJECT_DUPLICATES) would (an error, a
- * duplicate key, a number jansson cannot hold, nesting over 512, maybe a duplicate key in what
- * is left out). For tests and fuzzing. */
+ * duplicate key, a number jansson cannot hold, nesting over 512), except that duplicate keys
+ * inside the members left out are not refused: what it reads is then json_loadb(text, len, 0)'s
+ * value less those members. For tests and fuzzing. */
 json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_json_skip *skip,
 			     size_t n_skip);
 /* kilt_admission_review_parse() with managedFields: every member decoded. */

@@ -9,8 +9,9 @@
  * fuzz/fuzz_admission holds the two equal on every input.
  *
  * It can also leave members out (kilt_json_parse_skip): a member at one of the caller's paths is
- * read and checked as strictly as the rest (its strings, numbers, nesting, and its objects' keys
- * for duplicates) but nothing of it is built. The webhook's reviews are half
+ * read and checked as strictly as the rest (its strings, escapes, UTF-8, numbers, literals,
+ * nesting) but nothing of it is built, and the keys of the objects inside it are not compared
+ * for duplicates (kilt_json_parse_skip() says why). The webhook's reviews are half
  * metadata.managedFields, which kilt never reads. */
 #include <errno.h>
 #include <math.h>
@@ -25,10 +26,6 @@
 
 /* Deeper documents go to jansson (its own limit is 2048). */
 #define MAX_DEPTH 512
-/* Keys of an object left out compared one by one; a larger object's go to a table whose first
- * size is KEYS_MIN slots (it doubles when half full). */
-#define SIBLINGS 8
-#define KEYS_MIN 256
 
 struct reader {
 	const unsigned char *end;
@@ -37,14 +34,6 @@ struct reader {
 	char *scratch; /* owned */
 	size_t scratch_size;
 	const struct kilt_json_skip *skip; /* borrowed: the paths left out */
-	/* Keys of the large objects inside members left out, for jansson's duplicate check (the
-	 * first SIBLINGS of each are compared in skip_object itself): a hash of the object's serial
-	 * and the key's bytes per key (0: an empty slot). Two equal hashes are taken for a
-	 * duplicate, which hands the text to jansson: a collision costs time, never a wrong
-	 * answer. */
-	uint64_t *keys; /* owned */
-	size_t keys_mask, n_keys;
-	uint64_t serial; /* of the last large object left out */
 };
 
 /* Past whitespace at p. */
@@ -415,95 +404,23 @@ static inline const unsigned char *word(const unsigned char *p, const unsigned c
 
 /* ---- members left out: read, checked, not built ----------------------------------------- */
 
-static inline uint64_t mix(uint64_t h)
-{
-	h ^= h >> 32;
-	h *= 0xd6e8feb86659fd93ull;
-	h ^= h >> 32;
-	return h;
-}
-
-/* A hash of a key's decoded bytes (of any quality: equal hashes only send the text to jansson). */
-static inline uint64_t key_hash(const unsigned char *s, size_t n)
-{
-	uint64_t h = (n + 1) * 0x9e3779b97f4a7c15ull, a, b;
-	if (n >= 8) {
-		while (n > 16) {
-			memcpy(&a, s, 8);
-			h = mix(h ^ a);
-			s += 8;
-			n -= 8;
-		}
-		/* the first and the last eight (they may overlap) */
-		memcpy(&a, s, 8);
-		memcpy(&b, s + n - 8, 8);
-	} else if (n >= 4) {
-		uint32_t x, y;
-		memcpy(&x, s, 4);
-		memcpy(&y, s + n - 4, 4);
-		a = x;
-		b = y;
-	} else {
-		a = n ? (uint64_t)s[0] << 16 | (uint64_t)s[n / 2] << 8 | s[n - 1] : 0;
-		b = 0;
-	}
-	return mix((h ^ a) * 0xbf58476d1ce4e5b9ull ^ b);
-}
-
-static void keys_put(uint64_t *keys, size_t mask, uint64_t h)
-{
-	size_t i = (size_t)h & mask;
-	while (keys[i])
-		i = (i + 1) & mask;
-	keys[i] = h;
-}
-
-/* Remembers a key of a large object left out (its hash with the object's serial); false when
- * it may be a duplicate. */
-static bool key_new(struct reader *r, uint64_t h)
-{
-	if (2 * (r->n_keys + 1) > r->keys_mask + 1) {
-		size_t size = r->keys ? 2 * (r->keys_mask + 1) : KEYS_MIN;
-		uint64_t *keys = xcalloc(size, sizeof(*keys));
-		for (size_t i = 0; r->keys && i <= r->keys_mask; i++)
-			if (r->keys[i])
-				keys_put(keys, size - 1, r->keys[i]);
-		free(r->keys);
-		r->keys = keys;
-		r->keys_mask = size - 1;
-	}
-	size_t i = (size_t)h & r->keys_mask;
-	while (r->keys[i]) {
-		if (r->keys[i] == h)
-			return false;
-		i = (i + 1) & r->keys_mask;
-	}
-	r->keys[i] = h;
-	r->n_keys++;
-	return true;
-}
-
 /* An escape at its backslash q in a string left out: where it ends, or NULL when jansson
- * refuses it. *canonical cleared for \/ and \u (see skip_string()). */
-static const unsigned char *skip_escape(const unsigned char *q, const unsigned char *end,
-					bool *canonical)
+ * refuses it. */
+static const unsigned char *skip_escape(const unsigned char *q, const unsigned char *end)
 {
 	if (end - q < 2)
 		return NULL;
 	switch (q[1]) {
 	case '"':
 	case '\\':
+	case '/':
 	case 'b':
 	case 'f':
 	case 'n':
 	case 'r':
 	case 't':
 		return q + 2;
-	case '/':
-		*canonical = false;
-		return q + 2;
 	case 'u': {
-		*canonical = false;
 		q += 2;
 		if (end - q < 4)
 			return NULL;
@@ -527,27 +444,22 @@ static const unsigned char *skip_escape(const unsigned char *q, const unsigned c
 }
 
 /* A string left out, at its opening quote: where it ends, or NULL when string() would refuse
- * it. *ret_canonical says whether its only escapes are \" \\ \b \f \n \r \t: the text between
- * its quotes is then the one spelling of its decoded bytes without \u and \/ (a quote and a
- * backslash must be escaped, a control character must be one of those escapes or \u, anything
- * else may stand for itself), so two such strings are equal exactly when their texts are. The
- * bytes of 0x80 and more are checked as UTF-8 at once, escapes included: those are ASCII, which
- * no UTF-8 sequence holds, so that is the check of each run between them. */
+ * it. Nothing is decoded. The bytes of 0x80 and more are checked as UTF-8 at once, escapes
+ * included: those are ASCII, which no UTF-8 sequence holds, so that is the check of each run
+ * between them. */
 static inline __attribute__((always_inline)) const unsigned char *
-skip_string(const struct reader *r, const unsigned char *p, bool *ret_canonical)
+skip_string(const unsigned char *p, const unsigned char *end)
 {
-	const unsigned char *start = p + 1, *q = start, *end = r->end;
-	bool canonical = true;
+	const unsigned char *start = p + 1, *q = start;
 	unsigned high = 0;
 #if defined(__SSE2__)
 	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
 		      control = _mm_set1_epi8(0x1f);
 	while (end - q >= 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-		__m128i b = _mm_cmpeq_epi8(v, backslash);
-		unsigned stop = (unsigned)_mm_movemask_epi8(
-			_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), b),
-				     _mm_cmpeq_epi8(_mm_min_epu8(v, control), v)));
+		unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+			_mm_cmpeq_epi8(_mm_min_epu8(v, control), v)));
 		unsigned highs = (unsigned)_mm_movemask_epi8(v);
 		unsigned done = 16; /* bytes of the window read */
 		while (stop) {
@@ -561,13 +473,13 @@ skip_string(const struct reader *r, const unsigned char *p, bool *ret_canonical)
 				return NULL; /* a control character */
 			unsigned char e = i < 15 ? q[i + 1] : 0;
 			if (e == '"' || e == '\\' || e == 'n' || e == 't' || e == 'r' || e == 'b' ||
-			    e == 'f') {
-				/* an escape of the one spelling within the window */
+			    e == 'f' || e == '/') {
+				/* a two-byte escape within the window */
 				stop &= ~(3u << i);
 				continue;
 			}
-			/* \u, \/, or an escape across the window's end */
-			const unsigned char *after = skip_escape(q + i, end, &canonical);
+			/* \u, or an escape across the window's end */
+			const unsigned char *after = skip_escape(q + i, end);
 			if (!after)
 				return NULL;
 			high |= highs & ((1u << i) - 1);
@@ -586,7 +498,7 @@ skip_string(const struct reader *r, const unsigned char *p, bool *ret_canonical)
 		if (c < 0x20)
 			return NULL;
 		if (c == '\\') {
-			if (!(q = skip_escape(q, end, &canonical)))
+			if (!(q = skip_escape(q, end)))
 				return NULL;
 			continue;
 		}
@@ -597,162 +509,91 @@ skip_string(const struct reader *r, const unsigned char *p, bool *ret_canonical)
 closed:
 	if (high && kilt_utf8_valid_prefix(start, (size_t)(q - start)) != (size_t)(q - start))
 		return NULL;
-	*ret_canonical = canonical;
 	return q + 1;
 }
 
-/* The hash of the canonical spelling (skip_string()) of the decoded bytes of a string that
- * skip_string() read, at its opening quote: equal for keys jansson takes for the same. */
-static __attribute__((noinline)) uint64_t canonical_hash(struct reader *r, const unsigned char *p)
+/* A value left out at p, at `depth`: where it ends when value() would have built one, else
+ * NULL. It is checked as value() checks what it builds (structure, strings and their escapes
+ * and UTF-8, numbers, literals, nesting), in one loop without a call per nested value, except
+ * for one thing: the keys of its objects are read as strings but not compared with each other,
+ * so a duplicate key inside it is not refused (kilt_json_parse_skip() says why that is right). */
+static __attribute__((noinline)) const unsigned char *
+skip_value(const unsigned char *p, const unsigned char *end, unsigned depth)
 {
-	const char *k;
-	size_t klen;
-	if (!string(r, p, &k, &klen))
-		abort(); /* skip_string() read it */
-	struct kbuf b;
-	kbuf_init(&b, SIZE_MAX / 2);
-	for (size_t i = 0; i < klen; i++) {
-		unsigned char c = (unsigned char)k[i];
-		const char *e = c == '"'    ? "\\\""
-				: c == '\\' ? "\\\\"
-				: c == '\b' ? "\\b"
-				: c == '\f' ? "\\f"
-				: c == '\n' ? "\\n"
-				: c == '\r' ? "\\r"
-				: c == '\t' ? "\\t"
-					    : NULL;
-		if (e)
-			kbuf_adds(&b, e);
-		else if (c < 0x20)
-			kbuf_printf(&b, "\\u%04x", c);
-		else
-			kbuf_addc(&b, (char)c);
-	}
-	uint64_t h = key_hash((const unsigned char *)b.data, b.len);
-	kbuf_done(&b);
-	return h;
-}
-
-static const unsigned char *skip_value(struct reader *r, const unsigned char *p, unsigned depth);
-
-/* A value left out that may be read without a call: an empty object or array at a depth the
- * reader takes, or a string without escapes; NULL for anything else (skip_value() then). */
-static inline const unsigned char *skip_simple(const struct reader *r, const unsigned char *p,
-					       unsigned depth)
-{
-	if (r->end - p < 2 || depth > MAX_DEPTH)
-		return NULL;
-	if ((p[0] == '{' && p[1] == '}') || (p[0] == '[' && p[1] == ']'))
-		return p + 2;
-	if (p[0] == '"') {
-		bool high;
-		const unsigned char *q = plain_run(p + 1, r->end, &high);
-		if (!high && q < r->end && *q == '"')
-			return q + 1;
-	}
-	return NULL;
-}
-
-static const unsigned char *skip_object(struct reader *r, const unsigned char *p, unsigned depth)
-{
-	const unsigned char *end = r->end;
-	p++;
-	if (next(&p, end) == '}')
-		return p + 1;
-	/* Keys are compared as written among the first SIBLINGS while each is its one spelling
-	 * (skip_string()); after, or from a key that is not, by their hashes in r->keys with the
-	 * object's serial. */
-	struct {
-		const unsigned char *text; /* borrowed: between the quotes */
-		size_t len;
-	} first[SIBLINGS];
-	size_t n = 0;
-	uint64_t serial = 0;
-	for (;;) {
-		bool canonical;
-		if (next(&p, end) != '"')
-			return NULL;
-		const unsigned char *key = p + 1;
-		if (!(p = skip_string(r, p, &canonical)))
-			return NULL;
-		size_t klen = (size_t)(p - 1 - key);
-		if (!serial && canonical && n < SIBLINGS) {
-			for (size_t i = 0; i < n; i++)
-				if (first[i].len == klen && memcmp(first[i].text, key, klen) == 0)
-					return NULL; /* a duplicate: jansson's error */
-			first[n].text = key;
-			first[n++].len = klen;
-		} else {
-			if (!serial) {
-				serial = ++r->serial;
-				for (size_t i = 0; i < n; i++)
-					if (!key_new(r, mix(key_hash(first[i].text, first[i].len) ^
-							    serial) |
-								1))
-						return NULL;
-			}
-			uint64_t h = canonical ? key_hash(key, klen) : canonical_hash(r, key - 1);
-			if (!key_new(r, mix(h ^ serial) | 1))
-				return NULL;
-		}
-		if (!eat(&p, end, ':'))
-			return NULL;
-		next(&p, end);
-		const unsigned char *v = skip_simple(r, p, depth + 1);
-		if (!(p = v ? v : skip_value(r, p, depth + 1)))
-			return NULL;
-		if (eat(&p, end, ','))
-			continue;
-		return eat(&p, end, '}') ? p : NULL;
-	}
-}
-
-static const unsigned char *skip_array(struct reader *r, const unsigned char *p, unsigned depth)
-{
-	const unsigned char *end = r->end;
-	p++;
-	if (next(&p, end) == ']')
-		return p + 1;
-	for (;;) {
-		const unsigned char *v = skip_simple(r, p, depth + 1);
-		if (!(p = v ? v : skip_value(r, p, depth + 1)))
-			return NULL;
-		int c = next(&p, end);
-		if (c == ',') {
-			p++;
-			next(&p, end);
-			continue;
-		}
-		return c == ']' ? p + 1 : NULL;
-	}
-}
-
-/* A value left out at p: where it ends when value() would have built one, else NULL. */
-static const unsigned char *skip_value(struct reader *r, const unsigned char *p, unsigned depth)
-{
-	const unsigned char *end = r->end;
+	/* a bit for each container open, by its depth: set for an object, clear for an array */
+	uint64_t objects[MAX_DEPTH / 64 + 1] = { 0 };
+	const unsigned top = depth;
+	int c;
+value: /* p at a value, at depth */
 	if (p >= end || depth > MAX_DEPTH)
 		return NULL;
 	switch (*p) {
 	case '{':
-		return skip_object(r, p, depth);
+		p++;
+		if ((c = next(&p, end)) == '}') {
+			p++;
+			goto after;
+		}
+		objects[depth / 64] |= 1ull << (depth % 64);
+		depth++;
+		goto key;
 	case '[':
-		return skip_array(r, p, depth);
-	case '"': {
-		bool canonical;
-		return skip_string(r, p, &canonical);
-	}
+		p++;
+		if (next(&p, end) == ']') {
+			p++;
+			goto after;
+		}
+		objects[depth / 64] &= ~(1ull << (depth % 64));
+		depth++;
+		goto value;
+	case '"':
+		if (!(p = skip_string(p, end)))
+			return NULL;
+		goto after;
 	case 't':
-		return word(p, end, "true", 4);
+		if (!(p = word(p, end, "true", 4)))
+			return NULL;
+		goto after;
 	case 'f':
-		return word(p, end, "false", 5);
+		if (!(p = word(p, end, "false", 5)))
+			return NULL;
+		goto after;
 	case 'n':
-		return word(p, end, "null", 4);
+		if (!(p = word(p, end, "null", 4)))
+			return NULL;
+		goto after;
 	default: {
 		json_int_t i;
 		double d;
-		return number(p, end, &p, &i, &d) != NOT_READ ? p : NULL;
+		if (number(p, end, &p, &i, &d) == NOT_READ)
+			return NULL;
+		goto after;
 	}
+	}
+key: /* p at c, where a key must be, in an object at depth - 1 */
+	if (c != '"' || !(p = skip_string(p, end)) || !eat(&p, end, ':'))
+		return NULL;
+	next(&p, end);
+	goto value;
+after: /* a value at depth ended at p */
+	if (depth == top)
+		return p;
+	{
+		unsigned parent = depth - 1;
+		bool object = objects[parent / 64] >> (parent % 64) & 1;
+		c = next(&p, end);
+		if (c == ',') {
+			p++;
+			c = next(&p, end);
+			if (object)
+				goto key;
+			goto value;
+		}
+		if (c != (object ? '}' : ']'))
+			return NULL;
+		p++;
+		depth = parent;
+		goto after;
 	}
 }
 
@@ -831,7 +672,7 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 				if (!eat(&p, end, ':'))
 					goto fail;
 				next(&p, end);
-				if (!(p = skip_value(r, p, depth + 1)))
+				if (!(p = skip_value(p, end, depth + 1)))
 					goto fail;
 				goto next;
 			}
@@ -970,7 +811,6 @@ json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_jso
 		}
 	}
 	free(r.scratch);
-	free(r.keys);
 	return p ? root : NULL;
 }
 
@@ -988,16 +828,168 @@ static void leave_out(json_t *root, const struct kilt_json_skip *skip, size_t n_
 	}
 }
 
+/* Past a value of a text json_loadb read (flags 0), at p: strings through skip_string(),
+ * containers by their brackets; NULL if it is not as jansson read it (it never should be). */
+static const unsigned char *pass_value(const unsigned char *p, const unsigned char *end)
+{
+	size_t open = 0;
+	do {
+		p = ws(p, end);
+		if (p >= end)
+			return NULL;
+		switch (*p) {
+		case '"':
+			if (!(p = skip_string(p, end)))
+				return NULL;
+			break;
+		case '{':
+		case '[':
+			open++;
+			p++;
+			break;
+		case '}':
+		case ']':
+			if (!open--)
+				return NULL;
+			p++;
+			break;
+		case ',':
+		case ':':
+			if (!open)
+				return NULL;
+			p++;
+			break;
+		default: { /* a number or a literal */
+			const unsigned char *from = p;
+			while (p<end && * p> ' ' && *p != ',' && *p != '}' && *p != ']')
+				p++;
+			if (p == from)
+				return NULL; /* a byte jansson refused */
+		}
+		}
+	} while (open);
+	return p;
+}
+
+/* In `copy` (of `text`, which jansson read without an error up to r->end), the value of each
+ * member at the reader's paths inside the object at p (at `depth`, on `paths`) replaced by a 0
+ * and spaces: the same length, so jansson's positions stay (a value cut at r->end, blanked up
+ * to there). Where the object ends; NULL where the text stops being as jansson read it (at
+ * r->end, or in the error there), what was found before blanked. */
+static const unsigned char *blank_left_out(struct reader *r, const unsigned char *p, unsigned depth,
+					   uint32_t paths, const unsigned char *text, char *copy)
+{
+	const unsigned char *end = r->end;
+	p++;
+	if (next(&p, end) == '}')
+		return p + 1;
+	for (;;) {
+		const char *k;
+		size_t klen;
+		int at;
+		if (next(&p, end) != '"' || !(p = string(r, p, &k, &klen)))
+			return NULL;
+		uint32_t child = member_paths(r, depth, paths, k, klen, &at);
+		if (!eat(&p, end, ':'))
+			return NULL;
+		next(&p, end);
+		const unsigned char *v = p;
+		if (child && p < end && *p == '{')
+			p = blank_left_out(r, p, depth + 1, child, text, copy);
+		else
+			p = pass_value(p, end);
+		if (at >= 0 && v < end) {
+			memset(copy + (v - text), ' ', (size_t)((p ? p : end) - v));
+			copy[v - text] = '0';
+		}
+		if (!p)
+			return NULL;
+		if (eat(&p, end, ','))
+			continue;
+		return eat(&p, end, '}') ? p : NULL;
+	}
+}
+
+/* A text json_loadb refused for a duplicate key (`jerr` holding that error): its value when
+ * every duplicate is inside a member left out, else NULL with the error jansson gives first
+ * when those are not taken for errors. The text is read without the duplicate check (its first
+ * other error, if it has one, at `cut`), then with it once the values of the members left out
+ * (before the cut) are blanked: a duplicate found there before the cut is the first error, put
+ * where it is in the text itself. */
+static json_t *parse_duplicates_left_out(const char *text, size_t len, size_t flags,
+					 const struct kilt_json_skip *skip, size_t n_skip,
+					 json_error_t *jerr)
+{
+	json_error_t loose_err;
+	json_t *root = json_loadb(text, len, flags & ~(size_t)JSON_REJECT_DUPLICATES, &loose_err);
+	json_decref(root);
+	size_t cut = len;
+	if (!root && loose_err.position >= 0 && (size_t)loose_err.position < len)
+		cut = (size_t)loose_err.position;
+	struct reader r = { .end = (const unsigned char *)text + cut, .skip = skip };
+	uint32_t paths = 0;
+	for (size_t i = 0; i < n_skip; i++)
+		if (skip[i].n_keys > 0)
+			paths |= 1u << i;
+	_cleanup_free_ char *copy = xmalloc(len + 1);
+	memcpy(copy, text, len);
+	const unsigned char *p = ws((const unsigned char *)text, r.end);
+	if (p < r.end && *p == '{')
+		blank_left_out(&r, p, 1, paths, (const unsigned char *)text, copy);
+	free(r.scratch);
+	json_error_t strict;
+	json_t *blanked = json_loadb(copy, len, flags, &strict);
+	if (root && blanked)
+		return blanked; /* json_loadb(text, flags 0)'s value, less what was blanked */
+	json_decref(blanked);
+	if (!blanked && json_error_code(&strict) == json_error_duplicate_key &&
+	    strict.position >= 0 && (size_t)strict.position <= cut) {
+		/* A duplicate outside what is left out, first. Its line and column as jansson
+		 * counts them in the text itself (what was blanked may have held newlines and
+		 * non-ASCII): a line per newline, a column per byte that is not a UTF-8
+		 * continuation byte. */
+		int line = 1, column = 0;
+		for (size_t i = 0; i < (size_t)strict.position; i++) {
+			unsigned char c = (unsigned char)text[i];
+			if (c == '\n') {
+				line++;
+				column = 0;
+			} else if (c < 0x80 || c >= 0xC0) {
+				column++;
+			}
+		}
+		strict.line = line;
+		strict.column = column;
+		*jerr = strict;
+	} else if (!root) {
+		*jerr = loose_err;
+	} /* else an error of the blanked text that is not a duplicate key: never (jerr kept) */
+	return NULL;
+}
+
+/* Duplicate keys inside a member left out are not refused: kilt never reads what it leaves out,
+ * so no decision taken on the rest can depend on which of two values of a key there would have
+ * been kept; RFC 8259 says only that names SHOULD be unique; the API server (Go's encoding/json)
+ * writes reviews without duplicate keys and would itself take the last one. Everything else in
+ * those members is checked, and duplicates everywhere else are refused (the member left out
+ * twice in one object too). */
 json_t *kilt_json_parse_skip(const char *text, size_t len, size_t flags,
 			     const struct kilt_json_skip *skip, size_t n_skip, json_error_t *jerr)
 {
 	json_t *root = NULL;
 	/* JSON_DECODE_ANY changes nothing for an object or an array, the only roots read here */
-	if (!(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)))
+	bool ours = !(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY));
+	if (ours)
 		root = kilt_json_parse_fast(text, len, skip, n_skip);
 	if (root)
 		return root;
+	json_error_t local;
+	if (!jerr)
+		jerr = &local;
 	root = json_loadb(text, len, flags, jerr);
+	if (!root && ours && n_skip && n_skip <= KILT_JSON_MAX_SKIP &&
+	    (flags & JSON_REJECT_DUPLICATES) && json_error_code(jerr) == json_error_duplicate_key)
+		root = parse_duplicates_left_out(text, len, flags, skip, n_skip, jerr);
 	if (root && n_skip)
 		leave_out(root, skip, n_skip);
 	return root;

@@ -98,9 +98,18 @@ struct kilt_json_skip {
 #define KILT_JSON_MAX_SKIP 32
 /* kilt_json_parse() without the members at the `n_skip` paths `skip` (at most
  * KILT_JSON_MAX_SKIP): json_loadb's value with those members removed where they are. The text is
- * still read whole: it is refused exactly when json_loadb refuses it, with jansson's error
- * (what is left out is checked as strictly as the rest, its keys for duplicates included), but
- * nothing of what is left out is built. */
+ * still read whole and checked as json_loadb checks it (structure, strings, escapes, UTF-8,
+ * numbers, literals, nesting), what is left out included, but nothing of what is left out is
+ * built, and with JSON_REJECT_DUPLICATES the keys of the objects inside a member left out are
+ * not checked for duplicates: such a text is read as json_loadb(flags 0) reads it, less the
+ * members. That is on purpose: kilt never reads what it leaves out, so nothing it decides can
+ * depend on which value of a key repeated there jansson would keep; RFC 8259 says only that
+ * names SHOULD be unique, and the API server (Go's encoding/json) writes reviews without them
+ * and would take the last one. A duplicate anywhere else is refused, the member left out twice
+ * in one object included. Errors are jansson's: json_loadb(flags)'s, or, for a text that also
+ * has a duplicate key inside a member left out, json_loadb(flags 0)'s or the one of a
+ * duplicate outside those members. With flags other than JSON_REJECT_DUPLICATES and
+ * JSON_DECODE_ANY, json_loadb's value less the members (duplicates refused everywhere). */
 json_t *kilt_json_parse_skip(const char *buf, size_t len, size_t flags,
 			     const struct kilt_json_skip *skip, size_t n_skip, json_error_t *jerr);
 /* json_dump_callback and json_dumps with the same flags and bytes (JSON_INDENT, JSON_COMPACT,

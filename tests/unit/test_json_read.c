@@ -187,25 +187,50 @@ static const struct kilt_json_skip skips[] = {
 	{ path_c, ARRAY_SIZE(path_c) },
 };
 
-/* kilt_json_parse_skip gives json_loadb's value less a.b and c, or json_loadb's error; the
- * reader reads it itself (`fast`) or leaves it to jansson. */
-static void assert_skips_as_jansson(const char *text, bool fast_reads, size_t flags)
+static json_t *loadb_without(const char *text, size_t len, size_t flags, json_error_t *jerr)
+{
+	json_t *v = json_loadb(text, len, flags, jerr);
+	if (v) {
+		json_object_del(json_object_get(v, "a"), "b");
+		json_object_del(v, "c");
+	}
+	return v;
+}
+
+static void assert_same_values(json_t *a, json_t *b)
+{
+	_cleanup_free_ char *ta = kilt_json_dumps(a, JSON_COMPACT);
+	_cleanup_free_ char *tb = kilt_json_dumps(b, JSON_COMPACT);
+	assert_string_equal(ta, tb);
+}
+
+/* kilt_json_parse_skip gives json_loadb's value less a.b and c, or json_loadb's error, for the
+ * text `as` (NULL: the text itself); the reader reads it itself (`fast`) or leaves it to
+ * jansson. `as` is the text with duplicate keys inside a.b or c taken out (the same length, so
+ * jansson's positions are the same): those are not refused. */
+static void assert_skips_as(const char *text, bool fast_reads, size_t flags, const char *as)
 {
 	size_t len = strlen(text);
 	json_error_t want_err, got_err;
-	json_t *want = json_loadb(text, len, flags, &want_err);
-	if (want) {
-		json_object_del(json_object_get(want, "a"), "b");
-		json_object_del(want, "c");
+	if (as) {
+		/* the case is one of a duplicate inside what is left out */
+		assert_int_equal(strlen(as), len);
+		json_t *strict = json_loadb(text, len, JSON_REJECT_DUPLICATES, &want_err);
+		assert_null(strict);
+		assert_int_equal(json_error_code(&want_err), json_error_duplicate_key);
 	}
+	json_t *want = loadb_without(as ? as : text, len, flags, &want_err);
 	json_t *got = kilt_json_parse_skip(text, len, flags, skips, ARRAY_SIZE(skips), &got_err);
 	if (!got != !want)
 		fail_msg("%s by jansson, %s leaving members out: %s", want ? "read" : "refused",
 			 got ? "read" : "refused", text);
 	if (want) {
-		_cleanup_free_ char *a = kilt_json_dumps(got, JSON_COMPACT);
-		_cleanup_free_ char *b = kilt_json_dumps(want, JSON_COMPACT);
-		assert_string_equal(a, b);
+		assert_same_values(got, want);
+		/* which is json_loadb's value without the duplicate check, less the members */
+		json_t *loose = loadb_without(text, len, 0, NULL);
+		assert_non_null(loose);
+		assert_same_values(got, loose);
+		json_decref(loose);
 	} else {
 		assert_string_equal(got_err.text, want_err.text);
 		assert_int_equal(got_err.line, want_err.line);
@@ -215,14 +240,16 @@ static void assert_skips_as_jansson(const char *text, bool fast_reads, size_t fl
 	json_t *fast = kilt_json_parse_fast(text, len, skips, ARRAY_SIZE(skips));
 	if (!fast != !fast_reads)
 		fail_msg("the reader %s %s", fast ? "read" : "refused", text);
-	if (fast) {
-		_cleanup_free_ char *a = kilt_json_dumps(fast, JSON_COMPACT);
-		_cleanup_free_ char *b = kilt_json_dumps(want, JSON_COMPACT);
-		assert_string_equal(a, b);
-	}
+	if (fast)
+		assert_same_values(fast, want);
 	json_decref(fast);
 	json_decref(got);
 	json_decref(want);
+}
+
+static void assert_skips_as_jansson(const char *text, bool fast_reads, size_t flags)
+{
+	assert_skips_as(text, fast_reads, flags, NULL);
 }
 
 static void test_json_read__skip(void **state)
@@ -259,21 +286,14 @@ static void test_json_read__skip(void **state)
 		{ "{\"c\":[1234567890123456789012345678901234567890123456789012345678901234567890."
 		  "5]}",
 		  false },
-		/* refused as jansson refuses it: duplicates outside, inside, of the member itself
-		 * (also spelled another way), and whatever is not JSON in what is left out */
+		/* refused as jansson refuses it: duplicates outside, of the member itself (also
+		 * spelled another way), and whatever is not JSON in what is left out */
 		{ "{\"c\":1,\"c\":2}", false },
 		{ "{\"c\":1,\"\\u0063\":2}", false },
 		{ "{\"a\":{\"b\":1,\"b\":1}}", false },
 		{ "{\"a\":{\"b\":1},\"a\":{}}", false },
-		{ "{\"c\":{\"x\":1,\"x\":2}}", false },
-		{ "{\"c\":[{\"\\/\":1,\"/\":1}]}", false },
-		{ "{\"c\":{\"\\u00e9\":1,\"\xc3\xa9\":1}}", false },
-		{ "{\"c\":{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
-		  "\"k9\":1,\"k10\":1,\"k3\":1}}",
-		  false },
-		{ "{\"c\":{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
-		  "\"k9\":1,\"k10\":1,\"k10\":1}}",
-		  false },
+		{ "{\"a\":{\"x\":1,\"x\":2},\"c\":[]}", false },
+		{ "{\"d\":[{\"x\":1,\"y\":{\"z\":1,\"z\":2}}],\"c\":[]}", false },
 		{ "{\"c\":[1e400]}", false },
 		{ "{\"c\":[9223372036854775808]}", false },
 		{ "{\"c\":[01]}", false },
@@ -291,6 +311,64 @@ static void test_json_read__skip(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		assert_skips_as_jansson(cases[i].text, cases[i].fast, JSON_REJECT_DUPLICATES);
+	/* Duplicate keys inside what is left out are not refused (read as without the duplicate
+	 * check, less the members), at any depth and however spelled; one outside still is (its
+	 * error where it is), and so is anything else that is not JSON (jansson's error without
+	 * the duplicate check). Each text with the one `as` jansson reads the same way. */
+	static const struct {
+		const char *text, *as;
+		bool fast;
+	} dups[] = {
+		{ "{\"c\":{\"x\":1,\"x\":2}}", "{\"c\":{\"x\":1,\"y\":2}}", true },
+		{ "{\"a\":{\"b\":{\"x\":1,\"x\":2}}}", "{\"a\":{\"b\":{\"x\":1,\"y\":2}}}", true },
+		{ "{\"c\":[{\"\\/\":1,\"/\":1}]}", "{\"c\":[{\"\\/\":1,\"|\":1}]}", true },
+		{ "{\"c\":{\"\\u00e9\":1,\"\xc3\xa9\":1}}",
+		  "{\"c\":{\"\\u00e9\":1,\"\xc3\xaa\":1}}", true },
+		{ "{\"c\":[[{\"d\":{\"e\":[{\"k:{\\\"n\\\":1}\":{},\"k:{\\\"n\\\":1}\":{}}]}}]],"
+		  "\"x\":1}",
+		  "{\"c\":[[{\"d\":{\"e\":[{\"k:{\\\"n\\\":1}\":{},\"k:{\\\"n\\\":2}\":{}}]}}]],"
+		  "\"x\":1}",
+		  true },
+		{ "{\"c\":{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
+		  "\"k9\":1,\"k10\":1,\"k3\":1}}",
+		  "{\"c\":{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
+		  "\"k9\":1,\"k10\":1,\"kx\":1}}",
+		  true },
+		/* read by jansson (a number the reader leaves to it), duplicates inside too */
+		{ "{\"c\":{\"x\":1,\"x\":"
+		  "12345678901234567890123456789012345678901234567890123456789"
+		  "012345678901.5}}",
+		  "{\"c\":{\"x\":1,\"y\":"
+		  "12345678901234567890123456789012345678901234567890123456789"
+		  "012345678901.5}}",
+		  false },
+		/* a duplicate outside after one inside: refused where the one outside is */
+		{ "{\"c\":{\"x\":1,\"x\":2},\"d\":1,\"d\":2}",
+		  "{\"c\":{\"x\":1,\"y\":2},\"d\":1,\"d\":2}", false },
+		{ "{\"c\":{\"x\":1,\"x\":2},\"a\":{\"b\":1,\"b\":1}}",
+		  "{\"c\":{\"x\":1,\"y\":2},\"a\":{\"b\":1,\"b\":1}}", false },
+		/* where, as jansson counts lines and columns of what is left out */
+		{ "{\"c\":[{\"x\":1,\n\"x\":\"\xc3\xa9\xf0\x9f\x98\x80\"}],\"d\":1,\"d\":2}",
+		  "{\"c\":[{\"x\":1,\n\"y\":\"\xc3\xa9\xf0\x9f\x98\x80\"}],\"d\":1,\"d\":2}",
+		  false },
+		{ "{\"c\":{\"x\":1,\"x\":2},\"c\":3}", "{\"c\":{\"x\":1,\"y\":2},\"c\":3}", false },
+		{ "{\"a\":{\"b\":{\"x\":1,\"x\":2},\"d\":{\"z\":1,\"z\":2}}}",
+		  "{\"a\":{\"b\":{\"x\":1,\"y\":2},\"d\":{\"z\":1,\"z\":2}}}", false },
+		/* not JSON after a duplicate inside: jansson's error for it */
+		{ "{\"c\":[{\"x\":1,\"x\":2},\"\\q\"]}", "{\"c\":[{\"x\":1,\"y\":2},\"\\q\"]}",
+		  false },
+		{ "{\"c\":[{\"x\":1,\"x\":2},\"\xc3\"]}", "{\"c\":[{\"x\":1,\"y\":2},\"\xc3\"]}",
+		  false },
+		{ "{\"c\":[{\"x\":1,\"x\":2},\"\\udc00\"]}",
+		  "{\"c\":[{\"x\":1,\"y\":2},\"\\udc00\"]}", false },
+		{ "{\"c\":[{\"x\":1,\"x\":2},01]}", "{\"c\":[{\"x\":1,\"y\":2},01]}", false },
+		{ "{\"c\":[{\"x\":1,\"x\":2},]}", "{\"c\":[{\"x\":1,\"y\":2},]}", false },
+		{ "{\"c\":[{\"x\":1,\"x\":2}", "{\"c\":[{\"x\":1,\"y\":2}", false },
+		{ "{\"c\":{\"x\":1,\"x\":2},\"d\":tru}", "{\"c\":{\"x\":1,\"y\":2},\"d\":tru}",
+		  false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(dups); i++)
+		assert_skips_as(dups[i].text, dups[i].fast, JSON_REJECT_DUPLICATES, dups[i].as);
 	/* without JSON_REJECT_DUPLICATES: jansson's rule for which value stays, then left out */
 	assert_skips_as_jansson("{\"c\":1,\"c\":2,\"a\":{\"x\":1,\"x\":2}}", false, 0);
 	assert_skips_as_jansson("{\"a\":{\"b\":1},\"a\":{\"b\":2,\"d\":3}}", false, 0);
