@@ -447,8 +447,8 @@ static const unsigned char *skip_escape(const unsigned char *q, const unsigned c
  * it. Nothing is decoded. The bytes of 0x80 and more are checked as UTF-8 at once, escapes
  * included: those are ASCII, which no UTF-8 sequence holds, so that is the check of each run
  * between them. */
-static inline __attribute__((always_inline)) const unsigned char *
-skip_string(const unsigned char *p, const unsigned char *end)
+static __attribute__((noinline)) const unsigned char *skip_string(const unsigned char *p,
+								  const unsigned char *end)
 {
 	const unsigned char *start = p + 1, *q = start;
 	unsigned high = 0;
@@ -512,6 +512,66 @@ closed:
 	return q + 1;
 }
 
+/* A string left out at its opening quote p that closes within 32 bytes, its only escapes two
+ * bytes long (\" \/ \b \f \n \r \t, no \\ or \u), without a control character or a byte of
+ * 0x80 or more (most of the keys left out): where it ends; NULL for any other (skip_string()
+ * reads it then). */
+static inline const unsigned char *skip_short_string(const unsigned char *p,
+						     const unsigned char *end)
+{
+#if defined(__SSE2__)
+	if (end - p < 33)
+		return NULL;
+	const unsigned char *q = p + 1;
+	for (int w = 0; w < 2; w++, q += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+		unsigned quotes =
+			(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+		unsigned bs = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+		/* below 0x20 or 0x80 and more: below 0x20 as signed bytes */
+		unsigned other =
+			(unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+		if (bs) {
+			/* each backslash alone, within the window, before a byte of a two-byte
+			 * escape other than \\: that byte is not a quote that ends the string */
+			if ((bs & (bs << 1)) || (bs & 0x8000))
+				return NULL;
+			__m128i simple = _mm_or_si128(
+				_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+							  _mm_cmpeq_epi8(v, _mm_set1_epi8('/'))),
+					     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('b')),
+							  _mm_cmpeq_epi8(v, _mm_set1_epi8('f')))),
+				_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('n')),
+							  _mm_cmpeq_epi8(v, _mm_set1_epi8('r'))),
+					     _mm_cmpeq_epi8(v, _mm_set1_epi8('t'))));
+			unsigned escaped = bs << 1;
+			if (escaped & ~(unsigned)_mm_movemask_epi8(simple))
+				return NULL;
+			quotes &= ~escaped;
+		}
+		/* the bytes before the first quote (all of them without one) */
+		unsigned before = (quotes & (0u - quotes)) - 1;
+		if (other & before)
+			return NULL;
+		if (quotes)
+			return q + __builtin_ctz(quotes) + 1;
+	}
+	return NULL;
+#else
+	(void)p;
+	(void)end;
+	return NULL;
+#endif
+}
+
+/* p past whitespace (what the API server sends has none: one test then). */
+static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
+{
+	if (p<end && * p> ' ')
+		return p;
+	return ws(p, end);
+}
+
 /* A value left out at p, at `depth`: where it ends when value() would have built one, else
  * NULL. It is checked as value() checks what it builds (structure, strings and their escapes
  * and UTF-8, numbers, literals, nesting), in one loop without a call per nested value, except
@@ -523,32 +583,36 @@ skip_value(const unsigned char *p, const unsigned char *end, unsigned depth)
 	/* a bit for each container open, by its depth: set for an object, clear for an array */
 	uint64_t objects[MAX_DEPTH / 64 + 1] = { 0 };
 	const unsigned top = depth;
-	int c;
+	bool in_object = false; /* the container the value at depth is in (depth > top) */
+	const unsigned char *q;
 value: /* p at a value, at depth */
 	if (p >= end || depth > MAX_DEPTH)
 		return NULL;
 	switch (*p) {
 	case '{':
-		p++;
-		if ((c = next(&p, end)) == '}') {
+		p = skip_ws(p + 1, end);
+		if (p < end && *p == '}') {
 			p++;
 			goto after;
 		}
 		objects[depth / 64] |= 1ull << (depth % 64);
 		depth++;
+		in_object = true;
 		goto key;
 	case '[':
-		p++;
-		if (next(&p, end) == ']') {
+		p = skip_ws(p + 1, end);
+		if (p < end && *p == ']') {
 			p++;
 			goto after;
 		}
 		objects[depth / 64] &= ~(1ull << (depth % 64));
 		depth++;
+		in_object = false;
 		goto value;
 	case '"':
-		if (!(p = skip_string(p, end)))
+		if (!(q = skip_short_string(p, end)) && !(q = skip_string(p, end)))
 			return NULL;
+		p = q;
 		goto after;
 	case 't':
 		if (!(p = word(p, end, "true", 4)))
@@ -565,36 +629,60 @@ value: /* p at a value, at depth */
 	default: {
 		json_int_t i;
 		double d;
-		if (number(p, end, &p, &i, &d) == NOT_READ)
+		if (number(p, end, &q, &i, &d) == NOT_READ)
 			return NULL;
+		p = q;
 		goto after;
 	}
 	}
-key: /* p at c, where a key must be, in an object at depth - 1 */
-	if (c != '"' || !(p = skip_string(p, end)) || !eat(&p, end, ':'))
+key: /* p past whitespace where a key must be, in an object at depth - 1 */
+	if (p >= end || *p != '"')
 		return NULL;
-	next(&p, end);
+key_quote: /* p at the key's opening quote */
+	if (!(q = skip_short_string(p, end)) && !(q = skip_string(p, end)))
+		return NULL;
+	p = q;
+	/* most members left out (managedFields' fieldsV1) are "key":{}, then a key */
+	if (end - p >= 3 && p[0] == ':') {
+		if (p[1] == '{' && p[2] == '}' && depth <= MAX_DEPTH) {
+			if (end - p >= 5 && p[3] == ',' && p[4] == '"') {
+				p += 4;
+				goto key_quote;
+			}
+			p += 3;
+			goto member_done;
+		}
+		p++;
+	} else {
+		p = skip_ws(p, end);
+		if (p >= end || *p != ':')
+			return NULL;
+		p++;
+	}
+	p = skip_ws(p, end);
 	goto value;
 after: /* a value at depth ended at p */
 	if (depth == top)
 		return p;
-	{
-		unsigned parent = depth - 1;
-		bool object = objects[parent / 64] >> (parent % 64) & 1;
-		c = next(&p, end);
-		if (c == ',') {
-			p++;
-			c = next(&p, end);
-			if (object)
-				goto key;
-			goto value;
-		}
-		if (c != (object ? '}' : ']'))
-			return NULL;
-		p++;
-		depth = parent;
-		goto after;
+member_done: /* the same, inside a container */
+	p = skip_ws(p, end);
+	if (p >= end)
+		return NULL;
+	if (*p == ',') {
+		p = skip_ws(p + 1, end);
+		if (in_object)
+			goto key;
+		goto value;
 	}
+	if (*p != (in_object ? '}' : ']'))
+		return NULL;
+	p++;
+	depth--;
+	if (depth > top) {
+		unsigned parent = depth - 1;
+		in_object = objects[parent / 64] >> (parent % 64) & 1;
+	}
+	goto after;
 }
 
 /* ---- values built ------------------------------------------------------------------------ */
