@@ -232,7 +232,10 @@ static size_t value_end(const char *text, size_t end, size_t i)
 		} else if (c == '}' || c == ']') {
 			open--;
 		} else if (!open && !strchr(" \t\r\n,", c)) {
-			while (i < end && !strchr(" \t\r\n,]}", text[i]))
+			while (i < end && text[i] && !strchr(" \t\r\n,]}", text[i]))
+				i++;
+			/* jansson reads a NUL byte right after a number or a literal as nothing */
+			if (i < end && !text[i])
 				i++;
 			return i;
 		}

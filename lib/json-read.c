@@ -953,6 +953,9 @@ static const unsigned char *pass_value(const unsigned char *p, const unsigned ch
 				p++;
 			if (p == from)
 				return NULL; /* a byte jansson refused */
+			/* jansson reads a NUL byte right after a number or a literal as nothing */
+			if (p < end && *p == '\0')
+				p++;
 		}
 		}
 	} while (open);
