@@ -121,6 +121,19 @@ static inline uint64_t run_stops(uint64_t w)
 	return ((w - ONES * 0x20) | (quote - ONES) | (backslash - ONES)) & ~w & HIGHS;
 }
 
+#if defined(__SSE2__)
+/* The mask of the sixteen bytes of v that end a run of plain string bytes: below 0x20, '"' or
+ * '\\' (bit i for byte i). */
+static inline unsigned window_stops(__m128i v)
+{
+	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+		      control = _mm_set1_epi8(0x1f);
+	return (unsigned)_mm_movemask_epi8(
+		_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+			     _mm_cmpeq_epi8(_mm_min_epu8(v, control), v)));
+}
+#endif
+
 /* A run of bytes that stand for themselves in a string: none below 0x20, no '"' or '\\'.
  * *ret_high says whether one of them is 0x80 or more (UTF-8 to check). */
 static inline const unsigned char *plain_run(const unsigned char *p, const unsigned char *end,
@@ -129,14 +142,9 @@ static inline const unsigned char *plain_run(const unsigned char *p, const unsig
 	uint64_t high = 0;
 #if defined(__SSE2__)
 	/* sixteen bytes at a time: a mask of the bytes that end the run, one of the high bytes */
-	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
-		      control = _mm_set1_epi8(0x1f);
 	while (end - p >= 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		__m128i s = _mm_or_si128(
-			_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-			_mm_cmpeq_epi8(_mm_min_epu8(v, control), v));
-		unsigned stop = (unsigned)_mm_movemask_epi8(s);
+		unsigned stop = window_stops(v);
 		unsigned highs = (unsigned)_mm_movemask_epi8(v);
 		if (stop) {
 			high |= highs & ((stop & (0 - stop)) - 1);
@@ -453,13 +461,9 @@ static __attribute__((noinline)) const unsigned char *skip_string(const unsigned
 	const unsigned char *start = p + 1, *q = start;
 	unsigned high = 0;
 #if defined(__SSE2__)
-	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
-		      control = _mm_set1_epi8(0x1f);
 	while (end - q >= 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-		unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-			_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-			_mm_cmpeq_epi8(_mm_min_epu8(v, control), v)));
+		unsigned stop = window_stops(v);
 		unsigned highs = (unsigned)_mm_movemask_epi8(v);
 		unsigned done = 16; /* bytes of the window read */
 		while (stop) {
