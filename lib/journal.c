@@ -250,8 +250,9 @@ static void add_op(struct patcher *p, int op, const json_t *value)
 {
 	json_t *o = json_object();
 	json_object_set_new_nocheck(o, "op", json_incref(p->op_names[op]));
-	json_object_set_new_nocheck(o, "path",
-				    json_stringn(p->path.data ? p->path.data : "", p->path.len));
+	/* keys of jansson objects (valid UTF-8, cut at a NUL by path_push) and digits */
+	json_object_set_new_nocheck(
+		o, "path", json_stringn_nocheck(p->path.data ? p->path.data : "", p->path.len));
 	if (value)
 		json_object_set_new_nocheck(o, "value",
 					    p->share ? json_incref((json_t *)(uintptr_t)value)
@@ -574,8 +575,9 @@ json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
 	struct patcher p = { .j = j,
 			     .v = xcalloc(j->n + 1, sizeof(*p.v)),
 			     .ops = json_array(),
-			     .op_names = { json_string("add"), json_string("replace"),
-					   json_string("remove") },
+			     .op_names = { json_string_nocheck("add"),
+					   json_string_nocheck("replace"),
+					   json_string_nocheck("remove") },
 			     .share = j->share_values };
 	kbuf_init(&p.path, SIZE_MAX / 2);
 	/* Each changed node once, with its entries newest first. */

@@ -152,6 +152,17 @@ static json_t *array_of(size_t n, ...)
 	return a;
 }
 
+/* A string node of text that is valid UTF-8 already: a literal, ASCII the engine wrote (names,
+ * paths), or the C string of a jansson value (jansson holds only valid UTF-8; its C string ends at
+ * the first NUL, as json_string's copy of it would). json_string checks it again, which was a
+ * tenth of the strings' cost in a review. */
+static json_t *str_node(const char *s)
+{
+	return json_string_nocheck(s);
+}
+
+#define STR_LIT(lit) json_stringn_nocheck("" lit, sizeof(lit) - 1)
+
 /* ---- journaled edits ----------------------------------------------------------------------- */
 
 static void set(struct run *run, json_t *obj, const char *key, json_t *value)
@@ -210,7 +221,7 @@ enum { CREATED = 1, CREATED_FROM_NULL = 2 };
 /* What the status records for a field kilt created: true (it was absent) or "null". */
 static json_t *created_marker(int created)
 {
-	return created == CREATED_FROM_NULL ? json_string("null") : json_true();
+	return created == CREATED_FROM_NULL ? STR_LIT("null") : json_true();
 }
 
 /* Undoes a created field when it is empty again: deleted, or null as it was. */
@@ -601,7 +612,7 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 				    ? json_object_get(rec, "capabilities_created_null")
 				    : NULL;
 	if (created && json_is_array(add) && json_array_size(add) == 0) {
-		_cleanup_json_ json_t *marker = how ? json_string("null") : json_true();
+		_cleanup_json_ json_t *marker = how ? STR_LIT("null") : json_true();
 		if (strcmp(created, "securityContext") == 0 && json_object_size(caps) == 1 &&
 		    json_object_size(sc) == 1)
 			undo_created(run, c, "securityContext", marker, true);
@@ -676,13 +687,13 @@ struct injection {
 static json_t *env_entry(const char *name, const json_t *value)
 {
 	if (json_is_string(value))
-		return object_of(2, "name", json_string(name), "value",
-				 json_string(json_string_value(value)));
+		return object_of(2, "name", str_node(name), "value",
+				 str_node(json_string_value(value)));
 	if (json_is_object(value) && json_object_get(value, "valueFrom"))
-		return object_of(2, "name", json_string(name), "valueFrom",
+		return object_of(2, "name", str_node(name), "valueFrom",
 				 json_incref(json_object_get(value, "valueFrom")));
 	_cleanup_free_ char *text = kilt_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-	return object_of(2, "name", json_string(name), "value", json_string(text ? text : ""));
+	return object_of(2, "name", str_node(name), "value", json_string(text ? text : ""));
 }
 
 /* An env entry's members, read in one pass over its object (a lookup by key hashes the key and
@@ -860,7 +871,7 @@ static bool merge_variable(struct run *run, json_t *env, json_t *cur, const char
 	_cleanup_json_ json_t *want = env_entry(name, value);
 	if (!cur) {
 		append(run, env, json_incref(want));
-		json_array_append_new(added, json_string(name));
+		json_array_append_new(added, str_node(name));
 		return true;
 	}
 	json_array_append_new(replaced, json_deep_copy(cur));
@@ -1002,7 +1013,7 @@ static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, 
 			_cleanup_json_ json_t *own = vf ? json_pack("{sO}", "valueFrom", vf)
 						     : v && !json_is_null(v)
 							     ? json_incref((json_t *)(uintptr_t)v)
-							     : json_string("");
+							     : STR_LIT("");
 			merge_variable(run, env, e, name, own, added, replaced);
 		}
 	}
@@ -1077,8 +1088,8 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 						      cap_eq(json_string_value(have), s));
 			}
 			if (!present) {
-				json_array_append_new(add, json_string(s));
-				json_array_append_new(added, json_string(s));
+				json_array_append_new(add, str_node(s));
+				json_array_append_new(added, str_node(s));
 			}
 		}
 		set(run, c, "securityContext",
@@ -1087,7 +1098,7 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 			json_object_set_nocheck(rec, "capabilities_added", added);
 		json_decref(added);
 		json_object_set_new_nocheck(rec, "capabilities_created",
-					    json_string("securityContext"));
+					    STR_LIT("securityContext"));
 		if (have_sc)
 			json_object_set_new_nocheck(rec, "capabilities_created_null", json_true());
 		return 0;
@@ -1130,8 +1141,8 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 				  (json_is_string(have) && cap_eq(json_string_value(have), s));
 		}
 		if (!present) {
-			append(run, add, json_string(s));
-			json_array_append_new(added, json_string(s));
+			append(run, add, str_node(s));
+			json_array_append_new(added, str_node(s));
 		}
 		json_array_foreach (drop, k, have) {
 			if (json_is_string(have) && cap_eq(json_string_value(have), s)) {
@@ -1149,7 +1160,7 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 		json_object_set_nocheck(rec, "capabilities_added", added);
 	json_decref(added);
 	if (created)
-		json_object_set_new_nocheck(rec, "capabilities_created", json_string(created));
+		json_object_set_new_nocheck(rec, "capabilities_created", str_node(created));
 	if (created && from_null)
 		json_object_set_new_nocheck(rec, "capabilities_created_null", json_true());
 	return 0;
@@ -1186,10 +1197,10 @@ static int add_mounts(struct run *run, json_t *c, const json_t *mounts, json_t *
 					name);
 			if (find_named(vm, "name", name))
 				continue;
-			json_t *entry = object_of(3, "name", json_string(name), "mountPath",
-						  json_string(ps), "readOnly", json_true());
+			json_t *entry = object_of(3, "name", str_node(name), "mountPath",
+						  str_node(ps), "readOnly", json_true());
 			if (run->opts->volume_source == KILT_K8S_VOLUME_IMAGE && ps[1])
-				json_object_set_new_nocheck(entry, "subPath", json_string(ps + 1));
+				json_object_set_new_nocheck(entry, "subPath", str_node(ps + 1));
 			append(run, vm, entry);
 		}
 	}
@@ -1263,14 +1274,14 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 		json_t *volumes = json_object_get(m, "volumes");
 		json_t *cmd = array_of(
 			2, json_string(o->copy_helper ? o->copy_helper : DEFAULT_COPY_HELPER),
-			json_string("--copy"));
+			STR_LIT("--copy"));
 		json_t *cvm = json_array();
 		size_t k;
 		json_t *path;
 		json_array_foreach (volumes, k, path) {
 			char name[MAX_NAME + 1];
 			volume_name(name, sizeof(name), m, k);
-			json_array_append_new(vnames, json_string(name));
+			json_array_append_new(vnames, str_node(name));
 			bool kept = false;
 			size_t q;
 			json_t *on;
@@ -1282,10 +1293,9 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 				char dest[64];
 				snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
 				json_array_append(cmd, path);
-				json_array_append_new(cmd, json_string(dest));
-				json_array_append_new(cvm,
-						      object_of(2, "name", json_string(name),
-								"mountPath", json_string(dest)));
+				json_array_append_new(cmd, str_node(dest));
+				json_array_append_new(cvm, object_of(2, "name", str_node(name),
+								     "mountPath", str_node(dest)));
 				continue;
 			}
 			if (find_named(vols, "name", name)) {
@@ -1297,20 +1307,19 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			}
 			json_t *vol;
 			if (o->volume_source == KILT_K8S_VOLUME_IMAGE)
-				vol = object_of(2, "name", json_string(name), "image",
-						object_of(2, "reference", json_string(image),
-							  "pullPolicy",
-							  json_string("IfNotPresent")));
+				vol = object_of(2, "name", str_node(name), "image",
+						object_of(2, "reference", str_node(image),
+							  "pullPolicy", STR_LIT("IfNotPresent")));
 			else
-				vol = object_of(2, "name", json_string(name), "emptyDir",
+				vol = object_of(2, "name", str_node(name), "emptyDir",
 						json_object());
 			append(run, vols, vol);
 			char dest[64];
 			snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
 			json_array_append(cmd, path);
-			json_array_append_new(cmd, json_string(dest));
-			json_array_append_new(cvm, object_of(2, "name", json_string(name),
-							     "mountPath", json_string(dest)));
+			json_array_append_new(cmd, str_node(dest));
+			json_array_append_new(cvm, object_of(2, "name", str_node(name), "mountPath",
+							     str_node(dest)));
 		}
 		if (o->volume_source == KILT_K8S_VOLUME_IMAGE) {
 			json_decref(cmd);
@@ -1341,7 +1350,7 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 		if (ikept && find_named(init, "name", cname)) {
 			json_decref(cmd);
 			json_decref(cvm);
-			json_array_append_new(inames, json_string(cname));
+			json_array_append_new(inames, str_node(cname));
 			/* a native sidecar another webhook put before it since (re-invocation),
 			 * injected now, needs the files too: the copier moves before it (a new
 			 * node, so that the patch removes and adds kilt's entry alone) */
@@ -1362,31 +1371,30 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			return kilt_error_setf(err, -EEXIST,
 					       "the pod already has a container named %s", cname);
 		}
-		json_t *res = o->init_resources
-				      ? json_deep_copy(o->init_resources)
-				      : object_of(2, "requests",
-						  object_of(2, "cpu", json_string("10m"), "memory",
-							    json_string("16Mi")),
-						  "limits",
-						  object_of(2, "cpu", json_string("100m"), "memory",
-							    json_string("64Mi")));
+		json_t *res = o->init_resources ? json_deep_copy(o->init_resources)
+						: object_of(2, "requests",
+							    object_of(2, "cpu", STR_LIT("10m"),
+								      "memory", STR_LIT("16Mi")),
+							    "limits",
+							    object_of(2, "cpu", STR_LIT("100m"),
+								      "memory", STR_LIT("64Mi")));
 		json_t *sc = object_of(6, "allowPrivilegeEscalation", json_false(), "capabilities",
-				       object_of(1, "drop", array_of(1, json_string("ALL"))),
+				       object_of(1, "drop", array_of(1, STR_LIT("ALL"))),
 				       "readOnlyRootFilesystem", json_true(), "runAsNonRoot",
 				       json_boolean(o->copy_user != 0), "runAsUser",
 				       json_integer((json_int_t)o->copy_user), "seccompProfile",
-				       object_of(1, "type", json_string("RuntimeDefault")));
+				       object_of(1, "type", STR_LIT("RuntimeDefault")));
 		json_t *ic =
-			object_of(7, "name", json_string(cname), "image", json_string(image),
-				  "command", cmd, "imagePullPolicy", json_string("IfNotPresent"),
-				  "resources", res, "volumeMounts", cvm, "securityContext", sc);
+			object_of(7, "name", str_node(cname), "image", str_node(image), "command",
+				  cmd, "imagePullPolicy", STR_LIT("IfNotPresent"), "resources", res,
+				  "volumeMounts", cvm, "securityContext", sc);
 		if (at == json_array_size(init)) {
 			append(run, init, ic);
 		} else {
 			kilt_journal_removed(run->j, init, json_copy(init));
 			json_array_insert_new(init, at, ic);
 		}
-		json_array_append_new(inames, json_string(cname));
+		json_array_append_new(inames, str_node(cname));
 	}
 	if (init && icreated)
 		json_object_set_new_nocheck(inj->status, "init_containers_created",
@@ -1439,8 +1447,7 @@ static json_t *target_env(const json_t *c)
 			json_object_set_new(env, name, json_pack("{sO}", "valueFrom", vf));
 		else
 			json_object_set_new(env, name,
-					    v && !json_is_null(v) ? json_incref(v)
-								  : json_string(""));
+					    v && !json_is_null(v) ? json_incref(v) : STR_LIT(""));
 	}
 	return env;
 }
@@ -1823,7 +1830,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			size_t mark = kilt_journal_mark(run->j);
 			via(run, lists[l]);
 			via(run, c);
-			json_t *rec = object_of(1, "name", json_string(cname));
+			json_t *rec = object_of(1, "name", str_node(cname));
 			json_t *orig = json_object();
 			json_object_set_new_nocheck(rec, "original", orig);
 			/* the plan's members, read in one pass */
@@ -1832,7 +1839,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			const char *pimage = json_string_value(pm[PLAN_IMAGE]);
 			if (pimage && strcmp(pimage, str_at(c, "image")) != 0) {
 				json_object_set_nocheck(orig, "image", json_object_get(c, "image"));
-				set(run, c, "image", json_string(pimage));
+				set(run, c, "image", str_node(pimage));
 			}
 			const char *fields[2][2] = { { "command", "entrypoint" },
 						     { "args", "command" } };
@@ -1857,7 +1864,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 					if (!nulls)
 						json_object_set_new_nocheck(rec, "original_null",
 									    nulls = json_array());
-					json_array_append_new(nulls, json_string(fields[f][0]));
+					json_array_append_new(nulls, str_node(fields[f][0]));
 				}
 				set(run, c, fields[f][0], want);
 			}
