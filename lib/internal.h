@@ -26,6 +26,22 @@ size_t kilt_base64_encode_into(const void *in, size_t len, char *out);
 /* The same with the len bytes at buf replaced by their base64, buf having room for it. */
 size_t kilt_base64_encode_in_place(char *buf, size_t len);
 
+/* ---- json.c: an object's members read in one pass ----------------------------------------- */
+/* A key and its length, for kilt_json_members. */
+struct kilt_json_key {
+	const char *s;
+	size_t len;
+};
+#define KILT_JSON_KEY(lit)                                                                         \
+	{                                                                                          \
+		"" lit, sizeof(lit) - 1                                                            \
+	}
+/* ret[i] = obj[keys[i].s] (borrowed) or NULL, for n keys, in one walk over the members of obj
+ * instead of a look-up (a hash of the key and a bucket's walk) per key: for objects of a few
+ * members read for many keys. obj may be NULL or no object: every ret[i] is then NULL. */
+void kilt_json_members(const json_t *obj, const struct kilt_json_key *keys, size_t n,
+		       const json_t **ret);
+
 /* ---- admission ----------------------------------------------------------------------------- */
 struct kilt_admission_review;
 struct kilt_error;

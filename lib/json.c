@@ -4,6 +4,7 @@
  * may hold in a field kilt never touches (CloudFormation accepts both). kilt_json_loadb reads
  * such a number into a value that keeps its text, and kilt's writers (json-write.c) put that text back. */
 #include <float.h>
+#include <stdint.h>
 #include <math.h>
 
 #include "internal.h"
@@ -352,4 +353,24 @@ json_t *kilt_json_loadb(const char *buf, size_t len, size_t flags, json_error_t 
 	kbuf_done(&t);
 	free(r.v);
 	return v;
+}
+
+void kilt_json_members(const json_t *obj, const struct kilt_json_key *keys, size_t n,
+		       const json_t **ret)
+{
+	for (size_t i = 0; i < n; i++)
+		ret[i] = NULL;
+	json_t *o = (json_t *)(uintptr_t)obj;
+	if (!json_is_object(o))
+		return;
+	for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+		const char *k = json_object_iter_key(it);
+		size_t len = json_object_iter_key_len(it);
+		for (size_t i = 0; i < n; i++)
+			if (keys[i].len == len && keys[i].s[0] == k[0] &&
+			    memcmp(keys[i].s, k, len) == 0) {
+				ret[i] = json_object_iter_value(it);
+				break;
+			}
+	}
 }

@@ -1415,17 +1415,12 @@ enum {
 
 static void plan_members(const json_t *plan, const json_t *ret[PLAN_MEMBERS])
 {
-	static const char *const keys[PLAN_MEMBERS] = { "image",       "entrypoint",   "command",
-							"environment", "capabilities", "mounts" };
-	for (void *it = json_object_iter((json_t *)(uintptr_t)plan); it;
-	     it = json_object_iter_next((json_t *)(uintptr_t)plan, it)) {
-		const char *k = json_object_iter_key(it);
-		size_t n = json_object_iter_key_len(it);
-		for (size_t i = 0; i < PLAN_MEMBERS; i++)
-			if (k[0] == keys[i][0] && strlen(keys[i]) == n &&
-			    memcmp(k, keys[i], n) == 0)
-				ret[i] = json_object_iter_value(it);
-	}
+	static const struct kilt_json_key keys[PLAN_MEMBERS] = {
+		KILT_JSON_KEY("image"),	       KILT_JSON_KEY("entrypoint"),
+		KILT_JSON_KEY("command"),      KILT_JSON_KEY("environment"),
+		KILT_JSON_KEY("capabilities"), KILT_JSON_KEY("mounts"),
+	};
+	kilt_json_members(plan, keys, PLAN_MEMBERS, ret);
 }
 
 /* ---- deciding and planning one container --------------------------------------------------- */
@@ -1521,6 +1516,9 @@ static int plan_container(struct pod *p, struct injection *inj, json_t *c, const
 		.environment = env,
 		.metadata = metadata,
 		.platform = p->platform,
+		/* what plan_members reads */
+		.members = KILT_PLAN_IMAGE | KILT_PLAN_ENTRYPOINT | KILT_PLAN_COMMAND |
+			   KILT_PLAN_ENVIRONMENT | KILT_PLAN_CAPABILITIES | KILT_PLAN_MOUNTS,
 	};
 	struct kilt_error perr = { 0 };
 	int r = -EINVAL;

@@ -95,17 +95,21 @@ bool kilt_docker_argv_shared(const json_t *entrypoint, const json_t *command, co
 
 int kilt_plan_check(const json_t *plan, struct kilt_error *err)
 {
-	if (!json_is_object(plan) || !json_is_array(json_object_get(plan, "entrypoint")))
+	enum { ENTRYPOINT, COMMAND, ENVIRONMENT, MOUNTS, CAPABILITIES, PID_MODE, COUNT };
+	static const struct kilt_json_key keys[COUNT] = {
+		KILT_JSON_KEY("entrypoint"),   KILT_JSON_KEY("command"),
+		KILT_JSON_KEY("environment"),  KILT_JSON_KEY("mounts"),
+		KILT_JSON_KEY("capabilities"), KILT_JSON_KEY("pid_mode"),
+	};
+	const json_t *v[COUNT];
+	kilt_json_members(plan, keys, COUNT, v);
+	if (!json_is_object(plan) || !json_is_array(v[ENTRYPOINT]))
 		return kilt_error_setf(err, -EINVAL, "the recipe's plan has no entrypoint list");
-	static const char *const keys[] = { "command", "environment", "mounts", "capabilities" };
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		json_t *v = json_object_get(plan, keys[i]);
-		if (v && !json_is_array(v))
+	for (size_t i = COMMAND; i <= CAPABILITIES; i++)
+		if (v[i] && !json_is_array(v[i]))
 			return kilt_error_setf(err, -EINVAL, "the recipe's plan: %s is not a list",
-					       keys[i]);
-	}
-	json_t *pm = json_object_get(plan, "pid_mode");
-	if (pm && !json_is_string(pm))
+					       keys[i].s);
+	if (v[PID_MODE] && !json_is_string(v[PID_MODE]))
 		return kilt_error_setf(err, -EINVAL, "the recipe's plan: pid_mode is not a string");
 	return 0;
 }

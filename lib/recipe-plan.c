@@ -288,21 +288,56 @@ static int check_mount_images(const json_t *mounts, struct kilt_error *err)
 	return 0;
 }
 
+/* The members of a partial plan, read in one pass. */
+enum {
+	P_IMAGE,
+	P_ENTRYPOINT,
+	P_LAUNCH,
+	P_COMMAND,
+	P_ENVIRONMENT,
+	P_MOUNTS,
+	P_CAPABILITIES,
+	P_PID_MODE,
+	P_UPLOADS,
+	P_BACKGROUND,
+	P_PLATFORMS,
+	P_COUNT
+};
+static const struct kilt_json_key partial_keys[P_COUNT] = {
+	KILT_JSON_KEY("image"),	       KILT_JSON_KEY("entrypoint"),  KILT_JSON_KEY("launch"),
+	KILT_JSON_KEY("command"),      KILT_JSON_KEY("environment"), KILT_JSON_KEY("mounts"),
+	KILT_JSON_KEY("capabilities"), KILT_JSON_KEY("pid_mode"),    KILT_JSON_KEY("uploads"),
+	KILT_JSON_KEY("background"),   KILT_JSON_KEY("platforms"),
+};
+
+/* Whether the plan gets the member `bit` of partial value `in`: the caller reads it, or building
+ * it could fail (a marker naming a fact the target lacks makes the caller resolve the whole
+ * recipe, and that way's result or error must not depend on what the caller reads). */
+static bool wanted(const struct kilt_target *t, unsigned bit, const json_t *in, bool expand)
+{
+	return !t->members || (t->members & bit) || (expand && kilt_recipe_has_marker(in));
+}
+
 int kilt_recipe_finalize(const json_t *partial, const struct kilt_target *t, const char *name,
 			 const char *hash, bool expand, json_t **ret_plan, struct kilt_error *err)
 {
 	_cleanup_json_ json_t *plan = json_object();
-	json_t *rec = json_object();
-	json_object_set_new_nocheck(rec, "name", json_string_nocheck(name));
-	json_object_set_new_nocheck(rec, "hash", json_string_nocheck(hash));
-	json_object_set_new_nocheck(plan, "recipe", rec);
+	if (!t->members || (t->members & KILT_PLAN_RECIPE)) {
+		json_t *rec = json_object();
+		json_object_set_new_nocheck(rec, "name", json_string_nocheck(name));
+		json_object_set_new_nocheck(rec, "hash", json_string_nocheck(hash));
+		json_object_set_new_nocheck(plan, "recipe", rec);
+	}
+	const json_t *pm[P_COUNT];
+	kilt_json_members(partial, partial_keys, P_COUNT, pm);
 
 	int r;
-	const json_t *j = json_object_get(partial, "image");
-	if (j && (r = add_copy(plan, "image", j, t, expand)))
+	const json_t *j = pm[P_IMAGE];
+	if (j && wanted(t, KILT_PLAN_IMAGE, j, expand) &&
+	    (r = add_copy(plan, "image", j, t, expand)))
 		return r;
 
-	j = json_object_get(partial, "entrypoint");
+	j = pm[P_ENTRYPOINT];
 	json_t *ep = NULL;
 	if (j) {
 		if ((r = copy_value(j, t, expand, &ep)))
@@ -313,7 +348,7 @@ int kilt_recipe_finalize(const json_t *partial, const struct kilt_target *t, con
 		return unknown_fact(err, t, "entrypoint");
 	}
 	/* deploy.launch: kilt-launch's argv (counted groups, then "--") in front of the program. */
-	j = json_object_get(partial, "launch");
+	j = pm[P_LAUNCH];
 	if (j) {
 		json_t *l = NULL;
 		if ((r = copy_value(j, t, expand, &l))) {
@@ -325,7 +360,7 @@ int kilt_recipe_finalize(const json_t *partial, const struct kilt_target *t, con
 		ep = l;
 	}
 	json_object_set_new_nocheck(plan, "entrypoint", ep);
-	j = json_object_get(partial, "command");
+	j = pm[P_COMMAND];
 	if (j) {
 		if ((r = add_copy(plan, "command", j, t, expand)))
 			return r;
@@ -338,26 +373,36 @@ int kilt_recipe_finalize(const json_t *partial, const struct kilt_target *t, con
 	}
 
 	json_t *env = NULL;
-	if ((r = merge_env(json_object_get(partial, "environment"), t, expand, &env)))
+	if ((r = merge_env(pm[P_ENVIRONMENT], t, expand, &env)))
 		return r;
 	json_object_set_new_nocheck(plan, "environment", env);
 
-	if ((r = add_copy(plan, "mounts", json_object_get(partial, "mounts"), t, expand)))
+	/* a partial plan has mounts, capabilities, uploads, background and platforms, lists at
+	 * least (kilt_recipe_normalize); the images of the mounts are checked as the plan has them */
+	json_t *mounts = NULL;
+	if ((r = copy_value(pm[P_MOUNTS], t, expand, &mounts)))
 		return r;
-	if ((r = check_mount_images(json_object_get(plan, "mounts"), err)) < 0)
+	json_object_set_new_nocheck(plan, "mounts", mounts);
+	if ((r = check_mount_images(mounts, err)) < 0)
 		return r;
-	if ((r = add_copy(plan, "capabilities", json_object_get(partial, "capabilities"), t,
-			  expand)))
-		return r;
-	j = json_object_get(partial, "pid_mode");
-	if (j && (r = add_copy(plan, "pid_mode", j, t, expand)))
-		return r;
-	if ((r = add_copy(plan, "uploads", json_object_get(partial, "uploads"), t, expand)))
-		return r;
-	if ((r = add_copy(plan, "background", json_object_get(partial, "background"), t, expand)))
-		return r;
-	if ((r = add_copy(plan, "platforms", json_object_get(partial, "platforms"), t, expand)))
-		return r;
+	static const struct {
+		int member;
+		unsigned bit;
+	} rest[] = {
+		{ P_CAPABILITIES, KILT_PLAN_CAPABILITIES }, { P_PID_MODE, KILT_PLAN_PID_MODE },
+		{ P_UPLOADS, KILT_PLAN_UPLOADS },	    { P_BACKGROUND, KILT_PLAN_BACKGROUND },
+		{ P_PLATFORMS, KILT_PLAN_PLATFORMS },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(rest); i++) {
+		j = pm[rest[i].member];
+		/* pid_mode only when the recipe says one */
+		if (rest[i].member == P_PID_MODE && !j)
+			continue;
+		if (!wanted(t, rest[i].bit, j, expand))
+			continue;
+		if ((r = add_copy(plan, partial_keys[rest[i].member].s, j, t, expand)))
+			return r;
+	}
 	*ret_plan = steal_pointer(&plan);
 	return 0;
 }

@@ -17,6 +17,24 @@ struct kilt_target {
 	const json_t *environment; /* object name -> value (a string, or an intrinsic kept as is) */
 	const json_t *metadata; /* object: tags / labels / annotations */
 	const char *platform; /* "linux/amd64", "linux/arm64/v8"...; NULL when unknown */
+	/* the members of the plan the caller reads (KILT_PLAN_* bits); 0: every one. Another
+	 * member may be left out of the plan when nothing in it depends on the target */
+	unsigned members;
+};
+
+/* Members of a plan, for kilt_target.members. */
+enum {
+	KILT_PLAN_RECIPE = 1u << 0,
+	KILT_PLAN_IMAGE = 1u << 1,
+	KILT_PLAN_ENTRYPOINT = 1u << 2,
+	KILT_PLAN_COMMAND = 1u << 3,
+	KILT_PLAN_ENVIRONMENT = 1u << 4,
+	KILT_PLAN_MOUNTS = 1u << 5,
+	KILT_PLAN_CAPABILITIES = 1u << 6,
+	KILT_PLAN_PID_MODE = 1u << 7,
+	KILT_PLAN_UPLOADS = 1u << 8,
+	KILT_PLAN_BACKGROUND = 1u << 9,
+	KILT_PLAN_PLATFORMS = 1u << 10,
 };
 
 /* A parsed, validated recipe. Immutable: evaluate it from any number of threads. */

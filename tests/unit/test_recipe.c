@@ -958,6 +958,62 @@ static void test_recipe__many_configs(void **state)
 	kilt_recipe_free(r);
 }
 
+/* kilt_target.members: the plan leaves out members the caller does not read unless building
+ * them depends on the target (it could fail, and the evaluation must then fail as the whole
+ * plan's would), and what it has equals the whole plan's. */
+static void check_members(const struct kilt_recipe *r, struct kilt_target *t, bool bg_built)
+{
+	static const char *const members[] = { "recipe",      "image",	  "entrypoint",	  "command",
+					       "environment", "mounts",	  "capabilities", "uploads",
+					       "background",  "platforms" };
+	t->members = 0;
+	json_t *whole = eval_ok(r, t, NULL);
+	t->members = KILT_PLAN_ENTRYPOINT | KILT_PLAN_ENVIRONMENT;
+	json_t *lean = eval_ok(r, t, NULL);
+	const char *k;
+	json_t *v;
+	json_object_foreach (lean, k, v)
+		assert_json_equal(v, json_object_get(whole, k));
+	for (size_t i = 0; i < ARRAY_SIZE(members); i++) {
+		bool there = json_object_get(lean, members[i]) != NULL;
+		/* asked for, or always built (the command may be unknown, the mounts' images
+		 * are checked), or depending on the target */
+		bool want = strcmp(members[i], "entrypoint") == 0 ||
+			    strcmp(members[i], "environment") == 0 ||
+			    strcmp(members[i], "command") == 0 ||
+			    strcmp(members[i], "mounts") == 0 ||
+			    (bg_built && strcmp(members[i], "background") == 0);
+		if (there != want)
+			fail_msg("member %s: %s", members[i], there ? "present" : "missing");
+		assert_non_null(json_object_get(whole, members[i]));
+	}
+	json_decref(lean);
+	json_decref(whole);
+	t->members = 0;
+}
+
+static void test_recipe__members(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r =
+		load_text("platforms: [ linux/amd64 ]\n"
+			  "deploy {\n"
+			  "  image: \"reg.example.com/app:1\"\n"
+			  "  entrypoint: [ /w ] ${original.entrypoint}\n"
+			  "  command: ${original.command}\n"
+			  "  capabilities: [ SYS_PTRACE ]\n"
+			  "  environment { WHO: ${original.name} }\n"
+			  "}\n"
+			  "patch { exec: [ [ /bin/note, ${?original.group} ] ] }\n");
+	struct facts f;
+	nginx(&f);
+	check_members(r, &f.t, true);
+	f.t.group = NULL;
+	check_members(r, &f.t, false);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
 static void test_recipe__edit_distance(void **state)
 {
 	(void)state;
@@ -996,6 +1052,7 @@ int main(void)
 		cmocka_unit_test(test_recipe__long_text_before_marker),
 		cmocka_unit_test(test_recipe__threads),
 		cmocka_unit_test(test_recipe__many_configs),
+		cmocka_unit_test(test_recipe__members),
 		cmocka_unit_test(test_recipe__edit_distance),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
