@@ -136,8 +136,9 @@ void kilt_admission_review_done(struct kilt_admission_review *rv)
 {
 	if (!rv)
 		return;
-	/* the review is the largest tree of a request: inside an arena, not taken apart */
-	kilt_json_arena_decref(rv->root);
+	/* the review is the largest tree of a request: inside an arena, let go with the arena
+	 * (nothing from outside is put in it) */
+	kilt_json_arena_release(rv->root);
 	memset(rv, 0, sizeof(*rv));
 }
 

@@ -49,6 +49,9 @@ struct arena {
 	uintptr_t cur, limit;
 	size_t older; /* handed out since begin by the chunks before the newest */
 	bool active;
+	/* since begin, some allocation came from malloc while active (past ARENA_MAX): trees of
+	 * the request may hold such values, released by jansson's walk */
+	bool spilled;
 	bool registered; /* the thread-exit destructor knows it */
 };
 
@@ -119,8 +122,10 @@ static __attribute__((noinline)) void *arena_grow(struct arena *a, size_t size, 
 		return malloc(size);
 	struct chunk *c = a->chunks;
 	size_t in_newest = c ? a->cur - (uintptr_t)c->data : 0;
-	if (n > ARENA_MAX - a->older - in_newest)
+	if (n > ARENA_MAX - a->older - in_newest) {
+		a->spilled = true;
 		return malloc(size);
+	}
 	size_t want = c ? c->size * 2 : CHUNK_MIN;
 	if (want > CHUNK_MAX)
 		want = CHUNK_MAX;
@@ -187,6 +192,7 @@ void kilt_json_arena_begin(void)
 	if (!installed || tl.active)
 		abort();
 	tl.active = true;
+	tl.spilled = false;
 	tl.older = 0;
 	open_newest(&tl);
 }
@@ -255,45 +261,48 @@ static inline bool in_arena(const struct arena *a, const void *p)
 	return in_chunks(c->next, (uintptr_t)p);
 }
 
-static void drop_children(json_t *v);
-
-/* One reference to v held by a value of the arena, dropped: json_decref for a value from
- * outside; for a container of the arena, its count, and what it holds once that reaches 0
- * (json_decref's own count, atomic as in jansson.h's macro; the container itself is neither
- * cleared nor freed). A string or number of the arena holds nothing: its count is left as it is,
- * nothing reads it once the arena is released. */
-static inline void drop(json_t *v)
+/* Depth-first through the containers of the arena (a value of jansson's own, whose count is
+ * (size_t)-1, holds nothing and is nobody's). */
+static const json_t *outside_in(const json_t *v)
 {
 	if (!v || v->refcount == (size_t)-1)
-		return;
-	if (!in_arena(&tl, v)) {
-		json_decref(v);
-		return;
-	}
-	if ((json_is_object(v) || json_is_array(v)) && JSON_INTERNAL_DECREF(v) == 0)
-		drop_children(v);
-}
-
-static void drop_children(json_t *v)
-{
+		return NULL;
+	if (!in_arena(&tl, v))
+		return v;
+	const json_t *found = NULL;
 	if (json_is_object(v)) {
-		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
-			drop(json_object_iter_value(it));
-	} else {
+		json_t *o = (json_t *)(uintptr_t)v;
+		for (void *it = json_object_iter(o); it && !found;
+		     it = json_object_iter_next(o, it))
+			found = outside_in(json_object_iter_value(it));
+	} else if (json_is_array(v)) {
 		size_t n = json_array_size(v);
-		for (size_t i = 0; i < n; i++)
-			drop(json_array_get(v, i));
+		for (size_t i = 0; i < n && !found; i++)
+			found = outside_in(json_array_get(v, i));
 	}
+	return found;
 }
 
-void kilt_json_arena_decref(json_t *v)
+const json_t *kilt_json_arena_find_outside(const json_t *v)
+{
+	if (!v || !in_arena(&tl, v))
+		return NULL;
+	return outside_in(v);
+}
+
+void kilt_json_arena_release(json_t *v)
 {
 	if (!v || v->refcount == (size_t)-1)
 		return;
-	if (!in_arena(&tl, v)) {
+	if (!in_arena(&tl, v) || tl.spilled) {
+		/* jansson's own walk: what came from malloc is freed, references dropped */
 		json_decref(v);
 		return;
 	}
-	if (JSON_INTERNAL_DECREF(v) == 0 && (json_is_object(v) || json_is_array(v)))
-		drop_children(v);
+#ifndef NDEBUG
+	/* a reference to a value from outside would be lost with the arena (a leak, and a count
+	 * that never comes down): the code that put it in the tree must put a copy instead */
+	if (kilt_json_arena_find_outside(v))
+		abort();
+#endif
 }

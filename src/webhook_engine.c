@@ -60,9 +60,9 @@ void webhook_mutation_done(struct webhook_mutation *m)
 {
 	if (!m)
 		return;
-	/* the patch is the review's (its arena's, kilt-json-arena.h): only what it holds from
-	 * outside is let go one by one */
-	kilt_json_arena_decref(m->patch);
+	/* the patch is the review's (its arena's, kilt-json-arena.h), with nothing from outside:
+	 * let go with the arena */
+	kilt_json_arena_release(m->patch);
 	for (size_t i = 0; i < m->n_notes; i++)
 		free(m->notes[i]);
 	memset(m, 0, sizeof(*m));

@@ -35,12 +35,18 @@ void kilt_json_arena_end(void);
  * request). Returns whether an arena was active; pass that to kilt_json_arena_resume(). */
 bool kilt_json_arena_suspend(void);
 void kilt_json_arena_resume(bool was_active);
-/* json_decref(v) for a tree built in this thread's arena: its values are not cleared or freed
- * one by one (the arena goes at once), only the references they hold to values outside the arena
- * are dropped, as json_decref would (the counts of its objects and arrays drop as json_decref's;
- * a string or number of the arena keeps its count: it holds nothing). Outside the arena,
- * json_decref itself. */
-void kilt_json_arena_decref(json_t *v);
+/* Lets go of v, a tree built in this thread's arena: nothing to do, the arena releases it at
+ * once in kilt_json_arena_end(). That holds because such a tree has no reference to a value from
+ * outside the arena (made before the request, while suspended, or kept by another thread): code
+ * that puts one into a tree of the request puts an arena copy instead (json_deep_copy with the
+ * arena active). Builds without NDEBUG check it and abort when one is reachable; see
+ * kilt_json_arena_find_outside(). When the request went past the arena's limit (values from
+ * malloc while active) or v is not the arena's, json_decref(v). NULL is fine. */
+void kilt_json_arena_release(json_t *v);
+/* The first value from outside the arena found in v's tree (through its containers of the
+ * arena), or NULL when there is none or v itself is not the arena's. jansson's own constants
+ * (true, false, null) are nobody's and never found. */
+const json_t *kilt_json_arena_find_outside(const json_t *v);
 /* Whether p is memory of this thread's arena (for tests). */
 bool kilt_json_arena_holds(const void *p);
 /* Bytes handed out by this thread's arena since kilt_json_arena_begin(). */
