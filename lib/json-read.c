@@ -132,7 +132,23 @@ static inline unsigned window_stops(__m128i v)
 		_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
 			     _mm_cmpeq_epi8(_mm_min_epu8(v, control), v)));
 }
+
+/* The mask of the sixteen bytes of v that end a run of printable ASCII string bytes: below
+ * 0x20 or 0x80 and more (below 0x20 as signed bytes), '"' or '\\'. */
+static inline unsigned ascii_stops(__m128i v)
+{
+	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+		      space = _mm_set1_epi8(0x20);
+	return (unsigned)_mm_movemask_epi8(
+		_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+			     _mm_cmplt_epi8(v, space)));
+}
 #endif
+
+/* Five bytes as a little-endian load of them reads them. */
+#define FIVE(a, b, c, d, e)                                                                        \
+	((uint64_t)(a) | (uint64_t)(b) << 8 | (uint64_t)(c) << 16 | (uint64_t)(d) << 24 |          \
+	 (uint64_t)(e) << 32)
 
 /* A run of bytes that stand for themselves in a string: none below 0x20, no '"' or '\\'.
  * *ret_high says whether one of them is 0x80 or more (UTF-8 to check). */
@@ -299,14 +315,10 @@ static __attribute__((noinline)) const unsigned char *string_rest(struct reader 
 	}
 }
 
-/* A string at its opening quote p: where it ends (after its closing quote), and its decoded
- * bytes in *ret (borrowed: the text or the scratch buffer, valid until the next string). NULL on
- * anything jansson would refuse, and on a NUL (refused by jansson without JSON_ALLOW_NUL, never
- * asked for here). */
-static inline __attribute__((always_inline)) const unsigned char *
-string(struct reader *r, const unsigned char *p, const char **ret, size_t *ret_len)
+/* string() for a string that is not printable ASCII without an escape, from its first byte. */
+static __attribute__((noinline)) const unsigned char *
+string_slow(struct reader *r, const unsigned char *start, const char **ret, size_t *ret_len)
 {
-	const unsigned char *start = p + 1;
 	bool high;
 	const unsigned char *q = plain_run(start, r->end, &high);
 	if (high && kilt_utf8_valid_prefix(start, (size_t)(q - start)) != (size_t)(q - start))
@@ -317,6 +329,32 @@ string(struct reader *r, const unsigned char *p, const char **ret, size_t *ret_l
 		return q + 1;
 	}
 	return string_rest(r, start, q, ret, ret_len);
+}
+
+/* A string at its opening quote p: where it ends (after its closing quote), and its decoded
+ * bytes in *ret (borrowed: the text or the scratch buffer, valid until the next string). NULL on
+ * anything jansson would refuse, and on a NUL (refused by jansson without JSON_ALLOW_NUL, never
+ * asked for here). */
+static inline __attribute__((always_inline)) const unsigned char *
+string(struct reader *r, const unsigned char *p, const char **ret, size_t *ret_len)
+{
+	const unsigned char *start = p + 1;
+#if defined(__SSE2__)
+	/* most strings are printable ASCII without an escape: their closing quote is the first
+	 * stop of a window */
+	for (const unsigned char *w = start; r->end - w >= 16; w += 16) {
+		unsigned stop = ascii_stops(_mm_loadu_si128((const __m128i *)(const void *)w));
+		if (stop) {
+			w += __builtin_ctz(stop);
+			if (*w != '"')
+				break;
+			*ret = (const char *)start;
+			*ret_len = (size_t)(w - start);
+			return w + 1;
+		}
+	}
+#endif
+	return string_slow(r, start, ret, ret_len);
 }
 
 static inline bool digit(const unsigned char *p, const unsigned char *end)
@@ -540,17 +578,24 @@ static inline const unsigned char *skip_short_string(const unsigned char *p,
 			 * escape other than \\: that byte is not a quote that ends the string */
 			if ((bs & (bs << 1)) || (bs & 0x8000))
 				return NULL;
-			__m128i simple = _mm_or_si128(
-				_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-							  _mm_cmpeq_epi8(v, _mm_set1_epi8('/'))),
-					     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('b')),
-							  _mm_cmpeq_epi8(v, _mm_set1_epi8('f')))),
-				_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('n')),
-							  _mm_cmpeq_epi8(v, _mm_set1_epi8('r'))),
-					     _mm_cmpeq_epi8(v, _mm_set1_epi8('t'))));
 			unsigned escaped = bs << 1;
-			if (escaped & ~(unsigned)_mm_movemask_epi8(simple))
-				return NULL;
+			/* most are \" (managedFields' k:{\"name\":...} keys): the others compared
+			 * only when there are others */
+			if (escaped & ~quotes) {
+				__m128i simple = _mm_or_si128(
+					_mm_or_si128(
+						_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+							     _mm_cmpeq_epi8(v, _mm_set1_epi8('/'))),
+						_mm_or_si128(
+							_mm_cmpeq_epi8(v, _mm_set1_epi8('b')),
+							_mm_cmpeq_epi8(v, _mm_set1_epi8('f')))),
+					_mm_or_si128(
+						_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('n')),
+							     _mm_cmpeq_epi8(v, _mm_set1_epi8('r'))),
+						_mm_cmpeq_epi8(v, _mm_set1_epi8('t'))));
+				if (escaped & ~(unsigned)_mm_movemask_epi8(simple))
+					return NULL;
+			}
 			quotes &= ~escaped;
 		}
 		/* the bytes before the first quote (all of them without one) */
@@ -643,10 +688,46 @@ key: /* p past whitespace where a key must be, in an object at depth - 1 */
 	if (p >= end || *p != '"')
 		return NULL;
 key_quote: /* p at the key's opening quote */
+#if defined(__SSE2__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* Most keys left out (managedFields' fieldsV1) are printable ASCII without an escape,
+	 * shorter than sixteen bytes: their window's first stop is their closing quote. Most
+	 * members are "key":{}, then a key; "key":{ then a key; or "key":{} closing the object:
+	 * the bytes after the key compared at once. */
+	if (end - p >= 33) {
+		unsigned stop =
+			ascii_stops(_mm_loadu_si128((const __m128i *)(const void *)(p + 1)));
+		q = p + 1 + (stop ? __builtin_ctz(stop) : 0);
+		if (stop && *q == '"')
+			q++;
+		else if (!(q = skip_short_string(p, end)) && !(q = skip_string(p, end)))
+			return NULL;
+		p = q;
+		if (end - p >= 8 && depth <= MAX_DEPTH) {
+			uint64_t w;
+			memcpy(&w, p, 8);
+			if ((w & 0xFFFFFFFFFFull) == FIVE(':', '{', '}', ',', '"')) {
+				p += 4;
+				goto key_quote;
+			}
+			if ((w & 0xFFFFFFull) == FIVE(':', '{', '"', 0, 0)) {
+				objects[depth / 64] |= 1ull << (depth % 64);
+				depth++;
+				in_object = true;
+				p += 2;
+				goto key_quote;
+			}
+			if ((w & 0xFFFFFFFFull) == FIVE(':', '{', '}', '}', 0)) {
+				p += 3;
+				goto member_done;
+			}
+		}
+		goto colon;
+	}
+#endif
 	if (!(q = skip_short_string(p, end)) && !(q = skip_string(p, end)))
 		return NULL;
 	p = q;
-	/* most members left out (managedFields' fieldsV1) are "key":{}, then a key */
+colon: /* p past the key */
 	if (end - p >= 3 && p[0] == ':') {
 		if (p[1] == '{' && p[2] == '}' && depth <= MAX_DEPTH) {
 			if (end - p >= 5 && p[3] == ',' && p[4] == '"') {
@@ -691,16 +772,54 @@ member_done: /* the same, inside a container */
 
 /* ---- values built ------------------------------------------------------------------------ */
 
-/* `paths`: a bit for each path left out that goes through this value (an object at the path's
- * key depth - 1). The value in *ret; where it ends returned (NULL when refused). */
-static const unsigned char *value(struct reader *r, const unsigned char *p, unsigned depth,
-				  uint32_t paths, json_t **ret);
+static const unsigned char *object(struct reader *r, const unsigned char *p, unsigned depth,
+				   uint32_t paths, json_t **ret);
+static const unsigned char *array(struct reader *r, const unsigned char *p, unsigned depth,
+				  json_t **ret);
 
-/* value() for a member or an element: a string (most of them) without the call. */
-static inline const unsigned char *member_value(struct reader *r, const unsigned char *p,
-						unsigned depth, uint32_t paths, json_t **ret)
+/* A number or a literal at p (value()): the value in *ret, where it ends returned. */
+static __attribute__((noinline)) const unsigned char *scalar(const unsigned char *p,
+							     const unsigned char *end, json_t **ret)
 {
-	if (p < r->end && *p == '"') {
+	switch (*p) {
+	case 't':
+		*ret = json_true();
+		return word(p, end, "true", 4);
+	case 'f':
+		*ret = json_false();
+		return word(p, end, "false", 5);
+	case 'n':
+		*ret = json_null();
+		return word(p, end, "null", 4);
+	default: {
+		json_int_t i;
+		double d;
+		switch (number(p, end, &p, &i, &d)) {
+		case INTEGER:
+			*ret = json_integer(i);
+			return p;
+		case REAL:
+			*ret = json_real(d);
+			return p;
+		case NOT_READ:
+			break;
+		}
+		return NULL;
+	}
+	}
+}
+
+/* The value at p, at `depth`. `paths`: a bit for each path left out that goes through this
+ * value (an object at the path's key depth - 1). The value in *ret; where it ends returned
+ * (NULL when refused). Inlined into each container's loop: most values are strings. */
+static inline __attribute__((always_inline)) const unsigned char *
+value(struct reader *r, const unsigned char *p, unsigned depth, uint32_t paths, json_t **ret)
+{
+	const unsigned char *end = r->end;
+	if (p >= end || depth > MAX_DEPTH)
+		return NULL;
+	switch (*p) {
+	case '"': {
 		const char *s;
 		size_t len;
 		if (!(p = string(r, p, &s, &len)))
@@ -708,7 +827,13 @@ static inline const unsigned char *member_value(struct reader *r, const unsigned
 		*ret = json_stringn_nocheck(s, len);
 		return p;
 	}
-	return value(r, p, depth, paths, ret);
+	case '{':
+		return object(r, p, depth, paths, ret);
+	case '[':
+		return array(r, p, depth, ret);
+	default:
+		return scalar(p, end, ret);
+	}
 }
 
 /* Which paths the member `key` of an object at `depth` with `paths` is on: the one that ends at
@@ -783,12 +908,10 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 			p = NULL;
 		} else {
 			next(&p, end);
-			p = member_value(r, p, depth + 1, child, &v);
+			p = value(r, p, depth + 1, child, &v);
 		}
-		/* a duplicate key leaves the size as it was: jansson's own error, or (without
-		 * JSON_REJECT_DUPLICATES) its own rule for which value stays */
-		bool ok = p && json_object_setn_new_nocheck(o, k, klen, v) == 0 &&
-			  json_object_size(o) == ++size;
+		bool ok = p && json_object_setn_new_nocheck(o, k, klen, v) == 0;
+		size++;
 		if (owned)
 			free(owned);
 		if (!ok)
@@ -796,7 +919,9 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 	next:;
 		if (eat(&p, end, ','))
 			continue;
-		if (eat(&p, end, '}')) {
+		/* a duplicate key left the size as it was: jansson's own error, or (without
+		 * JSON_REJECT_DUPLICATES) its own rule for which value stays */
+		if (eat(&p, end, '}') && json_object_size(o) == size) {
 			*ret = o;
 			return p;
 		}
@@ -819,7 +944,7 @@ static const unsigned char *array(struct reader *r, const unsigned char *p, unsi
 	}
 	for (;;) {
 		json_t *v;
-		if (!(p = member_value(r, p, depth + 1, 0, &v)) || json_array_append_new(a, v) != 0)
+		if (!(p = value(r, p, depth + 1, 0, &v)) || json_array_append_new(a, v) != 0)
 			break;
 		int c = next(&p, end);
 		if (c == ',') {
@@ -835,52 +960,6 @@ static const unsigned char *array(struct reader *r, const unsigned char *p, unsi
 	}
 	json_decref(a);
 	return NULL;
-}
-
-static const unsigned char *value(struct reader *r, const unsigned char *p, unsigned depth,
-				  uint32_t paths, json_t **ret)
-{
-	const unsigned char *end = r->end;
-	if (p >= end || depth > MAX_DEPTH)
-		return NULL;
-	switch (*p) {
-	case '{':
-		return object(r, p, depth, paths, ret);
-	case '[':
-		return array(r, p, depth, ret);
-	case '"': {
-		const char *s;
-		size_t len;
-		if (!(p = string(r, p, &s, &len)))
-			return NULL;
-		*ret = json_stringn_nocheck(s, len);
-		return p;
-	}
-	case 't':
-		*ret = json_true();
-		return word(p, end, "true", 4);
-	case 'f':
-		*ret = json_false();
-		return word(p, end, "false", 5);
-	case 'n':
-		*ret = json_null();
-		return word(p, end, "null", 4);
-	default: {
-		json_int_t i;
-		double d;
-		switch (number(p, end, &p, &i, &d)) {
-		case INTEGER:
-			*ret = json_integer(i);
-			return p;
-		case REAL:
-			*ret = json_real(d);
-			return p;
-		case NOT_READ:
-			break;
-		}
-		return NULL;
-	}
-	}
 }
 
 json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_json_skip *skip,

@@ -397,6 +397,79 @@ static void test_json_read__skip(void **state)
 	}
 }
 
+/* kilt_json_parse_skip() of `text` (len bytes, no duplicate key inside what is left out): as
+ * json_loadb reads it less a.b and c, or json_loadb's error; the reader's own value, when it
+ * gives one, the same. */
+static void assert_skips_as_jansson_n(const char *text, size_t len)
+{
+	json_error_t want_err, got_err;
+	json_t *want = loadb_without(text, len, JSON_REJECT_DUPLICATES, &want_err);
+	json_t *got = kilt_json_parse_skip(text, len, JSON_REJECT_DUPLICATES, skips,
+					   ARRAY_SIZE(skips), &got_err);
+	if (!got != !want)
+		fail_msg("%s by jansson, %s leaving members out: %.*s", want ? "read" : "refused",
+			 got ? "read" : "refused", (int)len, text);
+	if (want) {
+		assert_same_values(got, want);
+	} else {
+		assert_string_equal(got_err.text, want_err.text);
+		assert_int_equal(got_err.position, want_err.position);
+	}
+	json_t *fast = kilt_json_parse_fast(text, len, skips, ARRAY_SIZE(skips));
+	if (fast && !want)
+		fail_msg("the reader read what jansson refuses: %.*s", (int)len, text);
+	if (fast)
+		assert_same_values(fast, want);
+	json_decref(fast);
+	json_decref(got);
+	json_decref(want);
+}
+
+/* Texts long enough for the reader's windows (members left out as managedFields' fieldsV1 has
+ * them: "key":{} then a key, "key":{ then a key, "key":{} closing, keys with \" escapes; kept
+ * strings longer than a window): each byte replaced by each of bytes that change what it is
+ * (structure, escapes, control, non-ASCII, invalid UTF-8), and every cut, read as jansson
+ * reads it. The keys left out differ in more than one byte: no replacement makes a duplicate
+ * there. */
+static void test_json_read__skip_windows(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {
+		"{\"a\":{\"x\":\"0123456789abcdefghijklmnop\",\"b\":{\"f:alpha\":{},"
+		"\"f:bravo\":{\".\":{},\"f:charlie\":{},\"f:delta-long-key-name\":{}},"
+		"\"k:{\\\"name\\\":\\\"SETTING_0_1\\\"}\":{\".\":{},\"f:name\":{}},"
+		"\"f:echo\":{}},\"y\":[1,\"zz\"]},\"c\":[{\"f:foxtrot\":{},\"f:golf\":"
+		"{}}],\"d\":\"kept string longer than sixteen bytes\",\"e\":[\"0123456789abcdef\","
+		"\"\"]}",
+		"{\"c\":{\"f:metadata\":{\"f:labels\":{\".\":{},\"f:app.kubernetes.io/name\":{},"
+		"\"f:pod-template-hash\":{}}},\"f:spec\":{\"f:containers\":{\"k:{\\\"name\\\":"
+		"\\\"app\\\"}\":{\".\":{},\"f:env\":{\"k:{\\\"name\\\":\\\"A_B\\\"}\":"
+		"{\".\":{},\"f:value\":{}}}}}}},\"z\":\"\xc3\xa9t\xc3\xa9 \xe2\x82\xac "
+		"long enough for two windows\"}",
+	};
+	static const char repl[] = {
+		'\0', 0x1f, '"', '\\', '{',  '}',	 '[',	     ']',
+		':',  ',',  ' ', 'u',  0x7f, (char)0x80, (char)0xc3, (char)0xff
+	};
+	for (size_t t = 0; t < ARRAY_SIZE(texts); t++) {
+		const char *text = texts[t];
+		size_t len = strlen(text);
+		assert_true(len > 128);
+		assert_skips_as_jansson_n(text, len);
+		_cleanup_free_ char *m = xmalloc(len + 1);
+		for (size_t i = 0; i < len; i++) {
+			assert_skips_as_jansson_n(text, i);
+			for (size_t k = 0; k < ARRAY_SIZE(repl); k++) {
+				if (text[i] == repl[k])
+					continue;
+				memcpy(m, text, len + 1);
+				m[i] = repl[k];
+				assert_skips_as_jansson_n(m, len);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_json_read__refused_as_jansson),
 		cmocka_unit_test(test_json_read__review),
 		cmocka_unit_test(test_json_read__skip),
+		cmocka_unit_test(test_json_read__skip_windows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
