@@ -163,10 +163,48 @@ size_t kilt_base64_encode_into(const void *in, size_t len, char *out)
 	return (size_t)(o - out);
 }
 
-size_t kilt_base64_encode_in_place(char *buf, size_t len)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define B64_SSSE3 1
+
+/* Four triples at a time, from the end, while `k` triples are left and at least four of them:
+ * the 12 bytes of triples k-4..k-1 are read with the 4 after them (triple k's, already encoded:
+ * not used) and their 16 digits written from byte 4(k-4), past every byte of the triples before.
+ * Returns the triples left (fewer than four). */
+__attribute__((target("ssse3"))) static size_t in_place_ssse3(char *buf, size_t k)
 {
-	/* From the end: the 4 digits of the k-th 3 bytes go to [4k, 4k + 4), past every byte of
-	 * the ones before it, which are all that is left to read. */
+	/* each triple [a, b, c] as the 32 bits b a c b (little-endian lanes) */
+	const __m128i spread = _mm_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
+	/* the digit's offset from its 6-bit value: index 0 for 26..51, 1..12 for 52..63 (the
+	 * saturated value - 51), 13 for 0..25 */
+	const __m128i offsets = _mm_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+					      '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+					      '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0);
+	for (; k >= 4; k -= 4) {
+		char *p = buf + 3 * (k - 4);
+		__m128i in =
+			_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), spread);
+		/* the four 6-bit values of each lane, one a byte in order: the first and third
+		 * shifted down by a high multiply, the second and fourth up by a low one */
+		__m128i hi = _mm_mulhi_epu16(_mm_and_si128(in, _mm_set1_epi32(0x0fc0fc00)),
+					     _mm_set1_epi32(0x04000040));
+		__m128i lo = _mm_mullo_epi16(_mm_and_si128(in, _mm_set1_epi32(0x003f03f0)),
+					     _mm_set1_epi32(0x01000010));
+		__m128i v = _mm_or_si128(hi, lo);
+		__m128i idx = _mm_subs_epu8(v, _mm_set1_epi8(51));
+		idx = _mm_or_si128(idx, _mm_and_si128(_mm_cmpgt_epi8(_mm_set1_epi8(26), v),
+						      _mm_set1_epi8(13)));
+		__m128i digits = _mm_add_epi8(v, _mm_shuffle_epi8(offsets, idx));
+		_mm_storeu_si128((__m128i *)(void *)(buf + 4 * (k - 4)), digits);
+	}
+	return k;
+}
+#endif
+
+/* From the end: the 4 digits of the k-th 3 bytes go to [4k, 4k + 4), past every byte of the
+ * ones before it, which are all that is left to read. */
+static size_t in_place(char *buf, size_t len, bool simd)
+{
 	unsigned char *s = (unsigned char *)buf;
 	size_t k = len / 3, rest = len % 3;
 	if (rest) {
@@ -178,6 +216,12 @@ size_t kilt_base64_encode_in_place(char *buf, size_t len)
 		o[2] = rest == 2 ? b64_pairs[v & 4095][0] : '=';
 		o[3] = '=';
 	}
+#ifdef B64_SSSE3
+	if (simd)
+		k = in_place_ssse3(buf, k);
+#else
+	(void)simd;
+#endif
 	/* two at a time: the 6 bytes are the last of a big-endian load of 8 ending with them */
 	for (; k >= 3; k -= 2) {
 		uint64_t v;
@@ -198,6 +242,20 @@ size_t kilt_base64_encode_in_place(char *buf, size_t len)
 		memcpy(buf + 4 * (k - 1) + 2, b64_pairs[v & 4095], 2);
 	}
 	return (len + 2) / 3 * 4;
+}
+
+size_t kilt_base64_encode_in_place(char *buf, size_t len)
+{
+#ifdef B64_SSSE3
+	return in_place(buf, len, __builtin_cpu_supports("ssse3"));
+#else
+	return in_place(buf, len, false);
+#endif
+}
+
+size_t kilt_base64_encode_in_place_scalar(char *buf, size_t len)
+{
+	return in_place(buf, len, false);
 }
 
 char *kilt_base64_encode(const void *in, size_t len)
