@@ -23,10 +23,10 @@
 /* Writes the standard base64 (padded) of the len bytes at `in` to `out`, which has room for
  * (len + 2) / 3 * 4 bytes; returns that many. No NUL is written. */
 size_t kilt_base64_encode_into(const void *in, size_t len, char *out);
-/* The same with the len bytes at buf replaced by their base64, buf having room for it (sixteen
- * bytes at a time on a CPU with SSSE3). */
+/* The same with the len bytes at buf replaced by their base64, buf having room for it (32
+ * digits at a time on a CPU with AVX2). */
 size_t kilt_base64_encode_in_place(char *buf, size_t len);
-/* kilt_base64_encode_in_place() without SSSE3, whatever the CPU (for tests). */
+/* kilt_base64_encode_in_place() without AVX2, whatever the CPU (for tests). */
 size_t kilt_base64_encode_in_place_scalar(char *buf, size_t len);
 
 /* ---- json.c: an object's members read in one pass ----------------------------------------- */

@@ -165,37 +165,44 @@ size_t kilt_base64_encode_into(const void *in, size_t len, char *out)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define B64_SSSE3 1
+#define B64_AVX2 1
 
-/* Four triples at a time, from the end, while `k` triples are left and at least four of them:
- * the 12 bytes of triples k-4..k-1 are read with the 4 after them (triple k's, already encoded:
- * not used) and their 16 digits written from byte 4(k-4), past every byte of the triples before.
- * Returns the triples left (fewer than four). */
-__attribute__((target("ssse3"))) static size_t in_place_ssse3(char *buf, size_t k)
+/* Eight triples at a time, from the end, while at least eight of the `k` left: triples k-8..k-5
+ * and k-4..k-1 are read 16 bytes each (12 of them used; the 4 after are the next triples',
+ * already read or encoded) into the two halves of a register, and their 32 digits written from
+ * byte 4(k-8), past every byte of the triples before. Returns the triples left (fewer than
+ * eight). */
+__attribute__((target("avx2"))) static size_t in_place_avx2(char *buf, size_t k)
 {
-	/* each triple [a, b, c] as the 32 bits b a c b (little-endian lanes) */
-	const __m128i spread = _mm_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
-	/* the digit's offset from its 6-bit value: index 0 for 26..51, 1..12 for 52..63 (the
-	 * saturated value - 51), 13 for 0..25 */
-	const __m128i offsets = _mm_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
-					      '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
-					      '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0);
-	for (; k >= 4; k -= 4) {
-		char *p = buf + 3 * (k - 4);
-		__m128i in =
-			_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), spread);
+	/* each triple [a, b, c] as the 32 bits b a c b (little-endian lanes), in each half */
+	const __m256i spread = _mm256_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10,
+						1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
+	/* a digit's offset from its 6-bit value, at index 0 for 26..51, 1..12 for 52..63 (the
+	 * value less 51, saturated), 13 for 0..25 */
+#define B64_OFFSETS                                                                                \
+	'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,  \
+		'0' - 52, '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0
+	const __m256i offsets = _mm256_setr_epi8(B64_OFFSETS, B64_OFFSETS);
+#undef B64_OFFSETS
+	for (; k >= 8; k -= 8) {
+		const char *p = buf + 3 * (k - 8);
+		__m256i in = _mm256_inserti128_si256(
+			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p)),
+			_mm_loadu_si128((const __m128i *)(const void *)(p + 12)), 1);
+		in = _mm256_shuffle_epi8(in, spread);
 		/* the four 6-bit values of each lane, one a byte in order: the first and third
 		 * shifted down by a high multiply, the second and fourth up by a low one */
-		__m128i hi = _mm_mulhi_epu16(_mm_and_si128(in, _mm_set1_epi32(0x0fc0fc00)),
-					     _mm_set1_epi32(0x04000040));
-		__m128i lo = _mm_mullo_epi16(_mm_and_si128(in, _mm_set1_epi32(0x003f03f0)),
-					     _mm_set1_epi32(0x01000010));
-		__m128i v = _mm_or_si128(hi, lo);
-		__m128i idx = _mm_subs_epu8(v, _mm_set1_epi8(51));
-		idx = _mm_or_si128(idx, _mm_and_si128(_mm_cmpgt_epi8(_mm_set1_epi8(26), v),
-						      _mm_set1_epi8(13)));
-		__m128i digits = _mm_add_epi8(v, _mm_shuffle_epi8(offsets, idx));
-		_mm_storeu_si128((__m128i *)(void *)(buf + 4 * (k - 4)), digits);
+		__m256i hi = _mm256_mulhi_epu16(_mm256_and_si256(in, _mm256_set1_epi32(0x0fc0fc00)),
+						_mm256_set1_epi32(0x04000040));
+		__m256i lo = _mm256_mullo_epi16(_mm256_and_si256(in, _mm256_set1_epi32(0x003f03f0)),
+						_mm256_set1_epi32(0x01000010));
+		__m256i v = _mm256_or_si256(hi, lo);
+		__m256i idx = _mm256_subs_epu8(v, _mm256_set1_epi8(51));
+		idx = _mm256_or_si256(idx,
+				      _mm256_and_si256(_mm256_cmpgt_epi8(_mm256_set1_epi8(26), v),
+						       _mm256_set1_epi8(13)));
+		__m256i digits = _mm256_add_epi8(v, _mm256_shuffle_epi8(offsets, idx));
+		_mm256_storeu_si256((__m256i *)(void *)(buf + 4 * (k - 8)), digits);
 	}
 	return k;
 }
@@ -216,9 +223,9 @@ static size_t in_place(char *buf, size_t len, bool simd)
 		o[2] = rest == 2 ? b64_pairs[v & 4095][0] : '=';
 		o[3] = '=';
 	}
-#ifdef B64_SSSE3
+#ifdef B64_AVX2
 	if (simd)
-		k = in_place_ssse3(buf, k);
+		k = in_place_avx2(buf, k);
 #else
 	(void)simd;
 #endif
@@ -246,8 +253,8 @@ static size_t in_place(char *buf, size_t len, bool simd)
 
 size_t kilt_base64_encode_in_place(char *buf, size_t len)
 {
-#ifdef B64_SSSE3
-	return in_place(buf, len, __builtin_cpu_supports("ssse3"));
+#ifdef B64_AVX2
+	return in_place(buf, len, __builtin_cpu_supports("avx2"));
 #else
 	return in_place(buf, len, false);
 #endif

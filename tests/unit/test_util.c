@@ -224,8 +224,8 @@ static void test_util__base64_every_group(void **state)
 		assert_string_equal(got, want.data);
 		kbuf_done(&want);
 	}
-	/* in place, with SSSE3 where the CPU has it and without: every length to 100 (every
-	 * tail after four triples at a time), and most of the input, in a buffer of exactly the
+	/* in place, with AVX2 where the CPU has it and without: every length to 100 (every
+	 * tail after eight triples at a time), and most of the input, in a buffer of exactly the
 	 * encoding's size (AddressSanitizer sees a read past it) */
 	for (size_t i = 0; i <= 101; i++) {
 		size_t len = i <= 100 ? i : sizeof(in) - 7;
