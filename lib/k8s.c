@@ -163,6 +163,25 @@ static json_t *str_node(const char *s)
 
 #define STR_LIT(lit) json_stringn_nocheck("" lit, sizeof(lit) - 1)
 
+/* A copy of the string node `s` (NULL when it is none). */
+static json_t *copy_str(const json_t *s)
+{
+	return json_stringn_nocheck(json_string_value(s), json_string_length(s));
+}
+
+/* A copy of the array `argv` (an argv: strings, copied without json_deep_copy's table of the
+ * nodes it is inside of; anything else deep-copied). */
+static json_t *copy_argv(const json_t *argv)
+{
+	size_t n = json_array_size(argv);
+	json_t *out = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const json_t *el = json_array_get(argv, i);
+		json_array_append_new(out, json_is_string(el) ? copy_str(el) : json_deep_copy(el));
+	}
+	return out;
+}
+
 /* ---- journaled edits ----------------------------------------------------------------------- */
 
 static void set(struct run *run, json_t *obj, const char *key, json_t *value)
@@ -691,7 +710,7 @@ static json_t *env_entry(const char *name, const json_t *value)
 				 str_node(json_string_value(value)));
 	if (json_is_object(value) && json_object_get(value, "valueFrom"))
 		return object_of(2, "name", str_node(name), "valueFrom",
-				 json_incref(json_object_get(value, "valueFrom")));
+				 json_deep_copy(json_object_get(value, "valueFrom")));
 	_cleanup_free_ char *text = kilt_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
 	return object_of(2, "name", str_node(name), "value", json_string(text ? text : ""));
 }
@@ -1292,7 +1311,7 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			if (kept && find_named(vols, "name", name)) {
 				char dest[64];
 				snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
-				json_array_append(cmd, path);
+				json_array_append_new(cmd, copy_str(path));
 				json_array_append_new(cmd, str_node(dest));
 				json_array_append_new(cvm, object_of(2, "name", str_node(name),
 								     "mountPath", str_node(dest)));
@@ -1316,7 +1335,7 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			append(run, vols, vol);
 			char dest[64];
 			snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
-			json_array_append(cmd, path);
+			json_array_append_new(cmd, copy_str(path));
 			json_array_append_new(cmd, str_node(dest));
 			json_array_append_new(cvm, object_of(2, "name", str_node(name), "mountPath",
 							     str_node(dest)));
@@ -1519,6 +1538,8 @@ static int plan_container(struct pod *p, struct injection *inj, json_t *c, const
 		/* what plan_members reads */
 		.members = KILT_PLAN_IMAGE | KILT_PLAN_ENTRYPOINT | KILT_PLAN_COMMAND |
 			   KILT_PLAN_ENVIRONMENT | KILT_PLAN_CAPABILITIES | KILT_PLAN_MOUNTS,
+		/* the engine reads the plan and copies what it writes into the pod */
+		.shared = true,
 	};
 	struct kilt_error perr = { 0 };
 	int r = -EINVAL;
@@ -1845,10 +1866,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 				json_t *cur = json_object_get(c, fields[f][0]);
 				json_t *want = (json_t *)(uintptr_t)
 					pm[f == 0 ? PLAN_ENTRYPOINT : PLAN_COMMAND];
-				if (!want)
-					want = json_array();
-				else
-					json_incref(want);
+				/* a copy: the plan may be shared (kilt_target.shared) */
+				want = copy_argv(want);
 				if (cur && json_equal(cur, want)) {
 					json_decref(want);
 					continue;

@@ -10,12 +10,14 @@
 #include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 
 #include <openssl/evp.h>
 
 #include "recipe-private.h"
 
 #define MAX_TEMPLATES 16u
+#define PLAN_CACHE 64u /* plans kept for targets that take shared plans (kilt_target.shared) */
 
 enum {
 	HAS_IMAGE = 1u << 0,
@@ -34,6 +36,16 @@ struct template
 	json_t *partial; /* owned; NULL when this key must take the full way */
 };
 
+/* A plan made from a template, kept for the targets of the same facts. */
+struct cached_plan {
+	uint64_t hash; /* of everything below but the plan */
+	const json_t *partial; /* borrowed: the template's partial plan */
+	unsigned members;
+	char *image, *name, *group, *platform; /* owned, may be NULL */
+	json_t *entrypoint, *command; /* owned copies, may be NULL */
+	json_t *plan; /* owned; NULL: the slot is free */
+};
+
 struct kilt_recipe {
 	char *name; /* owned */
 	char *hash; /* owned */
@@ -47,9 +59,11 @@ struct kilt_recipe {
 	json_t *params; /* owned; the `parameters` block normalized, NULL when there is none */
 	json_t *defaults; /* owned; object: config defaults from `parameters` (maybe empty) */
 	json_t *accepted; /* owned; object name -> true: config keys the recipe reads; NULL: any */
-	pthread_mutex_t lock; /* guards templates/ntemplates */
+	pthread_mutex_t lock; /* guards templates/ntemplates and plans/next_plan */
 	struct template templates[MAX_TEMPLATES];
 	size_t ntemplates;
+	struct cached_plan plans[PLAN_CACHE];
+	size_t next_plan; /* the slot the next plan kept goes to (the oldest) */
 };
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -583,6 +597,180 @@ static void explain_unknown_fact(struct kilt_error *err, const struct kilt_targe
 
 /* ---- load ----------------------------------------------------------------------------------- */
 
+/* ---- plans kept for targets of the same facts ---------------------------------------------- */
+
+static void cached_plan_done(struct cached_plan *cp)
+{
+	free(cp->image);
+	free(cp->name);
+	free(cp->group);
+	free(cp->platform);
+	json_decref(cp->entrypoint);
+	json_decref(cp->command);
+	json_decref(cp->plan);
+	*cp = (struct cached_plan){ 0 };
+}
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	/* eight bytes a step, then the rest, each step mixed in by a multiplication (the key is
+	 * compared whole on a match: this only tells keys apart quickly) */
+	for (; n >= 8; b += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, b, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	uint64_t w = n;
+	for (size_t i = 0; i < n; i++)
+		w = w << 8 | b[i];
+	h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 29);
+}
+
+#define PLAN_KEY_MAX 4096u /* bytes of facts: a plan of bigger ones is not kept */
+
+static uint64_t hash_str(uint64_t h, const char *s, size_t *size)
+{
+	if (!s)
+		return hash_bytes(h, "\xff", 1);
+	size_t n = strlen(s) + 1;
+	*size += n;
+	return hash_bytes(h, s, n);
+}
+
+/* An argv of strings only (what a key can hold); false for anything else but NULL. */
+static bool hash_argv(uint64_t *h, const json_t *argv, size_t *size)
+{
+	if (!argv) {
+		*h = hash_bytes(*h, "\xfe", 1);
+		return true;
+	}
+	if (!json_is_array(argv))
+		return false;
+	size_t n = json_array_size(argv);
+	*h = hash_bytes(*h, &n, sizeof(n));
+	for (size_t i = 0; i < n; i++) {
+		const json_t *s = json_array_get(argv, i);
+		if (!json_is_string(s))
+			return false;
+		size_t len = json_string_length(s);
+		*size += len + 1;
+		if (*size > PLAN_KEY_MAX)
+			return false;
+		*h = hash_bytes(hash_bytes(*h, &len, sizeof(len)), json_string_value(s), len);
+	}
+	return true;
+}
+
+/* The key of the plan of `t` from `partial`; false when it cannot be kept: the target gives facts
+ * a shared plan does not stand for (its environment, argv elements that are no strings), or more
+ * than PLAN_KEY_MAX bytes of them (what the recipe keeps stays small whatever the input). */
+static bool plan_key(const json_t *partial, const struct kilt_target *t, uint64_t *ret)
+{
+	if (t->environment)
+		return false;
+	uint64_t h = 14695981039346656037ull;
+	h = hash_bytes(h, &partial, sizeof(partial));
+	h = hash_bytes(h, &t->members, sizeof(t->members));
+	size_t size = 0;
+	h = hash_str(h, t->image, &size);
+	h = hash_str(h, t->name, &size);
+	h = hash_str(h, t->group, &size);
+	h = hash_str(h, t->platform, &size);
+	if (size > PLAN_KEY_MAX || !hash_argv(&h, t->entrypoint, &size) ||
+	    !hash_argv(&h, t->command, &size))
+		return false;
+	*ret = h;
+	return true;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_argv(const json_t *a, const json_t *b)
+{
+	return a == b || (a && b && json_equal(a, b));
+}
+
+/* Called with the lock held. */
+static const struct cached_plan *find_plan(const struct kilt_recipe *recipe, uint64_t hash,
+					   const json_t *partial, const struct kilt_target *t)
+{
+	for (size_t i = 0; i < PLAN_CACHE; i++) {
+		const struct cached_plan *cp = &recipe->plans[i];
+		if (cp->plan && cp->hash == hash && cp->partial == partial &&
+		    cp->members == t->members && same_str(cp->image, t->image) &&
+		    same_str(cp->name, t->name) && same_str(cp->group, t->group) &&
+		    same_str(cp->platform, t->platform) &&
+		    same_argv(cp->entrypoint, t->entrypoint) && same_argv(cp->command, t->command))
+			return cp;
+	}
+	return NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+/* The plan of `t` from the template `partial`, kept by the recipe for the targets of the same
+ * facts: a shared reference (kilt_target.shared). Returns what kilt_recipe_finalize returns. */
+static int shared_plan(struct kilt_recipe *recipe, const json_t *partial,
+		       const struct kilt_target *t, json_t **ret_plan, struct kilt_error *err)
+{
+	uint64_t hash;
+	if (!plan_key(partial, t, &hash))
+		return kilt_recipe_finalize(partial, t, recipe->name, recipe->hash, true, ret_plan,
+					    err);
+	pthread_mutex_lock(&recipe->lock);
+	const struct cached_plan *have = find_plan(recipe, hash, partial, t);
+	if (have) {
+		*ret_plan = json_incref(have->plan);
+		pthread_mutex_unlock(&recipe->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&recipe->lock);
+	/* Kept past the request that makes it: malloc's, not the request's arena
+	 * (kilt-json-arena.h). */
+	bool arena = kilt_json_arena_suspend();
+	json_t *plan = NULL;
+	int r = kilt_recipe_finalize(partial, t, recipe->name, recipe->hash, true, &plan, err);
+	if (r != 0) {
+		kilt_json_arena_resume(arena);
+		return r;
+	}
+	struct cached_plan cp = {
+		.hash = hash,
+		.partial = partial,
+		.members = t->members,
+		.image = dup_or_null(t->image),
+		.name = dup_or_null(t->name),
+		.group = dup_or_null(t->group),
+		.platform = dup_or_null(t->platform),
+		.entrypoint = t->entrypoint ? json_deep_copy(t->entrypoint) : NULL,
+		.command = t->command ? json_deep_copy(t->command) : NULL,
+		.plan = json_incref(plan),
+	};
+	pthread_mutex_lock(&recipe->lock);
+	if (find_plan(recipe, hash, partial, t)) {
+		/* another thread kept the same meanwhile */
+		cached_plan_done(&cp);
+	} else {
+		struct cached_plan *slot = &recipe->plans[recipe->next_plan];
+		recipe->next_plan = (recipe->next_plan + 1) % PLAN_CACHE;
+		cached_plan_done(slot);
+		*slot = cp;
+	}
+	pthread_mutex_unlock(&recipe->lock);
+	kilt_json_arena_resume(arena);
+	*ret_plan = plan;
+	return 0;
+}
+
 void kilt_recipe_free(struct kilt_recipe *recipe)
 {
 	if (!recipe)
@@ -591,6 +779,8 @@ void kilt_recipe_free(struct kilt_recipe *recipe)
 		json_decref(recipe->templates[i].config);
 		json_decref(recipe->templates[i].partial);
 	}
+	for (size_t i = 0; i < PLAN_CACHE; i++)
+		cached_plan_done(&recipe->plans[i]);
 	for (size_t i = 0; i < recipe->nplatforms; i++)
 		free(recipe->platforms[i]);
 	free(recipe->platforms);
@@ -1181,8 +1371,10 @@ int kilt_recipe_evaluate(const struct kilt_recipe *recipe, const struct kilt_tar
 		struct kilt_recipe *mut = (struct kilt_recipe *)(uintptr_t)recipe;
 		const json_t *partial = NULL;
 		if (get_template(mut, fact_mask(target), config, &partial)) {
-			r = kilt_recipe_finalize(partial, target, recipe->name, recipe->hash, true,
-						 ret_plan, err);
+			r = target->shared
+				    ? shared_plan(mut, partial, target, ret_plan, err)
+				    : kilt_recipe_finalize(partial, target, recipe->name,
+							   recipe->hash, true, ret_plan, err);
 			if (r <= 0)
 				return r;
 		}

@@ -20,6 +20,10 @@ struct kilt_target {
 	/* the members of the plan the caller reads (KILT_PLAN_* bits); 0: every one. Another
 	 * member may be left out of the plan when nothing in it depends on the target */
 	unsigned members;
+	/* the caller only reads the plan and puts none of its nodes anywhere (it copies them): the
+	 * plan may then be one the recipe keeps for the targets of the same facts, shared with
+	 * other callers and threads, which no one may change */
+	bool shared;
 };
 
 /* Members of a plan, for kilt_target.members. */

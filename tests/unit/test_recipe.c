@@ -930,6 +930,175 @@ static void test_recipe__threads(void **state)
 	kilt_recipe_free(r);
 }
 
+/* kilt_target.shared: the recipe keeps the plan of a target and hands it out again for the
+ * targets of the same facts; every plan equals the one made for the target alone. */
+static json_t *eval_shared_config(const struct kilt_recipe *r, struct kilt_target *t,
+				  const json_t *config)
+{
+	t->shared = false;
+	json_t *alone = eval_ok(r, t, config);
+	t->shared = true;
+	json_t *plan = eval_ok(r, t, config);
+	t->shared = false;
+	assert_json_equal(plan, alone);
+	json_decref(alone);
+	return plan;
+}
+
+static json_t *eval_shared(const struct kilt_recipe *r, struct kilt_target *t)
+{
+	return eval_shared_config(r, t, NULL);
+}
+
+static void test_recipe__shared_plans(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r =
+		load_text("deploy {\n"
+			  "  entrypoint: [ /w ] ${original.entrypoint}\n"
+			  "  command: ${original.command}\n"
+			  "  environment { WHO: ${original.name}\"@\"${original.image} }\n"
+			  "}\n");
+	struct facts f;
+	nginx(&f);
+	f.t.environment = NULL; /* a target with its environment gets a plan of its own */
+	json_t *a = eval_shared(r, &f.t);
+	json_t *b = eval_shared(r, &f.t);
+	assert_ptr_equal(a, b); /* kept */
+	json_decref(b);
+
+	/* other facts, another plan; more targets than the recipe keeps */
+	char names[100][16];
+	for (int i = 0; i < 100; i++) {
+		snprintf(names[i], sizeof(names[i]), "web-%d", i);
+		f.t.name = names[i];
+		json_t *p = eval_shared(r, &f.t);
+		assert_ptr_not_equal(p, a);
+		json_decref(p);
+	}
+	/* the first plan, long since let go by the recipe, is still the caller's */
+	f.t.name = "web";
+	json_t *again = eval_shared(r, &f.t);
+	assert_json_equal(again, a);
+	json_decref(again);
+	json_decref(a);
+
+	/* the same argv in other nodes is the same fact; another argv is not */
+	json_t *ep = json_pack("[s]", "/docker-entrypoint.sh");
+	f.t.entrypoint = ep;
+	a = eval_shared(r, &f.t);
+	b = eval_shared(r, &f.t);
+	assert_ptr_equal(a, b);
+	json_decref(b);
+	json_array_append_new(ep, json_string("-x"));
+	b = eval_shared(r, &f.t);
+	assert_ptr_not_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+
+	/* a target with its environment, or with facts too big to keep, gets a plan of its own */
+	f.t.entrypoint = f.entrypoint;
+	f.t.environment = f.environment;
+	a = eval_shared(r, &f.t);
+	b = eval_shared(r, &f.t);
+	assert_ptr_not_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	f.t.environment = NULL;
+	char big[5000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	json_array_append_new(ep, json_string(big));
+	f.t.entrypoint = ep;
+	a = eval_shared(r, &f.t);
+	b = eval_shared(r, &f.t);
+	assert_ptr_not_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	json_decref(ep);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
+struct shared_arg {
+	const struct kilt_recipe *recipe;
+	const json_t *config;
+	char *const *want; /* the plan of name web-i, as text */
+	unsigned seed;
+	int failures;
+};
+
+static void *shared_thread(void *p)
+{
+	struct shared_arg *a = p;
+	struct facts f;
+	nginx(&f);
+	char name[16];
+	f.t.name = name;
+	f.t.environment = NULL;
+	f.t.shared = true;
+	for (int i = 0; i < 3000; i++) {
+		/* more names than the recipe keeps: plans are let go while others hold them */
+		int k = (int)((a->seed + (unsigned)i * 7919u) % 150u);
+		snprintf(name, sizeof(name), "web-%d", k);
+		json_t *plan = NULL;
+		struct kilt_error err = { 0 };
+		if (kilt_recipe_evaluate(a->recipe, &f.t, a->config, &plan, &err) < 0) {
+			a->failures++;
+			continue;
+		}
+		char *s = json_dumps(plan, JSON_COMPACT);
+		if (strcmp(s, a->want[k]) != 0)
+			a->failures++;
+		free(s);
+		json_decref(plan);
+	}
+	facts_done(&f);
+	return NULL;
+}
+
+static void test_recipe__shared_plans_threads(void **state)
+{
+	(void)state;
+	struct kilt_recipe *r = load_ok(RECIPES "/falco.kilt.conf");
+	char *want[150];
+	struct facts f;
+	nginx(&f);
+	f.t.environment = NULL;
+	json_t *config = json_pack("{ss}", "agent_image", "r/falco:0.37.0");
+	for (int k = 0; k < 150; k++) {
+		char name[16];
+		snprintf(name, sizeof(name), "web-%d", k);
+		f.t.name = name;
+		json_t *plan = NULL;
+		struct kilt_error err = { 0 };
+		assert_int_equal(kilt_recipe_evaluate_full(r, &f.t, config, &plan, &err), 0);
+		want[k] = json_dumps(plan, JSON_COMPACT);
+		json_decref(plan);
+	}
+	/* the recipe keeps its plans (the threads below take kept ones) */
+	f.t.name = "web-0";
+	json_t *a = eval_shared_config(r, &f.t, config), *b = eval_shared_config(r, &f.t, config);
+	assert_ptr_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	pthread_t th[4];
+	struct shared_arg args[4];
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct shared_arg){ r, config, want, (unsigned)i * 37u, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, shared_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(args[i].failures, 0);
+	}
+	for (int k = 0; k < 150; k++)
+		free(want[k]);
+	json_decref(config);
+	facts_done(&f);
+	kilt_recipe_free(r);
+}
+
 /* More configs than the cache holds still evaluate correctly (the full way). */
 static void test_recipe__many_configs(void **state)
 {
@@ -1052,6 +1221,8 @@ int main(void)
 		cmocka_unit_test(test_recipe__long_text_before_marker),
 		cmocka_unit_test(test_recipe__threads),
 		cmocka_unit_test(test_recipe__many_configs),
+		cmocka_unit_test(test_recipe__shared_plans),
+		cmocka_unit_test(test_recipe__shared_plans_threads),
 		cmocka_unit_test(test_recipe__members),
 		cmocka_unit_test(test_recipe__edit_distance),
 	};
