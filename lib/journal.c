@@ -30,7 +30,8 @@ void kilt_journal_set(struct kilt_journal *j, json_t *target, const char *key, j
 	je->size = j->keys.len;
 	if (kbuf_add(&j->keys, key, strlen(key) + 1) < 0)
 		abort(); /* the buffer's maximum is SIZE_MAX / 2 */
-	json_object_set_new(target, key, value);
+	/* keys are the engines' own or those of the document's members: UTF-8 already */
+	json_object_set_new_nocheck(target, key, value);
 }
 
 void kilt_journal_del(struct kilt_journal *j, json_t *target, const char *key)

@@ -38,6 +38,8 @@ struct pod {
 	json_t *obj; /* borrowed: the object holding metadata and spec */
 	json_t *spec; /* borrowed */
 	char task[512]; /* "Deployment web" / "Pod default/web-1" for the report */
+	const char
+		*group; /* borrowed: the workload's name (the recipe's original.group), or NULL */
 	const char *ns_name; /* borrowed */
 	const json_t *ns_labels, *ns_annotations; /* borrowed, may be NULL */
 	const json_t *status; /* borrowed from `status_owned`, or NULL */
@@ -1525,7 +1527,7 @@ static int plan_container(struct pod *p, struct injection *inj, json_t *c, const
 					       why);
 		return 1;
 	}
-	const char *group = str_at(json_object_get(p->ref->workload, "metadata"), "name");
+	const char *group = p->group;
 	struct kilt_target target = {
 		.image = image,
 		.name = cname,
@@ -2035,6 +2037,7 @@ static void task_name(struct pod *p)
 {
 	const json_t *wmeta = json_object_get(p->ref->workload, "metadata");
 	const char *name = str_at(wmeta, "name");
+	p->group = name;
 	const char *gen = str_at(wmeta, "generateName");
 	const char *ns = str_at(wmeta, "namespace");
 	char nbuf[300];
@@ -2054,19 +2057,41 @@ static void task_name(struct pod *p)
  * a pod; kilt's status could not tell the two apart). */
 static const char *duplicate_name(const json_t *spec)
 {
-	_cleanup_json_ json_t *seen = json_object();
 	static const char *const lists[] = { "initContainers", "containers" };
+	const json_t *cs[2] = { json_object_get(spec, lists[0]), json_object_get(spec, lists[1]) };
+	const char *few[16];
+	size_t n = 0;
+	/* a pod's few containers are compared by name; many go through an object of names */
+	for (size_t l = 0; l < ARRAY_SIZE(lists) && n <= ARRAY_SIZE(few); l++) {
+		size_t i;
+		json_t *c;
+		json_array_foreach (cs[l], i, c) {
+			const char *name = str_at(c, "name");
+			if (!name)
+				continue;
+			if (n == ARRAY_SIZE(few)) {
+				n++;
+				break;
+			}
+			for (size_t k = 0; k < n; k++)
+				if (strcmp(few[k], name) == 0)
+					return name;
+			few[n++] = name;
+		}
+	}
+	if (n <= ARRAY_SIZE(few))
+		return NULL;
+	_cleanup_json_ json_t *seen = json_object();
 	for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
 		size_t i;
 		json_t *c;
-		const json_t *cs = json_object_get(spec, lists[l]);
-		json_array_foreach (cs, i, c) {
-			const char *n = str_at(c, "name");
-			if (!n)
+		json_array_foreach (cs[l], i, c) {
+			const char *name = str_at(c, "name");
+			if (!name)
 				continue;
-			if (json_object_get(seen, n))
-				return n;
-			json_object_set_new(seen, n, json_true());
+			if (json_object_get(seen, name))
+				return name;
+			json_object_set_new(seen, name, json_true());
 		}
 	}
 	return NULL;
