@@ -359,7 +359,8 @@ static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
 			const struct kilt_journal_entry *oldest = NULL;
 			for (size_t i = c->first; i < c->first + c->n; i++) {
 				const struct kilt_journal_entry *je = &j->v[p->refs[i].index];
-				if (strcmp(j->keys.data + je->size, k) == 0)
+				const char *set = j->keys.data + je->size;
+				if (set[0] == k[0] && strcmp(set, k) == 0)
 					oldest = je;
 			}
 			if (oldest)
@@ -400,7 +401,8 @@ static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
 		bool ordered = true;
 		for (size_t t = nb; t < nn && ordered; t++) {
 			const json_t *el = json_array_get(now, t);
-			for (size_t k = 0; k < nb && ordered; k++)
+			/* a node held once (this array's own reference) is no other element */
+			for (size_t k = 0; k < nb && ordered && el->refcount != 1; k++)
 				ordered = json_array_get(now, k) != el;
 			added[t] = true;
 		}
@@ -562,6 +564,23 @@ static int by_node_newest(const void *a, const void *b)
 	return x->index < y->index ? 1 : x->index > y->index ? -1 : 0;
 }
 
+/* The refs in by_node_newest's order: an insertion sort for the few changes of a pod (no call
+ * per comparison), qsort for many. */
+static void sort_refs(struct entry_ref *refs, size_t n)
+{
+	if (n > 64) {
+		qsort(refs, n, sizeof(*refs), by_node_newest);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct entry_ref r = refs[i];
+		size_t k = i;
+		for (; k > 0 && by_node_newest(&refs[k - 1], &r) > 0; k--)
+			refs[k] = refs[k - 1];
+		refs[k] = r;
+	}
+}
+
 /* Puts `node` in the look-up table (declared, or changed: index + 1). */
 static void table_add(struct patcher *p, const json_t *node, size_t changed)
 {
@@ -585,7 +604,7 @@ json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
 	p.refs = xcalloc(j->n + 1, sizeof(*p.refs));
 	for (size_t i = 0; i < j->n; i++)
 		p.refs[i] = (struct entry_ref){ .node = j->v[i].target, .index = i };
-	qsort(p.refs, j->n, sizeof(*p.refs), by_node_newest);
+	sort_refs(p.refs, j->n);
 	for (size_t i = 0; i < j->n; i++) {
 		const struct kilt_journal_entry *je = &j->v[p.refs[i].index];
 		if (i == 0 || p.refs[i - 1].node != p.refs[i].node)
