@@ -336,13 +336,14 @@ string_slow(struct reader *r, const unsigned char *start, const char **ret, size
  * anything jansson would refuse, and on a NUL (refused by jansson without JSON_ALLOW_NUL, never
  * asked for here). */
 static inline __attribute__((always_inline)) const unsigned char *
-string(struct reader *r, const unsigned char *p, const char **ret, size_t *ret_len)
+string(struct reader *r, const unsigned char *end, const unsigned char *p, const char **ret,
+       size_t *ret_len)
 {
 	const unsigned char *start = p + 1;
 #if defined(__SSE2__)
 	/* most strings are printable ASCII without an escape: their closing quote is the first
-	 * stop of a window */
-	for (const unsigned char *w = start; r->end - w >= 16; w += 16) {
+	 * stop of a window (end: r->end, in the caller's register) */
+	for (const unsigned char *w = start; end - w >= 16; w += 16) {
 		unsigned stop = ascii_stops(_mm_loadu_si128((const __m128i *)(const void *)w));
 		if (stop) {
 			w += __builtin_ctz(stop);
@@ -353,6 +354,8 @@ string(struct reader *r, const unsigned char *p, const char **ret, size_t *ret_l
 			return w + 1;
 		}
 	}
+#else
+	(void)end;
 #endif
 	return string_slow(r, start, ret, ret_len);
 }
@@ -554,6 +557,22 @@ closed:
 	return q + 1;
 }
 
+#if defined(__SSE2__)
+/* The bytes of v that may follow a backslash in a two-byte escape: " / b f n r t (and \\,
+ * left out: see skip_short_string()). */
+static inline unsigned simple_escapes(__m128i v)
+{
+	return (unsigned)_mm_movemask_epi8(
+		_mm_or_si128(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+						       _mm_cmpeq_epi8(v, _mm_set1_epi8('/'))),
+					  _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('b')),
+						       _mm_cmpeq_epi8(v, _mm_set1_epi8('f')))),
+			     _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('n')),
+						       _mm_cmpeq_epi8(v, _mm_set1_epi8('r'))),
+					  _mm_cmpeq_epi8(v, _mm_set1_epi8('t')))));
+}
+#endif
+
 /* A string left out at its opening quote p that closes within 32 bytes, its only escapes two
  * bytes long (\" \/ \b \f \n \r \t, no \\ or \u), without a control character or a byte of
  * 0x80 or more (most of the keys left out): where it ends; NULL for any other (skip_string()
@@ -565,47 +584,36 @@ static inline const unsigned char *skip_short_string(const unsigned char *p,
 	if (end - p < 33)
 		return NULL;
 	const unsigned char *q = p + 1;
-	for (int w = 0; w < 2; w++, q += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-		unsigned quotes =
-			(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
-		unsigned bs = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-		/* below 0x20 or 0x80 and more: below 0x20 as signed bytes */
-		unsigned other =
-			(unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-		if (bs) {
-			/* each backslash alone, within the window, before a byte of a two-byte
-			 * escape other than \\: that byte is not a quote that ends the string */
-			if ((bs & (bs << 1)) || (bs & 0x8000))
-				return NULL;
-			unsigned escaped = bs << 1;
-			/* most are \" (managedFields' k:{\"name\":...} keys): the others compared
-			 * only when there are others */
-			if (escaped & ~quotes) {
-				__m128i simple = _mm_or_si128(
-					_mm_or_si128(
-						_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-							     _mm_cmpeq_epi8(v, _mm_set1_epi8('/'))),
-						_mm_or_si128(
-							_mm_cmpeq_epi8(v, _mm_set1_epi8('b')),
-							_mm_cmpeq_epi8(v, _mm_set1_epi8('f')))),
-					_mm_or_si128(
-						_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('n')),
-							     _mm_cmpeq_epi8(v, _mm_set1_epi8('r'))),
-						_mm_cmpeq_epi8(v, _mm_set1_epi8('t'))));
-				if (escaped & ~(unsigned)_mm_movemask_epi8(simple))
-					return NULL;
-			}
-			quotes &= ~escaped;
-		}
-		/* the bytes before the first quote (all of them without one) */
-		unsigned before = (quotes & (0u - quotes)) - 1;
-		if (other & before)
+	/* the 32 bytes after the opening quote: a bit for each */
+	__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)q);
+	__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(q + 16));
+	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+		      space = _mm_set1_epi8(0x20);
+	uint32_t quotes = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, quote)) |
+			  (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, quote)) << 16;
+	uint32_t bs = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, backslash)) |
+		      (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, backslash)) << 16;
+	/* below 0x20 or 0x80 and more: below 0x20 as signed bytes */
+	uint32_t other = (uint32_t)_mm_movemask_epi8(_mm_cmplt_epi8(v0, space)) |
+			 (uint32_t)_mm_movemask_epi8(_mm_cmplt_epi8(v1, space)) << 16;
+	if (bs) {
+		/* each backslash alone, before a byte within the 32 of a two-byte escape other
+		 * than \\: that byte is not a quote that ends the string */
+		if ((bs & (bs << 1)) || (bs & 0x80000000u))
 			return NULL;
-		if (quotes)
-			return q + __builtin_ctz(quotes) + 1;
+		uint32_t escaped = bs << 1;
+		/* most are \" (managedFields' k:{\"name\":...} keys): the others compared only
+		 * when there are others */
+		if ((escaped & ~quotes) &&
+		    (escaped & ~(simple_escapes(v0) | (uint32_t)simple_escapes(v1) << 16)))
+			return NULL;
+		quotes &= ~escaped;
 	}
-	return NULL;
+	/* the bytes before the first quote (all of them without one) */
+	uint32_t before = (quotes & (0u - quotes)) - 1;
+	if (!quotes || (other & before))
+		return NULL;
+	return q + __builtin_ctz(quotes) + 1;
 #else
 	(void)p;
 	(void)end;
@@ -629,10 +637,9 @@ static inline const unsigned char *skip_ws(const unsigned char *p, const unsigne
 static __attribute__((noinline)) const unsigned char *
 skip_value(const unsigned char *p, const unsigned char *end, unsigned depth)
 {
-	/* a bit for each container open, by its depth: set for an object, clear for an array */
-	uint64_t objects[MAX_DEPTH / 64 + 1] = { 0 };
+	/* the byte that closes each container open, by the depth of the container */
+	unsigned char closer[MAX_DEPTH + 1];
 	const unsigned top = depth;
-	bool in_object = false; /* the container the value at depth is in (depth > top) */
 	const unsigned char *q;
 value: /* p at a value, at depth */
 	if (p >= end || depth > MAX_DEPTH)
@@ -644,9 +651,7 @@ value: /* p at a value, at depth */
 			p++;
 			goto after;
 		}
-		objects[depth / 64] |= 1ull << (depth % 64);
-		depth++;
-		in_object = true;
+		closer[depth++] = '}';
 		goto key;
 	case '[':
 		p = skip_ws(p + 1, end);
@@ -654,9 +659,7 @@ value: /* p at a value, at depth */
 			p++;
 			goto after;
 		}
-		objects[depth / 64] &= ~(1ull << (depth % 64));
-		depth++;
-		in_object = false;
+		closer[depth++] = ']';
 		goto value;
 	case '"':
 		if (!(q = skip_short_string(p, end)) && !(q = skip_string(p, end)))
@@ -689,39 +692,39 @@ key: /* p past whitespace where a key must be, in an object at depth - 1 */
 		return NULL;
 key_quote: /* p at the key's opening quote */
 #if defined(__SSE2__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	/* Most keys left out (managedFields' fieldsV1) are printable ASCII without an escape,
-	 * shorter than sixteen bytes: their window's first stop is their closing quote. Most
-	 * members are "key":{}, then a key; "key":{ then a key; or "key":{} closing the object:
-	 * the bytes after the key compared at once. */
-	if (end - p >= 33) {
+	/* Most keys left out (managedFields' fieldsV1) are printable ASCII without an escape, at
+	 * most sixteen bytes: the first stop of their window is their closing quote (or the byte
+	 * after the window is, when it has none). Most members are "key":{} then a key, "key":{
+	 * then a key, or "key":{} closing the object: the bytes after the key compared at once.
+	 * Anything else is read below, from the key again. */
+	if (end - p >= 48 && depth <= MAX_DEPTH) {
+		/* the key's closing quote at most 32 bytes on, and the 8 bytes after it */
 		unsigned stop =
 			ascii_stops(_mm_loadu_si128((const __m128i *)(const void *)(p + 1)));
-		q = p + 1 + (stop ? __builtin_ctz(stop) : 0);
-		if (stop && *q == '"')
-			q++;
-		else if (!(q = skip_short_string(p, end)) && !(q = skip_string(p, end)))
-			return NULL;
-		p = q;
-		if (end - p >= 8 && depth <= MAX_DEPTH) {
+		q = p + 1 + __builtin_ctz(stop | 0x10000);
+		/* a longer key, or one with escapes (managedFields' k:{\"name\":...}) */
+		if (*q != '"' && (q = skip_short_string(p, end)))
+			q--;
+		if (q) {
 			uint64_t w;
-			memcpy(&w, p, 8);
+			memcpy(&w, q + 1, 8);
 			if ((w & 0xFFFFFFFFFFull) == FIVE(':', '{', '}', ',', '"')) {
-				p += 4;
+				p = q + 5;
 				goto key_quote;
 			}
 			if ((w & 0xFFFFFFull) == FIVE(':', '{', '"', 0, 0)) {
-				objects[depth / 64] |= 1ull << (depth % 64);
-				depth++;
-				in_object = true;
-				p += 2;
+				closer[depth++] = '}';
+				p = q + 3;
 				goto key_quote;
 			}
 			if ((w & 0xFFFFFFFFull) == FIVE(':', '{', '}', '}', 0)) {
-				p += 3;
-				goto member_done;
+				p = q + 5;
+				depth--;
+				goto after;
 			}
+			p = q + 1;
+			goto colon;
 		}
-		goto colon;
 	}
 #endif
 	if (!(q = skip_short_string(p, end)) && !(q = skip_string(p, end)))
@@ -755,18 +758,14 @@ member_done: /* the same, inside a container */
 		return NULL;
 	if (*p == ',') {
 		p = skip_ws(p + 1, end);
-		if (in_object)
+		if (closer[depth - 1] == '}')
 			goto key;
 		goto value;
 	}
-	if (*p != (in_object ? '}' : ']'))
+	if (*p != closer[depth - 1])
 		return NULL;
 	p++;
 	depth--;
-	if (depth > top) {
-		unsigned parent = depth - 1;
-		in_object = objects[parent / 64] >> (parent % 64) & 1;
-	}
 	goto after;
 }
 
@@ -813,20 +812,20 @@ static __attribute__((noinline)) const unsigned char *scalar(const unsigned char
  * value (an object at the path's key depth - 1). The value in *ret; where it ends returned
  * (NULL when refused). Inlined into each container's loop: most values are strings. */
 static inline __attribute__((always_inline)) const unsigned char *
-value(struct reader *r, const unsigned char *p, unsigned depth, uint32_t paths, json_t **ret)
+value(struct reader *r, const unsigned char *end, const unsigned char *p, unsigned depth,
+      uint32_t paths, json_t **ret)
 {
-	const unsigned char *end = r->end;
 	if (p >= end || depth > MAX_DEPTH)
 		return NULL;
-	switch (*p) {
-	case '"': {
+	if (*p == '"') {
 		const char *s;
 		size_t len;
-		if (!(p = string(r, p, &s, &len)))
+		if (!(p = string(r, end, p, &s, &len)))
 			return NULL;
 		*ret = json_stringn_nocheck(s, len);
 		return p;
 	}
+	switch (*p) {
 	case '{':
 		return object(r, p, depth, paths, ret);
 	case '[':
@@ -875,7 +874,7 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 	for (;;) {
 		const char *k;
 		size_t klen;
-		if (next(&p, end) != '"' || !(p = string(r, p, &k, &klen)))
+		if (next(&p, end) != '"' || !(p = string(r, end, p, &k, &klen)))
 			goto fail;
 		uint32_t child = 0;
 		if (paths) {
@@ -898,7 +897,7 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 		 * in a key) is kept there and the value gets a new buffer: the value may hold a
 		 * string with escapes too. */
 		char *owned = NULL;
-		if (klen && k == r->scratch) {
+		if (k == r->scratch) {
 			owned = r->scratch;
 			r->scratch = NULL;
 			r->scratch_size = 0;
@@ -908,7 +907,7 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 			p = NULL;
 		} else {
 			next(&p, end);
-			p = value(r, p, depth + 1, child, &v);
+			p = value(r, end, p, depth + 1, child, &v);
 		}
 		bool ok = p && json_object_setn_new_nocheck(o, k, klen, v) == 0;
 		size++;
@@ -944,7 +943,7 @@ static const unsigned char *array(struct reader *r, const unsigned char *p, unsi
 	}
 	for (;;) {
 		json_t *v;
-		if (!(p = value(r, p, depth + 1, 0, &v)) || json_array_append_new(a, v) != 0)
+		if (!(p = value(r, end, p, depth + 1, 0, &v)) || json_array_append_new(a, v) != 0)
 			break;
 		int c = next(&p, end);
 		if (c == ',') {
@@ -975,7 +974,7 @@ json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_jso
 	const unsigned char *p = ws((const unsigned char *)text, r.end);
 	json_t *root = NULL;
 	if (p < r.end && (*p == '{' || *p == '[')) {
-		p = value(&r, p, 1, paths, &root);
+		p = value(&r, r.end, p, 1, paths, &root);
 		if (p && ws(p, r.end) != r.end) {
 			json_decref(root);
 			p = NULL;
@@ -1061,7 +1060,7 @@ static const unsigned char *blank_left_out(struct reader *r, const unsigned char
 		const char *k;
 		size_t klen;
 		int at;
-		if (next(&p, end) != '"' || !(p = string(r, p, &k, &klen)))
+		if (next(&p, end) != '"' || !(p = string(r, end, p, &k, &klen)))
 			return NULL;
 		uint32_t child = member_paths(r, depth, paths, k, klen, &at);
 		if (!eat(&p, end, ':'))
