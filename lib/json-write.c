@@ -186,24 +186,39 @@ static inline size_t plain_run(const char *p, size_t n, bool slash)
 static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t i, bool slash)
 	__attribute__((noinline));
 
-/* As jansson escapes: `"`, `\`, control characters, and `/` with JSON_ESCAPE_SLASH. Most strings
- * have nothing to escape: copied eight bytes at a time as they are checked, straight into the
- * buffer (with 8 bytes to spare past them). */
-static inline __attribute__((always_inline)) int put_string(struct kilt_json_out *o, const char *p,
-							    size_t n, bool slash)
+/* put_string_between()'s way when p[i] needs a look (or the buffer must grow), p[0..i) being
+ * plain ASCII. */
+static __attribute__((noinline)) int put_escaped_between(struct kilt_json_out *o, const char *p,
+							 size_t n, size_t i, bool slash, char lead,
+							 char trail)
+{
+	int r = lead ? append(o, &lead, 1) : 0;
+	if (r == 0)
+		r = put_escaped(o, p, n, i, slash);
+	if (r == 0 && trail)
+		r = append(o, &trail, 1);
+	return r;
+}
+
+/* put_string() with a byte written before it and one after (0: none), for `,"key":` and `,"s"`
+ * in one step. */
+static inline __attribute__((always_inline)) int put_string_between(struct kilt_json_out *o,
+								    const char *p, size_t n,
+								    bool slash, char lead,
+								    char trail)
 {
 	struct kbuf *b = &o->text;
 	size_t i = 0;
-	if (b->cap - b->len <= n + 10 || b->max - b->len < n + 2)
-		return put_escaped(o, p, n, plain_run(p, n, slash), slash);
+	if (b->cap - b->len <= n + 12 || b->max - b->len < n + 4)
+		return put_escaped_between(o, p, n, plain_run(p, n, slash), slash, lead, trail);
 	uint64_t slashes = slash ? ONES * '/' : 0;
 	unsigned stop = slash ? 7 : 3;
-	char *d = b->data + b->len + 1;
+	char *d = b->data + b->len + 1 + (lead != 0);
 	for (; n - i >= 8; i += 8) {
 		uint64_t w;
 		memcpy(&w, p + i, 8);
 		if (!plain8(w, slashes))
-			return put_escaped(o, p, n, i, slash);
+			return put_escaped_between(o, p, n, i, slash, lead, trail);
 		memcpy(d + i, &w, 8);
 	}
 	if (n - i >= 4) {
@@ -217,14 +232,26 @@ static inline __attribute__((always_inline)) int put_string(struct kilt_json_out
 	for (; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 		if (byte_class[c] & stop)
-			return put_escaped(o, p, n, i, slash);
+			return put_escaped_between(o, p, n, i, slash, lead, trail);
 		d[i] = (char)c;
 	}
+	if (lead)
+		d[-2] = lead;
 	d[-1] = '"';
 	d[n] = '"';
-	d[n + 1] = '\0';
-	b->len += n + 2;
+	d[n + 1] = trail;
+	d[n + 1 + (trail != 0)] = '\0';
+	b->len += n + 2 + (lead != 0) + (trail != 0);
 	return maybe_flush(o);
+}
+
+/* As jansson escapes: `"`, `\`, control characters, and `/` with JSON_ESCAPE_SLASH. Most strings
+ * have nothing to escape: copied eight bytes at a time as they are checked, straight into the
+ * buffer (with 8 bytes to spare past them). */
+static inline __attribute__((always_inline)) int put_string(struct kilt_json_out *o, const char *p,
+							    size_t n, bool slash)
+{
+	return put_string_between(o, p, n, slash, 0, 0);
 }
 
 /* Room for n more bytes, or -1 (the buffer's maximum). */
@@ -455,6 +482,25 @@ static int put_value(struct kilt_json_out *o, const json_t *v, size_t flags, siz
 	return -2;
 }
 
+static int put_compact(struct kilt_json_out *o, const json_t *v, size_t flags, unsigned depth);
+
+/* A member's value or an element after `lead` (0: none) in put_compact: a string written here
+ * (most of them), anything else by put_compact. */
+static inline __attribute__((always_inline)) int
+put_compact_child(struct kilt_json_out *o, const json_t *v, size_t flags, unsigned depth, char lead)
+{
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		size_t len = json_string_length(v);
+		/* a kept number starts with a byte no UTF-8 text has (lib/json.c) */
+		if (!(len && (unsigned char)s[0] == 0xff))
+			return put_string_between(o, s, len, flags & JSON_ESCAPE_SLASH, lead, 0);
+	}
+	if (lead && append(o, &lead, 1) < 0)
+		return -1;
+	return put_compact(o, v, flags, depth);
+}
+
 /* put_value with JSON_COMPACT and no indentation (the answer's patch, a log line's values): the
  * same bytes with fewer steps per value. */
 static int put_compact(struct kilt_json_out *o, const json_t *v, size_t flags, unsigned depth)
@@ -470,15 +516,12 @@ static int put_compact(struct kilt_json_out *o, const json_t *v, size_t flags, u
 		void *it = json_object_iter((json_t *)(uintptr_t)v);
 		for (bool first = true; it;
 		     it = json_object_iter_next((json_t *)(uintptr_t)v, it), first = false) {
-			if (!first && append(o, ",", 1) < 0)
-				return -1;
-			r = put_string(o, json_object_iter_key(it), json_object_iter_key_len(it),
-				       slash);
+			r = put_string_between(o, json_object_iter_key(it),
+					       json_object_iter_key_len(it), slash, first ? 0 : ',',
+					       ':');
 			if (r < 0)
 				return r;
-			if (append(o, ":", 1) < 0)
-				return -1;
-			r = put_compact(o, json_object_iter_value(it), flags, depth + 1);
+			r = put_compact_child(o, json_object_iter_value(it), flags, depth + 1, 0);
 			if (r < 0)
 				return r;
 		}
@@ -489,9 +532,8 @@ static int put_compact(struct kilt_json_out *o, const json_t *v, size_t flags, u
 			return -1;
 		size_t n = json_array_size(v);
 		for (size_t i = 0; i < n; i++) {
-			if (i && append(o, ",", 1) < 0)
-				return -1;
-			r = put_compact(o, json_array_get(v, i), flags, depth + 1);
+			r = put_compact_child(o, json_array_get(v, i), flags, depth + 1,
+					      i ? ',' : 0);
 			if (r < 0)
 				return r;
 		}
@@ -568,13 +610,9 @@ static void out_of(struct kilt_json_out *o, struct kbuf *b)
 /* ,"key": (nothing after "{"), or -1 when `b` is full. */
 static int member_key(struct kilt_json_out *o, const char *key, bool slash)
 {
-	struct kbuf *b = &o->text;
-	if (b->len && b->data[b->len - 1] != '{' && append(o, ",", 1) < 0)
-		return -1;
-	int r = put_string(o, key, strlen(key), slash);
-	if (r == 0)
-		r = append(o, ":", 1);
-	return r;
+	const struct kbuf *b = &o->text;
+	char lead = b->len && b->data[b->len - 1] != '{' ? ',' : 0;
+	return put_string_between(o, key, strlen(key), slash, lead, ':');
 }
 
 /* "key":value at the end of b; b unchanged unless it returns 0. */

@@ -109,8 +109,8 @@ static void test_json_write__values(void **state)
 }
 
 /* Strings of every length to 40 with one byte that needs a look at every position (the writer
- * reads eight bytes at a time): the bytes of jansson for a valid one; for one that is not UTF-8,
- * -2 with nothing of it left in the output. */
+ * reads eight bytes at a time), as values and as keys: the bytes of jansson for a valid one; for
+ * one that is not UTF-8, -2 with nothing of it left in the output. */
 static void test_json_write__strings_every_position(void **state)
 {
 	(void)state;
@@ -167,6 +167,21 @@ static void test_json_write__strings_every_position(void **state)
 				json_t *v = json_stringn_nocheck(text, n);
 				json_t *doc = json_pack("[sO]", "before", v);
 				check_same(doc);
+				/* as a key, first and after another member (a key that is not
+				 * UTF-8: jansson writes a broken text, kilt none) */
+				json_t *keyed = json_object();
+				json_object_setn_new_nocheck(keyed, text, n, json_integer(1));
+				json_t *two = json_pack("{s:s}", "", "x");
+				json_object_setn_new_nocheck(two, text, n, json_string("z"));
+				if (kilt_utf8_valid_prefix((const unsigned char *)text, n) == n) {
+					check_same(keyed);
+					check_same(two);
+				} else {
+					assert_null(kilt_json_dumps(keyed, JSON_COMPACT));
+					assert_null(kilt_json_dumps(two, JSON_COMPACT));
+				}
+				json_decref(keyed);
+				json_decref(two);
 				/* by itself: -2 leaves the output as it was */
 				struct kilt_json_out o;
 				kilt_json_out_init(&o, NULL, NULL);
