@@ -366,6 +366,68 @@ static json_t *entry_labels(const json_t *cache, const char *name)
 	return json_object_get(json_object_get(cache, name), "labels");
 }
 
+/* What a warning becomes, one character at a time: a control character or a byte of no valid
+ * UTF-8 character is '?', the text cut to `max` bytes on a character boundary. */
+static void readable_reference(const char *s, size_t max, struct kbuf *out)
+{
+	size_t len = strlen(s);
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		bool ok = c >= 0x20 && c != 0x7f;
+		if (c >= 0x80)
+			ok = n <= len - i &&
+			     kilt_utf8_valid_prefix((const unsigned char *)s + i, n) == n;
+		if (!ok)
+			n = 1;
+		if (out->len + n > max)
+			break;
+		kbuf_add(out, ok ? s + i : "?", n);
+		i += n;
+	}
+}
+
+/* Warnings with a byte that needs a look at every position (the encoder takes eight printable
+ * ASCII bytes at a time), and long ones cut with a character across the cut at every place. */
+static void test_admission__warnings_every_position(void **state)
+{
+	(void)state;
+	static const char *const specials[] = { "\n",	    "\x01",	    "\x7f",
+						"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+						"\xc3",	    "\xff",	    "\xed\xa0\x80" };
+	char text[KILT_ADMISSION_MAX_WARNING + 32];
+	for (size_t sp = 0; sp < ARRAY_SIZE(specials); sp++) {
+		size_t sl = strlen(specials[sp]);
+		for (size_t len = 0; len + sl < sizeof(text); len++) {
+			for (size_t at = 0; at <= len; at++) {
+				if (len > 40 && len < KILT_ADMISSION_MAX_WARNING - 12)
+					break; /* short ones, and ones about the cut */
+				memset(text, 'a', at);
+				memcpy(text + at, specials[sp], sl);
+				memset(text + at + sl, 'b', len - at);
+				text[len + sl] = '\0';
+				const char *w[] = { text };
+				struct kilt_admission_answer a = {
+					.uid = "u", .allowed = true, .warnings = w, .n_warnings = 1
+				};
+				size_t n = 0;
+				_cleanup_free_ char *got = kilt_admission_answer_encode(&a, &n);
+				json_t *j = decode_answer(got, n);
+				const char *ws = json_string_value(json_array_get(
+					json_object_get(json_object_get(j, "response"), "warnings"),
+					0));
+				struct kbuf want;
+				kbuf_init(&want, SIZE_MAX / 2);
+				readable_reference(text, KILT_ADMISSION_MAX_WARNING, &want);
+				assert_non_null(ws);
+				assert_string_equal(ws, want.data ? want.data : "");
+				kbuf_done(&want);
+				json_decref(j);
+			}
+		}
+	}
+}
+
 static void test_admission__namespace_watch(void **state)
 {
 	(void)state;
@@ -707,6 +769,7 @@ int main(void)
 		cmocka_unit_test(test_admission__uid_salvage),
 		cmocka_unit_test(test_admission__answer),
 		cmocka_unit_test(test_admission__answer_bytes),
+		cmocka_unit_test(test_admission__warnings_every_position),
 		cmocka_unit_test(test_admission__namespace_watch),
 		cmocka_unit_test(test_admission__pull_secret_names),
 		cmocka_unit_test(test_admission__managed_fields),
