@@ -6,6 +6,9 @@
  * bytes to jansson's for every flag accepted here. */
 #include <inttypes.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "json-write.h"
 #include "kilt.h"
@@ -284,13 +287,70 @@ static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t 
 	bool utf8_checked = false;
 	uint64_t slashes = slash ? ONES * '/' : 0;
 	unsigned stop = slash ? 7 : 3;
-	if (n - i <= ESCAPE_ROOM_ONCE && room(o, i + 6 * (n - i) + 2 + 8) == 0) {
-		/* room for the worst case and 8 bytes more (most strings): written in one pass,
-		 * eight bytes at a time up to the first that needs a look */
+	if (n - i <= ESCAPE_ROOM_ONCE && room(o, i + 6 * (n - i) + 2 + 24) == 0) {
+		/* room for the worst case and 24 bytes more (most strings): written in one pass,
+		 * sixteen or eight bytes at a time up to the first that needs a look */
 		char *d = b->data + b->len;
 		*d++ = '"';
 		memcpy(d, p, i);
 		d += i;
+#if defined(__SSE2__)
+		/* sixteen bytes, then the bytes to look at among them one after the other from
+		 * one mask (a status annotation, JSON in a string, has one every few bytes); the
+		 * runs between them copied from `blk` sixteen bytes at a time, what follows a run
+		 * written again */
+		unsigned char blk[32] = { 0 };
+		const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+			      space = _mm_set1_epi8(0x20),
+			      solidus = _mm_set1_epi8(slash ? '/' : '"');
+		while (n - i >= 16) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+			/* below 0x20 as signed bytes: the control characters and every byte of a
+			 * multibyte character */
+			__m128i look = _mm_or_si128(
+				_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+					     _mm_cmpeq_epi8(x, backslash)),
+				_mm_or_si128(_mm_cmplt_epi8(x, space), _mm_cmpeq_epi8(x, solidus)));
+			unsigned m = (unsigned)_mm_movemask_epi8(look);
+			if (!m) {
+				_mm_storeu_si128((__m128i *)(void *)d, x);
+				d += 16;
+				i += 16;
+				continue;
+			}
+			_mm_storeu_si128((__m128i *)(void *)blk, x);
+			unsigned j = 0;
+			for (; m; m &= m - 1) {
+				unsigned k = (unsigned)__builtin_ctz(m);
+				memcpy(d, blk + j, 16);
+				d += k - j;
+				unsigned char c = blk[k];
+				if (c >= 0x80) {
+					if (!utf8_checked &&
+					    kilt_utf8_valid_prefix((const unsigned char *)p + i + k,
+								   n - i - k) != n - i - k) {
+						b->data[mark] = '\0';
+						return -2;
+					}
+					utf8_checked = true;
+					*d++ = (char)c;
+				} else if (short_escape[c]) {
+					d[0] = '\\';
+					d[1] = short_escape[c];
+					d += 2;
+				} else {
+					memcpy(d, "\\u00", 4);
+					d[4] = hex[c >> 4];
+					d[5] = hex[c & 15];
+					d += 6;
+				}
+				j = k + 1;
+			}
+			memcpy(d, blk + j, 16);
+			d += 16 - j;
+			i += 16;
+		}
+#endif
 		while (i < n) {
 			if (n - i >= 8) {
 				uint64_t w;

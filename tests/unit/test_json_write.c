@@ -206,6 +206,59 @@ static void test_json_write__strings_every_position(void **state)
 	}
 }
 
+/* Strings dense with bytes to escape (JSON text in a string, as the status annotation is): random
+ * runs of plain text, quotes, backslashes, slashes, control characters, DEL and UTF-8 (valid,
+ * and now and then not) of every length to 200, and a whole document as a string. */
+static void test_json_write__dense_escapes(void **state)
+{
+	(void)state;
+	static const char *const pieces[] = { "a",
+					      "bc",
+					      "defghijk",
+					      "\"",
+					      "\\",
+					      "/",
+					      "\n",
+					      "\t",
+					      "\x01",
+					      "\x1f",
+					      "\x7f",
+					      "\xc3\xa9",
+					      "\xe2\x82\xac",
+					      "\xf0\x9f\x98\x80",
+					      "{\"k\":[\"v\"]}" };
+	unsigned seed = 21;
+	for (int round = 0; round < 3000; round++) {
+		char text[256];
+		size_t want_len = (size_t)rand_r(&seed) % 200, n = 0;
+		while (n < want_len) {
+			const char *pc = pieces[(size_t)rand_r(&seed) % ARRAY_SIZE(pieces)];
+			size_t pl = strlen(pc);
+			if (n + pl > want_len)
+				break;
+			memcpy(text + n, pc, pl);
+			n += pl;
+		}
+		if (n && round % 10 == 9)
+			text[(size_t)rand_r(&seed) % n] = (char)0xc3; /* maybe not UTF-8 any more */
+		if (n && (unsigned char)text[0] == 0xff)
+			text[0] = 'x';
+		json_t *v = json_stringn_nocheck(text, n);
+		json_t *doc = json_pack("[sO]", "before", v);
+		check_same(doc);
+		json_decref(doc);
+		json_decref(v);
+	}
+	json_t *inner = json_pack("{s:s, s:[{s:s, s:{s:[s, s, s]}}], s:b, s:i}", "recipe", "falco",
+				  "containers", "name", "app", "original", "command", "/app",
+				  "--config", "/etc/app/a b.yaml", "created", 1, "version", 1);
+	_cleanup_free_ char *text = kilt_json_dumps(inner, JSON_COMPACT);
+	json_t *doc = json_pack("{s:s}", "kilt.dev/status", text);
+	check_same(doc);
+	json_decref(doc);
+	json_decref(inner);
+}
+
 /* A random value: objects, arrays, every scalar, strings with escapes and UTF-8. */
 static json_t *random_value(unsigned *seed, int depth)
 {
@@ -345,6 +398,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_write__values),
 		cmocka_unit_test(test_json_write__strings_every_position),
+		cmocka_unit_test(test_json_write__dense_escapes),
 		cmocka_unit_test(test_json_write__random_documents),
 		cmocka_unit_test(test_json_write__members),
 		cmocka_unit_test(test_json_write__runs_and_write_failure),
