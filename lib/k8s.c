@@ -1793,7 +1793,9 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 		undo_pod(p);
 		old_recs = NULL;
 	}
-	metadata = pod_metadata_fact(p->obj);
+	/* the pod's labels and annotations, for a recipe that reads them */
+	if (kilt_recipe_reads_metadata(kr->recipe))
+		metadata = pod_metadata_fact(p->obj);
 	inj.status = current ? json_deep_copy(p->status) : json_object();
 	inj.mounts = json_object();
 	json_t *recs = current ? json_object_get(inj.status, "containers") : json_array();

@@ -55,6 +55,7 @@ struct kilt_recipe {
 	size_t nplatforms;
 	bool fast_ok; /* markers can stand for the facts this recipe reads */
 	bool reads_env; /* may read original.environment (kilt_recipe_reads_environment) */
+	bool reads_meta; /* may read original.metadata (kilt_recipe_reads_metadata) */
 	bool marks_in_text; /* the source holds the marker byte (or its \u escape) */
 	json_t *params; /* owned; the `parameters` block normalized, NULL when there is none */
 	json_t *defaults; /* owned; object: config defaults from `parameters` (maybe empty) */
@@ -177,6 +178,7 @@ struct scan_state {
 	json_t *placeholders; /* context additions for load-time validation */
 	bool reads_objects; /* reads original.metadata / original.environment */
 	bool reads_env; /* reads original.environment, or may (an escape in a path) */
+	bool reads_meta; /* reads original.metadata, or may (an escape in a path) */
 	bool optional; /* some substitution is optional: `${?x}` */
 };
 
@@ -191,10 +193,12 @@ static void scan_one(const char *const *segs, size_t nsegs, bool optional, size_
 		/* a quoted segment is not unescaped here: "envi\u0072onment" could name it */
 		if (strstr(segs[k], "environment") || strchr(segs[k], '\\'))
 			st->reads_env = true;
+		if (strstr(segs[k], "metadata") || strchr(segs[k], '\\'))
+			st->reads_meta = true;
 	}
 	/* `${original}` (or `${?original}`) reads them too, whole */
 	if (nsegs == 1 && strcmp(segs[0], "original") == 0)
-		st->reads_objects = st->reads_env = true;
+		st->reads_objects = st->reads_env = st->reads_meta = true;
 	if (optional)
 		st->optional = true;
 	bool wanted = false;
@@ -893,6 +897,7 @@ static int load(const char *text, size_t len, const char *display, const char *n
 	rec->marks_in_text = memchr(text, RECIPE_MARK, len) || contains_ci(text, len, "u0001");
 	rec->fast_ok = !st.reads_objects && !rec->marks_in_text && !has_include;
 	rec->reads_env = st.reads_env || has_include;
+	rec->reads_meta = st.reads_meta || has_include;
 
 	/* Validation context: every fact present (markers), metadata and environment empty,
 	 * placeholders for required values only known later. */
@@ -1032,6 +1037,11 @@ const char *kilt_recipe_hash(const struct kilt_recipe *recipe)
 bool kilt_recipe_reads_environment(const struct kilt_recipe *recipe)
 {
 	return recipe->reads_env;
+}
+
+bool kilt_recipe_reads_metadata(const struct kilt_recipe *recipe)
+{
+	return recipe->reads_meta;
 }
 
 bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char *platform)

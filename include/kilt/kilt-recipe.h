@@ -82,6 +82,10 @@ bool kilt_recipe_supports_platform(const struct kilt_recipe *recipe, const char 
  * same plan whether the target's environment is known or not, except that a known one's
  * variables head the plan's environment. True when it reads it, or may. */
 bool kilt_recipe_reads_environment(const struct kilt_recipe *recipe);
+/* False when the recipe's text never reads original.metadata (nor original whole, nor through an
+ * include, nor through a substitution path with an escape): evaluating it then gives the same
+ * plan whether the target's metadata is known or not. True when it reads it, or may. */
+bool kilt_recipe_reads_metadata(const struct kilt_recipe *recipe);
 
 /* Checks operator config against the recipe's parameters: a key the recipe does not read (the
  * `parameters` it declares, or else the `config.*` names its own text reads; any key when an

@@ -114,6 +114,48 @@ static void test_k8s__mutate_then_again(void **state)
 	kilt_k8s_result_done(&res);
 }
 
+/* A recipe that reads the pod's labels and annotations (original.metadata) gets them; one that
+ * does not is planned without them (kilt_recipe_reads_metadata), to the same pod. */
+static void test_k8s__recipe_reads_metadata(void **state)
+{
+	(void)state;
+	static const char text[] =
+		"deploy {\n"
+		"  entrypoint: [ /kilt/bin/kilt-launch, \"--\" ] ${original.entrypoint}\n"
+		"  command: ${original.command}\n"
+		"  environment { TEAM: \"team=\"${?original.metadata.team}, WHO: ${original.name} "
+		"}\n"
+		"}\n";
+	struct kilt_recipe *r = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_load_string(text, sizeof(text) - 1, "meta", &r, &err), 0);
+	assert_true(kilt_recipe_reads_metadata(r));
+	struct kilt_k8s_recipe meta = { .name = "meta", .recipe = r };
+	struct kilt_k8s_options o;
+	opts_init(&o);
+	o.recipes = &meta;
+	json_error_t jerr;
+	_cleanup_json_ json_t *p = json_loads(
+		"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-1\","
+		"\"labels\":{\"team\":\"shop\"},\"annotations\":{\"team\":\"ignored\"}},"
+		"\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":\"nginx\","
+		"\"command\":[\"/web\"]}]}}",
+		0, &jerr);
+	assert_non_null(p);
+	struct kilt_k8s_namespace ns = { .name = "shop" };
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	assert_int_equal(kilt_k8s_mutate(p, &ns, &o, &res, &err), 0);
+	const json_t *env = json_object_get(
+		json_array_get(json_object_get(json_object_get(res.pod, "spec"), "containers"), 0),
+		"env");
+	_cleanup_json_ json_t *want = json_pack("[{ssss}{ssss}]", "name", "TEAM", "value",
+						"team=shop", "name", "WHO", "value", "web");
+	assert_true(json_equal(env, want));
+	kilt_k8s_result_done(&res);
+	kilt_recipe_free(r);
+}
+
 /* Namespaces kilt never touches, and Pod Security: skipped with a warning, empty patch. */
 static void test_k8s__skips_with_warnings(void **state)
 {
@@ -233,6 +275,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_k8s__mutate_then_again),
+		cmocka_unit_test(test_k8s__recipe_reads_metadata),
 		cmocka_unit_test(test_k8s__skips_with_warnings),
 		cmocka_unit_test(test_k8s__two_phase_facts),
 		cmocka_unit_test(test_k8s__not_an_object),

@@ -573,6 +573,31 @@ static void test_recipe__reads_environment(void **state)
 	kilt_recipe_free(r);
 }
 
+/* kilt_recipe_reads_metadata: what the Kubernetes engine asks before it gathers a pod's labels and
+ * annotations for the recipe. */
+static void test_recipe__reads_metadata(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		bool reads;
+	} cases[] = {
+		{ "deploy { environment { M: ${original.name} } }", false },
+		{ "deploy { environment { M: \"x\"${?original.environment.HOME} } }", false },
+		{ "deploy { environment { M: \"x\"${?original.metadata.team} } }", true },
+		{ "deploy { environment { M: \"x\"${?original.\"metadata\".team} } }", true },
+		/* an escape in a path is not decoded here: taken as a read, to be safe */
+		{ "deploy { environment { M: \"x\"${?config.\"m\\u006fde\"} } }", true },
+		{ "vars { o = ${original} }\ndeploy { environment { M: ${?vars.o.name} } }", true },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct kilt_recipe *r = load_text(cases[i].text);
+		if (kilt_recipe_reads_metadata(r) != cases[i].reads)
+			fail_msg("%s: reads the metadata: want %d", cases[i].text, cases[i].reads);
+		kilt_recipe_free(r);
+	}
+}
+
 /* ---- errors --------------------------------------------------------------------------------- */
 
 static void count_error(const struct kilt_error *err, void *userdata)
@@ -1211,6 +1236,7 @@ int main(void)
 		cmocka_unit_test(test_recipe__config_placeholder_long_paths),
 		cmocka_unit_test(test_recipe__env_merge),
 		cmocka_unit_test(test_recipe__reads_environment),
+		cmocka_unit_test(test_recipe__reads_metadata),
 		cmocka_unit_test(test_recipe__check_reports_every_error),
 		cmocka_unit_test(test_recipe__load_string_errors_are_located),
 		cmocka_unit_test(test_recipe__nul_in_argv_or_env),
