@@ -5,6 +5,7 @@
  * reply, the undo labels of every container). unit/test_json_write and unit/test_json hold the
  * bytes to jansson's for every flag accepted here. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -458,6 +459,49 @@ static int separator(struct kilt_json_out *o, size_t width, bool compact, size_t
 	return compact ? 0 : emit(o, " ", 1);
 }
 
+/* A real as jansson writes it with JSON_REAL_PRECISION(precision) (0: 17 digits): printf's %.*g
+ * with '.' for the decimal point whatever the locale's, ".0" added when there is neither a point
+ * nor an exponent, and the exponent without '+' or leading zeros. Returns its length, 0 when it
+ * does not fit in `size` or `v` is not finite (jansson has no such real). */
+static size_t format_real(char *buf, size_t size, double v, int precision)
+{
+	if (!isfinite(v))
+		return 0;
+	int r = snprintf(buf, size, "%.*g", precision ? precision : 17, v);
+	if (r < 0 || (size_t)r >= size)
+		return 0;
+	size_t n = (size_t)r;
+	bool point = false;
+	char *e = NULL;
+	for (size_t i = 0; i < n; i++) {
+		char c = buf[i];
+		if (c == 'e') {
+			e = buf + i;
+		} else if ((c < '0' || c > '9') && c != '-' && c != '+') {
+			buf[i] = '.';
+			point = true;
+		}
+	}
+	if (!point && !e) {
+		if (n + 3 > size)
+			return 0;
+		memcpy(buf + n, ".0", 3);
+		n += 2;
+	}
+	if (e) {
+		char *start = e + 1, *end = start + 1;
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start) {
+			memmove(start, end, n + 1 - (size_t)(end - buf));
+			n -= (size_t)(end - start);
+		}
+	}
+	return n;
+}
+
 static int put_value(struct kilt_json_out *o, const json_t *v, size_t flags, size_t indent,
 		     unsigned depth)
 {
@@ -525,12 +569,9 @@ static int put_value(struct kilt_json_out *o, const json_t *v, size_t flags, siz
 		r = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		return emit(o, num, (size_t)r);
 	case JSON_REAL: {
-		/* jansson's own formatting of reals (precision, ".0", the exponent) */
-		size_t k = json_dumpb(v, num, sizeof(num),
-				      JSON_ENCODE_ANY | (flags & JSON_REAL_PRECISION(31)));
-		if (k == 0 || k >= sizeof(num))
-			return -2;
-		return emit(o, num, k);
+		size_t k = format_real(num, sizeof(num), json_real_value(v),
+				       (int)((flags >> 11) & 31)); /* JSON_REAL_PRECISION's bits */
+		return k ? emit(o, num, k) : -2;
 	}
 	case JSON_TRUE:
 		return emit(o, "true", 4);
@@ -703,6 +744,29 @@ int kilt_json_member_string(struct kbuf *b, const char *key, const char *value)
 int kilt_json_member_value(struct kbuf *b, const char *key, const json_t *value, size_t flags)
 {
 	return value && !(flags & REFUSED_FLAGS) ? member(b, key, NULL, value, flags) : -2;
+}
+
+int kilt_json_member_real(struct kbuf *b, const char *key, double value, int precision)
+{
+	char num[64];
+	size_t k = precision >= 0 && precision <= 31
+			   ? format_real(num, sizeof(num), value, precision)
+			   : 0;
+	if (!k)
+		return -2;
+	struct kilt_json_out o;
+	out_of(&o, b);
+	size_t mark = b->len;
+	int r = member_key(&o, key, false);
+	if (r == 0)
+		r = append(&o, num, k);
+	if (r < 0) {
+		o.text.len = mark;
+		if (o.text.data)
+			o.text.data[mark] = '\0';
+	}
+	*b = o.text;
+	return r;
 }
 
 void kilt_json_object_close(struct kbuf *b)

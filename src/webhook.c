@@ -601,9 +601,7 @@ static void log_review(const struct kilt_admission_review *rv, const char *uid,
 	kilt_json_member_string(&line, "msg", "review");
 	kilt_json_member_string(&line, "uid", uid);
 	kilt_json_member_string(&line, "outcome", outcome_names[outcome]);
-	json_t *ms = json_real(took * 1000);
-	kilt_json_member_value(&line, "durationMs", ms, JSON_REAL_PRECISION(6));
-	json_decref(ms);
+	kilt_json_member_real(&line, "durationMs", took * 1000, 6);
 	if (rv->root) {
 		kilt_json_member_string(&line, "namespace", rv->namespace);
 		kilt_json_member_string(&line, "name", rv->name);

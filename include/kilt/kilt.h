@@ -129,6 +129,10 @@ struct kbuf;
 void kilt_json_object_open(struct kbuf *b);
 int kilt_json_member_string(struct kbuf *b, const char *key, const char *value);
 int kilt_json_member_value(struct kbuf *b, const char *key, const json_t *value, size_t flags);
+/* kilt_json_member_value(b, key, json_real(value), JSON_REAL_PRECISION(precision)) without making
+ * the value: -2 and `b` unchanged for a value that is not finite (json_real gives NULL) or a
+ * precision outside 0..31. */
+int kilt_json_member_real(struct kbuf *b, const char *key, double value, int precision);
 void kilt_json_object_close(struct kbuf *b);
 
 #include "kilt-hocon.h"

@@ -3,6 +3,7 @@
  * for byte: hand-picked values (escapes, UTF-8, reals, empty and nested containers) and random
  * documents under every flag accepted; NULL and -1 where jansson gives them; output in runs.
  * (Kept numbers are unit/test_json's.) */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -259,6 +260,88 @@ static void test_json_write__dense_escapes(void **state)
 	json_decref(inner);
 }
 
+/* Reals of every magnitude (random bits, and the edges: zeros, integers, powers of ten about
+ * where %g takes an exponent, the smallest and largest) at every precision: jansson's bytes,
+ * as a value and through kilt_json_member_real; a value that is not finite, or a precision
+ * jansson has no flag for, is refused. */
+static void test_json_write__reals(void **state)
+{
+	(void)state;
+	static const double edges[] = { 0.0,
+					-0.0,
+					1.0,
+					-2.0,
+					10.0,
+					100000.0,
+					1e5,
+					1e-5,
+					1e-4,
+					1e15,
+					1e16,
+					1e17,
+					1e21,
+					1e22,
+					0.1,
+					0.25,
+					123456.5,
+					999999.5,
+					1.5e-300,
+					1e300,
+					4.9e-324,
+					2.2250738585072014e-308,
+					1.7976931348623157e308,
+					0.0001234,
+					3.14159265358979 };
+	unsigned seed = 5;
+	for (size_t i = 0; i < ARRAY_SIZE(edges) + 3000; i++) {
+		double d;
+		if (i < ARRAY_SIZE(edges)) {
+			d = edges[i];
+		} else {
+			uint64_t bits = (uint64_t)rand_r(&seed) << 33 ^
+					(uint64_t)rand_r(&seed) << 11 ^ (uint64_t)rand_r(&seed);
+			memcpy(&d, &bits, sizeof(d));
+			if (!isfinite(d))
+				continue;
+		}
+		json_t *v = json_real(d);
+		assert_non_null(v);
+		for (int prec = 0; prec <= 31; prec += i < ARRAY_SIZE(edges) ? 1 : 5) {
+			size_t f = JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(prec);
+			_cleanup_free_ char *want = json_dumps(v, f);
+			_cleanup_free_ char *got = kilt_json_dumps(v, f);
+			assert_non_null(want);
+			assert_non_null(got);
+			if (strcmp(want, got) != 0)
+				fail_msg("%.17g precision %d: want %s got %s", d, prec, want, got);
+			struct kbuf a, b;
+			kbuf_init(&a, SIZE_MAX / 2);
+			kbuf_init(&b, SIZE_MAX / 2);
+			kilt_json_object_open(&a);
+			kilt_json_object_open(&b);
+			assert_int_equal(kilt_json_member_string(&a, "k", "v"), 0);
+			assert_int_equal(kilt_json_member_string(&b, "k", "v"), 0);
+			assert_int_equal(kilt_json_member_value(&a, "durationMs", v,
+								JSON_REAL_PRECISION(prec)),
+					 0);
+			assert_int_equal(kilt_json_member_real(&b, "durationMs", d, prec), 0);
+			assert_string_equal(a.data, b.data);
+			kbuf_done(&a);
+			kbuf_done(&b);
+		}
+		json_decref(v);
+	}
+	struct kbuf b;
+	kbuf_init(&b, SIZE_MAX / 2);
+	kilt_json_object_open(&b);
+	assert_int_equal(kilt_json_member_real(&b, "a", NAN, 6), -2);
+	assert_int_equal(kilt_json_member_real(&b, "a", INFINITY, 6), -2);
+	assert_int_equal(kilt_json_member_real(&b, "a", 1.5, 32), -2);
+	assert_int_equal(kilt_json_member_real(&b, "a", 1.5, -1), -2);
+	assert_string_equal(b.data, "{");
+	kbuf_done(&b);
+}
+
 /* A random value: objects, arrays, every scalar, strings with escapes and UTF-8. */
 static json_t *random_value(unsigned *seed, int depth)
 {
@@ -399,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_json_write__values),
 		cmocka_unit_test(test_json_write__strings_every_position),
 		cmocka_unit_test(test_json_write__dense_escapes),
+		cmocka_unit_test(test_json_write__reals),
 		cmocka_unit_test(test_json_write__random_documents),
 		cmocka_unit_test(test_json_write__members),
 		cmocka_unit_test(test_json_write__runs_and_write_failure),
