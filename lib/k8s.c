@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "journal.h"
+#include "json-write.h"
 #include "kilt.h"
 
 #define DEFAULT_COPY_HELPER "/kilt/bin/kilt-wait"
@@ -1739,6 +1740,36 @@ static void skip_pod(struct pod *p, const char *why)
 	warn(p->run, p->task, NULL, why);
 }
 
+/* JSON of `v` (nothing when it cannot be written) after `o`'s text. */
+static void put_json(struct kilt_json_out *o, const json_t *v)
+{
+	size_t mark = o->text.len;
+	if (kilt_json_out_value(o, v, JSON_COMPACT, 0) < 0)
+		o->text.len = mark;
+}
+
+/* "injected recipe R: command [...]", then "; capabilities [...]" when the plan adds some, cut
+ * to fit `size` as snprintf and append_reason would cut them, in one buffer of the writer. */
+static void injected_summary(char *out, size_t size, const char *recipe, const json_t *ep,
+			     const json_t *caps)
+{
+	struct kilt_json_out o;
+	kilt_json_out_init(&o, NULL, NULL);
+	kilt_json_out_reserve(&o, size);
+	kilt_json_out_raw(&o, "injected recipe ", 16);
+	kilt_json_out_raw(&o, recipe, strlen(recipe));
+	kilt_json_out_raw(&o, ": command ", 10);
+	put_json(&o, ep);
+	if (json_array_size(caps) && o.text.len + 3 < size) {
+		kilt_json_out_raw(&o, "; capabilities ", 15);
+		put_json(&o, caps);
+	}
+	size_t n = o.text.len < size - 1 ? o.text.len : size - 1;
+	memcpy(out, o.text.data, n);
+	out[n] = '\0';
+	kilt_json_out_done(&o);
+}
+
 /* Injects `p` with `rec` (chosen recipe). Everything it changes is journaled. */
 static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 {
@@ -1918,16 +1949,9 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 				inj.all_caps = json_array();
 			json_array_extend(inj.all_caps, caps);
 			json_array_append_new(recs, rec);
-			char summary[512] = "";
-			_cleanup_free_ char *ep =
-				kilt_json_dumps(pm[PLAN_ENTRYPOINT], JSON_COMPACT);
-			snprintf(summary, sizeof(summary), "injected recipe %s: command %s",
-				 kr->name, ep ? ep : "");
-			if (json_array_size(caps)) {
-				_cleanup_free_ char *cs = kilt_json_dumps(caps, JSON_COMPACT);
-				append_reason(summary, sizeof(summary), "capabilities %s",
-					      cs ? cs : "");
-			}
+			char summary[512];
+			injected_summary(summary, sizeof(summary), kr->name, pm[PLAN_ENTRYPOINT],
+					 caps);
 			add_decision(p, cname, KILT_PATCHED, false, summary);
 			n_new++;
 		}

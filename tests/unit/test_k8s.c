@@ -156,6 +156,51 @@ static void test_k8s__recipe_reads_metadata(void **state)
 	kilt_recipe_free(r);
 }
 
+/* A container's decision says what was injected: "injected recipe R: command [...]", then
+ * "; capabilities [...]", cut to 511 bytes as snprintf cut it, the capabilities only when the
+ * command leaves room for them (the text kilt wrote before, computed here the way it did). */
+static void test_k8s__injected_summary_cut(void **state)
+{
+	(void)state;
+	struct kilt_k8s_options o;
+	opts_init(&o);
+	struct kilt_k8s_namespace ns = { .name = "shop" };
+	for (size_t len = 380; len < 520; len++) {
+		char *arg = xmalloc(len + 1);
+		memset(arg, 'a', len);
+		arg[len] = '\0';
+		_cleanup_free_ char *containers = xasprintf(
+			"[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\",\"%s\"]}]",
+			arg);
+		free(arg);
+		_cleanup_json_ json_t *p = pod(containers);
+		struct kilt_k8s_result res;
+		kilt_k8s_result_init(&res);
+		struct kilt_error err = { 0 };
+		assert_int_equal(kilt_k8s_mutate(p, &ns, &o, &res, &err), 0);
+		const char *reason = NULL;
+		for (size_t i = 0; i < res.report.n_decisions; i++)
+			if (res.report.decisions[i].container)
+				reason = res.report.decisions[i].reason;
+		assert_non_null(reason);
+		/* the text as snprintf and append_reason made it */
+		json_t *ep = json_object_get(
+			json_array_get(
+				json_object_get(json_object_get(res.pod, "spec"), "containers"), 0),
+			"command");
+		char *eps = json_dumps(ep, JSON_COMPACT);
+		char want[512];
+		snprintf(want, sizeof(want), "injected recipe %s: command %s", "agent", eps);
+		size_t n = strlen(want);
+		if (n + 3 < sizeof(want))
+			snprintf(want + n, sizeof(want) - n, "; capabilities %s",
+				 "[\"SYS_PTRACE\"]");
+		free(eps);
+		assert_string_equal(reason, want);
+		kilt_k8s_result_done(&res);
+	}
+}
+
 /* Namespaces kilt never touches, and Pod Security: skipped with a warning, empty patch. */
 static void test_k8s__skips_with_warnings(void **state)
 {
@@ -276,6 +321,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_k8s__mutate_then_again),
 		cmocka_unit_test(test_k8s__recipe_reads_metadata),
+		cmocka_unit_test(test_k8s__injected_summary_cut),
 		cmocka_unit_test(test_k8s__skips_with_warnings),
 		cmocka_unit_test(test_k8s__two_phase_facts),
 		cmocka_unit_test(test_k8s__not_an_object),
