@@ -4,9 +4,9 @@
  * must always be JSON that echoes the uid. The same bytes also go through what the webhook
  * decodes from the API server (k8s-watch.c): a list page and a watch event applied to a cache
  * (which must stay name -> {labels, annotations} of strings), and the pull secret names of a
- * pod. The review decoder that leaves metadata.managedFields out must agree with the one that
- * reads everything, and kilt_json_parse's reader with json_loadb, with and without members left
- * out. */
+ * pod. The review decoder that leaves out what kilt never reads (managedFields, request's
+ * members that describe the call) must agree with the one that reads everything, and
+ * kilt_json_parse's reader with json_loadb, with and without members left out. */
 #include <stdint.h>
 
 #include "internal.h"
@@ -91,9 +91,24 @@ static bool same_str(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* The decoder that leaves managedFields out and the one that reads every member agree on every
- * input: the same error, or the same review whose trees differ at most by the managedFields of
- * request.object and request.oldObject (and those left in are the same). */
+/* A review read whole, less what kilt_admission_review_parse() leaves out: the managedFields
+ * of request.object and request.oldObject, and request's members that describe the call. */
+static void del_never_read(json_t *root)
+{
+	json_t *req = json_object_get(root, "request");
+	static const char *const objects[] = { "object", "oldObject" };
+	for (size_t i = 0; i < ARRAY_SIZE(objects); i++)
+		json_object_del(json_object_get(json_object_get(req, objects[i]), "metadata"),
+				"managedFields");
+	static const char *const call[] = { "resource",		  "requestKind", "requestResource",
+					    "requestSubResource", "userInfo",	 "options" };
+	for (size_t i = 0; i < ARRAY_SIZE(call); i++)
+		json_object_del(req, call[i]);
+}
+
+/* The decoder that leaves out what kilt never reads and the one that reads every member agree
+ * on every input: the same error, or the same review whose trees differ at most by what the
+ * first leaves out (del_never_read()). */
 static void check_skim(const char *text, size_t size, int r, const struct kilt_admission_review *rv,
 		       const struct kilt_error *err)
 {
@@ -101,20 +116,15 @@ static void check_skim(const char *text, size_t size, int r, const struct kilt_a
 	struct kilt_error werr = { 0 };
 	int w = kilt_admission_review_parse_whole(text, size, &whole, &werr);
 	if (r == 0 && w < 0) {
-		/* only for duplicate keys inside managedFields, which the whole decode refuses:
- * the review is then the text read without the duplicate check, less them */
+		/* only for duplicate keys inside what is left out, which the whole decode
+		 * refuses: the review is then the text read without the duplicate check, less
+		 * it */
 		if (!strstr(werr.msg, "duplicate object key"))
 			abort();
 		json_t *loose = json_loadb(text, size, 0, NULL);
 		if (!loose)
 			abort();
-		static const char *const objects[] = { "object", "oldObject" };
-		for (size_t i = 0; i < 2; i++)
-			json_object_del(
-				json_object_get(json_object_get(json_object_get(loose, "request"),
-								objects[i]),
-						"metadata"),
-				"managedFields");
+		del_never_read(loose);
 		same_values(rv->root, loose);
 		json_decref(loose);
 		return;
@@ -122,8 +132,8 @@ static void check_skim(const char *text, size_t size, int r, const struct kilt_a
 	if (r != w)
 		abort();
 	if (r < 0) {
-		/* the same error, unless the whole decode's is a duplicate key inside
-		 * managedFields (check_reader() holds the other's) */
+		/* the same error, unless the whole decode's is a duplicate key inside what is
+		 * left out (check_reader() holds the other's) */
 		if ((err->line != werr.line || err->column != werr.column ||
 		     strcmp(err->msg, werr.msg) != 0) &&
 		    !strstr(werr.msg, "duplicate object key"))
@@ -137,22 +147,12 @@ static void check_skim(const char *text, size_t size, int r, const struct kilt_a
 	    !same_str(rv->operation, whole.operation) || rv->dry_run != whole.dry_run ||
 	    !rv->object != !whole.object)
 		abort();
-	json_t *a = json_deep_copy(rv->root), *b = json_deep_copy(whole.root);
-	static const char *const objects[] = { "object", "oldObject" };
-	for (size_t i = 0; i < 2; i++) {
-		json_t *ma = json_object_get(
-			json_object_get(json_object_get(a, "request"), objects[i]), "metadata");
-		json_t *mb = json_object_get(
-			json_object_get(json_object_get(b, "request"), objects[i]), "metadata");
-		json_t *fa = json_object_get(ma, "managedFields");
-		if (fa && !json_equal(fa, json_object_get(mb, "managedFields")))
-			abort();
-		json_object_del(ma, "managedFields");
-		json_object_del(mb, "managedFields");
-	}
+	/* what is left out is not in the review, the rest as the whole decode has it */
+	json_t *b = json_deep_copy(whole.root);
+	del_never_read(b);
+	json_t *a = rv->root;
 	if (!json_equal(a, b))
 		abort();
-	json_decref(a);
 	json_decref(b);
 	kilt_admission_review_done(&whole);
 }

@@ -32,22 +32,41 @@ static int get_string(const json_t *obj, const char *key, const char *where, boo
 	return 0;
 }
 
-/* metadata.managedFields of request.object and request.oldObject: about half of a review's
- * bytes and JSON nodes, and kilt never reads them. */
+/* What kilt never reads of a review is left out of its tree (read and checked as strictly as
+ * the rest, but for duplicate keys inside it: kilt_json_parse_skip()):
+ * - metadata.managedFields of request.object and request.oldObject: about half of a review's
+ *   bytes and JSON nodes;
+ * - the members of request that describe the call rather than the object: resource,
+ *   requestKind, requestResource, requestSubResource, userInfo and options. parse() reads
+ *   apiVersion, kind and request's uid, kind, subResource, namespace, name, operation, object
+ *   and dryRun; the webhook gives the Pod engine request.object alone, and its patch is made
+ *   from that object. A member kilt comes to read is taken off this list. */
 static const char *const object_mf[] = { "request", "object", "metadata", "managedFields" };
 static const char *const old_object_mf[] = { "request", "oldObject", "metadata", "managedFields" };
-static const struct kilt_json_skip managed_fields[] = {
+static const char *const resource[] = { "request", "resource" };
+static const char *const request_kind[] = { "request", "requestKind" };
+static const char *const request_resource[] = { "request", "requestResource" };
+static const char *const request_sub_resource[] = { "request", "requestSubResource" };
+static const char *const user_info[] = { "request", "userInfo" };
+static const char *const options[] = { "request", "options" };
+static const struct kilt_json_skip never_read[] = {
 	{ object_mf, ARRAY_SIZE(object_mf) },
 	{ old_object_mf, ARRAY_SIZE(old_object_mf) },
+	{ resource, ARRAY_SIZE(resource) },
+	{ request_kind, ARRAY_SIZE(request_kind) },
+	{ request_resource, ARRAY_SIZE(request_resource) },
+	{ request_sub_resource, ARRAY_SIZE(request_sub_resource) },
+	{ user_info, ARRAY_SIZE(user_info) },
+	{ options, ARRAY_SIZE(options) },
 };
 
-/* The review's JSON; with `skim`, without managedFields (the text is still read whole: refused
- * as jansson refuses it). */
+/* The review's JSON; with `skim`, without what kilt never reads (the text is still read whole:
+ * refused as jansson refuses it). */
 static json_t *load(const char *text, size_t len, bool skim, json_error_t *jerr)
 {
 	if (skim)
-		return kilt_json_parse_skip(text, len, JSON_REJECT_DUPLICATES, managed_fields,
-					    ARRAY_SIZE(managed_fields), jerr);
+		return kilt_json_parse_skip(text, len, JSON_REJECT_DUPLICATES, never_read,
+					    ARRAY_SIZE(never_read), jerr);
 	return kilt_json_parse(text, len, JSON_REJECT_DUPLICATES, jerr);
 }
 

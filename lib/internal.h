@@ -56,7 +56,7 @@ struct kilt_json_skip;
  * value less those members. For tests and fuzzing. */
 json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_json_skip *skip,
 			     size_t n_skip);
-/* kilt_admission_review_parse() with managedFields: every member decoded. */
+/* kilt_admission_review_parse() without leaving anything out: every member decoded. */
 int kilt_admission_review_parse_whole(const char *text, size_t len,
 				      struct kilt_admission_review *ret, struct kilt_error *err);
 

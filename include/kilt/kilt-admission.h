@@ -19,7 +19,7 @@
 /* A decoded review. Caller-owned; release with kilt_admission_review_done(). Every pointer but
  * `root` is borrowed from `root` and never NULL after a successful parse. */
 struct kilt_admission_review {
-	json_t *root; /* owned: the whole review */
+	json_t *root; /* owned: the review, less what kilt_admission_review_parse() leaves out */
 	const char *uid;
 	const char *group; /* request.kind.group: "" for the core group */
 	const char *version; /* request.kind.version */
@@ -32,11 +32,14 @@ struct kilt_admission_review {
 	bool dry_run; /* request.dryRun */
 };
 
-/* Decodes an AdmissionReview v1 request. The metadata.managedFields of request.object and
- * request.oldObject are left out of `root` (kilt never reads them; they are half of a review's
- * bytes); anything else is decoded as written. `len` is at most KILT_ADMISSION_MAX_REVIEW (else -E2BIG);
- * anything that is not a review the API server sends is -EINVAL with a message naming the field
- * (and line/column for bad JSON). `ret` is untouched on failure. */
+/* Decodes an AdmissionReview v1 request. What kilt never reads is left out of `root` (but read
+ * and checked as strictly as the rest, duplicate keys inside it aside): the
+ * metadata.managedFields of request.object and request.oldObject (half of a review's bytes),
+ * and request's resource, requestKind, requestResource, requestSubResource, userInfo and
+ * options (lib/admission.c says why); anything else is decoded as written. `len` is at most
+ * KILT_ADMISSION_MAX_REVIEW (else -E2BIG); anything that is not a review the API server sends
+ * is -EINVAL with a message naming the field (and line/column for bad JSON). `ret` is untouched
+ * on failure. */
 int kilt_admission_review_parse(const char *text, size_t len, struct kilt_admission_review *ret,
 				struct kilt_error *err);
 /* Releases the review's contents; NULL and a zeroed struct are fine. */

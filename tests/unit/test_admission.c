@@ -506,9 +506,27 @@ static void test_admission__pull_secret_names(void **state)
 	"\"operation\":\"UPDATE\",\"object\":{\"metadata\":{" OBJ_META "},\"spec\":{}},"           \
 	"\"oldObject\":{\"metadata\":{" OLD_META "}}}}"
 
-/* The review's tree without the managedFields of request.object and request.oldObject, and
- * every other member as the whole decode has it. */
-static void assert_decoded_without_mf(const char *text)
+/* The members of request that kilt_admission_review_parse() leaves out. */
+static const char *const request_never_read[] = { "resource",	     "requestKind",
+						  "requestResource", "requestSubResource",
+						  "userInfo",	     "options" };
+
+/* `root` (a review read whole) less what kilt_admission_review_parse() leaves out. */
+static void del_never_read(json_t *root)
+{
+	json_t *req = json_object_get(root, "request");
+	static const char *const objects[] = { "object", "oldObject" };
+	for (size_t i = 0; i < ARRAY_SIZE(objects); i++)
+		json_object_del(json_object_get(json_object_get(req, objects[i]), "metadata"),
+				"managedFields");
+	for (size_t i = 0; i < ARRAY_SIZE(request_never_read); i++)
+		json_object_del(req, request_never_read[i]);
+}
+
+/* The review's tree without what kilt_admission_review_parse() leaves out (managedFields of
+ * request.object and request.oldObject, request's members that describe the call), and every
+ * other member as the whole decode has it. */
+static void assert_decoded_less_never_read(const char *text)
 {
 	struct kilt_admission_review rv = { 0 }, whole = { 0 };
 	struct kilt_error err = { 0 };
@@ -521,12 +539,7 @@ static void assert_decoded_without_mf(const char *text)
 	assert_null(json_object_get(json_object_get(json_object_get(req, "oldObject"), "metadata"),
 				    "managedFields"));
 	json_auto_t *want = json_deep_copy(whole.root);
-	static const char *const objects[] = { "object", "oldObject" };
-	for (size_t i = 0; i < ARRAY_SIZE(objects); i++)
-		json_object_del(json_object_get(json_object_get(json_object_get(want, "request"),
-								objects[i]),
-						"metadata"),
-				"managedFields");
+	del_never_read(want);
 	_cleanup_free_ char *a = kilt_json_dumps(rv.root, JSON_COMPACT);
 	_cleanup_free_ char *b = kilt_json_dumps(want, JSON_COMPACT);
 	assert_string_equal(a, b);
@@ -598,13 +611,7 @@ static void test_admission__managed_fields_duplicates(void **state)
 			-EINVAL);
 		assert_non_null(strstr(err.msg, "duplicate object key"));
 		json_auto_t *want = json_loadb(text, strlen(text), 0, NULL);
-		static const char *const objects[] = { "object", "oldObject" };
-		for (size_t k = 0; k < ARRAY_SIZE(objects); k++)
-			json_object_del(
-				json_object_get(json_object_get(json_object_get(want, "request"),
-								objects[k]),
-						"metadata"),
-				"managedFields");
+		del_never_read(want);
 		_cleanup_free_ char *a = kilt_json_dumps(rv.root, JSON_COMPACT);
 		_cleanup_free_ char *b = kilt_json_dumps(want, JSON_COMPACT);
 		assert_string_equal(a, b);
@@ -653,13 +660,85 @@ static void test_admission__managed_fields_duplicates(void **state)
 		assert_refused_as(outside[i][0], outside[i][1]);
 }
 
+/* request's members that describe the call (resource, requestKind, requestResource,
+ * requestSubResource, userInfo, options) are left out of the tree: read and checked as the rest
+ * is, but for duplicate keys inside them (kilt never reads them); the review is otherwise as
+ * the whole decode has it. */
+static void test_admission__request_never_read(void **state)
+{
+	(void)state;
+	struct kilt_admission_review rv = { 0 }, whole = { 0 };
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_admission_review_parse(POD_CREATE, strlen(POD_CREATE), &rv, &err), 0);
+	assert_int_equal(
+		kilt_admission_review_parse_whole(POD_CREATE, strlen(POD_CREATE), &whole, &err), 0);
+	const json_t *req = json_object_get(rv.root, "request");
+	const json_t *wreq = json_object_get(whole.root, "request");
+	for (size_t i = 0; i < ARRAY_SIZE(request_never_read); i++)
+		assert_null(json_object_get(req, request_never_read[i]));
+	assert_non_null(json_object_get(wreq, "userInfo"));
+	assert_non_null(json_object_get(wreq, "options"));
+	static const char *const kept[] = { "uid",    "kind",	   "namespace", "operation",
+					    "object", "oldObject", "dryRun" };
+	for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
+		assert_true(
+			json_equal(json_object_get(req, kept[i]), json_object_get(wreq, kept[i])));
+	assert_int_equal(json_object_size(req), ARRAY_SIZE(kept));
+	kilt_admission_review_done(&rv);
+	kilt_admission_review_done(&whole);
+
+#define CALL_REVIEW(MEMBERS)                                                                       \
+	"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"       \
+	"\"uid\":\"u\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"             \
+	"\"operation\":\"CREATE\"," MEMBERS ",\"object\":{\"metadata\":{\"name\":\"p\","           \
+	"\"labels\":{\"userInfo\":\"kept\"}},\"userInfo\":{\"kept\":true}}}}"
+	/* read, as the whole decode reads them less those members; the same names elsewhere
+	 * kept */
+	static const char *const read[] = {
+		CALL_REVIEW("\"userInfo\":{\"username\":\"a\",\"groups\":[\"x\",\"y\"],"
+			    "\"extra\":{\"k\":[\"\\u00e9\"]}}"),
+		CALL_REVIEW(
+			"\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
+			"\"requestKind\":{},\"requestResource\":{},\"requestSubResource\":\"\","
+			"\"options\":{\"kind\":\"CreateOptions\",\"fieldManager\":\"kubectl\"}"),
+		CALL_REVIEW("\"options\":null,\"userInfo\":[1,2.5,true,false,null]"),
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(read); i++)
+		assert_decoded_less_never_read(read[i]);
+	/* a duplicate inside: read, the whole decode refuses it */
+	const char *dup = CALL_REVIEW("\"userInfo\":{\"username\":\"a\",\"username\":\"b\"},"
+				      "\"options\":{\"k\":1,\"k\":2}");
+	assert_int_equal(kilt_admission_review_parse(dup, strlen(dup), &rv, &err), 0);
+	assert_null(json_object_get(json_object_get(rv.root, "request"), "userInfo"));
+	assert_string_equal(rv.uid, "u");
+	kilt_admission_review_done(&rv);
+	assert_int_equal(kilt_admission_review_parse_whole(dup, strlen(dup), &whole, &err),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "duplicate object key"));
+	/* the member itself twice, and whatever is not JSON inside: refused as the whole text
+	 * is */
+	static const char *const refused[] = {
+		CALL_REVIEW("\"userInfo\":{},\"userInfo\":{}"),
+		CALL_REVIEW("\"userInfo\":{\"username\":\"\\x\"}"),
+		CALL_REVIEW("\"userInfo\":{\"username\":\"\xc3\"}"),
+		CALL_REVIEW("\"userInfo\":{\"username\":\"\\ud800\"}"),
+		CALL_REVIEW("\"userInfo\":{\"uid\":01}"),
+		CALL_REVIEW("\"options\":{\"a\":[1,]}"),
+		CALL_REVIEW("\"requestSubResource\":\"a\tb\""),
+		CALL_REVIEW("\"resource\":{\"group\" 1}"),
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+		assert_refused_as_whole(refused[i], strlen(refused[i]));
+#undef CALL_REVIEW
+}
+
 static void test_admission__managed_fields(void **state)
 {
 	(void)state;
 	/* first and last member, with whitespace around */
 	const char *text = SKIM_REVIEW("\"managedFields\":" SKIM_MF " , \"name\":\"p\"",
 				       "\"name\":\"p\", \"managedFields\" : " SKIM_MF);
-	assert_decoded_without_mf(text);
+	assert_decoded_less_never_read(text);
 	struct kilt_admission_review rv = { 0 };
 	struct kilt_error err = { 0 };
 	assert_int_equal(kilt_admission_review_parse(text, strlen(text), &rv, &err), 0);
@@ -705,7 +784,7 @@ static void test_admission__managed_fields(void **state)
 			""),
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(read); i++)
-		assert_decoded_without_mf(read[i]);
+		assert_decoded_less_never_read(read[i]);
 
 	/* Refused exactly as the whole text is, with jansson's message. */
 	static const char *const refused[] = {
@@ -749,7 +828,7 @@ static void test_admission__managed_fields(void **state)
 		kbuf_adds(&b, "}}}}");
 		kbuf_addc(&b, '\0');
 		if (depth < 1000)
-			assert_decoded_without_mf(b.data);
+			assert_decoded_less_never_read(b.data);
 		else
 			assert_refused_as_whole(b.data, b.len - 1);
 		kbuf_done(&b);
@@ -774,6 +853,7 @@ int main(void)
 		cmocka_unit_test(test_admission__pull_secret_names),
 		cmocka_unit_test(test_admission__managed_fields),
 		cmocka_unit_test(test_admission__managed_fields_duplicates),
+		cmocka_unit_test(test_admission__request_never_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
