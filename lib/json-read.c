@@ -843,12 +843,13 @@ static uint32_t member_paths(const struct reader *r, unsigned depth, uint32_t pa
 	uint32_t on = 0;
 	*ret_end = -1;
 	size_t level = depth - 1;
-	for (int i = 0; paths; i++, paths >>= 1) {
-		if (!(paths & 1))
-			continue;
+	for (; paths; paths &= paths - 1) {
+		int i = __builtin_ctz(paths);
 		const struct kilt_json_skip *s = &r->skip[i];
 		const char *want = s->keys[level];
-		if (strlen(want) != klen || memcmp(want, key, klen) != 0)
+		/* the first bytes, then the rest (a key holds no NUL: string() refuses it) */
+		if (want[0] != (klen ? key[0] : '\0') || strncmp(want, key, klen) != 0 ||
+		    want[klen] != '\0')
 			continue;
 		if (level + 1 == s->n_keys) {
 			*ret_end = i;
