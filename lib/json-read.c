@@ -145,7 +145,8 @@ static inline unsigned ascii_stops(__m128i v)
 }
 #endif
 
-/* Five bytes as a little-endian load of them reads them. */
+/* Bytes a to e as the low five bytes of a little-endian load of eight read them (the three
+ * others masked off before the comparison; fewer bytes are given as 0 and masked off too). */
 #define FIVE(a, b, c, d, e)                                                                        \
 	((uint64_t)(a) | (uint64_t)(b) << 8 | (uint64_t)(c) << 16 | (uint64_t)(d) << 24 |          \
 	 (uint64_t)(e) << 32)
