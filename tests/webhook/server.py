@@ -826,6 +826,12 @@ def case_memory(d, ca, cert, key):
     by the next ones. Sixteen connections each send a review before any answer is read (16 bodies
     of 20 to 30 KB in flight, as under load); after two such rounds, the server takes (almost) no
     page fault per review. With glibc's default trimming it took 0.4 to 0.8."""
+    if os.environ.get("KILT_SANITIZE", "").upper() in ("ON", "1", "TRUE", "YES"):
+        # AddressSanitizer's allocator replaces glibc's (no trimming to turn off) and keeps freed
+        # memory in quarantine: its page faults say nothing about kilt's heap.
+        print("SKIPPED: webhook/memory measures glibc's heap; this kilt is built with "
+              "AddressSanitizer, whose allocator replaces it", flush=True)
+        raise SystemExit(77)
     s = Server(d, cert, key, "--threads", "2", "--no-image-lookup")
     try:
         ctx = context(ca)
