@@ -337,8 +337,11 @@ static json_t *expected_skip(const char *text, size_t size, json_error_t *werr)
 		return want;
 	int line, column;
 	line_column(text, werr->position, &line, &column);
-	if (line != werr->line || column != werr->column)
-		abort(); /* line_column() counts as jansson does */
+	/* line_column() counts as jansson does, but for a NUL byte right after a number or a
+	 * literal, which jansson reads as nothing, counting it neither as a position nor as a
+	 * column: not checked for a text with a NUL byte */
+	if ((line != werr->line || column != werr->column) && !memchr(text, '\0', size))
+		abort();
 	json_error_t loose_err, strict;
 	json_t *loose = loadb_without(text, size, 0, &loose_err);
 	size_t cut = loose || loose_err.position < 0 || (size_t)loose_err.position > size
