@@ -1785,7 +1785,6 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	via(run, p->spec);
 	int rc = 0;
 	_cleanup_json_ json_t *metadata = NULL;
-	_cleanup_free_ char *text = NULL;
 
 	if (!kilt_planner_supports(&planner, p->platform)) {
 		char why[512];
@@ -2030,9 +2029,16 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 		json_object_set_new_nocheck(inj.status, "metadata_created",
 					    created_marker(mcreated));
 	json_object_set_new_nocheck(inj.status, "version", json_integer(STATUS_VERSION));
-	text = kilt_json_dumps(inj.status, JSON_COMPACT);
-	/* the writer's text of strings that are UTF-8 (jansson's): no check again */
-	set(run, ann, KILT_K8S_STATUS, text ? json_stringn_nocheck(text, strlen(text)) : NULL);
+	/* the writer's text of strings that are UTF-8 (jansson's): no check again; room for a
+	 * few containers' status at once instead of a buffer grown by doubling */
+	struct kilt_json_out out;
+	kilt_json_out_init(&out, NULL, NULL);
+	kilt_json_out_reserve(&out, 1024);
+	json_t *status_text = NULL;
+	if (kilt_json_out_value(&out, inj.status, JSON_COMPACT, 0) == 0)
+		status_text = json_stringn_nocheck(out.text.data, out.text.len);
+	kilt_json_out_done(&out);
+	set(run, ann, KILT_K8S_STATUS, status_text);
 	char why[1200];
 	snprintf(why, sizeof(why), "%s recipe %s into %zu container(s)",
 		 current ? "added" : "injected", kr->name, n_new);
