@@ -2418,8 +2418,8 @@ int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
 	return kilt_k8s_mutate_owned(json_deep_copy(pod), ns, opts, ret, err);
 }
 
-void kilt_k8s_list_images(const json_t *doc, const struct kilt_k8s_options *opts,
-			  struct kilt_image_needs *needs)
+void kilt_k8s_list_images(const json_t *doc, const struct kilt_k8s_namespace *default_ns,
+			  const struct kilt_k8s_options *opts, struct kilt_image_needs *needs)
 {
 	struct kilt_k8s_options dflt;
 	if (!opts) {
@@ -2433,7 +2433,11 @@ void kilt_k8s_list_images(const json_t *doc, const struct kilt_k8s_options *opts
 	struct kilt_report scratch;
 	kilt_report_init(&scratch);
 	struct kilt_error err = { 0 };
-	struct run run = { .opts = opts, .report = &scratch, .needs = needs, .err = &err };
+	struct run run = { .opts = opts,
+			   .report = &scratch,
+			   .needs = needs,
+			   .default_ns = default_ns,
+			   .err = &err };
 	(void)run_docs(&run, copy, NULL);
 	kilt_report_done(&scratch);
 }

@@ -282,7 +282,7 @@ int inject_k8s(const struct inject_k8s_args *a, json_t *docs_in, enum kilt_forma
 			 * up; with neither lookups nor a facts file nothing resolves the list, and an
 			 * empty list answers the engine as an unresolved one does ("not looked up") */
 			if (a->image_lookup || a->image_facts_file)
-				kilt_k8s_list_images(docs, &o, &needs);
+				kilt_k8s_list_images(docs, &ns, &o, &needs);
 			if (needs.n && a->image_facts_file)
 				r = facts_from_file(a->image_facts_file, &needs, &err);
 			if (r == 0 && needs.n && a->image_lookup) {

@@ -406,7 +406,7 @@ int webhook_engine_mutate(struct webhook_engine *e, const struct kilt_admission_
 	_cleanup_(kilt_image_needs_done) struct kilt_image_needs needs = { 0 };
 	kilt_image_needs_init(&needs);
 	if (may_need_facts(rv->object)) {
-		kilt_k8s_list_images(rv->object, &o, &needs);
+		kilt_k8s_list_images(rv->object, &ns, &o, &needs);
 		if (needs.n) {
 			arena = kilt_json_arena_suspend();
 			resolve_facts(e, rv, &needs, &m);

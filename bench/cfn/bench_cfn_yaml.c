@@ -391,7 +391,7 @@ static size_t k8s_pass(char *text, size_t len, const struct kilt_recipe *recipe,
 	struct kilt_image_needs needs;
 	kilt_image_needs_init(&needs);
 	if (dry_run)
-		kilt_k8s_list_images(docs, &o, &needs);
+		kilt_k8s_list_images(docs, NULL, &o, &needs);
 	if (needs.n) {
 		fprintf(stderr, "bench_cfn_yaml: the manifest needs image lookups\n");
 		exit(1);

@@ -143,9 +143,11 @@ int kilt_k8s_mutate_owned(json_t *pod, const struct kilt_k8s_namespace *ns,
 
 /* Lists the (image, platform) pairs kilt_k8s_mutate or kilt_k8s_inject would look up for
  * `doc` (a pod, a workload, a List or an array of documents) into `needs` (initialised by the
- * caller), so that a front end can resolve them all at once before applying. */
-void kilt_k8s_list_images(const json_t *doc, const struct kilt_k8s_options *opts,
-			  struct kilt_image_needs *needs);
+ * caller), so that a front end can resolve them all at once before applying. `default_ns` (may
+ * be NULL) is the namespace given to kilt_k8s_mutate or kilt_k8s_inject: its labels decide, as
+ * they do there, whether a pod is selected (opt-in mode, kilt.dev/inject: enabled). */
+void kilt_k8s_list_images(const json_t *doc, const struct kilt_k8s_namespace *default_ns,
+			  const struct kilt_k8s_options *opts, struct kilt_image_needs *needs);
 
 /* ---- kilt inject's door: whole documents ---------------------------------------------------- */
 

@@ -414,7 +414,7 @@ static void test_json_arena__engine_puts_nothing_from_outside(void **state)
 	/* the image facts as the webhook has them: looked up, kept outside the arena */
 	json_t *listed = json_loads(FACTS_POD, JSON_REJECT_DUPLICATES, NULL);
 	assert_non_null(listed);
-	kilt_k8s_list_images(listed, &o, &needs);
+	kilt_k8s_list_images(listed, NULL, &o, &needs);
 	json_decref(listed);
 	assert_int_equal(needs.n, 1);
 	needs.v[0].resolved = true;

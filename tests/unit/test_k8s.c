@@ -257,7 +257,7 @@ static void test_k8s__two_phase_facts(void **state)
 			    json_pack("{ss}", "kubernetes.io/arch", "arm64"));
 	struct kilt_image_needs needs;
 	kilt_image_needs_init(&needs);
-	kilt_k8s_list_images(p, &o, &needs);
+	kilt_k8s_list_images(p, NULL, &o, &needs);
 	assert_int_equal(needs.n, 1); /* b says what it runs */
 	assert_string_equal(needs.v[0].image, "docker.io/example/a:1"); /* normalized */
 	assert_string_equal(needs.v[0].platform, "linux/arm64");
@@ -297,6 +297,48 @@ static void test_k8s__two_phase_facts(void **state)
 	kilt_image_needs_done(&needs);
 }
 
+/* In opt-in mode, a pod selected by its namespace's label (kilt.dev/inject: enabled, the
+ * namespace handed to the engine) has its images listed as kilt_k8s_mutate will need them: the
+ * list was made as though the namespace had no label, so such a pod never had its image looked
+ * up and was skipped as "not looked up". */
+static void test_k8s__list_images_namespace_opt_in(void **state)
+{
+	(void)state;
+	struct kilt_k8s_options o;
+	opts_init(&o);
+	o.mode = KILT_SELECT_OPT_IN;
+	_cleanup_json_ json_t *p = pod("[{\"name\":\"a\",\"image\":\"example/a:1\"}]");
+	_cleanup_json_ json_t *labels = json_pack("{ss}", KILT_K8S_INJECT, "enabled");
+	struct kilt_k8s_namespace ns = { .name = "shop", .labels = labels };
+
+	struct kilt_image_needs needs;
+	kilt_image_needs_init(&needs);
+	kilt_k8s_list_images(p, NULL, &o, &needs);
+	assert_int_equal(needs.n, 0); /* no namespace: not selected, nothing to look up */
+	kilt_image_needs_done(&needs);
+
+	kilt_image_needs_init(&needs);
+	kilt_k8s_list_images(p, &ns, &o, &needs);
+	assert_int_equal(needs.n, 1);
+	assert_string_equal(needs.v[0].image, "docker.io/example/a:1");
+	needs.v[0].resolved = true;
+	needs.v[0].rc = 0;
+	needs.v[0].facts = json_pack("{s[s]}", "entrypoint", "/a");
+	o.image_facts = kilt_image_needs_facts;
+	o.image_facts_userdata = &needs;
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_k8s_mutate(p, &ns, &o, &res, &err), 0);
+	assert_int_equal(res.report.n_patched, 1);
+	json_t *a =
+		json_array_get(json_object_get(json_object_get(res.pod, "spec"), "containers"), 0);
+	_cleanup_json_ json_t *want_cmd = json_pack("[sss]", "/kilt/bin/kilt-launch", "--", "/a");
+	assert_true(json_equal(json_object_get(a, "command"), want_cmd));
+	kilt_k8s_result_done(&res);
+	kilt_image_needs_done(&needs);
+}
+
 /* Not a Kubernetes object: an error, not a crash or an empty answer. */
 static void test_k8s__not_an_object(void **state)
 {
@@ -320,6 +362,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_k8s__mutate_then_again),
+		cmocka_unit_test(test_k8s__list_images_namespace_opt_in),
 		cmocka_unit_test(test_k8s__recipe_reads_metadata),
 		cmocka_unit_test(test_k8s__injected_summary_cut),
 		cmocka_unit_test(test_k8s__skips_with_warnings),
