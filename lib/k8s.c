@@ -506,6 +506,18 @@ static bool cap_eq(const char *a, const char *b)
 	return strcasecmp(cap_base(a), cap_base(b)) == 0;
 }
 
+/* Whether the list names capability s (a string entry equal to it by cap_eq). */
+static bool cap_listed(const json_t *list, const char *s)
+{
+	size_t i;
+	const json_t *have;
+	json_array_foreach (list, i, have) {
+		if (json_is_string(have) && cap_eq(json_string_value(have), s))
+			return true;
+	}
+	return false;
+}
+
 /* The first capability of `caps` that `level` forbids, or NULL. */
 static const char *forbidden_cap(const json_t *caps, const char *level)
 {
@@ -1100,16 +1112,11 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 		/* no securityContext: the one below is built whole and set at once (the same
 		 * document, patch and undo as the three levels created one by one) */
 		json_t *add = json_array(), *added = json_array();
-		size_t i, k;
-		json_t *cap, *have;
+		size_t i;
+		json_t *cap;
 		json_array_foreach (caps, i, cap) {
 			const char *s = json_string_value(cap);
-			bool present = false;
-			json_array_foreach (add, k, have) {
-				present = present || (json_is_string(have) &&
-						      cap_eq(json_string_value(have), s));
-			}
-			if (!present) {
+			if (!cap_listed(add, s)) {
 				json_array_append_new(add, str_node(s));
 				json_array_append_new(added, str_node(s));
 			}
@@ -1157,12 +1164,7 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 	json_t *cap, *have;
 	json_array_foreach (caps, i, cap) {
 		const char *s = json_string_value(cap);
-		bool present = false;
-		json_array_foreach (add, k, have) {
-			present = present ||
-				  (json_is_string(have) && cap_eq(json_string_value(have), s));
-		}
-		if (!present) {
+		if (!cap_listed(add, s)) {
 			append(run, add, str_node(s));
 			json_array_append_new(added, str_node(s));
 		}

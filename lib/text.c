@@ -129,6 +129,25 @@ int kilt_base64_decode(const char *in, size_t len, char **ret, size_t *ret_len,
 static const char b64_pairs[4096][2] = { PAIRS1024(0), PAIRS1024(1024), PAIRS1024(2048),
 					 PAIRS1024(3072) };
 
+/* The 4 digits of the 3 bytes at b, to o (b's bytes are read before o is written: o may be b). */
+static inline void b64_triple(const unsigned char *b, char *o)
+{
+	uint32_t v = (uint32_t)b[0] << 16 | (uint32_t)b[1] << 8 | b[2];
+	memcpy(o, b64_pairs[v >> 12], 2);
+	memcpy(o + 2, b64_pairs[v & 4095], 2);
+}
+
+/* The 4 digits, padding included, of the last `rest` (1 or 2) bytes at b, to o (read first). */
+static inline void b64_tail(const unsigned char *b, size_t rest, char *o)
+{
+	uint32_t v = (uint32_t)b[0] << 16;
+	if (rest == 2)
+		v |= (uint32_t)b[1] << 8;
+	memcpy(o, b64_pairs[v >> 12], 2);
+	o[2] = rest == 2 ? b64_pairs[v & 4095][0] : '=';
+	o[3] = '=';
+}
+
 size_t kilt_base64_encode_into(const void *in, size_t len, char *out)
 {
 	const unsigned char *s = in;
@@ -146,18 +165,10 @@ size_t kilt_base64_encode_into(const void *in, size_t len, char *out)
 		memcpy(o + 4, b64_pairs[(v >> 28) & 4095], 2);
 		memcpy(o + 6, b64_pairs[(v >> 16) & 4095], 2);
 	}
-	for (; len - i >= 3; i += 3, o += 4) {
-		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-		memcpy(o, b64_pairs[v >> 12], 2);
-		memcpy(o + 2, b64_pairs[v & 4095], 2);
-	}
+	for (; len - i >= 3; i += 3, o += 4)
+		b64_triple(s + i, o);
 	if (i < len) {
-		uint32_t v = (uint32_t)s[i] << 16;
-		if (len - i == 2)
-			v |= (uint32_t)s[i + 1] << 8;
-		memcpy(o, b64_pairs[v >> 12], 2);
-		o[2] = len - i == 2 ? b64_pairs[v & 4095][0] : '=';
-		o[3] = '=';
+		b64_tail(s + i, len - i, o);
 		o += 4;
 	}
 	return (size_t)(o - out);
@@ -214,15 +225,8 @@ static size_t in_place(char *buf, size_t len, bool simd)
 {
 	unsigned char *s = (unsigned char *)buf;
 	size_t k = len / 3, rest = len % 3;
-	if (rest) {
-		uint32_t v = (uint32_t)s[3 * k] << 16;
-		if (rest == 2)
-			v |= (uint32_t)s[3 * k + 1] << 8;
-		char *o = buf + 4 * k;
-		memcpy(o, b64_pairs[v >> 12], 2);
-		o[2] = rest == 2 ? b64_pairs[v & 4095][0] : '=';
-		o[3] = '=';
-	}
+	if (rest)
+		b64_tail(s + 3 * k, rest, buf + 4 * k);
 #ifdef B64_AVX2
 	if (simd)
 		k = in_place_avx2(buf, k);
@@ -242,12 +246,8 @@ static size_t in_place(char *buf, size_t len, bool simd)
 		memcpy(o + 4, b64_pairs[(v >> 12) & 4095], 2);
 		memcpy(o + 6, b64_pairs[v & 4095], 2);
 	}
-	for (; k > 0; k--) {
-		const unsigned char *b = s + 3 * (k - 1);
-		uint32_t v = (uint32_t)b[0] << 16 | (uint32_t)b[1] << 8 | b[2];
-		memcpy(buf + 4 * (k - 1), b64_pairs[v >> 12], 2);
-		memcpy(buf + 4 * (k - 1) + 2, b64_pairs[v & 4095], 2);
-	}
+	for (; k > 0; k--)
+		b64_triple(s + 3 * (k - 1), buf + 4 * (k - 1));
 	return (len + 2) / 3 * 4;
 }
 
