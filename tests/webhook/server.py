@@ -60,13 +60,13 @@ def make_cert(d, ca, name, days=2):
 class Server:
     """A `kilt webhook serve` process on a free loopback port; its JSON log lines are collected."""
 
-    def __init__(self, d, cert, key, *extra, expect_start=True):
+    def __init__(self, d, cert, key, *extra, expect_start=True, wrap=()):
         self.dir = d
         recipe = os.path.join(d, "recipe.conf")
         with open(recipe, "w") as f:
             f.write("deploy { entrypoint: [ /kilt/launch, \"--\" ] ${original.entrypoint} }\n")
         self.proc = subprocess.Popen(
-            [KILT, "webhook", "serve", "--listen", "127.0.0.1:0", "--tls-cert", cert,
+            [*wrap, KILT, "webhook", "serve", "--listen", "127.0.0.1:0", "--tls-cert", cert,
              "--tls-key", key, "--recipe", recipe, "--reload-interval", "50", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
@@ -862,6 +862,62 @@ def case_memory(d, ca, cert, key):
             c.close()
     finally:
         check(s.stop() == 0, "exit 0")
+
+
+def case_logs(d, ca, cert, key):
+    """Log lines are written in batches while the server serves (docs/webhook.md, Logs): reviews
+    answered together take far fewer write(2) calls than one per line, every line still comes out
+    while the server runs (not only when it stops), whole and once. The writes are counted under
+    strace."""
+    if not shutil.which("strace"):
+        print("SKIPPED: webhook/logs counts write(2) calls with strace, which is not installed "
+              "(tests/infra/install-deps.sh installs it)", flush=True)
+        raise SystemExit(77)
+    trace = os.path.join(d, "writes.trace")
+    s = Server(d, cert, key, "--threads", "2", "--no-image-lookup",
+               wrap=("strace", "-f", "-qq", "-e", "trace=write", "-e", "signal=none", "-s", "0",
+                     "-o", trace))
+    n = 0
+    try:
+        ctx = context(ca)
+        conns = [http.client.HTTPSConnection("127.0.0.1", s.port, context=ctx, timeout=30)
+                 for _ in range(16)]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["/app"]}]}}
+        for r in range(5):
+            for i, c in enumerate(conns):
+                c.request("POST", "/mutate", body=review(uid=f"log-{r}-{i}", obj=pod),
+                          headers={"Content-Type": "application/json"})
+            for c in conns:
+                resp = c.getresponse()
+                check(resp.status == 200 and b'"patch"' in resp.read(), "review patched")
+                n += 1
+        for c in conns:
+            c.close()
+        # every line comes out while the server still runs
+        end = time.monotonic() + 5
+        seen = []
+        while time.monotonic() < end:
+            seen = [j for j in s.logs() if j.get("msg") == "review"]
+            if len(seen) == n:
+                break
+            time.sleep(0.02)
+        check(len(seen) == n, f"review lines on stderr while serving: {len(seen)} of {n}")
+    finally:
+        # the signal goes to kilt, strace's child; strace exits with its status
+        with open(f"/proc/{s.proc.pid}/task/{s.proc.pid}/children") as f:
+            kids = f.read().split()
+        if kids:
+            os.kill(int(kids[0]), signal.SIGTERM)
+        check(s.stop() == 0, "exit 0")
+    uids = sorted(j["uid"] for j in s.logs() if j.get("msg") == "review")
+    check(uids == sorted(f"log-{r}-{i}" for r in range(5) for i in range(16)),
+          f"each review's line once: {uids}")
+    with open(trace) as f:
+        writes = [l for l in f if re.search(r"\bwrite\(2,", l)]
+    lines = len(s.logs())
+    print(f"{lines} log lines ({n} reviews) in {len(writes)} writes to stderr")
+    check(len(writes) <= lines - n // 2, f"review lines batched: {len(writes)} writes for {lines} lines")
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
