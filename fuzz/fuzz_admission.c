@@ -5,7 +5,8 @@
  * decodes from the API server (k8s-watch.c): a list page and a watch event applied to a cache
  * (which must stay name -> {labels, annotations} of strings), and the pull secret names of a
  * pod. The review decoder that leaves out what kilt never reads (managedFields, request's
- * members that describe the call) must agree with the one that reads everything, and
+ * members that describe the call, members of the pod the Pod engine never reads) must agree
+ * with the one that reads everything, and
  * kilt_json_parse's reader with json_loadb, with and without members left out. */
 #include <stdint.h>
 
@@ -91,19 +92,52 @@ static bool same_str(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* A review read whole, less what kilt_admission_review_parse() leaves out: the managedFields
- * of request.object and request.oldObject, and request's members that describe the call. */
+/* A review read whole, less what kilt_admission_review_parse() leaves out: request's members
+ * that describe the call and its oldObject; of request.object, metadata.managedFields, status,
+ * the spec's members below and those below of each container of spec.containers (not of
+ * initContainers). */
 static void del_never_read(json_t *root)
 {
 	json_t *req = json_object_get(root, "request");
-	static const char *const objects[] = { "object", "oldObject" };
-	for (size_t i = 0; i < ARRAY_SIZE(objects); i++)
-		json_object_del(json_object_get(json_object_get(req, objects[i]), "metadata"),
-				"managedFields");
 	static const char *const call[] = { "resource",		  "requestKind", "requestResource",
-					    "requestSubResource", "userInfo",	 "options" };
+					    "requestSubResource", "userInfo",	 "options",
+					    "oldObject" };
 	for (size_t i = 0; i < ARRAY_SIZE(call); i++)
 		json_object_del(req, call[i]);
+	json_t *obj = json_object_get(req, "object");
+	json_object_del(json_object_get(obj, "metadata"), "managedFields");
+	json_object_del(obj, "status");
+	json_t *spec = json_object_get(obj, "spec");
+	static const char *const spec_members[] = { "tolerations",
+						    "dnsPolicy",
+						    "dnsConfig",
+						    "schedulerName",
+						    "priority",
+						    "priorityClassName",
+						    "preemptionPolicy",
+						    "enableServiceLinks",
+						    "terminationGracePeriodSeconds",
+						    "topologySpreadConstraints",
+						    "restartPolicy",
+						    "serviceAccount" };
+	for (size_t i = 0; i < ARRAY_SIZE(spec_members); i++)
+		json_object_del(spec, spec_members[i]);
+	static const char *const container_members[] = { "resources",
+							 "readinessProbe",
+							 "livenessProbe",
+							 "startupProbe",
+							 "ports",
+							 "terminationMessagePath",
+							 "terminationMessagePolicy",
+							 "imagePullPolicy",
+							 "lifecycle",
+							 "resizePolicy" };
+	size_t i;
+	json_t *c;
+	json_array_foreach (json_object_get(spec, "containers"), i, c) {
+		for (size_t k = 0; k < ARRAY_SIZE(container_members); k++)
+			json_object_del(c, container_members[k]);
+	}
 }
 
 /* The decoder that leaves out what kilt never reads and the one that reads every member agree
@@ -157,28 +191,57 @@ static void check_skim(const char *text, size_t size, int r, const struct kilt_a
 	kilt_admission_review_done(&whole);
 }
 
-/* The paths left out when reading: the review's managedFields, and short ones a mutation finds. */
+/* The paths left out when reading: the review's managedFields and a container's probe, and
+ * short ones a mutation finds, through objects and arrays (NULL: each element); one ending at
+ * NULL, which is not followed. */
 static const char *const mf_object[] = { "request", "object", "metadata", "managedFields" };
 static const char *const mf_old[] = { "request", "oldObject", "metadata", "managedFields" };
+static const char *const probe[] = { "request",	   "object", "spec",
+				     "containers", NULL,     "livenessProbe" };
 static const char *const short_a[] = { "a" };
 static const char *const short_ab[] = { "b", "a" };
 static const char *const short_abc[] = { "b", "a", "c" };
+static const char *const short_each_a[] = { "c", NULL, "a" };
+static const char *const short_each_each[] = { "b", NULL, NULL, "d" };
+static const char *const short_a_each_b[] = { "d", "a", NULL, "b" };
+static const char *const ends_at_each[] = { "e", NULL };
 static const struct kilt_json_skip skips[] = {
-	{ mf_object, ARRAY_SIZE(mf_object) }, { mf_old, ARRAY_SIZE(mf_old) },
-	{ short_a, ARRAY_SIZE(short_a) },     { short_ab, ARRAY_SIZE(short_ab) },
+	{ mf_object, ARRAY_SIZE(mf_object) },
+	{ mf_old, ARRAY_SIZE(mf_old) },
+	{ probe, ARRAY_SIZE(probe) },
+	{ short_a, ARRAY_SIZE(short_a) },
+	{ short_ab, ARRAY_SIZE(short_ab) },
 	{ short_abc, ARRAY_SIZE(short_abc) },
+	{ short_each_a, ARRAY_SIZE(short_each_a) },
+	{ short_each_each, ARRAY_SIZE(short_each_each) },
+	{ short_a_each_b, ARRAY_SIZE(short_a_each_b) },
+	{ ends_at_each, ARRAY_SIZE(ends_at_each) },
 };
 
-/* json_loadb's value without the members at `skips`, removed one by one. */
+/* Deletes the member at keys[k..n) below `v` (NULL: in each element of an array). */
+static void del_path(json_t *v, const char *const *keys, size_t k, size_t n)
+{
+	if (!keys[k]) {
+		size_t i;
+		json_t *el;
+		json_array_foreach (v, i, el) {
+			del_path(el, keys, k + 1, n);
+		}
+	} else if (k + 1 == n) {
+		json_object_del(v, keys[k]);
+	} else {
+		del_path(json_object_get(v, keys[k]), keys, k + 1, n);
+	}
+}
+
+/* json_loadb's value without the members at `skips` (but those ending at NULL), removed one
+ * by one. */
 static json_t *loadb_without(const char *text, size_t size, size_t flags, json_error_t *jerr)
 {
 	json_t *v = json_loadb(text, size, flags, jerr);
-	for (size_t i = 0; v && i < ARRAY_SIZE(skips); i++) {
-		json_t *o = v;
-		for (size_t k = 0; k + 1 < skips[i].n_keys; k++)
-			o = json_object_get(o, skips[i].keys[k]);
-		json_object_del(o, skips[i].keys[skips[i].n_keys - 1]);
-	}
+	for (size_t i = 0; v && i < ARRAY_SIZE(skips); i++)
+		if (skips[i].keys[skips[i].n_keys - 1])
+			del_path(v, skips[i].keys, 0, skips[i].n_keys);
 	return v;
 }
 
@@ -286,16 +349,19 @@ static char *blank_left_out(const char *text, size_t size, size_t end)
 			want_key = false;
 			continue;
 		}
-		/* a value at depth: left out when every level above is an object and the keys from
-		 * the root down are a path */
+		/* a value at depth: left out when the levels above are the path's (an object and
+		 * its key, or an array for NULL), from the root down, and the path does not end at
+		 * NULL */
 		bool left_out = false;
 		for (size_t s = 0; s < ARRAY_SIZE(skips) && !left_out; s++) {
-			if (skips[s].n_keys != depth)
+			if (skips[s].n_keys != depth || !skips[s].keys[depth - 1])
 				continue;
 			left_out = true;
 			for (size_t k = 0; k < depth && left_out; k++)
-				left_out = st[k].object && st[k].key &&
-					   strcmp(st[k].key, skips[s].keys[k]) == 0;
+				left_out = skips[s].keys[k] ? st[k].object && st[k].key &&
+								      strcmp(st[k].key,
+									     skips[s].keys[k]) == 0
+							    : !st[k].object;
 		}
 		if (left_out) {
 			size_t e = value_end(text, end, i);

@@ -33,32 +33,105 @@ static int get_string(const json_t *obj, const char *key, const char *where, boo
 }
 
 /* What kilt never reads of a review is left out of its tree (read and checked as strictly as
- * the rest, but for duplicate keys inside it: kilt_json_parse_skip()):
- * - metadata.managedFields of request.object and request.oldObject: about half of a review's
- *   bytes and JSON nodes;
+ * the rest, but for duplicate keys inside it: kilt_json_parse_skip()). parse() reads apiVersion,
+ * kind and request's uid, kind, subResource, namespace, name, operation, object and dryRun; the
+ * webhook gives the Pod engine request.object alone (src/webhook_engine.c: the engine, image
+ * lookups with spec.serviceAccountName and spec.imagePullSecrets), and its answer is the JSON
+ * Patch of what the engine changed in that object. Left out:
  * - the members of request that describe the call rather than the object: resource,
- *   requestKind, requestResource, requestSubResource, userInfo and options. parse() reads
- *   apiVersion, kind and request's uid, kind, subResource, namespace, name, operation, object
- *   and dryRun; the webhook gives the Pod engine request.object alone, and its patch is made
- *   from that object. A member kilt comes to read is taken off this list. */
-static const char *const object_mf[] = { "request", "object", "metadata", "managedFields" };
-static const char *const old_object_mf[] = { "request", "oldObject", "metadata", "managedFields" };
-static const char *const resource[] = { "request", "resource" };
-static const char *const request_kind[] = { "request", "requestKind" };
-static const char *const request_resource[] = { "request", "requestResource" };
-static const char *const request_sub_resource[] = { "request", "requestSubResource" };
-static const char *const user_info[] = { "request", "userInfo" };
-static const char *const options[] = { "request", "options" };
+ *   requestKind, requestResource, requestSubResource, userInfo and options; and oldObject
+ *   (an UPDATE's object before it, which kilt admits unchanged);
+ * - metadata.managedFields of request.object: about half of a review's bytes and JSON nodes;
+ * - members of the pod that the Pod engine (lib/k8s.c, lib/k8s-walk.c, the plan and the
+ *   recipe's facts) neither reads nor writes, and that no patch can hold: it looks up in a
+ *   pod's spec containers, initContainers, volumes, nodeSelector, affinity (the platform),
+ *   serviceAccountName and imagePullSecrets; in a container its name, image, command, args,
+ *   env, securityContext, volumeMounts and restartPolicy (a native sidecar), and it writes
+ *   only those and metadata.annotations. It never goes through a pod's spec or a container of
+ *   spec.containers member by member, never counts their members, never copies, replaces or
+ *   moves them whole (a change inside one is a change of a member it reads), and a recipe sees
+ *   a container's image, name, command and environment, the pod's labels and annotations and
+ *   its platform only. Left out: the spec's scheduling and lifecycle members below, status,
+ *   and the members of each container below. Not those of initContainers: on re-invocation
+ *   the engine moves its own copy init container ahead of a native sidecar, and the patch then
+ *   adds it whole (golden case reinvocation-sidecar-before-copier).
+ * A member kilt comes to read is taken off this list; unknown members (fields of later
+ * Kubernetes versions) are always kept. */
+#define REQ "request"
+#define OBJ REQ, "object"
+#define SPEC OBJ, "spec"
+#define PATH(name, ...) static const char *const name[] = { __VA_ARGS__ }
+PATH(resource, REQ, "resource");
+PATH(request_kind, REQ, "requestKind");
+PATH(request_resource, REQ, "requestResource");
+PATH(request_sub_resource, REQ, "requestSubResource");
+PATH(user_info, REQ, "userInfo");
+PATH(options, REQ, "options");
+PATH(old_object, REQ, "oldObject");
+PATH(object_mf, OBJ, "metadata", "managedFields");
+PATH(status, OBJ, "status");
+PATH(tolerations, SPEC, "tolerations");
+PATH(dns_policy, SPEC, "dnsPolicy");
+PATH(dns_config, SPEC, "dnsConfig");
+PATH(scheduler_name, SPEC, "schedulerName");
+PATH(priority, SPEC, "priority");
+PATH(priority_class_name, SPEC, "priorityClassName");
+PATH(preemption_policy, SPEC, "preemptionPolicy");
+PATH(enable_service_links, SPEC, "enableServiceLinks");
+PATH(termination_grace, SPEC, "terminationGracePeriodSeconds");
+PATH(topology_spread, SPEC, "topologySpreadConstraints");
+PATH(restart_policy, SPEC, "restartPolicy");
+PATH(service_account, SPEC, "serviceAccount"); /* serviceAccountName is read */
+/* the members of each container (NULL: every element of the list) */
+#define CONTAINER SPEC, "containers", NULL
+PATH(resources, CONTAINER, "resources");
+PATH(readiness_probe, CONTAINER, "readinessProbe");
+PATH(liveness_probe, CONTAINER, "livenessProbe");
+PATH(startup_probe, CONTAINER, "startupProbe");
+PATH(ports, CONTAINER, "ports");
+PATH(message_path, CONTAINER, "terminationMessagePath");
+PATH(message_policy, CONTAINER, "terminationMessagePolicy");
+PATH(pull_policy, CONTAINER, "imagePullPolicy");
+PATH(lifecycle, CONTAINER, "lifecycle");
+PATH(resize_policy, CONTAINER, "resizePolicy");
+#define SKIP(path)                                                                                 \
+	{                                                                                          \
+		path, ARRAY_SIZE(path)                                                             \
+	}
 static const struct kilt_json_skip never_read[] = {
-	{ object_mf, ARRAY_SIZE(object_mf) },
-	{ old_object_mf, ARRAY_SIZE(old_object_mf) },
-	{ resource, ARRAY_SIZE(resource) },
-	{ request_kind, ARRAY_SIZE(request_kind) },
-	{ request_resource, ARRAY_SIZE(request_resource) },
-	{ request_sub_resource, ARRAY_SIZE(request_sub_resource) },
-	{ user_info, ARRAY_SIZE(user_info) },
-	{ options, ARRAY_SIZE(options) },
+	SKIP(resource),
+	SKIP(request_kind),
+	SKIP(request_resource),
+	SKIP(request_sub_resource),
+	SKIP(user_info),
+	SKIP(options),
+	SKIP(old_object),
+	SKIP(object_mf),
+	SKIP(status),
+	SKIP(tolerations),
+	SKIP(dns_policy),
+	SKIP(dns_config),
+	SKIP(scheduler_name),
+	SKIP(priority),
+	SKIP(priority_class_name),
+	SKIP(preemption_policy),
+	SKIP(enable_service_links),
+	SKIP(termination_grace),
+	SKIP(topology_spread),
+	SKIP(restart_policy),
+	SKIP(service_account),
+	SKIP(resources),
+	SKIP(readiness_probe),
+	SKIP(liveness_probe),
+	SKIP(startup_probe),
+	SKIP(ports),
+	SKIP(message_path),
+	SKIP(message_policy),
+	SKIP(pull_policy),
+	SKIP(lifecycle),
+	SKIP(resize_policy),
 };
+_Static_assert(ARRAY_SIZE(never_read) <= KILT_JSON_MAX_SKIP, "too many paths left out");
 
 /* The review's JSON; with `skim`, without what kilt never reads (the text is still read whole:
  * refused as jansson refuses it). */

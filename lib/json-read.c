@@ -26,6 +26,9 @@
 
 /* Deeper documents go to jansson (its own limit is 2048). */
 #define MAX_DEPTH 512
+/* struct reader's filter of the keys of the paths left out */
+#define FILTER_LEVELS 8
+#define FILTER_BUCKETS 32
 
 struct reader {
 	const unsigned char *end;
@@ -34,7 +37,65 @@ struct reader {
 	char *scratch; /* owned */
 	size_t scratch_size;
 	const struct kilt_json_skip *skip; /* borrowed: the paths left out */
+	/* By level (the depth of a container less one), the paths whose key there may be a
+	 * given key (a bucket of its first two bytes: the others are not compared), and
+	 * the paths whose key there is NULL (each element of an array). Levels from
+	 * FILTER_LEVELS on are not filtered. */
+	uint64_t filter[FILTER_LEVELS][FILTER_BUCKETS];
+	uint64_t each[FILTER_LEVELS];
 };
+
+/* The bucket in reader.filter of a key of klen bytes (0 stands for a byte past its end). */
+static inline unsigned bucket(const char *key, size_t klen)
+{
+	unsigned a = klen ? (unsigned char)key[0] : 0u, b = klen > 1 ? (unsigned char)key[1] : 0u;
+	return (a + 3 * b) & (FILTER_BUCKETS - 1);
+}
+
+/* bucket() of a NUL-terminated key. */
+static inline unsigned bucket_of(const char *key)
+{
+	return bucket(key, key[0] ? 1 + (key[1] != '\0') : 0);
+}
+
+/* Takes the paths `skip` into r (zeroed but for `end`): the mask of those followed, which have
+ * keys and do not end at NULL (every element of an array is never left out: the indices of the
+ * others would change). */
+static uint64_t reader_paths(struct reader *r, const struct kilt_json_skip *skip, size_t n_skip)
+{
+	uint64_t paths = 0;
+	r->skip = skip;
+	for (size_t i = 0; i < n_skip; i++) {
+		const struct kilt_json_skip *s = &skip[i];
+		if (s->n_keys == 0 || !s->keys[s->n_keys - 1])
+			continue;
+		uint64_t bit = (uint64_t)1 << i;
+		paths |= bit;
+		for (size_t l = 0; l < s->n_keys && l < FILTER_LEVELS; l++) {
+			if (!s->keys[l])
+				r->each[l] |= bit;
+			else
+				r->filter[l][bucket_of(s->keys[l])] |= bit;
+		}
+	}
+	return paths;
+}
+
+/* Which of the paths through an array at `depth` go on into each of its elements: those whose
+ * key at the array's level is NULL. */
+static uint64_t each_paths(const struct reader *r, unsigned depth, uint64_t paths)
+{
+	size_t level = depth - 1;
+	if (level < FILTER_LEVELS)
+		return paths & r->each[level];
+	uint64_t on = 0;
+	for (uint64_t rest = paths; rest; rest &= rest - 1) {
+		int i = __builtin_ctzll(rest);
+		if (!r->skip[i].keys[level])
+			on |= (uint64_t)1 << i;
+	}
+	return on;
+}
 
 /* Past whitespace at p. */
 static inline const unsigned char *ws(const unsigned char *p, const unsigned char *end)
@@ -773,9 +834,9 @@ member_done: /* the same, inside a container */
 /* ---- values built ------------------------------------------------------------------------ */
 
 static const unsigned char *object(struct reader *r, const unsigned char *p, unsigned depth,
-				   uint32_t paths, json_t **ret);
+				   uint64_t paths, json_t **ret);
 static const unsigned char *array(struct reader *r, const unsigned char *p, unsigned depth,
-				  json_t **ret);
+				  uint64_t paths, json_t **ret);
 
 /* A number or a literal at p (value()): the value in *ret, where it ends returned. */
 static __attribute__((noinline)) const unsigned char *scalar(const unsigned char *p,
@@ -810,11 +871,12 @@ static __attribute__((noinline)) const unsigned char *scalar(const unsigned char
 }
 
 /* The value at p, at `depth`. `paths`: a bit for each path left out that goes through this
- * value (an object at the path's key depth - 1). The value in *ret; where it ends returned
+ * value (an object whose member's key is the path's key at depth - 1, or an array whose
+ * elements are all on the path, its key there NULL). The value in *ret; where it ends returned
  * (NULL when refused). Inlined into each container's loop: most values are strings. */
 static inline __attribute__((always_inline)) const unsigned char *
 value(struct reader *r, const unsigned char *end, const unsigned char *p, unsigned depth,
-      uint32_t paths, json_t **ret)
+      uint64_t paths, json_t **ret)
 {
 	if (p >= end || depth > MAX_DEPTH)
 		return NULL;
@@ -830,7 +892,7 @@ value(struct reader *r, const unsigned char *end, const unsigned char *p, unsign
 	case '{':
 		return object(r, p, depth, paths, ret);
 	case '[':
-		return array(r, p, depth, ret);
+		return array(r, p, depth, paths, ret);
 	default:
 		return scalar(p, end, ret);
 	}
@@ -838,31 +900,42 @@ value(struct reader *r, const unsigned char *end, const unsigned char *p, unsign
 
 /* Which paths the member `key` of an object at `depth` with `paths` is on: the one that ends at
  * it (the member is left out) in *ret_end (-1 when none), those that go on through it returned. */
-static uint32_t member_paths(const struct reader *r, unsigned depth, uint32_t paths,
+static uint64_t member_paths(const struct reader *r, unsigned depth, uint64_t paths,
 			     const char *key, size_t klen, int *ret_end)
 {
-	uint32_t on = 0;
+	uint64_t on = 0;
 	*ret_end = -1;
 	size_t level = depth - 1;
+	if (level < FILTER_LEVELS)
+		paths &= r->filter[level][bucket(key, klen)];
+	/* the paths share their first keys, most often the same string */
+	const char *same = NULL, *other = NULL;
 	for (; paths; paths &= paths - 1) {
-		int i = __builtin_ctz(paths);
+		int i = __builtin_ctzll(paths);
 		const struct kilt_json_skip *s = &r->skip[i];
 		const char *want = s->keys[level];
-		/* the first bytes, then the rest (a key holds no NUL: string() refuses it) */
-		if (want[0] != (klen ? key[0] : '\0') || strncmp(want, key, klen) != 0 ||
-		    want[klen] != '\0')
+		/* NULL: an array's elements, not an object's member; then the key (it holds no
+		 * NUL: string() refuses it) */
+		if (!want || want == other)
 			continue;
+		if (want != same) {
+			if (strncmp(want, key, klen) != 0 || want[klen] != '\0') {
+				other = want;
+				continue;
+			}
+			same = want;
+		}
 		if (level + 1 == s->n_keys) {
 			*ret_end = i;
 			return 0;
 		}
-		on |= 1u << i;
+		on |= (uint64_t)1 << i;
 	}
 	return on;
 }
 
 static const unsigned char *object(struct reader *r, const unsigned char *p, unsigned depth,
-				   uint32_t paths, json_t **ret)
+				   uint64_t paths, json_t **ret)
 {
 	const unsigned char *end = r->end;
 	json_t *o = json_object();
@@ -872,21 +945,21 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 		return p + 1;
 	}
 	size_t size = 0;
-	uint32_t left_out = 0; /* the paths whose member this object had */
+	uint64_t left_out = 0; /* the paths whose member this object had */
 	for (;;) {
 		const char *k;
 		size_t klen;
 		if (next(&p, end) != '"' || !(p = string(r, end, p, &k, &klen)))
 			goto fail;
-		uint32_t child = 0;
+		uint64_t child = 0;
 		if (paths) {
 			int at;
 			child = member_paths(r, depth, paths, k, klen, &at);
 			if (at >= 0) {
 				/* a second one is a duplicate key: jansson's error */
-				if (left_out & (1u << at))
+				if (left_out & ((uint64_t)1 << at))
 					goto fail;
-				left_out |= 1u << at;
+				left_out |= (uint64_t)1 << at;
 				if (!eat(&p, end, ':'))
 					goto fail;
 				next(&p, end);
@@ -934,9 +1007,10 @@ fail:
 }
 
 static const unsigned char *array(struct reader *r, const unsigned char *p, unsigned depth,
-				  json_t **ret)
+				  uint64_t paths, json_t **ret)
 {
 	const unsigned char *end = r->end;
+	uint64_t each = paths ? each_paths(r, depth, paths) : 0;
 	json_t *a = json_array();
 	p++;
 	if (next(&p, end) == ']') {
@@ -945,7 +1019,8 @@ static const unsigned char *array(struct reader *r, const unsigned char *p, unsi
 	}
 	for (;;) {
 		json_t *v;
-		if (!(p = value(r, end, p, depth + 1, 0, &v)) || json_array_append_new(a, v) != 0)
+		if (!(p = value(r, end, p, depth + 1, each, &v)) ||
+		    json_array_append_new(a, v) != 0)
 			break;
 		int c = next(&p, end);
 		if (c == ',') {
@@ -968,11 +1043,8 @@ json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_jso
 {
 	if (n_skip > KILT_JSON_MAX_SKIP)
 		return NULL;
-	struct reader r = { .end = (const unsigned char *)text + len, .skip = skip };
-	uint32_t paths = 0;
-	for (size_t i = 0; i < n_skip; i++)
-		if (skip[i].n_keys > 0)
-			paths |= 1u << i;
+	struct reader r = { .end = (const unsigned char *)text + len };
+	uint64_t paths = reader_paths(&r, skip, n_skip);
 	const unsigned char *p = ws((const unsigned char *)text, r.end);
 	json_t *root = NULL;
 	if (p < r.end && (*p == '{' || *p == '[')) {
@@ -986,18 +1058,29 @@ json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_jso
 	return p ? root : NULL;
 }
 
+/* Removes the member at path `s` from `v`, the value at its key `k`. */
+static void leave_out_at(json_t *v, const struct kilt_json_skip *s, size_t k)
+{
+	const char *key = s->keys[k];
+	if (!key) {
+		size_t i;
+		json_t *el;
+		json_array_foreach (v, i, el) {
+			leave_out_at(el, s, k + 1);
+		}
+	} else if (k + 1 == s->n_keys) {
+		json_object_del(v, key);
+	} else {
+		leave_out_at(json_object_get(v, key), s, k + 1);
+	}
+}
+
 /* Removes the members at `skip` from a value jansson read. */
 static void leave_out(json_t *root, const struct kilt_json_skip *skip, size_t n_skip)
 {
-	for (size_t i = 0; i < n_skip; i++) {
-		if (skip[i].n_keys == 0)
-			continue;
-		json_t *o = root;
-		for (size_t k = 0; k + 1 < skip[i].n_keys && json_is_object(o); k++)
-			o = json_object_get(o, skip[i].keys[k]);
-		if (json_is_object(o))
-			json_object_del(o, skip[i].keys[skip[i].n_keys - 1]);
-	}
+	for (size_t i = 0; i < n_skip; i++)
+		if (skip[i].n_keys > 0 && skip[i].keys[skip[i].n_keys - 1])
+			leave_out_at(root, &skip[i], 0);
 }
 
 /* Past a value of a text json_loadb read (flags 0), at p: strings through skip_string(),
@@ -1051,8 +1134,11 @@ static const unsigned char *pass_value(const unsigned char *p, const unsigned ch
  * and spaces: the same length, so jansson's positions stay (a value cut at r->end, blanked up
  * to there). Where the object ends; NULL where the text stops being as jansson read it (at
  * r->end, or in the error there), what was found before blanked. */
+static const unsigned char *blank_value(struct reader *r, const unsigned char *p, unsigned depth,
+					uint64_t paths, const unsigned char *text, char *copy);
+
 static const unsigned char *blank_left_out(struct reader *r, const unsigned char *p, unsigned depth,
-					   uint32_t paths, const unsigned char *text, char *copy)
+					   uint64_t paths, const unsigned char *text, char *copy)
 {
 	const unsigned char *end = r->end;
 	p++;
@@ -1064,15 +1150,12 @@ static const unsigned char *blank_left_out(struct reader *r, const unsigned char
 		int at;
 		if (next(&p, end) != '"' || !(p = string(r, end, p, &k, &klen)))
 			return NULL;
-		uint32_t child = member_paths(r, depth, paths, k, klen, &at);
+		uint64_t child = member_paths(r, depth, paths, k, klen, &at);
 		if (!eat(&p, end, ':'))
 			return NULL;
 		next(&p, end);
 		const unsigned char *v = p;
-		if (child && p < end && *p == '{')
-			p = blank_left_out(r, p, depth + 1, child, text, copy);
-		else
-			p = pass_value(p, end);
+		p = blank_value(r, p, depth + 1, child, text, copy);
 		if (at >= 0 && v < end) {
 			memset(copy + (v - text), ' ', (size_t)((p ? p : end) - v));
 			copy[v - text] = '0';
@@ -1083,6 +1166,38 @@ static const unsigned char *blank_left_out(struct reader *r, const unsigned char
 			continue;
 		return eat(&p, end, '}') ? p : NULL;
 	}
+}
+
+/* blank_left_out() for the elements of an array at p, at `depth`, each on the paths `each`. */
+static const unsigned char *blank_elements(struct reader *r, const unsigned char *p, unsigned depth,
+					   uint64_t each, const unsigned char *text, char *copy)
+{
+	const unsigned char *end = r->end;
+	p++;
+	if (next(&p, end) == ']')
+		return p + 1;
+	for (;;) {
+		next(&p, end);
+		if (!(p = blank_value(r, p, depth + 1, each, text, copy)))
+			return NULL;
+		if (eat(&p, end, ','))
+			continue;
+		return eat(&p, end, ']') ? p : NULL;
+	}
+}
+
+/* Past the value at p, at `depth`, on `paths`: blank_left_out() inside it when it is an object
+ * or an array the paths go through. */
+static const unsigned char *blank_value(struct reader *r, const unsigned char *p, unsigned depth,
+					uint64_t paths, const unsigned char *text, char *copy)
+{
+	const unsigned char *end = r->end;
+	if (paths && p < end && *p == '{')
+		return blank_left_out(r, p, depth, paths, text, copy);
+	uint64_t each;
+	if (paths && p < end && *p == '[' && (each = each_paths(r, depth, paths)))
+		return blank_elements(r, p, depth, each, text, copy);
+	return pass_value(p, end);
 }
 
 /* A text json_loadb refused for a duplicate key (`jerr` holding that error): its value when
@@ -1101,16 +1216,13 @@ static json_t *parse_duplicates_left_out(const char *text, size_t len, size_t fl
 	size_t cut = len;
 	if (!root && loose_err.position >= 0 && (size_t)loose_err.position < len)
 		cut = (size_t)loose_err.position;
-	struct reader r = { .end = (const unsigned char *)text + cut, .skip = skip };
-	uint32_t paths = 0;
-	for (size_t i = 0; i < n_skip; i++)
-		if (skip[i].n_keys > 0)
-			paths |= 1u << i;
+	struct reader r = { .end = (const unsigned char *)text + cut };
+	uint64_t paths = reader_paths(&r, skip, n_skip);
 	_cleanup_free_ char *copy = xmalloc(len + 1);
 	memcpy(copy, text, len);
 	const unsigned char *p = ws((const unsigned char *)text, r.end);
-	if (p < r.end && *p == '{')
-		blank_left_out(&r, p, 1, paths, (const unsigned char *)text, copy);
+	if (p < r.end)
+		blank_value(&r, p, 1, paths, (const unsigned char *)text, copy);
 	free(r.scratch);
 	json_error_t strict;
 	json_t *blanked = json_loadb(copy, len, flags, &strict);

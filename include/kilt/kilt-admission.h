@@ -33,10 +33,20 @@ struct kilt_admission_review {
 };
 
 /* Decodes an AdmissionReview v1 request. What kilt never reads is left out of `root` (but read
- * and checked as strictly as the rest, duplicate keys inside it aside): the
- * metadata.managedFields of request.object and request.oldObject (half of a review's bytes),
- * and request's resource, requestKind, requestResource, requestSubResource, userInfo and
- * options (lib/admission.c says why); anything else is decoded as written. `len` is at most
+ * and checked as strictly as the rest, duplicate keys inside it aside): request's resource,
+ * requestKind, requestResource, requestSubResource, userInfo, options and oldObject; of
+ * request.object, metadata.managedFields (half of a review's bytes), status, the spec's
+ * tolerations, dnsPolicy, dnsConfig, schedulerName, priority, priorityClassName,
+ * preemptionPolicy, enableServiceLinks, terminationGracePeriodSeconds,
+ * topologySpreadConstraints, restartPolicy and serviceAccount, and of each container of
+ * spec.containers (not of initContainers) its resources, readinessProbe, livenessProbe,
+ * startupProbe, ports, terminationMessagePath, terminationMessagePolicy, imagePullPolicy,
+ * lifecycle and resizePolicy: members the Pod engine never reads nor writes, so the answer is
+ * the same (lib/admission.c says why each is safe). Anything else, unknown members included, is
+ * decoded as written. A duplicate key inside a member left out is not refused (the review is
+ * then the text read without the duplicate check, less those members; the whole text would be
+ * refused); a member left out given twice in one object, a duplicate anywhere else, and what
+ * is not JSON inside a member left out are refused as for the whole text. `len` is at most
  * KILT_ADMISSION_MAX_REVIEW (else -E2BIG); anything that is not a review the API server sends
  * is -EINVAL with a message naming the field (and line/column for bad JSON). `ret` is untouched
  * on failure. */

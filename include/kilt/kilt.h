@@ -88,14 +88,17 @@ json_t *kilt_json_loadb(const char *buf, size_t len, size_t flags, json_error_t 
  * same order, for every text json_loadb accepts; anything else is json_loadb's own doing, so its
  * errors are jansson's. `flags` 0 or JSON_REJECT_DUPLICATES (others: json_loadb itself). */
 json_t *kilt_json_parse(const char *buf, size_t len, size_t flags, json_error_t *jerr);
-/* A member kilt_json_parse_skip() leaves out: the keys from the root object down to it
- * ({"request", "object", "metadata", "managedFields"} is request.object.metadata.managedFields;
- * a path goes through objects only). */
+/* A member kilt_json_parse_skip() leaves out: the keys from the root down to it
+ * ({"request", "object", "metadata", "managedFields"} is request.object.metadata.managedFields).
+ * A NULL key stands for every element of an array: {"spec", "containers", NULL, "ports"} is the
+ * ports of every container of spec.containers. A path goes through objects (a key) and arrays
+ * (NULL) only, and ends at a key (a path ending at NULL, which would leave out elements and so
+ * move the others, is ignored, as is a path without keys). */
 struct kilt_json_skip {
-	const char *const *keys; /* borrowed; n_keys >= 1 (a path without keys is ignored) */
+	const char *const *keys; /* borrowed; n_keys >= 1 */
 	size_t n_keys;
 };
-#define KILT_JSON_MAX_SKIP 32
+#define KILT_JSON_MAX_SKIP 64
 /* kilt_json_parse() without the members at the `n_skip` paths `skip` (at most
  * KILT_JSON_MAX_SKIP): json_loadb's value with those members removed where they are. The text is
  * still read whole and checked as json_loadb checks it (structure, strings, escapes, UTF-8,

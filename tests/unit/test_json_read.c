@@ -180,20 +180,61 @@ static void test_json_read__review(void **state)
 	json_decref(ref);
 }
 
+/* The paths a test leaves out. */
+struct skip_set {
+	const struct kilt_json_skip *v;
+	size_t n;
+};
+
+/* a.b and c */
 static const char *const path_ab[] = { "a", "b" };
 static const char *const path_c[] = { "c" };
 static const struct kilt_json_skip skips[] = {
 	{ path_ab, ARRAY_SIZE(path_ab) },
 	{ path_c, ARRAY_SIZE(path_c) },
 };
+static const struct skip_set ab_c = { skips, ARRAY_SIZE(skips) };
 
-static json_t *loadb_without(const char *text, size_t len, size_t flags, json_error_t *jerr)
+/* Through arrays (NULL: each element): p[*].x, q[*][*].y, r.s[*].t, [*].z; e[*] (a path that
+ * ends at NULL) is not followed. */
+static const char *const path_each_x[] = { "p", NULL, "x" };
+static const char *const path_each_each_y[] = { "q", NULL, NULL, "y" };
+static const char *const path_rs_each_t[] = { "r", "s", NULL, "t" };
+static const char *const path_root_each_z[] = { NULL, "z" };
+static const char *const path_ends_each[] = { "e", NULL };
+static const struct kilt_json_skip each_skips[] = {
+	{ path_each_x, ARRAY_SIZE(path_each_x) },
+	{ path_each_each_y, ARRAY_SIZE(path_each_each_y) },
+	{ path_rs_each_t, ARRAY_SIZE(path_rs_each_t) },
+	{ path_root_each_z, ARRAY_SIZE(path_root_each_z) },
+	{ path_ends_each, ARRAY_SIZE(path_ends_each) },
+};
+static const struct skip_set each = { each_skips, ARRAY_SIZE(each_skips) };
+
+/* Deletes the member at keys[k..n) below `v` (NULL: in each element of an array). */
+static void del_path(json_t *v, const char *const *keys, size_t k, size_t n)
+{
+	if (!keys[k]) {
+		size_t i;
+		json_t *el;
+		json_array_foreach (v, i, el) {
+			del_path(el, keys, k + 1, n);
+		}
+	} else if (k + 1 == n) {
+		json_object_del(v, keys[k]);
+	} else {
+		del_path(json_object_get(v, keys[k]), keys, k + 1, n);
+	}
+}
+
+/* json_loadb's value less the members at the set's paths (but those ending at NULL). */
+static json_t *loadb_without(const struct skip_set *set, const char *text, size_t len, size_t flags,
+			     json_error_t *jerr)
 {
 	json_t *v = json_loadb(text, len, flags, jerr);
-	if (v) {
-		json_object_del(json_object_get(v, "a"), "b");
-		json_object_del(v, "c");
-	}
+	for (size_t i = 0; v && i < set->n; i++)
+		if (set->v[i].keys[set->v[i].n_keys - 1])
+			del_path(v, set->v[i].keys, 0, set->v[i].n_keys);
 	return v;
 }
 
@@ -204,11 +245,12 @@ static void assert_same_values(json_t *a, json_t *b)
 	assert_string_equal(ta, tb);
 }
 
-/* kilt_json_parse_skip gives json_loadb's value less a.b and c, or json_loadb's error, for the
- * text `as` (NULL: the text itself); the reader reads it itself (`fast`) or leaves it to
- * jansson. `as` is the text with duplicate keys inside a.b or c taken out (the same length, so
- * jansson's positions are the same): those are not refused. */
-static void assert_skips_as(const char *text, bool fast_reads, size_t flags, const char *as)
+/* kilt_json_parse_skip gives json_loadb's value less the set's members (a.b and c...), or
+ * json_loadb's error, for the text `as` (NULL: the text itself); the reader reads it itself
+ * (`fast`) or leaves it to jansson. `as` is the text with duplicate keys inside those members
+ * taken out (the same length, so jansson's positions are the same): those are not refused. */
+static void assert_skips_as(const struct skip_set *set, const char *text, bool fast_reads,
+			    size_t flags, const char *as)
 {
 	size_t len = strlen(text);
 	json_error_t want_err, got_err;
@@ -219,15 +261,15 @@ static void assert_skips_as(const char *text, bool fast_reads, size_t flags, con
 		assert_null(strict);
 		assert_int_equal(json_error_code(&want_err), json_error_duplicate_key);
 	}
-	json_t *want = loadb_without(as ? as : text, len, flags, &want_err);
-	json_t *got = kilt_json_parse_skip(text, len, flags, skips, ARRAY_SIZE(skips), &got_err);
+	json_t *want = loadb_without(set, as ? as : text, len, flags, &want_err);
+	json_t *got = kilt_json_parse_skip(text, len, flags, set->v, set->n, &got_err);
 	if (!got != !want)
 		fail_msg("%s by jansson, %s leaving members out: %s", want ? "read" : "refused",
 			 got ? "read" : "refused", text);
 	if (want) {
 		assert_same_values(got, want);
 		/* which is json_loadb's value without the duplicate check, less the members */
-		json_t *loose = loadb_without(text, len, 0, NULL);
+		json_t *loose = loadb_without(set, text, len, 0, NULL);
 		assert_non_null(loose);
 		assert_same_values(got, loose);
 		json_decref(loose);
@@ -237,7 +279,7 @@ static void assert_skips_as(const char *text, bool fast_reads, size_t flags, con
 		assert_int_equal(got_err.column, want_err.column);
 		assert_int_equal(got_err.position, want_err.position);
 	}
-	json_t *fast = kilt_json_parse_fast(text, len, skips, ARRAY_SIZE(skips));
+	json_t *fast = kilt_json_parse_fast(text, len, set->v, set->n);
 	if (!fast != !fast_reads)
 		fail_msg("the reader %s %s", fast ? "read" : "refused", text);
 	if (fast)
@@ -247,9 +289,10 @@ static void assert_skips_as(const char *text, bool fast_reads, size_t flags, con
 	json_decref(want);
 }
 
-static void assert_skips_as_jansson(const char *text, bool fast_reads, size_t flags)
+static void assert_skips_as_jansson(const struct skip_set *set, const char *text, bool fast_reads,
+				    size_t flags)
 {
-	assert_skips_as(text, fast_reads, flags, NULL);
+	assert_skips_as(set, text, fast_reads, flags, NULL);
 }
 
 static void test_json_read__skip(void **state)
@@ -310,7 +353,8 @@ static void test_json_read__skip(void **state)
 		{ "{\"c\"", false },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		assert_skips_as_jansson(cases[i].text, cases[i].fast, JSON_REJECT_DUPLICATES);
+		assert_skips_as_jansson(&ab_c, cases[i].text, cases[i].fast,
+					JSON_REJECT_DUPLICATES);
 	/* Duplicate keys inside what is left out are not refused (read as without the duplicate
 	 * check, less the members), at any depth and however spelled; one outside still is (its
 	 * error where it is), and so is anything else that is not JSON (jansson's error without
@@ -368,10 +412,11 @@ static void test_json_read__skip(void **state)
 		  false },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(dups); i++)
-		assert_skips_as(dups[i].text, dups[i].fast, JSON_REJECT_DUPLICATES, dups[i].as);
+		assert_skips_as(&ab_c, dups[i].text, dups[i].fast, JSON_REJECT_DUPLICATES,
+				dups[i].as);
 	/* without JSON_REJECT_DUPLICATES: jansson's rule for which value stays, then left out */
-	assert_skips_as_jansson("{\"c\":1,\"c\":2,\"a\":{\"x\":1,\"x\":2}}", false, 0);
-	assert_skips_as_jansson("{\"a\":{\"b\":1},\"a\":{\"b\":2,\"d\":3}}", false, 0);
+	assert_skips_as_jansson(&ab_c, "{\"c\":1,\"c\":2,\"a\":{\"x\":1,\"x\":2}}", false, 0);
+	assert_skips_as_jansson(&ab_c, "{\"a\":{\"b\":1},\"a\":{\"b\":2,\"d\":3}}", false, 0);
 	/* nesting: what is left out counts toward the reader's depth, then jansson's */
 	for (size_t depth = 200; depth <= 1200; depth += 500) {
 		struct kbuf b;
@@ -384,7 +429,7 @@ static void test_json_read__skip(void **state)
 			kbuf_adds(&b, "}]");
 		kbuf_adds(&b, ",\"d\":1}");
 		kbuf_addc(&b, '\0');
-		assert_skips_as_jansson(b.data, depth < 250, JSON_REJECT_DUPLICATES);
+		assert_skips_as_jansson(&ab_c, b.data, depth < 250, JSON_REJECT_DUPLICATES);
 		kbuf_done(&b);
 	}
 	/* every cut of a text is refused as jansson refuses it */
@@ -393,22 +438,102 @@ static void test_json_read__skip(void **state)
 	for (size_t len = 0; len < strlen(text); len++) {
 		memcpy(cut, text, len);
 		cut[len] = '\0';
-		assert_skips_as_jansson(cut, false, JSON_REJECT_DUPLICATES);
+		assert_skips_as_jansson(&ab_c, cut, false, JSON_REJECT_DUPLICATES);
+	}
+}
+
+/* Paths through arrays (a NULL key: each element): the member left out of every element that
+ * is an object, at any depth of arrays; elements that are not objects, and the same keys
+ * elsewhere, kept; a path ending at NULL not followed (no element is ever left out). Duplicate
+ * keys inside what is left out are not refused, the member itself twice in one element is. */
+static void test_json_read__skip_each(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		bool fast;
+	} cases[] = {
+		{ "{\"p\":[{\"x\":1},{\"a\":1,\"x\":{\"b\":[1]},\"c\":2},{},1,\"x\",null,[{\"x\":1}"
+		  "]]}",
+		  true },
+		{ "{\"x\":1,\"p\":{\"x\":1},\"a\":[{\"x\":1}]}", true },
+		{ "{\"p\":[]}", true },
+		{ "{\"q\":[[{\"y\":1,\"z\":2}],[],[{}],{\"y\":1},[{\"y\":[{\"y\":1}]}]],\"y\":1}",
+		  true },
+		{ "{\"q\":[{\"y\":1}]}", true },
+		{ "{\"r\":{\"s\":[{\"t\":1,\"u\":{\"t\":1}}],\"t\":1},\"s\":[{\"t\":1}]}", true },
+		{ "[{\"z\":1,\"p\":[{\"x\":1}]},{\"a\":{\"z\":1}},[{\"z\":1}]]", true },
+		{ "{\"z\":1,\"e\":[1,{\"z\":1}]}", true },
+		{ "{\"p\":[{\"\\u0078\":1,\"y\":2}]}", true },
+		/* refused as jansson refuses it: the member twice in one element, a duplicate
+		 * outside, what is not JSON inside */
+		{ "{\"p\":[{\"x\":1,\"x\":2}]}", false },
+		{ "{\"p\":[{\"x\":1},{\"x\":1,\"\\u0078\":2}]}", false },
+		{ "{\"p\":[{\"x\":1,\"a\":1,\"a\":2}]}", false },
+		{ "{\"p\":[{\"x\":[1,]}]}", false },
+		{ "{\"p\":[{\"x\":\"\\ud800\"}]}", false },
+		{ "{\"p\":[{\"x\":1},]}", false },
+		{ "{\"p\":[{\"x\":01}]}", false },
+		{ "{\"p\":[{\"x\"", false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		assert_skips_as_jansson(&each, cases[i].text, cases[i].fast,
+					JSON_REJECT_DUPLICATES);
+	static const struct {
+		const char *text, *as;
+		bool fast;
+	} dups[] = {
+		{ "{\"p\":[{\"a\":1},{\"x\":{\"k\":1,\"k\":2}}]}",
+		  "{\"p\":[{\"a\":1},{\"x\":{\"k\":1,\"j\":2}}]}", true },
+		{ "{\"q\":[[{\"y\":[{\"k\":1,\"k\":2}]}]],\"r\":{\"s\":[{\"t\":{\"m\":1,\"m\":1}}]}"
+		  "}",
+		  "{\"q\":[[{\"y\":[{\"k\":1,\"j\":2}]}]],\"r\":{\"s\":[{\"t\":{\"m\":1,\"n\":1}}]}"
+		  "}",
+		  true },
+		/* a duplicate outside after one inside: refused where the one outside is */
+		{ "{\"p\":[{\"x\":{\"k\":1,\"k\":2},\"a\":1,\"a\":2}]}",
+		  "{\"p\":[{\"x\":{\"k\":1,\"j\":2},\"a\":1,\"a\":2}]}", false },
+		{ "{\"p\":[{\"x\":{\"k\":1,\"k\":2}},{\"x\":1,\"x\":1}]}",
+		  "{\"p\":[{\"x\":{\"k\":1,\"j\":2}},{\"x\":1,\"x\":1}]}", false },
+		/* not JSON after a duplicate inside */
+		{ "{\"p\":[{\"x\":{\"k\":1,\"k\":2}},tru]}",
+		  "{\"p\":[{\"x\":{\"k\":1,\"j\":2}},tru]}", false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(dups); i++)
+		assert_skips_as(&each, dups[i].text, dups[i].fast, JSON_REJECT_DUPLICATES,
+				dups[i].as);
+	/* a path ending at NULL alone: nothing left out */
+	static const struct kilt_json_skip ends[] = { { path_ends_each,
+							ARRAY_SIZE(path_ends_each) } };
+	const char *text = "{\"e\":[1,{\"a\":2}]}";
+	json_t *got =
+		kilt_json_parse_skip(text, strlen(text), JSON_REJECT_DUPLICATES, ends, 1, NULL);
+	json_t *want = json_loads(text, 0, NULL);
+	assert_same_values(got, want);
+	json_decref(got);
+	json_decref(want);
+	/* every cut of a text is refused as jansson refuses it */
+	text = "{\"p\":[{\"a\":\"\\u00e9\",\"x\":[{\"k\":1.5}]},2],\"q\":[[{\"y\":{}}]]}";
+	_cleanup_free_ char *cut = xmalloc(strlen(text) + 1);
+	for (size_t len = 0; len < strlen(text); len++) {
+		memcpy(cut, text, len);
+		cut[len] = '\0';
+		assert_skips_as_jansson(&each, cut, false, JSON_REJECT_DUPLICATES);
 	}
 }
 
 /* kilt_json_parse_skip() of `text` (len bytes, no duplicate key inside what is left out): as
  * json_loadb reads it less a.b and c, or json_loadb's error; the reader's own value, when it
  * gives one, the same. */
-static void assert_skips_as_jansson_n(const char *whole, size_t len)
+static void assert_skips_as_jansson_n(const struct skip_set *set, const char *whole, size_t len)
 {
 	/* a copy of exactly len bytes: a read past them is ASan's error */
 	_cleanup_free_ char *text = xmalloc(len ? len : 1);
 	memcpy(text, whole, len);
 	json_error_t want_err, got_err;
-	json_t *want = loadb_without(text, len, JSON_REJECT_DUPLICATES, &want_err);
-	json_t *got = kilt_json_parse_skip(text, len, JSON_REJECT_DUPLICATES, skips,
-					   ARRAY_SIZE(skips), &got_err);
+	json_t *want = loadb_without(set, text, len, JSON_REJECT_DUPLICATES, &want_err);
+	json_t *got =
+		kilt_json_parse_skip(text, len, JSON_REJECT_DUPLICATES, set->v, set->n, &got_err);
 	if (!got != !want)
 		fail_msg("%s by jansson, %s leaving members out: %.*s", want ? "read" : "refused",
 			 got ? "read" : "refused", (int)len, text);
@@ -418,7 +543,7 @@ static void assert_skips_as_jansson_n(const char *whole, size_t len)
 		assert_string_equal(got_err.text, want_err.text);
 		assert_int_equal(got_err.position, want_err.position);
 	}
-	json_t *fast = kilt_json_parse_fast(text, len, skips, ARRAY_SIZE(skips));
+	json_t *fast = kilt_json_parse_fast(text, len, set->v, set->n);
 	if (fast && !want)
 		fail_msg("the reader read what jansson refuses: %.*s", (int)len, text);
 	if (fast)
@@ -452,6 +577,10 @@ static void test_json_read__skip_windows(void **state)
 		/* keys with escapes closing near the end of the text */
 		"{\"c\":{\"f:a\":{},\"k:{\\\"name\\\":\\\"SETTING_0_1\\\"}\":{},"
 		"\"k:{\\\"name\\\":\\\"OPTION_9_2\\\"}\":{}}}",
+		/* members of an array's elements left out (the set `each`) */
+		"{\"p\":[{\"name\":\"app\",\"x\":{\"httpGet\":{\"path\":\"/ready\",\"port\":8080}},"
+		"\"image\":\"example/app:1\"},{\"x\":[1,2.5,null],\"name\":\"b\"}],\"q\":[[{\"y\":"
+		"{\"k\":\"v\"},\"w\":1}]],\"r\":{\"s\":[{\"t\":\"0123456789abcdefghij\"}]}}",
 	};
 	static const char repl[] = {
 		'\0', 0x1f, '"', '\\', '{',  '}',	 '[',	     ']',
@@ -459,18 +588,19 @@ static void test_json_read__skip_windows(void **state)
 	};
 	for (size_t t = 0; t < ARRAY_SIZE(texts); t++) {
 		const char *text = texts[t];
+		const struct skip_set *set = t + 1 < ARRAY_SIZE(texts) ? &ab_c : &each;
 		size_t len = strlen(text);
 		assert_true(len > 64);
-		assert_skips_as_jansson_n(text, len);
+		assert_skips_as_jansson_n(set, text, len);
 		_cleanup_free_ char *m = xmalloc(len + 1);
 		for (size_t i = 0; i < len; i++) {
-			assert_skips_as_jansson_n(text, i);
+			assert_skips_as_jansson_n(set, text, i);
 			for (size_t k = 0; k < ARRAY_SIZE(repl); k++) {
 				if (text[i] == repl[k])
 					continue;
 				memcpy(m, text, len + 1);
 				m[i] = repl[k];
-				assert_skips_as_jansson_n(m, len);
+				assert_skips_as_jansson_n(set, m, len);
 			}
 		}
 	}
@@ -483,6 +613,7 @@ int main(void)
 		cmocka_unit_test(test_json_read__refused_as_jansson),
 		cmocka_unit_test(test_json_read__review),
 		cmocka_unit_test(test_json_read__skip),
+		cmocka_unit_test(test_json_read__skip_each),
 		cmocka_unit_test(test_json_read__skip_windows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
