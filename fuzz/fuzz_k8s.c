@@ -129,6 +129,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!json_is_array(res.patch) || !json_is_object(res.pod) ||
 			    !json_is_array(res.warnings))
 				abort();
+			/* the webhook's form of the patch, its text, is the same bytes */
+			char *want = kilt_json_dumps(res.patch, JSON_COMPACT);
+			struct kilt_k8s_options ot = o;
+			ot.patch_as_text = true;
+			struct kilt_k8s_result rt;
+			kilt_k8s_result_init(&rt);
+			int rr = kilt_k8s_mutate(d, &ns, &ot, &rt, &err);
+			if (want &&
+			    (rr != 0 || rt.patch || !rt.patch_text ||
+			     strcmp(rt.patch_text, want) != 0 || rt.patch_len != strlen(want) ||
+			     rt.patch_ops != json_array_size(res.patch)))
+				abort();
+			if (!want && rr == 0)
+				abort(); /* the values cannot be written, but the text was */
+			free(want);
+			kilt_k8s_result_done(&rt);
 			kilt_k8s_result_done(&res);
 		}
 	}

@@ -355,12 +355,16 @@ char *kilt_admission_answer_encode(const struct kilt_admission_answer *a, size_t
 		RAW(&o, ",\"allowed\":true");
 	else
 		RAW(&o, ",\"allowed\":false");
-	if (json_is_array(a->patch) && json_array_size(a->patch) > 0) {
+	bool text = a->patch_text &&
+		    !(a->patch_len == 2 && a->patch_text[0] == '[' && a->patch_text[1] == ']');
+	if (text || (!a->patch_text && json_is_array(a->patch) && json_array_size(a->patch) > 0)) {
 		RAW(&o, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
 		/* the patch's text where its base64 goes, then replaced by it (no copy) */
 		struct kbuf *t = &o.text;
 		size_t at = t->len;
-		if (kilt_json_out_value(&o, a->patch, JSON_COMPACT, 0) < 0)
+		if (text)
+			kilt_json_out_raw(&o, a->patch_text, a->patch_len);
+		else if (kilt_json_out_value(&o, a->patch, JSON_COMPACT, 0) < 0)
 			abort();
 		size_t n = t->len - at, b64 = (n + 2) / 3 * 4;
 		if (kbuf_reserve(t, b64 - n) < 0)

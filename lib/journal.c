@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "journal.h"
+#include "json-write.h"
 
 static struct kilt_journal_entry *push(struct kilt_journal *j, json_t *target,
 				       enum kilt_journal_kind kind)
@@ -157,8 +158,11 @@ struct patcher {
 	struct slot *table; /* owned: the changed and declared nodes by address */
 	size_t mask;
 	size_t unseen; /* changed nodes not seen yet */
-	json_t *ops; /* owned */
-	json_t *op_names[3]; /* owned: "add", "replace", "remove" */
+	json_t *ops; /* owned; NULL when the operations are written as text to `out` */
+	json_t *op_names[3]; /* owned: "add", "replace", "remove" (with `ops`) */
+	struct kilt_json_out *out; /* borrowed: where the operations are written as text, or NULL */
+	size_t n_ops;
+	int failed; /* the writer's first error (a value that cannot be written as JSON) */
 	struct kbuf path; /* the current node's JSON Pointer */
 	bool pruned; /* walking only into changed and declared nodes */
 	json_t *covered; /* owned array: values that went whole into an operation or left the document
@@ -247,8 +251,42 @@ static void path_push_index(struct kbuf *path, size_t i)
 	kbuf_add(path, buf + at, sizeof(buf) - at);
 }
 
+/* The operation as kilt_json_dumps writes the object add_op makes (JSON_COMPACT): "op", "path"
+ * and "value" in that order, the value by the same writer. */
+static void write_op(struct patcher *p, int op, const json_t *value)
+{
+	static const char *const heads[] = {
+		[OP_ADD] = ",{\"op\":\"add\",\"path\":",
+		[OP_REPLACE] = ",{\"op\":\"replace\",\"path\":",
+		[OP_REMOVE] = ",{\"op\":\"remove\",\"path\":",
+	};
+	static const size_t head_len[] = { [OP_ADD] = 20, [OP_REPLACE] = 24, [OP_REMOVE] = 23 };
+	struct kilt_json_out *o = p->out;
+	if (p->failed)
+		return;
+	/* the first operation without the comma */
+	bool first = p->n_ops == 1;
+	int r = kilt_json_out_raw(o, heads[op] + first, head_len[op] - first);
+	if (r == 0)
+		r = kilt_json_out_string(o, p->path.data ? p->path.data : "", p->path.len, 0);
+	if (r == 0 && value) {
+		r = kilt_json_out_raw(o, ",\"value\":", 9);
+		if (r == 0)
+			r = kilt_json_out_value(o, value, JSON_COMPACT | JSON_ENCODE_ANY, 0);
+	}
+	if (r == 0)
+		r = kilt_json_out_raw(o, "}", 1);
+	if (r < 0)
+		p->failed = r;
+}
+
 static void add_op(struct patcher *p, int op, const json_t *value)
 {
+	p->n_ops++;
+	if (p->out) {
+		write_op(p, op, value);
+		return;
+	}
 	json_t *o = json_object();
 	json_object_set_new_nocheck(o, "op", json_incref(p->op_names[op]));
 	/* keys of jansson objects (valid UTF-8, cut at a NUL by path_push) and digits */
@@ -590,68 +628,112 @@ static void table_add(struct patcher *p, const json_t *node, size_t changed)
 		s->changed = changed;
 }
 
-json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
+/* Forgets the operations so far (the pruned walk gives way to the whole one). */
+static void clear_ops(struct patcher *p, size_t text_start)
 {
-	struct patcher p = { .j = j,
-			     .v = xcalloc(j->n + 1, sizeof(*p.v)),
-			     .ops = json_array(),
-			     .op_names = { json_string_nocheck("add"),
-					   json_string_nocheck("replace"),
-					   json_string_nocheck("remove") },
-			     .share = j->share_values };
-	kbuf_init(&p.path, SIZE_MAX / 2);
+	p->n_ops = 0;
+	p->failed = 0;
+	if (p->ops) {
+		json_array_clear(p->ops);
+	} else {
+		p->out->text.len = text_start;
+		p->out->text.data[text_start] = '\0';
+	}
+}
+
+/* Finds the operations of the journal's changes to `root`: into p->ops, or written to p->out. */
+static void run(struct patcher *p, const json_t *root)
+{
+	const struct kilt_journal *j = p->j;
+	size_t text_start = p->out ? p->out->text.len : 0;
+	p->v = xcalloc(j->n + 1, sizeof(*p->v));
+	p->share = j->share_values;
+	kbuf_init(&p->path, SIZE_MAX / 2);
 	/* Each changed node once, with its entries newest first. */
-	p.refs = xcalloc(j->n + 1, sizeof(*p.refs));
+	p->refs = xcalloc(j->n + 1, sizeof(*p->refs));
 	for (size_t i = 0; i < j->n; i++)
-		p.refs[i] = (struct entry_ref){ .node = j->v[i].target, .index = i };
-	sort_refs(p.refs, j->n);
+		p->refs[i] = (struct entry_ref){ .node = j->v[i].target, .index = i };
+	sort_refs(p->refs, j->n);
 	for (size_t i = 0; i < j->n; i++) {
-		const struct kilt_journal_entry *je = &j->v[p.refs[i].index];
-		if (i == 0 || p.refs[i - 1].node != p.refs[i].node)
-			p.v[p.n++] = (struct changed){ .node = je->target,
-						       .first = i,
-						       .sets_only = json_is_object(je->target),
-						       .appends_only = json_is_array(je->target) };
-		struct changed *c = &p.v[p.n - 1];
+		const struct kilt_journal_entry *je = &j->v[p->refs[i].index];
+		if (i == 0 || p->refs[i - 1].node != p->refs[i].node)
+			p->v[p->n++] =
+				(struct changed){ .node = je->target,
+						  .first = i,
+						  .sets_only = json_is_object(je->target),
+						  .appends_only = json_is_array(je->target) };
+		struct changed *c = &p->v[p->n - 1];
 		c->n++;
 		c->sets_only = c->sets_only && je->kind == KILT_J_SET;
 		c->appends_only = c->appends_only && je->kind == KILT_J_APPEND;
 	}
-	p.unseen = p.n;
+	p->unseen = p->n;
 	size_t cap = 16;
-	while (cap < 2 * (p.n + j->n_via))
+	while (cap < 2 * (p->n + j->n_via))
 		cap *= 2;
-	p.table = xcalloc(cap, sizeof(*p.table));
-	p.mask = cap - 1;
-	for (size_t i = 0; i < p.n; i++)
-		table_add(&p, p.v[i].node, i + 1);
-	if (p.n && j->n_via && (json_is_object(root) || json_is_array(root))) {
+	p->table = xcalloc(cap, sizeof(*p->table));
+	p->mask = cap - 1;
+	for (size_t i = 0; i < p->n; i++)
+		table_add(p, p->v[i].node, i + 1);
+	if (p->n && j->n_via && (json_is_object(root) || json_is_array(root))) {
 		for (size_t i = 0; i < j->n_via; i++)
-			table_add(&p, j->via[i], 0);
-		p.pruned = true;
-		p.covered = json_array();
-		walk(&p, root);
-		if (!pruned_walk_complete(&p)) {
+			table_add(p, j->via[i], 0);
+		p->pruned = true;
+		p->covered = json_array();
+		walk(p, root);
+		if (!pruned_walk_complete(p)) {
 			/* the whole walk again, from scratch */
-			json_array_clear(p.ops);
-			for (size_t i = 0; i < p.n; i++)
-				p.v[i].seen = false;
-			p.unseen = p.n;
-			p.pruned = false;
-			p.path.len = 0;
+			clear_ops(p, text_start);
+			for (size_t i = 0; i < p->n; i++)
+				p->v[i].seen = false;
+			p->unseen = p->n;
+			p->pruned = false;
+			p->path.len = 0;
 		}
 	}
-	if (!p.pruned && (json_is_object(root) || json_is_array(root)))
-		walk(&p, root);
+	if (!p->pruned && (json_is_object(root) || json_is_array(root)))
+		walk(p, root);
+	for (size_t i = 0; i < p->n; i++)
+		json_decref(p->v[i].before);
+	free(p->v);
+	free(p->refs);
+	free(p->table);
+	json_decref(p->covered);
+	kbuf_done(&p->path);
+}
+
+json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root)
+{
+	struct patcher p = { .j = j,
+			     .ops = json_array(),
+			     .op_names = { json_string_nocheck("add"),
+					   json_string_nocheck("replace"),
+					   json_string_nocheck("remove") } };
+	run(&p, root);
 	j->walked = p.walked;
-	for (size_t i = 0; i < p.n; i++)
-		json_decref(p.v[i].before);
 	for (size_t i = 0; i < ARRAY_SIZE(p.op_names); i++)
 		json_decref(p.op_names[i]);
-	free(p.v);
-	free(p.refs);
-	free(p.table);
-	json_decref(p.covered);
-	kbuf_done(&p.path);
 	return p.ops;
+}
+
+/* Room made at once for a patch's text: a pod's injection fits. */
+#define PATCH_ROOM ((size_t)4 << 10)
+
+char *kilt_journal_patch_text(struct kilt_journal *j, const json_t *root, size_t *ret_len,
+			      size_t *ret_n_ops)
+{
+	struct kilt_json_out out;
+	kilt_json_out_init(&out, NULL, NULL);
+	kilt_json_out_reserve(&out, PATCH_ROOM);
+	kilt_json_out_raw(&out, "[", 1);
+	struct patcher p = { .j = j, .out = &out };
+	run(&p, root);
+	j->walked = p.walked;
+	if (p.failed || kilt_json_out_raw(&out, "]", 1) < 0) {
+		kilt_json_out_done(&out);
+		return NULL;
+	}
+	*ret_len = out.text.len;
+	*ret_n_ops = p.n_ops;
+	return kbuf_steal(&out.text);
 }

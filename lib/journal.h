@@ -81,5 +81,12 @@ void kilt_journal_forget(struct kilt_journal *j);
  * whole. Changes to nodes no longer reachable from `root` are
  * covered by the operation that replaced or removed them. */
 json_t *kilt_journal_patch(struct kilt_journal *j, const json_t *root);
+/* The same patch as JSON text, the bytes kilt_json_dumps(kilt_journal_patch(j, root),
+ * JSON_COMPACT) gives, written without building the operations (share_values makes no
+ * difference: nothing is copied). Returns an owned NUL-terminated text with its length and the
+ * number of operations, or NULL when a value cannot be written as JSON (a string that is not
+ * UTF-8). */
+char *kilt_journal_patch_text(struct kilt_journal *j, const json_t *root, size_t *ret_len,
+			      size_t *ret_n_ops);
 
 #endif

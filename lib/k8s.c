@@ -2257,6 +2257,7 @@ void kilt_k8s_result_done(struct kilt_k8s_result *result)
 	if (!result)
 		return;
 	json_decref(result->patch);
+	free(result->patch_text);
 	json_decref(result->pod);
 	json_decref(result->warnings);
 	kilt_report_done(&result->report);
@@ -2401,8 +2402,17 @@ int kilt_k8s_mutate_owned(json_t *pod, const struct kilt_k8s_namespace *ns,
 	/* the result holds the pod and the patch side by side: no copy of what the patch adds */
 	j.share_values = true;
 	r = kilt_k8s_walk(res.pod, process_pod, &run, err);
-	if (r == 0)
+	if (r == 0 && opts->patch_as_text) {
+		res.patch_text =
+			kilt_journal_patch_text(&j, res.pod, &res.patch_len, &res.patch_ops);
+		if (!res.patch_text)
+			r = kilt_error_setf(err, -EINVAL,
+					    "the patch cannot be written as JSON (a string that is "
+					    "not UTF-8)");
+	} else if (r == 0) {
 		res.patch = kilt_journal_patch(&j, res.pod);
+		res.patch_ops = json_array_size(res.patch);
+	}
 	kilt_journal_done(&j);
 	if (r < 0) {
 		kilt_k8s_result_done(&res);

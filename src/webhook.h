@@ -62,7 +62,9 @@ struct webhook_engine;
 
 /* What the engine decided for one pod. */
 struct webhook_mutation {
-	json_t *patch; /* owned JSON Patch (array); NULL or empty when nothing changes */
+	/* owned JSON Patch as JSON text (kilt_k8s_result's patch_text); NULL when nothing changes */
+	char *patch_text;
+	size_t patch_len;
 	const char *skip_reason; /* static metric label when the pod was left alone, else NULL */
 	char *notes[8]; /* owned warnings for the answer (why skipped, what was injected) */
 	size_t n_notes;

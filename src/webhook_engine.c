@@ -60,9 +60,7 @@ void webhook_mutation_done(struct webhook_mutation *m)
 {
 	if (!m)
 		return;
-	/* the patch is the review's (its arena's, kilt-json-arena.h), with nothing from outside:
-	 * let go with the arena */
-	kilt_json_arena_release(m->patch);
+	free(m->patch_text);
 	for (size_t i = 0; i < m->n_notes; i++)
 		free(m->notes[i]);
 	memset(m, 0, sizeof(*m));
@@ -153,6 +151,7 @@ int webhook_engine_new(const struct webhook_options *o, struct webhook_engine **
 	e->k8s.copy_helper = e->copy_helper;
 	e->k8s.copy_user = o->copy_user;
 	e->k8s.strict = o->strict;
+	e->k8s.patch_as_text = true; /* only sent on: never built as jansson values */
 	e->budget_ms = o->image_budget_ms;
 	if (r == 0 && o->image_facts_file) {
 		r = image_facts_file_load(o->image_facts_file, &e->facts_table, err);
@@ -432,7 +431,7 @@ int webhook_engine_mutate(struct webhook_engine *e, const struct kilt_admission_
 	for (size_t i = 0; i < res.report.n_decisions && !pod; i++)
 		if (!res.report.decisions[i].container)
 			pod = &res.report.decisions[i];
-	bool patched = json_array_size(res.patch) > 0;
+	bool patched = res.patch_ops > 0;
 	if (pod && pod->reason && pod->reason[0])
 		note(&m, concat("kilt: ", patched ? "injected" : kilt_verdict_name(pod->verdict),
 				": ", pod->reason));
@@ -444,9 +443,10 @@ int webhook_engine_mutate(struct webhook_engine *e, const struct kilt_admission_
 			continue;
 		note(&m, concat("kilt: ", text, "", ""));
 	}
-	if (patched)
-		m.patch = json_incref(res.patch);
-	else
+	if (patched) {
+		m.patch_text = steal_pointer(&res.patch_text);
+		m.patch_len = res.patch_len;
+	} else
 		m.skip_reason = skip_label(&res.report);
 	kilt_k8s_result_done(&res);
 	*ret = m;

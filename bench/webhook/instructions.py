@@ -33,15 +33,16 @@ sys.path.insert(0, HERE)
 import reviews  # noqa: E402
 import run  # noqa: E402
 
-# The handler's parts, in the order printed (functions of kilt; a part that is inlined or gone
-# is left out of the split).
+# The handler's parts, in the order printed (functions of kilt, the first found of a part's
+# names; a part that is inlined or gone is left out of the split).
 PARTS = [
     ("decoding the review", "kilt_admission_review_parse"),
     ("the Pod engine", "kilt_k8s_mutate_owned"),
     ("  its walk of the pod", "process_pod"),
     ("  its env merge", "merge_env"),
-    ("  the JSON Patch", "kilt_journal_patch"),
+    ("  the JSON Patch", ("kilt_journal_patch_text", "kilt_journal_patch")),
     ("the answer", "kilt_admission_answer_encode"),
+    ("the log line", "log_review"),
     ("letting the review go", "kilt_admission_review_done"),
 ]
 
@@ -91,8 +92,10 @@ def main():
         n = a.reviews
         total, funcs = count(a.kilt, d, n, bodies, [], True)
         print(f"request handler, {n} reviews: {total / n / 1000:.1f} K instructions per review")
-        for what, fn in PARTS:
-            if fn in funcs:
+        for what, names in PARTS:
+            fn = next((f for f in ([names] if isinstance(names, str) else names) if f in funcs),
+                      None)
+            if fn:
                 print(f"  {what:28} {funcs[fn] / n / 1000:7.1f} K  {100 * funcs[fn] / total:5.1f} %")
         if a.whole:
             per = {}

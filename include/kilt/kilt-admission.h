@@ -78,6 +78,9 @@ struct kilt_admission_answer {
 	const char *uid; /* echoed; "" when the review had none that could be read */
 	bool allowed;
 	const json_t *patch; /* a JSON Patch (array) or NULL; an empty array sends no patch */
+	/* or the JSON Patch's text (used instead of `patch` when not NULL; "[]" sends no patch) */
+	const char *patch_text;
+	size_t patch_len;
 	int code; /* status.code (HTTP semantics) when non-zero */
 	const char *message; /* status.message when not NULL */
 	const char *const *warnings; /* borrowed */

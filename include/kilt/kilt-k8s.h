@@ -97,6 +97,9 @@ struct kilt_k8s_options {
 	/* A pod that cannot be patched (what it runs is unknown, image unresolvable...) fails the
 	 * whole run instead of being skipped with a warning. */
 	bool strict;
+	/* kilt_k8s_mutate gives the patch as JSON text (the result's patch_text) instead of jansson
+	 * values (its patch NULL): for a front end that only sends it on. */
+	bool patch_as_text;
 	/* may be NULL: no lookups (a container that needs one is skipped, or fails when strict) */
 	kilt_k8s_image_facts_fn image_facts;
 	void *image_facts_userdata; /* borrowed */
@@ -110,8 +113,15 @@ void kilt_k8s_options_default(struct kilt_k8s_options *ret);
 struct kilt_k8s_result {
 	/* owned: RFC 6902 operations against the pod as given (an empty array: nothing to do).
 	 * Only kilt's own fields are added, replaced or removed. The operations' values are nodes
-	 * of `pod` (references, not copies): change neither while the other is in use. */
+	 * of `pod` (references, not copies): change neither while the other is in use. NULL with
+	 * the option patch_as_text. */
 	json_t *patch;
+	/* owned, with the option patch_as_text (else NULL): the patch as JSON text, the bytes
+	 * kilt_json_dumps gives of `patch` with JSON_COMPACT, and their number */
+	char *patch_text;
+	size_t patch_len;
+	/* the patch's number of operations, in either form */
+	size_t patch_ops;
 	/* owned: the pod after the patch */
 	json_t *pod;
 	/* owned array of strings: what the API server should show the user (why the pod was

@@ -331,9 +331,12 @@ static void test_admission__answer_bytes(void **state)
 				   "quote \" and \\ and / and \xe2\x82\xac",
 				   "<b>'single'</b> & more" };
 	const char *messages[] = { NULL, "kilt: denied (strict mode): not JSON" };
+	/* the patch as jansson values, or as its text (patch_text): p 3 and 4 are the texts of 2
+	 * and 1 */
+	_cleanup_free_ char *patch_text = json_dumps(patch, JSON_COMPACT);
 	for (size_t u = 0; u < ARRAY_SIZE(uids); u++)
 		for (int allowed = 0; allowed < 2; allowed++)
-			for (int p = 0; p < 3; p++)
+			for (int p = 0; p < 5; p++)
 				for (int code = 0; code < 2; code++)
 					for (size_t m = 0; m < ARRAY_SIZE(messages); m++)
 						for (size_t w = 0; w <= ARRAY_SIZE(warnings); w++) {
@@ -348,12 +351,23 @@ static void test_admission__answer_bytes(void **state)
 								.warnings = warnings,
 								.n_warnings = w,
 							};
+							_cleanup_free_ char *want =
+								answer_by_jansson(&a);
+							if (p == 3 || p == 4) {
+								a.patch = NULL;
+								a.patch_text =
+									p == 3 ? patch_text : "[]";
+								a.patch_len = strlen(a.patch_text);
+								free(want);
+								struct kilt_admission_answer aj = a;
+								aj.patch_text = NULL;
+								aj.patch = p == 3 ? patch : empty;
+								want = answer_by_jansson(&aj);
+							}
 							size_t len = 0;
 							_cleanup_free_ char *got =
 								kilt_admission_answer_encode(&a,
 											     &len);
-							_cleanup_free_ char *want =
-								answer_by_jansson(&a);
 							assert_string_equal(got, want);
 							assert_int_equal(len, strlen(want));
 						}

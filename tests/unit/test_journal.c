@@ -38,6 +38,21 @@ static void assert_json_text(const json_t *j, const char *want)
 		fail_msg("got  %s\nwant %s", have, wt);
 }
 
+/* kilt_journal_patch_text gives the bytes jansson's json_dumps gives of kilt_journal_patch's
+ * array (JSON_COMPACT), and its number of operations. */
+static void assert_text_same(struct kilt_journal *j, const json_t *doc, const json_t *patch)
+{
+	size_t len = 0, n_ops = 0;
+	_cleanup_free_ char *text = kilt_journal_patch_text(j, doc, &len, &n_ops);
+	_cleanup_free_ char *want = json_dumps(patch, JSON_COMPACT);
+	assert_non_null(text);
+	assert_non_null(want);
+	if (strcmp(text, want) != 0)
+		fail_msg("patch text %s\njansson's %s", text, want);
+	assert_int_equal(len, strlen(want));
+	assert_int_equal(n_ops, json_array_size(patch));
+}
+
 /* ---- an RFC 6902 applier (add, replace, remove), for checking ---------------------------- */
 
 /* Decodes one RFC 6901 segment [p, end) into buf. */
@@ -148,6 +163,7 @@ static void test_journal__object_ops_and_escapes(void **state)
 	kilt_journal_will_append(&j, list);
 	json_array_append_new(list, json_integer(3));
 	_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+	assert_text_same(&j, doc, patch);
 	assert_json_text(patch, "["
 				"{\"op\": \"remove\", \"path\": \"/a\"},"
 				"{\"op\": \"replace\", \"path\": \"/b~1c/x~0y\", \"value\": 2},"
@@ -180,6 +196,7 @@ static void test_journal__array_removed_then_appended(void **state)
 	kilt_journal_will_append(&j, l);
 	json_array_append_new(l, json_string("c"));
 	_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+	assert_text_same(&j, doc, patch);
 	assert_json_text(patch, "["
 				"{\"op\": \"remove\", \"path\": \"/l/2\"},"
 				"{\"op\": \"remove\", \"path\": \"/l/0\"},"
@@ -207,6 +224,7 @@ static void test_journal__array_inserted_in_the_middle(void **state)
 	kilt_journal_removed(&j, l, before);
 	kilt_journal_set(&j, json_array_get(l, 3), "k", json_true());
 	_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+	assert_text_same(&j, doc, patch);
 	assert_json_text(patch, "["
 				"{\"op\": \"remove\", \"path\": \"/l/2\"},"
 				"{\"op\": \"add\", \"path\": \"/l/0\", \"value\": \"y\"},"
@@ -237,6 +255,7 @@ static void test_journal__nested_and_replaced(void **state)
 	json_array_append_new(l, first);
 	kilt_journal_removed(&j, l, before);
 	_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+	assert_text_same(&j, doc, patch);
 	assert_json_text(patch,
 			 "["
 			 "{\"op\": \"replace\", \"path\": \"/c/k\", \"value\": {\"z\": true}},"
@@ -247,6 +266,7 @@ static void test_journal__nested_and_replaced(void **state)
 	kilt_journal_forget(&j);
 	_cleanup_json_ json_t *none = kilt_journal_patch(&j, doc);
 	assert_int_equal(json_array_size(none), 0);
+	assert_text_same(&j, doc, none);
 	kilt_journal_done(&j);
 }
 
@@ -309,6 +329,8 @@ static void test_journal__walk_into_declared_nodes_only(void **state)
 	change_first_container(&told, b, true);
 	_cleanup_json_ json_t *pw = kilt_journal_patch(&whole, a);
 	_cleanup_json_ json_t *pt = kilt_journal_patch(&told, b);
+	assert_text_same(&whole, a, pw);
+	assert_text_same(&told, b, pt);
 	_cleanup_free_ char *tw = dump(pw), *tt = dump(pt);
 	assert_string_equal(tt, tw);
 	/* the container's own operations, then those inside it, in document order */
@@ -350,6 +372,8 @@ static void test_journal__undeclared_change_walks_the_whole_document(void **stat
 	}
 	_cleanup_json_ json_t *pw = kilt_journal_patch(&whole, a);
 	_cleanup_json_ json_t *pt = kilt_journal_patch(&told, b);
+	assert_text_same(&whole, a, pw);
+	assert_text_same(&told, b, pt);
 	_cleanup_free_ char *tw = dump(pw), *tt = dump(pt);
 	assert_string_equal(tt, tw);
 	assert_non_null(strstr(tt, "/spec/containers/1/env/3/value"));
@@ -368,14 +392,24 @@ static unsigned rnd(unsigned n)
 	return (unsigned)((rng_state >> 33) % n);
 }
 
-static const char *const KEYS[] = { "a", "b", "~", "/", "a/b", "~1", "x~0y", "", "Name", "k" };
+/* with characters a JSON string escapes (in keys, paths and values) and some that it does not */
+static const char *const KEYS[] = { "a",   "b",	     "~",	   "/",		 "a/b",
+				    "~1",  "x~0y",   "",	   "Name",	 "k",
+				    "q\"", "back\\", "t\tn\n\x01", "\xc3\xa9/~", "\x7f</>" };
 
 static json_t *random_value(unsigned depth)
 {
 	unsigned k = depth > 3 ? rnd(3) : rnd(6);
 	switch (k) {
 	case 0:
-		return json_integer(rnd(100));
+		switch (rnd(4)) {
+		case 0:
+			return json_real((double)rnd(100000) / 7.0 - 5000);
+		case 1:
+			return json_integer(-(json_int_t)rnd(100) * 1000000007ll);
+		default:
+			return json_integer(rnd(100));
+		}
 	case 1:
 		return json_string(KEYS[rnd(ARRAY_SIZE(KEYS))]);
 	case 2:
@@ -495,12 +529,14 @@ static void test_journal__random_patches_apply(void **state)
 		for (unsigned i = 1 + rnd(6); i > 0; i--)
 			random_change(&j, doc, touched);
 		json_t *patch = kilt_journal_patch(&j, doc);
+		assert_text_same(&j, doc, patch);
 		/* the same patch when the walk is told (mostly) where the changes are */
 		size_t k;
 		json_t *t;
 		json_array_foreach (touched, k, t)
 			declare_way(&j, doc, t);
 		_cleanup_json_ json_t *told = kilt_journal_patch(&j, doc);
+		assert_text_same(&j, doc, told);
 		_cleanup_free_ char *pt = dump(patch), *tt = dump(told);
 		if (strcmp(pt, tt) != 0)
 			fail_msg("round %u: the patch %s\nwith declared nodes %s", round, pt, tt);
