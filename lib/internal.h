@@ -44,6 +44,9 @@ struct kilt_json_key {
  * members read for many keys. obj may be NULL or no object: every ret[i] is then NULL. */
 void kilt_json_members(const json_t *obj, const struct kilt_json_key *keys, size_t n,
 		       const json_t **ret);
+/* A copy of the array `argv`: its strings copied as they are (no UTF-8 check again, and none of
+ * json_deep_copy's table of the nodes it is inside of), anything else deep-copied. */
+json_t *kilt_json_copy_argv(const json_t *argv);
 
 /* ---- admission ----------------------------------------------------------------------------- */
 struct kilt_admission_review;

@@ -374,3 +374,17 @@ void kilt_json_members(const json_t *obj, const struct kilt_json_key *keys, size
 			}
 	}
 }
+
+json_t *kilt_json_copy_argv(const json_t *argv)
+{
+	size_t n = json_array_size(argv);
+	json_t *out = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const json_t *el = json_array_get(argv, i);
+		json_array_append_new(out, json_is_string(el)
+						   ? json_stringn_nocheck(json_string_value(el),
+									  json_string_length(el))
+						   : json_deep_copy(el));
+	}
+	return out;
+}

@@ -77,6 +77,47 @@ __attribute__((format(printf, 3, 4))) static void append_reason(char *buf, size_
 	va_end(ap);
 }
 
+/* Text put together piece by piece in a buffer of `size` bytes, cut as snprintf cuts it (the
+ * first size - 1 bytes of the whole, NUL-terminated); for the few texts of every pod, which
+ * snprintf's formatting made a tenth of the engine's own work. */
+struct cut_text {
+	char *buf;
+	size_t size, len;
+};
+
+static void cut_init(struct cut_text *t, char *buf, size_t size)
+{
+	*t = (struct cut_text){ .buf = buf, .size = size };
+	buf[0] = '\0';
+}
+
+static void cut_addn(struct cut_text *t, const char *s, size_t n)
+{
+	size_t room = t->size - 1 - t->len;
+	if (n > room)
+		n = room;
+	memcpy(t->buf + t->len, s, n);
+	t->len += n;
+	t->buf[t->len] = '\0';
+}
+
+static void cut_add(struct cut_text *t, const char *s)
+{
+	cut_addn(t, s, strlen(s));
+}
+
+/* The decimal digits of `u`, as %zu writes them. */
+static void cut_add_size(struct cut_text *t, size_t u)
+{
+	char num[24];
+	size_t k = sizeof(num);
+	do {
+		num[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	cut_addn(t, num + k, sizeof(num) - k);
+}
+
 static void warn(struct run *run, const char *task, const char *container, const char *msg)
 {
 	if (!run->warnings)
@@ -170,19 +211,6 @@ static json_t *str_node(const char *s)
 static json_t *copy_str(const json_t *s)
 {
 	return json_stringn_nocheck(json_string_value(s), json_string_length(s));
-}
-
-/* A copy of the array `argv` (an argv: strings, copied without json_deep_copy's table of the
- * nodes it is inside of; anything else deep-copied). */
-static json_t *copy_argv(const json_t *argv)
-{
-	size_t n = json_array_size(argv);
-	json_t *out = json_array();
-	for (size_t i = 0; i < n; i++) {
-		const json_t *el = json_array_get(argv, i);
-		json_array_append_new(out, json_is_string(el) ? copy_str(el) : json_deep_copy(el));
-	}
-	return out;
 }
 
 /* ---- journaled edits ----------------------------------------------------------------------- */
@@ -737,7 +765,11 @@ struct env_view {
 		*name; /* borrowed: the name's C string, NULL when the entry has no string name */
 	const json_t *value, *value_from; /* borrowed members, NULL when absent */
 	size_t hash; /* of the name's C string */
-	bool clean; /* the name holds no NUL: its C string is the whole JSON string */
+	/* the entry already says what the recipe sees for its name when it is the name's last
+	 * entry (its name and a string value hold no NUL: the entry written back is the C
+	 * string's; no value or null: the empty string; a valueFrom), so that merging that value
+	 * back into it keeps it as it is */
+	bool keeps;
 };
 
 static size_t name_hash(const char *s, size_t *ret_len)
@@ -751,36 +783,50 @@ static size_t name_hash(const char *s, size_t *ret_len)
 	return (size_t)h;
 }
 
-static void env_view_read(struct env_view *ev, const json_t *entry)
+/* Whether the string node `s` holds no NUL (its C string is the whole JSON string). */
+static inline bool str_clean(const json_t *s)
 {
-	*ev = (struct env_view){ 0 };
-	const json_t *nv = NULL;
-	for (void *it = json_object_iter((json_t *)(uintptr_t)entry); it;
-	     it = json_object_iter_next((json_t *)(uintptr_t)entry, it)) {
-		const char *k = json_object_iter_key(it);
-		size_t n = json_object_iter_key_len(it);
-		const json_t *v = json_object_iter_value(it);
-		if (n == 4 && memcmp(k, "name", 4) == 0)
-			nv = v;
-		else if (n == 5 && memcmp(k, "value", 5) == 0)
-			ev->value = v;
-		else if (n == 9 && memcmp(k, "valueFrom", 9) == 0)
-			ev->value_from = v;
-	}
-	ev->name = json_string_value(nv);
-	if (ev->name)
-		ev->clean = strlen(ev->name) == json_string_length(nv);
+	return strlen(json_string_value(s)) == json_string_length(s);
 }
 
-/* Whether the entry already says what the recipe sees for its name when it is the name's last
- * entry (a string without a NUL: the entry written back is the C string's; none: the empty
- * string; a valueFrom), so that merging that value back into it keeps it as it is. */
-static bool env_view_keeps(const struct env_view *ev)
+/* Reads `entry` into `ev`: each member's key is told by its C string first and its length only
+ * when that matches (a key may hold a NUL), which is one call less per member than reading
+ * both; an entry of the 50 of a container costs that many calls again. */
+static inline __attribute__((always_inline)) void env_view_read(struct env_view *ev,
+								const json_t *entry)
 {
-	const json_t *v = ev->value;
-	return ev->clean &&
-	       (ev->value_from || !v || json_is_null(v) ||
-		(json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v)));
+	json_t *e = (json_t *)(uintptr_t)entry;
+	const json_t *nv = NULL, *value = NULL, *value_from = NULL;
+	for (void *it = json_object_iter(e); it; it = json_object_iter_next(e, it)) {
+		const char *k = json_object_iter_key(it);
+		const json_t **slot;
+		size_t len;
+		if (k[0] == 'n' && k[1] == 'a' && k[2] == 'm' && k[3] == 'e' && !k[4]) {
+			slot = &nv;
+			len = 4;
+		} else if (k[0] == 'v' && k[1] == 'a' && k[2] == 'l' && k[3] == 'u' &&
+			   k[4] == 'e') {
+			if (!k[5]) {
+				slot = &value;
+				len = 5;
+			} else if (strcmp(k + 5, "From") == 0) {
+				slot = &value_from;
+				len = 9;
+			} else {
+				continue;
+			}
+		} else {
+			continue;
+		}
+		if (json_object_iter_key_len(it) == len)
+			*slot = json_object_iter_value(it);
+	}
+	ev->value = value;
+	ev->value_from = value_from;
+	ev->name = json_string_value(nv);
+	ev->keeps = ev->name && str_clean(nv) &&
+		    (value_from || !value || json_is_null(value) ||
+		     (json_is_string(value) && str_clean(value)));
 }
 
 /* Where each name is first (what find_named would return) and last in a list of named entries,
@@ -935,7 +981,7 @@ struct plan_name {
 };
 
 /* merge_env's own_first merge when the plan has a few names and every named entry of the
- * container already says what the recipe sees for its name (env_view_keeps): then only the
+ * container already says what the recipe sees for its name (env_view.keeps): then only the
  * entries of the plan's names can change, and they are found by comparing names, without a
  * table of every name. Returns false, having done nothing, when that does not hold. */
 static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, json_t *added,
@@ -963,7 +1009,7 @@ static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, json
 		env_view_read(&ev, json_array_get(env, i));
 		if (!ev.name)
 			continue;
-		if (!env_view_keeps(&ev))
+		if (!ev.keeps)
 			return false;
 		for (k = 0; k < n_pn; k++) {
 			if (pn[k].name[0] != ev.name[0] || strcmp(pn[k].name, ev.name) != 0)
@@ -1042,7 +1088,7 @@ static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, 
 			/* the value the recipe would have seen: the last entry's */
 			const struct env_view *l = &ix.v[last];
 			const json_t *vf = l->value_from, *v = l->value;
-			if (env_view_keeps(l))
+			if (l->keeps)
 				continue;
 			_cleanup_json_ json_t *own = vf ? json_pack("{sO}", "valueFrom", vf)
 						     : v && !json_is_null(v)
@@ -1315,7 +1361,10 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			}
 			if (kept && find_named(vols, "name", name)) {
 				char dest[64];
-				snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
+				struct cut_text d;
+				cut_init(&d, dest, sizeof(dest));
+				cut_add(&d, COPY_MOUNT_ROOT "/");
+				cut_add_size(&d, k);
 				json_array_append_new(cmd, copy_str(path));
 				json_array_append_new(cmd, str_node(dest));
 				json_array_append_new(cvm, object_of(2, "name", str_node(name),
@@ -1339,7 +1388,10 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 						json_object());
 			append(run, vols, vol);
 			char dest[64];
-			snprintf(dest, sizeof(dest), COPY_MOUNT_ROOT "/%zu", k);
+			struct cut_text d;
+			cut_init(&d, dest, sizeof(dest));
+			cut_add(&d, COPY_MOUNT_ROOT "/");
+			cut_add_size(&d, k);
 			json_array_append_new(cmd, copy_str(path));
 			json_array_append_new(cmd, str_node(dest));
 			json_array_append_new(cvm, object_of(2, "name", str_node(name), "mountPath",
@@ -1903,7 +1955,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 				json_t *want = (json_t *)(uintptr_t)
 					pm[f == 0 ? PLAN_ENTRYPOINT : PLAN_COMMAND];
 				/* a copy: the plan may be shared (kilt_target.shared) */
-				want = copy_argv(want);
+				want = kilt_json_copy_argv(want);
 				if (cur && json_equal(cur, want)) {
 					json_decref(want);
 					continue;
@@ -2042,8 +2094,13 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	kilt_json_out_done(&out);
 	set(run, ann, KILT_K8S_STATUS, status_text);
 	char why[1200];
-	snprintf(why, sizeof(why), "%s recipe %s into %zu container(s)",
-		 current ? "added" : "injected", kr->name, n_new);
+	struct cut_text w;
+	cut_init(&w, why, sizeof(why));
+	cut_add(&w, current ? "added recipe " : "injected recipe ");
+	cut_add(&w, kr->name);
+	cut_add(&w, " into ");
+	cut_add_size(&w, n_new);
+	cut_add(&w, " container(s)");
 	if (p->reason[0])
 		append_reason(why, sizeof(why), "%s", p->reason);
 	set_pod_verdict(p, KILT_PATCHED, p->warn, why);
@@ -2074,17 +2131,26 @@ static void task_name(struct pod *p)
 	p->group = name;
 	const char *gen = str_at(wmeta, "generateName");
 	const char *ns = str_at(wmeta, "namespace");
+	/* "%s %s/%s" of kind, namespace and the name cut to 299 bytes ("%s*" of generateName) */
 	char nbuf[300];
-	if (name)
-		snprintf(nbuf, sizeof(nbuf), "%s", name);
-	else if (gen)
-		snprintf(nbuf, sizeof(nbuf), "%s*", gen);
-	else
-		snprintf(nbuf, sizeof(nbuf), "(unnamed)");
-	if (ns && ns[0])
-		snprintf(p->task, sizeof(p->task), "%s %s/%s", p->ref->kind, ns, nbuf);
-	else
-		snprintf(p->task, sizeof(p->task), "%s %s", p->ref->kind, nbuf);
+	struct cut_text n, t;
+	cut_init(&n, nbuf, sizeof(nbuf));
+	if (name) {
+		cut_add(&n, name);
+	} else if (gen) {
+		cut_add(&n, gen);
+		cut_addn(&n, "*", 1);
+	} else {
+		cut_add(&n, "(unnamed)");
+	}
+	cut_init(&t, p->task, sizeof(p->task));
+	cut_add(&t, p->ref->kind);
+	cut_addn(&t, " ", 1);
+	if (ns && ns[0]) {
+		cut_add(&t, ns);
+		cut_addn(&t, "/", 1);
+	}
+	cut_addn(&t, n.buf, n.len);
 }
 
 /* A container name used twice among containers and initContainers (the API server refuses such

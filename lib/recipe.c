@@ -64,6 +64,7 @@ struct kilt_recipe {
 	struct template templates[MAX_TEMPLATES];
 	size_t ntemplates;
 	struct cached_plan plans[PLAN_CACHE];
+	uint64_t plan_hash[PLAN_CACHE]; /* plans[i].hash, side by side for find_plan's scan */
 	size_t next_plan; /* the slot the next plan kept goes to (the oldest) */
 };
 
@@ -705,6 +706,8 @@ static const struct cached_plan *find_plan(const struct kilt_recipe *recipe, uin
 					   const json_t *partial, const struct kilt_target *t)
 {
 	for (size_t i = 0; i < PLAN_CACHE; i++) {
+		if (recipe->plan_hash[i] != hash)
+			continue;
 		const struct cached_plan *cp = &recipe->plans[i];
 		if (cp->plan && cp->hash == hash && cp->partial == partial &&
 		    cp->members == t->members && same_str(cp->image, t->image) &&
@@ -755,8 +758,9 @@ static int shared_plan(struct kilt_recipe *recipe, const json_t *partial,
 		.name = dup_or_null(t->name),
 		.group = dup_or_null(t->group),
 		.platform = dup_or_null(t->platform),
-		.entrypoint = t->entrypoint ? json_deep_copy(t->entrypoint) : NULL,
-		.command = t->command ? json_deep_copy(t->command) : NULL,
+		/* arrays of strings (plan_key) */
+		.entrypoint = t->entrypoint ? kilt_json_copy_argv(t->entrypoint) : NULL,
+		.command = t->command ? kilt_json_copy_argv(t->command) : NULL,
 		.plan = json_incref(plan),
 	};
 	pthread_mutex_lock(&recipe->lock);
@@ -765,6 +769,7 @@ static int shared_plan(struct kilt_recipe *recipe, const json_t *partial,
 		cached_plan_done(&cp);
 	} else {
 		struct cached_plan *slot = &recipe->plans[recipe->next_plan];
+		recipe->plan_hash[recipe->next_plan] = cp.hash;
 		recipe->next_plan = (recipe->next_plan + 1) % PLAN_CACHE;
 		cached_plan_done(slot);
 		*slot = cp;

@@ -339,6 +339,171 @@ static void test_k8s__list_images_namespace_opt_in(void **state)
 	kilt_image_needs_done(&needs);
 }
 
+/* The environment of the container `c` of a mutated pod (NULL when it has none). */
+static json_t *env_of(const json_t *pod_after, size_t c)
+{
+	return json_object_get(
+		json_array_get(json_object_get(json_object_get(pod_after, "spec"), "containers"),
+			       c),
+		"env");
+}
+
+/* A random env entry: names that the recipes below set and names they do not, repeated, with
+ * a NUL, or missing; values that are strings (with a NUL too), null, absent, a number, a
+ * valueFrom, both; keys that hold a NUL; now and then an entry that is no object. */
+static json_t *random_entry(unsigned *seed)
+{
+	static const char *const names[] = { "A", "B", "V1", "V4", "OWN", "X", "Y" };
+	unsigned r = (unsigned)rand_r(seed);
+	if (r % 29 == 0)
+		return json_string("not an entry");
+	json_t *e = json_object();
+	switch ((r >> 5) % 9) {
+	case 0:
+		json_object_set_new(e, "name", json_stringn("A\0B", 3));
+		break;
+	case 1:
+		break; /* no name */
+	default:
+		json_object_set_new(
+			e, "name", json_string(names[(r >> 9) % (sizeof(names) / sizeof(*names))]));
+	}
+	switch ((r >> 13) % 10) {
+	case 0:
+		json_object_set_new(e, "value", json_null());
+		break;
+	case 1:
+		break; /* no value */
+	case 2:
+		json_object_set_new(e, "value", json_integer(5));
+		break;
+	case 3:
+		json_object_set_new(e, "value", json_stringn("v\0w", 3));
+		break;
+	case 4:
+		json_object_set_new(e, "valueFrom",
+				    json_pack("{s{ss}}", "fieldRef", "fieldPath", "status.podIP"));
+		break;
+	case 5:
+		json_object_set_new(e, "value", json_string("both"));
+		json_object_set_new(e, "valueFrom",
+				    json_pack("{s{ss}}", "secretKeyRef", "key", "k"));
+		break;
+	case 6:
+		json_object_set_new(e, "value", json_string("same"));
+		break;
+	default:
+		json_object_set_new(e, "value", json_sprintf("value-%u", (r >> 17) % 4));
+	}
+	if (r % 31 == 1)
+		json_object_set_new(e, "other", json_true());
+	if (r % 7 == 2) /* keys that are "value" or "name" up to a NUL */
+		json_object_setn_new(e, r % 2 ? "value\0x" : "name\0y", 7, json_string("hidden"));
+	return e;
+}
+
+/* A pod of one or two containers with random environments; *ret_n: how many containers. */
+static json_t *random_pod(unsigned *seed, size_t *ret_n)
+{
+	json_t *containers = json_array();
+	size_t nc = 1 + (size_t)rand_r(seed) % 2;
+	for (size_t c = 0; c < nc; c++) {
+		json_t *env = json_array();
+		size_t n = (size_t)rand_r(seed) % 9;
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(env, random_entry(seed));
+		json_t *ct = json_pack("{sssss[s]}", "name", c ? "side" : "web", "image", "nginx",
+				       "command", "/web");
+		if (rand_r(seed) % 13)
+			json_object_set_new(ct, "env", env);
+		else
+			json_decref(env);
+		json_array_append_new(containers, ct);
+	}
+	*ret_n = nc;
+	return json_pack("{sssss{ss}s{so}}", "apiVersion", "v1", "kind", "Pod", "metadata", "name",
+			 "web-1", "spec", "containers", containers);
+}
+
+/* A recipe that does not read the environment gets a plan without the container's variables and
+ * the engine merges them in (on its own when the plan has a few names and every entry says what
+ * the recipe sees, through a table of names otherwise); the same recipe reading the
+ * environment gets them in its plan. Both give the container the same env, whatever it held. */
+static void test_k8s__env_merge_parity(void **state)
+{
+	(void)state;
+	static const char *const envs[] = {
+		/* a few names: the merge without a table */
+		"environment { X: \"x-\"${original.name}, OWN: same }",
+		/* more names than that: the table of names */
+		"environment { V1: \"1\", V2: \"2\", V3: \"3\", V4: \"4\", A: \"a\", X: \"x\" }",
+	};
+	struct kilt_k8s_namespace ns = { .name = "shop" };
+	for (size_t k = 0; k < sizeof(envs) / sizeof(*envs); k++) {
+		struct kilt_recipe *r[2] = { NULL, NULL };
+		struct kilt_k8s_recipe kr2[2];
+		for (int reads = 0; reads < 2; reads++) {
+			_cleanup_free_ char *text =
+				xasprintf("deploy {\n"
+					  "  entrypoint: [ /l, \"--\" ] ${original.entrypoint}\n"
+					  "  command: ${original.command}\n"
+					  "  %s\n"
+					  "  %s\n"
+					  "}\n",
+					  envs[k],
+					  reads ? "environment { UNSET: "
+						  "${?original.environment.KILT_NOT_SET} }"
+						: "");
+			struct kilt_error err = { 0 };
+			if (kilt_recipe_load_string(text, strlen(text), "env", &r[reads], &err) < 0)
+				fail_msg("%s", err.msg);
+			assert_true(kilt_recipe_reads_environment(r[reads]) == (reads == 1));
+			kr2[reads] = (struct kilt_k8s_recipe){ .name = "env", .recipe = r[reads] };
+		}
+		unsigned seed = 7u + (unsigned)k;
+		for (int round = 0; round < 400; round++) {
+			/* the pod made twice from the same seed: json_deep_copy would not keep the
+			 * keys that hold a NUL (kilt_k8s_mutate copies the pod so) */
+			unsigned at = seed;
+			size_t nc = 0;
+			struct kilt_k8s_result res[2];
+			for (int reads = 0; reads < 2; reads++) {
+				seed = at;
+				json_t *p = random_pod(&seed, &nc);
+				struct kilt_k8s_options o;
+				opts_init(&o);
+				o.recipes = &kr2[reads];
+				kilt_k8s_result_init(&res[reads]);
+				struct kilt_error err = { 0 };
+				assert_int_equal(
+					kilt_k8s_mutate_owned(p, &ns, &o, &res[reads], &err), 0);
+			}
+			seed = at;
+			_cleanup_json_ json_t *p = random_pod(&seed, &nc);
+			for (size_t c = 0; c < nc; c++) {
+				/* compared as text: json_equal reads keys as C strings */
+				_cleanup_free_ char *a = json_dumps(env_of(res[0].pod, c),
+								    JSON_COMPACT | JSON_ENCODE_ANY);
+				_cleanup_free_ char *b = json_dumps(env_of(res[1].pod, c),
+								    JSON_COMPACT | JSON_ENCODE_ANY);
+				if ((a || b) && (!a || !b || strcmp(a, b) != 0)) {
+					_cleanup_free_ char *in = json_dumps(p, JSON_COMPACT);
+					fprintf(stderr,
+						"recipe %zu, round %d, container %zu of %s:\n"
+						"merged by the engine: %s\nin the plan: %s\n",
+						k, round, c, in, a ? a : "(none)",
+						b ? b : "(none)");
+					fail();
+				}
+			}
+			kilt_k8s_result_done(&res[0]);
+			kilt_k8s_result_done(&res[1]);
+		}
+		kilt_recipe_free(r[0]);
+		kilt_recipe_free(r[1]);
+	}
+}
+
 /* Not a Kubernetes object: an error, not a crash or an empty answer. */
 static void test_k8s__not_an_object(void **state)
 {
@@ -367,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_k8s__injected_summary_cut),
 		cmocka_unit_test(test_k8s__skips_with_warnings),
 		cmocka_unit_test(test_k8s__two_phase_facts),
+		cmocka_unit_test(test_k8s__env_merge_parity),
 		cmocka_unit_test(test_k8s__not_an_object),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
