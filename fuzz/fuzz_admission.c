@@ -94,8 +94,8 @@ static bool same_str(const char *a, const char *b)
 
 /* A review read whole, less what kilt_admission_review_parse() leaves out: request's members
  * that describe the call and its oldObject; of request.object, metadata.managedFields, status,
- * the spec's members below and those below of each container of spec.containers (not of
- * initContainers). */
+ * the spec's members below, those below of each container of spec.containers (not of
+ * initContainers) and the sources below of each volume of spec.volumes. */
 static void del_never_read(json_t *root)
 {
 	json_t *req = json_object_get(root, "request");
@@ -137,6 +137,13 @@ static void del_never_read(json_t *root)
 	json_array_foreach (json_object_get(spec, "containers"), i, c) {
 		for (size_t k = 0; k < ARRAY_SIZE(container_members); k++)
 			json_object_del(c, container_members[k]);
+	}
+	static const char *const volume_members[] = { "configMap", "secret",
+						      "projected", "downwardAPI",
+						      "emptyDir",  "persistentVolumeClaim" };
+	json_array_foreach (json_object_get(spec, "volumes"), i, c) {
+		for (size_t k = 0; k < ARRAY_SIZE(volume_members); k++)
+			json_object_del(c, volume_members[k]);
 	}
 }
 

@@ -44,7 +44,7 @@ static int get_string(const json_t *obj, const char *key, const char *where, boo
  * - metadata.managedFields of request.object: about half of a review's bytes and JSON nodes;
  * - members of the pod that the Pod engine (lib/k8s.c, lib/k8s-walk.c, the plan and the
  *   recipe's facts) neither reads nor writes, and that no patch can hold: it looks up in a
- *   pod's spec containers, initContainers, volumes, nodeSelector, affinity (the platform),
+ *   pod's spec containers, initContainers, volumes (by name), nodeSelector, affinity (the platform),
  *   serviceAccountName and imagePullSecrets; in a container its name, image, command, args,
  *   env, securityContext, volumeMounts and restartPolicy (a native sidecar), and it writes
  *   only those and metadata.annotations. It never goes through a pod's spec or a container of
@@ -52,6 +52,7 @@ static int get_string(const json_t *obj, const char *key, const char *where, boo
  *   moves them whole (a change inside one is a change of a member it reads), and a recipe sees
  *   a container's image, name, command and environment, the pod's labels and annotations and
  *   its platform only. Left out: the spec's scheduling and lifecycle members below, status,
+ *   the source of each volume (it finds, removes and adds volumes by name, never moves one)
  *   and the members of each container below. Not those of initContainers: on re-invocation
  *   the engine moves its own copy init container ahead of a native sidecar, and the patch then
  *   adds it whole (golden case reinvocation-sidecar-before-copier).
@@ -82,6 +83,14 @@ PATH(termination_grace, SPEC, "terminationGracePeriodSeconds");
 PATH(topology_spread, SPEC, "topologySpreadConstraints");
 PATH(restart_policy, SPEC, "restartPolicy");
 PATH(service_account, SPEC, "serviceAccount"); /* serviceAccountName is read */
+/* the source of each volume (its name is read), but for hostPath and the rarer kinds */
+#define VOLUME SPEC, "volumes", NULL
+PATH(config_map, VOLUME, "configMap");
+PATH(secret, VOLUME, "secret");
+PATH(projected, VOLUME, "projected");
+PATH(downward_api, VOLUME, "downwardAPI");
+PATH(empty_dir, VOLUME, "emptyDir");
+PATH(claim, VOLUME, "persistentVolumeClaim");
 /* the members of each container (NULL: every element of the list) */
 #define CONTAINER SPEC, "containers", NULL
 PATH(resources, CONTAINER, "resources");
@@ -120,6 +129,12 @@ static const struct kilt_json_skip never_read[] = {
 	SKIP(topology_spread),
 	SKIP(restart_policy),
 	SKIP(service_account),
+	SKIP(config_map),
+	SKIP(secret),
+	SKIP(projected),
+	SKIP(downward_api),
+	SKIP(empty_dir),
+	SKIP(claim),
 	SKIP(resources),
 	SKIP(readiness_probe),
 	SKIP(liveness_probe),

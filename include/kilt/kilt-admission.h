@@ -38,7 +38,9 @@ struct kilt_admission_review {
  * request.object, metadata.managedFields (half of a review's bytes), status, the spec's
  * tolerations, dnsPolicy, dnsConfig, schedulerName, priority, priorityClassName,
  * preemptionPolicy, enableServiceLinks, terminationGracePeriodSeconds,
- * topologySpreadConstraints, restartPolicy and serviceAccount, and of each container of
+ * topologySpreadConstraints, restartPolicy and serviceAccount, the configMap, secret,
+ * projected, downwardAPI, emptyDir and persistentVolumeClaim of each volume of spec.volumes
+ * (its name is read), and of each container of
  * spec.containers (not of initContainers) its resources, readinessProbe, livenessProbe,
  * startupProbe, ports, terminationMessagePath, terminationMessagePolicy, imagePullPolicy,
  * lifecycle and resizePolicy: members the Pod engine never reads nor writes, so the answer is

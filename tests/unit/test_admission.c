@@ -550,9 +550,15 @@ static const char *const container_never_read[] = { "resources",
 						    "lifecycle",
 						    "resizePolicy" };
 
+/* ... of each volume of request.object.spec.volumes */
+static const char *const volume_never_read[] = {
+	"configMap", "secret", "projected", "downwardAPI", "emptyDir", "persistentVolumeClaim"
+};
+
 /* `root` (a review read whole) less what kilt_admission_review_parse() leaves out: request's
- * members above; of request.object, metadata.managedFields, status, the spec's members above
- * and those above of each container of spec.containers (not of initContainers). */
+ * members above; of request.object, metadata.managedFields, status, the spec's members above,
+ * those above of each container of spec.containers (not of initContainers) and of each volume
+ * of spec.volumes. */
 static void del_never_read(json_t *root)
 {
 	json_t *req = json_object_get(root, "request");
@@ -569,6 +575,10 @@ static void del_never_read(json_t *root)
 	json_array_foreach (json_object_get(spec, "containers"), i, c) {
 		for (size_t k = 0; k < ARRAY_SIZE(container_never_read); k++)
 			json_object_del(c, container_never_read[k]);
+	}
+	json_array_foreach (json_object_get(spec, "volumes"), i, c) {
+		for (size_t k = 0; k < ARRAY_SIZE(volume_never_read); k++)
+			json_object_del(c, volume_never_read[k]);
 	}
 }
 
@@ -877,8 +887,8 @@ static json_t *assert_same_answers(const char *text, const struct kilt_k8s_recip
 }
 
 /* Members of the pod the Pod engine never reads nor writes (the spec's scheduling and lifecycle
- * members, status, and a container's resources, probes, ports, pull and termination policies,
- * lifecycle, resize policy) are left out of the tree, as is oldObject; the same names elsewhere
+ * members, status, a volume's source, and a container's resources, probes, ports, pull and
+ * termination policies, lifecycle, resize policy) are left out of the tree, as is oldObject; the same names elsewhere
  * (an init container's, labels, annotations, a volume's, nodeSelector's, an unknown member's)
  * are kept. The answers are those of the whole tree: with every one of those members present,
  * in a review of a bench-like Deployment pod, and with the pod injected already. */
@@ -927,8 +937,18 @@ static void test_admission__pod_never_read(void **state)
 	const json_t *meta = json_object_get(rv.object, "metadata");
 	assert_non_null(json_object_get(json_object_get(meta, "labels"), "resources"));
 	assert_non_null(json_object_get(json_object_get(meta, "annotations"), "tolerations"));
-	assert_non_null(
-		json_object_get(json_array_get(json_object_get(spec, "volumes"), 0), "ports"));
+	const json_t *vols = json_object_get(spec, "volumes");
+	const json_t *wvols = json_object_get(wspec, "volumes");
+	assert_int_equal(json_array_size(vols), ARRAY_SIZE(volume_never_read) + 1);
+	for (size_t i = 0; i < ARRAY_SIZE(volume_never_read); i++) {
+		/* one volume of each source, its name kept */
+		assert_null(json_object_get(json_array_get(vols, i), volume_never_read[i]));
+		assert_non_null(json_object_get(json_array_get(wvols, i), volume_never_read[i]));
+		assert_non_null(json_object_get(json_array_get(vols, i), "name"));
+	}
+	/* hostPath is kept, and an unknown member */
+	assert_non_null(json_object_get(json_array_get(vols, 6), "hostPath"));
+	assert_non_null(json_object_get(json_array_get(vols, 0), "ports"));
 	assert_non_null(json_object_get(json_object_get(spec, "nodeSelector"), "priority"));
 	assert_non_null(json_object_get(spec, "futureSpecField"));
 	assert_non_null(json_object_get(spec, "serviceAccountName"));
