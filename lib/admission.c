@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* AdmissionReview v1: decoding the API server's review and encoding the webhook's answer. */
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -150,11 +151,21 @@ _Static_assert(ARRAY_SIZE(never_read) <= KILT_JSON_MAX_SKIP, "too many paths lef
 
 /* The review's JSON; with `skim`, without what kilt never reads (the text is still read whole:
  * refused as jansson refuses it). */
+static struct kilt_json_skip_index never_read_index; /* made once */
+static pthread_once_t never_read_once = PTHREAD_ONCE_INIT;
+
+static void never_read_index_init(void)
+{
+	kilt_json_skip_index_init(&never_read_index, never_read, ARRAY_SIZE(never_read));
+}
+
 static json_t *load(const char *text, size_t len, bool skim, json_error_t *jerr)
 {
-	if (skim)
-		return kilt_json_parse_skip(text, len, JSON_REJECT_DUPLICATES, never_read,
-					    ARRAY_SIZE(never_read), jerr);
+	if (skim) {
+		pthread_once(&never_read_once, never_read_index_init);
+		return kilt_json_parse_skip_index(text, len, JSON_REJECT_DUPLICATES,
+						  &never_read_index, jerr);
+	}
 	return kilt_json_parse(text, len, JSON_REJECT_DUPLICATES, jerr);
 }
 

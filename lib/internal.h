@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,29 @@ json_t *kilt_json_copy_argv(const json_t *argv);
 struct kilt_admission_review;
 struct kilt_error;
 struct kilt_json_skip;
+/* The paths of kilt_json_parse_skip() made ready to follow (made once for paths used for many
+ * texts: a review's). Levels (a container's depth less one) from KILT_JSON_SKIP_LEVELS on are
+ * followed path by path. */
+#define KILT_JSON_SKIP_LEVELS 8
+#define KILT_JSON_SKIP_BUCKETS 32
+struct kilt_json_skip_index {
+	const struct kilt_json_skip *skip; /* borrowed */
+	size_t n_skip;
+	bool too_many; /* over KILT_JSON_MAX_SKIP: not followed by the reader */
+	uint64_t paths; /* those followed: with keys, not ending at NULL */
+	/* by level: the paths that end there; the paths whose key there is NULL; the paths of
+	 * each group of the same keys down to there (by its first path); the first path of each
+	 * group by a bucket of its key there (the others' keys are not compared) */
+	uint64_t ends[KILT_JSON_SKIP_LEVELS];
+	uint64_t each[KILT_JSON_SKIP_LEVELS];
+	uint64_t group[KILT_JSON_SKIP_LEVELS][64]; /* KILT_JSON_MAX_SKIP paths */
+	uint64_t filter[KILT_JSON_SKIP_LEVELS][KILT_JSON_SKIP_BUCKETS];
+};
+void kilt_json_skip_index_init(struct kilt_json_skip_index *ix, const struct kilt_json_skip *skip,
+			       size_t n_skip);
+/* kilt_json_parse_skip() with the paths of `ix`. */
+json_t *kilt_json_parse_skip_index(const char *text, size_t len, size_t flags,
+				   const struct kilt_json_skip_index *ix, json_error_t *jerr);
 /* kilt_json_parse_skip's own reader, without handing what it refuses to json_loadb: NULL for
  * anything it does not read as json_loadb(text, len, JSON_REJECT_DUPLICATES) would (an error, a
  * duplicate key, a number jansson cannot hold, nesting over 512), except that duplicate keys

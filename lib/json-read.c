@@ -26,30 +26,21 @@
 
 /* Deeper documents go to jansson (its own limit is 2048). */
 #define MAX_DEPTH 512
-/* struct reader's filter of the keys of the paths left out */
-#define FILTER_LEVELS 8
-#define FILTER_BUCKETS 32
-
 struct reader {
 	const unsigned char *end;
 	/* a string with escapes, decoded (never longer than the text: it cannot grow without
 	 * bound) */
 	char *scratch; /* owned */
 	size_t scratch_size;
-	const struct kilt_json_skip *skip; /* borrowed: the paths left out */
-	/* By level (the depth of a container less one), the paths whose key there may be a
-	 * given key (a bucket of its first two bytes: the others are not compared), and
-	 * the paths whose key there is NULL (each element of an array). Levels from
-	 * FILTER_LEVELS on are not filtered. */
-	uint64_t filter[FILTER_LEVELS][FILTER_BUCKETS];
-	uint64_t each[FILTER_LEVELS];
+	const struct kilt_json_skip_index *ix; /* borrowed: the paths left out, or NULL */
 };
 
-/* The bucket in reader.filter of a key of klen bytes (0 stands for a byte past its end). */
+/* The bucket in kilt_json_skip_index.filter of a key of klen bytes (0 stands for a byte past
+ * its end). */
 static inline unsigned bucket(const char *key, size_t klen)
 {
 	unsigned a = klen ? (unsigned char)key[0] : 0u, b = klen > 1 ? (unsigned char)key[1] : 0u;
-	return (a + 3 * b) & (FILTER_BUCKETS - 1);
+	return (a + 3 * b) & (KILT_JSON_SKIP_BUCKETS - 1);
 }
 
 /* bucket() of a NUL-terminated key. */
@@ -58,27 +49,55 @@ static inline unsigned bucket_of(const char *key)
 	return bucket(key, key[0] ? 1 + (key[1] != '\0') : 0);
 }
 
-/* Takes the paths `skip` into r (zeroed but for `end`): the mask of those followed, which have
- * keys and do not end at NULL (every element of an array is never left out: the indices of the
- * others would change). */
-static uint64_t reader_paths(struct reader *r, const struct kilt_json_skip *skip, size_t n_skip)
+_Static_assert(KILT_JSON_MAX_SKIP == 64, "a path is a bit of a uint64_t");
+
+static bool same_key(const char *a, const char *b)
 {
-	uint64_t paths = 0;
-	r->skip = skip;
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+void kilt_json_skip_index_init(struct kilt_json_skip_index *ix, const struct kilt_json_skip *skip,
+			       size_t n_skip)
+{
+	*ix = (struct kilt_json_skip_index){ .skip = skip, .n_skip = n_skip };
+	if (n_skip > KILT_JSON_MAX_SKIP) {
+		ix->too_many = true;
+		return;
+	}
+	/* the first path of each path's group at the level before, and at this one */
+	uint8_t above[KILT_JSON_MAX_SKIP] = { 0 }, here[KILT_JSON_MAX_SKIP] = { 0 };
 	for (size_t i = 0; i < n_skip; i++) {
 		const struct kilt_json_skip *s = &skip[i];
-		if (s->n_keys == 0 || !s->keys[s->n_keys - 1])
-			continue;
-		uint64_t bit = (uint64_t)1 << i;
-		paths |= bit;
-		for (size_t l = 0; l < s->n_keys && l < FILTER_LEVELS; l++) {
-			if (!s->keys[l])
-				r->each[l] |= bit;
-			else
-				r->filter[l][bucket_of(s->keys[l])] |= bit;
-		}
+		/* every element of an array is never left out: the indices of the others would
+		 * change */
+		if (s->n_keys > 0 && s->keys[s->n_keys - 1])
+			ix->paths |= (uint64_t)1 << i;
 	}
-	return paths;
+	for (size_t l = 0; l < KILT_JSON_SKIP_LEVELS; l++) {
+		for (size_t i = 0; i < n_skip; i++) {
+			const struct kilt_json_skip *s = &skip[i];
+			uint64_t bit = (uint64_t)1 << i;
+			if (!(ix->paths & bit) || s->n_keys <= l)
+				continue;
+			if (!s->keys[l])
+				ix->each[l] |= bit;
+			if (s->n_keys == l + 1)
+				ix->ends[l] |= bit;
+			size_t j = 0;
+			for (; j < i; j++) {
+				const struct kilt_json_skip *o = &skip[j];
+				if ((ix->paths & ((uint64_t)1 << j)) && o->n_keys > l &&
+				    here[j] == j && (l == 0 || above[j] == above[i]) &&
+				    same_key(o->keys[l], s->keys[l]))
+					break;
+			}
+			here[i] = (uint8_t)j;
+			ix->group[l][j] |= bit;
+			if (j == i && s->keys[l])
+				ix->filter[l][bucket_of(s->keys[l])] |= bit;
+		}
+		memcpy(above, here, sizeof(above));
+	}
 }
 
 /* Which of the paths through an array at `depth` go on into each of its elements: those whose
@@ -86,12 +105,12 @@ static uint64_t reader_paths(struct reader *r, const struct kilt_json_skip *skip
 static uint64_t each_paths(const struct reader *r, unsigned depth, uint64_t paths)
 {
 	size_t level = depth - 1;
-	if (level < FILTER_LEVELS)
-		return paths & r->each[level];
+	if (level < KILT_JSON_SKIP_LEVELS)
+		return paths & r->ix->each[level];
 	uint64_t on = 0;
 	for (uint64_t rest = paths; rest; rest &= rest - 1) {
 		int i = __builtin_ctzll(rest);
-		if (!r->skip[i].keys[level])
+		if (!r->ix->skip[i].keys[level])
 			on |= (uint64_t)1 << i;
 	}
 	return on;
@@ -899,32 +918,41 @@ value(struct reader *r, const unsigned char *end, const unsigned char *p, unsign
 }
 
 /* Which paths the member `key` of an object at `depth` with `paths` is on: the one that ends at
- * it (the member is left out) in *ret_end (-1 when none), those that go on through it returned. */
+ * it (the member is left out) in *ret_end (-1 when none), those that go on through it returned.
+ * (A key holds no NUL: string() refuses it.) */
 static uint64_t member_paths(const struct reader *r, unsigned depth, uint64_t paths,
 			     const char *key, size_t klen, int *ret_end)
 {
-	uint64_t on = 0;
+	const struct kilt_json_skip_index *ix = r->ix;
 	*ret_end = -1;
 	size_t level = depth - 1;
-	if (level < FILTER_LEVELS)
-		paths &= r->filter[level][bucket(key, klen)];
-	/* the paths share their first keys, most often the same string */
-	const char *same = NULL, *other = NULL;
+	uint64_t on = 0;
+	if (level < KILT_JSON_SKIP_LEVELS) {
+		/* the first path of each group of the same keys down to here that may be on it:
+		 * one comparison tells the whole group */
+		for (uint64_t first = paths & ix->filter[level][bucket(key, klen)]; first;
+		     first &= first - 1) {
+			int i = __builtin_ctzll(first);
+			const char *want = ix->skip[i].keys[level];
+			if (strncmp(want, key, klen) != 0 || want[klen] != '\0')
+				continue;
+			on = ix->group[level][i] & paths;
+			break;
+		}
+		uint64_t end = on & ix->ends[level];
+		if (end) {
+			*ret_end = __builtin_ctzll(end);
+			return 0;
+		}
+		return on;
+	}
 	for (; paths; paths &= paths - 1) {
 		int i = __builtin_ctzll(paths);
-		const struct kilt_json_skip *s = &r->skip[i];
+		const struct kilt_json_skip *s = &ix->skip[i];
 		const char *want = s->keys[level];
-		/* NULL: an array's elements, not an object's member; then the key (it holds no
-		 * NUL: string() refuses it) */
-		if (!want || want == other)
+		/* NULL: an array's elements, not an object's member */
+		if (!want || strncmp(want, key, klen) != 0 || want[klen] != '\0')
 			continue;
-		if (want != same) {
-			if (strncmp(want, key, klen) != 0 || want[klen] != '\0') {
-				other = want;
-				continue;
-			}
-			same = want;
-		}
 		if (level + 1 == s->n_keys) {
 			*ret_end = i;
 			return 0;
@@ -1038,13 +1066,13 @@ static const unsigned char *array(struct reader *r, const unsigned char *p, unsi
 	return NULL;
 }
 
-json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_json_skip *skip,
-			     size_t n_skip)
+/* kilt_json_parse_fast() with the paths' index. */
+static json_t *parse_fast(const char *text, size_t len, const struct kilt_json_skip_index *ix)
 {
-	if (n_skip > KILT_JSON_MAX_SKIP)
+	if (ix->too_many)
 		return NULL;
-	struct reader r = { .end = (const unsigned char *)text + len };
-	uint64_t paths = reader_paths(&r, skip, n_skip);
+	struct reader r = { .end = (const unsigned char *)text + len, .ix = ix };
+	uint64_t paths = ix->paths;
 	const unsigned char *p = ws((const unsigned char *)text, r.end);
 	json_t *root = NULL;
 	if (p < r.end && (*p == '{' || *p == '[')) {
@@ -1056,6 +1084,14 @@ json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_jso
 	}
 	free(r.scratch);
 	return p ? root : NULL;
+}
+
+json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_json_skip *skip,
+			     size_t n_skip)
+{
+	struct kilt_json_skip_index ix;
+	kilt_json_skip_index_init(&ix, skip, n_skip);
+	return parse_fast(text, len, &ix);
 }
 
 /* Removes the member at path `s` from `v`, the value at its key `k`. */
@@ -1207,8 +1243,7 @@ static const unsigned char *blank_value(struct reader *r, const unsigned char *p
  * (before the cut) are blanked: a duplicate found there before the cut is the first error, put
  * where it is in the text itself. */
 static json_t *parse_duplicates_left_out(const char *text, size_t len, size_t flags,
-					 const struct kilt_json_skip *skip, size_t n_skip,
-					 json_error_t *jerr)
+					 const struct kilt_json_skip_index *ix, json_error_t *jerr)
 {
 	json_error_t loose_err;
 	json_t *root = json_loadb(text, len, flags & ~(size_t)JSON_REJECT_DUPLICATES, &loose_err);
@@ -1216,8 +1251,8 @@ static json_t *parse_duplicates_left_out(const char *text, size_t len, size_t fl
 	size_t cut = len;
 	if (!root && loose_err.position >= 0 && (size_t)loose_err.position < len)
 		cut = (size_t)loose_err.position;
-	struct reader r = { .end = (const unsigned char *)text + cut };
-	uint64_t paths = reader_paths(&r, skip, n_skip);
+	struct reader r = { .end = (const unsigned char *)text + cut, .ix = ix };
+	uint64_t paths = ix->paths;
 	_cleanup_free_ char *copy = xmalloc(len + 1);
 	memcpy(copy, text, len);
 	const unsigned char *p = ws((const unsigned char *)text, r.end);
@@ -1260,29 +1295,38 @@ static json_t *parse_duplicates_left_out(const char *text, size_t len, size_t fl
  * writes reviews without duplicate keys and would itself take the last one. Everything else in
  * those members is checked, and duplicates everywhere else are refused (the member left out
  * twice in one object too). */
-json_t *kilt_json_parse_skip(const char *text, size_t len, size_t flags,
-			     const struct kilt_json_skip *skip, size_t n_skip, json_error_t *jerr)
+json_t *kilt_json_parse_skip_index(const char *text, size_t len, size_t flags,
+				   const struct kilt_json_skip_index *ix, json_error_t *jerr)
 {
 	json_t *root = NULL;
 	/* JSON_DECODE_ANY changes nothing for an object or an array, the only roots read here */
 	bool ours = !(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY));
 	if (ours)
-		root = kilt_json_parse_fast(text, len, skip, n_skip);
+		root = parse_fast(text, len, ix);
 	if (root)
 		return root;
 	json_error_t local;
 	if (!jerr)
 		jerr = &local;
 	root = json_loadb(text, len, flags, jerr);
-	if (!root && ours && n_skip && n_skip <= KILT_JSON_MAX_SKIP &&
-	    (flags & JSON_REJECT_DUPLICATES) && json_error_code(jerr) == json_error_duplicate_key)
-		root = parse_duplicates_left_out(text, len, flags, skip, n_skip, jerr);
-	if (root && n_skip)
-		leave_out(root, skip, n_skip);
+	if (!root && ours && ix->n_skip && !ix->too_many && (flags & JSON_REJECT_DUPLICATES) &&
+	    json_error_code(jerr) == json_error_duplicate_key)
+		root = parse_duplicates_left_out(text, len, flags, ix, jerr);
+	if (root && ix->n_skip)
+		leave_out(root, ix->skip, ix->n_skip);
 	return root;
+}
+
+json_t *kilt_json_parse_skip(const char *text, size_t len, size_t flags,
+			     const struct kilt_json_skip *skip, size_t n_skip, json_error_t *jerr)
+{
+	struct kilt_json_skip_index ix;
+	kilt_json_skip_index_init(&ix, skip, n_skip);
+	return kilt_json_parse_skip_index(text, len, flags, &ix, jerr);
 }
 
 json_t *kilt_json_parse(const char *text, size_t len, size_t flags, json_error_t *jerr)
 {
-	return kilt_json_parse_skip(text, len, flags, NULL, 0, jerr);
+	static const struct kilt_json_skip_index none = { 0 };
+	return kilt_json_parse_skip_index(text, len, flags, &none, jerr);
 }

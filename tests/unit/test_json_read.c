@@ -522,6 +522,68 @@ static void test_json_read__skip_each(void **state)
 	}
 }
 
+/* Paths grouped by their first keys however they are spelled (the same string at two addresses),
+ * a path that is the start of another (the shorter one leaves the member out), and paths longer
+ * than the levels the reader indexes (followed path by path there). */
+static void test_json_read__skip_groups(void **state)
+{
+	(void)state;
+	static char s1[] = "s", s2[] = "s", t[] = "t", u[] = "u";
+	const char *const path_st[] = { s1, t }, *const path_su[] = { s2, u };
+	static const char *const path_pq[] = { "p", "q" }, *const path_pqr[] = { "p", "q", "r" };
+	static const char *const path_deep_x[] = {
+		"a", "a", "a", "a", "a", "a", "a", "a", "a", "x"
+	};
+	static const char *const path_deep_each_y[] = { "a", "a", "a", "a",  "a",
+							"a", "a", "a", NULL, "y" };
+	static const char *const path_deep_each_z[] = { "a", "a", "a", "a",  "a", "a",
+							"a", "a", "a", NULL, "z" };
+	const struct kilt_json_skip v[] = {
+		{ path_st, 2 },
+		{ path_pqr, ARRAY_SIZE(path_pqr) },
+		{ path_su, 2 },
+		{ path_pq, ARRAY_SIZE(path_pq) },
+		{ path_deep_x, ARRAY_SIZE(path_deep_x) },
+		{ path_deep_each_y, ARRAY_SIZE(path_deep_each_y) },
+		{ path_deep_each_z, ARRAY_SIZE(path_deep_each_z) },
+	};
+	const struct skip_set set = { v, ARRAY_SIZE(v) };
+#define DEEP(x) "{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":" x "}}}}}}}}"
+	static const struct {
+		const char *text;
+		bool fast;
+	} cases[] = {
+		{ "{\"s\":{\"t\":1,\"u\":2,\"v\":3},\"t\":1}", true },
+		{ "{\"\\u0073\":{\"u\":[1],\"t\":{}}}", true },
+		{ "{\"p\":{\"q\":{\"r\":1},\"r\":2},\"q\":1}", true },
+		{ DEEP("{\"a\":{\"x\":1,\"k\":2,\"a\":{\"x\":1}},\"x\":3}"), true },
+		{ DEEP("[{\"y\":1,\"z\":2},{\"a\":1}]"), true },
+		{ DEEP("{\"a\":[{\"z\":1,\"y\":2},3],\"x\":[]}"), true },
+		{ DEEP("[{\"y\":1,\"y\":2}]"), false },
+		{ "{\"s\":{\"t\":1,\"t\":2}}", false },
+		{ "{\"s\":{\"t\":1,\"u\":1,\"\\u0075\":2}}", false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		assert_skips_as_jansson(&set, cases[i].text, cases[i].fast, JSON_REJECT_DUPLICATES);
+	/* a duplicate inside a member left out there: not refused */
+	assert_skips_as(&set, DEEP("{\"a\":[{\"z\":{\"k\":1,\"k\":2}}]}"), true,
+			JSON_REJECT_DUPLICATES, DEEP("{\"a\":[{\"z\":{\"k\":1,\"j\":2}}]}"));
+#undef DEEP
+	/* a duplicate inside, deep: read without the duplicate check, less the member */
+	json_t *got = kilt_json_parse_skip("{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{"
+					   "\"a\":{\"a\":{\"x\":{\"k\":1,\"k\":"
+					   "2}}}}}}}}}}}",
+					   strlen("{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{"
+						  "\"a\":{\"a\":{\"a\":{\"x\":{\"k\":1,"
+						  "\"k\":2}}}}}}}}}}}"),
+					   JSON_REJECT_DUPLICATES, v, ARRAY_SIZE(v), NULL);
+	assert_non_null(got);
+	_cleanup_free_ char *text = kilt_json_dumps(got, JSON_COMPACT);
+	assert_string_equal(
+		text, "{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{}}}}}}}}}}");
+	json_decref(got);
+}
+
 /* kilt_json_parse_skip() of `text` (len bytes, no duplicate key inside what is left out): as
  * json_loadb reads it less a.b and c, or json_loadb's error; the reader's own value, when it
  * gives one, the same. */
@@ -614,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_json_read__review),
 		cmocka_unit_test(test_json_read__skip),
 		cmocka_unit_test(test_json_read__skip_each),
+		cmocka_unit_test(test_json_read__skip_groups),
 		cmocka_unit_test(test_json_read__skip_windows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
