@@ -789,37 +789,32 @@ static inline bool str_clean(const json_t *s)
 	return strlen(json_string_value(s)) == json_string_length(s);
 }
 
-/* Reads `entry` into `ev`: each member's key is told by its C string first and its length only
- * when that matches (a key may hold a NUL), which is one call less per member than reading
- * both; an entry of the 50 of a container costs that many calls again. */
+/* Reads `entry` into `ev`: a member is told by its key's length first (a key may hold a NUL, and
+ * three lengths are all there is to match), then its bytes compared as a word or two. */
 static inline __attribute__((always_inline)) void env_view_read(struct env_view *ev,
 								const json_t *entry)
 {
 	json_t *e = (json_t *)(uintptr_t)entry;
 	const json_t *nv = NULL, *value = NULL, *value_from = NULL;
 	for (void *it = json_object_iter(e); it; it = json_object_iter_next(e, it)) {
-		const char *k = json_object_iter_key(it);
+		size_t len = json_object_iter_key_len(it);
 		const json_t **slot;
-		size_t len;
-		if (k[0] == 'n' && k[1] == 'a' && k[2] == 'm' && k[3] == 'e' && !k[4]) {
-			slot = &nv;
-			len = 4;
-		} else if (k[0] == 'v' && k[1] == 'a' && k[2] == 'l' && k[3] == 'u' &&
-			   k[4] == 'e') {
-			if (!k[5]) {
-				slot = &value;
-				len = 5;
-			} else if (strcmp(k + 5, "From") == 0) {
-				slot = &value_from;
-				len = 9;
-			} else {
+		if (len == 4) {
+			if (memcmp(json_object_iter_key(it), "name", 4) != 0)
 				continue;
-			}
+			slot = &nv;
+		} else if (len == 5) {
+			if (memcmp(json_object_iter_key(it), "value", 5) != 0)
+				continue;
+			slot = &value;
+		} else if (len == 9) {
+			if (memcmp(json_object_iter_key(it), "valueFrom", 9) != 0)
+				continue;
+			slot = &value_from;
 		} else {
 			continue;
 		}
-		if (json_object_iter_key_len(it) == len)
-			*slot = json_object_iter_value(it);
+		*slot = json_object_iter_value(it);
 	}
 	ev->value = value;
 	ev->value_from = value_from;
