@@ -16,7 +16,7 @@
 #define DEFAULT_COPY_HELPER "/kilt/bin/kilt-wait"
 #define COPY_MOUNT_ROOT "/kilt-volume"
 #define MAX_NAME 63 /* a DNS label: container and volume names */
-#define STATUS_VERSION 1
+#define STATUS_VERSION_TEXT "1" /* the status's "version" */
 
 /* What one run (a document or a pod) shares. */
 struct run {
@@ -268,10 +268,11 @@ static void via_pointer(struct run *run, const char *pointer)
 
 enum { CREATED = 1, CREATED_FROM_NULL = 2 };
 
-/* What the status records for a field kilt created: true (it was absent) or "null". */
-static json_t *created_marker(int created)
+/* What the status records for a field kilt created, as JSON text: true (it was absent) or
+ * "null". */
+static const char *created_marker(int created)
 {
-	return created == CREATED_FROM_NULL ? STR_LIT("null") : json_true();
+	return created == CREATED_FROM_NULL ? "\"null\"" : "true";
 }
 
 /* Undoes a created field when it is empty again: deleted, or null as it was. */
@@ -735,16 +736,251 @@ static void undo_pod(struct pod *p)
 
 /* ---- applying a plan to a container -------------------------------------------------------- */
 
+/* A member of the status annotation's object set on the pod level (recipe, volumes, version...). */
+struct status_member {
+	const char *key; /* borrowed: a literal */
+	json_t *v; /* owned: its value, or NULL */
+	const char *s; /* borrowed: or a string's text, valid UTF-8 */
+	const char *raw; /* borrowed: or JSON text (a literal) */
+	bool records; /* or the records of the containers injected now */
+};
+
+/* The status annotation, written as text while the pod is injected instead of a jansson object
+ * built and dumped at the end (that was a tenth of the engine's work): the records of the
+ * containers injected now, each as it is made, and the pod-level members, put together by
+ * status_text() as jansson would have dumped the object (JSON_COMPACT, members in the order
+ * they were first set). */
+struct status {
+	/* the status this injection adds to (its records stay first), a copy of the pod's, when
+	 * it is current; NULL otherwise */
+	json_t *base; /* owned */
+	struct kilt_json_out recs; /* owned: the records of the containers injected now, joined */
+	size_t n_recs;
+	const char **names; /* owned array of borrowed names: the records' containers */
+	size_t rec_mark; /* recs' length before the record being written */
+	bool rec_bad; /* the record being written holds text that is not UTF-8 */
+	bool bad; /* a record kept does: there is no status text (jansson's dump would fail) */
+	struct status_member set[12];
+	size_t n_set;
+};
+
 struct injection {
 	const struct kilt_planner *planner;
 	/* the recipe reads the container's environment only to list its variables ahead of its
 	 * own in the plan (kilt_recipe_reads_environment is false): merge_env can take them in */
 	bool env_merge_only;
 	struct kilt_marker marker;
-	json_t *status; /* owned: the status being built */
+	struct status st; /* the status being written */
 	json_t *mounts; /* owned: name -> plan mount (the first container's), pod-level objects */
 	json_t *all_caps; /* owned: every capability added, for Pod Security */
 };
+
+/* How a member's value is written: as in jansson's dump of the object (JSON_ENCODE_ANY: a
+ * member may be a scalar written alone) */
+#define MEMBER_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
+
+/* Sets the pod-level member `key` (a literal) of the status to `v` (stolen), the string `s` or
+ * the JSON text `raw`: in place when it is set already, after the others otherwise, as
+ * json_object_set would. A NULL value sets nothing (json_object_set_new with NULL). */
+static void status_set(struct status *st, const char *key, json_t *v, const char *s,
+		       const char *raw)
+{
+	if (!v && !s && !raw)
+		return;
+	struct status_member *m = NULL;
+	for (size_t i = 0; i < st->n_set && !m; i++)
+		if (strcmp(st->set[i].key, key) == 0)
+			m = &st->set[i];
+	if (!m) {
+		if (st->n_set == ARRAY_SIZE(st->set))
+			abort(); /* more members than kilt ever sets */
+		m = &st->set[st->n_set++];
+	}
+	json_decref(m->v);
+	*m = (struct status_member){ .key = key, .v = v, .s = s, .raw = raw };
+}
+
+/* The string member `key` of the text `s`, left out when `s` is not UTF-8 (json_string would
+ * give NULL, which json_object_set_new does not set). */
+static void status_set_string(struct status *st, const char *key, const char *s)
+{
+	size_t n = strlen(s);
+	if (kilt_utf8_valid_prefix((const unsigned char *)s, n) == n)
+		status_set(st, key, NULL, s, NULL);
+}
+
+static const struct status_member *status_member(const struct status *st, const char *key)
+{
+	for (size_t i = 0; i < st->n_set; i++)
+		if (strcmp(st->set[i].key, key) == 0)
+			return &st->set[i];
+	return NULL;
+}
+
+/* ---- a record's text: the members of the container's object in the status, in order ------- */
+
+static void rec_raw(struct status *st, const char *lit)
+{
+	kilt_json_out_raw(&st->recs, lit, strlen(lit));
+}
+
+static void rec_value(struct status *st, const json_t *v)
+{
+	if (kilt_json_out_value(&st->recs, v, MEMBER_FLAGS, 0) < 0)
+		st->rec_bad = true;
+}
+
+static void rec_string(struct status *st, const char *s)
+{
+	if (kilt_json_out_string(&st->recs, s, strlen(s), 0) < 0)
+		st->rec_bad = true;
+}
+
+/* `,"key":` then what created_marker(created) gives: true, or "null". */
+static void rec_created(struct status *st, const char *key, int created)
+{
+	kilt_json_out_raw(&st->recs, ",\"", 2);
+	rec_raw(st, key);
+	kilt_json_out_raw(&st->recs, "\":", 2);
+	rec_raw(st, created_marker(created));
+}
+
+/* `,"key":` then the array `v`, when it is not empty. */
+static void rec_list(struct status *st, const char *key, const json_t *v)
+{
+	if (!json_array_size(v))
+		return;
+	kilt_json_out_raw(&st->recs, ",\"", 2);
+	rec_raw(st, key);
+	kilt_json_out_raw(&st->recs, "\":", 2);
+	rec_value(st, v);
+}
+
+/* Starts the record of container `name`: {"name":...,"original":{ */
+static void rec_open(struct status *st, const char *name)
+{
+	st->rec_mark = st->recs.text.len;
+	st->rec_bad = false;
+	rec_raw(st, st->n_recs ? ",{\"name\":" : "{\"name\":");
+	rec_string(st, name);
+	rec_raw(st, ",\"original\":{");
+}
+
+/* The record is complete (kept: its container is injected) or let go (the container is not). */
+static void rec_close(struct status *st, const char *name, bool keep)
+{
+	if (!keep) {
+		st->recs.text.len = st->rec_mark;
+		return;
+	}
+	kilt_json_out_raw(&st->recs, "}", 1);
+	st->bad = st->bad || st->rec_bad;
+	st->names = xrealloc(st->names, (st->n_recs + 1) * sizeof(*st->names));
+	st->names[st->n_recs++] = name;
+}
+
+static void status_done(struct status *st)
+{
+	json_decref(st->base);
+	kilt_json_out_done(&st->recs);
+	free(st->names);
+	for (size_t i = 0; i < st->n_set; i++)
+		json_decref(st->set[i].v);
+}
+
+/* Whether the status lists container `name` (a record of the injection it adds to, or of a
+ * container injected now). */
+static bool status_lists(const struct status *st, const char *name)
+{
+	const json_t *old = st->base ? json_object_get(st->base, "containers") : NULL;
+	if (find_named(old, "name", name))
+		return true;
+	/* records go into the base's list: none when that is no list */
+	if (st->base && !json_is_array(old))
+		return false;
+	for (size_t i = 0; i < st->n_recs; i++)
+		if (strcmp(st->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int put_member_value(struct kilt_json_out *o, const struct status *st,
+			    const struct status_member *m)
+{
+	if (m->records) {
+		kilt_json_out_raw(o, "[", 1);
+		kilt_json_out_raw(o, st->recs.text.data, st->recs.text.len);
+		return kilt_json_out_raw(o, "]", 1);
+	}
+	if (m->s)
+		return kilt_json_out_string(o, m->s, strlen(m->s), 0);
+	if (m->raw)
+		return kilt_json_out_raw(o, m->raw, strlen(m->raw));
+	return kilt_json_out_value(o, m->v, MEMBER_FLAGS, 0);
+}
+
+/* The status annotation's text: what jansson's dump (JSON_COMPACT) of the status object gives,
+ * the base's members first in their order (the pod-level members set again in their place, the
+ * records added to its list of containers), then the other members set. NULL when some text is
+ * not UTF-8 (the dump would fail). */
+static json_t *status_text(const struct status *st)
+{
+	if (st->bad)
+		return NULL;
+	struct kilt_json_out o;
+	kilt_json_out_init(&o, NULL, NULL);
+	/* room for the whole text at once instead of a buffer grown by doubling */
+	kilt_json_out_reserve(&o, 512 + st->recs.text.len);
+	bool used[ARRAY_SIZE(st->set)] = { false };
+	int r = kilt_json_out_raw(&o, "{", 1);
+	bool first = true;
+	const char *k;
+	json_t *v;
+	json_object_foreach (st->base, k, v) {
+		if (!first)
+			kilt_json_out_raw(&o, ",", 1);
+		first = false;
+		if (kilt_json_out_string(&o, k, strlen(k), 0) < 0)
+			r = -2;
+		kilt_json_out_raw(&o, ":", 1);
+		const struct status_member *m = status_member(st, k);
+		if (m) {
+			used[m - st->set] = true;
+			if (put_member_value(&o, st, m) < 0)
+				r = -2;
+		} else if (strcmp(k, "containers") == 0 && json_is_array(v)) {
+			kilt_json_out_raw(&o, "[", 1);
+			size_t i;
+			json_t *el;
+			json_array_foreach (v, i, el) {
+				if (i)
+					kilt_json_out_raw(&o, ",", 1);
+				if (kilt_json_out_value(&o, el, MEMBER_FLAGS, 0) < 0)
+					r = -2;
+			}
+			if (json_array_size(v) && st->n_recs)
+				kilt_json_out_raw(&o, ",", 1);
+			kilt_json_out_raw(&o, st->recs.text.data, st->recs.text.len);
+			kilt_json_out_raw(&o, "]", 1);
+		} else if (kilt_json_out_value(&o, v, MEMBER_FLAGS, 0) < 0) {
+			r = -2;
+		}
+	}
+	for (size_t i = 0; i < st->n_set; i++) {
+		if (used[i])
+			continue;
+		kilt_json_out_raw(&o, first ? "\"" : ",\"", first ? 1 : 2);
+		first = false;
+		kilt_json_out_raw(&o, st->set[i].key, strlen(st->set[i].key));
+		kilt_json_out_raw(&o, "\":", 2);
+		if (put_member_value(&o, st, &st->set[i]) < 0)
+			r = -2;
+	}
+	kilt_json_out_raw(&o, "}", 1);
+	json_t *text = r < 0 ? NULL : json_stringn_nocheck(o.text.data, o.text.len);
+	kilt_json_out_done(&o);
+	return text;
+}
 
 static json_t *env_entry(const char *name, const json_t *value)
 {
@@ -1116,8 +1352,8 @@ static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, 
  * the container's own variables first (injection.env_merge_only): each name the container
  * has, in the order of its first entry, with the value of its last entry (as the recipe sees
  * the environment) or the plan's, then the plan's other variables. */
-static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_first, json_t *rec,
-		     struct kilt_error *err)
+static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_first,
+		     struct status *st, struct kilt_error *err)
 {
 	int created;
 	json_t *env = ensure_array(run, c, "env", &created);
@@ -1126,10 +1362,8 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 	json_t *added = json_array(), *replaced = json_array();
 	if (!own_first || !merge_env_few(run, env, penv, added, replaced))
 		merge_env_indexed(run, env, penv, own_first, added, replaced);
-	if (json_array_size(added))
-		json_object_set_nocheck(rec, "env_added", added);
-	if (json_array_size(replaced))
-		json_object_set_nocheck(rec, "env_replaced", replaced);
+	rec_list(st, "env_added", added);
+	rec_list(st, "env_replaced", replaced);
 	json_decref(added);
 	json_decref(replaced);
 	if (created) {
@@ -1138,12 +1372,12 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 		else if (json_array_size(env) == 0)
 			set(run, c, "env", json_null());
 		else
-			json_object_set_new_nocheck(rec, "env_created", created_marker(created));
+			rec_created(st, "env_created", created);
 	}
 	return 0;
 }
 
-static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *rec,
+static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct status *st,
 		      const char *cname, struct pod *p, struct kilt_error *err)
 {
 	if (!json_array_size(caps))
@@ -1164,13 +1398,11 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 		}
 		set(run, c, "securityContext",
 		    object_of(1, "capabilities", object_of(1, "add", add)));
-		if (json_array_size(added))
-			json_object_set_nocheck(rec, "capabilities_added", added);
+		rec_list(st, "capabilities_added", added);
 		json_decref(added);
-		json_object_set_new_nocheck(rec, "capabilities_created",
-					    STR_LIT("securityContext"));
+		rec_raw(st, ",\"capabilities_created\":\"securityContext\"");
 		if (have_sc)
-			json_object_set_new_nocheck(rec, "capabilities_created_null", json_true());
+			rec_raw(st, ",\"capabilities_created_null\":true");
 		return 0;
 	}
 	const char *created = NULL;
@@ -1221,18 +1453,19 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, json_t *re
 			}
 		}
 	}
-	if (json_array_size(added))
-		json_object_set_nocheck(rec, "capabilities_added", added);
+	rec_list(st, "capabilities_added", added);
 	json_decref(added);
-	if (created)
-		json_object_set_new_nocheck(rec, "capabilities_created", str_node(created));
+	if (created) {
+		rec_raw(st, ",\"capabilities_created\":");
+		rec_string(st, created);
+	}
 	if (created && from_null)
-		json_object_set_new_nocheck(rec, "capabilities_created_null", json_true());
+		rec_raw(st, ",\"capabilities_created_null\":true");
 	return 0;
 }
 
 /* Mounts every volume of every plan mount into the container at its path. */
-static int add_mounts(struct run *run, json_t *c, const json_t *mounts, json_t *rec,
+static int add_mounts(struct run *run, json_t *c, const json_t *mounts, struct status *st,
 		      struct kilt_error *err)
 {
 	if (!json_array_size(mounts))
@@ -1242,7 +1475,7 @@ static int add_mounts(struct run *run, json_t *c, const json_t *mounts, json_t *
 	if (!vm)
 		return kilt_error_setf(err, -EINVAL, "volumeMounts is not a list");
 	if (created)
-		json_object_set_new_nocheck(rec, "volume_mounts_created", created_marker(created));
+		rec_created(st, "volume_mounts_created", created);
 	size_t i, k;
 	json_t *m, *path;
 	json_array_foreach (mounts, i, m) {
@@ -1291,8 +1524,7 @@ static size_t first_injected_sidecar(const json_t *init, const struct injection 
 	json_t *ic;
 	json_array_foreach (init, k, ic) {
 		const char *n = str_at(ic, "name");
-		if (n && is_native_sidecar(ic) &&
-		    listed(json_object_get(inj->status, "containers"), n))
+		if (n && is_native_sidecar(ic) && status_lists(&inj->st, n))
 			return k;
 	}
 	return json_array_size(init);
@@ -1325,11 +1557,10 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 	const json_t *old_v = p->status ? json_object_get(p->status, "volumes") : NULL;
 	const json_t *old_i = p->status ? json_object_get(p->status, "initContainers") : NULL;
 	json_t *vnames = json_array(), *inames = json_array();
-	json_object_set_new_nocheck(inj->status, "volumes", vnames);
-	json_object_set_new_nocheck(inj->status, "initContainers", inames);
+	status_set(&inj->st, "volumes", vnames, NULL, NULL);
+	status_set(&inj->st, "initContainers", inames, NULL, NULL);
 	if (vcreated)
-		json_object_set_new_nocheck(inj->status, "volumes_created",
-					    created_marker(vcreated));
+		status_set(&inj->st, "volumes_created", NULL, NULL, created_marker(vcreated));
 	json_t *init = NULL;
 	const char *key;
 	json_t *m;
@@ -1468,8 +1699,8 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 		json_array_append_new(inames, str_node(cname));
 	}
 	if (init && icreated)
-		json_object_set_new_nocheck(inj->status, "init_containers_created",
-					    created_marker(icreated));
+		status_set(&inj->st, "init_containers_created", NULL, NULL,
+			   created_marker(icreated));
 	return 0;
 }
 
@@ -1875,16 +2106,17 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	/* the pod's labels and annotations, for a recipe that reads them */
 	if (kilt_recipe_reads_metadata(kr->recipe))
 		metadata = pod_metadata_fact(p->obj);
-	inj.status = current ? json_deep_copy(p->status) : json_object();
+	/* a current status gets the records of the containers injected now added to its own */
+	inj.st.base = current ? json_deep_copy(p->status) : NULL;
+	kilt_json_out_init(&inj.st.recs, NULL, NULL);
 	inj.mounts = json_object();
-	json_t *recs = current ? json_object_get(inj.status, "containers") : json_array();
 	if (!current) {
-		json_object_set_new_nocheck(inj.status, "recipe", json_string(inj.marker.recipe));
-		json_object_set_new_nocheck(inj.status, "hash", json_string(inj.marker.hash));
+		status_set_string(&inj.st, "recipe", inj.marker.recipe);
+		status_set_string(&inj.st, "hash", inj.marker.hash);
 		if (inj.marker.settings)
-			json_object_set_new_nocheck(inj.status, "settings",
-						    json_string(inj.marker.settings));
-		json_object_set_new_nocheck(inj.status, "containers", recs);
+			status_set_string(&inj.st, "settings", inj.marker.settings);
+		inj.st.set[inj.st.n_set++] =
+			(struct status_member){ .key = "containers", .records = true };
 	}
 	size_t n_new = 0, n_current = 0;
 	for (size_t l = 0; l < 2; l++) {
@@ -1932,17 +2164,22 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			size_t mark = kilt_journal_mark(run->j);
 			via(run, lists[l]);
 			via(run, c);
-			json_t *rec = object_of(1, "name", str_node(cname));
-			json_t *orig = json_object();
-			json_object_set_new_nocheck(rec, "original", orig);
+			/* the container's record: {"name":...,"original":{...},...} */
+			struct status *st = &inj.st;
+			rec_open(st, cname);
+			bool orig_first = true;
 			/* the plan's members, read in one pass */
 			const json_t *pm[PLAN_MEMBERS] = { 0 };
 			plan_members(plan, pm);
 			const char *pimage = json_string_value(pm[PLAN_IMAGE]);
 			if (pimage && strcmp(pimage, str_at(c, "image")) != 0) {
-				json_object_set_nocheck(orig, "image", json_object_get(c, "image"));
+				rec_raw(st, "\"image\":");
+				rec_value(st, json_object_get(c, "image"));
+				orig_first = false;
 				set(run, c, "image", str_node(pimage));
 			}
+			const char *nulls[2];
+			size_t n_nulls = 0;
 			const char *fields[2][2] = { { "command", "entrypoint" },
 						     { "args", "command" } };
 			for (size_t f = 0; f < 2; f++) {
@@ -1956,27 +2193,34 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 					continue;
 				}
 				/* the node itself: it leaves the container, unchanged */
-				json_object_set_new_nocheck(orig, fields[f][0],
-							    cur ? json_incref(cur) : json_null());
-				if (json_is_null(cur)) {
-					/* `args: null` comes back as null, not as no args */
-					json_t *nulls = json_object_get(rec, "original_null");
-					if (!nulls)
-						json_object_set_new_nocheck(rec, "original_null",
-									    nulls = json_array());
-					json_array_append_new(nulls, str_node(fields[f][0]));
-				}
+				rec_raw(st, orig_first ? "\"" : ",\"");
+				orig_first = false;
+				rec_raw(st, fields[f][0]);
+				rec_raw(st, "\":");
+				if (cur)
+					rec_value(st, cur);
+				else
+					rec_raw(st, "null");
+				/* `args: null` comes back as null, not as no args */
+				if (json_is_null(cur))
+					nulls[n_nulls++] = fields[f][0];
 				set(run, c, fields[f][0], want);
 			}
+			rec_raw(st, "}");
+			for (size_t k = 0; k < n_nulls; k++) {
+				rec_raw(st, k ? ",\"" : ",\"original_null\":[\"");
+				rec_raw(st, nulls[k]);
+				rec_raw(st, k + 1 < n_nulls ? "\"" : "\"]");
+			}
 			struct kilt_error ferr = { 0 };
-			r = merge_env(run, c, pm[PLAN_ENVIRONMENT], own_env, rec, &ferr);
+			r = merge_env(run, c, pm[PLAN_ENVIRONMENT], own_env, st, &ferr);
 			if (r == 0)
-				r = merge_caps(run, c, pm[PLAN_CAPABILITIES], rec, cname, p, &ferr);
+				r = merge_caps(run, c, pm[PLAN_CAPABILITIES], st, cname, p, &ferr);
 			if (r == 0)
-				r = add_mounts(run, c, pm[PLAN_MOUNTS], rec, &ferr);
+				r = add_mounts(run, c, pm[PLAN_MOUNTS], st, &ferr);
 			if (r < 0) {
 				kilt_journal_rollback(run->j, mark);
-				json_decref(rec);
+				rec_close(st, cname, false);
 				if (run->opts->strict) {
 					*run->err = ferr;
 					rc = kilt_error_prefix(run->err, "%s / %s", p->task, cname);
@@ -1996,7 +2240,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			if (!inj.all_caps)
 				inj.all_caps = json_array();
 			json_array_extend(inj.all_caps, caps);
-			json_array_append_new(recs, rec);
+			rec_close(st, cname, true);
 			char summary[512];
 			injected_summary(summary, sizeof(summary), kr->name, pm[PLAN_ENTRYPOINT],
 					 caps);
@@ -2072,22 +2316,11 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 		goto done;
 	}
 	if (acreated)
-		json_object_set_new_nocheck(inj.status, "annotations_created",
-					    created_marker(acreated));
+		status_set(&inj.st, "annotations_created", NULL, NULL, created_marker(acreated));
 	if (mcreated)
-		json_object_set_new_nocheck(inj.status, "metadata_created",
-					    created_marker(mcreated));
-	json_object_set_new_nocheck(inj.status, "version", json_integer(STATUS_VERSION));
-	/* the writer's text of strings that are UTF-8 (jansson's): no check again; room for a
-	 * few containers' status at once instead of a buffer grown by doubling */
-	struct kilt_json_out out;
-	kilt_json_out_init(&out, NULL, NULL);
-	kilt_json_out_reserve(&out, 1024);
-	json_t *status_text = NULL;
-	if (kilt_json_out_value(&out, inj.status, JSON_COMPACT, 0) == 0)
-		status_text = json_stringn_nocheck(out.text.data, out.text.len);
-	kilt_json_out_done(&out);
-	set(run, ann, KILT_K8S_STATUS, status_text);
+		status_set(&inj.st, "metadata_created", NULL, NULL, created_marker(mcreated));
+	status_set(&inj.st, "version", NULL, NULL, STATUS_VERSION_TEXT);
+	set(run, ann, KILT_K8S_STATUS, status_text(&inj.st));
 	char why[1200];
 	struct cut_text w;
 	cut_init(&w, why, sizeof(why));
@@ -2103,7 +2336,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 		warn(run, p->task, NULL, p->reason);
 done:
 	kilt_selection_done(&sel);
-	json_decref(inj.status);
+	status_done(&inj.st);
 	json_decref(inj.mounts);
 	json_decref(inj.all_caps);
 out:

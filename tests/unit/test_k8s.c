@@ -504,6 +504,129 @@ static void test_k8s__env_merge_parity(void **state)
 	}
 }
 
+/* The status annotation of a pod (NULL when it has none). */
+static const char *status_of(const json_t *pod_after)
+{
+	return json_string_value(json_object_get(
+		json_object_get(json_object_get(pod_after, "metadata"), "annotations"),
+		KILT_K8S_STATUS));
+}
+
+/* The status annotation is written as text as the pod is injected: it is the text jansson's dump
+ * gives of the object it holds (JSON_COMPACT, members in their order), for containers whose
+ * fields, environment and capabilities make every member of a record (values that need escapes
+ * among them; no NUL, which a status cannot be read back with), on a first injection and on a
+ * re-invocation that adds containers to it. */
+static void test_k8s__status_text(void **state)
+{
+	(void)state;
+	struct kilt_k8s_namespace ns = { .name = "shop" };
+	static const char *const odd[] = { "plain", "quote\\\"back\\\\slash", "tab\\there",
+					   "\\u00e9t\\u00e9 \\u2603", "</script>" };
+	unsigned seed = 11;
+	size_t checked = 0;
+	for (int round = 0; round < 300; round++) {
+		json_t *containers = json_array();
+		size_t nc = 1 + (size_t)rand_r(&seed) % 3;
+		for (size_t c = 0; c < nc; c++) {
+			const char *o = odd[(size_t)rand_r(&seed) % ARRAY_SIZE(odd)];
+			_cleanup_free_ char *text =
+				xasprintf("{\"name\":\"c%zu\",\"image\":\"nginx\",\"command\":[\"/"
+					  "web\",\"%s\"]}",
+					  c, o);
+			json_error_t jerr;
+			json_t *ct = json_loads(text, JSON_ALLOW_NUL, &jerr);
+			assert_non_null(ct);
+			unsigned r = (unsigned)rand_r(&seed);
+			if (r % 3 == 0)
+				json_object_set_new(ct, "args", json_null());
+			else if (r % 3 == 1)
+				json_object_set_new(ct, "args", json_pack("[s]", o));
+			if (r % 5 == 0)
+				json_object_set_new(ct, "env", json_null());
+			else if (r % 5 == 1)
+				json_object_set_new(ct, "env",
+						    json_pack("[{sssi}{ssss}]", "name", "X",
+							      "value", 5, "name", "Y", "value", o));
+			if (r % 7 == 0)
+				json_object_set_new(ct, "securityContext", json_null());
+			else if (r % 7 == 1)
+				json_object_set_new(
+					ct, "securityContext",
+					json_pack("{s{s[s]}}", "capabilities", "drop", "NET_RAW"));
+			else if (r % 7 == 2)
+				json_object_set_new(ct, "securityContext",
+						    json_pack("{s{}}", "capabilities"));
+			if (r % 11 == 0)
+				json_object_set_new(ct, "volumeMounts", json_null());
+			json_array_append_new(containers, ct);
+		}
+		json_t *meta = json_pack("{ss}", "name", "web-1");
+		if (rand_r(&seed) % 4 == 0)
+			json_object_set_new(meta, "annotations", json_null());
+		_cleanup_json_ json_t *p =
+			json_pack("{sssssos{so}}", "apiVersion", "v1", "kind", "Pod", "metadata",
+				  meta, "spec", "containers", containers);
+		/* a first injection of some containers (the others excluded), then all of them */
+		size_t first = 1 + (size_t)rand_r(&seed) % nc;
+		_cleanup_free_ char *only = xstrdup("c0");
+		for (size_t c = 1; c < first; c++) {
+			char *more = xasprintf("%s,c%zu", only, c);
+			free(only);
+			only = more;
+		}
+		json_object_set_new(json_object_get(p, "metadata"), "annotations",
+				    json_pack("{ss}", KILT_K8S_INCLUDE_CONTAINERS, only));
+		struct kilt_k8s_options o;
+		opts_init(&o);
+		struct kilt_k8s_result res, again;
+		kilt_k8s_result_init(&res);
+		kilt_k8s_result_init(&again);
+		struct kilt_error err = { 0 };
+		assert_int_equal(kilt_k8s_mutate(p, &ns, &o, &res, &err), 0);
+		json_object_del(
+			json_object_get(json_object_get(res.pod, "metadata"), "annotations"),
+			KILT_K8S_INCLUDE_CONTAINERS);
+		assert_int_equal(kilt_k8s_mutate(res.pod, &ns, &o, &again, &err), 0);
+		const char *texts[2] = { status_of(res.pod), status_of(again.pod) };
+		json_t *parsed[2] = { NULL, NULL };
+		for (int i = 0; i < 2; i++) {
+			assert_non_null(texts[i]);
+			json_error_t jerr;
+			json_t *v = json_loads(texts[i], JSON_ALLOW_NUL, &jerr);
+			assert_non_null(v);
+			char *dump = json_dumps(v, JSON_COMPACT);
+			assert_string_equal(dump, texts[i]);
+			free(dump);
+			assert_int_equal(json_array_size(json_object_get(v, "containers")),
+					 i == 0 ? first : nc);
+			parsed[i] = v;
+			checked++;
+		}
+		/* the re-invocation's status is the first one with records added to its list: its
+		 * members in the same order, the first records as they were */
+		const char *k;
+		json_t *m;
+		void *it = json_object_iter(parsed[1]);
+		json_object_foreach (parsed[0], k, m) {
+			assert_non_null(it);
+			assert_string_equal(json_object_iter_key(it), k);
+			it = json_object_iter_next(parsed[1], it);
+		}
+		assert_null(it);
+		const json_t *recs[2] = { json_object_get(parsed[0], "containers"),
+					  json_object_get(parsed[1], "containers") };
+		for (size_t c = 0; c < first; c++)
+			assert_true(
+				json_equal(json_array_get(recs[0], c), json_array_get(recs[1], c)));
+		json_decref(parsed[0]);
+		json_decref(parsed[1]);
+		kilt_k8s_result_done(&res);
+		kilt_k8s_result_done(&again);
+	}
+	assert_int_equal(checked, 600);
+}
+
 /* Not a Kubernetes object: an error, not a crash or an empty answer. */
 static void test_k8s__not_an_object(void **state)
 {
@@ -533,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_k8s__skips_with_warnings),
 		cmocka_unit_test(test_k8s__two_phase_facts),
 		cmocka_unit_test(test_k8s__env_merge_parity),
+		cmocka_unit_test(test_k8s__status_text),
 		cmocka_unit_test(test_k8s__not_an_object),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
