@@ -459,6 +459,68 @@ static int separator(struct kilt_json_out *o, size_t width, bool compact, size_t
 	return compact ? 0 : emit(o, " ", 1);
 }
 
+/* printf's %.*g of `v` with `precision` 1 to 9 when |v| is from 1e-4 up to 10^precision (the
+ * text has no exponent: a log line's duration in milliseconds), worked out without printf: the
+ * digits are those of |v| times a power of ten (exact up to 10^22, so one rounding, relative
+ * error below 2^-53, under 1.2e-7 in units of the last digit) rounded to an integer. A product
+ * whose fraction lies within 1e-6 of a half (where that error could decide the rounding, or an
+ * exact tie that printf breaks on the exact value), or that is not clear of the powers of ten
+ * bounding its digits, is left to printf. Returns the length written to buf (at least 16
+ * bytes), 0 to leave it to printf. */
+static size_t format_g_fixed(char *buf, double v, int precision)
+{
+	static const double pow10[] = { 1e0, 1e1, 1e2, 1e3,  1e4,  1e5,	 1e6,
+					1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13 };
+	double a = v < 0 ? -v : v;
+	if (precision < 1 || precision > 9 || !(a >= 1e-4) || !(a < pow10[precision]))
+		return 0;
+	int e = 0; /* the exponent of the first digit */
+	if (a >= 1) {
+		while (e + 1 < precision && a >= pow10[e + 1])
+			e++;
+	} else {
+		e = -1;
+		while (e > -4 && a * pow10[-e] < 1)
+			e--;
+	}
+	double s = a * pow10[precision - 1 - e];
+	double lo = pow10[precision - 1], hi = pow10[precision];
+	if (!(s >= lo + 1e-6) || !(s < hi - 0.5 - 1e-6))
+		return 0;
+	uint64_t n = (uint64_t)s;
+	double frac = s - (double)n; /* exact: s is below 2^53 */
+	if (frac > 0.5 - 1e-6 && frac < 0.5 + 1e-6)
+		return 0;
+	n += frac > 0.5;
+	char digits[9];
+	for (int i = precision; i-- > 0; n /= 10)
+		digits[i] = (char)('0' + n % 10);
+	int last = precision - 1; /* the last digit kept: trailing zeros of the fraction go */
+	while (last > e && last > 0 && digits[last] == '0')
+		last--;
+	size_t o = 0;
+	if (v < 0)
+		buf[o++] = '-';
+	if (e >= 0) {
+		memcpy(buf + o, digits, (size_t)e + 1);
+		o += (size_t)e + 1;
+		if (last > e) {
+			buf[o++] = '.';
+			memcpy(buf + o, digits + e + 1, (size_t)(last - e));
+			o += (size_t)(last - e);
+		}
+	} else {
+		buf[o++] = '0';
+		buf[o++] = '.';
+		for (int z = -1; z > e; z--)
+			buf[o++] = '0';
+		memcpy(buf + o, digits, (size_t)last + 1);
+		o += (size_t)last + 1;
+	}
+	buf[o] = '\0';
+	return o;
+}
+
 /* A real as jansson writes it with JSON_REAL_PRECISION(precision) (0: 17 digits): printf's %.*g
  * with '.' for the decimal point whatever the locale's, ".0" added when there is neither a point
  * nor an exponent, and the exponent without '+' or leading zeros. Returns its length, 0 when it
@@ -467,7 +529,8 @@ static size_t format_real(char *buf, size_t size, double v, int precision)
 {
 	if (!isfinite(v))
 		return 0;
-	int r = snprintf(buf, size, "%.*g", precision ? precision : 17, v);
+	size_t fixed = size >= 16 ? format_g_fixed(buf, v, precision) : 0;
+	int r = fixed ? (int)fixed : snprintf(buf, size, "%.*g", precision ? precision : 17, v);
 	if (r < 0 || (size_t)r >= size)
 		return 0;
 	size_t n = (size_t)r;
@@ -565,9 +628,19 @@ static int put_value(struct kilt_json_out *o, const json_t *v, size_t flags, siz
 			return emit(o, raw, rawlen);
 		return put_string(o, s, len, slash);
 	}
-	case JSON_INTEGER:
-		r = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return emit(o, num, (size_t)r);
+	case JSON_INTEGER: {
+		/* printf's %lld (JSON_INTEGER_FORMAT) without printf */
+		json_int_t i = json_integer_value(v);
+		unsigned long long u = i < 0 ? 0ull - (unsigned long long)i : (unsigned long long)i;
+		size_t at = sizeof(num);
+		do {
+			num[--at] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (i < 0)
+			num[--at] = '-';
+		return emit(o, num + at, sizeof(num) - at);
+	}
 	case JSON_REAL: {
 		size_t k = format_real(num, sizeof(num), json_real_value(v),
 				       (int)((flags >> 11) & 31)); /* JSON_REAL_PRECISION's bits */

@@ -66,14 +66,17 @@ def count(kilt, d, n, bodies, extra, handler_only):
             if r.status != 200 or (not extra and b'"patch"' not in data):
                 raise SystemExit(f"review {i}: HTTP {r.status} {data[:300]!r}")
         c.close()
-    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True,
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", out], capture_output=True,
                           text=True, check=True).stdout
     total = int(re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text).group(1).replace(",", ""))
     funcs = {}
     for line in text.splitlines():
         m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S+)", line)
         if m and "'" not in m.group(2):  # callee'2: a recursion's count, counted twice
-            funcs.setdefault(m.group(2).rsplit(":", 1)[-1], int(m.group(1).replace(",", "")))
+            name = m.group(2).rsplit(":", 1)[-1]
+            funcs.setdefault(name, int(m.group(1).replace(",", "")))
+            # a clone the compiler made (log_review.constprop.0) under its function's name
+            funcs.setdefault(name.split(".", 1)[0], int(m.group(1).replace(",", "")))
     return total, funcs
 
 

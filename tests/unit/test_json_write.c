@@ -75,6 +75,7 @@ static void test_json_write__values(void **state)
 		"[]",
 		"{\"a\": {}, \"b\": [], \"c\": [{}], \"d\": [[[]]]}",
 		"[1, -2, 0, 9223372036854775807, -9223372036854775808]",
+		"[9, 10, -10, 99, 100, 1000000000000000000, -999999999999999999, -1]",
 		"[0.1, 1.5, -0.0, 1e300, 2.5e-8, 3.0, 123456789.123456789, 1e-320]",
 		"{\"esc\": \"q\\\" b\\\\ s/ \\b\\f\\n\\r\\t \\u0001 \\u001f \\u007f\"}",
 		"{\"nul\": \"a\\u0000b\", \"k\\u0000\": 1}",
@@ -342,6 +343,88 @@ static void test_json_write__reals(void **state)
 	kbuf_done(&b);
 }
 
+/* One real at precisions 1 to 9 (those the writer works out without printf when the text has
+ * no exponent): jansson's bytes. */
+static void check_short_real(double d)
+{
+	json_t *v = json_real(d);
+	assert_non_null(v);
+	for (int prec = 1; prec <= 9; prec++) {
+		size_t f = JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(prec);
+		_cleanup_free_ char *want = json_dumps(v, f);
+		_cleanup_free_ char *got = kilt_json_dumps(v, f);
+		assert_non_null(want);
+		assert_non_null(got);
+		if (strcmp(want, got) != 0)
+			fail_msg("%.17g precision %d: want %s got %s", d, prec, want, got);
+	}
+	json_decref(v);
+}
+
+/* 10^j (the nearest double or about), and the next double after a positive x up or down:
+ * without libm. */
+static double p10(int j)
+{
+	double x = 1;
+	for (; j > 0; j--)
+		x *= 10;
+	for (; j < 0; j++)
+		x /= 10;
+	return x;
+}
+
+static double next_double(double x, bool up)
+{
+	uint64_t bits;
+	memcpy(&bits, &x, sizeof(x));
+	bits = up ? bits + 1 : bits - 1;
+	memcpy(&x, &bits, sizeof(x));
+	return x;
+}
+
+/* Reals about the range written without printf (1e-4 up to 10^precision): durations in
+ * milliseconds as the log line makes them from nanoseconds, random magnitudes, halves and
+ * other exact ties at every digit with their neighbours, powers of ten and the values about
+ * them that round up to the next (or to an exponent). */
+static void test_json_write__reals_without_printf(void **state)
+{
+	(void)state;
+	unsigned seed = 11;
+	for (int i = 0; i < 20000; i++) {
+		uint64_t ns = ((uint64_t)rand_r(&seed) << 20 ^ (uint64_t)rand_r(&seed)) %
+			      (i % 2 ? 5000000ull : 20000000000ull);
+		double took = (double)ns / 1e9;
+		check_short_real(took * 1000);
+		double mag =
+			p10(rand_r(&seed) % 16 - 6) * (1 + (double)rand_r(&seed) / RAND_MAX * 9);
+		check_short_real(rand_r(&seed) % 2 ? mag : -mag);
+	}
+	for (int j = -5; j <= 9; j++) {
+		for (int m = 0; m < 400; m++) {
+			/* m + 0.5, m + 0.25... scaled by 10^j: ties where they are exact */
+			double t = ((double)(m * 37 % 1000) + 0.5) * p10(j);
+			double q = ((double)(m * 53 % 100000) + 0.25) * p10(j);
+			double base[] = {
+				t,   q, p10(j), 9.5 * p10(j), 9.9999995 * p10(j), 99999.95 * p10(j),
+				1e-4
+			};
+			for (size_t b = 0; b < ARRAY_SIZE(base); b++) {
+				double x = base[b];
+				for (int step = 0; step < 3; step++) {
+					check_short_real(x);
+					check_short_real(-x);
+					x = next_double(x, true);
+				}
+				x = base[b];
+				for (int step = 0; step < 2; step++) {
+					x = next_double(x, false);
+					check_short_real(x);
+				}
+			}
+		}
+	}
+}
+
 /* A random value: objects, arrays, every scalar, strings with escapes and UTF-8. */
 static json_t *random_value(unsigned *seed, int depth)
 {
@@ -483,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_json_write__strings_every_position),
 		cmocka_unit_test(test_json_write__dense_escapes),
 		cmocka_unit_test(test_json_write__reals),
+		cmocka_unit_test(test_json_write__reals_without_printf),
 		cmocka_unit_test(test_json_write__random_documents),
 		cmocka_unit_test(test_json_write__members),
 		cmocka_unit_test(test_json_write__runs_and_write_failure),
