@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The undo journal: records an engine's changes to a document so they can be undone exactly or
  * handed out as an RFC 6902 JSON Patch (journal.h). */
+#include <stdalign.h>
 #include <stdint.h>
 
 #include "journal.h"
@@ -173,6 +174,9 @@ struct patcher {
 
 enum { OP_ADD, OP_REPLACE, OP_REMOVE };
 
+/* An array's elements are flagged in a buffer on the stack up to this many (most arrays). */
+#define FEW_ELEMENTS 128
+
 static size_t node_hash(const json_t *node)
 {
 	uint64_t x = (uint64_t)(uintptr_t)node;
@@ -223,20 +227,32 @@ static bool worth_entering(const struct patcher *p, const json_t *node)
 	return table_slot(p, node)->node != NULL;
 }
 
-/* Appends "/" and the RFC 6901 escape of `seg` to the path. */
+/* Where n more bytes of the path go (and its NUL): a path is pushed for every member the walk
+ * enters, written here without a call per piece. */
+static char *path_room(struct kbuf *path, size_t n)
+{
+	if (path->cap - path->len <= n && kbuf_reserve(path, n) < 0)
+		abort(); /* the path's maximum is SIZE_MAX / 2 */
+	return path->data + path->len;
+}
+
+/* Appends "/" and the RFC 6901 escape of `seg` ('~' as "~0", '/' as "~1") to the path. */
 static void path_push(struct kbuf *path, const char *seg)
 {
-	kbuf_addc(path, '/');
-	for (const char *s = seg;;) {
-		size_t n = strcspn(s, "~/");
-		if (n)
-			kbuf_add(path, s, n);
-		s += n;
-		if (!*s)
-			break;
-		kbuf_add(path, *s == '~' ? "~0" : "~1", 2);
-		s++;
+	size_t n = strlen(seg);
+	char *d = path_room(path, 2 * n + 1);
+	*d++ = '/';
+	for (size_t i = 0; i < n; i++) {
+		char c = seg[i];
+		if (c == '~' || c == '/') {
+			*d++ = '~';
+			*d++ = c == '~' ? '0' : '1';
+		} else {
+			*d++ = c;
+		}
 	}
+	*d = '\0';
+	path->len = (size_t)(d - path->data);
 }
 
 static void path_push_index(struct kbuf *path, size_t i)
@@ -248,25 +264,29 @@ static void path_push_index(struct kbuf *path, size_t i)
 		i /= 10;
 	} while (i);
 	buf[--at] = '/';
-	kbuf_add(path, buf + at, sizeof(buf) - at);
+	char *d = path_room(path, sizeof(buf) - at);
+	memcpy(d, buf + at, sizeof(buf) - at);
+	path->len += sizeof(buf) - at;
+	path->data[path->len] = '\0';
 }
 
 /* The operation as kilt_json_dumps writes the object add_op makes (JSON_COMPACT): "op", "path"
- * and "value" in that order, the value by the same writer. */
+ * and "value" in that order, the value by the same writer. The object's "}" is written with
+ * the next operation's head (or at the end). */
 static void write_op(struct patcher *p, int op, const json_t *value)
 {
 	static const char *const heads[] = {
-		[OP_ADD] = ",{\"op\":\"add\",\"path\":",
-		[OP_REPLACE] = ",{\"op\":\"replace\",\"path\":",
-		[OP_REMOVE] = ",{\"op\":\"remove\",\"path\":",
+		[OP_ADD] = "},{\"op\":\"add\",\"path\":",
+		[OP_REPLACE] = "},{\"op\":\"replace\",\"path\":",
+		[OP_REMOVE] = "},{\"op\":\"remove\",\"path\":",
 	};
-	static const size_t head_len[] = { [OP_ADD] = 20, [OP_REPLACE] = 24, [OP_REMOVE] = 23 };
+	static const size_t head_len[] = { [OP_ADD] = 21, [OP_REPLACE] = 25, [OP_REMOVE] = 24 };
 	struct kilt_json_out *o = p->out;
 	if (p->failed)
 		return;
-	/* the first operation without the comma */
-	bool first = p->n_ops == 1;
-	int r = kilt_json_out_raw(o, heads[op] + first, head_len[op] - first);
+	/* the first operation without the "}," */
+	size_t skip = p->n_ops == 1 ? 2 : 0;
+	int r = kilt_json_out_raw(o, heads[op] + skip, head_len[op] - skip);
 	if (r == 0)
 		r = kilt_json_out_string(o, p->path.data ? p->path.data : "", p->path.len, 0);
 	if (r == 0 && value) {
@@ -274,8 +294,6 @@ static void write_op(struct patcher *p, int op, const json_t *value)
 		if (r == 0)
 			r = kilt_json_out_value(o, value, JSON_COMPACT | JSON_ENCODE_ANY, 0);
 	}
-	if (r == 0)
-		r = kilt_json_out_raw(o, "}", 1);
 	if (r < 0)
 		p->failed = r;
 }
@@ -345,17 +363,36 @@ static bool same_as_before(struct patcher *p, const json_t *old, const json_t *n
 /* The keys whose whole new value went into an operation (not to be walked into): the key
  * pointers of the object's own members. */
 struct done_keys {
-	const char **v; /* owned */
+	const char **v; /* `few`, or owned */
 	size_t n, cap;
+	const char *few[8]; /* most objects' keys done */
 };
+
+static void done_init(struct done_keys *d)
+{
+	d->v = d->few;
+	d->n = 0;
+	d->cap = ARRAY_SIZE(d->few);
+}
 
 static void done_add(struct done_keys *d, const char *key)
 {
 	if (d->n == d->cap) {
-		d->cap = d->cap ? 2 * d->cap : 8;
-		d->v = xrealloc(d->v, d->cap * sizeof(*d->v));
+		d->cap *= 2;
+		if (d->v == d->few) {
+			d->v = xmalloc(d->cap * sizeof(*d->v));
+			memcpy(d->v, d->few, sizeof(d->few));
+		} else {
+			d->v = xrealloc(d->v, d->cap * sizeof(*d->v));
+		}
 	}
 	d->v[d->n++] = key;
+}
+
+static void done_free(struct done_keys *d)
+{
+	if (d->v != d->few)
+		free(d->v);
 }
 
 static bool done_has(const struct done_keys *d, const char *key)
@@ -423,13 +460,13 @@ static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
 /* Operations for an array whose kept elements are still in their order: removals of the elements
  * that went (highest index first), then additions of the new ones at their indices (lowest
  * first), so that a patch touches only the elements that changed (an element added before
- * others is an `add` at its index, not a new array). Returns an owned array saying which
- * elements of `now` were added whole (not to be walked into), or NULL when the elements were
- * reordered and the whole array went into one operation. */
-static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
+ * others is an `add` at its index, not a new array). Flags in `added` (all false, as many as
+ * `now` has elements) the elements of `now` added whole (not to be walked into) and returns
+ * true, or returns false when the elements were reordered and the whole array went into one
+ * operation. */
+static bool array_ops(struct patcher *p, struct changed *c, const json_t *now, bool *added)
 {
 	size_t nn = json_array_size(now);
-	bool *added = xcalloc(nn + 1, sizeof(bool));
 	size_t len = p->path.len;
 	/* an array that only grew was its first elements before (the oldest entry's size) */
 	size_t nb = c->appends_only ? p->j->v[p->refs[c->first + c->n - 1].index].size : 0;
@@ -445,11 +482,10 @@ static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
 			added[t] = true;
 		}
 		if (!ordered) {
-			free(added);
 			add_op(p, OP_REPLACE, now);
 			cover(p, now);
 			cover(p, before_of(p, c));
-			return NULL;
+			return false;
 		}
 		for (size_t t = nb; t < nn; t++) {
 			path_push_index(&p->path, t);
@@ -457,11 +493,13 @@ static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
 			cover(p, json_array_get(now, t));
 			p->path.len = len;
 		}
-		return added;
+		return true;
 	}
 	const json_t *before = before_of(p, c);
 	nb = json_array_size(before);
-	bool *kept = xcalloc(nb + 1, sizeof(bool));
+	bool few_kept[FEW_ELEMENTS];
+	bool *kept = nb < FEW_ELEMENTS ? few_kept : xmalloc(nb + 1);
+	memset(kept, 0, nb + 1);
 	bool ordered = true;
 	size_t i = 0;
 	for (size_t t = 0; t < nn && ordered; t++) {
@@ -480,12 +518,12 @@ static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
 		added[t] = true;
 	}
 	if (!ordered) {
-		free(kept);
-		free(added);
+		if (kept != few_kept)
+			free(kept);
 		add_op(p, OP_REPLACE, now);
 		cover(p, now);
 		cover(p, before);
-		return NULL;
+		return false;
 	}
 	for (size_t k = nb; k-- > 0;) {
 		if (kept[k])
@@ -503,43 +541,53 @@ static bool *array_ops(struct patcher *p, struct changed *c, const json_t *now)
 		cover(p, json_array_get(now, t));
 		p->path.len = len;
 	}
-	free(kept);
-	return added;
+	if (kept != few_kept)
+		free(kept);
+	return true;
 }
 
 static void walk(struct patcher *p, const json_t *node)
 {
 	p->walked++;
 	struct changed *c = find_changed(p, node);
-	struct done_keys done = { 0 };
-	_cleanup_free_ bool *added = NULL;
 	if (c) {
 		if (c->seen)
 			return;
 		mark_seen(p, c);
-		if (json_is_object(node)) {
-			object_ops(p, c, node, &done);
-		} else {
-			added = array_ops(p, c, node);
-			if (!added)
-				return;
-		}
 	}
 	size_t len = p->path.len;
 	if (json_is_object(node)) {
-		const char *k;
-		json_t *v;
-		json_object_foreach ((json_t *)(uintptr_t)node, k, v) {
-			if (!worth_entering(p, v) || done_has(&done, k))
+		struct done_keys done;
+		done_init(&done);
+		if (c)
+			object_ops(p, c, node, &done);
+		json_t *o = (json_t *)(uintptr_t)node;
+		for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+			const json_t *v = json_object_iter_value(it);
+			if (!worth_entering(p, v))
+				continue;
+			const char *k = json_object_iter_key(it);
+			if (done_has(&done, k))
 				continue;
 			path_push(&p->path, k);
 			walk(p, v);
 			p->path.len = len;
 		}
-		free(done.v);
+		done_free(&done);
 		return;
 	}
 	size_t n = json_array_size(node);
+	bool few_added[FEW_ELEMENTS];
+	bool *added = NULL;
+	if (c) {
+		added = n < FEW_ELEMENTS ? few_added : xmalloc(n + 1);
+		memset(added, 0, n + 1);
+		if (!array_ops(p, c, node, added)) {
+			if (added != few_added)
+				free(added);
+			return;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		const json_t *v = json_array_get(node, i);
 		if (!worth_entering(p, v) || (added && added[i]))
@@ -548,6 +596,8 @@ static void walk(struct patcher *p, const json_t *node)
 		walk(p, v);
 		p->path.len = len;
 	}
+	if (added != few_added)
+		free(added);
 }
 
 /* Marks the changed nodes inside `v` (a covered value) as seen. */
@@ -646,11 +696,26 @@ static void run(struct patcher *p, const json_t *root)
 {
 	const struct kilt_journal *j = p->j;
 	size_t text_start = p->out ? p->out->text.len : 0;
-	p->v = xcalloc(j->n + 1, sizeof(*p->v));
+	/* the changed nodes, the entries by node and the look-up table in one allocation, the
+	 * table for as many nodes as there are entries (at most that many changed) */
+	size_t cap = 16;
+	while (cap < 2 * (j->n + j->n_via))
+		cap *= 2;
+	size_t v_size = (j->n + 1) * sizeof(*p->v), refs_size = (j->n + 1) * sizeof(*p->refs);
+	size_t size = v_size + refs_size + cap * sizeof(*p->table);
+	/* on the stack for the few changes of a pod; only the table needs zeros (the rest is
+	 * written before it is read) */
+	alignas(max_align_t) unsigned char few[4096];
+	unsigned char *block = size <= sizeof(few) ? few : xmalloc(size);
+	memset(block + v_size + refs_size, 0, cap * sizeof(*p->table));
+	p->v = (struct changed *)(void *)block;
+	p->refs = (struct entry_ref *)(void *)(block + v_size);
+	p->table = (struct slot *)(void *)(block + v_size + refs_size);
+	p->mask = cap - 1;
 	p->share = j->share_values;
 	kbuf_init(&p->path, SIZE_MAX / 2);
+	path_room(&p->path, 256); /* most paths: no growing */
 	/* Each changed node once, with its entries newest first. */
-	p->refs = xcalloc(j->n + 1, sizeof(*p->refs));
 	for (size_t i = 0; i < j->n; i++)
 		p->refs[i] = (struct entry_ref){ .node = j->v[i].target, .index = i };
 	sort_refs(p->refs, j->n);
@@ -668,11 +733,6 @@ static void run(struct patcher *p, const json_t *root)
 		c->appends_only = c->appends_only && je->kind == KILT_J_APPEND;
 	}
 	p->unseen = p->n;
-	size_t cap = 16;
-	while (cap < 2 * (p->n + j->n_via))
-		cap *= 2;
-	p->table = xcalloc(cap, sizeof(*p->table));
-	p->mask = cap - 1;
 	for (size_t i = 0; i < p->n; i++)
 		table_add(p, p->v[i].node, i + 1);
 	if (p->n && j->n_via && (json_is_object(root) || json_is_array(root))) {
@@ -695,9 +755,8 @@ static void run(struct patcher *p, const json_t *root)
 		walk(p, root);
 	for (size_t i = 0; i < p->n; i++)
 		json_decref(p->v[i].before);
-	free(p->v);
-	free(p->refs);
-	free(p->table);
+	if (block != few)
+		free(block);
 	json_decref(p->covered);
 	kbuf_done(&p->path);
 }
@@ -729,7 +788,10 @@ char *kilt_journal_patch_text(struct kilt_journal *j, const json_t *root, size_t
 	struct patcher p = { .j = j, .out = &out };
 	run(&p, root);
 	j->walked = p.walked;
-	if (p.failed || kilt_json_out_raw(&out, "]", 1) < 0) {
+	int r = p.failed;
+	if (r == 0)
+		r = p.n_ops ? kilt_json_out_raw(&out, "}]", 2) : kilt_json_out_raw(&out, "]", 1);
+	if (r < 0) {
 		kilt_json_out_done(&out);
 		return NULL;
 	}

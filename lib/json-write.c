@@ -225,19 +225,31 @@ static inline __attribute__((always_inline)) int put_string_between(struct kilt_
 			return put_escaped_between(o, p, n, i, slash, lead, trail);
 		memcpy(d + i, &w, 8);
 	}
-	if (n - i >= 4) {
-		uint32_t w;
-		memcpy(&w, p + i, 4);
-		if (plain4(w, (uint32_t)slashes)) {
-			memcpy(d + i, &w, 4);
-			i += 4;
-		}
-	}
-	for (; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (byte_class[c] & stop)
+	if (i == n) {
+		/* a multiple of eight bytes: all checked */
+	} else if (n >= 8) {
+		/* the last eight bytes (some of them checked already): no loop for the tail */
+		uint64_t w;
+		memcpy(&w, p + n - 8, 8);
+		if (!plain8(w, slashes))
 			return put_escaped_between(o, p, n, i, slash, lead, trail);
-		d[i] = (char)c;
+		memcpy(d + n - 8, &w, 8);
+	} else if (n >= 4) {
+		/* the first four bytes and the last four, which may overlap */
+		uint32_t a, z;
+		memcpy(&a, p, 4);
+		memcpy(&z, p + n - 4, 4);
+		if (!plain4(a, (uint32_t)slashes) || !plain4(z, (uint32_t)slashes))
+			return put_escaped_between(o, p, n, 0, slash, lead, trail);
+		memcpy(d, &a, 4);
+		memcpy(d + n - 4, &z, 4);
+	} else {
+		for (; i < n; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (byte_class[c] & stop)
+				return put_escaped_between(o, p, n, i, slash, lead, trail);
+			d[i] = (char)c;
+		}
 	}
 	if (lead)
 		d[-2] = lead;
