@@ -270,6 +270,19 @@ static void path_push_index(struct kbuf *path, size_t i)
 	path->data[path->len] = '\0';
 }
 
+/* Text appended as it is: kilt_json_out_raw's work without its call when there is room (the
+ * patch's writer has no `write` to hand anything to). */
+static int out_raw(struct kilt_json_out *o, const char *text, size_t n)
+{
+	struct kbuf *b = &o->text;
+	if (o->write || b->cap - b->len <= n)
+		return kilt_json_out_raw(o, text, n);
+	memcpy(b->data + b->len, text, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
 /* The operation as kilt_json_dumps writes the object add_op makes (JSON_COMPACT): "op", "path"
  * and "value" in that order, the value by the same writer. The object's "}" is written with
  * the next operation's head (or at the end). */
@@ -286,11 +299,11 @@ static void write_op(struct patcher *p, int op, const json_t *value)
 		return;
 	/* the first operation without the "}," */
 	size_t skip = p->n_ops == 1 ? 2 : 0;
-	int r = kilt_json_out_raw(o, heads[op] + skip, head_len[op] - skip);
+	int r = out_raw(o, heads[op] + skip, head_len[op] - skip);
 	if (r == 0)
 		r = kilt_json_out_string(o, p->path.data ? p->path.data : "", p->path.len, 0);
 	if (r == 0 && value) {
-		r = kilt_json_out_raw(o, ",\"value\":", 9);
+		r = out_raw(o, ",\"value\":", 9);
 		if (r == 0)
 			r = kilt_json_out_value(o, value, JSON_COMPACT | JSON_ENCODE_ANY, 0);
 	}
@@ -430,7 +443,9 @@ static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
 	if (c->sets_only) {
 		/* no key went; each key set has its value from before the first set of it */
 		const struct kilt_journal *j = p->j;
-		json_object_foreach ((json_t *)(uintptr_t)now, k, v) {
+		json_t *o = (json_t *)(uintptr_t)now;
+		for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+			k = json_object_iter_key(it);
 			const struct kilt_journal_entry *oldest = NULL;
 			for (size_t i = c->first; i < c->first + c->n; i++) {
 				const struct kilt_journal_entry *je = &j->v[p->refs[i].index];
@@ -439,7 +454,7 @@ static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
 					oldest = je;
 			}
 			if (oldest)
-				key_op(p, k, v, oldest->old, done);
+				key_op(p, k, json_object_iter_value(it), oldest->old, done);
 		}
 		return;
 	}
