@@ -50,9 +50,10 @@ static int get_string(const json_t *obj, const char *key, const char *where, boo
  *   env, securityContext, volumeMounts and restartPolicy (a native sidecar), and it writes
  *   only those and metadata.annotations. It never goes through a pod's spec or a container of
  *   spec.containers member by member, never counts their members, never copies, replaces or
- *   moves them whole (a change inside one is a change of a member it reads), and a recipe sees
- *   a container's image, name, command and environment, the pod's labels and annotations and
- *   its platform only. Left out: the spec's scheduling and lifecycle members below, status,
+ *   moves them whole (a change inside one is a change of a member it reads; the JSON Patch
+ *   compares a changed object's members before and after the change, and a member left out
+ *   is in neither), and a recipe sees a container's image, name, command and environment, the
+ *   pod's labels and annotations and its platform only. Left out: the spec's scheduling and lifecycle members below, status,
  *   the source of each volume (it finds, removes and adds volumes by name, never moves one)
  *   and the members of each container below. Not those of initContainers: on re-invocation
  *   the engine moves its own copy init container ahead of a native sidecar, and the patch then
