@@ -40,11 +40,11 @@ struct kilt_admission_review {
  * preemptionPolicy, enableServiceLinks, terminationGracePeriodSeconds,
  * topologySpreadConstraints, restartPolicy and serviceAccount, the configMap, secret,
  * projected, downwardAPI, emptyDir and persistentVolumeClaim of each volume of spec.volumes
- * (its name is read), and of each container of
- * spec.containers (not of initContainers) its resources, readinessProbe, livenessProbe,
- * startupProbe, ports, terminationMessagePath, terminationMessagePolicy, imagePullPolicy,
- * lifecycle and resizePolicy: members the Pod engine never reads nor writes, so the answer is
- * the same (lib/admission.c says why each is safe). Anything else, unknown members included, is
+ * (its name is read), and of each container of spec.containers (not of initContainers) its
+ * resources, readinessProbe, livenessProbe, startupProbe, ports, terminationMessagePath,
+ * terminationMessagePolicy, imagePullPolicy, lifecycle and resizePolicy: members the Pod
+ * engine never reads nor writes, so the answer is the same (lib/admission.c says why each is
+ * safe). Anything else, unknown members included, is
  * decoded as written. A duplicate key inside a member left out is not refused (the review is
  * then the text read without the duplicate check, less those members; the whole text would be
  * refused); a member left out given twice in one object, a duplicate anywhere else, and what
