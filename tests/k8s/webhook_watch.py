@@ -85,7 +85,7 @@ def review(hook, ctx, uid):
 
 def failures_logged(hook):
     out = []
-    for line in list(hook.lines):
+    for line in hook.settled_lines():
         try:
             j = json.loads(line)
         except ValueError:
@@ -107,7 +107,7 @@ def opted_out(r):
 def watch_rv(hook):
     """The resourceVersion the webhook's watch resumes from, as its log says: the last list's."""
     rv = None
-    for line in list(hook.lines):
+    for line in hook.settled_lines():
         try:
             j = json.loads(line)
         except ValueError:

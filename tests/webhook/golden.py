@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 SRC = os.environ.get("KILT_SOURCE_DIR",
                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
@@ -287,13 +288,28 @@ class Server:
                     self.port = int(j["address"].rsplit(":", 1)[1])
                     started.set()
             started.set()
-        threading.Thread(target=read, daemon=True).start()
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
         if not started.wait(20) or not self.port:
             raise RuntimeError(f"webhook did not start: {''.join(self.lines)}")
 
+    def settled_lines(self, quiet=0.1, limit=3.0):
+        """The log lines once none came for `quiet` seconds (at most `limit`): while it serves,
+        the webhook writes its lines in batches, about 10 ms after they were logged."""
+        n, since, end = len(self.lines), time.monotonic(), time.monotonic() + limit
+        while self.proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.02)
+            if len(self.lines) != n:
+                n, since = len(self.lines), time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return list(self.lines)
+
     def stop(self):
         self.proc.terminate()
-        return self.proc.wait(30)
+        rc = self.proc.wait(30)
+        self.reader.join(10)  # every line read
+        return rc
 
 
 def main():
