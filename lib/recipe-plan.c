@@ -95,8 +95,17 @@ static int copy_array(const json_t *in, const struct kilt_target *t, bool expand
 	return 0;
 }
 
+/* A copy of the partial plan's value `in` with the target's facts in place of its markers
+ * (`expand`; without, a plain copy). A target that only reads its plan (kilt_target.shared) gets
+ * the partial plan's own node where it holds no marker, instead of a copy: the partial lives as
+ * long as the recipe and nothing changes it, nor the plan (a kept plan's nodes are made with
+ * malloc, a copy of them was most of the cost of making one). */
 static int copy_value(const json_t *in, const struct kilt_target *t, bool expand, json_t **ret)
 {
+	if (expand && t->shared && !kilt_recipe_has_marker(in)) {
+		*ret = json_incref((json_t *)(uintptr_t)in);
+		return 0;
+	}
 	switch (json_typeof(in)) {
 	case JSON_STRING:
 		if (!expand) {
@@ -350,8 +359,10 @@ int kilt_recipe_finalize(const json_t *partial, const struct kilt_target *t, con
 	/* deploy.launch: kilt-launch's argv (counted groups, then "--") in front of the program. */
 	j = pm[P_LAUNCH];
 	if (j) {
+		/* a new array (extended here), whatever the target takes */
 		json_t *l = NULL;
-		if ((r = copy_value(j, t, expand, &l))) {
+		if ((r = json_is_array(j) ? copy_array(j, t, expand, &l)
+					  : copy_value(j, t, expand, &l))) {
 			json_decref(ep);
 			return r;
 		}

@@ -17,7 +17,9 @@
 #include "recipe-private.h"
 
 #define MAX_TEMPLATES 16u
-#define PLAN_CACHE 64u /* plans kept for targets that take shared plans (kilt_target.shared) */
+/* plans kept for targets that take shared plans (kilt_target.shared); at most 255 (plan_hint
+ * holds a slot + 1 in a byte) */
+#define PLAN_CACHE 64u
 
 enum {
 	HAS_IMAGE = 1u << 0,
@@ -65,6 +67,9 @@ struct kilt_recipe {
 	size_t ntemplates;
 	struct cached_plan plans[PLAN_CACHE];
 	uint64_t plan_hash[PLAN_CACHE]; /* plans[i].hash, side by side for find_plan's scan */
+	/* the slot + 1 where a plan of hash h was last kept, by h's low byte: where find_plan
+	 * looks first (the slot may hold another plan since; 0: none) */
+	unsigned char plan_hint[256];
 	size_t next_plan; /* the slot the next plan kept goes to (the oldest) */
 };
 
@@ -701,21 +706,27 @@ static bool same_argv(const json_t *a, const json_t *b)
 	return a == b || (a && b && json_equal(a, b));
 }
 
+/* Whether `cp` is the plan of `t` from `partial` (of key `hash`). Called with the lock held. */
+static bool plan_is(const struct cached_plan *cp, uint64_t hash, const json_t *partial,
+		    const struct kilt_target *t)
+{
+	return cp->plan && cp->hash == hash && cp->partial == partial &&
+	       cp->members == t->members && same_str(cp->image, t->image) &&
+	       same_str(cp->name, t->name) && same_str(cp->group, t->group) &&
+	       same_str(cp->platform, t->platform) && same_argv(cp->entrypoint, t->entrypoint) &&
+	       same_argv(cp->command, t->command);
+}
+
 /* Called with the lock held. */
 static const struct cached_plan *find_plan(const struct kilt_recipe *recipe, uint64_t hash,
 					   const json_t *partial, const struct kilt_target *t)
 {
-	for (size_t i = 0; i < PLAN_CACHE; i++) {
-		if (recipe->plan_hash[i] != hash)
-			continue;
-		const struct cached_plan *cp = &recipe->plans[i];
-		if (cp->plan && cp->hash == hash && cp->partial == partial &&
-		    cp->members == t->members && same_str(cp->image, t->image) &&
-		    same_str(cp->name, t->name) && same_str(cp->group, t->group) &&
-		    same_str(cp->platform, t->platform) &&
-		    same_argv(cp->entrypoint, t->entrypoint) && same_argv(cp->command, t->command))
-			return cp;
-	}
+	unsigned hint = recipe->plan_hint[hash & 0xff];
+	if (hint && plan_is(&recipe->plans[hint - 1], hash, partial, t))
+		return &recipe->plans[hint - 1];
+	for (size_t i = 0; i < PLAN_CACHE; i++)
+		if (recipe->plan_hash[i] == hash && plan_is(&recipe->plans[i], hash, partial, t))
+			return &recipe->plans[i];
 	return NULL;
 }
 
@@ -770,6 +781,7 @@ static int shared_plan(struct kilt_recipe *recipe, const json_t *partial,
 	} else {
 		struct cached_plan *slot = &recipe->plans[recipe->next_plan];
 		recipe->plan_hash[recipe->next_plan] = cp.hash;
+		recipe->plan_hint[cp.hash & 0xff] = (unsigned char)(recipe->next_plan + 1);
 		recipe->next_plan = (recipe->next_plan + 1) % PLAN_CACHE;
 		cached_plan_done(slot);
 		*slot = cp;
