@@ -1568,9 +1568,10 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 	json_object_foreach (inj->mounts, key, m) {
 		const char *image = str_at(m, "image");
 		json_t *volumes = json_object_get(m, "volumes");
-		json_t *cmd = array_of(
-			2, json_string(o->copy_helper ? o->copy_helper : DEFAULT_COPY_HELPER),
-			STR_LIT("--copy"));
+		json_t *cmd = array_of(2,
+				       o->copy_helper ? json_string(o->copy_helper)
+						      : STR_LIT(DEFAULT_COPY_HELPER),
+				       STR_LIT("--copy"));
 		json_t *cvm = json_array();
 		size_t k;
 		json_t *path;
