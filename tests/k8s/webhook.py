@@ -64,16 +64,8 @@ class Webhook:
             raise RuntimeError(f"webhook did not start: {self.lines}")
 
     def reviews(self):
-        """The review lines once none came for 100 ms (at most 3 s): while it serves, the
-        webhook writes its lines in batches, about 10 ms after they were logged."""
-        n, since, end = len(self.lines), time.monotonic(), time.monotonic() + 3
-        while self.proc.poll() is None and time.monotonic() < end:
-            time.sleep(0.02)
-            if len(self.lines) != n:
-                n, since = len(self.lines), time.monotonic()
-            elif time.monotonic() - since >= 0.1:
-                break
-        return [j for j in self.lines if j.get("msg") == "review"]
+        return [j for j in webhook_api.golden.settle(self.lines, self.proc)
+                if j.get("msg") == "review"]
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

@@ -266,6 +266,20 @@ def review_case(name, case, port, ctx, check):
     return len(case["pods"])
 
 
+def settle(lines, proc, quiet=0.1, limit=3.0):
+    """A copy of `lines` (a webhook's log lines, appended by a reader thread) once none came for
+    `quiet` seconds, at most `limit`: while it serves, the webhook writes its lines in batches,
+    about 10 ms after they were logged."""
+    n, since, end = len(lines), time.monotonic(), time.monotonic() + limit
+    while proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.02)
+        if len(lines) != n:
+            n, since = len(lines), time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return list(lines)
+
+
 class Server:
     """`kilt webhook serve` on a free loopback port."""
 
@@ -293,17 +307,8 @@ class Server:
         if not started.wait(20) or not self.port:
             raise RuntimeError(f"webhook did not start: {''.join(self.lines)}")
 
-    def settled_lines(self, quiet=0.1, limit=3.0):
-        """The log lines once none came for `quiet` seconds (at most `limit`): while it serves,
-        the webhook writes its lines in batches, about 10 ms after they were logged."""
-        n, since, end = len(self.lines), time.monotonic(), time.monotonic() + limit
-        while self.proc.poll() is None and time.monotonic() < end:
-            time.sleep(0.02)
-            if len(self.lines) != n:
-                n, since = len(self.lines), time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                break
-        return list(self.lines)
+    def settled_lines(self):
+        return settle(self.lines, self.proc)
 
     def stop(self):
         self.proc.terminate()

@@ -23,6 +23,8 @@ import threading
 import time
 import warnings
 
+import golden  # this folder: settle(), the log lines once the batch is written
+
 KILT = os.environ.get("KILT", "kilt")
 failures = []
 
@@ -95,18 +97,8 @@ class Server:
         is joined first: it may not have read the last lines yet)."""
         if self.proc.poll() is not None:
             self.reader.join(10)
-        else:
-            # lines are written in batches while the server serves, about 10 ms after they
-            # were logged: wait until none came for 100 ms (at most 3 s)
-            n, since, end = len(self.lines), time.monotonic(), time.monotonic() + 3
-            while self.proc.poll() is None and time.monotonic() < end:
-                time.sleep(0.02)
-                if len(self.lines) != n:
-                    n, since = len(self.lines), time.monotonic()
-                elif time.monotonic() - since >= 0.1:
-                    break
         out = []
-        for line in list(self.lines):
+        for line in golden.settle(self.lines, self.proc):
             try:
                 out.append(json.loads(line))
             except ValueError:
