@@ -856,6 +856,28 @@ static void rec_list(struct status *st, const char *key, const json_t *v)
 	rec_value(st, v);
 }
 
+/* One more name of the record's list `key` (`n` names before it): `,"key":[` opens it. The list
+ * is closed by rec_list_close. A NULL name is left out (as str_node gives no node for it). */
+static void rec_list_add(struct status *st, const char *key, size_t *n, const char *name)
+{
+	if (!name)
+		return;
+	if ((*n)++) {
+		kilt_json_out_raw(&st->recs, ",", 1);
+	} else {
+		kilt_json_out_raw(&st->recs, ",\"", 2);
+		rec_raw(st, key);
+		kilt_json_out_raw(&st->recs, "\":[", 3);
+	}
+	rec_string(st, name);
+}
+
+static void rec_list_close(struct status *st, size_t n)
+{
+	if (n)
+		kilt_json_out_raw(&st->recs, "]", 1);
+}
+
 /* Starts the record of container `name`: {"name":...,"original":{ */
 static void rec_open(struct status *st, const char *name)
 {
@@ -1172,9 +1194,17 @@ static bool env_entry_holds(const json_t *cur, const char *name, const json_t *v
 /* The merge of one variable of the plan: kept when the container's entry of that name (`cur`:
  * its last one, the one that takes effect, since the kubelet keeps the last value of a name)
  * already says it, replaced when it says something else, appended when there is none. */
+/* What a container's record says of its env: the names appended (written into the record as they
+ * come) and the entries replaced (written after them). */
+struct env_rec {
+	struct status *st; /* borrowed */
+	size_t n_added;
+	json_t *replaced; /* owned: copies of the entries as they were */
+};
+
 /* Returns true when it appended an entry. */
 static bool merge_variable(struct run *run, json_t *env, json_t *cur, const char *name,
-			   const json_t *value, json_t *added, json_t *replaced)
+			   const json_t *value, struct env_rec *er)
 {
 	/* the original's own value comes back from the plan unchanged: keep it */
 	if (cur && env_entry_holds(cur, name, value))
@@ -1182,10 +1212,10 @@ static bool merge_variable(struct run *run, json_t *env, json_t *cur, const char
 	_cleanup_json_ json_t *want = env_entry(name, value);
 	if (!cur) {
 		append(run, env, json_incref(want));
-		json_array_append_new(added, str_node(name));
+		rec_list_add(er->st, "env_added", &er->n_added, name);
 		return true;
 	}
-	json_array_append_new(replaced, json_deep_copy(cur));
+	json_array_append_new(er->replaced, json_deep_copy(cur));
 	via(run, cur);
 	const char *k;
 	json_t *v;
@@ -1215,8 +1245,7 @@ struct plan_name {
  * container already says what the recipe sees for its name (env_view.keeps): then only the
  * entries of the plan's names can change, and they are found by comparing names, without a
  * table of every name. Returns false, having done nothing, when that does not hold. */
-static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, json_t *added,
-			  json_t *replaced)
+static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, struct env_rec *er)
 {
 	struct plan_name pn[FEW_PLAN_NAMES] = { 0 };
 	size_t n_pn = 0, i, k;
@@ -1263,7 +1292,7 @@ static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, json
 			break;
 		next->merged = true;
 		merge_variable(run, env, json_array_get(env, next->last), next->name,
-			       json_object_get(next->entry, "value"), added, replaced);
+			       json_object_get(next->entry, "value"), er);
 	}
 	/* then the plan's other variables, in its order */
 	json_array_foreach (penv, i, pe) {
@@ -1275,8 +1304,7 @@ static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, json
 		if (pn[k].own)
 			continue;
 		json_t *cur = pn[k].has_appended ? json_array_get(env, pn[k].appended) : NULL;
-		if (merge_variable(run, env, cur, name, json_object_get(pe, "value"), added,
-				   replaced)) {
+		if (merge_variable(run, env, cur, name, json_object_get(pe, "value"), er)) {
 			pn[k].has_appended = true;
 			pn[k].appended = json_array_size(env) - 1;
 		}
@@ -1286,7 +1314,7 @@ static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, json
 
 /* merge_env's merge through a table of the container's names (name_index). */
 static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, bool own_first,
-			      json_t *added, json_t *replaced)
+			      struct env_rec *er)
 {
 	struct name_index ix;
 	name_index_init(&ix, env, json_array_size(penv));
@@ -1312,8 +1340,7 @@ static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, 
 			json_t *e = json_array_get(env, last);
 			if (plan_of[i]) {
 				merge_variable(run, env, e, name,
-					       json_object_get(plan_of[i], "value"), added,
-					       replaced);
+					       json_object_get(plan_of[i], "value"), er);
 				continue;
 			}
 			/* the value the recipe would have seen: the last entry's */
@@ -1325,7 +1352,7 @@ static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, 
 						     : v && !json_is_null(v)
 							     ? json_incref((json_t *)(uintptr_t)v)
 							     : STR_LIT("");
-			merge_variable(run, env, e, name, own, added, replaced);
+			merge_variable(run, env, e, name, own, er);
 		}
 	}
 	size_t i;
@@ -1339,8 +1366,7 @@ static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, 
 		if (own_first && ix.first[h] && ix.first[h] - 1 < n_own)
 			continue;
 		json_t *cur = ix.first[h] ? json_array_get(env, ix.last[h]) : NULL;
-		if (merge_variable(run, env, cur, name, json_object_get(pe, "value"), added,
-				   replaced))
+		if (merge_variable(run, env, cur, name, json_object_get(pe, "value"), er))
 			name_index_add(&ix, json_array_size(env) - 1);
 	}
 	name_index_done(&ix);
@@ -1359,13 +1385,12 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 	json_t *env = ensure_array(run, c, "env", &created);
 	if (!env)
 		return kilt_error_setf(err, -EINVAL, "env is not a list");
-	json_t *added = json_array(), *replaced = json_array();
-	if (!own_first || !merge_env_few(run, env, penv, added, replaced))
-		merge_env_indexed(run, env, penv, own_first, added, replaced);
-	rec_list(st, "env_added", added);
-	rec_list(st, "env_replaced", replaced);
-	json_decref(added);
-	json_decref(replaced);
+	struct env_rec er = { .st = st, .replaced = json_array() };
+	if (!own_first || !merge_env_few(run, env, penv, &er))
+		merge_env_indexed(run, env, penv, own_first, &er);
+	rec_list_close(st, er.n_added);
+	rec_list(st, "env_replaced", er.replaced);
+	json_decref(er.replaced);
 	if (created) {
 		if (json_array_size(env) == 0 && created == CREATED)
 			del(run, c, "env");
@@ -1386,20 +1411,19 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct sta
 	if (!have_sc || json_is_null(have_sc)) {
 		/* no securityContext: the one below is built whole and set at once (the same
 		 * document, patch and undo as the three levels created one by one) */
-		json_t *add = json_array(), *added = json_array();
-		size_t i;
+		json_t *add = json_array();
+		size_t i, n_added = 0;
 		json_t *cap;
 		json_array_foreach (caps, i, cap) {
 			const char *s = json_string_value(cap);
 			if (!cap_listed(add, s)) {
 				json_array_append_new(add, str_node(s));
-				json_array_append_new(added, str_node(s));
+				rec_list_add(st, "capabilities_added", &n_added, s);
 			}
 		}
+		rec_list_close(st, n_added);
 		set(run, c, "securityContext",
 		    object_of(1, "capabilities", object_of(1, "add", add)));
-		rec_list(st, "capabilities_added", added);
-		json_decref(added);
 		rec_raw(st, ",\"capabilities_created\":\"securityContext\"");
 		if (have_sc)
 			rec_raw(st, ",\"capabilities_created_null\":true");
@@ -1431,15 +1455,14 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct sta
 		created = "add";
 		from_null = cr == CREATED_FROM_NULL;
 	}
-	json_t *added = json_array();
 	json_t *drop = json_object_get(capo, "drop");
-	size_t i, k;
+	size_t i, k, n_added = 0;
 	json_t *cap, *have;
 	json_array_foreach (caps, i, cap) {
 		const char *s = json_string_value(cap);
 		if (!cap_listed(add, s)) {
 			append(run, add, str_node(s));
-			json_array_append_new(added, str_node(s));
+			rec_list_add(st, "capabilities_added", &n_added, s);
 		}
 		json_array_foreach (drop, k, have) {
 			if (json_is_string(have) && cap_eq(json_string_value(have), s)) {
@@ -1453,8 +1476,7 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct sta
 			}
 		}
 	}
-	rec_list(st, "capabilities_added", added);
-	json_decref(added);
+	rec_list_close(st, n_added);
 	if (created) {
 		rec_raw(st, ",\"capabilities_created\":");
 		rec_string(st, created);
