@@ -91,6 +91,9 @@ static void write_all(const char *text, size_t len)
 /* Lines wait for the writer beyond this many bytes buffered (stderr is slower than the
  * reviews: a full pipe holds up its writers the same way). */
 #define LOG_BUFFER_MAX ((size_t)4 << 20)
+/* Room made in each of the two buffers at the start: the lines of 10 ms at 20,000 reviews/s
+ * (the reviewing threads do not grow them under the lock) */
+#define LOG_BATCH_ROOM ((size_t)64 << 10)
 
 static struct {
 	pthread_mutex_t lock;
@@ -108,6 +111,7 @@ static void *batch_writer(void *arg)
 	(void)arg;
 	struct kbuf out;
 	kbuf_init(&out, SIZE_MAX / 2);
+	kbuf_reserve(&out, LOG_BATCH_ROOM);
 	pthread_mutex_lock(&batch.lock);
 	for (;;) {
 		while (!batch.stop && batch.buf.len == 0) {
@@ -142,6 +146,7 @@ static void *batch_writer(void *arg)
 static int batch_start(void)
 {
 	kbuf_init(&batch.buf, SIZE_MAX / 2);
+	kbuf_reserve(&batch.buf, LOG_BATCH_ROOM);
 	batch.stop = false;
 	int r = pthread_create(&batch.thread, NULL, batch_writer, NULL);
 	if (r != 0)
