@@ -1487,8 +1487,20 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct sta
 }
 
 /* Mounts every volume of every plan mount into the container at its path. */
+/* Whether the pod's status annotation (an injection before this one) lists volume `name`. */
+static bool status_volume(const struct pod *p, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach (p->status ? json_object_get(p->status, "volumes") : NULL, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int add_mounts(struct run *run, json_t *c, const json_t *mounts, struct status *st,
-		      struct kilt_error *err)
+		      const struct pod *p, struct kilt_error *err)
 {
 	if (!json_array_size(mounts))
 		return 0;
@@ -1515,8 +1527,18 @@ static int add_mounts(struct run *run, json_t *c, const json_t *mounts, struct s
 					"recipe mounts %s",
 					str_at(clash, "name") ? str_at(clash, "name") : "?", ps,
 					name);
-			if (find_named(vm, "name", name))
-				continue;
+			if (find_named(vm, "name", name)) {
+				/* kilt's own mount of an earlier injection stays; a mount of the
+				 * container's under that name would be taken for kilt's (and removed
+				 * with it) */
+				if (status_volume(p, name))
+					continue;
+				return kilt_error_setf(
+					err, -EEXIST,
+					"the container already mounts a volume named "
+					"%s, the name of the recipe's volume",
+					name);
+			}
 			json_t *entry = object_of(3, "name", str_node(name), "mountPath",
 						  str_node(ps), "readOnly", json_true());
 			if (run->opts->volume_source == KILT_K8S_VOLUME_IMAGE && ps[1])
@@ -2240,7 +2262,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			if (r == 0)
 				r = merge_caps(run, c, pm[PLAN_CAPABILITIES], st, cname, p, &ferr);
 			if (r == 0)
-				r = add_mounts(run, c, pm[PLAN_MOUNTS], st, &ferr);
+				r = add_mounts(run, c, pm[PLAN_MOUNTS], st, p, &ferr);
 			if (r < 0) {
 				kilt_journal_rollback(run->j, mark);
 				rec_close(st, cname, false);
