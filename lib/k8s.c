@@ -779,6 +779,14 @@ struct injection {
  * member may be a scalar written alone) */
 #define MEMBER_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
+static const struct status_member *status_member(const struct status *st, const char *key)
+{
+	for (size_t i = 0; i < st->n_set; i++)
+		if (strcmp(st->set[i].key, key) == 0)
+			return &st->set[i];
+	return NULL;
+}
+
 /* Sets the pod-level member `key` (a literal) of the status to `v` (stolen), the string `s` or
  * the JSON text `raw`: in place when it is set already, after the others otherwise, as
  * json_object_set would. A NULL value sets nothing (json_object_set_new with NULL). */
@@ -787,10 +795,7 @@ static void status_set(struct status *st, const char *key, json_t *v, const char
 {
 	if (!v && !s && !raw)
 		return;
-	struct status_member *m = NULL;
-	for (size_t i = 0; i < st->n_set && !m; i++)
-		if (strcmp(st->set[i].key, key) == 0)
-			m = &st->set[i];
+	struct status_member *m = (struct status_member *)(uintptr_t)status_member(st, key);
 	if (!m) {
 		if (st->n_set == ARRAY_SIZE(st->set))
 			abort(); /* more members than kilt ever sets */
@@ -807,14 +812,6 @@ static void status_set_string(struct status *st, const char *key, const char *s)
 	size_t n = strlen(s);
 	if (kilt_utf8_valid_prefix((const unsigned char *)s, n) == n)
 		status_set(st, key, NULL, s, NULL);
-}
-
-static const struct status_member *status_member(const struct status *st, const char *key)
-{
-	for (size_t i = 0; i < st->n_set; i++)
-		if (strcmp(st->set[i].key, key) == 0)
-			return &st->set[i];
-	return NULL;
 }
 
 /* ---- a record's text: the members of the container's object in the status, in order ------- */
@@ -836,12 +833,18 @@ static void rec_string(struct status *st, const char *s)
 		st->rec_bad = true;
 }
 
-/* `,"key":` then what created_marker(created) gives: true, or "null". */
-static void rec_created(struct status *st, const char *key, int created)
+/* `,"key":`, `key` a literal. */
+static void rec_key(struct status *st, const char *key)
 {
 	kilt_json_out_raw(&st->recs, ",\"", 2);
 	rec_raw(st, key);
 	kilt_json_out_raw(&st->recs, "\":", 2);
+}
+
+/* `,"key":` then what created_marker(created) gives: true, or "null". */
+static void rec_created(struct status *st, const char *key, int created)
+{
+	rec_key(st, key);
 	rec_raw(st, created_marker(created));
 }
 
@@ -850,9 +853,7 @@ static void rec_list(struct status *st, const char *key, const json_t *v)
 {
 	if (!json_array_size(v))
 		return;
-	kilt_json_out_raw(&st->recs, ",\"", 2);
-	rec_raw(st, key);
-	kilt_json_out_raw(&st->recs, "\":", 2);
+	rec_key(st, key);
 	rec_value(st, v);
 }
 
@@ -865,9 +866,8 @@ static void rec_list_add(struct status *st, const char *key, size_t *n, const ch
 	if ((*n)++) {
 		kilt_json_out_raw(&st->recs, ",", 1);
 	} else {
-		kilt_json_out_raw(&st->recs, ",\"", 2);
-		rec_raw(st, key);
-		kilt_json_out_raw(&st->recs, "\":[", 3);
+		rec_key(st, key);
+		kilt_json_out_raw(&st->recs, "[", 1);
 	}
 	rec_string(st, name);
 }
@@ -1486,7 +1486,6 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct sta
 	return 0;
 }
 
-/* Mounts every volume of every plan mount into the container at its path. */
 /* Whether the pod's status annotation (an injection before this one) lists volume `name`. */
 static bool status_volume(const struct pod *p, const char *name)
 {
@@ -1499,6 +1498,7 @@ static bool status_volume(const struct pod *p, const char *name)
 	return false;
 }
 
+/* Mounts every volume of every plan mount into the container at its path. */
 static int add_mounts(struct run *run, json_t *c, const json_t *mounts, struct status *st,
 		      const struct pod *p, struct kilt_error *err)
 {
@@ -1598,7 +1598,6 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 	if (!vols)
 		return kilt_error_setf(err, -EINVAL, "spec.volumes is not a list");
 	/* on re-invocation the objects of the current injection stay as they are */
-	const json_t *old_v = p->status ? json_object_get(p->status, "volumes") : NULL;
 	const json_t *old_i = p->status ? json_object_get(p->status, "initContainers") : NULL;
 	json_t *vnames = json_array(), *inames = json_array();
 	status_set(&inj->st, "volumes", vnames, NULL, NULL);
@@ -1623,41 +1622,25 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			char name[MAX_NAME + 1];
 			volume_name(name, sizeof(name), m, k);
 			json_array_append_new(vnames, str_node(name));
-			bool kept = false;
-			size_t q;
-			json_t *on;
-			json_array_foreach (old_v, q, on) {
-				kept = kept || (json_is_string(on) &&
-						strcmp(json_string_value(on), name) == 0);
-			}
-			if (kept && find_named(vols, "name", name)) {
-				char dest[64];
-				struct cut_text d;
-				cut_init(&d, dest, sizeof(dest));
-				cut_add(&d, COPY_MOUNT_ROOT "/");
-				cut_add_size(&d, k);
-				json_array_append_new(cmd, copy_str(path));
-				json_array_append_new(cmd, str_node(dest));
-				json_array_append_new(cvm, object_of(2, "name", str_node(name),
-								     "mountPath", str_node(dest)));
-				continue;
-			}
+			/* a volume of the injection this one adds to stays as it is */
 			if (find_named(vols, "name", name)) {
-				json_decref(cmd);
-				json_decref(cvm);
-				return kilt_error_setf(err, -EEXIST,
-						       "the pod already has a volume named %s",
-						       name);
+				if (!status_volume(p, name)) {
+					json_decref(cmd);
+					json_decref(cvm);
+					return kilt_error_setf(
+						err, -EEXIST,
+						"the pod already has a volume named %s", name);
+				}
+			} else if (o->volume_source == KILT_K8S_VOLUME_IMAGE) {
+				append(run, vols,
+				       object_of(2, "name", str_node(name), "image",
+						 object_of(2, "reference", str_node(image),
+							   "pullPolicy", STR_LIT("IfNotPresent"))));
+			} else {
+				append(run, vols,
+				       object_of(2, "name", str_node(name), "emptyDir",
+						 json_object()));
 			}
-			json_t *vol;
-			if (o->volume_source == KILT_K8S_VOLUME_IMAGE)
-				vol = object_of(2, "name", str_node(name), "image",
-						object_of(2, "reference", str_node(image),
-							  "pullPolicy", STR_LIT("IfNotPresent")));
-			else
-				vol = object_of(2, "name", str_node(name), "emptyDir",
-						json_object());
-			append(run, vols, vol);
 			char dest[64];
 			struct cut_text d;
 			cut_init(&d, dest, sizeof(dest));
