@@ -49,6 +49,20 @@ void kilt_json_members(const json_t *obj, const struct kilt_json_key *keys, size
  * json_deep_copy's table of the nodes it is inside of), anything else deep-copied. */
 json_t *kilt_json_copy_argv(const json_t *argv);
 
+/* Room for the decimal digits of any unsigned long long (kilt_digits) */
+#define KILT_DIGITS_MAX 20
+
+/* Writes the decimal digits of `u` (as %llu does) at the end of the KILT_DIGITS_MAX bytes
+ * before `end`; returns where they start (no NUL). */
+static inline char *kilt_digits(char *end, unsigned long long u)
+{
+	do {
+		*--end = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	return end;
+}
+
 /* ---- admission ----------------------------------------------------------------------------- */
 struct kilt_admission_review;
 struct kilt_error;

@@ -257,16 +257,12 @@ static void path_push(struct kbuf *path, const char *seg)
 
 static void path_push_index(struct kbuf *path, size_t i)
 {
-	char buf[24];
-	size_t at = sizeof(buf);
-	do {
-		buf[--at] = (char)('0' + i % 10);
-		i /= 10;
-	} while (i);
-	buf[--at] = '/';
-	char *d = path_room(path, sizeof(buf) - at);
-	memcpy(d, buf + at, sizeof(buf) - at);
-	path->len += sizeof(buf) - at;
+	char buf[KILT_DIGITS_MAX + 1];
+	char *s = kilt_digits(buf + sizeof(buf), i);
+	*--s = '/';
+	size_t n = (size_t)(buf + sizeof(buf) - s);
+	memcpy(path_room(path, n), s, n);
+	path->len += n;
 	path->data[path->len] = '\0';
 }
 

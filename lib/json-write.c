@@ -648,14 +648,10 @@ static int put_value(struct kilt_json_out *o, const json_t *v, size_t flags, siz
 		/* printf's %lld (JSON_INTEGER_FORMAT) without printf */
 		json_int_t i = json_integer_value(v);
 		unsigned long long u = i < 0 ? 0ull - (unsigned long long)i : (unsigned long long)i;
-		size_t at = sizeof(num);
-		do {
-			num[--at] = (char)('0' + u % 10);
-			u /= 10;
-		} while (u);
+		char *d = kilt_digits(num + sizeof(num), u);
 		if (i < 0)
-			num[--at] = '-';
-		return emit(o, num + at, sizeof(num) - at);
+			*--d = '-';
+		return emit(o, d, (size_t)(num + sizeof(num) - d));
 	}
 	case JSON_REAL: {
 		size_t k = format_real(num, sizeof(num), json_real_value(v),

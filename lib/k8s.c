@@ -109,13 +109,9 @@ static void cut_add(struct cut_text *t, const char *s)
 /* The decimal digits of `u`, as %zu writes them. */
 static void cut_add_size(struct cut_text *t, size_t u)
 {
-	char num[24];
-	size_t k = sizeof(num);
-	do {
-		num[--k] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	cut_addn(t, num + k, sizeof(num) - k);
+	char num[KILT_DIGITS_MAX];
+	const char *s = kilt_digits(num + sizeof(num), u);
+	cut_addn(t, s, (size_t)(num + sizeof(num) - s));
 }
 
 static void warn(struct run *run, const char *task, const char *container, const char *msg)
@@ -387,16 +383,11 @@ static void dns_label(char *out, size_t size, const char *prefix, const char *s,
 		for (const char *c = *q; *c && r < sizeof(raw) - 1; c++)
 			raw[r++] = *c;
 	if (index >= 0) {
-		char num[16];
-		size_t k = sizeof(num);
-		unsigned u = (unsigned)index;
-		do {
-			num[--k] = (char)('0' + u % 10);
-			u /= 10;
-		} while (u);
-		num[--k] = '-';
-		for (; k < sizeof(num) && r < sizeof(raw) - 1; k++)
-			raw[r++] = num[k];
+		char num[KILT_DIGITS_MAX + 1];
+		char *d = kilt_digits(num + sizeof(num), (unsigned)index);
+		*--d = '-';
+		for (; d < num + sizeof(num) && r < sizeof(raw) - 1; d++)
+			raw[r++] = *d;
 	}
 	raw[r] = '\0';
 	size_t n = 0, max = size - 1 < MAX_NAME ? size - 1 : MAX_NAME;
