@@ -147,6 +147,41 @@ static void del_never_read(json_t *root)
 	}
 }
 
+/* Whether `e` is an env entry as the API server writes one: a string "name", a string or null
+ * "value" or none, nothing else. */
+static bool plain_env_entry(const json_t *e)
+{
+	const json_t *v = json_object_get(e, "value");
+	return json_is_object(e) && json_is_string(json_object_get(e, "name")) &&
+	       json_object_size(e) == 1u + (v != NULL) &&
+	       (!v || json_is_string(v) || json_is_null(v));
+}
+
+/* The env lists of rv's containers against those of `want` (the review read otherwise): an
+ * entry still to be read is json_null() where `want` has a plain entry, and every plain entry is
+ * one; then every entry read (kilt_env_lists_read_all()). */
+static void read_env_lists(const struct kilt_admission_review *rv, const json_t *want)
+{
+	const json_t *obj = json_object_get(json_object_get(want, "request"), "object");
+	const json_t *cs = json_object_get(json_object_get(rv->object, "spec"), "containers");
+	const json_t *wcs = json_object_get(json_object_get(obj, "spec"), "containers");
+	size_t unread = 0;
+	for (size_t i = 0; i < json_array_size(cs); i++) {
+		const json_t *env = json_object_get(json_array_get(cs, i), "env");
+		const json_t *wenv = json_object_get(json_array_get(wcs, i), "env");
+		for (size_t k = 0; json_is_array(env) && k < json_array_size(env); k++) {
+			const json_t *we = json_array_get(wenv, k);
+			bool plain = plain_env_entry(we);
+			if ((json_is_null(json_array_get(env, k)) && !json_is_null(we)) != plain)
+				abort();
+			unread += plain;
+		}
+	}
+	if ((rv->env_lists != NULL) != (unread > 0))
+		abort();
+	kilt_env_lists_read_all(rv->env_lists);
+}
+
 /* The decoder that leaves out what kilt never reads and the one that reads every member agree
  * on every input: the same error, or the same review whose trees differ at most by what the
  * first leaves out (del_never_read()). */
@@ -166,6 +201,7 @@ static void check_skim(const char *text, size_t size, int r, const struct kilt_a
 		if (!loose)
 			abort();
 		del_never_read(loose);
+		read_env_lists(rv, loose);
 		same_values(rv->root, loose);
 		json_decref(loose);
 		return;
@@ -188,7 +224,9 @@ static void check_skim(const char *text, size_t size, int r, const struct kilt_a
 	    !same_str(rv->operation, whole.operation) || rv->dry_run != whole.dry_run ||
 	    !rv->object != !whole.object)
 		abort();
-	/* what is left out is not in the review, the rest as the whole decode has it */
+	/* what is left out is not in the review, the rest as the whole decode has it (once the
+	 * env entries are read) */
+	read_env_lists(rv, whole.root);
 	json_t *b = json_deep_copy(whole.root);
 	del_never_read(b);
 	json_t *a = rv->root;

@@ -4,7 +4,9 @@
  *  - every pod the walker reports sits at its JSON Pointer inside its document;
  *  - injecting gives a patch; injecting the result again changes nothing (empty patches);
  *  - removing the injection gives back the input (when the input held no kilt status);
- *  - the webhook's door (kilt_k8s_mutate) on each Pod document succeeds or fails cleanly. */
+ *  - the webhook's door (kilt_k8s_mutate) on each Pod document succeeds or fails cleanly, and
+ *    answers the same for the pod in a review decoded as the webhook decodes one (env entries
+ *    read when first needed) and decoded whole. */
 #include <stdint.h>
 
 #include "internal.h"
@@ -78,6 +80,54 @@ static bool all_empty(const json_t *patches)
 	return true;
 }
 
+/* The answer of the webhook's door for `rv`'s pod (its patch and warnings as text), with the
+ * review's env lists; NULL when the engine fails. */
+static char *review_answer(struct kilt_admission_review *rv, const struct kilt_k8s_namespace *ns,
+			   const struct kilt_k8s_options *o)
+{
+	struct kilt_k8s_options ol = *o;
+	ol.env_lists = rv->env_lists;
+	ol.patch_as_text = true;
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	struct kilt_error err = { 0 };
+	if (kilt_k8s_mutate_owned(json_incref((json_t *)(uintptr_t)rv->object), ns, &ol, &res,
+				  &err) != 0)
+		return NULL;
+	char *warnings = kilt_json_dumps(res.warnings, JSON_COMPACT);
+	char *text = xasprintf("%s %s", res.patch_text, warnings ? warnings : "");
+	free(warnings);
+	kilt_k8s_result_done(&res);
+	return text;
+}
+
+/* Pod `pod` in an AdmissionReview, decoded as the webhook decodes one (what kilt never reads
+ * left out, env entries read when first needed) and decoded whole: the same answer. */
+static void check_review_door(const json_t *pod, const struct kilt_k8s_namespace *ns,
+			      const struct kilt_k8s_options *o)
+{
+	json_t *review = json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s,s:s},s:s,s:s,s:O}}", "apiVersion",
+				   "admission.k8s.io/v1", "kind", "AdmissionReview", "request",
+				   "uid", "u", "kind", "group", "", "version", "v1", "kind", "Pod",
+				   "namespace", ns->name, "operation", "CREATE", "object", pod);
+	char *text = review ? kilt_json_dumps(review, JSON_COMPACT) : NULL;
+	json_decref(review);
+	struct kilt_admission_review rv = { 0 }, whole = { 0 };
+	struct kilt_error err = { 0 };
+	if (text && kilt_admission_review_parse(text, strlen(text), &rv, &err) == 0) {
+		if (kilt_admission_review_parse_whole(text, strlen(text), &whole, &err) != 0)
+			abort(); /* (a duplicate key cannot be in what jansson wrote) */
+		char *a = review_answer(&rv, ns, o), *b = review_answer(&whole, ns, o);
+		if (!a != !b || (a && strcmp(a, b) != 0))
+			abort();
+		free(a);
+		free(b);
+		kilt_admission_review_done(&rv);
+		kilt_admission_review_done(&whole);
+	}
+	free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -125,6 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct kilt_k8s_result res;
 		kilt_k8s_result_init(&res);
 		struct kilt_k8s_namespace ns = { .name = "fuzz" };
+		check_review_door(d, &ns, &o);
 		if (kilt_k8s_mutate(d, &ns, &o, &res, &err) == 0) {
 			if (!json_is_array(res.patch) || !json_is_object(res.pod) ||
 			    !json_is_array(res.warnings))

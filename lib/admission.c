@@ -105,11 +105,14 @@ PATH(message_policy, CONTAINER, "terminationMessagePolicy");
 PATH(pull_policy, CONTAINER, "imagePullPolicy");
 PATH(lifecycle, CONTAINER, "lifecycle");
 PATH(resize_policy, CONTAINER, "resizePolicy");
+/* not left out: the env lists of spec.containers, whose plain entries are read when first needed
+ * (kilt_json_parse_env_lists(); the last path of `paths`) */
+PATH(container_env, CONTAINER, "env");
 #define SKIP(path)                                                                                 \
 	{                                                                                          \
 		path, ARRAY_SIZE(path)                                                             \
 	}
-static const struct kilt_json_skip never_read[] = {
+static const struct kilt_json_skip paths[] = {
 	SKIP(resource),
 	SKIP(request_kind),
 	SKIP(request_resource),
@@ -147,27 +150,35 @@ static const struct kilt_json_skip never_read[] = {
 	SKIP(pull_policy),
 	SKIP(lifecycle),
 	SKIP(resize_policy),
+	SKIP(container_env),
 };
-_Static_assert(ARRAY_SIZE(never_read) <= KILT_JSON_MAX_SKIP, "too many paths left out");
+_Static_assert(ARRAY_SIZE(paths) <= KILT_JSON_MAX_SKIP, "too many paths");
 
 /* The review's JSON; with `skim`, without what kilt never reads (the text is still read whole:
  * refused as jansson refuses it). */
-static struct kilt_json_skip_index never_read_index; /* made once */
-static pthread_once_t never_read_once = PTHREAD_ONCE_INIT;
+static struct kilt_json_skip_index paths_index; /* made once */
+static pthread_once_t paths_once = PTHREAD_ONCE_INIT;
 
-static void never_read_index_init(void)
+static void paths_index_init(void)
 {
-	kilt_json_skip_index_init(&never_read_index, never_read, ARRAY_SIZE(never_read));
+	kilt_json_skip_index_init(&paths_index, paths, ARRAY_SIZE(paths));
+	kilt_json_skip_index_env_list(&paths_index, ARRAY_SIZE(paths) - 1);
 }
 
-static json_t *load(const char *text, size_t len, bool skim, json_error_t *jerr)
+static json_t *load(const char *text, size_t len, bool skim, struct kilt_env_lists *lists,
+		    json_error_t *jerr)
 {
 	if (skim) {
-		pthread_once(&never_read_once, never_read_index_init);
-		return kilt_json_parse_skip_index(text, len, JSON_REJECT_DUPLICATES,
-						  &never_read_index, jerr);
+		pthread_once(&paths_once, paths_index_init);
+		return kilt_json_parse_env_lists(text, len, JSON_REJECT_DUPLICATES, &paths_index,
+						 lists, jerr);
 	}
 	return kilt_json_parse(text, len, JSON_REJECT_DUPLICATES, jerr);
+}
+
+static void env_lists_freep(struct kilt_env_lists **lists)
+{
+	kilt_env_lists_free(*lists);
 }
 
 static int parse(const char *text, size_t len, bool skim, struct kilt_admission_review *ret,
@@ -178,7 +189,9 @@ static int parse(const char *text, size_t len, bool skim, struct kilt_admission_
 				       "review of %zu bytes is over the %zu-byte limit", len,
 				       KILT_ADMISSION_MAX_REVIEW);
 	json_error_t jerr;
-	_cleanup_json_ json_t *root = load(text, len, skim, &jerr);
+	_cleanup_(env_lists_freep) struct kilt_env_lists *lists =
+		skim ? xcalloc(1, sizeof(*lists)) : NULL;
+	_cleanup_json_ json_t *root = load(text, len, skim, lists, &jerr);
 	if (!root)
 		return kilt_error_set(err, -EINVAL, NULL, jerr.line > 0 ? (unsigned)jerr.line : 0,
 				      jerr.column > 0 ? (unsigned)jerr.column : 0, "not JSON: %s",
@@ -236,6 +249,8 @@ static int parse(const char *text, size_t len, bool skim, struct kilt_admission_
 		return kilt_error_setf(err, -EINVAL, "request.dryRun: expected true or false");
 	rv.dry_run = json_is_true(dry);
 	rv.root = steal_pointer(&root);
+	if (lists && lists->n)
+		rv.env_lists = steal_pointer(&lists);
 	*ret = rv;
 	return 0;
 }
@@ -259,6 +274,7 @@ void kilt_admission_review_done(struct kilt_admission_review *rv)
 	/* the review is the largest tree of a request: inside an arena, let go with the arena
 	 * (nothing from outside is put in it) */
 	kilt_json_arena_release(rv->root);
+	kilt_env_lists_free(rv->env_lists);
 	memset(rv, 0, sizeof(*rv));
 }
 

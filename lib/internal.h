@@ -65,6 +65,22 @@ static inline char *kilt_digits(char *end, unsigned long long u)
 
 /* ---- admission ----------------------------------------------------------------------------- */
 struct kilt_admission_review;
+/* The env lists of a review read when first needed (kilt_json_parse_env_lists()): for each, the
+ * array in the tree and, for each of its entries still to be read, its name and its text. */
+struct kilt_env_entry {
+	size_t name; /* offset of its NUL-terminated name in the list's names */
+	size_t at, len; /* its text in the list's text; len 0 once read */
+};
+struct kilt_env_list {
+	json_t *list; /* borrowed: the array in the tree */
+	struct kilt_env_entry *e; /* owned: one for each element */
+	size_t n, unread;
+	char *names, *text; /* owned */
+};
+struct kilt_env_lists {
+	struct kilt_env_list *v; /* owned */
+	size_t n, cap;
+};
 struct kilt_error;
 struct kilt_json_skip;
 /* The paths of kilt_json_parse_skip() made ready to follow (made once for paths used for many
@@ -84,9 +100,36 @@ struct kilt_json_skip_index {
 	uint64_t each[KILT_JSON_SKIP_LEVELS];
 	uint64_t group[KILT_JSON_SKIP_LEVELS][64]; /* KILT_JSON_MAX_SKIP paths */
 	uint64_t filter[KILT_JSON_SKIP_LEVELS][KILT_JSON_SKIP_BUCKETS];
+	uint64_t env_lists; /* the paths whose member is kept: an env list */
 };
 void kilt_json_skip_index_init(struct kilt_json_skip_index *ix, const struct kilt_json_skip *skip,
 			       size_t n_skip);
+/* Makes path `i` of `ix` (ending at a key) one whose member is kept, and whose value, when it is
+ * a list, is an env list read when first needed (kilt_json_parse_env_lists()): the others are
+ * left out. */
+void kilt_json_skip_index_env_list(struct kilt_json_skip_index *ix, size_t i);
+/* kilt_json_parse_skip_index() that gathers the env lists at the index's env-list paths into
+ * `lists` (kilt-admission.h: struct kilt_env_lists): each entry written as the API server writes
+ * one, an object of a string "name" and a string or null "value" and nothing else, is put in its
+ * list as json_null() and read (decoded into the object it is) when first needed, by
+ * kilt_env_list_read(); every other entry is decoded at once. A text read by json_loadb instead
+ * (kilt_json_parse_skip_index() says when) has its lists decoded whole. Reading an entry later
+ * gives the object this reader would have built for it then; its text is copied into `lists`. */
+json_t *kilt_json_parse_env_lists(const char *text, size_t len, size_t flags,
+				  const struct kilt_json_skip_index *ix,
+				  struct kilt_env_lists *lists, json_error_t *jerr);
+/* The env list of `lists` that is the array `list` of the tree, or NULL when it has no entry
+ * left to read. */
+struct kilt_env_list *kilt_env_list_find(const struct kilt_env_lists *lists, const json_t *list);
+/* The name of entry `i` of `l` when it is still to be read (its element json_null()), else NULL:
+ * the entry's "name" (a string without NUL), and its "value" is a string without NUL or null, so
+ * that the entry says what a recipe sees for the name, whatever it is. */
+const char *kilt_env_list_unread_name(const struct kilt_env_list *l, size_t i);
+/* Entry `i` of `l`, read into the tree if it was not yet: the list's element. */
+json_t *kilt_env_list_read(struct kilt_env_list *l, size_t i);
+/* Every entry of `l` read into the tree. */
+void kilt_env_list_read_all(struct kilt_env_list *l);
+void kilt_env_lists_free(struct kilt_env_lists *lists);
 /* kilt_json_parse_skip() with the paths of `ix`. */
 json_t *kilt_json_parse_skip_index(const char *text, size_t len, size_t flags,
 				   const struct kilt_json_skip_index *ix, json_error_t *jerr);

@@ -33,6 +33,7 @@ struct reader {
 	char *scratch; /* owned */
 	size_t scratch_size;
 	const struct kilt_json_skip_index *ix; /* borrowed: the paths left out, or NULL */
+	struct kilt_env_lists *lists; /* borrowed: where env lists are gathered, or NULL */
 };
 
 /* The bucket in kilt_json_skip_index.filter of a key of klen bytes (0 stands for a byte past
@@ -98,6 +99,12 @@ void kilt_json_skip_index_init(struct kilt_json_skip_index *ix, const struct kil
 		}
 		memcpy(above, here, sizeof(above));
 	}
+}
+
+void kilt_json_skip_index_env_list(struct kilt_json_skip_index *ix, size_t i)
+{
+	if (i < ix->n_skip && !ix->too_many && (ix->paths & ((uint64_t)1 << i)))
+		ix->env_lists |= (uint64_t)1 << i;
 }
 
 /* Which of the paths through an array at `depth` go on into each of its elements: those whose
@@ -962,6 +969,124 @@ static uint64_t member_paths(const struct reader *r, unsigned depth, uint64_t pa
 	return on;
 }
 
+/* An env entry at p written as the API server writes one (kilt_json_parse_env_lists()): an
+ * object of a string "name" and a string or null "value", nothing else. Where it ends, its name
+ * added to `names` (NUL-terminated); NULL when it is not so (`names` as it was). */
+static const unsigned char *plain_env_entry(struct reader *r, const unsigned char *end,
+					    const unsigned char *p, struct kbuf *names)
+{
+	size_t mark = names->len;
+	unsigned seen = 0;
+	if (*p != '{')
+		return NULL;
+	p++;
+	for (;;) {
+		const char *k, *s;
+		size_t klen, len;
+		if (next(&p, end) != '"' || !(p = string(r, end, p, &k, &klen)))
+			break;
+		unsigned bit = klen == 4 && memcmp(k, "name", 4) == 0	 ? 1u
+			       : klen == 5 && memcmp(k, "value", 5) == 0 ? 2u
+									 : 0u;
+		if (!bit || (seen & bit) || !eat(&p, end, ':'))
+			break;
+		seen |= bit;
+		if (next(&p, end) == '"') {
+			/* string() refuses a NUL, escaped or not */
+			if (!(p = string(r, end, p, &s, &len)))
+				break;
+			if (bit == 1 && (kbuf_add(names, s, len) < 0 || kbuf_addc(names, '\0') < 0))
+				break;
+		} else if (bit == 1 || !(p = word(p, end, "null", 4))) {
+			break;
+		}
+		if (eat(&p, end, ','))
+			continue;
+		if (seen & 1 && eat(&p, end, '}'))
+			return p;
+		break;
+	}
+	names->len = mark;
+	return NULL;
+}
+
+/* An env list at p (the value of a member at an env-list path, at `depth`): value()'s, but its
+ * plain entries (plain_env_entry()) left as json_null() to be read when first needed, the list
+ * added to r->lists when it has one. */
+static const unsigned char *env_list(struct reader *r, const unsigned char *end,
+				     const unsigned char *p, unsigned depth, json_t **ret)
+{
+	if (!r->lists || p >= end || *p != '[' || depth + 2 > MAX_DEPTH)
+		return value(r, end, p, depth, 0, ret);
+	const unsigned char *start = p;
+	json_t *a = json_array();
+	struct kilt_env_entry *e = NULL;
+	size_t n = 0, cap = 0, unread = 0;
+	struct kbuf names;
+	kbuf_init(&names, SIZE_MAX / 2);
+	p++;
+	if (next(&p, end) == ']') {
+		p++;
+		goto done;
+	}
+	for (;;) {
+		const unsigned char *from = p;
+		size_t name = names.len;
+		const unsigned char *to = plain_env_entry(r, end, p, &names);
+		bool plain = to != NULL;
+		json_t *v = json_null();
+		if (!plain && !(to = value(r, end, from, depth + 1, 0, &v)))
+			goto fail;
+		if (json_array_append_new(a, v) != 0)
+			goto fail;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			e = xrealloc(e, cap * sizeof(*e));
+		}
+		e[n++] = (struct kilt_env_entry){ .name = name,
+						  .at = (size_t)(from - start),
+						  .len = plain ? (size_t)(to - from) : 0 };
+		unread += plain;
+		p = to;
+		int c = next(&p, end);
+		if (c == ',') {
+			p++;
+			next(&p, end);
+			continue;
+		}
+		if (c == ']') {
+			p++;
+			break;
+		}
+		goto fail;
+	}
+done:
+	if (unread) {
+		struct kilt_env_lists *ls = r->lists;
+		if (ls->n == ls->cap) {
+			ls->cap = ls->cap ? 2 * ls->cap : 4;
+			ls->v = xrealloc(ls->v, ls->cap * sizeof(*ls->v));
+		}
+		char *text = xmalloc((size_t)(p - start));
+		memcpy(text, start, (size_t)(p - start));
+		ls->v[ls->n++] = (struct kilt_env_list){ .list = a,
+							 .e = steal_pointer(&e),
+							 .n = n,
+							 .unread = unread,
+							 .names = kbuf_steal(&names),
+							 .text = text };
+	}
+	free(e);
+	kbuf_done(&names);
+	*ret = a;
+	return p;
+fail:
+	free(e);
+	kbuf_done(&names);
+	json_decref(a);
+	return NULL;
+}
+
 static const unsigned char *object(struct reader *r, const unsigned char *p, unsigned depth,
 				   uint64_t paths, json_t **ret)
 {
@@ -980,10 +1105,13 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 		if (next(&p, end) != '"' || !(p = string(r, end, p, &k, &klen)))
 			goto fail;
 		uint64_t child = 0;
+		bool env = false; /* the member is an env list (kilt_json_parse_env_lists()) */
 		if (paths) {
 			int at;
 			child = member_paths(r, depth, paths, k, klen, &at);
-			if (at >= 0) {
+			if (at >= 0 && (r->ix->env_lists & ((uint64_t)1 << at))) {
+				env = true;
+			} else if (at >= 0) {
 				/* a second one is a duplicate key: jansson's error */
 				if (left_out & ((uint64_t)1 << at))
 					goto fail;
@@ -1010,7 +1138,8 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 			p = NULL;
 		} else {
 			next(&p, end);
-			p = value(r, end, p, depth + 1, child, &v);
+			p = env ? env_list(r, end, p, depth + 1, &v)
+				: value(r, end, p, depth + 1, child, &v);
 		}
 		bool ok = p && json_object_setn_new_nocheck(o, k, klen, v) == 0;
 		size++;
@@ -1067,11 +1196,12 @@ static const unsigned char *array(struct reader *r, const unsigned char *p, unsi
 }
 
 /* kilt_json_parse_fast() with the paths' index. */
-static json_t *parse_fast(const char *text, size_t len, const struct kilt_json_skip_index *ix)
+static json_t *parse_fast(const char *text, size_t len, const struct kilt_json_skip_index *ix,
+			  struct kilt_env_lists *lists)
 {
 	if (ix->too_many)
 		return NULL;
-	struct reader r = { .end = (const unsigned char *)text + len, .ix = ix };
+	struct reader r = { .end = (const unsigned char *)text + len, .ix = ix, .lists = lists };
 	uint64_t paths = ix->paths;
 	const unsigned char *p = ws((const unsigned char *)text, r.end);
 	json_t *root = NULL;
@@ -1091,7 +1221,7 @@ json_t *kilt_json_parse_fast(const char *text, size_t len, const struct kilt_jso
 {
 	struct kilt_json_skip_index ix;
 	kilt_json_skip_index_init(&ix, skip, n_skip);
-	return parse_fast(text, len, &ix);
+	return parse_fast(text, len, &ix, NULL);
 }
 
 /* Removes the member at path `s` from `v`, the value at its key `k`. */
@@ -1111,12 +1241,13 @@ static void leave_out_at(json_t *v, const struct kilt_json_skip *s, size_t k)
 	}
 }
 
-/* Removes the members at `skip` from a value jansson read. */
-static void leave_out(json_t *root, const struct kilt_json_skip *skip, size_t n_skip)
+/* Removes the members at the paths of `ix` from a value jansson read (not the env lists). */
+static void leave_out(json_t *root, const struct kilt_json_skip_index *ix)
 {
-	for (size_t i = 0; i < n_skip; i++)
-		if (skip[i].n_keys > 0 && skip[i].keys[skip[i].n_keys - 1])
-			leave_out_at(root, &skip[i], 0);
+	for (size_t i = 0; i < ix->n_skip; i++)
+		if (ix->skip[i].n_keys > 0 && ix->skip[i].keys[ix->skip[i].n_keys - 1] &&
+		    !(ix->env_lists & ((uint64_t)1 << i)))
+			leave_out_at(root, &ix->skip[i], 0);
 }
 
 /* Past a value of a text json_loadb read (flags 0), at p: strings through skip_string(),
@@ -1192,7 +1323,7 @@ static const unsigned char *blank_left_out(struct reader *r, const unsigned char
 		next(&p, end);
 		const unsigned char *v = p;
 		p = blank_value(r, p, depth + 1, child, text, copy);
-		if (at >= 0 && v < end) {
+		if (at >= 0 && !(r->ix->env_lists & ((uint64_t)1 << at)) && v < end) {
 			memset(copy + (v - text), ' ', (size_t)((p ? p : end) - v));
 			copy[v - text] = '0';
 		}
@@ -1298,13 +1429,31 @@ static json_t *parse_duplicates_left_out(const char *text, size_t len, size_t fl
 json_t *kilt_json_parse_skip_index(const char *text, size_t len, size_t flags,
 				   const struct kilt_json_skip_index *ix, json_error_t *jerr)
 {
+	return kilt_json_parse_env_lists(text, len, flags, ix, NULL, jerr);
+}
+
+static void env_list_done(struct kilt_env_list *l)
+{
+	free(l->e);
+	free(l->names);
+	free(l->text);
+}
+
+json_t *kilt_json_parse_env_lists(const char *text, size_t len, size_t flags,
+				  const struct kilt_json_skip_index *ix,
+				  struct kilt_env_lists *lists, json_error_t *jerr)
+{
 	json_t *root = NULL;
 	/* JSON_DECODE_ANY changes nothing for an object or an array, the only roots read here */
 	bool ours = !(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY));
+	size_t had = lists ? lists->n : 0;
 	if (ours)
-		root = parse_fast(text, len, ix);
+		root = parse_fast(text, len, ix, lists);
 	if (root)
 		return root;
+	/* the lists gathered before the reader gave up are of a tree that is gone */
+	while (lists && lists->n > had)
+		env_list_done(&lists->v[--lists->n]);
 	json_error_t local;
 	if (!jerr)
 		jerr = &local;
@@ -1313,7 +1462,7 @@ json_t *kilt_json_parse_skip_index(const char *text, size_t len, size_t flags,
 	    json_error_code(jerr) == json_error_duplicate_key)
 		root = parse_duplicates_left_out(text, len, flags, ix, jerr);
 	if (root && ix->n_skip)
-		leave_out(root, ix->skip, ix->n_skip);
+		leave_out(root, ix);
 	return root;
 }
 
@@ -1329,4 +1478,55 @@ json_t *kilt_json_parse(const char *text, size_t len, size_t flags, json_error_t
 {
 	static const struct kilt_json_skip_index none = { 0 };
 	return kilt_json_parse_skip_index(text, len, flags, &none, jerr);
+}
+
+/* ---- env lists read when first needed -------------------------------------------------- */
+
+struct kilt_env_list *kilt_env_list_find(const struct kilt_env_lists *lists, const json_t *list)
+{
+	for (size_t i = 0; lists && i < lists->n; i++)
+		if (lists->v[i].list == list)
+			return lists->v[i].unread ? &lists->v[i] : NULL;
+	return NULL;
+}
+
+const char *kilt_env_list_unread_name(const struct kilt_env_list *l, size_t i)
+{
+	return i < l->n && l->e[i].len ? l->names + l->e[i].name : NULL;
+}
+
+json_t *kilt_env_list_read(struct kilt_env_list *l, size_t i)
+{
+	if (i >= l->n || !l->e[i].len)
+		return json_array_get(l->list, i);
+	/* the text this reader took for a plain entry: it reads it again, the same way */
+	static const struct kilt_json_skip_index none = { 0 };
+	json_t *entry = parse_fast(l->text + l->e[i].at, l->e[i].len, &none, NULL);
+	if (!entry || json_array_set_new(l->list, i, entry) != 0)
+		abort();
+	l->e[i].len = 0;
+	l->unread--;
+	return entry;
+}
+
+void kilt_env_list_read_all(struct kilt_env_list *l)
+{
+	for (size_t i = 0; l->unread && i < l->n; i++)
+		kilt_env_list_read(l, i);
+}
+
+void kilt_env_lists_read_all(struct kilt_env_lists *lists)
+{
+	for (size_t i = 0; lists && i < lists->n; i++)
+		kilt_env_list_read_all(&lists->v[i]);
+}
+
+void kilt_env_lists_free(struct kilt_env_lists *lists)
+{
+	if (!lists)
+		return;
+	for (size_t i = 0; i < lists->n; i++)
+		env_list_done(&lists->v[i]);
+	free(lists->v);
+	free(lists);
 }

@@ -608,6 +608,24 @@ static bool str_in(const json_t *list, const char *s)
 	return false;
 }
 
+/* The entries of a container's env list that are still to be read (kilt_json_parse_env_lists()),
+ * or NULL when it has none: the engine reads an entry when it changes it or needs its value;
+ * until then the list holds json_null() for it, and its name says all else there is to know
+ * (kilt_env_list_unread_name()). */
+static struct kilt_env_list *env_unread(const struct run *run, const json_t *env)
+{
+	return run->opts->env_lists ? kilt_env_list_find(run->opts->env_lists, env) : NULL;
+}
+
+/* Every entry of the env list of container `c` read, for what reads or changes the list
+ * itself. */
+static void env_read_all(const struct run *run, const json_t *c)
+{
+	struct kilt_env_list *l = env_unread(run, json_object_get(c, "env"));
+	if (l)
+		kilt_env_list_read_all(l);
+}
+
 /* Restores one container from its record in the status annotation. */
 static void undo_container(struct run *run, json_t *c, const json_t *rec, const json_t *volumes)
 {
@@ -625,6 +643,7 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 		else
 			set(run, c, fields[i], json_deep_copy(v));
 	}
+	env_read_all(run, c);
 	json_t *env = json_object_get(c, "env");
 	if (json_is_array(env)) {
 		size_t i;
@@ -1073,12 +1092,31 @@ static inline __attribute__((always_inline)) void env_view_read(struct env_view 
 		     (json_is_string(value) && str_clean(value)));
 }
 
+/* Entry `i` of `env`, read if it was not (`l`: env_unread(env)). */
+static json_t *env_at(struct kilt_env_list *l, const json_t *env, size_t i)
+{
+	return l ? kilt_env_list_read(l, i) : json_array_get(env, i);
+}
+
+/* env_view_read() of entry `i` of `env`: an entry still to be read is a named one that keeps its
+ * value (its value and value_from are not looked at then). */
+static void env_view_at(struct env_view *ev, const struct kilt_env_list *l, const json_t *env,
+			size_t i)
+{
+	const char *name = l ? kilt_env_list_unread_name(l, i) : NULL;
+	if (name)
+		*ev = (struct env_view){ .name = name, .keeps = true };
+	else
+		env_view_read(ev, json_array_get(env, i));
+}
+
 /* Where each name is first (what find_named would return) and last in a list of named entries,
  * found in constant time: an open-addressing table of indices into the list, so that merging a
  * plan's environment with a container's is linear in the entries instead of quadratic. Entries
  * appended to the list are added with name_index_add. */
 struct name_index {
 	const json_t *list; /* borrowed */
+	const struct kilt_env_list *unread; /* borrowed: its entries still to be read, or NULL */
 	struct env_view *v; /* owned: each entry's members, as read when it was added */
 	size_t *slot; /* owned: each named entry's slot */
 	size_t n, cap;
@@ -1109,7 +1147,7 @@ static void name_index_add(struct name_index *ix, size_t i)
 		ix->slot = xrealloc(ix->slot, ix->cap * sizeof(*ix->slot));
 	}
 	struct env_view *ev = &ix->v[ix->n++];
-	env_view_read(ev, json_array_get(ix->list, i));
+	env_view_at(ev, ix->unread, ix->list, i);
 	if (!ev->name)
 		return;
 	ev->hash = name_hash(ev->name, NULL);
@@ -1120,14 +1158,17 @@ static void name_index_add(struct name_index *ix, size_t i)
 	ix->slot[i] = h;
 }
 
-/* A table for `list` with room for `extra` entries more. */
-static void name_index_init(struct name_index *ix, const json_t *list, size_t extra)
+/* A table for `list` (`unread`: its entries still to be read) with room for `extra` entries
+ * more. */
+static void name_index_init(struct name_index *ix, const json_t *list,
+			    const struct kilt_env_list *unread, size_t extra)
 {
 	size_t n = json_array_size(list), cap = 16;
 	while (cap < 2 * (n + extra))
 		cap *= 2;
 	*ix = (struct name_index){
 		.list = list,
+		.unread = unread,
 		.v = xmalloc((n + extra + 1) * sizeof(struct env_view)),
 		.slot = xmalloc((n + extra + 1) * sizeof(size_t)),
 		.cap = n + extra + 1,
@@ -1236,7 +1277,8 @@ struct plan_name {
  * container already says what the recipe sees for its name (env_view.keeps): then only the
  * entries of the plan's names can change, and they are found by comparing names, without a
  * table of every name. Returns false, having done nothing, when that does not hold. */
-static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, struct env_rec *er)
+static bool merge_env_few(struct run *run, json_t *env, struct kilt_env_list *unread,
+			  const json_t *penv, struct env_rec *er)
 {
 	struct plan_name pn[FEW_PLAN_NAMES] = { 0 };
 	size_t n_pn = 0, i, k;
@@ -1257,7 +1299,7 @@ static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, stru
 	size_t n_own = json_array_size(env);
 	for (i = 0; i < n_own; i++) {
 		struct env_view ev;
-		env_view_read(&ev, json_array_get(env, i));
+		env_view_at(&ev, unread, env, i);
 		if (!ev.name)
 			continue;
 		if (!ev.keeps)
@@ -1282,7 +1324,7 @@ static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, stru
 		if (!next)
 			break;
 		next->merged = true;
-		merge_variable(run, env, json_array_get(env, next->last), next->name,
+		merge_variable(run, env, env_at(unread, env, next->last), next->name,
 			       json_object_get(next->entry, "value"), er);
 	}
 	/* then the plan's other variables, in its order */
@@ -1304,11 +1346,11 @@ static bool merge_env_few(struct run *run, json_t *env, const json_t *penv, stru
 }
 
 /* merge_env's merge through a table of the container's names (name_index). */
-static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, bool own_first,
-			      struct env_rec *er)
+static void merge_env_indexed(struct run *run, json_t *env, struct kilt_env_list *unread,
+			      const json_t *penv, bool own_first, struct env_rec *er)
 {
 	struct name_index ix;
-	name_index_init(&ix, env, json_array_size(penv));
+	name_index_init(&ix, env, unread, json_array_size(penv));
 	size_t n_own = json_array_size(env);
 	if (own_first) {
 		/* the plan's last entry of each name the container has, at its first entry */
@@ -1328,7 +1370,7 @@ static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, 
 			if (!name || ix.first[ix.slot[i]] != i + 1)
 				continue; /* no name, or not the first entry of its name */
 			size_t last = ix.last[ix.slot[i]];
-			json_t *e = json_array_get(env, last);
+			json_t *e = env_at(unread, env, last);
 			if (plan_of[i]) {
 				merge_variable(run, env, e, name,
 					       json_object_get(plan_of[i], "value"), er);
@@ -1356,7 +1398,7 @@ static void merge_env_indexed(struct run *run, json_t *env, const json_t *penv, 
 		/* a name the container had was merged above, with the plan's last value */
 		if (own_first && ix.first[h] && ix.first[h] - 1 < n_own)
 			continue;
-		json_t *cur = ix.first[h] ? json_array_get(env, ix.last[h]) : NULL;
+		json_t *cur = ix.first[h] ? env_at(unread, env, ix.last[h]) : NULL;
 		if (merge_variable(run, env, cur, name, json_object_get(pe, "value"), er))
 			name_index_add(&ix, json_array_size(env) - 1);
 	}
@@ -1377,8 +1419,9 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 	if (!env)
 		return kilt_error_setf(err, -EINVAL, "env is not a list");
 	struct env_rec er = { .st = st, .replaced = json_array() };
-	if (!own_first || !merge_env_few(run, env, penv, &er))
-		merge_env_indexed(run, env, penv, own_first, &er);
+	struct kilt_env_list *unread = env_unread(run, env);
+	if (!own_first || !merge_env_few(run, env, unread, penv, &er))
+		merge_env_indexed(run, env, unread, penv, own_first, &er);
 	rec_list_close(st, er.n_added);
 	rec_list(st, "env_replaced", er.replaced);
 	json_decref(er.replaced);
@@ -1854,6 +1897,7 @@ static int plan_container(struct pod *p, struct injection *inj, json_t *c, const
 	if (r < 0) {
 		*ret_own_env = false;
 		perr = (struct kilt_error){ 0 };
+		env_read_all(p->run, c);
 		target.environment = env = target_env(c);
 		r = kilt_plan_container(inj->planner, &target, run->opts->config, ret_plan, &perr);
 	}
@@ -2740,6 +2784,9 @@ int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
 		    const struct kilt_k8s_options *opts, struct kilt_k8s_result *ret,
 		    struct kilt_error *err)
 {
+	/* the copy's env lists are not the options' lists: their entries are read first */
+	if (opts)
+		kilt_env_lists_read_all(opts->env_lists);
 	return kilt_k8s_mutate_owned(json_deep_copy(pod), ns, opts, ret, err);
 }
 
@@ -2753,7 +2800,10 @@ void kilt_k8s_list_images(const json_t *doc, const struct kilt_k8s_namespace *de
 	}
 	if (check_opts(opts, false, NULL) < 0)
 		return;
-	/* The engine is run on a copy; nothing is applied, only what it would look up noted. */
+	/* The engine is run on a copy; nothing is applied, only what it would look up noted. The
+	 * copy's env lists are not the options' lists: every entry is read before (the document
+	 * stays what it was, each entry in its list as the object it is). */
+	kilt_env_lists_read_all(opts->env_lists);
 	_cleanup_json_ json_t *copy = json_deep_copy(doc);
 	struct kilt_report scratch;
 	kilt_report_init(&scratch);

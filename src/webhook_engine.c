@@ -402,6 +402,7 @@ int webhook_engine_mutate(struct webhook_engine *e, const struct kilt_admission_
 				   rv->namespace, why));
 
 	struct kilt_k8s_options o = e->k8s;
+	o.env_lists = rv->env_lists;
 	_cleanup_(kilt_image_needs_done) struct kilt_image_needs needs = { 0 };
 	kilt_image_needs_init(&needs);
 	if (may_need_facts(rv->object)) {

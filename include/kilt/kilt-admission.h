@@ -16,6 +16,8 @@
 /* How many warnings one answer carries at most (the rest are dropped, the last one says so). */
 #define KILT_ADMISSION_MAX_WARNINGS 16
 
+struct kilt_env_lists;
+
 /* A decoded review. Caller-owned; release with kilt_admission_review_done(). Every pointer but
  * `root` is borrowed from `root` and never NULL after a successful parse. */
 struct kilt_admission_review {
@@ -30,7 +32,16 @@ struct kilt_admission_review {
 	const char *operation; /* CREATE, UPDATE, DELETE or CONNECT */
 	const json_t *object; /* request.object: an object, or NULL (DELETE, CONNECT) */
 	bool dry_run; /* request.dryRun */
+	/* owned, may be NULL: the env lists of request.object's containers whose entries are read
+	 * when first needed. Give them to the Pod engine with the object
+	 * (kilt_k8s_options.env_lists), or have them all read first (kilt_env_lists_read_all):
+	 * until then, such an entry is json_null() in its list. */
+	struct kilt_env_lists *env_lists;
 };
+
+/* Reads every entry of the lists still to be read into its list (each becomes the object it
+ * is). NULL is fine. */
+void kilt_env_lists_read_all(struct kilt_env_lists *lists);
 
 /* Decodes an AdmissionReview v1 request. What kilt never reads is left out of `root` (but read
  * and checked as strictly as the rest, duplicate keys inside it aside): request's resource,
@@ -45,7 +56,10 @@ struct kilt_admission_review {
  * terminationMessagePolicy, imagePullPolicy, lifecycle and resizePolicy: members the Pod
  * engine never reads nor writes, so the answer is the same (lib/admission.c says why each is
  * safe). Anything else, unknown members included, is
- * decoded as written. A duplicate key inside a member left out is not refused (the review is
+ * decoded as written, but for the entries of each container's env (of spec.containers) written
+ * as the API server writes one, {"name": string, "value": string or null}: those are read when
+ * first needed (`env_lists`), the bulk of a pod's JSON nodes the engine would otherwise
+ * build only to find that its recipe leaves them as they are. A duplicate key inside a member left out is not refused (the review is
  * then the text read without the duplicate check, less those members; the whole text would be
  * refused); a member left out given twice in one object, a duplicate anywhere else, and what
  * is not JSON inside a member left out are refused as for the whole text. `len` is at most

@@ -66,6 +66,7 @@ enum kilt_k8s_volume_source {
 typedef int (*kilt_k8s_image_facts_fn)(void *userdata, const char *image, const char *platform,
 				       json_t **ret_facts, struct kilt_error *err);
 
+struct kilt_env_lists;
 struct kilt_k8s_options {
 	/* borrowed array of n_recipes recipes; the first is the default. NULL with 0: only removal
 	 * (kilt_k8s_remove) is possible. */
@@ -100,6 +101,9 @@ struct kilt_k8s_options {
 	/* kilt_k8s_mutate gives the patch as JSON text (the result's patch_text) instead of jansson
 	 * values (its patch NULL): for a front end that only sends it on. */
 	bool patch_as_text;
+	/* borrowed, may be NULL: the env lists of the pod whose entries are still to be read
+	 * (kilt_admission_review.env_lists); the engine reads those it needs */
+	struct kilt_env_lists *env_lists;
 	/* may be NULL: no lookups (a container that needs one is skipped, or fails when strict) */
 	kilt_k8s_image_facts_fn image_facts;
 	void *image_facts_userdata; /* borrowed */
@@ -146,7 +150,9 @@ int kilt_k8s_mutate(const json_t *pod, const struct kilt_k8s_namespace *ns,
 		    struct kilt_error *err);
 
 /* Like kilt_k8s_mutate, but takes `pod` (stolen, also on failure) and patches it in place into
- * ret->pod: a front end that decoded the pod for this call saves a copy of it. */
+ * ret->pod: a front end that decoded the pod for this call saves a copy of it. kilt_k8s_mutate
+ * reads every entry of opts->env_lists before it copies the pod; this reads only those it needs,
+ * and ret->pod may still hold entries to be read (kilt_env_lists_read_all() reads them). */
 int kilt_k8s_mutate_owned(json_t *pod, const struct kilt_k8s_namespace *ns,
 			  const struct kilt_k8s_options *opts, struct kilt_k8s_result *ret,
 			  struct kilt_error *err);

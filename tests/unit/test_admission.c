@@ -582,9 +582,44 @@ static void del_never_read(json_t *root)
 	}
 }
 
+/* Whether `e` is an env entry as the API server writes one: a string "name", a string or null
+ * "value" or none, nothing else. */
+static bool plain_env_entry(const json_t *e)
+{
+	const json_t *v = json_object_get(e, "value");
+	return json_is_object(e) && json_is_string(json_object_get(e, "name")) &&
+	       json_object_size(e) == 1u + (v != NULL) &&
+	       (!v || json_is_string(v) || json_is_null(v));
+}
+
+/* The env lists of rv's containers against those of the whole decode: an entry still to be read
+ * is json_null() where the whole decode has a plain entry, and every plain entry is one; then
+ * every entry read (kilt_env_lists_read_all()). The number of entries that were to be read. */
+static size_t read_env_lists(struct kilt_admission_review *rv,
+			     const struct kilt_admission_review *whole)
+{
+	const json_t *cs = json_object_get(json_object_get(rv->object, "spec"), "containers");
+	const json_t *wcs = json_object_get(json_object_get(whole->object, "spec"), "containers");
+	size_t unread = 0;
+	for (size_t i = 0; i < json_array_size(cs); i++) {
+		const json_t *env = json_object_get(json_array_get(cs, i), "env");
+		const json_t *wenv = json_object_get(json_array_get(wcs, i), "env");
+		for (size_t k = 0; json_is_array(env) && k < json_array_size(env); k++) {
+			const json_t *we = json_array_get(wenv, k);
+			bool plain = plain_env_entry(we);
+			assert_int_equal(json_is_null(json_array_get(env, k)) && !json_is_null(we),
+					 plain);
+			unread += plain;
+		}
+	}
+	assert_int_equal(rv->env_lists != NULL, unread > 0);
+	kilt_env_lists_read_all(rv->env_lists);
+	return unread;
+}
+
 /* The review's tree without what kilt_admission_review_parse() leaves out (del_never_read()),
- * and every other member as the whole decode has it. */
-static void assert_decoded_less_never_read(const char *text)
+ * and every other member as the whole decode has it, once the env entries are read. */
+static size_t assert_decoded_less_never_read(const char *text)
 {
 	struct kilt_admission_review rv = { 0 }, whole = { 0 };
 	struct kilt_error err = { 0 };
@@ -595,6 +630,7 @@ static void assert_decoded_less_never_read(const char *text)
 	assert_null(json_object_get(json_object_get(json_object_get(req, "object"), "metadata"),
 				    "managedFields"));
 	assert_null(json_object_get(req, "oldObject"));
+	size_t unread = read_env_lists(&rv, &whole);
 	json_auto_t *want = json_deep_copy(whole.root);
 	del_never_read(want);
 	_cleanup_free_ char *a = kilt_json_dumps(rv.root, JSON_COMPACT);
@@ -602,6 +638,7 @@ static void assert_decoded_less_never_read(const char *text)
 	assert_string_equal(a, b);
 	kilt_admission_review_done(&rv);
 	kilt_admission_review_done(&whole);
+	return unread;
 }
 
 /* Refused as the whole text is, with the same message and place. */
@@ -814,19 +851,24 @@ static const char RECIPE_B[] =
 	"]\n"
 	"}\n";
 
-/* What the webhook answers for `pod` with recipe `kr` (the Pod engine's patch, its warnings and
- * the reasons of its decisions), as JSON text; the injected pod in *ret_pod when asked. */
-static char *engine_answer(const json_t *pod, const struct kilt_k8s_recipe *kr, json_t **ret_pod)
+/* What the webhook answers for the pod of `rv` with recipe `kr` (the Pod engine's patch, its
+ * warnings and the reasons of its decisions), as JSON text; the injected pod in *ret_pod when
+ * asked. As the webhook does: the review's pod patched in place, with its env lists. */
+static char *engine_answer(struct kilt_admission_review *rv, const struct kilt_k8s_recipe *kr,
+			   json_t **ret_pod)
 {
 	struct kilt_k8s_options o;
 	kilt_k8s_options_default(&o);
 	o.recipes = kr;
 	o.n_recipes = 1;
+	o.env_lists = rv->env_lists;
 	struct kilt_k8s_namespace ns = { .name = "shop" };
 	struct kilt_k8s_result res;
 	struct kilt_error err = { 0 };
-	if (kilt_k8s_mutate(pod, &ns, &o, &res, &err) != 0)
+	if (kilt_k8s_mutate_owned(json_incref((json_t *)(uintptr_t)rv->object), &ns, &o, &res,
+				  &err) != 0)
 		fail_msg("the engine failed: %s", err.msg);
+	kilt_env_lists_read_all(rv->env_lists);
 	json_auto_t *reasons = json_array();
 	for (size_t i = 0; i < res.report.n_decisions; i++)
 		json_array_append_new(reasons, json_string(res.report.decisions[i].reason
@@ -863,8 +905,8 @@ static json_t *assert_same_answers(const char *text, const struct kilt_k8s_recip
 		fail_msg("refused: %s", err.msg);
 	assert_int_equal(kilt_admission_review_parse_whole(text, strlen(text), &whole, &err), 0);
 	json_t *injected = NULL;
-	_cleanup_free_ char *got = engine_answer(rv.object, a, NULL);
-	_cleanup_free_ char *want = engine_answer(whole.object, a, &injected);
+	_cleanup_free_ char *got = engine_answer(&rv, a, NULL);
+	_cleanup_free_ char *want = engine_answer(&whole, a, &injected);
 	assert_string_equal(got, want);
 	assert_non_null(strstr(got, "\"op\":\"add\""));
 	kilt_admission_review_done(&rv);
@@ -875,8 +917,8 @@ static json_t *assert_same_answers(const char *text, const struct kilt_k8s_recip
 		assert_int_equal(kilt_admission_review_parse(again, strlen(again), &rv, &err), 0);
 		assert_int_equal(
 			kilt_admission_review_parse_whole(again, strlen(again), &whole, &err), 0);
-		_cleanup_free_ char *g = engine_answer(rv.object, next[i], NULL);
-		_cleanup_free_ char *w = engine_answer(whole.object, next[i], NULL);
+		_cleanup_free_ char *g = engine_answer(&rv, next[i], NULL);
+		_cleanup_free_ char *w = engine_answer(&whole, next[i], NULL);
 		assert_string_equal(g, w);
 		assert_true(i == 0 ? strstr(g, "\"patch\":[]") != NULL
 				   : strstr(g, "\"op\":\"remove\"") != NULL);
@@ -884,6 +926,85 @@ static json_t *assert_same_answers(const char *text, const struct kilt_k8s_recip
 		kilt_admission_review_done(&whole);
 	}
 	return injected;
+}
+
+/* A review of a pod whose containers have the env lists `env0` and `env1` and whose init
+ * container has `init_env`. */
+static char *env_review(const char *env0, const char *env1, const char *init_env)
+{
+	return xasprintf(
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		"\"uid\":\"u-1\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+		"\"namespace\":\"shop\",\"operation\":\"CREATE\",\"object\":{\"apiVersion\":\"v1\","
+		"\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\"},"
+		"\"spec\":{\"initContainers\":[{\"name\":\"init\",\"image\":\"example/init:1\","
+		"\"command\":[\"/init\"],\"env\":%s}],\"containers\":[{\"name\":\"app\","
+		"\"image\":\"example/app:1\",\"command\":[\"/app\"],\"env\":%s},{\"name\":\"side\","
+		"\"image\":\"example/side:1\",\"command\":[\"/side\"],\"env\":%s}]}}}}",
+		init_env, env0, env1);
+}
+
+/* The entries of spec.containers' env lists written as the API server writes them (a string
+ * name, a string or null value or none, nothing else) are read when first needed, the others at
+ * once: the tree read whole is the whole decode's, and the Pod engine's answers are the same,
+ * also where the recipe's variable replaces an entry not read yet (AGENT_NAME) and for names
+ * given twice (the last taken). An entry refused by the whole decode is refused the same way. */
+static void test_admission__env_lists(void **state)
+{
+	(void)state;
+	struct kilt_error err = { 0 };
+	struct kilt_recipe *ra = NULL, *rb = NULL;
+	assert_int_equal(kilt_recipe_load_string(RECIPE_A, sizeof(RECIPE_A) - 1, "a", &ra, &err),
+			 0);
+	assert_int_equal(kilt_recipe_load_string(RECIPE_B, sizeof(RECIPE_B) - 1, "b", &rb, &err),
+			 0);
+	struct kilt_k8s_recipe a = { .name = "a", .recipe = ra }, b = { .name = "b", .recipe = rb };
+	static const char mixed[] =
+		"[{\"name\":\"A\",\"value\":\"1\"},{\"value\":\"2\",\"name\":\"B\"},{\"name\":"
+		"\"C\"},"
+		"{\"name\":\"D\",\"value\":null},"
+		"{\"name\":\"E\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.podIP\"}}},"
+		"{\"name\":\"F\",\"value\":\"x\",\"extra\":1},{\"name\":\"G\\u0041\",\"value\":"
+		"\"e\\n\"},"
+		" { \"name\" : \"AGENT_NAME\" , \"value\" : \"old\" } "
+		",{\"name\":\"A\",\"value\":\"2\"},"
+		"{\"name\":7},{\"value\":\"nameless\"},{},\"text\",null,[],{\"name\":\"H\","
+		"\"value\":1},"
+		"{\"name\":\"\\u00e9\",\"value\":\"\xc3\xa9\"}]";
+	static const char few[] =
+		"[{\"name\":\"X\",\"value\":\"1\"},{\"name\":\"Y\",\"value\":\"\"}]";
+	_cleanup_free_ char *t1 = env_review(mixed, few, few);
+	/* A, B, C, D, GA, AGENT_NAME, A again, é; X, Y (not the init container's) */
+	assert_int_equal(assert_decoded_less_never_read(t1), 10);
+	json_decref(assert_same_answers(t1, &a, &b));
+	_cleanup_free_ char *t2 = env_review("[]", "\"not a list\"", "[]");
+	assert_int_equal(assert_decoded_less_never_read(t2), 0);
+	json_decref(assert_same_answers(t2, &a, &b));
+	/* every entry plain, the recipe's name among them: the engine's table of names */
+	_cleanup_free_ char *t3 =
+		env_review(few, "[{\"name\":\"AGENT_NAME\",\"value\":\"side\"}]", "[]");
+	assert_int_equal(assert_decoded_less_never_read(t3), 3);
+	json_decref(assert_same_answers(t3, &a, &b));
+
+	static const char *const refused[] = {
+		"[{\"name\":\"A\",\"name\":\"B\"}]",
+		"[{\"name\":\"A\",\"value\":\"1\",\"value\":\"2\"}]",
+		"[{\"name\":\"A\",\"value\":\"\xc3\"}]",
+		"[{\"name\":\"A\",\"value\":\"\\u0000\"}]",
+		"[{\"name\":\"A\",\"value\":\"1\"},]",
+		"[{\"name\":\"A\",\"value\":\"1\"}",
+		"[{\"name\":\"A\" \"value\":\"1\"}]",
+		"[{\"name\":\"A\",\"value\":nul}]",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+		_cleanup_free_ char *t = env_review(refused[i], few, "[]");
+		assert_refused_as_whole(t, strlen(t));
+		/* and every cut of it */
+		for (size_t len = strlen(t) / 2; len < strlen(t); len += 7)
+			assert_refused_as_whole(t, len);
+	}
+	kilt_recipe_free(ra);
+	kilt_recipe_free(rb);
 }
 
 /* Members of the pod the Pod engine never reads nor writes (the spec's scheduling and lifecycle
@@ -966,7 +1087,7 @@ static void test_admission__pod_never_read(void **state)
 	assert_int_equal(kilt_read_file(KILT_SOURCE_DIR "/fuzz/corpus/admission/skim-real",
 					(size_t)1 << 20, &real, &len),
 			 0);
-	assert_decoded_less_never_read(real);
+	assert_true(assert_decoded_less_never_read(real) > 0);
 	json_decref(assert_same_answers(real, &a, &b));
 
 	/* a duplicate key inside what is left out (a container's probe, oldObject) is not
@@ -1117,6 +1238,7 @@ int main(void)
 		cmocka_unit_test(test_admission__managed_fields_duplicates),
 		cmocka_unit_test(test_admission__request_never_read),
 		cmocka_unit_test(test_admission__pod_never_read),
+		cmocka_unit_test(test_admission__env_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
