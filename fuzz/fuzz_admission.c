@@ -169,9 +169,16 @@ static void read_env_lists(const struct kilt_admission_review *rv, const json_t 
 	for (size_t i = 0; i < json_array_size(cs); i++) {
 		const json_t *env = json_object_get(json_array_get(cs, i), "env");
 		const json_t *wenv = json_object_get(json_array_get(wcs, i), "env");
+		const struct kilt_env_list *l = kilt_env_list_find(rv->env_lists, env);
 		for (size_t k = 0; json_is_array(env) && k < json_array_size(env); k++) {
 			const json_t *we = json_array_get(wenv, k);
 			bool plain = plain_env_entry(we);
+			/* the name it is known by until then */
+			const char *name = l ? kilt_env_list_unread_name(l, k) : NULL;
+			const char *wname =
+				plain ? json_string_value(json_object_get(we, "name")) : NULL;
+			if (!name != !wname || (name && strcmp(name, wname) != 0))
+				abort();
 			if ((json_is_null(json_array_get(env, k)) && !json_is_null(we)) != plain)
 				abort();
 			unread += plain;

@@ -68,14 +68,14 @@ struct kilt_admission_review;
 /* The env lists of a review read when first needed (kilt_json_parse_env_lists()): for each, the
  * array in the tree and, for each of its entries still to be read, its name and its text. */
 struct kilt_env_entry {
-	size_t name; /* offset of its NUL-terminated name in the list's names */
-	size_t at, len; /* its text in the list's text; len 0 once read */
+	size_t at, len; /* its text in the list's text; len 0 once read (or never to be) */
+	size_t name; /* where its name is in the list's text, NUL-terminated */
 };
 struct kilt_env_list {
 	json_t *list; /* borrowed: the array in the tree */
-	struct kilt_env_entry *e; /* owned: one for each element */
+	struct kilt_env_entry *e; /* owned: one for each element, then the list's text */
 	size_t n, unread;
-	char *names, *text; /* owned */
+	char *text; /* borrowed from `e`: the list's text, then the names of its entries */
 };
 struct kilt_env_lists {
 	struct kilt_env_list *v; /* owned */

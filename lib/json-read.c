@@ -970,12 +970,12 @@ static uint64_t member_paths(const struct reader *r, unsigned depth, uint64_t pa
 }
 
 /* An env entry at p written as the API server writes one (kilt_json_parse_env_lists()): an
- * object of a string "name" and a string or null "value", nothing else. Where it ends, its name
- * added to `names` (NUL-terminated); NULL when it is not so (`names` as it was). */
+ * object of a string "name" and a string or null "value", nothing else. Where it ends, with its
+ * name's opening quote in *ret_name and the name's length in *ret_len; NULL when it is not so. */
 static const unsigned char *plain_env_entry(struct reader *r, const unsigned char *end,
-					    const unsigned char *p, struct kbuf *names)
+					    const unsigned char *p, const unsigned char **ret_name,
+					    size_t *ret_len)
 {
-	size_t mark = names->len;
 	unsigned seen = 0;
 	if (*p != '{')
 		return NULL;
@@ -984,35 +984,42 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
 		const char *k, *s;
 		size_t klen, len;
 		if (next(&p, end) != '"' || !(p = string(r, end, p, &k, &klen)))
-			break;
+			return NULL;
 		unsigned bit = klen == 4 && memcmp(k, "name", 4) == 0	 ? 1u
 			       : klen == 5 && memcmp(k, "value", 5) == 0 ? 2u
 									 : 0u;
 		if (!bit || (seen & bit) || !eat(&p, end, ':'))
-			break;
+			return NULL;
 		seen |= bit;
 		if (next(&p, end) == '"') {
+			const unsigned char *q = p;
 			/* string() refuses a NUL, escaped or not */
 			if (!(p = string(r, end, p, &s, &len)))
-				break;
-			if (bit == 1 && (kbuf_add(names, s, len) < 0 || kbuf_addc(names, '\0') < 0))
-				break;
+				return NULL;
+			if (bit == 1) {
+				*ret_name = q;
+				*ret_len = len;
+			}
 		} else if (bit == 1 || !(p = word(p, end, "null", 4))) {
-			break;
+			return NULL;
 		}
 		if (eat(&p, end, ','))
 			continue;
-		if (seen & 1 && eat(&p, end, '}'))
-			return p;
-		break;
+		return seen & 1 && eat(&p, end, '}') ? p : NULL;
 	}
-	names->len = mark;
-	return NULL;
 }
+
+/* An env list's entries while it is read: where each entry's text and its name's are (`at` its
+ * text's offset, `name` its name's, len 0 for an entry decoded at once), on the stack up to
+ * ENV_ON_STACK. */
+struct env_scan {
+	size_t at, len, name, name_len;
+};
+#define ENV_ON_STACK 128
 
 /* An env list at p (the value of a member at an env-list path, at `depth`): value()'s, but its
  * plain entries (plain_env_entry()) left as json_null() to be read when first needed, the list
- * added to r->lists when it has one. */
+ * added to r->lists when it has one: its entries, its text and their names in one block. */
 static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 				     const unsigned char *p, unsigned depth, json_t **ret)
 {
@@ -1020,19 +1027,17 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 		return value(r, end, p, depth, 0, ret);
 	const unsigned char *start = p;
 	json_t *a = json_array();
-	struct kilt_env_entry *e = NULL;
-	size_t n = 0, cap = 0, unread = 0;
-	struct kbuf names;
-	kbuf_init(&names, SIZE_MAX / 2);
+	struct env_scan stack[ENV_ON_STACK], *e = stack;
+	size_t n = 0, cap = ENV_ON_STACK, unread = 0, names = 0;
 	p++;
 	if (next(&p, end) == ']') {
-		p++;
-		goto done;
+		*ret = a;
+		return p + 1;
 	}
 	for (;;) {
-		const unsigned char *from = p;
-		size_t name = names.len;
-		const unsigned char *to = plain_env_entry(r, end, p, &names);
+		const unsigned char *from = p, *name = NULL;
+		size_t name_len = 0;
+		const unsigned char *to = plain_env_entry(r, end, p, &name, &name_len);
 		bool plain = to != NULL;
 		json_t *v = json_null();
 		if (!plain && !(to = value(r, end, from, depth + 1, 0, &v)))
@@ -1040,13 +1045,16 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 		if (json_array_append_new(a, v) != 0)
 			goto fail;
 		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			e = xrealloc(e, cap * sizeof(*e));
+			cap *= 2;
+			e = e == stack ? memcpy(xmalloc(cap * sizeof(*e)), stack, sizeof(stack))
+				       : xrealloc(e, cap * sizeof(*e));
 		}
-		e[n++] = (struct kilt_env_entry){ .name = name,
-						  .at = (size_t)(from - start),
-						  .len = plain ? (size_t)(to - from) : 0 };
+		e[n++] = (struct env_scan){ .at = (size_t)(from - start),
+					    .len = plain ? (size_t)(to - from) : 0,
+					    .name = plain ? (size_t)(name - start) : 0,
+					    .name_len = name_len };
 		unread += plain;
+		names += plain ? name_len + 1 : 0;
 		p = to;
 		int c = next(&p, end);
 		if (c == ',') {
@@ -1060,29 +1068,41 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 		}
 		goto fail;
 	}
-done:
 	if (unread) {
 		struct kilt_env_lists *ls = r->lists;
 		if (ls->n == ls->cap) {
 			ls->cap = ls->cap ? 2 * ls->cap : 4;
 			ls->v = xrealloc(ls->v, ls->cap * sizeof(*ls->v));
 		}
-		char *text = xmalloc((size_t)(p - start));
-		memcpy(text, start, (size_t)(p - start));
-		ls->v[ls->n++] = (struct kilt_env_list){ .list = a,
-							 .e = steal_pointer(&e),
-							 .n = n,
-							 .unread = unread,
-							 .names = kbuf_steal(&names),
-							 .text = text };
+		size_t span = (size_t)(p - start);
+		struct kilt_env_entry *out = xmalloc(n * sizeof(*out) + span + names);
+		char *text = (char *)(out + n), *name = text + span;
+		memcpy(text, start, span);
+		for (size_t i = 0; i < n; i++) {
+			out[i] = (struct kilt_env_entry){ .at = e[i].at, .len = e[i].len };
+			if (!e[i].len)
+				continue;
+			/* the name again: its bytes, or decoded once more when it has an escape */
+			const char *s = (const char *)start + e[i].name + 1;
+			if ((s[e[i].name_len] != '"' || memchr(s, '\\', e[i].name_len)) &&
+			    !string(r, end, start + e[i].name, &s, &e[i].name_len))
+				abort(); /* read once already */
+			out[i].name = (size_t)(name - text);
+			memcpy(name, s, e[i].name_len);
+			name += e[i].name_len;
+			*name++ = '\0';
+		}
+		ls->v[ls->n++] = (struct kilt_env_list){
+			.list = a, .e = out, .n = n, .unread = unread, .text = text
+		};
 	}
-	free(e);
-	kbuf_done(&names);
+	if (e != stack)
+		free(e);
 	*ret = a;
 	return p;
 fail:
-	free(e);
-	kbuf_done(&names);
+	if (e != stack)
+		free(e);
 	json_decref(a);
 	return NULL;
 }
@@ -1434,9 +1454,7 @@ json_t *kilt_json_parse_skip_index(const char *text, size_t len, size_t flags,
 
 static void env_list_done(struct kilt_env_list *l)
 {
-	free(l->e);
-	free(l->names);
-	free(l->text);
+	free(l->e); /* its text and names with it */
 }
 
 json_t *kilt_json_parse_env_lists(const char *text, size_t len, size_t flags,
@@ -1492,7 +1510,7 @@ struct kilt_env_list *kilt_env_list_find(const struct kilt_env_lists *lists, con
 
 const char *kilt_env_list_unread_name(const struct kilt_env_list *l, size_t i)
 {
-	return i < l->n && l->e[i].len ? l->names + l->e[i].name : NULL;
+	return i < l->n && l->e[i].len ? l->text + l->e[i].name : NULL;
 }
 
 json_t *kilt_env_list_read(struct kilt_env_list *l, size_t i)

@@ -604,9 +604,17 @@ static size_t read_env_lists(struct kilt_admission_review *rv,
 	for (size_t i = 0; i < json_array_size(cs); i++) {
 		const json_t *env = json_object_get(json_array_get(cs, i), "env");
 		const json_t *wenv = json_object_get(json_array_get(wcs, i), "env");
+		const struct kilt_env_list *l = kilt_env_list_find(rv->env_lists, env);
 		for (size_t k = 0; json_is_array(env) && k < json_array_size(env); k++) {
 			const json_t *we = json_array_get(wenv, k);
 			bool plain = plain_env_entry(we);
+			/* the name it is known by until then */
+			const char *name = l ? kilt_env_list_unread_name(l, k) : NULL;
+			const char *want =
+				plain ? json_string_value(json_object_get(we, "name")) : NULL;
+			if (!name != !want || (name && strcmp(name, want) != 0))
+				fail_msg("entry %zu of container %zu: named %s, not %s", k, i,
+					 name ? name : "(none)", want ? want : "(none)");
 			assert_int_equal(json_is_null(json_array_get(env, k)) && !json_is_null(we),
 					 plain);
 			unread += plain;
@@ -966,6 +974,7 @@ static void test_admission__env_lists(void **state)
 		"{\"name\":\"E\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.podIP\"}}},"
 		"{\"name\":\"F\",\"value\":\"x\",\"extra\":1},{\"name\":\"G\\u0041\",\"value\":"
 		"\"e\\n\"},"
+		"{\"name\":\"\\\"\",\"value\":\"q\"},{\"name\":\"\\\"\\\"x\",\"value\":\"q\"},"
 		" { \"name\" : \"AGENT_NAME\" , \"value\" : \"old\" } "
 		",{\"name\":\"A\",\"value\":\"2\"},"
 		"{\"name\":7},{\"value\":\"nameless\"},{},\"text\",null,[],{\"name\":\"H\","
@@ -974,8 +983,8 @@ static void test_admission__env_lists(void **state)
 	static const char few[] =
 		"[{\"name\":\"X\",\"value\":\"1\"},{\"name\":\"Y\",\"value\":\"\"}]";
 	_cleanup_free_ char *t1 = env_review(mixed, few, few);
-	/* A, B, C, D, GA, AGENT_NAME, A again, é; X, Y (not the init container's) */
-	assert_int_equal(assert_decoded_less_never_read(t1), 10);
+	/* A, B, C, D, GA, ", ""x, AGENT_NAME, A again, é; X, Y (not the init container's) */
+	assert_int_equal(assert_decoded_less_never_read(t1), 12);
 	json_decref(assert_same_answers(t1, &a, &b));
 	_cleanup_free_ char *t2 = env_review("[]", "\"not a list\"", "[]");
 	assert_int_equal(assert_decoded_less_never_read(t2), 0);
