@@ -232,6 +232,20 @@ static inline unsigned ascii_stops(__m128i v)
 }
 #endif
 
+#if defined(__SSE2__)
+/* The first byte from p that ends a run of printable ASCII string bytes (ascii_stops()), when it
+ * is found in whole windows of sixteen before `end`; else NULL. */
+static inline const unsigned char *ascii_run(const unsigned char *p, const unsigned char *end)
+{
+	for (; end - p >= 16; p += 16) {
+		unsigned stop = ascii_stops(_mm_loadu_si128((const __m128i *)(const void *)p));
+		if (stop)
+			return p + __builtin_ctz(stop);
+	}
+	return NULL;
+}
+#endif
+
 /* Bytes a to e as the low five bytes of a little-endian load of eight read them (the three
  * others masked off before the comparison; fewer bytes are given as 0 and masked off too). */
 #define FIVE(a, b, c, d, e)                                                                        \
@@ -976,6 +990,20 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
 					    const unsigned char *p, const unsigned char **ret_name,
 					    size_t *ret_len)
 {
+#if defined(__SSE2__)
+	/* most entries are {"name":"N","value":"V"}, N and V printable ASCII without an escape */
+	static const char name_key[9] = "{\"name\":\"", value_key[11] = "\",\"value\":\"";
+	const unsigned char *n = p + sizeof(name_key), *q, *v;
+	if (end - p > (ptrdiff_t)sizeof(name_key) && memcmp(p, name_key, sizeof(name_key)) == 0 &&
+	    (q = ascii_run(n, end)) && *q == '"' && end - q > (ptrdiff_t)sizeof(value_key) &&
+	    memcmp(q, value_key, sizeof(value_key)) == 0 &&
+	    (v = ascii_run(q + sizeof(value_key), end)) && *v == '"' && end - v >= 2 &&
+	    v[1] == '}') {
+		*ret_name = n - 1;
+		*ret_len = (size_t)(q - n);
+		return v + 2;
+	}
+#endif
 	unsigned seen = 0;
 	if (*p != '{')
 		return NULL;
@@ -992,12 +1020,12 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
 			return NULL;
 		seen |= bit;
 		if (next(&p, end) == '"') {
-			const unsigned char *q = p;
+			const unsigned char *open = p;
 			/* string() refuses a NUL, escaped or not */
 			if (!(p = string(r, end, p, &s, &len)))
 				return NULL;
 			if (bit == 1) {
-				*ret_name = q;
+				*ret_name = open;
 				*ret_len = len;
 			}
 		} else if (bit == 1 || !(p = word(p, end, "null", 4))) {
