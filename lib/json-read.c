@@ -985,10 +985,11 @@ static uint64_t member_paths(const struct reader *r, unsigned depth, uint64_t pa
 
 /* An env entry at p written as the API server writes one (kilt_json_parse_env_lists()): an
  * object of a string "name" and a string or null "value", nothing else. Where it ends, with its
- * name's opening quote in *ret_name and the name's length in *ret_len; NULL when it is not so. */
+ * name's opening quote in *ret_name, its decoded length in *ret_len and whether those are its
+ * bytes as written (no escape) in *ret_raw; NULL when it is not so. */
 static const unsigned char *plain_env_entry(struct reader *r, const unsigned char *end,
 					    const unsigned char *p, const unsigned char **ret_name,
-					    size_t *ret_len)
+					    size_t *ret_len, bool *ret_raw)
 {
 #if defined(__SSE2__)
 	/* most entries are {"name":"N","value":"V"}, N and V printable ASCII without an escape */
@@ -1001,6 +1002,7 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
 	    v[1] == '}') {
 		*ret_name = n - 1;
 		*ret_len = (size_t)(q - n);
+		*ret_raw = true;
 		return v + 2;
 	}
 #endif
@@ -1027,6 +1029,7 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
 			if (bit == 1) {
 				*ret_name = open;
 				*ret_len = len;
+				*ret_raw = s == (const char *)open + 1;
 			}
 		} else if (bit == 1 || !(p = word(p, end, "null", 4))) {
 			return NULL;
@@ -1042,6 +1045,7 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
  * ENV_ON_STACK. */
 struct env_scan {
 	size_t at, len, name, name_len;
+	bool raw;
 };
 #define ENV_ON_STACK 128
 
@@ -1065,7 +1069,8 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 	for (;;) {
 		const unsigned char *from = p, *name = NULL;
 		size_t name_len = 0;
-		const unsigned char *to = plain_env_entry(r, end, p, &name, &name_len);
+		bool raw = false;
+		const unsigned char *to = plain_env_entry(r, end, p, &name, &name_len, &raw);
 		bool plain = to != NULL;
 		json_t *v = json_null();
 		if (!plain && !(to = value(r, end, from, depth + 1, 0, &v)))
@@ -1080,7 +1085,8 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 		e[n++] = (struct env_scan){ .at = (size_t)(from - start),
 					    .len = plain ? (size_t)(to - from) : 0,
 					    .name = plain ? (size_t)(name - start) : 0,
-					    .name_len = name_len };
+					    .name_len = name_len,
+					    .raw = raw };
 		unread += plain;
 		names += plain ? name_len + 1 : 0;
 		p = to;
@@ -1112,8 +1118,7 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 				continue;
 			/* the name again: its bytes, or decoded once more when it has an escape */
 			const char *s = (const char *)start + e[i].name + 1;
-			if ((s[e[i].name_len] != '"' || memchr(s, '\\', e[i].name_len)) &&
-			    !string(r, end, start + e[i].name, &s, &e[i].name_len))
+			if (!e[i].raw && !string(r, end, start + e[i].name, &s, &e[i].name_len))
 				abort(); /* read once already */
 			out[i].name = (size_t)(name - text);
 			memcpy(name, s, e[i].name_len);
