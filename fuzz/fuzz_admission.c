@@ -158,33 +158,31 @@ static bool plain_env_entry(const json_t *e)
 }
 
 /* The env lists of rv's containers against those of `want` (the review read otherwise): an
- * entry still to be read is json_null() where `want` has a plain entry, and every plain entry is
- * one; then every entry read (kilt_env_lists_read_all()). */
+ * entry still to be read is json_null() where `want` has a plain entry, known by that entry's
+ * name, and every plain entry is one, or none is (a text that jansson read in the end: its lists
+ * are decoded whole); then every entry read (kilt_env_lists_read_all()). */
 static void read_env_lists(const struct kilt_admission_review *rv, const json_t *want)
 {
 	const json_t *obj = json_object_get(json_object_get(want, "request"), "object");
 	const json_t *cs = json_object_get(json_object_get(rv->object, "spec"), "containers");
 	const json_t *wcs = json_object_get(json_object_get(obj, "spec"), "containers");
-	size_t unread = 0;
+	size_t plain = 0, unread = 0;
 	for (size_t i = 0; i < json_array_size(cs); i++) {
 		const json_t *env = json_object_get(json_array_get(cs, i), "env");
 		const json_t *wenv = json_object_get(json_array_get(wcs, i), "env");
 		const struct kilt_env_list *l = kilt_env_list_find(rv->env_lists, env);
 		for (size_t k = 0; json_is_array(env) && k < json_array_size(env); k++) {
 			const json_t *we = json_array_get(wenv, k);
-			bool plain = plain_env_entry(we);
-			/* the name it is known by until then */
+			bool waits = json_is_null(json_array_get(env, k)) && !json_is_null(we);
 			const char *name = l ? kilt_env_list_unread_name(l, k) : NULL;
-			const char *wname =
-				plain ? json_string_value(json_object_get(we, "name")) : NULL;
-			if (!name != !wname || (name && strcmp(name, wname) != 0))
+			if (waits != (name != NULL) || (waits && !plain_env_entry(we)) ||
+			    (name && strcmp(name, json_string_value(json_object_get(we, "name")))))
 				abort();
-			if ((json_is_null(json_array_get(env, k)) && !json_is_null(we)) != plain)
-				abort();
-			unread += plain;
+			plain += plain_env_entry(we);
+			unread += waits;
 		}
 	}
-	if ((rv->env_lists != NULL) != (unread > 0))
+	if ((unread && unread != plain) || (rv->env_lists != NULL) != (unread > 0))
 		abort();
 	kilt_env_lists_read_all(rv->env_lists);
 }
