@@ -983,6 +983,22 @@ static uint64_t member_paths(const struct reader *r, unsigned depth, uint64_t pa
 	return on;
 }
 
+/* Past what follows an element of an array at *pp: ',' with the whitespace after it (the next
+ * element at *pp), or ']' (*pp past it); -1 for anything else. */
+static inline int element_end(const unsigned char **pp, const unsigned char *end)
+{
+	int c = next(pp, end);
+	if (c == ',') {
+		(*pp)++;
+		next(pp, end);
+	} else if (c == ']') {
+		(*pp)++;
+	} else {
+		c = -1;
+	}
+	return c;
+}
+
 /* An env entry at p written as the API server writes one (kilt_json_parse_env_lists()): an
  * object of a string "name" and a string or null "value", nothing else. Where it ends, with its
  * name's opening quote in *ret_name, its decoded length in *ret_len and whether those are its
@@ -1090,16 +1106,11 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 		unread += plain;
 		names += plain ? name_len + 1 : 0;
 		p = to;
-		int c = next(&p, end);
-		if (c == ',') {
-			p++;
-			next(&p, end);
+		int c = element_end(&p, end);
+		if (c == ',')
 			continue;
-		}
-		if (c == ']') {
-			p++;
+		if (c == ']')
 			break;
-		}
 		goto fail;
 	}
 	if (unread) {
@@ -1232,15 +1243,12 @@ static const unsigned char *array(struct reader *r, const unsigned char *p, unsi
 		if (!(p = value(r, end, p, depth + 1, each, &v)) ||
 		    json_array_append_new(a, v) != 0)
 			break;
-		int c = next(&p, end);
-		if (c == ',') {
-			p++;
-			next(&p, end);
+		int c = element_end(&p, end);
+		if (c == ',')
 			continue;
-		}
 		if (c == ']') {
 			*ret = a;
-			return p + 1;
+			return p;
 		}
 		break;
 	}

@@ -859,6 +859,17 @@ static const char RECIPE_B[] =
 	"]\n"
 	"}\n";
 
+/* Recipes A and B, loaded into *ra and *rb (the caller frees them), named in *a and *b. */
+static void load_recipes(struct kilt_recipe **ra, struct kilt_recipe **rb,
+			 struct kilt_k8s_recipe *a, struct kilt_k8s_recipe *b)
+{
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_load_string(RECIPE_A, sizeof(RECIPE_A) - 1, "a", ra, &err), 0);
+	assert_int_equal(kilt_recipe_load_string(RECIPE_B, sizeof(RECIPE_B) - 1, "b", rb, &err), 0);
+	*a = (struct kilt_k8s_recipe){ .name = "a", .recipe = *ra };
+	*b = (struct kilt_k8s_recipe){ .name = "b", .recipe = *rb };
+}
+
 /* What the webhook answers for the pod of `rv` with recipe `kr` (the Pod engine's patch, its
  * warnings and the reasons of its decisions), as JSON text; the injected pod in *ret_pod when
  * asked. As the webhook does: the review's pod patched in place, with its env lists. */
@@ -960,13 +971,9 @@ static char *env_review(const char *env0, const char *env1, const char *init_env
 static void test_admission__env_lists(void **state)
 {
 	(void)state;
-	struct kilt_error err = { 0 };
 	struct kilt_recipe *ra = NULL, *rb = NULL;
-	assert_int_equal(kilt_recipe_load_string(RECIPE_A, sizeof(RECIPE_A) - 1, "a", &ra, &err),
-			 0);
-	assert_int_equal(kilt_recipe_load_string(RECIPE_B, sizeof(RECIPE_B) - 1, "b", &rb, &err),
-			 0);
-	struct kilt_k8s_recipe a = { .name = "a", .recipe = ra }, b = { .name = "b", .recipe = rb };
+	struct kilt_k8s_recipe a, b;
+	load_recipes(&ra, &rb, &a, &b);
 	static const char mixed[] =
 		"[{\"name\":\"A\",\"value\":\"1\"},{\"value\":\"2\",\"name\":\"B\"},{\"name\":"
 		"\"C\"},"
@@ -1027,11 +1034,8 @@ static void test_admission__pod_never_read(void **state)
 	(void)state;
 	struct kilt_error err = { 0 };
 	struct kilt_recipe *ra = NULL, *rb = NULL;
-	assert_int_equal(kilt_recipe_load_string(RECIPE_A, sizeof(RECIPE_A) - 1, "a", &ra, &err),
-			 0);
-	assert_int_equal(kilt_recipe_load_string(RECIPE_B, sizeof(RECIPE_B) - 1, "b", &rb, &err),
-			 0);
-	struct kilt_k8s_recipe a = { .name = "a", .recipe = ra }, b = { .name = "b", .recipe = rb };
+	struct kilt_k8s_recipe a, b;
+	load_recipes(&ra, &rb, &a, &b);
 
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
