@@ -49,6 +49,18 @@ void kilt_json_members(const json_t *obj, const struct kilt_json_key *keys, size
  * json_deep_copy's table of the nodes it is inside of), anything else deep-copied. */
 json_t *kilt_json_copy_argv(const json_t *argv);
 
+/* kbuf_add's work without its call when the n bytes fit in the room `b` has (the writers' many
+ * pieces of a few bytes): true, else false with nothing done (kbuf_add grows the buffer). */
+static inline bool kilt_kbuf_add_in_room(struct kbuf *b, const void *p, size_t n)
+{
+	if (b->cap - b->len <= n || b->max - b->len < n)
+		return false;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return true;
+}
+
 /* Room for the decimal digits of any unsigned long long (kilt_digits) */
 #define KILT_DIGITS_MAX 20
 

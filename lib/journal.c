@@ -270,13 +270,9 @@ static void path_push_index(struct kbuf *path, size_t i)
  * patch's writer has no `write` to hand anything to). */
 static int out_raw(struct kilt_json_out *o, const char *text, size_t n)
 {
-	struct kbuf *b = &o->text;
-	if (o->write || b->cap - b->len <= n)
-		return kilt_json_out_raw(o, text, n);
-	memcpy(b->data + b->len, text, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
+	if (!o->write && kilt_kbuf_add_in_room(&o->text, text, n))
+		return 0;
+	return kilt_json_out_raw(o, text, n);
 }
 
 /* The operation as kilt_json_dumps writes the object add_op makes (JSON_COMPACT): "op", "path"

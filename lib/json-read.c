@@ -101,6 +101,15 @@ void kilt_json_skip_index_init(struct kilt_json_skip_index *ix, const struct kil
 	}
 }
 
+/* An index without paths: the whole text read. */
+static const struct kilt_json_skip_index no_paths = { 0 };
+
+/* Whether path `i` of `ix` is an env list's (kept), not a member left out. */
+static inline bool env_list_path(const struct kilt_json_skip_index *ix, size_t i)
+{
+	return ix->env_lists & ((uint64_t)1 << i);
+}
+
 void kilt_json_skip_index_env_list(struct kilt_json_skip_index *ix, size_t i)
 {
 	if (i < ix->n_skip && !ix->too_many && (ix->paths & ((uint64_t)1 << i)))
@@ -1173,7 +1182,7 @@ static const unsigned char *object(struct reader *r, const unsigned char *p, uns
 		if (paths) {
 			int at;
 			child = member_paths(r, depth, paths, k, klen, &at);
-			if (at >= 0 && (r->ix->env_lists & ((uint64_t)1 << at))) {
+			if (at >= 0 && env_list_path(r->ix, (size_t)at)) {
 				env = true;
 			} else if (at >= 0) {
 				/* a second one is a duplicate key: jansson's error */
@@ -1307,7 +1316,7 @@ static void leave_out(json_t *root, const struct kilt_json_skip_index *ix)
 {
 	for (size_t i = 0; i < ix->n_skip; i++)
 		if (ix->skip[i].n_keys > 0 && ix->skip[i].keys[ix->skip[i].n_keys - 1] &&
-		    !(ix->env_lists & ((uint64_t)1 << i)))
+		    !env_list_path(ix, i))
 			leave_out_at(root, &ix->skip[i], 0);
 }
 
@@ -1384,7 +1393,7 @@ static const unsigned char *blank_left_out(struct reader *r, const unsigned char
 		next(&p, end);
 		const unsigned char *v = p;
 		p = blank_value(r, p, depth + 1, child, text, copy);
-		if (at >= 0 && !(r->ix->env_lists & ((uint64_t)1 << at)) && v < end) {
+		if (at >= 0 && !env_list_path(r->ix, (size_t)at) && v < end) {
 			memset(copy + (v - text), ' ', (size_t)((p ? p : end) - v));
 			copy[v - text] = '0';
 		}
@@ -1535,8 +1544,7 @@ json_t *kilt_json_parse_skip(const char *text, size_t len, size_t flags,
 
 json_t *kilt_json_parse(const char *text, size_t len, size_t flags, json_error_t *jerr)
 {
-	static const struct kilt_json_skip_index none = { 0 };
-	return kilt_json_parse_skip_index(text, len, flags, &none, jerr);
+	return kilt_json_parse_skip_index(text, len, flags, &no_paths, jerr);
 }
 
 /* ---- env lists read when first needed -------------------------------------------------- */
@@ -1559,8 +1567,7 @@ json_t *kilt_env_list_read(struct kilt_env_list *l, size_t i)
 	if (i >= l->n || !l->e[i].len)
 		return json_array_get(l->list, i);
 	/* the text this reader took for a plain entry: it reads it again, the same way */
-	static const struct kilt_json_skip_index none = { 0 };
-	json_t *entry = parse_fast(l->text + l->e[i].at, l->e[i].len, &none, NULL);
+	json_t *entry = parse_fast(l->text + l->e[i].at, l->e[i].len, &no_paths, NULL);
 	if (!entry || json_array_set_new(l->list, i, entry) != 0)
 		abort();
 	l->e[i].len = 0;

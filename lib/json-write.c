@@ -48,13 +48,8 @@ int kilt_json_out_flush(struct kilt_json_out *o)
 static inline int append(struct kilt_json_out *o, const char *p, size_t n)
 {
 	struct kbuf *b = &o->text;
-	if (b->cap - b->len > n && b->max - b->len >= n) {
-		/* kbuf_add's work without its call: most pieces are a few bytes */
-		memcpy(b->data + b->len, p, n);
-		b->len += n;
-		b->data[b->len] = '\0';
+	if (kilt_kbuf_add_in_room(b, p, n))
 		return 0;
-	}
 	return kbuf_add(b, p, n) < 0 ? -1 : 0;
 }
 

@@ -1223,9 +1223,6 @@ static bool env_entry_holds(const json_t *cur, const char *name, const json_t *v
 	return true;
 }
 
-/* The merge of one variable of the plan: kept when the container's entry of that name (`cur`:
- * its last one, the one that takes effect, since the kubelet keeps the last value of a name)
- * already says it, replaced when it says something else, appended when there is none. */
 /* What a container's record says of its env: the names appended (written into the record as they
  * come) and the entries replaced (written after them). */
 struct env_rec {
@@ -1234,7 +1231,10 @@ struct env_rec {
 	json_t *replaced; /* owned: copies of the entries as they were */
 };
 
-/* Returns true when it appended an entry. */
+/* The merge of one variable of the plan: kept when the container's entry of that name (`cur`:
+ * its last one, the one that takes effect, since the kubelet keeps the last value of a name)
+ * already says it, replaced when it says something else, appended when there is none. Returns
+ * true when it appended an entry. */
 static bool merge_variable(struct run *run, json_t *env, json_t *cur, const char *name,
 			   const json_t *value, struct env_rec *er)
 {
@@ -1523,13 +1523,7 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct sta
 /* Whether the pod's status annotation (an injection before this one) lists volume `name`. */
 static bool status_volume(const struct pod *p, const char *name)
 {
-	size_t i;
-	json_t *v;
-	json_array_foreach (p->status ? json_object_get(p->status, "volumes") : NULL, i, v) {
-		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
-			return true;
-	}
-	return false;
+	return p->status && str_in(json_object_get(p->status, "volumes"), name);
 }
 
 /* Mounts every volume of every plan mount into the container at its path. */
@@ -1701,13 +1695,7 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 		}
 		char cname[MAX_NAME + 1];
 		copier_name(cname, sizeof(cname), m);
-		bool ikept = false;
-		size_t q;
-		json_t *on;
-		json_array_foreach (old_i, q, on) {
-			ikept = ikept ||
-				(json_is_string(on) && strcmp(json_string_value(on), cname) == 0);
-		}
+		bool ikept = str_in(old_i, cname);
 		/* before the first native sidecar that is injected: it starts before the
 		 * containers and needs the files already */
 		size_t at = first_injected_sidecar(init, inj);

@@ -1446,12 +1446,8 @@ static void flush_some(struct emitter *e)
 static void put(struct emitter *e, const char *s, size_t n)
 {
 	struct kbuf *b = &e->b;
-	/* most pieces are a few bytes and fit: copied here, kbuf_add grows the buffer */
-	if (e->rc == 0 && n < b->cap - b->len && n <= b->max - b->len) {
-		memcpy(b->data + b->len, s, n);
-		b->len += n;
-		b->data[b->len] = '\0';
-	} else if (e->rc == 0 && kbuf_add(b, s, n) < 0) {
+	/* most pieces are a few bytes and fit: copied without a call, kbuf_add grows the buffer */
+	if (e->rc == 0 && !kilt_kbuf_add_in_room(b, s, n) && kbuf_add(b, s, n) < 0) {
 		e->rc = -E2BIG;
 		e->what = "output larger than the limit";
 	}

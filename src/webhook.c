@@ -696,12 +696,10 @@ static __attribute__((noinline)) void log_review(const struct kilt_admission_rev
 	kbuf_reserve(&line, 512); /* most lines: no growing */
 	/* the members whose text needs no escaping (the time is digits and punctuation) as they
 	 * are, then the others by the JSON writer */
-	kbuf_add(&line, "{\"time\":\"", 9);
+	kbuf_adds(&line, "{\"time\":\"");
 	kbuf_adds(&line, when);
-	if (failure != FAIL_COUNT)
-		kbuf_add(&line, "\",\"level\":\"warn\",\"msg\":\"review\"", 31);
-	else
-		kbuf_add(&line, "\",\"level\":\"info\",\"msg\":\"review\"", 31);
+	kbuf_adds(&line, failure != FAIL_COUNT ? "\",\"level\":\"warn\",\"msg\":\"review\""
+					       : "\",\"level\":\"info\",\"msg\":\"review\"");
 	kilt_json_member_string(&line, "uid", uid);
 	kilt_json_member_string(&line, "outcome", outcome_names[outcome]);
 	kilt_json_member_real(&line, "durationMs", took * 1000, 6);

@@ -261,6 +261,18 @@ static void test_json_write__dense_escapes(void **state)
 	json_decref(inner);
 }
 
+/* The real `v` written with JSON_REAL_PRECISION(prec): jansson's bytes. */
+static void assert_real_as_jansson(const json_t *v, int prec)
+{
+	size_t f = JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(prec);
+	_cleanup_free_ char *want = json_dumps(v, f);
+	_cleanup_free_ char *got = kilt_json_dumps(v, f);
+	assert_non_null(want);
+	assert_non_null(got);
+	if (strcmp(want, got) != 0)
+		fail_msg("%.17g precision %d: want %s got %s", json_real_value(v), prec, want, got);
+}
+
 /* Reals of every magnitude (random bits, and the edges: zeros, integers, powers of ten about
  * where %g takes an exponent, the smallest and largest) at every precision: jansson's bytes,
  * as a value and through kilt_json_member_real; a value that is not finite, or a precision
@@ -308,13 +320,7 @@ static void test_json_write__reals(void **state)
 		json_t *v = json_real(d);
 		assert_non_null(v);
 		for (int prec = 0; prec <= 31; prec += i < ARRAY_SIZE(edges) ? 1 : 5) {
-			size_t f = JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(prec);
-			_cleanup_free_ char *want = json_dumps(v, f);
-			_cleanup_free_ char *got = kilt_json_dumps(v, f);
-			assert_non_null(want);
-			assert_non_null(got);
-			if (strcmp(want, got) != 0)
-				fail_msg("%.17g precision %d: want %s got %s", d, prec, want, got);
+			assert_real_as_jansson(v, prec);
 			struct kbuf a, b;
 			kbuf_init(&a, SIZE_MAX / 2);
 			kbuf_init(&b, SIZE_MAX / 2);
@@ -349,15 +355,8 @@ static void check_short_real(double d)
 {
 	json_t *v = json_real(d);
 	assert_non_null(v);
-	for (int prec = 1; prec <= 9; prec++) {
-		size_t f = JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(prec);
-		_cleanup_free_ char *want = json_dumps(v, f);
-		_cleanup_free_ char *got = kilt_json_dumps(v, f);
-		assert_non_null(want);
-		assert_non_null(got);
-		if (strcmp(want, got) != 0)
-			fail_msg("%.17g precision %d: want %s got %s", d, prec, want, got);
-	}
+	for (int prec = 1; prec <= 9; prec++)
+		assert_real_as_jansson(v, prec);
 	json_decref(v);
 }
 
