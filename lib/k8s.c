@@ -32,12 +32,31 @@ struct run {
 	struct kilt_error *err;
 };
 
+/* The annotations of kilt a pod may carry (struct pod's ann). */
+enum {
+	POD_ANN_STATUS,
+	POD_ANN_RECIPE,
+	POD_ANN_INCLUDE,
+	POD_ANN_EXCLUDE,
+	POD_ANN_INJECT,
+	POD_ANN_COUNT
+};
+
 /* One pod being decided. */
 struct pod {
 	struct run *run;
 	const struct kilt_k8s_pod_ref *ref;
 	json_t *obj; /* borrowed: the object holding metadata and spec */
 	json_t *spec; /* borrowed */
+	/* Members of the pod read once, in one pass over each object, before anything is changed
+	 * (each was looked up again by every step that needed it: a hash of the key each time).
+	 * All borrowed, NULL when absent. */
+	const json_t *labels; /* metadata.labels */
+	const char *ann[POD_ANN_COUNT]; /* kilt's annotations (strings only) */
+	const char *meta_namespace; /* metadata.namespace */
+	const char *wnamespace; /* the workload's metadata.namespace */
+	json_t *lists[2]; /* spec.containers and spec.initContainers */
+	const json_t *node_selector, *affinity; /* spec.nodeSelector and spec.affinity */
 	char task[512]; /* "Deployment web" / "Pod default/web-1" for the report */
 	const char
 		*group; /* borrowed: the workload's name (the recipe's original.group), or NULL */
@@ -283,35 +302,33 @@ static void undo_created(struct run *run, json_t *obj, const char *key, const js
 		set(run, obj, key, json_null());
 }
 
-/* obj[key] as an object, created (journaled) when absent or null. NULL when it is something else. */
-static json_t *ensure_object(struct run *run, json_t *obj, const char *key, int *ret_created)
+/* obj[key] as an object or an array (`type`), created empty (journaled) when `v`, its value read
+ * already (NULL: absent), is absent or null. NULL when it is something else. */
+static json_t *ensure_had(struct run *run, json_t *obj, const char *key, const json_t *v,
+			  json_type type, int *ret_created)
 {
-	json_t *v = json_object_get(obj, key);
 	if (ret_created)
 		*ret_created = 0;
 	if (!v || json_is_null(v)) {
 		if (ret_created)
 			*ret_created = v ? CREATED_FROM_NULL : CREATED;
-		set(run, obj, key, json_object());
-		return json_object_get(obj, key);
+		json_t *made = type == JSON_OBJECT ? json_object() : json_array();
+		set(run, obj, key, made);
+		return made;
 	}
 	via(run, v);
-	return json_is_object(v) ? v : NULL;
+	return json_typeof(v) == type ? (json_t *)(uintptr_t)v : NULL;
+}
+
+/* obj[key] as an object, created (journaled) when absent or null. NULL when it is something else. */
+static json_t *ensure_object(struct run *run, json_t *obj, const char *key, int *ret_created)
+{
+	return ensure_had(run, obj, key, json_object_get(obj, key), JSON_OBJECT, ret_created);
 }
 
 static json_t *ensure_array(struct run *run, json_t *obj, const char *key, int *ret_created)
 {
-	json_t *v = json_object_get(obj, key);
-	if (ret_created)
-		*ret_created = 0;
-	if (!v || json_is_null(v)) {
-		if (ret_created)
-			*ret_created = v ? CREATED_FROM_NULL : CREATED;
-		set(run, obj, key, json_array());
-		return json_object_get(obj, key);
-	}
-	via(run, v);
-	return json_is_array(v) ? v : NULL;
+	return ensure_had(run, obj, key, json_object_get(obj, key), JSON_ARRAY, ret_created);
 }
 
 static void append(struct run *run, json_t *list, json_t *value)
@@ -429,14 +446,16 @@ static void copier_name(char *out, size_t size, const json_t *m)
 
 /* The single value a required node affinity or nodeSelector pins `key` to, or NULL (written
  * into buf). More than one allowed value is "unknown". */
-static const char *pinned(const json_t *spec, const char *key, char *buf, size_t size)
+static const char *pinned(const struct pod *p, const char *key, char *buf, size_t size)
 {
-	const char *v = str_at(json_object_get(spec, "nodeSelector"), key);
+	const char *v = str_at(p->node_selector, key);
 	if (v) {
 		snprintf(buf, size, "%s", v);
 		return buf;
 	}
-	const json_t *na = json_object_get(json_object_get(spec, "affinity"), "nodeAffinity");
+	if (!p->affinity)
+		return NULL;
+	const json_t *na = json_object_get(p->affinity, "nodeAffinity");
 	const json_t *req = json_object_get(na, "requiredDuringSchedulingIgnoredDuringExecution");
 	const json_t *list = json_object_get(req, "nodeSelectorTerms");
 	const char *found = NULL;
@@ -468,8 +487,8 @@ static const char *pinned(const json_t *spec, const char *key, char *buf, size_t
 static void decide_platform(struct pod *p)
 {
 	char os[64], arch[64];
-	const char *o = pinned(p->spec, "kubernetes.io/os", os, sizeof(os));
-	const char *a = pinned(p->spec, "kubernetes.io/arch", arch, sizeof(arch));
+	const char *o = pinned(p, "kubernetes.io/os", os, sizeof(os));
+	const char *a = pinned(p, "kubernetes.io/arch", arch, sizeof(arch));
 	if (!o && !a)
 		return;
 	p->platform = xasprintf("%s/%s", o ? o : "linux", a ? a : "amd64");
@@ -487,10 +506,9 @@ static void decide_platform(struct pod *p)
 static void namespace_facts(struct pod *p)
 {
 	struct run *run = p->run;
-	const json_t *wmeta = json_object_get(p->ref->workload, "metadata");
-	const char *name = str_at(wmeta, "namespace");
+	const char *name = p->wnamespace;
 	if (!name || !name[0])
-		name = str_at(json_object_get(p->obj, "metadata"), "namespace");
+		name = p->meta_namespace;
 	if (!name || !name[0])
 		name = run->default_ns && run->default_ns->name ? run->default_ns->name : NULL;
 	if (!name || !name[0])
@@ -569,14 +587,9 @@ static const char *psa_level(const struct pod *p, const char *label)
 
 /* ---- the status annotation ----------------------------------------------------------------- */
 
-static json_t *annotations_of(const json_t *obj)
-{
-	return json_object_get(json_object_get(obj, "metadata"), "annotations");
-}
-
 static int read_status(struct pod *p)
 {
-	const char *text = str_at(annotations_of(p->obj), KILT_K8S_STATUS);
+	const char *text = p->ann[POD_ANN_STATUS];
 	if (!text)
 		return 0;
 	json_error_t jerr;
@@ -1411,11 +1424,11 @@ static void merge_env_indexed(struct run *run, json_t *env, struct kilt_env_list
  * the container's own variables first (injection.env_merge_only): each name the container
  * has, in the order of its first entry, with the value of its last entry (as the recipe sees
  * the environment) or the plan's, then the plan's other variables. */
-static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_first,
-		     struct status *st, struct kilt_error *err)
+static int merge_env(struct run *run, json_t *c, const json_t *had, const json_t *penv,
+		     bool own_first, struct status *st, struct kilt_error *err)
 {
 	int created;
-	json_t *env = ensure_array(run, c, "env", &created);
+	json_t *env = ensure_had(run, c, "env", had, JSON_ARRAY, &created);
 	if (!env)
 		return kilt_error_setf(err, -EINVAL, "env is not a list");
 	struct env_rec er = { .st = st, .replaced = json_array() };
@@ -1436,12 +1449,11 @@ static int merge_env(struct run *run, json_t *c, const json_t *penv, bool own_fi
 	return 0;
 }
 
-static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct status *st,
-		      const char *cname, struct pod *p, struct kilt_error *err)
+static int merge_caps(struct run *run, json_t *c, const json_t *have_sc, const json_t *caps,
+		      struct status *st, const char *cname, struct pod *p, struct kilt_error *err)
 {
 	if (!json_array_size(caps))
 		return 0;
-	json_t *have_sc = json_object_get(c, "securityContext");
 	if (!have_sc || json_is_null(have_sc)) {
 		/* no securityContext: the one below is built whole and set at once (the same
 		 * document, patch and undo as the three levels created one by one) */
@@ -1466,7 +1478,7 @@ static int merge_caps(struct run *run, json_t *c, const json_t *caps, struct sta
 	const char *created = NULL;
 	int cr;
 	bool from_null = false;
-	json_t *sc = ensure_object(run, c, "securityContext", &cr);
+	json_t *sc = ensure_had(run, c, "securityContext", have_sc, JSON_OBJECT, &cr);
 	if (!sc)
 		return kilt_error_setf(err, -EINVAL, "securityContext is not an object");
 	if (cr) {
@@ -1527,13 +1539,13 @@ static bool status_volume(const struct pod *p, const char *name)
 }
 
 /* Mounts every volume of every plan mount into the container at its path. */
-static int add_mounts(struct run *run, json_t *c, const json_t *mounts, struct status *st,
-		      const struct pod *p, struct kilt_error *err)
+static int add_mounts(struct run *run, json_t *c, const json_t *had, const json_t *mounts,
+		      struct status *st, const struct pod *p, struct kilt_error *err)
 {
 	if (!json_array_size(mounts))
 		return 0;
 	int created;
-	json_t *vm = ensure_array(run, c, "volumeMounts", &created);
+	json_t *vm = ensure_had(run, c, "volumeMounts", had, JSON_ARRAY, &created);
 	if (!vm)
 		return kilt_error_setf(err, -EINVAL, "volumeMounts is not a list");
 	if (created)
@@ -1716,8 +1728,7 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 			}
 			continue;
 		}
-		if (find_named(init, "name", cname) ||
-		    find_named(json_object_get(p->spec, "containers"), "name", cname)) {
+		if (find_named(init, "name", cname) || find_named(p->lists[0], "name", cname)) {
 			json_decref(cmd);
 			json_decref(cvm);
 			return kilt_error_setf(err, -EEXIST,
@@ -1777,6 +1788,34 @@ static void plan_members(const json_t *plan, const json_t *ret[PLAN_MEMBERS])
 
 /* ---- deciding and planning one container --------------------------------------------------- */
 
+/* The members of a container the engine reads, in one pass over it. */
+enum {
+	C_NAME,
+	C_IMAGE,
+	C_COMMAND,
+	C_ARGS,
+	C_RESTART_POLICY,
+	C_ENV,
+	C_SECURITY_CONTEXT,
+	C_VOLUME_MOUNTS,
+	C_COUNT
+};
+
+static void container_members(const json_t *c, const json_t *ret[C_COUNT])
+{
+	static const struct kilt_json_key keys[C_COUNT] = {
+		KILT_JSON_KEY("name"),
+		KILT_JSON_KEY("image"),
+		KILT_JSON_KEY("command"),
+		KILT_JSON_KEY("args"),
+		KILT_JSON_KEY("restartPolicy"),
+		KILT_JSON_KEY("env"),
+		KILT_JSON_KEY("securityContext"),
+		KILT_JSON_KEY("volumeMounts"),
+	};
+	kilt_json_members(c, keys, C_COUNT, ret);
+}
+
 /* The environment as the recipe sees it: name -> value (a string, or {"valueFrom": ...}). */
 static json_t *target_env(const json_t *c)
 {
@@ -1802,17 +1841,18 @@ static json_t *target_env(const json_t *c)
 /* Plans container `c`. Returns 0 with *ret_plan (and *ret_own_env: the plan's environment
  * leaves out the container's own variables, for merge_env to take them in), 1 when skipped
  * (reason in `why`), or a negative code (strict mode). */
-static int plan_container(struct pod *p, struct injection *inj, json_t *c, const char *cname,
+static int plan_container(struct pod *p, struct injection *inj, json_t *c,
+			  const json_t *const cm[C_COUNT], const char *cname,
 			  const json_t *metadata, json_t **ret_plan, bool *ret_own_env, char *why,
 			  size_t wsize)
 {
 	struct run *run = p->run;
-	const char *image = str_at(c, "image");
+	const char *image = json_string_value(cm[C_IMAGE]);
 	if (!image) {
 		snprintf(why, wsize, "the container has no image");
 		return 1;
 	}
-	json_t *cmd = json_object_get(c, "command"), *args = json_object_get(c, "args");
+	const json_t *cmd = cm[C_COMMAND], *args = cm[C_ARGS];
 	if ((cmd && !json_is_array(cmd) && !json_is_null(cmd)) ||
 	    (args && !json_is_array(args) && !json_is_null(args))) {
 		snprintf(why, wsize, "command and args must be lists of strings");
@@ -1905,8 +1945,7 @@ static int plan_container(struct pod *p, struct injection *inj, json_t *c, const
 static const struct kilt_k8s_recipe *choose_recipe(struct pod *p, char *why, size_t size)
 {
 	const struct kilt_k8s_options *o = p->run->opts;
-	const json_t *meta = json_object_get(p->obj, "metadata");
-	const char *want = str_at(json_object_get(meta, "annotations"), KILT_K8S_RECIPE);
+	const char *want = p->ann[POD_ANN_RECIPE];
 	if (!want)
 		want = str_at(p->ns_annotations, KILT_K8S_RECIPE);
 	if (!want)
@@ -1934,10 +1973,8 @@ static void comma_to_colon(char *s)
 
 static void fill_selection(struct pod *p, struct kilt_selection *sel)
 {
-	const json_t *meta = json_object_get(p->obj, "metadata");
-	const json_t *ann = json_object_get(meta, "annotations");
-	const char *inc = str_at(ann, KILT_K8S_INCLUDE_CONTAINERS);
-	const char *exc = str_at(ann, KILT_K8S_EXCLUDE_CONTAINERS);
+	const char *inc = p->ann[POD_ANN_INCLUDE];
+	const char *exc = p->ann[POD_ANN_EXCLUDE];
 	sel->noun = "annotation";
 	sel->verb = "annotated";
 	sel->include_key = KILT_K8S_INCLUDE_CONTAINERS;
@@ -1968,9 +2005,10 @@ static bool pod_selected(struct pod *p, char *why, size_t size)
 			 p->ns_name);
 		return false;
 	}
-	const json_t *meta = json_object_get(p->obj, "metadata");
-	const char *pv = meta_value(json_object_get(meta, "labels"),
-				    json_object_get(meta, "annotations"), KILT_K8S_INJECT);
+	/* the label first, as Istio and Linkerd read them */
+	const char *pv = str_at(p->labels, KILT_K8S_INJECT);
+	if (!pv)
+		pv = p->ann[POD_ANN_INJECT];
 	const char *nv = meta_value(p->ns_labels, p->ns_annotations, KILT_K8S_INJECT);
 	int ps = inject_setting(pv), ns = inject_setting(nv);
 	if (ps == -2) {
@@ -2135,8 +2173,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	fill_selection(p, &sel);
 
 	/* Which containers: the pod's containers, and native sidecars only when listed. */
-	json_t *lists[2] = { json_object_get(p->spec, "containers"),
-			     json_object_get(p->spec, "initContainers") };
+	json_t *const *lists = p->lists;
 	const json_t *old_recs = p->status ? json_object_get(p->status, "containers") : NULL;
 	/* A container injected before that is no longer selected: start over. */
 	if (current) {
@@ -2174,11 +2211,14 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 		size_t i;
 		json_t *c;
 		json_array_foreach (lists[l], i, c) {
-			const char *cname = str_at(c, "name");
+			const json_t *cm[C_COUNT];
+			container_members(c, cm);
+			const char *cname = json_string_value(cm[C_NAME]);
 			char why[1024];
 			if (!cname)
 				continue;
-			if (l == 1 && !is_native_sidecar(c))
+			const char *rp = json_string_value(cm[C_RESTART_POLICY]);
+			if (l == 1 && !(rp && strcmp(rp, "Always") == 0))
 				continue; /* an init container that runs to completion */
 			if (l == 1 && !(sel.include_containers &&
 					kilt_selection_container(&sel, cname, NULL, why,
@@ -2201,8 +2241,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			}
 			_cleanup_json_ json_t *plan = NULL;
 			bool own_env = false;
-			int r = plan_container(p, &inj, c, cname, metadata, &plan, &own_env, why,
-					       sizeof(why));
+			int r = plan_container(p, &inj, c, cm, cname, metadata, &plan, &own_env,
+					       why, sizeof(why));
 			if (r < 0) {
 				rc = r;
 				goto done;
@@ -2223,9 +2263,9 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			const json_t *pm[PLAN_MEMBERS] = { 0 };
 			plan_members(plan, pm);
 			const char *pimage = json_string_value(pm[PLAN_IMAGE]);
-			if (pimage && strcmp(pimage, str_at(c, "image")) != 0) {
+			if (pimage && strcmp(pimage, json_string_value(cm[C_IMAGE])) != 0) {
 				rec_raw(st, "\"image\":");
-				rec_value(st, json_object_get(c, "image"));
+				rec_value(st, cm[C_IMAGE]);
 				orig_first = false;
 				set(run, c, "image", str_node(pimage));
 			}
@@ -2234,7 +2274,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			const char *fields[2][2] = { { "command", "entrypoint" },
 						     { "args", "command" } };
 			for (size_t f = 0; f < 2; f++) {
-				json_t *cur = json_object_get(c, fields[f][0]);
+				const json_t *cur = cm[f == 0 ? C_COMMAND : C_ARGS];
 				json_t *want = (json_t *)(uintptr_t)
 					pm[f == 0 ? PLAN_ENTRYPOINT : PLAN_COMMAND];
 				/* a copy: the plan may be shared (kilt_target.shared) */
@@ -2264,11 +2304,13 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 				rec_raw(st, k + 1 < n_nulls ? "\"" : "\"]");
 			}
 			struct kilt_error ferr = { 0 };
-			r = merge_env(run, c, pm[PLAN_ENVIRONMENT], own_env, st, &ferr);
+			r = merge_env(run, c, cm[C_ENV], pm[PLAN_ENVIRONMENT], own_env, st, &ferr);
 			if (r == 0)
-				r = merge_caps(run, c, pm[PLAN_CAPABILITIES], st, cname, p, &ferr);
+				r = merge_caps(run, c, cm[C_SECURITY_CONTEXT],
+					       pm[PLAN_CAPABILITIES], st, cname, p, &ferr);
 			if (r == 0)
-				r = add_mounts(run, c, pm[PLAN_MOUNTS], st, p, &ferr);
+				r = add_mounts(run, c, cm[C_VOLUME_MOUNTS], pm[PLAN_MOUNTS], st, p,
+					       &ferr);
 			if (r < 0) {
 				kilt_journal_rollback(run->j, mark);
 				rec_close(st, cname, false);
@@ -2403,13 +2445,26 @@ static void pod_done(struct pod *p)
 	free(p->platform);
 }
 
-static void task_name(struct pod *p)
+/* The members of metadata the engine reads. */
+enum { META_NAME, META_GENERATE_NAME, META_NAMESPACE, META_LABELS, META_ANNOTATIONS, META_COUNT };
+
+static void metadata_members(const json_t *obj, const json_t *ret[META_COUNT])
 {
-	const json_t *wmeta = json_object_get(p->ref->workload, "metadata");
-	const char *name = str_at(wmeta, "name");
+	static const struct kilt_json_key keys[META_COUNT] = {
+		KILT_JSON_KEY("name"),	 KILT_JSON_KEY("generateName"), KILT_JSON_KEY("namespace"),
+		KILT_JSON_KEY("labels"), KILT_JSON_KEY("annotations"),
+	};
+	kilt_json_members(json_object_get(obj, "metadata"), keys, META_COUNT, ret);
+}
+
+/* Names the pod for the report from the workload's metadata `wm` (metadata_members). */
+static void task_name(struct pod *p, const json_t *const wm[META_COUNT])
+{
+	const char *name = json_string_value(wm[META_NAME]);
 	p->group = name;
-	const char *gen = str_at(wmeta, "generateName");
-	const char *ns = str_at(wmeta, "namespace");
+	const char *gen = json_string_value(wm[META_GENERATE_NAME]);
+	const char *ns = json_string_value(wm[META_NAMESPACE]);
+	p->wnamespace = ns;
 	/* "%s %s/%s" of kind, namespace and the name cut to 299 bytes ("%s*" of generateName) */
 	char nbuf[300];
 	struct cut_text n, t;
@@ -2434,10 +2489,10 @@ static void task_name(struct pod *p)
 
 /* A container name used twice among containers and initContainers (the API server refuses such
  * a pod; kilt's status could not tell the two apart). */
-static const char *duplicate_name(const json_t *spec)
+static const char *duplicate_name(const struct pod *p)
 {
 	static const char *const lists[] = { "initContainers", "containers" };
-	const json_t *cs[2] = { json_object_get(spec, lists[0]), json_object_get(spec, lists[1]) };
+	const json_t *cs[2] = { p->lists[1], p->lists[0] };
 	const char *few[16];
 	size_t n = 0;
 	/* a pod's few containers are compared by name; many go through an object of names */
@@ -2476,11 +2531,51 @@ static const char *duplicate_name(const json_t *spec)
 	return NULL;
 }
 
+/* Reads the members of the pod the engine looks at (struct pod), `wm` the workload's metadata
+ * (metadata_members). */
+static void read_pod(struct pod *p, const json_t *const wm[META_COUNT])
+{
+	const json_t *m[META_COUNT];
+	if (p->obj == p->ref->workload)
+		memcpy(m, wm, sizeof(m));
+	else
+		metadata_members(p->obj, m);
+	p->labels = m[META_LABELS];
+	p->meta_namespace = json_string_value(m[META_NAMESPACE]);
+	static const struct kilt_json_key ann_keys[POD_ANN_COUNT] = {
+		KILT_JSON_KEY(KILT_K8S_STATUS),
+		KILT_JSON_KEY(KILT_K8S_RECIPE),
+		KILT_JSON_KEY(KILT_K8S_INCLUDE_CONTAINERS),
+		KILT_JSON_KEY(KILT_K8S_EXCLUDE_CONTAINERS),
+		KILT_JSON_KEY(KILT_K8S_INJECT),
+	};
+	const json_t *ann[POD_ANN_COUNT];
+	kilt_json_members(m[META_ANNOTATIONS], ann_keys, POD_ANN_COUNT, ann);
+	for (size_t i = 0; i < POD_ANN_COUNT; i++)
+		p->ann[i] = json_string_value(ann[i]);
+	enum { CONTAINERS, INIT_CONTAINERS, NODE_SELECTOR, AFFINITY, SPEC_COUNT };
+	static const struct kilt_json_key spec_keys[SPEC_COUNT] = {
+		KILT_JSON_KEY("containers"),
+		KILT_JSON_KEY("initContainers"),
+		KILT_JSON_KEY("nodeSelector"),
+		KILT_JSON_KEY("affinity"),
+	};
+	const json_t *sm[SPEC_COUNT];
+	p->spec = json_object_get(p->obj, "spec");
+	kilt_json_members(p->spec, spec_keys, SPEC_COUNT, sm);
+	p->lists[0] = (json_t *)(uintptr_t)sm[CONTAINERS];
+	p->lists[1] = (json_t *)(uintptr_t)sm[INIT_CONTAINERS];
+	p->node_selector = sm[NODE_SELECTOR];
+	p->affinity = sm[AFFINITY];
+}
+
 static int process_pod(const struct kilt_k8s_pod_ref *ref, void *userdata)
 {
 	struct run *run = userdata;
 	struct pod p = { .run = run, .ref = ref, .obj = ref->pod };
-	task_name(&p);
+	const json_t *wm[META_COUNT];
+	metadata_members(ref->workload, wm);
+	task_name(&p, wm);
 	p.mark = kilt_journal_mark(run->j);
 	p.decision = kilt_report_add(run->report, p.task, NULL, KILT_SKIPPED, false, "");
 	if (ref->problem) {
@@ -2490,10 +2585,10 @@ static int process_pod(const struct kilt_k8s_pod_ref *ref, void *userdata)
 		}
 		return 0;
 	}
-	p.spec = json_object_get(p.obj, "spec");
+	read_pod(&p, wm);
 	if (run->root)
 		via_pointer(run, ref->pointer);
-	const char *dup = duplicate_name(p.spec);
+	const char *dup = duplicate_name(&p);
 	if (dup) {
 		char why[512];
 		snprintf(why, sizeof(why),
