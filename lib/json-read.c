@@ -752,6 +752,13 @@ skip_value(const unsigned char *p, const unsigned char *end, unsigned depth)
 	unsigned char closer[MAX_DEPTH + 1];
 	const unsigned top = depth;
 	const unsigned char *q;
+#if defined(__SSE2__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* the last key's quote the loop at key_quote reads from (end - 48; end is an address
+	 * inside or just past the text, far above 48) */
+	const uintptr_t fast_end = (uintptr_t)end - 48;
+	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+		      space = _mm_set1_epi8(0x20);
+#endif
 value: /* p at a value, at depth */
 	if (p >= end || depth > MAX_DEPTH)
 		return NULL;
@@ -792,9 +799,10 @@ value: /* p at a value, at depth */
 	default: {
 		json_int_t i;
 		double d;
-		if (number(p, end, &q, &i, &d) == NOT_READ)
+		const unsigned char *n_end; /* not q: its address taken, q would live in memory */
+		if (number(p, end, &n_end, &i, &d) == NOT_READ)
 			return NULL;
-		p = q;
+		p = n_end;
 		goto after;
 	}
 	}
@@ -806,35 +814,49 @@ key_quote: /* p at the key's opening quote */
 	/* Most keys left out (managedFields' fieldsV1) are printable ASCII without an escape, at
 	 * most sixteen bytes: the first stop of their window is their closing quote (or the byte
 	 * after the window is, when it has none). Most members are "key":{} then a key, "key":{
-	 * then a key, or "key":{} closing the object: the bytes after the key compared at once.
-	 * Anything else is read below, from the key again. */
-	if (end - p >= 48 && depth <= MAX_DEPTH) {
-		/* the key's closing quote at most 32 bytes on, and the 8 bytes after it */
-		unsigned stop =
-			ascii_stops(_mm_loadu_si128((const __m128i *)(const void *)(p + 1)));
-		q = p + 1 + __builtin_ctz(stop | 0x10000);
-		/* a longer key, or one with escapes (managedFields' k:{\"name\":...}) */
-		if (*q != '"' && (q = skip_short_string(p, end)))
-			q--;
-		if (q) {
+	 * then a key, "key":{}} then a key of the object around, or "key":{} closing the object:
+	 * the bytes after the key compared at once. Anything else is read below, from the key
+	 * again. The loop runs while 48 bytes are left from the key's quote (the key's window or
+	 * skip_short_string()'s 32 bytes, and the 8 after the key) and the key's value is within
+	 * MAX_DEPTH (checked where the depth grows). */
+	if ((uintptr_t)p <= fast_end && depth <= MAX_DEPTH) {
+		for (;;) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
+			unsigned stop = (unsigned)_mm_movemask_epi8(
+				_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+							  _mm_cmpeq_epi8(v, backslash)),
+					     _mm_cmplt_epi8(v, space)));
+			q = p + 1 + __builtin_ctz(stop | 0x10000);
+			/* a longer key, or one with escapes (managedFields' k:{\"name\":...}) */
+			if (*q != '"') {
+				if (!(q = skip_short_string(p, end)))
+					break;
+				q--;
+			}
 			uint64_t w;
 			memcpy(&w, q + 1, 8);
 			if ((w & 0xFFFFFFFFFFull) == FIVE(':', '{', '}', ',', '"')) {
 				p = q + 5;
-				goto key_quote;
-			}
-			if ((w & 0xFFFFFFull) == FIVE(':', '{', '"', 0, 0)) {
+			} else if ((w & 0xFFFFFFull) == FIVE(':', '{', '"', 0, 0)) {
 				closer[depth++] = '}';
 				p = q + 3;
-				goto key_quote;
-			}
-			if ((w & 0xFFFFFFFFull) == FIVE(':', '{', '}', '}', 0)) {
+				if (depth > MAX_DEPTH)
+					goto key_quote;
+			} else if ((w & 0xFFFFFFFFull) == FIVE(':', '{', '}', '}', 0)) {
+				/* the object closed: the member after it, a key when that is an
+				 * object's */
 				p = q + 5;
-				depth--;
-				goto after;
+				if (--depth == top)
+					return p;
+				if (p[0] != ',' || p[1] != '"' || closer[depth - 1] != '}')
+					goto member_done;
+				p++;
+			} else {
+				p = q + 1;
+				goto colon;
 			}
-			p = q + 1;
-			goto colon;
+			if ((uintptr_t)p > fast_end)
+				goto key_quote;
 		}
 	}
 #endif

@@ -432,6 +432,26 @@ static void test_json_read__skip(void **state)
 		assert_skips_as_jansson(&ab_c, b.data, depth < 250, JSON_REJECT_DUPLICATES);
 		kbuf_done(&b);
 	}
+	/* objects nested in what is left out as fieldsV1 nests them ("key":{ then a key), up to
+	 * the reader's depth and past it: a value deeper than 512 is jansson's */
+	for (size_t n = 505; n <= 515; n++) {
+		for (int inner = 0; inner < 2; inner++) {
+			struct kbuf b;
+			kbuf_init(&b, SIZE_MAX / 2);
+			kbuf_adds(&b, "{\"c\":");
+			for (size_t i = 0; i < n; i++)
+				kbuf_adds(&b, "{\"f:a\":");
+			kbuf_adds(&b, inner ? "{\"f:z\":{},\"f:y\":{}}" : "{}");
+			for (size_t i = 0; i < n; i++)
+				kbuf_adds(&b, i % 3 ? "}" : ",\"f:b\":{}}");
+			kbuf_adds(&b, ",\"d\":\"more than forty-eight bytes after the last key\"}");
+			kbuf_addc(&b, '\0');
+			/* the root at depth 1, c's value at 2, the innermost {} at 2 + n (+ 1) */
+			assert_skips_as_jansson(&ab_c, b.data, 2 + n + (size_t)inner <= 512,
+						JSON_REJECT_DUPLICATES);
+			kbuf_done(&b);
+		}
+	}
 	/* every cut of a text is refused as jansson refuses it */
 	const char *text = "{\"a\":{\"b\":{\"k:{\\\"n\\\":1}\":[1.5,\"\\u00e9\"]}},\"c\":[{}]}";
 	_cleanup_free_ char *cut = xmalloc(strlen(text) + 1);
@@ -639,6 +659,11 @@ static void test_json_read__skip_windows(void **state)
 		/* keys with escapes closing near the end of the text */
 		"{\"c\":{\"f:a\":{},\"k:{\\\"name\\\":\\\"SETTING_0_1\\\"}\":{},"
 		"\"k:{\\\"name\\\":\\\"OPTION_9_2\\\"}\":{}}}",
+		/* "key":{}} then what follows in an array, a key of the object around, or the end
+		 * of what is left out */
+		"{\"c\":[{\"f:alpha\":{}},\"str\",{\"f:bravo\":{}},{\"k:{\\\"name\\\":\\\"X\\\"}\":"
+		"{}},1],\"a\":{\"b\":{\"f:x\":{\"f:y\":{}},\"f:z\":{}}},\"d\":\"padding "
+		"padding padding padding\"}",
 		/* members of an array's elements left out (the set `each`) */
 		"{\"p\":[{\"name\":\"app\",\"x\":{\"httpGet\":{\"path\":\"/ready\",\"port\":8080}},"
 		"\"image\":\"example/app:1\"},{\"x\":[1,2.5,null],\"name\":\"b\"}],\"q\":[[{\"y\":"
