@@ -688,8 +688,8 @@ static inline unsigned simple_escapes(__m128i v)
  * bytes long (\" \/ \b \f \n \r \t, no \\ or \u), without a control character or a byte of
  * 0x80 or more (most of the keys left out): where it ends; NULL for any other (skip_string()
  * reads it then). */
-static inline const unsigned char *skip_short_string(const unsigned char *p,
-						     const unsigned char *end)
+static inline __attribute__((always_inline)) const unsigned char *
+skip_short_string(const unsigned char *p, const unsigned char *end)
 {
 #if defined(__SSE2__)
 	if (end - p < 33)
@@ -1108,6 +1108,7 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 	json_t *a = json_array();
 	struct env_scan stack[ENV_ON_STACK], *e = stack;
 	size_t n = 0, cap = ENV_ON_STACK, unread = 0, names = 0;
+	json_t *null = json_null(); /* jansson's one null: no reference to take */
 	p++;
 	if (next(&p, end) == ']') {
 		*ret = a;
@@ -1119,7 +1120,7 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 		bool raw = false;
 		const unsigned char *to = plain_env_entry(r, end, p, &name, &name_len, &raw);
 		bool plain = to != NULL;
-		json_t *v = json_null();
+		json_t *v = null;
 		if (!plain && !(to = value(r, end, from, depth + 1, 0, &v)))
 			goto fail;
 		if (json_array_append_new(a, v) != 0)
@@ -1151,19 +1152,28 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 			ls->v = xrealloc(ls->v, ls->cap * sizeof(*ls->v));
 		}
 		size_t span = (size_t)(p - start);
-		struct kilt_env_entry *out = xmalloc(n * sizeof(*out) + span + names);
+		/* 16 bytes more: a short name copied as 16 bytes (what follows it in the list's
+		 * text, then in the names, overwritten by the next name or left unread) */
+		struct kilt_env_entry *out = xmalloc(n * sizeof(*out) + span + names + 16);
 		char *text = (char *)(out + n), *name = text + span;
 		memcpy(text, start, span);
 		for (size_t i = 0; i < n; i++) {
 			out[i] = (struct kilt_env_entry){ .at = e[i].at, .len = e[i].len };
 			if (!e[i].len)
 				continue;
-			/* the name again: its bytes, or decoded once more when it has an escape */
-			const char *s = (const char *)start + e[i].name + 1;
-			if (!e[i].raw && !string(r, end, start + e[i].name, &s, &e[i].name_len))
-				abort(); /* read once already */
 			out[i].name = (size_t)(name - text);
-			memcpy(name, s, e[i].name_len);
+			/* the name again: its bytes, or decoded once more when it has an escape */
+			const char *s = text + e[i].name + 1;
+			if (e[i].raw && e[i].name_len <= 16) {
+				char bytes[16]; /* the names may start within these */
+				memcpy(bytes, s, 16);
+				memcpy(name, bytes, 16);
+			} else {
+				if (!e[i].raw &&
+				    !string(r, end, start + e[i].name, &s, &e[i].name_len))
+					abort(); /* read once already */
+				memcpy(name, s, e[i].name_len);
+			}
 			name += e[i].name_len;
 			*name++ = '\0';
 		}

@@ -1002,6 +1002,17 @@ static void test_admission__env_lists(void **state)
 	assert_int_equal(assert_decoded_less_never_read(t3), 3);
 	json_decref(assert_same_answers(t3, &a, &b));
 
+	/* names of 15, 16, 17 and more bytes (copied 16 bytes at a time up to 16), the last one
+	 * the list's last member */
+	static const char lengths[] =
+		"[{\"name\":\"SIXTEEN_BYTES_AB\",\"value\":\"1\"},{\"name\":\"FIFTEEN_BYTES_A\","
+		"\"value\":\"2\"},{\"name\":\"SEVENTEEN_BYTES_A\",\"value\":null},{\"name\":"
+		"\"A_NAME_LONGER_THAN_THIRTY_TWO_BYTES\",\"value\":\"3\"},{\"name\":\"\",\"value\":"
+		"\"\"},{\"value\":null,\"name\":\"LAST_SIXTEEN_BYT\"}]";
+	_cleanup_free_ char *t4 = env_review(lengths, "[{\"value\":\"v\",\"name\":\"Z\"}]", "[]");
+	assert_int_equal(assert_decoded_less_never_read(t4), 7);
+	json_decref(assert_same_answers(t4, &a, &b));
+
 	static const char *const refused[] = {
 		"[{\"name\":\"A\",\"name\":\"B\"}]",
 		"[{\"name\":\"A\",\"value\":\"1\",\"value\":\"2\"}]",
