@@ -827,11 +827,25 @@ key_quote: /* p at the key's opening quote */
 							  _mm_cmpeq_epi8(v, backslash)),
 					     _mm_cmplt_epi8(v, space)));
 			q = p + 1 + __builtin_ctz(stop | 0x10000);
-			/* a longer key, or one with escapes (managedFields' k:{\"name\":...}) */
+			/* a longer key, or one with escapes: most are managedFields' k:{\"name\":\"X\"}
+			 * with X printable ASCII without an escape, compared as they are (X's
+			 * window ends at most 35 bytes on), the others read by
+			 * skip_short_string() */
 			if (*q != '"') {
-				if (!(q = skip_short_string(p, end)))
+				static const char kname[14] = "k:{\\\"name\\\":\\\"";
+				const unsigned char *x = p + 1 + sizeof(kname);
+				if (memcmp(p + 1, kname, sizeof(kname)) == 0) {
+					unsigned xs = ascii_stops(
+						_mm_loadu_si128((const __m128i *)(const void *)x));
+					x += __builtin_ctz(xs | 0x10000);
+				}
+				if (x > p + 1 + sizeof(kname) && memcmp(x, "\\\"}\"", 4) == 0) {
+					q = x + 3;
+				} else if ((q = skip_short_string(p, end))) {
+					q--;
+				} else {
 					break;
-				q--;
+				}
 			}
 			uint64_t w;
 			memcpy(&w, q + 1, 8);

@@ -664,6 +664,12 @@ static void test_json_read__skip_windows(void **state)
 		"{\"c\":[{\"f:alpha\":{}},\"str\",{\"f:bravo\":{}},{\"k:{\\\"name\\\":\\\"X\\\"}\":"
 		"{}},1],\"a\":{\"b\":{\"f:x\":{\"f:y\":{}},\"f:z\":{}}},\"d\":\"padding "
 		"padding padding padding\"}",
+		/* k:{\"name\":\"X\"} keys with X of 0, 1, 16 and 17 bytes (X's window) */
+		"{\"c\":{\"k:{\\\"name\\\":\\\"\\\"}\":{},"
+		"\"k:{\\\"name\\\":\\\"SIXTEEN_CHARS_AB\\\"}\":{\".\":{}},"
+		"\"k:{\\\"name\\\":\\\"SEVENTEEN_CHARS_A\\\"}\":{},"
+		"\"k:{\\\"name\\\":\\\"A\\\"}\":{}},\"d\":\"padding padding padding padding "
+		"padding\"}",
 		/* members of an array's elements left out (the set `each`) */
 		"{\"p\":[{\"name\":\"app\",\"x\":{\"httpGet\":{\"path\":\"/ready\",\"port\":8080}},"
 		"\"image\":\"example/app:1\"},{\"x\":[1,2.5,null],\"name\":\"b\"}],\"q\":[[{\"y\":"
