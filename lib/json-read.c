@@ -1044,13 +1044,39 @@ static inline int element_end(const unsigned char **pp, const unsigned char *end
 	return c;
 }
 
+/* The names of an env list's entries while it is read, each NUL-terminated: on the stack up to
+ * NAMES_ON_STACK bytes, then owned. */
+#define NAMES_ON_STACK 2048
+struct env_names {
+	char *v; /* `stack`, or owned */
+	size_t n, cap;
+	char *stack;
+};
+
+/* Appends the name s of len bytes and its NUL; `readable`: how many bytes can be read at s (a
+ * short name is copied as 16 bytes when that many can). */
+static inline void names_add(struct env_names *nm, const char *s, size_t len, size_t readable)
+{
+	if (nm->cap - nm->n < len + 17) {
+		size_t cap = 2 * nm->cap + len + 17;
+		nm->v = nm->v == nm->stack ? memcpy(xmalloc(cap), nm->stack, nm->n)
+					   : xrealloc(nm->v, cap);
+		nm->cap = cap;
+	}
+	char *d = nm->v + nm->n;
+	if (len <= 16 && readable >= 16)
+		memcpy(d, s, 16);
+	else
+		memcpy(d, s, len);
+	d[len] = '\0';
+	nm->n += len + 1;
+}
+
 /* An env entry at p written as the API server writes one (kilt_json_parse_env_lists()): an
- * object of a string "name" and a string or null "value", nothing else. Where it ends, with its
- * name's opening quote in *ret_name, its decoded length in *ret_len and whether those are its
- * bytes as written (no escape) in *ret_raw; NULL when it is not so. */
+ * object of a string "name" and a string or null "value", nothing else. Where it ends, its name
+ * added to `nm` (decoded); NULL when it is not so (what it added to `nm` then left there). */
 static const unsigned char *plain_env_entry(struct reader *r, const unsigned char *end,
-					    const unsigned char *p, const unsigned char **ret_name,
-					    size_t *ret_len, bool *ret_raw)
+					    const unsigned char *p, struct env_names *nm)
 {
 #if defined(__SSE2__)
 	/* most entries are {"name":"N","value":"V"}, N and V printable ASCII without an escape */
@@ -1061,9 +1087,7 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
 	    memcmp(q, value_key, sizeof(value_key)) == 0 &&
 	    (v = ascii_run(q + sizeof(value_key), end)) && *v == '"' && end - v >= 2 &&
 	    v[1] == '}') {
-		*ret_name = n - 1;
-		*ret_len = (size_t)(q - n);
-		*ret_raw = true;
+		names_add(nm, (const char *)n, (size_t)(q - n), (size_t)(end - n));
 		return v + 2;
 	}
 #endif
@@ -1083,15 +1107,11 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
 			return NULL;
 		seen |= bit;
 		if (next(&p, end) == '"') {
-			const unsigned char *open = p;
 			/* string() refuses a NUL, escaped or not */
 			if (!(p = string(r, end, p, &s, &len)))
 				return NULL;
-			if (bit == 1) {
-				*ret_name = open;
-				*ret_len = len;
-				*ret_raw = s == (const char *)open + 1;
-			}
+			if (bit == 1) /* copied before the next string() (the scratch buffer's) */
+				names_add(nm, s, len, 0);
 		} else if (bit == 1 || !(p = word(p, end, "null", 4))) {
 			return NULL;
 		}
@@ -1101,13 +1121,7 @@ static const unsigned char *plain_env_entry(struct reader *r, const unsigned cha
 	}
 }
 
-/* An env list's entries while it is read: where each entry's text and its name's are (`at` its
- * text's offset, `name` its name's, len 0 for an entry decoded at once), on the stack up to
- * ENV_ON_STACK. */
-struct env_scan {
-	size_t at, len, name, name_len;
-	bool raw;
-};
+/* How many entries of an env list are gathered on the stack while it is read. */
 #define ENV_ON_STACK 128
 
 /* An env list at p (the value of a member at an env-list path, at `depth`): value()'s, but its
@@ -1120,8 +1134,12 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 		return value(r, end, p, depth, 0, ret);
 	const unsigned char *start = p;
 	json_t *a = json_array();
-	struct env_scan stack[ENV_ON_STACK], *e = stack;
-	size_t n = 0, cap = ENV_ON_STACK, unread = 0, names = 0;
+	/* each entry's text (`at`, and `len` 0 for an entry decoded at once) and its name in `nm`
+	 * (`name`, made the offset in the list's text at the end) */
+	struct kilt_env_entry stack[ENV_ON_STACK], *e = stack;
+	char names[NAMES_ON_STACK];
+	struct env_names nm = { .v = names, .cap = sizeof(names), .stack = names };
+	size_t n = 0, cap = ENV_ON_STACK, unread = 0;
 	json_t *null = json_null(); /* jansson's one null: no reference to take */
 	p++;
 	if (next(&p, end) == ']') {
@@ -1129,14 +1147,16 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 		return p + 1;
 	}
 	for (;;) {
-		const unsigned char *from = p, *name = NULL;
-		size_t name_len = 0;
-		bool raw = false;
-		const unsigned char *to = plain_env_entry(r, end, p, &name, &name_len, &raw);
-		bool plain = to != NULL;
+		const unsigned char *from = p;
+		size_t name = nm.n;
+		const unsigned char *to = plain_env_entry(r, end, p, &nm);
 		json_t *v = null;
-		if (!plain && !(to = value(r, end, from, depth + 1, 0, &v)))
-			goto fail;
+		bool plain = to != NULL;
+		if (!plain) {
+			nm.n = name;
+			if (!(to = value(r, end, from, depth + 1, 0, &v)))
+				goto fail;
+		}
 		if (json_array_append_new(a, v) != 0)
 			goto fail;
 		if (n == cap) {
@@ -1144,13 +1164,10 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 			e = e == stack ? memcpy(xmalloc(cap * sizeof(*e)), stack, sizeof(stack))
 				       : xrealloc(e, cap * sizeof(*e));
 		}
-		e[n++] = (struct env_scan){ .at = (size_t)(from - start),
-					    .len = plain ? (size_t)(to - from) : 0,
-					    .name = plain ? (size_t)(name - start) : 0,
-					    .name_len = name_len,
-					    .raw = raw };
+		e[n++] = (struct kilt_env_entry){ .at = (size_t)(from - start),
+						  .len = plain ? (size_t)(to - from) : 0,
+						  .name = name };
 		unread += plain;
-		names += plain ? name_len + 1 : 0;
 		p = to;
 		int c = element_end(&p, end);
 		if (c == ',')
@@ -1166,42 +1183,28 @@ static const unsigned char *env_list(struct reader *r, const unsigned char *end,
 			ls->v = xrealloc(ls->v, ls->cap * sizeof(*ls->v));
 		}
 		size_t span = (size_t)(p - start);
-		/* 16 bytes more: a short name copied as 16 bytes (what follows it in the list's
-		 * text, then in the names, overwritten by the next name or left unread) */
-		struct kilt_env_entry *out = xmalloc(n * sizeof(*out) + span + names + 16);
-		char *text = (char *)(out + n), *name = text + span;
+		struct kilt_env_entry *out = xmalloc(n * sizeof(*out) + span + nm.n);
+		char *text = (char *)(out + n);
+		memcpy(out, e, n * sizeof(*out));
 		memcpy(text, start, span);
-		for (size_t i = 0; i < n; i++) {
-			out[i] = (struct kilt_env_entry){ .at = e[i].at, .len = e[i].len };
-			if (!e[i].len)
-				continue;
-			out[i].name = (size_t)(name - text);
-			/* the name again: its bytes, or decoded once more when it has an escape */
-			const char *s = text + e[i].name + 1;
-			if (e[i].raw && e[i].name_len <= 16) {
-				char bytes[16]; /* the names may start within these */
-				memcpy(bytes, s, 16);
-				memcpy(name, bytes, 16);
-			} else {
-				if (!e[i].raw &&
-				    !string(r, end, start + e[i].name, &s, &e[i].name_len))
-					abort(); /* read once already */
-				memcpy(name, s, e[i].name_len);
-			}
-			name += e[i].name_len;
-			*name++ = '\0';
-		}
+		memcpy(text + span, nm.v, nm.n);
+		for (size_t i = 0; i < n; i++)
+			out[i].name += span;
 		ls->v[ls->n++] = (struct kilt_env_list){
 			.list = a, .e = out, .n = n, .unread = unread, .text = text
 		};
 	}
 	if (e != stack)
 		free(e);
+	if (nm.v != names)
+		free(nm.v);
 	*ret = a;
 	return p;
 fail:
 	if (e != stack)
 		free(e);
+	if (nm.v != names)
+		free(nm.v);
 	json_decref(a);
 	return NULL;
 }

@@ -1013,6 +1013,30 @@ static void test_admission__env_lists(void **state)
 	assert_int_equal(assert_decoded_less_never_read(t4), 7);
 	json_decref(assert_same_answers(t4, &a, &b));
 
+	/* more entries (300) and bytes of names (over 9,000) than the reader gathers on its
+	 * stack, one entry in ten decoded at once, one in seven with an escape in its name */
+	struct kbuf many;
+	kbuf_init(&many, SIZE_MAX / 2);
+	kbuf_addc(&many, '[');
+	for (size_t i = 0; i < 300; i++) {
+		char entry[128];
+		int len = snprintf(
+			entry, sizeof(entry),
+			i % 10 == 3 ? "%s{\"name\":\"N_%zu\",\"valueFrom\":{}}"
+			: i % 7 == 2
+				? "%s{\"name\":\"AN_ESCAPED_NAME_\\u0041_%zu\",\"value\":\"v\"}"
+				: "%s{\"name\":\"A_NAME_OF_THIRTY_BYTES_OR_SO_%zu\",\"value\":"
+				  "\"v\"}",
+			i ? "," : "", i);
+		kbuf_add(&many, entry, (size_t)len);
+	}
+	kbuf_adds(&many, "]");
+	kbuf_addc(&many, '\0');
+	_cleanup_free_ char *t5 = env_review(many.data, few, "[]");
+	assert_int_equal(assert_decoded_less_never_read(t5), 270 + 2);
+	json_decref(assert_same_answers(t5, &a, &b));
+	kbuf_done(&many);
+
 	static const char *const refused[] = {
 		"[{\"name\":\"A\",\"name\":\"B\"}]",
 		"[{\"name\":\"A\",\"value\":\"1\",\"value\":\"2\"}]",
