@@ -269,14 +269,14 @@ static inline __attribute__((always_inline)) int put_string(struct kilt_json_out
 	return put_string_between(o, p, n, slash, 0, 0);
 }
 
-/* Room for n more bytes, or -1 (the buffer's maximum). */
+/* Room for n more bytes (and the NUL) within the buffer's maximum, or -1. */
 static inline int room(struct kilt_json_out *o, size_t n)
 {
 	struct kbuf *b = &o->text;
-	if (b->cap - b->len > n)
+	if (b->cap - b->len > n && b->max - b->len >= n)
 		return 0;
 	kilt_json_out_reserve(o, n);
-	return b->cap - b->len > n ? 0 : -1;
+	return b->cap - b->len > n && b->max - b->len >= n ? 0 : -1;
 }
 
 /* The letter after '\' of a character escaped with two (0: written \u00XX). */
@@ -288,6 +288,137 @@ static const char short_escape[128] = {
 /* Strings up to this long get room for their worst case at once (6 bytes each). */
 #define ESCAPE_ROOM_ONCE ((size_t)4 << 10)
 
+#if defined(__SSE2__)
+/* The bytes of x that are not written as they are, one bit each: a control character, '"', '\\',
+ * '/' with `slash`, or a byte of a multibyte character (below 0x20 as a signed byte). In
+ * `simple`, those of them that are written after a backslash as they are ('"', '\\', '/'). */
+static inline unsigned look16(__m128i x, bool slash, unsigned *simple)
+{
+	__m128i q = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+				 _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+	if (slash)
+		q = _mm_or_si128(q, _mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
+	*simple = (unsigned)_mm_movemask_epi8(q);
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(q, _mm_cmplt_epi8(x, _mm_set1_epi8(0x20))));
+}
+#endif
+
+/* The rest of a string from p[i] (p[0..i) plain ASCII, already written before d), escaped, and
+ * its closing quote, in one pass with room for the worst case: 6 bytes each and 24 more (runs
+ * are written sixteen or eight bytes at a time, what follows one written again). Returns the end
+ * of what it wrote, or NULL when the text is not UTF-8. */
+static char *escape_into(char *d, const char *p, size_t n, size_t i, bool slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	bool utf8_checked = false;
+	uint64_t slashes = slash ? ONES * '/' : 0;
+	unsigned stop = slash ? 7 : 3;
+#if defined(__SSE2__)
+	/* sixteen bytes, then the bytes to look at among them one after the other from one mask
+	 * (a status annotation, JSON in a string, has one every few bytes); the runs between them
+	 * copied from `blk` sixteen bytes at a time, what follows a run written again */
+	unsigned char blk[32] = { 0 };
+	while (n - i >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		unsigned simple, m = look16(x, slash, &simple);
+		if (!m) {
+			_mm_storeu_si128((__m128i *)(void *)d, x);
+			d += 16;
+			i += 16;
+			continue;
+		}
+		_mm_storeu_si128((__m128i *)(void *)blk, x);
+		if (m == simple) {
+			/* only bytes written after a backslash as they are (most in JSON text):
+			 * each run written with the byte that ends it */
+			unsigned j = 0;
+			for (; m; m &= m - 1) {
+				unsigned k = (unsigned)__builtin_ctz(m);
+				memcpy(d, blk + j, 16);
+				d += k - j;
+				*d++ = '\\';
+				j = k;
+			}
+			memcpy(d, blk + j, 16);
+			d += 16 - j;
+			i += 16;
+			continue;
+		}
+		_mm_storeu_si128((__m128i *)(void *)blk, x);
+		unsigned j = 0;
+		for (; m; m &= m - 1) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			memcpy(d, blk + j, 16);
+			d += k - j;
+			unsigned char c = blk[k];
+			if (c >= 0x80) {
+				if (!utf8_checked &&
+				    kilt_utf8_valid_prefix((const unsigned char *)p + i + k,
+							   n - i - k) != n - i - k)
+					return NULL;
+				utf8_checked = true;
+				*d++ = (char)c;
+			} else if (short_escape[c]) {
+				d[0] = '\\';
+				d[1] = short_escape[c];
+				d += 2;
+			} else {
+				memcpy(d, "\\u00", 4);
+				d[4] = hex[c >> 4];
+				d[5] = hex[c & 15];
+				d += 6;
+			}
+			j = k + 1;
+		}
+		memcpy(d, blk + j, 16);
+		d += 16 - j;
+		i += 16;
+	}
+#endif
+	while (i < n) {
+		if (n - i >= 8) {
+			uint64_t w;
+			memcpy(&w, p + i, 8);
+			memcpy(d, &w,
+			       8); /* what follows the first byte to look at is written again */
+			uint64_t t = special8(w, slashes);
+			if (!t) {
+				d += 8;
+				i += 8;
+				continue;
+			}
+			size_t k = first_special(t);
+			d += k;
+			i += k;
+		}
+		unsigned char c = (unsigned char)p[i];
+		unsigned cls = byte_class[c] & stop;
+		if (cls == 2) {
+			/* everything before is ASCII: the rest decides whether it is UTF-8 */
+			if (!utf8_checked &&
+			    kilt_utf8_valid_prefix((const unsigned char *)p + i, n - i) != n - i)
+				return NULL;
+			utf8_checked = true;
+			*d++ = (char)c;
+		} else if (cls) {
+			*d++ = '\\';
+			if (short_escape[c]) {
+				*d++ = short_escape[c];
+			} else {
+				memcpy(d, "u00", 3);
+				d[3] = hex[c >> 4];
+				d[4] = hex[c & 15];
+				d += 5;
+			}
+		} else {
+			*d++ = (char)c;
+		}
+		i++;
+	}
+	*d++ = '"';
+	return d;
+}
+
 /* put_string's way when p[i] needs a look (or the buffer must grow), p[0..i) being plain ASCII.
  * The string goes out whole (nothing of it handed to `write` before its end), so text that is
  * not UTF-8 leaves nothing behind. */
@@ -297,116 +428,16 @@ static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t 
 	struct kbuf *b = &o->text;
 	size_t mark = b->len, start = 0;
 	bool utf8_checked = false;
-	uint64_t slashes = slash ? ONES * '/' : 0;
-	unsigned stop = slash ? 7 : 3;
 	if (n - i <= ESCAPE_ROOM_ONCE && room(o, i + 6 * (n - i) + 2 + 24) == 0) {
-		/* room for the worst case and 24 bytes more (most strings): written in one pass,
-		 * sixteen or eight bytes at a time up to the first that needs a look */
+		/* room for the worst case and 24 bytes more (most strings): one pass */
 		char *d = b->data + b->len;
 		*d++ = '"';
 		memcpy(d, p, i);
-		d += i;
-#if defined(__SSE2__)
-		/* sixteen bytes, then the bytes to look at among them one after the other from
-		 * one mask (a status annotation, JSON in a string, has one every few bytes); the
-		 * runs between them copied from `blk` sixteen bytes at a time, what follows a run
-		 * written again */
-		unsigned char blk[32] = { 0 };
-		const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
-			      space = _mm_set1_epi8(0x20),
-			      solidus = _mm_set1_epi8(slash ? '/' : '"');
-		while (n - i >= 16) {
-			__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-			/* below 0x20 as signed bytes: the control characters and every byte of a
-			 * multibyte character */
-			__m128i look = _mm_or_si128(
-				_mm_or_si128(_mm_cmpeq_epi8(x, quote),
-					     _mm_cmpeq_epi8(x, backslash)),
-				_mm_or_si128(_mm_cmplt_epi8(x, space), _mm_cmpeq_epi8(x, solidus)));
-			unsigned m = (unsigned)_mm_movemask_epi8(look);
-			if (!m) {
-				_mm_storeu_si128((__m128i *)(void *)d, x);
-				d += 16;
-				i += 16;
-				continue;
-			}
-			_mm_storeu_si128((__m128i *)(void *)blk, x);
-			unsigned j = 0;
-			for (; m; m &= m - 1) {
-				unsigned k = (unsigned)__builtin_ctz(m);
-				memcpy(d, blk + j, 16);
-				d += k - j;
-				unsigned char c = blk[k];
-				if (c >= 0x80) {
-					if (!utf8_checked &&
-					    kilt_utf8_valid_prefix((const unsigned char *)p + i + k,
-								   n - i - k) != n - i - k) {
-						b->data[mark] = '\0';
-						return -2;
-					}
-					utf8_checked = true;
-					*d++ = (char)c;
-				} else if (short_escape[c]) {
-					d[0] = '\\';
-					d[1] = short_escape[c];
-					d += 2;
-				} else {
-					memcpy(d, "\\u00", 4);
-					d[4] = hex[c >> 4];
-					d[5] = hex[c & 15];
-					d += 6;
-				}
-				j = k + 1;
-			}
-			memcpy(d, blk + j, 16);
-			d += 16 - j;
-			i += 16;
+		d = escape_into(d + i, p, n, i, slash);
+		if (!d) {
+			b->data[mark] = '\0';
+			return -2;
 		}
-#endif
-		while (i < n) {
-			if (n - i >= 8) {
-				uint64_t w;
-				memcpy(&w, p + i, 8);
-				memcpy(d, &w, 8); /* what follows the first byte to look at is
-						     written again */
-				uint64_t t = special8(w, slashes);
-				if (!t) {
-					d += 8;
-					i += 8;
-					continue;
-				}
-				size_t k = first_special(t);
-				d += k;
-				i += k;
-			}
-			unsigned char c = (unsigned char)p[i];
-			unsigned cls = byte_class[c] & stop;
-			if (cls == 2) {
-				/* everything before is ASCII: the rest decides whether it is UTF-8 */
-				if (!utf8_checked &&
-				    kilt_utf8_valid_prefix((const unsigned char *)p + i, n - i) !=
-					    n - i) {
-					b->data[mark] = '\0';
-					return -2;
-				}
-				utf8_checked = true;
-				*d++ = (char)c;
-			} else if (cls) {
-				*d++ = '\\';
-				if (short_escape[c]) {
-					*d++ = short_escape[c];
-				} else {
-					memcpy(d, "u00", 3);
-					d[3] = hex[c >> 4];
-					d[4] = hex[c & 15];
-					d += 5;
-				}
-			} else {
-				*d++ = (char)c;
-			}
-			i++;
-		}
-		*d++ = '"';
 		*d = '\0';
 		b->len = (size_t)(d - b->data);
 		return maybe_flush(o);
@@ -432,7 +463,7 @@ static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t 
 				i++;
 			continue;
 		}
-		if (room(o, i - start + 6) < 0)
+		if (room(o, i - start + (short_escape[c] ? 2 : 6)) < 0)
 			return -1;
 		char *d = b->data + b->len;
 		memcpy(d, p + start, i - start);
@@ -753,10 +784,247 @@ static __attribute__((noinline)) int put_compact_slash(struct kilt_json_out *o, 
 	return put_compact_as(o, v, flags, depth, true);
 }
 
+/* ---- the compact writer's straight way ----------------------------------------------------- */
+
+/* put_compact's bytes written straight to `d` while they fit before `end` (the buffer's room
+ * less STRAIGHT_SLACK): the cursor stays in a register and each value costs one check of room,
+ * where the general way keeps the buffer's length up to date, checks its room and whether to
+ * hand it to `write` for every piece. A check allows the bytes of a token after it (a number
+ * at most 63, a literal, a bracket, a string's quotes and the `,` or `:` after it) to go past
+ * `end` into the slack; a string of n bytes needs n before `end`, one to escape 6 per byte left.
+ * NULL when the room runs out or the value cannot be written (a string that is not UTF-8, a real
+ * that is not finite, a loop): put_compact then writes it from the start the general way, which
+ * makes room or gives the error. Reals are written with 17 digits: with JSON_REAL_PRECISION, the
+ * general way. */
+#define STRAIGHT_SLACK 128
+
+static char *straight_plain(const json_t *v, char *d, const char *end, unsigned depth);
+static char *straight_slash(const json_t *v, char *d, const char *end, unsigned depth);
+
+/* The string p[0..n) quoted at d. */
+static inline __attribute__((always_inline)) char *
+straight_string(char *d, const char *end, const char *p, size_t n, bool slash)
+{
+	if (end - d < (ptrdiff_t)n)
+		return NULL;
+	uint64_t slashes = slash ? ONES * '/' : 0;
+	unsigned stop = slash ? 7 : 3;
+	size_t i = 0;
+	*d++ = '"';
+#if defined(__SSE2__)
+	if (n >= 16) {
+		/* sixteen bytes at a time, the last sixteen (some of them checked already)
+		 * without a loop for the tail */
+		unsigned simple;
+		for (; n - i > 16; i += 16) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+			if (look16(x, slash, &simple))
+				goto escape;
+			_mm_storeu_si128((__m128i *)(void *)(d + i), x);
+		}
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16));
+		if (look16(x, slash, &simple))
+			goto escape;
+		_mm_storeu_si128((__m128i *)(void *)(d + n - 16), x);
+		d[n] = '"';
+		return d + n + 1;
+	}
+#endif
+	for (; n - i >= 8; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (!plain8(w, slashes))
+			goto escape;
+		memcpy(d + i, &w, 8);
+	}
+	if (i == n) {
+		/* a multiple of eight bytes: all checked */
+	} else if (n >= 8) {
+		/* the last eight bytes (some of them checked already): no loop for the tail */
+		uint64_t w;
+		memcpy(&w, p + n - 8, 8);
+		if (!plain8(w, slashes))
+			goto escape;
+		memcpy(d + n - 8, &w, 8);
+	} else if (n >= 4) {
+		/* the first four bytes and the last four, which may overlap */
+		uint32_t a, z;
+		memcpy(&a, p, 4);
+		memcpy(&z, p + n - 4, 4);
+		if (!plain4(a, (uint32_t)slashes) || !plain4(z, (uint32_t)slashes))
+			goto escape;
+		memcpy(d, &a, 4);
+		memcpy(d + n - 4, &z, 4);
+	} else {
+		for (; i < n; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (byte_class[c] & stop)
+				goto escape;
+			d[i] = (char)c;
+		}
+	}
+	d[n] = '"';
+	return d + n + 1;
+escape:
+	/* p[0..i) are plain and written */
+	if (end - (d + i) < (ptrdiff_t)(6 * (n - i)))
+		return NULL;
+	return escape_into(d + i, p, n, i, slash);
+}
+
+/* A member's value or an element: a string written here (most of them), anything else by
+ * straight_value. */
+static inline __attribute__((always_inline)) char *
+straight_child(const json_t *v, char *d, const char *end, unsigned depth, bool slash)
+{
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		size_t len = json_string_length(v);
+		/* a kept number starts with a byte no UTF-8 text has (lib/json.c) */
+		if (!(len && (unsigned char)s[0] == 0xff))
+			return straight_string(d, end, s, len, slash);
+	}
+	return slash ? straight_slash(v, d, end, depth) : straight_plain(v, d, end, depth);
+}
+
+/* A value that is neither an object nor an array (d <= end). */
+static __attribute__((noinline)) char *straight_scalar(const json_t *v, char *d, const char *end,
+						       bool slash)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING: {
+		const char *s = json_string_value(v);
+		size_t len = json_string_length(v);
+		const char *raw;
+		size_t rawlen;
+		if (!(len && (unsigned char)s[0] == 0xff))
+			return slash ? straight_string(d, end, s, len, true)
+				     : straight_string(d, end, s, len, false);
+		if (!kilt_json_is_raw_number(v, &raw, &rawlen) || end - d < (ptrdiff_t)rawlen)
+			return NULL;
+		memcpy(d, raw, rawlen);
+		return d + rawlen;
+	}
+	case JSON_INTEGER: {
+		/* printf's %lld (JSON_INTEGER_FORMAT) without printf */
+		char num[KILT_DIGITS_MAX + 1];
+		json_int_t i = json_integer_value(v);
+		unsigned long long u = i < 0 ? 0ull - (unsigned long long)i : (unsigned long long)i;
+		char *s = kilt_digits(num + sizeof(num), u);
+		if (i < 0)
+			*--s = '-';
+		size_t k = (size_t)(num + sizeof(num) - s);
+		memcpy(d, s, k);
+		return d + k;
+	}
+	case JSON_TRUE:
+		memcpy(d, "true", 4);
+		return d + 4;
+	case JSON_FALSE:
+		memcpy(d, "false", 5);
+		return d + 5;
+	case JSON_NULL:
+		memcpy(d, "null", 4);
+		return d + 4;
+	case JSON_REAL: {
+		/* 17 digits: put_compact comes this way only without JSON_REAL_PRECISION */
+		char num[64];
+		size_t k = format_real(num, sizeof(num), json_real_value(v), 0);
+		if (!k)
+			return NULL;
+		memcpy(d, num, k);
+		return d + k;
+	}
+	default:
+		return NULL;
+	}
+}
+
+static inline __attribute__((always_inline)) char *
+straight_value(const json_t *v, char *d, const char *end, unsigned depth, bool slash)
+{
+	if (depth > MAX_DEPTH || d > end)
+		return NULL;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		json_t *obj = (json_t *)(uintptr_t)v;
+		*d++ = '{';
+		for (void *it = json_object_iter(obj); it;) {
+			d = straight_string(d, end, json_object_iter_key(it),
+					    json_object_iter_key_len(it), slash);
+			if (!d)
+				return NULL;
+			*d++ = ':';
+			d = straight_child(json_object_iter_value(it), d, end, depth + 1, slash);
+			if (!d)
+				return NULL;
+			it = json_object_iter_next(obj, it);
+			if (it)
+				*d++ = ',';
+		}
+		if (d > end)
+			return NULL;
+		*d++ = '}';
+		return d;
+	}
+	case JSON_ARRAY: {
+		size_t n = json_array_size(v);
+		*d++ = '[';
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				*d++ = ',';
+			d = straight_child(json_array_get(v, i), d, end, depth + 1, slash);
+			if (!d)
+				return NULL;
+		}
+		if (d > end)
+			return NULL;
+		*d++ = ']';
+		return d;
+	}
+	default:
+		return straight_scalar(v, d, end, slash);
+	}
+}
+
+static __attribute__((noinline)) char *straight_plain(const json_t *v, char *d, const char *end,
+						      unsigned depth)
+{
+	return straight_value(v, d, end, depth, false);
+}
+
+static __attribute__((noinline)) char *straight_slash(const json_t *v, char *d, const char *end,
+						      unsigned depth)
+{
+	return straight_value(v, d, end, depth, true);
+}
+
+/* The last byte the buffer's text may reach (its NUL's place), or 0. */
+static inline size_t text_limit(const struct kbuf *b)
+{
+	size_t limit = b->cap ? b->cap - 1 : 0;
+	return limit < b->max ? limit : b->max;
+}
+
 static int put_compact(struct kilt_json_out *o, const json_t *v, size_t flags, unsigned depth)
 {
-	return flags & JSON_ESCAPE_SLASH ? put_compact_slash(o, v, flags, depth)
-					 : put_compact_plain(o, v, flags, depth);
+	bool slash = flags & JSON_ESCAPE_SLASH;
+	struct kbuf *b = &o->text;
+	size_t limit = text_limit(b);
+	if (!(flags & JSON_REAL_PRECISION(31)) && limit > b->len &&
+	    limit - b->len > 2 * STRAIGHT_SLACK) {
+		char *start = b->data + b->len, *end = b->data + limit - STRAIGHT_SLACK;
+		char *d = slash ? straight_slash(v, start, end, depth)
+				: straight_plain(v, start, end, depth);
+		if (d) {
+			*d = '\0';
+			b->len = (size_t)(d - b->data);
+			return maybe_flush(o);
+		}
+		*start = '\0';
+	}
+	return slash ? put_compact_slash(o, v, flags, depth)
+		     : put_compact_plain(o, v, flags, depth);
 }
 
 int kilt_json_out_value(struct kilt_json_out *o, const json_t *v, size_t flags, size_t indent)
@@ -790,10 +1058,15 @@ int kilt_json_dump_callback(const json_t *v, size_t flags, json_dump_callback_t 
 	return r < 0 ? -1 : 0;
 }
 
+/* The room a text from kilt_json_dumps starts with (a buffer of 1 KiB with its NUL): most are
+ * written straight into it (put_compact). */
+#define DUMPS_ROOM 1023
+
 char *kilt_json_dumps(const json_t *v, size_t flags)
 {
 	struct kilt_json_out o;
 	kilt_json_out_init(&o, NULL, NULL);
+	kilt_json_out_reserve(&o, DUMPS_ROOM);
 	if (kilt_json_out_value(&o, v, flags, 0) < 0) {
 		kilt_json_out_done(&o);
 		return NULL;

@@ -533,6 +533,140 @@ static void test_json_write__random_documents(void **state)
 	}
 }
 
+/* `v` written by kilt_json_out_value with `flags` after k bytes already in a buffer of 1 KiB, for
+ * every k to its end (the compact writer writes straight into the buffer while the value fits,
+ * the general way otherwise: the room ends at every offset of the text): the k bytes, then
+ * `want` (NULL: -2 and the k bytes alone); and in a buffer whose maximum is the text's end, or
+ * one byte short of it (-1, nothing past the maximum). */
+static void check_every_room(const json_t *v, size_t flags, const char *want)
+{
+	size_t wl = want ? strlen(want) : 0;
+	char fill[1024];
+	memset(fill, '.', sizeof(fill));
+	for (size_t k = 0; k < sizeof(fill); k++) {
+		struct kilt_json_out o;
+		kilt_json_out_init(&o, NULL, NULL);
+		kilt_json_out_reserve(&o, sizeof(fill) - 1);
+		assert_int_equal(o.text.cap, sizeof(fill));
+		assert_int_equal(kilt_json_out_raw(&o, fill, k), 0);
+		int r = kilt_json_out_value(&o, v, flags, 0);
+		if (!want) {
+			assert_int_equal(r, -2);
+		} else {
+			if (r != 0 || o.text.len != k + wl ||
+			    memcmp(o.text.data + k, want, wl) != 0)
+				fail_msg("after %zu bytes: %d\nwant %s\ngot  %.*s", k, r, want,
+					 (int)(o.text.len - k), o.text.data + k);
+			assert_memory_equal(o.text.data, fill, k);
+			assert_int_equal(o.text.data[k + wl], '\0');
+		}
+		kilt_json_out_done(&o);
+	}
+	for (size_t short_by = 0; want && short_by < 2; short_by++) {
+		struct kilt_json_out o;
+		kilt_json_out_init(&o, NULL, NULL);
+		kilt_json_out_reserve(&o, 8 * wl + 1024);
+		o.text.max = 16 + wl - short_by;
+		kilt_json_out_raw(&o, fill, 16);
+		int r = kilt_json_out_value(&o, v, flags, 0);
+		assert_int_equal(r, short_by ? -1 : 0);
+		assert_true(o.text.len <= o.text.max);
+		if (!short_by)
+			assert_memory_equal(o.text.data + 16, want, wl);
+		kilt_json_out_done(&o);
+	}
+}
+
+/* The compact forms at every room: hand-picked values, strings of 1 to 70 bytes with a byte to
+ * look at in every position (the writer checks sixteen, eight and four bytes at a time), kept
+ * numbers, strings dense with escapes, random documents; strings that are not UTF-8. */
+static void test_json_write__room_at_every_offset(void **state)
+{
+	(void)state;
+	static const size_t compact_flags[] = {
+		JSON_COMPACT | JSON_ENCODE_ANY,
+		JSON_COMPACT | JSON_ESCAPE_SLASH | JSON_ENCODE_ANY,
+		JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6),
+	};
+	static const char *const texts[] = {
+		"{}",
+		"[]",
+		"{\"a\": {}, \"b\": [], \"c\": [{}], \"d\": [[[]]]}",
+		"[1, -2, 0, 9223372036854775807, -9223372036854775808]",
+		"[0.1, 1.5, -0.0, 1e300, 2.5e-8, 3.0, 123456789.123456789, 1e-320]",
+		"{\"esc\": \"q\\\" b\\\\ s/ \\b\\f\\n\\r\\t \\u0001 \\u001f \\u007f\"}",
+		"{\"utf8\": \"\\u00e9 \\u20ac \\ud83d\\ude00 \\u2028\", \"\\u00e9\": \"x\"}",
+		"[true, false, null, \"\", {\"\": \"\"}]",
+		"{\"deep\": [[[[[[[[[[{\"x\": [1, {\"y\": null}]}]]]]]]]]]]}",
+		"{\"name\": \"kilt-copy-falco\", \"image\": "
+		"\"registry.example.com/kilt/falco-agent:0.32.2\", "
+		"\"command\": [\"/kilt/bin/kilt-wait\", \"--copy\", \"/kilt\", "
+		"\"/kilt-volume/0\"], "
+		"\"resources\": {\"requests\": {\"cpu\": \"10m\", \"memory\": \"16Mi\"}}, "
+		"\"securityContext\": {\"allowPrivilegeEscalation\": false, \"runAsUser\": 0}}",
+		"\"{\\\"recipe\\\":\\\"falco\\\",\\\"containers\\\":[{\\\"name\\\":\\\"app\\\","
+		"\\\"args\\\":null}],"
+		"\\\"path\\\":\\\"a\\\\\\\\b\\\\n/c\\\",\\\"version\\\":1}\"",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		json_error_t e;
+		json_t *v = json_loads(texts[i], JSON_DECODE_ANY, &e);
+		if (!v)
+			fail_msg("%s: %s", texts[i], e.text);
+		for (size_t f = 0; f < ARRAY_SIZE(compact_flags); f++) {
+			_cleanup_free_ char *want = json_dumps(v, compact_flags[f]);
+			check_every_room(v, compact_flags[f], want);
+		}
+		json_decref(v);
+	}
+	/* a byte to look at in every position of strings of every length to 70 */
+	static const char *const specials[] = { "\"",	    "\\",	    "/",
+						"\n",	    "\x01",	    "\x7f",
+						"\xc3\xa9", "\xe2\x82\xac", "\xc3" };
+	for (size_t s = 0; s < ARRAY_SIZE(specials); s++) {
+		size_t sl = strlen(specials[s]);
+		for (size_t len = 0; len <= 70; len++) {
+			for (size_t at = 0; at <= len; at += len < 20 ? 1 : 7) {
+				char text[80];
+				memset(text, 'x', len);
+				memcpy(text + at, specials[s], sl);
+				memset(text + at + sl, 'y', len - at);
+				json_t *str = json_stringn_nocheck(text, len + sl);
+				json_t *doc = json_pack("{sOso}", "k", str, "l", json_array());
+				json_array_append(json_object_get(doc, "l"), str);
+				json_object_setn_new_nocheck(doc, text, len + sl, json_true());
+				for (size_t f = 0; f < 2; f++) {
+					_cleanup_free_ char *want =
+						json_dumps(doc, compact_flags[f]);
+					if (kilt_utf8_valid_prefix((const unsigned char *)text,
+								   len + sl) != len + sl)
+						want = (free(want), NULL); /* jansson writes it */
+					check_every_room(doc, compact_flags[f], want);
+				}
+				json_decref(doc);
+				json_decref(str);
+			}
+		}
+	}
+	/* kept numbers as written */
+	json_t *kept = json_pack("[o, s, {so}]", kilt_json_raw_number("1e400", 5), "x", "n",
+				 kilt_json_raw_number("123456789012345678901234567890", 30));
+	check_every_room(kept, JSON_COMPACT,
+			 "[1e400,\"x\",{\"n\":123456789012345678901234567890}]");
+	json_decref(kept);
+	json_t *one = kilt_json_raw_number("-0.10000000000000000000001", 26);
+	check_every_room(one, JSON_COMPACT | JSON_ENCODE_ANY, "-0.10000000000000000000001");
+	json_decref(one);
+	/* random documents */
+	unsigned seed = 33;
+	for (int i = 0; i < 60; i++) {
+		json_t *v = random_value(&seed, 0);
+		_cleanup_free_ char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		check_every_room(v, JSON_COMPACT | JSON_ENCODE_ANY, want);
+		json_decref(v);
+	}
+}
+
 /* A large value goes out in runs of up to 64 KiB (jansson: a few bytes a call); a failing
  * write stops it with -1, as jansson's. */
 static void test_json_write__runs_and_write_failure(void **state)
@@ -569,6 +703,7 @@ int main(void)
 		cmocka_unit_test(test_json_write__random_documents),
 		cmocka_unit_test(test_json_write__members),
 		cmocka_unit_test(test_json_write__runs_and_write_failure),
+		cmocka_unit_test(test_json_write__room_at_every_offset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
