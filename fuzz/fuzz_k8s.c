@@ -6,7 +6,9 @@
  *  - removing the injection gives back the input (when the input held no kilt status);
  *  - the webhook's door (kilt_k8s_mutate) on each Pod document succeeds or fails cleanly, and
  *    answers the same for the pod in a review decoded as the webhook decodes one (env entries
- *    read when first needed) and decoded whole. */
+ *    read when first needed) and decoded whole;
+ *  - every step answers the same with the options' kilt_k8s_prepared (one for the whole run of
+ *    the fuzzer, so that a piece a step changed would show in a later input's answers). */
 #include <stdint.h>
 
 #include "internal.h"
@@ -28,6 +30,17 @@ static struct kilt_recipe *recipe(void)
 	if (!r && kilt_recipe_load_string(RECIPE, sizeof(RECIPE) - 1, "fuzz", &r, NULL) < 0)
 		abort();
 	return r;
+}
+
+/* `o` with the pieces kept for its options (made once, kept for the whole run). */
+static struct kilt_k8s_options prepared(const struct kilt_k8s_options *o)
+{
+	static struct kilt_k8s_prepared *pp;
+	if (!pp)
+		pp = kilt_k8s_prepared_new(o);
+	struct kilt_k8s_options op = *o;
+	op.prepared = pp;
+	return op;
 }
 
 /* Resolves an RFC 6901 pointer made of plain keys and indices (what the walker writes). */
@@ -120,8 +133,18 @@ static void check_review_door(const json_t *pod, const struct kilt_k8s_namespace
 		char *a = review_answer(&rv, ns, o), *b = review_answer(&whole, ns, o);
 		if (!a != !b || (a && strcmp(a, b) != 0))
 			abort();
+		/* (each answer patched its review's pod: a review decoded again) */
+		struct kilt_admission_review again = { 0 };
+		if (kilt_admission_review_parse(text, strlen(text), &again, &err) != 0)
+			abort();
+		struct kilt_k8s_options op = prepared(o);
+		char *c = review_answer(&again, ns, &op);
+		if (!a != !c || (a && strcmp(a, c) != 0))
+			abort(); /* the kept pieces give another answer */
+		kilt_admission_review_done(&again);
 		free(a);
 		free(b);
+		free(c);
 		kilt_admission_review_done(&rv);
 		kilt_admission_review_done(&whole);
 	}
@@ -145,27 +168,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.recipes = &kr;
 	o.n_recipes = 1;
 	json_t *orig = json_deep_copy(docs);
-	json_t *patches = NULL;
+	/* the same steps on a copy with the kept pieces: the same documents and patches */
+	struct kilt_k8s_options op = prepared(&o);
+	json_t *pdocs = json_deep_copy(docs);
+	json_t *patches = NULL, *ppatches = NULL;
 	struct kilt_report rep;
 	kilt_report_init(&rep);
-	if (kilt_k8s_inject(docs, NULL, &o, &rep, &patches, &err) == 0) {
-		json_t *again = NULL;
-		if (kilt_k8s_inject(docs, NULL, &o, &rep, &again, &err) != 0)
+	int r = kilt_k8s_inject(docs, NULL, &o, &rep, &patches, &err);
+	if (kilt_k8s_inject(pdocs, NULL, &op, &rep, &ppatches, &err) != r ||
+	    !json_equal(docs, pdocs) || (r == 0 && !json_equal(patches, ppatches)))
+		abort();
+	if (r == 0) {
+		json_t *again = NULL, *pagain = NULL;
+		if (kilt_k8s_inject(docs, NULL, &o, &rep, &again, &err) != 0 ||
+		    kilt_k8s_inject(pdocs, NULL, &op, &rep, &pagain, &err) != 0)
 			abort(); /* what kilt wrote, kilt must read */
 		if (!had_status && !all_empty(again))
 			abort(); /* applying twice differs from once */
+		if (!json_equal(docs, pdocs) || !json_equal(again, pagain))
+			abort();
 		json_decref(again);
-		json_t *removed = NULL;
-		if (kilt_k8s_remove(docs, &o, &rep, &removed, &err) != 0)
+		json_decref(pagain);
+		json_t *removed = NULL, *premoved = NULL;
+		if (kilt_k8s_remove(docs, &o, &rep, &removed, &err) != 0 ||
+		    kilt_k8s_remove(pdocs, &op, &rep, &premoved, &err) != 0)
 			abort();
 		if (!had_status && !json_equal(docs, orig))
 			abort(); /* removal does not restore the input */
+		if (!json_equal(docs, pdocs) || !json_equal(removed, premoved))
+			abort();
 		json_decref(removed);
+		json_decref(premoved);
 	} else if (!json_equal(docs, orig)) {
 		abort(); /* a failed run must leave the documents as they were */
 	}
+	json_decref(pdocs);
 	kilt_report_done(&rep);
 	json_decref(patches);
+	json_decref(ppatches);
 	size_t i;
 	json_t *d;
 	json_array_foreach (orig, i, d) {

@@ -5,6 +5,8 @@
  * RFC 6902 patch. The pod keeps a status annotation recording what kilt added and what it
  * replaced, so that a second run is a no-op, a changed recipe replaces the injection and
  * removal restores the pod. docs/kubernetes.md documents the rules. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <strings.h>
 
@@ -21,6 +23,8 @@
 /* What one run (a document or a pod) shares. */
 struct run {
 	const struct kilt_k8s_options *opts;
+	/* borrowed: opts->prepared when it was made under opts, else NULL */
+	struct kilt_k8s_prepared *prepared;
 	struct kilt_journal *j;
 	json_t *root; /* borrowed: the document being walked (the pods' pointers start there) */
 	struct kilt_report *report; /* borrowed */
@@ -1538,6 +1542,349 @@ static bool status_volume(const struct pod *p, const char *name)
 	return p->status && str_in(json_object_get(p->status, "volumes"), name);
 }
 
+/* ---- what a plan mount adds to a pod ------------------------------------------------------- */
+
+/* One volume of a plan mount: its pod volume and a container's entry mounting it. */
+struct volume_piece {
+	char name[MAX_NAME + 1]; /* the pod volume's name */
+	json_t *mount; /* owned: a container's volumeMounts entry; NULL when its path is no string */
+	json_t *volume; /* owned: the pod volume */
+};
+
+/* What the injection of a plan mount adds to a pod: a function of the mount and of the options
+ * alone. Made for one use (mount_pieces_build) or once and shared, frozen, by every run that has
+ * the same options (kilt_k8s_prepared). */
+struct mount_pieces {
+	struct volume_piece *v; /* owned: one per element of the mount's volumes */
+	size_t n;
+	char cname[MAX_NAME + 1]; /* the copy init container's name */
+	json_t *init; /* owned: the copy init container; NULL with image volumes */
+};
+
+/* The resources of the copy init containers. */
+static json_t *init_resources(const struct kilt_k8s_options *o)
+{
+	if (o->init_resources)
+		return json_deep_copy(o->init_resources);
+	return object_of(2, "requests",
+			 object_of(2, "cpu", STR_LIT("10m"), "memory", STR_LIT("16Mi")), "limits",
+			 object_of(2, "cpu", STR_LIT("100m"), "memory", STR_LIT("64Mi")));
+}
+
+/* The pieces of plan mount `m` under the options `o` into `ret`: the containers' mount entries
+ * only, or with `pod_objects` the pod volumes and the copy init container too. */
+static void mount_pieces_build(const struct kilt_k8s_options *o, const json_t *m, bool pod_objects,
+			       struct mount_pieces *ret)
+{
+	const json_t *volumes = json_object_get(m, "volumes");
+	const char *image = str_at(m, "image");
+	bool copy = o->volume_source != KILT_K8S_VOLUME_IMAGE;
+	*ret = (struct mount_pieces){ .n = json_array_size(volumes) };
+	ret->v = xcalloc(ret->n + 1, sizeof(*ret->v));
+	json_t *cmd = NULL, *cvm = NULL;
+	if (pod_objects && copy) {
+		cmd = array_of(2,
+			       o->copy_helper ? json_string(o->copy_helper)
+					      : STR_LIT(DEFAULT_COPY_HELPER),
+			       STR_LIT("--copy"));
+		cvm = json_array();
+	}
+	for (size_t k = 0; k < ret->n; k++) {
+		struct volume_piece *vp = &ret->v[k];
+		const json_t *path = json_array_get(volumes, k);
+		const char *ps = json_string_value(path);
+		volume_name(vp->name, sizeof(vp->name), m, k);
+		vp->mount = object_of(3, "name", str_node(vp->name), "mountPath", str_node(ps),
+				      "readOnly", json_true());
+		if (!copy && ps && ps[1])
+			json_object_set_new_nocheck(vp->mount, "subPath", str_node(ps + 1));
+		if (!pod_objects)
+			continue;
+		if (!copy) {
+			vp->volume = object_of(2, "name", str_node(vp->name), "image",
+					       object_of(2, "reference", str_node(image),
+							 "pullPolicy", STR_LIT("IfNotPresent")));
+			continue;
+		}
+		vp->volume = object_of(2, "name", str_node(vp->name), "emptyDir", json_object());
+		char dest[64];
+		struct cut_text d;
+		cut_init(&d, dest, sizeof(dest));
+		cut_add(&d, COPY_MOUNT_ROOT "/");
+		cut_add_size(&d, k);
+		json_array_append_new(cmd, copy_str(path));
+		json_array_append_new(cmd, str_node(dest));
+		json_array_append_new(
+			cvm, object_of(2, "name", str_node(vp->name), "mountPath", str_node(dest)));
+	}
+	copier_name(ret->cname, sizeof(ret->cname), m);
+	if (!pod_objects || !copy)
+		return;
+	json_t *sc = object_of(6, "allowPrivilegeEscalation", json_false(), "capabilities",
+			       object_of(1, "drop", array_of(1, STR_LIT("ALL"))),
+			       "readOnlyRootFilesystem", json_true(), "runAsNonRoot",
+			       json_boolean(o->copy_user != 0), "runAsUser",
+			       json_integer((json_int_t)o->copy_user), "seccompProfile",
+			       object_of(1, "type", STR_LIT("RuntimeDefault")));
+	ret->init = object_of(7, "name", str_node(ret->cname), "image", str_node(image), "command",
+			      cmd, "imagePullPolicy", STR_LIT("IfNotPresent"), "resources",
+			      init_resources(o), "volumeMounts", cvm, "securityContext", sc);
+}
+
+static void mount_pieces_done(struct mount_pieces *mp)
+{
+	for (size_t k = 0; k < mp->n; k++) {
+		json_decref(mp->v[k].mount);
+		json_decref(mp->v[k].volume);
+	}
+	free(mp->v);
+	json_decref(mp->init);
+	*mp = (struct mount_pieces){ 0 };
+}
+
+/* jansson leaves a value whose count is (size_t)-1 alone (its true, false and null): never
+ * counted, never freed. A tree made so can be put into any number of documents at once, by any
+ * thread, without a count changing, and a request's arena (kilt-json-arena.h) takes it for none
+ * of its own, as it does jansson's constants. Nothing may change it: the engine only adds it to
+ * a document and removes it again. */
+static void freeze(json_t *v)
+{
+	if (!v || v->refcount == (size_t)-1)
+		return;
+	v->refcount = (size_t)-1;
+	if (json_is_object(v)) {
+		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
+			freeze(json_object_iter_value(it));
+	} else if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			freeze(json_array_get(v, i));
+	}
+}
+
+/* Counts every node of a frozen tree once again (each is referenced once in it), so that
+ * json_decref frees it. */
+static void thaw(json_t *v)
+{
+	if (!v || v == json_true() || v == json_false() || v == json_null())
+		return;
+	v->refcount = 1;
+	if (json_is_object(v)) {
+		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
+			thaw(json_object_iter_value(it));
+	} else if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			thaw(json_array_get(v, i));
+	}
+}
+
+static void free_frozen(json_t *v)
+{
+	thaw(v);
+	json_decref(v);
+}
+
+/* The pieces kept for one plan mount, found by what they are made of. */
+struct prepared_mount {
+	char *name; /* owned: the mount's name, NULL when it has none */
+	char *image; /* owned */
+	json_t *volumes; /* owned: a copy of the mount's volumes (strings) */
+	struct mount_pieces pieces; /* frozen */
+};
+
+#define PREPARED_MOUNTS 32
+
+struct kilt_k8s_prepared {
+	/* the options the pieces are made under */
+	enum kilt_k8s_volume_source volume_source;
+	char *copy_helper; /* owned, may be NULL */
+	long long copy_user;
+	json_t *init_resources; /* owned, may be NULL */
+	/* Entries [0, n) are complete and never change: read without the lock; the lock is for
+	 * adding one. */
+	struct prepared_mount mounts[PREPARED_MOUNTS];
+	_Atomic size_t n;
+	pthread_mutex_t lock;
+};
+
+struct kilt_k8s_prepared *kilt_k8s_prepared_new(const struct kilt_k8s_options *opts)
+{
+	struct kilt_k8s_prepared *pp = xcalloc(1, sizeof(*pp));
+	/* what it keeps outlives any request's arena */
+	bool arena = kilt_json_arena_suspend();
+	pp->volume_source = opts->volume_source;
+	pp->copy_helper = opts->copy_helper ? xstrdup(opts->copy_helper) : NULL;
+	pp->copy_user = opts->copy_user;
+	pp->init_resources = opts->init_resources ? json_deep_copy(opts->init_resources) : NULL;
+	kilt_json_arena_resume(arena);
+	atomic_init(&pp->n, 0);
+	pthread_mutex_init(&pp->lock, NULL);
+	return pp;
+}
+
+void kilt_k8s_prepared_free(struct kilt_k8s_prepared *pp)
+{
+	if (!pp)
+		return;
+	size_t n = atomic_load(&pp->n);
+	for (size_t i = 0; i < n; i++) {
+		struct prepared_mount *pm = &pp->mounts[i];
+		free(pm->name);
+		free(pm->image);
+		json_decref(pm->volumes);
+		struct mount_pieces *mp = &pm->pieces;
+		for (size_t k = 0; k < mp->n; k++) {
+			free_frozen(mp->v[k].mount);
+			free_frozen(mp->v[k].volume);
+		}
+		free(mp->v);
+		free_frozen(mp->init);
+	}
+	pthread_mutex_destroy(&pp->lock);
+	free(pp->copy_helper);
+	json_decref(pp->init_resources);
+	free(pp);
+}
+
+/* Whether `pp` was made under the options `o` as far as the pieces go. */
+static bool prepared_fits(const struct kilt_k8s_prepared *pp, const struct kilt_k8s_options *o)
+{
+	return pp->volume_source == o->volume_source && pp->copy_user == o->copy_user &&
+	       (pp->copy_helper ? o->copy_helper && strcmp(pp->copy_helper, o->copy_helper) == 0
+				: !o->copy_helper) &&
+	       (pp->init_resources
+			? o->init_resources && json_equal(pp->init_resources, o->init_resources)
+			: !o->init_resources);
+}
+
+enum { MOUNT_NAME, MOUNT_IMAGE, MOUNT_VOLUMES, MOUNT_COUNT };
+
+static bool same_text(const char *kept, const json_t *s)
+{
+	if (!kept || !s)
+		return !kept && !s;
+	size_t n = json_string_length(s);
+	return strlen(kept) == n && memcmp(kept, json_string_value(s), n) == 0;
+}
+
+/* Whether `pm` was made for the mount of members `mm`. */
+static bool prepared_is(const struct prepared_mount *pm, const json_t *const mm[MOUNT_COUNT])
+{
+	if (!same_text(pm->name, mm[MOUNT_NAME]) || !same_text(pm->image, mm[MOUNT_IMAGE]))
+		return false;
+	size_t n = json_array_size(mm[MOUNT_VOLUMES]);
+	if (n != json_array_size(pm->volumes))
+		return false;
+	for (size_t k = 0; k < n; k++) {
+		const json_t *a = json_array_get(pm->volumes, k);
+		const json_t *b = json_array_get(mm[MOUNT_VOLUMES], k);
+		size_t len = json_string_length(a);
+		if (len != json_string_length(b) ||
+		    memcmp(json_string_value(a), json_string_value(b), len) != 0)
+			return false;
+	}
+	return true;
+}
+
+static const struct prepared_mount *prepared_find(const struct kilt_k8s_prepared *pp, size_t from,
+						  size_t to, const json_t *const mm[MOUNT_COUNT])
+{
+	for (size_t i = from; i < to; i++)
+		if (prepared_is(&pp->mounts[i], mm))
+			return &pp->mounts[i];
+	return NULL;
+}
+
+/* The pieces of plan mount `m` kept by `pp`, made now when they are not yet; NULL when they
+ * cannot be kept (a mount of another shape than the recipes give: names and image strings,
+ * volumes strings without NUL, or the table is full). */
+static const struct mount_pieces *prepared_pieces(struct kilt_k8s_prepared *pp, const json_t *m)
+{
+	static const struct kilt_json_key keys[MOUNT_COUNT] = {
+		KILT_JSON_KEY("name"),
+		KILT_JSON_KEY("image"),
+		KILT_JSON_KEY("volumes"),
+	};
+	const json_t *mm[MOUNT_COUNT];
+	kilt_json_members(m, keys, MOUNT_COUNT, mm);
+	/* the C strings the pieces are made of are the whole strings */
+	if ((mm[MOUNT_NAME] && !(json_is_string(mm[MOUNT_NAME]) && str_clean(mm[MOUNT_NAME]))) ||
+	    !json_is_string(mm[MOUNT_IMAGE]) || !str_clean(mm[MOUNT_IMAGE]) ||
+	    !json_is_array(mm[MOUNT_VOLUMES]))
+		return NULL;
+	size_t k;
+	const json_t *v;
+	json_array_foreach (mm[MOUNT_VOLUMES], k, v)
+		if (!json_is_string(v) || !str_clean(v))
+			return NULL;
+	size_t n = atomic_load_explicit(&pp->n, memory_order_acquire);
+	const struct prepared_mount *found = prepared_find(pp, 0, n, mm);
+	if (found)
+		return &found->pieces;
+	pthread_mutex_lock(&pp->lock);
+	size_t now = atomic_load_explicit(&pp->n, memory_order_relaxed);
+	found = prepared_find(pp, n, now, mm);
+	if (!found && now < PREPARED_MOUNTS) {
+		struct prepared_mount *pm = &pp->mounts[now];
+		bool arena = kilt_json_arena_suspend();
+		pm->name = mm[MOUNT_NAME] ? xstrdup(json_string_value(mm[MOUNT_NAME])) : NULL;
+		pm->image = xstrdup(json_string_value(mm[MOUNT_IMAGE]));
+		pm->volumes = json_deep_copy(mm[MOUNT_VOLUMES]);
+		struct kilt_k8s_options o = { .volume_source = pp->volume_source,
+					      .copy_helper = pp->copy_helper,
+					      .copy_user = pp->copy_user,
+					      .init_resources = pp->init_resources };
+		mount_pieces_build(&o, m, true, &pm->pieces);
+		kilt_json_arena_resume(arena);
+		for (k = 0; k < pm->pieces.n; k++) {
+			freeze(pm->pieces.v[k].mount);
+			freeze(pm->pieces.v[k].volume);
+		}
+		freeze(pm->pieces.init);
+		atomic_store_explicit(&pp->n, now + 1, memory_order_release);
+		found = pm;
+	}
+	pthread_mutex_unlock(&pp->lock);
+	return found ? &found->pieces : NULL;
+}
+
+/* The options' kilt_k8s_prepared when it was made under them. */
+static struct kilt_k8s_prepared *prepared_for(const struct kilt_k8s_options *o)
+{
+	return o->prepared && prepared_fits(o->prepared, o) ? o->prepared : NULL;
+}
+
+/* The pieces of plan mount `m` for this run: those kept by the options' kilt_k8s_prepared, or
+ * made into `fresh` (released by the caller with mount_pieces_done). */
+static const struct mount_pieces *pieces_of(const struct run *run, const json_t *m,
+					    bool pod_objects, struct mount_pieces *fresh)
+{
+	const struct mount_pieces *kept = run->prepared ? prepared_pieces(run->prepared, m) : NULL;
+	if (kept)
+		return kept;
+	mount_pieces_build(run->opts, m, pod_objects, fresh);
+	return fresh;
+}
+
+/* The first entries of `vm` (a container's volumeMounts) mounting at `path` and named `name`. */
+static void find_mount(const json_t *vm, const char *path, const char *name,
+		       const json_t **ret_at_path, const json_t **ret_named)
+{
+	static const struct kilt_json_key keys[2] = { KILT_JSON_KEY("name"),
+						      KILT_JSON_KEY("mountPath") };
+	*ret_at_path = *ret_named = NULL;
+	size_t i;
+	const json_t *el;
+	json_array_foreach (vm, i, el) {
+		const json_t *mm[2];
+		kilt_json_members(el, keys, 2, mm);
+		const char *n = json_string_value(mm[0]), *mp = json_string_value(mm[1]);
+		if (!*ret_at_path && mp && strcmp(mp, path) == 0)
+			*ret_at_path = el;
+		if (!*ret_named && n && strcmp(n, name) == 0)
+			*ret_named = el;
+	}
+}
+
 /* Mounts every volume of every plan mount into the container at its path. */
 static int add_mounts(struct run *run, json_t *c, const json_t *had, const json_t *mounts,
 		      struct status *st, const struct pod *p, struct kilt_error *err)
@@ -1553,38 +1900,40 @@ static int add_mounts(struct run *run, json_t *c, const json_t *had, const json_
 	size_t i, k;
 	json_t *m, *path;
 	json_array_foreach (mounts, i, m) {
+		struct mount_pieces fresh = { 0 };
+		const struct mount_pieces *mp = pieces_of(run, m, false, &fresh);
 		const json_t *paths = json_object_get(m, "volumes");
+		int r = 0;
 		json_array_foreach (paths, k, path) {
 			const char *ps = json_string_value(path);
-			char name[MAX_NAME + 1];
-			volume_name(name, sizeof(name), m, k);
-			json_t *clash = find_named(vm, "mountPath", ps ? ps : "");
-			if (clash &&
-			    !(str_at(clash, "name") && strcmp(str_at(clash, "name"), name) == 0))
-				return kilt_error_setf(
-					err, -EEXIST,
-					"the container already mounts volume %s at %s, where the "
-					"recipe mounts %s",
-					str_at(clash, "name") ? str_at(clash, "name") : "?", ps,
-					name);
-			if (find_named(vm, "name", name)) {
+			const char *name = mp->v[k].name;
+			const json_t *clash, *named;
+			find_mount(vm, ps ? ps : "", name, &clash, &named);
+			const char *cn = clash ? str_at(clash, "name") : NULL;
+			if (clash && !(cn && strcmp(cn, name) == 0)) {
+				r = kilt_error_setf(err, -EEXIST,
+						    "the container already mounts volume %s at %s, "
+						    "where the recipe mounts %s",
+						    cn ? cn : "?", ps, name);
+				break;
+			}
+			if (named) {
 				/* kilt's own mount of an earlier injection stays; a mount of the
 				 * container's under that name would be taken for kilt's (and removed
 				 * with it) */
 				if (status_volume(p, name))
 					continue;
-				return kilt_error_setf(
-					err, -EEXIST,
-					"the container already mounts a volume named "
-					"%s, the name of the recipe's volume",
-					name);
+				r = kilt_error_setf(err, -EEXIST,
+						    "the container already mounts a volume named "
+						    "%s, the name of the recipe's volume",
+						    name);
+				break;
 			}
-			json_t *entry = object_of(3, "name", str_node(name), "mountPath",
-						  str_node(ps), "readOnly", json_true());
-			if (run->opts->volume_source == KILT_K8S_VOLUME_IMAGE && ps[1])
-				json_object_set_new_nocheck(entry, "subPath", str_node(ps + 1));
-			append(run, vm, entry);
+			append(run, vm, json_incref(mp->v[k].mount));
 		}
+		mount_pieces_done(&fresh);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -1626,11 +1975,72 @@ static size_t index_named(const json_t *list, const char *name)
 	return json_array_size(list);
 }
 
+/* The pod volumes and the copy init container of one plan mount (its pieces `mp`), their names
+ * listed in `vnames` and `inames`; `init` the pod's initContainers once made sure of. */
+static int mount_objects(struct pod *p, const struct mount_pieces *mp, json_t *vols, json_t *vnames,
+			 json_t *inames, const json_t *old_i, json_t **init, int *icreated,
+			 const struct injection *inj, struct kilt_error *err)
+{
+	struct run *run = p->run;
+	for (size_t k = 0; k < mp->n; k++) {
+		const char *name = mp->v[k].name;
+		json_array_append_new(vnames, str_node(name));
+		/* a volume of the injection this one adds to stays as it is */
+		if (find_named(vols, "name", name)) {
+			if (!status_volume(p, name))
+				return kilt_error_setf(err, -EEXIST,
+						       "the pod already has a volume named %s",
+						       name);
+		} else {
+			append(run, vols, json_incref(mp->v[k].volume));
+		}
+	}
+	if (run->opts->volume_source == KILT_K8S_VOLUME_IMAGE)
+		return 0;
+	if (!*init) {
+		*init = ensure_array(run, p->spec, "initContainers", icreated);
+		if (!*init)
+			return kilt_error_setf(err, -EINVAL, "spec.initContainers is not a list");
+	}
+	json_t *list = *init;
+	const char *cname = mp->cname;
+	bool ikept = str_in(old_i, cname);
+	/* before the first native sidecar that is injected: it starts before the containers and
+	 * needs the files already */
+	size_t at = first_injected_sidecar(list, inj);
+	if (ikept && find_named(list, "name", cname)) {
+		json_array_append_new(inames, str_node(cname));
+		/* a native sidecar another webhook put before it since (re-invocation), injected
+		 * now, needs the files too: the copier moves before it (a new node, so that the
+		 * patch removes and adds kilt's entry alone) */
+		size_t cur = index_named(list, cname);
+		if (cur > at) {
+			json_t *before = json_copy(list);
+			json_t *moved = json_copy(json_array_get(list, cur));
+			json_array_remove(list, cur);
+			json_array_insert_new(list, at, moved);
+			kilt_journal_removed(run->j, list, before);
+		}
+		return 0;
+	}
+	if (find_named(list, "name", cname) || find_named(p->lists[0], "name", cname))
+		return kilt_error_setf(err, -EEXIST, "the pod already has a container named %s",
+				       cname);
+	json_t *ic = json_incref(mp->init);
+	if (at == json_array_size(list)) {
+		append(run, list, ic);
+	} else {
+		kilt_journal_removed(run->j, list, json_copy(list));
+		json_array_insert_new(list, at, ic);
+	}
+	json_array_append_new(inames, str_node(cname));
+	return 0;
+}
+
 /* Pod-level objects for the plan's mounts: volumes, and copy init containers. */
 static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_error *err)
 {
 	struct run *run = p->run;
-	const struct kilt_k8s_options *o = run->opts;
 	if (!json_object_size(inj->mounts))
 		return 0;
 	int vcreated, icreated = 0;
@@ -1647,117 +2057,15 @@ static int add_pod_objects(struct pod *p, struct injection *inj, struct kilt_err
 	json_t *init = NULL;
 	const char *key;
 	json_t *m;
+	int r = 0;
 	/* mount names in the plans' order: status->mounts keeps insertion order */
 	json_object_foreach (inj->mounts, key, m) {
-		const char *image = str_at(m, "image");
-		json_t *volumes = json_object_get(m, "volumes");
-		json_t *cmd = array_of(2,
-				       o->copy_helper ? json_string(o->copy_helper)
-						      : STR_LIT(DEFAULT_COPY_HELPER),
-				       STR_LIT("--copy"));
-		json_t *cvm = json_array();
-		size_t k;
-		json_t *path;
-		json_array_foreach (volumes, k, path) {
-			char name[MAX_NAME + 1];
-			volume_name(name, sizeof(name), m, k);
-			json_array_append_new(vnames, str_node(name));
-			/* a volume of the injection this one adds to stays as it is */
-			if (find_named(vols, "name", name)) {
-				if (!status_volume(p, name)) {
-					json_decref(cmd);
-					json_decref(cvm);
-					return kilt_error_setf(
-						err, -EEXIST,
-						"the pod already has a volume named %s", name);
-				}
-			} else if (o->volume_source == KILT_K8S_VOLUME_IMAGE) {
-				append(run, vols,
-				       object_of(2, "name", str_node(name), "image",
-						 object_of(2, "reference", str_node(image),
-							   "pullPolicy", STR_LIT("IfNotPresent"))));
-			} else {
-				append(run, vols,
-				       object_of(2, "name", str_node(name), "emptyDir",
-						 json_object()));
-			}
-			char dest[64];
-			struct cut_text d;
-			cut_init(&d, dest, sizeof(dest));
-			cut_add(&d, COPY_MOUNT_ROOT "/");
-			cut_add_size(&d, k);
-			json_array_append_new(cmd, copy_str(path));
-			json_array_append_new(cmd, str_node(dest));
-			json_array_append_new(cvm, object_of(2, "name", str_node(name), "mountPath",
-							     str_node(dest)));
-		}
-		if (o->volume_source == KILT_K8S_VOLUME_IMAGE) {
-			json_decref(cmd);
-			json_decref(cvm);
-			continue;
-		}
-		if (!init) {
-			init = ensure_array(run, p->spec, "initContainers", &icreated);
-			if (!init) {
-				json_decref(cmd);
-				json_decref(cvm);
-				return kilt_error_setf(err, -EINVAL,
-						       "spec.initContainers is not a list");
-			}
-		}
-		char cname[MAX_NAME + 1];
-		copier_name(cname, sizeof(cname), m);
-		bool ikept = str_in(old_i, cname);
-		/* before the first native sidecar that is injected: it starts before the
-		 * containers and needs the files already */
-		size_t at = first_injected_sidecar(init, inj);
-		if (ikept && find_named(init, "name", cname)) {
-			json_decref(cmd);
-			json_decref(cvm);
-			json_array_append_new(inames, str_node(cname));
-			/* a native sidecar another webhook put before it since (re-invocation),
-			 * injected now, needs the files too: the copier moves before it (a new
-			 * node, so that the patch removes and adds kilt's entry alone) */
-			size_t cur = index_named(init, cname);
-			if (cur > at) {
-				json_t *before = json_copy(init);
-				json_t *moved = json_copy(json_array_get(init, cur));
-				json_array_remove(init, cur);
-				json_array_insert_new(init, at, moved);
-				kilt_journal_removed(run->j, init, before);
-			}
-			continue;
-		}
-		if (find_named(init, "name", cname) || find_named(p->lists[0], "name", cname)) {
-			json_decref(cmd);
-			json_decref(cvm);
-			return kilt_error_setf(err, -EEXIST,
-					       "the pod already has a container named %s", cname);
-		}
-		json_t *res = o->init_resources ? json_deep_copy(o->init_resources)
-						: object_of(2, "requests",
-							    object_of(2, "cpu", STR_LIT("10m"),
-								      "memory", STR_LIT("16Mi")),
-							    "limits",
-							    object_of(2, "cpu", STR_LIT("100m"),
-								      "memory", STR_LIT("64Mi")));
-		json_t *sc = object_of(6, "allowPrivilegeEscalation", json_false(), "capabilities",
-				       object_of(1, "drop", array_of(1, STR_LIT("ALL"))),
-				       "readOnlyRootFilesystem", json_true(), "runAsNonRoot",
-				       json_boolean(o->copy_user != 0), "runAsUser",
-				       json_integer((json_int_t)o->copy_user), "seccompProfile",
-				       object_of(1, "type", STR_LIT("RuntimeDefault")));
-		json_t *ic =
-			object_of(7, "name", str_node(cname), "image", str_node(image), "command",
-				  cmd, "imagePullPolicy", STR_LIT("IfNotPresent"), "resources", res,
-				  "volumeMounts", cvm, "securityContext", sc);
-		if (at == json_array_size(init)) {
-			append(run, init, ic);
-		} else {
-			kilt_journal_removed(run->j, init, json_copy(init));
-			json_array_insert_new(init, at, ic);
-		}
-		json_array_append_new(inames, str_node(cname));
+		struct mount_pieces fresh = { 0 };
+		const struct mount_pieces *mp = pieces_of(run, m, true, &fresh);
+		r = mount_objects(p, mp, vols, vnames, inames, old_i, &init, &icreated, inj, err);
+		mount_pieces_done(&fresh);
+		if (r < 0)
+			return r;
 	}
 	if (init && icreated)
 		status_set(&inj->st, "init_containers_created", NULL, NULL,
@@ -2780,6 +3088,7 @@ static int inject_or_remove(json_t *doc, const struct kilt_k8s_namespace *defaul
 	kilt_report_init(&local);
 	local.input = "kubernetes";
 	struct run run = { .opts = opts,
+			   .prepared = prepared_for(opts),
 			   .report = &local,
 			   .default_ns = default_ns,
 			   .removing = removing,
@@ -2831,6 +3140,7 @@ int kilt_k8s_mutate_owned(json_t *pod, const struct kilt_k8s_namespace *ns,
 	res.warnings = json_array();
 	struct kilt_k8s_namespace nsf = ns ? *ns : (struct kilt_k8s_namespace){ 0 };
 	struct run run = { .opts = opts,
+			   .prepared = prepared_for(opts),
 			   .report = &res.report,
 			   .warnings = res.warnings,
 			   .default_ns = &nsf,

@@ -152,6 +152,8 @@ int webhook_engine_new(const struct webhook_options *o, struct webhook_engine **
 	e->k8s.copy_user = o->copy_user;
 	e->k8s.strict = o->strict;
 	e->k8s.patch_as_text = true; /* only sent on: never built as jansson values */
+	/* what every review adds for a recipe's mount, made once (the answers are the same) */
+	e->k8s.prepared = kilt_k8s_prepared_new(&e->k8s);
 	e->budget_ms = o->image_budget_ms;
 	if (r == 0 && o->image_facts_file) {
 		r = image_facts_file_load(o->image_facts_file, &e->facts_table, err);
@@ -189,6 +191,7 @@ void webhook_engine_free(struct webhook_engine *e)
 	if (!e)
 		return;
 	webhook_kube_free(e->kube);
+	kilt_k8s_prepared_free(e->k8s.prepared);
 	for (size_t i = 0; i < e->n_recipes; i++)
 		kilt_recipe_free(e->recipes[i]);
 	json_decref(e->config);

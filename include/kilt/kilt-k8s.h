@@ -67,6 +67,7 @@ typedef int (*kilt_k8s_image_facts_fn)(void *userdata, const char *image, const 
 				       json_t **ret_facts, struct kilt_error *err);
 
 struct kilt_env_lists;
+struct kilt_k8s_prepared;
 struct kilt_k8s_options {
 	/* borrowed array of n_recipes recipes; the first is the default. NULL with 0: only removal
 	 * (kilt_k8s_remove) is possible. */
@@ -107,7 +108,25 @@ struct kilt_k8s_options {
 	/* may be NULL: no lookups (a container that needs one is skipped, or fails when strict) */
 	kilt_k8s_image_facts_fn image_facts;
 	void *image_facts_userdata; /* borrowed */
+	/* borrowed, may be NULL: what every injection under these options adds for a recipe's
+	 * mount, kept (kilt_k8s_prepared_new); the same answers as without it */
+	struct kilt_k8s_prepared *prepared;
 };
+
+/* What the injection of a recipe's mount adds to a pod (the copy init container, the pod
+ * volumes, the containers' mount entries) depends only on the mount and on the options
+ * volume_source, copy_helper, copy_user and init_resources: a front end that injects many pods
+ * under the same options (the webhook) makes them once and shares them. Every run whose
+ * options point to it takes the pieces from it (made when a mount is first met, at most 32
+ * mounts); a run whose options differ from those it was made under in one of those four
+ * ignores it. The pieces are put into the pods as they are, never counted nor copied (jansson's
+ * count (size_t)-1, as its true, false and null): a document injected so must not be changed in
+ * them, nor outlive the kilt_k8s_prepared (kilt_k8s_mutate's patch and pod, kilt_k8s_inject's
+ * document). Safe to share between threads; made outside any request's arena
+ * (kilt-json-arena.h) whatever the thread. */
+struct kilt_k8s_prepared *kilt_k8s_prepared_new(const struct kilt_k8s_options *opts);
+/* NULL is a no-op. No run may be using it, nor any document it was put into be in use. */
+void kilt_k8s_prepared_free(struct kilt_k8s_prepared *prepared);
 
 /* Fills `ret` with the defaults: no recipes, opt-out, skip under Pod Security, copy, no lookups. */
 void kilt_k8s_options_default(struct kilt_k8s_options *ret);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the Kubernetes engine's webhook door (kilt_k8s_mutate) and of the image facts it
  * lists; the whole-document door is covered by the golden cases (tests/k8s-inject/). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -646,6 +647,293 @@ static void test_k8s__not_an_object(void **state)
 	assert_string_equal(err.msg, "no recipe");
 }
 
+/* ---- the pieces kept for the options (kilt_k8s_prepared) ------------------------------------ */
+
+static const char RECIPE_B[] =
+	"deploy {\n"
+	"  entrypoint: [ /b/launch ] ${original.entrypoint}\n"
+	"  command: ${original.command}\n"
+	"  mount: [ { name: b, image: \"example/b:2\", volumes: [ /b, /opt/c ] }"
+	" ]\n"
+	"}\n";
+
+/* What the webhook's door answers: the patch text, the warnings and the pod after it. */
+static char *answer(const json_t *p, const struct kilt_k8s_namespace *ns,
+		    const struct kilt_k8s_options *o, struct kilt_k8s_prepared *pp)
+{
+	struct kilt_k8s_options ol = *o;
+	ol.patch_as_text = true;
+	ol.prepared = pp;
+	struct kilt_k8s_result res;
+	kilt_k8s_result_init(&res);
+	struct kilt_error err = { 0 };
+	int r = kilt_k8s_mutate(p, ns, &ol, &res, &err);
+	if (r < 0)
+		return xasprintf("error %d %s", r, err.msg);
+	_cleanup_free_ char *w = kilt_json_dumps(res.warnings, JSON_COMPACT);
+	_cleanup_free_ char *after = kilt_json_dumps(res.pod, JSON_COMPACT | JSON_SORT_KEYS);
+	char *text = xasprintf("%s\n%s\n%s", res.patch_text, w, after);
+	kilt_k8s_result_done(&res);
+	return text;
+}
+
+/* The pods of the tests below: one or two containers, recipe B by annotation, a container that
+ * mounts at kilt's path already, a pod with a volume of kilt's name (both refused), under
+ * namespaces that take it or that enforce baseline (the injection rolled back). */
+static json_t *prepared_pods(void)
+{
+	static const char text[] =
+		"[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\"]}]\n"
+		"[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\"]},"
+		"{\"name\":\"side\",\"image\":\"envoy\",\"args\":[\"-c\"],\"command\":[\"/e\"],"
+		"\"volumeMounts\":[{\"name\":\"cfg\",\"mountPath\":\"/etc/e\"}]}]\n"
+		"[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\"],"
+		"\"volumeMounts\":[{\"name\":\"mine\",\"mountPath\":\"/kilt\"}]}]\n";
+	json_t *pods = json_array();
+	for (const char *line = text; *line;) {
+		const char *end = strchr(line, '\n');
+		_cleanup_free_ char *one = xstrndup(line, (size_t)(end - line));
+		json_array_append_new(pods, pod(one));
+		line = end + 1;
+	}
+	json_t *b = pod("[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\"]}]");
+	json_object_set_new(json_object_get(b, "metadata"), "annotations",
+			    json_pack("{ss}", KILT_K8S_RECIPE, "b"));
+	json_array_append_new(pods, b);
+	json_t *taken = pod("[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\"]}]");
+	json_object_set_new(json_object_get(taken, "spec"), "volumes",
+			    json_pack("[{ss}]", "name", "kilt-agent-0"));
+	json_array_append_new(pods, taken);
+	return pods;
+}
+
+/* The options under which the pieces differ. */
+static void prepared_options(struct kilt_k8s_options o[4], const struct kilt_k8s_recipe kr2[2],
+			     const json_t *resources)
+{
+	for (int i = 0; i < 4; i++) {
+		opts_init(&o[i]);
+		o[i].recipes = kr2;
+		o[i].n_recipes = 2;
+	}
+	o[1].copy_user = 1000;
+	o[1].copy_helper = "/opt/kilt/kilt-wait";
+	o[2].volume_source = KILT_K8S_VOLUME_IMAGE;
+	o[3].init_resources = resources;
+}
+
+/* The same answers with the kept pieces as without, for two recipes (two mounts in one table),
+ * under four sets of options each with its own table; a table made under other options is
+ * ignored (the answers are those of the options given); the pieces are kept (the same nodes in
+ * two answers) only with a table. */
+static void test_k8s__prepared_same_answers(void **state)
+{
+	(void)state;
+	struct kilt_recipe *rb = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_load_string(RECIPE_B, sizeof(RECIPE_B) - 1, "b", &rb, &err),
+			 0);
+	const struct kilt_k8s_recipe kr2[2] = { kr, { .name = "b", .recipe = rb } };
+	_cleanup_json_ json_t *resources = json_pack("{s{ss}}", "limits", "cpu", "1");
+	struct kilt_k8s_options o[4];
+	prepared_options(o, kr2, resources);
+	struct kilt_k8s_prepared *pp[4];
+	for (int i = 0; i < 4; i++)
+		pp[i] = kilt_k8s_prepared_new(&o[i]);
+	_cleanup_json_ json_t *pods = prepared_pods();
+	_cleanup_json_ json_t *baseline =
+		json_pack("{ss}", "pod-security.kubernetes.io/enforce", "baseline");
+	const struct kilt_k8s_namespace nss[2] = { { .name = "shop" },
+						   { .name = "apps", .labels = baseline } };
+	size_t compared = 0;
+	for (int round = 0; round < 2; round++) /* the second with every piece made already */
+		for (int i = 0; i < 4; i++)
+			for (size_t k = 0; k < json_array_size(pods); k++)
+				for (size_t n = 0; n < 2; n++) {
+					const json_t *p = json_array_get(pods, k);
+					_cleanup_free_ char *want = answer(p, &nss[n], &o[i], NULL);
+					/* its own table, and one made under other options */
+					_cleanup_free_ char *got = answer(p, &nss[n], &o[i], pp[i]);
+					_cleanup_free_ char *other =
+						answer(p, &nss[n], &o[i], pp[(i + 1) % 4]);
+					assert_string_equal(got, want);
+					assert_string_equal(other, want);
+					compared += 2;
+				}
+	assert_int_equal(compared, 2 * 4 * 5 * 2 * 2);
+	/* the options' differences show: runAsUser, the helper, image volumes, resources */
+	const json_t *p = json_array_get(pods, 0);
+	_cleanup_free_ char *a0 = answer(p, &nss[0], &o[0], pp[0]);
+	_cleanup_free_ char *a1 = answer(p, &nss[0], &o[1], pp[1]);
+	_cleanup_free_ char *a2 = answer(p, &nss[0], &o[2], pp[2]);
+	_cleanup_free_ char *a3 = answer(p, &nss[0], &o[3], pp[3]);
+	assert_non_null(strstr(a0, "\"runAsUser\":0"));
+	assert_non_null(strstr(a1, "\"runAsUser\":1000"));
+	assert_non_null(strstr(a1, "/opt/kilt/kilt-wait"));
+	assert_non_null(strstr(a2, "\"reference\":\"example/agent:1\""));
+	assert_null(strstr(a2, "kilt-copy-agent"));
+	assert_non_null(strstr(a0, "kilt-copy-agent"));
+	assert_non_null(strstr(a3, "\"resources\":{\"limits\":{\"cpu\":\"1\"}}"));
+	/* kept: two pods injected with the table hold the same copy init container */
+	for (int with = 0; with < 2; with++) {
+		struct kilt_k8s_options ol = o[0];
+		ol.prepared = with ? pp[0] : NULL;
+		struct kilt_k8s_result r1, r2;
+		kilt_k8s_result_init(&r1);
+		kilt_k8s_result_init(&r2);
+		assert_int_equal(kilt_k8s_mutate(p, &nss[0], &ol, &r1, &err), 0);
+		assert_int_equal(kilt_k8s_mutate(p, &nss[0], &ol, &r2, &err), 0);
+		const json_t *i1 = json_array_get(
+			json_object_get(json_object_get(r1.pod, "spec"), "initContainers"), 0);
+		const json_t *i2 = json_array_get(
+			json_object_get(json_object_get(r2.pod, "spec"), "initContainers"), 0);
+		assert_non_null(i1);
+		assert_true(json_equal(i1, i2));
+		assert_int_equal(i1 == i2, with);
+		kilt_k8s_result_done(&r1);
+		kilt_k8s_result_done(&r2);
+	}
+	for (int i = 0; i < 4; i++)
+		kilt_k8s_prepared_free(pp[i]);
+	kilt_recipe_free(rb);
+}
+
+/* A document that holds the kept pieces, changed by every door in place (injected again with
+ * another recipe, which undoes the first injection; removed; injected and rolled back under
+ * baseline): the pieces stay as they were made, and the answers that follow are those of a new
+ * table and of none. */
+static void test_k8s__prepared_never_changed(void **state)
+{
+	(void)state;
+	struct kilt_recipe *rb = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_load_string(RECIPE_B, sizeof(RECIPE_B) - 1, "b", &rb, &err),
+			 0);
+	const struct kilt_k8s_recipe kr2[2] = { kr, { .name = "b", .recipe = rb } };
+	_cleanup_json_ json_t *resources = json_pack("{s{ss}}", "limits", "cpu", "1");
+	struct kilt_k8s_options o[4];
+	prepared_options(o, kr2, resources);
+	_cleanup_json_ json_t *pods = prepared_pods();
+	_cleanup_json_ json_t *baseline =
+		json_pack("{ss}", "pod-security.kubernetes.io/enforce", "baseline");
+	struct kilt_k8s_namespace shop = { .name = "shop" };
+	struct kilt_k8s_namespace strict = { .name = "shop", .labels = baseline };
+	for (int i = 0; i < 4; i++) {
+		struct kilt_k8s_prepared *pp = kilt_k8s_prepared_new(&o[i]);
+		struct kilt_k8s_options ol = o[i];
+		ol.prepared = pp;
+		_cleanup_json_ json_t *docs = json_array();
+		for (size_t k = 0; k < json_array_size(pods); k++) {
+			struct kilt_k8s_result res;
+			kilt_k8s_result_init(&res);
+			assert_int_equal(
+				kilt_k8s_mutate(json_array_get(pods, k), &shop, &ol, &res, &err),
+				0);
+			json_array_append(docs, res.pod);
+			kilt_k8s_result_done(&res);
+		}
+		/* every pod with recipe b now: the first injection undone, b's added */
+		size_t d;
+		json_t *doc;
+		json_array_foreach (docs, d, doc) {
+			json_t *meta = json_object_get(doc, "metadata");
+			if (!json_is_object(json_object_get(meta, "annotations")))
+				json_object_set_new(meta, "annotations", json_object());
+			json_object_set_new(json_object_get(meta, "annotations"), KILT_K8S_RECIPE,
+					    json_string("b"));
+		}
+		struct kilt_report rep;
+		kilt_report_init(&rep);
+		assert_int_equal(kilt_k8s_inject(docs, &shop, &ol, &rep, NULL, &err), 0);
+		assert_int_equal(kilt_k8s_inject(docs, &strict, &ol, &rep, NULL, &err), 0);
+		assert_int_equal(kilt_k8s_remove(docs, &ol, &rep, NULL, &err), 0);
+		json_array_foreach (docs, d, doc)
+			json_object_del(
+				json_object_get(json_object_get(doc, "metadata"), "annotations"),
+				KILT_K8S_RECIPE);
+		assert_int_equal(kilt_k8s_inject(docs, &strict, &ol, &rep, NULL, &err), 0);
+		assert_int_equal(kilt_k8s_inject(docs, &shop, &ol, &rep, NULL, &err), 0);
+		assert_int_equal(kilt_k8s_remove(docs, &ol, &rep, NULL, &err), 0);
+		kilt_report_done(&rep);
+		struct kilt_k8s_prepared *fresh = kilt_k8s_prepared_new(&o[i]);
+		for (size_t k = 0; k < json_array_size(pods); k++) {
+			const json_t *p = json_array_get(pods, k);
+			_cleanup_free_ char *want = answer(p, &shop, &o[i], NULL);
+			_cleanup_free_ char *kept = answer(p, &shop, &o[i], pp);
+			_cleanup_free_ char *made = answer(p, &shop, &o[i], fresh);
+			assert_string_equal(kept, want);
+			assert_string_equal(made, want);
+		}
+		kilt_k8s_prepared_free(fresh);
+		/* the documents let go before the table (kilt_k8s_prepared_free's contract) */
+		json_decref(steal_pointer(&docs));
+		kilt_k8s_prepared_free(pp);
+	}
+	kilt_recipe_free(rb);
+}
+
+struct prepared_thread {
+	const struct kilt_k8s_options *o;
+	struct kilt_k8s_prepared *pp;
+	const json_t *pods; /* read only */
+	const char *const *want;
+	size_t mismatches;
+};
+
+static void *prepared_thread_run(void *arg)
+{
+	struct prepared_thread *t = arg;
+	struct kilt_k8s_namespace ns = { .name = "shop" };
+	for (int round = 0; round < 20; round++)
+		for (size_t k = 0; k < json_array_size(t->pods); k++) {
+			char *got = answer(json_array_get(t->pods, k), &ns, t->o, t->pp);
+			if (strcmp(got, t->want[k]) != 0)
+				t->mismatches++;
+			free(got);
+		}
+	return NULL;
+}
+
+/* Threads that share one table, starting while it is empty, all answer as without it. */
+static void test_k8s__prepared_threads(void **state)
+{
+	(void)state;
+	struct kilt_recipe *rb = NULL;
+	struct kilt_error err = { 0 };
+	assert_int_equal(kilt_recipe_load_string(RECIPE_B, sizeof(RECIPE_B) - 1, "b", &rb, &err),
+			 0);
+	const struct kilt_k8s_recipe kr2[2] = { kr, { .name = "b", .recipe = rb } };
+	struct kilt_k8s_options o[4];
+	prepared_options(o, kr2, NULL);
+	_cleanup_json_ json_t *pods = prepared_pods();
+	/* each thread its own copy of the pods (jansson's values are not to be shared) */
+	struct kilt_k8s_namespace ns = { .name = "shop" };
+	char *want[8] = { 0 };
+	assert_true(json_array_size(pods) <= ARRAY_SIZE(want));
+	for (size_t k = 0; k < json_array_size(pods); k++)
+		want[k] = answer(json_array_get(pods, k), &ns, &o[0], NULL);
+	struct kilt_k8s_prepared *pp = kilt_k8s_prepared_new(&o[0]);
+	pthread_t th[4];
+	struct prepared_thread t[4];
+	json_t *copies[4];
+	for (int i = 0; i < 4; i++) {
+		copies[i] = json_deep_copy(pods);
+		t[i] = (struct prepared_thread){
+			.o = &o[0], .pp = pp, .pods = copies[i], .want = (const char *const *)want
+		};
+		assert_int_equal(pthread_create(&th[i], NULL, prepared_thread_run, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(t[i].mismatches, 0);
+		json_decref(copies[i]);
+	}
+	for (size_t k = 0; k < ARRAY_SIZE(want); k++)
+		free(want[k]);
+	kilt_k8s_prepared_free(pp);
+	kilt_recipe_free(rb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -658,6 +946,9 @@ int main(void)
 		cmocka_unit_test(test_k8s__env_merge_parity),
 		cmocka_unit_test(test_k8s__status_text),
 		cmocka_unit_test(test_k8s__not_an_object),
+		cmocka_unit_test(test_k8s__prepared_same_answers),
+		cmocka_unit_test(test_k8s__prepared_never_changed),
+		cmocka_unit_test(test_k8s__prepared_threads),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
