@@ -232,6 +232,14 @@ static json_t *copy_str(const json_t *s)
 	return json_stringn_nocheck(json_string_value(s), json_string_length(s));
 }
 
+/* kilt_json_out_raw() for the engine's texts (all kept whole in `o`, no `write`): the bytes go
+ * straight in when the buffer has room for them (its many pieces of a few bytes were a call
+ * each). */
+static inline int out_raw(struct kilt_json_out *o, const char *p, size_t n)
+{
+	return kilt_kbuf_add_in_room(&o->text, p, n) ? 0 : kilt_json_out_raw(o, p, n);
+}
+
 /* ---- journaled edits ----------------------------------------------------------------------- */
 
 static void set(struct run *run, json_t *obj, const char *key, json_t *value)
@@ -845,7 +853,7 @@ static void status_set_string(struct status *st, const char *key, const char *s)
 
 static void rec_raw(struct status *st, const char *lit)
 {
-	kilt_json_out_raw(&st->recs, lit, strlen(lit));
+	out_raw(&st->recs, lit, strlen(lit));
 }
 
 static void rec_value(struct status *st, const json_t *v)
@@ -863,9 +871,9 @@ static void rec_string(struct status *st, const char *s)
 /* `,"key":`, `key` a literal. */
 static void rec_key(struct status *st, const char *key)
 {
-	kilt_json_out_raw(&st->recs, ",\"", 2);
+	out_raw(&st->recs, ",\"", 2);
 	rec_raw(st, key);
-	kilt_json_out_raw(&st->recs, "\":", 2);
+	out_raw(&st->recs, "\":", 2);
 }
 
 /* `,"key":` then what created_marker(created) gives: true, or "null". */
@@ -891,10 +899,10 @@ static void rec_list_add(struct status *st, const char *key, size_t *n, const ch
 	if (!name)
 		return;
 	if ((*n)++) {
-		kilt_json_out_raw(&st->recs, ",", 1);
+		out_raw(&st->recs, ",", 1);
 	} else {
 		rec_key(st, key);
-		kilt_json_out_raw(&st->recs, "[", 1);
+		out_raw(&st->recs, "[", 1);
 	}
 	rec_string(st, name);
 }
@@ -902,7 +910,7 @@ static void rec_list_add(struct status *st, const char *key, size_t *n, const ch
 static void rec_list_close(struct status *st, size_t n)
 {
 	if (n)
-		kilt_json_out_raw(&st->recs, "]", 1);
+		out_raw(&st->recs, "]", 1);
 }
 
 /* Starts the record of container `name`: {"name":...,"original":{ */
@@ -922,7 +930,7 @@ static void rec_close(struct status *st, const char *name, bool keep)
 		st->recs.text.len = st->rec_mark;
 		return;
 	}
-	kilt_json_out_raw(&st->recs, "}", 1);
+	out_raw(&st->recs, "}", 1);
 	st->bad = st->bad || st->rec_bad;
 	st->names = xrealloc(st->names, (st->n_recs + 1) * sizeof(*st->names));
 	st->names[st->n_recs++] = name;
@@ -957,14 +965,14 @@ static int put_member_value(struct kilt_json_out *o, const struct status *st,
 			    const struct status_member *m)
 {
 	if (m->records) {
-		kilt_json_out_raw(o, "[", 1);
-		kilt_json_out_raw(o, st->recs.text.data, st->recs.text.len);
-		return kilt_json_out_raw(o, "]", 1);
+		out_raw(o, "[", 1);
+		out_raw(o, st->recs.text.data, st->recs.text.len);
+		return out_raw(o, "]", 1);
 	}
 	if (m->s)
 		return kilt_json_out_string(o, m->s, strlen(m->s), 0);
 	if (m->raw)
-		return kilt_json_out_raw(o, m->raw, strlen(m->raw));
+		return out_raw(o, m->raw, strlen(m->raw));
 	return kilt_json_out_value(o, m->v, MEMBER_FLAGS, 0);
 }
 
@@ -981,36 +989,36 @@ static json_t *status_text(const struct status *st)
 	/* room for the whole text at once instead of a buffer grown by doubling */
 	kilt_json_out_reserve(&o, 512 + st->recs.text.len);
 	bool used[ARRAY_SIZE(st->set)] = { false };
-	int r = kilt_json_out_raw(&o, "{", 1);
+	int r = out_raw(&o, "{", 1);
 	bool first = true;
 	const char *k;
 	json_t *v;
 	json_object_foreach (st->base, k, v) {
 		if (!first)
-			kilt_json_out_raw(&o, ",", 1);
+			out_raw(&o, ",", 1);
 		first = false;
 		if (kilt_json_out_string(&o, k, strlen(k), 0) < 0)
 			r = -2;
-		kilt_json_out_raw(&o, ":", 1);
+		out_raw(&o, ":", 1);
 		const struct status_member *m = status_member(st, k);
 		if (m) {
 			used[m - st->set] = true;
 			if (put_member_value(&o, st, m) < 0)
 				r = -2;
 		} else if (strcmp(k, "containers") == 0 && json_is_array(v)) {
-			kilt_json_out_raw(&o, "[", 1);
+			out_raw(&o, "[", 1);
 			size_t i;
 			json_t *el;
 			json_array_foreach (v, i, el) {
 				if (i)
-					kilt_json_out_raw(&o, ",", 1);
+					out_raw(&o, ",", 1);
 				if (kilt_json_out_value(&o, el, MEMBER_FLAGS, 0) < 0)
 					r = -2;
 			}
 			if (json_array_size(v) && st->n_recs)
-				kilt_json_out_raw(&o, ",", 1);
-			kilt_json_out_raw(&o, st->recs.text.data, st->recs.text.len);
-			kilt_json_out_raw(&o, "]", 1);
+				out_raw(&o, ",", 1);
+			out_raw(&o, st->recs.text.data, st->recs.text.len);
+			out_raw(&o, "]", 1);
 		} else if (kilt_json_out_value(&o, v, MEMBER_FLAGS, 0) < 0) {
 			r = -2;
 		}
@@ -1018,14 +1026,14 @@ static json_t *status_text(const struct status *st)
 	for (size_t i = 0; i < st->n_set; i++) {
 		if (used[i])
 			continue;
-		kilt_json_out_raw(&o, first ? "\"" : ",\"", first ? 1 : 2);
+		out_raw(&o, first ? "\"" : ",\"", first ? 1 : 2);
 		first = false;
-		kilt_json_out_raw(&o, st->set[i].key, strlen(st->set[i].key));
-		kilt_json_out_raw(&o, "\":", 2);
+		out_raw(&o, st->set[i].key, strlen(st->set[i].key));
+		out_raw(&o, "\":", 2);
 		if (put_member_value(&o, st, &st->set[i]) < 0)
 			r = -2;
 	}
-	kilt_json_out_raw(&o, "}", 1);
+	out_raw(&o, "}", 1);
 	json_t *text = r < 0 ? NULL : json_stringn_nocheck(o.text.data, o.text.len);
 	kilt_json_out_done(&o);
 	return text;
@@ -1281,27 +1289,42 @@ static bool merge_variable(struct run *run, json_t *env, json_t *cur, const char
 }
 
 #define FEW_PLAN_NAMES 4
+#define FEW_PLAN_ENTRIES 16
 
 /* A name of the plan's environment, and the container's first and last entry of it. */
 struct plan_name {
 	const char *name; /* borrowed */
-	const json_t *entry; /* borrowed: the plan's last entry of the name */
+	const json_t *value; /* borrowed: the value of the plan's last entry of the name */
 	size_t first, last, appended;
 	bool own, has_appended, merged;
 };
 
-/* merge_env's own_first merge when the plan has a few names and every named entry of the
- * container already says what the recipe sees for its name (env_view.keeps): then only the
- * entries of the plan's names can change, and they are found by comparing names, without a
- * table of every name. Returns false, having done nothing, when that does not hold. */
+/* merge_env's own_first merge when the plan has a few names (in at most FEW_PLAN_ENTRIES
+ * entries) and every named entry of the container already says what the recipe sees for its
+ * name (env_view.keeps): then only the entries of the plan's names can change, and they are
+ * found by comparing names, without a table of every name. Returns false, having done nothing,
+ * when that does not hold. */
 static bool merge_env_few(struct run *run, json_t *env, struct kilt_env_list *unread,
 			  const json_t *penv, struct env_rec *er)
 {
 	struct plan_name pn[FEW_PLAN_NAMES] = { 0 };
-	size_t n_pn = 0, i, k;
-	json_t *pe;
-	json_array_foreach (penv, i, pe) {
-		const char *name = str_at(pe, "name");
+	/* the plan's entries, each read once: its name (NULL: none), value and name's pn */
+	struct {
+		const char *name;
+		const json_t *value;
+		size_t k;
+	} pe[FEW_PLAN_ENTRIES];
+	size_t n_pe = json_array_size(penv), n_pn = 0, i, k;
+	if (n_pe > FEW_PLAN_ENTRIES)
+		return false;
+	static const struct kilt_json_key keys[2] = { KILT_JSON_KEY("name"),
+						      KILT_JSON_KEY("value") };
+	for (i = 0; i < n_pe; i++) {
+		const json_t *m[2];
+		kilt_json_members(json_array_get(penv, i), keys, 2, m);
+		const char *name = json_string_value(m[0]);
+		pe[i].name = name;
+		pe[i].value = m[1];
 		if (!name)
 			continue;
 		for (k = 0; k < n_pn && strcmp(pn[k].name, name) != 0; k++)
@@ -1311,18 +1334,24 @@ static bool merge_env_few(struct run *run, json_t *env, struct kilt_env_list *un
 				return false;
 			pn[n_pn++] = (struct plan_name){ .name = name };
 		}
-		pn[k].entry = pe;
+		pn[k].value = m[1];
+		pe[i].k = k;
 	}
 	size_t n_own = json_array_size(env);
 	for (i = 0; i < n_own; i++) {
-		struct env_view ev;
-		env_view_at(&ev, unread, env, i);
-		if (!ev.name)
-			continue;
-		if (!ev.keeps)
-			return false;
+		/* an entry still to be read keeps its value (env_view_at) */
+		const char *name = unread ? kilt_env_list_unread_name(unread, i) : NULL;
+		if (!name) {
+			struct env_view ev;
+			env_view_read(&ev, json_array_get(env, i));
+			if (!ev.name)
+				continue;
+			if (!ev.keeps)
+				return false;
+			name = ev.name;
+		}
 		for (k = 0; k < n_pn; k++) {
-			if (pn[k].name[0] != ev.name[0] || strcmp(pn[k].name, ev.name) != 0)
+			if (pn[k].name[0] != name[0] || strcmp(pn[k].name, name) != 0)
 				continue;
 			if (!pn[k].own)
 				pn[k].first = i;
@@ -1341,22 +1370,20 @@ static bool merge_env_few(struct run *run, json_t *env, struct kilt_env_list *un
 		if (!next)
 			break;
 		next->merged = true;
-		merge_variable(run, env, env_at(unread, env, next->last), next->name,
-			       json_object_get(next->entry, "value"), er);
+		merge_variable(run, env, env_at(unread, env, next->last), next->name, next->value,
+			       er);
 	}
 	/* then the plan's other variables, in its order */
-	json_array_foreach (penv, i, pe) {
-		const char *name = str_at(pe, "name");
-		if (!name)
+	for (i = 0; i < n_pe; i++) {
+		if (!pe[i].name)
 			continue;
-		for (k = 0; strcmp(pn[k].name, name) != 0; k++)
-			;
-		if (pn[k].own)
+		struct plan_name *n = &pn[pe[i].k];
+		if (n->own)
 			continue;
-		json_t *cur = pn[k].has_appended ? json_array_get(env, pn[k].appended) : NULL;
-		if (merge_variable(run, env, cur, name, json_object_get(pe, "value"), er)) {
-			pn[k].has_appended = true;
-			pn[k].appended = json_array_size(env) - 1;
+		json_t *cur = n->has_appended ? json_array_get(env, n->appended) : NULL;
+		if (merge_variable(run, env, cur, pe[i].name, pe[i].value, er)) {
+			n->has_appended = true;
+			n->appended = json_array_size(env) - 1;
 		}
 	}
 	return true;
@@ -1687,6 +1714,7 @@ static void free_frozen(json_t *v)
 struct prepared_mount {
 	char *name; /* owned: the mount's name, NULL when it has none */
 	char *image; /* owned */
+	size_t name_len, image_len;
 	json_t *volumes; /* owned: a copy of the mount's volumes (strings) */
 	struct mount_pieces pieces; /* frozen */
 };
@@ -1758,28 +1786,28 @@ static bool prepared_fits(const struct kilt_k8s_prepared *pp, const struct kilt_
 
 enum { MOUNT_NAME, MOUNT_IMAGE, MOUNT_VOLUMES, MOUNT_COUNT };
 
-static bool same_text(const char *kept, const json_t *s)
+/* Whether `s` is the string `kept` (of `len` bytes), or absent as `kept` is NULL. */
+static bool same_text(const char *kept, size_t len, const json_t *s)
 {
-	if (!kept || !s)
-		return !kept && !s;
-	size_t n = json_string_length(s);
-	return strlen(kept) == n && memcmp(kept, json_string_value(s), n) == 0;
+	if (!kept)
+		return !s;
+	return json_is_string(s) && json_string_length(s) == len &&
+	       memcmp(kept, json_string_value(s), len) == 0;
 }
 
 /* Whether `pm` was made for the mount of members `mm`. */
 static bool prepared_is(const struct prepared_mount *pm, const json_t *const mm[MOUNT_COUNT])
 {
-	if (!same_text(pm->name, mm[MOUNT_NAME]) || !same_text(pm->image, mm[MOUNT_IMAGE]))
+	if (!same_text(pm->name, pm->name_len, mm[MOUNT_NAME]) ||
+	    !same_text(pm->image, pm->image_len, mm[MOUNT_IMAGE]))
 		return false;
 	size_t n = json_array_size(mm[MOUNT_VOLUMES]);
 	if (n != json_array_size(pm->volumes))
 		return false;
 	for (size_t k = 0; k < n; k++) {
 		const json_t *a = json_array_get(pm->volumes, k);
-		const json_t *b = json_array_get(mm[MOUNT_VOLUMES], k);
-		size_t len = json_string_length(a);
-		if (len != json_string_length(b) ||
-		    memcmp(json_string_value(a), json_string_value(b), len) != 0)
+		if (!same_text(json_string_value(a), json_string_length(a),
+			       json_array_get(mm[MOUNT_VOLUMES], k)))
 			return false;
 	}
 	return true;
@@ -1806,7 +1834,12 @@ static const struct mount_pieces *prepared_pieces(struct kilt_k8s_prepared *pp, 
 	};
 	const json_t *mm[MOUNT_COUNT];
 	kilt_json_members(m, keys, MOUNT_COUNT, mm);
-	/* the C strings the pieces are made of are the whole strings */
+	size_t n = atomic_load_explicit(&pp->n, memory_order_acquire);
+	const struct prepared_mount *found = prepared_find(pp, 0, n, mm);
+	if (found)
+		return &found->pieces;
+	/* the C strings the pieces are made of are the whole strings (what is kept is: a mount
+	 * found above is so) */
 	if ((mm[MOUNT_NAME] && !(json_is_string(mm[MOUNT_NAME]) && str_clean(mm[MOUNT_NAME]))) ||
 	    !json_is_string(mm[MOUNT_IMAGE]) || !str_clean(mm[MOUNT_IMAGE]) ||
 	    !json_is_array(mm[MOUNT_VOLUMES]))
@@ -1816,10 +1849,6 @@ static const struct mount_pieces *prepared_pieces(struct kilt_k8s_prepared *pp, 
 	json_array_foreach (mm[MOUNT_VOLUMES], k, v)
 		if (!json_is_string(v) || !str_clean(v))
 			return NULL;
-	size_t n = atomic_load_explicit(&pp->n, memory_order_acquire);
-	const struct prepared_mount *found = prepared_find(pp, 0, n, mm);
-	if (found)
-		return &found->pieces;
 	pthread_mutex_lock(&pp->lock);
 	size_t now = atomic_load_explicit(&pp->n, memory_order_relaxed);
 	found = prepared_find(pp, n, now, mm);
@@ -1827,7 +1856,9 @@ static const struct mount_pieces *prepared_pieces(struct kilt_k8s_prepared *pp, 
 		struct prepared_mount *pm = &pp->mounts[now];
 		bool arena = kilt_json_arena_suspend();
 		pm->name = mm[MOUNT_NAME] ? xstrdup(json_string_value(mm[MOUNT_NAME])) : NULL;
+		pm->name_len = pm->name ? strlen(pm->name) : 0;
 		pm->image = xstrdup(json_string_value(mm[MOUNT_IMAGE]));
+		pm->image_len = strlen(pm->image);
 		pm->volumes = json_deep_copy(mm[MOUNT_VOLUMES]);
 		struct kilt_k8s_options o = { .volume_source = pp->volume_source,
 					      .copy_helper = pp->copy_helper,
@@ -2433,12 +2464,12 @@ static void injected_summary(char *out, size_t size, const char *recipe, const j
 	struct kilt_json_out o;
 	kilt_json_out_init(&o, NULL, NULL);
 	kilt_json_out_reserve(&o, size);
-	kilt_json_out_raw(&o, "injected recipe ", 16);
-	kilt_json_out_raw(&o, recipe, strlen(recipe));
-	kilt_json_out_raw(&o, ": command ", 10);
+	out_raw(&o, "injected recipe ", 16);
+	out_raw(&o, recipe, strlen(recipe));
+	out_raw(&o, ": command ", 10);
 	put_json(&o, ep);
 	if (json_array_size(caps) && o.text.len + 3 < size) {
-		kilt_json_out_raw(&o, "; capabilities ", 15);
+		out_raw(&o, "; capabilities ", 15);
 		put_json(&o, caps);
 	}
 	size_t n = o.text.len < size - 1 ? o.text.len : size - 1;
@@ -2505,6 +2536,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	/* a current status gets the records of the containers injected now added to its own */
 	inj.st.base = current ? json_deep_copy(p->status) : NULL;
 	kilt_json_out_init(&inj.st.recs, NULL, NULL);
+	/* room for a few records at once instead of a buffer grown by doubling */
+	kilt_json_out_reserve(&inj.st.recs, 1024);
 	inj.mounts = json_object();
 	if (!current) {
 		status_set_string(&inj.st, "recipe", inj.marker.recipe);
