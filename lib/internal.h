@@ -112,6 +112,8 @@ struct kilt_json_skip_index {
 	uint64_t each[KILT_JSON_SKIP_LEVELS];
 	uint64_t group[KILT_JSON_SKIP_LEVELS][64]; /* KILT_JSON_MAX_SKIP paths */
 	uint64_t filter[KILT_JSON_SKIP_LEVELS][KILT_JSON_SKIP_BUCKETS];
+	/* by level, the length of each group's first path's key there (UINT8_MAX: that or more) */
+	uint8_t key_len[KILT_JSON_SKIP_LEVELS][64];
 	uint64_t env_lists; /* the paths whose member is kept: an env list */
 };
 void kilt_json_skip_index_init(struct kilt_json_skip_index *ix, const struct kilt_json_skip *skip,

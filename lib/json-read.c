@@ -94,8 +94,11 @@ void kilt_json_skip_index_init(struct kilt_json_skip_index *ix, const struct kil
 			}
 			here[i] = (uint8_t)j;
 			ix->group[l][j] |= bit;
-			if (j == i && s->keys[l])
+			if (j == i && s->keys[l]) {
 				ix->filter[l][bucket_of(s->keys[l])] |= bit;
+				size_t len = strlen(s->keys[l]);
+				ix->key_len[l][i] = (uint8_t)(len < UINT8_MAX ? len : UINT8_MAX);
+			}
 		}
 		memcpy(above, here, sizeof(above));
 	}
@@ -986,8 +989,10 @@ value(struct reader *r, const unsigned char *end, const unsigned char *p, unsign
 /* Which paths the member `key` of an object at `depth` with `paths` is on: the one that ends at
  * it (the member is left out) in *ret_end (-1 when none), those that go on through it returned.
  * (A key holds no NUL: string() refuses it.) */
-static uint64_t member_paths(const struct reader *r, unsigned depth, uint64_t paths,
-			     const char *key, size_t klen, int *ret_end)
+static inline __attribute__((always_inline)) uint64_t member_paths(const struct reader *r,
+								   unsigned depth, uint64_t paths,
+								   const char *key, size_t klen,
+								   int *ret_end)
 {
 	const struct kilt_json_skip_index *ix = r->ix;
 	*ret_end = -1;
@@ -1000,7 +1005,11 @@ static uint64_t member_paths(const struct reader *r, unsigned depth, uint64_t pa
 		     first &= first - 1) {
 			int i = __builtin_ctzll(first);
 			const char *want = ix->skip[i].keys[level];
-			if (strncmp(want, key, klen) != 0 || want[klen] != '\0')
+			/* the lengths first: most keys of a bucket are not the path's */
+			size_t want_len = ix->key_len[level][i];
+			if (want_len < UINT8_MAX
+				    ? want_len != klen || memcmp(want, key, klen) != 0
+				    : strncmp(want, key, klen) != 0 || want[klen] != '\0')
 				continue;
 			on = ix->group[level][i] & paths;
 			break;

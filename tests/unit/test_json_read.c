@@ -542,6 +542,45 @@ static void test_json_read__skip_each(void **state)
 	}
 }
 
+/* Keys of paths compared by their lengths first: keys of the same length and bucket that differ,
+ * keys that are the start of another, and keys of 254, 255 and 300 bytes (a length from 255 on is
+ * not kept: those compared whole). */
+static void test_json_read__skip_key_lengths(void **state)
+{
+	(void)state;
+	char k254[255], k255[256], k300[301];
+	memset(k254, 'k', sizeof(k254) - 1);
+	k254[254] = '\0';
+	memset(k255, 'k', sizeof(k255) - 1);
+	k255[255] = '\0';
+	memset(k300, 'k', sizeof(k300) - 1);
+	k300[300] = '\0';
+	const char *const p254[] = { "m", k254 }, *const p255[] = { "m", k255 },
+			  *const p300[] = { "m", k300 }, *const pab[] = { "ab" },
+			  *const pabc[] = { "m", "abc" };
+	const struct kilt_json_skip v[] = {
+		{ p254, 2 }, { p255, 2 }, { p300, 2 }, { pab, 1 }, { pabc, 2 },
+	};
+	const struct skip_set set = { v, ARRAY_SIZE(v) };
+	/* each long key, one byte shorter and one longer, and short keys near "ab" and "abc" */
+	static const size_t lens[] = { 253, 254, 255, 256, 299, 300, 301 };
+	for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+		struct kbuf b;
+		for (int dup = 0; dup < 2; dup++) {
+			kbuf_init(&b, SIZE_MAX / 2);
+			kbuf_adds(&b, "{\"ab\":1,\"aB\":2,\"a\":3,\"abc\":4,\"m\":{\"");
+			for (size_t k = 0; k < lens[i]; k++)
+				kbuf_addc(&b, 'k');
+			kbuf_adds(&b, "\":{\"x\":1},\"ab\":5,\"abc\":[6],\"abd\":7");
+			/* the member left out twice (abc written \u0063): jansson's error */
+			kbuf_adds(&b, dup ? ",\"ab\\u0063\":8}}" : "}}");
+			kbuf_addc(&b, '\0');
+			assert_skips_as_jansson(&set, b.data, !dup, JSON_REJECT_DUPLICATES);
+			kbuf_done(&b);
+		}
+	}
+}
+
 /* Paths grouped by their first keys however they are spelled (the same string at two addresses),
  * a path that is the start of another (the shorter one leaves the member out), and paths longer
  * than the levels the reader indexes (followed path by path there). */
@@ -708,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_json_read__skip),
 		cmocka_unit_test(test_json_read__skip_each),
 		cmocka_unit_test(test_json_read__skip_groups),
+		cmocka_unit_test(test_json_read__skip_key_lengths),
 		cmocka_unit_test(test_json_read__skip_windows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
