@@ -800,10 +800,20 @@ value: /* p at a value, at depth */
 			return NULL;
 		goto after;
 	default: {
+		/* most numbers left out are short integers (ports, seconds, modes): their digits
+		 * read here, any other number by number() */
+		const unsigned char *d = p + (*p == '-'), *e = d;
+		while (e < end && *e >= '0' && *e <= '9')
+			e++;
+		if (e > d && e - d <= 18 && (*d != '0' || e - d == 1) &&
+		    (e == end || (*e != '.' && *e != 'e' && *e != 'E'))) {
+			p = e;
+			goto after;
+		}
 		json_int_t i;
-		double d;
+		double r;
 		const unsigned char *n_end; /* not q: its address taken, q would live in memory */
-		if (number(p, end, &n_end, &i, &d) == NOT_READ)
+		if (number(p, end, &n_end, &i, &r) == NOT_READ)
 			return NULL;
 		p = n_end;
 		goto after;

@@ -738,6 +738,33 @@ static void test_json_read__skip_windows(void **state)
 	}
 }
 
+/* Numbers left out (short integers read by the skim itself, the others by the reader's number
+ * reading): each byte of a text of numbers replaced by bytes numbers are made of, and every cut,
+ * read as jansson reads it. */
+static void test_json_read__skip_numbers(void **state)
+{
+	(void)state;
+	static const char text[] =
+		"{\"c\":{\"n\":[0,-0,7,-12,8080,123456789012345678,-123456789012345678,"
+		"1234567890123456789,-9223372036854775808,9223372036854775807,1.5,2e3,0.0,-1E-2],"
+		"\"m\":420},\"d\":\"padding padding padding padding padding padding\"}";
+	static const char repl[] = { '0', '9', '.', 'e', 'E', '-', '+', 'x', ' ', ',' };
+	size_t len = strlen(text);
+	char m[sizeof(text)];
+	/* the reader reads it itself */
+	assert_skips_as_jansson(&ab_c, text, true, JSON_REJECT_DUPLICATES);
+	for (size_t i = 0; i < len; i++) {
+		assert_skips_as_jansson_n(&ab_c, text, i);
+		for (size_t k = 0; k < ARRAY_SIZE(repl); k++) {
+			if (text[i] == repl[k])
+				continue;
+			memcpy(m, text, sizeof(text));
+			m[i] = repl[k];
+			assert_skips_as_jansson_n(&ab_c, m, len);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -749,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_json_read__skip_groups),
 		cmocka_unit_test(test_json_read__skip_key_lengths),
 		cmocka_unit_test(test_json_read__skip_windows),
+		cmocka_unit_test(test_json_read__skip_numbers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
