@@ -756,9 +756,9 @@ skip_value(const unsigned char *p, const unsigned char *end, unsigned depth)
 	const unsigned top = depth;
 	const unsigned char *q;
 #if defined(__SSE2__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	/* the last key's quote the loop at key_quote reads from (end - 48; end is an address
-	 * inside or just past the text, far above 48) */
-	const uintptr_t fast_end = (uintptr_t)end - 48;
+	/* the last key's quote the loop at key_quote reads from (end - 64; end is an address
+	 * inside or just past the text, far above 64) */
+	const uintptr_t fast_end = (uintptr_t)end - 64;
 	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
 		      space = _mm_set1_epi8(0x20);
 #endif
@@ -828,10 +828,13 @@ key_quote: /* p at the key's opening quote */
 	 * most sixteen bytes: the first stop of their window is their closing quote (or the byte
 	 * after the window is, when it has none). Most members are "key":{} then a key, "key":{
 	 * then a key, "key":{}} then a key of the object around, or "key":{} closing the object:
-	 * the bytes after the key compared at once. Anything else is read below, from the key
-	 * again. The loop runs while 48 bytes are left from the key's quote (the key's window or
-	 * skip_short_string()'s 32 bytes, and the 8 after the key) and the key's value is within
-	 * MAX_DEPTH (checked where the depth grows). */
+	 * the bytes after the key compared at once. Members of the other objects left out (a
+	 * pod's probes, ports, resources) are mostly "key":"value" or "key":123 then a key: a
+	 * value printable ASCII without an escape closing within its window, a short integer.
+	 * Anything else is read below, from the key again. The loop runs while 64 bytes are left
+	 * from the key's quote (the key's window or skip_short_string()'s 32 bytes, then the 8
+	 * after the key, or the value's window or 18 digits and the 2 bytes after them) and the
+	 * key's value is within MAX_DEPTH (checked where the depth grows). */
 	if ((uintptr_t)p <= fast_end && depth <= MAX_DEPTH) {
 		for (;;) {
 			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
@@ -878,6 +881,27 @@ key_quote: /* p at the key's opening quote */
 				if (p[0] != ',' || p[1] != '"' || closer[depth - 1] != '}')
 					goto member_done;
 				p++;
+			} else if ((w & 0xFFFFull) == FIVE(':', '"', 0, 0, 0)) {
+				const unsigned char *s = q + 3;
+				unsigned sstop = ascii_stops(
+					_mm_loadu_si128((const __m128i *)(const void *)s));
+				s += __builtin_ctz(sstop | 0x10000);
+				if (*s != '"' || s[1] != ',' || s[2] != '"') {
+					p = q + 1;
+					goto colon;
+				}
+				p = s + 2;
+			} else if ((w & 0xFFull) == ':' && (unsigned char)((w >> 8) - '0') <= 9) {
+				const unsigned char *d = q + 2, *e = d;
+				while (e < end && *e >= '0' && *e <= '9')
+					e++;
+				/* not 0 then a digit, nor a fraction or an exponent (number()'s) */
+				if (e - d > 18 || (*d == '0' && e - d > 1) || e[0] != ',' ||
+				    e[1] != '"') {
+					p = q + 1;
+					goto colon;
+				}
+				p = e + 1;
 			} else {
 				p = q + 1;
 				goto colon;

@@ -709,6 +709,11 @@ static void test_json_read__skip_windows(void **state)
 		"\"k:{\\\"name\\\":\\\"SEVENTEEN_CHARS_A\\\"}\":{},"
 		"\"k:{\\\"name\\\":\\\"A\\\"}\":{}},\"d\":\"padding padding padding padding "
 		"padding\"}",
+		/* "key":"value" and "key":123 then a key (a pod's probes, ports, resources) */
+		"{\"c\":{\"httpGet\":{\"path\":\"/ready\",\"port\":8080,\"scheme\":\"HTTP\"},"
+		"\"timeoutSeconds\":1,\"periodSeconds\":10,\"zero\":0,\"empty\":\"\",\"s\":"
+		"\"sixteen_bytes_ab\",\"t\":\"seventeen_bytes_a\",\"n\":123456789012345678,"
+		"\"m\":1234567890123456789,\"last\":3},\"d\":\"padding padding padding padding\"}",
 		/* members of an array's elements left out (the set `each`) */
 		"{\"p\":[{\"name\":\"app\",\"x\":{\"httpGet\":{\"path\":\"/ready\",\"port\":8080}},"
 		"\"image\":\"example/app:1\"},{\"x\":[1,2.5,null],\"name\":\"b\"}],\"q\":[[{\"y\":"
@@ -738,8 +743,8 @@ static void test_json_read__skip_windows(void **state)
 	}
 }
 
-/* Numbers left out (short integers read by the skim itself, the others by the reader's number
- * reading): each byte of a text of numbers replaced by bytes numbers are made of, and every cut,
+/* Numbers left out (short integers read by the skim itself, also as "key":123 then a key, the
+ * others by the reader's number reading): each byte of a text of numbers replaced by bytes numbers are made of, and every cut,
  * read as jansson reads it. */
 static void test_json_read__skip_numbers(void **state)
 {
@@ -747,7 +752,9 @@ static void test_json_read__skip_numbers(void **state)
 	static const char text[] =
 		"{\"c\":{\"n\":[0,-0,7,-12,8080,123456789012345678,-123456789012345678,"
 		"1234567890123456789,-9223372036854775808,9223372036854775807,1.5,2e3,0.0,-1E-2],"
-		"\"m\":420},\"d\":\"padding padding padding padding padding padding\"}";
+		"\"m\":420,\"p\":7,\"q\":12,\"r\":0,\"s\":-3,\"t\":123456789012345678,\"u\":1,"
+		"\"v\":9223372036854775807,\"w\":1},"
+		"\"d\":\"padding padding padding padding padding padding\"}";
 	static const char repl[] = { '0', '9', '.', 'e', 'E', '-', '+', 'x', ' ', ',' };
 	size_t len = strlen(text);
 	char m[sizeof(text)];
