@@ -236,13 +236,32 @@ static char *path_room(struct kbuf *path, size_t n)
 	return path->data + path->len;
 }
 
-/* Appends "/" and the RFC 6901 escape of `seg` ('~' as "~0", '/' as "~1") to the path. */
-static void path_push(struct kbuf *path, const char *seg)
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* A high bit in the bytes of w equal to c (and maybe in bytes above one that is). */
+static inline uint64_t bytes_equal(uint64_t w, unsigned char c)
 {
-	size_t n = strlen(seg);
+	uint64_t x = w ^ (ONES * c);
+	return (x - ONES) & ~x & HIGHS;
+}
+
+/* Appends "/" and the RFC 6901 escape of seg[0..n) ('~' as "~0", '/' as "~1") to the path. */
+static void path_push(struct kbuf *path, const char *seg, size_t n)
+{
 	char *d = path_room(path, 2 * n + 1);
 	*d++ = '/';
-	for (size_t i = 0; i < n; i++) {
+	size_t i = 0;
+	/* eight bytes at a time while none of them is '~' or '/' (most keys have neither) */
+	for (; n - i >= 8; i += 8) {
+		uint64_t w;
+		memcpy(&w, seg + i, 8);
+		if (bytes_equal(w, '~') | bytes_equal(w, '/'))
+			break;
+		memcpy(d, &w, 8);
+		d += 8;
+	}
+	for (; i < n; i++) {
 		char c = seg[i];
 		if (c == '~' || c == '/') {
 			*d++ = '~';
@@ -266,15 +285,6 @@ static void path_push_index(struct kbuf *path, size_t i)
 	path->data[path->len] = '\0';
 }
 
-/* Text appended as it is: kilt_json_out_raw's work without its call when there is room (the
- * patch's writer has no `write` to hand anything to). */
-static int out_raw(struct kilt_json_out *o, const char *text, size_t n)
-{
-	if (!o->write && kilt_kbuf_add_in_room(&o->text, text, n))
-		return 0;
-	return kilt_json_out_raw(o, text, n);
-}
-
 /* The operation as kilt_json_dumps writes the object add_op makes (JSON_COMPACT): "op", "path"
  * and "value" in that order, the value by the same writer. The object's "}" is written with
  * the next operation's head (or at the end). */
@@ -291,11 +301,11 @@ static void write_op(struct patcher *p, int op, const json_t *value)
 		return;
 	/* the first operation without the "}," */
 	size_t skip = p->n_ops == 1 ? 2 : 0;
-	int r = out_raw(o, heads[op] + skip, head_len[op] - skip);
+	int r = kilt_json_out_raw(o, heads[op] + skip, head_len[op] - skip);
 	if (r == 0)
 		r = kilt_json_out_string(o, p->path.data ? p->path.data : "", p->path.len, 0);
 	if (r == 0 && value) {
-		r = out_raw(o, ",\"value\":", 9);
+		r = kilt_json_out_raw(o, ",\"value\":", 9);
 		if (r == 0)
 			r = kilt_json_out_value(o, value, JSON_COMPACT | JSON_ENCODE_ANY, 0);
 	}
@@ -409,8 +419,8 @@ static bool done_has(const struct done_keys *d, const char *key)
 }
 
 /* The operation for key `k` of an object, now `v`, before `old` (NULL: absent). */
-static void key_op(struct patcher *p, const char *k, const json_t *v, const json_t *old,
-		   struct done_keys *done)
+static void key_op(struct patcher *p, const char *k, size_t klen, const json_t *v,
+		   const json_t *old, struct done_keys *done)
 {
 	size_t len = p->path.len;
 	if (old == v)
@@ -418,7 +428,7 @@ static void key_op(struct patcher *p, const char *k, const json_t *v, const json
 	cover(p, old);
 	if (old && same_as_before(p, old, v))
 		return;
-	path_push(&p->path, k);
+	path_push(&p->path, k, klen);
 	add_op(p, old ? OP_REPLACE : OP_ADD, v);
 	cover(p, v);
 	p->path.len = len;
@@ -446,7 +456,8 @@ static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
 					oldest = je;
 			}
 			if (oldest)
-				key_op(p, k, json_object_iter_value(it), oldest->old, done);
+				key_op(p, k, json_object_iter_key_len(it),
+				       json_object_iter_value(it), oldest->old, done);
 		}
 		return;
 	}
@@ -454,13 +465,13 @@ static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
 	json_object_foreach ((json_t *)(uintptr_t)before, k, v) {
 		if (json_object_get(now, k))
 			continue;
-		path_push(&p->path, k);
+		path_push(&p->path, k, strlen(k));
 		add_op(p, OP_REMOVE, NULL);
 		cover(p, v);
 		p->path.len = len;
 	}
 	json_object_foreach ((json_t *)(uintptr_t)now, k, v) {
-		key_op(p, k, v, json_object_get(before, k), done);
+		key_op(p, k, strlen(k), v, json_object_get(before, k), done);
 	}
 }
 
@@ -576,7 +587,7 @@ static void walk(struct patcher *p, const json_t *node)
 			const char *k = json_object_iter_key(it);
 			if (done_has(&done, k))
 				continue;
-			path_push(&p->path, k);
+			path_push(&p->path, k, json_object_iter_key_len(it));
 			walk(p, v);
 			p->path.len = len;
 		}
@@ -597,7 +608,7 @@ static void walk(struct patcher *p, const json_t *node)
 	}
 	for (size_t i = 0; i < n; i++) {
 		const json_t *v = json_array_get(node, i);
-		if (!worth_entering(p, v) || (added && added[i]))
+		if ((added && added[i]) || !worth_entering(p, v))
 			continue;
 		path_push_index(&p->path, i);
 		walk(p, v);

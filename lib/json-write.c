@@ -67,7 +67,7 @@ static inline int emit(struct kilt_json_out *o, const char *p, size_t n)
 	return maybe_flush(o);
 }
 
-int kilt_json_out_raw(struct kilt_json_out *o, const char *p, size_t n)
+int kilt_json_out_append(struct kilt_json_out *o, const char *p, size_t n)
 {
 	if (o->write_failed)
 		return -1;

@@ -22,8 +22,17 @@ void kilt_json_out_init(struct kilt_json_out *o, int (*write)(const char *p, siz
 			void *userdata);
 /* Makes room for n more bytes of output at once (the buffer grows by doubling otherwise). */
 void kilt_json_out_reserve(struct kilt_json_out *o, size_t n);
-/* Appends text as it is. Returns 0, or -1 once a write failed. */
-int kilt_json_out_raw(struct kilt_json_out *o, const char *p, size_t n);
+/* kilt_json_out_raw's way when the text does not fit in the buffer's room, or goes to `write`. */
+int kilt_json_out_append(struct kilt_json_out *o, const char *p, size_t n);
+/* Appends text as it is. Returns 0, or -1 once a write failed. Inline: the status annotation and
+ * the admission answer are written in many short pieces, most of them without a call. */
+static inline int kilt_json_out_raw(struct kilt_json_out *o, const char *p, size_t n)
+{
+	/* without `write`, no write failed */
+	if (!o->write && kilt_kbuf_add_in_room(&o->text, p, n))
+		return 0;
+	return kilt_json_out_append(o, p, n);
+}
 /* Appends `v` as json_dump_callback(v, flags) writes it (kept numbers as written), with `indent`
  * more spaces after every newline (the value stands that deep in a larger text). `flags` as
  * kilt_json_dump_callback accepts them. Returns 0, -1 once a write failed, -2 when `v` cannot be

@@ -179,6 +179,51 @@ static void test_journal__object_ops_and_escapes(void **state)
 	kilt_journal_done(&j);
 }
 
+/* Keys of 0 to 24 bytes with '~' or '/' at every position (the path is written eight bytes at a
+ * time up to one of them), as the key of a member set and of an object walked through: each
+ * path's segments escaped as RFC 6901 says, the text as jansson writes the patch. */
+static void test_journal__path_escapes_at_every_position(void **state)
+{
+	(void)state;
+	static const char specials[] = { '~', '/' };
+	for (size_t s = 0; s < ARRAY_SIZE(specials); s++) {
+		for (size_t len = 1; len <= 24; len++) {
+			for (size_t at = 0; at < len; at++) {
+				char key[32], esc[64];
+				memset(key, 'k', len);
+				key[at] = specials[s];
+				key[len] = '\0';
+				size_t e = 0;
+				for (size_t i = 0; i < len; i++) {
+					if (key[i] == '~' || key[i] == '/') {
+						esc[e++] = '~';
+						esc[e++] = key[i] == '~' ? '0' : '1';
+					} else {
+						esc[e++] = key[i];
+					}
+				}
+				esc[e] = '\0';
+				_cleanup_json_ json_t *doc = json_pack("{s{si}}", key, key, 1);
+				struct kilt_journal j;
+				kilt_journal_init(&j);
+				json_t *inner = json_object_get(doc, key);
+				kilt_journal_via(&j, doc);
+				kilt_journal_via(&j, inner);
+				kilt_journal_set(&j, inner, key, json_integer(2));
+				_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
+				assert_text_same(&j, doc, patch);
+				char want[256];
+				snprintf(want, sizeof(want), "/%s/%s", esc, esc);
+				assert_int_equal(json_array_size(patch), 1);
+				assert_string_equal(json_string_value(json_object_get(
+							    json_array_get(patch, 0), "path")),
+						    want);
+				kilt_journal_done(&j);
+			}
+		}
+	}
+}
+
 /* An array that lost elements and gained one at its end (an earlier injection's sidecars
  * removed, a new one appended): removals from the highest index, then the addition. */
 static void test_journal__array_removed_then_appended(void **state)
@@ -561,6 +606,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_journal__object_ops_and_escapes),
+		cmocka_unit_test(test_journal__path_escapes_at_every_position),
 		cmocka_unit_test(test_journal__array_removed_then_appended),
 		cmocka_unit_test(test_journal__nested_and_replaced),
 		cmocka_unit_test(test_journal__array_inserted_in_the_middle),
