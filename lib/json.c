@@ -363,13 +363,16 @@ void kilt_json_members(const json_t *obj, const struct kilt_json_key *keys, size
 	json_t *o = (json_t *)(uintptr_t)obj;
 	if (!json_is_object(o))
 		return;
-	for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+	/* a key is in an object once: the walk ends when every key is found */
+	size_t found = 0;
+	for (void *it = json_object_iter(o); it && found < n; it = json_object_iter_next(o, it)) {
 		const char *k = json_object_iter_key(it);
 		size_t len = json_object_iter_key_len(it);
 		for (size_t i = 0; i < n; i++)
 			if (keys[i].len == len && keys[i].s[0] == k[0] &&
 			    memcmp(keys[i].s, k, len) == 0) {
 				ret[i] = json_object_iter_value(it);
+				found++;
 				break;
 			}
 	}

@@ -232,14 +232,6 @@ static json_t *copy_str(const json_t *s)
 	return json_stringn_nocheck(json_string_value(s), json_string_length(s));
 }
 
-/* kilt_json_out_raw() for the engine's texts (all kept whole in `o`, no `write`): the bytes go
- * straight in when the buffer has room for them (its many pieces of a few bytes were a call
- * each). */
-static inline int out_raw(struct kilt_json_out *o, const char *p, size_t n)
-{
-	return kilt_kbuf_add_in_room(&o->text, p, n) ? 0 : kilt_json_out_raw(o, p, n);
-}
-
 /* ---- journaled edits ----------------------------------------------------------------------- */
 
 static void set(struct run *run, json_t *obj, const char *key, json_t *value)
@@ -312,6 +304,24 @@ static void undo_created(struct run *run, json_t *obj, const char *key, const js
 		del(run, obj, key);
 	else if (json_is_string(marker) && strcmp(json_string_value(marker), "null") == 0)
 		set(run, obj, key, json_null());
+}
+
+/* Whether `v` is a container of the pieces kept for the options (kilt_k8s_prepared), which no
+ * one may change. */
+static bool frozen(const json_t *v)
+{
+	return v && v->refcount == (size_t)-1 && (json_is_object(v) || json_is_array(v));
+}
+
+/* `v`, obj[key], as a value the engine may change: a frozen one is replaced (journaled) by a
+ * copy of its own. */
+static json_t *own_copy(struct run *run, json_t *obj, const char *key, const json_t *v)
+{
+	if (!frozen(v))
+		return (json_t *)(uintptr_t)v;
+	json_t *copy = json_deep_copy(v);
+	set(run, obj, key, copy);
+	return copy;
 }
 
 /* obj[key] as an object or an array (`type`), created empty (journaled) when `v`, its value read
@@ -698,7 +708,7 @@ static void undo_container(struct run *run, json_t *c, const json_t *rec, const 
 		undo_created(run, c, "env", json_object_get(rec, "env_created"),
 			     json_array_size(env) == 0);
 	}
-	json_t *sc = json_object_get(c, "securityContext");
+	json_t *sc = own_copy(run, c, "securityContext", json_object_get(c, "securityContext"));
 	json_t *caps = json_object_get(sc, "capabilities");
 	json_t *add = json_object_get(caps, "add");
 	via(run, sc);
@@ -851,9 +861,9 @@ static void status_set_string(struct status *st, const char *key, const char *s)
 
 /* ---- a record's text: the members of the container's object in the status, in order ------- */
 
-static void rec_raw(struct status *st, const char *lit)
+static inline __attribute__((always_inline)) void rec_raw(struct status *st, const char *lit)
 {
-	out_raw(&st->recs, lit, strlen(lit));
+	kilt_json_out_raw(&st->recs, lit, strlen(lit));
 }
 
 static void rec_value(struct status *st, const json_t *v)
@@ -871,9 +881,9 @@ static void rec_string(struct status *st, const char *s)
 /* `,"key":`, `key` a literal. */
 static void rec_key(struct status *st, const char *key)
 {
-	out_raw(&st->recs, ",\"", 2);
+	kilt_json_out_raw(&st->recs, ",\"", 2);
 	rec_raw(st, key);
-	out_raw(&st->recs, "\":", 2);
+	kilt_json_out_raw(&st->recs, "\":", 2);
 }
 
 /* `,"key":` then what created_marker(created) gives: true, or "null". */
@@ -899,10 +909,10 @@ static void rec_list_add(struct status *st, const char *key, size_t *n, const ch
 	if (!name)
 		return;
 	if ((*n)++) {
-		out_raw(&st->recs, ",", 1);
+		kilt_json_out_raw(&st->recs, ",", 1);
 	} else {
 		rec_key(st, key);
-		out_raw(&st->recs, "[", 1);
+		kilt_json_out_raw(&st->recs, "[", 1);
 	}
 	rec_string(st, name);
 }
@@ -910,7 +920,7 @@ static void rec_list_add(struct status *st, const char *key, size_t *n, const ch
 static void rec_list_close(struct status *st, size_t n)
 {
 	if (n)
-		out_raw(&st->recs, "]", 1);
+		kilt_json_out_raw(&st->recs, "]", 1);
 }
 
 /* Starts the record of container `name`: {"name":...,"original":{ */
@@ -930,7 +940,7 @@ static void rec_close(struct status *st, const char *name, bool keep)
 		st->recs.text.len = st->rec_mark;
 		return;
 	}
-	out_raw(&st->recs, "}", 1);
+	kilt_json_out_raw(&st->recs, "}", 1);
 	st->bad = st->bad || st->rec_bad;
 	st->names = xrealloc(st->names, (st->n_recs + 1) * sizeof(*st->names));
 	st->names[st->n_recs++] = name;
@@ -965,14 +975,14 @@ static int put_member_value(struct kilt_json_out *o, const struct status *st,
 			    const struct status_member *m)
 {
 	if (m->records) {
-		out_raw(o, "[", 1);
-		out_raw(o, st->recs.text.data, st->recs.text.len);
-		return out_raw(o, "]", 1);
+		kilt_json_out_raw(o, "[", 1);
+		kilt_json_out_raw(o, st->recs.text.data, st->recs.text.len);
+		return kilt_json_out_raw(o, "]", 1);
 	}
 	if (m->s)
 		return kilt_json_out_string(o, m->s, strlen(m->s), 0);
 	if (m->raw)
-		return out_raw(o, m->raw, strlen(m->raw));
+		return kilt_json_out_raw(o, m->raw, strlen(m->raw));
 	return kilt_json_out_value(o, m->v, MEMBER_FLAGS, 0);
 }
 
@@ -989,36 +999,36 @@ static json_t *status_text(const struct status *st)
 	/* room for the whole text at once instead of a buffer grown by doubling */
 	kilt_json_out_reserve(&o, 512 + st->recs.text.len);
 	bool used[ARRAY_SIZE(st->set)] = { false };
-	int r = out_raw(&o, "{", 1);
+	int r = kilt_json_out_raw(&o, "{", 1);
 	bool first = true;
 	const char *k;
 	json_t *v;
 	json_object_foreach (st->base, k, v) {
 		if (!first)
-			out_raw(&o, ",", 1);
+			kilt_json_out_raw(&o, ",", 1);
 		first = false;
 		if (kilt_json_out_string(&o, k, strlen(k), 0) < 0)
 			r = -2;
-		out_raw(&o, ":", 1);
+		kilt_json_out_raw(&o, ":", 1);
 		const struct status_member *m = status_member(st, k);
 		if (m) {
 			used[m - st->set] = true;
 			if (put_member_value(&o, st, m) < 0)
 				r = -2;
 		} else if (strcmp(k, "containers") == 0 && json_is_array(v)) {
-			out_raw(&o, "[", 1);
+			kilt_json_out_raw(&o, "[", 1);
 			size_t i;
 			json_t *el;
 			json_array_foreach (v, i, el) {
 				if (i)
-					out_raw(&o, ",", 1);
+					kilt_json_out_raw(&o, ",", 1);
 				if (kilt_json_out_value(&o, el, MEMBER_FLAGS, 0) < 0)
 					r = -2;
 			}
 			if (json_array_size(v) && st->n_recs)
-				out_raw(&o, ",", 1);
-			out_raw(&o, st->recs.text.data, st->recs.text.len);
-			out_raw(&o, "]", 1);
+				kilt_json_out_raw(&o, ",", 1);
+			kilt_json_out_raw(&o, st->recs.text.data, st->recs.text.len);
+			kilt_json_out_raw(&o, "]", 1);
 		} else if (kilt_json_out_value(&o, v, MEMBER_FLAGS, 0) < 0) {
 			r = -2;
 		}
@@ -1026,14 +1036,14 @@ static json_t *status_text(const struct status *st)
 	for (size_t i = 0; i < st->n_set; i++) {
 		if (used[i])
 			continue;
-		out_raw(&o, first ? "\"" : ",\"", first ? 1 : 2);
+		kilt_json_out_raw(&o, first ? "\"" : ",\"", first ? 1 : 2);
 		first = false;
-		out_raw(&o, st->set[i].key, strlen(st->set[i].key));
-		out_raw(&o, "\":", 2);
+		kilt_json_out_raw(&o, st->set[i].key, strlen(st->set[i].key));
+		kilt_json_out_raw(&o, "\":", 2);
 		if (put_member_value(&o, st, &st->set[i]) < 0)
 			r = -2;
 	}
-	out_raw(&o, "}", 1);
+	kilt_json_out_raw(&o, "}", 1);
 	json_t *text = r < 0 ? NULL : json_stringn_nocheck(o.text.data, o.text.len);
 	kilt_json_out_done(&o);
 	return text;
@@ -1480,27 +1490,64 @@ static int merge_env(struct run *run, json_t *c, const json_t *had, const json_t
 	return 0;
 }
 
+/* What a container without a securityContext gets for the plan's capabilities: the
+ * securityContext {"capabilities":{"add":[...]}}, each capability once, and the text of its
+ * record's list of them (`,"capabilities_added":[...]`). Made for one container
+ * (caps_piece_build) or once and shared, frozen (kilt_k8s_prepared). */
+struct caps_piece {
+	json_t *sc; /* owned */
+	char *text; /* owned, NULL when empty */
+	size_t len;
+	bool bad; /* the text holds a name that is not UTF-8 (status.rec_bad) */
+};
+
+static void caps_piece_build(const json_t *caps, struct caps_piece *ret)
+{
+	struct status scratch = { 0 };
+	kilt_json_out_init(&scratch.recs, NULL, NULL);
+	json_t *add = json_array();
+	size_t i, n_added = 0;
+	json_t *cap;
+	json_array_foreach (caps, i, cap) {
+		const char *s = json_string_value(cap);
+		if (!cap_listed(add, s)) {
+			json_array_append_new(add, str_node(s));
+			rec_list_add(&scratch, "capabilities_added", &n_added, s);
+		}
+	}
+	rec_list_close(&scratch, n_added);
+	*ret = (struct caps_piece){ .sc = object_of(1, "capabilities", object_of(1, "add", add)),
+				    .len = scratch.recs.text.len,
+				    .bad = scratch.rec_bad };
+	ret->text = ret->len ? steal_pointer(&scratch.recs.text.data) : NULL;
+	kilt_json_out_done(&scratch.recs);
+}
+
+static void caps_piece_done(struct caps_piece *cp)
+{
+	json_decref(cp->sc);
+	free(cp->text);
+	*cp = (struct caps_piece){ 0 };
+}
+
+static const struct caps_piece *caps_of(const struct run *run, const json_t *caps,
+					struct caps_piece *fresh);
+
 static int merge_caps(struct run *run, json_t *c, const json_t *have_sc, const json_t *caps,
 		      struct status *st, const char *cname, struct pod *p, struct kilt_error *err)
 {
 	if (!json_array_size(caps))
 		return 0;
 	if (!have_sc || json_is_null(have_sc)) {
-		/* no securityContext: the one below is built whole and set at once (the same
-		 * document, patch and undo as the three levels created one by one) */
-		json_t *add = json_array();
-		size_t i, n_added = 0;
-		json_t *cap;
-		json_array_foreach (caps, i, cap) {
-			const char *s = json_string_value(cap);
-			if (!cap_listed(add, s)) {
-				json_array_append_new(add, str_node(s));
-				rec_list_add(st, "capabilities_added", &n_added, s);
-			}
-		}
-		rec_list_close(st, n_added);
-		set(run, c, "securityContext",
-		    object_of(1, "capabilities", object_of(1, "add", add)));
+		/* no securityContext: the one below is set whole at once (the same document, patch
+		 * and undo as the three levels created one by one) */
+		struct caps_piece fresh = { 0 };
+		const struct caps_piece *cp = caps_of(run, caps, &fresh);
+		if (cp->len)
+			kilt_json_out_raw(&st->recs, cp->text, cp->len);
+		st->rec_bad = st->rec_bad || cp->bad;
+		set(run, c, "securityContext", json_incref(cp->sc));
+		caps_piece_done(&fresh);
 		rec_raw(st, ",\"capabilities_created\":\"securityContext\"");
 		if (have_sc)
 			rec_raw(st, ",\"capabilities_created_null\":true");
@@ -1509,7 +1556,8 @@ static int merge_caps(struct run *run, json_t *c, const json_t *have_sc, const j
 	const char *created = NULL;
 	int cr;
 	bool from_null = false;
-	json_t *sc = ensure_had(run, c, "securityContext", have_sc, JSON_OBJECT, &cr);
+	json_t *sc = ensure_had(run, c, "securityContext",
+				own_copy(run, c, "securityContext", have_sc), JSON_OBJECT, &cr);
 	if (!sc)
 		return kilt_error_setf(err, -EINVAL, "securityContext is not an object");
 	if (cr) {
@@ -1720,6 +1768,13 @@ struct prepared_mount {
 };
 
 #define PREPARED_MOUNTS 32
+#define PREPARED_CAPS 32
+
+/* The securityContext kept for a plan's capabilities. */
+struct prepared_caps {
+	json_t *caps; /* owned: a copy of the capabilities (strings) */
+	struct caps_piece piece; /* its securityContext frozen */
+};
 
 struct kilt_k8s_prepared {
 	/* the options the pieces are made under */
@@ -1731,6 +1786,8 @@ struct kilt_k8s_prepared {
 	 * adding one. */
 	struct prepared_mount mounts[PREPARED_MOUNTS];
 	_Atomic size_t n;
+	struct prepared_caps caps[PREPARED_CAPS]; /* the same, [0, n_caps) */
+	_Atomic size_t n_caps;
 	pthread_mutex_t lock;
 };
 
@@ -1745,6 +1802,7 @@ struct kilt_k8s_prepared *kilt_k8s_prepared_new(const struct kilt_k8s_options *o
 	pp->init_resources = opts->init_resources ? json_deep_copy(opts->init_resources) : NULL;
 	kilt_json_arena_resume(arena);
 	atomic_init(&pp->n, 0);
+	atomic_init(&pp->n_caps, 0);
 	pthread_mutex_init(&pp->lock, NULL);
 	return pp;
 }
@@ -1766,6 +1824,13 @@ void kilt_k8s_prepared_free(struct kilt_k8s_prepared *pp)
 		}
 		free(mp->v);
 		free_frozen(mp->init);
+	}
+	size_t n_caps = atomic_load(&pp->n_caps);
+	for (size_t i = 0; i < n_caps; i++) {
+		json_decref(pp->caps[i].caps);
+		free_frozen(pp->caps[i].piece.sc);
+		pp->caps[i].piece.sc = NULL;
+		caps_piece_done(&pp->caps[i].piece);
 	}
 	pthread_mutex_destroy(&pp->lock);
 	free(pp->copy_helper);
@@ -1876,6 +1941,73 @@ static const struct mount_pieces *prepared_pieces(struct kilt_k8s_prepared *pp, 
 	}
 	pthread_mutex_unlock(&pp->lock);
 	return found ? &found->pieces : NULL;
+}
+
+/* Whether `pc` was made for the capabilities `caps`. */
+static bool prepared_caps_is(const struct prepared_caps *pc, const json_t *caps)
+{
+	size_t n = json_array_size(caps);
+	if (n != json_array_size(pc->caps))
+		return false;
+	for (size_t k = 0; k < n; k++) {
+		const json_t *a = json_array_get(pc->caps, k);
+		if (!same_text(json_string_value(a), json_string_length(a),
+			       json_array_get(caps, k)))
+			return false;
+	}
+	return true;
+}
+
+static const struct prepared_caps *prepared_caps_find(const struct kilt_k8s_prepared *pp,
+						      size_t from, size_t to, const json_t *caps)
+{
+	for (size_t i = from; i < to; i++)
+		if (prepared_caps_is(&pp->caps[i], caps))
+			return &pp->caps[i];
+	return NULL;
+}
+
+/* The securityContext kept by `pp` for the capabilities `caps`, made now when it is not yet;
+ * NULL when it cannot be kept (a capability that is no string without NUL, or the table is
+ * full). */
+static const struct caps_piece *prepared_caps(struct kilt_k8s_prepared *pp, const json_t *caps)
+{
+	size_t n = atomic_load_explicit(&pp->n_caps, memory_order_acquire);
+	const struct prepared_caps *found = prepared_caps_find(pp, 0, n, caps);
+	if (found)
+		return &found->piece;
+	size_t k;
+	const json_t *v;
+	json_array_foreach (caps, k, v)
+		if (!json_is_string(v) || !str_clean(v))
+			return NULL;
+	pthread_mutex_lock(&pp->lock);
+	size_t now = atomic_load_explicit(&pp->n_caps, memory_order_relaxed);
+	found = prepared_caps_find(pp, n, now, caps);
+	if (!found && now < PREPARED_CAPS) {
+		struct prepared_caps *pc = &pp->caps[now];
+		bool arena = kilt_json_arena_suspend();
+		pc->caps = json_deep_copy(caps);
+		caps_piece_build(caps, &pc->piece);
+		kilt_json_arena_resume(arena);
+		freeze(pc->piece.sc);
+		atomic_store_explicit(&pp->n_caps, now + 1, memory_order_release);
+		found = pc;
+	}
+	pthread_mutex_unlock(&pp->lock);
+	return found ? &found->piece : NULL;
+}
+
+/* The securityContext for the capabilities `caps` in this run: the one kept by the options'
+ * kilt_k8s_prepared, or one made into `fresh` (released by the caller with caps_piece_done). */
+static const struct caps_piece *caps_of(const struct run *run, const json_t *caps,
+					struct caps_piece *fresh)
+{
+	const struct caps_piece *kept = run->prepared ? prepared_caps(run->prepared, caps) : NULL;
+	if (kept)
+		return kept;
+	caps_piece_build(caps, fresh);
+	return fresh;
 }
 
 /* The options' kilt_k8s_prepared when it was made under them. */
@@ -2464,12 +2596,12 @@ static void injected_summary(char *out, size_t size, const char *recipe, const j
 	struct kilt_json_out o;
 	kilt_json_out_init(&o, NULL, NULL);
 	kilt_json_out_reserve(&o, size);
-	out_raw(&o, "injected recipe ", 16);
-	out_raw(&o, recipe, strlen(recipe));
-	out_raw(&o, ": command ", 10);
+	kilt_json_out_raw(&o, "injected recipe ", 16);
+	kilt_json_out_raw(&o, recipe, strlen(recipe));
+	kilt_json_out_raw(&o, ": command ", 10);
 	put_json(&o, ep);
 	if (json_array_size(caps) && o.text.len + 3 < size) {
-		out_raw(&o, "; capabilities ", 15);
+		kilt_json_out_raw(&o, "; capabilities ", 15);
 		put_json(&o, caps);
 	}
 	size_t n = o.text.len < size - 1 ? o.text.len : size - 1;

@@ -655,6 +655,7 @@ static const char RECIPE_B[] =
 	"  command: ${original.command}\n"
 	"  mount: [ { name: b, image: \"example/b:2\", volumes: [ /b, /opt/c ] }"
 	" ]\n"
+	"  capabilities: [ SYS_PTRACE, cap_sys_ptrace, NET_ADMIN ]\n"
 	"}\n";
 
 /* What the webhook's door answers: the patch text, the warnings and the pod after it. */
@@ -677,9 +678,10 @@ static char *answer(const json_t *p, const struct kilt_k8s_namespace *ns,
 	return text;
 }
 
-/* The pods of the tests below: one or two containers, recipe B by annotation, a container that
- * mounts at kilt's path already, a pod with a volume of kilt's name (both refused), under
- * namespaces that take it or that enforce baseline (the injection rolled back). */
+/* The pods of the tests below: one or two containers, recipe B by annotation (capabilities
+ * named twice), a container that mounts at kilt's path already, a pod with a volume of kilt's
+ * name (both refused), containers whose securityContext is null or drops ALL, under namespaces
+ * that take it or that enforce baseline (the injection rolled back). */
 static json_t *prepared_pods(void)
 {
 	static const char text[] =
@@ -688,7 +690,11 @@ static json_t *prepared_pods(void)
 		"{\"name\":\"side\",\"image\":\"envoy\",\"args\":[\"-c\"],\"command\":[\"/e\"],"
 		"\"volumeMounts\":[{\"name\":\"cfg\",\"mountPath\":\"/etc/e\"}]}]\n"
 		"[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\"],"
-		"\"volumeMounts\":[{\"name\":\"mine\",\"mountPath\":\"/kilt\"}]}]\n";
+		"\"volumeMounts\":[{\"name\":\"mine\",\"mountPath\":\"/kilt\"}]}]\n"
+		"[{\"name\":\"web\",\"image\":\"nginx\",\"command\":[\"/web\"],"
+		"\"securityContext\":null},{\"name\":\"two\",\"image\":\"nginx\","
+		"\"command\":[\"/"
+		"t\"],\"securityContext\":{\"capabilities\":{\"drop\":[\"ALL\"]}}}]\n";
 	json_t *pods = json_array();
 	for (const char *line = text; *line;) {
 		const char *end = strchr(line, '\n');
@@ -760,7 +766,7 @@ static void test_k8s__prepared_same_answers(void **state)
 					assert_string_equal(other, want);
 					compared += 2;
 				}
-	assert_int_equal(compared, 2 * 4 * 5 * 2 * 2);
+	assert_int_equal(compared, 2 * 4 * 6 * 2 * 2);
 	/* the options' differences show: runAsUser, the helper, image volumes, resources */
 	const json_t *p = json_array_get(pods, 0);
 	_cleanup_free_ char *a0 = answer(p, &nss[0], &o[0], pp[0]);
