@@ -165,6 +165,10 @@ struct patcher {
 	size_t n_ops;
 	int failed; /* the writer's first error (a value that cannot be written as JSON) */
 	struct kbuf path; /* the current node's JSON Pointer */
+	/* where the first of its segments starts that has a byte the JSON writer escapes or
+	 * checks ('"', '\\', a control character, a byte of a multibyte character); SIZE_MAX
+	 * when none has: the path is then written as it is */
+	size_t path_looked_at;
 	bool pruned; /* walking only into changed and declared nodes */
 	json_t *covered; /* owned array: values that went whole into an operation or left the document
 			  * (changes inside them need no operation of their own) */
@@ -239,39 +243,58 @@ static char *path_room(struct kbuf *path, size_t n)
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* A high bit in the bytes of w equal to c (and maybe in bytes above one that is). */
-static inline uint64_t bytes_equal(uint64_t w, unsigned char c)
+/* A high bit in the bytes of w that need a look in path_push (at least the first of them; none
+ * when all 8 are plain ASCII other than '~', '/', '"' and '\\'): (x - ONES) has one exactly
+ * when some byte of x is 0 (w without a high bit), (w - ONES * 0x20) when some byte is below
+ * 0x20. */
+static inline uint64_t segment_look8(uint64_t w)
 {
-	uint64_t x = w ^ (ONES * c);
-	return (x - ONES) & ~x & HIGHS;
+	uint64_t t = w | (w - ONES * 0x20) | ((w ^ (ONES * '~')) - ONES) |
+		     ((w ^ (ONES * '/')) - ONES) | ((w ^ (ONES * '"')) - ONES) |
+		     ((w ^ (ONES * '\\')) - ONES);
+	return t & HIGHS;
 }
 
-/* Appends "/" and the RFC 6901 escape of seg[0..n) ('~' as "~0", '/' as "~1") to the path. */
-static void path_push(struct kbuf *path, const char *seg, size_t n)
+/* Appends "/" and the RFC 6901 escape of seg[0..n) ('~' as "~0", '/' as "~1") to the path,
+ * noting whether the segment has a byte the JSON writer escapes or checks. */
+static void path_push(struct patcher *p, const char *seg, size_t n)
 {
+	struct kbuf *path = &p->path;
 	char *d = path_room(path, 2 * n + 1);
 	*d++ = '/';
 	size_t i = 0;
-	/* eight bytes at a time while none of them is '~' or '/' (most keys have neither) */
+	/* eight bytes at a time while none of them needs a look (most keys) */
 	for (; n - i >= 8; i += 8) {
 		uint64_t w;
 		memcpy(&w, seg + i, 8);
-		if (bytes_equal(w, '~') | bytes_equal(w, '/'))
+		if (segment_look8(w))
 			break;
 		memcpy(d, &w, 8);
 		d += 8;
 	}
+	bool plain = true;
 	for (; i < n; i++) {
-		char c = seg[i];
+		unsigned char c = (unsigned char)seg[i];
 		if (c == '~' || c == '/') {
 			*d++ = '~';
 			*d++ = c == '~' ? '0' : '1';
 		} else {
-			*d++ = c;
+			plain = plain && c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+			*d++ = (char)c;
 		}
 	}
 	*d = '\0';
+	if (!plain && p->path_looked_at == SIZE_MAX)
+		p->path_looked_at = path->len;
 	path->len = (size_t)(d - path->data);
+}
+
+/* Takes the path back to its first `len` bytes. */
+static void path_pop(struct patcher *p, size_t len)
+{
+	p->path.len = len;
+	if (p->path_looked_at >= len)
+		p->path_looked_at = SIZE_MAX;
 }
 
 static void path_push_index(struct kbuf *path, size_t i)
@@ -291,24 +314,35 @@ static void path_push_index(struct kbuf *path, size_t i)
 static void write_op(struct patcher *p, int op, const json_t *value)
 {
 	static const char *const heads[] = {
-		[OP_ADD] = "},{\"op\":\"add\",\"path\":",
-		[OP_REPLACE] = "},{\"op\":\"replace\",\"path\":",
-		[OP_REMOVE] = "},{\"op\":\"remove\",\"path\":",
+		[OP_ADD] = "},{\"op\":\"add\",\"path\":\"",
+		[OP_REPLACE] = "},{\"op\":\"replace\",\"path\":\"",
+		[OP_REMOVE] = "},{\"op\":\"remove\",\"path\":\"",
 	};
-	static const size_t head_len[] = { [OP_ADD] = 21, [OP_REPLACE] = 25, [OP_REMOVE] = 24 };
+	static const size_t head_len[] = { [OP_ADD] = 22, [OP_REPLACE] = 26, [OP_REMOVE] = 25 };
 	struct kilt_json_out *o = p->out;
 	if (p->failed)
 		return;
 	/* the first operation without the "}," */
 	size_t skip = p->n_ops == 1 ? 2 : 0;
-	int r = kilt_json_out_raw(o, heads[op] + skip, head_len[op] - skip);
-	if (r == 0)
-		r = kilt_json_out_string(o, p->path.data ? p->path.data : "", p->path.len, 0);
-	if (r == 0 && value) {
-		r = kilt_json_out_raw(o, ",\"value\":", 9);
+	const char *path = p->path.data ? p->path.data : "";
+	int r;
+	if (p->path_looked_at == SIZE_MAX) {
+		/* nothing in the path to escape or check: its bytes between the quotes */
+		r = kilt_json_out_raw(o, heads[op] + skip, head_len[op] - skip);
 		if (r == 0)
-			r = kilt_json_out_value(o, value, JSON_COMPACT | JSON_ENCODE_ANY, 0);
+			r = kilt_json_out_raw(o, path, p->path.len);
+		if (r == 0)
+			r = value ? kilt_json_out_raw(o, "\",\"value\":", 10)
+				  : kilt_json_out_raw(o, "\"", 1);
+	} else {
+		r = kilt_json_out_raw(o, heads[op] + skip, head_len[op] - skip - 1);
+		if (r == 0)
+			r = kilt_json_out_string(o, path, p->path.len, 0);
+		if (r == 0 && value)
+			r = kilt_json_out_raw(o, ",\"value\":", 9);
 	}
+	if (r == 0 && value)
+		r = kilt_json_out_value(o, value, JSON_COMPACT | JSON_ENCODE_ANY, 0);
 	if (r < 0)
 		p->failed = r;
 }
@@ -428,10 +462,10 @@ static void key_op(struct patcher *p, const char *k, size_t klen, const json_t *
 	cover(p, old);
 	if (old && same_as_before(p, old, v))
 		return;
-	path_push(&p->path, k, klen);
+	path_push(p, k, klen);
 	add_op(p, old ? OP_REPLACE : OP_ADD, v);
 	cover(p, v);
-	p->path.len = len;
+	path_pop(p, len);
 	done_add(done, k);
 }
 
@@ -465,10 +499,10 @@ static void object_ops(struct patcher *p, struct changed *c, const json_t *now,
 	json_object_foreach ((json_t *)(uintptr_t)before, k, v) {
 		if (json_object_get(now, k))
 			continue;
-		path_push(&p->path, k, strlen(k));
+		path_push(p, k, strlen(k));
 		add_op(p, OP_REMOVE, NULL);
 		cover(p, v);
-		p->path.len = len;
+		path_pop(p, len);
 	}
 	json_object_foreach ((json_t *)(uintptr_t)now, k, v) {
 		key_op(p, k, strlen(k), v, json_object_get(before, k), done);
@@ -509,7 +543,7 @@ static bool array_ops(struct patcher *p, struct changed *c, const json_t *now, b
 			path_push_index(&p->path, t);
 			add_op(p, OP_ADD, json_array_get(now, t));
 			cover(p, json_array_get(now, t));
-			p->path.len = len;
+			path_pop(p, len);
 		}
 		return true;
 	}
@@ -549,7 +583,7 @@ static bool array_ops(struct patcher *p, struct changed *c, const json_t *now, b
 		path_push_index(&p->path, k);
 		add_op(p, OP_REMOVE, NULL);
 		cover(p, json_array_get(before, k));
-		p->path.len = len;
+		path_pop(p, len);
 	}
 	for (size_t t = 0; t < nn; t++) {
 		if (!added[t])
@@ -557,7 +591,7 @@ static bool array_ops(struct patcher *p, struct changed *c, const json_t *now, b
 		path_push_index(&p->path, t);
 		add_op(p, OP_ADD, json_array_get(now, t));
 		cover(p, json_array_get(now, t));
-		p->path.len = len;
+		path_pop(p, len);
 	}
 	if (kept != few_kept)
 		free(kept);
@@ -587,9 +621,9 @@ static void walk(struct patcher *p, const json_t *node)
 			const char *k = json_object_iter_key(it);
 			if (done_has(&done, k))
 				continue;
-			path_push(&p->path, k, json_object_iter_key_len(it));
+			path_push(p, k, json_object_iter_key_len(it));
 			walk(p, v);
-			p->path.len = len;
+			path_pop(p, len);
 		}
 		done_free(&done);
 		return;
@@ -612,7 +646,7 @@ static void walk(struct patcher *p, const json_t *node)
 			continue;
 		path_push_index(&p->path, i);
 		walk(p, v);
-		p->path.len = len;
+		path_pop(p, len);
 	}
 	if (added != few_added)
 		free(added);
@@ -732,6 +766,7 @@ static void run(struct patcher *p, const json_t *root)
 	p->mask = cap - 1;
 	p->share = j->share_values;
 	kbuf_init(&p->path, SIZE_MAX / 2);
+	p->path_looked_at = SIZE_MAX;
 	path_room(&p->path, 256); /* most paths: no growing */
 	/* Each changed node once, with its entries newest first. */
 	for (size_t i = 0; i < j->n; i++)
@@ -766,7 +801,7 @@ static void run(struct patcher *p, const json_t *root)
 				p->v[i].seen = false;
 			p->unseen = p->n;
 			p->pruned = false;
-			p->path.len = 0;
+			path_pop(p, 0);
 		}
 	}
 	if (!p->pruned && (json_is_object(root) || json_is_array(root)))

@@ -179,22 +179,26 @@ static void test_journal__object_ops_and_escapes(void **state)
 	kilt_journal_done(&j);
 }
 
-/* Keys of 0 to 24 bytes with '~' or '/' at every position (the path is written eight bytes at a
- * time up to one of them), as the key of a member set and of an object walked through: each
- * path's segments escaped as RFC 6901 says, the text as jansson writes the patch. */
+/* Keys of 1 to 24 bytes with a byte to escape at every position, as the key of a member set and
+ * of an object walked through, and a plain key set after them: each path's segments escaped as
+ * RFC 6901 says ('~' and '/'), the text as jansson writes the patch (the path is written as it
+ * is unless a segment has a byte the JSON writer escapes or checks: '"', '\\', a control
+ * character, UTF-8); a key that is not UTF-8 makes no text. */
 static void test_journal__path_escapes_at_every_position(void **state)
 {
 	(void)state;
-	static const char specials[] = { '~', '/' };
+	static const char *const specials[] = { "~", "/", "\"", "\\", "\x01", "\xc3\xa9", "\xff" };
 	for (size_t s = 0; s < ARRAY_SIZE(specials); s++) {
+		size_t sl = strlen(specials[s]);
 		for (size_t len = 1; len <= 24; len++) {
 			for (size_t at = 0; at < len; at++) {
-				char key[32], esc[64];
-				memset(key, 'k', len);
-				key[at] = specials[s];
-				key[len] = '\0';
+				char key[40], esc[80];
+				memset(key, 'k', sizeof(key));
+				memcpy(key + at, specials[s], sl);
+				size_t kl = len - 1 + sl;
+				key[kl] = '\0';
 				size_t e = 0;
-				for (size_t i = 0; i < len; i++) {
+				for (size_t i = 0; i < kl; i++) {
 					if (key[i] == '~' || key[i] == '/') {
 						esc[e++] = '~';
 						esc[e++] = key[i] == '~' ? '0' : '1';
@@ -203,21 +207,36 @@ static void test_journal__path_escapes_at_every_position(void **state)
 					}
 				}
 				esc[e] = '\0';
-				_cleanup_json_ json_t *doc = json_pack("{s{si}}", key, key, 1);
+				_cleanup_json_ json_t *doc = json_object();
+				json_t *inner = json_object();
+				json_object_setn_new_nocheck(inner, key, kl, json_integer(1));
+				json_object_setn_new_nocheck(doc, key, kl, inner);
+				json_t *after = json_pack("{si}", "y", 1);
+				json_object_set_new(doc, "zz-after", after);
 				struct kilt_journal j;
 				kilt_journal_init(&j);
-				json_t *inner = json_object_get(doc, key);
 				kilt_journal_via(&j, doc);
 				kilt_journal_via(&j, inner);
+				kilt_journal_via(&j, after);
 				kilt_journal_set(&j, inner, key, json_integer(2));
+				kilt_journal_set(&j, after, "y", json_integer(3));
 				_cleanup_json_ json_t *patch = kilt_journal_patch(&j, doc);
-				assert_text_same(&j, doc, patch);
+				assert_int_equal(json_array_size(patch), 2);
 				char want[256];
 				snprintf(want, sizeof(want), "/%s/%s", esc, esc);
-				assert_int_equal(json_array_size(patch), 1);
+				const json_t *path =
+					json_object_get(json_array_get(patch, 0), "path");
+				assert_int_equal(json_string_length(path), strlen(want));
+				assert_memory_equal(json_string_value(path), want, strlen(want));
 				assert_string_equal(json_string_value(json_object_get(
-							    json_array_get(patch, 0), "path")),
-						    want);
+							    json_array_get(patch, 1), "path")),
+						    "/zz-after/y");
+				if (specials[s][0] == '\xff') {
+					size_t tl = 0, n_ops = 0;
+					assert_null(kilt_journal_patch_text(&j, doc, &tl, &n_ops));
+				} else {
+					assert_text_same(&j, doc, patch);
+				}
 				kilt_journal_done(&j);
 			}
 		}
