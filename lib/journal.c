@@ -28,12 +28,17 @@ void kilt_journal_init(struct kilt_journal *j)
 void kilt_journal_set(struct kilt_journal *j, json_t *target, const char *key, json_t *value)
 {
 	struct kilt_journal_entry *je = push(j, target, KILT_J_SET);
-	je->old = json_incref(json_object_get(target, key));
+	size_t n = strlen(key);
+	/* a key already there is replaced where the look-up found it (one look-up, not two) */
+	void *it = json_object_iter_at(target, key);
+	je->old = it ? json_incref(json_object_iter_value(it)) : NULL;
 	je->size = j->keys.len;
-	if (kbuf_add(&j->keys, key, strlen(key) + 1) < 0)
+	if (!kilt_kbuf_add_in_room(&j->keys, key, n + 1) && kbuf_add(&j->keys, key, n + 1) < 0)
 		abort(); /* the buffer's maximum is SIZE_MAX / 2 */
-	/* keys are the engines' own or those of the document's members: UTF-8 already */
-	json_object_set_new_nocheck(target, key, value);
+	if (it && target != value)
+		json_object_iter_set_new(target, it, value);
+	else /* keys are the engines' own or those of the document's members: UTF-8 already */
+		json_object_setn_new_nocheck(target, key, n, value);
 }
 
 void kilt_journal_del(struct kilt_journal *j, json_t *target, const char *key)
