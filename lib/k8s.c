@@ -601,10 +601,24 @@ static const char *forbidden_cap(const json_t *caps, const char *level)
 	return NULL;
 }
 
-static const char *psa_level(const struct pod *p, const char *label)
+/* The namespace's Pod Security levels that forbid something (baseline or restricted), NULL
+ * where it has none: enforced, warned at, audited at, read in one pass over its labels. */
+enum { PSA_ENFORCE, PSA_WARN, PSA_AUDIT, PSA_COUNT };
+
+static void psa_levels(const struct pod *p, const char *ret[PSA_COUNT])
 {
-	const char *v = str_at(p->ns_labels, label);
-	return v && (strcmp(v, "baseline") == 0 || strcmp(v, "restricted") == 0) ? v : NULL;
+	static const struct kilt_json_key keys[PSA_COUNT] = {
+		KILT_JSON_KEY(KILT_K8S_PSA_ENFORCE),
+		KILT_JSON_KEY(KILT_K8S_PSA_WARN),
+		KILT_JSON_KEY(KILT_K8S_PSA_AUDIT),
+	};
+	const json_t *v[PSA_COUNT];
+	kilt_json_members(p->ns_labels, keys, PSA_COUNT, v);
+	for (size_t i = 0; i < PSA_COUNT; i++) {
+		const char *s = json_string_value(v[i]);
+		ret[i] = s && (strcmp(s, "baseline") == 0 || strcmp(s, "restricted") == 0) ? s
+											   : NULL;
+	}
 }
 
 /* ---- the status annotation ----------------------------------------------------------------- */
@@ -818,6 +832,7 @@ struct injection {
 	struct status st; /* the status being written */
 	json_t *mounts; /* owned: name -> plan mount (the first container's), pod-level objects */
 	json_t *all_caps; /* owned: every capability added, for Pod Security */
+	struct kilt_json_out summary; /* owned: the text of a container's decision */
 };
 
 /* How a member's value is written: as in jansson's dump of the object (JSON_ENCODE_ANY: a
@@ -2590,24 +2605,22 @@ static void put_json(struct kilt_json_out *o, const json_t *v)
 
 /* "injected recipe R: command [...]", then "; capabilities [...]" when the plan adds some, cut
  * to fit `size` as snprintf and append_reason would cut them, in one buffer of the writer. */
-static void injected_summary(char *out, size_t size, const char *recipe, const json_t *ep,
-			     const json_t *caps)
+static void injected_summary(struct kilt_json_out *o, char *out, size_t size, const char *recipe,
+			     const json_t *ep, const json_t *caps)
 {
-	struct kilt_json_out o;
-	kilt_json_out_init(&o, NULL, NULL);
-	kilt_json_out_reserve(&o, size);
-	kilt_json_out_raw(&o, "injected recipe ", 16);
-	kilt_json_out_raw(&o, recipe, strlen(recipe));
-	kilt_json_out_raw(&o, ": command ", 10);
-	put_json(&o, ep);
-	if (json_array_size(caps) && o.text.len + 3 < size) {
-		kilt_json_out_raw(&o, "; capabilities ", 15);
-		put_json(&o, caps);
+	o->text.len = 0; /* the buffer of the pod's containers, each in turn */
+	kilt_json_out_reserve(o, size);
+	kilt_json_out_raw(o, "injected recipe ", 16);
+	kilt_json_out_raw(o, recipe, strlen(recipe));
+	kilt_json_out_raw(o, ": command ", 10);
+	put_json(o, ep);
+	if (json_array_size(caps) && o->text.len + 3 < size) {
+		kilt_json_out_raw(o, "; capabilities ", 15);
+		put_json(o, caps);
 	}
-	size_t n = o.text.len < size - 1 ? o.text.len : size - 1;
-	memcpy(out, o.text.data, n);
+	size_t n = o->text.len < size - 1 ? o->text.len : size - 1;
+	memcpy(out, o->text.data, n);
 	out[n] = '\0';
-	kilt_json_out_done(&o);
 }
 
 /* Injects `p` with `rec` (chosen recipe). Everything it changes is journaled. */
@@ -2668,6 +2681,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 	/* a current status gets the records of the containers injected now added to its own */
 	inj.st.base = current ? json_deep_copy(p->status) : NULL;
 	kilt_json_out_init(&inj.st.recs, NULL, NULL);
+	kilt_json_out_init(&inj.summary, NULL, NULL);
 	/* room for a few records at once instead of a buffer grown by doubling */
 	kilt_json_out_reserve(&inj.st.recs, 1024);
 	inj.mounts = json_object();
@@ -2808,8 +2822,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			json_array_extend(inj.all_caps, caps);
 			rec_close(st, cname, true);
 			char summary[512];
-			injected_summary(summary, sizeof(summary), kr->name, pm[PLAN_ENTRYPOINT],
-					 caps);
+			injected_summary(&inj.summary, summary, sizeof(summary), kr->name,
+					 pm[PLAN_ENTRYPOINT], caps);
 			add_decision(p, cname, KILT_PATCHED, false, summary);
 			n_new++;
 		}
@@ -2830,7 +2844,9 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 		goto done;
 	}
 	/* Pod Security: the level enforced decides whether the API server would take the pod. */
-	const char *enforce = psa_level(p, KILT_K8S_PSA_ENFORCE);
+	const char *levels[PSA_COUNT];
+	psa_levels(p, levels);
+	const char *enforce = levels[PSA_ENFORCE];
 	const char *bad = enforce ? forbidden_cap(inj.all_caps, enforce) : NULL;
 	if (bad && run->opts->pod_security == KILT_K8S_PSA_SKIP) {
 		char why[1024];
@@ -2850,9 +2866,8 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 			p->ns_name, enforce, bad);
 		p->warn = true;
 	}
-	static const char *const psa_labels[] = { KILT_K8S_PSA_WARN, KILT_K8S_PSA_AUDIT };
-	for (size_t i = 0; i < ARRAY_SIZE(psa_labels); i++) {
-		const char *lv = psa_level(p, psa_labels[i]);
+	for (size_t i = 0; i < 2; i++) {
+		const char *lv = levels[i == 0 ? PSA_WARN : PSA_AUDIT];
 		const char *b = lv ? forbidden_cap(inj.all_caps, lv) : NULL;
 		if (b) {
 			append_reason(
@@ -2903,6 +2918,7 @@ static int inject_pod(struct pod *p, const struct kilt_k8s_recipe *kr)
 done:
 	kilt_selection_done(&sel);
 	status_done(&inj.st);
+	kilt_json_out_done(&inj.summary);
 	json_decref(inj.mounts);
 	json_decref(inj.all_caps);
 out:
