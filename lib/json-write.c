@@ -189,6 +189,53 @@ static inline size_t plain_run(const char *p, size_t n, bool slash)
 static int put_escaped(struct kilt_json_out *o, const char *p, size_t n, size_t i, bool slash)
 	__attribute__((noinline));
 
+/* Copies p[0..n) to d[0..n) as long as it has nothing to escape (eight bytes checked at a time,
+ * the tail without a loop): n when it has none, else an i such that p[0..i) are plain and
+ * copied. */
+static inline __attribute__((always_inline)) size_t copy_plain(char *d, const char *p, size_t n,
+							       bool slash)
+{
+	uint64_t slashes = slash ? ONES * '/' : 0;
+	size_t i = 0;
+	for (; n - i >= 8; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (!plain8(w, slashes))
+			return i;
+		memcpy(d + i, &w, 8);
+	}
+	if (i == n)
+		return n; /* a multiple of eight bytes: all checked */
+	if (n >= 8) {
+		/* the last eight bytes (some of them checked already) */
+		uint64_t w;
+		memcpy(&w, p + n - 8, 8);
+		if (!plain8(w, slashes))
+			return i;
+		memcpy(d + n - 8, &w, 8);
+		return n;
+	}
+	if (n >= 4) {
+		/* the first four bytes and the last four, which may overlap */
+		uint32_t a, z;
+		memcpy(&a, p, 4);
+		memcpy(&z, p + n - 4, 4);
+		if (!plain4(a, (uint32_t)slashes) || !plain4(z, (uint32_t)slashes))
+			return 0;
+		memcpy(d, &a, 4);
+		memcpy(d + n - 4, &z, 4);
+		return n;
+	}
+	unsigned stop = slash ? 7 : 3;
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (byte_class[c] & stop)
+			return i;
+		d[i] = (char)c;
+	}
+	return n;
+}
+
 /* put_string_between()'s way when p[i] needs a look (or the buffer must grow), p[0..i) being
  * plain ASCII. */
 static __attribute__((noinline)) int put_escaped_between(struct kilt_json_out *o, const char *p,
@@ -211,45 +258,12 @@ static inline __attribute__((always_inline)) int put_string_between(struct kilt_
 								    char trail)
 {
 	struct kbuf *b = &o->text;
-	size_t i = 0;
 	if (b->cap - b->len <= n + 12 || b->max - b->len < n + 4)
 		return put_escaped_between(o, p, n, plain_run(p, n, slash), slash, lead, trail);
-	uint64_t slashes = slash ? ONES * '/' : 0;
-	unsigned stop = slash ? 7 : 3;
 	char *d = b->data + b->len + 1 + (lead != 0);
-	for (; n - i >= 8; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		if (!plain8(w, slashes))
-			return put_escaped_between(o, p, n, i, slash, lead, trail);
-		memcpy(d + i, &w, 8);
-	}
-	if (i == n) {
-		/* a multiple of eight bytes: all checked */
-	} else if (n >= 8) {
-		/* the last eight bytes (some of them checked already): no loop for the tail */
-		uint64_t w;
-		memcpy(&w, p + n - 8, 8);
-		if (!plain8(w, slashes))
-			return put_escaped_between(o, p, n, i, slash, lead, trail);
-		memcpy(d + n - 8, &w, 8);
-	} else if (n >= 4) {
-		/* the first four bytes and the last four, which may overlap */
-		uint32_t a, z;
-		memcpy(&a, p, 4);
-		memcpy(&z, p + n - 4, 4);
-		if (!plain4(a, (uint32_t)slashes) || !plain4(z, (uint32_t)slashes))
-			return put_escaped_between(o, p, n, 0, slash, lead, trail);
-		memcpy(d, &a, 4);
-		memcpy(d + n - 4, &z, 4);
-	} else {
-		for (; i < n; i++) {
-			unsigned char c = (unsigned char)p[i];
-			if (byte_class[c] & stop)
-				return put_escaped_between(o, p, n, i, slash, lead, trail);
-			d[i] = (char)c;
-		}
-	}
+	size_t i = copy_plain(d, p, n, slash);
+	if (i != n)
+		return put_escaped_between(o, p, n, i, slash, lead, trail);
 	if (lead)
 		d[-2] = lead;
 	d[-1] = '"';
@@ -807,8 +821,6 @@ straight_string(char *d, const char *end, const char *p, size_t n, bool slash)
 {
 	if (end - d < (ptrdiff_t)n)
 		return NULL;
-	uint64_t slashes = slash ? ONES * '/' : 0;
-	unsigned stop = slash ? 7 : 3;
 	size_t i = 0;
 	*d++ = '"';
 #if defined(__SSE2__)
@@ -830,39 +842,9 @@ straight_string(char *d, const char *end, const char *p, size_t n, bool slash)
 		return d + n + 1;
 	}
 #endif
-	for (; n - i >= 8; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		if (!plain8(w, slashes))
-			goto escape;
-		memcpy(d + i, &w, 8);
-	}
-	if (i == n) {
-		/* a multiple of eight bytes: all checked */
-	} else if (n >= 8) {
-		/* the last eight bytes (some of them checked already): no loop for the tail */
-		uint64_t w;
-		memcpy(&w, p + n - 8, 8);
-		if (!plain8(w, slashes))
-			goto escape;
-		memcpy(d + n - 8, &w, 8);
-	} else if (n >= 4) {
-		/* the first four bytes and the last four, which may overlap */
-		uint32_t a, z;
-		memcpy(&a, p, 4);
-		memcpy(&z, p + n - 4, 4);
-		if (!plain4(a, (uint32_t)slashes) || !plain4(z, (uint32_t)slashes))
-			goto escape;
-		memcpy(d, &a, 4);
-		memcpy(d + n - 4, &z, 4);
-	} else {
-		for (; i < n; i++) {
-			unsigned char c = (unsigned char)p[i];
-			if (byte_class[c] & stop)
-				goto escape;
-			d[i] = (char)c;
-		}
-	}
+	i = copy_plain(d, p, n, slash);
+	if (i != n)
+		goto escape;
 	d[n] = '"';
 	return d + n + 1;
 escape:

@@ -744,8 +744,8 @@ static void test_json_read__skip_windows(void **state)
 }
 
 /* Numbers left out (short integers read by the skim itself, also as "key":123 then a key, the
- * others by the reader's number reading): each byte of a text of numbers replaced by bytes numbers are made of, and every cut,
- * read as jansson reads it. */
+ * others by the reader's number reading): each byte of a text of numbers replaced by bytes
+ * numbers are made of, and every cut, read as jansson reads it. */
 static void test_json_read__skip_numbers(void **state)
 {
 	(void)state;
