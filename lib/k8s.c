@@ -1732,6 +1732,21 @@ static void mount_pieces_done(struct mount_pieces *mp)
 	*mp = (struct mount_pieces){ 0 };
 }
 
+/* The count of every node of `v` set to `count` (jansson's true, false and null left alone). */
+static void set_counts(json_t *v, size_t count)
+{
+	if (!v || v == json_true() || v == json_false() || v == json_null())
+		return;
+	v->refcount = count;
+	if (json_is_object(v)) {
+		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
+			set_counts(json_object_iter_value(it), count);
+	} else if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			set_counts(json_array_get(v, i), count);
+	}
+}
+
 /* jansson leaves a value whose count is (size_t)-1 alone (its true, false and null): never
  * counted, never freed. A tree made so can be put into any number of documents at once, by any
  * thread, without a count changing, and a request's arena (kilt-json-arena.h) takes it for none
@@ -1739,38 +1754,14 @@ static void mount_pieces_done(struct mount_pieces *mp)
  * a document and removes it again. */
 static void freeze(json_t *v)
 {
-	if (!v || v->refcount == (size_t)-1)
-		return;
-	v->refcount = (size_t)-1;
-	if (json_is_object(v)) {
-		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
-			freeze(json_object_iter_value(it));
-	} else if (json_is_array(v)) {
-		for (size_t i = 0; i < json_array_size(v); i++)
-			freeze(json_array_get(v, i));
-	}
+	set_counts(v, (size_t)-1);
 }
 
 /* Counts every node of a frozen tree once again (each is referenced once in it), so that
  * json_decref frees it. */
 static void thaw(json_t *v)
 {
-	if (!v || v == json_true() || v == json_false() || v == json_null())
-		return;
-	v->refcount = 1;
-	if (json_is_object(v)) {
-		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
-			thaw(json_object_iter_value(it));
-	} else if (json_is_array(v)) {
-		for (size_t i = 0; i < json_array_size(v); i++)
-			thaw(json_array_get(v, i));
-	}
-}
-
-static void free_frozen(json_t *v)
-{
-	thaw(v);
-	json_decref(v);
+	set_counts(v, 1);
 }
 
 /* The pieces kept for one plan mount, found by what they are made of. */
@@ -1834,17 +1825,16 @@ void kilt_k8s_prepared_free(struct kilt_k8s_prepared *pp)
 		json_decref(pm->volumes);
 		struct mount_pieces *mp = &pm->pieces;
 		for (size_t k = 0; k < mp->n; k++) {
-			free_frozen(mp->v[k].mount);
-			free_frozen(mp->v[k].volume);
+			thaw(mp->v[k].mount);
+			thaw(mp->v[k].volume);
 		}
-		free(mp->v);
-		free_frozen(mp->init);
+		thaw(mp->init);
+		mount_pieces_done(mp);
 	}
 	size_t n_caps = atomic_load(&pp->n_caps);
 	for (size_t i = 0; i < n_caps; i++) {
 		json_decref(pp->caps[i].caps);
-		free_frozen(pp->caps[i].piece.sc);
-		pp->caps[i].piece.sc = NULL;
+		thaw(pp->caps[i].piece.sc);
 		caps_piece_done(&pp->caps[i].piece);
 	}
 	pthread_mutex_destroy(&pp->lock);
@@ -1875,22 +1865,27 @@ static bool same_text(const char *kept, size_t len, const json_t *s)
 	       memcmp(kept, json_string_value(s), len) == 0;
 }
 
-/* Whether `pm` was made for the mount of members `mm`. */
-static bool prepared_is(const struct prepared_mount *pm, const json_t *const mm[MOUNT_COUNT])
+/* Whether the strings of `list` are those of `kept` (strings), one for one. */
+static bool same_strings(const json_t *kept, const json_t *list)
 {
-	if (!same_text(pm->name, pm->name_len, mm[MOUNT_NAME]) ||
-	    !same_text(pm->image, pm->image_len, mm[MOUNT_IMAGE]))
-		return false;
-	size_t n = json_array_size(mm[MOUNT_VOLUMES]);
-	if (n != json_array_size(pm->volumes))
+	size_t n = json_array_size(list);
+	if (n != json_array_size(kept))
 		return false;
 	for (size_t k = 0; k < n; k++) {
-		const json_t *a = json_array_get(pm->volumes, k);
+		const json_t *a = json_array_get(kept, k);
 		if (!same_text(json_string_value(a), json_string_length(a),
-			       json_array_get(mm[MOUNT_VOLUMES], k)))
+			       json_array_get(list, k)))
 			return false;
 	}
 	return true;
+}
+
+/* Whether `pm` was made for the mount of members `mm`. */
+static bool prepared_is(const struct prepared_mount *pm, const json_t *const mm[MOUNT_COUNT])
+{
+	return same_text(pm->name, pm->name_len, mm[MOUNT_NAME]) &&
+	       same_text(pm->image, pm->image_len, mm[MOUNT_IMAGE]) &&
+	       same_strings(pm->volumes, mm[MOUNT_VOLUMES]);
 }
 
 static const struct prepared_mount *prepared_find(const struct kilt_k8s_prepared *pp, size_t from,
@@ -1958,26 +1953,11 @@ static const struct mount_pieces *prepared_pieces(struct kilt_k8s_prepared *pp, 
 	return found ? &found->pieces : NULL;
 }
 
-/* Whether `pc` was made for the capabilities `caps`. */
-static bool prepared_caps_is(const struct prepared_caps *pc, const json_t *caps)
-{
-	size_t n = json_array_size(caps);
-	if (n != json_array_size(pc->caps))
-		return false;
-	for (size_t k = 0; k < n; k++) {
-		const json_t *a = json_array_get(pc->caps, k);
-		if (!same_text(json_string_value(a), json_string_length(a),
-			       json_array_get(caps, k)))
-			return false;
-	}
-	return true;
-}
-
 static const struct prepared_caps *prepared_caps_find(const struct kilt_k8s_prepared *pp,
 						      size_t from, size_t to, const json_t *caps)
 {
 	for (size_t i = from; i < to; i++)
-		if (prepared_caps_is(&pp->caps[i], caps))
+		if (same_strings(pp->caps[i].caps, caps))
 			return &pp->caps[i];
 	return NULL;
 }
