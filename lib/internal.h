@@ -61,6 +61,11 @@ static inline bool kilt_kbuf_add_in_room(struct kbuf *b, const void *p, size_t n
 	return true;
 }
 
+/* Eight bytes in a uint64_t at once: each byte 0x01, each byte 0x80 (the readers' and writers'
+ * word-at-a-time checks). */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
 /* Room for the decimal digits of any unsigned long long (kilt_digits) */
 #define KILT_DIGITS_MAX 20
 

@@ -245,9 +245,6 @@ static char *path_room(struct kbuf *path, size_t n)
 	return path->data + path->len;
 }
 
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
 /* A high bit in the bytes of w that need a look in path_push (at least the first of them; none
  * when all 8 are plain ASCII other than '~', '/', '"' and '\\'): (x - ONES) has one exactly
  * when some byte of x is 0 (w without a high bit), (w - ONES * 0x20) when some byte is below

@@ -208,9 +208,6 @@ static size_t utf8(unsigned char u[4], uint32_t cp)
 	return 4;
 }
 
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
 /* The lanes of eight bytes that end a run of plain string bytes (below 0x20, '"' or '\\') have
  * their high bit set. A lane above a flagged one may be flagged wrongly (a borrow), one below
  * never: the lowest flag is the first byte that ends the run. */

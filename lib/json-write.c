@@ -94,9 +94,6 @@ static int newline(struct kilt_json_out *o, size_t n)
 	return 0;
 }
 
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
 /* A high bit set in the bytes of w that are not written as they are (at least the first of
  * them; none when all 8 are): a control character, '"', '\\', the byte of `slashes` (ONES * '/'
  * with JSON_ESCAPE_SLASH, else 0: a NUL, already a control character) or a byte of a multibyte
